@@ -1,1 +1,39 @@
-//! stub
+//! The server runtime every PhotonCloud service is built on. A service brings its gRPC
+//! services, HTTP routes, health check and config sections; the runtime brings the rest:
+//!
+//! - configuration from defaults, a TOML file, the environment and flags ([`config`], [`cli`]);
+//! - logging, text on a terminal and JSON under systemd ([`telemetry`]);
+//! - one TLS port serving gRPC and HTTP together, with the development CA when no certificate
+//!   is configured;
+//! - `GET /health`, `GET /metrics` and the `photon.runtime.v1.Runtime` gRPC service;
+//! - systemd notify (READY, STOPPING, WATCHDOG) and a graceful, bounded drain on SIGTERM.
+//!
+//! Architecture invariant: the runtime knows nothing of any particular service.
+
+mod api;
+pub mod cli;
+pub mod config;
+mod error;
+mod health;
+mod metrics;
+pub mod notify;
+mod observe;
+mod run;
+mod runtime_api;
+mod serve;
+mod signals;
+pub mod telemetry;
+mod tls_setup;
+
+pub use api::Api;
+pub use cli::CommonArgs;
+pub use config::{LogSection, ServerSection, ServiceConfig, ServiceSpec, TlsSection};
+pub use error::RuntimeError;
+pub use health::{HealthCheck, HealthReport, HealthStatus};
+pub use run::{run, serve, BoxError, Context};
+pub use tls_setup::{prepare as prepare_tls, TlsSetup};
+
+/// Re-exported so services register metrics against the same version the runtime encodes.
+pub use prometheus_client;
+/// Re-exported for services' extra flag overrides (`(key path, Value)` pairs).
+pub use figment::value::Value as ConfigValue;

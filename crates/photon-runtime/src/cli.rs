@@ -1,0 +1,93 @@
+//! The command-line flags every `<service>-server` shares, and how they become config overrides.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use figment::value::Value;
+
+use crate::config::{config_help, LogFormat, Mode, ServiceConfig, ServiceSpec};
+
+/// Flags common to all services. A service's own `clap::Parser` embeds this with
+/// `#[command(flatten)]`. Each flag overrides the config key named in its help.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct CommonArgs {
+    /// TOML config file; keys it leaves out keep their defaults. Also read from <PREFIX>_CONFIG.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// API listen address (server.listen).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// State directory (server.data_dir).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// development or production (server.mode).
+    #[arg(long, value_enum)]
+    pub mode: Option<Mode>,
+    /// Log filter, e.g. info or debug,hyper=info (log.level).
+    #[arg(long, value_name = "FILTER")]
+    pub log_level: Option<String>,
+    /// auto, text or json (log.format).
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// PEM certificate chain for the API port (tls.cert).
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert (tls.key).
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Require client certificates signed by this CA bundle (tls.client_ca).
+    #[arg(long, value_name = "FILE")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Directory of the shared development CA (tls.dev_ca_dir).
+    #[arg(long, value_name = "DIR")]
+    pub dev_ca_dir: Option<PathBuf>,
+    /// Serve plaintext instead of TLS (tls.insecure).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Print the merged configuration as TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
+}
+
+impl CommonArgs {
+    /// The config file to read: the flag, else `<PREFIX>_CONFIG` from `env`.
+    pub fn config_file(&self, spec: &ServiceSpec, env: &[(String, String)]) -> Option<PathBuf> {
+        let from_env = || env.iter().find(|(k, _)| *k == spec.config_env()).map(|(_, v)| PathBuf::from(v));
+        self.config.clone().or_else(from_env)
+    }
+
+    /// The `(key path, value)` pairs these flags set.
+    pub fn overrides(&self) -> Vec<(String, Value)> {
+        fn path(p: &std::path::Path) -> Value {
+            Value::from(p.display().to_string())
+        }
+        let mut out: Vec<(String, Value)> = Vec::new();
+        let mut set = |key: &str, value: Option<Value>| {
+            if let Some(v) = value {
+                out.push((key.to_string(), v));
+            }
+        };
+        set("server.listen", self.listen.map(|a| Value::from(a.to_string())));
+        set("server.data_dir", self.data_dir.as_deref().map(path));
+        set("server.mode", self.mode.map(|m| Value::from(format!("{m:?}").to_lowercase())));
+        set("log.level", self.log_level.clone().map(Value::from));
+        set("log.format", self.log_format.map(|f| Value::from(format!("{f:?}").to_lowercase())));
+        set("tls.cert", self.tls_cert.as_deref().map(path));
+        set("tls.key", self.tls_key.as_deref().map(path));
+        set("tls.client_ca", self.tls_client_ca.as_deref().map(path));
+        set("tls.dev_ca_dir", self.dev_ca_dir.as_deref().map(path));
+        set("tls.insecure", self.insecure.then(|| Value::from(true)));
+        out
+    }
+}
+
+/// Parses the command line of a service binary whose `--help` ends with the full config
+/// reference of `C`. Exits with clap's usual codes on `--help` or a usage error.
+pub fn parse<P: clap::Parser, C: ServiceConfig>(spec: &ServiceSpec) -> P {
+    let command = P::command()
+        .name(format!("{}-server", spec.name))
+        .version(spec.version)
+        .after_long_help(config_help::<C>(spec));
+    let matches = command.get_matches();
+    P::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}

@@ -1,0 +1,20 @@
+//! Logging: human-readable on a terminal, JSON under systemd (where journald keeps the fields).
+
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{LogFormat, LogSection};
+use crate::RuntimeError;
+
+/// Installs the global subscriber. Safe to call twice (the second call changes nothing).
+pub fn init(log: &LogSection) -> Result<(), RuntimeError> {
+    let filter = EnvFilter::try_new(&log.level)
+        .map_err(|e| RuntimeError::Config(format!("bad value for key `log.level` ({:?}): {e}", log.level)))?;
+    let json = match log.format {
+        LogFormat::Json => true,
+        LogFormat::Text => false,
+        LogFormat::Auto => std::env::var_os("JOURNAL_STREAM").is_some(),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json { builder.json().flatten_event(true).try_init() } else { builder.try_init() };
+    Ok(())
+}
