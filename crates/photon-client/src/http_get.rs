@@ -96,12 +96,18 @@ where
         let body = Limited::new(response.into_body(), MAX_BODY).collect().await.map_err(|e| fail(e.to_string()))?;
         Ok(HttpAnswer { status, body: body.to_bytes() })
     };
-    // The connection future drives the socket; it only ends first if the server hung up.
+    // The connection future drives the socket. A server that answers and then closes (as a
+    // draining one does) ends it before we have read the response, so the exchange is always
+    // awaited to the end; a connection error is reported only if the exchange failed too.
+    tokio::pin!(exchange);
     tokio::select! {
-        answer = exchange => answer,
-        ended = connection => Err(fail(match ended {
-            Ok(()) => "connection closed before the response".into(),
-            Err(e) => e.to_string(),
-        })),
+        answer = &mut exchange => answer,
+        ended = connection => {
+            let answer = exchange.await;
+            match (answer, ended) {
+                (Err(_), Err(e)) => Err(fail(e.to_string())),
+                (answer, _) => answer,
+            }
+        }
     }
 }

@@ -17,6 +17,7 @@ use tonic::service::Routes;
 use crate::config::ServiceSpec;
 use crate::health::{self, Health, HealthCheck, HealthReport};
 use crate::metrics::{self, Metrics};
+use crate::fallback;
 use crate::observe;
 use crate::runtime_api::RuntimeService;
 
@@ -77,6 +78,7 @@ impl Api {
             .route("/metrics", get(metrics::handler).with_state(metrics.clone()));
         grpc.merge(self.http)
             .merge(builtin)
+            .fallback(fallback::handler)
             .layer(axum::middleware::from_fn_with_state(metrics, observe::middleware))
     }
 }

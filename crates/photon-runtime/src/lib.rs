@@ -14,6 +14,7 @@ mod api;
 pub mod cli;
 pub mod config;
 mod error;
+mod fallback;
 mod health;
 mod metrics;
 pub mod notify;

@@ -47,7 +47,7 @@ where
     let config: C = match config::load(&spec, file.as_deref(), &env, &flags) {
         Ok(config) => config,
         Err(e) => {
-            eprintln!("{}-server: {e}", spec.name);
+            eprintln!("{}: {e}", program_name(&spec));
             return ExitCode::from(EXIT_CONFIG);
         }
     };
@@ -58,19 +58,19 @@ where
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("{}-server: {e}", spec.name);
+                eprintln!("{}: {e}", program_name(&spec));
                 ExitCode::FAILURE
             }
         };
     }
     if let Err(e) = telemetry::init(config.log()) {
-        eprintln!("{}-server: {e}", spec.name);
+        eprintln!("{}: {e}", program_name(&spec));
         return ExitCode::from(EXIT_CONFIG);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("{}-server: cannot start the async runtime: {e}", spec.name);
+            eprintln!("{}: cannot start the async runtime: {e}", program_name(&spec));
             return ExitCode::FAILURE;
         }
     };
@@ -84,6 +84,14 @@ where
             }
         }
     }
+}
+
+/// The name the binary was started as, for messages before logging is up.
+fn program_name(spec: &ServiceSpec) -> String {
+    std::env::args_os()
+        .next()
+        .and_then(|arg0| std::path::Path::new(&arg0).file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| format!("{}-server", spec.name))
 }
 
 async fn start<C, F, Fut>(spec: ServiceSpec, config: C, file: Option<PathBuf>, build: F) -> Result<(), RuntimeError>

@@ -1,5 +1,7 @@
 //! Logging: human-readable on a terminal, JSON under systemd (where journald keeps the fields).
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, LogSection};
@@ -14,7 +16,10 @@ pub fn init(log: &LogSection) -> Result<(), RuntimeError> {
         LogFormat::Text => false,
         LogFormat::Auto => std::env::var_os("JOURNAL_STREAM").is_some(),
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let _ = if json { builder.json().flatten_event(true).try_init() } else { builder.try_init() };
     Ok(())
 }

@@ -1,1 +1,12 @@
-//! stub
+//! The integration-test harness for PhotonCloud binaries. It spawns real server binaries on
+//! free loopback ports with temporary data dirs, waits for `/health`, kills (`-9`), terminates
+//! and restarts them, and prints their logs when a test fails. Every service's integration
+//! tests use it; nothing here is a mock.
+
+mod binary;
+mod process;
+mod server;
+
+pub use binary::{binary, free_port};
+pub use process::Process;
+pub use server::TestServer;

@@ -15,20 +15,13 @@ pub fn config_help<C: ServiceConfig>(spec: &ServiceSpec) -> String {
         .and_then(|mut m| m.remove(&Profile::Default))
         .unwrap_or_default();
     let keys = schema::keys(&dict, spec.env_prefix);
-    let width_key = keys.iter().map(|k| k.path.len()).max().unwrap_or(0);
-    let width_env = keys.iter().map(|k| k.env.len()).max().unwrap_or(0);
     let mut out = format!(
         "Configuration: defaults < TOML file (--config or {}) < environment < flags.\n\
-         Every key of the file can be overridden by its environment variable:\n\n",
+         Keys with their defaults, each overridable by its environment variable:\n\n",
         spec.config_env()
     );
     for key in &keys {
-        out.push_str(&format!(
-            "  {:<width_key$}  {:<width_env$}  default {}\n",
-            key.path,
-            key.env,
-            schema::show(&key.default)
-        ));
+        out.push_str(&format!("  {} = {}\n      env {}\n", key.path, schema::show(&key.default), key.env));
     }
     out.push_str(
         "\nUnknown keys and badly typed values are errors that name the key. \

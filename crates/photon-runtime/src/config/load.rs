@@ -97,7 +97,16 @@ fn describe(error: figment::Error) -> String {
         .into_iter()
         .map(|e| {
             let path = e.path.join(".");
-            let join = |field: &str| if path.is_empty() { field.to_string() } else { format!("{path}.{field}") };
+            // figment's path already ends with the offending field for unknown/missing keys.
+            let join = |field: &str| {
+                if path.is_empty() {
+                    field.to_string()
+                } else if e.path.last().is_some_and(|last| last == field) {
+                    path.clone()
+                } else {
+                    format!("{path}.{field}")
+                }
+            };
             let what = match &e.kind {
                 Kind::UnknownField(field, expected) => {
                     format!("unknown key `{}`; expected one of: {}", join(field), expected.join(", "))

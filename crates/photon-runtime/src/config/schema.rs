@@ -38,11 +38,12 @@ pub fn show(value: &Value) -> String {
         Value::String(_, s) => format!("{s:?}"),
         Value::Char(_, c) => format!("{c:?}"),
         Value::Bool(_, b) => b.to_string(),
-        Value::Num(_, n) => match n.to_f64() {
-            Some(f) if f.fract() == 0.0 => format!("{}", f as i64),
-            Some(f) => f.to_string(),
-            None => "?".into(),
-        },
+        Value::Num(_, n) => n
+            .to_u128()
+            .map(|v| v.to_string())
+            .or_else(|| n.to_i128().map(|v| v.to_string()))
+            .or_else(|| n.to_f64().map(|v| v.to_string()))
+            .unwrap_or_default(),
         Value::Empty(..) => "(unset)".into(),
         Value::Dict(_, d) if d.is_empty() => "{}".into(),
         Value::Dict(..) => "{...}".into(),

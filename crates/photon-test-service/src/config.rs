@@ -1,0 +1,57 @@
+//! The test service's configuration: the runtime's sections plus `[test]`.
+
+use std::path::PathBuf;
+
+use photon_runtime::{HealthStatus, LogSection, ServerSection, ServiceConfig, ServiceSpec, TlsSection};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestServiceConfig {
+    pub server: ServerSection,
+    pub log: LogSection,
+    pub tls: TlsSection,
+    pub test: TestSection,
+}
+
+/// `[test]`: behaviour a test scripts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestSection {
+    /// Name reported in health and records.
+    pub name: String,
+    /// What `/health` reports.
+    pub health: HealthStatus,
+    /// Exit with status 3 this long after start (0: never).
+    pub crash_after_ms: u64,
+    /// Crash only on the first start in this data dir (a marker file remembers it).
+    pub crash_once: bool,
+    /// Append "<name> start|stop <unix ms> <pid>" lines to this file.
+    pub record: Option<PathBuf>,
+}
+
+impl ServiceConfig for TestServiceConfig {
+    fn defaults(spec: &ServiceSpec) -> Self {
+        Self {
+            server: ServerSection::defaults(spec),
+            log: LogSection::default(),
+            tls: TlsSection::default(),
+            test: TestSection {
+                name: spec.name.to_string(),
+                health: HealthStatus::Healthy,
+                crash_after_ms: 0,
+                crash_once: false,
+                record: None,
+            },
+        }
+    }
+    fn server(&self) -> &ServerSection {
+        &self.server
+    }
+    fn log(&self) -> &LogSection {
+        &self.log
+    }
+    fn tls(&self) -> &TlsSection {
+        &self.tls
+    }
+}

@@ -1,0 +1,80 @@
+//! A PhotonCloud server binary under test: its own port, data dir and development CA.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use photon_client::{probe_health, ClientError, HealthAnswer};
+use tempfile::TempDir;
+
+use crate::{binary, free_port, Process};
+
+pub struct TestServer {
+    pub process: Process,
+    pub port: u16,
+    dir: TempDir,
+}
+
+impl TestServer {
+    /// Prepares (does not start) `binary_name` with `--listen 127.0.0.1:<free port>`, a
+    /// temporary `--data-dir` and `--dev-ca-dir`, then `extra_args`.
+    pub fn new(binary_name: &str, extra_args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("cannot create a temp dir: {e}"));
+        let port = free_port();
+        let mut process = Process::new(binary_name, &binary(binary_name), &dir.path().join("server.log"));
+        process
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .arg("--dev-ca-dir")
+            .arg(dir.path().join("ca"))
+            .arg("--log-level")
+            .arg("debug");
+        for arg in extra_args {
+            process.arg(arg);
+        }
+        Self { process, port, dir }
+    }
+
+    /// Prepares and starts the server.
+    pub fn start(binary_name: &str, extra_args: &[&str]) -> Self {
+        let mut server = Self::new(binary_name, extra_args);
+        server.process.start();
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// The development CA certificate clients should trust.
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca").join(photon_tls::CA_CERT_FILE)
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub async fn health(&self) -> Result<HealthAnswer, ClientError> {
+        probe_health(&self.url(), Some(&self.ca()), Duration::from_secs(2)).await
+    }
+
+    /// Waits until `/health` answers 200, or panics (printing the server's log) after `timeout`.
+    pub async fn wait_healthy(&mut self, timeout: Duration) -> serde_json::Value {
+        let deadline = Instant::now() + timeout;
+        let mut last = String::from("no answer yet");
+        while Instant::now() < deadline {
+            if let Some(status) = self.process.try_wait() {
+                panic!("{} exited with {status} before becoming healthy", self.url());
+            }
+            match self.health().await {
+                Ok(answer) if answer.http_status == 200 => return answer.body,
+                Ok(answer) => last = format!("HTTP {}: {}", answer.http_status, answer.body),
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{} not healthy after {timeout:?}; last answer: {last}", self.url());
+    }
+}
