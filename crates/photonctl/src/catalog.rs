@@ -1,0 +1,77 @@
+//! The platform's services as `photonctl` knows them: one table entry per service. A new
+//! service joins `photonctl up` and `photonctl status` by adding a row here, nothing else.
+
+/// How a service depends on another, with systemd's meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dep {
+    /// Must be healthy first; if it never is, this service is not started.
+    Requires,
+    /// Started first if present; this service starts (degraded) even if it never comes up.
+    Wants,
+    /// Ordering only: started first if present.
+    After,
+}
+
+#[derive(Debug)]
+pub struct ServiceEntry {
+    pub name: &'static str,
+    /// The API port: gRPC, REST, `/health` and `/metrics`.
+    pub api_port: u16,
+    pub deps: &'static [(Dep, &'static str)],
+    /// Arguments beyond the common ones; `{data}`, `{port}` and `{offset}` are substituted.
+    pub extra_args: &'static [&'static str],
+}
+
+impl ServiceEntry {
+    pub fn binary_name(&self) -> String {
+        format!("{}-server", self.name)
+    }
+}
+
+use Dep::{After, Requires, Wants};
+
+/// Every service, in start order (PLATFORM.md): chainfire → flaredb → iam → application tier.
+pub const CATALOG: &[ServiceEntry] = &[
+    ServiceEntry { name: "chainfire", api_port: 2379, deps: &[], extra_args: &[] },
+    ServiceEntry { name: "flaredb", api_port: 2479, deps: &[(Requires, "chainfire")], extra_args: &[] },
+    ServiceEntry { name: "iam", api_port: 8080, deps: &[(Requires, "flaredb")], extra_args: &[] },
+    ServiceEntry { name: "plasmavmc", api_port: 9090, deps: &[(Wants, "chainfire"), (Wants, "iam")], extra_args: &[] },
+    ServiceEntry { name: "prismnet", api_port: 9091, deps: &[(Wants, "chainfire"), (After, "iam")], extra_args: &[] },
+    ServiceEntry { name: "flashdns", api_port: 853, deps: &[(Wants, "chainfire"), (After, "iam")], extra_args: &[] },
+    ServiceEntry { name: "fiberlb", api_port: 9092, deps: &[(Wants, "chainfire"), (After, "iam")], extra_args: &[] },
+    ServiceEntry {
+        name: "lightningstor",
+        api_port: 9093,
+        deps: &[(Wants, "chainfire"), (After, "flaredb"), (After, "iam")],
+        extra_args: &[],
+    },
+    ServiceEntry {
+        name: "k8shost",
+        api_port: 10250,
+        deps: &[(Wants, "chainfire"), (Wants, "prismnet"), (After, "plasmavmc"), (After, "iam")],
+        extra_args: &[],
+    },
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_dependency_names_an_earlier_service() {
+        for (i, entry) in CATALOG.iter().enumerate() {
+            for (_, dep) in entry.deps {
+                let pos = CATALOG.iter().position(|e| e.name == *dep);
+                assert!(pos.is_some_and(|p| p < i), "{} depends on {dep}, which is not earlier in the table", entry.name);
+            }
+        }
+    }
+
+    #[test]
+    fn ports_are_unique() {
+        let mut ports: Vec<u16> = CATALOG.iter().map(|e| e.api_port).collect();
+        ports.sort_unstable();
+        ports.dedup();
+        assert_eq!(ports.len(), CATALOG.len());
+    }
+}
