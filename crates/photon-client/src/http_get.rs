@@ -63,7 +63,13 @@ async fn get_inner(url: &str, ca: Option<&Path>) -> Result<HttpAnswer, ClientErr
     };
     let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
     let addr = format!("{}:{port}", if host.contains(':') { format!("[{host}]") } else { host.clone() });
-    let tcp = TcpStream::connect(&addr).await.map_err(|source| ClientError::Connect { addr: addr.clone(), source })?;
+    // An IP literal is connected to directly: resolving a name runs on tokio's blocking pool,
+    // and callers such as photonctl rely on staying single-threaded.
+    let connected = match addr.parse::<std::net::SocketAddr>() {
+        Ok(socket) => TcpStream::connect(socket).await,
+        Err(_) => TcpStream::connect(&addr).await,
+    };
+    let tcp = connected.map_err(|source| ClientError::Connect { addr: addr.clone(), source })?;
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let authority = uri.authority().map(|a| a.as_str()).unwrap_or(&host).to_string();
     if !https {

@@ -15,7 +15,8 @@ pub struct Behaviour {
 fn record(path: &Path, name: &str, event: &str) -> std::io::Result<()> {
     let ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
     let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-    writeln!(file, "{name} {event} {ms} {}", std::process::id())
+    // One write per line: concurrent appenders (several stand-ins share a record) never interleave.
+    file.write_all(format!("{name} {event} {ms} {}\n", std::process::id()).as_bytes())
 }
 
 impl Behaviour {

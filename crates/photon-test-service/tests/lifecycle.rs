@@ -86,3 +86,34 @@ async fn the_drain_has_a_deadline() {
     assert!(signalled.elapsed() < Duration::from_secs(5));
     assert!(stuck.await.unwrap().is_err(), "the request cut by the deadline fails rather than hangs");
 }
+
+#[tokio::test]
+async fn losing_the_log_sink_does_not_take_the_service_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = photon_testkit::free_port();
+    let mut child = std::process::Command::new(photon_testkit::binary(SERVICE))
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--log-level", "debug", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the reading ends: every log line the server writes now hits a broken pipe.
+    drop(child.stderr.take());
+    drop(child.stdout.take());
+    let ca = dir.path().join("data/dev-ca/ca.crt");
+    let url = format!("https://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(answer) = photon_client::probe_health(&url, Some(&ca), Duration::from_secs(2)).await {
+            assert_eq!(answer.http_status, 200);
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the server died when its stderr went away");
+        assert!(Instant::now() < deadline, "never healthy");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "a graceful stop still exits 0, got {status}");
+}

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use std::io::Write;
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 use tokio::task::JoinSet;
 
@@ -72,13 +74,17 @@ impl Child {
     }
 }
 
+/// Copies a service's output to the terminal and its log file, a line at a time. The file is
+/// written with plain blocking writes on purpose: tokio::fs would start blocking-pool threads,
+/// and with more than one thread a killed photonctl hands its children from thread to thread,
+/// firing their parent-death signal once per hop (a second SIGTERM means "exit now").
 async fn forward(name: &'static str, stream: impl AsyncRead + Unpin, log_file: PathBuf) {
-    let mut log = tokio::fs::OpenOptions::new().create(true).append(true).open(&log_file).await.ok();
+    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(&log_file).ok();
     let mut lines = BufReader::new(stream).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         println!("{name:>13} | {line}");
         if let Some(file) = log.as_mut() {
-            let _ = file.write_all(format!("{line}\n").as_bytes()).await;
+            let _ = file.write_all(format!("{line}\n").as_bytes());
         }
     }
 }
