@@ -28,13 +28,13 @@ mod tls_setup;
 
 pub use api::Api;
 pub use cli::CommonArgs;
-pub use config::{LogSection, ServerSection, ServiceConfig, ServiceSpec, TlsSection};
+pub use config::{LogSection, Sections, ServerSection, ServiceConfig, ServiceSpec, TlsSection};
 pub use error::RuntimeError;
 pub use health::{HealthCheck, HealthReport, HealthStatus};
 pub use run::{run, serve, BoxError, Context};
 pub use tls_setup::{prepare as prepare_tls, TlsSetup};
 
-/// Re-exported so services register metrics against the same version the runtime encodes.
-pub use prometheus_client;
 /// Re-exported for services' extra flag overrides (`(key path, Value)` pairs).
 pub use figment::value::Value as ConfigValue;
+/// Re-exported so services register metrics against the same version the runtime encodes.
+pub use prometheus_client;

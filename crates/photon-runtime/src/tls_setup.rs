@@ -15,29 +15,44 @@ pub struct TlsSetup {
     pub trust: Option<PathBuf>,
 }
 
-pub fn prepare(service: &str, server: &ServerSection, tls: &TlsSection) -> Result<TlsSetup, RuntimeError> {
+pub fn prepare(
+    service: &str,
+    server: &ServerSection,
+    tls: &TlsSection,
+) -> Result<TlsSetup, RuntimeError> {
     let client_roots = tls.client_ca.as_deref().map(load_roots).transpose()?;
     match (&tls.cert, &tls.key) {
         (Some(cert), Some(key)) => {
             let config = server_config(load_identity(cert, key)?, client_roots)?;
             tracing::info!(cert = %cert.display(), mutual = tls.client_ca.is_some(), "serving TLS with configured certificate");
-            return Ok(TlsSetup { config: Some(Arc::new(config)), trust: tls.client_ca.clone() });
+            return Ok(TlsSetup {
+                config: Some(Arc::new(config)),
+                trust: tls.client_ca.clone(),
+            });
         }
         (Some(_), None) | (None, Some(_)) => {
-            return Err(RuntimeError::Config("tls.cert and tls.key must be set together".into()));
+            return Err(RuntimeError::Config(
+                "tls.cert and tls.key must be set together".into(),
+            ));
         }
         (None, None) => {}
     }
     if tls.insecure {
         tracing::warn!("tls.insecure is set: the API port serves plaintext; use it only on loopback or a trusted network");
-        return Ok(TlsSetup { config: None, trust: None });
+        return Ok(TlsSetup {
+            config: None,
+            trust: None,
+        });
     }
     if server.mode == Mode::Production {
         return Err(RuntimeError::Config(
             "production mode needs tls.cert and tls.key (or tls.insecure = true to serve plaintext on purpose)".into(),
         ));
     }
-    let ca_dir = tls.dev_ca_dir.clone().unwrap_or_else(|| server.data_dir.join("dev-ca"));
+    let ca_dir = tls
+        .dev_ca_dir
+        .clone()
+        .unwrap_or_else(|| server.data_dir.join("dev-ca"));
     let (ca, created) = DevCa::load_or_create(&ca_dir)?;
     let mut names = local_names();
     let ip = server.listen.ip();
@@ -55,5 +70,8 @@ pub fn prepare(service: &str, server: &ServerSection, tls: &TlsSection) -> Resul
     );
     let identity = load_identity(&issued.cert_path, &issued.key_path)?;
     let config = server_config(identity, client_roots)?;
-    Ok(TlsSetup { config: Some(Arc::new(config)), trust: Some(ca.cert_path()) })
+    Ok(TlsSetup {
+        config: Some(Arc::new(config)),
+        trust: Some(ca.cert_path()),
+    })
 }

@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use photon_runtime::{HealthStatus, LogSection, ServerSection, ServiceConfig, ServiceSpec, TlsSection};
+use photon_runtime::{
+    HealthStatus, LogSection, Sections, ServerSection, ServiceConfig, ServiceSpec, TlsSection,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -45,13 +47,11 @@ impl ServiceConfig for TestServiceConfig {
             },
         }
     }
-    fn server(&self) -> &ServerSection {
-        &self.server
-    }
-    fn log(&self) -> &LogSection {
-        &self.log
-    }
-    fn tls(&self) -> &TlsSection {
-        &self.tls
+    fn sections(&self) -> Sections<'_> {
+        Sections {
+            server: &self.server,
+            log: &self.log,
+            tls: &self.tls,
+        }
     }
 }

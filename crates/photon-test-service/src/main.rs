@@ -14,8 +14,12 @@ use photon_runtime::{Api, CommonArgs, ConfigValue, ServiceSpec};
 
 use crate::config::TestServiceConfig;
 
-const SPEC: ServiceSpec =
-    ServiceSpec { name: "photon-test-service", env_prefix: "PHOTON_TEST", default_port: 7999, version: env!("CARGO_PKG_VERSION") };
+const SPEC: ServiceSpec = ServiceSpec {
+    name: "photon-test-service",
+    env_prefix: "PHOTON_TEST",
+    default_port: 7999,
+    version: env!("CARGO_PKG_VERSION"),
+};
 
 /// A stand-in PhotonCloud service for tests.
 #[derive(Debug, Parser)]
@@ -29,10 +33,19 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli: Cli = photon_runtime::cli::parse::<Cli, TestServiceConfig>(&SPEC);
-    let extra: Vec<(String, ConfigValue)> = cli.name.map(|n| ("test.name".to_string(), ConfigValue::from(n))).into_iter().collect();
-    photon_runtime::run(SPEC, cli.common, extra, |config: TestServiceConfig, context| async move {
-        let behaviour = behaviour::Behaviour::start(&config, &context)?;
-        let health = behaviour.health_check();
-        Ok(Api::new(health).http(routes::router()))
-    })
+    let extra: Vec<(String, ConfigValue)> = cli
+        .name
+        .map(|n| ("test.name".to_string(), ConfigValue::from(n)))
+        .into_iter()
+        .collect();
+    photon_runtime::run(
+        SPEC,
+        cli.common,
+        extra,
+        |config: TestServiceConfig, context| async move {
+            let behaviour = behaviour::Behaviour::start(&config, &context)?;
+            let health = behaviour.health_check();
+            Ok(Api::new(health).http(routes::router()))
+        },
+    )
 }

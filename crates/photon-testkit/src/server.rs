@@ -20,7 +20,11 @@ impl TestServer {
     pub fn new(binary_name: &str, extra_args: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("cannot create a temp dir: {e}"));
         let port = free_port();
-        let mut process = Process::new(binary_name, &binary(binary_name), &dir.path().join("server.log"));
+        let mut process = Process::new(
+            binary_name,
+            &binary(binary_name),
+            &dir.path().join("server.log"),
+        );
         process
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
@@ -66,7 +70,10 @@ impl TestServer {
         let mut last = String::from("no answer yet");
         while Instant::now() < deadline {
             if let Some(status) = self.process.try_wait() {
-                panic!("{} exited with {status} before becoming healthy", self.url());
+                panic!(
+                    "{} exited with {status} before becoming healthy",
+                    self.url()
+                );
             }
             match self.health().await {
                 Ok(answer) if answer.http_status == 200 => return answer.body,
@@ -75,6 +82,9 @@ impl TestServer {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("{} not healthy after {timeout:?}; last answer: {last}", self.url());
+        panic!(
+            "{} not healthy after {timeout:?}; last answer: {last}",
+            self.url()
+        );
     }
 }

@@ -32,13 +32,48 @@ use Dep::{After, Requires, Wants};
 
 /// Every service, in start order (PLATFORM.md): chainfire → flaredb → iam → application tier.
 pub const CATALOG: &[ServiceEntry] = &[
-    ServiceEntry { name: "chainfire", api_port: 2379, deps: &[], extra_args: &[] },
-    ServiceEntry { name: "flaredb", api_port: 2479, deps: &[(Requires, "chainfire")], extra_args: &[] },
-    ServiceEntry { name: "iam", api_port: 8080, deps: &[(Requires, "flaredb")], extra_args: &[] },
-    ServiceEntry { name: "plasmavmc", api_port: 9090, deps: &[(Wants, "chainfire"), (Wants, "iam")], extra_args: &[] },
-    ServiceEntry { name: "prismnet", api_port: 9091, deps: &[(Wants, "chainfire"), (After, "iam")], extra_args: &[] },
-    ServiceEntry { name: "flashdns", api_port: 853, deps: &[(Wants, "chainfire"), (After, "iam")], extra_args: &[] },
-    ServiceEntry { name: "fiberlb", api_port: 9092, deps: &[(Wants, "chainfire"), (After, "iam")], extra_args: &[] },
+    ServiceEntry {
+        name: "chainfire",
+        api_port: 2379,
+        deps: &[],
+        extra_args: &[],
+    },
+    ServiceEntry {
+        name: "flaredb",
+        api_port: 2479,
+        deps: &[(Requires, "chainfire")],
+        extra_args: &[],
+    },
+    ServiceEntry {
+        name: "iam",
+        api_port: 8080,
+        deps: &[(Requires, "flaredb")],
+        extra_args: &[],
+    },
+    ServiceEntry {
+        name: "plasmavmc",
+        api_port: 9090,
+        deps: &[(Wants, "chainfire"), (Wants, "iam")],
+        extra_args: &[],
+    },
+    ServiceEntry {
+        name: "prismnet",
+        api_port: 9091,
+        deps: &[(Wants, "chainfire"), (After, "iam")],
+        extra_args: &[],
+    },
+    ServiceEntry {
+        name: "flashdns",
+        api_port: 853,
+        deps: &[(Wants, "chainfire"), (After, "iam")],
+        extra_args: &[],
+    },
+    ServiceEntry {
+        name: "fiberlb",
+        api_port: 9092,
+        deps: &[(Wants, "chainfire"), (After, "iam")],
+        extra_args: &[],
+    },
     ServiceEntry {
         name: "lightningstor",
         api_port: 9093,
@@ -48,7 +83,12 @@ pub const CATALOG: &[ServiceEntry] = &[
     ServiceEntry {
         name: "k8shost",
         api_port: 10250,
-        deps: &[(Wants, "chainfire"), (Wants, "prismnet"), (After, "plasmavmc"), (After, "iam")],
+        deps: &[
+            (Wants, "chainfire"),
+            (Wants, "prismnet"),
+            (After, "plasmavmc"),
+            (After, "iam"),
+        ],
         extra_args: &[],
     },
 ];
@@ -62,7 +102,11 @@ mod tests {
         for (i, entry) in CATALOG.iter().enumerate() {
             for (_, dep) in entry.deps {
                 let pos = CATALOG.iter().position(|e| e.name == *dep);
-                assert!(pos.is_some_and(|p| p < i), "{} depends on {dep}, which is not earlier in the table", entry.name);
+                assert!(
+                    pos.is_some_and(|p| p < i),
+                    "{} depends on {dep}, which is not earlier in the table",
+                    entry.name
+                );
             }
         }
     }

@@ -43,9 +43,16 @@ impl ServiceSpec {
 pub trait ServiceConfig: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The configuration with every default filled in; every key must appear in it.
     fn defaults(spec: &ServiceSpec) -> Self;
-    fn server(&self) -> &ServerSection;
-    fn log(&self) -> &LogSection;
-    fn tls(&self) -> &TlsSection;
+    /// The shared sections, for the runtime: `Sections { server: &self.server, log: &self.log, tls: &self.tls }`.
+    fn sections(&self) -> Sections<'_>;
+}
+
+/// Borrowed views of the sections every service shares.
+#[derive(Debug, Clone, Copy)]
+pub struct Sections<'a> {
+    pub server: &'a ServerSection,
+    pub log: &'a LogSection,
+    pub tls: &'a TlsSection,
 }
 
 /// `[server]`: where the API port listens and where state lives.
@@ -94,7 +101,10 @@ pub struct LogSection {
 
 impl Default for LogSection {
     fn default() -> Self {
-        Self { level: "info".into(), format: LogFormat::Auto }
+        Self {
+            level: "info".into(),
+            format: LogFormat::Auto,
+        }
     }
 }
 

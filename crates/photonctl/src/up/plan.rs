@@ -29,13 +29,19 @@ pub enum Decision {
 
 /// Decides for `entry`, looking up each dependency's phase with `phase_of`. `timeout` is how
 /// long a dependency may take to become healthy.
-pub fn decide(entry: &ServiceEntry, phase_of: impl Fn(&str) -> Phase, timeout: Duration) -> Decision {
+pub fn decide(
+    entry: &ServiceEntry,
+    phase_of: impl Fn(&str) -> Phase,
+    timeout: Duration,
+) -> Decision {
     let mut wait = false;
     for (kind, dep) in entry.deps {
         match (kind, phase_of(dep)) {
             (_, Phase::Healthy) => {}
             (Dep::Requires, Phase::Missing) => {
-                return Decision::Block(format!("it requires {dep}, whose binary {dep}-server was not found"));
+                return Decision::Block(format!(
+                    "it requires {dep}, whose binary {dep}-server was not found"
+                ));
             }
             (Dep::Requires, Phase::Blocked(_)) => {
                 return Decision::Block(format!("it requires {dep}, which was not started"));
@@ -48,7 +54,8 @@ pub fn decide(entry: &ServiceEntry, phase_of: impl Fn(&str) -> Phase, timeout: D
             }
             (Dep::Requires, Phase::Pending | Phase::Starting { .. }) => wait = true,
             (Dep::Wants | Dep::After, Phase::Missing | Phase::Blocked(_)) => {}
-            (Dep::Wants | Dep::After, Phase::Starting { for_how_long }) if for_how_long >= timeout => {}
+            (Dep::Wants | Dep::After, Phase::Starting { for_how_long })
+                if for_how_long >= timeout => {}
             (Dep::Wants | Dep::After, Phase::Pending | Phase::Starting { .. }) => wait = true,
         }
     }
@@ -77,12 +84,17 @@ mod tests {
     const T: Duration = Duration::from_secs(60);
 
     fn starting(secs: u64) -> Phase {
-        Phase::Starting { for_how_long: Duration::from_secs(secs) }
+        Phase::Starting {
+            for_how_long: Duration::from_secs(secs),
+        }
     }
 
     #[test]
     fn chainfire_starts_at_once() {
-        assert_eq!(decide(entry("chainfire"), |_| Phase::Pending, T), Decision::Start);
+        assert_eq!(
+            decide(entry("chainfire"), |_| Phase::Pending, T),
+            Decision::Start
+        );
     }
 
     #[test]
@@ -96,32 +108,67 @@ mod tests {
     #[test]
     fn requires_blocks_when_the_dependency_never_becomes_healthy() {
         match decide(entry("flaredb"), |_| starting(60), T) {
-            Decision::Block(reason) => assert!(reason.contains("chainfire") && reason.contains("60s"), "{reason}"),
+            Decision::Block(reason) => assert!(
+                reason.contains("chainfire") && reason.contains("60s"),
+                "{reason}"
+            ),
             other => panic!("expected a block, got {other:?}"),
         }
     }
 
     #[test]
     fn requires_blocks_on_missing_or_blocked_dependencies() {
-        assert!(matches!(decide(entry("flaredb"), |_| Phase::Missing, T), Decision::Block(r) if r.contains("chainfire-server")));
-        assert!(matches!(decide(entry("iam"), |_| Phase::Blocked("x".into()), T), Decision::Block(r) if r.contains("flaredb")));
+        assert!(
+            matches!(decide(entry("flaredb"), |_| Phase::Missing, T), Decision::Block(r) if r.contains("chainfire-server"))
+        );
+        assert!(
+            matches!(decide(entry("iam"), |_| Phase::Blocked("x".into()), T), Decision::Block(r) if r.contains("flaredb"))
+        );
     }
 
     #[test]
     fn wants_waits_but_never_blocks() {
         let prismnet = entry("prismnet");
-        let phases = |iam: Phase| move |name: &str| if name == "iam" { iam.clone() } else { Phase::Healthy };
+        let phases = |iam: Phase| {
+            move |name: &str| {
+                if name == "iam" {
+                    iam.clone()
+                } else {
+                    Phase::Healthy
+                }
+            }
+        };
         assert_eq!(decide(prismnet, phases(starting(1)), T), Decision::Wait);
         assert_eq!(decide(prismnet, phases(starting(61)), T), Decision::Start);
         assert_eq!(decide(prismnet, phases(Phase::Missing), T), Decision::Start);
-        assert_eq!(decide(prismnet, phases(Phase::Blocked("no".into())), T), Decision::Start);
+        assert_eq!(
+            decide(prismnet, phases(Phase::Blocked("no".into())), T),
+            Decision::Start
+        );
     }
 
     #[test]
     fn the_application_tier_starts_after_iam() {
-        for name in ["plasmavmc", "prismnet", "flashdns", "fiberlb", "lightningstor", "k8shost"] {
-            let phase_of = |dep: &str| if dep == "iam" { Phase::Pending } else { Phase::Healthy };
-            assert_eq!(decide(entry(name), phase_of, T), Decision::Wait, "{name} must wait for iam");
+        for name in [
+            "plasmavmc",
+            "prismnet",
+            "flashdns",
+            "fiberlb",
+            "lightningstor",
+            "k8shost",
+        ] {
+            let phase_of = |dep: &str| {
+                if dep == "iam" {
+                    Phase::Pending
+                } else {
+                    Phase::Healthy
+                }
+            };
+            assert_eq!(
+                decide(entry(name), phase_of, T),
+                Decision::Wait,
+                "{name} must wait for iam"
+            );
         }
     }
 
