@@ -199,12 +199,15 @@ pub async fn serve(
     let mut stopping = false;
     loop {
         tokio::select! {
-            joined = &mut serving => {
-                return joined.map_err(|e| RuntimeError::Startup(format!("the accept loop failed: {e}")));
-            }
+            // Shutdown is looked at first: with nothing in flight the accept loop finishes in the
+            // same instant, and systemd must still hear STOPPING=1 before we exit.
+            biased;
             _ = shutdown.cancelled(), if !stopping => {
                 stopping = true;
                 notifier.send("STOPPING=1\nSTATUS=draining in-flight requests");
+            }
+            joined = &mut serving => {
+                return joined.map_err(|e| RuntimeError::Startup(format!("the accept loop failed: {e}")));
             }
             _ = tick(&mut watchdog) => notifier.send("WATCHDOG=1"),
         }

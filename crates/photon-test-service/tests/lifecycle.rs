@@ -180,3 +180,36 @@ async fn losing_the_log_sink_does_not_take_the_service_down() {
         "a graceful stop still exits 0, got {status}"
     );
 }
+
+#[tokio::test]
+async fn logs_are_json_under_systemd_and_text_otherwise() {
+    let mut journald = TestServer::new(SERVICE, &[]);
+    // systemd sets JOURNAL_STREAM when stderr goes to the journal.
+    journald.process.env("JOURNAL_STREAM", "8:12345").start();
+    journald.wait_healthy(Duration::from_secs(20)).await;
+    let logs = journald.process.logs();
+    let lines: Vec<&str> = logs.lines().filter(|l| !l.starts_with("====")).collect();
+    assert!(!lines.is_empty());
+    for line in &lines {
+        let event: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            event.get("level").is_some() && event.get("timestamp").is_some(),
+            "{line}"
+        );
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(r#""message":"serving gRPC, REST, /health and /metrics""#)),
+        "{logs}"
+    );
+
+    let mut terminal = TestServer::start(SERVICE, &[]);
+    terminal.wait_healthy(Duration::from_secs(20)).await;
+    let logs = terminal.process.logs();
+    assert!(
+        logs.contains(" INFO ") && !logs.contains('\u{1b}'),
+        "plain text without colour codes in a file:\n{logs}"
+    );
+}

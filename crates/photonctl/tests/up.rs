@@ -13,22 +13,58 @@ struct Platform {
     dir: tempfile::TempDir,
     offset: u16,
     photonctl: Process,
+    _slot: std::fs::File,
 }
 
-/// An offset (20000..50000) where every catalog port is free right now.
-fn free_offset() -> u16 {
-    let seed = std::process::id() as u64 ^ Instant::now().elapsed().as_nanos() as u64;
-    for attempt in 0..200u64 {
-        let offset =
-            20_000 + ((seed.wrapping_mul(7919).wrapping_add(attempt * 104_729)) % 30_000) as u16;
-        if CATALOG_PORTS
-            .iter()
-            .all(|p| std::net::TcpListener::bind(("127.0.0.1", p + offset)).is_ok())
-        {
-            return offset;
+/// More than enough slots for the tests that run at once.
+const MAX_SLOTS: usize = 64;
+
+/// Reserves a port offset for one test: every catalog port + offset is free, below the kernel's
+/// ephemeral range (so client source ports and `free_port()` picks never land on it), and no
+/// two tests' port sets overlap. Slots are claimed with a lock file held as long as the
+/// returned `File` lives, because nextest runs tests in separate processes.
+fn reserve_offset() -> (u16, std::fs::File) {
+    use std::os::fd::AsRawFd;
+    let ephemeral_start: i32 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    let highest = *CATALOG_PORTS.iter().max().unwrap() as i32;
+    let lowest = *CATALOG_PORTS.iter().min().unwrap() as i32;
+    // Two offsets clash when they differ by the distance between two catalog ports.
+    let distances: std::collections::HashSet<i32> = CATALOG_PORTS
+        .iter()
+        .flat_map(|&p| CATALOG_PORTS.iter().map(move |&q| p as i32 - q as i32))
+        .collect();
+    let mut slots: Vec<i32> = Vec::new();
+    let mut offset = 1024 - lowest + 1;
+    while offset + highest < ephemeral_start && slots.len() < MAX_SLOTS {
+        if slots.iter().all(|&s| !distances.contains(&(offset - s))) {
+            slots.push(offset);
         }
+        offset += 1;
     }
-    panic!("no free port offset found");
+    for _round in 0..50 {
+        for &slot in &slots {
+            let path = std::env::temp_dir().join(format!("photonctl-test-port-slot-{slot}.lock"));
+            let Ok(file) = std::fs::File::create(&path) else {
+                continue;
+            };
+            // SAFETY: flock on a descriptor we own.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+                continue;
+            }
+            let offset = slot as u16;
+            if CATALOG_PORTS
+                .iter()
+                .all(|p| std::net::TcpListener::bind(("127.0.0.1", p + offset)).is_ok())
+            {
+                return (offset, file);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("no free port offset among {} slots", slots.len());
 }
 
 impl Platform {
@@ -57,7 +93,7 @@ impl Platform {
             std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
                 .unwrap();
         }
-        let offset = free_offset();
+        let (offset, slot) = reserve_offset();
         let mut photonctl = Process::new(
             "photonctl up",
             &binary("photonctl"),
@@ -79,6 +115,7 @@ impl Platform {
             dir,
             offset,
             photonctl,
+            _slot: slot,
         }
     }
 
@@ -365,13 +402,10 @@ fn up_without_any_service_binary_explains_and_fails() {
 #[test]
 fn status_with_nothing_running_says_down_and_fails() {
     let dir = tempfile::tempdir().unwrap();
+    // Held to the end, so no other test starts a platform on these ports meanwhile.
+    let (offset, _slot) = reserve_offset();
     let out = std::process::Command::new(binary("photonctl"))
-        .args([
-            "status",
-            "--port-offset",
-            &free_offset().to_string(),
-            "--data-dir",
-        ])
+        .args(["status", "--port-offset", &offset.to_string(), "--data-dir"])
         .arg(dir.path())
         .output()
         .unwrap();
