@@ -4,10 +4,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if std::env::var_os("PROTOC").is_none() {
         std::env::set_var("PROTOC", protoc_bin_vendored::protoc_bin_path()?);
     }
-    let protos = ["proto/photon/runtime/v1/runtime.proto"];
-    tonic_prost_build::configure().compile_protos(&protos, &["proto"])?;
-    for proto in protos {
-        println!("cargo:rerun-if-changed={proto}");
-    }
+    let well_known = protoc_bin_vendored::include_path()?;
+    let includes = [
+        std::path::PathBuf::from("proto"),
+        std::path::PathBuf::from("proto/vendor"),
+        well_known,
+    ];
+    let protos = [
+        "proto/photon/runtime/v1/runtime.proto",
+        "proto/photon/raft/v1/raft.proto",
+        "proto/vendor/etcd/api/etcdserverpb/rpc.proto",
+    ]
+    .map(std::path::PathBuf::from);
+    tonic_prost_build::configure().compile_protos(&protos, &includes)?;
+    println!("cargo:rerun-if-changed=proto");
     Ok(())
 }

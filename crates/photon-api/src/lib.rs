@@ -8,3 +8,10 @@ pub mod runtime {
         tonic::include_proto!("photon.runtime.v1");
     }
 }
+
+/// `photon.raft.v1`: Raft peer traffic (opaque, versioned openraft payloads).
+pub mod raft {
+    pub mod v1 {
+        tonic::include_proto!("photon.raft.v1");
+    }
+}

@@ -25,6 +25,16 @@ fn read(path: &std::path::Path) -> Result<Vec<u8>, ClientError> {
 
 /// Connects to `url` (`https://host:port` or `http://host:port`).
 pub async fn channel(url: &str, options: &ChannelOptions) -> Result<Channel, ClientError> {
+    Ok(endpoint(url, options)?.connect().await?)
+}
+
+/// A channel to `url` that connects on first use and reconnects after failures, for peers
+/// that may be down when it is created.
+pub fn lazy_channel(url: &str, options: &ChannelOptions) -> Result<Channel, ClientError> {
+    Ok(endpoint(url, options)?.connect_lazy())
+}
+
+fn endpoint(url: &str, options: &ChannelOptions) -> Result<Endpoint, ClientError> {
     let invalid = |reason: String| ClientError::InvalidUrl {
         url: url.to_string(),
         reason,
@@ -53,5 +63,5 @@ pub async fn channel(url: &str, options: &ChannelOptions) -> Result<Channel, Cli
         }
         endpoint = endpoint.tls_config(tls)?;
     }
-    Ok(endpoint.connect().await?)
+    Ok(endpoint)
 }

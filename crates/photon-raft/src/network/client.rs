@@ -1,0 +1,230 @@
+//! The sending side: openraft's network factory and per-peer clients over tonic.
+
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError as OpenRaftError, RemoteError,
+    Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::BasicNode;
+use photon_api::raft::v1::raft_peer_client::RaftPeerClient;
+use photon_api::raft::v1::RaftRequest;
+use photon_client::{lazy_channel, ChannelOptions};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tonic::transport::Channel;
+
+use super::codec;
+use super::server::MAX_MESSAGE_BYTES;
+use super::PeerTls;
+use crate::fault::{FaultInjector, Verdict};
+use crate::{App, NodeId, TypeConfig};
+
+/// Channels to peers, shared by every group of the process (one connection per peer).
+type Channels = Arc<Mutex<HashMap<String, Channel>>>;
+
+/// openraft's network factory for one group on one node.
+pub struct PeerNetwork<A> {
+    group: u64,
+    node: NodeId,
+    tls: Option<PeerTls>,
+    fault: FaultInjector,
+    channels: Channels,
+    _app: PhantomData<fn() -> A>,
+}
+
+impl<A> PeerNetwork<A> {
+    pub fn new(group: u64, node: NodeId, tls: Option<PeerTls>, fault: FaultInjector) -> Self {
+        Self {
+            group,
+            node,
+            tls,
+            fault,
+            channels: Arc::default(),
+            _app: PhantomData,
+        }
+    }
+
+    /// A factory for another group on the same node, sharing its connections.
+    pub fn for_group(&self, group: u64) -> Self {
+        Self {
+            group,
+            node: self.node,
+            tls: self.tls.clone(),
+            fault: self.fault.clone(),
+            channels: self.channels.clone(),
+            _app: PhantomData,
+        }
+    }
+
+    fn channel(&self, addr: &str) -> Result<Channel, String> {
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(channel) = channels.get(addr) {
+            return Ok(channel.clone());
+        }
+        let (url, options) = match &self.tls {
+            Some(tls) => (
+                format!("https://{addr}"),
+                ChannelOptions {
+                    ca: Some(tls.ca.clone()),
+                    client_cert: Some((tls.cert.clone(), tls.key.clone())),
+                    connect_timeout: Some(Duration::from_secs(1)),
+                },
+            ),
+            None => (
+                format!("http://{addr}"),
+                ChannelOptions {
+                    connect_timeout: Some(Duration::from_secs(1)),
+                    ..Default::default()
+                },
+            ),
+        };
+        let channel = lazy_channel(&url, &options).map_err(|e| e.to_string())?;
+        channels.insert(addr.to_string(), channel.clone());
+        Ok(channel)
+    }
+}
+
+impl<A: App> RaftNetworkFactory<TypeConfig<A>> for PeerNetwork<A> {
+    type Network = PeerClient<A>;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient<A> {
+        PeerClient {
+            group: self.group,
+            from: self.node,
+            target,
+            channel: self.channel(&node.addr),
+            fault: self.fault.clone(),
+            _app: PhantomData,
+        }
+    }
+}
+
+/// The connection from this node to one peer, for one group.
+pub struct PeerClient<A> {
+    group: u64,
+    from: NodeId,
+    target: NodeId,
+    channel: Result<Channel, String>,
+    fault: FaultInjector,
+    _app: PhantomData<fn() -> A>,
+}
+
+enum Method {
+    AppendEntries,
+    Vote,
+    InstallSnapshot,
+}
+
+/// Why a message did not get an answer.
+enum Failure {
+    /// The peer cannot be reached (or a fault drops the message): openraft backs off.
+    Unreachable(String),
+    /// The call failed on the way (timeout, reset): openraft retries.
+    Network(String),
+}
+
+impl Failure {
+    fn into_rpc<E: std::error::Error>(self) -> RPCError<NodeId, BasicNode, E> {
+        match self {
+            Failure::Unreachable(why) => {
+                RPCError::Unreachable(Unreachable::new(&std::io::Error::other(why)))
+            }
+            Failure::Network(why) => {
+                RPCError::Network(NetworkError::new(&std::io::Error::other(why)))
+            }
+        }
+    }
+}
+
+impl<A: App> PeerClient<A> {
+    async fn call<Req: Serialize, Resp: DeserializeOwned, E>(
+        &mut self,
+        method: Method,
+        rpc: &Req,
+        timeout: Duration,
+    ) -> Result<Result<Resp, E>, Failure>
+    where
+        E: DeserializeOwned,
+    {
+        match self.fault.verdict(self.target) {
+            Verdict::Drop => return Err(Failure::Unreachable("dropped by fault injection".into())),
+            Verdict::DeliverAfter(by) => tokio::time::sleep(by).await,
+            Verdict::Deliver => {}
+        }
+        let channel = self.channel.clone().map_err(Failure::Unreachable)?;
+        let payload = codec::encode(rpc).map_err(|s| Failure::Network(s.message().to_string()))?;
+        let mut client = RaftPeerClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let mut request = tonic::Request::new(RaftRequest {
+            group: self.group,
+            from: self.from,
+            payload,
+        });
+        request.set_timeout(timeout);
+        let sent = match method {
+            Method::AppendEntries => client.append_entries(request).await,
+            Method::Vote => client.vote(request).await,
+            Method::InstallSnapshot => client.install_snapshot(request).await,
+        };
+        let reply = sent.map_err(|status| match status.code() {
+            tonic::Code::Unavailable | tonic::Code::NotFound => {
+                Failure::Unreachable(status.to_string())
+            }
+            _ => Failure::Network(status.to_string()),
+        })?;
+        codec::decode(&reply.into_inner().payload)
+            .map_err(|s| Failure::Network(s.message().to_string()))
+    }
+}
+
+impl<A: App> RaftNetwork<TypeConfig<A>> for PeerClient<A> {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig<A>>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, OpenRaftError<NodeId>>>
+    {
+        let result = self
+            .call(Method::AppendEntries, &rpc, option.hard_ttl())
+            .await
+            .map_err(Failure::into_rpc)?;
+        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig<A>>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, BasicNode, OpenRaftError<NodeId, InstallSnapshotError>>,
+    > {
+        let result = self
+            .call(Method::InstallSnapshot, &rpc, option.hard_ttl())
+            .await
+            .map_err(Failure::into_rpc)?;
+        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, OpenRaftError<NodeId>>> {
+        let result = self
+            .call(Method::Vote, &rpc, option.hard_ttl())
+            .await
+            .map_err(Failure::into_rpc)?;
+        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}

@@ -1,0 +1,21 @@
+//! The Raft peer transport: a tonic service on the peer port that dispatches to the process's
+//! Raft groups by group id, and the client side openraft calls through. Both ends use mutual
+//! TLS when [`PeerTls`] is given; messages pass the node's [`crate::fault::FaultInjector`].
+
+mod client;
+mod codec;
+mod server;
+
+use std::path::PathBuf;
+
+pub use client::{PeerClient, PeerNetwork};
+pub use server::{serve, Router};
+
+/// The certificates of a node's peer link: its own identity (presented as server and as
+/// client) and the CA that signs every peer.
+#[derive(Debug, Clone)]
+pub struct PeerTls {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
