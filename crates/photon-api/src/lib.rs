@@ -15,3 +15,17 @@ pub mod raft {
         tonic::include_proto!("photon.raft.v1");
     }
 }
+
+/// The etcd v3 API from etcd's own protos (`proto/vendor/etcd`), which chainfire serves
+/// unchanged so `etcdctl` and every etcd client library work against it.
+pub mod etcd {
+    pub mod etcdserverpb {
+        tonic::include_proto!("etcdserverpb");
+    }
+    pub mod mvccpb {
+        tonic::include_proto!("mvccpb");
+    }
+    pub mod authpb {
+        tonic::include_proto!("authpb");
+    }
+}

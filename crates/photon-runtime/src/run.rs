@@ -25,11 +25,13 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 const EXIT_CONFIG: u8 = 2;
 
 /// What a service gets while it builds itself: the shutdown signal its background work must
-/// watch, and the tracker those tasks are spawned on so shutdown can wait for them.
+/// watch, the tracker those tasks are spawned on so shutdown can wait for them, and the API
+/// port's TLS files (for peer links that reuse them).
 #[derive(Clone)]
 pub struct Context {
     pub shutdown: CancellationToken,
     pub tasks: TaskTracker,
+    pub tls: crate::TlsSetup,
 }
 
 /// Runs a service binary: `common` are its parsed common flags, `extra_flags` the config keys
@@ -148,6 +150,7 @@ where
     let context = Context {
         shutdown: shutdown.clone(),
         tasks: tasks.clone(),
+        tls: tls.clone(),
     };
     let api = build(config, context)
         .await

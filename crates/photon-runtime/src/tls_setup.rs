@@ -9,10 +9,13 @@ use photon_tls::{load_identity, load_roots, local_names, server_config, DevCa};
 use crate::config::{Mode, ServerSection, TlsSection};
 use crate::RuntimeError;
 
-/// The outcome: a rustls config (None for plaintext) and the CA clients should trust, if known.
+/// The outcome: a rustls config (None for plaintext), the CA clients and peers should trust,
+/// and the certificate and key the port serves (which peers reuse for mutual TLS).
+#[derive(Clone)]
 pub struct TlsSetup {
     pub config: Option<Arc<rustls::ServerConfig>>,
     pub trust: Option<PathBuf>,
+    pub identity: Option<(PathBuf, PathBuf)>,
 }
 
 pub fn prepare(
@@ -28,6 +31,7 @@ pub fn prepare(
             return Ok(TlsSetup {
                 config: Some(Arc::new(config)),
                 trust: tls.client_ca.clone(),
+                identity: Some((cert.clone(), key.clone())),
             });
         }
         (Some(_), None) | (None, Some(_)) => {
@@ -42,6 +46,7 @@ pub fn prepare(
         return Ok(TlsSetup {
             config: None,
             trust: None,
+            identity: None,
         });
     }
     if server.mode == Mode::Production {
@@ -73,5 +78,6 @@ pub fn prepare(
     Ok(TlsSetup {
         config: Some(Arc::new(config)),
         trust: Some(ca.cert_path()),
+        identity: Some((issued.cert_path, issued.key_path)),
     })
 }

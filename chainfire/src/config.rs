@@ -1,0 +1,91 @@
+//! Chainfire's configuration: the runtime's `[server]`, `[log]`, `[tls]` plus `[raft]` and
+//! `[limits]`. Every key is documented in `chainfire-server --help`.
+
+use std::net::SocketAddr;
+
+use photon_runtime::{LogSection, Sections, ServerSection, ServiceConfig, ServiceSpec, TlsSection};
+use serde::{Deserialize, Serialize};
+
+pub const SPEC: ServiceSpec = ServiceSpec {
+    name: "chainfire",
+    env_prefix: "CHAINFIRE",
+    default_port: 2379,
+    version: env!("CARGO_PKG_VERSION"),
+};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainfireConfig {
+    pub server: ServerSection,
+    pub log: LogSection,
+    pub tls: TlsSection,
+    pub raft: RaftSection,
+    pub limits: LimitsSection,
+}
+
+/// `[raft]`: this member and its peer port.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RaftSection {
+    /// This member's id: unique in the cluster and never reused.
+    pub node_id: u64,
+    /// The peer port (Raft traffic, mutual TLS).
+    pub listen: SocketAddr,
+    /// host:port other members reach the peer port at; defaults to `listen`.
+    pub advertise: Option<String>,
+    /// Start a one-member cluster when the data dir holds none yet.
+    pub bootstrap: bool,
+    pub heartbeat_ms: u64,
+    pub election_timeout_ms: u64,
+    /// Take a snapshot (and drop older log entries) after this many entries.
+    pub snapshot_after_entries: u64,
+}
+
+/// `[limits]`: what one request may ask, with etcd's defaults.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Largest request accepted (etcd's --max-request-bytes).
+    pub max_request_bytes: usize,
+    /// Most operations in one transaction branch (etcd's --max-txn-ops).
+    pub max_txn_ops: usize,
+}
+
+impl ServiceConfig for ChainfireConfig {
+    fn defaults(spec: &ServiceSpec) -> Self {
+        Self {
+            server: ServerSection::defaults(spec),
+            log: LogSection::default(),
+            tls: TlsSection::default(),
+            raft: RaftSection {
+                node_id: 1,
+                listen: SocketAddr::from(([127, 0, 0, 1], 2380)),
+                advertise: None,
+                bootstrap: true,
+                heartbeat_ms: 100,
+                election_timeout_ms: 500,
+                snapshot_after_entries: 10_000,
+            },
+            limits: LimitsSection {
+                max_request_bytes: 1536 * 1024,
+                max_txn_ops: 128,
+            },
+        }
+    }
+
+    fn sections(&self) -> Sections<'_> {
+        Sections {
+            server: &self.server,
+            log: &self.log,
+            tls: &self.tls,
+        }
+    }
+}
+
+impl RaftSection {
+    pub fn advertised(&self) -> String {
+        self.advertise
+            .clone()
+            .unwrap_or_else(|| self.listen.to_string())
+    }
+}

@@ -1,0 +1,58 @@
+//! `chainfire-server`: the binary. Everything it does is in the library; see `server::build`.
+
+use std::process::ExitCode;
+
+use chainfire::config::{ChainfireConfig, SPEC};
+use clap::Parser;
+use photon_runtime::{CommonArgs, ConfigValue};
+
+/// Chainfire: PhotonCloud's replicated coordination store, speaking the etcd v3 API.
+#[derive(Debug, Parser)]
+struct Cli {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// This member's id (raft.node_id).
+    #[arg(long, value_name = "ID")]
+    node_id: Option<u64>,
+    /// Peer port address (raft.listen).
+    #[arg(long, value_name = "ADDR")]
+    raft_listen: Option<std::net::SocketAddr>,
+    /// host:port peers reach this member at (raft.advertise).
+    #[arg(long, value_name = "HOST:PORT")]
+    advertise: Option<String>,
+}
+
+impl Cli {
+    fn overrides(&self) -> Vec<(String, ConfigValue)> {
+        let mut out = Vec::new();
+        if let Some(id) = self.node_id {
+            out.push(("raft.node_id".to_string(), ConfigValue::from(id)));
+        }
+        if let Some(addr) = self.raft_listen {
+            out.push((
+                "raft.listen".to_string(),
+                ConfigValue::from(addr.to_string()),
+            ));
+        }
+        if let Some(advertise) = &self.advertise {
+            out.push((
+                "raft.advertise".to_string(),
+                ConfigValue::from(advertise.clone()),
+            ));
+        }
+        out
+    }
+}
+
+fn main() -> ExitCode {
+    let cli: Cli = photon_runtime::cli::parse::<Cli, ChainfireConfig>(&SPEC);
+    let overrides = cli.overrides();
+    photon_runtime::run(
+        SPEC,
+        cli.common,
+        overrides,
+        |config: ChainfireConfig, context| async move {
+            Ok(chainfire::server::build(config, context).await?)
+        },
+    )
+}

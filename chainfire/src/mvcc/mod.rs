@@ -1,0 +1,119 @@
+//! The MVCC key-value store behind chainfire's etcd API: revisions, history and compaction
+//! over RocksDB, applied deterministically as chainfire's Raft state machine.
+
+mod compact;
+pub mod keys;
+pub mod model;
+pub mod read;
+mod write;
+
+use photon_raft::rocksdb::{IteratorMode, WriteBatch, DB};
+use photon_raft::{App, BoxError};
+
+use self::model::{Applied, Command, OpResult};
+use self::read::{storage, ReadError, Reader};
+use self::write::Writer;
+
+/// Chainfire's Raft application.
+#[derive(Debug, Default)]
+pub struct MvccApp;
+
+/// What a snapshot holds: every entry of every chainfire column family.
+type SnapshotData = Vec<(u8, Vec<u8>, Vec<u8>)>;
+
+fn refused_or_failed(e: ReadError) -> Result<Option<Result<OpResult, model::MvccError>>, BoxError> {
+    match e {
+        ReadError::Refused(refusal) => Ok(Some(Err(refusal))),
+        ReadError::Storage(failure) => Err(Box::new(failure)),
+    }
+}
+
+fn compact_applied(db: &DB, batch: &mut WriteBatch, revision: i64) -> Result<Applied, BoxError> {
+    let result = match compact::compact(db, batch, revision) {
+        Ok(()) => Some(Ok(OpResult::Txn {
+            succeeded: true,
+            results: Vec::new(),
+        })),
+        Err(e) => refused_or_failed(e)?,
+    };
+    Ok(Applied {
+        revision: Reader::new(db, None).revision()?,
+        result,
+    })
+}
+
+impl App for MvccApp {
+    type Request = Command;
+    type Response = Applied;
+
+    fn apply(
+        &mut self,
+        db: &DB,
+        batch: &mut WriteBatch,
+        _index: u64,
+        command: &Command,
+    ) -> Result<Applied, BoxError> {
+        let mut writer = Writer::new(Reader::new(db, None))?;
+        let outcome = match command {
+            Command::Compact { revision } => return compact_applied(db, batch, *revision),
+            Command::Put(put) => writer.put(put).map(|prev| OpResult::Put { prev }),
+            Command::DeleteRange(delete) => writer
+                .delete(delete)
+                .map(|(deleted, prevs)| OpResult::DeleteRange { deleted, prevs }),
+            Command::Txn(txn) => writer
+                .txn(txn)
+                .map(|(succeeded, results)| OpResult::Txn { succeeded, results }),
+        };
+        match outcome {
+            Ok(result) => {
+                let revision = writer.finish(db, batch)?;
+                Ok(Applied {
+                    revision,
+                    result: Some(Ok(result)),
+                })
+            }
+            // A refused command changes nothing: the staged writes are dropped.
+            Err(e) => Ok(Applied {
+                revision: Reader::new(db, None).revision()?,
+                result: refused_or_failed(e)?,
+            }),
+        }
+    }
+
+    fn snapshot(&self, db: &DB) -> Result<Vec<u8>, BoxError> {
+        let mut data: SnapshotData = Vec::new();
+        for (index, name) in keys::ALL_CFS.iter().enumerate() {
+            let cf = db
+                .cf_handle(name)
+                .ok_or_else(|| storage(format!("missing column family {name}")))?;
+            for item in db.iterator_cf(cf, IteratorMode::Start) {
+                let (k, v) = item?;
+                data.push((index as u8, k.to_vec(), v.to_vec()));
+            }
+        }
+        Ok(keys::encode(&data)?)
+    }
+
+    fn restore(&mut self, db: &DB, batch: &mut WriteBatch, bytes: &[u8]) -> Result<(), BoxError> {
+        let data: SnapshotData = keys::decode(bytes)?;
+        let cfs = keys::ALL_CFS
+            .iter()
+            .map(|name| {
+                db.cf_handle(name)
+                    .ok_or_else(|| storage(format!("missing column family {name}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        for cf in &cfs {
+            for item in db.iterator_cf(*cf, IteratorMode::Start) {
+                batch.delete_cf(*cf, item?.0);
+            }
+        }
+        for (index, k, v) in data {
+            let cf = cfs
+                .get(index as usize)
+                .ok_or_else(|| storage(format!("snapshot names unknown column family {index}")))?;
+            batch.put_cf(*cf, k, v);
+        }
+        Ok(())
+    }
+}

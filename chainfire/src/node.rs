@@ -1,0 +1,198 @@
+//! This member of the chainfire cluster: its RocksDB, its Raft group and peer port, and the
+//! two ways requests reach the store: proposals through Raft, reads on a consistent snapshot.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use photon_api::etcd::etcdserverpb::ResponseHeader;
+use photon_raft::fault::FaultInjector;
+use photon_raft::network::{serve, PeerNetwork, PeerTls, Router};
+use photon_raft::openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use photon_raft::openraft::{BasicNode, Config, Raft, ServerState, SnapshotPolicy};
+use photon_raft::rocksdb::DB;
+use photon_raft::{NodeId, Storage, TypeConfig};
+use photon_runtime::{Context, HealthReport, HealthStatus};
+use tokio::net::TcpListener;
+
+use crate::config::ChainfireConfig;
+use crate::error::ChainfireError;
+use crate::mvcc::keys::ALL_CFS;
+use crate::mvcc::model::{Applied, Command};
+use crate::mvcc::read::Reader;
+use crate::mvcc::MvccApp;
+
+pub type ChainRaft = Raft<TypeConfig<MvccApp>>;
+
+/// How long a proposal or a linearizable read may wait for Raft (etcd's default request
+/// timeout is 5 s plus an election).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(7);
+
+#[derive(Clone)]
+pub struct Node {
+    pub raft: ChainRaft,
+    pub db: Arc<DB>,
+    pub id: NodeId,
+    pub cluster_id: u64,
+}
+
+fn raft_config(config: &ChainfireConfig) -> anyhow::Result<Arc<Config>> {
+    let raft = &config.raft;
+    let c = Config {
+        cluster_name: "chainfire".into(),
+        heartbeat_interval: raft.heartbeat_ms,
+        election_timeout_min: raft.election_timeout_ms,
+        election_timeout_max: raft.election_timeout_ms * 2,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(raft.snapshot_after_entries),
+        max_in_snapshot_log_to_keep: 1000,
+        ..Default::default()
+    };
+    Ok(Arc::new(
+        c.validate().context("invalid [raft] timing settings")?,
+    ))
+}
+
+/// FNV-1a, for a stable cluster id derived from the cluster's name.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+impl Node {
+    /// Opens the store, starts Raft and the peer port, and bootstraps a one-member cluster if
+    /// asked to and none exists yet.
+    pub async fn start(config: &ChainfireConfig, context: &Context) -> anyhow::Result<Self> {
+        let id = config.raft.node_id;
+        let dir = config.server.data_dir.join("raft");
+        let storage = Storage::open(&dir, &ALL_CFS)?;
+        let (log, sm) = storage.group(0, MvccApp)?;
+        let tls = match (&context.tls.trust, &context.tls.identity) {
+            (Some(ca), Some((cert, key))) => Some(PeerTls {
+                ca: ca.clone(),
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => {
+                tracing::warn!("no CA and certificate for peers: the Raft port speaks plaintext");
+                None
+            }
+        };
+        let fault = FaultInjector::default();
+        let network = PeerNetwork::<MvccApp>::new(0, id, tls.clone(), fault.clone());
+        let raft = Raft::new(id, raft_config(config)?, network, log, sm).await?;
+        let router = Router::new(fault);
+        router.add(0, raft.clone());
+
+        let listener = TcpListener::bind(config.raft.listen)
+            .await
+            .with_context(|| format!("cannot listen on raft.listen {}", config.raft.listen))?;
+        tracing::info!(node_id = id, peer_port = %config.raft.listen, advertise = %config.raft.advertised(), mutual_tls = tls.is_some(), "raft peer port listening");
+        let shutdown = context.shutdown.clone();
+        context.tasks.spawn(async move {
+            if let Err(e) = serve(listener, router, tls.as_ref(), shutdown).await {
+                tracing::error!(error = %e, "raft peer port stopped");
+            }
+        });
+        let stopping = raft.clone();
+        let shutdown = context.shutdown.clone();
+        context.tasks.spawn(async move {
+            shutdown.cancelled().await;
+            if let Err(e) = stopping.shutdown().await {
+                tracing::warn!(error = %e, "raft did not shut down cleanly");
+            }
+        });
+
+        if config.raft.bootstrap && !raft.is_initialized().await? {
+            let members = BTreeMap::from([(
+                id,
+                BasicNode {
+                    addr: config.raft.advertised(),
+                },
+            )]);
+            raft.initialize(members)
+                .await
+                .context("cannot bootstrap a one-member cluster")?;
+            tracing::info!(node_id = id, "bootstrapped a new one-member cluster");
+        }
+        Ok(Self {
+            raft,
+            db: storage.db().clone(),
+            id,
+            cluster_id: fnv1a(b"chainfire"),
+        })
+    }
+
+    /// Proposes `command` through Raft and waits for it to be applied here.
+    pub async fn propose(&self, command: Command) -> Result<Applied, ChainfireError> {
+        match tokio::time::timeout(REQUEST_TIMEOUT, self.raft.client_write(command)).await {
+            Err(_) => Err(ChainfireError::Timeout),
+            Ok(Ok(response)) => Ok(response.data),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
+                Err(ChainfireError::NoLeader)
+            }
+            Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
+                Err(ChainfireError::InvalidArgument(e.to_string()))
+            }
+            Ok(Err(RaftError::Fatal(_))) => Err(ChainfireError::Stopped),
+        }
+    }
+
+    /// Returns once this member has applied everything committed before the call and is
+    /// still the leader: after it, a local read is linearizable (openraft's ReadIndex).
+    pub async fn linearize(&self) -> Result<(), ChainfireError> {
+        match tokio::time::timeout(REQUEST_TIMEOUT, self.raft.ensure_linearizable()).await {
+            Err(_) => Err(ChainfireError::Timeout),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_)))) => {
+                Err(ChainfireError::NoLeader)
+            }
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_)))) => {
+                Err(ChainfireError::Timeout)
+            }
+            Ok(Err(RaftError::Fatal(_))) => Err(ChainfireError::Stopped),
+        }
+    }
+
+    /// Runs `read` against a consistent snapshot of the store.
+    pub fn read<T>(
+        &self,
+        read: impl FnOnce(&Reader<'_>) -> Result<T, ChainfireError>,
+    ) -> Result<T, ChainfireError> {
+        let snapshot = self.db.snapshot();
+        read(&Reader::new(&self.db, Some(&snapshot)))
+    }
+
+    pub fn header(&self, revision: i64) -> ResponseHeader {
+        let term = self.raft.metrics().borrow().current_term;
+        ResponseHeader {
+            cluster_id: self.cluster_id,
+            member_id: self.id,
+            revision,
+            raft_term: term,
+        }
+    }
+
+    /// `/health`: healthy while the cluster has a leader this member knows of.
+    pub fn health(&self) -> HealthReport {
+        let metrics = self.raft.metrics().borrow().clone();
+        let role = match metrics.state {
+            ServerState::Leader => "leader",
+            ServerState::Follower => "follower",
+            ServerState::Candidate => "candidate",
+            ServerState::Learner => "learner",
+            ServerState::Shutdown => "shutdown",
+        };
+        let cluster_size = metrics.membership_config.membership().voter_ids().count();
+        let status = if metrics.current_leader.is_some() && metrics.state != ServerState::Shutdown {
+            HealthStatus::Healthy
+        } else {
+            HealthStatus::Unhealthy
+        };
+        HealthReport::new(status)
+            .with("raft", role)
+            .with("cluster_size", cluster_size)
+            .with("member_id", self.id)
+    }
+}

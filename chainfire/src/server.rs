@@ -1,0 +1,22 @@
+//! Assembling chainfire on the runtime: start this member's Raft node, then hand the runtime
+//! the etcd services and the health check for the API port.
+
+use photon_api::etcd::etcdserverpb::kv_server::KvServer;
+use photon_runtime::{Api, Context};
+
+use crate::config::ChainfireConfig;
+use crate::etcd::KvService;
+use crate::node::Node;
+
+/// gRPC's own framing allowance on top of `max_request_bytes`, as etcd grants it, so an
+/// oversized request reaches our check and gets etcd's "request is too large".
+const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+
+pub async fn build(config: ChainfireConfig, context: Context) -> anyhow::Result<Api> {
+    let node = Node::start(&config, &context).await?;
+    let max_message = config.limits.max_request_bytes + GRPC_OVERHEAD_BYTES;
+    let kv = KvServer::new(KvService::new(node.clone(), config.limits.clone()))
+        .max_decoding_message_size(max_message);
+    let health_node = node.clone();
+    Ok(Api::new(move || health_node.health()).grpc(kv))
+}
