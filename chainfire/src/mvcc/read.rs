@@ -135,7 +135,7 @@ impl<'a> Reader<'a> {
             if current.as_ref().is_some_and(|(k, _)| *k != key) {
                 out.extend(current.take().and_then(|(_, kv)| kv));
             }
-            let entry = current.get_or_insert_with(|| (key, None));
+            let entry = current.get_or_insert((key, None));
             if rev <= revision {
                 entry.1 = match keys::decode::<Version>(&value).map_err(storage)? {
                     Version::Put(kv) => Some(kv),

@@ -18,8 +18,10 @@ pub struct ServiceEntry {
     /// The API port: gRPC, REST, `/health` and `/metrics`.
     pub api_port: u16,
     pub deps: &'static [(Dep, &'static str)],
-    /// Arguments beyond the common ones; `{data}`, `{port}` and `{offset}` are substituted.
-    pub extra_args: &'static [&'static str],
+    /// Service-specific settings, as the config keys' environment variables (every key has
+    /// one), so a binary never sees a flag it does not know. `{data}`, `{port}`, `{port+1}`
+    /// (the peer port by convention) and `{offset}` are substituted in values.
+    pub env: &'static [(&'static str, &'static str)],
 }
 
 impl ServiceEntry {
@@ -36,49 +38,49 @@ pub const CATALOG: &[ServiceEntry] = &[
         name: "chainfire",
         api_port: 2379,
         deps: &[],
-        extra_args: &[],
+        env: &[("CHAINFIRE_RAFT_LISTEN", "127.0.0.1:{port+1}")],
     },
     ServiceEntry {
         name: "flaredb",
         api_port: 2479,
         deps: &[(Requires, "chainfire")],
-        extra_args: &[],
+        env: &[],
     },
     ServiceEntry {
         name: "iam",
         api_port: 8080,
         deps: &[(Requires, "flaredb")],
-        extra_args: &[],
+        env: &[],
     },
     ServiceEntry {
         name: "plasmavmc",
         api_port: 9090,
         deps: &[(Wants, "chainfire"), (Wants, "iam")],
-        extra_args: &[],
+        env: &[],
     },
     ServiceEntry {
         name: "prismnet",
         api_port: 9091,
         deps: &[(Wants, "chainfire"), (After, "iam")],
-        extra_args: &[],
+        env: &[],
     },
     ServiceEntry {
         name: "flashdns",
         api_port: 853,
         deps: &[(Wants, "chainfire"), (After, "iam")],
-        extra_args: &[],
+        env: &[],
     },
     ServiceEntry {
         name: "fiberlb",
         api_port: 9092,
         deps: &[(Wants, "chainfire"), (After, "iam")],
-        extra_args: &[],
+        env: &[],
     },
     ServiceEntry {
         name: "lightningstor",
         api_port: 9093,
         deps: &[(Wants, "chainfire"), (After, "flaredb"), (After, "iam")],
-        extra_args: &[],
+        env: &[],
     },
     ServiceEntry {
         name: "k8shost",
@@ -89,7 +91,7 @@ pub const CATALOG: &[ServiceEntry] = &[
             (After, "plasmavmc"),
             (After, "iam"),
         ],
-        extra_args: &[],
+        env: &[],
     },
 ];
 

@@ -24,11 +24,13 @@ impl Child {
         name: &'static str,
         binary: &Path,
         args: &[String],
+        env: &[(String, String)],
         log_file: PathBuf,
     ) -> std::io::Result<Self> {
         let mut command = Command::new(binary);
         command
             .args(args)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

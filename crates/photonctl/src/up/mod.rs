@@ -210,7 +210,7 @@ fn launch(m: &mut Managed, args: &UpArgs, data_dir: &Path, ca_dir: &Path, now: I
     };
     let port = args.endpoints.port(m.entry);
     let data = data_dir.join(m.entry.name);
-    let mut argv = vec![
+    let argv = vec![
         "--listen".to_string(),
         format!("{}:{port}", args.endpoints.host),
         "--data-dir".to_string(),
@@ -218,13 +218,21 @@ fn launch(m: &mut Managed, args: &UpArgs, data_dir: &Path, ca_dir: &Path, now: I
         "--dev-ca-dir".to_string(),
         ca_dir.display().to_string(),
     ];
-    argv.extend(m.entry.extra_args.iter().map(|a| {
-        a.replace("{data}", &data.display().to_string())
+    let substitute = |value: &str| {
+        value
+            .replace("{data}", &data.display().to_string())
+            .replace("{port+1}", &(port + 1).to_string())
             .replace("{port}", &port.to_string())
             .replace("{offset}", &args.endpoints.port_offset.to_string())
-    }));
+    };
+    let env: Vec<(String, String)> = m
+        .entry
+        .env
+        .iter()
+        .map(|(k, v)| (k.to_string(), substitute(v)))
+        .collect();
     let log = data_dir.join("logs").join(format!("{}.log", m.entry.name));
-    match Child::spawn(m.entry.name, &binary, &argv, log) {
+    match Child::spawn(m.entry.name, &binary, &argv, &env, log) {
         Ok(child) => {
             say(format!(
                 "started {} (pid {}) on {}",
