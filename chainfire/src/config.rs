@@ -21,6 +21,16 @@ pub struct ChainfireConfig {
     pub tls: TlsSection,
     pub raft: RaftSection,
     pub limits: LimitsSection,
+    pub watch: WatchSection,
+}
+
+/// `[watch]`: watch stream behaviour.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchSection {
+    /// How often an idle watcher that asked for progress notifications hears the current
+    /// revision (etcd: 10 minutes).
+    pub progress_notify_ms: u64,
 }
 
 /// `[raft]`: this member and its peer port.
@@ -69,6 +79,9 @@ impl ServiceConfig for ChainfireConfig {
             limits: LimitsSection {
                 max_request_bytes: 1536 * 1024,
                 max_txn_ops: 128,
+            },
+            watch: WatchSection {
+                progress_notify_ms: 600_000,
             },
         }
     }

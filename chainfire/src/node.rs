@@ -35,6 +35,8 @@ pub struct Node {
     pub db: Arc<DB>,
     pub id: NodeId,
     pub cluster_id: u64,
+    /// The store revision this member has applied, updated after every applied batch.
+    pub revisions: tokio::sync::watch::Receiver<i64>,
 }
 
 fn raft_config(config: &ChainfireConfig) -> anyhow::Result<Arc<Config>> {
@@ -67,7 +69,9 @@ impl Node {
         let id = config.raft.node_id;
         let dir = config.server.data_dir.join("raft");
         let storage = Storage::open(&dir, &ALL_CFS)?;
-        let (log, sm) = storage.group(0, MvccApp)?;
+        let applied_revision = Reader::new(storage.db(), None).revision()?;
+        let (revision_tx, revisions) = tokio::sync::watch::channel(applied_revision);
+        let (log, sm) = storage.group(0, MvccApp::with_notifier(revision_tx))?;
         let tls = match (&context.tls.trust, &context.tls.identity) {
             (Some(ca), Some((cert, key))) => Some(PeerTls {
                 ca: ca.clone(),
@@ -121,6 +125,7 @@ impl Node {
             db: storage.db().clone(),
             id,
             cluster_id: fnv1a(b"chainfire"),
+            revisions,
         })
     }
 

@@ -1,11 +1,14 @@
 //! Assembling chainfire on the runtime: start this member's Raft node, then hand the runtime
 //! the etcd services and the health check for the API port.
 
+use std::time::Duration;
+
 use photon_api::etcd::etcdserverpb::kv_server::KvServer;
+use photon_api::etcd::etcdserverpb::watch_server::WatchServer;
 use photon_runtime::{Api, Context};
 
 use crate::config::ChainfireConfig;
-use crate::etcd::KvService;
+use crate::etcd::{KvService, WatchService};
 use crate::node::Node;
 
 /// gRPC's own framing allowance on top of `max_request_bytes`, as etcd grants it, so an
@@ -17,6 +20,12 @@ pub async fn build(config: ChainfireConfig, context: Context) -> anyhow::Result<
     let max_message = config.limits.max_request_bytes + GRPC_OVERHEAD_BYTES;
     let kv = KvServer::new(KvService::new(node.clone(), config.limits.clone()))
         .max_decoding_message_size(max_message);
+    let watch = WatchServer::new(WatchService::new(
+        node.clone(),
+        context.tasks.clone(),
+        context.shutdown.clone(),
+        Duration::from_millis(config.watch.progress_notify_ms),
+    ));
     let health_node = node.clone();
-    Ok(Api::new(move || health_node.health()).grpc(kv))
+    Ok(Api::new(move || health_node.health()).grpc(kv).grpc(watch))
 }

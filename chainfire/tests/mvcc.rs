@@ -20,7 +20,7 @@ fn store() -> Store {
     Store {
         _dir: dir,
         storage,
-        app: MvccApp,
+        app: MvccApp::default(),
     }
 }
 
@@ -413,4 +413,50 @@ fn snapshot_restores_into_an_empty_store() {
         a.get_at("k15", 20).unwrap(),
         "history came along"
     );
+}
+
+#[test]
+fn events_replay_puts_and_deletes_in_revision_order_with_prev_kv() {
+    use chainfire::mvcc::events::{events, EventKind};
+    let mut s = store();
+    s.apply(Command::Put(put("w/a", "1"))); // 2
+    s.apply(Command::Put(put("w/b", "x"))); // 3
+    s.apply(Command::Put(put("w/a", "2"))); // 4
+    s.apply(Command::DeleteRange(DeleteRange {
+        range: single("w/a"),
+        prev_kv: false,
+    })); // 5
+    s.apply(Command::Put(put("zzz", "z"))); // 6
+    let reader = Reader::new(s.storage.db(), None);
+    let all = events(&reader, 1, 6, &prefix("w/"), true).unwrap();
+    let summary: Vec<(EventKind, Vec<u8>, i64)> = all
+        .iter()
+        .map(|e| (e.kind, e.kv.key.clone(), e.kv.mod_revision))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (EventKind::Put, b"w/a".to_vec(), 2),
+            (EventKind::Put, b"w/b".to_vec(), 3),
+            (EventKind::Put, b"w/a".to_vec(), 4),
+            (EventKind::Delete, b"w/a".to_vec(), 5)
+        ]
+    );
+    assert_eq!(
+        all[2].prev.as_ref().map(|p| p.value.clone()),
+        Some(b"1".to_vec())
+    );
+    assert_eq!(
+        all[3].prev.as_ref().map(|p| p.value.clone()),
+        Some(b"2".to_vec()),
+        "a delete's prev_kv is the deleted value"
+    );
+    assert!(all[0].prev.is_none());
+    assert_eq!(
+        events(&reader, 5, 6, &single("w/a"), false).unwrap().len(),
+        1
+    );
+    assert!(events(&reader, 7, 10, &prefix("w/"), false)
+        .unwrap()
+        .is_empty());
 }

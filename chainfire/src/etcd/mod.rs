@@ -2,5 +2,7 @@
 
 pub mod convert;
 mod kv;
+mod watch;
 
 pub use kv::KvService;
+pub use watch::WatchService;

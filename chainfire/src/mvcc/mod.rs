@@ -2,6 +2,7 @@
 //! over RocksDB, applied deterministically as chainfire's Raft state machine.
 
 mod compact;
+pub mod events;
 pub mod keys;
 pub mod model;
 pub mod read;
@@ -14,9 +15,23 @@ use self::model::{Applied, Command, OpResult};
 use self::read::{storage, ReadError, Reader};
 use self::write::Writer;
 
-/// Chainfire's Raft application.
+/// Chainfire's Raft application. After each applied batch is written it publishes the store
+/// revision, which is how watchers learn there is something new to read.
 #[derive(Debug, Default)]
-pub struct MvccApp;
+pub struct MvccApp {
+    revision: Option<tokio::sync::watch::Sender<i64>>,
+    last_revision: i64,
+}
+
+impl MvccApp {
+    /// An app that publishes the store revision on `revision` after every applied batch.
+    pub fn with_notifier(revision: tokio::sync::watch::Sender<i64>) -> Self {
+        Self {
+            revision: Some(revision),
+            last_revision: 0,
+        }
+    }
+}
 
 /// What a snapshot holds: every entry of every chainfire column family.
 type SnapshotData = Vec<(u8, Vec<u8>, Vec<u8>)>;
@@ -67,6 +82,7 @@ impl App for MvccApp {
         match outcome {
             Ok(result) => {
                 let revision = writer.finish(db, batch)?;
+                self.last_revision = revision;
                 Ok(Applied {
                     revision,
                     result: Some(Ok(result)),
@@ -77,6 +93,20 @@ impl App for MvccApp {
                 revision: Reader::new(db, None).revision()?,
                 result: refused_or_failed(e)?,
             }),
+        }
+    }
+
+    fn after_write(&mut self) {
+        if let Some(sender) = &self.revision {
+            // Only a change wakes watchers; `send_if_modified` skips the no-op case.
+            let revision = self.last_revision;
+            sender.send_if_modified(|current| {
+                let newer = revision > *current;
+                if newer {
+                    *current = revision;
+                }
+                newer
+            });
         }
     }
 
@@ -112,6 +142,10 @@ impl App for MvccApp {
             let cf = cfs
                 .get(index as usize)
                 .ok_or_else(|| storage(format!("snapshot names unknown column family {index}")))?;
+            if keys::ALL_CFS[index as usize] == keys::CF_META && k == keys::META_REVISION {
+                // Watchers learn the restored revision in after_write.
+                self.last_revision = keys::decode(&v)?;
+            }
             batch.put_cf(*cf, k, v);
         }
         Ok(())

@@ -43,7 +43,11 @@ impl<'a> Reader<'a> {
         Self { db, snapshot }
     }
 
-    fn options(&self) -> ReadOptions {
+    pub(crate) fn db(&self) -> &'a DB {
+        self.db
+    }
+
+    pub(crate) fn options(&self) -> ReadOptions {
         let mut options = ReadOptions::default();
         if let Some(snapshot) = self.snapshot {
             options.set_snapshot(snapshot);
@@ -51,7 +55,10 @@ impl<'a> Reader<'a> {
         options
     }
 
-    fn cf(&self, name: &str) -> Result<&photon_raft::rocksdb::ColumnFamily, StorageFailure> {
+    pub(crate) fn cf(
+        &self,
+        name: &str,
+    ) -> Result<&photon_raft::rocksdb::ColumnFamily, StorageFailure> {
         self.db
             .cf_handle(name)
             .ok_or_else(|| storage(format!("missing column family {name}")))
