@@ -47,6 +47,7 @@ impl From<ChainfireError> for Status {
                 Code::InvalidArgument
             }
             ChainfireError::Mvcc(MvccError::LeaseNotFound) => Code::NotFound,
+            ChainfireError::Mvcc(MvccError::LeaseExists) => Code::FailedPrecondition,
             ChainfireError::EmptyKey
             | ChainfireError::TooManyOps
             | ChainfireError::RequestTooLarge => Code::InvalidArgument,

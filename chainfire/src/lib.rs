@@ -10,6 +10,7 @@
 pub mod config;
 pub mod error;
 pub mod etcd;
+pub mod leases;
 pub mod mvcc;
 pub mod node;
 pub mod server;

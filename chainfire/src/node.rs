@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use crate::config::ChainfireConfig;
 use crate::error::ChainfireError;
 use crate::mvcc::keys::ALL_CFS;
-use crate::mvcc::model::{Applied, Command};
+use crate::mvcc::model::{Applied, Command, Outcome};
 use crate::mvcc::read::Reader;
 use crate::mvcc::MvccApp;
 
@@ -141,6 +141,18 @@ impl Node {
                 Err(ChainfireError::InvalidArgument(e.to_string()))
             }
             Ok(Err(RaftError::Fatal(_))) => Err(ChainfireError::Stopped),
+        }
+    }
+
+    /// Proposes `command` and unpacks its outcome: the revision after it, or etcd's refusal.
+    pub async fn apply(&self, command: Command) -> Result<(i64, Outcome), ChainfireError> {
+        let Applied { revision, result } = self.propose(command).await?;
+        match result {
+            Some(Ok(outcome)) => Ok((revision, outcome)),
+            Some(Err(refusal)) => Err(refusal.into()),
+            None => Err(ChainfireError::InvalidArgument(
+                "the command produced no result".into(),
+            )),
         }
     }
 

@@ -4,11 +4,13 @@
 use std::time::Duration;
 
 use photon_api::etcd::etcdserverpb::kv_server::KvServer;
+use photon_api::etcd::etcdserverpb::lease_server::LeaseServer;
 use photon_api::etcd::etcdserverpb::watch_server::WatchServer;
 use photon_runtime::{Api, Context};
 
 use crate::config::ChainfireConfig;
-use crate::etcd::{KvService, WatchService};
+use crate::etcd::{KvService, LeaseService, WatchService};
+use crate::leases::LeaseKeeper;
 use crate::node::Node;
 
 /// gRPC's own framing allowance on top of `max_request_bytes`, as etcd grants it, so an
@@ -26,6 +28,24 @@ pub async fn build(config: ChainfireConfig, context: Context) -> anyhow::Result<
         context.shutdown.clone(),
         Duration::from_millis(config.watch.progress_notify_ms),
     ));
+    let keeper = LeaseKeeper::default();
+    context
+        .tasks
+        .spawn(keeper.clone().run(node.clone(), context.shutdown.clone()));
+    // etcd's minimum TTL: one and a half election timeouts, so a lease outlives a failover.
+    let min_ttl = ((config.raft.election_timeout_ms as f64 * 1.5) / 1000.0)
+        .ceil()
+        .max(1.0) as i64;
+    let lease = LeaseServer::new(LeaseService::new(
+        node.clone(),
+        keeper,
+        context.tasks.clone(),
+        context.shutdown.clone(),
+        min_ttl,
+    ));
     let health_node = node.clone();
-    Ok(Api::new(move || health_node.health()).grpc(kv).grpc(watch))
+    Ok(Api::new(move || health_node.health())
+        .grpc(kv)
+        .grpc(watch)
+        .grpc(lease))
 }

@@ -99,9 +99,9 @@ fn revisions_and_versions_follow_etcd() {
     assert_eq!(applied.revision, 3);
     assert_eq!(
         applied.result,
-        Some(Ok(OpResult::Put {
+        Some(Ok(Outcome::Op(OpResult::Put {
             prev: Some(a.clone())
-        })),
+        }))),
         "prev_kv returns the old version"
     );
     let a = s.get("a").unwrap();
@@ -303,10 +303,10 @@ fn transactions_compare_then_branch_atomically() {
     };
     let won = s.apply(Command::Txn(cas("free", "taken")));
     match won.result {
-        Some(Ok(OpResult::Txn {
+        Some(Ok(Outcome::Op(OpResult::Txn {
             succeeded: true,
             results,
-        })) => match &results[1] {
+        }))) => match &results[1] {
             OpResult::Range(r) => assert_eq!(
                 r.kvs[0].value, b"taken",
                 "a range in the txn sees the txn's own put"
@@ -318,10 +318,10 @@ fn transactions_compare_then_branch_atomically() {
     let lost = s.apply(Command::Txn(cas("free", "stolen")));
     assert!(matches!(
         lost.result,
-        Some(Ok(OpResult::Txn {
+        Some(Ok(Outcome::Op(OpResult::Txn {
             succeeded: false,
             ..
-        }))
+        })))
     ));
     assert_eq!(
         lost.revision, won.revision,
@@ -342,10 +342,10 @@ fn transactions_compare_then_branch_atomically() {
     let created = s.apply(Command::Txn(create_if_absent.clone()));
     assert!(matches!(
         created.result,
-        Some(Ok(OpResult::Txn {
+        Some(Ok(Outcome::Op(OpResult::Txn {
             succeeded: true,
             ..
-        }))
+        })))
     ));
     let (a, b) = (s.get("new").unwrap(), s.get("new2").unwrap());
     assert_eq!(
@@ -355,10 +355,10 @@ fn transactions_compare_then_branch_atomically() {
     let second = s.apply(Command::Txn(create_if_absent));
     assert!(matches!(
         second.result,
-        Some(Ok(OpResult::Txn {
+        Some(Ok(Outcome::Op(OpResult::Txn {
             succeeded: false,
             ..
-        }))
+        })))
     ));
 }
 
@@ -459,4 +459,49 @@ fn events_replay_puts_and_deletes_in_revision_order_with_prev_kv() {
     assert!(events(&reader, 7, 10, &prefix("w/"), false)
         .unwrap()
         .is_empty());
+}
+
+#[test]
+fn leases_attach_detach_and_revoke_at_one_revision() {
+    let mut s = store();
+    assert!(matches!(
+        s.apply(Command::LeaseGrant { id: 7, ttl: 10 }).result,
+        Some(Ok(Outcome::LeaseGranted(_)))
+    ));
+    assert_eq!(
+        s.apply(Command::LeaseGrant { id: 7, ttl: 10 }).result,
+        Some(Err(MvccError::LeaseExists))
+    );
+    let leased = |key: &str| Put {
+        lease: 7,
+        ..put(key, "v")
+    };
+    s.apply(Command::Put(leased("a")));
+    s.apply(Command::Put(leased("b")));
+    s.apply(Command::Put(leased("c")));
+    s.apply(Command::Put(put("b", "unleased"))); // detaches b
+    s.apply(Command::DeleteRange(DeleteRange {
+        range: single("c"),
+        prev_kv: false,
+    })); // detaches c
+    let reader = Reader::new(s.storage.db(), None);
+    assert_eq!(reader.lease_keys(7).unwrap(), vec![b"a".to_vec()]);
+    drop(reader);
+    let before = Reader::new(s.storage.db(), None).revision().unwrap();
+    let revoked = s.apply(Command::LeaseRevoke { id: 7 });
+    assert_eq!(
+        revoked.result,
+        Some(Ok(Outcome::LeaseRevoked { deleted: 1 }))
+    );
+    assert_eq!(revoked.revision, before + 1);
+    assert!(s.get("a").is_none());
+    assert_eq!(s.get("b").unwrap().value, b"unleased");
+    assert!(Reader::new(s.storage.db(), None)
+        .lease(7)
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        s.apply(Command::LeaseRevoke { id: 7 }).result,
+        Some(Err(MvccError::LeaseNotFound))
+    );
 }

@@ -14,7 +14,7 @@ use tonic::{Request, Response, Status};
 use super::convert;
 use crate::config::LimitsSection;
 use crate::error::ChainfireError;
-use crate::mvcc::model::{Applied, Command, OpResult, RangeResult};
+use crate::mvcc::model::{Command, OpResult, Outcome, RangeResult};
 use crate::mvcc::read;
 use crate::node::Node;
 
@@ -52,12 +52,10 @@ impl KvService {
     }
 
     async fn write(&self, command: Command) -> Result<(i64, OpResult), ChainfireError> {
-        let Applied { revision, result } = self.node.propose(command).await?;
-        match result {
-            Some(Ok(result)) => Ok((revision, result)),
-            Some(Err(refusal)) => Err(refusal.into()),
-            None => Err(ChainfireError::InvalidArgument(
-                "the command produced no result".into(),
+        match self.node.apply(command).await? {
+            (revision, Outcome::Op(result)) => Ok((revision, result)),
+            _ => Err(ChainfireError::InvalidArgument(
+                "a key-value command produced a lease result".into(),
             )),
         }
     }

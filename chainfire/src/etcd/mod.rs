@@ -2,7 +2,9 @@
 
 pub mod convert;
 mod kv;
+mod lease;
 mod watch;
 
 pub use kv::KvService;
+pub use lease::LeaseService;
 pub use watch::WatchService;

@@ -8,6 +8,8 @@
 //!   which keeps every key's versions contiguous and keys in byte order.
 //! - `kv_events`: `rev ‖ sub` → user key. Revision order, for watch replay.
 //! - `kv_meta`: `revision` and `compact_revision` (i64).
+//! - `leases`: lease id (i64 BE) → [`super::model::Lease`].
+//! - `lease_keys`: `lease id ‖ user key` → empty: the keys attached to each lease.
 //!
 //! Revisions and sub-revisions are non-negative i64s stored big-endian as u64, so they sort.
 
@@ -18,7 +20,16 @@ pub const CF_LATEST: &str = "kv_latest";
 pub const CF_HISTORY: &str = "kv_history";
 pub const CF_EVENTS: &str = "kv_events";
 pub const CF_META: &str = "kv_meta";
-pub const ALL_CFS: [&str; 4] = [CF_LATEST, CF_HISTORY, CF_EVENTS, CF_META];
+pub const CF_LEASES: &str = "leases";
+pub const CF_LEASE_KEYS: &str = "lease_keys";
+pub const ALL_CFS: [&str; 6] = [
+    CF_LATEST,
+    CF_HISTORY,
+    CF_EVENTS,
+    CF_META,
+    CF_LEASES,
+    CF_LEASE_KEYS,
+];
 
 pub const META_REVISION: &[u8] = b"revision";
 pub const META_COMPACT: &[u8] = b"compact_revision";
@@ -70,6 +81,16 @@ pub fn parse_rev(bytes: &[u8]) -> Option<(i64, i64)> {
     let rev = u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?) as i64;
     let sub = u64::from_be_bytes(bytes.get(8..16)?.try_into().ok()?) as i64;
     Some((rev, sub))
+}
+
+pub fn lease_key(id: i64) -> [u8; 8] {
+    (id as u64).to_be_bytes()
+}
+
+pub fn lease_key_entry(id: i64, key: &[u8]) -> Vec<u8> {
+    let mut out = lease_key(id).to_vec();
+    out.extend_from_slice(key);
+    out
 }
 
 pub fn history_key(key: &[u8], rev: i64, sub: i64) -> Vec<u8> {

@@ -11,7 +11,7 @@ mod write;
 use photon_raft::rocksdb::{IteratorMode, WriteBatch, DB};
 use photon_raft::{App, BoxError};
 
-use self::model::{Applied, Command, OpResult};
+use self::model::{Applied, Command, OpResult, Outcome};
 use self::read::{storage, ReadError, Reader};
 use self::write::Writer;
 
@@ -36,7 +36,7 @@ impl MvccApp {
 /// What a snapshot holds: every entry of every chainfire column family.
 type SnapshotData = Vec<(u8, Vec<u8>, Vec<u8>)>;
 
-fn refused_or_failed(e: ReadError) -> Result<Option<Result<OpResult, model::MvccError>>, BoxError> {
+fn refused_or_failed(e: ReadError) -> Result<Option<Result<Outcome, model::MvccError>>, BoxError> {
     match e {
         ReadError::Refused(refusal) => Ok(Some(Err(refusal))),
         ReadError::Storage(failure) => Err(Box::new(failure)),
@@ -45,10 +45,10 @@ fn refused_or_failed(e: ReadError) -> Result<Option<Result<OpResult, model::Mvcc
 
 fn compact_applied(db: &DB, batch: &mut WriteBatch, revision: i64) -> Result<Applied, BoxError> {
     let result = match compact::compact(db, batch, revision) {
-        Ok(()) => Some(Ok(OpResult::Txn {
+        Ok(()) => Some(Ok(Outcome::Op(OpResult::Txn {
             succeeded: true,
             results: Vec::new(),
-        })),
+        }))),
         Err(e) => refused_or_failed(e)?,
     };
     Ok(Applied {
@@ -71,13 +71,21 @@ impl App for MvccApp {
         let mut writer = Writer::new(Reader::new(db, None))?;
         let outcome = match command {
             Command::Compact { revision } => return compact_applied(db, batch, *revision),
-            Command::Put(put) => writer.put(put).map(|prev| OpResult::Put { prev }),
+            Command::LeaseGrant { id, ttl } => writer
+                .grant(model::Lease { id: *id, ttl: *ttl })
+                .map(Outcome::LeaseGranted),
+            Command::LeaseRevoke { id } => writer
+                .revoke(*id)
+                .map(|deleted| Outcome::LeaseRevoked { deleted }),
+            Command::Put(put) => writer
+                .put(put)
+                .map(|prev| Outcome::Op(OpResult::Put { prev })),
             Command::DeleteRange(delete) => writer
                 .delete(delete)
-                .map(|(deleted, prevs)| OpResult::DeleteRange { deleted, prevs }),
+                .map(|(deleted, prevs)| Outcome::Op(OpResult::DeleteRange { deleted, prevs })),
             Command::Txn(txn) => writer
                 .txn(txn)
-                .map(|(succeeded, results)| OpResult::Txn { succeeded, results }),
+                .map(|(succeeded, results)| Outcome::Op(OpResult::Txn { succeeded, results })),
         };
         match outcome {
             Ok(result) => {

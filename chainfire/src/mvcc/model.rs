@@ -146,7 +146,26 @@ pub enum Command {
     Put(Put),
     DeleteRange(DeleteRange),
     Txn(Txn),
-    Compact { revision: i64 },
+    Compact {
+        revision: i64,
+    },
+    /// `id` is chosen before proposing (by the client, or by the member that proposes).
+    LeaseGrant {
+        id: i64,
+        ttl: i64,
+    },
+    /// Deletes the lease and every key attached to it, at one revision.
+    LeaseRevoke {
+        id: i64,
+    },
+}
+
+/// A granted lease. Its expiry deadline is not stored: the leader keeps it in memory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub id: i64,
+    /// Granted TTL in seconds.
+    pub ttl: i64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -185,11 +204,21 @@ pub enum MvccError {
     LeaseNotFound,
     #[error("etcdserver: duplicate key given in txn request")]
     DuplicateKey,
+    #[error("etcdserver: lease already exists")]
+    LeaseExists,
+}
+
+/// The result of an applied command: a key-value operation's, or a lease's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    Op(OpResult),
+    LeaseGranted(Lease),
+    LeaseRevoked { deleted: i64 },
 }
 
 /// What applying a [`Command`] answers: the store revision after it, and the result.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Applied {
     pub revision: i64,
-    pub result: Option<Result<OpResult, MvccError>>,
+    pub result: Option<Result<Outcome, MvccError>>,
 }

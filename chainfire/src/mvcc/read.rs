@@ -6,9 +6,11 @@ use std::collections::BTreeMap;
 
 use photon_raft::rocksdb::{Direction, IteratorMode, ReadOptions, Snapshot, DB};
 
-use super::keys::{self, CF_HISTORY, CF_LATEST, CF_META, META_COMPACT, META_REVISION};
+use super::keys::{
+    self, CF_HISTORY, CF_LATEST, CF_LEASES, CF_LEASE_KEYS, CF_META, META_COMPACT, META_REVISION,
+};
 use super::model::{
-    KeyRange, KeyValue, MvccError, Range, RangeResult, SortOrder, SortTarget, Version,
+    KeyRange, KeyValue, Lease, MvccError, Range, RangeResult, SortOrder, SortTarget, Version,
 };
 
 /// A storage failure (RocksDB or a corrupt value), as opposed to a refused request.
@@ -82,6 +84,44 @@ impl<'a> Reader<'a> {
 
     pub fn compact_revision(&self) -> Result<i64, StorageFailure> {
         self.meta(META_COMPACT, 0)
+    }
+
+    pub fn lease(&self, id: i64) -> Result<Option<Lease>, StorageFailure> {
+        match self
+            .db
+            .get_cf_opt(self.cf(CF_LEASES)?, keys::lease_key(id), &self.options())
+            .map_err(storage)?
+        {
+            Some(bytes) => Ok(Some(keys::decode(&bytes).map_err(storage)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn leases(&self) -> Result<Vec<Lease>, StorageFailure> {
+        let iter =
+            self.db
+                .iterator_cf_opt(self.cf(CF_LEASES)?, self.options(), IteratorMode::Start);
+        iter.map(|item| keys::decode(&item.map_err(storage)?.1).map_err(storage))
+            .collect()
+    }
+
+    /// The keys attached to lease `id`, in key order.
+    pub fn lease_keys(&self, id: i64) -> Result<Vec<Vec<u8>>, StorageFailure> {
+        let prefix = keys::lease_key(id);
+        let mut out = Vec::new();
+        let iter = self.db.iterator_cf_opt(
+            self.cf(CF_LEASE_KEYS)?,
+            self.options(),
+            IteratorMode::From(&prefix, Direction::Forward),
+        );
+        for item in iter {
+            let (raw, _) = item.map_err(storage)?;
+            if !raw.starts_with(&prefix) {
+                break;
+            }
+            out.push(raw[prefix.len()..].to_vec());
+        }
+        Ok(out)
     }
 
     pub fn latest(&self, key: &[u8]) -> Result<Option<KeyValue>, StorageFailure> {

@@ -4,10 +4,12 @@
 
 use photon_raft::rocksdb::WriteBatch;
 
-use super::keys::{self, CF_EVENTS, CF_HISTORY, CF_LATEST, CF_META, META_REVISION};
+use super::keys::{
+    self, CF_EVENTS, CF_HISTORY, CF_LATEST, CF_LEASES, CF_LEASE_KEYS, CF_META, META_REVISION,
+};
 use super::model::{
-    Compare, CompareOp, CompareTarget, DeleteRange, KeyValue, MvccError, Op, OpResult, Put, Txn,
-    Version,
+    Compare, CompareOp, CompareTarget, DeleteRange, KeyRange, KeyValue, Lease, MvccError, Op,
+    OpResult, Put, Txn, Version,
 };
 use super::read::{self, storage, ReadError, Reader, Staged, StorageFailure};
 
@@ -18,6 +20,15 @@ pub struct Writer<'a> {
     staged: Staged,
     /// `(key, version)` in the order written; the position is the sub-revision.
     history: Vec<(Vec<u8>, Version)>,
+    /// Lease changes, in order.
+    lease_ops: Vec<LeaseOp>,
+}
+
+enum LeaseOp {
+    Create(Lease),
+    Delete(i64),
+    Attach(i64, Vec<u8>),
+    Detach(i64, Vec<u8>),
 }
 
 impl<'a> Writer<'a> {
@@ -28,6 +39,7 @@ impl<'a> Writer<'a> {
             base,
             staged: Staged::new(),
             history: Vec::new(),
+            lease_ops: Vec::new(),
         })
     }
 
@@ -64,9 +76,18 @@ impl<'a> Writer<'a> {
             (Some(prev), true) => prev.lease,
             _ => put.lease,
         };
-        if lease != 0 {
-            // Leases arrive with the Lease service; until then no lease id exists.
+        if lease != 0 && self.reader.lease(lease)?.is_none() {
             return Err(MvccError::LeaseNotFound.into());
+        }
+        let previous_lease = prev.as_ref().map_or(0, |p| p.lease);
+        if previous_lease != lease {
+            if previous_lease != 0 {
+                self.lease_ops
+                    .push(LeaseOp::Detach(previous_lease, put.key.clone()));
+            }
+            if lease != 0 {
+                self.lease_ops.push(LeaseOp::Attach(lease, put.key.clone()));
+            }
         }
         let revision = self.write_revision();
         let kv = KeyValue {
@@ -85,11 +106,43 @@ impl<'a> Writer<'a> {
     pub fn delete(&mut self, delete: &DeleteRange) -> Result<(i64, Vec<KeyValue>), ReadError> {
         let doomed = read::scan_merged(&self.reader, &self.staged, &delete.range)?;
         for kv in &doomed {
+            if kv.lease != 0 {
+                self.lease_ops
+                    .push(LeaseOp::Detach(kv.lease, kv.key.clone()));
+            }
             self.staged.insert(kv.key.clone(), None);
             self.history.push((kv.key.clone(), Version::Tombstone));
         }
         let deleted = doomed.len() as i64;
         Ok((deleted, if delete.prev_kv { doomed } else { Vec::new() }))
+    }
+
+    pub fn grant(&mut self, lease: Lease) -> Result<Lease, ReadError> {
+        if self.reader.lease(lease.id)?.is_some() {
+            return Err(MvccError::LeaseExists.into());
+        }
+        self.lease_ops.push(LeaseOp::Create(lease.clone()));
+        Ok(lease)
+    }
+
+    /// Deletes lease `id` and every key attached to it; returns how many keys went.
+    pub fn revoke(&mut self, id: i64) -> Result<i64, ReadError> {
+        if self.reader.lease(id)?.is_none() {
+            return Err(MvccError::LeaseNotFound.into());
+        }
+        let mut deleted = 0;
+        for key in self.reader.lease_keys(id)? {
+            let single = DeleteRange {
+                range: KeyRange {
+                    key,
+                    end: Vec::new(),
+                },
+                prev_kv: false,
+            };
+            deleted += self.delete(&single)?.0;
+        }
+        self.lease_ops.push(LeaseOp::Delete(id));
+        Ok(deleted)
     }
 
     fn compare(&self, compare: &Compare) -> Result<bool, ReadError> {
@@ -160,13 +213,30 @@ impl<'a> Writer<'a> {
         batch: &mut WriteBatch,
     ) -> Result<i64, StorageFailure> {
         let revision = self.revision();
-        if self.history.is_empty() {
-            return Ok(revision);
-        }
         let cf = |name: &str| {
             db.cf_handle(name)
                 .ok_or_else(|| storage(format!("missing column family {name}")))
         };
+        let (leases, lease_keys) = (cf(CF_LEASES)?, cf(CF_LEASE_KEYS)?);
+        for op in &self.lease_ops {
+            match op {
+                LeaseOp::Create(lease) => batch.put_cf(
+                    leases,
+                    keys::lease_key(lease.id),
+                    keys::encode(lease).map_err(storage)?,
+                ),
+                LeaseOp::Delete(id) => batch.delete_cf(leases, keys::lease_key(*id)),
+                LeaseOp::Attach(id, key) => {
+                    batch.put_cf(lease_keys, keys::lease_key_entry(*id, key), [])
+                }
+                LeaseOp::Detach(id, key) => {
+                    batch.delete_cf(lease_keys, keys::lease_key_entry(*id, key))
+                }
+            }
+        }
+        if self.history.is_empty() {
+            return Ok(revision);
+        }
         let (latest, history, events, meta) = (
             cf(CF_LATEST)?,
             cf(CF_HISTORY)?,
