@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use photon_api::etcd::etcdserverpb::kv_server::KvServer;
 use photon_api::etcd::etcdserverpb::lease_server::LeaseServer;
+use photon_api::etcd::etcdserverpb::maintenance_server::MaintenanceServer;
 use photon_api::etcd::etcdserverpb::watch_server::WatchServer;
 use photon_runtime::{Api, Context};
 
 use crate::config::ChainfireConfig;
-use crate::etcd::{KvService, LeaseService, WatchService};
+use crate::etcd::{KvService, LeaseService, MaintenanceService, WatchService};
 use crate::leases::LeaseKeeper;
 use crate::node::Node;
 
@@ -47,5 +48,8 @@ pub async fn build(config: ChainfireConfig, context: Context) -> anyhow::Result<
     Ok(Api::new(move || health_node.health())
         .grpc(kv)
         .grpc(watch)
-        .grpc(lease))
+        .grpc(lease)
+        .grpc(MaintenanceServer::new(MaintenanceService::new(
+            node.clone(),
+        ))))
 }

@@ -192,3 +192,58 @@ async fn acknowledged_writes_survive_kill_9() {
         "the revision survives too"
     );
 }
+
+#[tokio::test]
+async fn endpoint_status_hash_defrag_and_snapshot() {
+    let cf = Chainfire::start().await;
+    for i in 0..20 {
+        cf.ok(&["put", &format!("m/{i}"), "value"]);
+    }
+    let status = cf.json(&["endpoint", "status"]);
+    let status = &status[0]["Status"];
+    assert_eq!(status["leader"], status["header"]["member_id"], "{status}");
+    assert_eq!(status["header"]["revision"], 21);
+    assert!(
+        status["raftAppliedIndex"].as_u64().unwrap_or(0) >= 21
+            || status["raft_applied_index"].as_u64().unwrap_or(0) >= 21,
+        "{status}"
+    );
+    assert!(
+        status["dbSize"]
+            .as_i64()
+            .or(status["db_size"].as_i64())
+            .unwrap_or(0)
+            > 0,
+        "{status}"
+    );
+
+    let first = cf.ok(&["endpoint", "hashkv"]);
+    assert_eq!(
+        first,
+        cf.ok(&["endpoint", "hashkv"]),
+        "the hash is stable while nothing changes"
+    );
+    cf.ok(&["put", "m/0", "changed"]);
+    assert_ne!(
+        first,
+        cf.ok(&["endpoint", "hashkv"]),
+        "and moves when data does"
+    );
+
+    assert!(cf.ok(&["defrag"]).contains("Finished defragmenting"));
+    let snapshot = cf.server.dir().join("backup.db");
+    let saved = cf.ok(&["snapshot", "save", snapshot.to_str().unwrap()]);
+    assert!(saved.contains("Snapshot saved"), "{saved}");
+    let size = std::fs::metadata(&snapshot).unwrap().len();
+    assert_eq!(
+        size % 512,
+        32,
+        "etcd's framing: 512-byte sectors plus a SHA-256"
+    );
+    let health = cf.etcdctl(&["endpoint", "health"], None);
+    assert!(
+        health.status.success() && String::from_utf8_lossy(&health.stderr).contains("is healthy"),
+        "{health:?}"
+    );
+    assert_eq!(cf.ok(&["alarm", "list"]).trim(), "", "no alarm is raised");
+}

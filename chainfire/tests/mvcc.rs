@@ -486,7 +486,7 @@ fn leases_attach_detach_and_revoke_at_one_revision() {
     })); // detaches c
     let reader = Reader::new(s.storage.db(), None);
     assert_eq!(reader.lease_keys(7).unwrap(), vec![b"a".to_vec()]);
-    drop(reader);
+
     let before = Reader::new(s.storage.db(), None).revision().unwrap();
     let revoked = s.apply(Command::LeaseRevoke { id: 7 });
     assert_eq!(

@@ -3,8 +3,10 @@
 pub mod convert;
 mod kv;
 mod lease;
+mod maintenance;
 mod watch;
 
 pub use kv::KvService;
 pub use lease::LeaseService;
+pub use maintenance::MaintenanceService;
 pub use watch::WatchService;
