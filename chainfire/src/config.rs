@@ -6,12 +6,8 @@ use std::net::SocketAddr;
 use photon_runtime::{LogSection, Sections, ServerSection, ServiceConfig, ServiceSpec, TlsSection};
 use serde::{Deserialize, Serialize};
 
-pub const SPEC: ServiceSpec = ServiceSpec {
-    name: "chainfire",
-    env_prefix: "CHAINFIRE",
-    default_port: 2379,
-    version: env!("CARGO_PKG_VERSION"),
-};
+pub const SPEC: ServiceSpec =
+    ServiceSpec { name: "chainfire", env_prefix: "CHAINFIRE", default_port: 2379, version: env!("CARGO_PKG_VERSION") };
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,8 +39,11 @@ pub struct RaftSection {
     pub listen: SocketAddr,
     /// host:port other members reach the peer port at; defaults to `listen`.
     pub advertise: Option<String>,
-    /// Start a one-member cluster when the data dir holds none yet.
+    /// Start a new cluster when the data dir holds none yet: of `initial_peers` if set (every
+    /// bootstrap member lists the same peers), else of this member alone.
     pub bootstrap: bool,
+    /// The first members, as `id=host:port` of their peer ports, this member included.
+    pub initial_peers: Vec<String>,
     pub heartbeat_ms: u64,
     pub election_timeout_ms: u64,
     /// Take a snapshot (and drop older log entries) after this many entries.
@@ -72,33 +71,44 @@ impl ServiceConfig for ChainfireConfig {
                 listen: SocketAddr::from(([127, 0, 0, 1], 2380)),
                 advertise: None,
                 bootstrap: true,
+                initial_peers: Vec::new(),
                 heartbeat_ms: 100,
-                election_timeout_ms: 500,
+                election_timeout_ms: 300,
                 snapshot_after_entries: 10_000,
             },
-            limits: LimitsSection {
-                max_request_bytes: 1536 * 1024,
-                max_txn_ops: 128,
-            },
-            watch: WatchSection {
-                progress_notify_ms: 600_000,
-            },
+            limits: LimitsSection { max_request_bytes: 1536 * 1024, max_txn_ops: 128 },
+            watch: WatchSection { progress_notify_ms: 600_000 },
         }
     }
 
     fn sections(&self) -> Sections<'_> {
-        Sections {
-            server: &self.server,
-            log: &self.log,
-            tls: &self.tls,
-        }
+        Sections { server: &self.server, log: &self.log, tls: &self.tls }
     }
 }
 
 impl RaftSection {
+    /// `initial_peers` parsed, or this member alone when empty.
+    pub fn bootstrap_members(&self) -> Result<std::collections::BTreeMap<u64, String>, String> {
+        if self.initial_peers.is_empty() {
+            return Ok([(self.node_id, self.advertised())].into());
+        }
+        let mut members = std::collections::BTreeMap::new();
+        for peer in &self.initial_peers {
+            let (id, addr) =
+                peer.split_once('=').ok_or_else(|| format!("raft.initial_peers entry {peer:?} is not id=host:port"))?;
+            let id: u64 =
+                id.trim().parse().map_err(|_| format!("raft.initial_peers entry {peer:?}: {id:?} is not a node id"))?;
+            if members.insert(id, addr.trim().to_string()).is_some() {
+                return Err(format!("raft.initial_peers names node {id} twice"));
+            }
+        }
+        if !members.contains_key(&self.node_id) {
+            return Err(format!("raft.initial_peers does not include this member (raft.node_id {})", self.node_id));
+        }
+        Ok(members)
+    }
+
     pub fn advertised(&self) -> String {
-        self.advertise
-            .clone()
-            .unwrap_or_else(|| self.listen.to_string())
+        self.advertise.clone().unwrap_or_else(|| self.listen.to_string())
     }
 }

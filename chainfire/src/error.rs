@@ -40,21 +40,15 @@ impl From<ReadError> for ChainfireError {
 impl From<ChainfireError> for Status {
     fn from(e: ChainfireError) -> Self {
         let code = match &e {
-            ChainfireError::Mvcc(MvccError::Compacted { .. } | MvccError::FutureRevision) => {
-                Code::OutOfRange
-            }
-            ChainfireError::Mvcc(MvccError::KeyNotFound | MvccError::DuplicateKey) => {
-                Code::InvalidArgument
-            }
+            ChainfireError::Mvcc(MvccError::Compacted { .. } | MvccError::FutureRevision) => Code::OutOfRange,
+            ChainfireError::Mvcc(MvccError::KeyNotFound | MvccError::DuplicateKey) => Code::InvalidArgument,
             ChainfireError::Mvcc(MvccError::LeaseNotFound) => Code::NotFound,
             ChainfireError::Mvcc(MvccError::LeaseExists) => Code::FailedPrecondition,
-            ChainfireError::EmptyKey
-            | ChainfireError::TooManyOps
-            | ChainfireError::RequestTooLarge => Code::InvalidArgument,
-            ChainfireError::InvalidArgument(_) => Code::InvalidArgument,
-            ChainfireError::NoLeader | ChainfireError::Timeout | ChainfireError::Stopped => {
-                Code::Unavailable
+            ChainfireError::EmptyKey | ChainfireError::TooManyOps | ChainfireError::RequestTooLarge => {
+                Code::InvalidArgument
             }
+            ChainfireError::InvalidArgument(_) => Code::InvalidArgument,
+            ChainfireError::NoLeader | ChainfireError::Timeout | ChainfireError::Stopped => Code::Unavailable,
             ChainfireError::Storage(_) => Code::Internal,
         };
         if let ChainfireError::Storage(failure) = &e {

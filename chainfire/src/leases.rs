@@ -41,8 +41,7 @@ impl LeaseKeeper {
         }
         match node.read(|reader| Ok(reader.lease(id)?))? {
             Some(lease) => {
-                self.deadlines()
-                    .insert(id, Instant::now() + Duration::from_secs(lease.ttl as u64));
+                self.deadlines().insert(id, Instant::now() + Duration::from_secs(lease.ttl as u64));
                 Ok(lease.ttl)
             }
             None => Ok(0),
@@ -52,18 +51,14 @@ impl LeaseKeeper {
     /// Seconds lease `id` has left, by this leader's clock (its full TTL if not yet tracked).
     pub fn remaining(&self, id: i64, ttl: i64) -> i64 {
         match self.deadlines().get(&id) {
-            Some(deadline) => deadline
-                .saturating_duration_since(Instant::now())
-                .as_secs_f64()
-                .ceil() as i64,
+            Some(deadline) => deadline.saturating_duration_since(Instant::now()).as_secs_f64().ceil() as i64,
             None => ttl,
         }
     }
 
     /// Starts tracking a lease granted through this member.
     pub fn granted(&self, id: i64, ttl: i64) {
-        self.deadlines()
-            .insert(id, Instant::now() + Duration::from_secs(ttl as u64));
+        self.deadlines().insert(id, Instant::now() + Duration::from_secs(ttl as u64));
     }
 
     /// The expiry loop: runs on every member, acts only while this member leads.
@@ -90,15 +85,9 @@ impl LeaseKeeper {
                 let mut deadlines = self.deadlines();
                 deadlines.retain(|id, _| leases.iter().any(|l| l.id == *id));
                 for lease in &leases {
-                    deadlines
-                        .entry(lease.id)
-                        .or_insert(now + Duration::from_secs(lease.ttl as u64));
+                    deadlines.entry(lease.id).or_insert(now + Duration::from_secs(lease.ttl as u64));
                 }
-                deadlines
-                    .iter()
-                    .filter(|(_, deadline)| **deadline <= now)
-                    .map(|(id, _)| *id)
-                    .collect()
+                deadlines.iter().filter(|(_, deadline)| **deadline <= now).map(|(id, _)| *id).collect()
             };
             for id in expired {
                 match node.apply(Command::LeaseRevoke { id }).await {

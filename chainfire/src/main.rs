@@ -20,6 +20,9 @@ struct Cli {
     /// host:port peers reach this member at (raft.advertise).
     #[arg(long, value_name = "HOST:PORT")]
     advertise: Option<String>,
+    /// First members as id=host:port, comma-separated, this member included (raft.initial_peers).
+    #[arg(long, value_name = "ID=HOST:PORT,...", value_delimiter = ',')]
+    initial_peers: Vec<String>,
 }
 
 impl Cli {
@@ -29,16 +32,14 @@ impl Cli {
             out.push(("raft.node_id".to_string(), ConfigValue::from(id)));
         }
         if let Some(addr) = self.raft_listen {
-            out.push((
-                "raft.listen".to_string(),
-                ConfigValue::from(addr.to_string()),
-            ));
+            out.push(("raft.listen".to_string(), ConfigValue::from(addr.to_string())));
+        }
+        if !self.initial_peers.is_empty() {
+            let peers: Vec<ConfigValue> = self.initial_peers.iter().map(|p| ConfigValue::from(p.clone())).collect();
+            out.push(("raft.initial_peers".to_string(), ConfigValue::from(peers)));
         }
         if let Some(advertise) = &self.advertise {
-            out.push((
-                "raft.advertise".to_string(),
-                ConfigValue::from(advertise.clone()),
-            ));
+            out.push(("raft.advertise".to_string(), ConfigValue::from(advertise.clone())));
         }
         out
     }
@@ -47,12 +48,7 @@ impl Cli {
 fn main() -> ExitCode {
     let cli: Cli = photon_runtime::cli::parse::<Cli, ChainfireConfig>(&SPEC);
     let overrides = cli.overrides();
-    photon_runtime::run(
-        SPEC,
-        cli.common,
-        overrides,
-        |config: ChainfireConfig, context| async move {
-            Ok(chainfire::server::build(config, context).await?)
-        },
-    )
+    photon_runtime::run(SPEC, cli.common, overrides, |config: ChainfireConfig, context| async move {
+        Ok(chainfire::server::build(config, context).await?)
+    })
 }

@@ -8,8 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use photon_api::etcd::etcdserverpb::ResponseHeader;
 use photon_raft::fault::FaultInjector;
-use photon_raft::network::{serve, PeerNetwork, PeerTls, Router};
-use photon_raft::openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use photon_raft::network::{serve, PeerNetwork, PeerTls, ProposeError, Proposer, Router};
 use photon_raft::openraft::{BasicNode, Config, Raft, ServerState, SnapshotPolicy};
 use photon_raft::rocksdb::DB;
 use photon_raft::{NodeId, Storage, TypeConfig};
@@ -37,6 +36,7 @@ pub struct Node {
     pub cluster_id: u64,
     /// The store revision this member has applied, updated after every applied batch.
     pub revisions: tokio::sync::watch::Receiver<i64>,
+    proposer: Proposer<MvccApp>,
 }
 
 fn raft_config(config: &ChainfireConfig) -> anyhow::Result<Arc<Config>> {
@@ -50,16 +50,21 @@ fn raft_config(config: &ChainfireConfig) -> anyhow::Result<Arc<Config>> {
         max_in_snapshot_log_to_keep: 1000,
         ..Default::default()
     };
-    Ok(Arc::new(
-        c.validate().context("invalid [raft] timing settings")?,
-    ))
+    Ok(Arc::new(c.validate().context("invalid [raft] timing settings")?))
+}
+
+fn propose_error(e: ProposeError) -> ChainfireError {
+    match e {
+        ProposeError::NoLeader => ChainfireError::NoLeader,
+        ProposeError::Timeout => ChainfireError::Timeout,
+        ProposeError::Stopped => ChainfireError::Stopped,
+        ProposeError::Rejected(why) => ChainfireError::InvalidArgument(why),
+    }
 }
 
 /// FNV-1a, for a stable cluster id derived from the cluster's name.
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
-    })
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3))
 }
 
 impl Node {
@@ -73,11 +78,7 @@ impl Node {
         let (revision_tx, revisions) = tokio::sync::watch::channel(applied_revision);
         let (log, sm) = storage.group(0, MvccApp::with_notifier(revision_tx))?;
         let tls = match (&context.tls.trust, &context.tls.identity) {
-            (Some(ca), Some((cert, key))) => Some(PeerTls {
-                ca: ca.clone(),
-                cert: cert.clone(),
-                key: key.clone(),
-            }),
+            (Some(ca), Some((cert, key))) => Some(PeerTls { ca: ca.clone(), cert: cert.clone(), key: key.clone() }),
             _ => {
                 tracing::warn!("no CA and certificate for peers: the Raft port speaks plaintext");
                 None
@@ -85,6 +86,7 @@ impl Node {
         };
         let fault = FaultInjector::default();
         let network = PeerNetwork::<MvccApp>::new(0, id, tls.clone(), fault.clone());
+        let proposer_network = network.for_group(0);
         let raft = Raft::new(id, raft_config(config)?, network, log, sm).await?;
         let router = Router::new(fault);
         router.add(0, raft.clone());
@@ -109,39 +111,28 @@ impl Node {
         });
 
         if config.raft.bootstrap && !raft.is_initialized().await? {
-            let members = BTreeMap::from([(
-                id,
-                BasicNode {
-                    addr: config.raft.advertised(),
-                },
-            )]);
-            raft.initialize(members)
-                .await
-                .context("cannot bootstrap a one-member cluster")?;
-            tracing::info!(node_id = id, "bootstrapped a new one-member cluster");
+            let members: BTreeMap<NodeId, BasicNode> = config
+                .raft
+                .bootstrap_members()
+                .map_err(anyhow::Error::msg)?
+                .into_iter()
+                .map(|(id, addr)| (id, BasicNode { addr }))
+                .collect();
+            let size = members.len();
+            // Every bootstrap member initializes with the same peers; one that has already
+            // heard from an initialized peer is told so, which is fine.
+            match raft.initialize(members).await {
+                Ok(()) => tracing::info!(node_id = id, members = size, "bootstrapped a new cluster"),
+                Err(e) => tracing::info!(node_id = id, reason = %e, "cluster already initialized"),
+            }
         }
-        Ok(Self {
-            raft,
-            db: storage.db().clone(),
-            id,
-            cluster_id: fnv1a(b"chainfire"),
-            revisions,
-        })
+        let proposer = Proposer::new(raft.clone(), proposer_network, REQUEST_TIMEOUT);
+        Ok(Self { raft, db: storage.db().clone(), id, cluster_id: fnv1a(b"chainfire"), revisions, proposer })
     }
 
-    /// Proposes `command` through Raft and waits for it to be applied here.
+    /// Proposes `command` through the leader and returns what applying it answered.
     pub async fn propose(&self, command: Command) -> Result<Applied, ChainfireError> {
-        match tokio::time::timeout(REQUEST_TIMEOUT, self.raft.client_write(command)).await {
-            Err(_) => Err(ChainfireError::Timeout),
-            Ok(Ok(response)) => Ok(response.data),
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
-                Err(ChainfireError::NoLeader)
-            }
-            Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
-                Err(ChainfireError::InvalidArgument(e.to_string()))
-            }
-            Ok(Err(RaftError::Fatal(_))) => Err(ChainfireError::Stopped),
-        }
+        self.proposer.write(command).await.map_err(propose_error)
     }
 
     /// Proposes `command` and unpacks its outcome: the revision after it, or etcd's refusal.
@@ -150,45 +141,25 @@ impl Node {
         match result {
             Some(Ok(outcome)) => Ok((revision, outcome)),
             Some(Err(refusal)) => Err(refusal.into()),
-            None => Err(ChainfireError::InvalidArgument(
-                "the command produced no result".into(),
-            )),
+            None => Err(ChainfireError::InvalidArgument("the command produced no result".into())),
         }
     }
 
-    /// Returns once this member has applied everything committed before the call and is
-    /// still the leader: after it, a local read is linearizable (openraft's ReadIndex).
+    /// Returns once a read of this member's state is linearizable: the leader confirmed its
+    /// leadership with a quorum and this member has applied up to the leader's commit point.
     pub async fn linearize(&self) -> Result<(), ChainfireError> {
-        match tokio::time::timeout(REQUEST_TIMEOUT, self.raft.ensure_linearizable()).await {
-            Err(_) => Err(ChainfireError::Timeout),
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_)))) => {
-                Err(ChainfireError::NoLeader)
-            }
-            Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_)))) => {
-                Err(ChainfireError::Timeout)
-            }
-            Ok(Err(RaftError::Fatal(_))) => Err(ChainfireError::Stopped),
-        }
+        self.proposer.linearize().await.map_err(propose_error)
     }
 
     /// Runs `read` against a consistent snapshot of the store.
-    pub fn read<T>(
-        &self,
-        read: impl FnOnce(&Reader<'_>) -> Result<T, ChainfireError>,
-    ) -> Result<T, ChainfireError> {
+    pub fn read<T>(&self, read: impl FnOnce(&Reader<'_>) -> Result<T, ChainfireError>) -> Result<T, ChainfireError> {
         let snapshot = self.db.snapshot();
         read(&Reader::new(&self.db, Some(&snapshot)))
     }
 
     pub fn header(&self, revision: i64) -> ResponseHeader {
         let term = self.raft.metrics().borrow().current_term;
-        ResponseHeader {
-            cluster_id: self.cluster_id,
-            member_id: self.id,
-            revision,
-            raft_term: term,
-        }
+        ResponseHeader { cluster_id: self.cluster_id, member_id: self.id, revision, raft_term: term }
     }
 
     /// `/health`: healthy while the cluster has a leader this member knows of.
@@ -207,9 +178,6 @@ impl Node {
         } else {
             HealthStatus::Unhealthy
         };
-        HealthReport::new(status)
-            .with("raft", role)
-            .with("cluster_size", cluster_size)
-            .with("member_id", self.id)
+        HealthReport::new(status).with("raft", role).with("cluster_size", cluster_size).with("member_id", self.id)
     }
 }

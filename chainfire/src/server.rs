@@ -21,8 +21,7 @@ const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 pub async fn build(config: ChainfireConfig, context: Context) -> anyhow::Result<Api> {
     let node = Node::start(&config, &context).await?;
     let max_message = config.limits.max_request_bytes + GRPC_OVERHEAD_BYTES;
-    let kv = KvServer::new(KvService::new(node.clone(), config.limits.clone()))
-        .max_decoding_message_size(max_message);
+    let kv = KvServer::new(KvService::new(node.clone(), config.limits.clone())).max_decoding_message_size(max_message);
     let watch = WatchServer::new(WatchService::new(
         node.clone(),
         context.tasks.clone(),
@@ -30,13 +29,9 @@ pub async fn build(config: ChainfireConfig, context: Context) -> anyhow::Result<
         Duration::from_millis(config.watch.progress_notify_ms),
     ));
     let keeper = LeaseKeeper::default();
-    context
-        .tasks
-        .spawn(keeper.clone().run(node.clone(), context.shutdown.clone()));
+    context.tasks.spawn(keeper.clone().run(node.clone(), context.shutdown.clone()));
     // etcd's minimum TTL: one and a half election timeouts, so a lease outlives a failover.
-    let min_ttl = ((config.raft.election_timeout_ms as f64 * 1.5) / 1000.0)
-        .ceil()
-        .max(1.0) as i64;
+    let min_ttl = ((config.raft.election_timeout_ms as f64 * 1.5) / 1000.0).ceil().max(1.0) as i64;
     let lease = LeaseServer::new(LeaseService::new(
         node.clone(),
         keeper,
@@ -49,7 +44,5 @@ pub async fn build(config: ChainfireConfig, context: Context) -> anyhow::Result<
         .grpc(kv)
         .grpc(watch)
         .grpc(lease)
-        .grpc(MaintenanceServer::new(MaintenanceService::new(
-            node.clone(),
-        ))))
+        .grpc(MaintenanceServer::new(MaintenanceService::new(node.clone()))))
 }

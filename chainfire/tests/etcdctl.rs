@@ -28,9 +28,7 @@ impl Chainfire {
             .arg("--command-timeout=10s")
             .args(args);
         match stdin {
-            None => command
-                .output()
-                .expect("etcdctl must be installed (scripts/setup installs etcd-client)"),
+            None => command.output().expect("etcdctl must be installed (scripts/setup installs etcd-client)"),
             Some(input) => {
                 use std::io::Write;
                 let mut child = command
@@ -39,12 +37,7 @@ impl Chainfire {
                     .stderr(std::process::Stdio::piped())
                     .spawn()
                     .unwrap();
-                child
-                    .stdin
-                    .take()
-                    .unwrap()
-                    .write_all(input.as_bytes())
-                    .unwrap();
+                child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
                 child.wait_with_output().unwrap()
             }
         }
@@ -53,11 +46,7 @@ impl Chainfire {
     /// Runs etcdctl, asserts success, returns stdout.
     fn ok(&self, args: &[&str]) -> String {
         let out = self.etcdctl(args, None);
-        assert!(
-            out.status.success(),
-            "etcdctl {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "etcdctl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -75,14 +64,9 @@ async fn put_get_and_delete_with_prefix() {
     cf.ok(&["put", "app/config/b", "2"]);
     cf.ok(&["put", "app/other", "3"]);
     cf.ok(&["put", "zzz", "4"]);
+    assert_eq!(cf.ok(&["get", "app/config/", "--prefix"]), "app/config/a\n1\napp/config/b\n2\n");
     assert_eq!(
-        cf.ok(&["get", "app/config/", "--prefix"]),
-        "app/config/a\n1\napp/config/b\n2\n"
-    );
-    assert_eq!(
-        cf.ok(&["get", "app/", "--prefix", "--keys-only"])
-            .split_whitespace()
-            .collect::<Vec<_>>(),
+        cf.ok(&["get", "app/", "--prefix", "--keys-only"]).split_whitespace().collect::<Vec<_>>(),
         ["app/config/a", "app/config/b", "app/other"]
     );
 
@@ -94,21 +78,10 @@ async fn put_get_and_delete_with_prefix() {
 
     cf.ok(&["put", "app/config/a", "one"]);
     let doc = cf.json(&["get", "app/config/a"]);
-    assert_eq!(
-        (
-            doc["kvs"][0]["version"].as_i64(),
-            doc["kvs"][0]["mod_revision"].as_i64()
-        ),
-        (Some(2), Some(6))
-    );
+    assert_eq!((doc["kvs"][0]["version"].as_i64(), doc["kvs"][0]["mod_revision"].as_i64()), (Some(2), Some(6)));
 
     assert_eq!(cf.ok(&["del", "app/", "--prefix"]).trim(), "3");
-    assert_eq!(
-        cf.ok(&["get", "", "--prefix", "--keys-only"])
-            .split_whitespace()
-            .collect::<Vec<_>>(),
-        ["zzz"]
-    );
+    assert_eq!(cf.ok(&["get", "", "--prefix", "--keys-only"]).split_whitespace().collect::<Vec<_>>(), ["zzz"]);
     assert_eq!(cf.ok(&["del", "missing"]).trim(), "0");
 }
 
@@ -119,27 +92,14 @@ async fn txn_from_stdin_takes_the_right_branch() {
     let script = "value(\"lock\") = \"free\"\n\nput lock taken\nget lock\n\nget lock\n\n";
     let out = cf.etcdctl(&["txn"], Some(script));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.starts_with("SUCCESS"), "{stdout}");
-    assert!(
-        stdout.contains("lock\ntaken"),
-        "the success branch's get sees its put: {stdout}"
-    );
+    assert!(stdout.contains("lock\ntaken"), "the success branch's get sees its put: {stdout}");
 
     let again = cf.etcdctl(&["txn"], Some(script));
     let stdout = String::from_utf8_lossy(&again.stdout);
-    assert!(
-        stdout.starts_with("FAILURE") && stdout.contains("lock\ntaken"),
-        "{stdout}"
-    );
-    assert_eq!(
-        cf.ok(&["get", "lock", "--print-value-only"]).trim(),
-        "taken"
-    );
+    assert!(stdout.starts_with("FAILURE") && stdout.contains("lock\ntaken"), "{stdout}");
+    assert_eq!(cf.ok(&["get", "lock", "--print-value-only"]).trim(), "taken");
 }
 
 #[tokio::test]
@@ -149,28 +109,21 @@ async fn history_compaction_and_revision_errors_match_etcd() {
         cf.ok(&["put", "k", value]);
     }
     // k was written at revisions 2, 3 and 4.
-    assert_eq!(
-        cf.ok(&["get", "k", "--rev=2", "--print-value-only"]).trim(),
-        "v1"
-    );
-    assert_eq!(
-        cf.ok(&["get", "k", "--rev=3", "--print-value-only"]).trim(),
-        "v2"
-    );
+    assert_eq!(cf.ok(&["get", "k", "--rev=2", "--print-value-only"]).trim(), "v1");
+    assert_eq!(cf.ok(&["get", "k", "--rev=3", "--print-value-only"]).trim(), "v2");
     assert_eq!(cf.ok(&["compaction", "3"]).trim(), "compacted revision 3");
-    assert_eq!(
-        cf.ok(&["get", "k", "--rev=3", "--print-value-only"]).trim(),
-        "v2"
-    );
+    assert_eq!(cf.ok(&["get", "k", "--rev=3", "--print-value-only"]).trim(), "v2");
 
     let compacted = cf.etcdctl(&["get", "k", "--rev=2"], None);
     assert!(!compacted.status.success());
-    assert!(String::from_utf8_lossy(&compacted.stderr)
-        .contains("etcdserver: mvcc: required revision has been compacted"));
+    assert!(
+        String::from_utf8_lossy(&compacted.stderr).contains("etcdserver: mvcc: required revision has been compacted")
+    );
     let future = cf.etcdctl(&["get", "k", "--rev=100"], None);
     assert!(!future.status.success());
-    assert!(String::from_utf8_lossy(&future.stderr)
-        .contains("etcdserver: mvcc: required revision is a future revision"));
+    assert!(
+        String::from_utf8_lossy(&future.stderr).contains("etcdserver: mvcc: required revision is a future revision")
+    );
     let again = cf.etcdctl(&["compaction", "2"], None);
     assert!(String::from_utf8_lossy(&again.stderr).contains("required revision has been compacted"));
 }
@@ -186,11 +139,7 @@ async fn acknowledged_writes_survive_kill_9() {
     cf.server.wait_healthy(Duration::from_secs(30)).await;
     let keys = cf.ok(&["get", "durable/", "--prefix", "--keys-only"]);
     assert_eq!(keys.split_whitespace().count(), 50, "{keys}");
-    assert_eq!(
-        cf.json(&["get", "durable/49"])["header"]["revision"],
-        51,
-        "the revision survives too"
-    );
+    assert_eq!(cf.json(&["get", "durable/49"])["header"]["revision"], 51, "the revision survives too");
 }
 
 #[tokio::test]
@@ -208,42 +157,20 @@ async fn endpoint_status_hash_defrag_and_snapshot() {
             || status["raft_applied_index"].as_u64().unwrap_or(0) >= 21,
         "{status}"
     );
-    assert!(
-        status["dbSize"]
-            .as_i64()
-            .or(status["db_size"].as_i64())
-            .unwrap_or(0)
-            > 0,
-        "{status}"
-    );
+    assert!(status["dbSize"].as_i64().or(status["db_size"].as_i64()).unwrap_or(0) > 0, "{status}");
 
     let first = cf.ok(&["endpoint", "hashkv"]);
-    assert_eq!(
-        first,
-        cf.ok(&["endpoint", "hashkv"]),
-        "the hash is stable while nothing changes"
-    );
+    assert_eq!(first, cf.ok(&["endpoint", "hashkv"]), "the hash is stable while nothing changes");
     cf.ok(&["put", "m/0", "changed"]);
-    assert_ne!(
-        first,
-        cf.ok(&["endpoint", "hashkv"]),
-        "and moves when data does"
-    );
+    assert_ne!(first, cf.ok(&["endpoint", "hashkv"]), "and moves when data does");
 
     assert!(cf.ok(&["defrag"]).contains("Finished defragmenting"));
     let snapshot = cf.server.dir().join("backup.db");
     let saved = cf.ok(&["snapshot", "save", snapshot.to_str().unwrap()]);
     assert!(saved.contains("Snapshot saved"), "{saved}");
     let size = std::fs::metadata(&snapshot).unwrap().len();
-    assert_eq!(
-        size % 512,
-        32,
-        "etcd's framing: 512-byte sectors plus a SHA-256"
-    );
+    assert_eq!(size % 512, 32, "etcd's framing: 512-byte sectors plus a SHA-256");
     let health = cf.etcdctl(&["endpoint", "health"], None);
-    assert!(
-        health.status.success() && String::from_utf8_lossy(&health.stderr).contains("is healthy"),
-        "{health:?}"
-    );
+    assert!(health.status.success() && String::from_utf8_lossy(&health.stderr).contains("is healthy"), "{health:?}");
     assert_eq!(cf.ok(&["alarm", "list"]).trim(), "", "no alarm is raised");
 }

@@ -9,8 +9,8 @@ use photon_api::etcd::etcdserverpb::kv_client::KvClient;
 use photon_api::etcd::etcdserverpb::watch_client::WatchClient;
 use photon_api::etcd::etcdserverpb::watch_create_request::FilterType;
 use photon_api::etcd::etcdserverpb::{
-    watch_request, PutRequest, WatchCancelRequest, WatchCreateRequest, WatchProgressRequest,
-    WatchRequest, WatchResponse,
+    watch_request, PutRequest, WatchCancelRequest, WatchCreateRequest, WatchProgressRequest, WatchRequest,
+    WatchResponse,
 };
 use photon_client::{channel, ChannelOptions};
 use photon_testkit::{free_port, TestServer};
@@ -40,28 +40,14 @@ fn etcdctl(server: &TestServer) -> Command {
 
 fn run(server: &TestServer, args: &[&str]) -> String {
     let out = etcdctl(server).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "etcdctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "etcdctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Runs `etcdctl watch args`, performs `act`, and returns the first `lines` lines it printed.
-fn watch_lines(
-    server: &TestServer,
-    args: &[&str],
-    lines: usize,
-    act: impl FnOnce(),
-) -> Vec<String> {
-    let mut child = etcdctl(server)
-        .arg("watch")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+fn watch_lines(server: &TestServer, args: &[&str], lines: usize, act: impl FnOnce()) -> Vec<String> {
+    let mut child =
+        etcdctl(server).arg("watch").args(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {
@@ -95,11 +81,7 @@ async fn etcdctl_watch_sees_live_changes_with_prev_kv() {
         run(&server, &["put", "app/x", "2"]);
         run(&server, &["del", "app/x"]);
     });
-    assert_eq!(
-        lines,
-        ["PUT", "app/x", "1", "PUT", "app/x", "1", "app/x", "2", "DELETE", "app/x"],
-        "{lines:?}"
-    );
+    assert_eq!(lines, ["PUT", "app/x", "1", "PUT", "app/x", "1", "app/x", "2", "DELETE", "app/x"], "{lines:?}");
 }
 
 #[tokio::test]
@@ -112,19 +94,9 @@ async fn etcdctl_watch_replays_history_and_refuses_a_compacted_start() {
     assert_eq!(lines, ["PUT", "k", "b", "PUT", "k", "c"]);
 
     run(&server, &["compaction", "4"]);
-    let out = etcdctl(&server)
-        .args(["watch", "k", "--rev=2"])
-        .output()
-        .unwrap();
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        all.contains("required revision has been compacted"),
-        "{all}"
-    );
+    let out = etcdctl(&server).args(["watch", "k", "--rev=2"]).output().unwrap();
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(all.contains("required revision has been compacted"), "{all}");
 }
 
 struct Session {
@@ -135,29 +107,16 @@ struct Session {
 impl Session {
     async fn open(channel: Channel) -> Self {
         let (requests, rx) = mpsc::channel(16);
-        let responses = WatchClient::new(channel)
-            .watch(ReceiverStream::new(rx))
-            .await
-            .unwrap()
-            .into_inner();
-        Self {
-            requests,
-            responses,
-        }
+        let responses = WatchClient::new(channel).watch(ReceiverStream::new(rx)).await.unwrap().into_inner();
+        Self { requests, responses }
     }
 
     async fn send(&self, request: watch_request::RequestUnion) {
-        self.requests
-            .send(WatchRequest {
-                request_union: Some(request),
-            })
-            .await
-            .unwrap();
+        self.requests.send(WatchRequest { request_union: Some(request) }).await.unwrap();
     }
 
     async fn create(&mut self, create: WatchCreateRequest) -> i64 {
-        self.send(watch_request::RequestUnion::CreateRequest(create))
-            .await;
+        self.send(watch_request::RequestUnion::CreateRequest(create)).await;
         let created = self.next().await;
         assert!(created.created, "{created:?}");
         created.watch_id
@@ -175,24 +134,12 @@ impl Session {
 #[tokio::test]
 async fn one_stream_many_watchers_cancel_filters_and_progress() {
     let server = start(&[("CHAINFIRE_WATCH_PROGRESS_NOTIFY_MS", "300")]).await;
-    let channel = channel(
-        &server.url(),
-        &ChannelOptions {
-            ca: Some(server.ca()),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let channel =
+        channel(&server.url(), &ChannelOptions { ca: Some(server.ca()), ..Default::default() }).await.unwrap();
     let mut kv = KvClient::new(channel.clone());
     let mut session = Session::open(channel).await;
 
-    let a = session
-        .create(WatchCreateRequest {
-            key: b"a".to_vec(),
-            ..Default::default()
-        })
-        .await;
+    let a = session.create(WatchCreateRequest { key: b"a".to_vec(), ..Default::default() }).await;
     let b = session
         .create(WatchCreateRequest {
             key: b"b".to_vec(),
@@ -202,79 +149,31 @@ async fn one_stream_many_watchers_cancel_filters_and_progress() {
         .await;
     assert_ne!(a, b);
 
-    kv.put(PutRequest {
-        key: b"b".to_vec(),
-        value: b"filtered".to_vec(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    kv.put(PutRequest {
-        key: b"a".to_vec(),
-        value: b"1".to_vec(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    kv.put(PutRequest { key: b"b".to_vec(), value: b"filtered".to_vec(), ..Default::default() }).await.unwrap();
+    kv.put(PutRequest { key: b"a".to_vec(), value: b"1".to_vec(), ..Default::default() }).await.unwrap();
     let event = session.next().await;
-    assert_eq!(
-        event.watch_id, a,
-        "the NOPUT watcher on b stays silent: {event:?}"
-    );
+    assert_eq!(event.watch_id, a, "the NOPUT watcher on b stays silent: {event:?}");
     assert_eq!(event.events[0].kv.as_ref().unwrap().value, b"1");
 
-    session
-        .send(watch_request::RequestUnion::CancelRequest(
-            WatchCancelRequest { watch_id: a },
-        ))
-        .await;
+    session.send(watch_request::RequestUnion::CancelRequest(WatchCancelRequest { watch_id: a })).await;
     let canceled = session.next().await;
     assert!(canceled.canceled && canceled.watch_id == a);
-    kv.put(PutRequest {
-        key: b"a".to_vec(),
-        value: b"2".to_vec(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    kv.put(PutRequest { key: b"a".to_vec(), value: b"2".to_vec(), ..Default::default() }).await.unwrap();
 
-    session
-        .send(watch_request::RequestUnion::ProgressRequest(
-            WatchProgressRequest {},
-        ))
-        .await;
+    session.send(watch_request::RequestUnion::ProgressRequest(WatchProgressRequest {})).await;
     let progress = session.next().await;
-    assert_eq!(
-        progress.watch_id, -1,
-        "a canceled watcher gets nothing, the progress reply comes: {progress:?}"
-    );
+    assert_eq!(progress.watch_id, -1, "a canceled watcher gets nothing, the progress reply comes: {progress:?}");
     assert_eq!(progress.header.unwrap().revision, 4);
 
-    let duplicate = WatchCreateRequest {
-        key: b"x".to_vec(),
-        watch_id: b,
-        ..Default::default()
-    };
-    session
-        .send(watch_request::RequestUnion::CreateRequest(duplicate))
-        .await;
+    let duplicate = WatchCreateRequest { key: b"x".to_vec(), watch_id: b, ..Default::default() };
+    session.send(watch_request::RequestUnion::CreateRequest(duplicate)).await;
     let refused = session.next().await;
-    assert!(
-        refused.canceled && refused.cancel_reason.contains("duplicate watch ID"),
-        "{refused:?}"
-    );
+    assert!(refused.canceled && refused.cancel_reason.contains("duplicate watch ID"), "{refused:?}");
 
     let quiet = session
-        .create(WatchCreateRequest {
-            key: b"quiet".to_vec(),
-            progress_notify: true,
-            ..Default::default()
-        })
+        .create(WatchCreateRequest { key: b"quiet".to_vec(), progress_notify: true, ..Default::default() })
         .await;
     let notification = session.next().await;
     assert_eq!(notification.watch_id, quiet);
-    assert!(
-        notification.events.is_empty() && notification.header.unwrap().revision == 4,
-        "{notification:?}"
-    );
+    assert!(notification.events.is_empty() && notification.header.unwrap().revision == 4, "{notification:?}");
 }

@@ -5,11 +5,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::env::set_var("PROTOC", protoc_bin_vendored::protoc_bin_path()?);
     }
     let well_known = protoc_bin_vendored::include_path()?;
-    let includes = [
-        std::path::PathBuf::from("proto"),
-        std::path::PathBuf::from("proto/vendor"),
-        well_known,
-    ];
+    let includes = [std::path::PathBuf::from("proto"), std::path::PathBuf::from("proto/vendor"), well_known];
     let protos = [
         "proto/photon/runtime/v1/runtime.proto",
         "proto/photon/raft/v1/raft.proto",

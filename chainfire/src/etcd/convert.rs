@@ -4,9 +4,9 @@
 use std::collections::HashSet;
 
 use photon_api::etcd::etcdserverpb::{
-    compare, range_request, request_op, response_op, Compare as PbCompare, DeleteRangeRequest,
-    DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp,
-    ResponseHeader, ResponseOp, TxnRequest, TxnResponse,
+    compare, range_request, request_op, response_op, Compare as PbCompare, DeleteRangeRequest, DeleteRangeResponse,
+    PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp, ResponseHeader, ResponseOp, TxnRequest,
+    TxnResponse,
 };
 use photon_api::etcd::mvccpb;
 
@@ -29,12 +29,7 @@ pub fn range(r: RangeRequest) -> Result<Range, ChainfireError> {
         Ok(range_request::SortOrder::None) => SortOrder::None,
         Ok(range_request::SortOrder::Ascend) => SortOrder::Ascend,
         Ok(range_request::SortOrder::Descend) => SortOrder::Descend,
-        Err(_) => {
-            return Err(invalid(format!(
-                "etcdserver: invalid sort_order {}",
-                r.sort_order
-            )))
-        }
+        Err(_) => return Err(invalid(format!("etcdserver: invalid sort_order {}", r.sort_order))),
     };
     let sort_target = match range_request::SortTarget::try_from(r.sort_target) {
         Ok(range_request::SortTarget::Key) => SortTarget::Key,
@@ -42,12 +37,7 @@ pub fn range(r: RangeRequest) -> Result<Range, ChainfireError> {
         Ok(range_request::SortTarget::Create) => SortTarget::Create,
         Ok(range_request::SortTarget::Mod) => SortTarget::Mod,
         Ok(range_request::SortTarget::Value) => SortTarget::Value,
-        Err(_) => {
-            return Err(invalid(format!(
-                "etcdserver: invalid sort_target {}",
-                r.sort_target
-            )))
-        }
+        Err(_) => return Err(invalid(format!("etcdserver: invalid sort_target {}", r.sort_target))),
     };
     Ok(Range {
         range: key_range(r.key, r.range_end)?,
@@ -85,10 +75,7 @@ pub fn put(r: PutRequest) -> Result<Put, ChainfireError> {
 }
 
 pub fn delete(r: DeleteRangeRequest) -> Result<DeleteRange, ChainfireError> {
-    Ok(DeleteRange {
-        range: key_range(r.key, r.range_end)?,
-        prev_kv: r.prev_kv,
-    })
+    Ok(DeleteRange { range: key_range(r.key, r.range_end)?, prev_kv: r.prev_kv })
 }
 
 fn compare_of(c: PbCompare) -> Result<Compare, ChainfireError> {
@@ -97,12 +84,7 @@ fn compare_of(c: PbCompare) -> Result<Compare, ChainfireError> {
         Ok(compare::CompareResult::Greater) => CompareOp::Greater,
         Ok(compare::CompareResult::Less) => CompareOp::Less,
         Ok(compare::CompareResult::NotEqual) => CompareOp::NotEqual,
-        Err(_) => {
-            return Err(invalid(format!(
-                "etcdserver: invalid compare result {}",
-                c.result
-            )))
-        }
+        Err(_) => return Err(invalid(format!("etcdserver: invalid compare result {}", c.result))),
     };
     use compare::TargetUnion as U;
     let number = |u: &Option<U>| match u {
@@ -118,18 +100,9 @@ fn compare_of(c: PbCompare) -> Result<Compare, ChainfireError> {
             Some(U::Value(v)) => CompareTarget::Value(v),
             _ => CompareTarget::Value(Vec::new()),
         },
-        Err(_) => {
-            return Err(invalid(format!(
-                "etcdserver: invalid compare target {}",
-                c.target
-            )))
-        }
+        Err(_) => return Err(invalid(format!("etcdserver: invalid compare target {}", c.target))),
     };
-    Ok(Compare {
-        range: key_range(c.key, c.range_end)?,
-        op,
-        target,
-    })
+    Ok(Compare { range: key_range(c.key, c.range_end)?, op, target })
 }
 
 fn op_of(op: RequestOp, max_ops: usize) -> Result<Op, ChainfireError> {
@@ -147,21 +120,9 @@ pub fn txn(r: TxnRequest, max_ops: usize) -> Result<Txn, ChainfireError> {
         return Err(ChainfireError::TooManyOps);
     }
     let txn = Txn {
-        compare: r
-            .compare
-            .into_iter()
-            .map(compare_of)
-            .collect::<Result<_, _>>()?,
-        success: r
-            .success
-            .into_iter()
-            .map(|op| op_of(op, max_ops))
-            .collect::<Result<_, _>>()?,
-        failure: r
-            .failure
-            .into_iter()
-            .map(|op| op_of(op, max_ops))
-            .collect::<Result<_, _>>()?,
+        compare: r.compare.into_iter().map(compare_of).collect::<Result<_, _>>()?,
+        success: r.success.into_iter().map(|op| op_of(op, max_ops)).collect::<Result<_, _>>()?,
+        failure: r.failure.into_iter().map(|op| op_of(op, max_ops)).collect::<Result<_, _>>()?,
     };
     for branch in [&txn.success, &txn.failure] {
         check_no_duplicate_writes(branch)?;
@@ -200,10 +161,7 @@ fn check_no_duplicate_writes(ops: &[Op]) -> Result<(), ChainfireError> {
         Ok(())
     }
     collect(ops, &mut puts, &mut deletes)?;
-    if puts
-        .iter()
-        .any(|key| deletes.iter().any(|range| range.contains(key)))
-    {
+    if puts.iter().any(|key| deletes.iter().any(|range| range.contains(key))) {
         return Err(MvccError::DuplicateKey.into());
     }
     Ok(())
@@ -221,47 +179,20 @@ pub fn kv(kv: KeyValue) -> mvccpb::KeyValue {
 }
 
 pub fn range_response(header: ResponseHeader, r: RangeResult) -> RangeResponse {
-    RangeResponse {
-        header: Some(header),
-        kvs: r.kvs.into_iter().map(kv).collect(),
-        more: r.more,
-        count: r.count,
-    }
+    RangeResponse { header: Some(header), kvs: r.kvs.into_iter().map(kv).collect(), more: r.more, count: r.count }
 }
 
 pub fn put_response(header: ResponseHeader, prev: Option<KeyValue>) -> PutResponse {
-    PutResponse {
-        header: Some(header),
-        prev_kv: prev.map(kv),
-    }
+    PutResponse { header: Some(header), prev_kv: prev.map(kv) }
 }
 
-pub fn delete_response(
-    header: ResponseHeader,
-    deleted: i64,
-    prevs: Vec<KeyValue>,
-) -> DeleteRangeResponse {
-    DeleteRangeResponse {
-        header: Some(header),
-        deleted,
-        prev_kvs: prevs.into_iter().map(kv).collect(),
-    }
+pub fn delete_response(header: ResponseHeader, deleted: i64, prevs: Vec<KeyValue>) -> DeleteRangeResponse {
+    DeleteRangeResponse { header: Some(header), deleted, prev_kvs: prevs.into_iter().map(kv).collect() }
 }
 
-pub fn txn_response(
-    header: ResponseHeader,
-    succeeded: bool,
-    results: Vec<OpResult>,
-) -> TxnResponse {
-    let responses = results
-        .into_iter()
-        .map(|r| op_response(header, r))
-        .collect();
-    TxnResponse {
-        header: Some(header),
-        succeeded,
-        responses,
-    }
+pub fn txn_response(header: ResponseHeader, succeeded: bool, results: Vec<OpResult>) -> TxnResponse {
+    let responses = results.into_iter().map(|r| op_response(header, r)).collect();
+    TxnResponse { header: Some(header), succeeded, responses }
 }
 
 fn op_response(header: ResponseHeader, result: OpResult) -> ResponseOp {
@@ -269,14 +200,8 @@ fn op_response(header: ResponseHeader, result: OpResult) -> ResponseOp {
     let response = match result {
         OpResult::Range(r) => R::ResponseRange(range_response(header, r)),
         OpResult::Put { prev } => R::ResponsePut(put_response(header, prev)),
-        OpResult::DeleteRange { deleted, prevs } => {
-            R::ResponseDeleteRange(delete_response(header, deleted, prevs))
-        }
-        OpResult::Txn { succeeded, results } => {
-            R::ResponseTxn(txn_response(header, succeeded, results))
-        }
+        OpResult::DeleteRange { deleted, prevs } => R::ResponseDeleteRange(delete_response(header, deleted, prevs)),
+        OpResult::Txn { succeeded, results } => R::ResponseTxn(txn_response(header, succeeded, results)),
     };
-    ResponseOp {
-        response: Some(response),
-    }
+    ResponseOp { response: Some(response) }
 }

@@ -4,8 +4,8 @@ use std::pin::Pin;
 
 use photon_api::etcd::etcdserverpb::kv_server::Kv;
 use photon_api::etcd::etcdserverpb::{
-    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest,
-    PutResponse, RangeRequest, RangeResponse, RangeStreamResponse, TxnRequest, TxnResponse,
+    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse,
+    RangeRequest, RangeResponse, RangeStreamResponse, TxnRequest, TxnResponse,
 };
 use prost::Message;
 use tonic::codegen::tokio_stream::{self, Stream};
@@ -38,25 +38,19 @@ impl KvService {
         Ok(())
     }
 
-    async fn read_range(
-        &self,
-        request: RangeRequest,
-    ) -> Result<(i64, RangeResult), ChainfireError> {
+    async fn read_range(&self, request: RangeRequest) -> Result<(i64, RangeResult), ChainfireError> {
         let serializable = request.serializable;
         let range = convert::range(request)?;
         if !serializable {
             self.node.linearize().await?;
         }
-        self.node
-            .read(|reader| Ok((reader.revision()?, read::range(reader, None, &range)?)))
+        self.node.read(|reader| Ok((reader.revision()?, read::range(reader, None, &range)?)))
     }
 
     async fn write(&self, command: Command) -> Result<(i64, OpResult), ChainfireError> {
         match self.node.apply(command).await? {
             (revision, Outcome::Op(result)) => Ok((revision, result)),
-            _ => Err(ChainfireError::InvalidArgument(
-                "a key-value command produced a lease result".into(),
-            )),
+            _ => Err(ChainfireError::InvalidArgument("a key-value command produced a lease result".into())),
         }
     }
 }
@@ -69,25 +63,16 @@ fn unexpected() -> Status {
 
 #[tonic::async_trait]
 impl Kv for KvService {
-    async fn range(
-        &self,
-        request: Request<RangeRequest>,
-    ) -> Result<Response<RangeResponse>, Status> {
+    async fn range(&self, request: Request<RangeRequest>) -> Result<Response<RangeResponse>, Status> {
         let request = request.into_inner();
         self.check_size(&request)?;
         let (revision, result) = self.read_range(request).await?;
-        Ok(Response::new(convert::range_response(
-            self.node.header(revision),
-            result,
-        )))
+        Ok(Response::new(convert::range_response(self.node.header(revision), result)))
     }
 
     type RangeStreamStream = RangeStream;
 
-    async fn range_stream(
-        &self,
-        request: Request<RangeRequest>,
-    ) -> Result<Response<RangeStream>, Status> {
+    async fn range_stream(&self, request: Request<RangeRequest>) -> Result<Response<RangeStream>, Status> {
         let request = request.into_inner();
         self.check_size(&request)?;
         let (revision, result) = self.read_range(request).await?;
@@ -95,12 +80,7 @@ impl Kv for KvService {
         let mut chunks: Vec<RangeResponse> = full
             .kvs
             .chunks(STREAM_CHUNK)
-            .map(|kvs| RangeResponse {
-                header: None,
-                kvs: kvs.to_vec(),
-                more: false,
-                count: 0,
-            })
+            .map(|kvs| RangeResponse { header: None, kvs: kvs.to_vec(), more: false, count: 0 })
             .collect();
         // header, more and count ride on the final chunk only.
         match chunks.last_mut() {
@@ -109,16 +89,10 @@ impl Kv for KvService {
                 last.more = full.more;
                 last.count = full.count;
             }
-            None => chunks.push(RangeResponse {
-                kvs: Vec::new(),
-                ..full
-            }),
+            None => chunks.push(RangeResponse { kvs: Vec::new(), ..full }),
         }
-        let stream = tokio_stream::iter(chunks.into_iter().map(|r| {
-            Ok(RangeStreamResponse {
-                range_response: Some(r),
-            })
-        }));
+        let stream =
+            tokio_stream::iter(chunks.into_iter().map(|r| Ok(RangeStreamResponse { range_response: Some(r) })));
         Ok(Response::new(Box::pin(stream)))
     }
 
@@ -129,10 +103,7 @@ impl Kv for KvService {
         let OpResult::Put { prev } = result else {
             return Err(unexpected());
         };
-        Ok(Response::new(convert::put_response(
-            self.node.header(revision),
-            prev,
-        )))
+        Ok(Response::new(convert::put_response(self.node.header(revision), prev)))
     }
 
     async fn delete_range(
@@ -141,17 +112,11 @@ impl Kv for KvService {
     ) -> Result<Response<DeleteRangeResponse>, Status> {
         let request = request.into_inner();
         self.check_size(&request)?;
-        let (revision, result) = self
-            .write(Command::DeleteRange(convert::delete(request)?))
-            .await?;
+        let (revision, result) = self.write(Command::DeleteRange(convert::delete(request)?)).await?;
         let OpResult::DeleteRange { deleted, prevs } = result else {
             return Err(unexpected());
         };
-        Ok(Response::new(convert::delete_response(
-            self.node.header(revision),
-            deleted,
-            prevs,
-        )))
+        Ok(Response::new(convert::delete_response(self.node.header(revision), deleted, prevs)))
     }
 
     async fn txn(&self, request: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
@@ -162,25 +127,12 @@ impl Kv for KvService {
         let OpResult::Txn { succeeded, results } = result else {
             return Err(unexpected());
         };
-        Ok(Response::new(convert::txn_response(
-            self.node.header(revision),
-            succeeded,
-            results,
-        )))
+        Ok(Response::new(convert::txn_response(self.node.header(revision), succeeded, results)))
     }
 
-    async fn compact(
-        &self,
-        request: Request<CompactionRequest>,
-    ) -> Result<Response<CompactionResponse>, Status> {
+    async fn compact(&self, request: Request<CompactionRequest>) -> Result<Response<CompactionResponse>, Status> {
         let request = request.into_inner();
-        let (revision, _) = self
-            .write(Command::Compact {
-                revision: request.revision,
-            })
-            .await?;
-        Ok(Response::new(CompactionResponse {
-            header: Some(self.node.header(revision)),
-        }))
+        let (revision, _) = self.write(Command::Compact { revision: request.revision }).await?;
+        Ok(Response::new(CompactionResponse { header: Some(self.node.header(revision)) }))
     }
 }

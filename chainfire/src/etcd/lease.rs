@@ -5,9 +5,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use photon_api::etcd::etcdserverpb::lease_server::Lease;
 use photon_api::etcd::etcdserverpb::{
-    LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse,
-    LeaseLeasesRequest, LeaseLeasesResponse, LeaseRevokeRequest, LeaseRevokeResponse, LeaseStatus,
-    LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
+    LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseLeasesRequest,
+    LeaseLeasesResponse, LeaseRevokeRequest, LeaseRevokeResponse, LeaseStatus, LeaseTimeToLiveRequest,
+    LeaseTimeToLiveResponse,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -31,28 +31,13 @@ pub struct LeaseService {
 }
 
 impl LeaseService {
-    pub fn new(
-        node: Node,
-        keeper: LeaseKeeper,
-        tasks: TaskTracker,
-        shutdown: CancellationToken,
-        min_ttl: i64,
-    ) -> Self {
-        Self {
-            node,
-            keeper,
-            tasks,
-            shutdown,
-            min_ttl,
-        }
+    pub fn new(node: Node, keeper: LeaseKeeper, tasks: TaskTracker, shutdown: CancellationToken, min_ttl: i64) -> Self {
+        Self { node, keeper, tasks, shutdown, min_ttl }
     }
 
     /// A fresh lease id: positive, and distinct across members and time.
     fn new_id(&self, attempt: i64) -> i64 {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as i64)
-            .unwrap_or(0);
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0);
         ((nanos.wrapping_add(attempt) ^ ((self.node.id as i64) << 48)) & i64::MAX).max(1)
     }
 }
@@ -61,10 +46,7 @@ type KeepAliveStream = Pin<Box<dyn Stream<Item = Result<LeaseKeepAliveResponse, 
 
 #[tonic::async_trait]
 impl Lease for LeaseService {
-    async fn lease_grant(
-        &self,
-        request: Request<LeaseGrantRequest>,
-    ) -> Result<Response<LeaseGrantResponse>, Status> {
+    async fn lease_grant(&self, request: Request<LeaseGrantRequest>) -> Result<Response<LeaseGrantResponse>, Status> {
         let request = request.into_inner();
         if request.ttl > MAX_TTL {
             return Err(Status::out_of_range("etcdserver: too large lease TTL"));
@@ -73,11 +55,7 @@ impl Lease for LeaseService {
         // A client-chosen id must be free; a generated one is retried if it collides.
         let attempts = if request.id != 0 { 1 } else { 3 };
         for attempt in 0..attempts {
-            let id = if request.id != 0 {
-                request.id
-            } else {
-                self.new_id(attempt)
-            };
+            let id = if request.id != 0 { request.id } else { self.new_id(attempt) };
             match self.node.apply(Command::LeaseGrant { id, ttl }).await {
                 Ok((revision, _)) => {
                     self.keeper.granted(id, ttl);
@@ -99,15 +77,8 @@ impl Lease for LeaseService {
         &self,
         request: Request<LeaseRevokeRequest>,
     ) -> Result<Response<LeaseRevokeResponse>, Status> {
-        let (revision, _) = self
-            .node
-            .apply(Command::LeaseRevoke {
-                id: request.into_inner().id,
-            })
-            .await?;
-        Ok(Response::new(LeaseRevokeResponse {
-            header: Some(self.node.header(revision)),
-        }))
+        let (revision, _) = self.node.apply(Command::LeaseRevoke { id: request.into_inner().id }).await?;
+        Ok(Response::new(LeaseRevokeResponse { header: Some(self.node.header(revision)) }))
     }
 
     type LeaseKeepAliveStream = KeepAliveStream;
@@ -118,11 +89,7 @@ impl Lease for LeaseService {
     ) -> Result<Response<KeepAliveStream>, Status> {
         let mut incoming = request.into_inner();
         let (tx, rx) = mpsc::channel(16);
-        let (node, keeper, shutdown) = (
-            self.node.clone(),
-            self.keeper.clone(),
-            self.shutdown.clone(),
-        );
+        let (node, keeper, shutdown) = (self.node.clone(), self.keeper.clone(), self.shutdown.clone());
         self.tasks.spawn(async move {
             loop {
                 let message = tokio::select! {
@@ -130,14 +97,11 @@ impl Lease for LeaseService {
                     message = incoming.message() => message,
                 };
                 let Ok(Some(request)) = message else { return };
-                let reply =
-                    keeper
-                        .keep_alive(&node, request.id)
-                        .map(|ttl| LeaseKeepAliveResponse {
-                            header: Some(node.header(*node.revisions.borrow())),
-                            id: request.id,
-                            ttl,
-                        });
+                let reply = keeper.keep_alive(&node, request.id).map(|ttl| LeaseKeepAliveResponse {
+                    header: Some(node.header(*node.revisions.borrow())),
+                    id: request.id,
+                    ttl,
+                });
                 if tx.send(reply.map_err(Status::from)).await.is_err() {
                     return;
                 }
@@ -170,32 +134,15 @@ impl Lease for LeaseService {
                 granted_ttl: lease.ttl,
                 keys,
             },
-            None => LeaseTimeToLiveResponse {
-                header,
-                id: request.id,
-                ttl: -1,
-                granted_ttl: 0,
-                keys,
-            },
+            None => LeaseTimeToLiveResponse { header, id: request.id, ttl: -1, granted_ttl: 0, keys },
         };
         Ok(Response::new(response))
     }
 
-    async fn lease_leases(
-        &self,
-        _: Request<LeaseLeasesRequest>,
-    ) -> Result<Response<LeaseLeasesResponse>, Status> {
+    async fn lease_leases(&self, _: Request<LeaseLeasesRequest>) -> Result<Response<LeaseLeasesResponse>, Status> {
         self.node.linearize().await?;
-        let (revision, leases) = self
-            .node
-            .read(|reader| Ok((reader.revision()?, reader.leases()?)))?;
-        let leases = leases
-            .into_iter()
-            .map(|l| LeaseStatus { id: l.id })
-            .collect();
-        Ok(Response::new(LeaseLeasesResponse {
-            header: Some(self.node.header(revision)),
-            leases,
-        }))
+        let (revision, leases) = self.node.read(|reader| Ok((reader.revision()?, reader.leases()?)))?;
+        let leases = leases.into_iter().map(|l| LeaseStatus { id: l.id }).collect();
+        Ok(Response::new(LeaseLeasesResponse { header: Some(self.node.header(revision)), leases }))
     }
 }

@@ -6,9 +6,9 @@ use std::pin::Pin;
 
 use photon_api::etcd::etcdserverpb::maintenance_server::Maintenance;
 use photon_api::etcd::etcdserverpb::{
-    AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, DowngradeRequest,
-    DowngradeResponse, HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest,
-    MoveLeaderResponse, SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
+    AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, DowngradeRequest, DowngradeResponse,
+    HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest, MoveLeaderResponse, SnapshotRequest,
+    SnapshotResponse, StatusRequest, StatusResponse,
 };
 use photon_raft::openraft::ServerState;
 use photon_raft::rocksdb::IteratorMode;
@@ -71,31 +71,23 @@ type SnapshotStream = Pin<Box<dyn Stream<Item = Result<SnapshotResponse, Status>
 
 #[tonic::async_trait]
 impl Maintenance for MaintenanceService {
-    async fn alarm(
-        &self,
-        request: Request<AlarmRequest>,
-    ) -> Result<Response<AlarmResponse>, Status> {
+    async fn alarm(&self, request: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
         use photon_api::etcd::etcdserverpb::alarm_request::AlarmAction;
         match AlarmAction::try_from(request.into_inner().action) {
             // No alarm can be raised yet (the backend quota arrives later), so none is active.
             Ok(AlarmAction::Get) => {
                 let revision = *self.node.revisions.borrow();
-                Ok(Response::new(AlarmResponse {
-                    header: Some(self.node.header(revision)),
-                    alarms: Vec::new(),
-                }))
+                Ok(Response::new(AlarmResponse { header: Some(self.node.header(revision)), alarms: Vec::new() }))
             }
-            _ => Err(Status::unimplemented(
-                "chainfire: raising or clearing alarms is not supported yet",
-            )),
+            _ => Err(Status::unimplemented("chainfire: raising or clearing alarms is not supported yet")),
         }
     }
 
     async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
         let metrics = self.node.raft.metrics().borrow().clone();
         let revision = *self.node.revisions.borrow();
-        let size = self.property_sum("rocksdb.total-sst-files-size")
-            + self.property_sum("rocksdb.cur-size-all-mem-tables");
+        let size =
+            self.property_sum("rocksdb.total-sst-files-size") + self.property_sum("rocksdb.cur-size-all-mem-tables");
         Ok(Response::new(StatusResponse {
             header: Some(self.node.header(revision)),
             version: ETCD_API_VERSION.into(),
@@ -113,10 +105,7 @@ impl Maintenance for MaintenanceService {
         }))
     }
 
-    async fn defragment(
-        &self,
-        _: Request<DefragmentRequest>,
-    ) -> Result<Response<DefragmentResponse>, Status> {
+    async fn defragment(&self, _: Request<DefragmentRequest>) -> Result<Response<DefragmentResponse>, Status> {
         let db = self.node.db.clone();
         tokio::task::spawn_blocking(move || {
             for name in ALL_CFS {
@@ -128,20 +117,14 @@ impl Maintenance for MaintenanceService {
         .await
         .map_err(|e| Status::internal(format!("defragment failed: {e}")))?;
         let revision = *self.node.revisions.borrow();
-        Ok(Response::new(DefragmentResponse {
-            header: Some(self.node.header(revision)),
-        }))
+        Ok(Response::new(DefragmentResponse { header: Some(self.node.header(revision)) }))
     }
 
     async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
         let (revision, hash) = self.node.read(|reader| {
             let mut fnv = Fnv(0x811c_9dc5);
             for name in ALL_CFS {
-                for item in reader.db().iterator_cf_opt(
-                    reader.cf(name)?,
-                    reader.options(),
-                    IteratorMode::Start,
-                ) {
+                for item in reader.db().iterator_cf_opt(reader.cf(name)?, reader.options(), IteratorMode::Start) {
                     let (k, v) = item.map_err(storage)?;
                     fnv.feed(&k);
                     fnv.feed(&v);
@@ -149,16 +132,10 @@ impl Maintenance for MaintenanceService {
             }
             Ok((reader.revision()?, fnv.0))
         })?;
-        Ok(Response::new(HashResponse {
-            header: Some(self.node.header(revision)),
-            hash,
-        }))
+        Ok(Response::new(HashResponse { header: Some(self.node.header(revision)), hash }))
     }
 
-    async fn hash_kv(
-        &self,
-        request: Request<HashKvRequest>,
-    ) -> Result<Response<HashKvResponse>, Status> {
+    async fn hash_kv(&self, request: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
         let wanted = request.into_inner().revision;
         let (revision, compact, hash_revision, hash) = self.node.read(|reader| {
             let (revision, compact) = (reader.revision()?, reader.compact_revision()?);
@@ -167,22 +144,14 @@ impl Maintenance for MaintenanceService {
                 return Err(crate::mvcc::model::MvccError::FutureRevision.into());
             }
             if upto < compact {
-                return Err(crate::mvcc::model::MvccError::Compacted {
-                    compact_revision: compact,
-                }
-                .into());
+                return Err(crate::mvcc::model::MvccError::Compacted { compact_revision: compact }.into());
             }
             // Every version at or before `upto`, keyed by key and revision: the same on every
             // member that has applied that far, whatever it has applied since.
             let mut fnv = Fnv(0x811c_9dc5);
-            for item in reader.db().iterator_cf_opt(
-                reader.cf(CF_HISTORY)?,
-                reader.options(),
-                IteratorMode::Start,
-            ) {
+            for item in reader.db().iterator_cf_opt(reader.cf(CF_HISTORY)?, reader.options(), IteratorMode::Start) {
                 let (k, v) = item.map_err(storage)?;
-                let (_, rev, _) =
-                    keys::split_history_key(&k).ok_or_else(|| storage("malformed history key"))?;
+                let (_, rev, _) = keys::split_history_key(&k).ok_or_else(|| storage("malformed history key"))?;
                 if rev <= upto {
                     fnv.feed(&k);
                     fnv.feed(&v);
@@ -200,10 +169,7 @@ impl Maintenance for MaintenanceService {
 
     type SnapshotStream = SnapshotStream;
 
-    async fn snapshot(
-        &self,
-        _: Request<SnapshotRequest>,
-    ) -> Result<Response<SnapshotStream>, Status> {
+    async fn snapshot(&self, _: Request<SnapshotRequest>) -> Result<Response<SnapshotStream>, Status> {
         let db = self.node.db.clone();
         let revision = *self.node.revisions.borrow();
         let data = tokio::task::spawn_blocking(move || MvccApp::default().snapshot(&db))
@@ -228,21 +194,11 @@ impl Maintenance for MaintenanceService {
         Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
     }
 
-    async fn move_leader(
-        &self,
-        _: Request<MoveLeaderRequest>,
-    ) -> Result<Response<MoveLeaderResponse>, Status> {
-        Err(Status::unimplemented(
-            "chainfire: leader transfer is not supported yet",
-        ))
+    async fn move_leader(&self, _: Request<MoveLeaderRequest>) -> Result<Response<MoveLeaderResponse>, Status> {
+        Err(Status::unimplemented("chainfire: leader transfer is not supported yet"))
     }
 
-    async fn downgrade(
-        &self,
-        _: Request<DowngradeRequest>,
-    ) -> Result<Response<DowngradeResponse>, Status> {
-        Err(Status::unimplemented(
-            "chainfire: cluster downgrade is not supported",
-        ))
+    async fn downgrade(&self, _: Request<DowngradeRequest>) -> Result<Response<DowngradeResponse>, Status> {
+        Err(Status::unimplemented("chainfire: cluster downgrade is not supported"))
     }
 }

@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 
 use photon_api::etcd::etcdserverpb::watch_create_request::FilterType;
 use photon_api::etcd::etcdserverpb::watch_server::Watch;
-use photon_api::etcd::etcdserverpb::{
-    watch_request, WatchCreateRequest, WatchRequest, WatchResponse,
-};
+use photon_api::etcd::etcdserverpb::{watch_request, WatchCreateRequest, WatchRequest, WatchResponse};
 use photon_api::etcd::mvccpb;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -40,18 +38,8 @@ pub struct WatchService {
 }
 
 impl WatchService {
-    pub fn new(
-        node: Node,
-        tasks: TaskTracker,
-        shutdown: CancellationToken,
-        progress_every: Duration,
-    ) -> Self {
-        Self {
-            node,
-            tasks,
-            shutdown,
-            progress_every,
-        }
+    pub fn new(node: Node, tasks: TaskTracker, shutdown: CancellationToken, progress_every: Duration) -> Self {
+        Self { node, tasks, shutdown, progress_every }
     }
 }
 
@@ -61,10 +49,7 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchResponse, Status>> + Se
 impl Watch for WatchService {
     type WatchStream = WatchStream;
 
-    async fn watch(
-        &self,
-        request: Request<Streaming<WatchRequest>>,
-    ) -> Result<Response<WatchStream>, Status> {
+    async fn watch(&self, request: Request<Streaming<WatchRequest>>) -> Result<Response<WatchStream>, Status> {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let stream = ClientStream {
             node: self.node.clone(),
@@ -73,11 +58,8 @@ impl Watch for WatchService {
             next_id: 0,
             progress_every: self.progress_every,
         };
-        let (incoming, revisions, shutdown) = (
-            request.into_inner(),
-            self.node.revisions.clone(),
-            self.shutdown.clone(),
-        );
+        let (incoming, revisions, shutdown) =
+            (request.into_inner(), self.node.revisions.clone(), self.shutdown.clone());
         self.tasks.spawn(async move {
             if let Err(e) = stream.run(incoming, revisions, shutdown).await {
                 tracing::debug!(error = %e, "watch stream ended");
@@ -119,11 +101,8 @@ impl ClientStream {
         mut revisions: watch::Receiver<i64>,
         shutdown: CancellationToken,
     ) -> Result<(), Gone> {
-        let mut progress = tokio::time::interval(
-            self.progress_every
-                .min(Duration::from_secs(1))
-                .max(Duration::from_millis(10)),
-        );
+        let mut progress =
+            tokio::time::interval(self.progress_every.min(Duration::from_secs(1)).max(Duration::from_millis(10)));
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
@@ -151,11 +130,7 @@ impl ClientStream {
     }
 
     fn response(&self, watch_id: i64) -> WatchResponse {
-        WatchResponse {
-            header: Some(self.node.header(self.current_revision())),
-            watch_id,
-            ..Default::default()
-        }
+        WatchResponse { header: Some(self.node.header(self.current_revision())), watch_id, ..Default::default() }
     }
 
     async fn handle(&mut self, request: WatchRequest) -> Result<(), Gone> {
@@ -163,11 +138,7 @@ impl ClientStream {
             Some(watch_request::RequestUnion::CreateRequest(create)) => self.create(create).await,
             Some(watch_request::RequestUnion::CancelRequest(cancel)) => {
                 if self.watchers.remove(&cancel.watch_id).is_some() {
-                    self.send(WatchResponse {
-                        canceled: true,
-                        ..self.response(cancel.watch_id)
-                    })
-                    .await?;
+                    self.send(WatchResponse { canceled: true, ..self.response(cancel.watch_id) }).await?;
                 }
                 Ok(())
             }
@@ -182,11 +153,7 @@ impl ClientStream {
     }
 
     async fn create(&mut self, create: WatchCreateRequest) -> Result<(), Gone> {
-        let id = if create.watch_id != 0 {
-            create.watch_id
-        } else {
-            self.next_id
-        };
+        let id = if create.watch_id != 0 { create.watch_id } else { self.next_id };
         if self.watchers.contains_key(&id) {
             let refused = WatchResponse {
                 created: true,
@@ -198,21 +165,10 @@ impl ClientStream {
         }
         self.next_id = self.next_id.max(id + 1);
         let current = self.current_revision();
-        let next = if create.start_revision > 0 {
-            create.start_revision
-        } else {
-            current + 1
-        };
-        let filters: Vec<FilterType> = create
-            .filters
-            .iter()
-            .filter_map(|f| FilterType::try_from(*f).ok())
-            .collect();
+        let next = if create.start_revision > 0 { create.start_revision } else { current + 1 };
+        let filters: Vec<FilterType> = create.filters.iter().filter_map(|f| FilterType::try_from(*f).ok()).collect();
         let watcher = Watcher {
-            range: KeyRange {
-                key: create.key,
-                end: create.range_end,
-            },
+            range: KeyRange { key: create.key, end: create.range_end },
             next,
             prev_kv: create.prev_kv,
             no_put: filters.contains(&FilterType::Noput),
@@ -221,11 +177,7 @@ impl ClientStream {
             last_sent: Instant::now(),
         };
         self.watchers.insert(id, watcher);
-        self.send(WatchResponse {
-            created: true,
-            ..self.response(id)
-        })
-        .await?;
+        self.send(WatchResponse { created: true, ..self.response(id) }).await?;
         self.deliver().await
     }
 
@@ -233,12 +185,7 @@ impl ClientStream {
     async fn deliver(&mut self) -> Result<(), Gone> {
         let current = self.current_revision();
         tracing::trace!(current, watchers = self.watchers.len(), "watch delivery");
-        let due: Vec<i64> = self
-            .watchers
-            .iter()
-            .filter(|(_, w)| w.next <= current)
-            .map(|(id, _)| *id)
-            .collect();
+        let due: Vec<i64> = self.watchers.iter().filter(|(_, w)| w.next <= current).map(|(id, _)| *id).collect();
         for id in due {
             let Some(watcher) = self.watchers.get(&id) else {
                 continue;
@@ -248,13 +195,7 @@ impl ClientStream {
                 if watcher.next < compact {
                     return Ok(Err(compact));
                 }
-                Ok(Ok(events::events(
-                    reader,
-                    watcher.next,
-                    current,
-                    &watcher.range,
-                    watcher.prev_kv,
-                )?))
+                Ok(Ok(events::events(reader, watcher.next, current, &watcher.range, watcher.prev_kv)?))
             });
             match read {
                 Ok(Ok(found)) => {
@@ -273,11 +214,7 @@ impl ClientStream {
                         }
                     }
                     if !events.is_empty() {
-                        self.send(WatchResponse {
-                            events,
-                            ..self.response(id)
-                        })
-                        .await?;
+                        self.send(WatchResponse { events, ..self.response(id) }).await?;
                     }
                 }
                 Ok(Err(compact_revision)) => {
@@ -285,9 +222,9 @@ impl ClientStream {
                     let response = WatchResponse {
                         compact_revision,
                         canceled: true,
-                        cancel_reason: ChainfireError::Mvcc(
-                            crate::mvcc::model::MvccError::Compacted { compact_revision },
-                        )
+                        cancel_reason: ChainfireError::Mvcc(crate::mvcc::model::MvccError::Compacted {
+                            compact_revision,
+                        })
                         .to_string(),
                         ..self.response(id)
                     };
@@ -310,9 +247,7 @@ impl ClientStream {
         let idle: Vec<i64> = self
             .watchers
             .iter()
-            .filter(|(_, w)| {
-                w.progress_notify && w.next > current && now.duration_since(w.last_sent) >= every
-            })
+            .filter(|(_, w)| w.progress_notify && w.next > current && now.duration_since(w.last_sent) >= every)
             .map(|(id, _)| *id)
             .collect();
         for id in idle {
@@ -330,9 +265,5 @@ fn event(e: events::Event) -> mvccpb::Event {
         EventKind::Put => mvccpb::event::EventType::Put,
         EventKind::Delete => mvccpb::event::EventType::Delete,
     };
-    mvccpb::Event {
-        r#type: kind as i32,
-        kv: Some(convert::kv(e.kv)),
-        prev_kv: e.prev.map(convert::kv),
-    }
+    mvccpb::Event { r#type: kind as i32, kv: Some(convert::kv(e.kv)), prev_kv: e.prev.map(convert::kv) }
 }

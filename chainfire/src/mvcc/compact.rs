@@ -17,18 +17,14 @@ pub fn compact(db: &DB, batch: &mut WriteBatch, revision: i64) -> Result<(), Rea
     if revision > reader.revision()? {
         return Err(MvccError::FutureRevision.into());
     }
-    let cf = |name: &str| {
-        db.cf_handle(name)
-            .ok_or_else(|| storage(format!("missing column family {name}")))
-    };
+    let cf = |name: &str| db.cf_handle(name).ok_or_else(|| storage(format!("missing column family {name}")));
     let (history, events, meta) = (cf(CF_HISTORY)?, cf(CF_EVENTS)?, cf(CF_META)?);
     // Per key, among versions at or before `revision`, all but the newest go; the newest
     // goes too if it is a tombstone.
     let mut pending: Option<(Vec<u8>, Vec<u8>, bool)> = None; // (user key, raw key, is tombstone)
     for item in db.iterator_cf(history, IteratorMode::Start) {
         let (raw, value) = item.map_err(storage)?;
-        let (key, rev, _) =
-            keys::split_history_key(&raw).ok_or_else(|| storage("malformed history key"))?;
+        let (key, rev, _) = keys::split_history_key(&raw).ok_or_else(|| storage("malformed history key"))?;
         if let Some((pending_key, pending_raw, tombstone)) = pending.take() {
             let superseded = pending_key == key && rev <= revision;
             if superseded || tombstone {
@@ -36,10 +32,7 @@ pub fn compact(db: &DB, batch: &mut WriteBatch, revision: i64) -> Result<(), Rea
             }
         }
         if rev <= revision {
-            let tombstone = matches!(
-                keys::decode::<Version>(&value).map_err(storage)?,
-                Version::Tombstone
-            );
+            let tombstone = matches!(keys::decode::<Version>(&value).map_err(storage)?, Version::Tombstone);
             pending = Some((key, raw.to_vec(), tombstone));
         }
     }
@@ -47,10 +40,6 @@ pub fn compact(db: &DB, batch: &mut WriteBatch, revision: i64) -> Result<(), Rea
         batch.delete_cf(history, raw);
     }
     batch.delete_range_cf(events, keys::rev_bytes(0, 0), keys::rev_bytes(revision, 0));
-    batch.put_cf(
-        meta,
-        META_COMPACT,
-        keys::encode(&revision).map_err(storage)?,
-    );
+    batch.put_cf(meta, META_COMPACT, keys::encode(&revision).map_err(storage)?);
     Ok(())
 }

@@ -35,11 +35,9 @@ pub fn events(
     }
     let db = reader.db();
     let start = keys::rev_bytes(from.max(0), 0);
-    for item in db.iterator_cf_opt(
-        reader.cf(CF_EVENTS)?,
-        reader.options(),
-        IteratorMode::From(&start, Direction::Forward),
-    ) {
+    for item in
+        db.iterator_cf_opt(reader.cf(CF_EVENTS)?, reader.options(), IteratorMode::From(&start, Direction::Forward))
+    {
         let (raw_rev, key) = item.map_err(storage)?;
         let (rev, sub) = keys::parse_rev(&raw_rev).ok_or_else(|| storage("malformed event key"))?;
         if rev > to {
@@ -49,9 +47,7 @@ pub fn events(
             continue;
         }
         let history_key = keys::history_key(&key, rev, sub);
-        let Some(bytes) = db
-            .get_cf_opt(reader.cf(CF_HISTORY)?, &history_key, &reader.options())
-            .map_err(storage)?
+        let Some(bytes) = db.get_cf_opt(reader.cf(CF_HISTORY)?, &history_key, &reader.options()).map_err(storage)?
         else {
             continue; // compacted away concurrently; the watcher is told by its compaction check
         };
@@ -69,22 +65,14 @@ pub fn events(
                 },
             ),
         };
-        let prev = if with_prev {
-            previous_version(reader, &history_key, &key)?
-        } else {
-            None
-        };
+        let prev = if with_prev { previous_version(reader, &history_key, &key)? } else { None };
         out.push(Event { kind, kv, prev });
     }
     Ok(out)
 }
 
 /// The version of `key` just before the history entry `history_key`, if it was a put.
-fn previous_version(
-    reader: &Reader<'_>,
-    history_key: &[u8],
-    key: &[u8],
-) -> Result<Option<KeyValue>, StorageFailure> {
+fn previous_version(reader: &Reader<'_>, history_key: &[u8], key: &[u8]) -> Result<Option<KeyValue>, StorageFailure> {
     let iter = reader.db().iterator_cf_opt(
         reader.cf(CF_HISTORY)?,
         reader.options(),
@@ -95,8 +83,7 @@ fn previous_version(
         if raw.as_ref() == history_key {
             continue;
         }
-        let (found_key, _, _) =
-            keys::split_history_key(&raw).ok_or_else(|| storage("malformed history key"))?;
+        let (found_key, _, _) = keys::split_history_key(&raw).ok_or_else(|| storage("malformed history key"))?;
         if found_key != key {
             return Ok(None);
         }

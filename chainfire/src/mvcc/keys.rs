@@ -22,14 +22,7 @@ pub const CF_EVENTS: &str = "kv_events";
 pub const CF_META: &str = "kv_meta";
 pub const CF_LEASES: &str = "leases";
 pub const CF_LEASE_KEYS: &str = "lease_keys";
-pub const ALL_CFS: [&str; 6] = [
-    CF_LATEST,
-    CF_HISTORY,
-    CF_EVENTS,
-    CF_META,
-    CF_LEASES,
-    CF_LEASE_KEYS,
-];
+pub const ALL_CFS: [&str; 6] = [CF_LATEST, CF_HISTORY, CF_EVENTS, CF_META, CF_LEASES, CF_LEASE_KEYS];
 
 pub const META_REVISION: &[u8] = b"revision";
 pub const META_COMPACT: &[u8] = b"compact_revision";
@@ -115,9 +108,7 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, bincode::Error> {
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, bincode::Error> {
     match bytes.split_first() {
         Some((&FORMAT_V1, rest)) => bincode::deserialize(rest),
-        Some((v, _)) => Err(Box::new(bincode::ErrorKind::Custom(format!(
-            "unknown chainfire format version {v}"
-        )))),
+        Some((v, _)) => Err(Box::new(bincode::ErrorKind::Custom(format!("unknown chainfire format version {v}")))),
         None => Err(Box::new(bincode::ErrorKind::Custom("empty value".into()))),
     }
 }
@@ -128,29 +119,13 @@ mod tests {
 
     #[test]
     fn key_encoding_round_trips_and_preserves_order() {
-        let keys: Vec<&[u8]> = vec![
-            b"",
-            b"\x00",
-            b"\x00\x00",
-            b"\x00\x01",
-            b"a",
-            b"a\x00",
-            b"a\x00b",
-            b"a\x01",
-            b"ab",
-            b"b",
-            b"\xff",
-        ];
+        let keys: Vec<&[u8]> =
+            vec![b"", b"\x00", b"\x00\x00", b"\x00\x01", b"a", b"a\x00", b"a\x00b", b"a\x01", b"ab", b"b", b"\xff"];
         for k in &keys {
             assert_eq!(dec_key(&enc_key(k)).as_deref(), Some(*k));
         }
         for pair in keys.windows(2) {
-            assert!(
-                enc_key(pair[0]) < enc_key(pair[1]),
-                "{:?} !< {:?}",
-                pair[0],
-                pair[1]
-            );
+            assert!(enc_key(pair[0]) < enc_key(pair[1]), "{:?} !< {:?}", pair[0], pair[1]);
             // Versions of the smaller key sort before the larger key's first version.
             assert!(history_key(pair[0], i64::MAX, i64::MAX) < history_key(pair[1], 0, 0));
         }

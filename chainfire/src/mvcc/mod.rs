@@ -26,10 +26,7 @@ pub struct MvccApp {
 impl MvccApp {
     /// An app that publishes the store revision on `revision` after every applied batch.
     pub fn with_notifier(revision: tokio::sync::watch::Sender<i64>) -> Self {
-        Self {
-            revision: Some(revision),
-            last_revision: 0,
-        }
+        Self { revision: Some(revision), last_revision: 0 }
     }
 }
 
@@ -45,62 +42,40 @@ fn refused_or_failed(e: ReadError) -> Result<Option<Result<Outcome, model::MvccE
 
 fn compact_applied(db: &DB, batch: &mut WriteBatch, revision: i64) -> Result<Applied, BoxError> {
     let result = match compact::compact(db, batch, revision) {
-        Ok(()) => Some(Ok(Outcome::Op(OpResult::Txn {
-            succeeded: true,
-            results: Vec::new(),
-        }))),
+        Ok(()) => Some(Ok(Outcome::Op(OpResult::Txn { succeeded: true, results: Vec::new() }))),
         Err(e) => refused_or_failed(e)?,
     };
-    Ok(Applied {
-        revision: Reader::new(db, None).revision()?,
-        result,
-    })
+    Ok(Applied { revision: Reader::new(db, None).revision()?, result })
 }
 
 impl App for MvccApp {
     type Request = Command;
     type Response = Applied;
 
-    fn apply(
-        &mut self,
-        db: &DB,
-        batch: &mut WriteBatch,
-        _index: u64,
-        command: &Command,
-    ) -> Result<Applied, BoxError> {
+    fn apply(&mut self, db: &DB, batch: &mut WriteBatch, _index: u64, command: &Command) -> Result<Applied, BoxError> {
         let mut writer = Writer::new(Reader::new(db, None))?;
         let outcome = match command {
             Command::Compact { revision } => return compact_applied(db, batch, *revision),
-            Command::LeaseGrant { id, ttl } => writer
-                .grant(model::Lease { id: *id, ttl: *ttl })
-                .map(Outcome::LeaseGranted),
-            Command::LeaseRevoke { id } => writer
-                .revoke(*id)
-                .map(|deleted| Outcome::LeaseRevoked { deleted }),
-            Command::Put(put) => writer
-                .put(put)
-                .map(|prev| Outcome::Op(OpResult::Put { prev })),
-            Command::DeleteRange(delete) => writer
-                .delete(delete)
-                .map(|(deleted, prevs)| Outcome::Op(OpResult::DeleteRange { deleted, prevs })),
-            Command::Txn(txn) => writer
-                .txn(txn)
-                .map(|(succeeded, results)| Outcome::Op(OpResult::Txn { succeeded, results })),
+            Command::LeaseGrant { id, ttl } => {
+                writer.grant(model::Lease { id: *id, ttl: *ttl }).map(Outcome::LeaseGranted)
+            }
+            Command::LeaseRevoke { id } => writer.revoke(*id).map(|deleted| Outcome::LeaseRevoked { deleted }),
+            Command::Put(put) => writer.put(put).map(|prev| Outcome::Op(OpResult::Put { prev })),
+            Command::DeleteRange(delete) => {
+                writer.delete(delete).map(|(deleted, prevs)| Outcome::Op(OpResult::DeleteRange { deleted, prevs }))
+            }
+            Command::Txn(txn) => {
+                writer.txn(txn).map(|(succeeded, results)| Outcome::Op(OpResult::Txn { succeeded, results }))
+            }
         };
         match outcome {
             Ok(result) => {
                 let revision = writer.finish(db, batch)?;
                 self.last_revision = revision;
-                Ok(Applied {
-                    revision,
-                    result: Some(Ok(result)),
-                })
+                Ok(Applied { revision, result: Some(Ok(result)) })
             }
             // A refused command changes nothing: the staged writes are dropped.
-            Err(e) => Ok(Applied {
-                revision: Reader::new(db, None).revision()?,
-                result: refused_or_failed(e)?,
-            }),
+            Err(e) => Ok(Applied { revision: Reader::new(db, None).revision()?, result: refused_or_failed(e)? }),
         }
     }
 
@@ -121,9 +96,7 @@ impl App for MvccApp {
     fn snapshot(&self, db: &DB) -> Result<Vec<u8>, BoxError> {
         let mut data: SnapshotData = Vec::new();
         for (index, name) in keys::ALL_CFS.iter().enumerate() {
-            let cf = db
-                .cf_handle(name)
-                .ok_or_else(|| storage(format!("missing column family {name}")))?;
+            let cf = db.cf_handle(name).ok_or_else(|| storage(format!("missing column family {name}")))?;
             for item in db.iterator_cf(cf, IteratorMode::Start) {
                 let (k, v) = item?;
                 data.push((index as u8, k.to_vec(), v.to_vec()));
@@ -136,10 +109,7 @@ impl App for MvccApp {
         let data: SnapshotData = keys::decode(bytes)?;
         let cfs = keys::ALL_CFS
             .iter()
-            .map(|name| {
-                db.cf_handle(name)
-                    .ok_or_else(|| storage(format!("missing column family {name}")))
-            })
+            .map(|name| db.cf_handle(name).ok_or_else(|| storage(format!("missing column family {name}"))))
             .collect::<Result<Vec<_>, _>>()?;
         for cf in &cfs {
             for item in db.iterator_cf(*cf, IteratorMode::Start) {

@@ -178,17 +178,9 @@ pub struct RangeResult {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OpResult {
     Range(RangeResult),
-    Put {
-        prev: Option<KeyValue>,
-    },
-    DeleteRange {
-        deleted: i64,
-        prevs: Vec<KeyValue>,
-    },
-    Txn {
-        succeeded: bool,
-        results: Vec<OpResult>,
-    },
+    Put { prev: Option<KeyValue> },
+    DeleteRange { deleted: i64, prevs: Vec<KeyValue> },
+    Txn { succeeded: bool, results: Vec<OpResult> },
 }
 
 /// Why the store refused a command; each maps to etcd's error of the same meaning.

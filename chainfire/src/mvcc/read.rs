@@ -6,12 +6,8 @@ use std::collections::BTreeMap;
 
 use photon_raft::rocksdb::{Direction, IteratorMode, ReadOptions, Snapshot, DB};
 
-use super::keys::{
-    self, CF_HISTORY, CF_LATEST, CF_LEASES, CF_LEASE_KEYS, CF_META, META_COMPACT, META_REVISION,
-};
-use super::model::{
-    KeyRange, KeyValue, Lease, MvccError, Range, RangeResult, SortOrder, SortTarget, Version,
-};
+use super::keys::{self, CF_HISTORY, CF_LATEST, CF_LEASES, CF_LEASE_KEYS, CF_META, META_COMPACT, META_REVISION};
+use super::model::{KeyRange, KeyValue, Lease, MvccError, Range, RangeResult, SortOrder, SortTarget, Version};
 
 /// A storage failure (RocksDB or a corrupt value), as opposed to a refused request.
 #[derive(Debug, thiserror::Error)]
@@ -57,21 +53,12 @@ impl<'a> Reader<'a> {
         options
     }
 
-    pub(crate) fn cf(
-        &self,
-        name: &str,
-    ) -> Result<&photon_raft::rocksdb::ColumnFamily, StorageFailure> {
-        self.db
-            .cf_handle(name)
-            .ok_or_else(|| storage(format!("missing column family {name}")))
+    pub(crate) fn cf(&self, name: &str) -> Result<&photon_raft::rocksdb::ColumnFamily, StorageFailure> {
+        self.db.cf_handle(name).ok_or_else(|| storage(format!("missing column family {name}")))
     }
 
     fn meta(&self, key: &[u8], default: i64) -> Result<i64, StorageFailure> {
-        match self
-            .db
-            .get_cf_opt(self.cf(CF_META)?, key, &self.options())
-            .map_err(storage)?
-        {
+        match self.db.get_cf_opt(self.cf(CF_META)?, key, &self.options()).map_err(storage)? {
             Some(bytes) => keys::decode(&bytes).map_err(storage),
             None => Ok(default),
         }
@@ -87,22 +74,15 @@ impl<'a> Reader<'a> {
     }
 
     pub fn lease(&self, id: i64) -> Result<Option<Lease>, StorageFailure> {
-        match self
-            .db
-            .get_cf_opt(self.cf(CF_LEASES)?, keys::lease_key(id), &self.options())
-            .map_err(storage)?
-        {
+        match self.db.get_cf_opt(self.cf(CF_LEASES)?, keys::lease_key(id), &self.options()).map_err(storage)? {
             Some(bytes) => Ok(Some(keys::decode(&bytes).map_err(storage)?)),
             None => Ok(None),
         }
     }
 
     pub fn leases(&self) -> Result<Vec<Lease>, StorageFailure> {
-        let iter =
-            self.db
-                .iterator_cf_opt(self.cf(CF_LEASES)?, self.options(), IteratorMode::Start);
-        iter.map(|item| keys::decode(&item.map_err(storage)?.1).map_err(storage))
-            .collect()
+        let iter = self.db.iterator_cf_opt(self.cf(CF_LEASES)?, self.options(), IteratorMode::Start);
+        iter.map(|item| keys::decode(&item.map_err(storage)?.1).map_err(storage)).collect()
     }
 
     /// The keys attached to lease `id`, in key order.
@@ -125,11 +105,7 @@ impl<'a> Reader<'a> {
     }
 
     pub fn latest(&self, key: &[u8]) -> Result<Option<KeyValue>, StorageFailure> {
-        match self
-            .db
-            .get_cf_opt(self.cf(CF_LATEST)?, key, &self.options())
-            .map_err(storage)?
-        {
+        match self.db.get_cf_opt(self.cf(CF_LATEST)?, key, &self.options()).map_err(storage)? {
             Some(bytes) => Ok(Some(keys::decode(&bytes).map_err(storage)?)),
             None => Ok(None),
         }
@@ -158,11 +134,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Keys in `range` as they were at `revision`, in key order.
-    pub fn scan_at(
-        &self,
-        range: &KeyRange,
-        revision: i64,
-    ) -> Result<Vec<KeyValue>, StorageFailure> {
+    pub fn scan_at(&self, range: &KeyRange, revision: i64) -> Result<Vec<KeyValue>, StorageFailure> {
         let start = keys::enc_key(&range.key);
         let upper = range.upper().map(|u| keys::enc_key(&u));
         let mut out = Vec::new();
@@ -177,8 +149,7 @@ impl<'a> Reader<'a> {
             if upper.as_ref().is_some_and(|u| raw.as_ref() >= u.as_slice()) {
                 break;
             }
-            let (key, rev, _) =
-                keys::split_history_key(&raw).ok_or_else(|| storage("malformed history key"))?;
+            let (key, rev, _) = keys::split_history_key(&raw).ok_or_else(|| storage("malformed history key"))?;
             if current.as_ref().is_some_and(|(k, _)| *k != key) {
                 out.extend(current.take().and_then(|(_, kv)| kv));
             }
@@ -196,16 +167,9 @@ impl<'a> Reader<'a> {
 }
 
 /// Live keys in `range`, with `staged` writes of the command being applied taking precedence.
-pub fn scan_merged(
-    reader: &Reader<'_>,
-    staged: &Staged,
-    range: &KeyRange,
-) -> Result<Vec<KeyValue>, StorageFailure> {
-    let mut merged: BTreeMap<Vec<u8>, KeyValue> = reader
-        .scan_latest(range)?
-        .into_iter()
-        .map(|kv| (kv.key.clone(), kv))
-        .collect();
+pub fn scan_merged(reader: &Reader<'_>, staged: &Staged, range: &KeyRange) -> Result<Vec<KeyValue>, StorageFailure> {
+    let mut merged: BTreeMap<Vec<u8>, KeyValue> =
+        reader.scan_latest(range)?.into_iter().map(|kv| (kv.key.clone(), kv)).collect();
     for (key, kv) in staged.iter().filter(|(k, _)| range.contains(k)) {
         match kv {
             Some(kv) => merged.insert(key.clone(), kv.clone()),
@@ -216,11 +180,7 @@ pub fn scan_merged(
 }
 
 /// Answers a range request. `staged` is set while applying a transaction.
-pub fn range(
-    reader: &Reader<'_>,
-    staged: Option<&Staged>,
-    request: &Range,
-) -> Result<RangeResult, ReadError> {
+pub fn range(reader: &Reader<'_>, staged: Option<&Staged>, request: &Range) -> Result<RangeResult, ReadError> {
     let current = reader.revision()?;
     let mut kvs = if request.revision <= 0 || request.revision == current {
         match staged {
@@ -239,10 +199,8 @@ pub fn range(
     kvs.retain(|kv| {
         (request.min_mod_revision == 0 || kv.mod_revision >= request.min_mod_revision)
             && (request.max_mod_revision == 0 || kv.mod_revision <= request.max_mod_revision)
-            && (request.min_create_revision == 0
-                || kv.create_revision >= request.min_create_revision)
-            && (request.max_create_revision == 0
-                || kv.create_revision <= request.max_create_revision)
+            && (request.min_create_revision == 0 || kv.create_revision >= request.min_create_revision)
+            && (request.max_create_revision == 0 || kv.create_revision <= request.max_create_revision)
     });
     let count = kvs.len() as i64;
     sort(&mut kvs, request.sort_order, request.sort_target);

@@ -4,12 +4,10 @@
 
 use photon_raft::rocksdb::WriteBatch;
 
-use super::keys::{
-    self, CF_EVENTS, CF_HISTORY, CF_LATEST, CF_LEASES, CF_LEASE_KEYS, CF_META, META_REVISION,
-};
+use super::keys::{self, CF_EVENTS, CF_HISTORY, CF_LATEST, CF_LEASES, CF_LEASE_KEYS, CF_META, META_REVISION};
 use super::model::{
-    Compare, CompareOp, CompareTarget, DeleteRange, KeyRange, KeyValue, Lease, MvccError, Op,
-    OpResult, Put, Txn, Version,
+    Compare, CompareOp, CompareTarget, DeleteRange, KeyRange, KeyValue, Lease, MvccError, Op, OpResult, Put, Txn,
+    Version,
 };
 use super::read::{self, storage, ReadError, Reader, Staged, StorageFailure};
 
@@ -34,13 +32,7 @@ enum LeaseOp {
 impl<'a> Writer<'a> {
     pub fn new(reader: Reader<'a>) -> Result<Self, StorageFailure> {
         let base = reader.revision()?;
-        Ok(Self {
-            reader,
-            base,
-            staged: Staged::new(),
-            history: Vec::new(),
-            lease_ops: Vec::new(),
-        })
+        Ok(Self { reader, base, staged: Staged::new(), history: Vec::new(), lease_ops: Vec::new() })
     }
 
     fn write_revision(&self) -> i64 {
@@ -82,8 +74,7 @@ impl<'a> Writer<'a> {
         let previous_lease = prev.as_ref().map_or(0, |p| p.lease);
         if previous_lease != lease {
             if previous_lease != 0 {
-                self.lease_ops
-                    .push(LeaseOp::Detach(previous_lease, put.key.clone()));
+                self.lease_ops.push(LeaseOp::Detach(previous_lease, put.key.clone()));
             }
             if lease != 0 {
                 self.lease_ops.push(LeaseOp::Attach(lease, put.key.clone()));
@@ -107,8 +98,7 @@ impl<'a> Writer<'a> {
         let doomed = read::scan_merged(&self.reader, &self.staged, &delete.range)?;
         for kv in &doomed {
             if kv.lease != 0 {
-                self.lease_ops
-                    .push(LeaseOp::Detach(kv.lease, kv.key.clone()));
+                self.lease_ops.push(LeaseOp::Detach(kv.lease, kv.key.clone()));
             }
             self.staged.insert(kv.key.clone(), None);
             self.history.push((kv.key.clone(), Version::Tombstone));
@@ -132,13 +122,7 @@ impl<'a> Writer<'a> {
         }
         let mut deleted = 0;
         for key in self.reader.lease_keys(id)? {
-            let single = DeleteRange {
-                range: KeyRange {
-                    key,
-                    end: Vec::new(),
-                },
-                prev_kv: false,
-            };
+            let single = DeleteRange { range: KeyRange { key, end: Vec::new() }, prev_kv: false };
             deleted += self.delete(&single)?.0;
         }
         self.lease_ops.push(LeaseOp::Delete(id));
@@ -175,11 +159,7 @@ impl<'a> Writer<'a> {
                 break;
             }
         }
-        let ops = if succeeded {
-            &txn.success
-        } else {
-            &txn.failure
-        };
+        let ops = if succeeded { &txn.success } else { &txn.failure };
         let mut results = Vec::with_capacity(ops.len());
         for op in ops {
             results.push(self.op(op)?);
@@ -189,12 +169,8 @@ impl<'a> Writer<'a> {
 
     pub fn op(&mut self, op: &Op) -> Result<OpResult, ReadError> {
         Ok(match op {
-            Op::Range(range) => {
-                OpResult::Range(read::range(&self.reader, Some(&self.staged), range)?)
-            }
-            Op::Put(put) => OpResult::Put {
-                prev: self.put(put)?,
-            },
+            Op::Range(range) => OpResult::Range(read::range(&self.reader, Some(&self.staged), range)?),
+            Op::Put(put) => OpResult::Put { prev: self.put(put)? },
             Op::DeleteRange(delete) => {
                 let (deleted, prevs) = self.delete(delete)?;
                 OpResult::DeleteRange { deleted, prevs }
@@ -207,42 +183,24 @@ impl<'a> Writer<'a> {
     }
 
     /// Stages everything written into `batch`.
-    pub fn finish(
-        self,
-        db: &photon_raft::rocksdb::DB,
-        batch: &mut WriteBatch,
-    ) -> Result<i64, StorageFailure> {
+    pub fn finish(self, db: &photon_raft::rocksdb::DB, batch: &mut WriteBatch) -> Result<i64, StorageFailure> {
         let revision = self.revision();
-        let cf = |name: &str| {
-            db.cf_handle(name)
-                .ok_or_else(|| storage(format!("missing column family {name}")))
-        };
+        let cf = |name: &str| db.cf_handle(name).ok_or_else(|| storage(format!("missing column family {name}")));
         let (leases, lease_keys) = (cf(CF_LEASES)?, cf(CF_LEASE_KEYS)?);
         for op in &self.lease_ops {
             match op {
-                LeaseOp::Create(lease) => batch.put_cf(
-                    leases,
-                    keys::lease_key(lease.id),
-                    keys::encode(lease).map_err(storage)?,
-                ),
+                LeaseOp::Create(lease) => {
+                    batch.put_cf(leases, keys::lease_key(lease.id), keys::encode(lease).map_err(storage)?)
+                }
                 LeaseOp::Delete(id) => batch.delete_cf(leases, keys::lease_key(*id)),
-                LeaseOp::Attach(id, key) => {
-                    batch.put_cf(lease_keys, keys::lease_key_entry(*id, key), [])
-                }
-                LeaseOp::Detach(id, key) => {
-                    batch.delete_cf(lease_keys, keys::lease_key_entry(*id, key))
-                }
+                LeaseOp::Attach(id, key) => batch.put_cf(lease_keys, keys::lease_key_entry(*id, key), []),
+                LeaseOp::Detach(id, key) => batch.delete_cf(lease_keys, keys::lease_key_entry(*id, key)),
             }
         }
         if self.history.is_empty() {
             return Ok(revision);
         }
-        let (latest, history, events, meta) = (
-            cf(CF_LATEST)?,
-            cf(CF_HISTORY)?,
-            cf(CF_EVENTS)?,
-            cf(CF_META)?,
-        );
+        let (latest, history, events, meta) = (cf(CF_LATEST)?, cf(CF_HISTORY)?, cf(CF_EVENTS)?, cf(CF_META)?);
         for (key, kv) in &self.staged {
             match kv {
                 Some(kv) => batch.put_cf(latest, key, keys::encode(kv).map_err(storage)?),
@@ -251,18 +209,10 @@ impl<'a> Writer<'a> {
         }
         for (sub, (key, version)) in self.history.iter().enumerate() {
             let sub = sub as i64;
-            batch.put_cf(
-                history,
-                keys::history_key(key, revision, sub),
-                keys::encode(version).map_err(storage)?,
-            );
+            batch.put_cf(history, keys::history_key(key, revision, sub), keys::encode(version).map_err(storage)?);
             batch.put_cf(events, keys::rev_bytes(revision, sub), key);
         }
-        batch.put_cf(
-            meta,
-            META_REVISION,
-            keys::encode(&revision).map_err(storage)?,
-        );
+        batch.put_cf(meta, META_REVISION, keys::encode(&revision).map_err(storage)?);
         Ok(revision)
     }
 }

@@ -7,20 +7,11 @@ pub enum ClientError {
     #[error(transparent)]
     Tls(#[from] photon_tls::TlsError),
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: std::path::PathBuf, source: std::io::Error },
     #[error("cannot connect to {addr}: {source}")]
-    Connect {
-        addr: String,
-        source: std::io::Error,
-    },
+    Connect { addr: String, source: std::io::Error },
     #[error("TLS handshake with {addr} failed: {source}")]
-    Handshake {
-        addr: String,
-        source: std::io::Error,
-    },
+    Handshake { addr: String, source: std::io::Error },
     #[error("{0} timed out")]
     Timeout(String),
     #[error("HTTP exchange with {addr} failed: {reason}")]

@@ -17,10 +17,7 @@ pub struct ChannelOptions {
 }
 
 fn read(path: &std::path::Path) -> Result<Vec<u8>, ClientError> {
-    std::fs::read(path).map_err(|source| ClientError::Read {
-        path: path.to_path_buf(),
-        source,
-    })
+    std::fs::read(path).map_err(|source| ClientError::Read { path: path.to_path_buf(), source })
 }
 
 /// Connects to `url` (`https://host:port` or `http://host:port`).
@@ -35,28 +32,15 @@ pub fn lazy_channel(url: &str, options: &ChannelOptions) -> Result<Channel, Clie
 }
 
 fn endpoint(url: &str, options: &ChannelOptions) -> Result<Endpoint, ClientError> {
-    let invalid = |reason: String| ClientError::InvalidUrl {
-        url: url.to_string(),
-        reason,
-    };
-    let mut endpoint =
-        Endpoint::from_shared(url.to_string()).map_err(|e| invalid(e.to_string()))?;
+    let invalid = |reason: String| ClientError::InvalidUrl { url: url.to_string(), reason };
+    let mut endpoint = Endpoint::from_shared(url.to_string()).map_err(|e| invalid(e.to_string()))?;
     endpoint = endpoint.connect_timeout(options.connect_timeout.unwrap_or(Duration::from_secs(5)));
     if url.starts_with("https://") {
-        let host = endpoint
-            .uri()
-            .host()
-            .unwrap_or_default()
-            .trim_matches(['[', ']'])
-            .to_string();
+        let host = endpoint.uri().host().unwrap_or_default().trim_matches(['[', ']']).to_string();
         let mut tls = ClientTlsConfig::new().domain_name(host);
         match &options.ca {
             Some(ca) => tls = tls.ca_certificate(Certificate::from_pem(read(ca)?)),
-            None => {
-                return Err(invalid(
-                    "https needs a CA certificate to trust (ChannelOptions::ca)".into(),
-                ))
-            }
+            None => return Err(invalid("https needs a CA certificate to trust (ChannelOptions::ca)".into())),
         }
         if let Some((cert, key)) = &options.client_cert {
             tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));

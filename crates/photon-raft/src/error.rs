@@ -3,10 +3,7 @@
 #[derive(Debug, thiserror::Error)]
 pub enum RaftError {
     #[error("cannot open RocksDB at {path}: {source}")]
-    Open {
-        path: std::path::PathBuf,
-        source: rocksdb::Error,
-    },
+    Open { path: std::path::PathBuf, source: rocksdb::Error },
     #[error("RocksDB column family {0} is missing")]
     MissingColumnFamily(String),
     #[error("peer transport: {0}")]

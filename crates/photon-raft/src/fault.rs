@@ -31,9 +31,7 @@ pub enum Verdict {
 impl FaultInjector {
     fn faults(&self) -> MutexGuard<'_, Faults> {
         // A panic while holding this lock cannot leave the sets half-updated; keep going.
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Cuts this node off from every peer, both ways.

@@ -59,9 +59,7 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, bincode::Error> {
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, bincode::Error> {
     match bytes.split_first() {
         Some((&FORMAT_V1, rest)) => bincode::deserialize(rest),
-        Some((version, _)) => Err(Box::new(bincode::ErrorKind::Custom(format!(
-            "unknown format version {version}"
-        )))),
+        Some((version, _)) => Err(Box::new(bincode::ErrorKind::Custom(format!("unknown format version {version}")))),
         None => Err(Box::new(bincode::ErrorKind::Custom("empty value".into()))),
     }
 }

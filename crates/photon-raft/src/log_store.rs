@@ -26,11 +26,7 @@ pub struct LogStore<A> {
 
 impl<A> Clone for LogStore<A> {
     fn clone(&self) -> Self {
-        Self {
-            db: self.db.clone(),
-            group: self.group,
-            _app: PhantomData,
-        }
+        Self { db: self.db.clone(), group: self.group, _app: PhantomData }
     }
 }
 
@@ -50,50 +46,27 @@ fn write_err(e: impl std::error::Error + 'static) -> StorageError<NodeId> {
 
 impl<A: App> LogStore<A> {
     pub(crate) fn new(db: Arc<DB>, group: u64) -> Self {
-        Self {
-            db,
-            group,
-            _app: PhantomData,
-        }
+        Self { db, group, _app: PhantomData }
     }
 
     fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily> {
-        self.db.cf_handle(name).ok_or_else(|| {
-            read_err(std::io::Error::other(format!(
-                "missing column family {name}"
-            )))
-        })
+        self.db.cf_handle(name).ok_or_else(|| read_err(std::io::Error::other(format!("missing column family {name}"))))
     }
 
     fn get_meta<T: DeserializeOwned>(&self, item: Meta) -> Result<Option<T>> {
-        let bytes = self
-            .db
-            .get_cf(self.cf(CF_META)?, keys::meta_key(self.group, item))
-            .map_err(read_err)?;
-        bytes
-            .map(|b| keys::decode(&b).map_err(read_err))
-            .transpose()
+        let bytes = self.db.get_cf(self.cf(CF_META)?, keys::meta_key(self.group, item)).map_err(read_err)?;
+        bytes.map(|b| keys::decode(&b).map_err(read_err)).transpose()
     }
 
     fn put_meta<T: Serialize>(&self, item: Meta, value: &T, options: &WriteOptions) -> Result<()> {
         let bytes = keys::encode(value).map_err(write_err)?;
-        self.db
-            .put_cf_opt(
-                self.cf(CF_META)?,
-                keys::meta_key(self.group, item),
-                bytes,
-                options,
-            )
-            .map_err(write_err)
+        self.db.put_cf_opt(self.cf(CF_META)?, keys::meta_key(self.group, item), bytes, options).map_err(write_err)
     }
 
     /// The entry with the highest index in this group's log, if any.
     fn last_entry(&self) -> Result<Option<Entry<TypeConfig<A>>>> {
         let from = keys::log_key(self.group, u64::MAX);
-        let mut iter = self.db.iterator_cf(
-            self.cf(CF_LOG)?,
-            IteratorMode::From(&from, Direction::Reverse),
-        );
+        let mut iter = self.db.iterator_cf(self.cf(CF_LOG)?, IteratorMode::From(&from, Direction::Reverse));
         match iter.next() {
             Some(Ok((key, value))) if key.starts_with(&keys::group_prefix(self.group)) => {
                 Ok(Some(keys::decode(&value).map_err(read_err)?))
@@ -127,16 +100,12 @@ impl<A: App> RaftLogReader<TypeConfig<A>> for LogStore<A> {
         let from = keys::log_key(self.group, start);
         let prefix = keys::group_prefix(self.group);
         let mut entries = Vec::new();
-        for item in self.db.iterator_cf(
-            self.cf(CF_LOG)?,
-            IteratorMode::From(&from, Direction::Forward),
-        ) {
+        for item in self.db.iterator_cf(self.cf(CF_LOG)?, IteratorMode::From(&from, Direction::Forward)) {
             let (key, value) = item.map_err(read_err)?;
             if !key.starts_with(&prefix) {
                 break;
             }
-            let index = keys::log_index(&key)
-                .ok_or_else(|| read_err(std::io::Error::other("malformed log key")))?;
+            let index = keys::log_index(&key).ok_or_else(|| read_err(std::io::Error::other("malformed log key")))?;
             if !range.contains(&index) {
                 break;
             }
@@ -152,10 +121,7 @@ impl<A: App> RaftLogStorage<TypeConfig<A>> for LogStore<A> {
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig<A>>> {
         let last_purged_log_id: Option<LogId<NodeId>> = self.get_meta(Meta::LastPurged)?;
         let last_log_id = self.last_entry()?.map(|e| e.log_id).or(last_purged_log_id);
-        Ok(LogState {
-            last_purged_log_id,
-            last_log_id,
-        })
+        Ok(LogState { last_purged_log_id, last_log_id })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -175,9 +141,7 @@ impl<A: App> RaftLogStorage<TypeConfig<A>> for LogStore<A> {
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>> {
-        Ok(self
-            .get_meta::<Option<LogId<NodeId>>>(Meta::Committed)?
-            .flatten())
+        Ok(self.get_meta::<Option<LogId<NodeId>>>(Meta::Committed)?.flatten())
     }
 
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig<A>>) -> Result<()>
@@ -188,19 +152,10 @@ impl<A: App> RaftLogStorage<TypeConfig<A>> for LogStore<A> {
         let cf = self.cf(CF_LOG)?;
         let mut batch = WriteBatch::default();
         for entry in entries {
-            batch.put_cf(
-                cf,
-                keys::log_key(self.group, entry.log_id.index),
-                keys::encode(&entry).map_err(write_err)?,
-            );
+            batch.put_cf(cf, keys::log_key(self.group, entry.log_id.index), keys::encode(&entry).map_err(write_err)?);
         }
         let result = self.db.write_opt(batch, &synced());
-        callback.log_io_completed(
-            result
-                .as_ref()
-                .map(|_| ())
-                .map_err(|e| std::io::Error::other(e.to_string())),
-        );
+        callback.log_io_completed(result.as_ref().map(|_| ()).map_err(|e| std::io::Error::other(e.to_string())));
         result.map_err(write_err)
     }
 

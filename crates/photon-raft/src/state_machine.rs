@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::{
-    BasicNode, Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, StorageError,
-    StorageIOError, StoredMembership,
+    BasicNode, Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, StorageError, StorageIOError,
+    StoredMembership,
 };
 use rocksdb::{WriteBatch, WriteOptions, DB};
 use serde::de::DeserializeOwned;
@@ -42,44 +42,18 @@ pub struct StateMachine<A: App> {
     membership: Membership,
 }
 
-fn read_meta<T: DeserializeOwned>(
-    db: &DB,
-    group: u64,
-    item: Meta,
-) -> std::result::Result<Option<T>, String> {
-    let cf = db
-        .cf_handle(CF_META)
-        .ok_or("missing column family raft_meta")?;
-    let bytes = db
-        .get_cf(cf, keys::meta_key(group, item))
-        .map_err(|e| e.to_string())?;
-    bytes
-        .map(|b| keys::decode(&b).map_err(|e| e.to_string()))
-        .transpose()
+fn read_meta<T: DeserializeOwned>(db: &DB, group: u64, item: Meta) -> std::result::Result<Option<T>, String> {
+    let cf = db.cf_handle(CF_META).ok_or("missing column family raft_meta")?;
+    let bytes = db.get_cf(cf, keys::meta_key(group, item)).map_err(|e| e.to_string())?;
+    bytes.map(|b| keys::decode(&b).map_err(|e| e.to_string())).transpose()
 }
 
 impl<A: App> StateMachine<A> {
-    pub(crate) fn new(
-        db: Arc<DB>,
-        group: u64,
-        app: A,
-        snapshot_dir: PathBuf,
-    ) -> std::result::Result<Self, RaftError> {
-        let corrupt = |e: String| {
-            RaftError::Transport(format!("raft_meta of group {group} is unreadable: {e}"))
-        };
+    pub(crate) fn new(db: Arc<DB>, group: u64, app: A, snapshot_dir: PathBuf) -> std::result::Result<Self, RaftError> {
+        let corrupt = |e: String| RaftError::Transport(format!("raft_meta of group {group} is unreadable: {e}"));
         let applied = read_meta(&db, group, Meta::Applied).map_err(corrupt)?;
-        let membership = read_meta(&db, group, Meta::Membership)
-            .map_err(corrupt)?
-            .unwrap_or_default();
-        Ok(Self {
-            db,
-            group,
-            app,
-            snapshot_dir,
-            applied,
-            membership,
-        })
+        let membership = read_meta(&db, group, Meta::Membership).map_err(corrupt)?.unwrap_or_default();
+        Ok(Self { db, group, app, snapshot_dir, applied, membership })
     }
 
     /// The application, for reads served outside Raft (serializable reads, health).
@@ -93,21 +67,10 @@ impl<A: App> StateMachine<A> {
         applied: &LogId<NodeId>,
         membership: Option<&Membership>,
     ) -> Result<()> {
-        let cf = self
-            .db
-            .cf_handle(CF_META)
-            .ok_or_else(|| sm_err("missing column family raft_meta"))?;
-        batch.put_cf(
-            cf,
-            keys::meta_key(self.group, Meta::Applied),
-            keys::encode(applied).map_err(sm_err)?,
-        );
+        let cf = self.db.cf_handle(CF_META).ok_or_else(|| sm_err("missing column family raft_meta"))?;
+        batch.put_cf(cf, keys::meta_key(self.group, Meta::Applied), keys::encode(applied).map_err(sm_err)?);
         if let Some(membership) = membership {
-            batch.put_cf(
-                cf,
-                keys::meta_key(self.group, Meta::Membership),
-                keys::encode(membership).map_err(sm_err)?,
-            );
+            batch.put_cf(cf, keys::meta_key(self.group, Meta::Membership), keys::encode(membership).map_err(sm_err)?);
         }
         Ok(())
     }
@@ -143,18 +106,11 @@ fn persist_snapshot(
         std::fs::File::open(dir)?.sync_all()
     };
     write().map_err(snapshot_err)?;
-    let cf = db
-        .cf_handle(CF_META)
-        .ok_or_else(|| snapshot_err("missing column family raft_meta"))?;
+    let cf = db.cf_handle(CF_META).ok_or_else(|| snapshot_err("missing column family raft_meta"))?;
     let mut options = WriteOptions::default();
     options.set_sync(true);
-    db.put_cf_opt(
-        cf,
-        keys::meta_key(group, Meta::Snapshot),
-        keys::encode(meta).map_err(snapshot_err)?,
-        &options,
-    )
-    .map_err(snapshot_err)?;
+    db.put_cf_opt(cf, keys::meta_key(group, Meta::Snapshot), keys::encode(meta).map_err(snapshot_err)?, &options)
+        .map_err(snapshot_err)?;
     // Older snapshots are superseded; failing to delete one only wastes space.
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.flatten() {
@@ -169,28 +125,16 @@ fn persist_snapshot(
 impl<A: App> RaftSnapshotBuilder<TypeConfig<A>> for SnapshotBuilder<A> {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig<A>>> {
         let b = &*self;
-        let data = b
-            .data
-            .as_ref()
-            .map_err(|e| snapshot_err(format!("serializing the state machine failed: {e}")))?;
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
+        let data = b.data.as_ref().map_err(|e| snapshot_err(format!("serializing the state machine failed: {e}")))?;
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
         let snapshot_id = match b.applied {
             Some(id) => format!("{}-{}-{nanos}", id.leader_id.term, id.index),
             None => format!("0-0-{nanos}"),
         };
-        let meta = SnapshotMeta {
-            last_log_id: b.applied,
-            last_membership: b.membership.clone(),
-            snapshot_id,
-        };
+        let meta = SnapshotMeta { last_log_id: b.applied, last_membership: b.membership.clone(), snapshot_id };
         persist_snapshot(&b.db, b.group, &b.dir, &meta, data)?;
-        Ok(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(data.clone())),
-        })
+        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data.clone())) })
     }
 }
 
@@ -212,16 +156,12 @@ impl<A: App> RaftStateMachine<TypeConfig<A>> for StateMachine<A> {
             let (response, membership) = match &entry.payload {
                 EntryPayload::Blank => (A::Response::default(), None),
                 EntryPayload::Normal(request) => {
-                    let response = self
-                        .app
-                        .apply(&self.db, &mut batch, entry.log_id.index, request)
-                        .map_err(sm_err)?;
+                    let response = self.app.apply(&self.db, &mut batch, entry.log_id.index, request).map_err(sm_err)?;
                     (response, None)
                 }
-                EntryPayload::Membership(m) => (
-                    A::Response::default(),
-                    Some(StoredMembership::new(Some(entry.log_id), m.clone())),
-                ),
+                EntryPayload::Membership(m) => {
+                    (A::Response::default(), Some(StoredMembership::new(Some(entry.log_id), m.clone())))
+                }
             };
             self.stage_applied(&mut batch, &entry.log_id, membership.as_ref())?;
             self.db.write(batch).map_err(sm_err)?;
@@ -258,9 +198,7 @@ impl<A: App> RaftStateMachine<TypeConfig<A>> for StateMachine<A> {
     ) -> Result<()> {
         let data = snapshot.into_inner();
         let mut batch = WriteBatch::default();
-        self.app
-            .restore(&self.db, &mut batch, &data)
-            .map_err(snapshot_err)?;
+        self.app.restore(&self.db, &mut batch, &data).map_err(snapshot_err)?;
         if let Some(applied) = &meta.last_log_id {
             self.stage_applied(&mut batch, applied, Some(&meta.last_membership))?;
         }
@@ -275,16 +213,12 @@ impl<A: App> RaftStateMachine<TypeConfig<A>> for StateMachine<A> {
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig<A>>>> {
         let Some(meta) =
-            read_meta::<SnapshotMeta<NodeId, BasicNode>>(&self.db, self.group, Meta::Snapshot)
-                .map_err(snapshot_err)?
+            read_meta::<SnapshotMeta<NodeId, BasicNode>>(&self.db, self.group, Meta::Snapshot).map_err(snapshot_err)?
         else {
             return Ok(None);
         };
         let path = self.snapshot_dir.join(format!("{}.snap", meta.snapshot_id));
         let data = std::fs::read(&path).map_err(snapshot_err)?;
-        Ok(Some(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(data)),
-        }))
+        Ok(Some(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) }))
     }
 }

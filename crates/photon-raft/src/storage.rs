@@ -24,16 +24,10 @@ impl Storage {
         options.create_missing_column_families(true);
         options.set_max_background_jobs(2);
         let names = [CF_LOG, CF_META].into_iter().chain(app_cfs.iter().copied());
-        let cfs = names
-            .map(|name| ColumnFamilyDescriptor::new(name, Options::default()))
-            .collect::<Vec<_>>();
+        let cfs = names.map(|name| ColumnFamilyDescriptor::new(name, Options::default())).collect::<Vec<_>>();
         let path = dir.join("rocksdb");
-        let db = DB::open_cf_descriptors(&options, &path, cfs)
-            .map_err(|source| RaftError::Open { path, source })?;
-        Ok(Self {
-            db: Arc::new(db),
-            dir: dir.to_path_buf(),
-        })
+        let db = DB::open_cf_descriptors(&options, &path, cfs).map_err(|source| RaftError::Open { path, source })?;
+        Ok(Self { db: Arc::new(db), dir: dir.to_path_buf() })
     }
 
     pub fn db(&self) -> &Arc<DB> {
@@ -41,18 +35,10 @@ impl Storage {
     }
 
     /// The log store and state machine of Raft group `group`, running `app`.
-    pub fn group<A: App>(
-        &self,
-        group: u64,
-        app: A,
-    ) -> Result<(LogStore<A>, StateMachine<A>), RaftError> {
+    pub fn group<A: App>(&self, group: u64, app: A) -> Result<(LogStore<A>, StateMachine<A>), RaftError> {
         let log = LogStore::new(self.db.clone(), group);
-        let sm = StateMachine::new(
-            self.db.clone(),
-            group,
-            app,
-            self.dir.join("snapshots").join(format!("group-{group}")),
-        )?;
+        let sm =
+            StateMachine::new(self.db.clone(), group, app, self.dir.join("snapshots").join(format!("group-{group}")))?;
         Ok((log, sm))
     }
 }

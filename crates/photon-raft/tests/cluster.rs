@@ -47,17 +47,9 @@ fn config() -> Arc<Config> {
 fn peer_tls(root: &Path, id: NodeId) -> PeerTls {
     let (ca, _) = photon_tls::DevCa::load_or_create(&root.join("ca")).unwrap();
     let issued = ca
-        .issue_or_reuse(
-            &root.join("certs"),
-            &format!("node{id}"),
-            &["127.0.0.1".into(), "localhost".into()],
-        )
+        .issue_or_reuse(&root.join("certs"), &format!("node{id}"), &["127.0.0.1".into(), "localhost".into()])
         .unwrap();
-    PeerTls {
-        ca: ca.cert_path(),
-        cert: issued.cert_path,
-        key: issued.key_path,
-    }
+    PeerTls { ca: ca.cert_path(), cert: issued.cert_path, key: issued.key_path }
 }
 
 async fn start(root: &Path, id: NodeId, listener: TcpListener) -> Node {
@@ -76,16 +68,7 @@ async fn start(root: &Path, id: NodeId, listener: TcpListener) -> Node {
         let shutdown = shutdown.clone();
         async move { serve(listener, router, Some(&tls), shutdown).await }
     });
-    Node {
-        id,
-        addr,
-        dir,
-        raft,
-        storage,
-        fault,
-        shutdown,
-        server,
-    }
+    Node { id, addr, dir, raft, storage, fault, shutdown, server }
 }
 
 impl Node {
@@ -102,12 +85,7 @@ impl Node {
     }
 
     fn applied(&self) -> u64 {
-        self.raft
-            .metrics()
-            .borrow()
-            .last_applied
-            .map(|l| l.index)
-            .unwrap_or(0)
+        self.raft.metrics().borrow().last_applied.map(|l| l.index).unwrap_or(0)
     }
 
     fn is_leader(&self) -> bool {
@@ -121,17 +99,8 @@ async fn cluster(root: &Path) -> Vec<Node> {
     for id in 1..=3 {
         nodes.push(start(root, id, TcpListener::bind("127.0.0.1:0").await.unwrap()).await);
     }
-    let members: BTreeMap<NodeId, BasicNode> = nodes
-        .iter()
-        .map(|n| {
-            (
-                n.id,
-                BasicNode {
-                    addr: n.addr.clone(),
-                },
-            )
-        })
-        .collect();
+    let members: BTreeMap<NodeId, BasicNode> =
+        nodes.iter().map(|n| (n.id, BasicNode { addr: n.addr.clone() })).collect();
     nodes[0].raft.initialize(members).await.unwrap();
     nodes
 }
@@ -149,18 +118,12 @@ async fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> O
 
 /// Index of the leader among `candidates` (indexes into `nodes`).
 async fn leader(nodes: &[Node], candidates: &[usize], timeout: Duration) -> usize {
-    wait_for("a leader", timeout, || {
-        candidates.iter().copied().find(|&i| nodes[i].is_leader())
-    })
-    .await
+    wait_for("a leader", timeout, || candidates.iter().copied().find(|&i| nodes[i].is_leader())).await
 }
 
 /// Writes through `raft` and returns the log index the write was committed at.
 async fn set(raft: &KvRaft, key: &str, value: &str) -> Result<u64, String> {
-    let request = KvRequest::Set {
-        key: key.into(),
-        value: value.into(),
-    };
+    let request = KvRequest::Set { key: key.into(), value: value.into() };
     match tokio::time::timeout(Duration::from_secs(2), raft.client_write(request)).await {
         Ok(Ok(response)) => Ok(response.log_id.index),
         Ok(Err(e)) => Err(e.to_string()),
@@ -172,16 +135,9 @@ async fn set(raft: &KvRaft, key: &str, value: &str) -> Result<u64, String> {
 /// write itself: openraft publishes metrics asynchronously, so a leader's `last_applied` metric
 /// can lag a write it has already confirmed.)
 async fn converge(nodes: &[Node], which: &[usize], index: u64) {
-    wait_for(
-        &format!("replicas to apply index {index}"),
-        Duration::from_secs(10),
-        || {
-            which
-                .iter()
-                .all(|&i| nodes[i].applied() >= index)
-                .then_some(())
-        },
-    )
+    wait_for(&format!("replicas to apply index {index}"), Duration::from_secs(10), || {
+        which.iter().all(|&i| nodes[i].applied() >= index).then_some(())
+    })
     .await;
 }
 
@@ -192,18 +148,11 @@ async fn replicates_fails_over_when_the_leader_is_isolated_and_heals() {
     let first = leader(&nodes, &[0, 1, 2], Duration::from_secs(10)).await;
     let mut last = 0;
     for i in 0..10 {
-        last = set(&nodes[first].raft, &format!("k{i}"), &format!("v{i}"))
-            .await
-            .unwrap();
+        last = set(&nodes[first].raft, &format!("k{i}"), &format!("v{i}")).await.unwrap();
     }
     converge(&nodes, &[0, 1, 2], last).await;
     for node in &nodes {
-        assert_eq!(
-            node.get("k9").as_deref(),
-            Some("v9"),
-            "node {} has every write",
-            node.id
-        );
+        assert_eq!(node.get("k9").as_deref(), Some("v9"), "node {} has every write", node.id);
     }
 
     // Cut the leader off: the other two elect a new leader and keep accepting writes.
@@ -213,24 +162,14 @@ async fn replicates_fails_over_when_the_leader_is_isolated_and_heals() {
     let second = leader(&nodes, &rest, Duration::from_secs(5)).await;
     let after = set(&nodes[second].raft, "after", "failover").await.unwrap();
     let failover = cut_at.elapsed();
-    assert!(
-        failover < Duration::from_secs(3),
-        "new leader took {failover:?}"
-    );
+    assert!(failover < Duration::from_secs(3), "new leader took {failover:?}");
     // The isolated minority cannot commit.
-    assert!(
-        set(&nodes[first].raft, "minority", "write").await.is_err(),
-        "an isolated node must not commit"
-    );
+    assert!(set(&nodes[first].raft, "minority", "write").await.is_err(), "an isolated node must not commit");
     assert!(nodes[first].get("minority").is_none());
 
     nodes[first].fault.heal();
     converge(&nodes, &[0, 1, 2], after).await;
-    assert_eq!(
-        nodes[first].get("after").as_deref(),
-        Some("failover"),
-        "the old leader caught up"
-    );
+    assert_eq!(nodes[first].get("after").as_deref(), Some("failover"), "the old leader caught up");
     for node in nodes {
         node.stop().await;
     }
@@ -245,34 +184,21 @@ async fn a_node_far_behind_catches_up_by_snapshot() {
     nodes[lagging].fault.isolate();
     let mut last = 0;
     for i in 0..200 {
-        last = set(
-            &nodes[first].raft,
-            &format!("key{i:03}"),
-            &format!("value{i}"),
-        )
-        .await
-        .unwrap();
+        last = set(&nodes[first].raft, &format!("key{i:03}"), &format!("value{i}")).await.unwrap();
     }
     // The leader has snapshotted and purged its log, so only a snapshot can bring the
     // lagging node up to date.
-    wait_for(
-        "the leader to purge its log",
-        Duration::from_secs(10),
-        || {
-            let m = nodes[first].raft.metrics().borrow().clone();
-            m.purged.is_some_and(|p| p.index > 100).then_some(())
-        },
-    )
+    wait_for("the leader to purge its log", Duration::from_secs(10), || {
+        let m = nodes[first].raft.metrics().borrow().clone();
+        m.purged.is_some_and(|p| p.index > 100).then_some(())
+    })
     .await;
     nodes[lagging].fault.heal();
     converge(&nodes, &[0, 1, 2], last).await;
     assert_eq!(nodes[lagging].get("key199").as_deref(), Some("value199"));
     assert_eq!(nodes[lagging].get("key000").as_deref(), Some("value0"));
     let snapshot = nodes[lagging].raft.metrics().borrow().snapshot;
-    assert!(
-        snapshot.is_some_and(|s| s.index > 100),
-        "the lagging node installed a snapshot: {snapshot:?}"
-    );
+    assert!(snapshot.is_some_and(|s| s.index > 100), "the lagging node installed a snapshot: {snapshot:?}");
     for node in nodes {
         node.stop().await;
     }
@@ -285,33 +211,21 @@ async fn a_restarted_node_recovers_from_its_data_dir_and_catches_up() {
     let first = leader(&nodes, &[0, 1, 2], Duration::from_secs(10)).await;
     let mut last = 0;
     for i in 0..20 {
-        last = set(&nodes[first].raft, &format!("before{i}"), "x")
-            .await
-            .unwrap();
+        last = set(&nodes[first].raft, &format!("before{i}"), "x").await.unwrap();
     }
     converge(&nodes, &[0, 1, 2], last).await;
     let victim = (first + 1) % 3;
     let (id, addr) = nodes.remove(victim).stop().await;
     let leader_now = nodes.iter().position(|n| n.is_leader()).unwrap_or(0);
     for i in 0..20 {
-        last = set(&nodes[leader_now].raft, &format!("while_down{i}"), "y")
-            .await
-            .unwrap();
+        last = set(&nodes[leader_now].raft, &format!("while_down{i}"), "y").await.unwrap();
     }
     let restarted = start(root.path(), id, TcpListener::bind(&addr).await.unwrap()).await;
-    assert_eq!(
-        restarted.get("before19").as_deref(),
-        Some("x"),
-        "applied state survives a restart"
-    );
+    assert_eq!(restarted.get("before19").as_deref(), Some("x"), "applied state survives a restart");
     assert!(restarted.dir.join("rocksdb").is_dir());
     nodes.insert(victim, restarted);
     converge(&nodes, &[0, 1, 2], last).await;
-    assert_eq!(
-        nodes[victim].get("while_down19").as_deref(),
-        Some("y"),
-        "caught up after restart"
-    );
+    assert_eq!(nodes[victim].get("while_down19").as_deref(), Some("y"), "caught up after restart");
     for node in nodes {
         node.stop().await;
     }
@@ -324,71 +238,28 @@ async fn membership_changes_add_a_learner_promote_it_and_remove_a_voter() {
     let first = leader(&nodes, &[0, 1, 2], Duration::from_secs(10)).await;
     let mut last = 0;
     for i in 0..30 {
-        last = set(&nodes[first].raft, &format!("m{i}"), "z")
-            .await
-            .unwrap();
+        last = set(&nodes[first].raft, &format!("m{i}"), "z").await.unwrap();
     }
     // A fourth node joins as a learner: it receives the data but does not vote.
-    let fourth = start(
-        root.path(),
-        4,
-        TcpListener::bind("127.0.0.1:0").await.unwrap(),
-    )
-    .await;
+    let fourth = start(root.path(), 4, TcpListener::bind("127.0.0.1:0").await.unwrap()).await;
     let leader_raft = nodes[first].raft.clone();
-    leader_raft
-        .add_learner(
-            4,
-            BasicNode {
-                addr: fourth.addr.clone(),
-            },
-            true,
-        )
-        .await
-        .unwrap();
+    leader_raft.add_learner(4, BasicNode { addr: fourth.addr.clone() }, true).await.unwrap();
     nodes.push(fourth);
     converge(&nodes, &[0, 1, 2, 3], last).await;
-    assert_eq!(
-        nodes[3].get("m29").as_deref(),
-        Some("z"),
-        "the learner has the data"
-    );
-    let voters = |n: &Node| {
-        n.raft
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .voter_ids()
-            .collect::<Vec<_>>()
-    };
+    assert_eq!(nodes[3].get("m29").as_deref(), Some("z"), "the learner has the data");
+    let voters = |n: &Node| n.raft.metrics().borrow().membership_config.membership().voter_ids().collect::<Vec<_>>();
     assert!(!voters(&nodes[first]).contains(&4));
 
     // Promote it, then remove one of the original voters (not the leader).
-    leader_raft
-        .change_membership([1, 2, 3, 4], false)
-        .await
-        .unwrap();
+    leader_raft.change_membership([1, 2, 3, 4], false).await.unwrap();
     assert!(voters(&nodes[first]).contains(&4));
-    let removed = nodes
-        .iter()
-        .find(|n| n.id != nodes[first].id && n.id != 4)
-        .map(|n| n.id)
-        .unwrap();
-    let remaining: Vec<NodeId> = [1, 2, 3, 4]
-        .into_iter()
-        .filter(|id| *id != removed)
-        .collect();
-    leader_raft
-        .change_membership(remaining.clone(), false)
-        .await
-        .unwrap();
+    let removed = nodes.iter().find(|n| n.id != nodes[first].id && n.id != 4).map(|n| n.id).unwrap();
+    let remaining: Vec<NodeId> = [1, 2, 3, 4].into_iter().filter(|id| *id != removed).collect();
+    leader_raft.change_membership(remaining.clone(), false).await.unwrap();
     assert_eq!(voters(&nodes[first]), remaining);
     // Writes keep committing with the new configuration.
     let last = set(&leader_raft, "after-membership", "ok").await.unwrap();
-    let keep: Vec<usize> = (0..nodes.len())
-        .filter(|&i| nodes[i].id != removed)
-        .collect();
+    let keep: Vec<usize> = (0..nodes.len()).filter(|&i| nodes[i].id != removed).collect();
     converge(&nodes, &keep, last).await;
     assert_eq!(nodes[3].get("after-membership").as_deref(), Some("ok"));
     for node in nodes {

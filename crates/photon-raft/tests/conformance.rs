@@ -13,9 +13,7 @@ use tempfile::TempDir;
 struct Builder;
 
 impl StoreBuilder<TypeConfig<KvApp>, LogStore<KvApp>, StateMachine<KvApp>, TempDir> for Builder {
-    async fn build(
-        &self,
-    ) -> Result<(TempDir, LogStore<KvApp>, StateMachine<KvApp>), StorageError<NodeId>> {
+    async fn build(&self) -> Result<(TempDir, LogStore<KvApp>, StateMachine<KvApp>), StorageError<NodeId>> {
         let dir = tempfile::tempdir().expect("temp dir");
         let storage = Storage::open(dir.path(), &[CF_KV]).expect("open storage");
         let (log, sm) = storage.group(7, KvApp).expect("group");
@@ -29,10 +27,7 @@ fn openraft_storage_suite() {
 }
 
 fn blank(term: u64, index: u64) -> Entry<TypeConfig<KvApp>> {
-    Entry {
-        log_id: LogId::new(openraft::CommittedLeaderId::new(term, 1), index),
-        payload: EntryPayload::Blank,
-    }
+    Entry { log_id: LogId::new(openraft::CommittedLeaderId::new(term, 1), index), payload: EntryPayload::Blank }
 }
 
 #[tokio::test]
@@ -42,18 +37,10 @@ async fn groups_sharing_a_database_are_independent_and_durable() {
         let storage = Storage::open(dir.path(), &[CF_KV]).unwrap();
         let (mut a, _) = storage.group(1, KvApp).unwrap();
         let (mut b, _) = storage.group(2, KvApp).unwrap();
-        a.blocking_append((1..=10).map(|i| blank(1, i)))
-            .await
-            .unwrap();
-        b.blocking_append((1..=5).map(|i| blank(1, i)))
-            .await
-            .unwrap();
-        a.purge(LogId::new(openraft::CommittedLeaderId::new(1, 1), 4))
-            .await
-            .unwrap();
-        b.truncate(LogId::new(openraft::CommittedLeaderId::new(1, 1), 3))
-            .await
-            .unwrap();
+        a.blocking_append((1..=10).map(|i| blank(1, i))).await.unwrap();
+        b.blocking_append((1..=5).map(|i| blank(1, i))).await.unwrap();
+        a.purge(LogId::new(openraft::CommittedLeaderId::new(1, 1), 4)).await.unwrap();
+        b.truncate(LogId::new(openraft::CommittedLeaderId::new(1, 1), 3)).await.unwrap();
     }
     // Reopen: what was acknowledged is still there, per group.
     let storage = Storage::open(dir.path(), &[CF_KV]).unwrap();
@@ -61,14 +48,8 @@ async fn groups_sharing_a_database_are_independent_and_durable() {
     let (mut b, _) = storage.group(2, KvApp).unwrap();
     let a_entries = a.try_get_log_entries(0..100).await.unwrap();
     let b_entries = b.try_get_log_entries(0..100).await.unwrap();
-    assert_eq!(
-        a_entries.iter().map(|e| e.log_id.index).collect::<Vec<_>>(),
-        (5..=10).collect::<Vec<_>>()
-    );
-    assert_eq!(
-        b_entries.iter().map(|e| e.log_id.index).collect::<Vec<_>>(),
-        vec![1, 2]
-    );
+    assert_eq!(a_entries.iter().map(|e| e.log_id.index).collect::<Vec<_>>(), (5..=10).collect::<Vec<_>>());
+    assert_eq!(b_entries.iter().map(|e| e.log_id.index).collect::<Vec<_>>(), vec![1, 2]);
     let state = a.get_log_state().await.unwrap();
     assert_eq!(state.last_purged_log_id.map(|l| l.index), Some(4));
     assert_eq!(state.last_log_id.map(|l| l.index), Some(10));

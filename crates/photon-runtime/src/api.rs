@@ -31,12 +31,7 @@ pub struct Api {
 impl Api {
     /// An API with no routes yet, reporting health through `check`.
     pub fn new(check: impl Fn() -> HealthReport + Send + Sync + 'static) -> Self {
-        Self {
-            grpc: Routes::default(),
-            http: Router::new(),
-            health: Arc::new(check),
-            registry: Registry::default(),
-        }
+        Self { grpc: Routes::default(), http: Router::new(), health: Arc::new(check), registry: Registry::default() }
     }
 
     /// Adds a tonic-generated gRPC server.
@@ -68,37 +63,22 @@ impl Api {
 
     /// The router serving everything, observed by the metrics/request-id middleware.
     pub(crate) fn into_router(self, spec: &ServiceSpec, shutdown: CancellationToken) -> Router {
-        let health = Health {
-            check: self.health,
-            shutdown,
-        };
+        let health = Health { check: self.health, shutdown };
         let runtime = RuntimeService {
             service: spec.name,
             version: spec.version,
-            node: photon_tls::local_names()
-                .last()
-                .cloned()
-                .unwrap_or_default(),
+            node: photon_tls::local_names().last().cloned().unwrap_or_default(),
             started: Instant::now(),
             health: health.clone(),
         };
         let metrics = Arc::new(Metrics::new(self.registry, spec.name, spec.version));
-        let grpc = self
-            .grpc
-            .add_service(RuntimeServer::new(runtime))
-            .into_axum_router();
+        let grpc = self.grpc.add_service(RuntimeServer::new(runtime)).into_axum_router();
         let builtin = Router::new()
             .route("/health", get(health::handler).with_state(health))
-            .route(
-                "/metrics",
-                get(metrics::handler).with_state(metrics.clone()),
-            );
+            .route("/metrics", get(metrics::handler).with_state(metrics.clone()));
         grpc.merge(self.http)
             .merge(builtin)
             .fallback(fallback::handler)
-            .layer(axum::middleware::from_fn_with_state(
-                metrics,
-                observe::middleware,
-            ))
+            .layer(axum::middleware::from_fn_with_state(metrics, observe::middleware))
     }
 }

@@ -52,11 +52,7 @@ pub struct CommonArgs {
 impl CommonArgs {
     /// The config file to read: the flag, else `<PREFIX>_CONFIG` from `env`.
     pub fn config_file(&self, spec: &ServiceSpec, env: &[(String, String)]) -> Option<PathBuf> {
-        let from_env = || {
-            env.iter()
-                .find(|(k, _)| *k == spec.config_env())
-                .map(|(_, v)| PathBuf::from(v))
-        };
+        let from_env = || env.iter().find(|(k, _)| *k == spec.config_env()).map(|(_, v)| PathBuf::from(v));
         self.config.clone().or_else(from_env)
     }
 
@@ -71,22 +67,11 @@ impl CommonArgs {
                 out.push((key.to_string(), v));
             }
         };
-        set(
-            "server.listen",
-            self.listen.map(|a| Value::from(a.to_string())),
-        );
+        set("server.listen", self.listen.map(|a| Value::from(a.to_string())));
         set("server.data_dir", self.data_dir.as_deref().map(path));
-        set(
-            "server.mode",
-            self.mode
-                .map(|m| Value::from(format!("{m:?}").to_lowercase())),
-        );
+        set("server.mode", self.mode.map(|m| Value::from(format!("{m:?}").to_lowercase())));
         set("log.level", self.log_level.clone().map(Value::from));
-        set(
-            "log.format",
-            self.log_format
-                .map(|f| Value::from(format!("{f:?}").to_lowercase())),
-        );
+        set("log.format", self.log_format.map(|f| Value::from(format!("{f:?}").to_lowercase())));
         set("tls.cert", self.tls_cert.as_deref().map(path));
         set("tls.key", self.tls_key.as_deref().map(path));
         set("tls.client_ca", self.tls_client_ca.as_deref().map(path));

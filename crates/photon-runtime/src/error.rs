@@ -10,15 +10,9 @@ pub enum RuntimeError {
     #[error("TLS setup failed: {0}")]
     Tls(#[from] photon_tls::TlsError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
     #[error("cannot create data directory {path}: {source}")]
-    DataDir {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
+    DataDir { path: std::path::PathBuf, source: std::io::Error },
     #[error("cannot start: {0}")]
     Startup(String),
     #[error("the service failed to start: {0}")]

@@ -14,18 +14,11 @@ pub(crate) async fn handler(request: Request) -> Response {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/grpc"));
     if grpc {
-        let status =
-            tonic::Status::unimplemented(format!("no such gRPC method: {}", request.uri().path()));
+        let status = tonic::Status::unimplemented(format!("no such gRPC method: {}", request.uri().path()));
         let mut response = status.into_http::<axum::body::Body>();
-        response
-            .headers_mut()
-            .insert("content-type", HeaderValue::from_static("application/grpc"));
+        response.headers_mut().insert("content-type", HeaderValue::from_static("application/grpc"));
         return response;
     }
     let message = format!("no route for {} {}", request.method(), request.uri().path());
-    (
-        StatusCode::NOT_FOUND,
-        Json(json!({ "error": { "code": "not_found", "message": message } })),
-    )
-        .into_response()
+    (StatusCode::NOT_FOUND, Json(json!({ "error": { "code": "not_found", "message": message } }))).into_response()
 }

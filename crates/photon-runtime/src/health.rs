@@ -29,10 +29,7 @@ pub struct HealthReport {
 
 impl HealthReport {
     pub fn new(status: HealthStatus) -> Self {
-        Self {
-            status,
-            details: Map::new(),
-        }
+        Self { status, details: Map::new() }
     }
 
     pub fn healthy() -> Self {
@@ -48,10 +45,7 @@ impl HealthReport {
     /// `{"status": ..., <details>}`.
     pub fn to_json(&self) -> Value {
         let mut doc = Map::new();
-        doc.insert(
-            "status".into(),
-            serde_json::to_value(self.status).unwrap_or(Value::Null),
-        );
+        doc.insert("status".into(), serde_json::to_value(self.status).unwrap_or(Value::Null));
         for (k, v) in &self.details {
             doc.insert(k.clone(), v.clone());
         }

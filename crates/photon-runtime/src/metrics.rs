@@ -45,39 +45,19 @@ pub(crate) struct Metrics {
 impl Metrics {
     pub fn new(mut registry: Registry, service: &str, version: &str) -> Self {
         let requests = Family::<RequestLabels, Counter>::default();
-        let duration = Family::<RequestLabels, Histogram, fn() -> Histogram>::new_with_constructor(
-            latency_histogram,
-        );
+        let duration = Family::<RequestLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
         let in_flight = Gauge::default();
         let build = Family::<BuildLabels, Gauge>::default();
-        build
-            .get_or_create(&BuildLabels {
-                service: service.into(),
-                version: version.into(),
-            })
-            .set(1);
-        registry.register(
-            "photon_requests",
-            "Requests served, by protocol, route and status",
-            requests.clone(),
-        );
+        build.get_or_create(&BuildLabels { service: service.into(), version: version.into() }).set(1);
+        registry.register("photon_requests", "Requests served, by protocol, route and status", requests.clone());
         registry.register(
             "photon_request_duration_seconds",
             "Time from request to the end of the response body",
             duration.clone(),
         );
-        registry.register(
-            "photon_requests_in_flight",
-            "Requests being served now",
-            in_flight.clone(),
-        );
+        registry.register("photon_requests_in_flight", "Requests being served now", in_flight.clone());
         registry.register("photon_build_info", "Service name and version", build);
-        Self {
-            registry,
-            requests,
-            duration,
-            in_flight,
-        }
+        Self { registry, requests, duration, in_flight }
     }
 
     pub fn encode(&self) -> String {
@@ -89,12 +69,5 @@ impl Metrics {
 }
 
 pub(crate) async fn handler(State(metrics): State<Arc<Metrics>>) -> Response {
-    (
-        [(
-            CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        metrics.encode(),
-    )
-        .into_response()
+    ([(CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], metrics.encode()).into_response()
 }

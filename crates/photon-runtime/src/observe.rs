@@ -23,20 +23,15 @@ const REQUEST_ID: &str = "x-request-id";
 const GRPC_UNIMPLEMENTED: &str = "12";
 
 fn is_grpc(headers: &HeaderMap) -> bool {
-    headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/grpc"))
+    headers.get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/grpc"))
 }
 
 fn new_request_id() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     static PREFIX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     let prefix = PREFIX.get_or_init(|| {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
         nanos ^ std::process::id()
     });
     format!("{prefix:08x}-{:08x}", NEXT.fetch_add(1, Ordering::Relaxed))
@@ -45,24 +40,15 @@ fn new_request_id() -> String {
 /// A client-supplied id is kept only if it is short and printable, so it is safe to log.
 fn client_request_id(headers: &HeaderMap) -> Option<String> {
     let id = headers.get(REQUEST_ID)?.to_str().ok()?;
-    (!id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
-        .then(|| id.to_string())
+    (!id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic())).then(|| id.to_string())
 }
 
-pub(crate) async fn middleware(
-    State(metrics): State<Arc<Metrics>>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub(crate) async fn middleware(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
     let grpc = is_grpc(request.headers());
     let route = if grpc {
         request.uri().path().to_string()
     } else {
-        request
-            .extensions()
-            .get::<MatchedPath>()
-            .map(|m| m.as_str().to_string())
-            .unwrap_or_else(|| "unmatched".into())
+        request.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_else(|| "unmatched".into())
     };
     let request_id = client_request_id(request.headers()).unwrap_or_else(new_request_id);
     let span = tracing::debug_span!("request", id = %request_id, method = %request.method(), route = %route);
@@ -75,36 +61,15 @@ pub(crate) async fn middleware(
         response.headers_mut().insert(REQUEST_ID, value);
     }
     let (protocol, code) = if grpc {
-        let code = response
-            .headers()
-            .get("grpc-status")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let code = response.headers().get("grpc-status").and_then(|v| v.to_str().ok()).map(str::to_string);
         ("grpc", code)
     } else {
         ("http", Some(response.status().as_u16().to_string()))
     };
-    let route = if code.as_deref() == Some(GRPC_UNIMPLEMENTED) {
-        "unknown".to_string()
-    } else {
-        route
-    };
-    let completion = Completion {
-        metrics,
-        labels: RequestLabels {
-            protocol,
-            route,
-            code: code.unwrap_or_default(),
-        },
-        start,
-        span,
-    };
-    response.map(|inner| {
-        Body::new(ObservedBody {
-            inner,
-            completion: Some(completion),
-        })
-    })
+    let route = if code.as_deref() == Some(GRPC_UNIMPLEMENTED) { "unknown".to_string() } else { route };
+    let completion =
+        Completion { metrics, labels: RequestLabels { protocol, route, code: code.unwrap_or_default() }, start, span };
+    response.map(|inner| Body::new(ObservedBody { inner, completion: Some(completion) }))
 }
 
 /// Records the request when dropped: at the end of the body, or when the client goes away.
@@ -124,11 +89,10 @@ impl Drop for Completion {
         let elapsed = self.start.elapsed();
         self.metrics.in_flight.dec();
         self.metrics.requests.get_or_create(&self.labels).inc();
-        self.metrics
-            .duration
-            .get_or_create(&self.labels)
-            .observe(elapsed.as_secs_f64());
-        self.span.in_scope(|| tracing::debug!(code = %self.labels.code, elapsed_ms = elapsed.as_secs_f64() * 1e3, "request finished"));
+        self.metrics.duration.get_or_create(&self.labels).observe(elapsed.as_secs_f64());
+        self.span.in_scope(
+            || tracing::debug!(code = %self.labels.code, elapsed_ms = elapsed.as_secs_f64() * 1e3, "request finished"),
+        );
     }
 }
 
@@ -144,18 +108,12 @@ impl http_body::Body for ObservedBody {
     type Data = Bytes;
     type Error = axum::Error;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.project();
         let frame = ready!(this.inner.poll_frame(cx));
         match &frame {
             Some(Ok(frame)) => {
-                let status = frame
-                    .trailers_ref()
-                    .and_then(|t| t.get("grpc-status"))
-                    .and_then(|v| v.to_str().ok());
+                let status = frame.trailers_ref().and_then(|t| t.get("grpc-status")).and_then(|v| v.to_str().ok());
                 if let (Some(status), Some(completion)) = (status, this.completion.as_mut()) {
                     completion.labels.code = status.to_string();
                 }

@@ -74,16 +74,10 @@ where
         eprintln!("{}: {e}", program_name(&spec));
         return ExitCode::from(EXIT_CONFIG);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!(
-                "{}: cannot start the async runtime: {e}",
-                program_name(&spec)
-            );
+            eprintln!("{}: cannot start the async runtime: {e}", program_name(&spec));
             return ExitCode::FAILURE;
         }
     };
@@ -103,20 +97,11 @@ where
 fn program_name(spec: &ServiceSpec) -> String {
     std::env::args_os()
         .next()
-        .and_then(|arg0| {
-            std::path::Path::new(&arg0)
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-        })
+        .and_then(|arg0| std::path::Path::new(&arg0).file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| format!("{}-server", spec.name))
 }
 
-async fn start<C, F, Fut>(
-    spec: ServiceSpec,
-    config: C,
-    file: Option<PathBuf>,
-    build: F,
-) -> Result<(), RuntimeError>
+async fn start<C, F, Fut>(spec: ServiceSpec, config: C, file: Option<PathBuf>, build: F) -> Result<(), RuntimeError>
 where
     C: ServiceConfig,
     F: FnOnce(C, Context) -> Fut,
@@ -131,40 +116,25 @@ where
         mode = ?server.mode,
         "starting"
     );
-    std::fs::create_dir_all(&server.data_dir).map_err(|source| RuntimeError::DataDir {
-        path: server.data_dir.clone(),
-        source,
-    })?;
+    std::fs::create_dir_all(&server.data_dir)
+        .map_err(|source| RuntimeError::DataDir { path: server.data_dir.clone(), source })?;
     let tls = tls_setup::prepare(spec.name, &server, config.sections().tls)?;
-    let listener = TcpListener::bind(server.listen)
-        .await
-        .map_err(|source| RuntimeError::Bind {
-            addr: server.listen,
-            source,
-        })?;
+    let listener =
+        TcpListener::bind(server.listen).await.map_err(|source| RuntimeError::Bind { addr: server.listen, source })?;
 
     let shutdown = CancellationToken::new();
     let signals = signals::cancel_on_signal(shutdown.clone())
         .map_err(|e| RuntimeError::Startup(format!("cannot install signal handlers: {e}")))?;
     let tasks = TaskTracker::new();
-    let context = Context {
-        shutdown: shutdown.clone(),
-        tasks: tasks.clone(),
-        tls: tls.clone(),
-    };
-    let api = build(config, context)
-        .await
-        .map_err(RuntimeError::Service)?;
+    let context = Context { shutdown: shutdown.clone(), tasks: tasks.clone(), tls: tls.clone() };
+    let api = build(config, context).await.map_err(RuntimeError::Service)?;
 
     let drain = Duration::from_secs(server.shutdown_timeout_secs);
     let served = serve(&spec, api, listener, tls.config, shutdown.clone(), drain).await;
     shutdown.cancel();
     tasks.close();
     if tokio::time::timeout(drain, tasks.wait()).await.is_err() {
-        tracing::warn!(
-            tasks = tasks.len(),
-            "background tasks did not stop within the shutdown deadline"
-        );
+        tracing::warn!(tasks = tasks.len(), "background tasks did not stop within the shutdown deadline");
     }
     signals.abort();
     served?;
@@ -182,19 +152,11 @@ pub async fn serve(
     shutdown: CancellationToken,
     drain: Duration,
 ) -> Result<(), RuntimeError> {
-    let addr = listener
-        .local_addr()
-        .map_err(|e| RuntimeError::Startup(format!("listener has no address: {e}")))?;
+    let addr = listener.local_addr().map_err(|e| RuntimeError::Startup(format!("listener has no address: {e}")))?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let notifier = Notifier::from_env();
     let router = api.into_router(spec, shutdown.clone());
-    let mut serving = tokio::spawn(serve_connections(
-        listener,
-        tls,
-        router,
-        shutdown.clone(),
-        drain,
-    ));
+    let mut serving = tokio::spawn(serve_connections(listener, tls, router, shutdown.clone(), drain));
     let mut watchdog = Notifier::watchdog_interval().map(tokio::time::interval);
 
     tracing::info!(endpoint = %format!("{scheme}://{addr}"), "serving gRPC, REST, /health and /metrics");

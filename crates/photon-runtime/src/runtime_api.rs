@@ -18,10 +18,7 @@ pub(crate) struct RuntimeService {
 
 #[tonic::async_trait]
 impl Runtime for RuntimeService {
-    async fn get_server_info(
-        &self,
-        _: Request<GetServerInfoRequest>,
-    ) -> Result<Response<ServerInfo>, Status> {
+    async fn get_server_info(&self, _: Request<GetServerInfoRequest>) -> Result<Response<ServerInfo>, Status> {
         let report = self.health.report();
         let status = match report.status {
             HealthStatus::Healthy => ProtoStatus::Healthy,

@@ -47,38 +47,22 @@ pub async fn serve_connections(
         }
     }
     drop(listener);
-    tracing::info!(
-        connections = graceful.count(),
-        deadline_secs = drain.as_secs(),
-        "stopped accepting; draining"
-    );
-    if tokio::time::timeout(drain, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    tracing::info!(connections = graceful.count(), deadline_secs = drain.as_secs(), "stopped accepting; draining");
+    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
         tracing::warn!("drain deadline passed; closing the remaining connections");
         connections.abort_all();
     }
     while connections.join_next().await.is_some() {}
 }
 
-async fn serve_one(
-    tcp: TcpStream,
-    peer: SocketAddr,
-    tls: Option<TlsAcceptor>,
-    app: Router,
-    watcher: Watcher,
-) {
+async fn serve_one(tcp: TcpStream, peer: SocketAddr, tls: Option<TlsAcceptor>, app: Router, watcher: Watcher) {
     let _ = tcp.set_nodelay(true);
     let service = TowerToHyperService::new(app);
     let builder = auto::Builder::new(TokioExecutor::new());
     let result = match tls {
-        Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
-        {
+        Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
             Ok(Ok(stream)) => {
-                watcher
-                    .watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service))
-                    .await
+                watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service)).await
             }
             Ok(Err(e)) => {
                 tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -89,11 +73,7 @@ async fn serve_one(
                 return;
             }
         },
-        None => {
-            watcher
-                .watch(builder.serve_connection_with_upgrades(TokioIo::new(tcp), service))
-                .await
-        }
+        None => watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(tcp), service)).await,
     };
     if let Err(e) = result {
         tracing::debug!(%peer, error = %e, "connection ended with an error");

@@ -9,12 +9,8 @@ use crate::RuntimeError;
 
 /// Installs the global subscriber. Safe to call twice (the second call changes nothing).
 pub fn init(log: &LogSection) -> Result<(), RuntimeError> {
-    let filter = EnvFilter::try_new(&log.level).map_err(|e| {
-        RuntimeError::Config(format!(
-            "bad value for key `log.level` ({:?}): {e}",
-            log.level
-        ))
-    })?;
+    let filter = EnvFilter::try_new(&log.level)
+        .map_err(|e| RuntimeError::Config(format!("bad value for key `log.level` ({:?}): {e}", log.level)))?;
     let json = match log.format {
         LogFormat::Json => true,
         LogFormat::Text => false,
@@ -24,11 +20,7 @@ pub fn init(log: &LogSection) -> Result<(), RuntimeError> {
         .with_env_filter(filter)
         .with_writer(|| LossyStderr)
         .with_ansi(std::io::stderr().is_terminal());
-    let _ = if json {
-        builder.json().flatten_event(true).try_init()
-    } else {
-        builder.try_init()
-    };
+    let _ = if json { builder.json().flatten_event(true).try_init() } else { builder.try_init() };
     Ok(())
 }
 

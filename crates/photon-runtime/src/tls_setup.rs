@@ -18,11 +18,7 @@ pub struct TlsSetup {
     pub identity: Option<(PathBuf, PathBuf)>,
 }
 
-pub fn prepare(
-    service: &str,
-    server: &ServerSection,
-    tls: &TlsSection,
-) -> Result<TlsSetup, RuntimeError> {
+pub fn prepare(service: &str, server: &ServerSection, tls: &TlsSection) -> Result<TlsSetup, RuntimeError> {
     let client_roots = tls.client_ca.as_deref().map(load_roots).transpose()?;
     match (&tls.cert, &tls.key) {
         (Some(cert), Some(key)) => {
@@ -35,29 +31,22 @@ pub fn prepare(
             });
         }
         (Some(_), None) | (None, Some(_)) => {
-            return Err(RuntimeError::Config(
-                "tls.cert and tls.key must be set together".into(),
-            ));
+            return Err(RuntimeError::Config("tls.cert and tls.key must be set together".into()));
         }
         (None, None) => {}
     }
     if tls.insecure {
-        tracing::warn!("tls.insecure is set: the API port serves plaintext; use it only on loopback or a trusted network");
-        return Ok(TlsSetup {
-            config: None,
-            trust: None,
-            identity: None,
-        });
+        tracing::warn!(
+            "tls.insecure is set: the API port serves plaintext; use it only on loopback or a trusted network"
+        );
+        return Ok(TlsSetup { config: None, trust: None, identity: None });
     }
     if server.mode == Mode::Production {
         return Err(RuntimeError::Config(
             "production mode needs tls.cert and tls.key (or tls.insecure = true to serve plaintext on purpose)".into(),
         ));
     }
-    let ca_dir = tls
-        .dev_ca_dir
-        .clone()
-        .unwrap_or_else(|| server.data_dir.join("dev-ca"));
+    let ca_dir = tls.dev_ca_dir.clone().unwrap_or_else(|| server.data_dir.join("dev-ca"));
     let (ca, created) = DevCa::load_or_create(&ca_dir)?;
     let mut names = local_names();
     let ip = server.listen.ip();

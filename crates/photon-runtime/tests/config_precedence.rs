@@ -4,17 +4,11 @@ use std::path::Path;
 
 use photon_runtime::config::{config_help, load, Mode};
 use photon_runtime::{
-    CommonArgs, ConfigValue, LogSection, RuntimeError, Sections, ServerSection, ServiceConfig,
-    ServiceSpec, TlsSection,
+    CommonArgs, ConfigValue, LogSection, RuntimeError, Sections, ServerSection, ServiceConfig, ServiceSpec, TlsSection,
 };
 use serde::{Deserialize, Serialize};
 
-const SPEC: ServiceSpec = ServiceSpec {
-    name: "demo",
-    env_prefix: "DEMO",
-    default_port: 4242,
-    version: "0.0.0",
-};
+const SPEC: ServiceSpec = ServiceSpec { name: "demo", env_prefix: "DEMO", default_port: 4242, version: "0.0.0" };
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,26 +32,16 @@ impl ServiceConfig for DemoConfig {
             server: ServerSection::defaults(spec),
             log: LogSection::default(),
             tls: TlsSection::default(),
-            demo: DemoSection {
-                label: "none".into(),
-                replicas: 3,
-            },
+            demo: DemoSection { label: "none".into(), replicas: 3 },
         }
     }
     fn sections(&self) -> Sections<'_> {
-        Sections {
-            server: &self.server,
-            log: &self.log,
-            tls: &self.tls,
-        }
+        Sections { server: &self.server, log: &self.log, tls: &self.tls }
     }
 }
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 fn write(dir: &Path, text: &str) -> std::path::PathBuf {
@@ -67,9 +51,7 @@ fn write(dir: &Path, text: &str) -> std::path::PathBuf {
 }
 
 fn error_text(result: Result<DemoConfig, RuntimeError>) -> String {
-    result
-        .expect_err("expected a configuration error")
-        .to_string()
+    result.expect_err("expected a configuration error").to_string()
 }
 
 #[test]
@@ -96,31 +78,17 @@ fn flag_beats_env_beats_file_beats_default() {
         ("DEMO_DEMO_LABEL", "env"),
         ("UNRELATED_VARIABLE", "ignored"),
     ]);
-    let args = CommonArgs {
-        listen: Some("127.0.0.1:3000".parse().unwrap()),
-        ..Default::default()
-    };
+    let args = CommonArgs { listen: Some("127.0.0.1:3000".parse().unwrap()), ..Default::default() };
     let mut flags = args.overrides();
     flags.push(("demo.label".into(), ConfigValue::from("flag")));
 
     let config: DemoConfig = load(&SPEC, Some(&file), &env, &flags).unwrap();
-    assert_eq!(
-        config.server.listen.to_string(),
-        "127.0.0.1:3000",
-        "flag wins over env, file, default"
-    );
+    assert_eq!(config.server.listen.to_string(), "127.0.0.1:3000", "flag wins over env, file, default");
     assert_eq!(config.demo.label, "flag", "a service flag wins too");
-    assert_eq!(
-        config.server.shutdown_timeout_secs, 20,
-        "env wins over file"
-    );
+    assert_eq!(config.server.shutdown_timeout_secs, 20, "env wins over file");
     assert_eq!(config.demo.replicas, 5, "file wins over default");
     assert_eq!(config.log.level, "warn", "file wins over default");
-    assert_eq!(
-        config.log.format,
-        photon_runtime::config::LogFormat::Auto,
-        "untouched keys keep defaults"
-    );
+    assert_eq!(config.log.format, photon_runtime::config::LogFormat::Auto, "untouched keys keep defaults");
 
     let without_flags: DemoConfig = load(&SPEC, Some(&file), &env, &[]).unwrap();
     assert_eq!(without_flags.server.listen.to_string(), "127.0.0.1:2000");
@@ -149,10 +117,7 @@ fn unknown_key_in_file_is_an_error_naming_it() {
     let file = write(dir.path(), "[server]\nlisen = \"127.0.0.1:1\"\n");
     let text = error_text(load(&SPEC, Some(&file), &[], &[]));
     assert!(text.contains("unknown key `server.lisen`"), "{text}");
-    assert!(
-        text.contains("listen"),
-        "the message lists the valid keys: {text}"
-    );
+    assert!(text.contains("listen"), "the message lists the valid keys: {text}");
 
     let file = write(dir.path(), "[demo]\nbogus = 1\n");
     assert!(error_text(load(&SPEC, Some(&file), &[], &[])).contains("`demo.bogus`"));
@@ -166,10 +131,7 @@ fn bad_enum_value_names_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), "[server]\nmode = \"staging\"\n");
     let text = error_text(load(&SPEC, Some(&file), &[], &[]));
-    assert!(
-        text.contains("server.mode") && text.contains("staging"),
-        "{text}"
-    );
+    assert!(text.contains("server.mode") && text.contains("staging"), "{text}");
 }
 
 #[test]
@@ -183,30 +145,14 @@ fn malformed_toml_is_a_clear_error() {
 #[test]
 fn unknown_or_bad_environment_variables_are_named() {
     let text = error_text(load(&SPEC, None, &env(&[("DEMO_SERVER_LISTN", "x")]), &[]));
-    assert!(
-        text.contains("DEMO_SERVER_LISTN") && text.contains("DEMO_SERVER_LISTEN"),
-        "{text}"
-    );
-    let text = error_text(load(
-        &SPEC,
-        None,
-        &env(&[("DEMO_DEMO_REPLICAS", "many")]),
-        &[],
-    ));
-    assert!(
-        text.contains("demo.replicas") && text.contains("DEMO_DEMO_REPLICAS"),
-        "{text}"
-    );
+    assert!(text.contains("DEMO_SERVER_LISTN") && text.contains("DEMO_SERVER_LISTEN"), "{text}");
+    let text = error_text(load(&SPEC, None, &env(&[("DEMO_DEMO_REPLICAS", "many")]), &[]));
+    assert!(text.contains("demo.replicas") && text.contains("DEMO_DEMO_REPLICAS"), "{text}");
 }
 
 #[test]
 fn a_missing_config_file_is_an_error() {
-    let text = error_text(load(
-        &SPEC,
-        Some(Path::new("/nonexistent/demo.toml")),
-        &[],
-        &[],
-    ));
+    let text = error_text(load(&SPEC, Some(Path::new("/nonexistent/demo.toml")), &[], &[]));
     assert!(text.contains("/nonexistent/demo.toml"), "{text}");
 }
 
@@ -215,19 +161,12 @@ fn help_lists_every_key_with_its_env_var_and_default() {
     let help = config_help::<DemoConfig>(&SPEC);
     for (key, env, default) in [
         ("server.listen", "DEMO_SERVER_LISTEN", "\"127.0.0.1:4242\""),
-        (
-            "server.shutdown_timeout_secs",
-            "DEMO_SERVER_SHUTDOWN_TIMEOUT_SECS",
-            "30",
-        ),
+        ("server.shutdown_timeout_secs", "DEMO_SERVER_SHUTDOWN_TIMEOUT_SECS", "30"),
         ("log.level", "DEMO_LOG_LEVEL", "\"info\""),
         ("tls.cert", "DEMO_TLS_CERT", "(unset)"),
         ("demo.replicas", "DEMO_DEMO_REPLICAS", "3"),
     ] {
-        assert!(
-            help.contains(&format!("{key} = {default}")),
-            "{key} missing from:\n{help}"
-        );
+        assert!(help.contains(&format!("{key} = {default}")), "{key} missing from:\n{help}");
         assert!(help.contains(env), "{env} missing from:\n{help}");
     }
 }

@@ -13,14 +13,8 @@ pub struct Behaviour {
 }
 
 fn record(path: &Path, name: &str, event: &str) -> std::io::Result<()> {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
+    let ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
     // One write per line: concurrent appenders (several stand-ins share a record) never interleave.
     file.write_all(format!("{name} {event} {ms} {}\n", std::process::id()).as_bytes())
 }
@@ -30,8 +24,7 @@ impl Behaviour {
         let test = config.test.clone();
         if let Some(path) = &test.record {
             record(path, &test.name, "start")?;
-            let (path, name, shutdown) =
-                (path.clone(), test.name.clone(), context.shutdown.clone());
+            let (path, name, shutdown) = (path.clone(), test.name.clone(), context.shutdown.clone());
             context.tasks.spawn(async move {
                 shutdown.cancelled().await;
                 if let Err(e) = record(&path, &name, "stop") {

@@ -2,9 +2,7 @@
 
 use std::path::PathBuf;
 
-use photon_runtime::{
-    HealthStatus, LogSection, Sections, ServerSection, ServiceConfig, ServiceSpec, TlsSection,
-};
+use photon_runtime::{HealthStatus, LogSection, Sections, ServerSection, ServiceConfig, ServiceSpec, TlsSection};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -48,10 +46,6 @@ impl ServiceConfig for TestServiceConfig {
         }
     }
     fn sections(&self) -> Sections<'_> {
-        Sections {
-            server: &self.server,
-            log: &self.log,
-            tls: &self.tls,
-        }
+        Sections { server: &self.server, log: &self.log, tls: &self.tls }
     }
 }

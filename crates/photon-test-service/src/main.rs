@@ -33,19 +33,11 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli: Cli = photon_runtime::cli::parse::<Cli, TestServiceConfig>(&SPEC);
-    let extra: Vec<(String, ConfigValue)> = cli
-        .name
-        .map(|n| ("test.name".to_string(), ConfigValue::from(n)))
-        .into_iter()
-        .collect();
-    photon_runtime::run(
-        SPEC,
-        cli.common,
-        extra,
-        |config: TestServiceConfig, context| async move {
-            let behaviour = behaviour::Behaviour::start(&config, &context)?;
-            let health = behaviour.health_check();
-            Ok(Api::new(health).http(routes::router()))
-        },
-    )
+    let extra: Vec<(String, ConfigValue)> =
+        cli.name.map(|n| ("test.name".to_string(), ConfigValue::from(n))).into_iter().collect();
+    photon_runtime::run(SPEC, cli.common, extra, |config: TestServiceConfig, context| async move {
+        let behaviour = behaviour::Behaviour::start(&config, &context)?;
+        let health = behaviour.health_check();
+        Ok(Api::new(health).http(routes::router()))
+    })
 }

@@ -27,7 +27,5 @@ async fn echo(Path(word): Path<String>) -> Json<Value> {
 }
 
 pub fn router() -> Router {
-    Router::new()
-        .route("/api/v1/sleep", get(sleep))
-        .route("/api/v1/echo/{word}", get(echo))
+    Router::new().route("/api/v1/sleep", get(sleep)).route("/api/v1/echo/{word}", get(echo))
 }

@@ -5,11 +5,7 @@ use std::process::Command;
 use photon_testkit::binary;
 
 fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let out = Command::new(binary("photon-test-service"))
-        .args(args)
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
+    let out = Command::new(binary("photon-test-service")).args(args).envs(env.iter().copied()).output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into(),
@@ -30,10 +26,7 @@ fn help_documents_flags_and_every_config_key() {
         "PHOTON_TEST_LOG_LEVEL",
         "test.health",
     ] {
-        assert!(
-            stdout.contains(needle),
-            "{needle} missing from --help:\n{stdout}"
-        );
+        assert!(stdout.contains(needle), "{needle} missing from --help:\n{stdout}");
     }
 }
 
@@ -41,23 +34,10 @@ fn help_documents_flags_and_every_config_key() {
 fn print_config_shows_the_merged_result() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("t.toml");
-    std::fs::write(
-        &file,
-        "[test]\nname = \"from-file\"\n[log]\nlevel = \"warn\"\n",
-    )
-    .unwrap();
+    std::fs::write(&file, "[test]\nname = \"from-file\"\n[log]\nlevel = \"warn\"\n").unwrap();
     let (code, stdout, stderr) = run(
-        &[
-            "--config",
-            file.to_str().unwrap(),
-            "--log-level",
-            "debug",
-            "--print-config",
-        ],
-        &[
-            ("PHOTON_TEST_LOG_LEVEL", "error"),
-            ("PHOTON_TEST_TEST_CRASH_AFTER_MS", "7"),
-        ],
+        &["--config", file.to_str().unwrap(), "--log-level", "debug", "--print-config"],
+        &[("PHOTON_TEST_LOG_LEVEL", "error"), ("PHOTON_TEST_TEST_CRASH_AFTER_MS", "7")],
     );
     assert_eq!(code, 0, "{stderr}");
     let parsed: serde_json::Value = serde_json::to_value(toml_lines(&stdout)).unwrap();
@@ -81,10 +61,7 @@ fn bad_configuration_exits_2_naming_the_problem() {
     std::fs::write(&bad, "[server]\nshutdown_timeout_secs = \"soon\"\n").unwrap();
     let (code, _, stderr) = run(&["--config", bad.to_str().unwrap()], &[]);
     assert_eq!(code, 2);
-    assert!(
-        stderr.contains("server.shutdown_timeout_secs") && stderr.contains("bad.toml"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("server.shutdown_timeout_secs") && stderr.contains("bad.toml"), "{stderr}");
 
     std::fs::write(&bad, "[tls]\ncertificate = \"x.pem\"\n").unwrap();
     let (code, _, stderr) = run(&["--config", bad.to_str().unwrap()], &[]);
@@ -99,20 +76,8 @@ fn bad_configuration_exits_2_naming_the_problem() {
 #[test]
 fn production_without_certificates_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
-    let (code, _, stderr) = run(
-        &[
-            "--mode",
-            "production",
-            "--data-dir",
-            dir.path().to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        &[],
-    );
+    let (code, _, stderr) =
+        run(&["--mode", "production", "--data-dir", dir.path().to_str().unwrap(), "--listen", "127.0.0.1:0"], &[]);
     assert_eq!(code, 2);
-    assert!(
-        stderr.contains("production mode needs tls.cert and tls.key"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("production mode needs tls.cert and tls.key"), "{stderr}");
 }

@@ -18,46 +18,24 @@ async fn grpc_health_and_metrics_share_one_tls_port() {
     assert_eq!(health["name"], "alpha");
 
     // A real gRPC call through the generated client, over TLS trusting the dev CA.
-    let options = ChannelOptions {
-        ca: Some(server.ca()),
-        ..Default::default()
-    };
+    let options = ChannelOptions { ca: Some(server.ca()), ..Default::default() };
     let mut client = RuntimeClient::new(channel(&server.url(), &options).await.unwrap());
-    let info = client
-        .get_server_info(GetServerInfoRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let info = client.get_server_info(GetServerInfoRequest {}).await.unwrap().into_inner();
     assert_eq!(info.service, SERVICE);
     assert_eq!(info.status, HealthStatus::Healthy as i32);
     let doc: serde_json::Value = serde_json::from_str(&info.health_json).unwrap();
     assert_eq!(doc["name"], "alpha");
 
     // REST on the same port: a templated route, then an unknown one.
-    let echo = get(
-        &format!("{}/api/v1/echo/hello", server.url()),
-        Some(&server.ca()),
-        Duration::from_secs(5),
-    )
-    .await
-    .unwrap();
+    let echo =
+        get(&format!("{}/api/v1/echo/hello", server.url()), Some(&server.ca()), Duration::from_secs(5)).await.unwrap();
     assert_eq!(echo.status, 200);
-    let missing = get(
-        &format!("{}/api/v1/nothing-here", server.url()),
-        Some(&server.ca()),
-        Duration::from_secs(5),
-    )
-    .await
-    .unwrap();
+    let missing = get(&format!("{}/api/v1/nothing-here", server.url()), Some(&server.ca()), Duration::from_secs(5))
+        .await
+        .unwrap();
     assert_eq!(missing.status, 404);
 
-    let metrics = get(
-        &format!("{}/metrics", server.url()),
-        Some(&server.ca()),
-        Duration::from_secs(5),
-    )
-    .await
-    .unwrap();
+    let metrics = get(&format!("{}/metrics", server.url()), Some(&server.ca()), Duration::from_secs(5)).await.unwrap();
     assert_eq!(metrics.status, 200);
     let text = String::from_utf8(metrics.body.to_vec()).unwrap();
     for expected in [
@@ -69,65 +47,31 @@ async fn grpc_health_and_metrics_share_one_tls_port() {
     ] {
         assert!(text.contains(expected), "missing {expected} in:\n{text}");
     }
-    assert!(
-        text.contains(r#"route="/health",code="200""#),
-        "health probes are counted:\n{text}"
-    );
+    assert!(text.contains(r#"route="/health",code="200""#), "health probes are counted:\n{text}");
 }
 
 #[tokio::test]
 async fn unknown_grpc_methods_are_unimplemented_and_unknown_routes_404() {
     let mut server = TestServer::start(SERVICE, &[]);
     server.wait_healthy(Duration::from_secs(20)).await;
-    let options = ChannelOptions {
-        ca: Some(server.ca()),
-        ..Default::default()
-    };
+    let options = ChannelOptions { ca: Some(server.ca()), ..Default::default() };
     let mut grpc = tonic::client::Grpc::new(channel(&server.url(), &options).await.unwrap());
-    for path in [
-        "/photon.runtime.v1.Runtime/NoSuchMethod",
-        "/no.such.Service/Call",
-    ] {
+    for path in ["/photon.runtime.v1.Runtime/NoSuchMethod", "/no.such.Service/Call"] {
         grpc.ready().await.unwrap();
-        let codec = tonic_prost::ProstCodec::<
-            GetServerInfoRequest,
-            photon_api::runtime::v1::ServerInfo,
-        >::default();
+        let codec = tonic_prost::ProstCodec::<GetServerInfoRequest, photon_api::runtime::v1::ServerInfo>::default();
         let result = grpc
-            .unary(
-                tonic::Request::new(GetServerInfoRequest {}),
-                http::uri::PathAndQuery::from_static(path),
-                codec,
-            )
+            .unary(tonic::Request::new(GetServerInfoRequest {}), http::uri::PathAndQuery::from_static(path), codec)
             .await;
-        assert_eq!(
-            result.unwrap_err().code(),
-            tonic::Code::Unimplemented,
-            "{path}"
-        );
+        assert_eq!(result.unwrap_err().code(), tonic::Code::Unimplemented, "{path}");
     }
-    let missing = get(
-        &format!("{}/api/v1/nope", server.url()),
-        Some(&server.ca()),
-        Duration::from_secs(5),
-    )
-    .await
-    .unwrap();
+    let missing =
+        get(&format!("{}/api/v1/nope", server.url()), Some(&server.ca()), Duration::from_secs(5)).await.unwrap();
     assert_eq!(missing.status, 404);
     let body: serde_json::Value = serde_json::from_slice(&missing.body).unwrap();
     assert_eq!(body["error"]["code"], "not_found");
-    assert!(body["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("/api/v1/nope"));
+    assert!(body["error"]["message"].as_str().unwrap().contains("/api/v1/nope"));
 
-    let metrics = get(
-        &format!("{}/metrics", server.url()),
-        Some(&server.ca()),
-        Duration::from_secs(5),
-    )
-    .await
-    .unwrap();
+    let metrics = get(&format!("{}/metrics", server.url()), Some(&server.ca()), Duration::from_secs(5)).await.unwrap();
     let text = String::from_utf8(metrics.body.to_vec()).unwrap();
     assert!(
         text.contains(r#"photon_requests_total{protocol="grpc",route="unknown",code="12"} 2"#),
@@ -142,30 +86,16 @@ async fn curl_reads_health_over_tls_with_the_dev_ca() {
     let out = Command::new("curl")
         .args(["--silent", "--show-error", "--http1.1", "--cacert"])
         .arg(server.ca())
-        .args([
-            "--write-out",
-            "\n%{http_code}",
-            "-H",
-            "x-request-id: curl-check-1",
-        ])
+        .args(["--write-out", "\n%{http_code}", "-H", "x-request-id: curl-check-1"])
         .args(["--dump-header", "-"])
         .arg(format!("{}/health", server.url()))
         .output()
         .expect("curl must be installed (.ci/run installs it)");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "curl failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "curl failed: {}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.trim_end().ends_with("200"), "{stdout}");
     assert!(stdout.contains(r#""status":"healthy""#), "{stdout}");
-    assert!(
-        stdout
-            .to_ascii_lowercase()
-            .contains("x-request-id: curl-check-1"),
-        "the request id is echoed: {stdout}"
-    );
+    assert!(stdout.to_ascii_lowercase().contains("x-request-id: curl-check-1"), "the request id is echoed: {stdout}");
 
     // HTTP/2 over TLS (ALPN h2) works for curl too.
     let h2 = Command::new("curl")
@@ -193,10 +123,7 @@ async fn unhealthy_and_degraded_answer_503_with_their_status() {
         // Config via the environment: the service's own section.
         drop(server);
         let mut server = TestServer::new(SERVICE, &[]);
-        server
-            .process
-            .env("PHOTON_TEST_TEST_HEALTH", status)
-            .start();
+        server.process.env("PHOTON_TEST_TEST_HEALTH", status).start();
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         let answer = loop {
             if let Ok(answer) = server.health().await {
@@ -222,8 +149,5 @@ async fn restart_reuses_the_dev_ca_and_certificate() {
     server.wait_healthy(Duration::from_secs(20)).await;
     assert_eq!(ca_before, std::fs::read(server.ca()).unwrap());
     assert_eq!(cert_before, std::fs::read(&cert).unwrap());
-    assert!(
-        server.process.logs().contains("cert_reused=true"),
-        "the log says the certificate was reused"
-    );
+    assert!(server.process.logs().contains("cert_reused=true"), "the log says the certificate was reused");
 }

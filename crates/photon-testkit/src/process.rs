@@ -48,32 +48,17 @@ impl Process {
 
     /// Starts the process (again, after a kill or exit). Output is appended to the log file.
     pub fn start(&mut self) -> &mut Self {
-        assert!(
-            self.child.is_none() || self.try_wait().is_some(),
-            "{} is already running",
-            self.name
-        );
+        assert!(self.child.is_none() || self.try_wait().is_some(), "{} is already running", self.name);
         let mut log = File::options()
             .create(true)
             .append(true)
             .open(&self.log_path)
             .unwrap_or_else(|e| panic!("cannot open {}: {e}", self.log_path.display()));
         self.starts += 1;
-        let _ = writeln!(
-            log,
-            "==== photon-testkit: start #{} of {} ====",
-            self.starts, self.name
-        );
-        let err = log
-            .try_clone()
-            .unwrap_or_else(|e| panic!("cannot dup log file: {e}"));
+        let _ = writeln!(log, "==== photon-testkit: start #{} of {} ====", self.starts, self.name);
+        let err = log.try_clone().unwrap_or_else(|e| panic!("cannot dup log file: {e}"));
         let mut command = Command::new(&self.program);
-        command
-            .args(&self.args)
-            .envs(self.env.iter().cloned())
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(err);
+        command.args(&self.args).envs(self.env.iter().cloned()).stdin(Stdio::null()).stdout(log).stderr(err);
         // If the test process dies, take the server with it instead of leaking it.
         unsafe {
             command.pre_exec(|| {
@@ -81,9 +66,7 @@ impl Process {
                 Ok(())
             });
         }
-        let child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.program.display()));
+        let child = command.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", self.program.display()));
         self.child = Some(child);
         self
     }
@@ -114,9 +97,7 @@ impl Process {
 
     /// The exit status if the process has exited.
     pub fn try_wait(&mut self) -> Option<ExitStatus> {
-        self.child
-            .as_mut()
-            .and_then(|c| c.try_wait().ok().flatten())
+        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// Waits up to `timeout` for the process to exit.

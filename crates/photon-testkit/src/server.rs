@@ -12,32 +12,40 @@ pub struct TestServer {
     pub process: Process,
     pub port: u16,
     dir: TempDir,
+    ca_dir: PathBuf,
 }
 
 impl TestServer {
     /// Prepares (does not start) `binary_name` with `--listen 127.0.0.1:<free port>`, a
     /// temporary `--data-dir` and `--dev-ca-dir`, then `extra_args`.
     pub fn new(binary_name: &str, extra_args: &[&str]) -> Self {
+        Self::prepare(binary_name, None, extra_args)
+    }
+
+    /// Like [`TestServer::new`], but with the development CA in `ca_dir`, shared with other
+    /// servers (members of one cluster must trust each other).
+    pub fn with_shared_ca(binary_name: &str, ca_dir: &Path, extra_args: &[&str]) -> Self {
+        Self::prepare(binary_name, Some(ca_dir.to_path_buf()), extra_args)
+    }
+
+    fn prepare(binary_name: &str, shared_ca: Option<PathBuf>, extra_args: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("cannot create a temp dir: {e}"));
+        let ca_dir = shared_ca.clone().unwrap_or_else(|| dir.path().join("ca"));
         let port = free_port();
-        let mut process = Process::new(
-            binary_name,
-            &binary(binary_name),
-            &dir.path().join("server.log"),
-        );
+        let mut process = Process::new(binary_name, &binary(binary_name), &dir.path().join("server.log"));
         process
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .arg("--data-dir")
             .arg(dir.path().join("data"))
             .arg("--dev-ca-dir")
-            .arg(dir.path().join("ca"))
+            .arg(&ca_dir)
             .arg("--log-level")
             .arg("debug");
         for arg in extra_args {
             process.arg(arg);
         }
-        Self { process, port, dir }
+        Self { process, port, dir, ca_dir }
     }
 
     /// Prepares and starts the server.
@@ -53,7 +61,7 @@ impl TestServer {
 
     /// The development CA certificate clients should trust.
     pub fn ca(&self) -> PathBuf {
-        self.dir.path().join("ca").join(photon_tls::CA_CERT_FILE)
+        self.ca_dir.join(photon_tls::CA_CERT_FILE)
     }
 
     pub fn dir(&self) -> &Path {
@@ -70,10 +78,7 @@ impl TestServer {
         let mut last = String::from("no answer yet");
         while Instant::now() < deadline {
             if let Some(status) = self.process.try_wait() {
-                panic!(
-                    "{} exited with {status} before becoming healthy",
-                    self.url()
-                );
+                panic!("{} exited with {status} before becoming healthy", self.url());
             }
             match self.health().await {
                 Ok(answer) if answer.http_status == 200 => return answer.body,
@@ -82,9 +87,6 @@ impl TestServer {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!(
-            "{} not healthy after {timeout:?}; last answer: {last}",
-            self.url()
-        );
+        panic!("{} not healthy after {timeout:?}; last answer: {last}", self.url());
     }
 }

@@ -4,32 +4,17 @@
 
 use std::path::{Path, PathBuf};
 
-const SERVICES: [&str; 9] = [
-    "chainfire",
-    "flaredb",
-    "iam",
-    "plasmavmc",
-    "prismnet",
-    "flashdns",
-    "fiberlb",
-    "lightningstor",
-    "k8shost",
-];
+const SERVICES: [&str; 9] =
+    ["chainfire", "flaredb", "iam", "plasmavmc", "prismnet", "flashdns", "fiberlb", "lightningstor", "k8shost"];
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
 }
 
 /// Every crate directory: `crates/*` and service folders that have become crates.
 fn crate_dirs() -> Vec<PathBuf> {
     let root = root();
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root.join("crates"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root.join("crates")).unwrap().map(|e| e.unwrap().path()).collect();
     dirs.extend(SERVICES.iter().map(|s| root.join(s)));
     dirs.retain(|d| d.join("Cargo.toml").is_file());
     dirs.sort();
@@ -51,10 +36,7 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 fn package_name(manifest: &str) -> Option<String> {
-    manifest.lines().find_map(|l| {
-        l.strip_prefix("name = ")
-            .map(|v| v.trim_matches('"').to_string())
-    })
+    manifest.lines().find_map(|l| l.strip_prefix("name = ").map(|v| v.trim_matches('"').to_string()))
 }
 
 #[test]
@@ -90,18 +72,11 @@ fn every_rust_file_opens_with_a_module_doc_line() {
         .iter()
         .filter(|f| {
             let text = std::fs::read_to_string(f).unwrap();
-            !text
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .is_some_and(|l| l.starts_with("//!"))
+            !text.lines().find(|l| !l.trim().is_empty()).is_some_and(|l| l.starts_with("//!"))
         })
         .map(|f| f.display().to_string())
         .collect();
-    assert!(
-        missing.is_empty(),
-        "files without a leading `//!` line:\n{}",
-        missing.join("\n")
-    );
+    assert!(missing.is_empty(), "files without a leading `//!` line:\n{}", missing.join("\n"));
 }
 
 #[test]

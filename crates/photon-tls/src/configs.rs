@@ -14,12 +14,8 @@ pub const ALPN_HTTP11: &[u8] = b"http/1.1";
 
 /// A server config offering h2 and http/1.1 on one port. With `client_roots`, clients must
 /// present a certificate signed by one of them (mutual TLS, for peer links).
-pub fn server_config(
-    identity: Identity,
-    client_roots: Option<RootCertStore>,
-) -> Result<ServerConfig, TlsError> {
-    let builder =
-        ServerConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
+pub fn server_config(identity: Identity, client_roots: Option<RootCertStore>) -> Result<ServerConfig, TlsError> {
+    let builder = ServerConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
     let builder = match client_roots {
         Some(roots) => {
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())

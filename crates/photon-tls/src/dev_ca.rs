@@ -13,8 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
 };
 use rustls::client::danger::ServerCertVerifier;
 use rustls::client::WebPkiServerVerifier;
@@ -49,11 +48,7 @@ pub struct IssuedCert {
 
 /// The names a development server certificate covers: localhost, loopback and the host name.
 pub fn local_names() -> Vec<String> {
-    let mut names = vec![
-        "localhost".to_string(),
-        "127.0.0.1".to_string(),
-        "::1".to_string(),
-    ];
+    let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
     let hostname = fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| fs::read_to_string("/etc/hostname"))
         .unwrap_or_default();
@@ -73,57 +68,29 @@ fn unique_suffix() -> String {
 
 fn ca_params(key: &KeyPair) -> CertificateParams {
     let mut params = CertificateParams::default();
-    let id: String = params
-        .key_identifier(key)
-        .iter()
-        .take(6)
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    params
-        .distinguished_name
-        .push(DnType::OrganizationName, "PhotonCloud");
-    params.distinguished_name.push(
-        DnType::CommonName,
-        format!("PhotonCloud development CA {id}"),
-    );
+    let id: String = params.key_identifier(key).iter().take(6).map(|b| format!("{b:02x}")).collect();
+    params.distinguished_name.push(DnType::OrganizationName, "PhotonCloud");
+    params.distinguished_name.push(DnType::CommonName, format!("PhotonCloud development CA {id}"));
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     params
 }
 
 fn read(path: &Path) -> Result<String, TlsError> {
-    fs::read_to_string(path).map_err(|source| TlsError::Read {
-        path: path.to_path_buf(),
-        source,
-    })
+    fs::read_to_string(path).map_err(|source| TlsError::Read { path: path.to_path_buf(), source })
 }
 
 fn write_file(path: &Path, contents: &str, mode: u32) -> Result<(), TlsError> {
     let write = || -> std::io::Result<()> {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(path)?;
+        let mut file = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(path)?;
         file.write_all(contents.as_bytes())?;
         file.sync_all()
     };
-    write().map_err(|source| TlsError::Write {
-        path: path.to_path_buf(),
-        source,
-    })
+    write().map_err(|source| TlsError::Write { path: path.to_path_buf(), source })
 }
 
 fn create_dir(dir: &Path) -> Result<(), TlsError> {
-    fs::create_dir_all(dir).map_err(|source| TlsError::Write {
-        path: dir.to_path_buf(),
-        source,
-    })
+    fs::create_dir_all(dir).map_err(|source| TlsError::Write { path: dir.to_path_buf(), source })
 }
 
 impl DevCa {
@@ -145,12 +112,8 @@ impl DevCa {
         let _ = fs::remove_file(&tmp_key);
         match published {
             Ok(()) => {
-                fs::rename(&tmp_cert, dir.join(CA_CERT_FILE)).map_err(|source| {
-                    TlsError::Write {
-                        path: dir.join(CA_CERT_FILE),
-                        source,
-                    }
-                })?;
+                fs::rename(&tmp_cert, dir.join(CA_CERT_FILE))
+                    .map_err(|source| TlsError::Write { path: dir.join(CA_CERT_FILE), source })?;
                 Ok((Self::load(dir)?, true))
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -158,10 +121,7 @@ impl DevCa {
                 Self::wait_for_cert(dir)?;
                 Ok((Self::load(dir)?, false))
             }
-            Err(source) => Err(TlsError::Write {
-                path: dir.join(CA_KEY_FILE),
-                source,
-            }),
+            Err(source) => Err(TlsError::Write { path: dir.join(CA_KEY_FILE), source }),
         }
     }
 
@@ -186,11 +146,7 @@ impl DevCa {
         })?;
         let cert = load_certs(&dir.join(CA_CERT_FILE))?.remove(0);
         let issuer = Issuer::new(ca_params(&key), key);
-        Ok(Self {
-            dir: dir.to_path_buf(),
-            cert,
-            issuer,
-        })
+        Ok(Self { dir: dir.to_path_buf(), cert, issuer })
     }
 
     /// Path of the CA certificate, for clients to trust.
@@ -209,68 +165,41 @@ impl DevCa {
 
     /// Issues a new certificate for `names` (DNS names or IP addresses), usable both as a server
     /// certificate and as a mutual-TLS client certificate, into `out_dir/<name>.{crt,key}`.
-    pub fn issue(
-        &self,
-        out_dir: &Path,
-        name: &str,
-        names: &[String],
-    ) -> Result<IssuedCert, TlsError> {
+    pub fn issue(&self, out_dir: &Path, name: &str, names: &[String]) -> Result<IssuedCert, TlsError> {
         create_dir(out_dir)?;
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(names.to_vec())?;
-        params
-            .distinguished_name
-            .push(DnType::OrganizationName, "PhotonCloud");
+        params.distinguished_name.push(DnType::OrganizationName, "PhotonCloud");
         params.distinguished_name.push(DnType::CommonName, name);
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
         params.use_authority_key_identifier_extension = true;
         let cert = params.signed_by(&key, &self.issuer)?;
         let (cert_path, key_path) = Self::paths(out_dir, name);
         write_file(&key_path, &key.serialize_pem(), 0o600)?;
         write_file(&cert_path, &cert.pem(), 0o644)?;
-        Ok(IssuedCert {
-            cert_path,
-            key_path,
-            reused: false,
-        })
+        Ok(IssuedCert { cert_path, key_path, reused: false })
     }
 
     /// Keeps `out_dir/<name>.crt` if it is signed by this CA, unexpired and valid for every one
     /// of `names`; otherwise issues a new one. This is how a restart reuses its certificate.
-    pub fn issue_or_reuse(
-        &self,
-        out_dir: &Path,
-        name: &str,
-        names: &[String],
-    ) -> Result<IssuedCert, TlsError> {
+    pub fn issue_or_reuse(&self, out_dir: &Path, name: &str, names: &[String]) -> Result<IssuedCert, TlsError> {
         let (cert_path, key_path) = Self::paths(out_dir, name);
         if key_path.exists() && self.covers(&cert_path, names) {
-            return Ok(IssuedCert {
-                cert_path,
-                key_path,
-                reused: true,
-            });
+            return Ok(IssuedCert { cert_path, key_path, reused: true });
         }
         self.issue(out_dir, name, names)
     }
 
     fn paths(out_dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-        (
-            out_dir.join(format!("{name}.crt")),
-            out_dir.join(format!("{name}.key")),
-        )
+        (out_dir.join(format!("{name}.crt")), out_dir.join(format!("{name}.key")))
     }
 
     fn covers(&self, cert_path: &Path, names: &[String]) -> bool {
         let Ok(chain) = load_certs(cert_path) else {
             return false;
         };
-        let Ok(verifier) =
-            WebPkiServerVerifier::builder_with_provider(Arc::new(self.roots()), provider()).build()
+        let Ok(verifier) = WebPkiServerVerifier::builder_with_provider(Arc::new(self.roots()), provider()).build()
         else {
             return false;
         };
@@ -278,9 +207,7 @@ impl DevCa {
             let Ok(server_name) = ServerName::try_from(name.as_str()) else {
                 return false;
             };
-            verifier
-                .verify_server_cert(&chain[0], &chain[1..], &server_name, &[], UnixTime::now())
-                .is_ok()
+            verifier.verify_server_cert(&chain[0], &chain[1..], &server_name, &[], UnixTime::now()).is_ok()
         })
     }
 }

@@ -5,21 +5,11 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("cannot write {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Write { path: PathBuf, source: std::io::Error },
     #[error("{path} holds no usable PEM {what}: {detail}")]
-    Pem {
-        path: PathBuf,
-        what: &'static str,
-        detail: String,
-    },
+    Pem { path: PathBuf, what: &'static str, detail: String },
     #[error("certificate generation failed: {0}")]
     Generate(#[from] rcgen::Error),
     #[error("invalid TLS configuration: {0}")]

@@ -17,28 +17,16 @@ pub struct Identity {
 
 impl Clone for Identity {
     fn clone(&self) -> Self {
-        Self {
-            cert_chain: self.cert_chain.clone(),
-            key: self.key.clone_key(),
-        }
+        Self { cert_chain: self.cert_chain.clone(), key: self.key.clone_key() }
     }
 }
 
 fn pem_error(path: &Path, what: &'static str, detail: impl ToString) -> TlsError {
-    TlsError::Pem {
-        path: path.to_path_buf(),
-        what,
-        detail: detail.to_string(),
-    }
+    TlsError::Pem { path: path.to_path_buf(), what, detail: detail.to_string() }
 }
 
 fn ensure_readable(path: &Path) -> Result<(), TlsError> {
-    std::fs::metadata(path)
-        .map(|_| ())
-        .map_err(|source| TlsError::Read {
-            path: PathBuf::from(path),
-            source,
-        })
+    std::fs::metadata(path).map(|_| ()).map_err(|source| TlsError::Read { path: PathBuf::from(path), source })
 }
 
 /// All certificates in a PEM file, in order. An empty file is an error.
@@ -66,9 +54,7 @@ pub fn load_identity(cert: &Path, key: &Path) -> Result<Identity, TlsError> {
 pub fn load_roots(path: &Path) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
     for cert in load_certs(path)? {
-        roots
-            .add(cert)
-            .map_err(|e| pem_error(path, "CA certificate", e))?;
+        roots.add(cert).map_err(|e| pem_error(path, "CA certificate", e))?;
     }
     Ok(roots)
 }

@@ -18,15 +18,9 @@ fn ca_is_created_once_and_reused() {
     assert!(!created_again);
     assert_eq!(pem, std::fs::read_to_string(second.cert_path()).unwrap());
     let mode = std::os::unix::fs::PermissionsExt::mode(
-        &std::fs::metadata(ca_dir.join(photon_tls::CA_KEY_FILE))
-            .unwrap()
-            .permissions(),
+        &std::fs::metadata(ca_dir.join(photon_tls::CA_KEY_FILE)).unwrap().permissions(),
     );
-    assert_eq!(
-        mode & 0o777,
-        0o600,
-        "the CA key must be readable by its owner only"
-    );
+    assert_eq!(mode & 0o777, 0o600, "the CA key must be readable by its owner only");
 }
 
 #[test]
@@ -59,22 +53,13 @@ fn server_cert_is_reused_until_names_change_or_ca_changes() {
 
     let mut more = names.clone();
     more.push("extra.example".into());
-    assert!(
-        !ca.issue_or_reuse(&out, "svc", &more).unwrap().reused,
-        "a new name needs a new cert"
-    );
+    assert!(!ca.issue_or_reuse(&out, "svc", &more).unwrap().reused, "a new name needs a new cert");
 
     let (other_ca, _) = DevCa::load_or_create(&dir.path().join("other-ca")).unwrap();
-    assert!(
-        !other_ca.issue_or_reuse(&out, "svc", &more).unwrap().reused,
-        "another CA must reissue"
-    );
+    assert!(!other_ca.issue_or_reuse(&out, "svc", &more).unwrap().reused, "another CA must reissue");
 }
 
-async fn echo_once(
-    listener: TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
-) -> std::io::Result<()> {
+async fn echo_once(listener: TcpListener, acceptor: tokio_rustls::TlsAcceptor) -> std::io::Result<()> {
     let (tcp, _) = listener.accept().await?;
     let mut tls = acceptor.accept(tcp).await?;
     let mut buf = [0u8; 4];
@@ -87,12 +72,8 @@ async fn echo_once(
 async fn one_way_and_mutual_tls_handshakes() {
     let dir = tempfile::tempdir().unwrap();
     let (ca, _) = DevCa::load_or_create(&dir.path().join("ca")).unwrap();
-    let server = ca
-        .issue(&dir.path().join("tls"), "server", &local_names())
-        .unwrap();
-    let client = ca
-        .issue(&dir.path().join("tls"), "client", &["client".into()])
-        .unwrap();
+    let server = ca.issue(&dir.path().join("tls"), "server", &local_names()).unwrap();
+    let client = ca.issue(&dir.path().join("tls"), "client", &["client".into()]).unwrap();
     let server_id = load_identity(&server.cert_path, &server.key_path).unwrap();
     let client_id = load_identity(&client.cert_path, &client.key_path).unwrap();
 
@@ -104,14 +85,10 @@ async fn one_way_and_mutual_tls_handshakes() {
         let server_task = tokio::spawn(echo_once(listener, acceptor));
 
         let identity = mutual.then(|| client_id.clone());
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(
-            client_config(ca.roots(), identity, &[ALPN_H2]).unwrap(),
-        ));
+        let connector =
+            tokio_rustls::TlsConnector::from(Arc::new(client_config(ca.roots(), identity, &[ALPN_H2]).unwrap()));
         let tcp = TcpStream::connect(addr).await.unwrap();
-        let mut tls = connector
-            .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
-            .await
-            .unwrap();
+        let mut tls = connector.connect(ServerName::try_from("127.0.0.1").unwrap(), tcp).await.unwrap();
         assert_eq!(tls.get_ref().1.alpn_protocol(), Some(ALPN_H2));
         tls.write_all(b"ping").await.unwrap();
         let mut buf = [0u8; 4];
@@ -125,39 +102,24 @@ async fn one_way_and_mutual_tls_handshakes() {
 async fn mutual_tls_rejects_a_client_without_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let (ca, _) = DevCa::load_or_create(&dir.path().join("ca")).unwrap();
-    let server = ca
-        .issue(&dir.path().join("tls"), "server", &local_names())
-        .unwrap();
-    let config = server_config(
-        load_identity(&server.cert_path, &server.key_path).unwrap(),
-        Some(ca.roots()),
-    )
-    .unwrap();
+    let server = ca.issue(&dir.path().join("tls"), "server", &local_names()).unwrap();
+    let config = server_config(load_identity(&server.cert_path, &server.key_path).unwrap(), Some(ca.roots())).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let server_task = tokio::spawn(echo_once(
-        listener,
-        tokio_rustls::TlsAcceptor::from(Arc::new(config)),
-    ));
+    let server_task = tokio::spawn(echo_once(listener, tokio_rustls::TlsAcceptor::from(Arc::new(config))));
 
-    let connector =
-        tokio_rustls::TlsConnector::from(Arc::new(client_config(ca.roots(), None, &[]).unwrap()));
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config(ca.roots(), None, &[]).unwrap()));
     let tcp = TcpStream::connect(addr).await.unwrap();
     // TLS 1.3 reports a missing client certificate after the client's handshake completes, so the
     // failure may surface on the first read rather than on connect.
     let outcome = async {
-        let mut tls = connector
-            .connect(ServerName::try_from("localhost").unwrap(), tcp)
-            .await?;
+        let mut tls = connector.connect(ServerName::try_from("localhost").unwrap(), tcp).await?;
         tls.write_all(b"ping").await?;
         let mut buf = [0u8; 4];
         tls.read_exact(&mut buf).await
     }
     .await;
-    assert!(
-        outcome.is_err(),
-        "a client without a certificate must be refused"
-    );
+    assert!(outcome.is_err(), "a client without a certificate must be refused");
     assert!(server_task.await.unwrap().is_err());
 }
 

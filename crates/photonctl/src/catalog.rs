@@ -40,42 +40,12 @@ pub const CATALOG: &[ServiceEntry] = &[
         deps: &[],
         env: &[("CHAINFIRE_RAFT_LISTEN", "127.0.0.1:{port+1}")],
     },
-    ServiceEntry {
-        name: "flaredb",
-        api_port: 2479,
-        deps: &[(Requires, "chainfire")],
-        env: &[],
-    },
-    ServiceEntry {
-        name: "iam",
-        api_port: 8080,
-        deps: &[(Requires, "flaredb")],
-        env: &[],
-    },
-    ServiceEntry {
-        name: "plasmavmc",
-        api_port: 9090,
-        deps: &[(Wants, "chainfire"), (Wants, "iam")],
-        env: &[],
-    },
-    ServiceEntry {
-        name: "prismnet",
-        api_port: 9091,
-        deps: &[(Wants, "chainfire"), (After, "iam")],
-        env: &[],
-    },
-    ServiceEntry {
-        name: "flashdns",
-        api_port: 853,
-        deps: &[(Wants, "chainfire"), (After, "iam")],
-        env: &[],
-    },
-    ServiceEntry {
-        name: "fiberlb",
-        api_port: 9092,
-        deps: &[(Wants, "chainfire"), (After, "iam")],
-        env: &[],
-    },
+    ServiceEntry { name: "flaredb", api_port: 2479, deps: &[(Requires, "chainfire")], env: &[] },
+    ServiceEntry { name: "iam", api_port: 8080, deps: &[(Requires, "flaredb")], env: &[] },
+    ServiceEntry { name: "plasmavmc", api_port: 9090, deps: &[(Wants, "chainfire"), (Wants, "iam")], env: &[] },
+    ServiceEntry { name: "prismnet", api_port: 9091, deps: &[(Wants, "chainfire"), (After, "iam")], env: &[] },
+    ServiceEntry { name: "flashdns", api_port: 853, deps: &[(Wants, "chainfire"), (After, "iam")], env: &[] },
+    ServiceEntry { name: "fiberlb", api_port: 9092, deps: &[(Wants, "chainfire"), (After, "iam")], env: &[] },
     ServiceEntry {
         name: "lightningstor",
         api_port: 9093,
@@ -85,12 +55,7 @@ pub const CATALOG: &[ServiceEntry] = &[
     ServiceEntry {
         name: "k8shost",
         api_port: 10250,
-        deps: &[
-            (Wants, "chainfire"),
-            (Wants, "prismnet"),
-            (After, "plasmavmc"),
-            (After, "iam"),
-        ],
+        deps: &[(Wants, "chainfire"), (Wants, "prismnet"), (After, "plasmavmc"), (After, "iam")],
         env: &[],
     },
 ];

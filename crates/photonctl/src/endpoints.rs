@@ -24,11 +24,7 @@ impl Endpoints {
     }
 
     pub fn url(&self, entry: &ServiceEntry) -> String {
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
+        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
         format!("https://{host}:{}", self.port(entry))
     }
 }

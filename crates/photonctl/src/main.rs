@@ -97,12 +97,7 @@ fn cancel_on_signal(token: CancellationToken) -> std::io::Result<tokio::task::Jo
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Up {
-            target,
-            bin_dirs,
-            start_timeout,
-            stop_timeout,
-        } => {
+        Command::Up { target, bin_dirs, start_timeout, stop_timeout } => {
             let shutdown = CancellationToken::new();
             let signals = cancel_on_signal(shutdown.clone())?;
             let args = up::UpArgs {
@@ -117,18 +112,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             result.map(|()| ExitCode::SUCCESS)
         }
         Command::Status { target, ca, output } => {
-            let ca = ca.unwrap_or_else(|| {
-                target
-                    .data_dir
-                    .join("dev-ca")
-                    .join(photon_tls::CA_CERT_FILE)
-            });
-            status::run(
-                &Endpoints::new(target.host, target.port_offset)?,
-                ca,
-                output,
-            )
-            .await
+            let ca = ca.unwrap_or_else(|| target.data_dir.join("dev-ca").join(photon_tls::CA_CERT_FILE));
+            status::run(&Endpoints::new(target.host, target.port_offset)?, ca, output).await
         }
     }
 }
@@ -137,10 +122,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // One thread: child processes are spawned from it, so their parent-death signal fires only
     // when photonctl itself exits.
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("photonctl: cannot start the async runtime: {e}");

@@ -32,10 +32,8 @@ fn reserve_offset() -> (u16, std::fs::File) {
     let highest = *CATALOG_PORTS.iter().max().unwrap() as i32;
     let lowest = *CATALOG_PORTS.iter().min().unwrap() as i32;
     // Two offsets clash when they differ by the distance between two catalog ports.
-    let distances: std::collections::HashSet<i32> = CATALOG_PORTS
-        .iter()
-        .flat_map(|&p| CATALOG_PORTS.iter().map(move |&q| p as i32 - q as i32))
-        .collect();
+    let distances: std::collections::HashSet<i32> =
+        CATALOG_PORTS.iter().flat_map(|&p| CATALOG_PORTS.iter().map(move |&q| p as i32 - q as i32)).collect();
     let mut slots: Vec<i32> = Vec::new();
     let mut offset = 1024 - lowest + 1;
     while offset + highest < ephemeral_start && slots.len() < MAX_SLOTS {
@@ -55,10 +53,7 @@ fn reserve_offset() -> (u16, std::fs::File) {
                 continue;
             }
             let offset = slot as u16;
-            if CATALOG_PORTS
-                .iter()
-                .all(|p| std::net::TcpListener::bind(("127.0.0.1", p + offset)).is_ok())
-            {
+            if CATALOG_PORTS.iter().all(|p| std::net::TcpListener::bind(("127.0.0.1", p + offset)).is_ok()) {
                 return (offset, file);
             }
         }
@@ -75,10 +70,7 @@ impl Platform {
         std::fs::create_dir_all(&bin).unwrap();
         let record = dir.path().join("record");
         for (name, env) in services {
-            let exports: String = env
-                .iter()
-                .map(|(k, v)| format!("export {k}={v}\n"))
-                .collect();
+            let exports: String = env.iter().map(|(k, v)| format!("export {k}={v}\n")).collect();
             let script = format!(
                 "#!/bin/sh\nexport PHOTON_TEST_TEST_RECORD={}\n{exports}exec {} --name {name} \"$@\"\n",
                 record.display(),
@@ -86,19 +78,11 @@ impl Platform {
             );
             let path = bin.join(format!("{name}-server"));
             std::fs::write(&path, script).unwrap();
-            std::os::unix::fs::PermissionsExt::set_mode(
-                &mut std::fs::metadata(&path).unwrap().permissions(),
-                0o755,
-            );
-            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-                .unwrap();
+            std::os::unix::fs::PermissionsExt::set_mode(&mut std::fs::metadata(&path).unwrap().permissions(), 0o755);
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         }
         let (offset, slot) = reserve_offset();
-        let mut photonctl = Process::new(
-            "photonctl up",
-            &binary("photonctl"),
-            &dir.path().join("photonctl.log"),
-        );
+        let mut photonctl = Process::new("photonctl up", &binary("photonctl"), &dir.path().join("photonctl.log"));
         photonctl
             .arg("up")
             .arg("--data-dir")
@@ -111,12 +95,7 @@ impl Platform {
             photonctl.arg(arg);
         }
         photonctl.start();
-        Self {
-            dir,
-            offset,
-            photonctl,
-            _slot: slot,
-        }
+        Self { dir, offset, photonctl, _slot: slot }
     }
 
     fn record_path(&self) -> PathBuf {
@@ -130,21 +109,13 @@ impl Platform {
             .lines()
             .filter_map(|l| {
                 let f: Vec<&str> = l.split_whitespace().collect();
-                Some((
-                    f.first()?.to_string(),
-                    f.get(1)?.to_string(),
-                    f.get(2)?.parse().ok()?,
-                    f.get(3)?.parse().ok()?,
-                ))
+                Some((f.first()?.to_string(), f.get(1)?.to_string(), f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?))
             })
             .collect()
     }
 
     fn first(&self, service: &str, event: &str) -> Option<u128> {
-        self.records()
-            .into_iter()
-            .find(|r| r.0 == service && r.1 == event)
-            .map(|r| r.2)
+        self.records().into_iter().find(|r| r.0 == service && r.1 == event).map(|r| r.2)
     }
 
     fn wait_for_output(&mut self, needle: &str, timeout: Duration) {
@@ -153,10 +124,7 @@ impl Platform {
             if self.photonctl.logs().contains(needle) {
                 return;
             }
-            assert!(
-                self.photonctl.try_wait().is_none(),
-                "photonctl exited while waiting for {needle:?}"
-            );
+            assert!(self.photonctl.try_wait().is_none(), "photonctl exited while waiting for {needle:?}");
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("photonctl never printed {needle:?}");
@@ -164,36 +132,20 @@ impl Platform {
 
     fn status_json(&self) -> (i32, serde_json::Value) {
         let out = std::process::Command::new(binary("photonctl"))
-            .args([
-                "status",
-                "--output",
-                "json",
-                "--port-offset",
-                &self.offset.to_string(),
-                "--data-dir",
-            ])
+            .args(["status", "--output", "json", "--port-offset", &self.offset.to_string(), "--data-dir"])
             .arg(self.dir.path().join("data"))
             .output()
             .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            serde_json::from_slice(&out.stdout).unwrap_or_default(),
-        )
+        (out.status.code().unwrap_or(-1), serde_json::from_slice(&out.stdout).unwrap_or_default())
     }
 
     /// SIGTERM to photonctl; it must exit 0 and leave none of the recorded processes alive.
     fn stop_cleanly(&mut self) {
         self.photonctl.signal(libc::SIGTERM);
-        let status = self
-            .photonctl
-            .wait_exit(Duration::from_secs(30))
-            .expect("photonctl did not exit after SIGTERM");
+        let status = self.photonctl.wait_exit(Duration::from_secs(30)).expect("photonctl did not exit after SIGTERM");
         assert!(status.success(), "photonctl exited with {status}");
         for (service, _, _, pid) in self.records() {
-            assert!(
-                !alive(pid),
-                "{service} (pid {pid}) is still running after photonctl exited"
-            );
+            assert!(!alive(pid), "{service} (pid {pid}) is still running after photonctl exited");
         }
     }
 }
@@ -203,11 +155,7 @@ impl Platform {
 fn alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         // The state is the first field after the parenthesised command name.
-        Ok(stat) => {
-            stat.rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().next())
-                != Some("Z")
-        }
+        Ok(stat) => stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()) != Some("Z"),
         Err(_) => false,
     }
 }
@@ -220,24 +168,14 @@ fn status_of(doc: &serde_json::Value, service: &str) -> String {
 }
 
 fn order_of(records: &[(String, String, u128, i32)], event: &str) -> Vec<String> {
-    records
-        .iter()
-        .filter(|r| r.1 == event)
-        .map(|r| r.0.clone())
-        .collect()
+    records.iter().filter(|r| r.1 == event).map(|r| r.0.clone()).collect()
 }
 
 #[test]
 fn starts_in_order_reports_status_and_stops_in_reverse() {
     let none: &[(&str, &str)] = &[];
     let mut platform = Platform::new(
-        &[
-            ("chainfire", none),
-            ("flaredb", none),
-            ("iam", none),
-            ("plasmavmc", none),
-            ("prismnet", none),
-        ],
+        &[("chainfire", none), ("flaredb", none), ("iam", none), ("plasmavmc", none), ("prismnet", none)],
         &[],
     );
     platform.wait_for_output("PhotonCloud is up", Duration::from_secs(60));
@@ -248,20 +186,13 @@ fn starts_in_order_reports_status_and_stops_in_reverse() {
     let logs = platform.photonctl.logs();
     // Each Requires dependency was healthy before its dependent started.
     for (dep, dependent) in [("chainfire", "flaredb"), ("flaredb", "iam")] {
-        let healthy_at = logs
-            .find(&format!("{dep} is healthy"))
-            .unwrap_or_else(|| panic!("{dep} never healthy:\n{logs}"));
+        let healthy_at =
+            logs.find(&format!("{dep} is healthy")).unwrap_or_else(|| panic!("{dep} never healthy:\n{logs}"));
         let started_at = logs.find(&format!("started {dependent} ")).unwrap();
-        assert!(
-            healthy_at < started_at,
-            "{dependent} started before {dep} was healthy:\n{logs}"
-        );
+        assert!(healthy_at < started_at, "{dependent} started before {dep} was healthy:\n{logs}");
     }
     assert!(logs.contains("dev-ca/ca.crt"), "up says where the CA is");
-    assert!(
-        logs.contains(&format!("https://127.0.0.1:{}", 2379 + platform.offset)),
-        "up prints endpoints"
-    );
+    assert!(logs.contains(&format!("https://127.0.0.1:{}", 2379 + platform.offset)), "up prints endpoints");
 
     let (code, doc) = platform.status_json();
     assert_eq!(code, 0, "{doc}");
@@ -272,20 +203,10 @@ fn starts_in_order_reports_status_and_stops_in_reverse() {
 
     platform.stop_cleanly();
     let stops = order_of(&platform.records(), "stop");
-    let position = |s: &str| {
-        stops
-            .iter()
-            .position(|x| x == s)
-            .unwrap_or_else(|| panic!("{s} never stopped: {stops:?}"))
-    };
-    assert!(
-        position("plasmavmc") < position("iam") && position("prismnet") < position("iam"),
-        "{stops:?}"
-    );
-    assert!(
-        position("iam") < position("flaredb") && position("flaredb") < position("chainfire"),
-        "{stops:?}"
-    );
+    let position =
+        |s: &str| stops.iter().position(|x| x == s).unwrap_or_else(|| panic!("{s} never stopped: {stops:?}"));
+    assert!(position("plasmavmc") < position("iam") && position("prismnet") < position("iam"), "{stops:?}");
+    assert!(position("iam") < position("flaredb") && position("flaredb") < position("chainfire"), "{stops:?}");
 }
 
 #[test]
@@ -304,59 +225,32 @@ fn a_requires_dependency_that_never_becomes_healthy_blocks_its_dependents() {
         "flaredb not started: it requires chainfire, which did not become healthy within 3s",
         Duration::from_secs(30),
     );
-    platform.wait_for_output(
-        "iam not started: it requires flaredb, which was not started",
-        Duration::from_secs(10),
-    );
+    platform.wait_for_output("iam not started: it requires flaredb, which was not started", Duration::from_secs(10));
     // prismnet only Wants chainfire: it starts anyway once the timeout passes.
     platform.wait_for_output("started prismnet", Duration::from_secs(10));
     let starts = order_of(&platform.records(), "start");
-    assert!(
-        !starts.contains(&"flaredb".to_string()) && !starts.contains(&"iam".to_string()),
-        "{starts:?}"
-    );
+    assert!(!starts.contains(&"flaredb".to_string()) && !starts.contains(&"iam".to_string()), "{starts:?}");
     platform.stop_cleanly();
 }
 
 #[test]
 fn a_crashed_service_is_restarted() {
     let mut platform = Platform::new(
-        &[(
-            "chainfire",
-            &[
-                ("PHOTON_TEST_TEST_CRASH_AFTER_MS", "700"),
-                ("PHOTON_TEST_TEST_CRASH_ONCE", "true"),
-            ],
-        )],
+        &[("chainfire", &[("PHOTON_TEST_TEST_CRASH_AFTER_MS", "700"), ("PHOTON_TEST_TEST_CRASH_ONCE", "true")])],
         &[],
     );
-    platform.wait_for_output(
-        "chainfire exited (exit status: 3); restarting in 1s",
-        Duration::from_secs(30),
-    );
+    platform.wait_for_output("chainfire exited (exit status: 3); restarting in 1s", Duration::from_secs(30));
     let deadline = Instant::now() + Duration::from_secs(30);
     while order_of(&platform.records(), "start").len() < 2 {
         assert!(Instant::now() < deadline, "chainfire was not restarted");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let restarted_at = platform
-        .records()
-        .iter()
-        .filter(|r| r.1 == "start")
-        .nth(1)
-        .map(|r| r.2)
-        .unwrap();
+    let restarted_at = platform.records().iter().filter(|r| r.1 == "start").nth(1).map(|r| r.2).unwrap();
     let first_at = platform.first("chainfire", "start").unwrap();
-    assert!(
-        restarted_at - first_at >= 1_500,
-        "restart came after the crash and a 1 s backoff"
-    );
+    assert!(restarted_at - first_at >= 1_500, "restart came after the crash and a 1 s backoff");
     let deadline = Instant::now() + Duration::from_secs(30);
     while status_of(&platform.status_json().1, "chainfire") != "healthy" {
-        assert!(
-            Instant::now() < deadline,
-            "restarted chainfire never became healthy"
-        );
+        assert!(Instant::now() < deadline, "restarted chainfire never became healthy");
         std::thread::sleep(Duration::from_millis(100));
     }
     platform.stop_cleanly();
@@ -371,10 +265,7 @@ fn killing_photonctl_takes_its_services_with_it() {
     let deadline = Instant::now() + Duration::from_secs(15);
     for (service, _, _, pid) in platform.records() {
         while alive(pid) {
-            assert!(
-                Instant::now() < deadline,
-                "{service} (pid {pid}) outlived a killed photonctl"
-            );
+            assert!(Instant::now() < deadline, "{service} (pid {pid}) outlived a killed photonctl");
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -393,10 +284,7 @@ fn up_without_any_service_binary_explains_and_fails() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("no service binaries found") && stderr.contains("chainfire-server"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("no service binaries found") && stderr.contains("chainfire-server"), "{stderr}");
 }
 
 #[test]
@@ -411,14 +299,8 @@ fn status_with_nothing_running_says_down_and_fails() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.starts_with("SERVICE") && stdout.lines().count() == 10,
-        "{stdout}"
-    );
-    assert!(
-        stdout.lines().skip(1).all(|l| l.contains(" down ")),
-        "{stdout}"
-    );
+    assert!(stdout.starts_with("SERVICE") && stdout.lines().count() == 10, "{stdout}");
+    assert!(stdout.lines().skip(1).all(|l| l.contains(" down ")), "{stdout}");
 }
 
 #[test]

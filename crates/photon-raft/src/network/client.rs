@@ -6,13 +6,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError as OpenRaftError, RemoteError,
-    Unreachable,
+    InstallSnapshotError, NetworkError, RPCError, RaftError as OpenRaftError, RemoteError, Unreachable,
 };
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
 };
 use openraft::BasicNode;
 use photon_api::raft::v1::raft_peer_client::RaftPeerClient;
@@ -23,10 +22,16 @@ use serde::Serialize;
 use tonic::transport::Channel;
 
 use super::codec;
+use super::forward::ForwardFailure;
 use super::server::MAX_MESSAGE_BYTES;
 use super::PeerTls;
 use crate::fault::{FaultInjector, Verdict};
 use crate::{App, NodeId, TypeConfig};
+
+/// How long opening a connection to a peer may take. Peers sit on one network; one that
+/// does not accept within this is treated as down, and openraft (or the forwarding client)
+/// tries again, rather than every forwarded request waiting out a long connect.
+const PEER_CONNECT_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// Channels to peers, shared by every group of the process (one connection per peer).
 type Channels = Arc<Mutex<HashMap<String, Channel>>>;
@@ -43,14 +48,11 @@ pub struct PeerNetwork<A> {
 
 impl<A> PeerNetwork<A> {
     pub fn new(group: u64, node: NodeId, tls: Option<PeerTls>, fault: FaultInjector) -> Self {
-        Self {
-            group,
-            node,
-            tls,
-            fault,
-            channels: Arc::default(),
-            _app: PhantomData,
-        }
+        Self { group, node, tls, fault, channels: Arc::default(), _app: PhantomData }
+    }
+
+    pub fn group(&self) -> u64 {
+        self.group
     }
 
     /// A factory for another group on the same node, sharing its connections.
@@ -76,20 +78,60 @@ impl<A> PeerNetwork<A> {
                 ChannelOptions {
                     ca: Some(tls.ca.clone()),
                     client_cert: Some((tls.cert.clone(), tls.key.clone())),
-                    connect_timeout: Some(Duration::from_secs(1)),
+                    connect_timeout: Some(PEER_CONNECT_TIMEOUT),
                 },
             ),
             None => (
                 format!("http://{addr}"),
-                ChannelOptions {
-                    connect_timeout: Some(Duration::from_secs(1)),
-                    ..Default::default()
-                },
+                ChannelOptions { connect_timeout: Some(PEER_CONNECT_TIMEOUT), ..Default::default() },
             ),
         };
         let channel = lazy_channel(&url, &options).map_err(|e| e.to_string())?;
         channels.insert(addr.to_string(), channel.clone());
         Ok(channel)
+    }
+}
+
+impl<A: App> PeerNetwork<A> {
+    async fn leader_call<T: DeserializeOwned>(
+        &self,
+        leader: NodeId,
+        addr: &str,
+        payload: Vec<u8>,
+        read_index: bool,
+        timeout: Duration,
+    ) -> Result<T, ForwardFailure> {
+        if self.fault.verdict(leader) == Verdict::Drop {
+            return Err(ForwardFailure::Transport("dropped by fault injection".into()));
+        }
+        let channel = self.channel(addr).map_err(ForwardFailure::Transport)?;
+        let mut client = RaftPeerClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let mut request = tonic::Request::new(RaftRequest { group: self.group, from: self.node, payload });
+        request.set_timeout(timeout);
+        let sent = if read_index { client.read_index(request).await } else { client.forward(request).await };
+        let reply = sent.map_err(|status| ForwardFailure::Transport(status.to_string()))?;
+        let result: Result<T, ForwardFailure> = codec::decode(&reply.into_inner().payload)
+            .map_err(|s| ForwardFailure::Transport(s.message().to_string()))?;
+        result
+    }
+
+    /// Has the leader (`leader` at `addr`) propose `request`; returns what applying it answered.
+    pub async fn forward_write(
+        &self,
+        leader: NodeId,
+        addr: &str,
+        request: &A::Request,
+        timeout: Duration,
+    ) -> Result<A::Response, ForwardFailure> {
+        let payload = codec::encode(request).map_err(|s| ForwardFailure::Transport(s.message().to_string()))?;
+        self.leader_call(leader, addr, payload, false, timeout).await
+    }
+
+    /// Asks the leader for the log index a linearizable read must wait for.
+    pub async fn read_index(&self, leader: NodeId, addr: &str, timeout: Duration) -> Result<u64, ForwardFailure> {
+        self.leader_call(leader, addr, Vec::new(), true, timeout).await
     }
 }
 
@@ -135,12 +177,8 @@ enum Failure {
 impl Failure {
     fn into_rpc<E: std::error::Error>(self) -> RPCError<NodeId, BasicNode, E> {
         match self {
-            Failure::Unreachable(why) => {
-                RPCError::Unreachable(Unreachable::new(&std::io::Error::other(why)))
-            }
-            Failure::Network(why) => {
-                RPCError::Network(NetworkError::new(&std::io::Error::other(why)))
-            }
+            Failure::Unreachable(why) => RPCError::Unreachable(Unreachable::new(&std::io::Error::other(why))),
+            Failure::Network(why) => RPCError::Network(NetworkError::new(&std::io::Error::other(why))),
         }
     }
 }
@@ -165,11 +203,7 @@ impl<A: App> PeerClient<A> {
         let mut client = RaftPeerClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        let mut request = tonic::Request::new(RaftRequest {
-            group: self.group,
-            from: self.from,
-            payload,
-        });
+        let mut request = tonic::Request::new(RaftRequest { group: self.group, from: self.from, payload });
         request.set_timeout(timeout);
         let sent = match method {
             Method::AppendEntries => client.append_entries(request).await,
@@ -177,13 +211,10 @@ impl<A: App> PeerClient<A> {
             Method::InstallSnapshot => client.install_snapshot(request).await,
         };
         let reply = sent.map_err(|status| match status.code() {
-            tonic::Code::Unavailable | tonic::Code::NotFound => {
-                Failure::Unreachable(status.to_string())
-            }
+            tonic::Code::Unavailable | tonic::Code::NotFound => Failure::Unreachable(status.to_string()),
             _ => Failure::Network(status.to_string()),
         })?;
-        codec::decode(&reply.into_inner().payload)
-            .map_err(|s| Failure::Network(s.message().to_string()))
+        codec::decode(&reply.into_inner().payload).map_err(|s| Failure::Network(s.message().to_string()))
     }
 }
 
@@ -192,12 +223,8 @@ impl<A: App> RaftNetwork<TypeConfig<A>> for PeerClient<A> {
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig<A>>,
         option: RPCOption,
-    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, OpenRaftError<NodeId>>>
-    {
-        let result = self
-            .call(Method::AppendEntries, &rpc, option.hard_ttl())
-            .await
-            .map_err(Failure::into_rpc)?;
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, OpenRaftError<NodeId>>> {
+        let result = self.call(Method::AppendEntries, &rpc, option.hard_ttl()).await.map_err(Failure::into_rpc)?;
         result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 
@@ -205,14 +232,9 @@ impl<A: App> RaftNetwork<TypeConfig<A>> for PeerClient<A> {
         &mut self,
         rpc: InstallSnapshotRequest<TypeConfig<A>>,
         option: RPCOption,
-    ) -> Result<
-        InstallSnapshotResponse<NodeId>,
-        RPCError<NodeId, BasicNode, OpenRaftError<NodeId, InstallSnapshotError>>,
-    > {
-        let result = self
-            .call(Method::InstallSnapshot, &rpc, option.hard_ttl())
-            .await
-            .map_err(Failure::into_rpc)?;
+    ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, BasicNode, OpenRaftError<NodeId, InstallSnapshotError>>>
+    {
+        let result = self.call(Method::InstallSnapshot, &rpc, option.hard_ttl()).await.map_err(Failure::into_rpc)?;
         result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 
@@ -221,10 +243,7 @@ impl<A: App> RaftNetwork<TypeConfig<A>> for PeerClient<A> {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, OpenRaftError<NodeId>>> {
-        let result = self
-            .call(Method::Vote, &rpc, option.hard_ttl())
-            .await
-            .map_err(Failure::into_rpc)?;
+        let result = self.call(Method::Vote, &rpc, option.hard_ttl()).await.map_err(Failure::into_rpc)?;
         result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }

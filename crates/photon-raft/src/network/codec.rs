@@ -11,6 +11,5 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, Status> {
 }
 
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Status> {
-    keys::decode(bytes)
-        .map_err(|e| Status::invalid_argument(format!("malformed raft message: {e}")))
+    keys::decode(bytes).map_err(|e| Status::invalid_argument(format!("malformed raft message: {e}")))
 }

@@ -4,11 +4,15 @@
 
 mod client;
 mod codec;
+mod forward;
+mod proposer;
 mod server;
 
 use std::path::PathBuf;
 
 pub use client::{PeerClient, PeerNetwork};
+pub use forward::ForwardFailure;
+pub use proposer::{ProposeError, Proposer};
 pub use server::{serve, Router};
 
 /// The certificates of a node's peer link: its own identity (presented as server and as

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use openraft::error::{InstallSnapshotError, RaftError as OpenRaftError};
+use openraft::error::{CheckIsLeaderError, ClientWriteError, InstallSnapshotError, RaftError as OpenRaftError};
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use openraft::Raft;
 use photon_api::raft::v1::raft_peer_server::{RaftPeer, RaftPeerServer};
@@ -15,6 +15,7 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic::{Request, Response, Status};
 
 use super::codec;
+use super::forward::ForwardFailure;
 use super::PeerTls;
 use crate::fault::{FaultInjector, Verdict};
 use crate::{App, NodeId, RaftError, TypeConfig};
@@ -30,33 +31,21 @@ pub struct Router<A: App> {
 
 impl<A: App> Clone for Router<A> {
     fn clone(&self) -> Self {
-        Self {
-            groups: self.groups.clone(),
-            fault: self.fault.clone(),
-        }
+        Self { groups: self.groups.clone(), fault: self.fault.clone() }
     }
 }
 
 impl<A: App> Router<A> {
     pub fn new(fault: FaultInjector) -> Self {
-        Self {
-            groups: Arc::default(),
-            fault,
-        }
+        Self { groups: Arc::default(), fault }
     }
 
     pub fn add(&self, group: u64, raft: Raft<TypeConfig<A>>) {
-        self.groups
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(group, raft);
+        self.groups.write().unwrap_or_else(|p| p.into_inner()).insert(group, raft);
     }
 
     pub fn remove(&self, group: u64) -> Option<Raft<TypeConfig<A>>> {
-        self.groups
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&group)
+        self.groups.write().unwrap_or_else(|p| p.into_inner()).remove(&group)
     }
 
     /// The addressed group, unless a fault drops messages from the sender.
@@ -65,26 +54,26 @@ impl<A: App> Router<A> {
             return Err(Status::unavailable("dropped by fault injection"));
         }
         let groups = self.groups.read().unwrap_or_else(|p| p.into_inner());
-        groups.get(&request.group).cloned().ok_or_else(|| {
-            Status::not_found(format!("no raft group {} on this node", request.group))
-        })
+        groups
+            .get(&request.group)
+            .cloned()
+            .ok_or_else(|| Status::not_found(format!("no raft group {} on this node", request.group)))
     }
 }
 
+fn not_leader(id: Option<NodeId>, node: Option<openraft::BasicNode>) -> ForwardFailure {
+    ForwardFailure::NotLeader { leader: id.zip(node.map(|n| n.addr)) }
+}
+
 fn reply<T: Serialize>(result: &T) -> Result<Response<RaftReply>, Status> {
-    Ok(Response::new(RaftReply {
-        payload: codec::encode(result)?,
-    }))
+    Ok(Response::new(RaftReply { payload: codec::encode(result)? }))
 }
 
 struct PeerService<A: App>(Router<A>);
 
 #[tonic::async_trait]
 impl<A: App> RaftPeer for PeerService<A> {
-    async fn append_entries(
-        &self,
-        request: Request<RaftRequest>,
-    ) -> Result<Response<RaftReply>, Status> {
+    async fn append_entries(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
         let request = request.into_inner();
         let raft = self.0.accept(&request)?;
         let rpc: AppendEntriesRequest<TypeConfig<A>> = codec::decode(&request.payload)?;
@@ -100,15 +89,42 @@ impl<A: App> RaftPeer for PeerService<A> {
         reply(&result)
     }
 
-    async fn install_snapshot(
-        &self,
-        request: Request<RaftRequest>,
-    ) -> Result<Response<RaftReply>, Status> {
+    async fn forward(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+        let request = request.into_inner();
+        let raft = self.0.accept(&request)?;
+        let proposal: A::Request = codec::decode(&request.payload)?;
+        let result: Result<A::Response, ForwardFailure> = match raft.client_write(proposal).await {
+            Ok(response) => Ok(response.data),
+            Err(OpenRaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(not_leader(f.leader_id, f.leader_node))
+            }
+            Err(OpenRaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
+                Err(ForwardFailure::Transport(e.to_string()))
+            }
+            Err(OpenRaftError::Fatal(_)) => Err(ForwardFailure::Stopped),
+        };
+        reply(&result)
+    }
+
+    async fn read_index(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+        let request = request.into_inner();
+        let raft = self.0.accept(&request)?;
+        let result: Result<u64, ForwardFailure> = match raft.ensure_linearizable().await {
+            Ok(read_log_id) => Ok(read_log_id.map_or(0, |id| id.index)),
+            Err(OpenRaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
+                Err(not_leader(f.leader_id, f.leader_node))
+            }
+            Err(OpenRaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => Err(ForwardFailure::NoQuorum),
+            Err(OpenRaftError::Fatal(_)) => Err(ForwardFailure::Stopped),
+        };
+        reply(&result)
+    }
+
+    async fn install_snapshot(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
         let request = request.into_inner();
         let raft = self.0.accept(&request)?;
         let rpc: InstallSnapshotRequest<TypeConfig<A>> = codec::decode(&request.payload)?;
-        let result: Result<_, OpenRaftError<NodeId, InstallSnapshotError>> =
-            raft.install_snapshot(rpc).await;
+        let result: Result<_, OpenRaftError<NodeId, InstallSnapshotError>> = raft.install_snapshot(rpc).await;
         reply(&result)
     }
 }
@@ -122,17 +138,14 @@ pub async fn serve<A: App>(
     shutdown: CancellationToken,
 ) -> Result<(), RaftError> {
     let read = |path: &std::path::Path| {
-        std::fs::read(path)
-            .map_err(|e| RaftError::Transport(format!("cannot read {}: {e}", path.display())))
+        std::fs::read(path).map_err(|e| RaftError::Transport(format!("cannot read {}: {e}", path.display())))
     };
     let mut builder = Server::builder();
     if let Some(tls) = tls {
         let config = ServerTlsConfig::new()
             .identity(Identity::from_pem(read(&tls.cert)?, read(&tls.key)?))
             .client_ca_root(Certificate::from_pem(read(&tls.ca)?));
-        builder = builder
-            .tls_config(config)
-            .map_err(|e| RaftError::Transport(format!("peer TLS: {e}")))?;
+        builder = builder.tls_config(config).map_err(|e| RaftError::Transport(format!("peer TLS: {e}")))?;
     }
     let service = RaftPeerServer::new(PeerService(router))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)

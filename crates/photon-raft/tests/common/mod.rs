@@ -17,8 +17,7 @@ pub enum KvRequest {
 pub struct KvApp;
 
 fn cf(db: &DB) -> Result<&photon_raft::rocksdb::ColumnFamily, BoxError> {
-    db.cf_handle(CF_KV)
-        .ok_or_else(|| "missing column family test_kv".into())
+    db.cf_handle(CF_KV).ok_or_else(|| "missing column family test_kv".into())
 }
 
 impl App for KvApp {
@@ -34,9 +33,7 @@ impl App for KvApp {
         request: &KvRequest,
     ) -> Result<Option<String>, BoxError> {
         let KvRequest::Set { key, value } = request;
-        let previous = db
-            .get_cf(cf(db)?, key)?
-            .map(|v| String::from_utf8_lossy(&v).into_owned());
+        let previous = db.get_cf(cf(db)?, key)?.map(|v| String::from_utf8_lossy(&v).into_owned());
         batch.put_cf(cf(db)?, key, value);
         Ok(previous)
     }
@@ -67,7 +64,5 @@ impl App for KvApp {
 #[allow(dead_code)] // Not every test binary that includes this module reads values.
 pub fn read(db: &DB, key: &str) -> Option<String> {
     let cf = db.cf_handle(CF_KV).expect("column family test_kv");
-    db.get_cf(cf, key)
-        .expect("read from RocksDB")
-        .map(|v| String::from_utf8_lossy(&v).into_owned())
+    db.get_cf(cf, key).expect("read from RocksDB").map(|v| String::from_utf8_lossy(&v).into_owned())
 }

@@ -21,12 +21,7 @@ pub fn config_help<C: ServiceConfig>(spec: &ServiceSpec) -> String {
         spec.config_env()
     );
     for key in &keys {
-        out.push_str(&format!(
-            "  {} = {}\n      env {}\n",
-            key.path,
-            schema::show(&key.default),
-            key.env
-        ));
+        out.push_str(&format!("  {} = {}\n      env {}\n", key.path, schema::show(&key.default), key.env));
     }
     out.push_str(
         "\nUnknown keys and badly typed values are errors that name the key. \

@@ -30,9 +30,7 @@ impl Provider for Override {
 }
 
 fn nested(path: &str, value: Value) -> Dict {
-    figment::util::nest(path, value)
-        .into_dict()
-        .unwrap_or_default()
+    figment::util::nest(path, value).into_dict().unwrap_or_default()
 }
 
 /// Loads `C` for `spec`. `file` is the TOML file (it must exist when given), `env` the process
@@ -54,10 +52,7 @@ pub fn load<C: ServiceConfig>(
     let mut figment = Figment::from(defaults);
     if let Some(path) = file {
         if !path.is_file() {
-            return Err(RuntimeError::Config(format!(
-                "config file {} does not exist",
-                path.display()
-            )));
+            return Err(RuntimeError::Config(format!("config file {} does not exist", path.display())));
         }
         figment = figment.merge(Toml::file_exact(path));
     }
@@ -65,21 +60,12 @@ pub fn load<C: ServiceConfig>(
         figment = figment.merge(provider);
     }
     for (path, value) in flags {
-        figment = figment.merge(Override {
-            origin: "command line".into(),
-            dict: nested(path, value.clone()),
-        });
+        figment = figment.merge(Override { origin: "command line".into(), dict: nested(path, value.clone()) });
     }
-    figment
-        .extract::<C>()
-        .map_err(|e| RuntimeError::Config(describe(e)))
+    figment.extract::<C>().map_err(|e| RuntimeError::Config(describe(e)))
 }
 
-fn env_overrides(
-    spec: &ServiceSpec,
-    keys: &[Key],
-    env: &[(String, String)],
-) -> Result<Vec<Override>, RuntimeError> {
+fn env_overrides(spec: &ServiceSpec, keys: &[Key], env: &[(String, String)]) -> Result<Vec<Override>, RuntimeError> {
     let prefix = format!("{}_", spec.env_prefix);
     let config_env = spec.config_env();
     let mut overrides = Vec::new();
@@ -100,10 +86,7 @@ fn env_overrides(
             Value::String(..) => Value::from(raw.clone()),
             _ => raw.parse::<Value>().unwrap_or_else(|never| match never {}),
         };
-        overrides.push(Override {
-            origin: format!("environment variable {name}"),
-            dict: nested(&key.path, value),
-        });
+        overrides.push(Override { origin: format!("environment variable {name}"), dict: nested(&key.path, value) });
     }
     Ok(overrides)
 }
@@ -126,11 +109,7 @@ fn describe(error: figment::Error) -> String {
             };
             let what = match &e.kind {
                 Kind::UnknownField(field, expected) => {
-                    format!(
-                        "unknown key `{}`; expected one of: {}",
-                        join(field),
-                        expected.join(", ")
-                    )
+                    format!("unknown key `{}`; expected one of: {}", join(field), expected.join(", "))
                 }
                 Kind::MissingField(field) => format!("missing key `{}`", join(field)),
                 kind => format!("bad value for key `{path}`: {kind}"),
@@ -150,6 +129,5 @@ fn describe(error: figment::Error) -> String {
 
 /// The effective configuration as TOML, for `--print-config`.
 pub fn render_toml<C: ServiceConfig>(config: &C) -> Result<String, RuntimeError> {
-    toml::to_string_pretty(config)
-        .map_err(|e| RuntimeError::Config(format!("cannot render config: {e}")))
+    toml::to_string_pretty(config).map_err(|e| RuntimeError::Config(format!("cannot render config: {e}")))
 }

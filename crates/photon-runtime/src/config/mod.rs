@@ -101,10 +101,7 @@ pub struct LogSection {
 
 impl Default for LogSection {
     fn default() -> Self {
-        Self {
-            level: "info".into(),
-            format: LogFormat::Auto,
-        }
+        Self { level: "info".into(), format: LogFormat::Auto }
     }
 }
 

@@ -20,11 +20,7 @@ pub fn keys(defaults: &Dict, env_prefix: &str) -> Vec<Key> {
 
 fn walk(dict: &Dict, prefix: &str, env_prefix: &str, out: &mut Vec<Key>) {
     for (name, value) in dict {
-        let path = if prefix.is_empty() {
-            name.clone()
-        } else {
-            format!("{prefix}.{name}")
-        };
+        let path = if prefix.is_empty() { name.clone() } else { format!("{prefix}.{name}") };
         match value {
             Value::Dict(_, inner) if !inner.is_empty() => walk(inner, &path, env_prefix, out),
             _ => out.push(Key {

@@ -51,10 +51,7 @@ impl Child {
         if let Some(err) = process.stderr.take() {
             forwarders.spawn(forward(name, err, log_file));
         }
-        Ok(Self {
-            process,
-            forwarders,
-        })
+        Ok(Self { process, forwarders })
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -76,10 +73,7 @@ impl Child {
             Ok(Ok(status)) => status,
             _ => {
                 let _ = self.process.kill().await;
-                self.process
-                    .wait()
-                    .await
-                    .unwrap_or_else(|_| ExitStatus::from_raw(libc::SIGKILL))
+                self.process.wait().await.unwrap_or_else(|_| ExitStatus::from_raw(libc::SIGKILL))
             }
         };
         while self.forwarders.join_next().await.is_some() {}
@@ -92,11 +86,7 @@ impl Child {
 /// and with more than one thread a killed photonctl hands its children from thread to thread,
 /// firing their parent-death signal once per hop (a second SIGTERM means "exit now").
 async fn forward(name: &'static str, stream: impl AsyncRead + Unpin, log_file: PathBuf) {
-    let mut log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_file)
-        .ok();
+    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(&log_file).ok();
     let mut lines = BufReader::new(stream).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         println!("{name:>13} | {line}");

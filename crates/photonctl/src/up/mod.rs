@@ -57,9 +57,7 @@ impl Managed {
         match (self.first_launch, self.healthy_since) {
             (None, _) => Phase::Pending,
             (Some(_), Some(_)) => Phase::Healthy,
-            (Some(first), None) => Phase::Starting {
-                for_how_long: now - first,
-            },
+            (Some(first), None) => Phase::Starting { for_how_long: now - first },
         }
     }
 }
@@ -74,11 +72,8 @@ fn search_dirs(explicit: &[PathBuf]) -> Vec<PathBuf> {
     if !explicit.is_empty() {
         return explicit.to_vec();
     }
-    let mut dirs: Vec<PathBuf> = std::env::current_exe()
-        .ok()
-        .and_then(|e| e.parent().map(Path::to_path_buf))
-        .into_iter()
-        .collect();
+    let mut dirs: Vec<PathBuf> =
+        std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)).into_iter().collect();
     if let Some(path) = std::env::var_os("PATH") {
         dirs.extend(std::env::split_paths(&path));
     }
@@ -89,14 +84,10 @@ fn search_dirs(explicit: &[PathBuf]) -> Vec<PathBuf> {
 fn lock_data_dir(data_dir: &Path) -> anyhow::Result<std::fs::File> {
     use std::os::fd::AsRawFd;
     let path = data_dir.join("photonctl-up.lock");
-    let file = std::fs::File::create(&path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
+    let file = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
     // SAFETY: flock on a file descriptor we own.
     if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        bail!(
-            "another `photonctl up` is already running with data dir {}",
-            data_dir.display()
-        );
+        bail!("another `photonctl up` is already running with data dir {}", data_dir.display());
     }
     Ok(file)
 }
@@ -112,10 +103,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         .iter()
         .map(|entry| Managed {
             entry,
-            binary: dirs
-                .iter()
-                .map(|d| d.join(entry.binary_name()))
-                .find(|p| p.is_file()),
+            binary: dirs.iter().map(|d| d.join(entry.binary_name())).find(|p| p.is_file()),
             child: None,
             first_launch: None,
             healthy_since: None,
@@ -125,8 +113,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
             restart_at: None,
         })
         .collect();
-    let (found, missing): (Vec<&Managed>, Vec<&Managed>) =
-        services.iter().partition(|m| m.binary.is_some());
+    let (found, missing): (Vec<&Managed>, Vec<&Managed>) = services.iter().partition(|m| m.binary.is_some());
     if found.is_empty() {
         bail!(
             "no service binaries found: looked for {} in {}. Build them with `cargo build --release --bins` \
@@ -136,33 +123,18 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         );
     }
     for m in &found {
-        say(format!(
-            "found {}",
-            m.binary
-                .as_deref()
-                .map(Path::display)
-                .map(|d| d.to_string())
-                .unwrap_or_default()
-        ));
+        say(format!("found {}", m.binary.as_deref().map(Path::display).map(|d| d.to_string()).unwrap_or_default()));
     }
     if !missing.is_empty() {
         say(format!(
             "not installed (skipped): {}",
-            missing
-                .iter()
-                .map(|m| m.entry.name)
-                .collect::<Vec<_>>()
-                .join(", ")
+            missing.iter().map(|m| m.entry.name).collect::<Vec<_>>().join(", ")
         ));
     }
 
     let ca_dir = data_dir.join("dev-ca");
     let (ca, created) = photon_tls::DevCa::load_or_create(&ca_dir)?;
-    say(format!(
-        "development CA {}: {}",
-        if created { "created" } else { "reused" },
-        ca.cert_path().display()
-    ));
+    say(format!("development CA {}: {}", if created { "created" } else { "reused" }, ca.cert_path().display()));
 
     let mut launch_order: Vec<usize> = Vec::new();
     let mut announced = false;
@@ -170,19 +142,8 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         let now = Instant::now();
         reap_and_restart(&mut services, &args, &data_dir, &ca_dir, now);
         probe(&mut services, &args.endpoints, &ca.cert_path(), now).await;
-        start_ready(
-            &mut services,
-            &mut launch_order,
-            &args,
-            &data_dir,
-            &ca_dir,
-            now,
-        );
-        if !announced
-            && services
-                .iter()
-                .all(|m| !matches!(m.phase(now), Phase::Pending | Phase::Starting { .. }))
-        {
+        start_ready(&mut services, &mut launch_order, &args, &data_dir, &ca_dir, now);
+        if !announced && services.iter().all(|m| !matches!(m.phase(now), Phase::Pending | Phase::Starting { .. })) {
             announced = true;
             announce(&services, &args.endpoints, &ca.cert_path(), &data_dir);
         }
@@ -225,12 +186,7 @@ fn launch(m: &mut Managed, args: &UpArgs, data_dir: &Path, ca_dir: &Path, now: I
             .replace("{port}", &port.to_string())
             .replace("{offset}", &args.endpoints.port_offset.to_string())
     };
-    let env: Vec<(String, String)> = m
-        .entry
-        .env
-        .iter()
-        .map(|(k, v)| (k.to_string(), substitute(v)))
-        .collect();
+    let env: Vec<(String, String)> = m.entry.env.iter().map(|(k, v)| (k.to_string(), substitute(v))).collect();
     let log = data_dir.join("logs").join(format!("{}.log", m.entry.name));
     match Child::spawn(m.entry.name, &binary, &argv, &env, log) {
         Ok(child) => {
@@ -246,31 +202,23 @@ fn launch(m: &mut Managed, args: &UpArgs, data_dir: &Path, ca_dir: &Path, now: I
         Err(e) => {
             m.crashes += 1;
             let delay = restart_backoff(m.crashes);
-            say(format!(
-                "cannot start {}: {e}; retrying in {}s",
-                m.entry.name,
-                delay.as_secs()
-            ));
+            say(format!("cannot start {}: {e}; retrying in {}s", m.entry.name, delay.as_secs()));
             m.first_launch.get_or_insert(now);
             m.restart_at = Some(now + delay);
         }
     }
 }
 
-fn reap_and_restart(
-    services: &mut [Managed],
-    args: &UpArgs,
-    data_dir: &Path,
-    ca_dir: &Path,
-    now: Instant,
-) {
+fn reap_and_restart(services: &mut [Managed], args: &UpArgs, data_dir: &Path, ca_dir: &Path, now: Instant) {
     for m in services.iter_mut() {
         if let Some(status) = m.child.as_mut().and_then(Child::try_exit) {
             m.child = None;
             m.healthy_since = None;
             m.last_status = None;
             if status.code() == Some(EXIT_CONFIG_ERROR) {
-                let reason = format!("it exited with a configuration error ({status}); see its log above, fix it and run up again");
+                let reason = format!(
+                    "it exited with a configuration error ({status}); see its log above, fix it and run up again"
+                );
                 say(format!("{} not restarted: {reason}", m.entry.name));
                 m.blocked = Some(reason);
                 continue;
@@ -293,9 +241,7 @@ fn reap_and_restart(
 }
 
 async fn probe(services: &mut [Managed], endpoints: &Endpoints, ca: &Path, now: Instant) {
-    let running: Vec<usize> = (0..services.len())
-        .filter(|&i| services[i].child.is_some())
-        .collect();
+    let running: Vec<usize> = (0..services.len()).filter(|&i| services[i].child.is_some()).collect();
     let answers = join_all(running.iter().map(|&i| {
         let url = endpoints.url(services[i].entry);
         async move { photon_client::probe_health(&url, Some(ca), Duration::from_secs(1)).await }
@@ -304,10 +250,7 @@ async fn probe(services: &mut [Managed], endpoints: &Endpoints, ca: &Path, now: 
     for (&i, answer) in running.iter().zip(answers) {
         let m = &mut services[i];
         let (healthy, status) = match &answer {
-            Ok(a) => (
-                a.http_status == 200,
-                a.status().unwrap_or("unknown").to_string(),
-            ),
+            Ok(a) => (a.http_status == 200, a.status().unwrap_or("unknown").to_string()),
             Err(_) => (false, "not answering".to_string()),
         };
         if healthy && m.healthy_since.is_none() {
@@ -320,16 +263,11 @@ async fn probe(services: &mut [Managed], endpoints: &Endpoints, ca: &Path, now: 
             say(format!(
                 "{} reports {status}: {}",
                 m.entry.name,
-                answer
-                    .as_ref()
-                    .map(|a| a.body.to_string())
-                    .unwrap_or_default()
+                answer.as_ref().map(|a| a.body.to_string()).unwrap_or_default()
             ));
         }
         m.last_status = Some(status);
-        if m.healthy_since
-            .is_some_and(|since| now - since >= STABLE_AFTER)
-        {
+        if m.healthy_since.is_some_and(|since| now - since >= STABLE_AFTER) {
             m.crashes = 0;
         }
     }
@@ -349,12 +287,8 @@ fn start_ready(
         }
         let decision = {
             let view = &*services;
-            let phase_of = |name: &str| {
-                view.iter()
-                    .find(|m| m.entry.name == name)
-                    .map(|m| m.phase(now))
-                    .unwrap_or(Phase::Missing)
-            };
+            let phase_of =
+                |name: &str| view.iter().find(|m| m.entry.name == name).map(|m| m.phase(now)).unwrap_or(Phase::Missing);
             decide(view[i].entry, phase_of, args.start_timeout)
         };
         match decision {
@@ -381,11 +315,7 @@ fn announce(services: &[Managed], endpoints: &Endpoints, ca: &Path, data_dir: &P
         } else {
             m.last_status.clone().unwrap_or_else(|| "starting".into())
         };
-        say(format!(
-            "  {:<14} {:<26} {state}",
-            m.entry.name,
-            endpoints.url(m.entry)
-        ));
+        say(format!("  {:<14} {:<26} {state}", m.entry.name, endpoints.url(m.entry)));
     }
     say(format!("trust the development CA: {}", ca.display()));
     say(format!(

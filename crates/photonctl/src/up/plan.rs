@@ -29,19 +29,13 @@ pub enum Decision {
 
 /// Decides for `entry`, looking up each dependency's phase with `phase_of`. `timeout` is how
 /// long a dependency may take to become healthy.
-pub fn decide(
-    entry: &ServiceEntry,
-    phase_of: impl Fn(&str) -> Phase,
-    timeout: Duration,
-) -> Decision {
+pub fn decide(entry: &ServiceEntry, phase_of: impl Fn(&str) -> Phase, timeout: Duration) -> Decision {
     let mut wait = false;
     for (kind, dep) in entry.deps {
         match (kind, phase_of(dep)) {
             (_, Phase::Healthy) => {}
             (Dep::Requires, Phase::Missing) => {
-                return Decision::Block(format!(
-                    "it requires {dep}, whose binary {dep}-server was not found"
-                ));
+                return Decision::Block(format!("it requires {dep}, whose binary {dep}-server was not found"));
             }
             (Dep::Requires, Phase::Blocked(_)) => {
                 return Decision::Block(format!("it requires {dep}, which was not started"));
@@ -54,8 +48,7 @@ pub fn decide(
             }
             (Dep::Requires, Phase::Pending | Phase::Starting { .. }) => wait = true,
             (Dep::Wants | Dep::After, Phase::Missing | Phase::Blocked(_)) => {}
-            (Dep::Wants | Dep::After, Phase::Starting { for_how_long })
-                if for_how_long >= timeout => {}
+            (Dep::Wants | Dep::After, Phase::Starting { for_how_long }) if for_how_long >= timeout => {}
             (Dep::Wants | Dep::After, Phase::Pending | Phase::Starting { .. }) => wait = true,
         }
     }
@@ -84,17 +77,12 @@ mod tests {
     const T: Duration = Duration::from_secs(60);
 
     fn starting(secs: u64) -> Phase {
-        Phase::Starting {
-            for_how_long: Duration::from_secs(secs),
-        }
+        Phase::Starting { for_how_long: Duration::from_secs(secs) }
     }
 
     #[test]
     fn chainfire_starts_at_once() {
-        assert_eq!(
-            decide(entry("chainfire"), |_| Phase::Pending, T),
-            Decision::Start
-        );
+        assert_eq!(decide(entry("chainfire"), |_| Phase::Pending, T), Decision::Start);
     }
 
     #[test]
@@ -108,10 +96,7 @@ mod tests {
     #[test]
     fn requires_blocks_when_the_dependency_never_becomes_healthy() {
         match decide(entry("flaredb"), |_| starting(60), T) {
-            Decision::Block(reason) => assert!(
-                reason.contains("chainfire") && reason.contains("60s"),
-                "{reason}"
-            ),
+            Decision::Block(reason) => assert!(reason.contains("chainfire") && reason.contains("60s"), "{reason}"),
             other => panic!("expected a block, got {other:?}"),
         }
     }
@@ -141,22 +126,12 @@ mod tests {
         assert_eq!(decide(prismnet, phases(starting(1)), T), Decision::Wait);
         assert_eq!(decide(prismnet, phases(starting(61)), T), Decision::Start);
         assert_eq!(decide(prismnet, phases(Phase::Missing), T), Decision::Start);
-        assert_eq!(
-            decide(prismnet, phases(Phase::Blocked("no".into())), T),
-            Decision::Start
-        );
+        assert_eq!(decide(prismnet, phases(Phase::Blocked("no".into())), T), Decision::Start);
     }
 
     #[test]
     fn the_application_tier_starts_after_iam() {
-        for name in [
-            "plasmavmc",
-            "prismnet",
-            "flashdns",
-            "fiberlb",
-            "lightningstor",
-            "k8shost",
-        ] {
+        for name in ["plasmavmc", "prismnet", "flashdns", "fiberlb", "lightningstor", "k8shost"] {
             let phase_of = |dep: &str| {
                 if dep == "iam" {
                     Phase::Pending
@@ -164,11 +139,7 @@ mod tests {
                     Phase::Healthy
                 }
             };
-            assert_eq!(
-                decide(entry(name), phase_of, T),
-                Decision::Wait,
-                "{name} must wait for iam"
-            );
+            assert_eq!(decide(entry(name), phase_of, T), Decision::Wait, "{name} must wait for iam");
         }
     }
 

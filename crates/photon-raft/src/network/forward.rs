@@ -1,0 +1,23 @@
+//! Leader forwarding, shared by every application: writes proposed on a follower and
+//! linearizable reads served by a follower both go through the current leader.
+
+use serde::{Deserialize, Serialize};
+
+use crate::NodeId;
+
+/// Why the leader could not do what a follower forwarded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ForwardFailure {
+    /// The receiver is not the leader (any more); it names the leader it knows of.
+    #[error("not the leader (leader: {leader:?})")]
+    NotLeader { leader: Option<(NodeId, String)> },
+    /// The leader could not reach a quorum.
+    #[error("the leader cannot reach a quorum")]
+    NoQuorum,
+    /// The leader is shutting down.
+    #[error("the leader is stopping")]
+    Stopped,
+    /// The message did not arrive or was malformed.
+    #[error("forwarding failed: {0}")]
+    Transport(String),
+}

@@ -1,0 +1,115 @@
+//! Proposing and reading through whichever member leads: a member proposes locally when it
+//! leads and forwards to the leader otherwise; a linearizable read on a follower asks the
+//! leader for a read index and waits until it has applied that far.
+
+use std::time::Duration;
+
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError as OpenRaftError};
+use openraft::Raft;
+
+use super::forward::ForwardFailure;
+use super::PeerNetwork;
+use crate::{App, TypeConfig};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProposeError {
+    #[error("no leader")]
+    NoLeader,
+    #[error("timed out")]
+    Timeout,
+    #[error("stopped")]
+    Stopped,
+    #[error("{0}")]
+    Rejected(String),
+}
+
+pub struct Proposer<A: App> {
+    raft: Raft<TypeConfig<A>>,
+    network: PeerNetwork<A>,
+    timeout: Duration,
+}
+
+impl<A: App> Clone for Proposer<A> {
+    fn clone(&self) -> Self {
+        Self { raft: self.raft.clone(), network: self.network.for_group(self.network.group()), timeout: self.timeout }
+    }
+}
+
+/// Pause between attempts while a leader is being elected.
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
+
+impl<A: App> Proposer<A> {
+    /// `timeout` bounds every call, including waiting out an election.
+    pub fn new(raft: Raft<TypeConfig<A>>, network: PeerNetwork<A>, timeout: Duration) -> Self {
+        Self { raft, network, timeout }
+    }
+
+    /// Proposes `request` and returns what applying it answered.
+    pub async fn write(&self, request: A::Request) -> Result<A::Response, ProposeError> {
+        tokio::time::timeout(self.timeout, self.write_until_done(request)).await.map_err(|_| ProposeError::Timeout)?
+    }
+
+    async fn write_until_done(&self, request: A::Request) -> Result<A::Response, ProposeError> {
+        loop {
+            match self.raft.client_write(request.clone()).await {
+                Ok(response) => return Ok(response.data),
+                Err(OpenRaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                    if let (Some(leader), Some(node)) = (f.leader_id, f.leader_node) {
+                        match self.network.forward_write(leader, &node.addr, &request, self.timeout).await {
+                            Ok(response) => return Ok(response),
+                            // Not proposed there: safe to try again once leadership settles.
+                            Err(ForwardFailure::NotLeader { .. }) => {}
+                            Err(ForwardFailure::Stopped | ForwardFailure::NoQuorum) => {
+                                return Err(ProposeError::NoLeader)
+                            }
+                            // Perhaps applied, perhaps not: the client decides, as with etcd.
+                            Err(ForwardFailure::Transport(_)) => return Err(ProposeError::Timeout),
+                        }
+                    }
+                }
+                Err(OpenRaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
+                    return Err(ProposeError::Rejected(e.to_string()))
+                }
+                Err(OpenRaftError::Fatal(_)) => return Err(ProposeError::Stopped),
+            }
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
+    }
+
+    /// Returns once a read of this member's state is linearizable.
+    pub async fn linearize(&self) -> Result<(), ProposeError> {
+        tokio::time::timeout(self.timeout, self.linearize_until_done()).await.map_err(|_| ProposeError::Timeout)?
+    }
+
+    async fn linearize_until_done(&self) -> Result<(), ProposeError> {
+        loop {
+            match self.raft.ensure_linearizable().await {
+                Ok(_) => return Ok(()),
+                Err(OpenRaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
+                    if let (Some(leader), Some(node)) = (f.leader_id, f.leader_node) {
+                        match self.network.read_index(leader, &node.addr, self.timeout).await {
+                            Ok(index) => {
+                                self.raft
+                                    .wait(Some(self.timeout))
+                                    .applied_index_at_least(Some(index), "linearizable read")
+                                    .await
+                                    .map_err(|_| ProposeError::Timeout)?;
+                                return Ok(());
+                            }
+                            Err(ForwardFailure::NotLeader { .. }) => {}
+                            Err(ForwardFailure::Stopped) => return Err(ProposeError::NoLeader),
+                            Err(ForwardFailure::NoQuorum | ForwardFailure::Transport(_)) => {
+                                return Err(ProposeError::Timeout)
+                            }
+                        }
+                    }
+                }
+                Err(OpenRaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => {
+                    return Err(ProposeError::Timeout)
+                }
+                Err(OpenRaftError::Fatal(_)) => return Err(ProposeError::Stopped),
+            }
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
+    }
+}
