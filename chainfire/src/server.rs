@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use photon_api::etcd::etcdserverpb::cluster_server::ClusterServer;
 use photon_api::etcd::etcdserverpb::kv_server::KvServer;
 use photon_api::etcd::etcdserverpb::lease_server::LeaseServer;
 use photon_api::etcd::etcdserverpb::maintenance_server::MaintenanceServer;
@@ -10,7 +11,7 @@ use photon_api::etcd::etcdserverpb::watch_server::WatchServer;
 use photon_runtime::{Api, Context};
 
 use crate::config::ChainfireConfig;
-use crate::etcd::{KvService, LeaseService, MaintenanceService, WatchService};
+use crate::etcd::{ClusterService, KvService, LeaseService, MaintenanceService, WatchService};
 use crate::leases::LeaseKeeper;
 use crate::node::Node;
 
@@ -39,10 +40,13 @@ pub async fn build(config: ChainfireConfig, context: Context) -> anyhow::Result<
         context.shutdown.clone(),
         min_ttl,
     ));
+    let scheme = if context.tls.config.is_some() { "https" } else { "http" };
+    let client_url = format!("{scheme}://{}", config.server.listen);
     let health_node = node.clone();
     Ok(Api::new(move || health_node.health())
         .grpc(kv)
         .grpc(watch)
         .grpc(lease)
-        .grpc(MaintenanceServer::new(MaintenanceService::new(node.clone()))))
+        .grpc(MaintenanceServer::new(MaintenanceService::new(node.clone())))
+        .grpc(ClusterServer::new(ClusterService::new(node.clone(), client_url))))
 }

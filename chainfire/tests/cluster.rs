@@ -132,3 +132,58 @@ async fn killing_the_leader_loses_nothing_and_a_new_leader_serves_within_two_sec
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn members_are_listed_added_as_learners_promoted_and_removed() {
+    let mut cluster = Cluster::start().await;
+    let leader = cluster.leader().await;
+    let list = cluster.ok(leader, &["member", "list", "-w", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&list).unwrap();
+    let members = doc["members"].as_array().unwrap();
+    assert_eq!(members.len(), 3, "{list}");
+    assert!(members.iter().all(|m| m.get("isLearner").is_none_or(|l| l == false)), "{list}");
+    cluster.ok(leader, &["put", "before/join", "1"]);
+
+    let raft4 = format!("127.0.0.1:{}", free_port());
+    let added = cluster.ok(leader, &["member", "add", "node4", &format!("--peer-urls=https://{raft4}"), "--learner"]);
+    let hex = added.split_whitespace().nth(1).unwrap_or_else(|| panic!("no member id in {added}"));
+    let id = u64::from_str_radix(hex, 16).unwrap_or_else(|_| panic!("{hex} is not a hex member id: {added}"));
+
+    let ca = cluster.members[0].ca().parent().unwrap().to_path_buf();
+    let mut fourth =
+        TestServer::with_shared_ca("chainfire-server", &ca, &["--node-id", &id.to_string(), "--raft-listen", &raft4]);
+    fourth.process.env("CHAINFIRE_RAFT_BOOTSTRAP", "false").start();
+    cluster.members.push(fourth);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (success, out) = cluster.etcdctl(3, &["get", "before/join", "--consistency=s", "--print-value-only"]);
+        if success && out.trim() == "1" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the learner never caught up: {out}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let list = cluster.ok(leader, &["member", "list"]);
+    assert!(list.contains(&format!("{hex}, started")) || list.contains(hex), "{list}");
+    assert!(list.lines().any(|l| l.contains(hex) && l.contains("true")), "the new member is a learner: {list}");
+
+    assert!(cluster.ok(leader, &["member", "promote", hex]).contains("promoted"));
+    let voters = cluster.ok(leader, &["member", "list"]);
+    assert_eq!(voters.lines().filter(|l| l.ends_with("false")).count(), 4, "{voters}");
+
+    let removed = (0..3).find(|&i| i != leader).map(|i| i as u64 + 1).unwrap();
+    let out = cluster.ok(leader, &["member", "remove", &format!("{removed:x}")]);
+    assert!(out.contains("removed"), "{out}");
+    assert_eq!(cluster.ok(leader, &["member", "list"]).lines().count(), 3);
+    cluster.ok(leader, &["put", "after/remove", "ok"]);
+    assert_eq!(
+        cluster.ok(3, &["get", "after/remove", "--print-value-only"]).trim(),
+        "ok",
+        "the promoted member serves"
+    );
+
+    let (success, out) = cluster.etcdctl(leader, &["member", "promote", hex]);
+    assert!(!success && out.contains("can only promote a learner member"), "{out}");
+    let (success, out) = cluster.etcdctl(leader, &["member", "remove", "abcdef"]);
+    assert!(!success && out.contains("member not found"), "{out}");
+}
