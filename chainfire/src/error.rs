@@ -24,6 +24,9 @@ pub enum ChainfireError {
     Stopped,
     #[error("{0}")]
     InvalidArgument(String),
+    /// A REST read of a key that does not exist (etcd's Range answers an empty list instead).
+    #[error("key {0:?} not found")]
+    NoSuchKey(String),
     #[error(transparent)]
     Storage(#[from] StorageFailure),
 }
@@ -34,6 +37,41 @@ impl From<ReadError> for ChainfireError {
             ReadError::Refused(refusal) => Self::Mvcc(refusal),
             ReadError::Storage(failure) => Self::Storage(failure),
         }
+    }
+}
+
+impl ChainfireError {
+    /// The HTTP status and error code the REST API answers with.
+    pub fn http(&self) -> (axum::http::StatusCode, &'static str) {
+        use axum::http::StatusCode as H;
+        match self {
+            ChainfireError::Mvcc(MvccError::Compacted { .. }) => (H::GONE, "compacted"),
+            ChainfireError::Mvcc(MvccError::FutureRevision) => (H::BAD_REQUEST, "future_revision"),
+            ChainfireError::Mvcc(MvccError::KeyNotFound) => (H::NOT_FOUND, "key_not_found"),
+            ChainfireError::Mvcc(MvccError::LeaseNotFound) => (H::NOT_FOUND, "lease_not_found"),
+            ChainfireError::Mvcc(MvccError::LeaseExists) => (H::CONFLICT, "lease_exists"),
+            ChainfireError::Mvcc(MvccError::DuplicateKey) => (H::BAD_REQUEST, "duplicate_key"),
+            ChainfireError::EmptyKey => (H::BAD_REQUEST, "empty_key"),
+            ChainfireError::TooManyOps => (H::BAD_REQUEST, "too_many_ops"),
+            ChainfireError::RequestTooLarge => (H::PAYLOAD_TOO_LARGE, "request_too_large"),
+            ChainfireError::InvalidArgument(_) => (H::BAD_REQUEST, "invalid_argument"),
+            ChainfireError::NoSuchKey(_) => (H::NOT_FOUND, "not_found"),
+            ChainfireError::NoLeader | ChainfireError::Timeout | ChainfireError::Stopped => {
+                (H::SERVICE_UNAVAILABLE, "unavailable")
+            }
+            ChainfireError::Storage(_) => (H::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl axum::response::IntoResponse for ChainfireError {
+    fn into_response(self) -> axum::response::Response {
+        let (status, code) = self.http();
+        if let ChainfireError::Storage(failure) = &self {
+            tracing::error!(error = %failure, "storage failure while serving a request");
+        }
+        let body = serde_json::json!({ "error": { "code": code, "message": self.to_string() } });
+        (status, axum::Json(body)).into_response()
     }
 }
 
@@ -48,6 +86,7 @@ impl From<ChainfireError> for Status {
                 Code::InvalidArgument
             }
             ChainfireError::InvalidArgument(_) => Code::InvalidArgument,
+            ChainfireError::NoSuchKey(_) => Code::NotFound,
             ChainfireError::NoLeader | ChainfireError::Timeout | ChainfireError::Stopped => Code::Unavailable,
             ChainfireError::Storage(_) => Code::Internal,
         };

@@ -13,4 +13,5 @@ pub mod etcd;
 pub mod leases;
 pub mod mvcc;
 pub mod node;
+pub mod rest;
 pub mod server;

@@ -1,5 +1,5 @@
 //! Chainfire's persistent format: every column family and key the MVCC store writes. Values
-//! use photon-raft's versioned encoding style (a format byte, then bincode).
+//! use photon-raft's versioned encoding (a format byte, then bincode).
 //!
 //! - `kv_latest`: user key → the live [`KeyValue`] (absent once deleted). Serves reads at the
 //!   current revision.
@@ -13,9 +13,6 @@
 //!
 //! Revisions and sub-revisions are non-negative i64s stored big-endian as u64, so they sort.
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-
 pub const CF_LATEST: &str = "kv_latest";
 pub const CF_HISTORY: &str = "kv_history";
 pub const CF_EVENTS: &str = "kv_events";
@@ -27,7 +24,6 @@ pub const ALL_CFS: [&str; 6] = [CF_LATEST, CF_HISTORY, CF_EVENTS, CF_META, CF_LE
 pub const META_REVISION: &[u8] = b"revision";
 pub const META_COMPACT: &[u8] = b"compact_revision";
 
-const FORMAT_V1: u8 = 1;
 const ESCAPE: u8 = 0xFF;
 const TERMINATOR: u8 = 0x01;
 const REV_SUFFIX: usize = 16;
@@ -99,19 +95,9 @@ pub fn split_history_key(raw: &[u8]) -> Option<(Vec<u8>, i64, i64)> {
     Some((dec_key(&raw[..split])?, rev, sub))
 }
 
-pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, bincode::Error> {
-    let mut out = vec![FORMAT_V1];
-    bincode::serialize_into(&mut out, value)?;
-    Ok(out)
-}
-
-pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, bincode::Error> {
-    match bytes.split_first() {
-        Some((&FORMAT_V1, rest)) => bincode::deserialize(rest),
-        Some((v, _)) => Err(Box::new(bincode::ErrorKind::Custom(format!("unknown chainfire format version {v}")))),
-        None => Err(Box::new(bincode::ErrorKind::Custom("empty value".into()))),
-    }
-}
+/// Values use photon-raft's versioned encoding (a format byte, then bincode), so one decoder
+/// policy covers the Raft log and the store.
+pub use photon_raft::{decode, encode};
 
 #[cfg(test)]
 mod tests {

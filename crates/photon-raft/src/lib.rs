@@ -24,7 +24,7 @@ mod types;
 
 pub use app::{App, BoxError};
 pub use error::RaftError;
-pub use keys::{CF_LOG, CF_META};
+pub use keys::{decode, encode, CF_LOG, CF_META};
 pub use log_store::LogStore;
 pub use state_machine::StateMachine;
 pub use storage::Storage;

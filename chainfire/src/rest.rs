@@ -1,0 +1,135 @@
+//! The REST API on the API port: `GET/PUT/DELETE /api/v1/kv/{key}` and
+//! `GET /admin/cluster/members`. Values are JSON strings (UTF-8); a value that is not UTF-8
+//! is returned as `value_base64` instead. Errors are `{"error":{"code","message"}}`.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use photon_raft::openraft::ServerState;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::ChainfireError;
+use crate::mvcc::model::{Command, DeleteRange, KeyRange, KeyValue, OpResult, Outcome, Put, Range};
+use crate::mvcc::read;
+use crate::node::Node;
+
+pub fn router(node: Node) -> Router {
+    Router::new()
+        .route("/api/v1/kv/{*key}", get(get_key).put(put_key).delete(delete_key))
+        .route("/admin/cluster/members", get(members))
+        .with_state(node)
+}
+
+fn kv_json(kv: KeyValue) -> Value {
+    let mut doc = json!({
+        "key": String::from_utf8_lossy(&kv.key),
+        "create_revision": kv.create_revision,
+        "mod_revision": kv.mod_revision,
+        "version": kv.version,
+        "lease": kv.lease,
+    });
+    match String::from_utf8(kv.value) {
+        Ok(text) => doc["value"] = Value::String(text),
+        Err(bytes) => doc["value_base64"] = Value::String(base64(bytes.as_bytes())),
+    }
+    doc
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn single(key: String) -> Result<KeyRange, ChainfireError> {
+    if key.is_empty() {
+        return Err(ChainfireError::EmptyKey);
+    }
+    Ok(KeyRange { key: key.into_bytes(), end: Vec::new() })
+}
+
+async fn get_key(State(node): State<Node>, Path(key): Path<String>) -> Result<Response, ChainfireError> {
+    let range = Range { range: single(key.clone())?, ..Default::default() };
+    node.linearize().await?;
+    let (revision, mut found) = node.read(|reader| Ok((reader.revision()?, read::range(reader, None, &range)?)))?;
+    match found.kvs.pop() {
+        Some(kv) => Ok(Json(json!({ "revision": revision, "kv": kv_json(kv) })).into_response()),
+        None => Err(ChainfireError::NoSuchKey(key)),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PutBody {
+    value: String,
+    #[serde(default)]
+    lease: i64,
+}
+
+async fn put_key(State(node): State<Node>, Path(key): Path<String>, body: Bytes) -> Result<Response, ChainfireError> {
+    let body: PutBody = serde_json::from_slice(&body).map_err(|e| {
+        ChainfireError::InvalidArgument(format!("request body must be {{\"value\": string, \"lease\"?: integer}}: {e}"))
+    })?;
+    let put = Put {
+        key: single(key)?.key,
+        value: body.value.into_bytes(),
+        lease: body.lease,
+        prev_kv: true,
+        ignore_value: false,
+        ignore_lease: false,
+    };
+    match node.apply(Command::Put(put)).await? {
+        (revision, Outcome::Op(OpResult::Put { prev })) => {
+            Ok(Json(json!({ "revision": revision, "prev_kv": prev.map(kv_json) })).into_response())
+        }
+        _ => Err(ChainfireError::InvalidArgument("the store answered a different operation".into())),
+    }
+}
+
+async fn delete_key(State(node): State<Node>, Path(key): Path<String>) -> Result<Response, ChainfireError> {
+    let delete = DeleteRange { range: single(key)?, prev_kv: false };
+    match node.apply(Command::DeleteRange(delete)).await? {
+        (revision, Outcome::Op(OpResult::DeleteRange { deleted, .. })) => {
+            Ok(Json(json!({ "revision": revision, "deleted": deleted })).into_response())
+        }
+        _ => Err(ChainfireError::InvalidArgument("the store answered a different operation".into())),
+    }
+}
+
+async fn members(State(node): State<Node>) -> Response {
+    let metrics = node.raft.metrics().borrow().clone();
+    let membership = metrics.membership_config.membership();
+    let voters: Vec<u64> = membership.voter_ids().collect();
+    let members: Vec<Value> = membership
+        .nodes()
+        .map(|(id, n)| {
+            json!({
+                "id": id,
+                "peer_addr": n.addr,
+                "role": if voters.contains(id) { "voter" } else { "learner" },
+                "leader": metrics.current_leader == Some(*id),
+            })
+        })
+        .collect();
+    let leader = metrics.current_leader;
+    let status = if leader.is_some() && metrics.state != ServerState::Shutdown {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(json!({ "members": members, "leader": leader, "answered_by": node.id }))).into_response()
+}
