@@ -3,6 +3,7 @@
 
 mod catalog;
 mod endpoints;
+mod kv;
 mod status;
 mod up;
 
@@ -10,6 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
@@ -67,6 +69,22 @@ enum Command {
         #[arg(long, default_value_t = 30, value_name = "SECS")]
         stop_timeout: u64,
     },
+    /// Read and write keys in chainfire.
+    Kv {
+        #[command(flatten)]
+        target: Target,
+        /// chainfire endpoint. Default: https://<host>:<2379 + port offset>.
+        #[arg(long, value_name = "URL")]
+        endpoint: Option<String>,
+        /// CA certificate to trust. Default: <data-dir>/dev-ca/ca.crt.
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
+        /// table or json.
+        #[arg(long, short, value_enum, default_value = "table")]
+        output: OutputFormat,
+        #[command(subcommand)]
+        command: kv::KvCommand,
+    },
     /// Show every service's health. Exits 0 when at least one service answers and every
     /// service that answers is healthy, 1 otherwise.
     Status {
@@ -110,6 +128,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let result = up::run(args, shutdown).await;
             signals.abort();
             result.map(|()| ExitCode::SUCCESS)
+        }
+        Command::Kv { target, endpoint, ca, output, command } => {
+            let ca = ca.unwrap_or_else(|| target.data_dir.join("dev-ca").join(photon_tls::CA_CERT_FILE));
+            let endpoints = Endpoints::new(target.host, target.port_offset)?;
+            let chainfire =
+                catalog::CATALOG.iter().find(|e| e.name == "chainfire").context("chainfire is not in the catalog")?;
+            let endpoint = endpoint.unwrap_or_else(|| endpoints.url(chainfire));
+            kv::run(&endpoint, ca, command, output).await.map(|()| ExitCode::SUCCESS)
         }
         Command::Status { target, ca, output } => {
             let ca = ca.unwrap_or_else(|| target.data_dir.join("dev-ca").join(photon_tls::CA_CERT_FILE));
