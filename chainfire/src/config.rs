@@ -44,6 +44,11 @@ pub struct RaftSection {
     pub bootstrap: bool,
     /// The first members, as `id=host:port` of their peer ports, this member included.
     pub initial_peers: Vec<String>,
+    /// Join a running cluster through this member's API URL (e.g. `https://node01:2379`)
+    /// when the data dir holds no cluster yet: added as a learner, then promoted.
+    pub join: Option<String>,
+    /// CA that signs every peer's certificate; defaults to the API port's CA.
+    pub peer_ca: Option<std::path::PathBuf>,
     pub heartbeat_ms: u64,
     pub election_timeout_ms: u64,
     /// Take a snapshot (and drop older log entries) after this many entries.
@@ -72,6 +77,8 @@ impl ServiceConfig for ChainfireConfig {
                 advertise: None,
                 bootstrap: true,
                 initial_peers: Vec::new(),
+                join: None,
+                peer_ca: None,
                 heartbeat_ms: 100,
                 election_timeout_ms: 300,
                 snapshot_after_entries: 10_000,

@@ -7,9 +7,11 @@
 //! applied as the Raft state machine). Architecture invariant: `mvcc` knows nothing of gRPC
 //! or Raft networking; `etcd` is the only place generated types appear.
 
+pub mod cluster_config;
 pub mod config;
 pub mod error;
 pub mod etcd;
+pub mod join;
 pub mod leases;
 pub mod mvcc;
 pub mod node;

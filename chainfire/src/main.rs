@@ -20,14 +20,21 @@ struct Cli {
     /// host:port peers reach this member at (raft.advertise).
     #[arg(long, value_name = "HOST:PORT")]
     advertise: Option<String>,
+    /// cluster-config.json from first-boot automation: sets node id, peers, bootstrap or join,
+    /// and certificates. Other flags still win over it.
+    #[arg(long, value_name = "FILE")]
+    cluster_config: Option<std::path::PathBuf>,
     /// First members as id=host:port, comma-separated, this member included (raft.initial_peers).
     #[arg(long, value_name = "ID=HOST:PORT,...", value_delimiter = ',')]
     initial_peers: Vec<String>,
 }
 
 impl Cli {
-    fn overrides(&self) -> Vec<(String, ConfigValue)> {
+    fn overrides(&self) -> Result<Vec<(String, ConfigValue)>, String> {
         let mut out = Vec::new();
+        if let Some(path) = &self.cluster_config {
+            out.extend(chainfire::cluster_config::ClusterConfig::read(path)?.overrides(path)?);
+        }
         if let Some(id) = self.node_id {
             out.push(("raft.node_id".to_string(), ConfigValue::from(id)));
         }
@@ -41,13 +48,19 @@ impl Cli {
         if let Some(advertise) = &self.advertise {
             out.push(("raft.advertise".to_string(), ConfigValue::from(advertise.clone())));
         }
-        out
+        Ok(out)
     }
 }
 
 fn main() -> ExitCode {
     let cli: Cli = photon_runtime::cli::parse::<Cli, ChainfireConfig>(&SPEC);
-    let overrides = cli.overrides();
+    let overrides = match cli.overrides() {
+        Ok(overrides) => overrides,
+        Err(e) => {
+            eprintln!("chainfire-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
     photon_runtime::run(SPEC, cli.common, overrides, |config: ChainfireConfig, context| async move {
         Ok(chainfire::server::build(config, context).await?)
     })

@@ -71,13 +71,21 @@ impl Node {
     /// Opens the store, starts Raft and the peer port, and bootstraps a one-member cluster if
     /// asked to and none exists yet.
     pub async fn start(config: &ChainfireConfig, context: &Context) -> anyhow::Result<Self> {
-        let id = config.raft.node_id;
         let dir = config.server.data_dir.join("raft");
+        let peer_ca = config.raft.peer_ca.clone().or_else(|| context.tls.trust.clone());
+        let joining = match (&config.raft.join, crate::join::stored_id(&dir)?) {
+            (_, Some(stored)) => Some(stored),
+            (Some(leader), None) => {
+                Some(crate::join::add_self(&dir, leader, &config.raft.advertised(), peer_ca.clone()).await?)
+            }
+            (None, None) => None,
+        };
+        let id = joining.unwrap_or(config.raft.node_id);
         let storage = Storage::open(&dir, &ALL_CFS)?;
         let applied_revision = Reader::new(storage.db(), None).revision()?;
         let (revision_tx, revisions) = tokio::sync::watch::channel(applied_revision);
         let (log, sm) = storage.group(0, MvccApp::with_notifier(revision_tx))?;
-        let tls = match (&context.tls.trust, &context.tls.identity) {
+        let tls = match (&peer_ca, &context.tls.identity) {
             (Some(ca), Some((cert, key))) => Some(PeerTls { ca: ca.clone(), cert: cert.clone(), key: key.clone() }),
             _ => {
                 tracing::warn!("no CA and certificate for peers: the Raft port speaks plaintext");
@@ -110,7 +118,7 @@ impl Node {
             }
         });
 
-        if config.raft.bootstrap && !raft.is_initialized().await? {
+        if config.raft.bootstrap && joining.is_none() && !raft.is_initialized().await? {
             let members: BTreeMap<NodeId, BasicNode> = config
                 .raft
                 .bootstrap_members()
@@ -125,6 +133,16 @@ impl Node {
                 Ok(()) => tracing::info!(node_id = id, members = size, "bootstrapped a new cluster"),
                 Err(e) => tracing::info!(node_id = id, reason = %e, "cluster already initialized"),
             }
+        }
+        if let (Some(leader), Some(_)) = (&config.raft.join, joining) {
+            let promote = crate::join::promote_when_caught_up(
+                raft.clone(),
+                id,
+                leader.clone(),
+                peer_ca.clone(),
+                context.shutdown.clone(),
+            );
+            context.tasks.spawn(promote);
         }
         let proposer = Proposer::new(raft.clone(), proposer_network, REQUEST_TIMEOUT);
         Ok(Self { raft, db: storage.db().clone(), id, cluster_id: fnv1a(b"chainfire"), revisions, proposer })
@@ -143,6 +161,14 @@ impl Node {
             Some(Err(refusal)) => Err(refusal.into()),
             None => Err(ChainfireError::InvalidArgument("the command produced no result".into())),
         }
+    }
+
+    /// Makes a membership change through the leader; `Err(Rejected)` carries openraft's reason.
+    pub async fn change_membership(
+        &self,
+        change: photon_raft::openraft::ChangeMembers<NodeId, BasicNode>,
+    ) -> Result<(), ProposeError> {
+        self.proposer.change_membership(change).await
     }
 
     /// Returns once a read of this member's state is linearizable: the leader confirmed its

@@ -1,5 +1,6 @@
 //! etcd's `Cluster` service over Raft membership: MemberList, MemberAdd (as voter or learner),
-//! MemberRemove, MemberUpdate, MemberPromote. Peer URLs are Raft peer addresses
+//! MemberRemove, MemberUpdate, MemberPromote, on any member (changes go through the leader).
+//! Peer URLs are Raft peer addresses
 //! (`https://host:port`); a member's client URL is known for the answering member itself.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -10,8 +11,8 @@ use photon_api::etcd::etcdserverpb::{
     Member, MemberAddRequest, MemberAddResponse, MemberListRequest, MemberListResponse, MemberPromoteRequest,
     MemberPromoteResponse, MemberRemoveRequest, MemberRemoveResponse, MemberUpdateRequest, MemberUpdateResponse,
 };
-use photon_raft::openraft::error::{ClientWriteError, RaftError};
-use photon_raft::openraft::{BasicNode, ChangeMembers, ServerState};
+use photon_raft::network::ProposeError;
+use photon_raft::openraft::{BasicNode, ChangeMembers};
 use photon_raft::NodeId;
 use tonic::{Request, Response, Status};
 
@@ -48,24 +49,16 @@ impl ClusterService {
         Some(self.node.header(*self.node.revisions.borrow()))
     }
 
-    /// Membership changes are made by the leader.
-    fn require_leader(&self) -> Result<(), Status> {
-        if self.node.raft.metrics().borrow().state != ServerState::Leader {
-            return Err(Status::failed_precondition("etcdserver: not leader"));
-        }
-        Ok(())
-    }
-
+    /// A membership change, made through the leader whichever member was asked.
     async fn change(&self, change: ChangeMembers<NodeId, BasicNode>) -> Result<(), Status> {
-        match self.node.raft.change_membership(change, false).await {
-            Ok(_) => Ok(()),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
-                Err(Status::failed_precondition("etcdserver: not leader"))
+        match self.node.change_membership(change).await {
+            Ok(()) => Ok(()),
+            Err(ProposeError::Rejected(why)) => {
+                Err(Status::failed_precondition(format!("etcdserver: re-configuration failed: {why}")))
             }
-            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
-                Err(Status::failed_precondition(format!("etcdserver: re-configuration failed: {e}")))
-            }
-            Err(RaftError::Fatal(_)) => Err(Status::unavailable("etcdserver: server stopped")),
+            Err(ProposeError::NoLeader) => Err(Status::unavailable("etcdserver: no leader")),
+            Err(ProposeError::Timeout) => Err(Status::unavailable("etcdserver: request timed out")),
+            Err(ProposeError::Stopped) => Err(Status::unavailable("etcdserver: server stopped")),
         }
     }
 
@@ -89,7 +82,6 @@ fn peer_addr(url: &str) -> Result<String, Status> {
 #[tonic::async_trait]
 impl Cluster for ClusterService {
     async fn member_add(&self, request: Request<MemberAddRequest>) -> Result<Response<MemberAddResponse>, Status> {
-        self.require_leader()?;
         let request = request.into_inner();
         let [url] = request.peer_ur_ls.as_slice() else {
             return Err(Status::invalid_argument("etcdserver: given member URLs are invalid"));
@@ -116,7 +108,6 @@ impl Cluster for ClusterService {
         &self,
         request: Request<MemberRemoveRequest>,
     ) -> Result<Response<MemberRemoveResponse>, Status> {
-        self.require_leader()?;
         let id = request.into_inner().id;
         let member = self.find(id)?;
         if !member.is_learner {
@@ -130,7 +121,6 @@ impl Cluster for ClusterService {
         &self,
         request: Request<MemberUpdateRequest>,
     ) -> Result<Response<MemberUpdateResponse>, Status> {
-        self.require_leader()?;
         let request = request.into_inner();
         self.find(request.id)?;
         let [url] = request.peer_ur_ls.as_slice() else {
@@ -149,7 +139,6 @@ impl Cluster for ClusterService {
         &self,
         request: Request<MemberPromoteRequest>,
     ) -> Result<Response<MemberPromoteResponse>, Status> {
-        self.require_leader()?;
         let id = request.into_inner().id;
         if !self.find(id)?.is_learner {
             return Err(Status::failed_precondition("etcdserver: can only promote a learner member"));

@@ -92,13 +92,20 @@ impl<A> PeerNetwork<A> {
     }
 }
 
+/// The calls a follower makes on the leader.
+enum LeaderMethod {
+    Forward,
+    ReadIndex,
+    ChangeMembership,
+}
+
 impl<A: App> PeerNetwork<A> {
     async fn leader_call<T: DeserializeOwned>(
         &self,
         leader: NodeId,
         addr: &str,
         payload: Vec<u8>,
-        read_index: bool,
+        method: LeaderMethod,
         timeout: Duration,
     ) -> Result<T, ForwardFailure> {
         if self.fault.verdict(leader) == Verdict::Drop {
@@ -110,7 +117,11 @@ impl<A: App> PeerNetwork<A> {
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let mut request = tonic::Request::new(RaftRequest { group: self.group, from: self.node, payload });
         request.set_timeout(timeout);
-        let sent = if read_index { client.read_index(request).await } else { client.forward(request).await };
+        let sent = match method {
+            LeaderMethod::Forward => client.forward(request).await,
+            LeaderMethod::ReadIndex => client.read_index(request).await,
+            LeaderMethod::ChangeMembership => client.change_membership(request).await,
+        };
         let reply = sent.map_err(|status| ForwardFailure::Transport(status.to_string()))?;
         let result: Result<T, ForwardFailure> = codec::decode(&reply.into_inner().payload)
             .map_err(|s| ForwardFailure::Transport(s.message().to_string()))?;
@@ -126,12 +137,24 @@ impl<A: App> PeerNetwork<A> {
         timeout: Duration,
     ) -> Result<A::Response, ForwardFailure> {
         let payload = codec::encode(request).map_err(|s| ForwardFailure::Transport(s.message().to_string()))?;
-        self.leader_call(leader, addr, payload, false, timeout).await
+        self.leader_call(leader, addr, payload, LeaderMethod::Forward, timeout).await
     }
 
     /// Asks the leader for the log index a linearizable read must wait for.
     pub async fn read_index(&self, leader: NodeId, addr: &str, timeout: Duration) -> Result<u64, ForwardFailure> {
-        self.leader_call(leader, addr, Vec::new(), true, timeout).await
+        self.leader_call(leader, addr, Vec::new(), LeaderMethod::ReadIndex, timeout).await
+    }
+
+    /// Has the leader make a membership change.
+    pub async fn change_membership(
+        &self,
+        leader: NodeId,
+        addr: &str,
+        change: &openraft::ChangeMembers<NodeId, BasicNode>,
+        timeout: Duration,
+    ) -> Result<(), ForwardFailure> {
+        let payload = codec::encode(change).map_err(|s| ForwardFailure::Transport(s.message().to_string()))?;
+        self.leader_call(leader, addr, payload, LeaderMethod::ChangeMembership, timeout).await
     }
 }
 

@@ -17,6 +17,9 @@ pub enum ForwardFailure {
     /// The leader is shutting down.
     #[error("the leader is stopping")]
     Stopped,
+    /// The leader refused the request itself (e.g. an invalid membership change).
+    #[error("{0}")]
+    Rejected(String),
     /// The message did not arrive or was malformed.
     #[error("forwarding failed: {0}")]
     Transport(String),

@@ -62,7 +62,45 @@ impl<A: App> Proposer<A> {
                             Err(ForwardFailure::Stopped | ForwardFailure::NoQuorum) => {
                                 return Err(ProposeError::NoLeader)
                             }
+                            Err(ForwardFailure::Rejected(why)) => return Err(ProposeError::Rejected(why)),
                             // Perhaps applied, perhaps not: the client decides, as with etcd.
+                            Err(ForwardFailure::Transport(_)) => return Err(ProposeError::Timeout),
+                        }
+                    }
+                }
+                Err(OpenRaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
+                    return Err(ProposeError::Rejected(e.to_string()))
+                }
+                Err(OpenRaftError::Fatal(_)) => return Err(ProposeError::Stopped),
+            }
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
+    }
+
+    /// Makes a membership change through the leader.
+    pub async fn change_membership(
+        &self,
+        change: openraft::ChangeMembers<crate::NodeId, openraft::BasicNode>,
+    ) -> Result<(), ProposeError> {
+        tokio::time::timeout(self.timeout, self.change_until_done(change)).await.map_err(|_| ProposeError::Timeout)?
+    }
+
+    async fn change_until_done(
+        &self,
+        change: openraft::ChangeMembers<crate::NodeId, openraft::BasicNode>,
+    ) -> Result<(), ProposeError> {
+        loop {
+            match self.raft.change_membership(change.clone(), false).await {
+                Ok(_) => return Ok(()),
+                Err(OpenRaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                    if let (Some(leader), Some(node)) = (f.leader_id, f.leader_node) {
+                        match self.network.change_membership(leader, &node.addr, &change, self.timeout).await {
+                            Ok(()) => return Ok(()),
+                            Err(ForwardFailure::NotLeader { .. }) => {}
+                            Err(ForwardFailure::Rejected(why)) => return Err(ProposeError::Rejected(why)),
+                            Err(ForwardFailure::Stopped | ForwardFailure::NoQuorum) => {
+                                return Err(ProposeError::NoLeader)
+                            }
                             Err(ForwardFailure::Transport(_)) => return Err(ProposeError::Timeout),
                         }
                     }
@@ -98,6 +136,7 @@ impl<A: App> Proposer<A> {
                             }
                             Err(ForwardFailure::NotLeader { .. }) => {}
                             Err(ForwardFailure::Stopped) => return Err(ProposeError::NoLeader),
+                            Err(ForwardFailure::Rejected(why)) => return Err(ProposeError::Rejected(why)),
                             Err(ForwardFailure::NoQuorum | ForwardFailure::Transport(_)) => {
                                 return Err(ProposeError::Timeout)
                             }

@@ -120,6 +120,23 @@ impl<A: App> RaftPeer for PeerService<A> {
         reply(&result)
     }
 
+    async fn change_membership(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+        let request = request.into_inner();
+        let raft = self.0.accept(&request)?;
+        let change: openraft::ChangeMembers<NodeId, openraft::BasicNode> = codec::decode(&request.payload)?;
+        let result: Result<(), ForwardFailure> = match raft.change_membership(change, false).await {
+            Ok(_) => Ok(()),
+            Err(OpenRaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(not_leader(f.leader_id, f.leader_node))
+            }
+            Err(OpenRaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
+                Err(ForwardFailure::Rejected(e.to_string()))
+            }
+            Err(OpenRaftError::Fatal(_)) => Err(ForwardFailure::Stopped),
+        };
+        reply(&result)
+    }
+
     async fn install_snapshot(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
         let request = request.into_inner();
         let raft = self.0.accept(&request)?;

@@ -1,0 +1,93 @@
+//! Joining a running cluster: ask the leader to add this member as a learner, remember the id
+//! it was given (so a restart does not ask again), and once caught up ask to be promoted.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use photon_api::etcd::etcdserverpb::cluster_client::ClusterClient;
+use photon_api::etcd::etcdserverpb::{MemberAddRequest, MemberPromoteRequest};
+use photon_client::{channel, ChannelOptions};
+use photon_raft::NodeId;
+use tokio_util::sync::CancellationToken;
+
+use crate::node::ChainRaft;
+
+/// File in the Raft directory holding the id this member was given when it joined.
+const MEMBER_ID_FILE: &str = "member_id";
+
+pub fn stored_id(raft_dir: &Path) -> anyhow::Result<Option<NodeId>> {
+    match std::fs::read_to_string(raft_dir.join(MEMBER_ID_FILE)) {
+        Ok(text) => Ok(Some(
+            text.trim().parse().with_context(|| format!("{} is corrupt", raft_dir.join(MEMBER_ID_FILE).display()))?,
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).context("cannot read the stored member id"),
+    }
+}
+
+/// Asks the member at `leader_url` to add `peer_addr` as a learner; returns the new id, stored.
+pub async fn add_self(
+    raft_dir: &Path,
+    leader_url: &str,
+    peer_addr: &str,
+    ca: Option<PathBuf>,
+) -> anyhow::Result<NodeId> {
+    let options = ChannelOptions { ca, ..Default::default() };
+    let mut cluster = ClusterClient::new(
+        channel(leader_url, &options).await.with_context(|| format!("cannot reach {leader_url} to join"))?,
+    );
+    let request = MemberAddRequest { peer_ur_ls: vec![format!("https://{peer_addr}")], is_learner: true };
+    let member = cluster
+        .member_add(request)
+        .await
+        .map_err(|s| anyhow::anyhow!("{leader_url} refused to add this member: {}", s.message()))?
+        .into_inner()
+        .member
+        .context("member add answered no member")?;
+    std::fs::create_dir_all(raft_dir)?;
+    std::fs::write(raft_dir.join(MEMBER_ID_FILE), member.id.to_string()).context("cannot store the member id")?;
+    tracing::info!(member_id = member.id, leader = leader_url, "joined the cluster as a learner");
+    Ok(member.id)
+}
+
+/// Waits until this learner has caught up with the leader, then asks to be promoted; retries
+/// until it is a voter or the server stops.
+pub async fn promote_when_caught_up(
+    raft: ChainRaft,
+    id: NodeId,
+    leader_url: String,
+    ca: Option<PathBuf>,
+    shutdown: CancellationToken,
+) {
+    let mut pause = Duration::from_millis(200);
+    while !shutdown.is_cancelled() {
+        let metrics = raft.metrics().borrow().clone();
+        if metrics.membership_config.membership().voter_ids().any(|v| v == id) {
+            return;
+        }
+        let caught_up =
+            metrics.current_leader.is_some() && metrics.last_applied.map(|l| l.index) == metrics.last_log_index;
+        if caught_up {
+            let options = ChannelOptions { ca: ca.clone(), ..Default::default() };
+            match channel(&leader_url, &options).await {
+                Ok(ch) => match ClusterClient::new(ch).member_promote(MemberPromoteRequest { id }).await {
+                    Ok(_) => {
+                        tracing::info!(member_id = id, "promoted from learner to voter");
+                        return;
+                    }
+                    Err(status) if status.message().contains("can only promote a learner") => return,
+                    Err(status) => {
+                        tracing::info!(member_id = id, reason = status.message(), "promotion not possible yet")
+                    }
+                },
+                Err(e) => tracing::info!(member_id = id, error = %e, "cannot reach {leader_url} to be promoted yet"),
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(pause) => {}
+        }
+        pause = (pause * 2).min(Duration::from_secs(5));
+    }
+}
