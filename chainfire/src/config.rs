@@ -63,6 +63,10 @@ pub struct LimitsSection {
     pub max_request_bytes: usize,
     /// Most operations in one transaction branch (etcd's --max-txn-ops).
     pub max_txn_ops: usize,
+    /// Database size past which writes that add data are refused with NOSPACE until
+    /// compaction and defragmentation free space and the alarm is disarmed (etcd's
+    /// --quota-backend-bytes). 0: no quota.
+    pub quota_backend_bytes: u64,
 }
 
 impl ServiceConfig for ChainfireConfig {
@@ -83,7 +87,7 @@ impl ServiceConfig for ChainfireConfig {
                 election_timeout_ms: 300,
                 snapshot_after_entries: 10_000,
             },
-            limits: LimitsSection { max_request_bytes: 1536 * 1024, max_txn_ops: 128 },
+            limits: LimitsSection { max_request_bytes: 1536 * 1024, max_txn_ops: 128, quota_backend_bytes: 2 << 30 },
             watch: WatchSection { progress_notify_ms: 600_000 },
         }
     }

@@ -50,6 +50,7 @@ impl ChainfireError {
             ChainfireError::Mvcc(MvccError::KeyNotFound) => (H::NOT_FOUND, "key_not_found"),
             ChainfireError::Mvcc(MvccError::LeaseNotFound) => (H::NOT_FOUND, "lease_not_found"),
             ChainfireError::Mvcc(MvccError::LeaseExists) => (H::CONFLICT, "lease_exists"),
+            ChainfireError::Mvcc(MvccError::NoSpace) => (H::INSUFFICIENT_STORAGE, "no_space"),
             ChainfireError::Mvcc(MvccError::DuplicateKey) => (H::BAD_REQUEST, "duplicate_key"),
             ChainfireError::EmptyKey => (H::BAD_REQUEST, "empty_key"),
             ChainfireError::TooManyOps => (H::BAD_REQUEST, "too_many_ops"),
@@ -82,6 +83,7 @@ impl From<ChainfireError> for Status {
             ChainfireError::Mvcc(MvccError::KeyNotFound | MvccError::DuplicateKey) => Code::InvalidArgument,
             ChainfireError::Mvcc(MvccError::LeaseNotFound) => Code::NotFound,
             ChainfireError::Mvcc(MvccError::LeaseExists) => Code::FailedPrecondition,
+            ChainfireError::Mvcc(MvccError::NoSpace) => Code::ResourceExhausted,
             ChainfireError::EmptyKey | ChainfireError::TooManyOps | ChainfireError::RequestTooLarge => {
                 Code::InvalidArgument
             }

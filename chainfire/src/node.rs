@@ -37,6 +37,7 @@ pub struct Node {
     /// The store revision this member has applied, updated after every applied batch.
     pub revisions: tokio::sync::watch::Receiver<i64>,
     proposer: Proposer<MvccApp>,
+    quota_bytes: u64,
 }
 
 fn raft_config(config: &ChainfireConfig) -> anyhow::Result<Arc<Config>> {
@@ -145,7 +146,15 @@ impl Node {
             context.tasks.spawn(promote);
         }
         let proposer = Proposer::new(raft.clone(), proposer_network, REQUEST_TIMEOUT);
-        Ok(Self { raft, db: storage.db().clone(), id, cluster_id: fnv1a(b"chainfire"), revisions, proposer })
+        Ok(Self {
+            raft,
+            db: storage.db().clone(),
+            id,
+            cluster_id: fnv1a(b"chainfire"),
+            revisions,
+            proposer,
+            quota_bytes: config.limits.quota_backend_bytes,
+        })
     }
 
     /// Proposes `command` through the leader and returns what applying it answered.
@@ -175,6 +184,39 @@ impl Node {
     /// leadership with a quorum and this member has applied up to the leader's commit point.
     pub async fn linearize(&self) -> Result<(), ChainfireError> {
         self.proposer.linearize().await.map_err(propose_error)
+    }
+
+    /// Bytes the store takes on disk and in memtables.
+    pub fn db_size(&self) -> i64 {
+        crate::mvcc::keys::ALL_CFS
+            .iter()
+            .filter_map(|name| self.db.cf_handle(name))
+            .flat_map(|cf| {
+                ["rocksdb.total-sst-files-size", "rocksdb.cur-size-all-mem-tables"]
+                    .map(|property| self.db.property_int_value_cf(cf, property).ok().flatten().unwrap_or(0))
+            })
+            .sum::<u64>() as i64
+    }
+
+    pub fn quota_bytes(&self) -> u64 {
+        self.quota_bytes
+    }
+
+    /// Refuses a write that adds data when the store is over its quota, raising the NOSPACE
+    /// alarm (replicated, so every member refuses) the first time, as etcd does.
+    pub async fn ensure_space(&self) -> Result<(), ChainfireError> {
+        if self.quota_bytes == 0 || self.db_size() as u64 <= self.quota_bytes {
+            return Ok(());
+        }
+        if !self.read(|reader| Ok(reader.nospace()?))? {
+            tracing::warn!(
+                db_size = self.db_size(),
+                quota = self.quota_bytes,
+                "backend quota exceeded: raising the NOSPACE alarm"
+            );
+            self.apply(Command::SetNoSpaceAlarm(true)).await?;
+        }
+        Err(crate::mvcc::model::MvccError::NoSpace.into())
     }
 
     /// Runs `read` against a consistent snapshot of the store.

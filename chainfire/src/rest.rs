@@ -92,6 +92,7 @@ async fn put_key(State(node): State<Node>, Path(key): Path<String>, body: Bytes)
         ignore_value: false,
         ignore_lease: false,
     };
+    node.ensure_space().await?;
     match node.apply(Command::Put(put)).await? {
         (revision, Outcome::Op(OpResult::Put { prev })) => {
             Ok(Json(json!({ "revision": revision, "prev_kv": prev.map(kv_json) })).into_response())

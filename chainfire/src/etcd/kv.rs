@@ -99,7 +99,9 @@ impl Kv for KvService {
     async fn put(&self, request: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
         let request = request.into_inner();
         self.check_size(&request)?;
-        let (revision, result) = self.write(Command::Put(convert::put(request)?)).await?;
+        let put = convert::put(request)?;
+        self.node.ensure_space().await?;
+        let (revision, result) = self.write(Command::Put(put)).await?;
         let OpResult::Put { prev } = result else {
             return Err(unexpected());
         };
@@ -123,6 +125,9 @@ impl Kv for KvService {
         let request = request.into_inner();
         self.check_size(&request)?;
         let txn = convert::txn(request, self.limits.max_txn_ops)?;
+        if crate::mvcc::model::puts_anything(&txn.success) || crate::mvcc::model::puts_anything(&txn.failure) {
+            self.node.ensure_space().await?;
+        }
         let (revision, result) = self.write(Command::Txn(txn)).await?;
         let OpResult::Txn { succeeded, results } = result else {
             return Err(unexpected());

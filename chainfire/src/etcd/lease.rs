@@ -52,6 +52,7 @@ impl Lease for LeaseService {
             return Err(Status::out_of_range("etcdserver: too large lease TTL"));
         }
         let ttl = request.ttl.max(self.min_ttl);
+        self.node.ensure_space().await?;
         // A client-chosen id must be free; a generated one is retried if it collides.
         let attempts = if request.id != 0 { 1 } else { 3 };
         for attempt in 0..attempts {

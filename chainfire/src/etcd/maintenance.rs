@@ -1,4 +1,5 @@
-//! etcd's `Maintenance` service: Status, Hash, HashKV, Defragment, Snapshot and Alarm (GET).
+//! etcd's `Maintenance` service: Status, Hash, HashKV, Defragment, Snapshot and Alarm (the
+//! NOSPACE alarm of the backend quota).
 //! MoveLeader and Downgrade are refused as unimplemented: openraft 0.9 has no leader transfer,
 //! and chainfire has one on-disk format per release.
 
@@ -18,6 +19,7 @@ use tonic::{Request, Response, Status};
 
 use crate::error::ChainfireError;
 use crate::mvcc::keys::{self, ALL_CFS, CF_HISTORY};
+use crate::mvcc::model::Command;
 use crate::mvcc::read::storage;
 use crate::mvcc::MvccApp;
 use crate::node::Node;
@@ -73,21 +75,34 @@ type SnapshotStream = Pin<Box<dyn Stream<Item = Result<SnapshotResponse, Status>
 impl Maintenance for MaintenanceService {
     async fn alarm(&self, request: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
         use photon_api::etcd::etcdserverpb::alarm_request::AlarmAction;
-        match AlarmAction::try_from(request.into_inner().action) {
-            // No alarm can be raised yet (the backend quota arrives later), so none is active.
-            Ok(AlarmAction::Get) => {
-                let revision = *self.node.revisions.borrow();
-                Ok(Response::new(AlarmResponse { header: Some(self.node.header(revision)), alarms: Vec::new() }))
+        use photon_api::etcd::etcdserverpb::{AlarmMember, AlarmType};
+        let request = request.into_inner();
+        let action = AlarmAction::try_from(request.action)
+            .map_err(|_| Status::invalid_argument("etcdserver: unknown alarm action"))?;
+        let nospace = request.alarm == AlarmType::Nospace as i32 || request.alarm == AlarmType::None as i32;
+        match action {
+            AlarmAction::Get => {}
+            AlarmAction::Activate | AlarmAction::Deactivate if nospace => {
+                self.node.apply(Command::SetNoSpaceAlarm(action == AlarmAction::Activate)).await?;
             }
-            _ => Err(Status::unimplemented("chainfire: raising or clearing alarms is not supported yet")),
+            AlarmAction::Activate | AlarmAction::Deactivate => {
+                return Err(Status::unimplemented("chainfire: only the NOSPACE alarm exists"));
+            }
         }
+        let (revision, raised) = self.node.read(|reader| Ok((reader.revision()?, reader.nospace()?)))?;
+        let alarms = if raised {
+            vec![AlarmMember { member_id: self.node.id, alarm: AlarmType::Nospace as i32 }]
+        } else {
+            Vec::new()
+        };
+        Ok(Response::new(AlarmResponse { header: Some(self.node.header(revision)), alarms }))
     }
 
     async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
         let metrics = self.node.raft.metrics().borrow().clone();
         let revision = *self.node.revisions.borrow();
-        let size =
-            self.property_sum("rocksdb.total-sst-files-size") + self.property_sum("rocksdb.cur-size-all-mem-tables");
+        let size = self.node.db_size();
+        let raised = self.node.read(|reader| Ok(reader.nospace()?))?;
         Ok(Response::new(StatusResponse {
             header: Some(self.node.header(revision)),
             version: ETCD_API_VERSION.into(),
@@ -96,11 +111,11 @@ impl Maintenance for MaintenanceService {
             raft_index: metrics.last_log_index.unwrap_or(0),
             raft_term: metrics.current_term,
             raft_applied_index: metrics.last_applied.map_or(0, |l| l.index),
-            errors: Vec::new(),
+            errors: if raised { vec![format!("memberID:{} alarm:NOSPACE ", self.node.id)] } else { Vec::new() },
             db_size_in_use: self.property_sum("rocksdb.estimate-live-data-size"),
             is_learner: metrics.state == ServerState::Learner,
             storage_version: ETCD_API_VERSION.into(),
-            db_size_quota: 0,
+            db_size_quota: self.node.quota_bytes() as i64,
             downgrade_info: None,
         }))
     }

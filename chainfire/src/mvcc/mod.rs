@@ -53,9 +53,26 @@ impl App for MvccApp {
     type Response = Applied;
 
     fn apply(&mut self, db: &DB, batch: &mut WriteBatch, _index: u64, command: &Command) -> Result<Applied, BoxError> {
+        if let Command::SetNoSpaceAlarm(raised) = command {
+            let cf = db.cf_handle(keys::CF_META).ok_or_else(|| storage("missing column family kv_meta"))?;
+            batch.put_cf(cf, keys::META_NOSPACE, keys::encode(raised)?);
+            let revision = Reader::new(db, None).revision()?;
+            return Ok(Applied { revision, result: Some(Ok(Outcome::AlarmSet(*raised))) });
+        }
+        let adds_data = match command {
+            Command::Put(_) | Command::LeaseGrant { .. } => true,
+            Command::Txn(txn) => model::puts_anything(&txn.success) || model::puts_anything(&txn.failure),
+            _ => false,
+        };
+        if adds_data && Reader::new(db, None).nospace()? {
+            // As etcd: while the alarm is raised only reads, deletes and compaction go through.
+            let revision = Reader::new(db, None).revision()?;
+            return Ok(Applied { revision, result: Some(Err(model::MvccError::NoSpace)) });
+        }
         let mut writer = Writer::new(Reader::new(db, None))?;
         let outcome = match command {
             Command::Compact { revision } => return compact_applied(db, batch, *revision),
+            Command::SetNoSpaceAlarm(_) => return Err(Box::new(storage("alarm command reached the writer"))),
             Command::LeaseGrant { id, ttl } => {
                 writer.grant(model::Lease { id: *id, ttl: *ttl }).map(Outcome::LeaseGranted)
             }

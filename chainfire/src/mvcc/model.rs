@@ -133,6 +133,15 @@ pub enum Op {
     Txn(Txn),
 }
 
+/// Whether any branch of `ops` (nested transactions included) puts a key.
+pub fn puts_anything(ops: &[Op]) -> bool {
+    ops.iter().any(|op| match op {
+        Op::Put(_) => true,
+        Op::Txn(t) => puts_anything(&t.success) || puts_anything(&t.failure),
+        Op::Range(_) | Op::DeleteRange(_) => false,
+    })
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Txn {
     pub compare: Vec<Compare>,
@@ -158,6 +167,8 @@ pub enum Command {
     LeaseRevoke {
         id: i64,
     },
+    /// Raises (`true`) or clears the NOSPACE alarm, which refuses writes that add data.
+    SetNoSpaceAlarm(bool),
 }
 
 /// A granted lease. Its expiry deadline is not stored: the leader keeps it in memory.
@@ -198,6 +209,8 @@ pub enum MvccError {
     DuplicateKey,
     #[error("etcdserver: lease already exists")]
     LeaseExists,
+    #[error("etcdserver: mvcc: database space exceeded")]
+    NoSpace,
 }
 
 /// The result of an applied command: a key-value operation's, or a lease's.
@@ -206,6 +219,7 @@ pub enum Outcome {
     Op(OpResult),
     LeaseGranted(Lease),
     LeaseRevoked { deleted: i64 },
+    AlarmSet(bool),
 }
 
 /// What applying a [`Command`] answers: the store revision after it, and the result.

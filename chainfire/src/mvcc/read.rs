@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 
 use photon_raft::rocksdb::{Direction, IteratorMode, ReadOptions, Snapshot, DB};
 
-use super::keys::{self, CF_HISTORY, CF_LATEST, CF_LEASES, CF_LEASE_KEYS, CF_META, META_COMPACT, META_REVISION};
+use super::keys::{
+    self, CF_HISTORY, CF_LATEST, CF_LEASES, CF_LEASE_KEYS, CF_META, META_COMPACT, META_NOSPACE, META_REVISION,
+};
 use super::model::{KeyRange, KeyValue, Lease, MvccError, Range, RangeResult, SortOrder, SortTarget, Version};
 
 /// A storage failure (RocksDB or a corrupt value), as opposed to a refused request.
@@ -67,6 +69,14 @@ impl<'a> Reader<'a> {
     /// The store revision: 1 for an empty store, as in etcd.
     pub fn revision(&self) -> Result<i64, StorageFailure> {
         self.meta(META_REVISION, 1)
+    }
+
+    /// Whether the NOSPACE alarm is raised.
+    pub fn nospace(&self) -> Result<bool, StorageFailure> {
+        match self.db.get_cf_opt(self.cf(CF_META)?, META_NOSPACE, &self.options()).map_err(storage)? {
+            Some(bytes) => keys::decode(&bytes).map_err(storage),
+            None => Ok(false),
+        }
     }
 
     pub fn compact_revision(&self) -> Result<i64, StorageFailure> {
