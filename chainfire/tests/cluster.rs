@@ -2,78 +2,12 @@
 //! killed leader is replaced quickly with nothing acknowledged lost, and it catches up when it
 //! returns.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::Cluster;
 use photon_testkit::{free_port, TestServer};
-
-struct Cluster {
-    _ca: tempfile::TempDir,
-    members: Vec<TestServer>,
-}
-
-impl Cluster {
-    async fn start() -> Self {
-        let ca = tempfile::tempdir().unwrap();
-        let raft: Vec<String> = (0..3).map(|_| format!("127.0.0.1:{}", free_port())).collect();
-        let peers = raft.iter().enumerate().map(|(i, addr)| format!("{}={addr}", i + 1)).collect::<Vec<_>>().join(",");
-        let mut members: Vec<TestServer> = (0..3)
-            .map(|i| {
-                let id = (i + 1).to_string();
-                TestServer::with_shared_ca(
-                    "chainfire-server",
-                    ca.path(),
-                    &["--node-id", &id, "--raft-listen", &raft[i], "--initial-peers", &peers],
-                )
-            })
-            .collect();
-        for member in &mut members {
-            member.process.start();
-        }
-        for member in &mut members {
-            let health = member.wait_healthy(Duration::from_secs(30)).await;
-            assert_eq!(health["cluster_size"], 3, "{health}");
-        }
-        Self { _ca: ca, members }
-    }
-
-    fn etcdctl(&self, member: usize, args: &[&str]) -> (bool, String) {
-        let server = &self.members[member];
-        let out = Command::new("etcdctl")
-            .env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints={}", server.url()))
-            .arg(format!("--cacert={}", server.ca().display()))
-            .arg("--command-timeout=5s")
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
-        )
-    }
-
-    fn ok(&self, member: usize, args: &[&str]) -> String {
-        let (success, out) = self.etcdctl(member, args);
-        assert!(success, "etcdctl on member {} {args:?}: {out}", member + 1);
-        out
-    }
-
-    async fn leader(&self) -> usize {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            for (i, member) in self.members.iter().enumerate() {
-                if let Ok(answer) = member.health().await {
-                    if answer.body["raft"] == "leader" {
-                        return i;
-                    }
-                }
-            }
-            assert!(Instant::now() < deadline, "no leader");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
 
 #[tokio::test]
 async fn any_member_serves_writes_and_linearizable_reads() {

@@ -1,9 +1,11 @@
 //! The integration-test harness for PhotonCloud binaries. It spawns real server binaries on
 //! free loopback ports with temporary data dirs, waits for `/health`, kills (`-9`), terminates
 //! and restarts them, and prints their logs when a test fails. Every service's integration
-//! tests use it; nothing here is a mock.
+//! tests use it; nothing here is a mock. It also checks recorded histories for
+//! linearizability.
 
 mod binary;
+pub mod linearizability;
 mod process;
 mod server;
 

@@ -1,0 +1,184 @@
+//! Linearizability under failures: concurrent clients put, read (linearizably) and
+//! compare-and-swap two keys through random members of a three-member cluster while the leader
+//! is killed (-9) and restarted; the recorded history must have a valid linearization.
+//!
+//! The default run is short (one pass, a few seconds) for CI. `scripts/soak` runs many longer,
+//! differently seeded passes: PHOTON_CHECK_RUNS, PHOTON_CHECK_SECONDS, PHOTON_CHECK_SEED.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::Cluster;
+use photon_api::etcd::etcdserverpb::kv_client::KvClient;
+use photon_api::etcd::etcdserverpb::{compare, request_op, Compare, PutRequest, RangeRequest, RequestOp, TxnRequest};
+use photon_client::ChannelOptions;
+use photon_testkit::linearizability::{check, Event, Op};
+use tonic::transport::Channel;
+
+const KEYS: [&str; 2] = ["x", "y"];
+const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+/// Pause after a failed call, so a client does not flood a cluster that is electing.
+const BACKOFF: Duration = Duration::from_millis(250);
+
+/// Whether a failed call provably never reached a server (so it changed nothing).
+fn never_sent(status: &tonic::Status) -> bool {
+    status.code() == tonic::Code::Unavailable && status.message().contains("connect")
+}
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// xorshift: reproducible from the seed, no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn request<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(CALL_TIMEOUT);
+    request
+}
+
+async fn client(
+    id: u64,
+    seed: u64,
+    members: Vec<KvClient<Channel>>,
+    start: Instant,
+    until: Instant,
+    history: Arc<Mutex<Vec<Event>>>,
+) {
+    let mut rng = Rng(seed ^ (id + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let mut last_seen: Option<String> = None;
+    let mut seq = 0;
+    let now = |start: Instant| start.elapsed().as_nanos() as u64;
+    while Instant::now() < until {
+        let mut kv = members[rng.below(members.len() as u64) as usize].clone();
+        let key = KEYS[rng.below(KEYS.len() as u64) as usize].to_string();
+        let invoked = now(start);
+        let roll = rng.below(10);
+        let event = if roll < 4 {
+            seq += 1;
+            let value = format!("c{id}-{seq}");
+            match kv
+                .put(request(PutRequest { key: key.clone().into(), value: value.clone().into(), ..Default::default() }))
+                .await
+            {
+                Ok(_) => Some(Event { key, op: Op::Write(value), invoked, returned: Some(now(start)) }),
+                Err(status) if never_sent(&status) => None,
+                // A write that failed on the way may still have been applied: outcome unknown.
+                Err(_) => Some(Event { key, op: Op::Write(value), invoked, returned: None }),
+            }
+        } else if roll < 8 {
+            match kv.range(request(RangeRequest { key: key.clone().into(), ..Default::default() })).await {
+                Ok(response) => {
+                    let value =
+                        response.into_inner().kvs.pop().map(|kv| String::from_utf8_lossy(&kv.value).into_owned());
+                    last_seen = value.clone();
+                    Some(Event { key, op: Op::Read(value), invoked, returned: Some(now(start)) })
+                }
+                // A failed read changed nothing and told nothing.
+                Err(_) => None,
+            }
+        } else {
+            seq += 1;
+            let expected = last_seen.clone().unwrap_or_default();
+            let new = format!("c{id}-{seq}");
+            let txn = TxnRequest {
+                compare: vec![Compare {
+                    key: key.clone().into(),
+                    result: compare::CompareResult::Equal as i32,
+                    target: compare::CompareTarget::Value as i32,
+                    target_union: Some(compare::TargetUnion::Value(expected.clone().into())),
+                    ..Default::default()
+                }],
+                success: vec![RequestOp {
+                    request: Some(request_op::Request::RequestPut(PutRequest {
+                        key: key.clone().into(),
+                        value: new.clone().into(),
+                        ..Default::default()
+                    })),
+                }],
+                failure: vec![],
+            };
+            match kv.txn(request(txn)).await {
+                Ok(response) => {
+                    let succeeded = response.into_inner().succeeded;
+                    Some(Event { key, op: Op::Cas { expected, new, succeeded }, invoked, returned: Some(now(start)) })
+                }
+                Err(status) if never_sent(&status) => None,
+                Err(_) => Some(Event { key, op: Op::Cas { expected, new, succeeded: false }, invoked, returned: None }),
+            }
+        };
+        let failed = event.as_ref().is_none_or(|e| e.returned.is_none());
+        if let Some(event) = event {
+            history.lock().unwrap_or_else(|p| p.into_inner()).push(event);
+        }
+        if failed {
+            tokio::time::sleep(BACKOFF).await;
+        }
+    }
+}
+
+async fn run_once(seed: u64, seconds: u64) {
+    let mut cluster = Cluster::start().await;
+    let mut clients = Vec::new();
+    for member in &cluster.members {
+        let options = ChannelOptions { ca: Some(member.ca()), ..Default::default() };
+        clients.push(KvClient::new(photon_client::lazy_channel(&member.url(), &options).unwrap()));
+    }
+    let start = Instant::now();
+    let until = start + Duration::from_secs(seconds);
+    let history = Arc::new(Mutex::new(Vec::new()));
+    let workers: Vec<_> =
+        (0..3).map(|id| tokio::spawn(client(id, seed, clients.clone(), start, until, history.clone()))).collect();
+
+    // The nemesis: kill -9 the leader, let the others carry on, bring it back.
+    let mut rng = Rng(seed | 1);
+    let mut kills = 0;
+    while Instant::now() + Duration::from_millis(2500) < until {
+        tokio::time::sleep(Duration::from_millis(500 + rng.below(1000))).await;
+        let leader = cluster.leader().await;
+        cluster.members[leader].process.kill9();
+        kills += 1;
+        tokio::time::sleep(Duration::from_millis(800 + rng.below(700))).await;
+        cluster.members[leader].process.start();
+        cluster.members[leader].wait_healthy(Duration::from_secs(30)).await;
+    }
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    let history = history.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let completed = history.iter().filter(|e| e.returned.is_some()).count();
+    eprintln!(
+        "linearizability run: seed {seed}, {seconds}s, {kills} leader kills, {} operations ({completed} with known outcome)",
+        history.len()
+    );
+    assert!(kills >= 1 && completed > 20, "the run must exercise failures and real traffic");
+    if let Err(violation) = check(&history) {
+        panic!("seed {seed}: {violation:#?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_clients_through_leader_kills_stay_linearizable() {
+    let runs = env("PHOTON_CHECK_RUNS", 1);
+    let seconds = env("PHOTON_CHECK_SECONDS", 6);
+    let base = env("PHOTON_CHECK_SEED", std::process::id() as u64);
+    for run in 0..runs {
+        run_once(base.wrapping_add(run * 7919), seconds).await;
+    }
+}
