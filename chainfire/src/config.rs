@@ -53,6 +53,9 @@ pub struct RaftSection {
     pub election_timeout_ms: u64,
     /// Take a snapshot (and drop older log entries) after this many entries.
     pub snapshot_after_entries: u64,
+    /// Log entries kept behind the latest snapshot, so a briefly lagging member catches up from
+    /// the log; one further behind gets the snapshot.
+    pub keep_log_entries: u64,
 }
 
 /// `[limits]`: what one request may ask, with etcd's defaults.
@@ -86,6 +89,7 @@ impl ServiceConfig for ChainfireConfig {
                 heartbeat_ms: 100,
                 election_timeout_ms: 300,
                 snapshot_after_entries: 10_000,
+                keep_log_entries: 1000,
             },
             limits: LimitsSection { max_request_bytes: 1536 * 1024, max_txn_ops: 128, quota_backend_bytes: 2 << 30 },
             watch: WatchSection { progress_notify_ms: 600_000 },

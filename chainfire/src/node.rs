@@ -48,7 +48,7 @@ fn raft_config(config: &ChainfireConfig) -> anyhow::Result<Arc<Config>> {
         election_timeout_min: raft.election_timeout_ms,
         election_timeout_max: raft.election_timeout_ms * 2,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(raft.snapshot_after_entries),
-        max_in_snapshot_log_to_keep: 1000,
+        max_in_snapshot_log_to_keep: raft.keep_log_entries,
         ..Default::default()
     };
     Ok(Arc::new(c.validate().context("invalid [raft] timing settings")?))

@@ -121,3 +121,56 @@ async fn members_are_listed_added_as_learners_promoted_and_removed() {
     let (success, out) = cluster.etcdctl(leader, &["member", "remove", "abcdef"]);
     assert!(!success && out.contains("member not found"), "{out}");
 }
+
+#[tokio::test]
+async fn a_member_far_behind_catches_up_by_snapshot() {
+    // Snapshots every 50 entries and no log kept behind them: a member down for 120 writes
+    // finds the entries it missed purged and must install a snapshot.
+    let mut cluster = Cluster::start_with_env(&[
+        ("CHAINFIRE_RAFT_SNAPSHOT_AFTER_ENTRIES", "50"),
+        ("CHAINFIRE_RAFT_KEEP_LOG_ENTRIES", "0"),
+    ])
+    .await;
+    let leader = cluster.leader().await;
+    let lagging = (leader + 1) % 3;
+    cluster.members[lagging].process.kill9();
+    for i in 0..120 {
+        cluster.ok(leader, &["put", &format!("bulk/{i:03}"), "v"]);
+    }
+    cluster.members[lagging].process.start();
+    cluster.members[lagging].wait_healthy(Duration::from_secs(30)).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let local = cluster.ok(lagging, &["get", "bulk/", "--prefix", "--keys-only", "--consistency=s"]);
+        let count = local.split_whitespace().count();
+        if count == 120 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the lagging member has {count} of 120 keys");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let logs = cluster.members[lagging].process.logs();
+    assert!(logs.contains("begin_receiving_snapshot"), "the catch-up went through a snapshot install");
+}
+
+#[tokio::test]
+async fn a_lease_outlives_a_leader_change_and_then_expires() {
+    let mut cluster = Cluster::start().await;
+    let leader = cluster.leader().await;
+    let granted = cluster.ok(leader, &["lease", "grant", "4"]);
+    let lease = granted.split_whitespace().nth(1).unwrap().to_string();
+    cluster.ok(leader, &["put", "--lease", &lease, "owned", "x"]);
+    let killed_at = Instant::now();
+    cluster.members[leader].process.kill9();
+    let survivor = (leader + 1) % 3;
+    // The new leader restarts the lease's TTL: the key must survive the failover...
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(cluster.ok(survivor, &["get", "owned", "--print-value-only"]).trim(), "x");
+    // ...and still expire, decided by the new leader.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cluster.ok(survivor, &["get", "owned", "--keys-only"]).trim().is_empty() {
+        assert!(Instant::now() < deadline, "the lease never expired under the new leader");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(killed_at.elapsed() >= Duration::from_secs(4), "expired before a full TTL under the new leader");
+}

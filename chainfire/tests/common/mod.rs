@@ -14,6 +14,11 @@ pub struct Cluster {
 
 impl Cluster {
     pub async fn start() -> Self {
+        Self::start_with_env(&[]).await
+    }
+
+    /// Three members, each started with `env` set.
+    pub async fn start_with_env(env: &[(&str, &str)]) -> Self {
         let ca = tempfile::tempdir().unwrap();
         let raft: Vec<String> = (0..3).map(|_| format!("127.0.0.1:{}", free_port())).collect();
         let peers = raft.iter().enumerate().map(|(i, addr)| format!("{}={addr}", i + 1)).collect::<Vec<_>>().join(",");
@@ -28,6 +33,9 @@ impl Cluster {
             })
             .collect();
         for member in &mut members {
+            for (k, v) in env {
+                member.process.env(k, v);
+            }
             member.process.start();
         }
         for member in &mut members {

@@ -120,11 +120,11 @@ impl Search<'_> {
             .filter_map(|i| events[i].returned)
             .min()
             .unwrap_or(u64::MAX);
-        for i in 0..events.len() {
-            if self.is_done(i) || events[i].invoked > horizon {
+        for (i, event) in events.iter().enumerate() {
+            if self.is_done(i) || event.invoked > horizon {
                 continue;
             }
-            if let Some(next) = step(&state, &events[i].op, events[i].returned.is_some()) {
+            if let Some(next) = step(&state, &event.op, event.returned.is_some()) {
                 self.flip(i);
                 let found = self.run(next);
                 self.flip(i);
