@@ -56,6 +56,9 @@ pub struct RaftSection {
     /// Log entries kept behind the latest snapshot, so a briefly lagging member catches up from
     /// the log; one further behind gets the snapshot.
     pub keep_log_entries: u64,
+    /// Tests only: serve `POST /debug/fault/isolate` and `/debug/fault/heal`, which cut this
+    /// member's Raft traffic off and restore it. Never enable in production.
+    pub fault_injection: bool,
 }
 
 /// `[limits]`: what one request may ask, with etcd's defaults.
@@ -90,6 +93,7 @@ impl ServiceConfig for ChainfireConfig {
                 election_timeout_ms: 300,
                 snapshot_after_entries: 10_000,
                 keep_log_entries: 1000,
+                fault_injection: false,
             },
             limits: LimitsSection { max_request_bytes: 1536 * 1024, max_txn_ops: 128, quota_backend_bytes: 2 << 30 },
             watch: WatchSection { progress_notify_ms: 600_000 },

@@ -37,6 +37,8 @@ pub struct Node {
     /// The store revision this member has applied, updated after every applied batch.
     pub revisions: tokio::sync::watch::Receiver<i64>,
     proposer: Proposer<MvccApp>,
+    /// This member's fault injector (only reachable when `raft.fault_injection` is set).
+    pub fault: FaultInjector,
     quota_bytes: u64,
 }
 
@@ -97,7 +99,7 @@ impl Node {
         let network = PeerNetwork::<MvccApp>::new(0, id, tls.clone(), fault.clone());
         let proposer_network = network.for_group(0);
         let raft = Raft::new(id, raft_config(config)?, network, log, sm).await?;
-        let router = Router::new(fault);
+        let router = Router::new(fault.clone());
         router.add(0, raft.clone());
 
         let listener = TcpListener::bind(config.raft.listen)
@@ -153,6 +155,7 @@ impl Node {
             cluster_id: fnv1a(b"chainfire"),
             revisions,
             proposer,
+            fault,
             quota_bytes: config.limits.quota_backend_bytes,
         })
     }

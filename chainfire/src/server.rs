@@ -44,7 +44,7 @@ pub async fn build(config: ChainfireConfig, context: Context) -> anyhow::Result<
     let client_url = format!("{scheme}://{}", config.server.listen);
     let health_node = node.clone();
     Ok(Api::new(move || health_node.health())
-        .http(crate::rest::router(node.clone()))
+        .http(crate::rest::router(node.clone(), config.raft.fault_injection))
         .grpc(kv)
         .grpc(watch)
         .grpc(lease)

@@ -39,18 +39,29 @@ fn next(state: &mut u64) -> u64 {
 pub async fn run(settings: &Settings, workload: &Workload) -> anyhow::Result<Value> {
     let conns = connections(settings).await?;
     match workload {
-        Workload::Put => requests(settings, &conns, "put", |kv, key, value| Box::pin(async move {
-            kv.put(PutRequest { key, value, ..Default::default() }).await.map(|_| ())
-        }))
-        .await,
+        Workload::Put => {
+            requests(settings, &conns, "put", |mut kv, key, value| {
+                Box::pin(async move { kv.put(PutRequest { key, value, ..Default::default() }).await.map(|_| ()) })
+            })
+            .await
+        }
         Workload::Range { consistency } => {
             let serializable = consistency == "s";
             let mut kv = KvClient::new(conns[0].clone());
-            kv.put(PutRequest { key: b"bench-range".to_vec(), value: vec![b'v'; settings.val_size], ..Default::default() }).await?;
+            kv.put(PutRequest {
+                key: b"bench-range".to_vec(),
+                value: vec![b'v'; settings.val_size],
+                ..Default::default()
+            })
+            .await?;
             let name = if serializable { "range-serializable" } else { "range-linearizable" };
-            requests(settings, &conns, name, move |kv, _, _| Box::pin(async move {
-                kv.range(RangeRequest { key: b"bench-range".to_vec(), serializable, ..Default::default() }).await.map(|_| ())
-            }))
+            requests(settings, &conns, name, move |mut kv, _, _| {
+                Box::pin(async move {
+                    kv.range(RangeRequest { key: b"bench-range".to_vec(), serializable, ..Default::default() })
+                        .await
+                        .map(|_| ())
+                })
+            })
             .await
         }
         Workload::Watch { watchers } => watch(settings, &conns, *watchers).await,
@@ -114,7 +125,8 @@ async fn watch(settings: &Settings, conns: &[Channel], watchers: usize) -> anyho
         let (tx, rx) = mpsc::channel(1);
         let create = WatchCreateRequest { key: key.clone(), ..Default::default() };
         tx.send(WatchRequest { request_union: Some(watch_request::RequestUnion::CreateRequest(create)) }).await?;
-        let mut responses = WatchClient::new(conns[w % conns.len()].clone()).watch(ReceiverStream::new(rx)).await?.into_inner();
+        let mut responses =
+            WatchClient::new(conns[w % conns.len()].clone()).watch(ReceiverStream::new(rx)).await?.into_inner();
         let created = responses.message().await?.context("watch stream closed")?;
         anyhow::ensure!(created.created, "watch not created");
         let events_tx = events_tx.clone();

@@ -164,15 +164,19 @@ pub async fn serve<A: App>(
             .client_ca_root(Certificate::from_pem(read(&tls.ca)?));
         builder = builder.tls_config(config).map_err(|e| RaftError::Transport(format!("peer TLS: {e}")))?;
     }
+    // tonic ignores its own tcp_nodelay for a custom incoming stream, so set it here: with Nagle
+    // on, a small AppendEntries waits for the peer's delayed ACK (~40 ms per round trip).
+    let incoming = tokio_stream::StreamExt::map(tokio_stream::wrappers::TcpListenerStream::new(listener), |accepted| {
+        accepted.inspect(|stream| {
+            let _ = stream.set_nodelay(true);
+        })
+    });
     let service = RaftPeerServer::new(PeerService(router))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     builder
         .add_service(service)
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            shutdown.cancelled_owned(),
-        )
+        .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await
         .map_err(|e| RaftError::Transport(format!("peer server failed: {e}")))
 }
