@@ -2,24 +2,14 @@
 //! initial_peers form one cluster; a fourth with bootstrap: false joins through leader_url as a
 //! learner and is promoted once caught up. Certificates come from the file, not the dev CA.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::etcdctl_ok as etcdctl;
 use photon_testkit::{free_port, TestServer};
 use photon_tls::DevCa;
 use serde_json::json;
-
-fn etcdctl(server: &TestServer, args: &[&str]) -> String {
-    let out = Command::new("etcdctl")
-        .env("ETCDCTL_API", "3")
-        .arg(format!("--endpoints={}", server.url()))
-        .arg(format!("--cacert={}", server.ca().display()))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "etcdctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 struct Secrets {
     dir: tempfile::TempDir,

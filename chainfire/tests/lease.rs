@@ -1,33 +1,19 @@
 //! The Lease service through etcdctl: grant, attach keys, keep-alive, time-to-live, revoke,
 //! and expiry, including across a restart.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use photon_testkit::{free_port, TestServer};
+mod common;
+
+use common::{etcdctl, etcdctl_ok, single};
+use photon_testkit::TestServer;
 
 async fn start() -> TestServer {
-    let raft = format!("127.0.0.1:{}", free_port());
-    let mut server = TestServer::start("chainfire-server", &["--raft-listen", &raft]);
-    server.wait_healthy(Duration::from_secs(30)).await;
-    server
-}
-
-fn etcdctl(server: &TestServer, args: &[&str]) -> (bool, String) {
-    let out = Command::new("etcdctl")
-        .env("ETCDCTL_API", "3")
-        .arg(format!("--endpoints={}", server.url()))
-        .arg(format!("--cacert={}", server.ca().display()))
-        .args(args)
-        .output()
-        .unwrap();
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    single(&[]).await
 }
 
 fn ok(server: &TestServer, args: &[&str]) -> String {
-    let (success, out) = etcdctl(server, args);
-    assert!(success, "etcdctl {args:?}: {out}");
-    out
+    etcdctl_ok(server, args)
 }
 
 fn grant(server: &TestServer, ttl: &str) -> String {

@@ -1,28 +1,14 @@
 //! The backend quota: past it, writes that add data are refused with etcd's NOSPACE error and
 //! the alarm is raised; compaction, defragmentation and disarming bring writes back.
 
-use std::process::Command;
-use std::time::Duration;
+mod common;
 
-use photon_testkit::{free_port, TestServer};
-
-fn etcdctl(server: &TestServer, args: &[&str]) -> (bool, String) {
-    let out = Command::new("etcdctl")
-        .env("ETCDCTL_API", "3")
-        .arg(format!("--endpoints={}", server.url()))
-        .arg(format!("--cacert={}", server.ca().display()))
-        .args(args)
-        .output()
-        .unwrap();
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
-}
+use common::{etcdctl, single};
 
 #[tokio::test]
 async fn nospace_refuses_writes_until_space_is_freed_and_the_alarm_disarmed() {
-    let raft = format!("127.0.0.1:{}", free_port());
-    let mut server = TestServer::new("chainfire-server", &["--raft-listen", &raft]);
-    server.process.env("CHAINFIRE_LIMITS_QUOTA_BACKEND_BYTES", (4 << 20).to_string()).start();
-    server.wait_healthy(Duration::from_secs(30)).await;
+    let quota = (4 << 20).to_string();
+    let server = single(&[("CHAINFIRE_LIMITS_QUOTA_BACKEND_BYTES", &quota)]).await;
 
     let value = "x".repeat(64 * 1024);
     let mut refused = None;

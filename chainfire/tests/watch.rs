@@ -1,6 +1,8 @@
 //! The Watch service: etcdctl watching live and from history, and the gRPC stream's finer
 //! points (many watchers per stream, cancel, filters, progress) through the generated client.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -13,20 +15,13 @@ use photon_api::etcd::etcdserverpb::{
     WatchResponse,
 };
 use photon_client::{channel, ChannelOptions};
-use photon_testkit::{free_port, TestServer};
+use photon_testkit::TestServer;
 use tokio::sync::mpsc;
 use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
 async fn start(env: &[(&str, &str)]) -> TestServer {
-    let raft = format!("127.0.0.1:{}", free_port());
-    let mut server = TestServer::new("chainfire-server", &["--raft-listen", &raft]);
-    for (k, v) in env {
-        server.process.env(k, v);
-    }
-    server.process.start();
-    server.wait_healthy(Duration::from_secs(30)).await;
-    server
+    common::single(env).await
 }
 
 fn etcdctl(server: &TestServer) -> Command {

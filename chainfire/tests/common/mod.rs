@@ -7,6 +7,37 @@ use std::time::{Duration, Instant};
 
 use photon_testkit::{free_port, TestServer};
 
+/// Runs etcdctl (API v3) against `server`: whether it succeeded, and stdout then stderr.
+pub fn etcdctl(server: &TestServer, args: &[&str]) -> (bool, String) {
+    let out = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={}", server.url()))
+        .arg(format!("--cacert={}", server.ca().display()))
+        .args(args)
+        .output()
+        .expect("etcdctl must be installed (scripts/setup installs etcd-client)");
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+/// Like [`etcdctl`], asserting success.
+pub fn etcdctl_ok(server: &TestServer, args: &[&str]) -> String {
+    let (success, out) = etcdctl(server, args);
+    assert!(success, "etcdctl {args:?}: {out}");
+    out
+}
+
+/// A one-member chainfire, healthy, with `env` set.
+pub async fn single(env: &[(&str, &str)]) -> TestServer {
+    let raft = format!("127.0.0.1:{}", free_port());
+    let mut server = TestServer::new("chainfire-server", &["--raft-listen", &raft]);
+    for (k, v) in env {
+        server.process.env(k, v);
+    }
+    server.process.start();
+    server.wait_healthy(Duration::from_secs(30)).await;
+    server
+}
+
 pub struct Cluster {
     _ca: tempfile::TempDir,
     pub members: Vec<TestServer>,
@@ -46,19 +77,9 @@ impl Cluster {
     }
 
     pub fn etcdctl(&self, member: usize, args: &[&str]) -> (bool, String) {
-        let server = &self.members[member];
-        let out = Command::new("etcdctl")
-            .env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints={}", server.url()))
-            .arg(format!("--cacert={}", server.ca().display()))
-            .arg("--command-timeout=5s")
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
-        )
+        let mut all = vec!["--command-timeout=5s"];
+        all.extend_from_slice(args);
+        etcdctl(&self.members[member], &all)
     }
 
     pub fn ok(&self, member: usize, args: &[&str]) -> String {
