@@ -28,6 +28,17 @@ pub type ChainRaft = Raft<TypeConfig<MvccApp>>;
 /// timeout is 5 s plus an election).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(7);
 
+/// One Raft member, as [`Node::members`] reports it.
+#[derive(Debug, Clone)]
+pub struct MemberInfo {
+    pub id: NodeId,
+    /// host:port of its peer port.
+    pub peer_addr: String,
+    /// A voter; otherwise a learner.
+    pub voter: bool,
+    pub leader: bool,
+}
+
 #[derive(Clone)]
 pub struct Node {
     pub raft: ChainRaft,
@@ -189,16 +200,34 @@ impl Node {
         self.proposer.linearize().await.map_err(propose_error)
     }
 
-    /// Bytes the store takes on disk and in memtables.
-    pub fn db_size(&self) -> i64 {
+    /// A RocksDB integer property summed over the store's column families.
+    pub fn store_property(&self, property: &str) -> i64 {
         crate::mvcc::keys::ALL_CFS
             .iter()
             .filter_map(|name| self.db.cf_handle(name))
-            .flat_map(|cf| {
-                ["rocksdb.total-sst-files-size", "rocksdb.cur-size-all-mem-tables"]
-                    .map(|property| self.db.property_int_value_cf(cf, property).ok().flatten().unwrap_or(0))
-            })
+            .filter_map(|cf| self.db.property_int_value_cf(cf, property).ok().flatten())
             .sum::<u64>() as i64
+    }
+
+    /// Bytes the store takes on disk and in memtables.
+    pub fn db_size(&self) -> i64 {
+        self.store_property("rocksdb.total-sst-files-size") + self.store_property("rocksdb.cur-size-all-mem-tables")
+    }
+
+    /// The Raft members as this member knows them.
+    pub fn members(&self) -> Vec<MemberInfo> {
+        let metrics = self.raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership();
+        let voters: Vec<NodeId> = membership.voter_ids().collect();
+        membership
+            .nodes()
+            .map(|(id, node)| MemberInfo {
+                id: *id,
+                peer_addr: node.addr.clone(),
+                voter: voters.contains(id),
+                leader: metrics.current_leader == Some(*id),
+            })
+            .collect()
     }
 
     pub fn quota_bytes(&self) -> u64 {

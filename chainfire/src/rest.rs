@@ -120,27 +120,15 @@ async fn delete_key(State(node): State<Node>, Path(key): Path<String>) -> Result
 }
 
 async fn members(State(node): State<Node>) -> Response {
-    let metrics = node.raft.metrics().borrow().clone();
-    let membership = metrics.membership_config.membership();
-    let voters: Vec<u64> = membership.voter_ids().collect();
-    let members: Vec<Value> = membership
-        .nodes()
-        .map(|(id, n)| {
-            json!({
-                "id": id,
-                "peer_addr": n.addr,
-                "role": if voters.contains(id) { "voter" } else { "learner" },
-                "leader": metrics.current_leader == Some(*id),
-            })
-        })
+    let members = node.members();
+    let leader = members.iter().find(|m| m.leader).map(|m| m.id);
+    let listed: Vec<Value> = members
+        .iter()
+        .map(|m| json!({ "id": m.id, "peer_addr": m.peer_addr, "role": if m.voter { "voter" } else { "learner" }, "leader": m.leader }))
         .collect();
-    let leader = metrics.current_leader;
-    let status = if leader.is_some() && metrics.state != ServerState::Shutdown {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, Json(json!({ "members": members, "leader": leader, "answered_by": node.id }))).into_response()
+    let serving = leader.is_some() && node.raft.metrics().borrow().state != ServerState::Shutdown;
+    let status = if serving { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(json!({ "members": listed, "leader": leader, "answered_by": node.id }))).into_response()
 }
 
 /// Tests only (`raft.fault_injection`): drop all of this member's Raft traffic.

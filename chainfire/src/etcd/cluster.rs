@@ -30,17 +30,15 @@ impl ClusterService {
     }
 
     fn members(&self) -> Vec<Member> {
-        let metrics = self.node.raft.metrics().borrow().clone();
-        let membership = metrics.membership_config.membership();
-        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
-        membership
-            .nodes()
-            .map(|(id, node)| Member {
-                id: *id,
-                name: format!("chainfire-{id}"),
-                peer_ur_ls: vec![format!("https://{}", node.addr)],
-                client_ur_ls: if *id == self.node.id { vec![self.client_url.clone()] } else { Vec::new() },
-                is_learner: !voters.contains(id),
+        self.node
+            .members()
+            .into_iter()
+            .map(|m| Member {
+                id: m.id,
+                name: format!("chainfire-{}", m.id),
+                peer_ur_ls: vec![format!("https://{}", m.peer_addr)],
+                client_ur_ls: if m.id == self.node.id { vec![self.client_url.clone()] } else { Vec::new() },
+                is_learner: !m.voter,
             })
             .collect()
     }

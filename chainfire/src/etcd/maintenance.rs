@@ -37,15 +37,6 @@ impl MaintenanceService {
     pub fn new(node: Node) -> Self {
         Self { node }
     }
-
-    fn property_sum(&self, property: &str) -> i64 {
-        let db = &self.node.db;
-        ALL_CFS
-            .iter()
-            .filter_map(|name| db.cf_handle(name))
-            .filter_map(|cf| db.property_int_value_cf(cf, property).ok().flatten())
-            .sum::<u64>() as i64
-    }
 }
 
 /// FNV-1a over a sequence of byte strings, length-delimited so boundaries count.
@@ -112,7 +103,7 @@ impl Maintenance for MaintenanceService {
             raft_term: metrics.current_term,
             raft_applied_index: metrics.last_applied.map_or(0, |l| l.index),
             errors: if raised { vec![format!("memberID:{} alarm:NOSPACE ", self.node.id)] } else { Vec::new() },
-            db_size_in_use: self.property_sum("rocksdb.estimate-live-data-size"),
+            db_size_in_use: self.node.store_property("rocksdb.estimate-live-data-size"),
             is_learner: metrics.state == ServerState::Learner,
             storage_version: ETCD_API_VERSION.into(),
             db_size_quota: self.node.quota_bytes() as i64,

@@ -65,6 +65,15 @@ fn not_leader(id: Option<NodeId>, node: Option<openraft::BasicNode>) -> ForwardF
     ForwardFailure::NotLeader { leader: id.zip(node.map(|n| n.addr)) }
 }
 
+/// Why the leader could not make a client write (or membership change) a follower forwarded.
+fn write_failure(e: OpenRaftError<NodeId, ClientWriteError<NodeId, openraft::BasicNode>>) -> ForwardFailure {
+    match e {
+        OpenRaftError::APIError(ClientWriteError::ForwardToLeader(f)) => not_leader(f.leader_id, f.leader_node),
+        OpenRaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => ForwardFailure::Rejected(e.to_string()),
+        OpenRaftError::Fatal(_) => ForwardFailure::Stopped,
+    }
+}
+
 fn reply<T: Serialize>(result: &T) -> Result<Response<RaftReply>, Status> {
     Ok(Response::new(RaftReply { payload: codec::encode(result)? }))
 }
@@ -95,13 +104,7 @@ impl<A: App> RaftPeer for PeerService<A> {
         let proposal: A::Request = codec::decode(&request.payload)?;
         let result: Result<A::Response, ForwardFailure> = match raft.client_write(proposal).await {
             Ok(response) => Ok(response.data),
-            Err(OpenRaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                Err(not_leader(f.leader_id, f.leader_node))
-            }
-            Err(OpenRaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
-                Err(ForwardFailure::Transport(e.to_string()))
-            }
-            Err(OpenRaftError::Fatal(_)) => Err(ForwardFailure::Stopped),
+            Err(e) => Err(write_failure(e)),
         };
         reply(&result)
     }
@@ -126,13 +129,7 @@ impl<A: App> RaftPeer for PeerService<A> {
         let change: openraft::ChangeMembers<NodeId, openraft::BasicNode> = codec::decode(&request.payload)?;
         let result: Result<(), ForwardFailure> = match raft.change_membership(change, false).await {
             Ok(_) => Ok(()),
-            Err(OpenRaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                Err(not_leader(f.leader_id, f.leader_node))
-            }
-            Err(OpenRaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
-                Err(ForwardFailure::Rejected(e.to_string()))
-            }
-            Err(OpenRaftError::Fatal(_)) => Err(ForwardFailure::Stopped),
+            Err(e) => Err(write_failure(e)),
         };
         reply(&result)
     }
