@@ -19,7 +19,7 @@ pub trait App: Send + Sync + 'static {
     /// What applying a command answers (including application-level refusals).
     type Response: Serialize + DeserializeOwned + Debug + Clone + Default + Send + Sync + 'static;
 
-    /// Applies one committed command at log `index`. An `Err` is a storage failure and stops
+    /// Applies one committed command at log `index` (the commands of one batch share an index). An `Err` is a storage failure and stops
     /// the node; a refused command is an `Ok` response saying so.
     fn apply(
         &mut self,

@@ -6,6 +6,8 @@ pub enum RaftError {
     Open { path: std::path::PathBuf, source: rocksdb::Error },
     #[error("RocksDB column family {0} is missing")]
     MissingColumnFamily(String),
+    #[error("cannot start the Raft WAL sync thread: {0}")]
+    WalSyncThread(std::io::Error),
     #[error("peer transport: {0}")]
     Transport(String),
 }

@@ -3,7 +3,8 @@
 //!
 //! - `raft_log`: `group (u64 BE) ‖ index (u64 BE)` → encoded `Entry`.
 //! - `raft_meta`: `group (u64 BE) ‖ item tag (u8)` → encoded vote, committed log id, last
-//!   purged log id, last applied log id, stored membership, current snapshot meta.
+//!   purged log id, last applied log id, stored membership, current snapshot meta, and the
+//!   progress through a batch entry whose commands are not all applied yet (log id, count).
 //!
 //! Big-endian integers keep a group's keys contiguous and its log in index order.
 
@@ -26,6 +27,7 @@ pub enum Meta {
     Applied = 4,
     Membership = 5,
     Snapshot = 6,
+    PartialApply = 7,
 }
 
 pub fn log_key(group: u64, index: u64) -> [u8; 16] {

@@ -21,6 +21,7 @@ pub mod network;
 mod state_machine;
 mod storage;
 mod types;
+mod wal_sync;
 
 pub use app::{App, BoxError};
 pub use error::RaftError;
@@ -28,7 +29,7 @@ pub use keys::{decode, encode, CF_LOG, CF_META};
 pub use log_store::LogStore;
 pub use state_machine::StateMachine;
 pub use storage::Storage;
-pub use types::{NodeId, TypeConfig};
+pub use types::{Batch, NodeId, TypeConfig};
 
 /// Re-exported so applications name openraft types through one version.
 pub use openraft;

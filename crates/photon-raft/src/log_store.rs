@@ -1,6 +1,7 @@
-//! The Raft log of one group in RocksDB. Appends, truncations and votes are written with
-//! fsync before openraft is told they are done; the committed log id is written without fsync
-//! (it survives kill -9, and after power loss Raft recomputes it from a quorum).
+//! The Raft log of one group in RocksDB. Appends are reported durable only after the WAL holding
+//! them is fsynced (group commit through `wal_sync`); truncations and votes are written with
+//! fsync; the committed log id is written without fsync (it survives kill -9, and after power
+//! loss Raft recomputes it from a quorum).
 
 use std::fmt::Debug;
 use std::marker::PhantomData;
@@ -14,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::keys::{self, Meta, CF_LOG, CF_META};
+use crate::wal_sync::WalSync;
 use crate::{App, NodeId, TypeConfig};
 
 type Result<T> = std::result::Result<T, StorageError<NodeId>>;
@@ -21,12 +23,13 @@ type Result<T> = std::result::Result<T, StorageError<NodeId>>;
 pub struct LogStore<A> {
     db: Arc<DB>,
     group: u64,
+    wal_sync: WalSync,
     _app: PhantomData<fn() -> A>,
 }
 
 impl<A> Clone for LogStore<A> {
     fn clone(&self) -> Self {
-        Self { db: self.db.clone(), group: self.group, _app: PhantomData }
+        Self { db: self.db.clone(), group: self.group, wal_sync: self.wal_sync.clone(), _app: PhantomData }
     }
 }
 
@@ -45,8 +48,8 @@ fn write_err(e: impl std::error::Error + 'static) -> StorageError<NodeId> {
 }
 
 impl<A: App> LogStore<A> {
-    pub(crate) fn new(db: Arc<DB>, group: u64) -> Self {
-        Self { db, group, _app: PhantomData }
+    pub(crate) fn new(db: Arc<DB>, group: u64, wal_sync: WalSync) -> Self {
+        Self { db, group, wal_sync, _app: PhantomData }
     }
 
     fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily> {
@@ -154,9 +157,10 @@ impl<A: App> RaftLogStorage<TypeConfig<A>> for LogStore<A> {
         for entry in entries {
             batch.put_cf(cf, keys::log_key(self.group, entry.log_id.index), keys::encode(&entry).map_err(write_err)?);
         }
-        let result = self.db.write_opt(batch, &synced());
-        callback.log_io_completed(result.as_ref().map(|_| ()).map_err(|e| std::io::Error::other(e.to_string())));
-        result.map_err(write_err)
+        // Readable now (openraft may replicate them at once); durable when the callback fires.
+        self.db.write(batch).map_err(write_err)?;
+        self.wal_sync.after_sync(Box::new(move |outcome| callback.log_io_completed(outcome)));
+        Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<()> {

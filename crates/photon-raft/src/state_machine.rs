@@ -1,6 +1,11 @@
 //! The state machine side of a Raft group: applies committed entries through the [`App`],
-//! writing each entry's changes together with the applied log id in one RocksDB batch, and
+//! writing each command's changes together with the progress they make in one RocksDB batch
+//! (the applied log id after an entry's last command, the count of commands done before), and
 //! builds, stores and installs snapshots.
+//!
+//! Why progress within an entry: an entry carries a batch of commands and each must see the
+//! ones before it, so they are written one by one; after kill -9 mid-entry the entry is applied
+//! again from the first command not yet written, never twice.
 //!
 //! Snapshots are files under `<dir>/snapshots/group-<id>/`, written to a temporary name, fsynced
 //! and renamed; the current one is recorded in `raft_meta`. The application's state is
@@ -20,7 +25,7 @@ use rocksdb::{WriteBatch, WriteOptions, DB};
 use serde::de::DeserializeOwned;
 
 use crate::keys::{self, Meta, CF_META};
-use crate::{App, NodeId, RaftError, TypeConfig};
+use crate::{App, Batch, NodeId, RaftError, TypeConfig};
 
 type Result<T> = std::result::Result<T, StorageError<NodeId>>;
 type Membership = StoredMembership<NodeId, BasicNode>;
@@ -39,6 +44,8 @@ pub struct StateMachine<A: App> {
     app: A,
     snapshot_dir: PathBuf,
     applied: Option<LogId<NodeId>>,
+    /// Commands already applied of the entry after `applied`, when it was cut short.
+    partial: Option<(LogId<NodeId>, usize)>,
     membership: Membership,
 }
 
@@ -53,7 +60,8 @@ impl<A: App> StateMachine<A> {
         let corrupt = |e: String| RaftError::Transport(format!("raft_meta of group {group} is unreadable: {e}"));
         let applied = read_meta(&db, group, Meta::Applied).map_err(corrupt)?;
         let membership = read_meta(&db, group, Meta::Membership).map_err(corrupt)?.unwrap_or_default();
-        Ok(Self { db, group, app, snapshot_dir, applied, membership })
+        let partial = read_meta(&db, group, Meta::PartialApply).map_err(corrupt)?;
+        Ok(Self { db, group, app, snapshot_dir, applied, partial, membership })
     }
 
     /// The application, for reads served outside Raft (serializable reads, health).
@@ -69,10 +77,48 @@ impl<A: App> StateMachine<A> {
     ) -> Result<()> {
         let cf = self.db.cf_handle(CF_META).ok_or_else(|| sm_err("missing column family raft_meta"))?;
         batch.put_cf(cf, keys::meta_key(self.group, Meta::Applied), keys::encode(applied).map_err(sm_err)?);
+        batch.delete_cf(cf, keys::meta_key(self.group, Meta::PartialApply));
         if let Some(membership) = membership {
             batch.put_cf(cf, keys::meta_key(self.group, Meta::Membership), keys::encode(membership).map_err(sm_err)?);
         }
         Ok(())
+    }
+
+    fn stage_partial(&self, batch: &mut WriteBatch, entry: &LogId<NodeId>, done: usize) -> Result<()> {
+        let cf = self.db.cf_handle(CF_META).ok_or_else(|| sm_err("missing column family raft_meta"))?;
+        let progress = keys::encode(&(entry, done)).map_err(sm_err)?;
+        batch.put_cf(cf, keys::meta_key(self.group, Meta::PartialApply), progress);
+        Ok(())
+    }
+
+    /// Applies the commands of one batch entry, each in its own RocksDB write.
+    fn apply_batch(&mut self, log_id: &LogId<NodeId>, commands: &[A::Request]) -> Result<Vec<A::Response>> {
+        let done = match self.partial.take() {
+            Some((entry, done)) if entry == *log_id => done,
+            _ => 0,
+        };
+        let mut responses = vec![A::Response::default(); done.min(commands.len())];
+        for (i, command) in commands.iter().enumerate().skip(done) {
+            let mut batch = WriteBatch::default();
+            responses.push(self.app.apply(&self.db, &mut batch, log_id.index, command).map_err(sm_err)?);
+            if i + 1 < commands.len() {
+                self.stage_partial(&mut batch, log_id, i + 1)?;
+            } else {
+                self.stage_applied(&mut batch, log_id, None)?;
+            }
+            self.db.write(batch).map_err(sm_err)?;
+            self.app.after_write();
+        }
+        if commands.is_empty() {
+            self.write_applied(log_id, None)?;
+        }
+        Ok(responses)
+    }
+
+    fn write_applied(&mut self, log_id: &LogId<NodeId>, membership: Option<&Membership>) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        self.stage_applied(&mut batch, log_id, membership)?;
+        self.db.write(batch).map_err(sm_err)
     }
 }
 
@@ -145,31 +191,28 @@ impl<A: App> RaftStateMachine<TypeConfig<A>> for StateMachine<A> {
         Ok((self.applied, self.membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<A::Response>>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Vec<A::Response>>>
     where
         I: IntoIterator<Item = Entry<TypeConfig<A>>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
         let mut responses = Vec::new();
         for entry in entries {
-            let mut batch = WriteBatch::default();
-            let (response, membership) = match &entry.payload {
-                EntryPayload::Blank => (A::Response::default(), None),
-                EntryPayload::Normal(request) => {
-                    let response = self.app.apply(&self.db, &mut batch, entry.log_id.index, request).map_err(sm_err)?;
-                    (response, None)
+            let response = match &entry.payload {
+                EntryPayload::Blank => {
+                    self.write_applied(&entry.log_id, None)?;
+                    Vec::new()
                 }
+                EntryPayload::Normal(Batch(commands)) => self.apply_batch(&entry.log_id, commands)?,
                 EntryPayload::Membership(m) => {
-                    (A::Response::default(), Some(StoredMembership::new(Some(entry.log_id), m.clone())))
+                    let membership = StoredMembership::new(Some(entry.log_id), m.clone());
+                    self.write_applied(&entry.log_id, Some(&membership))?;
+                    self.membership = membership;
+                    self.app.after_write();
+                    Vec::new()
                 }
             };
-            self.stage_applied(&mut batch, &entry.log_id, membership.as_ref())?;
-            self.db.write(batch).map_err(sm_err)?;
             self.applied = Some(entry.log_id);
-            if let Some(membership) = membership {
-                self.membership = membership;
-            }
-            self.app.after_write();
             responses.push(response);
         }
         Ok(responses)
@@ -206,6 +249,7 @@ impl<A: App> RaftStateMachine<TypeConfig<A>> for StateMachine<A> {
         options.set_sync(true);
         self.db.write_opt(batch, &options).map_err(snapshot_err)?;
         self.applied = meta.last_log_id;
+        self.partial = None;
         self.membership = meta.last_membership.clone();
         self.app.after_write();
         persist_snapshot(&self.db, self.group, &self.snapshot_dir, meta, &data)

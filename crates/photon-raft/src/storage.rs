@@ -7,6 +7,7 @@ use std::sync::Arc;
 use rocksdb::{ColumnFamilyDescriptor, Options, DB};
 
 use crate::keys::{CF_LOG, CF_META};
+use crate::wal_sync::WalSync;
 use crate::{App, LogStore, RaftError, StateMachine};
 
 /// One RocksDB per process, shared by every Raft group in it.
@@ -14,6 +15,7 @@ use crate::{App, LogStore, RaftError, StateMachine};
 pub struct Storage {
     db: Arc<DB>,
     dir: PathBuf,
+    wal_sync: WalSync,
 }
 
 impl Storage {
@@ -27,7 +29,9 @@ impl Storage {
         let cfs = names.map(|name| ColumnFamilyDescriptor::new(name, Options::default())).collect::<Vec<_>>();
         let path = dir.join("rocksdb");
         let db = DB::open_cf_descriptors(&options, &path, cfs).map_err(|source| RaftError::Open { path, source })?;
-        Ok(Self { db: Arc::new(db), dir: dir.to_path_buf() })
+        let db = Arc::new(db);
+        let wal_sync = WalSync::start(&db).map_err(RaftError::WalSyncThread)?;
+        Ok(Self { db, dir: dir.to_path_buf(), wal_sync })
     }
 
     pub fn db(&self) -> &Arc<DB> {
@@ -36,7 +40,7 @@ impl Storage {
 
     /// The log store and state machine of Raft group `group`, running `app`.
     pub fn group<A: App>(&self, group: u64, app: A) -> Result<(LogStore<A>, StateMachine<A>), RaftError> {
-        let log = LogStore::new(self.db.clone(), group);
+        let log = LogStore::new(self.db.clone(), group, self.wal_sync.clone());
         let sm =
             StateMachine::new(self.db.clone(), group, app, self.dir.join("snapshots").join(format!("group-{group}")))?;
         Ok((log, sm))

@@ -46,9 +46,15 @@ impl<A> Ord for TypeConfig<A> {
     }
 }
 
+/// The payload of one log entry: the client commands proposed together (see
+/// [`crate::network::Batcher`]). Applied in order, each seeing the ones before it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Batch<R>(pub Vec<R>);
+
 impl<A: App> openraft::RaftTypeConfig for TypeConfig<A> {
-    type D = A::Request;
-    type R = A::Response;
+    type D = Batch<A::Request>;
+    /// One response per command of the entry's batch, in order.
+    type R = Vec<A::Response>;
     type NodeId = NodeId;
     type Node = openraft::BasicNode;
     type Entry = openraft::Entry<Self>;

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use common::{read, KvApp, KvRequest, CF_KV};
 use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
 use photon_raft::fault::FaultInjector;
-use photon_raft::network::{serve, PeerNetwork, PeerTls, Router};
-use photon_raft::{NodeId, Storage, TypeConfig};
+use photon_raft::network::{serve, Batcher, PeerNetwork, PeerTls, Router};
+use photon_raft::{Batch, NodeId, Storage, TypeConfig};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -62,7 +62,7 @@ async fn start(root: &Path, id: NodeId, listener: TcpListener) -> Node {
     let network = PeerNetwork::<KvApp>::new(0, id, Some(tls.clone()), fault.clone());
     let raft = Raft::new(id, config(), network, log, sm).await.unwrap();
     let router = Router::new(fault.clone());
-    router.add(0, raft.clone());
+    router.add(0, raft.clone(), Batcher::spawn(raft.clone()));
     let shutdown = CancellationToken::new();
     let server = tokio::spawn({
         let shutdown = shutdown.clone();
@@ -124,7 +124,7 @@ async fn leader(nodes: &[Node], candidates: &[usize], timeout: Duration) -> usiz
 /// Writes through `raft` and returns the log index the write was committed at.
 async fn set(raft: &KvRaft, key: &str, value: &str) -> Result<u64, String> {
     let request = KvRequest::Set { key: key.into(), value: value.into() };
-    match tokio::time::timeout(Duration::from_secs(2), raft.client_write(request)).await {
+    match tokio::time::timeout(Duration::from_secs(2), raft.client_write(Batch(vec![request]))).await {
         Ok(Ok(response)) => Ok(response.log_id.index),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("timed out".into()),

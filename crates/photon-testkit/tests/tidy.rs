@@ -7,8 +7,11 @@ use std::path::{Path, PathBuf};
 const SERVICES: [&str; 9] =
     ["chainfire", "flaredb", "iam", "plasmavmc", "prismnet", "flashdns", "fiberlb", "lightningstor", "k8shost"];
 
+/// The workspace root of the checkout under test. Read at run time: a test binary reused from a
+/// shared target directory may have been compiled in another checkout of the same tree.
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR for tests");
+    Path::new(&manifest_dir).join("../..").canonicalize().unwrap()
 }
 
 /// Every crate directory: `crates/*` and service folders that have become crates.

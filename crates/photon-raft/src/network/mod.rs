@@ -2,6 +2,7 @@
 //! Raft groups by group id, and the client side openraft calls through. Both ends use mutual
 //! TLS when [`PeerTls`] is given; messages pass the node's [`crate::fault::FaultInjector`].
 
+mod batcher;
 mod client;
 mod codec;
 mod forward;
@@ -10,6 +11,7 @@ mod server;
 
 use std::path::PathBuf;
 
+pub use batcher::{Batcher, WriteError};
 pub use client::{PeerClient, PeerNetwork};
 pub use forward::ForwardFailure;
 pub use proposer::{ProposeError, Proposer};

@@ -7,6 +7,7 @@ use std::time::Duration;
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError as OpenRaftError};
 use openraft::Raft;
 
+use super::batcher::Batcher;
 use super::forward::ForwardFailure;
 use super::PeerNetwork;
 use crate::{App, TypeConfig};
@@ -25,13 +26,19 @@ pub enum ProposeError {
 
 pub struct Proposer<A: App> {
     raft: Raft<TypeConfig<A>>,
+    batcher: Batcher<A>,
     network: PeerNetwork<A>,
     timeout: Duration,
 }
 
 impl<A: App> Clone for Proposer<A> {
     fn clone(&self) -> Self {
-        Self { raft: self.raft.clone(), network: self.network.for_group(self.network.group()), timeout: self.timeout }
+        Self {
+            raft: self.raft.clone(),
+            batcher: self.batcher.clone(),
+            network: self.network.for_group(self.network.group()),
+            timeout: self.timeout,
+        }
     }
 }
 
@@ -39,9 +46,10 @@ impl<A: App> Clone for Proposer<A> {
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
 
 impl<A: App> Proposer<A> {
-    /// `timeout` bounds every call, including waiting out an election.
-    pub fn new(raft: Raft<TypeConfig<A>>, network: PeerNetwork<A>, timeout: Duration) -> Self {
-        Self { raft, network, timeout }
+    /// `timeout` bounds every call, including waiting out an election. Local writes join
+    /// `batcher`, which should be the one the group's [`super::Router`] entry uses.
+    pub fn new(raft: Raft<TypeConfig<A>>, batcher: Batcher<A>, network: PeerNetwork<A>, timeout: Duration) -> Self {
+        Self { raft, batcher, network, timeout }
     }
 
     /// Proposes `request` and returns what applying it answered.
@@ -51,8 +59,8 @@ impl<A: App> Proposer<A> {
 
     async fn write_until_done(&self, request: A::Request) -> Result<A::Response, ProposeError> {
         loop {
-            match self.raft.client_write(request.clone()).await {
-                Ok(response) => return Ok(response.data),
+            match self.batcher.write(request.clone()).await {
+                Ok(response) => return Ok(response),
                 Err(OpenRaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                     if let (Some(leader), Some(node)) = (f.leader_id, f.leader_node) {
                         match self.network.forward_write(leader, &node.addr, &request, self.timeout).await {
