@@ -2,7 +2,6 @@
 //! killed leader is replaced quickly with nothing acknowledged lost, and it catches up when it
 //! returns.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
@@ -181,19 +180,10 @@ async fn an_isolated_member_refuses_linearizable_reads_and_writes() {
     let cluster = Cluster::start_with_env(&[("CHAINFIRE_RAFT_FAULT_INJECTION", "true")]).await;
     let leader = cluster.leader().await;
     cluster.ok(leader, &["put", "k", "before"]);
-    let fault = |member: usize, action: &str| {
-        let url = format!("{}/debug/fault/{action}", cluster.members[member].url());
-        let status = Command::new("curl")
-            .args(["-sf", "-X", "POST", "--cacert"])
-            .arg(cluster.members[member].ca())
-            .arg(&url)
-            .status();
-        assert!(status.unwrap().success(), "fault {action} on member {}", member + 1);
-    };
 
     // First a follower, then the leader itself, is cut off from the other two.
     for victim in [(leader + 1) % 3, leader] {
-        fault(victim, "isolate");
+        cluster.fault(victim, "isolate");
         let (ok, out) = cluster.etcdctl(victim, &["--command-timeout=3s", "get", "k"]);
         assert!(!ok, "member {} answered a linearizable read while cut off: {out}", victim + 1);
         let (ok, out) = cluster.etcdctl(victim, &["--command-timeout=3s", "put", "k", "from-minority"]);
@@ -206,7 +196,7 @@ async fn an_isolated_member_refuses_linearizable_reads_and_writes() {
         while !cluster.etcdctl(other, &["put", "majority", "ok"]).0 {
             assert!(Instant::now() < deadline, "the majority could not write");
         }
-        fault(victim, "heal");
+        cluster.fault(victim, "heal");
         let deadline = Instant::now() + Duration::from_secs(10);
         while !cluster.etcdctl(victim, &["get", "majority", "--print-value-only"]).1.contains("ok") {
             assert!(Instant::now() < deadline, "member {} did not rejoin", victim + 1);

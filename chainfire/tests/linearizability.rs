@@ -1,6 +1,7 @@
 //! Linearizability under failures: concurrent clients put, read (linearizably) and
-//! compare-and-swap two keys through random members of a three-member cluster while the leader
-//! is killed (-9) and restarted; the recorded history must have a valid linearization.
+//! compare-and-swap two keys through random members of a three-member cluster while a nemesis
+//! kills the leader (-9) and restarts it, or cuts a member (the leader or a follower) off from
+//! its peers and heals it; the recorded history must have a valid linearization.
 //!
 //! The default run is short (one pass, a few seconds) for CI. `scripts/soak` runs many longer,
 //! differently seeded passes: PHOTON_CHECK_RUNS, PHOTON_CHECK_SECONDS, PHOTON_CHECK_SEED.
@@ -134,7 +135,7 @@ async fn client(
 }
 
 async fn run_once(seed: u64, seconds: u64) {
-    let mut cluster = Cluster::start().await;
+    let mut cluster = Cluster::start_with_env(&[("CHAINFIRE_RAFT_FAULT_INJECTION", "true")]).await;
     let mut clients = Vec::new();
     for member in &cluster.members {
         let options = ChannelOptions { ca: Some(member.ca()), ..Default::default() };
@@ -146,17 +147,26 @@ async fn run_once(seed: u64, seconds: u64) {
     let workers: Vec<_> =
         (0..3).map(|id| tokio::spawn(client(id, seed, clients.clone(), start, until, history.clone()))).collect();
 
-    // The nemesis: kill -9 the leader, let the others carry on, bring it back.
+    // The nemesis, alternating at random: kill -9 the leader, let the others carry on, bring it
+    // back; or cut off a member (the leader half of the time), let the majority carry on, heal.
     let mut rng = Rng(seed | 1);
-    let mut kills = 0;
+    let (mut kills, mut isolations) = (0, 0);
     while Instant::now() + Duration::from_millis(2500) < until {
         tokio::time::sleep(Duration::from_millis(500 + rng.below(1000))).await;
         let leader = cluster.leader().await;
-        cluster.members[leader].process.kill9();
-        kills += 1;
-        tokio::time::sleep(Duration::from_millis(800 + rng.below(700))).await;
-        cluster.members[leader].process.start();
-        cluster.members[leader].wait_healthy(Duration::from_secs(30)).await;
+        if rng.below(2) == 0 {
+            cluster.members[leader].process.kill9();
+            kills += 1;
+            tokio::time::sleep(Duration::from_millis(800 + rng.below(700))).await;
+            cluster.members[leader].process.start();
+            cluster.members[leader].wait_healthy(Duration::from_secs(30)).await;
+        } else {
+            let victim = if rng.below(2) == 0 { leader } else { (leader + 1 + rng.below(2) as usize) % 3 };
+            cluster.fault(victim, "isolate");
+            isolations += 1;
+            tokio::time::sleep(Duration::from_millis(800 + rng.below(700))).await;
+            cluster.fault(victim, "heal");
+        }
     }
     for worker in workers {
         worker.await.unwrap();
@@ -164,17 +174,18 @@ async fn run_once(seed: u64, seconds: u64) {
     let history = history.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let completed = history.iter().filter(|e| e.returned.is_some()).count();
     eprintln!(
-        "linearizability run: seed {seed}, {seconds}s, {kills} leader kills, {} operations ({completed} with known outcome)",
+        "linearizability run: seed {seed}, {seconds}s, {kills} leader kills, {isolations} isolations, {} operations \
+         ({completed} with known outcome)",
         history.len()
     );
-    assert!(kills >= 1 && completed > 20, "the run must exercise failures and real traffic");
+    assert!(kills + isolations >= 1 && completed > 20, "the run must exercise failures and real traffic");
     if let Err(violation) = check(&history) {
         panic!("seed {seed}: {violation:#?}");
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_clients_through_leader_kills_stay_linearizable() {
+async fn concurrent_clients_through_leader_kills_and_isolations_stay_linearizable() {
     let runs = env("PHOTON_CHECK_RUNS", 1);
     let seconds = env("PHOTON_CHECK_SECONDS", 6);
     let base = env("PHOTON_CHECK_SEED", std::process::id() as u64);

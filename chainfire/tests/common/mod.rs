@@ -88,6 +88,18 @@ impl Cluster {
         out
     }
 
+    /// Applies a fault to `member` through its `/debug/fault/{action}` endpoint ("isolate" cuts
+    /// it off from both peers, "heal" reconnects it). Needs `CHAINFIRE_RAFT_FAULT_INJECTION`.
+    pub fn fault(&self, member: usize, action: &str) {
+        let url = format!("{}/debug/fault/{action}", self.members[member].url());
+        let status = std::process::Command::new("curl")
+            .args(["-sf", "-o", "/dev/null", "-X", "POST", "--cacert"])
+            .arg(self.members[member].ca())
+            .arg(&url)
+            .status();
+        assert!(status.is_ok_and(|s| s.success()), "fault {action} on member {}", member + 1);
+    }
+
     pub async fn leader(&self) -> usize {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
