@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use photon_api::etcd::etcdserverpb::ResponseHeader;
 use photon_raft::fault::FaultInjector;
-use photon_raft::network::{serve, Batcher, PeerNetwork, PeerTls, ProposeError, Proposer, Router};
+use photon_raft::network::{serve, PeerNetwork, PeerTls, ProposeError, Proposer, Router};
 use photon_raft::openraft::{BasicNode, Config, Raft, ServerState, SnapshotPolicy};
 use photon_raft::rocksdb::DB;
 use photon_raft::{NodeId, Storage, TypeConfig};
@@ -110,9 +110,8 @@ impl Node {
         let network = PeerNetwork::<MvccApp>::new(0, id, tls.clone(), fault.clone());
         let proposer_network = network.for_group(0);
         let raft = Raft::new(id, raft_config(config)?, network, log, sm).await?;
-        let batcher = Batcher::spawn(raft.clone());
         let router = Router::new(fault.clone());
-        router.add(0, raft.clone(), batcher.clone());
+        router.add(0, raft.clone());
 
         let listener = TcpListener::bind(config.raft.listen)
             .await
@@ -159,7 +158,7 @@ impl Node {
             );
             context.tasks.spawn(promote);
         }
-        let proposer = Proposer::new(raft.clone(), batcher, proposer_network, REQUEST_TIMEOUT);
+        let proposer = Proposer::new(raft.clone(), proposer_network, REQUEST_TIMEOUT);
         Ok(Self {
             raft,
             db: storage.db().clone(),

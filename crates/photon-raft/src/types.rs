@@ -47,7 +47,7 @@ impl<A> Ord for TypeConfig<A> {
 }
 
 /// The payload of one log entry: the client commands proposed together (see
-/// [`crate::network::Batcher`]). Applied in order, each seeing the ones before it.
+/// `network::batcher`). Applied in order, each seeing the ones before it.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Batch<R>(pub Vec<R>);
 

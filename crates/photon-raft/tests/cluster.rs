@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::{read, KvApp, KvRequest, CF_KV};
 use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
 use photon_raft::fault::FaultInjector;
-use photon_raft::network::{serve, Batcher, PeerNetwork, PeerTls, Router};
+use photon_raft::network::{serve, PeerNetwork, PeerTls, Router};
 use photon_raft::{Batch, NodeId, Storage, TypeConfig};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -62,7 +62,7 @@ async fn start(root: &Path, id: NodeId, listener: TcpListener) -> Node {
     let network = PeerNetwork::<KvApp>::new(0, id, Some(tls.clone()), fault.clone());
     let raft = Raft::new(id, config(), network, log, sm).await.unwrap();
     let router = Router::new(fault.clone());
-    router.add(0, raft.clone(), Batcher::spawn(raft.clone()));
+    router.add(0, raft.clone());
     let shutdown = CancellationToken::new();
     let server = tokio::spawn({
         let shutdown = shutdown.clone();

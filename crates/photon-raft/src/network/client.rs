@@ -128,15 +128,16 @@ impl<A: App> PeerNetwork<A> {
         result
     }
 
-    /// Has the leader (`leader` at `addr`) propose `request`; returns what applying it answered.
+    /// Has the leader (`leader` at `addr`) propose `requests` as one entry; returns what
+    /// applying each answered, in order.
     pub async fn forward_write(
         &self,
         leader: NodeId,
         addr: &str,
-        request: &A::Request,
+        requests: &[A::Request],
         timeout: Duration,
-    ) -> Result<A::Response, ForwardFailure> {
-        let payload = codec::encode(request).map_err(|s| ForwardFailure::Transport(s.message().to_string()))?;
+    ) -> Result<Vec<A::Response>, ForwardFailure> {
+        let payload = codec::encode(&requests).map_err(|s| ForwardFailure::Transport(s.message().to_string()))?;
         self.leader_call(leader, addr, payload, LeaderMethod::Forward, timeout).await
     }
 

@@ -11,7 +11,6 @@ mod server;
 
 use std::path::PathBuf;
 
-pub use batcher::{Batcher, WriteError};
 pub use client::{PeerClient, PeerNetwork};
 pub use forward::ForwardFailure;
 pub use proposer::{ProposeError, Proposer};

@@ -43,46 +43,20 @@ impl<A: App> Clone for Proposer<A> {
 }
 
 /// Pause between attempts while a leader is being elected.
-const RETRY_PAUSE: Duration = Duration::from_millis(50);
+pub(super) const RETRY_PAUSE: Duration = Duration::from_millis(50);
 
 impl<A: App> Proposer<A> {
-    /// `timeout` bounds every call, including waiting out an election. Local writes join
-    /// `batcher`, which should be the one the group's [`super::Router`] entry uses.
-    pub fn new(raft: Raft<TypeConfig<A>>, batcher: Batcher<A>, network: PeerNetwork<A>, timeout: Duration) -> Self {
+    /// `timeout` bounds every call, including waiting out an election. Starts the group's
+    /// write batcher, so call it once per group (and clone).
+    pub fn new(raft: Raft<TypeConfig<A>>, network: PeerNetwork<A>, timeout: Duration) -> Self {
+        let batcher = Batcher::spawn(raft.clone(), network.for_group(network.group()), timeout);
         Self { raft, batcher, network, timeout }
     }
 
-    /// Proposes `request` and returns what applying it answered.
+    /// Proposes `request` and returns what applying it answered. Concurrent writes share a
+    /// log entry (see `batcher`).
     pub async fn write(&self, request: A::Request) -> Result<A::Response, ProposeError> {
-        tokio::time::timeout(self.timeout, self.write_until_done(request)).await.map_err(|_| ProposeError::Timeout)?
-    }
-
-    async fn write_until_done(&self, request: A::Request) -> Result<A::Response, ProposeError> {
-        loop {
-            match self.batcher.write(request.clone()).await {
-                Ok(response) => return Ok(response),
-                Err(OpenRaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                    if let (Some(leader), Some(node)) = (f.leader_id, f.leader_node) {
-                        match self.network.forward_write(leader, &node.addr, &request, self.timeout).await {
-                            Ok(response) => return Ok(response),
-                            // Not proposed there: safe to try again once leadership settles.
-                            Err(ForwardFailure::NotLeader { .. }) => {}
-                            Err(ForwardFailure::Stopped | ForwardFailure::NoQuorum) => {
-                                return Err(ProposeError::NoLeader)
-                            }
-                            Err(ForwardFailure::Rejected(why)) => return Err(ProposeError::Rejected(why)),
-                            // Perhaps applied, perhaps not: the client decides, as with etcd.
-                            Err(ForwardFailure::Transport(_)) => return Err(ProposeError::Timeout),
-                        }
-                    }
-                }
-                Err(OpenRaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
-                    return Err(ProposeError::Rejected(e.to_string()))
-                }
-                Err(OpenRaftError::Fatal(_)) => return Err(ProposeError::Stopped),
-            }
-            tokio::time::sleep(RETRY_PAUSE).await;
-        }
+        self.batcher.write(request).await
     }
 
     /// Makes a membership change through the leader.

@@ -14,31 +14,18 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic::{Request, Response, Status};
 
-use super::batcher::Batcher;
 use super::codec;
 use super::forward::ForwardFailure;
 use super::PeerTls;
 use crate::fault::{FaultInjector, Verdict};
-use crate::{App, NodeId, RaftError, TypeConfig};
+use crate::{App, Batch, NodeId, RaftError, TypeConfig};
 
 /// Largest Raft message accepted (a batch of entries or a snapshot chunk).
 pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
-/// A group as the peer port sees it: its Raft and the batcher its forwarded writes join.
-struct Group<A: App> {
-    raft: Raft<TypeConfig<A>>,
-    batcher: Batcher<A>,
-}
-
-impl<A: App> Clone for Group<A> {
-    fn clone(&self) -> Self {
-        Self { raft: self.raft.clone(), batcher: self.batcher.clone() }
-    }
-}
-
 /// The Raft groups of this process, by group id.
 pub struct Router<A: App> {
-    groups: Arc<RwLock<HashMap<u64, Group<A>>>>,
+    groups: Arc<RwLock<HashMap<u64, Raft<TypeConfig<A>>>>>,
     fault: FaultInjector,
 }
 
@@ -53,18 +40,16 @@ impl<A: App> Router<A> {
         Self { groups: Arc::default(), fault }
     }
 
-    /// Serves `raft` as group `group`; writes forwarded to it join `batcher` (the one its local
-    /// [`super::Proposer`] uses, so all writes to the group share one queue).
-    pub fn add(&self, group: u64, raft: Raft<TypeConfig<A>>, batcher: Batcher<A>) {
-        self.groups.write().unwrap_or_else(|p| p.into_inner()).insert(group, Group { raft, batcher });
+    pub fn add(&self, group: u64, raft: Raft<TypeConfig<A>>) {
+        self.groups.write().unwrap_or_else(|p| p.into_inner()).insert(group, raft);
     }
 
     pub fn remove(&self, group: u64) -> Option<Raft<TypeConfig<A>>> {
-        self.groups.write().unwrap_or_else(|p| p.into_inner()).remove(&group).map(|g| g.raft)
+        self.groups.write().unwrap_or_else(|p| p.into_inner()).remove(&group)
     }
 
     /// The addressed group, unless a fault drops messages from the sender.
-    fn accept(&self, request: &RaftRequest) -> Result<Group<A>, Status> {
+    fn accept(&self, request: &RaftRequest) -> Result<Raft<TypeConfig<A>>, Status> {
         if self.fault.verdict(request.from) == Verdict::Drop {
             return Err(Status::unavailable("dropped by fault injection"));
         }
@@ -99,7 +84,7 @@ struct PeerService<A: App>(Router<A>);
 impl<A: App> RaftPeer for PeerService<A> {
     async fn append_entries(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
         let request = request.into_inner();
-        let raft = self.0.accept(&request)?.raft;
+        let raft = self.0.accept(&request)?;
         let rpc: AppendEntriesRequest<TypeConfig<A>> = codec::decode(&request.payload)?;
         let result: Result<_, OpenRaftError<NodeId>> = raft.append_entries(rpc).await;
         reply(&result)
@@ -107,7 +92,7 @@ impl<A: App> RaftPeer for PeerService<A> {
 
     async fn vote(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
         let request = request.into_inner();
-        let raft = self.0.accept(&request)?.raft;
+        let raft = self.0.accept(&request)?;
         let rpc: VoteRequest<NodeId> = codec::decode(&request.payload)?;
         let result: Result<_, OpenRaftError<NodeId>> = raft.vote(rpc).await;
         reply(&result)
@@ -115,10 +100,11 @@ impl<A: App> RaftPeer for PeerService<A> {
 
     async fn forward(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
         let request = request.into_inner();
-        let group = self.0.accept(&request)?;
-        let proposal: A::Request = codec::decode(&request.payload)?;
-        let result: Result<A::Response, ForwardFailure> = match group.batcher.write(proposal).await {
-            Ok(response) => Ok(response),
+        let raft = self.0.accept(&request)?;
+        // A follower's batcher forwards its whole batch: it stays one entry here.
+        let proposals: Vec<A::Request> = codec::decode(&request.payload)?;
+        let result: Result<Vec<A::Response>, ForwardFailure> = match raft.client_write(Batch(proposals)).await {
+            Ok(response) => Ok(response.data),
             Err(e) => Err(write_failure(e)),
         };
         reply(&result)
@@ -126,7 +112,7 @@ impl<A: App> RaftPeer for PeerService<A> {
 
     async fn read_index(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
         let request = request.into_inner();
-        let raft = self.0.accept(&request)?.raft;
+        let raft = self.0.accept(&request)?;
         let result: Result<u64, ForwardFailure> = match raft.ensure_linearizable().await {
             Ok(read_log_id) => Ok(read_log_id.map_or(0, |id| id.index)),
             Err(OpenRaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
@@ -140,7 +126,7 @@ impl<A: App> RaftPeer for PeerService<A> {
 
     async fn change_membership(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
         let request = request.into_inner();
-        let raft = self.0.accept(&request)?.raft;
+        let raft = self.0.accept(&request)?;
         let change: openraft::ChangeMembers<NodeId, openraft::BasicNode> = codec::decode(&request.payload)?;
         let result: Result<(), ForwardFailure> = match raft.change_membership(change, false).await {
             Ok(_) => Ok(()),
@@ -151,7 +137,7 @@ impl<A: App> RaftPeer for PeerService<A> {
 
     async fn install_snapshot(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
         let request = request.into_inner();
-        let raft = self.0.accept(&request)?.raft;
+        let raft = self.0.accept(&request)?;
         let rpc: InstallSnapshotRequest<TypeConfig<A>> = codec::decode(&request.payload)?;
         let result: Result<_, OpenRaftError<NodeId, InstallSnapshotError>> = raft.install_snapshot(rpc).await;
         reply(&result)
