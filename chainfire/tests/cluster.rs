@@ -1,13 +1,48 @@
 //! Three chainfire members on loopback: any member takes writes and linearizable reads, a
 //! killed leader is replaced quickly with nothing acknowledged lost, and it catches up when it
-//! returns.
+//! returns; members join, are promoted and removed while clients keep writing.
 
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 mod common;
 
 use common::Cluster;
+use photon_api::etcd::etcdserverpb::kv_client::KvClient;
+use photon_api::etcd::etcdserverpb::{PutRequest, RangeRequest};
 use photon_testkit::{free_port, TestServer};
+use tonic::transport::Channel;
+
+/// Writes unique keys `load/{writer}/{n}` through `targets` in turn until `stop`, recording
+/// every acknowledged key; returns how many writes failed.
+async fn write_load(
+    writer: usize,
+    targets: Vec<KvClient<Channel>>,
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<BTreeSet<String>>>,
+) -> usize {
+    let mut failed = 0;
+    for n in 0.. {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let key = format!("load/{writer}/{n:06}");
+        let mut kv = targets[n % targets.len()].clone();
+        let put = PutRequest { key: key.clone().into(), value: b"v".to_vec(), ..Default::default() };
+        match tokio::time::timeout(Duration::from_secs(5), kv.put(put)).await {
+            Ok(Ok(_)) => {
+                acked.lock().unwrap_or_else(|p| p.into_inner()).insert(key);
+            }
+            _ => {
+                failed += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    failed
+}
 
 #[tokio::test]
 async fn any_member_serves_writes_and_linearizable_reads() {
@@ -67,10 +102,22 @@ async fn killing_the_leader_loses_nothing_and_a_new_leader_serves_within_two_sec
     }
 }
 
-#[tokio::test]
-async fn members_are_listed_added_as_learners_promoted_and_removed() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_are_listed_added_as_learners_promoted_and_removed_under_load() {
     let mut cluster = Cluster::start().await;
     let leader = cluster.leader().await;
+    let removed = (0..3).find(|&i| i != leader).unwrap();
+    let kept = (0..3).find(|&i| i != leader && i != removed).unwrap();
+
+    // Clients write through the two members that stay for the whole membership dance.
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(BTreeSet::new()));
+    let targets = vec![cluster.kv(leader), cluster.kv(kept)];
+    let writers: Vec<_> =
+        (0..4).map(|w| tokio::spawn(write_load(w, targets.clone(), stop.clone(), acked.clone()))).collect();
+    let acked_now = || acked.lock().unwrap_or_else(|p| p.into_inner()).len();
+    let mut progress = vec![("start", acked_now())];
+
     let list = cluster.ok(leader, &["member", "list", "-w", "json"]);
     let doc: serde_json::Value = serde_json::from_str(&list).unwrap();
     let members = doc["members"].as_array().unwrap();
@@ -97,6 +144,7 @@ async fn members_are_listed_added_as_learners_promoted_and_removed() {
         assert!(Instant::now() < deadline, "the learner never caught up: {out}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    progress.push(("learner caught up", acked_now()));
     let list = cluster.ok(leader, &["member", "list"]);
     assert!(list.contains(&format!("{hex}, started")) || list.contains(hex), "{list}");
     assert!(list.lines().any(|l| l.contains(hex) && l.contains("true")), "the new member is a learner: {list}");
@@ -104,11 +152,34 @@ async fn members_are_listed_added_as_learners_promoted_and_removed() {
     assert!(cluster.ok(leader, &["member", "promote", hex]).contains("promoted"));
     let voters = cluster.ok(leader, &["member", "list"]);
     assert_eq!(voters.lines().filter(|l| l.ends_with("false")).count(), 4, "{voters}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    progress.push(("promoted", acked_now()));
 
-    let removed = (0..3).find(|&i| i != leader).map(|i| i as u64 + 1).unwrap();
-    let out = cluster.ok(leader, &["member", "remove", &format!("{removed:x}")]);
+    let out = cluster.ok(leader, &["member", "remove", &format!("{:x}", removed + 1)]);
     assert!(out.contains("removed"), "{out}");
     assert_eq!(cluster.ok(leader, &["member", "list"]).lines().count(), 3);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    progress.push(("removed", acked_now()));
+
+    stop.store(true, Ordering::Relaxed);
+    let mut failed = 0;
+    for writer in writers {
+        failed += writer.await.unwrap();
+    }
+    let acked = acked.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    eprintln!("membership under load: {} writes acknowledged, {failed} failed; progress {progress:?}", acked.len());
+    for pair in progress.windows(2) {
+        assert!(pair[1].1 > pair[0].1, "writes stalled between {:?} and {:?}", pair[0], pair[1]);
+    }
+    assert!(failed * 20 <= acked.len(), "{failed} writes failed against {} acknowledged", acked.len());
+    // Every acknowledged write is there, read linearizably through the promoted member.
+    let range =
+        RangeRequest { key: b"load/".to_vec(), range_end: b"load0".to_vec(), keys_only: true, ..Default::default() };
+    let stored = cluster.kv(3).range(range).await.unwrap().into_inner();
+    let stored: BTreeSet<String> = stored.kvs.iter().map(|kv| String::from_utf8_lossy(&kv.key).into_owned()).collect();
+    let lost: Vec<_> = acked.difference(&stored).collect();
+    assert!(lost.is_empty(), "{} acknowledged writes lost, e.g. {:?}", lost.len(), lost.first());
+
     cluster.ok(leader, &["put", "after/remove", "ok"]);
     assert_eq!(
         cluster.ok(3, &["get", "after/remove", "--print-value-only"]).trim(),

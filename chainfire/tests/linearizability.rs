@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use common::Cluster;
 use photon_api::etcd::etcdserverpb::kv_client::KvClient;
 use photon_api::etcd::etcdserverpb::{compare, request_op, Compare, PutRequest, RangeRequest, RequestOp, TxnRequest};
-use photon_client::ChannelOptions;
 use photon_testkit::linearizability::{check, Event, Op};
 use tonic::transport::Channel;
 
@@ -136,11 +135,7 @@ async fn client(
 
 async fn run_once(seed: u64, seconds: u64) {
     let mut cluster = Cluster::start_with_env(&[("CHAINFIRE_RAFT_FAULT_INJECTION", "true")]).await;
-    let mut clients = Vec::new();
-    for member in &cluster.members {
-        let options = ChannelOptions { ca: Some(member.ca()), ..Default::default() };
-        clients.push(KvClient::new(photon_client::lazy_channel(&member.url(), &options).unwrap()));
-    }
+    let clients: Vec<_> = (0..cluster.members.len()).map(|i| cluster.kv(i)).collect();
     let start = Instant::now();
     let until = start + Duration::from_secs(seconds);
     let history = Arc::new(Mutex::new(Vec::new()));

@@ -5,7 +5,9 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use photon_api::etcd::etcdserverpb::kv_client::KvClient;
 use photon_testkit::{free_port, TestServer};
+use tonic::transport::Channel;
 
 /// Runs etcdctl (API v3) against `server`: whether it succeeded, and stdout then stderr.
 pub fn etcdctl(server: &TestServer, args: &[&str]) -> (bool, String) {
@@ -74,6 +76,13 @@ impl Cluster {
             assert_eq!(health["cluster_size"], 3, "{health}");
         }
         Self { _ca: ca, members }
+    }
+
+    /// An etcd KV gRPC client for `member` (connects on first use).
+    pub fn kv(&self, member: usize) -> KvClient<Channel> {
+        let member = &self.members[member];
+        let options = photon_client::ChannelOptions { ca: Some(member.ca()), ..Default::default() };
+        KvClient::new(photon_client::lazy_channel(&member.url(), &options).expect("a channel to the member"))
     }
 
     pub fn etcdctl(&self, member: usize, args: &[&str]) -> (bool, String) {
