@@ -39,6 +39,10 @@ pub struct RaftSection {
     pub listen: SocketAddr,
     /// host:port other members reach the peer port at; defaults to `listen`.
     pub advertise: Option<String>,
+    /// The API URL clients reach this member at, which MemberList shows every client (etcd's
+    /// --advertise-client-urls). Defaults to the API listen address; an unspecified listen IP
+    /// (0.0.0.0) is replaced by the host of `raft.advertise`.
+    pub advertise_client_url: Option<String>,
     /// Start a new cluster when the data dir holds none yet: of `initial_peers` if set (every
     /// bootstrap member lists the same peers), else of this member alone.
     pub bootstrap: bool,
@@ -85,6 +89,7 @@ impl ServiceConfig for ChainfireConfig {
                 node_id: 1,
                 listen: SocketAddr::from(([127, 0, 0, 1], 2380)),
                 advertise: None,
+                advertise_client_url: None,
                 bootstrap: true,
                 initial_peers: Vec::new(),
                 join: None,
@@ -129,5 +134,40 @@ impl RaftSection {
 
     pub fn advertised(&self) -> String {
         self.advertise.clone().unwrap_or_else(|| self.listen.to_string())
+    }
+
+    /// This member's client URL for an API port listening on `api` with `scheme`.
+    pub fn advertised_client_url(&self, scheme: &str, api: SocketAddr) -> String {
+        if let Some(url) = &self.advertise_client_url {
+            return url.clone();
+        }
+        if !api.ip().is_unspecified() {
+            return format!("{scheme}://{api}");
+        }
+        let peer = self.advertised();
+        let host = peer.rsplit_once(':').map_or(peer.as_str(), |(host, _)| host);
+        format!("{scheme}://{host}:{}", api.port())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raft(advertise: Option<&str>, client_url: Option<&str>) -> RaftSection {
+        let mut raft = ChainfireConfig::defaults(&SPEC).raft;
+        raft.advertise = advertise.map(str::to_string);
+        raft.advertise_client_url = client_url.map(str::to_string);
+        raft
+    }
+
+    #[test]
+    fn the_client_url_is_explicit_or_derived_from_the_listen_address() {
+        let api = SocketAddr::from(([127, 0, 0, 1], 2379));
+        let any = SocketAddr::from(([0, 0, 0, 0], 2379));
+        assert_eq!(raft(None, None).advertised_client_url("https", api), "https://127.0.0.1:2379");
+        assert_eq!(raft(Some("node01:2380"), None).advertised_client_url("https", any), "https://node01:2379");
+        let explicit = raft(Some("node01:2380"), Some("https://db.example:443"));
+        assert_eq!(explicit.advertised_client_url("https", any), "https://db.example:443");
     }
 }

@@ -37,6 +37,8 @@ pub struct MemberInfo {
     /// A voter; otherwise a learner.
     pub voter: bool,
     pub leader: bool,
+    /// The client URLs it published (empty until it has).
+    pub client_urls: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -226,8 +228,37 @@ impl Node {
                 peer_addr: node.addr.clone(),
                 voter: voters.contains(id),
                 leader: metrics.current_leader == Some(*id),
+                client_urls: self.read(|r| Ok(r.member_client_urls(*id)?)).unwrap_or_default(),
             })
             .collect()
+    }
+
+    /// Publishes this member's client URLs through Raft (once the cluster has a leader, and
+    /// only if they changed), so MemberList on any member lists them. Runs until done or
+    /// shutdown; a failure is retried, since clients that sync endpoints depend on it.
+    pub fn publish_client_urls(&self, client_urls: Vec<String>, context: &photon_runtime::Context) {
+        let node = self.clone();
+        let shutdown = context.shutdown.clone();
+        context.tasks.spawn(async move {
+            loop {
+                let published = node.read(|r| Ok(r.member_client_urls(node.id)?)).unwrap_or_default();
+                if published == client_urls {
+                    return;
+                }
+                let command = Command::PublishMember { id: node.id, client_urls: client_urls.clone() };
+                match node.apply(command).await {
+                    Ok(_) => {
+                        tracing::info!(client_urls = ?client_urls, "published this member's client URLs");
+                        return;
+                    }
+                    Err(e) => tracing::debug!(error = %e, "publishing client URLs failed; retrying"),
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        });
     }
 
     pub fn quota_bytes(&self) -> u64 {

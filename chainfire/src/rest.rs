@@ -124,7 +124,10 @@ async fn members(State(node): State<Node>) -> Response {
     let leader = members.iter().find(|m| m.leader).map(|m| m.id);
     let listed: Vec<Value> = members
         .iter()
-        .map(|m| json!({ "id": m.id, "peer_addr": m.peer_addr, "role": if m.voter { "voter" } else { "learner" }, "leader": m.leader }))
+        .map(|m| {
+            let role = if m.voter { "voter" } else { "learner" };
+            json!({ "id": m.id, "peer_addr": m.peer_addr, "client_urls": m.client_urls, "role": role, "leader": m.leader })
+        })
         .collect();
     let serving = leader.is_some() && node.raft.metrics().borrow().state != ServerState::Shutdown;
     let status = if serving { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };

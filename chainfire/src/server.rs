@@ -41,7 +41,8 @@ pub async fn build(config: ChainfireConfig, context: Context) -> anyhow::Result<
         min_ttl,
     ));
     let scheme = if context.tls.config.is_some() { "https" } else { "http" };
-    let client_url = format!("{scheme}://{}", config.server.listen);
+    let client_url = config.raft.advertised_client_url(scheme, config.server.listen);
+    node.publish_client_urls(vec![client_url.clone()], &context);
     let health_node = node.clone();
     Ok(Api::new(move || health_node.health())
         .http(crate::rest::router(node.clone(), config.raft.fault_injection))

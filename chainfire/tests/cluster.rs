@@ -58,6 +58,32 @@ async fn any_member_serves_writes_and_linearizable_reads() {
     let follower = (leader + 1) % 3;
     let status = cluster.ok(follower, &["endpoint", "status", "-w", "json"]);
     assert!(status.contains(&format!("\"leader\":{}", leader + 1)), "a follower names the leader: {status}");
+
+    // Every member's client URL is listed by every member (members publish them through Raft),
+    // so clients that discover endpoints through MemberList find them all.
+    let urls: Vec<String> = cluster.members.iter().map(|m| m.url()).collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for member in 0..3 {
+        loop {
+            let list = cluster.ok(member, &["member", "list", "-w", "json"]);
+            let doc: serde_json::Value = serde_json::from_str(&list).unwrap();
+            let mut listed: Vec<String> = doc["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|m| m["clientURLs"].as_array().cloned().unwrap_or_default())
+                .filter_map(|u| u.as_str().map(str::to_string))
+                .collect();
+            listed.sort();
+            let mut expected = urls.clone();
+            expected.sort();
+            if listed == expected {
+                break;
+            }
+            assert!(Instant::now() < deadline, "member {} lists client URLs {listed:?}, not {expected:?}", member + 1);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! etcd's `Cluster` service over Raft membership: MemberList, MemberAdd (as voter or learner),
 //! MemberRemove, MemberUpdate, MemberPromote, on any member (changes go through the leader).
 //! Peer URLs are Raft peer addresses
-//! (`https://host:port`); a member's client URL is known for the answering member itself.
+//! (`https://host:port`); client URLs are what each member published through Raft at start.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -37,7 +37,12 @@ impl ClusterService {
                 id: m.id,
                 name: format!("chainfire-{}", m.id),
                 peer_ur_ls: vec![format!("https://{}", m.peer_addr)],
-                client_ur_ls: if m.id == self.node.id { vec![self.client_url.clone()] } else { Vec::new() },
+                // Its own URL is known before it is published.
+                client_ur_ls: if m.id == self.node.id && m.client_urls.is_empty() {
+                    vec![self.client_url.clone()]
+                } else {
+                    m.client_urls
+                },
                 is_learner: !m.voter,
             })
             .collect()

@@ -7,7 +7,8 @@
 //!   past revisions and watch replay. `enc` escapes 0x00 as 0x00 0xFF and ends with 0x00 0x01,
 //!   which keeps every key's versions contiguous and keys in byte order.
 //! - `kv_events`: `rev ‖ sub` → user key. Revision order, for watch replay.
-//! - `kv_meta`: `revision` and `compact_revision` (i64), `alarm_nospace` (bool).
+//! - `kv_meta`: `revision` and `compact_revision` (i64), `alarm_nospace` (bool), and
+//!   `member/` ‖ id (u64 BE) → the client URLs that member published.
 //! - `leases`: lease id (i64 BE) → [`super::model::Lease`].
 //! - `lease_keys`: `lease id ‖ user key` → empty: the keys attached to each lease.
 //!
@@ -24,6 +25,11 @@ pub const ALL_CFS: [&str; 6] = [CF_LATEST, CF_HISTORY, CF_EVENTS, CF_META, CF_LE
 pub const META_REVISION: &[u8] = b"revision";
 pub const META_COMPACT: &[u8] = b"compact_revision";
 pub const META_NOSPACE: &[u8] = b"alarm_nospace";
+
+/// `kv_meta` key of a member's published client URLs: `member/` ‖ id (u64 BE).
+pub fn member_key(id: u64) -> Vec<u8> {
+    [b"member/".as_slice(), &id.to_be_bytes()].concat()
+}
 
 const ESCAPE: u8 = 0xFF;
 const TERMINATOR: u8 = 0x01;

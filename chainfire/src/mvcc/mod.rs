@@ -59,6 +59,12 @@ impl App for MvccApp {
             let revision = Reader::new(db, None).revision()?;
             return Ok(Applied { revision, result: Some(Ok(Outcome::AlarmSet(*raised))) });
         }
+        if let Command::PublishMember { id, client_urls } = command {
+            let cf = db.cf_handle(keys::CF_META).ok_or_else(|| storage("missing column family kv_meta"))?;
+            batch.put_cf(cf, keys::member_key(*id), keys::encode(client_urls)?);
+            let revision = Reader::new(db, None).revision()?;
+            return Ok(Applied { revision, result: Some(Ok(Outcome::MemberPublished)) });
+        }
         let adds_data = match command {
             Command::Put(_) | Command::LeaseGrant { .. } => true,
             Command::Txn(txn) => model::puts_anything(&txn.success) || model::puts_anything(&txn.failure),
@@ -72,7 +78,9 @@ impl App for MvccApp {
         let mut writer = Writer::new(Reader::new(db, None))?;
         let outcome = match command {
             Command::Compact { revision } => return compact_applied(db, batch, *revision),
-            Command::SetNoSpaceAlarm(_) => return Err(Box::new(storage("alarm command reached the writer"))),
+            Command::SetNoSpaceAlarm(_) | Command::PublishMember { .. } => {
+                return Err(Box::new(storage("a metadata command reached the writer")))
+            }
             Command::LeaseGrant { id, ttl } => {
                 writer.grant(model::Lease { id: *id, ttl: *ttl }).map(Outcome::LeaseGranted)
             }

@@ -169,6 +169,12 @@ pub enum Command {
     },
     /// Raises (`true`) or clears the NOSPACE alarm, which refuses writes that add data.
     SetNoSpaceAlarm(bool),
+    /// Records the client URLs member `id` serves at, for MemberList on every member (etcd
+    /// publishes its member attributes through Raft the same way). Not a revision.
+    PublishMember {
+        id: u64,
+        client_urls: Vec<String>,
+    },
 }
 
 /// A granted lease. Its expiry deadline is not stored: the leader keeps it in memory.
@@ -220,6 +226,7 @@ pub enum Outcome {
     LeaseGranted(Lease),
     LeaseRevoked { deleted: i64 },
     AlarmSet(bool),
+    MemberPublished,
 }
 
 /// What applying a [`Command`] answers: the store revision after it, and the result.
