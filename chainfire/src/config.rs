@@ -113,23 +113,16 @@ impl ServiceConfig for ChainfireConfig {
 impl RaftSection {
     /// `initial_peers` parsed, or this member alone when empty.
     pub fn bootstrap_members(&self) -> Result<std::collections::BTreeMap<u64, String>, String> {
-        if self.initial_peers.is_empty() {
-            return Ok([(self.node_id, self.advertised())].into());
+        photon_raft::host::initial_members(&self.initial_peers, self.node_id, &self.advertised())
+    }
+
+    pub fn timing(&self) -> photon_raft::host::Timing {
+        photon_raft::host::Timing {
+            heartbeat_ms: self.heartbeat_ms,
+            election_timeout_ms: self.election_timeout_ms,
+            snapshot_after_entries: self.snapshot_after_entries,
+            keep_log_entries: self.keep_log_entries,
         }
-        let mut members = std::collections::BTreeMap::new();
-        for peer in &self.initial_peers {
-            let (id, addr) =
-                peer.split_once('=').ok_or_else(|| format!("raft.initial_peers entry {peer:?} is not id=host:port"))?;
-            let id: u64 =
-                id.trim().parse().map_err(|_| format!("raft.initial_peers entry {peer:?}: {id:?} is not a node id"))?;
-            if members.insert(id, addr.trim().to_string()).is_some() {
-                return Err(format!("raft.initial_peers names node {id} twice"));
-            }
-        }
-        if !members.contains_key(&self.node_id) {
-            return Err(format!("raft.initial_peers does not include this member (raft.node_id {})", self.node_id));
-        }
-        Ok(members)
     }
 
     pub fn advertised(&self) -> String {
@@ -138,15 +131,7 @@ impl RaftSection {
 
     /// This member's client URL for an API port listening on `api` with `scheme`.
     pub fn advertised_client_url(&self, scheme: &str, api: SocketAddr) -> String {
-        if let Some(url) = &self.advertise_client_url {
-            return url.clone();
-        }
-        if !api.ip().is_unspecified() {
-            return format!("{scheme}://{api}");
-        }
-        let peer = self.advertised();
-        let host = peer.rsplit_once(':').map_or(peer.as_str(), |(host, _)| host);
-        format!("{scheme}://{host}:{}", api.port())
+        photon_raft::host::advertised_api_url(self.advertise_client_url.as_deref(), scheme, api, &self.advertised())
     }
 }
 

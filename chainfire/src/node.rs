@@ -1,19 +1,17 @@
 //! This member of the chainfire cluster: its RocksDB, its Raft group and peer port, and the
 //! two ways requests reach the store: proposals through Raft, reads on a consistent snapshot.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use photon_api::etcd::etcdserverpb::ResponseHeader;
 use photon_raft::fault::FaultInjector;
-use photon_raft::network::{serve, PeerNetwork, PeerTls, ProposeError, Proposer, Router};
-use photon_raft::openraft::{BasicNode, Config, Raft, ServerState, SnapshotPolicy};
+use photon_raft::host::{bootstrap, peer_tls, raft_config, PeerHost};
+use photon_raft::network::{ProposeError, Proposer};
+use photon_raft::openraft::{BasicNode, Raft, ServerState};
 use photon_raft::rocksdb::DB;
 use photon_raft::{NodeId, Storage, TypeConfig};
 use photon_runtime::{Context, HealthReport, HealthStatus};
-use tokio::net::TcpListener;
 
 use crate::config::ChainfireConfig;
 use crate::error::ChainfireError;
@@ -55,20 +53,6 @@ pub struct Node {
     quota_bytes: u64,
 }
 
-fn raft_config(config: &ChainfireConfig) -> anyhow::Result<Arc<Config>> {
-    let raft = &config.raft;
-    let c = Config {
-        cluster_name: "chainfire".into(),
-        heartbeat_interval: raft.heartbeat_ms,
-        election_timeout_min: raft.election_timeout_ms,
-        election_timeout_max: raft.election_timeout_ms * 2,
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(raft.snapshot_after_entries),
-        max_in_snapshot_log_to_keep: raft.keep_log_entries,
-        ..Default::default()
-    };
-    Ok(Arc::new(c.validate().context("invalid [raft] timing settings")?))
-}
-
 fn propose_error(e: ProposeError) -> ChainfireError {
     match e {
         ProposeError::NoLeader => ChainfireError::NoLeader,
@@ -101,54 +85,20 @@ impl Node {
         let applied_revision = Reader::new(storage.db(), None).revision()?;
         let (revision_tx, revisions) = tokio::sync::watch::channel(applied_revision);
         let (log, sm) = storage.group(0, MvccApp::with_notifier(revision_tx))?;
-        let tls = match (&peer_ca, &context.tls.identity) {
-            (Some(ca), Some((cert, key))) => Some(PeerTls { ca: ca.clone(), cert: cert.clone(), key: key.clone() }),
-            _ => {
-                tracing::warn!("no CA and certificate for peers: the Raft port speaks plaintext");
-                None
-            }
-        };
-        let fault = FaultInjector::default();
-        let network = PeerNetwork::<MvccApp>::new(0, id, tls.clone(), fault.clone());
-        let proposer_network = network.for_group(0);
-        let raft = Raft::new(id, raft_config(config)?, network, log, sm).await?;
-        let router = Router::new(fault.clone());
-        router.add(0, raft.clone());
-
-        let listener = TcpListener::bind(config.raft.listen)
-            .await
-            .with_context(|| format!("cannot listen on raft.listen {}", config.raft.listen))?;
-        tracing::info!(node_id = id, peer_port = %config.raft.listen, advertise = %config.raft.advertised(), mutual_tls = tls.is_some(), "raft peer port listening");
-        let shutdown = context.shutdown.clone();
-        context.tasks.spawn(async move {
-            if let Err(e) = serve(listener, router, tls.as_ref(), shutdown).await {
-                tracing::error!(error = %e, "raft peer port stopped");
-            }
-        });
-        let stopping = raft.clone();
-        let shutdown = context.shutdown.clone();
-        context.tasks.spawn(async move {
-            shutdown.cancelled().await;
-            if let Err(e) = stopping.shutdown().await {
-                tracing::warn!(error = %e, "raft did not shut down cleanly");
-            }
-        });
-
-        if config.raft.bootstrap && joining.is_none() && !raft.is_initialized().await? {
-            let members: BTreeMap<NodeId, BasicNode> = config
-                .raft
-                .bootstrap_members()
-                .map_err(anyhow::Error::msg)?
-                .into_iter()
-                .map(|(id, addr)| (id, BasicNode { addr }))
-                .collect();
-            let size = members.len();
-            // Every bootstrap member initializes with the same peers; one that has already
-            // heard from an initialized peer is told so, which is fine.
-            match raft.initialize(members).await {
-                Ok(()) => tracing::info!(node_id = id, members = size, "bootstrapped a new cluster"),
-                Err(e) => tracing::info!(node_id = id, reason = %e, "cluster already initialized"),
-            }
+        let tls = peer_tls(peer_ca.clone(), context.tls.identity.clone());
+        let host: PeerHost<MvccApp> =
+            PeerHost::start(id, config.raft.listen, tls, context.shutdown.clone(), context.tasks.clone()).await?;
+        let raft = Raft::new(
+            id,
+            raft_config("chainfire", config.raft.timing()).map_err(anyhow::Error::msg)?,
+            host.network(0),
+            log,
+            sm,
+        )
+        .await?;
+        host.add(0, &raft);
+        if config.raft.bootstrap && joining.is_none() {
+            bootstrap(&raft, config.raft.bootstrap_members().map_err(anyhow::Error::msg)?).await?;
         }
         if let (Some(leader), Some(_)) = (&config.raft.join, joining) {
             let promote = crate::join::promote_when_caught_up(
@@ -160,7 +110,7 @@ impl Node {
             );
             context.tasks.spawn(promote);
         }
-        let proposer = Proposer::new(raft.clone(), proposer_network, REQUEST_TIMEOUT);
+        let proposer = Proposer::new(raft.clone(), host.network(0), REQUEST_TIMEOUT);
         Ok(Self {
             raft,
             db: storage.db().clone(),
@@ -168,7 +118,7 @@ impl Node {
             cluster_id: fnv1a(b"chainfire"),
             revisions,
             proposer,
-            fault,
+            fault: host.fault().clone(),
             quota_bytes: config.limits.quota_backend_bytes,
         })
     }

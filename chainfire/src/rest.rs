@@ -33,34 +33,14 @@ pub fn router(node: Node, fault_injection: bool) -> Router {
 }
 
 fn kv_json(kv: KeyValue) -> Value {
-    let mut doc = json!({
-        "key": String::from_utf8_lossy(&kv.key),
-        "create_revision": kv.create_revision,
-        "mod_revision": kv.mod_revision,
-        "version": kv.version,
-        "lease": kv.lease,
-    });
-    match String::from_utf8(kv.value) {
-        Ok(text) => doc["value"] = Value::String(text),
-        Err(bytes) => doc["value_base64"] = Value::String(base64(bytes.as_bytes())),
-    }
-    doc
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    let mut doc = serde_json::Map::new();
+    doc.insert("key".into(), String::from_utf8_lossy(&kv.key).into());
+    doc.insert("create_revision".into(), kv.create_revision.into());
+    doc.insert("mod_revision".into(), kv.mod_revision.into());
+    doc.insert("version".into(), kv.version.into());
+    doc.insert("lease".into(), kv.lease.into());
+    photon_runtime::rest::put_bytes(&mut doc, "value", kv.value);
+    Value::Object(doc)
 }
 
 fn single(key: String) -> Result<KeyRange, ChainfireError> {

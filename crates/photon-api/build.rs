@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = [
         "proto/photon/runtime/v1/runtime.proto",
         "proto/photon/raft/v1/raft.proto",
+        "proto/photon/flaredb/v1/flaredb.proto",
         "proto/vendor/etcd/api/etcdserverpb/rpc.proto",
     ]
     .map(std::path::PathBuf::from);

@@ -16,6 +16,13 @@ pub mod raft {
     }
 }
 
+/// `photon.flaredb.v1`: FlareDB's key-value and region API.
+pub mod flaredb {
+    pub mod v1 {
+        tonic::include_proto!("photon.flaredb.v1");
+    }
+}
+
 /// The etcd v3 API from etcd's own protos (`proto/vendor/etcd`), which chainfire serves
 /// unchanged so `etcdctl` and every etcd client library work against it.
 pub mod etcd {

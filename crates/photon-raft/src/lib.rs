@@ -15,6 +15,7 @@
 mod app;
 mod error;
 pub mod fault;
+pub mod host;
 mod keys;
 mod log_store;
 pub mod network;

@@ -19,6 +19,7 @@ mod health;
 mod metrics;
 pub mod notify;
 mod observe;
+pub mod rest;
 mod run;
 mod runtime_api;
 mod serve;

@@ -1,0 +1,53 @@
+//! The `photon.flaredb.v1.Regions` gRPC service: the regions this store replicates.
+
+use photon_api::flaredb::v1 as pb;
+use photon_api::flaredb::v1::regions_server::Regions;
+use tonic::{Request, Response, Status};
+
+use crate::store::{Region, Store};
+
+pub struct RegionsService {
+    store: Store,
+    api_url: String,
+}
+
+impl RegionsService {
+    /// `api_url`: this store's own API URL, listed for the regions it replicates.
+    pub fn new(store: Store, api_url: String) -> Self {
+        Self { store, api_url }
+    }
+}
+
+/// `region` as the API describes it; `api_url` is filled in for this store's own replica.
+pub fn describe(region: &Region, this_store: u64, api_url: &str) -> pb::Region {
+    let descriptor = region.descriptor();
+    let metrics = region.raft.metrics().borrow().clone();
+    let peers = metrics
+        .membership_config
+        .membership()
+        .nodes()
+        .map(|(id, _)| pb::RegionPeer {
+            store_id: *id,
+            api_url: if *id == this_store { api_url.to_string() } else { String::new() },
+        })
+        .collect();
+    pb::Region {
+        id: descriptor.id,
+        start_key: descriptor.start_key,
+        end_key: descriptor.end_key,
+        epoch: descriptor.epoch,
+        peers,
+        leader_store_id: metrics.current_leader.unwrap_or(0),
+    }
+}
+
+#[tonic::async_trait]
+impl Regions for RegionsService {
+    async fn list_regions(
+        &self,
+        _request: Request<pb::ListRegionsRequest>,
+    ) -> Result<Response<pb::ListRegionsResponse>, Status> {
+        let regions = self.store.regions().iter().map(|r| describe(r, self.store.id, &self.api_url)).collect();
+        Ok(Response::new(pb::ListRegionsResponse { regions }))
+    }
+}

@@ -1,0 +1,113 @@
+//! What a store does on its own, on the regions it leads: removing keys whose TTL has passed,
+//! and keeping the region map in chainfire current.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use photon_raft::rocksdb::IteratorMode;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::chainfire::Chainfire;
+use crate::keys::{self, split_ttl_key, CF_TTL};
+use crate::region::app::Command;
+use crate::store::{Region, Store};
+
+/// How often the leader looks for expired keys: a key outlives its TTL by at most this (reads
+/// already hide it the moment it expires).
+const SWEEP_EVERY: Duration = Duration::from_millis(500);
+/// Most keys one Expire proposal removes.
+const SWEEP_BATCH: usize = 512;
+const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+
+/// Starts the TTL sweeper and the region map publisher; both stop at `shutdown`.
+pub fn start(store: &Store, chainfire: &Chainfire, api_url: String, shutdown: CancellationToken, tasks: &TaskTracker) {
+    let (sweeping, stop) = (store.clone(), shutdown.clone());
+    tasks.spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(SWEEP_EVERY) => {}
+            }
+            for region in sweeping.regions().into_iter().filter(Region::is_leader) {
+                if let Err(e) = sweep(&sweeping, &region).await {
+                    tracing::debug!(region = region.descriptor().id, error = %e, "TTL sweep failed; retrying");
+                }
+            }
+        }
+    });
+
+    let (publishing, link) = (store.clone(), chainfire.clone());
+    tasks.spawn(async move {
+        let this_store = json!({ "id": publishing.id, "api_url": api_url });
+        let mut store_published = false;
+        let mut published: HashMap<u64, serde_json::Value> = HashMap::new();
+        loop {
+            if !store_published {
+                store_published = link.put(&format!("stores/{}", publishing.id), &this_store).await.is_ok();
+            }
+            for region in publishing.regions().into_iter().filter(Region::is_leader) {
+                let entry = region_entry(&region);
+                let id = region.descriptor().id;
+                if published.get(&id) != Some(&entry) {
+                    match link.put(&format!("regions/{id}"), &entry).await {
+                        Ok(()) => {
+                            tracing::info!(region = id, "published region to the region map");
+                            published.insert(id, entry);
+                        }
+                        Err(e) => tracing::debug!(region = id, error = %e, "region map update waits for chainfire"),
+                    }
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(PUBLISH_EVERY) => {}
+            }
+        }
+    });
+}
+
+/// The region map entry of `region`, as its leader sees it.
+pub fn region_entry(region: &Region) -> serde_json::Value {
+    let descriptor = region.descriptor();
+    let metrics = region.raft.metrics().borrow().clone();
+    let peers: Vec<u64> = metrics.membership_config.membership().nodes().map(|(id, _)| *id).collect();
+    json!({
+        "id": descriptor.id,
+        "start_key": hex(&descriptor.start_key),
+        "end_key": hex(&descriptor.end_key),
+        "epoch": descriptor.epoch,
+        "peers": peers,
+        "leader": metrics.current_leader,
+    })
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Proposes the removal of `region`'s expired keys, oldest first.
+async fn sweep(store: &Store, region: &Region) -> Result<(), crate::error::FlareError> {
+    let now = keys::now_ms();
+    let descriptor = region.descriptor();
+    let cf = store
+        .db
+        .cf_handle(CF_TTL)
+        .ok_or_else(|| crate::error::FlareError::Storage("missing column family ttl".into()))?;
+    let mut expired = Vec::new();
+    for item in store.db.iterator_cf(cf, IteratorMode::Start) {
+        let (ttl_key, _) = item.map_err(|e| crate::error::FlareError::Storage(e.to_string()))?;
+        let Some((expiry, key)) = split_ttl_key(&ttl_key) else { continue };
+        if expiry > now || expired.len() == SWEEP_BATCH {
+            break;
+        }
+        if descriptor.contains(key) {
+            expired.push((expiry, key.to_vec()));
+        }
+    }
+    if !expired.is_empty() {
+        store.propose(region, Command::Expire { keys: expired }).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,63 @@
+//! `flaredb-server`: the binary. Everything it does is in the library; see `server::build`.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use flaredb::config::{FlaredbConfig, SPEC};
+use photon_runtime::{CommonArgs, ConfigValue};
+
+/// FlareDB: PhotonCloud's range-sharded key-value store (regions as Raft groups, region map in
+/// chainfire, which must be running first).
+#[derive(Debug, Parser)]
+struct Cli {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// This store's id (raft.node_id).
+    #[arg(long, value_name = "ID")]
+    node_id: Option<u64>,
+    /// Peer port address (raft.listen).
+    #[arg(long, value_name = "ADDR")]
+    raft_listen: Option<std::net::SocketAddr>,
+    /// host:port peers reach this store at (raft.advertise).
+    #[arg(long, value_name = "HOST:PORT")]
+    advertise: Option<String>,
+    /// First stores as id=host:port, comma-separated, this store included (raft.initial_peers).
+    #[arg(long, value_name = "ID=HOST:PORT,...", value_delimiter = ',')]
+    initial_peers: Vec<String>,
+    /// chainfire API URLs, comma-separated (chainfire.endpoints).
+    #[arg(long, value_name = "URL,...", value_delimiter = ',')]
+    chainfire: Vec<String>,
+}
+
+impl Cli {
+    fn overrides(&self) -> Vec<(String, ConfigValue)> {
+        let mut out = Vec::new();
+        if let Some(id) = self.node_id {
+            out.push(("raft.node_id".to_string(), ConfigValue::from(id)));
+        }
+        if let Some(addr) = self.raft_listen {
+            out.push(("raft.listen".to_string(), ConfigValue::from(addr.to_string())));
+        }
+        if let Some(advertise) = &self.advertise {
+            out.push(("raft.advertise".to_string(), ConfigValue::from(advertise.clone())));
+        }
+        let list = |items: &[String]| {
+            ConfigValue::from(items.iter().map(|p| ConfigValue::from(p.clone())).collect::<Vec<_>>())
+        };
+        if !self.initial_peers.is_empty() {
+            out.push(("raft.initial_peers".to_string(), list(&self.initial_peers)));
+        }
+        if !self.chainfire.is_empty() {
+            out.push(("chainfire.endpoints".to_string(), list(&self.chainfire)));
+        }
+        out
+    }
+}
+
+fn main() -> ExitCode {
+    let cli: Cli = photon_runtime::cli::parse::<Cli, FlaredbConfig>(&SPEC);
+    let overrides = cli.overrides();
+    photon_runtime::run(SPEC, cli.common, overrides, |config: FlaredbConfig, context| async move {
+        Ok(flaredb::server::build(config, context).await?)
+    })
+}

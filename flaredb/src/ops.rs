@@ -1,0 +1,268 @@
+//! The key-value operations, shared by the gRPC and REST APIs: validation, routing to the
+//! region, and the read or proposal. Keys and results here are user keys of one namespace.
+
+use photon_raft::rocksdb::{Direction, IteratorMode};
+
+use crate::error::FlareError;
+use crate::keys::{self, StoredRecord, CF_DATA};
+use crate::region::app::{stored, Applied, Command};
+use crate::store::Store;
+
+/// A record as clients see it: user key, value, version, expiry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+    pub version: u64,
+    pub expires_at_ms: i64,
+}
+
+impl Record {
+    fn from_stored(key: Vec<u8>, record: StoredRecord) -> Self {
+        Self { key, value: record.value, version: record.version, expires_at_ms: record.expires_at_ms }
+    }
+}
+
+/// What a scan asks for (see `ScanRequest` in the proto).
+#[derive(Debug, Clone, Default)]
+pub struct Scan {
+    pub namespace: String,
+    pub start: Vec<u8>,
+    pub end: Vec<u8>,
+    pub limit: usize,
+    pub reverse: bool,
+    pub keys_only: bool,
+    pub continuation: Vec<u8>,
+}
+
+/// Records one scan call returns, and where to go on (empty: done).
+#[derive(Debug, Clone, Default)]
+pub struct ScanPage {
+    pub records: Vec<Record>,
+    pub continuation: Vec<u8>,
+}
+
+fn expires_at(ttl_seconds: u64, now_ms: i64) -> i64 {
+    if ttl_seconds == 0 {
+        0
+    } else {
+        now_ms.saturating_add((ttl_seconds.min(i64::MAX as u64 / 1000) * 1000) as i64)
+    }
+}
+
+fn unexpected(applied: Applied) -> FlareError {
+    FlareError::Storage(format!("the region answered a different operation: {applied:?}"))
+}
+
+impl Store {
+    pub async fn get(&self, namespace: &str, key: &[u8]) -> Result<Option<Record>, FlareError> {
+        let store_key = self.store_key(namespace, key)?;
+        let region = self.region_for(&store_key)?;
+        self.read_barrier(&region, namespace).await?;
+        let now = keys::now_ms();
+        Ok(stored(&self.db, &store_key)?.filter(|r| r.live_at(now)).map(|r| Record::from_stored(key.to_vec(), r)))
+    }
+
+    pub async fn batch_get(&self, namespace: &str, keys: &[Vec<u8>]) -> Result<Vec<Record>, FlareError> {
+        self.check_batch("BatchGet keys", keys.len())?;
+        let mut records = Vec::new();
+        for key in keys {
+            records.extend(self.get(namespace, key).await?);
+        }
+        Ok(records)
+    }
+
+    pub async fn put(&self, namespace: &str, key: &[u8], value: &[u8], ttl_seconds: u64) -> Result<u64, FlareError> {
+        let store_key = self.store_key(namespace, key)?;
+        self.check_value(value)?;
+        let region = self.region_for(&store_key)?;
+        let command = Command::Put {
+            key: store_key,
+            value: value.to_vec(),
+            expires_at_ms: expires_at(ttl_seconds, keys::now_ms()),
+        };
+        match self.propose(&region, command).await? {
+            Applied::Put { version } => Ok(version),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Writes every entry (key, value, ttl seconds) atomically; all keys must be in one region.
+    pub async fn batch_put(
+        &self,
+        namespace: &str,
+        entries: &[(Vec<u8>, Vec<u8>, u64)],
+    ) -> Result<Vec<u64>, FlareError> {
+        self.check_batch("BatchPut entries", entries.len())?;
+        let now = keys::now_ms();
+        let mut staged = Vec::with_capacity(entries.len());
+        let mut region = None;
+        let mut seen = std::collections::HashSet::new();
+        for (key, value, ttl) in entries {
+            let store_key = self.store_key(namespace, key)?;
+            self.check_value(value)?;
+            if !seen.insert(store_key.clone()) {
+                return Err(FlareError::DuplicateKey(String::from_utf8_lossy(key).into_owned()));
+            }
+            let holder = self.region_for(&store_key)?;
+            match &region {
+                None => region = Some(holder),
+                Some(first) if first.descriptor().id != holder.descriptor().id => {
+                    return Err(FlareError::CrossRegion(first.descriptor().id, holder.descriptor().id))
+                }
+                Some(_) => {}
+            }
+            staged.push((store_key, value.clone(), expires_at(*ttl, now)));
+        }
+        let Some(region) = region else { return Ok(Vec::new()) };
+        match self.propose(&region, Command::BatchPut { entries: staged }).await? {
+            Applied::BatchPut { versions } => Ok(versions),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn delete(&self, namespace: &str, key: &[u8]) -> Result<bool, FlareError> {
+        let store_key = self.store_key(namespace, key)?;
+        let region = self.region_for(&store_key)?;
+        match self.propose(&region, Command::Delete { key: store_key }).await? {
+            Applied::Delete { deleted } => Ok(deleted),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Writes only if the key's version is `expected_version` (0: absent). Whether it did, and
+    /// the new record or the current one.
+    pub async fn compare_and_swap(
+        &self,
+        namespace: &str,
+        key: &[u8],
+        expected_version: u64,
+        value: &[u8],
+        ttl_seconds: u64,
+    ) -> Result<(bool, Option<Record>), FlareError> {
+        let store_key = self.store_key(namespace, key)?;
+        self.check_value(value)?;
+        let region = self.region_for(&store_key)?;
+        let command = Command::CompareAndSwap {
+            key: store_key,
+            expected_version,
+            value: value.to_vec(),
+            expires_at_ms: expires_at(ttl_seconds, keys::now_ms()),
+        };
+        match self.propose(&region, command).await? {
+            Applied::CompareAndSwap { succeeded, record } => {
+                Ok((succeeded, record.map(|r| Record::from_stored(key.to_vec(), r))))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// One page of keys in [start, end) of a namespace, within one region.
+    pub async fn scan(&self, scan: &Scan) -> Result<ScanPage, FlareError> {
+        self.consistency(&scan.namespace)?;
+        if !scan.end.is_empty() && scan.start > scan.end {
+            return Err(FlareError::InvertedRange {
+                start: String::from_utf8_lossy(&scan.start).into_owned(),
+                end: String::from_utf8_lossy(&scan.end).into_owned(),
+            });
+        }
+        let limit = match scan.limit {
+            0 => self.limits.max_batch,
+            n => n.min(self.limits.max_batch),
+        };
+        let mut from = keys::store_key(&scan.namespace, &scan.start);
+        let mut to = if scan.end.is_empty() {
+            keys::namespace_end(&scan.namespace)
+        } else {
+            keys::store_key(&scan.namespace, &scan.end)
+        };
+        // A continuation is the store key to resume at (forward) or before (reverse).
+        if !scan.continuation.is_empty() {
+            if scan.continuation < from || scan.continuation > to {
+                return Err(FlareError::InvalidArgument("continuation does not belong to this scan".into()));
+            }
+            if scan.reverse {
+                to = scan.continuation.clone();
+            } else {
+                from = scan.continuation.clone();
+            }
+        }
+        if from >= to {
+            return Ok(ScanPage::default());
+        }
+        // The region holding the first key this page reads.
+        let region = if scan.reverse { self.region_before(&to)? } else { self.region_for(&from)? };
+        self.read_barrier(&region, &scan.namespace).await?;
+        let descriptor = region.descriptor();
+        let lower = from.clone().max(descriptor.start_key.clone());
+        let upper = if descriptor.end_key.is_empty() { to.clone() } else { to.clone().min(descriptor.end_key.clone()) };
+
+        let cf = self.db.cf_handle(CF_DATA).ok_or_else(|| FlareError::Storage("missing column family data".into()))?;
+        let mode = if scan.reverse {
+            IteratorMode::From(&upper, Direction::Reverse)
+        } else {
+            IteratorMode::From(&lower, Direction::Forward)
+        };
+        let now = keys::now_ms();
+        let mut page = ScanPage::default();
+        let mut last: Option<Vec<u8>> = None;
+        for item in self.db.iterator_cf(cf, mode) {
+            let (key, value) = item.map_err(|e| FlareError::Storage(e.to_string()))?;
+            if key.as_ref() >= upper.as_slice() {
+                if scan.reverse {
+                    continue; // A reverse seek lands at `upper` itself when it exists: exclusive.
+                }
+                break;
+            }
+            if key.as_ref() < lower.as_slice() {
+                break;
+            }
+            if page.records.len() == limit {
+                page.continuation = if scan.reverse { last.clone().unwrap_or_default() } else { key.to_vec() };
+                return Ok(page);
+            }
+            let record: StoredRecord = photon_raft::decode(&value).map_err(|e| FlareError::Storage(e.to_string()))?;
+            last = Some(key.to_vec());
+            if !record.live_at(now) {
+                continue;
+            }
+            let Some(user_key) = keys::user_key(&key, &scan.namespace) else { continue };
+            let mut record = Record::from_stored(user_key.to_vec(), record);
+            if scan.keys_only {
+                record.value.clear();
+            }
+            page.records.push(record);
+        }
+        // This region is done; the scan goes on in the next one if the range does.
+        page.continuation = if scan.reverse {
+            if descriptor.start_key.as_slice() > from.as_slice() {
+                descriptor.start_key
+            } else {
+                Vec::new()
+            }
+        } else if !descriptor.end_key.is_empty() && descriptor.end_key < to {
+            descriptor.end_key
+        } else {
+            Vec::new()
+        };
+        Ok(page)
+    }
+
+    /// The region holding the keys just before store key `key`.
+    fn region_before(&self, key: &[u8]) -> Result<crate::store::Region, FlareError> {
+        self.regions()
+            .into_iter()
+            .find(|r| {
+                let d = r.descriptor();
+                d.start_key.as_slice() < key && (d.end_key.is_empty() || key <= d.end_key.as_slice())
+            })
+            .ok_or(FlareError::WrongRegion)
+    }
+
+    fn check_batch(&self, what: &'static str, len: usize) -> Result<(), FlareError> {
+        if len > self.limits.max_batch {
+            return Err(FlareError::TooMany { what, len, max: self.limits.max_batch });
+        }
+        Ok(())
+    }
+}

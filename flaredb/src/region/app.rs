@@ -1,0 +1,293 @@
+//! A region's replicated state machine: the commands proposed to a region's Raft group and how
+//! every replica applies them to its slice of the `data` column family.
+//!
+//! Commands carry the proposer's clock (`now_ms`) so that TTL decisions (is this key still
+//! there? what version does a write after expiry get?) are the same on every replica.
+
+use std::sync::{Arc, RwLock};
+
+use photon_raft::rocksdb::{Direction, IteratorMode, WriteBatch, DB};
+use photon_raft::{decode, encode, App, BoxError};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use super::Descriptor;
+use crate::keys::{split_ttl_key, ttl_key, StoredRecord, CF_DATA, CF_REGIONS, CF_TTL};
+
+/// What a region's log carries.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Proposal {
+    /// The proposing store's clock, for TTL decisions.
+    pub now_ms: i64,
+    pub command: Command,
+}
+
+/// Keys here are store keys (see `keys.rs`); `expires_at_ms` 0 means no TTL.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Command {
+    Put {
+        key: Vec<u8>,
+        value: Vec<u8>,
+        expires_at_ms: i64,
+    },
+    /// All or nothing: every key must be in the region.
+    BatchPut {
+        entries: Vec<(Vec<u8>, Vec<u8>, i64)>,
+    },
+    Delete {
+        key: Vec<u8>,
+    },
+    /// Writes only if the key's live version is `expected_version` (0: absent).
+    CompareAndSwap {
+        key: Vec<u8>,
+        expected_version: u64,
+        value: Vec<u8>,
+        expires_at_ms: i64,
+    },
+    /// Removes keys whose TTL has passed, as (expiry, key) from the `ttl` index (proposed by
+    /// the region leader's sweeper); a key rewritten since is left alone.
+    Expire {
+        keys: Vec<(i64, Vec<u8>)>,
+    },
+}
+
+/// What applying a proposal answered.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Applied {
+    #[default]
+    Nothing,
+    Put {
+        version: u64,
+    },
+    BatchPut {
+        versions: Vec<u64>,
+    },
+    Delete {
+        deleted: bool,
+    },
+    CompareAndSwap {
+        succeeded: bool,
+        /// The new record on success, the current one (if any) on failure.
+        record: Option<StoredRecord>,
+    },
+    Expired {
+        removed: usize,
+    },
+    /// A key is outside this region (it split or moved since the proposer looked).
+    OutOfRange,
+}
+
+/// One applied change, for watchers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub key: Vec<u8>,
+    /// `None`: deleted (or expired).
+    pub record: Option<StoredRecord>,
+}
+
+/// The state machine of one region.
+pub struct RegionApp {
+    descriptor: Arc<RwLock<Descriptor>>,
+    pending: Vec<Change>,
+    changes: broadcast::Sender<Arc<Change>>,
+}
+
+fn cf<'a>(db: &'a DB, name: &str) -> Result<&'a photon_raft::rocksdb::ColumnFamily, BoxError> {
+    db.cf_handle(name).ok_or_else(|| format!("missing column family {name}").into())
+}
+
+/// The record stored under `key`, if any, live or not.
+pub fn stored(db: &DB, key: &[u8]) -> Result<Option<StoredRecord>, BoxError> {
+    match db.get_cf(cf(db, CF_DATA)?, key)? {
+        Some(bytes) => Ok(Some(decode(&bytes)?)),
+        None => Ok(None),
+    }
+}
+
+impl RegionApp {
+    /// `descriptor` is shared with the store, which routes requests by it.
+    pub fn new(descriptor: Arc<RwLock<Descriptor>>, changes: broadcast::Sender<Arc<Change>>) -> Self {
+        Self { descriptor, pending: Vec::new(), changes }
+    }
+
+    fn contains(&self, key: &[u8]) -> bool {
+        self.descriptor.read().unwrap_or_else(|p| p.into_inner()).contains(key)
+    }
+
+    fn live(db: &DB, key: &[u8], now_ms: i64) -> Result<Option<StoredRecord>, BoxError> {
+        Ok(stored(db, key)?.filter(|r| r.live_at(now_ms)))
+    }
+
+    fn write(
+        &mut self,
+        db: &DB,
+        batch: &mut WriteBatch,
+        key: &[u8],
+        value: &[u8],
+        expires_at_ms: i64,
+        now_ms: i64,
+    ) -> Result<StoredRecord, BoxError> {
+        let version = Self::live(db, key, now_ms)?.map_or(0, |r| r.version) + 1;
+        let record = StoredRecord { version, expires_at_ms, value: value.to_vec() };
+        self.stage(db, batch, key, record.clone())?;
+        Ok(record)
+    }
+
+    fn stage(&mut self, db: &DB, batch: &mut WriteBatch, key: &[u8], record: StoredRecord) -> Result<(), BoxError> {
+        Self::unindex(db, batch, key)?;
+        if record.expires_at_ms != 0 {
+            batch.put_cf(cf(db, CF_TTL)?, ttl_key(record.expires_at_ms, key), []);
+        }
+        batch.put_cf(cf(db, CF_DATA)?, key, encode(&record)?);
+        self.pending.push(Change { key: key.to_vec(), record: Some(record) });
+        Ok(())
+    }
+
+    fn delete(&mut self, db: &DB, batch: &mut WriteBatch, key: &[u8]) -> Result<(), BoxError> {
+        Self::unindex(db, batch, key)?;
+        batch.delete_cf(cf(db, CF_DATA)?, key);
+        self.pending.push(Change { key: key.to_vec(), record: None });
+        Ok(())
+    }
+
+    /// Drops the `ttl` index entry of the record stored under `key`, if it has one.
+    fn unindex(db: &DB, batch: &mut WriteBatch, key: &[u8]) -> Result<(), BoxError> {
+        if let Some(old) = stored(db, key)?.filter(|r| r.expires_at_ms != 0) {
+            batch.delete_cf(cf(db, CF_TTL)?, ttl_key(old.expires_at_ms, key));
+        }
+        Ok(())
+    }
+}
+
+impl App for RegionApp {
+    type Request = Proposal;
+    type Response = Applied;
+
+    fn apply(
+        &mut self,
+        db: &DB,
+        batch: &mut WriteBatch,
+        _index: u64,
+        proposal: &Proposal,
+    ) -> Result<Applied, BoxError> {
+        let now = proposal.now_ms;
+        // Changes staged by a command that then failed never happened.
+        self.pending.clear();
+        Ok(match &proposal.command {
+            Command::Put { key, .. } | Command::Delete { key } | Command::CompareAndSwap { key, .. }
+                if !self.contains(key) =>
+            {
+                Applied::OutOfRange
+            }
+            Command::BatchPut { entries } if entries.iter().any(|(key, _, _)| !self.contains(key)) => {
+                Applied::OutOfRange
+            }
+            Command::Put { key, value, expires_at_ms } => {
+                Applied::Put { version: self.write(db, batch, key, value, *expires_at_ms, now)?.version }
+            }
+            Command::BatchPut { entries } => {
+                // A key listed twice: the second write must see the first, which is still
+                // only staged in `batch`.
+                let mut staged: std::collections::HashMap<&[u8], u64> = std::collections::HashMap::new();
+                let mut versions = Vec::with_capacity(entries.len());
+                for (key, value, expires_at_ms) in entries {
+                    let version = match staged.get(key.as_slice()) {
+                        Some(version) => version + 1,
+                        None => Self::live(db, key, now)?.map_or(0, |r| r.version) + 1,
+                    };
+                    self.stage(
+                        db,
+                        batch,
+                        key,
+                        StoredRecord { version, expires_at_ms: *expires_at_ms, value: value.clone() },
+                    )?;
+                    staged.insert(key, version);
+                    versions.push(version);
+                }
+                Applied::BatchPut { versions }
+            }
+            Command::Delete { key } => {
+                let deleted = Self::live(db, key, now)?.is_some();
+                if stored(db, key)?.is_some() {
+                    self.delete(db, batch, key)?;
+                }
+                Applied::Delete { deleted }
+            }
+            Command::CompareAndSwap { key, expected_version, value, expires_at_ms } => {
+                let current = Self::live(db, key, now)?;
+                if current.as_ref().map_or(0, |r| r.version) == *expected_version {
+                    let record = self.write(db, batch, key, value, *expires_at_ms, now)?;
+                    Applied::CompareAndSwap { succeeded: true, record: Some(record) }
+                } else {
+                    Applied::CompareAndSwap { succeeded: false, record: current }
+                }
+            }
+            Command::Expire { keys } => {
+                let mut removed = 0;
+                for (expiry, key) in keys {
+                    // The index entry goes either way: it is expired or stale.
+                    batch.delete_cf(cf(db, CF_TTL)?, ttl_key(*expiry, key));
+                    let expired = stored(db, key)?.is_some_and(|r| r.expires_at_ms == *expiry && !r.live_at(now));
+                    if expired && self.contains(key) {
+                        self.delete(db, batch, key)?;
+                        removed += 1;
+                    }
+                }
+                Applied::Expired { removed }
+            }
+        })
+    }
+
+    fn after_write(&mut self) {
+        for change in self.pending.drain(..) {
+            // No watcher listening is fine.
+            let _ = self.changes.send(Arc::new(change));
+        }
+    }
+
+    fn snapshot(&self, db: &DB) -> Result<Vec<u8>, BoxError> {
+        let descriptor = self.descriptor.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut records = Vec::new();
+        let from = IteratorMode::From(&descriptor.start_key, Direction::Forward);
+        for item in db.iterator_cf(cf(db, CF_DATA)?, from) {
+            let (key, value) = item?;
+            if !descriptor.contains(&key) {
+                break;
+            }
+            records.push((key.to_vec(), value.to_vec()));
+        }
+        Ok(encode(&(descriptor, records))?)
+    }
+
+    fn restore(&mut self, db: &DB, batch: &mut WriteBatch, data: &[u8]) -> Result<(), BoxError> {
+        let (descriptor, records): (Descriptor, Vec<(Vec<u8>, Vec<u8>)>) = decode(data)?;
+        let data_cf = cf(db, CF_DATA)?;
+        let end = if descriptor.end_key.is_empty() { vec![0xff; 64] } else { descriptor.end_key.clone() };
+        batch.delete_range_cf(data_cf, &descriptor.start_key, &end);
+        if descriptor.end_key.is_empty() {
+            // delete_range needs an end: past the synthetic one, delete key by key.
+            for item in db.iterator_cf(data_cf, IteratorMode::From(&end, Direction::Forward)) {
+                batch.delete_cf(data_cf, item?.0);
+            }
+        }
+        // The ttl index is rebuilt from the records rather than shipped: its order is by expiry,
+        // so the region's entries are found by scanning it once here.
+        let ttl_cf = cf(db, CF_TTL)?;
+        for item in db.iterator_cf(ttl_cf, IteratorMode::Start) {
+            let (ttl, _) = item?;
+            if split_ttl_key(&ttl).is_some_and(|(_, key)| descriptor.contains(key)) {
+                batch.delete_cf(ttl_cf, ttl);
+            }
+        }
+        for (key, value) in records {
+            let record: StoredRecord = decode(&value)?;
+            if record.expires_at_ms != 0 {
+                batch.put_cf(ttl_cf, ttl_key(record.expires_at_ms, &key), []);
+            }
+            batch.put_cf(data_cf, key, value);
+        }
+        batch.put_cf(cf(db, CF_REGIONS)?, descriptor.id.to_be_bytes(), encode(&descriptor)?);
+        *self.descriptor.write().unwrap_or_else(|p| p.into_inner()) = descriptor;
+        Ok(())
+    }
+}

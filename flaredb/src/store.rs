@@ -1,0 +1,191 @@
+//! This store: its RocksDB, the regions it replicates (one Raft group each, all on one peer
+//! port), and how a request finds its region and reaches the data: writes as proposals through
+//! the region's Raft, reads from the local replica (after a ReadIndex in strong namespaces).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use photon_raft::host::{bootstrap, peer_tls, raft_config, PeerHost};
+use photon_raft::network::Proposer;
+use photon_raft::openraft::{Raft, ServerState};
+use photon_raft::rocksdb::DB;
+use photon_raft::{decode, encode, NodeId, Storage, TypeConfig};
+use photon_runtime::Context;
+use tokio::sync::broadcast;
+
+use crate::config::{Consistency, FlaredbConfig, LimitsSection};
+use crate::error::FlareError;
+use crate::keys::{self, ALL_CFS, CF_REGIONS};
+use crate::region::app::{Applied, Change, Command, Proposal, RegionApp};
+use crate::region::Descriptor;
+
+pub type RegionRaft = Raft<TypeConfig<RegionApp>>;
+
+/// Bounds a proposal or ReadIndex, including waiting out an election.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(7);
+/// Watchers that fall this far behind the applied changes are told and disconnected.
+const WATCH_BUFFER: usize = 4096;
+
+/// One region this store replicates.
+#[derive(Clone)]
+pub struct Region {
+    pub descriptor: Arc<RwLock<Descriptor>>,
+    pub raft: RegionRaft,
+    proposer: Proposer<RegionApp>,
+}
+
+impl Region {
+    pub fn descriptor(&self) -> Descriptor {
+        self.descriptor.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow().state == ServerState::Leader
+    }
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pub id: NodeId,
+    pub db: Arc<DB>,
+    regions: Arc<RwLock<BTreeMap<u64, Region>>>,
+    changes: broadcast::Sender<Arc<Change>>,
+    namespaces: Arc<BTreeMap<String, Consistency>>,
+    pub limits: LimitsSection,
+}
+
+impl Store {
+    /// Opens the store, starts the peer port and every region it holds; a store with no regions
+    /// yet bootstraps the first one with `raft.initial_peers`.
+    pub async fn start(config: &FlaredbConfig, context: &Context) -> anyhow::Result<Self> {
+        for name in config.namespaces.keys() {
+            if !keys::valid_namespace(name) {
+                anyhow::bail!("namespaces.{name}: a namespace name is 1-63 of [a-z0-9_-]");
+            }
+        }
+        let id = config.raft.node_id;
+        let storage = Storage::open(&config.server.data_dir.join("raft"), &ALL_CFS)?;
+        let peer_ca = config.raft.peer_ca.clone().or_else(|| context.tls.trust.clone());
+        let tls = peer_tls(peer_ca, context.tls.identity.clone());
+        let host: PeerHost<RegionApp> =
+            PeerHost::start(id, config.raft.listen, tls, context.shutdown.clone(), context.tasks.clone()).await?;
+        let (changes, _) = broadcast::channel(WATCH_BUFFER);
+        let store = Self {
+            id,
+            db: storage.db().clone(),
+            regions: Arc::default(),
+            changes,
+            namespaces: Arc::new(config.namespaces.clone()),
+            limits: config.limits.clone(),
+        };
+
+        let mut descriptors = store.stored_descriptors()?;
+        let first_start = descriptors.is_empty();
+        if first_start {
+            let first = Descriptor::first();
+            store.save_descriptor(&first)?;
+            descriptors.push(first);
+        }
+        let timing = raft_config("flaredb", config.raft.timing()).map_err(anyhow::Error::msg)?;
+        for descriptor in descriptors {
+            let region_id = descriptor.id;
+            let shared = Arc::new(RwLock::new(descriptor));
+            let (log, sm) = storage.group(region_id, RegionApp::new(shared.clone(), store.changes.clone()))?;
+            let raft = Raft::new(id, timing.clone(), host.network(region_id), log, sm).await?;
+            host.add(region_id, &raft);
+            if first_start {
+                bootstrap(&raft, config.raft.initial_members().map_err(anyhow::Error::msg)?).await?;
+            }
+            let proposer = Proposer::new(raft.clone(), host.network(region_id), REQUEST_TIMEOUT);
+            let region = Region { descriptor: shared, raft, proposer };
+            store.regions.write().unwrap_or_else(|p| p.into_inner()).insert(region_id, region);
+        }
+        Ok(store)
+    }
+
+    fn stored_descriptors(&self) -> anyhow::Result<Vec<Descriptor>> {
+        let cf = self.db.cf_handle(CF_REGIONS).ok_or_else(|| anyhow::anyhow!("missing column family regions"))?;
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(cf, photon_raft::rocksdb::IteratorMode::Start) {
+            let (_, value) = item?;
+            out.push(decode(&value)?);
+        }
+        Ok(out)
+    }
+
+    fn save_descriptor(&self, descriptor: &Descriptor) -> anyhow::Result<()> {
+        let cf = self.db.cf_handle(CF_REGIONS).ok_or_else(|| anyhow::anyhow!("missing column family regions"))?;
+        self.db.put_cf(cf, descriptor.id.to_be_bytes(), encode(descriptor)?)?;
+        Ok(())
+    }
+
+    pub fn regions(&self) -> Vec<Region> {
+        self.regions.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+    }
+
+    pub fn region(&self, id: u64) -> Result<Region, FlareError> {
+        self.regions.read().unwrap_or_else(|p| p.into_inner()).get(&id).cloned().ok_or(FlareError::NoSuchRegion(id))
+    }
+
+    /// The region holding store key `key`.
+    pub fn region_for(&self, key: &[u8]) -> Result<Region, FlareError> {
+        let regions = self.regions.read().unwrap_or_else(|p| p.into_inner());
+        regions
+            .values()
+            .find(|r| r.descriptor.read().unwrap_or_else(|p| p.into_inner()).contains(key))
+            .cloned()
+            .ok_or(FlareError::WrongRegion)
+    }
+
+    /// The declared consistency of `namespace`.
+    pub fn consistency(&self, namespace: &str) -> Result<Consistency, FlareError> {
+        self.namespaces.get(namespace).copied().ok_or_else(|| {
+            let declared = self.namespaces.keys().cloned().collect::<Vec<_>>().join(", ");
+            FlareError::UnknownNamespace(namespace.to_string(), declared)
+        })
+    }
+
+    /// The store key of (`namespace`, `key`), after checking both against the limits.
+    pub fn store_key(&self, namespace: &str, key: &[u8]) -> Result<Vec<u8>, FlareError> {
+        self.consistency(namespace)?;
+        if key.is_empty() {
+            return Err(FlareError::EmptyKey);
+        }
+        if key.len() > self.limits.max_key_bytes {
+            return Err(FlareError::KeyTooLarge { len: key.len(), max: self.limits.max_key_bytes });
+        }
+        Ok(keys::store_key(namespace, key))
+    }
+
+    pub fn check_value(&self, value: &[u8]) -> Result<(), FlareError> {
+        if value.len() > self.limits.max_value_bytes {
+            return Err(FlareError::ValueTooLarge { len: value.len(), max: self.limits.max_value_bytes });
+        }
+        Ok(())
+    }
+
+    /// Proposes `command` to `region` and returns what applying it answered.
+    pub async fn propose(&self, region: &Region, command: Command) -> Result<Applied, FlareError> {
+        let applied = region.proposer.write(Proposal { now_ms: keys::now_ms(), command }).await?;
+        if applied == Applied::OutOfRange {
+            // The region changed under the request; the client refreshes its map.
+            return Err(FlareError::WrongRegion);
+        }
+        Ok(applied)
+    }
+
+    /// Makes a read of `region` in `namespace` as fresh as the namespace promises: strong
+    /// waits for the leader's commit point (ReadIndex), eventual reads the local replica.
+    pub async fn read_barrier(&self, region: &Region, namespace: &str) -> Result<(), FlareError> {
+        match self.consistency(namespace)? {
+            Consistency::Strong => Ok(region.proposer.linearize().await?),
+            Consistency::Eventual => Ok(()),
+        }
+    }
+
+    /// Applied changes, from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Change>> {
+        self.changes.subscribe()
+    }
+}

@@ -1,0 +1,83 @@
+//! A chainfire and FlareDB stores as real processes on loopback, for FlareDB's tests.
+
+#![allow(dead_code)] // Each test binary uses a different part.
+
+use std::process::Command;
+use std::time::Duration;
+
+use photon_api::flaredb::v1::kv_client::KvClient;
+use photon_testkit::{free_port, TestServer};
+use tonic::transport::Channel;
+
+pub struct Env {
+    pub ca: tempfile::TempDir,
+    pub chainfire: TestServer,
+    pub stores: Vec<TestServer>,
+}
+
+impl Env {
+    /// A one-member chainfire and `n` stores bootstrapping the first region together, each
+    /// started with `args`; waits until every store is healthy.
+    pub async fn start(n: usize, args: &[&str]) -> Self {
+        let ca = tempfile::tempdir().unwrap();
+        let chainfire_raft = format!("127.0.0.1:{}", free_port());
+        let mut chainfire =
+            TestServer::with_shared_ca("chainfire-server", ca.path(), &["--raft-listen", &chainfire_raft]);
+        chainfire.process.start();
+        chainfire.wait_healthy(Duration::from_secs(30)).await;
+        let raft: Vec<String> = (0..n).map(|_| format!("127.0.0.1:{}", free_port())).collect();
+        let peers = raft.iter().enumerate().map(|(i, a)| format!("{}={a}", i + 1)).collect::<Vec<_>>().join(",");
+        let mut stores = Vec::new();
+        for (i, raft_addr) in raft.iter().enumerate() {
+            let id = (i + 1).to_string();
+            let mut all = vec!["--node-id", &id, "--raft-listen", raft_addr, "--initial-peers", &peers];
+            let url = chainfire.url();
+            all.extend_from_slice(&["--chainfire", &url]);
+            all.extend_from_slice(args);
+            let mut store = TestServer::with_shared_ca("flaredb-server", ca.path(), &all);
+            store.process.start();
+            stores.push(store);
+        }
+        for store in &mut stores {
+            store.wait_healthy(Duration::from_secs(30)).await;
+        }
+        Self { ca, chainfire, stores }
+    }
+
+    /// A gRPC client of store `i` (connects on first use).
+    pub fn kv(&self, i: usize) -> KvClient<Channel> {
+        let store = &self.stores[i];
+        let options = photon_client::ChannelOptions { ca: Some(store.ca()), ..Default::default() };
+        KvClient::new(photon_client::lazy_channel(&store.url(), &options).unwrap())
+    }
+
+    /// Index of the store leading region 1.
+    pub async fn leader(&self) -> usize {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            for (i, store) in self.stores.iter().enumerate() {
+                if let Ok(answer) = store.health().await {
+                    if answer.body["raft"] == "leader" {
+                        return i;
+                    }
+                }
+            }
+            assert!(std::time::Instant::now() < deadline, "no region leader");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// curl against `server`: HTTP status and body.
+pub fn curl(server: &TestServer, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+    let mut command = Command::new("curl");
+    command.args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method, "--cacert"]).arg(server.ca());
+    if let Some(body) = body {
+        command.args(["-H", "content-type: application/json", "--data-binary", body]);
+    }
+    let out = command.arg(format!("{}{path}", server.url())).output().expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    let json = serde_json::from_str(body).unwrap_or(serde_json::Value::String(body.to_string()));
+    (code.trim().parse().unwrap_or(0), json)
+}
