@@ -15,6 +15,7 @@ use common::Cluster;
 use photon_api::etcd::etcdserverpb::kv_client::KvClient;
 use photon_api::etcd::etcdserverpb::{compare, request_op, Compare, PutRequest, RangeRequest, RequestOp, TxnRequest};
 use photon_testkit::linearizability::{check, Event, Op};
+use photon_testkit::seeded::{env_u64 as env, Rng};
 use tonic::transport::Channel;
 
 const KEYS: [&str; 2] = ["x", "y"];
@@ -25,26 +26,6 @@ const BACKOFF: Duration = Duration::from_millis(250);
 /// Whether a failed call provably never reached a server (so it changed nothing).
 fn never_sent(status: &tonic::Status) -> bool {
     status.code() == tonic::Code::Unavailable && status.message().contains("connect")
-}
-
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-/// xorshift: reproducible from the seed, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 fn request<T>(message: T) -> tonic::Request<T> {

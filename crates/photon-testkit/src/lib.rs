@@ -7,6 +7,7 @@
 mod binary;
 pub mod linearizability;
 mod process;
+pub mod seeded;
 mod server;
 
 pub use binary::{binary, free_port};
