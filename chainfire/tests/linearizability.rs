@@ -23,11 +23,6 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(3);
 /// Pause after a failed call, so a client does not flood a cluster that is electing.
 const BACKOFF: Duration = Duration::from_millis(250);
 
-/// Whether a failed call provably never reached a server (so it changed nothing).
-fn never_sent(status: &tonic::Status) -> bool {
-    status.code() == tonic::Code::Unavailable && status.message().contains("connect")
-}
-
 fn request<T>(message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request.set_timeout(CALL_TIMEOUT);
@@ -59,7 +54,7 @@ async fn client(
                 .await
             {
                 Ok(_) => Some(Event { key, op: Op::Write(value), invoked, returned: Some(now(start)) }),
-                Err(status) if never_sent(&status) => None,
+                Err(status) if photon_client::never_sent(&status) => None,
                 // A write that failed on the way may still have been applied: outcome unknown.
                 Err(_) => Some(Event { key, op: Op::Write(value), invoked, returned: None }),
             }
@@ -100,7 +95,7 @@ async fn client(
                     let succeeded = response.into_inner().succeeded;
                     Some(Event { key, op: Op::Cas { expected, new, succeeded }, invoked, returned: Some(now(start)) })
                 }
-                Err(status) if never_sent(&status) => None,
+                Err(status) if photon_client::never_sent(&status) => None,
                 Err(_) => Some(Event { key, op: Op::Cas { expected, new, succeeded: false }, invoked, returned: None }),
             }
         };

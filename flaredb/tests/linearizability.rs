@@ -32,11 +32,6 @@ fn request<T>(message: T) -> tonic::Request<T> {
     request
 }
 
-/// Whether a failed call provably never reached a server (so it changed nothing).
-fn never_sent(status: &tonic::Status) -> bool {
-    status.code() == tonic::Code::Unavailable && status.message().contains("connect")
-}
-
 async fn client(
     id: u64,
     seed: u64,
@@ -66,7 +61,7 @@ async fn client(
             };
             match kv.put(request(put)).await {
                 Ok(_) => Some(Event { key, op: Op::Write(value), invoked, returned: Some(now(start)) }),
-                Err(status) if never_sent(&status) => None,
+                Err(status) if photon_client::never_sent(&status) => None,
                 Err(_) => Some(Event { key, op: Op::Write(value), invoked, returned: None }),
             }
         } else if roll < 8 || !last_read.contains_key(&key) {
@@ -97,7 +92,7 @@ async fn client(
                     let succeeded = answer.into_inner().succeeded;
                     Some(Event { key, op: Op::Cas { expected, new, succeeded }, invoked, returned: Some(now(start)) })
                 }
-                Err(status) if never_sent(&status) => None,
+                Err(status) if photon_client::never_sent(&status) => None,
                 Err(_) => Some(Event { key, op: Op::Cas { expected, new, succeeded: false }, invoked, returned: None }),
             }
         };

@@ -25,6 +25,17 @@ pub async fn channel(url: &str, options: &ChannelOptions) -> Result<Channel, Cli
     Ok(endpoint(url, options)?.connect().await?)
 }
 
+/// Whether a failed call provably never reached a server: no connection could be made, so
+/// nothing was delivered and retrying cannot apply anything twice. A connection reset after
+/// sending is not this (also UNAVAILABLE in tonic): the server may have acted on the request.
+pub fn never_sent(status: &tonic::Status) -> bool {
+    let message = status.message();
+    status.code() == tonic::Code::Unavailable
+        && ["tcp connect error", "Connection refused", "error trying to connect", "dns error"]
+            .iter()
+            .any(|sign| message.contains(sign))
+}
+
 /// A channel to `url` that connects on first use and reconnects after failures, for peers
 /// that may be down when it is created.
 pub fn lazy_channel(url: &str, options: &ChannelOptions) -> Result<Channel, ClientError> {

@@ -7,5 +7,5 @@ mod grpc;
 mod http_get;
 
 pub use error::ClientError;
-pub use grpc::{channel, lazy_channel, ChannelOptions};
+pub use grpc::{channel, lazy_channel, never_sent, ChannelOptions};
 pub use http_get::{get, probe_health, HealthAnswer, HttpAnswer};

@@ -20,7 +20,8 @@ pub struct ServiceEntry {
     pub deps: &'static [(Dep, &'static str)],
     /// Service-specific settings, as the config keys' environment variables (every key has
     /// one), so a binary never sees a flag it does not know. `{data}`, `{port}`, `{port+1}`
-    /// (the peer port by convention) and `{offset}` are substituted in values.
+    /// (the peer port by convention), `{offset}` and `{url:<service>}` (another service's API
+    /// URL) are substituted in values.
     pub env: &'static [(&'static str, &'static str)],
 }
 
@@ -40,7 +41,12 @@ pub const CATALOG: &[ServiceEntry] = &[
         deps: &[],
         env: &[("CHAINFIRE_RAFT_LISTEN", "127.0.0.1:{port+1}")],
     },
-    ServiceEntry { name: "flaredb", api_port: 2479, deps: &[(Requires, "chainfire")], env: &[] },
+    ServiceEntry {
+        name: "flaredb",
+        api_port: 2479,
+        deps: &[(Requires, "chainfire")],
+        env: &[("FLAREDB_RAFT_LISTEN", "127.0.0.1:{port+1}"), ("FLAREDB_CHAINFIRE_ENDPOINTS", "[\"{url:chainfire}\"]")],
+    },
     ServiceEntry { name: "iam", api_port: 8080, deps: &[(Requires, "flaredb")], env: &[] },
     ServiceEntry { name: "plasmavmc", api_port: 9090, deps: &[(Wants, "chainfire"), (Wants, "iam")], env: &[] },
     ServiceEntry { name: "prismnet", api_port: 9091, deps: &[(Wants, "chainfire"), (After, "iam")], env: &[] },

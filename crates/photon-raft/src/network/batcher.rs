@@ -163,7 +163,7 @@ async fn forward<A: App>(route: &Route<A>, batch: &[Pending<A>], leader: NodeId,
     match route.network.forward_write(leader, addr, &requests(batch), route.timeout).await {
         Ok(responses) => Next::Done(Ok(responses)),
         // Not proposed there: safe to try again once leadership settles.
-        Err(ForwardFailure::NotLeader { .. }) => Next::Retry,
+        Err(ForwardFailure::NotLeader { .. } | ForwardFailure::Unreachable(_)) => Next::Retry,
         Err(ForwardFailure::Stopped | ForwardFailure::NoQuorum) => Next::Done(Err(ProposeError::NoLeader)),
         Err(ForwardFailure::Rejected(why)) => Next::Done(Err(ProposeError::Rejected(why))),
         // Perhaps applied, perhaps not: the client decides, as with etcd.

@@ -109,7 +109,7 @@ impl<A: App> PeerNetwork<A> {
         timeout: Duration,
     ) -> Result<T, ForwardFailure> {
         if self.fault.verdict(leader) == Verdict::Drop {
-            return Err(ForwardFailure::Transport("dropped by fault injection".into()));
+            return Err(ForwardFailure::Unreachable("dropped by fault injection".into()));
         }
         let channel = self.channel(addr).map_err(ForwardFailure::Transport)?;
         let mut client = RaftPeerClient::new(channel)
@@ -122,7 +122,14 @@ impl<A: App> PeerNetwork<A> {
             LeaderMethod::ReadIndex => client.read_index(request).await,
             LeaderMethod::ChangeMembership => client.change_membership(request).await,
         };
-        let reply = sent.map_err(|status| ForwardFailure::Transport(status.to_string()))?;
+        let reply = sent.map_err(|status| {
+            // The receiving side's fault injection refuses before acting on anything.
+            if photon_client::never_sent(&status) || status.message() == "dropped by fault injection" {
+                ForwardFailure::Unreachable(status.to_string())
+            } else {
+                ForwardFailure::Transport(status.to_string())
+            }
+        })?;
         let result: Result<T, ForwardFailure> = codec::decode(&reply.into_inner().payload)
             .map_err(|s| ForwardFailure::Transport(s.message().to_string()))?;
         result

@@ -20,7 +20,11 @@ pub enum ForwardFailure {
     /// The leader refused the request itself (e.g. an invalid membership change).
     #[error("{0}")]
     Rejected(String),
-    /// The message did not arrive or was malformed.
+    /// The leader could not be reached at all: the message was provably not delivered, so it
+    /// is safe to try again (once a leader is known).
+    #[error("leader unreachable: {0}")]
+    Unreachable(String),
+    /// The message may or may not have arrived (reset, malformed reply).
     #[error("forwarding failed: {0}")]
     Transport(String),
 }

@@ -78,7 +78,8 @@ impl<A: App> Proposer<A> {
                     if let (Some(leader), Some(node)) = (f.leader_id, f.leader_node) {
                         match self.network.change_membership(leader, &node.addr, &change, self.timeout).await {
                             Ok(()) => return Ok(()),
-                            Err(ForwardFailure::NotLeader { .. }) => {}
+                            // Not made there: safe to try again once leadership settles.
+                            Err(ForwardFailure::NotLeader { .. } | ForwardFailure::Unreachable(_)) => {}
                             Err(ForwardFailure::Rejected(why)) => return Err(ProposeError::Rejected(why)),
                             Err(ForwardFailure::Stopped | ForwardFailure::NoQuorum) => {
                                 return Err(ProposeError::NoLeader)
@@ -116,7 +117,7 @@ impl<A: App> Proposer<A> {
                                     .map_err(|_| ProposeError::Timeout)?;
                                 return Ok(());
                             }
-                            Err(ForwardFailure::NotLeader { .. }) => {}
+                            Err(ForwardFailure::NotLeader { .. } | ForwardFailure::Unreachable(_)) => {}
                             Err(ForwardFailure::Stopped) => return Err(ProposeError::NoLeader),
                             Err(ForwardFailure::Rejected(why)) => return Err(ProposeError::Rejected(why)),
                             Err(ForwardFailure::NoQuorum | ForwardFailure::Transport(_)) => {

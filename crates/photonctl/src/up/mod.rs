@@ -180,11 +180,15 @@ fn launch(m: &mut Managed, args: &UpArgs, data_dir: &Path, ca_dir: &Path, now: I
         ca_dir.display().to_string(),
     ];
     let substitute = |value: &str| {
-        value
+        let mut value = value
             .replace("{data}", &data.display().to_string())
             .replace("{port+1}", &(port + 1).to_string())
             .replace("{port}", &port.to_string())
-            .replace("{offset}", &args.endpoints.port_offset.to_string())
+            .replace("{offset}", &args.endpoints.port_offset.to_string());
+        for other in crate::catalog::CATALOG {
+            value = value.replace(&format!("{{url:{}}}", other.name), &args.endpoints.url(other));
+        }
+        value
     };
     let env: Vec<(String, String)> = m.entry.env.iter().map(|(k, v)| (k.to_string(), substitute(v))).collect();
     let log = data_dir.join("logs").join(format!("{}.log", m.entry.name));
