@@ -2,6 +2,7 @@
 //! node in the foreground; `status` reports every service's health.
 
 mod catalog;
+mod db;
 mod endpoints;
 mod kv;
 mod status;
@@ -85,6 +86,25 @@ enum Command {
         #[command(subcommand)]
         command: kv::KvCommand,
     },
+    /// Read and write keys in FlareDB.
+    Db {
+        #[command(flatten)]
+        target: Target,
+        /// flaredb endpoint. Default: https://<host>:<2479 + port offset>.
+        #[arg(long, value_name = "URL")]
+        endpoint: Option<String>,
+        /// CA certificate to trust. Default: <data-dir>/dev-ca/ca.crt.
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
+        /// The namespace the keys are in.
+        #[arg(long, short, default_value = "default")]
+        namespace: String,
+        /// table or json.
+        #[arg(long, short, value_enum, default_value = "table")]
+        output: OutputFormat,
+        #[command(subcommand)]
+        command: db::DbCommand,
+    },
     /// Show every service's health. Exits 0 when at least one service answers and every
     /// service that answers is healthy, 1 otherwise.
     Status {
@@ -136,6 +156,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 catalog::CATALOG.iter().find(|e| e.name == "chainfire").context("chainfire is not in the catalog")?;
             let endpoint = endpoint.unwrap_or_else(|| endpoints.url(chainfire));
             kv::run(&endpoint, ca, command, output).await.map(|()| ExitCode::SUCCESS)
+        }
+        Command::Db { target, endpoint, ca, namespace, output, command } => {
+            let ca = ca.unwrap_or_else(|| target.data_dir.join("dev-ca").join(photon_tls::CA_CERT_FILE));
+            let endpoints = Endpoints::new(target.host, target.port_offset)?;
+            let flaredb =
+                catalog::CATALOG.iter().find(|e| e.name == "flaredb").context("flaredb is not in the catalog")?;
+            let endpoint = endpoint.unwrap_or_else(|| endpoints.url(flaredb));
+            db::run(&endpoint, ca, &namespace, command, output).await.map(|()| ExitCode::SUCCESS)
         }
         Command::Status { target, ca, output } => {
             let ca = ca.unwrap_or_else(|| target.data_dir.join("dev-ca").join(photon_tls::CA_CERT_FILE));

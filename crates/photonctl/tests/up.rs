@@ -1,5 +1,6 @@
 //! `photonctl up` against stand-in service binaries (photon-test-service behind wrapper
-//! scripts named `<service>-server`): start order, Requires gating, restarts, clean stop.
+//! scripts named `<service>-server`): start order, Requires gating, restarts, clean stop; and
+//! against the real chainfire and flaredb, with `photonctl db` reaching flaredb.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -81,6 +82,22 @@ impl Platform {
             std::os::unix::fs::PermissionsExt::set_mode(&mut std::fs::metadata(&path).unwrap().permissions(), 0o755);
             std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         }
+        Self::launch(dir, &bin, extra_args)
+    }
+
+    /// A bin dir holding the real `<service>-server` binaries of `services`.
+    fn real(services: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        for name in services {
+            let server = format!("{name}-server");
+            std::os::unix::fs::symlink(binary(&server), bin.join(&server)).unwrap();
+        }
+        Self::launch(dir, &bin, &[])
+    }
+
+    fn launch(dir: tempfile::TempDir, bin: &Path, extra_args: &[&str]) -> Self {
         let (offset, slot) = reserve_offset();
         let mut photonctl = Process::new("photonctl up", &binary("photonctl"), &dir.path().join("photonctl.log"));
         photonctl
@@ -88,7 +105,7 @@ impl Platform {
             .arg("--data-dir")
             .arg(dir.path().join("data"))
             .arg("--bin-dir")
-            .arg(&bin)
+            .arg(bin)
             .arg("--port-offset")
             .arg(offset.to_string());
         for arg in extra_args {
@@ -317,5 +334,37 @@ fn a_second_up_on_the_same_data_dir_is_refused() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("already running"));
+    platform.stop_cleanly();
+}
+
+#[test]
+fn the_real_chainfire_then_flaredb_start_and_photonctl_db_reaches_flaredb() {
+    let mut platform = Platform::real(&["chainfire", "flaredb"]);
+    platform.wait_for_output("started flaredb", Duration::from_secs(60));
+    let log = platform.photonctl.logs();
+    let (chainfire, flaredb) = (log.find("started chainfire").unwrap(), log.find("started flaredb").unwrap());
+    assert!(chainfire < flaredb, "flaredb started before chainfire:\n{log}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while status_of(&platform.status_json().1, "flaredb") != "healthy" {
+        assert!(Instant::now() < deadline, "flaredb never became healthy: {:?}", platform.status_json());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let db = |args: &[&str]| {
+        let out = std::process::Command::new(binary("photonctl"))
+            .args(["db", "--port-offset", &platform.offset.to_string(), "--data-dir"])
+            .arg(platform.dir.path().join("data"))
+            .args(args)
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), text)
+    };
+    assert_eq!(db(&["put", "app/a", "1"]), (true, "OK (version 1)\n".to_string()));
+    db(&["put", "app/b", "2"]);
+    assert_eq!(db(&["get", "app/a"]), (true, "app/a = 1\n".to_string()));
+    assert_eq!(db(&["scan", "app/", "app0"]), (true, "app/a = 1\napp/b = 2\n".to_string()));
+    assert_eq!(db(&["del", "app/a"]), (true, "true\n".to_string()));
+    let (ok, text) = db(&["get", "app/a"]);
+    assert!(!ok && text.contains("not found"), "{text}");
     platform.stop_cleanly();
 }
