@@ -38,6 +38,22 @@ pub fn start(store: &Store, chainfire: &Chainfire, api_url: String, shutdown: Ca
         }
     });
 
+    let (splitting, stop) = (store.clone(), shutdown.clone());
+    tasks.spawn(async move {
+        let every = Duration::from_millis(splitting.regions_config.check_interval_ms.max(100));
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            for region in splitting.regions().into_iter().filter(Region::is_leader) {
+                if let Err(e) = split_if_large(&splitting, &region).await {
+                    tracing::warn!(region = region.descriptor().id, error = %e, "region split failed; will retry");
+                }
+            }
+        }
+    });
+
     let (publishing, link) = (store.clone(), chainfire.clone());
     tasks.spawn(async move {
         let this_store = json!({ "id": publishing.id, "api_url": api_url });
@@ -85,6 +101,28 @@ pub fn region_entry(region: &Region) -> serde_json::Value {
 
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Splits `region` at its middle key when it has grown past `[regions]` thresholds.
+async fn split_if_large(store: &Store, region: &Region) -> Result<(), crate::error::FlareError> {
+    let limits = &store.regions_config;
+    if limits.split_keys == 0 && limits.split_bytes == 0 {
+        return Ok(());
+    }
+    let descriptor = region.descriptor();
+    let size = store.region_size(&descriptor, limits.split_keys, limits.split_bytes)?;
+    let over = (limits.split_keys != 0 && size.keys > limits.split_keys)
+        || (limits.split_bytes != 0 && size.bytes > limits.split_bytes);
+    if over {
+        tracing::info!(
+            region = descriptor.id,
+            keys = size.keys,
+            bytes = size.bytes,
+            "region passed its split threshold"
+        );
+        store.split(descriptor.id, None).await?;
+    }
+    Ok(())
 }
 
 /// Proposes the removal of `region`'s expired keys, oldest first.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use photon_api::etcd::etcdserverpb::kv_client::KvClient;
-use photon_api::etcd::etcdserverpb::{PutRequest, RangeRequest};
+use photon_api::etcd::etcdserverpb::{compare, request_op, Compare, PutRequest, RangeRequest, RequestOp, TxnRequest};
 use photon_client::ChannelOptions;
 use tonic::transport::Channel;
 
@@ -105,6 +105,61 @@ impl Chainfire {
         }
         self.connected.store(false, Ordering::Relaxed);
         Err(last)
+    }
+
+    /// A region id no other region of the cluster has or will get: a counter at
+    /// `<prefix>next_region_id` advanced with a compare-and-swap (ids start at 2; the first
+    /// region is 1).
+    pub async fn allocate_region_id(&self) -> Result<u64, String> {
+        let key = format!("{}next_region_id", self.prefix).into_bytes();
+        let mut last = String::from("no chainfire endpoint");
+        for _attempt in 0..20 {
+            for (url, client) in &self.clients {
+                let mut client = client.clone();
+                let read = RangeRequest { key: key.clone(), ..Default::default() };
+                let current = match tokio::time::timeout(CALL_TIMEOUT, client.range(read)).await {
+                    Ok(Ok(answer)) => answer.into_inner().kvs.pop(),
+                    Ok(Err(status)) => {
+                        last = format!("{url}: {}", status.message());
+                        continue;
+                    }
+                    Err(_) => {
+                        last = format!("{url}: timed out");
+                        continue;
+                    }
+                };
+                let (next, mod_revision) = match &current {
+                    Some(kv) => {
+                        (String::from_utf8_lossy(&kv.value).parse::<u64>().map_err(|e| e.to_string())?, kv.mod_revision)
+                    }
+                    None => (2, 0),
+                };
+                let txn = TxnRequest {
+                    compare: vec![Compare {
+                        key: key.clone(),
+                        result: compare::CompareResult::Equal as i32,
+                        target: compare::CompareTarget::Mod as i32,
+                        target_union: Some(compare::TargetUnion::ModRevision(mod_revision)),
+                        ..Default::default()
+                    }],
+                    success: vec![RequestOp {
+                        request: Some(request_op::Request::RequestPut(PutRequest {
+                            key: key.clone(),
+                            value: (next + 1).to_string().into_bytes(),
+                            ..Default::default()
+                        })),
+                    }],
+                    failure: vec![],
+                };
+                match tokio::time::timeout(CALL_TIMEOUT, client.txn(txn)).await {
+                    Ok(Ok(answer)) if answer.get_ref().succeeded => return Ok(next),
+                    Ok(Ok(_)) => break, // Another store took it: read again.
+                    Ok(Err(status)) => last = format!("{url}: {}", status.message()),
+                    Err(_) => last = format!("{url}: timed out"),
+                }
+            }
+        }
+        Err(format!("cannot allocate a region id in chainfire: {last}"))
     }
 
     /// Writes `value` (JSON) at `<prefix><key>` through the first endpoint that answers.

@@ -21,6 +21,7 @@ pub struct FlaredbConfig {
     pub raft: RaftSection,
     pub chainfire: ChainfireSection,
     pub limits: LimitsSection,
+    pub regions: RegionsSection,
     /// Namespace name → `strong` or `eventual`. Every store of a cluster must declare the same.
     pub namespaces: BTreeMap<String, Consistency>,
 }
@@ -77,6 +78,17 @@ pub struct ChainfireSection {
     pub prefix: String,
 }
 
+/// `[regions]`: when a region splits. The leader of a region checks it every
+/// `check_interval_ms` and splits it at its middle key once it holds more than `split_keys`
+/// keys or `split_bytes` bytes of keys and values (0 turns that trigger off).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionsSection {
+    pub split_keys: u64,
+    pub split_bytes: u64,
+    pub check_interval_ms: u64,
+}
+
 /// `[limits]`: what one request may carry.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -112,6 +124,7 @@ impl ServiceConfig for FlaredbConfig {
                 prefix: "/flaredb/".into(),
             },
             limits: LimitsSection { max_key_bytes: 4096, max_value_bytes: 1 << 20, max_batch: 1000 },
+            regions: RegionsSection { split_keys: 200_000, split_bytes: 64 << 20, check_interval_ms: 1000 },
             namespaces: [("default".to_string(), Consistency::Strong)].into(),
         }
     }

@@ -31,6 +31,8 @@ pub enum FlareError {
     NoSuchRegion(u64),
     #[error("region has no leader")]
     NoLeader,
+    #[error("{0}")]
+    Unavailable(String),
     #[error("request timed out")]
     Timeout,
     #[error("store is stopping")]
@@ -56,7 +58,9 @@ impl FlareError {
             Self::NoSuchRegion(_) => (H::NOT_FOUND, "no_such_region"),
             Self::CrossRegion(..) => (H::CONFLICT, "cross_region"),
             Self::WrongRegion => (H::MISDIRECTED_REQUEST, "wrong_region"),
-            Self::NoLeader | Self::Timeout | Self::Stopped => (H::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::NoLeader | Self::Timeout | Self::Stopped | Self::Unavailable(_) => {
+                (H::SERVICE_UNAVAILABLE, "unavailable")
+            }
             Self::Storage(_) => (H::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -113,7 +117,7 @@ impl From<FlareError> for Status {
             | FlareError::InvalidArgument(_) => Code::InvalidArgument,
             FlareError::UnknownNamespace(..) | FlareError::NotFound(..) | FlareError::NoSuchRegion(_) => Code::NotFound,
             FlareError::CrossRegion(..) | FlareError::WrongRegion => Code::FailedPrecondition,
-            FlareError::NoLeader | FlareError::Stopped => Code::Unavailable,
+            FlareError::NoLeader | FlareError::Stopped | FlareError::Unavailable(_) => Code::Unavailable,
             FlareError::Timeout => Code::DeadlineExceeded,
             FlareError::Storage(_) => Code::Internal,
         };

@@ -12,4 +12,5 @@ pub mod ops;
 pub mod region;
 pub mod rest;
 pub mod server;
+pub mod split;
 pub mod store;

@@ -21,6 +21,7 @@ pub fn router(store: Store) -> Router {
         .route("/api/v1/scan", get(scan))
         .route("/api/v1/regions", get(regions))
         .route("/api/v1/regions/{id}", get(region))
+        .route("/api/v1/regions/{id}/split", axum::routing::post(split))
         .route("/admin/cluster/members", get(members))
         .with_state(store)
 }
@@ -189,4 +190,29 @@ async fn members(State(store): State<Store>) -> Json<Value> {
         }
     }
     Json(json!({ "members": members.into_values().collect::<Vec<_>>(), "answered_by": store.id }))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SplitBody {
+    #[serde(default = "default_namespace")]
+    namespace: String,
+    /// A user key of `namespace` to split at; absent: the region's middle key.
+    key: Option<String>,
+}
+
+async fn split(
+    State(store): State<Store>,
+    Path(id): Path<String>,
+    body: Option<Json<SplitBody>>,
+) -> Result<Json<Value>, FlareError> {
+    let id: u64 = id.parse().map_err(|_| FlareError::InvalidArgument(format!("region id {id:?} is not a number")))?;
+    let body = body.map(|Json(b)| b).unwrap_or_default();
+    let split_key = match &body.key {
+        Some(key) => Some(store.store_key(&body.namespace, key.as_bytes())?),
+        None => None,
+    };
+    let (left, right) = store.split(id, split_key).await?;
+    let side = |d: crate::region::Descriptor| json!({ "id": d.id, "start_key": hex(&d.start_key), "end_key": hex(&d.end_key), "epoch": d.epoch });
+    Ok(Json(json!({ "left": side(left), "right": side(right) })))
 }

@@ -16,7 +16,7 @@ pub async fn build(config: FlaredbConfig, context: Context) -> anyhow::Result<Ap
     let chainfire_ca = config.chainfire.ca.clone().or_else(|| context.tls.trust.clone());
     let chainfire = Chainfire::connect(&config.chainfire, chainfire_ca).await?;
     chainfire.watch_health(context.shutdown.clone(), &context.tasks);
-    let store = Store::start(&config, &context).await?;
+    let store = Store::start(&config, &context, chainfire.clone()).await?;
     let scheme = if context.tls.config.is_some() { "https" } else { "http" };
     let api_url = config.raft.advertised_api_url(scheme, config.server.listen);
     crate::background::start(&store, &chainfire, api_url.clone(), context.shutdown.clone(), &context.tasks);

@@ -12,12 +12,13 @@ use photon_raft::openraft::{Raft, ServerState};
 use photon_raft::rocksdb::DB;
 use photon_raft::{decode, encode, NodeId, Storage, TypeConfig};
 use photon_runtime::Context;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
-use crate::config::{Consistency, FlaredbConfig, LimitsSection};
+use crate::chainfire::Chainfire;
+use crate::config::{Consistency, FlaredbConfig, LimitsSection, RegionsSection};
 use crate::error::FlareError;
 use crate::keys::{self, ALL_CFS, CF_REGIONS};
-use crate::region::app::{Applied, Change, Command, Proposal, RegionApp};
+use crate::region::app::{Applied, Born, Change, Command, Proposal, RegionApp};
 use crate::region::Descriptor;
 
 pub type RegionRaft = Raft<TypeConfig<RegionApp>>;
@@ -53,12 +54,25 @@ pub struct Store {
     changes: broadcast::Sender<Arc<Change>>,
     namespaces: Arc<BTreeMap<String, Consistency>>,
     pub limits: LimitsSection,
+    pub regions_config: RegionsSection,
+    /// The region map's home; also allocates region ids.
+    pub chainfire: Chainfire,
+    raft: Arc<RaftParts>,
+}
+
+/// What starting a region's Raft group takes.
+struct RaftParts {
+    storage: Storage,
+    host: PeerHost<RegionApp>,
+    config: Arc<photon_raft::openraft::Config>,
+    births: mpsc::UnboundedSender<Born>,
 }
 
 impl Store {
     /// Opens the store, starts the peer port and every region it holds; a store with no regions
-    /// yet bootstraps the first one with `raft.initial_peers`.
-    pub async fn start(config: &FlaredbConfig, context: &Context) -> anyhow::Result<Self> {
+    /// yet bootstraps the first one with `raft.initial_peers`. Regions born from splits are
+    /// started as their split applies.
+    pub async fn start(config: &FlaredbConfig, context: &Context, chainfire: Chainfire) -> anyhow::Result<Self> {
         for name in config.namespaces.keys() {
             if !keys::valid_namespace(name) {
                 anyhow::bail!("namespaces.{name}: a namespace name is 1-63 of [a-z0-9_-]");
@@ -71,6 +85,8 @@ impl Store {
         let host: PeerHost<RegionApp> =
             PeerHost::start(id, config.raft.listen, tls, context.shutdown.clone(), context.tasks.clone()).await?;
         let (changes, _) = broadcast::channel(WATCH_BUFFER);
+        let (births, mut born) = mpsc::unbounded_channel();
+        let raft_config = raft_config("flaredb", config.raft.timing()).map_err(anyhow::Error::msg)?;
         let store = Self {
             id,
             db: storage.db().clone(),
@@ -78,30 +94,64 @@ impl Store {
             changes,
             namespaces: Arc::new(config.namespaces.clone()),
             limits: config.limits.clone(),
+            regions_config: config.regions.clone(),
+            chainfire,
+            raft: Arc::new(RaftParts { storage, host, config: raft_config, births }),
         };
 
         let mut descriptors = store.stored_descriptors()?;
-        let first_start = descriptors.is_empty();
-        if first_start {
+        if descriptors.is_empty() {
             let first = Descriptor::first();
             store.save_descriptor(&first)?;
-            descriptors.push(first);
-        }
-        let timing = raft_config("flaredb", config.raft.timing()).map_err(anyhow::Error::msg)?;
-        for descriptor in descriptors {
-            let region_id = descriptor.id;
-            let shared = Arc::new(RwLock::new(descriptor));
-            let (log, sm) = storage.group(region_id, RegionApp::new(shared.clone(), store.changes.clone()))?;
-            let raft = Raft::new(id, timing.clone(), host.network(region_id), log, sm).await?;
-            host.add(region_id, &raft);
-            if first_start {
-                bootstrap(&raft, config.raft.initial_members().map_err(anyhow::Error::msg)?).await?;
+            let members = config.raft.initial_members().map_err(anyhow::Error::msg)?;
+            store.open_region(first, Some(members)).await?;
+        } else {
+            descriptors.sort_by_key(|d| d.id);
+            for descriptor in descriptors {
+                store.open_region(descriptor, None).await?;
             }
-            let proposer = Proposer::new(raft.clone(), host.network(region_id), REQUEST_TIMEOUT);
-            let region = Region { descriptor: shared, raft, proposer };
-            store.regions.write().unwrap_or_else(|p| p.into_inner()).insert(region_id, region);
         }
+        let (starting, shutdown) = (store.clone(), context.shutdown.clone());
+        context.tasks.spawn(async move {
+            // The store itself holds the sender, so this ends with the process, not the channel.
+            while let Some(Born { descriptor, members }) = tokio::select! {
+                _ = shutdown.cancelled() => None,
+                born = born.recv() => born,
+            } {
+                let id = descriptor.id;
+                match starting.open_region(descriptor, Some(members)).await {
+                    Ok(()) => tracing::info!(region = id, "region split off; its raft group started"),
+                    Err(e) => tracing::error!(region = id, error = %e, "cannot start a region born from a split"),
+                }
+            }
+        });
         Ok(store)
+    }
+
+    /// Starts the Raft group of `descriptor` on this store; `members` initializes a new group
+    /// (every replica initializes with the same members, as at bootstrap).
+    async fn open_region(
+        &self,
+        descriptor: Descriptor,
+        members: Option<BTreeMap<NodeId, String>>,
+    ) -> anyhow::Result<()> {
+        let region_id = descriptor.id;
+        if self.regions.read().unwrap_or_else(|p| p.into_inner()).contains_key(&region_id) {
+            return Ok(());
+        }
+        let parts = &self.raft;
+        let shared = Arc::new(RwLock::new(descriptor));
+        let app = RegionApp::new(shared.clone(), self.changes.clone(), parts.births.clone());
+        let (log, sm) = parts.storage.group(region_id, app)?;
+        let raft = Raft::new(self.id, parts.config.clone(), parts.host.network(region_id), log, sm).await?;
+        parts.host.add(region_id, &raft);
+        if let Some(members) = members {
+            bootstrap(&raft, members).await?;
+        }
+        let proposer = Proposer::new(raft.clone(), parts.host.network(region_id), REQUEST_TIMEOUT);
+        let region = Region { descriptor: shared, raft, proposer };
+        self.regions.write().unwrap_or_else(|p| p.into_inner()).insert(region_id, region);
+        Ok(())
     }
 
     fn stored_descriptors(&self) -> anyhow::Result<Vec<Descriptor>> {

@@ -50,4 +50,27 @@ impl Regions for RegionsService {
         let regions = self.store.regions().iter().map(|r| describe(r, self.store.id, &self.api_url)).collect();
         Ok(Response::new(pb::ListRegionsResponse { regions }))
     }
+
+    async fn split_region(
+        &self,
+        request: Request<pb::SplitRegionRequest>,
+    ) -> Result<Response<pb::SplitRegionResponse>, Status> {
+        let r = request.into_inner();
+        let split_key = (!r.split_key.is_empty()).then_some(r.split_key);
+        let (left, right) = self.store.split(r.region_id, split_key).await?;
+        // The right region's group starts as the split applies; describe it as far as known.
+        let describe_id =
+            |id: u64| self.store.region(id).ok().map(|region| describe(&region, self.store.id, &self.api_url));
+        let plain = |d: crate::region::Descriptor| pb::Region {
+            id: d.id,
+            start_key: d.start_key,
+            end_key: d.end_key,
+            epoch: d.epoch,
+            ..Default::default()
+        };
+        Ok(Response::new(pb::SplitRegionResponse {
+            left: Some(describe_id(left.id).unwrap_or_else(|| plain(left))),
+            right: Some(describe_id(right.id).unwrap_or_else(|| plain(right))),
+        }))
+    }
 }

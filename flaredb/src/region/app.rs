@@ -4,12 +4,13 @@
 //! Commands carry the proposer's clock (`now_ms`) so that TTL decisions (is this key still
 //! there? what version does a write after expiry get?) are the same on every replica.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use photon_raft::rocksdb::{Direction, IteratorMode, WriteBatch, DB};
 use photon_raft::{decode, encode, App, BoxError};
 use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 use super::Descriptor;
 use crate::keys::{split_ttl_key, ttl_key, StoredRecord, CF_DATA, CF_REGIONS, CF_TTL};
@@ -49,6 +50,15 @@ pub enum Command {
     Expire {
         keys: Vec<(i64, Vec<u8>)>,
     },
+    /// Splits the region at `split_key`: it keeps `[start, split_key)`, and region `new_region`
+    /// takes `[split_key, end)` with the same replicas (`members`: store id → peer address).
+    /// Refused if the region's epoch moved past `epoch` since the split was decided.
+    Split {
+        split_key: Vec<u8>,
+        new_region: u64,
+        epoch: u64,
+        members: BTreeMap<u64, String>,
+    },
 }
 
 /// What applying a proposal answered.
@@ -75,6 +85,21 @@ pub enum Applied {
     },
     /// A key is outside this region (it split or moved since the proposer looked).
     OutOfRange,
+    Split {
+        left: Descriptor,
+        right: Descriptor,
+    },
+    /// The region changed since the request was decided (another split came first).
+    StaleEpoch {
+        current: Descriptor,
+    },
+}
+
+/// A region created by a split on this replica, for the store to start its Raft group.
+#[derive(Debug, Clone)]
+pub struct Born {
+    pub descriptor: Descriptor,
+    pub members: BTreeMap<u64, String>,
 }
 
 /// One applied change, for watchers.
@@ -90,6 +115,8 @@ pub struct RegionApp {
     descriptor: Arc<RwLock<Descriptor>>,
     pending: Vec<Change>,
     changes: broadcast::Sender<Arc<Change>>,
+    born: Vec<Born>,
+    births: mpsc::UnboundedSender<Born>,
 }
 
 fn cf<'a>(db: &'a DB, name: &str) -> Result<&'a photon_raft::rocksdb::ColumnFamily, BoxError> {
@@ -105,9 +132,38 @@ pub fn stored(db: &DB, key: &[u8]) -> Result<Option<StoredRecord>, BoxError> {
 }
 
 impl RegionApp {
-    /// `descriptor` is shared with the store, which routes requests by it.
-    pub fn new(descriptor: Arc<RwLock<Descriptor>>, changes: broadcast::Sender<Arc<Change>>) -> Self {
-        Self { descriptor, pending: Vec::new(), changes }
+    /// `descriptor` is shared with the store, which routes requests by it; regions split off
+    /// this one are announced on `births` once their descriptor is written.
+    pub fn new(
+        descriptor: Arc<RwLock<Descriptor>>,
+        changes: broadcast::Sender<Arc<Change>>,
+        births: mpsc::UnboundedSender<Born>,
+    ) -> Self {
+        Self { descriptor, pending: Vec::new(), changes, born: Vec::new(), births }
+    }
+
+    fn split(
+        &mut self,
+        db: &DB,
+        batch: &mut WriteBatch,
+        split_key: &[u8],
+        new_region: u64,
+        epoch: u64,
+        members: &BTreeMap<u64, String>,
+    ) -> Result<Applied, BoxError> {
+        let current = self.descriptor.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if current.epoch != epoch || !current.contains(split_key) || split_key == current.start_key.as_slice() {
+            return Ok(Applied::StaleEpoch { current });
+        }
+        let left = Descriptor { end_key: split_key.to_vec(), epoch: epoch + 1, ..current.clone() };
+        let right =
+            Descriptor { id: new_region, start_key: split_key.to_vec(), end_key: current.end_key, epoch: epoch + 1 };
+        let regions = cf(db, CF_REGIONS)?;
+        batch.put_cf(regions, left.id.to_be_bytes(), encode(&left)?);
+        batch.put_cf(regions, right.id.to_be_bytes(), encode(&right)?);
+        *self.descriptor.write().unwrap_or_else(|p| p.into_inner()) = left.clone();
+        self.born.push(Born { descriptor: right.clone(), members: members.clone() });
+        Ok(Applied::Split { left, right })
     }
 
     fn contains(&self, key: &[u8]) -> bool {
@@ -173,6 +229,7 @@ impl App for RegionApp {
         let now = proposal.now_ms;
         // Changes staged by a command that then failed never happened.
         self.pending.clear();
+        self.born.clear();
         Ok(match &proposal.command {
             Command::Put { key, .. } | Command::Delete { key } | Command::CompareAndSwap { key, .. }
                 if !self.contains(key) =>
@@ -222,6 +279,9 @@ impl App for RegionApp {
                     Applied::CompareAndSwap { succeeded: false, record: current }
                 }
             }
+            Command::Split { split_key, new_region, epoch, members } => {
+                self.split(db, batch, split_key, *new_region, *epoch, members)?
+            }
             Command::Expire { keys } => {
                 let mut removed = 0;
                 for (expiry, key) in keys {
@@ -242,6 +302,10 @@ impl App for RegionApp {
         for change in self.pending.drain(..) {
             // No watcher listening is fine.
             let _ = self.changes.send(Arc::new(change));
+        }
+        for born in self.born.drain(..) {
+            // The store is stopping when nobody listens; the descriptor is on disk for restart.
+            let _ = self.births.send(born);
         }
     }
 
