@@ -19,10 +19,18 @@ use crate::store::{Region, Store};
 const SWEEP_EVERY: Duration = Duration::from_millis(500);
 /// Most keys one Expire proposal removes.
 const SWEEP_BATCH: usize = 512;
-const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
-/// Starts the TTL sweeper and the region map publisher; both stop at `shutdown`.
-pub fn start(store: &Store, chainfire: &Chainfire, api_url: String, shutdown: CancellationToken, tasks: &TaskTracker) {
+/// Starts the TTL sweeper, the split checker, and the loop that keeps this store registered,
+/// the region map current, removed replicas dropped, and placement running; all stop at
+/// `shutdown`.
+pub fn start(
+    store: &Store,
+    chainfire: &Chainfire,
+    api_url: String,
+    peer_addr: String,
+    shutdown: CancellationToken,
+    tasks: &TaskTracker,
+) {
     let (sweeping, stop) = (store.clone(), shutdown.clone());
     tasks.spawn(async move {
         loop {
@@ -56,18 +64,36 @@ pub fn start(store: &Store, chainfire: &Chainfire, api_url: String, shutdown: Ca
 
     let (publishing, link) = (store.clone(), chainfire.clone());
     tasks.spawn(async move {
-        let this_store = json!({ "id": publishing.id, "api_url": api_url });
-        let mut store_published = false;
+        let this_store = json!({ "id": publishing.id, "api_url": api_url, "peer_addr": peer_addr });
+        let ttl = publishing.placement.store_ttl_seconds.max(1);
+        let mut lease: Option<i64> = None;
+        let mut placement = crate::placement::Placement::default();
         let mut published: HashMap<u64, serde_json::Value> = HashMap::new();
+        let mut unlisted_since = HashMap::new();
+        let every = Duration::from_millis(publishing.placement.interval_ms.clamp(100, (ttl as u64 * 1000) / 3));
         loop {
-            if !store_published {
-                store_published = link.put(&format!("stores/{}", publishing.id), &this_store).await.is_ok();
+            // This store's liveness: its entry lives exactly as long as its lease.
+            if let Some(id) = lease {
+                if matches!(link.keep_alive(id).await, Ok(false)) {
+                    tracing::warn!("this store's chainfire lease expired; registering again");
+                    lease = None;
+                }
             }
-            for region in publishing.regions().into_iter().filter(Region::is_leader) {
+            if lease.is_none() {
+                if let Ok(id) = link.grant_lease(ttl).await {
+                    if link.put(&format!("stores/{}", publishing.id), &this_store, id).await.is_ok() {
+                        lease = Some(id);
+                    }
+                }
+            }
+            let led: Vec<Region> = publishing.regions().into_iter().filter(Region::is_leader).collect();
+            // Another store may have published a region while it led it: forget what we wrote.
+            published.retain(|id, _| led.iter().any(|r| r.descriptor().id == *id));
+            for region in led {
                 let entry = region_entry(&region);
                 let id = region.descriptor().id;
                 if published.get(&id) != Some(&entry) {
-                    match link.put(&format!("regions/{id}"), &entry).await {
+                    match link.put(&format!("regions/{id}"), &entry, 0).await {
                         Ok(()) => {
                             tracing::info!(region = id, "published region to the region map");
                             published.insert(id, entry);
@@ -76,9 +102,15 @@ pub fn start(store: &Store, chainfire: &Chainfire, api_url: String, shutdown: Ca
                     }
                 }
             }
+            publishing.drop_removed_replicas(&mut unlisted_since).await;
+            if let Some(id) = lease {
+                if let Err(e) = placement.round(&publishing, id).await {
+                    tracing::warn!(error = %e, "placement round failed; retrying");
+                }
+            }
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(PUBLISH_EVERY) => {}
+                _ = tokio::time::sleep(every) => {}
             }
         }
     });

@@ -22,6 +22,7 @@ pub struct FlaredbConfig {
     pub chainfire: ChainfireSection,
     pub limits: LimitsSection,
     pub regions: RegionsSection,
+    pub placement: PlacementSection,
     /// Namespace name → `strong` or `eventual`. Every store of a cluster must declare the same.
     pub namespaces: BTreeMap<String, Consistency>,
 }
@@ -53,6 +54,9 @@ pub struct RaftSection {
     /// The first stores, as `id=host:port` of their peer ports, this store included. They
     /// bootstrap the first region together.
     pub initial_peers: Vec<String>,
+    /// Create the first region when the data dir holds none. `false` for a store joining a
+    /// running cluster: it starts empty and placement gives it replicas.
+    pub bootstrap: bool,
     /// CA that signs every peer's certificate; defaults to the API port's CA.
     pub peer_ca: Option<PathBuf>,
     pub heartbeat_ms: u64,
@@ -89,6 +93,20 @@ pub struct RegionsSection {
     pub check_interval_ms: u64,
 }
 
+/// `[placement]`: how replicas are spread. The placement leader (one store, elected through a
+/// chainfire lease) keeps every region at `replicas` replicas on live stores (fewer while there
+/// are fewer stores), moves replicas so every store holds within one of its fair share, and
+/// replaces the replicas of a store that has been gone for `replace_after_ms`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlacementSection {
+    pub replicas: usize,
+    pub replace_after_ms: u64,
+    /// A store whose lease lapses this long is considered gone.
+    pub store_ttl_seconds: i64,
+    pub interval_ms: u64,
+}
+
 /// `[limits]`: what one request may carry.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -111,6 +129,7 @@ impl ServiceConfig for FlaredbConfig {
                 advertise: None,
                 advertise_api_url: None,
                 initial_peers: Vec::new(),
+                bootstrap: true,
                 peer_ca: None,
                 heartbeat_ms: 100,
                 election_timeout_ms: 300,
@@ -124,6 +143,12 @@ impl ServiceConfig for FlaredbConfig {
                 prefix: "/flaredb/".into(),
             },
             limits: LimitsSection { max_key_bytes: 4096, max_value_bytes: 1 << 20, max_batch: 1000 },
+            placement: PlacementSection {
+                replicas: 3,
+                replace_after_ms: 30_000,
+                store_ttl_seconds: 3,
+                interval_ms: 1000,
+            },
             regions: RegionsSection { split_keys: 200_000, split_bytes: 64 << 20, check_interval_ms: 1000 },
             namespaces: [("default".to_string(), Consistency::Strong)].into(),
         }

@@ -24,6 +24,10 @@ struct Cli {
     /// First stores as id=host:port, comma-separated, this store included (raft.initial_peers).
     #[arg(long, value_name = "ID=HOST:PORT,...", value_delimiter = ',')]
     initial_peers: Vec<String>,
+    /// Join a running cluster: start with no regions and let placement add replicas here
+    /// (raft.bootstrap = false).
+    #[arg(long)]
+    join: bool,
     /// chainfire API URLs, comma-separated (chainfire.endpoints).
     #[arg(long, value_name = "URL,...", value_delimiter = ',')]
     chainfire: Vec<String>,
@@ -46,6 +50,9 @@ impl Cli {
         };
         if !self.initial_peers.is_empty() {
             out.push(("raft.initial_peers".to_string(), list(&self.initial_peers)));
+        }
+        if self.join {
+            out.push(("raft.bootstrap".to_string(), ConfigValue::from(false)));
         }
         if !self.chainfire.is_empty() {
             out.push(("chainfire.endpoints".to_string(), list(&self.chainfire)));

@@ -19,7 +19,8 @@ pub async fn build(config: FlaredbConfig, context: Context) -> anyhow::Result<Ap
     let store = Store::start(&config, &context, chainfire.clone()).await?;
     let scheme = if context.tls.config.is_some() { "https" } else { "http" };
     let api_url = config.raft.advertised_api_url(scheme, config.server.listen);
-    crate::background::start(&store, &chainfire, api_url.clone(), context.shutdown.clone(), &context.tasks);
+    let peer_addr = config.raft.advertised();
+    crate::background::start(&store, &chainfire, api_url.clone(), peer_addr, context.shutdown.clone(), &context.tasks);
 
     let (health_store, health_link) = (store.clone(), chainfire.clone());
     let max_message = config.limits.max_value_bytes.saturating_mul(2).max(4 << 20);

@@ -15,7 +15,7 @@ use photon_runtime::Context;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::chainfire::Chainfire;
-use crate::config::{Consistency, FlaredbConfig, LimitsSection, RegionsSection};
+use crate::config::{Consistency, FlaredbConfig, LimitsSection, PlacementSection, RegionsSection};
 use crate::error::FlareError;
 use crate::keys::{self, ALL_CFS, CF_REGIONS};
 use crate::region::app::{Applied, Born, Change, Command, Proposal, RegionApp};
@@ -57,6 +57,9 @@ pub struct Store {
     pub regions_config: RegionsSection,
     /// The region map's home; also allocates region ids.
     pub chainfire: Chainfire,
+    /// CA other stores' API certificates are signed by (store-to-store calls).
+    pub api_ca: Option<std::path::PathBuf>,
+    pub placement: PlacementSection,
     raft: Arc<RaftParts>,
 }
 
@@ -96,11 +99,15 @@ impl Store {
             limits: config.limits.clone(),
             regions_config: config.regions.clone(),
             chainfire,
+            api_ca: context.tls.trust.clone(),
+            placement: config.placement.clone(),
             raft: Arc::new(RaftParts { storage, host, config: raft_config, births }),
         };
 
         let mut descriptors = store.stored_descriptors()?;
-        if descriptors.is_empty() {
+        if descriptors.is_empty() && !config.raft.bootstrap {
+            tracing::info!("joining: no regions yet; placement will add replicas to this store");
+        } else if descriptors.is_empty() {
             let first = Descriptor::first();
             store.save_descriptor(&first)?;
             let members = config.raft.initial_members().map_err(anyhow::Error::msg)?;
@@ -130,7 +137,7 @@ impl Store {
 
     /// Starts the Raft group of `descriptor` on this store; `members` initializes a new group
     /// (every replica initializes with the same members, as at bootstrap).
-    async fn open_region(
+    pub(crate) async fn open_region(
         &self,
         descriptor: Descriptor,
         members: Option<BTreeMap<NodeId, String>>,
@@ -164,10 +171,17 @@ impl Store {
         Ok(out)
     }
 
-    fn save_descriptor(&self, descriptor: &Descriptor) -> anyhow::Result<()> {
+    pub(crate) fn save_descriptor(&self, descriptor: &Descriptor) -> anyhow::Result<()> {
         let cf = self.db.cf_handle(CF_REGIONS).ok_or_else(|| anyhow::anyhow!("missing column family regions"))?;
         self.db.put_cf(cf, descriptor.id.to_be_bytes(), encode(descriptor)?)?;
         Ok(())
+    }
+
+    /// Stops routing to region `id`; its group is the caller's to shut down.
+    pub(crate) fn forget_region(&self, id: u64) -> Option<Region> {
+        let region = self.regions.write().unwrap_or_else(|p| p.into_inner()).remove(&id)?;
+        self.raft.host.remove(id);
+        Some(region)
     }
 
     pub fn regions(&self) -> Vec<Region> {

@@ -43,7 +43,8 @@ async fn a_split_keeps_every_key_scans_cross_it_and_it_survives_a_restart() {
     let (_, page) = curl(&env.stores[0], "GET", "/api/v1/scan?start=k040&end=k060", None);
     assert_eq!(page["records"].as_array().unwrap().len(), 10, "{page}");
     let continuation = page["continuation"].as_str().expect("a continuation at the boundary").to_string();
-    let (_, next) = curl(&env.stores[0], "GET", &format!("/api/v1/scan?start=k040&end=k060&continuation={continuation}"), None);
+    let (_, next) =
+        curl(&env.stores[0], "GET", &format!("/api/v1/scan?start=k040&end=k060&continuation={continuation}"), None);
     assert_eq!(next["records"][0]["key"], "k050", "{next}");
 
     let all = db.scan("default", b"", b"", ScanOptions::default()).await.unwrap();
@@ -57,7 +58,8 @@ async fn a_split_keeps_every_key_scans_cross_it_and_it_survives_a_restart() {
     db.put("default", b"k090", b"right").await.unwrap();
 
     // Bad splits are refused with a reason.
-    let (code, body) = curl(&env.stores[0], "POST", &format!("/api/v1/regions/{right}/split"), Some(r#"{"key":"k010"}"#));
+    let (code, body) =
+        curl(&env.stores[0], "POST", &format!("/api/v1/regions/{right}/split"), Some(r#"{"key":"k010"}"#));
     assert_eq!(code, 400, "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("not strictly inside"), "{body}");
 

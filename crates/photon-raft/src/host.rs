@@ -67,6 +67,11 @@ impl<A: App> PeerHost<A> {
         &self.fault
     }
 
+    /// Stops serving group `group` on the peer port.
+    pub fn remove(&self, group: u64) {
+        self.router.remove(group);
+    }
+
     /// Serves `raft` as group `group` on the peer port, and shuts it down with the process.
     pub fn add(&self, group: u64, raft: &Raft<TypeConfig<A>>) {
         self.router.add(group, raft.clone());

@@ -41,8 +41,46 @@ pub fn describe(region: &Region, this_store: u64, api_url: &str) -> pb::Region {
     }
 }
 
+fn descriptor(region: Option<pb::Region>) -> Result<crate::region::Descriptor, Status> {
+    let r = region.ok_or_else(|| Status::invalid_argument("region is required"))?;
+    Ok(crate::region::Descriptor { id: r.id, start_key: r.start_key, end_key: r.end_key, epoch: r.epoch })
+}
+
 #[tonic::async_trait]
 impl Regions for RegionsService {
+    async fn add_replica(
+        &self,
+        request: Request<pb::AddReplicaRequest>,
+    ) -> Result<Response<pb::ReplicaChangeResponse>, Status> {
+        self.store.add_replica(&request.into_inner()).await?;
+        Ok(Response::new(pb::ReplicaChangeResponse {}))
+    }
+
+    async fn remove_replica(
+        &self,
+        request: Request<pb::RemoveReplicaRequest>,
+    ) -> Result<Response<pb::ReplicaChangeResponse>, Status> {
+        let r = request.into_inner();
+        self.store.remove_replica(r.region_id, r.store_id).await?;
+        Ok(Response::new(pb::ReplicaChangeResponse {}))
+    }
+
+    async fn campaign(
+        &self,
+        request: Request<pb::CampaignRequest>,
+    ) -> Result<Response<pb::ReplicaChangeResponse>, Status> {
+        self.store.campaign(request.into_inner().region_id).await?;
+        Ok(Response::new(pb::ReplicaChangeResponse {}))
+    }
+
+    async fn open_replica(
+        &self,
+        request: Request<pb::OpenReplicaRequest>,
+    ) -> Result<Response<pb::ReplicaChangeResponse>, Status> {
+        self.store.open_replica(descriptor(request.into_inner().region)?).await?;
+        Ok(Response::new(pb::ReplicaChangeResponse {}))
+    }
+
     async fn list_regions(
         &self,
         _request: Request<pb::ListRegionsRequest>,

@@ -44,6 +44,21 @@ impl Env {
         Self { ca, chainfire, stores }
     }
 
+    /// Starts one more store that joins the running cluster (no regions until placement gives
+    /// it replicas), with `args`; returns its index.
+    pub async fn join(&mut self, args: &[&str]) -> usize {
+        let id = (self.stores.len() + 1).to_string();
+        let raft = format!("127.0.0.1:{}", free_port());
+        let url = self.chainfire.url();
+        let mut all = vec!["--node-id", &id, "--raft-listen", &raft, "--join", "--chainfire", &url];
+        all.extend_from_slice(args);
+        let mut store = TestServer::with_shared_ca("flaredb-server", self.ca.path(), &all);
+        store.process.start();
+        store.wait_healthy(Duration::from_secs(30)).await;
+        self.stores.push(store);
+        self.stores.len() - 1
+    }
+
     /// A gRPC client of store `i` (connects on first use).
     pub fn kv(&self, i: usize) -> KvClient<Channel> {
         let store = &self.stores[i];

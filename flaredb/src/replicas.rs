@@ -1,0 +1,178 @@
+//! Moving replicas between stores, the mechanics placement drives: starting an empty replica
+//! on a store, adding it to a region (it catches up by snapshot, then votes), removing one,
+//! and a store dropping the replicas it is no longer a member of.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use photon_api::flaredb::v1 as pb;
+use photon_api::flaredb::v1::regions_client::RegionsClient;
+use photon_raft::openraft::{BasicNode, ChangeMembers};
+use photon_raft::rocksdb::{Direction, IteratorMode, WriteBatch};
+
+use crate::error::FlareError;
+use crate::keys::{CF_DATA, CF_REGIONS};
+use crate::region::Descriptor;
+use crate::store::{Region, Store};
+
+/// Bound on a new replica catching up before it is made a voter.
+const CATCH_UP: Duration = Duration::from_secs(30);
+/// How long the region map must list a region without this store before its replica here goes.
+const REMOVED_GRACE: Duration = Duration::from_secs(10);
+
+fn raft_failure(e: impl std::fmt::Display) -> FlareError {
+    FlareError::Unavailable(format!("replica change failed: {e}"))
+}
+
+impl Store {
+    /// Starts an empty replica of `descriptor` here (no-op if it exists), clearing any stale
+    /// data in its range first; the region's leader fills it with a snapshot.
+    pub async fn open_replica(&self, descriptor: Descriptor) -> Result<(), FlareError> {
+        if self.region(descriptor.id).is_ok() {
+            return Ok(());
+        }
+        if let Some(overlap) = self.regions().iter().map(Region::descriptor).find(|d| overlaps(d, &descriptor)) {
+            return Err(FlareError::InvalidArgument(format!(
+                "region {} overlaps region {} that this store already holds",
+                descriptor.id, overlap.id
+            )));
+        }
+        self.clear_range(&descriptor)?;
+        self.save_descriptor(&descriptor).map_err(|e| FlareError::Storage(e.to_string()))?;
+        self.open_region(descriptor.clone(), None).await.map_err(|e| FlareError::Storage(e.to_string()))?;
+        tracing::info!(region = descriptor.id, "opened an empty replica; waiting for the leader's snapshot");
+        Ok(())
+    }
+
+    /// On the region's leader: makes store `store_id` a voting replica of `region_id`.
+    pub async fn add_replica(&self, request: &pb::AddReplicaRequest) -> Result<(), FlareError> {
+        let region = self.leader_region(request.region_id)?;
+        let descriptor = region.descriptor();
+        let options = photon_client::ChannelOptions { ca: self.api_ca.clone(), ..Default::default() };
+        let channel = photon_client::lazy_channel(&request.api_url, &options)
+            .map_err(|e| FlareError::InvalidArgument(format!("api_url {}: {e}", request.api_url)))?;
+        let open = pb::OpenReplicaRequest {
+            region: Some(pb::Region {
+                id: descriptor.id,
+                start_key: descriptor.start_key.clone(),
+                end_key: descriptor.end_key.clone(),
+                epoch: descriptor.epoch,
+                ..Default::default()
+            }),
+        };
+        RegionsClient::new(channel).open_replica(open).await.map_err(|s| raft_failure(s.message()))?;
+        // The region's initial data may predate its log (a region born from a split), so a new
+        // replica must start from a snapshot: take one and drop the log it covers.
+        let applied = region.raft.metrics().borrow().last_applied.map_or(0, |l| l.index);
+        region.raft.trigger().snapshot().await.map_err(raft_failure)?;
+        region
+            .raft
+            .wait(Some(CATCH_UP))
+            .metrics(|m| m.snapshot.is_some_and(|s| s.index >= applied), "snapshot for a new replica")
+            .await
+            .map_err(raft_failure)?;
+        region.raft.trigger().purge_log(applied).await.map_err(raft_failure)?;
+        let node = BasicNode { addr: request.peer_addr.clone() };
+        tokio::time::timeout(CATCH_UP, region.raft.add_learner(request.store_id, node, true))
+            .await
+            .map_err(|_| {
+                FlareError::Unavailable(format!("store {} did not catch up within {CATCH_UP:?}", request.store_id))
+            })?
+            .map_err(raft_failure)?;
+        let voters = ChangeMembers::AddVoterIds(BTreeSet::from([request.store_id]));
+        region.raft.change_membership(voters, false).await.map_err(raft_failure)?;
+        tracing::info!(region = request.region_id, store = request.store_id, "added a replica");
+        Ok(())
+    }
+
+    /// On the region's leader: removes store `store_id` from `region_id`.
+    pub async fn remove_replica(&self, region_id: u64, store_id: u64) -> Result<(), FlareError> {
+        let region = self.leader_region(region_id)?;
+        let change = ChangeMembers::RemoveVoters(BTreeSet::from([store_id]));
+        region.raft.change_membership(change, false).await.map_err(raft_failure)?;
+        tracing::info!(region = region_id, store = store_id, "removed a replica");
+        Ok(())
+    }
+
+    /// Makes this store's replica of `region_id` stand for election, so leadership can leave a
+    /// store placement wants to take replicas from (openraft 0.9 has no leader transfer).
+    pub async fn campaign(&self, region_id: u64) -> Result<(), FlareError> {
+        let region = self.region(region_id)?;
+        region.raft.trigger().elect().await.map_err(raft_failure)?;
+        tracing::info!(region = region_id, "standing for election at placement's request");
+        Ok(())
+    }
+
+    fn leader_region(&self, region_id: u64) -> Result<Region, FlareError> {
+        let region = self.region(region_id)?;
+        if !region.is_leader() {
+            return Err(FlareError::Unavailable(format!("this store does not lead region {region_id}")));
+        }
+        Ok(region)
+    }
+
+    /// Drops the replicas this store is no longer a member of: stops the group and deletes its
+    /// data and descriptor. A removed replica rarely hears of its own removal (the leader stops
+    /// talking to it), and a replica being added installs a snapshot whose membership does not
+    /// list it yet, so local membership cannot decide; the region map does: a region whose
+    /// leader has listed it without this store for `REMOVED_GRACE` is gone here. (The grace
+    /// covers a replica being added, which exists here before the map lists it.)
+    pub async fn drop_removed_replicas(&self, unlisted_since: &mut HashMap<u64, Instant>) {
+        let map = self.chainfire.list("regions/").await.unwrap_or_default();
+        let now = Instant::now();
+        for region in self.regions() {
+            let id = region.descriptor().id;
+            let unlisted = map.iter().any(|(_, entry)| {
+                entry["id"].as_u64() == Some(id)
+                    && entry["leader"].as_u64().is_some_and(|l| l != self.id)
+                    && entry["peers"].as_array().is_some_and(|peers| !peers.iter().any(|p| p.as_u64() == Some(self.id)))
+            });
+            let since = if unlisted {
+                *unlisted_since.entry(id).or_insert(now)
+            } else {
+                unlisted_since.remove(&id);
+                now
+            };
+            if !unlisted || now.duration_since(since) < REMOVED_GRACE {
+                continue;
+            }
+            let descriptor = region.descriptor();
+            if let Err(e) = self.close_region(&descriptor).await {
+                tracing::warn!(region = descriptor.id, error = %e, "cannot drop a removed replica");
+                continue;
+            }
+            unlisted_since.remove(&descriptor.id);
+            tracing::info!(region = descriptor.id, "dropped this store's replica: it is no longer a member");
+        }
+    }
+
+    async fn close_region(&self, descriptor: &Descriptor) -> Result<(), FlareError> {
+        if let Some(region) = self.forget_region(descriptor.id) {
+            let _ = region.raft.shutdown().await;
+        }
+        self.clear_range(descriptor)?;
+        let cf =
+            self.db.cf_handle(CF_REGIONS).ok_or_else(|| FlareError::Storage("missing column family regions".into()))?;
+        self.db.delete_cf(cf, descriptor.id.to_be_bytes()).map_err(|e| FlareError::Storage(e.to_string()))
+    }
+
+    /// Deletes every record in the descriptor's range.
+    fn clear_range(&self, descriptor: &Descriptor) -> Result<(), FlareError> {
+        let cf = self.db.cf_handle(CF_DATA).ok_or_else(|| FlareError::Storage("missing column family data".into()))?;
+        let mut batch = WriteBatch::default();
+        for item in self.db.iterator_cf(cf, IteratorMode::From(&descriptor.start_key, Direction::Forward)) {
+            let (key, _) = item.map_err(|e| FlareError::Storage(e.to_string()))?;
+            if !descriptor.contains(&key) {
+                break;
+            }
+            batch.delete_cf(cf, key);
+        }
+        self.db.write(batch).map_err(|e| FlareError::Storage(e.to_string()))
+    }
+}
+
+fn overlaps(a: &Descriptor, b: &Descriptor) -> bool {
+    let a_before_b_end = b.end_key.is_empty() || a.start_key < b.end_key;
+    let b_before_a_end = a.end_key.is_empty() || b.start_key < a.end_key;
+    a_before_b_end && b_before_a_end
+}
