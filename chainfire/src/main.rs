@@ -33,7 +33,8 @@ impl Cli {
     fn overrides(&self) -> Result<Vec<(String, ConfigValue)>, String> {
         let mut out = Vec::new();
         if let Some(path) = &self.cluster_config {
-            out.extend(chainfire::cluster_config::ClusterConfig::read(path)?.overrides(path)?);
+            let file = photon_runtime::cluster_config::ClusterConfig::read(path)?;
+            out.extend(chainfire::cluster_config::overrides(&file, path)?);
         }
         if let Some(id) = self.node_id {
             out.push(("raft.node_id".to_string(), ConfigValue::from(id)));

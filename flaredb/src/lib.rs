@@ -5,6 +5,7 @@
 pub mod api;
 pub mod background;
 pub mod chainfire;
+pub mod cluster_config;
 pub mod config;
 pub mod error;
 pub mod keys;

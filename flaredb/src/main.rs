@@ -28,14 +28,22 @@ struct Cli {
     /// (raft.bootstrap = false).
     #[arg(long)]
     join: bool,
+    /// cluster-config.json from first-boot automation: sets store id and peers (flaredb_peers),
+    /// bootstrap or join, chainfire endpoints and certificates. Other flags still win over it.
+    #[arg(long, value_name = "FILE")]
+    cluster_config: Option<std::path::PathBuf>,
     /// chainfire API URLs, comma-separated (chainfire.endpoints).
     #[arg(long, value_name = "URL,...", value_delimiter = ',')]
     chainfire: Vec<String>,
 }
 
 impl Cli {
-    fn overrides(&self) -> Vec<(String, ConfigValue)> {
+    fn overrides(&self) -> Result<Vec<(String, ConfigValue)>, String> {
         let mut out = Vec::new();
+        if let Some(path) = &self.cluster_config {
+            let file = photon_runtime::cluster_config::ClusterConfig::read(path)?;
+            out.extend(flaredb::cluster_config::overrides(&file, path)?);
+        }
         if let Some(id) = self.node_id {
             out.push(("raft.node_id".to_string(), ConfigValue::from(id)));
         }
@@ -57,13 +65,19 @@ impl Cli {
         if !self.chainfire.is_empty() {
             out.push(("chainfire.endpoints".to_string(), list(&self.chainfire)));
         }
-        out
+        Ok(out)
     }
 }
 
 fn main() -> ExitCode {
     let cli: Cli = photon_runtime::cli::parse::<Cli, FlaredbConfig>(&SPEC);
-    let overrides = cli.overrides();
+    let overrides = match cli.overrides() {
+        Ok(overrides) => overrides,
+        Err(e) => {
+            eprintln!("flaredb-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
     photon_runtime::run(SPEC, cli.common, overrides, |config: FlaredbConfig, context| async move {
         Ok(flaredb::server::build(config, context).await?)
     })

@@ -178,3 +178,39 @@ async fn an_eventual_namespace_reads_locally_never_invents_values_and_converges(
     request.set_timeout(Duration::from_secs(3));
     assert!(replica.get(request).await.is_err(), "a strong read without a quorum must fail");
 }
+
+#[tokio::test]
+async fn three_stores_form_a_cluster_from_cluster_config_json() {
+    let ca = tempfile::tempdir().unwrap();
+    let chainfire_raft = format!("127.0.0.1:{}", photon_testkit::free_port());
+    let mut chainfire =
+        photon_testkit::TestServer::with_shared_ca("chainfire-server", ca.path(), &["--raft-listen", &chainfire_raft]);
+    chainfire.process.start();
+    chainfire.wait_healthy(Duration::from_secs(30)).await;
+    let peers: Vec<String> = (0..3).map(|_| format!("127.0.0.1:{}", photon_testkit::free_port())).collect();
+    let files = tempfile::tempdir().unwrap();
+    let mut stores = Vec::new();
+    for peer in &peers {
+        let doc = serde_json::json!({
+            "node_id": peer, "bootstrap": true, "leader_url": chainfire.url(),
+            "initial_peers": [], "flaredb_peers": peers,
+        });
+        let path = files.path().join(format!("{}.json", peer.replace(':', "_")));
+        std::fs::write(&path, doc.to_string()).unwrap();
+        let mut store = photon_testkit::TestServer::with_shared_ca(
+            "flaredb-server",
+            ca.path(),
+            &["--raft-listen", peer, "--cluster-config", path.to_str().unwrap()],
+        );
+        store.process.start();
+        stores.push(store);
+    }
+    for store in &mut stores {
+        let health = store.wait_healthy(Duration::from_secs(30)).await;
+        assert_eq!(health["regions"], 1, "{health}");
+    }
+    let (code, body) = common::curl(&stores[0], "GET", "/admin/cluster/members", None);
+    assert_eq!(code, 200);
+    let ids: Vec<u64> = body["members"].as_array().unwrap().iter().filter_map(|m| m["id"].as_u64()).collect();
+    assert_eq!(ids, vec![1, 2, 3], "{body}");
+}

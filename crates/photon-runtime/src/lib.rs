@@ -12,6 +12,7 @@
 
 mod api;
 pub mod cli;
+pub mod cluster_config;
 pub mod config;
 mod error;
 mod fallback;
