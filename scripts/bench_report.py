@@ -6,7 +6,7 @@ results = [json.loads(line) for line in open(sys.argv[1])]
 cores, etcd_version = sys.argv[2], sys.argv[3]
 by = {(r["members"], r["label"], r["system"]): r for r in results}
 
-print("# Benchmarks\n")
+print("## Chainfire and etcd (the etcd v3 API)\n")
 print("Produced by `scripts/bench-chainfire` in one run on one machine "
       f"({cores} cores): chainfire and {etcd_version} (Debian `etcd-server`), each with client TLS")
 print("and mutual TLS between peers, driven by the same load generator (`crates/etcd-bench`) with")
@@ -14,7 +14,7 @@ print("the same settings; keys 8 bytes, values 256 bytes. Ratios are chainfire /
 print("faster for throughput; for latency, below 1 is better. Both run on this machine together with")
 print("the load generator, so absolute numbers are small; the ratios are what to read.\n")
 for members in (1, 3):
-    print(f"## {members} member{'s' if members > 1 else ''} on loopback\n")
+    print(f"### {members} member{'s' if members > 1 else ''} on loopback\n")
     print("| workload | chainfire ops/s | etcd ops/s | ratio | chainfire p50 / p99 ms | etcd p50 / p99 ms | p99 ratio |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     labels = [r["label"] for r in results if r["members"] == members and r["system"] == "chainfire"]

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use photon_api::etcd::etcdserverpb::kv_client::KvClient;
 use photon_api::etcd::etcdserverpb::lease_client::LeaseClient;
 use photon_api::etcd::etcdserverpb::{
-    compare, request_op, Compare, LeaseGrantRequest, LeaseKeepAliveRequest, PutRequest, RangeRequest, RequestOp,
-    TxnRequest,
+    compare, request_op, Compare, LeaseGrantRequest, LeaseKeepAliveRequest, PutRequest, RangeRequest, RangeResponse,
+    RequestOp, TxnRequest,
 };
 use photon_client::ChannelOptions;
 use tonic::transport::Channel;
@@ -100,6 +100,32 @@ impl Chainfire {
         format!("{}{key}", self.prefix).into_bytes()
     }
 
+    async fn range(&self, request: RangeRequest) -> Result<RangeResponse, String> {
+        self.call(|channel| {
+            let request = request.clone();
+            async move { KvClient::new(channel).range(request).await }
+        })
+        .await
+    }
+
+    /// Writes `value` at `key` (attached to `lease`) if `compare` holds; whether it did.
+    async fn put_if(&self, compare: Compare, key: Vec<u8>, value: Vec<u8>, lease: i64) -> Result<bool, String> {
+        let txn = TxnRequest {
+            compare: vec![compare],
+            success: vec![RequestOp {
+                request: Some(request_op::Request::RequestPut(PutRequest { key, value, lease, ..Default::default() })),
+            }],
+            failure: vec![],
+        };
+        let answer = self
+            .call(|channel| {
+                let txn = txn.clone();
+                async move { KvClient::new(channel).txn(txn).await }
+            })
+            .await?;
+        Ok(answer.succeeded)
+    }
+
     /// Probes chainfire every few seconds until `shutdown`, logging when the link changes.
     pub fn watch_health(&self, shutdown: tokio_util::sync::CancellationToken, tasks: &tokio_util::task::TaskTracker) {
         let link = self.clone();
@@ -124,12 +150,7 @@ impl Chainfire {
     async fn probe(&self) -> Result<(), String> {
         let request =
             RangeRequest { key: self.key("stores/"), count_only: true, serializable: true, ..Default::default() };
-        self.call(|channel| {
-            let request = request.clone();
-            async move { KvClient::new(channel).range(request).await }
-        })
-        .await
-        .map(|_| ())
+        self.range(request).await.map(|_| ())
     }
 
     /// Writes `value` (JSON) at `<prefix><key>`, attached to `lease` (0: none).
@@ -150,13 +171,7 @@ impl Chainfire {
         if let Some(last) = end.last_mut() {
             *last += 1;
         }
-        let request = RangeRequest { key: self.key(dir), range_end: end, ..Default::default() };
-        let answer = self
-            .call(|channel| {
-                let request = request.clone();
-                async move { KvClient::new(channel).range(request).await }
-            })
-            .await?;
+        let answer = self.range(RangeRequest { key: self.key(dir), range_end: end, ..Default::default() }).await?;
         let skip = self.key(dir).len();
         Ok(answer
             .kvs
@@ -199,31 +214,14 @@ impl Chainfire {
     /// this call created it.
     pub async fn create(&self, key: &str, value: &serde_json::Value, lease: i64) -> Result<bool, String> {
         let key = self.key(key);
-        let txn = TxnRequest {
-            compare: vec![Compare {
-                key: key.clone(),
-                result: compare::CompareResult::Equal as i32,
-                target: compare::CompareTarget::Create as i32,
-                target_union: Some(compare::TargetUnion::CreateRevision(0)),
-                ..Default::default()
-            }],
-            success: vec![RequestOp {
-                request: Some(request_op::Request::RequestPut(PutRequest {
-                    key,
-                    value: value.to_string().into_bytes(),
-                    lease,
-                    ..Default::default()
-                })),
-            }],
-            failure: vec![],
+        let absent = Compare {
+            key: key.clone(),
+            result: compare::CompareResult::Equal as i32,
+            target: compare::CompareTarget::Create as i32,
+            target_union: Some(compare::TargetUnion::CreateRevision(0)),
+            ..Default::default()
         };
-        let answer = self
-            .call(|channel| {
-                let txn = txn.clone();
-                async move { KvClient::new(channel).txn(txn).await }
-            })
-            .await?;
-        Ok(answer.succeeded)
+        self.put_if(absent, key, value.to_string().into_bytes(), lease).await
     }
 
     /// A region id no other region of the cluster has or will get: a counter at
@@ -232,15 +230,7 @@ impl Chainfire {
     pub async fn allocate_region_id(&self) -> Result<u64, String> {
         let key = self.key("next_region_id");
         for _attempt in 0..50 {
-            let read = RangeRequest { key: key.clone(), ..Default::default() };
-            let current = self
-                .call(|channel| {
-                    let read = read.clone();
-                    async move { KvClient::new(channel).range(read).await }
-                })
-                .await?
-                .kvs
-                .pop();
+            let current = self.range(RangeRequest { key: key.clone(), ..Default::default() }).await?.kvs.pop();
             let (next, mod_revision) = match &current {
                 Some(kv) => {
                     let text = String::from_utf8_lossy(&kv.value);
@@ -248,30 +238,14 @@ impl Chainfire {
                 }
                 None => (2, 0),
             };
-            let txn = TxnRequest {
-                compare: vec![Compare {
-                    key: key.clone(),
-                    result: compare::CompareResult::Equal as i32,
-                    target: compare::CompareTarget::Mod as i32,
-                    target_union: Some(compare::TargetUnion::ModRevision(mod_revision)),
-                    ..Default::default()
-                }],
-                success: vec![RequestOp {
-                    request: Some(request_op::Request::RequestPut(PutRequest {
-                        key: key.clone(),
-                        value: (next + 1).to_string().into_bytes(),
-                        ..Default::default()
-                    })),
-                }],
-                failure: vec![],
+            let unchanged = Compare {
+                key: key.clone(),
+                result: compare::CompareResult::Equal as i32,
+                target: compare::CompareTarget::Mod as i32,
+                target_union: Some(compare::TargetUnion::ModRevision(mod_revision)),
+                ..Default::default()
             };
-            let answer = self
-                .call(|channel| {
-                    let txn = txn.clone();
-                    async move { KvClient::new(channel).txn(txn).await }
-                })
-                .await?;
-            if answer.succeeded {
+            if self.put_if(unchanged, key.clone(), (next + 1).to_string().into_bytes(), 0).await? {
                 return Ok(next);
             }
             // Another store took it: read again.

@@ -8,19 +8,11 @@ use crate::keys::{self, StoredRecord, CF_DATA};
 use crate::region::app::{stored, Applied, Command};
 use crate::store::Store;
 
-/// A record as clients see it: user key, value, version, expiry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
-    pub key: Vec<u8>,
-    pub value: Vec<u8>,
-    pub version: u64,
-    pub expires_at_ms: i64,
-}
+/// A record as clients see it: user key, value, version, expiry (the API's own message).
+pub use photon_api::flaredb::v1::Record;
 
-impl Record {
-    fn from_stored(key: Vec<u8>, record: StoredRecord) -> Self {
-        Self { key, value: record.value, version: record.version, expires_at_ms: record.expires_at_ms }
-    }
+fn from_stored(key: Vec<u8>, record: StoredRecord) -> Record {
+    Record { key, value: record.value, version: record.version, expires_at_ms: record.expires_at_ms }
 }
 
 /// What a scan asks for (see `ScanRequest` in the proto).
@@ -60,7 +52,7 @@ impl Store {
         let region = self.region_for(&store_key)?;
         self.read_barrier(&region, namespace).await?;
         let now = keys::now_ms();
-        Ok(stored(&self.db, &store_key)?.filter(|r| r.live_at(now)).map(|r| Record::from_stored(key.to_vec(), r)))
+        Ok(stored(&self.db, &store_key)?.filter(|r| r.live_at(now)).map(|r| from_stored(key.to_vec(), r)))
     }
 
     pub async fn batch_get(&self, namespace: &str, keys: &[Vec<u8>]) -> Result<Vec<Record>, FlareError> {
@@ -151,7 +143,7 @@ impl Store {
         };
         match self.propose(&region, command).await? {
             Applied::CompareAndSwap { succeeded, record } => {
-                Ok((succeeded, record.map(|r| Record::from_stored(key.to_vec(), r))))
+                Ok((succeeded, record.map(|r| from_stored(key.to_vec(), r))))
             }
             other => Err(unexpected(other)),
         }
@@ -227,7 +219,7 @@ impl Store {
                 continue;
             }
             let Some(user_key) = keys::user_key(&key, &scan.namespace) else { continue };
-            let mut record = Record::from_stored(user_key.to_vec(), record);
+            let mut record = from_stored(user_key.to_vec(), record);
             if scan.keys_only {
                 record.value.clear();
             }

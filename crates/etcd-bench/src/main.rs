@@ -2,7 +2,6 @@
 //! (`--conns`, `--clients`, `--key-size`, `--val-size`, `--total`, `--sequential-keys`).
 //! Prints one JSON line per run: operations, seconds, throughput, p50 and p99 latency.
 
-mod stats;
 mod workloads;
 
 use std::path::PathBuf;

@@ -15,8 +15,8 @@ use tokio::sync::mpsc;
 use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
-use crate::stats::summary;
 use crate::{Settings, Workload};
+use etcd_bench::stats::summary;
 
 async fn connections(settings: &Settings) -> anyhow::Result<Vec<Channel>> {
     let options = ChannelOptions { ca: settings.cacert.clone(), ..Default::default() };

@@ -91,3 +91,47 @@ pub fn parse<P: clap::Parser, C: ServiceConfig>(spec: &ServiceSpec) -> P {
     let matches = command.get_matches();
     P::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
+
+/// Flags of a service that runs Raft (`[raft]` keys), for a service's `clap::Parser` to embed
+/// with `#[command(flatten)]`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RaftArgs {
+    /// This member's id (raft.node_id).
+    #[arg(long, value_name = "ID")]
+    pub node_id: Option<u64>,
+    /// Peer port address (raft.listen).
+    #[arg(long, value_name = "ADDR")]
+    pub raft_listen: Option<std::net::SocketAddr>,
+    /// host:port peers reach this member at (raft.advertise).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub advertise: Option<String>,
+    /// First members as id=host:port, comma-separated, this member included (raft.initial_peers).
+    #[arg(long, value_name = "ID=HOST:PORT,...", value_delimiter = ',')]
+    pub initial_peers: Vec<String>,
+    /// cluster-config.json from first-boot automation: sets id, peers, bootstrap or join, and
+    /// certificates. Other flags still win over it.
+    #[arg(long, value_name = "FILE")]
+    pub cluster_config: Option<PathBuf>,
+}
+
+impl RaftArgs {
+    /// The `[raft]` overrides these flags set (not `--cluster-config`, which the service maps).
+    pub fn overrides(&self) -> Vec<(String, crate::ConfigValue)> {
+        use crate::ConfigValue;
+        let mut out = Vec::new();
+        if let Some(id) = self.node_id {
+            out.push(("raft.node_id".to_string(), ConfigValue::from(id)));
+        }
+        if let Some(addr) = self.raft_listen {
+            out.push(("raft.listen".to_string(), ConfigValue::from(addr.to_string())));
+        }
+        if let Some(advertise) = &self.advertise {
+            out.push(("raft.advertise".to_string(), ConfigValue::from(advertise.clone())));
+        }
+        if !self.initial_peers.is_empty() {
+            let peers: Vec<ConfigValue> = self.initial_peers.iter().map(|p| ConfigValue::from(p.clone())).collect();
+            out.push(("raft.initial_peers".to_string(), ConfigValue::from(peers)));
+        }
+        out
+    }
+}

@@ -10,7 +10,7 @@ use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status};
 
 use crate::keys;
-use crate::ops::{Record, Scan};
+use crate::ops::Scan;
 use crate::store::Store;
 
 pub struct KvService {
@@ -26,10 +26,6 @@ impl KvService {
     }
 }
 
-fn record(r: Record) -> pb::Record {
-    pb::Record { key: r.key, value: r.value, version: r.version, expires_at_ms: r.expires_at_ms }
-}
-
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchEvent, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -37,13 +33,13 @@ impl Kv for KvService {
     async fn get(&self, request: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
         let r = request.into_inner();
         let found = self.store.get(&r.namespace, &r.key).await?;
-        Ok(Response::new(pb::GetResponse { record: found.map(record) }))
+        Ok(Response::new(pb::GetResponse { record: found }))
     }
 
     async fn batch_get(&self, request: Request<pb::BatchGetRequest>) -> Result<Response<pb::BatchGetResponse>, Status> {
         let r = request.into_inner();
         let records = self.store.batch_get(&r.namespace, &r.keys).await?;
-        Ok(Response::new(pb::BatchGetResponse { records: records.into_iter().map(record).collect() }))
+        Ok(Response::new(pb::BatchGetResponse { records: records.into_iter().collect() }))
     }
 
     async fn put(&self, request: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
@@ -78,7 +74,7 @@ impl Kv for KvService {
         };
         let page = self.store.scan(&scan).await?;
         Ok(Response::new(pb::ScanResponse {
-            records: page.records.into_iter().map(record).collect(),
+            records: page.records.into_iter().collect(),
             continuation: page.continuation,
         }))
     }
@@ -90,7 +86,7 @@ impl Kv for KvService {
         let r = request.into_inner();
         let (succeeded, current) =
             self.store.compare_and_swap(&r.namespace, &r.key, r.expected_version, &r.value, r.ttl_seconds).await?;
-        Ok(Response::new(pb::CompareAndSwapResponse { succeeded, record: current.map(record) }))
+        Ok(Response::new(pb::CompareAndSwapResponse { succeeded, record: current }))
     }
 
     type WatchStream = WatchStream;

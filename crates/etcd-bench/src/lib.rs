@@ -1,0 +1,7 @@
+//! PhotonCloud's load generators: `etcd-bench` (the etcd v3 API with etcd's benchmark knobs)
+//! and `ycsb-bench` (YCSB-style workloads against FlareDB, etcd-compatible stores and raw
+//! RocksDB). They share how a run is summarised.
+
+pub mod stats;
+pub mod ycsb;
+pub mod zipf;
