@@ -102,7 +102,9 @@ pub fn start(
                     }
                 }
             }
-            publishing.drop_removed_replicas(&mut unlisted_since).await;
+            let map = link.list("regions/").await.unwrap_or_default();
+            publishing.drop_removed_replicas(&map, &mut unlisted_since).await;
+            publishing.adopt_missing_replicas(&map).await;
             if let Some(id) = lease {
                 if let Err(e) = placement.round(&publishing, id).await {
                     tracing::warn!(error = %e, "placement round failed; retrying");

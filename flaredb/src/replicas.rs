@@ -61,17 +61,7 @@ impl Store {
             }),
         };
         RegionsClient::new(channel).open_replica(open).await.map_err(|s| raft_failure(s.message()))?;
-        // The region's initial data may predate its log (a region born from a split), so a new
-        // replica must start from a snapshot: take one and drop the log it covers.
-        let applied = region.raft.metrics().borrow().last_applied.map_or(0, |l| l.index);
-        region.raft.trigger().snapshot().await.map_err(raft_failure)?;
-        region
-            .raft
-            .wait(Some(CATCH_UP))
-            .metrics(|m| m.snapshot.is_some_and(|s| s.index >= applied), "snapshot for a new replica")
-            .await
-            .map_err(raft_failure)?;
-        region.raft.trigger().purge_log(applied).await.map_err(raft_failure)?;
+        reseed(&region).await?;
         let node = BasicNode { addr: request.peer_addr.clone() };
         tokio::time::timeout(CATCH_UP, region.raft.add_learner(request.store_id, node, true))
             .await
@@ -103,6 +93,50 @@ impl Store {
         Ok(())
     }
 
+    /// On the region's leader: makes replicas that start empty catch up by snapshot (see
+    /// `reseed`).
+    pub async fn reseed(&self, region_id: u64) -> Result<(), FlareError> {
+        reseed(&self.leader_region(region_id)?).await
+    }
+
+    /// Opens the replicas the region map says this store holds but it does not (it missed the
+    /// split that created them, having caught up on the parent by snapshot), and has their
+    /// leaders send it a snapshot.
+    pub async fn adopt_missing_replicas(&self, map: &[(String, serde_json::Value)]) {
+        for (_, entry) in map {
+            let (Some(id), Some(leader)) = (entry["id"].as_u64(), entry["leader"].as_u64()) else { continue };
+            let listed = entry["peers"].as_array().is_some_and(|p| p.iter().any(|p| p.as_u64() == Some(self.id)));
+            if !listed || leader == self.id || self.region(id).is_ok() {
+                continue;
+            }
+            let (Some(start), Some(end), Some(epoch)) =
+                (unhex(&entry["start_key"]), unhex(&entry["end_key"]), entry["epoch"].as_u64())
+            else {
+                continue;
+            };
+            let descriptor = Descriptor { id, start_key: start, end_key: end, epoch };
+            // Overlap means this store has not caught up on the parent yet: try again later.
+            if self.open_replica(descriptor).await.is_err() {
+                continue;
+            }
+            let stores = self.chainfire.list("stores/").await.unwrap_or_default();
+            let Some(url) =
+                stores.iter().find(|(_, s)| s["id"].as_u64() == Some(leader)).and_then(|(_, s)| s["api_url"].as_str())
+            else {
+                continue;
+            };
+            let options = photon_client::ChannelOptions { ca: self.api_ca.clone(), ..Default::default() };
+            if let Ok(channel) = photon_client::lazy_channel(url, &options) {
+                match RegionsClient::new(channel).reseed(pb::ReseedRequest { region_id: id }).await {
+                    Ok(_) => {
+                        tracing::info!(region = id, "adopted a replica this store missed; the leader sends a snapshot")
+                    }
+                    Err(e) => tracing::warn!(region = id, error = %e.message(), "adopting a missed replica waits"),
+                }
+            }
+        }
+    }
+
     fn leader_region(&self, region_id: u64) -> Result<Region, FlareError> {
         let region = self.region(region_id)?;
         if !region.is_leader() {
@@ -117,8 +151,11 @@ impl Store {
     /// list it yet, so local membership cannot decide; the region map does: a region whose
     /// leader has listed it without this store for `REMOVED_GRACE` is gone here. (The grace
     /// covers a replica being added, which exists here before the map lists it.)
-    pub async fn drop_removed_replicas(&self, unlisted_since: &mut HashMap<u64, Instant>) {
-        let map = self.chainfire.list("regions/").await.unwrap_or_default();
+    pub async fn drop_removed_replicas(
+        &self,
+        map: &[(String, serde_json::Value)],
+        unlisted_since: &mut HashMap<u64, Instant>,
+    ) {
         let now = Instant::now();
         for region in self.regions() {
             let id = region.descriptor().id;
@@ -175,4 +212,23 @@ fn overlaps(a: &Descriptor, b: &Descriptor) -> bool {
     let a_before_b_end = b.end_key.is_empty() || a.start_key < b.end_key;
     let b_before_a_end = a.end_key.is_empty() || b.start_key < a.end_key;
     a_before_b_end && b_before_a_end
+}
+
+/// Takes a snapshot of `region` and drops the log it covers, so a replica that starts empty
+/// catches up by snapshot: a region born from a split has data older than its log.
+async fn reseed(region: &Region) -> Result<(), FlareError> {
+    let applied = region.raft.metrics().borrow().last_applied.map_or(0, |l| l.index);
+    region.raft.trigger().snapshot().await.map_err(raft_failure)?;
+    region
+        .raft
+        .wait(Some(CATCH_UP))
+        .metrics(|m| m.snapshot.is_some_and(|s| s.index >= applied), "snapshot for a new replica")
+        .await
+        .map_err(raft_failure)?;
+    region.raft.trigger().purge_log(applied).await.map_err(raft_failure)
+}
+
+fn unhex(value: &serde_json::Value) -> Option<Vec<u8>> {
+    let text = value.as_str()?;
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
 }

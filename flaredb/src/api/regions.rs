@@ -65,6 +65,11 @@ impl Regions for RegionsService {
         Ok(Response::new(pb::ReplicaChangeResponse {}))
     }
 
+    async fn reseed(&self, request: Request<pb::ReseedRequest>) -> Result<Response<pb::ReplicaChangeResponse>, Status> {
+        self.store.reseed(request.into_inner().region_id).await?;
+        Ok(Response::new(pb::ReplicaChangeResponse {}))
+    }
+
     async fn campaign(
         &self,
         request: Request<pb::CampaignRequest>,
