@@ -31,10 +31,35 @@ pub fn binary(name: &str) -> PathBuf {
     );
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
+/// Ports handed out, below the kernel's ephemeral range: a server binding one later can never
+/// collide with a client's source port, which the kernel picks from the ephemeral range.
+const PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// Port claims this process holds (lock files), released when the test process exits.
+static CLAIMED: std::sync::Mutex<Vec<std::fs::File>> = std::sync::Mutex::new(Vec::new());
+
+/// A TCP port on 127.0.0.1 that is free and that no other test process will be given while
+/// this one runs: each port is claimed with a lock file, because nextest runs tests in separate
+/// processes and "bind port 0, then close" leaves a window in which another test's server can
+/// take the port first.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("cannot find a free port: {e}"))
+    use std::os::fd::AsRawFd;
+    let seed = std::process::id() as u64
+        ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let span = (PORTS.end - PORTS.start) as u64;
+    for step in 0..span {
+        let port =
+            PORTS.start + ((seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 16).wrapping_add(step * 7919) % span) as u16;
+        let path = std::env::temp_dir().join(format!("photon-test-port-{port}.lock"));
+        let Ok(file) = std::fs::File::create(&path) else { continue };
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            CLAIMED.lock().unwrap_or_else(|p| p.into_inner()).push(file);
+            return port;
+        }
+    }
+    panic!("no free port in {PORTS:?}");
 }

@@ -7,6 +7,7 @@ mod client;
 mod codec;
 mod forward;
 mod proposer;
+mod read_batcher;
 mod server;
 
 use std::path::PathBuf;

@@ -4,11 +4,12 @@
 
 use std::time::Duration;
 
-use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError as OpenRaftError};
+use openraft::error::{ClientWriteError, RaftError as OpenRaftError};
 use openraft::Raft;
 
 use super::batcher::Batcher;
 use super::forward::ForwardFailure;
+use super::read_batcher::ReadBatcher;
 use super::PeerNetwork;
 use crate::{App, TypeConfig};
 
@@ -27,6 +28,7 @@ pub enum ProposeError {
 pub struct Proposer<A: App> {
     raft: Raft<TypeConfig<A>>,
     batcher: Batcher<A>,
+    reads: ReadBatcher,
     network: PeerNetwork<A>,
     timeout: Duration,
 }
@@ -36,6 +38,7 @@ impl<A: App> Clone for Proposer<A> {
         Self {
             raft: self.raft.clone(),
             batcher: self.batcher.clone(),
+            reads: self.reads.clone(),
             network: self.network.for_group(self.network.group()),
             timeout: self.timeout,
         }
@@ -47,10 +50,11 @@ pub(super) const RETRY_PAUSE: Duration = Duration::from_millis(50);
 
 impl<A: App> Proposer<A> {
     /// `timeout` bounds every call, including waiting out an election. Starts the group's
-    /// write batcher, so call it once per group (and clone).
+    /// write and read batchers, so call it once per group (and clone).
     pub fn new(raft: Raft<TypeConfig<A>>, network: PeerNetwork<A>, timeout: Duration) -> Self {
         let batcher = Batcher::spawn(raft.clone(), network.for_group(network.group()), timeout);
-        Self { raft, batcher, network, timeout }
+        let reads = ReadBatcher::spawn(raft.clone(), network.for_group(network.group()), timeout);
+        Self { raft, batcher, reads, network, timeout }
     }
 
     /// Proposes `request` and returns what applying it answered. Concurrent writes share a
@@ -97,41 +101,9 @@ impl<A: App> Proposer<A> {
         }
     }
 
-    /// Returns once a read of this member's state is linearizable.
+    /// Returns once a read of this member's state is linearizable. Concurrent reads share a
+    /// leadership check (see `read_batcher`).
     pub async fn linearize(&self) -> Result<(), ProposeError> {
-        tokio::time::timeout(self.timeout, self.linearize_until_done()).await.map_err(|_| ProposeError::Timeout)?
-    }
-
-    async fn linearize_until_done(&self) -> Result<(), ProposeError> {
-        loop {
-            match self.raft.ensure_linearizable().await {
-                Ok(_) => return Ok(()),
-                Err(OpenRaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
-                    if let (Some(leader), Some(node)) = (f.leader_id, f.leader_node) {
-                        match self.network.read_index(leader, &node.addr, self.timeout).await {
-                            Ok(index) => {
-                                self.raft
-                                    .wait(Some(self.timeout))
-                                    .applied_index_at_least(Some(index), "linearizable read")
-                                    .await
-                                    .map_err(|_| ProposeError::Timeout)?;
-                                return Ok(());
-                            }
-                            Err(ForwardFailure::NotLeader { .. } | ForwardFailure::Unreachable(_)) => {}
-                            Err(ForwardFailure::Stopped) => return Err(ProposeError::NoLeader),
-                            Err(ForwardFailure::Rejected(why)) => return Err(ProposeError::Rejected(why)),
-                            Err(ForwardFailure::NoQuorum | ForwardFailure::Transport(_)) => {
-                                return Err(ProposeError::Timeout)
-                            }
-                        }
-                    }
-                }
-                Err(OpenRaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => {
-                    return Err(ProposeError::Timeout)
-                }
-                Err(OpenRaftError::Fatal(_)) => return Err(ProposeError::Stopped),
-            }
-            tokio::time::sleep(RETRY_PAUSE).await;
-        }
+        self.reads.linearize().await
     }
 }
