@@ -62,19 +62,6 @@ pub struct Client {
     options: ChannelOptions,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
     routes: Arc<RwLock<Routes>>,
-    /// Turns through replicas for reads.
-    reads: Arc<std::sync::atomic::AtomicUsize>,
-}
-
-/// What a call does, for routing and retries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Call {
-    /// Served by any replica; retried after an unknown outcome.
-    Read,
-    /// Through the leader; retried only when it provably did not happen.
-    Write,
-    /// Through the leader; safe to repeat (a delete).
-    IdempotentWrite,
 }
 
 /// What to do with a failed call.
@@ -109,13 +96,7 @@ impl Client {
         }
         let options =
             ChannelOptions { ca: config.ca.clone(), connect_timeout: Some(config.call_timeout), ..Default::default() };
-        let client = Self {
-            config: Arc::new(config),
-            options,
-            channels: Arc::default(),
-            routes: Arc::default(),
-            reads: Arc::default(),
-        };
+        let client = Self { config: Arc::new(config), options, channels: Arc::default(), routes: Arc::default() };
         for url in &client.config.endpoints {
             client.channel(url)?;
         }
@@ -152,9 +133,8 @@ impl Client {
     }
 
     /// Runs `call` against the store that should serve store key `key`, retrying as the
-    /// module documentation says. `idempotent` calls are also retried after an unknown outcome;
-    /// `Call::Read`s spread over the region's replicas, writes go to its leader.
-    async fn run<T, F, Fut>(&self, key: &[u8], reverse: bool, kind: Call, call: F) -> Result<T, Error>
+    /// module documentation says. `idempotent` calls are also retried after an unknown outcome.
+    async fn run<T, F, Fut>(&self, key: &[u8], reverse: bool, idempotent: bool, call: F) -> Result<T, Error>
     where
         F: Fn(KvClient<Channel>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
@@ -163,9 +143,7 @@ impl Client {
         let mut pause = Duration::from_millis(25);
         let mut attempt = 0usize;
         loop {
-            let idempotent = kind != Call::Write;
-            let spread = (kind == Call::Read).then(|| self.reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-            let routed = self.routes.read().unwrap_or_else(|p| p.into_inner()).url_for(key, reverse, spread);
+            let routed = self.routes.read().unwrap_or_else(|p| p.into_inner()).url_for(key, reverse);
             // Unknown route, or retrying: rotate through the configured endpoints too.
             let url = match routed {
                 Some(url) if attempt == 0 || attempt % 2 == 1 => url,
@@ -197,7 +175,7 @@ impl Client {
     pub async fn get(&self, namespace: &str, key: &[u8]) -> Result<Option<pb::Record>, Error> {
         let request = pb::GetRequest { namespace: namespace.into(), key: key.to_vec() };
         let answer = self
-            .run(&store_key(namespace, key), false, Call::Read, |mut kv| {
+            .run(&store_key(namespace, key), false, true, |mut kv| {
                 let request = request.clone();
                 async move { kv.get(request).await }
             })
@@ -231,7 +209,7 @@ impl Client {
         let request =
             pb::PutRequest { namespace: namespace.into(), key: key.to_vec(), value: value.to_vec(), ttl_seconds };
         let answer = self
-            .run(&store_key(namespace, key), false, Call::Write, |mut kv| {
+            .run(&store_key(namespace, key), false, false, |mut kv| {
                 let request = request.clone();
                 async move { kv.put(request).await }
             })
@@ -250,7 +228,7 @@ impl Client {
                 .collect(),
         };
         let answer = self
-            .run(&store_key(namespace, first), false, Call::Write, |mut kv| {
+            .run(&store_key(namespace, first), false, false, |mut kv| {
                 let request = request.clone();
                 async move { kv.batch_put(request).await }
             })
@@ -262,7 +240,7 @@ impl Client {
     pub async fn delete(&self, namespace: &str, key: &[u8]) -> Result<bool, Error> {
         let request = pb::DeleteRequest { namespace: namespace.into(), key: key.to_vec() };
         let answer = self
-            .run(&store_key(namespace, key), false, Call::IdempotentWrite, |mut kv| {
+            .run(&store_key(namespace, key), false, true, |mut kv| {
                 let request = request.clone();
                 async move { kv.delete(request).await }
             })
@@ -287,7 +265,7 @@ impl Client {
             ttl_seconds: 0,
         };
         let answer = self
-            .run(&store_key(namespace, key), false, Call::Write, |mut kv| {
+            .run(&store_key(namespace, key), false, false, |mut kv| {
                 let request = request.clone();
                 async move { kv.compare_and_swap(request).await }
             })
@@ -330,7 +308,7 @@ impl Client {
                 store_key(namespace, start)
             };
             let page = self
-                .run(&from, options.reverse, Call::Read, |mut kv| {
+                .run(&from, options.reverse, true, |mut kv| {
                     let request = request.clone();
                     async move { kv.scan(request).await }
                 })
@@ -347,7 +325,7 @@ impl Client {
     /// Changes under `prefix` from now on, from one store (every replica applies every change).
     pub async fn watch(&self, namespace: &str, prefix: &[u8]) -> Result<tonic::Streaming<pb::WatchEvent>, Error> {
         let request = pb::WatchRequest { namespace: namespace.into(), prefix: prefix.to_vec() };
-        self.run(&store_key(namespace, prefix), false, Call::Read, |mut kv| {
+        self.run(&store_key(namespace, prefix), false, true, |mut kv| {
             let request = request.clone();
             async move { kv.watch(request).await }
         })

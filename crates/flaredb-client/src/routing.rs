@@ -34,10 +34,8 @@ impl Routes {
     }
 
     /// Where to send a request for store key `key`: the region leader's URL if known, else a
-    /// replica's; for a read (`spread` = Some(n)), the n-th replica in turn, so reads spread
-    /// over replicas (a follower confirms with the leader's read index, then reads its own
-    /// copy). `None`: no region known for it yet.
-    pub fn url_for(&self, key: &[u8], reverse_from: bool, spread: Option<usize>) -> Option<String> {
+    /// replica's. `None`: no region known for it yet.
+    pub fn url_for(&self, key: &[u8], reverse_from: bool) -> Option<String> {
         let region = self.regions.iter().find(|r| {
             if reverse_from {
                 r.start_key.as_slice() < key && (r.end_key.is_empty() || key <= r.end_key.as_slice())
@@ -45,12 +43,6 @@ impl Routes {
                 key >= r.start_key.as_slice() && (r.end_key.is_empty() || key < r.end_key.as_slice())
             }
         })?;
-        if let Some(n) = spread {
-            let replicas: Vec<&String> = region.peers.iter().filter_map(|p| self.stores.get(&p.store_id)).collect();
-            if !replicas.is_empty() {
-                return Some(replicas[n % replicas.len()].clone());
-            }
-        }
         if let Some(url) = self.stores.get(&region.leader_store_id) {
             return Some(url.clone());
         }
