@@ -148,7 +148,7 @@ pub async fn run(
                 state ^= state << 17;
                 (state >> 11) as f64 / (1u64 << 53) as f64
             };
-            let (mut samples, mut errors) = (Vec::with_capacity(share as usize), 0u64);
+            let (mut samples, mut errors, mut first_error) = (Vec::with_capacity(share as usize), 0u64, None);
             for _ in 0..share {
                 let k = key(zipf.key(uniform()));
                 let reads = uniform() < workload.read_share();
@@ -165,18 +165,27 @@ pub async fn run(
                 };
                 match outcome {
                     Ok(()) => samples.push(began.elapsed()),
-                    Err(_) => errors += 1,
+                    Err(e) => {
+                        errors += 1;
+                        first_error.get_or_insert_with(|| e.to_string());
+                    }
                 }
             }
-            (samples, errors)
+            (samples, errors, first_error)
         }));
     }
-    let (mut samples, mut errors): (Vec<Duration>, u64) = (Vec::new(), 0);
+    let (mut samples, mut errors, mut first_error): (Vec<Duration>, u64, Option<String>) = (Vec::new(), 0, None);
     for task in tasks {
-        let (s, e) = task.await?;
+        let (s, e, first) = task.await?;
         samples.extend(s);
         errors += e;
+        first_error = first_error.or(first);
     }
     let name = format!("{workload:?}");
-    Ok(summary(&name, &mut samples, started.elapsed(), errors))
+    let mut report = summary(&name, &mut samples, started.elapsed(), errors);
+    if let Some(error) = first_error {
+        // What went wrong, so an error count in a report can be followed up.
+        report["first_error"] = Value::String(error);
+    }
+    Ok(report)
 }

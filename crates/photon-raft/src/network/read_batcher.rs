@@ -93,16 +93,22 @@ async fn linearize_until_done<A: App>(route: &Route<A>) -> Result<(), ProposeErr
                                 .map_err(|_| ProposeError::Timeout)?;
                             return Ok(());
                         }
-                        Err(ForwardFailure::NotLeader { .. } | ForwardFailure::Unreachable(_)) => {}
+                        // Not confirmed yet (no leader, or the leader's quorum was slow to
+                        // answer): nothing was changed, so check again until the deadline.
+                        Err(
+                            ForwardFailure::NotLeader { .. }
+                            | ForwardFailure::Unreachable(_)
+                            | ForwardFailure::NoQuorum,
+                        ) => {}
                         Err(ForwardFailure::Stopped) => return Err(ProposeError::NoLeader),
                         Err(ForwardFailure::Rejected(why)) => return Err(ProposeError::Rejected(why)),
-                        Err(ForwardFailure::NoQuorum | ForwardFailure::Transport(_)) => {
-                            return Err(ProposeError::Timeout)
-                        }
+                        Err(ForwardFailure::Transport(_)) => return Err(ProposeError::Timeout),
                     }
                 }
             }
-            Err(OpenRaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => return Err(ProposeError::Timeout),
+            // A quorum did not confirm in time (a busy machine, or cut off from the majority): a
+            // read changes nothing, so try again until the round's deadline says otherwise.
+            Err(OpenRaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => {}
             Err(OpenRaftError::Fatal(_)) => return Err(ProposeError::Stopped),
         }
         tokio::time::sleep(RETRY_PAUSE).await;
