@@ -26,12 +26,7 @@ struct Cli {
 
 impl Cli {
     fn overrides(&self) -> Result<Vec<(String, ConfigValue)>, String> {
-        let mut out = Vec::new();
-        if let Some(path) = &self.raft.cluster_config {
-            let file = photon_runtime::cluster_config::ClusterConfig::read(path)?;
-            out.extend(flaredb::cluster_config::overrides(&file, path)?);
-        }
-        out.extend(self.raft.overrides());
+        let mut out = self.raft.overrides_with(flaredb::cluster_config::overrides)?;
         if self.join {
             out.push(("raft.bootstrap".to_string(), ConfigValue::from(false)));
         }
@@ -45,13 +40,7 @@ impl Cli {
 
 fn main() -> ExitCode {
     let cli: Cli = photon_runtime::cli::parse::<Cli, FlaredbConfig>(&SPEC);
-    let overrides = match cli.overrides() {
-        Ok(overrides) => overrides,
-        Err(e) => {
-            eprintln!("flaredb-server: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let overrides = photon_runtime::cli::overrides_or_exit(&SPEC, cli.overrides());
     photon_runtime::run(SPEC, cli.common, overrides, |config: FlaredbConfig, context| async move {
         Ok(flaredb::server::build(config, context).await?)
     })

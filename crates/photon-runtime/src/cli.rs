@@ -114,7 +114,36 @@ pub struct RaftArgs {
     pub cluster_config: Option<PathBuf>,
 }
 
+/// What a binary's own flags and `--cluster-config` override, or why they cannot (which exits 2
+/// naming the binary, like a configuration error).
+pub fn overrides_or_exit(
+    spec: &ServiceSpec,
+    overrides: Result<Vec<(String, crate::ConfigValue)>, String>,
+) -> Vec<(String, crate::ConfigValue)> {
+    overrides.unwrap_or_else(|e| {
+        eprintln!("{}-server: {e}", spec.name);
+        std::process::exit(2)
+    })
+}
+
 impl RaftArgs {
+    /// The overrides `--cluster-config` sets (mapped to the service's keys by `map`), then
+    /// those of these flags, which win.
+    pub fn overrides_with(
+        &self,
+        map: impl Fn(
+            &crate::cluster_config::ClusterConfig,
+            &std::path::Path,
+        ) -> Result<Vec<(String, crate::ConfigValue)>, String>,
+    ) -> Result<Vec<(String, crate::ConfigValue)>, String> {
+        let mut out = Vec::new();
+        if let Some(path) = &self.cluster_config {
+            out.extend(map(&crate::cluster_config::ClusterConfig::read(path)?, path)?);
+        }
+        out.extend(self.overrides());
+        Ok(out)
+    }
+
     /// The `[raft]` overrides these flags set (not `--cluster-config`, which the service maps).
     pub fn overrides(&self) -> Vec<(String, crate::ConfigValue)> {
         use crate::ConfigValue;
