@@ -110,7 +110,7 @@ impl Node {
             );
             context.tasks.spawn(promote);
         }
-        let proposer = Proposer::new(raft.clone(), host.network(0), REQUEST_TIMEOUT);
+        let proposer = Proposer::new(raft.clone(), host.network(0), REQUEST_TIMEOUT, true);
         Ok(Self {
             raft,
             db: storage.db().clone(),

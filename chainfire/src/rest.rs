@@ -18,18 +18,12 @@ use crate::mvcc::read;
 use crate::node::Node;
 
 pub fn router(node: Node, fault_injection: bool) -> Router {
-    let debug = if fault_injection {
-        Router::new()
-            .route("/debug/fault/isolate", axum::routing::post(isolate))
-            .route("/debug/fault/heal", axum::routing::post(heal))
-    } else {
-        Router::new()
-    };
+    let debug = if fault_injection { photon_raft::fault::debug_routes(node.fault.clone()) } else { Router::new() };
     Router::new()
-        .merge(debug)
         .route("/api/v1/kv/{*key}", get(get_key).put(put_key).delete(delete_key))
         .route("/admin/cluster/members", get(members))
         .with_state(node)
+        .merge(debug)
 }
 
 fn kv_json(kv: KeyValue) -> Value {
@@ -112,17 +106,4 @@ async fn members(State(node): State<Node>) -> Response {
     let serving = leader.is_some() && node.raft.metrics().borrow().state != ServerState::Shutdown;
     let status = if serving { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(json!({ "members": listed, "leader": leader, "answered_by": node.id }))).into_response()
-}
-
-/// Tests only (`raft.fault_injection`): drop all of this member's Raft traffic.
-async fn isolate(State(node): State<Node>) -> Json<Value> {
-    tracing::warn!("fault injection: isolating this member's Raft traffic");
-    node.fault.isolate();
-    Json(json!({ "isolated": true }))
-}
-
-async fn heal(State(node): State<Node>) -> Json<Value> {
-    tracing::warn!("fault injection: healing this member's Raft traffic");
-    node.fault.heal();
-    Json(json!({ "isolated": false }))
 }

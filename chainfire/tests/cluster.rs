@@ -278,21 +278,22 @@ async fn an_isolated_member_refuses_linearizable_reads_and_writes() {
     let leader = cluster.leader().await;
     cluster.ok(leader, &["put", "k", "before"]);
 
-    // First a follower, then the leader itself, is cut off from the other two.
+    // First a follower, then the leader itself, is cut off from the other two. The majority
+    // carries on first: a cut-off leader may still answer reads under its lease until then
+    // (no other leader can exist before it runs out), but never once another could.
     for victim in [(leader + 1) % 3, leader] {
         cluster.fault(victim, "isolate");
+        let other = (victim + 2) % 3;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !cluster.etcdctl(other, &["put", "majority", "ok"]).0 {
+            assert!(Instant::now() < deadline, "the majority could not write");
+        }
         let (ok, out) = cluster.etcdctl(victim, &["--command-timeout=3s", "get", "k"]);
         assert!(!ok, "member {} answered a linearizable read while cut off: {out}", victim + 1);
         let (ok, out) = cluster.etcdctl(victim, &["--command-timeout=3s", "put", "k", "from-minority"]);
         assert!(!ok, "member {} accepted a write while cut off: {out}", victim + 1);
         // A serializable read still answers from local state, as in etcd.
         assert!(cluster.ok(victim, &["get", "k", "--consistency=s", "--print-value-only"]).contains("before"));
-        // The majority carries on.
-        let other = (victim + 2) % 3;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !cluster.etcdctl(other, &["put", "majority", "ok"]).0 {
-            assert!(Instant::now() < deadline, "the majority could not write");
-        }
         cluster.fault(victim, "heal");
         let deadline = Instant::now() + Duration::from_secs(10);
         while !cluster.etcdctl(victim, &["get", "majority", "--print-value-only"]).1.contains("ok") {

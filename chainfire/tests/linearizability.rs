@@ -19,7 +19,9 @@ use photon_testkit::seeded::{env_u64 as env, Rng};
 use tonic::transport::Channel;
 
 const KEYS: [&str; 2] = ["x", "y"];
-const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+/// Enough clients that some read from a cut-off member while others write through the majority.
+const CLIENTS: usize = 6;
+const CALL_TIMEOUT: Duration = Duration::from_secs(1);
 /// Pause after a failed call, so a client does not flood a cluster that is electing.
 const BACKOFF: Duration = Duration::from_millis(250);
 
@@ -116,7 +118,7 @@ async fn run_once(seed: u64, seconds: u64) {
     let until = start + Duration::from_secs(seconds);
     let history = Arc::new(Mutex::new(Vec::new()));
     let workers: Vec<_> =
-        (0..3).map(|id| tokio::spawn(client(id, seed, clients.clone(), start, until, history.clone()))).collect();
+        (0..CLIENTS as u64).map(|id| tokio::spawn(client(id, seed, clients.clone(), start, until, history.clone()))).collect();
 
     // The nemesis, alternating at random: kill -9 the leader, let the others carry on, bring it
     // back; or cut off a member (the leader half of the time), let the majority carry on, heal.
@@ -135,7 +137,8 @@ async fn run_once(seed: u64, seconds: u64) {
             let victim = if rng.below(2) == 0 { leader } else { (leader + 1 + rng.below(2) as usize) % 3 };
             cluster.fault(victim, "isolate");
             isolations += 1;
-            tokio::time::sleep(Duration::from_millis(800 + rng.below(700))).await;
+            // Long enough for the majority to elect and write: a stale read would show.
+            tokio::time::sleep(Duration::from_millis(2000 + rng.below(1500))).await;
             cluster.fault(victim, "heal");
         }
     }

@@ -65,6 +65,9 @@ pub struct RaftSection {
     pub snapshot_after_entries: u64,
     /// Log entries kept behind a region's latest snapshot.
     pub keep_log_entries: u64,
+    /// Tests only: serve `POST /debug/fault/isolate` and `/debug/fault/heal`, which cut this
+    /// store's Raft traffic (every region) off and restore it. Never enable in production.
+    pub fault_injection: bool,
 }
 
 /// `[chainfire]`: where the region map lives. FlareDB Requires chainfire: with none reachable
@@ -135,6 +138,7 @@ impl ServiceConfig for FlaredbConfig {
                 election_timeout_ms: 300,
                 snapshot_after_entries: 10_000,
                 keep_log_entries: 1000,
+                fault_injection: false,
             },
             chainfire: ChainfireSection {
                 endpoints: vec!["https://127.0.0.1:2379".into()],

@@ -86,11 +86,63 @@ impl Store {
 
     /// Makes this store's replica of `region_id` stand for election, so leadership can leave a
     /// store placement wants to take replicas from (openraft 0.9 has no leader transfer).
+    ///
+    /// A forced election skips the timers that make the leader's lease reads safe, so the
+    /// current leader is first asked to suspend them (`YieldLeadership`), and the election
+    /// must start well inside that suspension.
     pub async fn campaign(&self, region_id: u64) -> Result<(), FlareError> {
         let region = self.region(region_id)?;
+        let leader = region.raft.metrics().borrow().current_leader;
+        let leader = match leader {
+            Some(leader) if leader == self.id => return Ok(()),
+            Some(leader) => leader,
+            None => {
+                return Err(FlareError::Unavailable(format!(
+                    "region {region_id} has no leader to take over from; an election is under way"
+                )))
+            }
+        };
+        let url = self.store_api_url(leader).await.ok_or_else(|| {
+            FlareError::Unavailable(format!("the API URL of store {leader}, region {region_id}'s leader, is unknown"))
+        })?;
+        let asked = Instant::now();
+        let options = photon_client::ChannelOptions { ca: self.api_ca.clone(), ..Default::default() };
+        let channel = photon_client::lazy_channel(&url, &options)
+            .map_err(|e| FlareError::Unavailable(format!("store {leader} at {url}: {e}")))?;
+        RegionsClient::new(channel).yield_leadership(pb::CampaignRequest { region_id }).await.map_err(|e| {
+            FlareError::Unavailable(format!("store {leader} did not yield region {region_id}: {}", e.message()))
+        })?;
+        let deadline = Duration::from_millis(region.raft.config().election_timeout_min);
+        if asked.elapsed() >= deadline {
+            return Err(FlareError::Unavailable(format!(
+                "store {leader} took {:?} to yield region {region_id}, too long to stand for election safely",
+                asked.elapsed()
+            )));
+        }
         region.raft.trigger().elect().await.map_err(raft_failure)?;
-        tracing::info!(region = region_id, "standing for election at placement's request");
+        tracing::info!(region = region_id, from = leader, "standing for election");
         Ok(())
+    }
+
+    /// On a region's leader, before another replica campaigns: stops lease reads long enough
+    /// for that election to settle (reads confirm leadership with a quorum meanwhile).
+    pub fn yield_leadership(&self, region_id: u64) -> Result<(), FlareError> {
+        let period = self.region(region_id)?.proposer.suspend_lease();
+        tracing::info!(
+            region = region_id,
+            suspended_ms = period.as_millis() as u64,
+            "lease reads suspended for a campaign"
+        );
+        Ok(())
+    }
+
+    /// Another store's API URL, as its registration in chainfire gives it.
+    async fn store_api_url(&self, store: u64) -> Option<String> {
+        let stores = self.chainfire.list("stores/").await.ok()?;
+        stores
+            .iter()
+            .find(|(_, s)| s["id"].as_u64() == Some(store))
+            .and_then(|(_, s)| s["api_url"].as_str().map(String::from))
     }
 
     /// On the region's leader: makes replicas that start empty catch up by snapshot (see
@@ -119,14 +171,9 @@ impl Store {
             if self.open_replica(descriptor).await.is_err() {
                 continue;
             }
-            let stores = self.chainfire.list("stores/").await.unwrap_or_default();
-            let Some(url) =
-                stores.iter().find(|(_, s)| s["id"].as_u64() == Some(leader)).and_then(|(_, s)| s["api_url"].as_str())
-            else {
-                continue;
-            };
+            let Some(url) = self.store_api_url(leader).await else { continue };
             let options = photon_client::ChannelOptions { ca: self.api_ca.clone(), ..Default::default() };
-            if let Ok(channel) = photon_client::lazy_channel(url, &options) {
+            if let Ok(channel) = photon_client::lazy_channel(&url, &options) {
                 match RegionsClient::new(channel).reseed(pb::ReseedRequest { region_id: id }).await {
                     Ok(_) => {
                         tracing::info!(region = id, "adopted a replica this store missed; the leader sends a snapshot")

@@ -15,7 +15,8 @@ use crate::error::FlareError;
 use crate::ops::{Record, Scan};
 use crate::store::Store;
 
-pub fn router(store: Store) -> Router {
+pub fn router(store: Store, fault_injection: bool) -> Router {
+    let debug = if fault_injection { photon_raft::fault::debug_routes(store.fault()) } else { Router::new() };
     Router::new()
         .route("/api/v1/kv/{*key}", get(get_key).put(put_key).delete(delete_key))
         .route("/api/v1/scan", get(scan))
@@ -24,6 +25,7 @@ pub fn router(store: Store) -> Router {
         .route("/api/v1/regions/{id}/split", axum::routing::post(split))
         .route("/admin/cluster/members", get(members))
         .with_state(store)
+        .merge(debug)
 }
 
 #[derive(Debug, Deserialize)]

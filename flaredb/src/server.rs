@@ -25,7 +25,7 @@ pub async fn build(config: FlaredbConfig, context: Context) -> anyhow::Result<Ap
     let (health_store, health_link) = (store.clone(), chainfire.clone());
     let max_message = config.limits.max_value_bytes.saturating_mul(2).max(4 << 20);
     Ok(Api::new(move || health(&health_store, &health_link))
-        .http(crate::rest::router(store.clone()))
+        .http(crate::rest::router(store.clone(), config.raft.fault_injection))
         .grpc(
             KvServer::new(KvService::new(store.clone(), context.tasks.clone(), context.shutdown.clone()))
                 .max_decoding_message_size(max_message),

@@ -33,7 +33,14 @@ const WATCH_BUFFER: usize = 4096;
 pub struct Region {
     pub descriptor: Arc<RwLock<Descriptor>>,
     pub raft: RegionRaft,
-    proposer: Proposer<RegionApp>,
+    pub(crate) proposer: Proposer<RegionApp>,
+}
+
+impl Store {
+    /// This store's fault injector, shared by every region (tests only; see `raft.fault_injection`).
+    pub fn fault(&self) -> photon_raft::fault::FaultInjector {
+        self.raft.host.fault().clone()
+    }
 }
 
 impl Region {
@@ -155,7 +162,7 @@ impl Store {
         if let Some(members) = members {
             bootstrap(&raft, members).await?;
         }
-        let proposer = Proposer::new(raft.clone(), parts.host.network(region_id), REQUEST_TIMEOUT);
+        let proposer = Proposer::new(raft.clone(), parts.host.network(region_id), REQUEST_TIMEOUT, true);
         let region = Region { descriptor: shared, raft, proposer };
         self.regions.write().unwrap_or_else(|p| p.into_inner()).insert(region_id, region);
         Ok(())

@@ -1,7 +1,9 @@
 //! Linearizability of a strong namespace under failures: concurrent clients put, get and
-//! compare-and-swap two keys through random stores of a three-store cluster while the region
-//! leader is killed (-9) and restarted; the history must have a valid linearization
-//! (photon-testkit's checker, shared with chainfire).
+//! compare-and-swap two keys through random stores of a three-store cluster while a nemesis
+//! kills (-9) and restarts the region leader, cuts a store (the leader half of the time) off from
+//! the others, or moves leadership with a campaign; the history must have a valid linearization
+//! (photon-testkit's checker, shared with chainfire). Isolations and campaigns are what test the
+//! leader's lease reads: a cut-off leader must stop answering before anyone else can lead.
 //!
 //! CAS here is on versions; the checker's register model compares values. They agree because
 //! every value is written once (unique per client and sequence) and keys are never deleted: a
@@ -17,13 +19,15 @@ use std::time::{Duration, Instant};
 
 use common::Env;
 use photon_api::flaredb::v1::kv_client::KvClient;
-use photon_api::flaredb::v1::{CompareAndSwapRequest, GetRequest, PutRequest};
+use photon_api::flaredb::v1::{CampaignRequest, CompareAndSwapRequest, GetRequest, PutRequest};
 use photon_testkit::linearizability::{check, Event, Op};
 use photon_testkit::seeded::{env_u64 as env, Rng};
 use tonic::transport::Channel;
 
 const KEYS: [&str; 2] = ["x", "y"];
-const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+/// Enough clients that some read from a cut-off member while others write through the majority.
+const CLIENTS: usize = 6;
+const CALL_TIMEOUT: Duration = Duration::from_secs(1);
 const BACKOFF: Duration = Duration::from_millis(250);
 
 fn request<T>(message: T) -> tonic::Request<T> {
@@ -107,7 +111,7 @@ async fn client(
 }
 
 async fn run_once(seed: u64, seconds: u64) {
-    let mut env = Env::start(3, &[]).await;
+    let mut env = Env::start_with_env(3, &[], &[("FLAREDB_RAFT_FAULT_INJECTION", "true")]).await;
     let start = Instant::now();
     let history = Arc::new(Mutex::new(Vec::new()));
     for key in KEYS {
@@ -120,18 +124,37 @@ async fn run_once(seed: u64, seconds: u64) {
     let stores: Vec<_> = (0..3).map(|i| env.kv(i)).collect();
     let until = Instant::now() + Duration::from_secs(seconds);
     let workers: Vec<_> =
-        (0..3).map(|id| tokio::spawn(client(id, seed, stores.clone(), start, until, history.clone()))).collect();
+        (0..CLIENTS as u64).map(|id| tokio::spawn(client(id, seed, stores.clone(), start, until, history.clone()))).collect();
 
     let mut rng = Rng(seed | 1);
-    let mut kills = 0;
+    let (mut kills, mut isolations, mut campaigns) = (0, 0, 0);
     while Instant::now() + Duration::from_millis(2500) < until {
         tokio::time::sleep(Duration::from_millis(500 + rng.below(1000))).await;
         let leader = env.leader().await;
-        env.stores[leader].process.kill9();
-        kills += 1;
-        tokio::time::sleep(Duration::from_millis(800 + rng.below(700))).await;
-        env.stores[leader].process.start();
-        env.stores[leader].wait_healthy(Duration::from_secs(30)).await;
+        match rng.below(3) {
+            0 => {
+                env.stores[leader].process.kill9();
+                kills += 1;
+                tokio::time::sleep(Duration::from_millis(800 + rng.below(700))).await;
+                env.stores[leader].process.start();
+                env.stores[leader].wait_healthy(Duration::from_secs(30)).await;
+            }
+            1 => {
+                let victim = if rng.below(2) == 0 { leader } else { (leader + 1 + rng.below(2) as usize) % 3 };
+                env.stores[victim].fault("isolate");
+                isolations += 1;
+                // Long enough for the majority to elect and write: a stale read would show.
+                tokio::time::sleep(Duration::from_millis(2000 + rng.below(1500))).await;
+                env.stores[victim].fault("heal");
+            }
+            _ => {
+                let heir = (leader + 1 + rng.below(2) as usize) % 3;
+                // Refused while the region has no leader or the leader is slow to yield: fine.
+                if env.regions(heir).campaign(CampaignRequest { region_id: 1 }).await.is_ok() {
+                    campaigns += 1;
+                }
+            }
+        }
     }
     for worker in workers {
         worker.await.unwrap();
@@ -139,18 +162,18 @@ async fn run_once(seed: u64, seconds: u64) {
     let history = history.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let completed = history.iter().filter(|e| e.returned.is_some()).count();
     eprintln!(
-        "flaredb linearizability run: seed {seed}, {seconds}s, {kills} leader kills, {} operations ({completed} with \
-         known outcome)",
+        "flaredb linearizability run: seed {seed}, {seconds}s, {kills} leader kills, {isolations} isolations, \
+         {campaigns} campaigns, {} operations ({completed} with known outcome)",
         history.len()
     );
-    assert!(kills >= 1 && completed > 20, "the run must exercise failures and real traffic");
+    assert!(kills + isolations + campaigns >= 1 && completed > 20, "the run must exercise failures and real traffic");
     if let Err(violation) = check(&history) {
         panic!("seed {seed}: {violation:#?}");
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_strong_namespace_stays_linearizable_through_region_leader_kills() {
+async fn a_strong_namespace_stays_linearizable_through_kills_isolations_and_campaigns() {
     let runs = env("PHOTON_CHECK_RUNS", 1);
     let seconds = env("PHOTON_CHECK_SECONDS", 6);
     let base = env("PHOTON_CHECK_SEED", std::process::id() as u64);

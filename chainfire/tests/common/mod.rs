@@ -100,13 +100,7 @@ impl Cluster {
     /// Applies a fault to `member` through its `/debug/fault/{action}` endpoint ("isolate" cuts
     /// it off from both peers, "heal" reconnects it). Needs `CHAINFIRE_RAFT_FAULT_INJECTION`.
     pub fn fault(&self, member: usize, action: &str) {
-        let url = format!("{}/debug/fault/{action}", self.members[member].url());
-        let status = std::process::Command::new("curl")
-            .args(["-sf", "-o", "/dev/null", "-X", "POST", "--cacert"])
-            .arg(self.members[member].ca())
-            .arg(&url)
-            .status();
-        assert!(status.is_ok_and(|s| s.success()), "fault {action} on member {}", member + 1);
+        self.members[member].fault(action);
     }
 
     pub async fn leader(&self) -> usize {

@@ -66,3 +66,28 @@ impl FaultInjector {
         }
     }
 }
+
+/// Tests only: `POST /debug/fault/isolate` and `/debug/fault/heal` on a service's HTTP port, so
+/// tests can cut a running process's Raft traffic off and restore it. Services mount this only
+/// when `raft.fault_injection` is set.
+pub fn debug_routes(fault: FaultInjector) -> axum::Router {
+    use axum::routing::post;
+    axum::Router::new()
+        .route(
+            "/debug/fault/isolate",
+            post(|axum::extract::State(fault): axum::extract::State<FaultInjector>| async move {
+                tracing::warn!("fault injection: isolating this process's Raft traffic");
+                fault.isolate();
+                axum::Json(serde_json::json!({ "isolated": true }))
+            }),
+        )
+        .route(
+            "/debug/fault/heal",
+            post(|axum::extract::State(fault): axum::extract::State<FaultInjector>| async move {
+                tracing::warn!("fault injection: healing this process's Raft traffic");
+                fault.heal();
+                axum::Json(serde_json::json!({ "isolated": false }))
+            }),
+        )
+        .with_state(fault)
+}

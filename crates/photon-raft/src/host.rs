@@ -18,9 +18,10 @@ use crate::{App, NodeId, RaftError, TypeConfig};
 /// The peer port of a process and what its groups share.
 pub struct PeerHost<A: App> {
     node: NodeId,
-    tls: Option<PeerTls>,
     router: Router<A>,
     fault: FaultInjector,
+    /// Connections and leader leases every group of the process shares.
+    base: PeerNetwork<A>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -50,7 +51,8 @@ impl<A: App> PeerHost<A> {
                 tracing::error!(error = %e, "raft peer port stopped");
             }
         });
-        Ok(Self { node, tls, router, fault, shutdown, tasks })
+        let base = PeerNetwork::new(0, node, tls.clone(), fault.clone());
+        Ok(Self { node, router, fault, base, shutdown, tasks })
     }
 
     pub fn node(&self) -> NodeId {
@@ -59,7 +61,7 @@ impl<A: App> PeerHost<A> {
 
     /// The network group `group` sends its Raft messages through.
     pub fn network(&self, group: u64) -> PeerNetwork<A> {
-        PeerNetwork::new(group, self.node, self.tls.clone(), self.fault.clone())
+        self.base.for_group(group)
     }
 
     /// This process's fault injector (tests cut peers off through it).

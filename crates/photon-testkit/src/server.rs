@@ -72,6 +72,17 @@ impl TestServer {
         probe_health(&self.url(), Some(&self.ca()), Duration::from_secs(2)).await
     }
 
+    /// `POST /debug/fault/{action}` (`isolate` or `heal`) on a server started with
+    /// `raft.fault_injection`; panics unless it answers 2xx.
+    pub fn fault(&self, action: &str) {
+        let status = std::process::Command::new("curl")
+            .args(["-sf", "-o", "/dev/null", "-X", "POST", "--cacert"])
+            .arg(self.ca())
+            .arg(format!("{}/debug/fault/{action}", self.url()))
+            .status();
+        assert!(status.is_ok_and(|s| s.success()), "fault {action} on {}", self.url());
+    }
+
     /// Waits until `/health` answers 200, or panics (printing the server's log) after `timeout`.
     pub async fn wait_healthy(&mut self, timeout: Duration) -> serde_json::Value {
         let deadline = Instant::now() + timeout;

@@ -78,6 +78,14 @@ impl Regions for RegionsService {
         Ok(Response::new(pb::ReplicaChangeResponse {}))
     }
 
+    async fn yield_leadership(
+        &self,
+        request: Request<pb::CampaignRequest>,
+    ) -> Result<Response<pb::ReplicaChangeResponse>, Status> {
+        self.store.yield_leadership(request.into_inner().region_id)?;
+        Ok(Response::new(pb::ReplicaChangeResponse {}))
+    }
+
     async fn open_replica(
         &self,
         request: Request<pb::OpenReplicaRequest>,

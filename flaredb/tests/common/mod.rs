@@ -6,6 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use photon_api::flaredb::v1::kv_client::KvClient;
+use photon_api::flaredb::v1::regions_client::RegionsClient;
 use photon_testkit::{free_port, TestServer};
 use tonic::transport::Channel;
 
@@ -19,6 +20,11 @@ impl Env {
     /// A one-member chainfire and `n` stores bootstrapping the first region together, each
     /// started with `args`; waits until every store is healthy.
     pub async fn start(n: usize, args: &[&str]) -> Self {
+        Self::start_with_env(n, args, &[]).await
+    }
+
+    /// Like [`Env::start`], with `env` set for every store.
+    pub async fn start_with_env(n: usize, args: &[&str], env: &[(&str, &str)]) -> Self {
         let ca = tempfile::tempdir().unwrap();
         let chainfire_raft = format!("127.0.0.1:{}", free_port());
         let mut chainfire =
@@ -35,6 +41,9 @@ impl Env {
             all.extend_from_slice(&["--chainfire", &url]);
             all.extend_from_slice(args);
             let mut store = TestServer::with_shared_ca("flaredb-server", ca.path(), &all);
+            for (k, v) in env {
+                store.process.env(k, v);
+            }
             store.process.start();
             stores.push(store);
         }
@@ -64,6 +73,13 @@ impl Env {
         let store = &self.stores[i];
         let options = photon_client::ChannelOptions { ca: Some(store.ca()), ..Default::default() };
         KvClient::new(photon_client::lazy_channel(&store.url(), &options).unwrap())
+    }
+
+    /// A Regions client of store `i` (connects on first use).
+    pub fn regions(&self, i: usize) -> RegionsClient<Channel> {
+        let store = &self.stores[i];
+        let options = photon_client::ChannelOptions { ca: Some(store.ca()), ..Default::default() };
+        RegionsClient::new(photon_client::lazy_channel(&store.url(), &options).unwrap())
     }
 
     /// Index of the store leading region 1.

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError as OpenRaftError, RemoteError, Unreachable,
@@ -23,6 +23,7 @@ use tonic::transport::Channel;
 
 use super::codec;
 use super::forward::ForwardFailure;
+use super::lease::{LeaseClock, LeaseClocks};
 use super::server::MAX_MESSAGE_BYTES;
 use super::PeerTls;
 use crate::fault::{FaultInjector, Verdict};
@@ -43,12 +44,18 @@ pub struct PeerNetwork<A> {
     tls: Option<PeerTls>,
     fault: FaultInjector,
     channels: Channels,
+    leases: LeaseClocks,
     _app: PhantomData<fn() -> A>,
 }
 
 impl<A> PeerNetwork<A> {
     pub fn new(group: u64, node: NodeId, tls: Option<PeerTls>, fault: FaultInjector) -> Self {
-        Self { group, node, tls, fault, channels: Arc::default(), _app: PhantomData }
+        Self { group, node, tls, fault, channels: Arc::default(), leases: LeaseClocks::default(), _app: PhantomData }
+    }
+
+    /// The leader lease of this network's group (see `lease`).
+    pub fn lease(&self) -> Arc<LeaseClock> {
+        self.leases.of(self.group)
     }
 
     pub fn group(&self) -> u64 {
@@ -63,6 +70,7 @@ impl<A> PeerNetwork<A> {
             tls: self.tls.clone(),
             fault: self.fault.clone(),
             channels: self.channels.clone(),
+            leases: self.leases.clone(),
             _app: PhantomData,
         }
     }
@@ -176,6 +184,7 @@ impl<A: App> RaftNetworkFactory<TypeConfig<A>> for PeerNetwork<A> {
             target,
             channel: self.channel(&node.addr),
             fault: self.fault.clone(),
+            lease: self.lease(),
             _app: PhantomData,
         }
     }
@@ -188,6 +197,7 @@ pub struct PeerClient<A> {
     target: NodeId,
     channel: Result<Channel, String>,
     fault: FaultInjector,
+    lease: Arc<LeaseClock>,
     _app: PhantomData<fn() -> A>,
 }
 
@@ -255,8 +265,17 @@ impl<A: App> RaftNetwork<TypeConfig<A>> for PeerClient<A> {
         rpc: AppendEntriesRequest<TypeConfig<A>>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, OpenRaftError<NodeId>>> {
+        // Taken before any fault delay: the lease may only start earlier than the follower's.
+        let sent = Instant::now();
+        let vote = rpc.vote;
         let result = self.call(Method::AppendEntries, &rpc, option.hard_ttl()).await.map_err(Failure::into_rpc)?;
-        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+        let response = result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))?;
+        // Every answer but HigherVote means the follower accepted the vote (and restarted its
+        // lease) before looking at the entries.
+        if !matches!(response, AppendEntriesResponse::HigherVote(_)) {
+            self.lease.acked(self.target, vote, sent);
+        }
+        Ok(response)
     }
 
     async fn install_snapshot(

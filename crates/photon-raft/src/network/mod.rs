@@ -6,6 +6,7 @@ mod batcher;
 mod client;
 mod codec;
 mod forward;
+mod lease;
 mod proposer;
 mod read_batcher;
 mod server;
@@ -14,6 +15,7 @@ use std::path::PathBuf;
 
 pub use client::{PeerClient, PeerNetwork};
 pub use forward::ForwardFailure;
+pub use lease::LeaseClock;
 pub use proposer::{ProposeError, Proposer};
 pub use server::{serve, Router};
 

@@ -51,10 +51,21 @@ pub(super) const RETRY_PAUSE: Duration = Duration::from_millis(50);
 impl<A: App> Proposer<A> {
     /// `timeout` bounds every call, including waiting out an election. Starts the group's
     /// write and read batchers, so call it once per group (and clone).
-    pub fn new(raft: Raft<TypeConfig<A>>, network: PeerNetwork<A>, timeout: Duration) -> Self {
+    /// `lease_reads`: a leader holding a lease answers linearizable reads without a quorum
+    /// round (see `lease`); a campaign elsewhere must then call [`Proposer::suspend_lease`] on
+    /// the leader first.
+    pub fn new(raft: Raft<TypeConfig<A>>, network: PeerNetwork<A>, timeout: Duration, lease_reads: bool) -> Self {
         let batcher = Batcher::spawn(raft.clone(), network.for_group(network.group()), timeout);
-        let reads = ReadBatcher::spawn(raft.clone(), network.for_group(network.group()), timeout);
+        let reads = ReadBatcher::spawn(raft.clone(), network.for_group(network.group()), timeout, lease_reads);
         Self { raft, batcher, reads, network, timeout }
+    }
+
+    /// Stops this member's lease reads long enough for another member's forced election to
+    /// settle: twice the longest election timeout. Reads keep working through quorum rounds.
+    pub fn suspend_lease(&self) -> Duration {
+        let period = Duration::from_millis(self.raft.config().election_timeout_max * 2);
+        self.network.lease().suspend(period);
+        period
     }
 
     /// Proposes `request` and returns what applying it answered. Concurrent writes share a

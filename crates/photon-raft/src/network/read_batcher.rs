@@ -3,7 +3,8 @@
 //! Why: each check costs the leader a heartbeat round to a quorum (or, on a follower, a
 //! ReadIndex call to the leader and back). A read joins the next round that starts after it
 //! arrived — never one already in flight, whose read index could predate a write the reader
-//! saw acknowledged — so sharing rounds keeps every read linearizable.
+//! saw acknowledged — so sharing rounds keeps every read linearizable. A leader holding a
+//! lease (when the group enables lease reads; see `lease`) needs no round at all.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use openraft::Raft;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::forward::ForwardFailure;
+use super::lease::{lease_read_index, LeaseClock};
 use super::proposer::{ProposeError, RETRY_PAUSE};
 use super::PeerNetwork;
 use crate::{App, TypeConfig};
@@ -37,13 +39,21 @@ struct Route<A: App> {
     raft: Raft<TypeConfig<A>>,
     network: PeerNetwork<A>,
     timeout: Duration,
+    /// The group's lease, when leases may stand in for a round.
+    lease: Option<Arc<LeaseClock>>,
 }
 
 impl ReadBatcher {
     /// Starts the round task on the current Tokio runtime; it ends when every clone is dropped.
-    pub(crate) fn spawn<A: App>(raft: Raft<TypeConfig<A>>, network: PeerNetwork<A>, timeout: Duration) -> Self {
+    pub(crate) fn spawn<A: App>(
+        raft: Raft<TypeConfig<A>>,
+        network: PeerNetwork<A>,
+        timeout: Duration,
+        lease_reads: bool,
+    ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(Arc::new(Route { raft, network, timeout }), rx));
+        let lease = lease_reads.then(|| network.lease());
+        tokio::spawn(run(Arc::new(Route { raft, network, timeout, lease }), rx));
         Self { tx }
     }
 
@@ -78,6 +88,17 @@ async fn run<A: App>(route: Arc<Route<A>>, mut rx: mpsc::UnboundedReceiver<Waite
 /// index (then waiting until this member has applied that far); retried while a leader is
 /// being elected.
 async fn linearize_until_done<A: App>(route: &Route<A>) -> Result<(), ProposeError> {
+    if let Some(lease) = &route.lease {
+        if let Some(index) = lease_read_index(&route.raft, lease.clone()).await {
+            return route
+                .raft
+                .wait(Some(route.timeout))
+                .applied_index_at_least(Some(index), "lease read")
+                .await
+                .map(|_| ())
+                .map_err(|_| ProposeError::Timeout);
+        }
+    }
     loop {
         match route.raft.ensure_linearizable().await {
             Ok(_) => return Ok(()),
