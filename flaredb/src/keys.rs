@@ -35,6 +35,7 @@ pub struct StoredRecord {
     pub version: u64,
     /// Unix milliseconds after which the key is gone; 0: never.
     pub expires_at_ms: i64,
+    #[serde(with = "serde_bytes")]
     pub value: Vec<u8>,
 }
 

@@ -27,7 +27,9 @@ pub struct Proposal {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Command {
     Put {
+        #[serde(with = "serde_bytes")]
         key: Vec<u8>,
+        #[serde(with = "serde_bytes")]
         value: Vec<u8>,
         expires_at_ms: i64,
     },
@@ -36,12 +38,15 @@ pub enum Command {
         entries: Vec<(Vec<u8>, Vec<u8>, i64)>,
     },
     Delete {
+        #[serde(with = "serde_bytes")]
         key: Vec<u8>,
     },
     /// Writes only if the key's live version is `expected_version` (0: absent).
     CompareAndSwap {
+        #[serde(with = "serde_bytes")]
         key: Vec<u8>,
         expected_version: u64,
+        #[serde(with = "serde_bytes")]
         value: Vec<u8>,
         expires_at_ms: i64,
     },
@@ -54,6 +59,7 @@ pub enum Command {
     /// takes `[split_key, end)` with the same replicas (`members`: store id → peer address).
     /// Refused if the region's epoch moved past `epoch` since the split was decided.
     Split {
+        #[serde(with = "serde_bytes")]
         split_key: Vec<u8>,
         new_region: u64,
         epoch: u64,
