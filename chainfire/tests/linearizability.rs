@@ -117,8 +117,9 @@ async fn run_once(seed: u64, seconds: u64) {
     let start = Instant::now();
     let until = start + Duration::from_secs(seconds);
     let history = Arc::new(Mutex::new(Vec::new()));
-    let workers: Vec<_> =
-        (0..CLIENTS as u64).map(|id| tokio::spawn(client(id, seed, clients.clone(), start, until, history.clone()))).collect();
+    let workers: Vec<_> = (0..CLIENTS as u64)
+        .map(|id| tokio::spawn(client(id, seed, clients.clone(), start, until, history.clone())))
+        .collect();
 
     // The nemesis, alternating at random: kill -9 the leader, let the others carry on, bring it
     // back; or cut off a member (the leader half of the time), let the majority carry on, heal.

@@ -27,6 +27,11 @@ pub enum FlareError {
     CrossRegion(u64, u64),
     #[error("no region on this store holds the key; refresh the region map")]
     WrongRegion,
+    #[error(
+        "the request was routed by region {given_id} at epoch {given_epoch}, but the key is now in region {id} at \
+         epoch {epoch}; refresh the region map"
+    )]
+    StaleEpoch { given_id: u64, given_epoch: u64, id: u64, epoch: u64 },
     #[error("no region {0}")]
     NoSuchRegion(u64),
     #[error("region has no leader")]
@@ -58,6 +63,7 @@ impl FlareError {
             Self::NoSuchRegion(_) => (H::NOT_FOUND, "no_such_region"),
             Self::CrossRegion(..) => (H::CONFLICT, "cross_region"),
             Self::WrongRegion => (H::MISDIRECTED_REQUEST, "wrong_region"),
+            Self::StaleEpoch { .. } => (H::MISDIRECTED_REQUEST, "stale_epoch"),
             Self::NoLeader | Self::Timeout | Self::Stopped | Self::Unavailable(_) => {
                 (H::SERVICE_UNAVAILABLE, "unavailable")
             }
@@ -71,6 +77,7 @@ impl FlareError {
         match self {
             Self::CrossRegion(..) => Some("cross-region"),
             Self::WrongRegion => Some("wrong-region"),
+            Self::StaleEpoch { .. } => Some("stale-epoch"),
             _ => None,
         }
     }
@@ -116,7 +123,9 @@ impl From<FlareError> for Status {
             | FlareError::DuplicateKey(_)
             | FlareError::InvalidArgument(_) => Code::InvalidArgument,
             FlareError::UnknownNamespace(..) | FlareError::NotFound(..) | FlareError::NoSuchRegion(_) => Code::NotFound,
-            FlareError::CrossRegion(..) | FlareError::WrongRegion => Code::FailedPrecondition,
+            FlareError::CrossRegion(..) | FlareError::WrongRegion | FlareError::StaleEpoch { .. } => {
+                Code::FailedPrecondition
+            }
             FlareError::NoLeader | FlareError::Stopped | FlareError::Unavailable(_) => Code::Unavailable,
             FlareError::Timeout => Code::DeadlineExceeded,
             FlareError::Storage(_) => Code::Internal,

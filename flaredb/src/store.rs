@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use photon_api::flaredb::v1 as pb;
 use photon_raft::host::{bootstrap, peer_tls, raft_config, PeerHost};
 use photon_raft::network::Proposer;
 use photon_raft::openraft::{Raft, ServerState};
@@ -207,6 +208,23 @@ impl Store {
             .find(|r| r.descriptor.read().unwrap_or_else(|p| p.into_inner()).contains(key))
             .cloned()
             .ok_or(FlareError::WrongRegion)
+    }
+
+    /// Checks the region a client routed (`namespace`, `key`) by against this store's map: a
+    /// region that split or moved since answers `StaleEpoch`, one this store does not hold
+    /// `WrongRegion`. No hint, no check (the request is routed by key alone).
+    pub fn check_route(&self, namespace: &str, key: &[u8], hint: Option<&pb::RegionEpoch>) -> Result<(), FlareError> {
+        let Some(hint) = hint else { return Ok(()) };
+        let descriptor = self.region_for(&keys::store_key(namespace, key))?.descriptor();
+        if descriptor.id != hint.id || descriptor.epoch != hint.epoch {
+            return Err(FlareError::StaleEpoch {
+                given_id: hint.id,
+                given_epoch: hint.epoch,
+                id: descriptor.id,
+                epoch: descriptor.epoch,
+            });
+        }
+        Ok(())
     }
 
     /// The declared consistency of `namespace`.

@@ -16,11 +16,11 @@ use photon_api::flaredb::v1::{GetRequest, PutRequest, ScanRequest};
 use tonic::transport::Channel;
 
 fn put(namespace: &str, key: &str, value: &str) -> PutRequest {
-    PutRequest { namespace: namespace.into(), key: key.into(), value: value.into(), ttl_seconds: 0 }
+    PutRequest { namespace: namespace.into(), key: key.into(), value: value.into(), ttl_seconds: 0, region: None }
 }
 
 async fn read(kv: &mut KvClient<Channel>, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, tonic::Status> {
-    let request = GetRequest { namespace: namespace.into(), key: key.into() };
+    let request = GetRequest { namespace: namespace.into(), key: key.into(), region: None };
     Ok(kv.get(request).await?.into_inner().record.map(|r| r.value))
 }
 
@@ -174,7 +174,8 @@ async fn an_eventual_namespace_reads_locally_never_invents_values_and_converges(
     env.stores[leader].process.kill9();
     env.stores[(leader + 2) % 3].process.kill9();
     assert_eq!(read(&mut replica, "cache", "k").await.unwrap().as_deref(), Some(b"v49".as_slice()));
-    let mut request = tonic::Request::new(GetRequest { namespace: "default".into(), key: "strong-key".into() });
+    let mut request =
+        tonic::Request::new(GetRequest { namespace: "default".into(), key: "strong-key".into(), region: None });
     request.set_timeout(Duration::from_secs(3));
     assert!(replica.get(request).await.is_err(), "a strong read without a quorum must fail");
 }

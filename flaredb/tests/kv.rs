@@ -13,11 +13,11 @@ use photon_api::flaredb::v1::{
 };
 
 fn put(key: &str, value: &str) -> PutRequest {
-    PutRequest { namespace: "default".into(), key: key.into(), value: value.into(), ttl_seconds: 0 }
+    PutRequest { namespace: "default".into(), key: key.into(), value: value.into(), ttl_seconds: 0, region: None }
 }
 
 fn get(key: &str) -> GetRequest {
-    GetRequest { namespace: "default".into(), key: key.into() }
+    GetRequest { namespace: "default".into(), key: key.into(), region: None }
 }
 
 #[tokio::test]
@@ -31,16 +31,18 @@ async fn crud_batches_and_versions_through_grpc() {
     assert!(kv.get(get("missing")).await.unwrap().into_inner().record.is_none());
 
     let entries = ["x", "y", "x2"].map(|k| Entry { key: k.into(), value: format!("v-{k}").into(), ttl_seconds: 0 });
-    let batch = BatchPutRequest { namespace: "default".into(), entries: entries.to_vec() };
+    let batch = BatchPutRequest { namespace: "default".into(), entries: entries.to_vec(), region: None };
     assert_eq!(kv.batch_put(batch).await.unwrap().into_inner().versions, vec![1, 1, 1]);
     let keys = ["x", "nope", "y"].map(|k| k.as_bytes().to_vec()).to_vec();
-    let found = kv.batch_get(BatchGetRequest { namespace: "default".into(), keys }).await.unwrap().into_inner();
+    let found =
+        kv.batch_get(BatchGetRequest { namespace: "default".into(), keys, region: None }).await.unwrap().into_inner();
     assert_eq!(found.records.iter().map(|r| r.key.as_slice()).collect::<Vec<_>>(), vec![b"x".as_slice(), b"y"]);
 
-    let deleted = kv.delete(DeleteRequest { namespace: "default".into(), key: "a".into() }).await.unwrap();
+    let deleted =
+        kv.delete(DeleteRequest { namespace: "default".into(), key: "a".into(), region: None }).await.unwrap();
     assert!(deleted.into_inner().deleted);
     assert!(kv.get(get("a")).await.unwrap().into_inner().record.is_none());
-    let again = kv.delete(DeleteRequest { namespace: "default".into(), key: "a".into() }).await.unwrap();
+    let again = kv.delete(DeleteRequest { namespace: "default".into(), key: "a".into(), region: None }).await.unwrap();
     assert!(!again.into_inner().deleted);
     // Re-created after a delete, a key starts again at version 1.
     assert_eq!(kv.put(put("a", "3")).await.unwrap().into_inner().version, 1);
@@ -53,7 +55,7 @@ async fn scans_page_in_order_both_ways() {
     let entries: Vec<Entry> = (0..25)
         .map(|i| Entry { key: format!("k{i:02}").into(), value: format!("{i}").into(), ttl_seconds: 0 })
         .collect();
-    kv.batch_put(BatchPutRequest { namespace: "default".into(), entries }).await.unwrap();
+    kv.batch_put(BatchPutRequest { namespace: "default".into(), entries, region: None }).await.unwrap();
     kv.put(put("other", "x")).await.unwrap();
 
     for reverse in [false, true] {
@@ -68,6 +70,7 @@ async fn scans_page_in_order_both_ways() {
                 reverse,
                 keys_only: true,
                 continuation: continuation.clone(),
+                region: None,
             };
             let page = kv.scan(request).await.unwrap().into_inner();
             assert!(page.records.len() <= 4);
@@ -99,6 +102,7 @@ async fn exactly_one_of_racing_compare_and_swaps_wins() {
                     expected_version: 0,
                     value: format!("owner-{i}").into(),
                     ttl_seconds: 0,
+                    region: None,
                 };
                 kv.compare_and_swap(request).await.unwrap().into_inner()
             })
@@ -125,6 +129,7 @@ async fn exactly_one_of_racing_compare_and_swaps_wins() {
         expected_version: expected,
         value: "next".into(),
         ttl_seconds: 0,
+        region: None,
     };
     assert!(kv.compare_and_swap(swap(1)).await.unwrap().into_inner().succeeded);
     assert!(!kv.compare_and_swap(swap(1)).await.unwrap().into_inner().succeeded);
@@ -138,10 +143,16 @@ async fn keys_with_a_ttl_expire_and_watchers_see_every_change() {
         kv.watch(WatchRequest { namespace: "default".into(), prefix: b"w/".to_vec() }).await.unwrap().into_inner();
     kv.put(put("w/a", "1")).await.unwrap();
     kv.put(put("elsewhere", "not watched")).await.unwrap();
-    kv.put(PutRequest { namespace: "default".into(), key: "w/ttl".into(), value: "brief".into(), ttl_seconds: 1 })
-        .await
-        .unwrap();
-    kv.delete(DeleteRequest { namespace: "default".into(), key: "w/a".into() }).await.unwrap();
+    kv.put(PutRequest {
+        namespace: "default".into(),
+        key: "w/ttl".into(),
+        value: "brief".into(),
+        ttl_seconds: 1,
+        region: None,
+    })
+    .await
+    .unwrap();
+    kv.delete(DeleteRequest { namespace: "default".into(), key: "w/a".into(), region: None }).await.unwrap();
     assert!(kv.get(get("w/ttl")).await.unwrap().into_inner().record.is_some());
 
     let mut seen = Vec::new();
@@ -168,7 +179,13 @@ async fn bad_input_gets_clear_errors_and_changes_nothing() {
     let cases: Vec<(PutRequest, tonic::Code, &str)> = vec![
         (put("", "v"), tonic::Code::InvalidArgument, "key must not be empty"),
         (
-            PutRequest { namespace: "default".into(), key: vec![b'k'; 5000], value: "v".into(), ttl_seconds: 0 },
+            PutRequest {
+                namespace: "default".into(),
+                key: vec![b'k'; 5000],
+                value: "v".into(),
+                ttl_seconds: 0,
+                region: None,
+            },
             tonic::Code::InvalidArgument,
             "limit is 4096",
         ),
@@ -178,12 +195,13 @@ async fn bad_input_gets_clear_errors_and_changes_nothing() {
                 key: "big".into(),
                 value: vec![0; (1 << 20) + 1],
                 ttl_seconds: 0,
+                region: None,
             },
             tonic::Code::InvalidArgument,
             "max_value_bytes",
         ),
         (
-            PutRequest { namespace: "nosuch".into(), key: "k".into(), value: "v".into(), ttl_seconds: 0 },
+            PutRequest { namespace: "nosuch".into(), key: "k".into(), value: "v".into(), ttl_seconds: 0, region: None },
             tonic::Code::NotFound,
             "unknown namespace \"nosuch\"",
         ),
@@ -203,6 +221,7 @@ async fn bad_input_gets_clear_errors_and_changes_nothing() {
             Entry { key: "d".into(), value: "1".into(), ttl_seconds: 0 },
             Entry { key: "d".into(), value: "2".into(), ttl_seconds: 0 },
         ],
+        region: None,
     };
     let status = kv.batch_put(duplicate).await.unwrap_err();
     assert!(status.message().contains("listed twice"), "{status:?}");

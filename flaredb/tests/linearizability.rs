@@ -62,6 +62,7 @@ async fn client(
                 key: key.clone().into(),
                 value: value.clone().into(),
                 ttl_seconds: 0,
+                region: None,
             };
             match kv.put(request(put)).await {
                 Ok(_) => Some(Event { key, op: Op::Write(value), invoked, returned: Some(now(start)) }),
@@ -69,7 +70,10 @@ async fn client(
                 Err(_) => Some(Event { key, op: Op::Write(value), invoked, returned: None }),
             }
         } else if roll < 8 || !last_read.contains_key(&key) {
-            match kv.get(request(GetRequest { namespace: "default".into(), key: key.clone().into() })).await {
+            match kv
+                .get(request(GetRequest { namespace: "default".into(), key: key.clone().into(), region: None }))
+                .await
+            {
                 Ok(answer) => {
                     let record = answer.into_inner().record;
                     let value = record.as_ref().map(|r| String::from_utf8_lossy(&r.value).into_owned());
@@ -90,6 +94,7 @@ async fn client(
                 expected_version: version,
                 value: new.clone().into(),
                 ttl_seconds: 0,
+                region: None,
             };
             match kv.compare_and_swap(request(cas)).await {
                 Ok(answer) => {
@@ -115,7 +120,13 @@ async fn run_once(seed: u64, seconds: u64) {
     let start = Instant::now();
     let history = Arc::new(Mutex::new(Vec::new()));
     for key in KEYS {
-        let put = PutRequest { namespace: "default".into(), key: key.into(), value: "init".into(), ttl_seconds: 0 };
+        let put = PutRequest {
+            namespace: "default".into(),
+            key: key.into(),
+            value: "init".into(),
+            ttl_seconds: 0,
+            region: None,
+        };
         let invoked = start.elapsed().as_nanos() as u64;
         env.kv(0).put(put).await.unwrap();
         let returned = Some(start.elapsed().as_nanos() as u64);
@@ -123,8 +134,9 @@ async fn run_once(seed: u64, seconds: u64) {
     }
     let stores: Vec<_> = (0..3).map(|i| env.kv(i)).collect();
     let until = Instant::now() + Duration::from_secs(seconds);
-    let workers: Vec<_> =
-        (0..CLIENTS as u64).map(|id| tokio::spawn(client(id, seed, stores.clone(), start, until, history.clone()))).collect();
+    let workers: Vec<_> = (0..CLIENTS as u64)
+        .map(|id| tokio::spawn(client(id, seed, stores.clone(), start, until, history.clone())))
+        .collect();
 
     let mut rng = Rng(seed | 1);
     let (mut kills, mut isolations, mut campaigns) = (0, 0, 0);

@@ -109,7 +109,7 @@ async fn a_joining_store_receives_replicas_and_serves_them() {
     let mut kv = env.kv(fourth);
     let mut served = 0;
     for key in &keys {
-        if let Ok(answer) = kv.get(GetRequest { namespace: "default".into(), key: key.clone() }).await {
+        if let Ok(answer) = kv.get(GetRequest { namespace: "default".into(), key: key.clone(), region: None }).await {
             assert!(answer.into_inner().record.is_some(), "{key:?} missing on the new store");
             served += 1;
         }

@@ -35,8 +35,18 @@ async fn losing_chainfire_degrades_health_and_keeps_serving() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let mut kv = env.kv(0);
-    let put = PutRequest { namespace: "default".into(), key: "still".into(), value: "serving".into(), ttl_seconds: 0 };
+    let put = PutRequest {
+        namespace: "default".into(),
+        key: "still".into(),
+        value: "serving".into(),
+        ttl_seconds: 0,
+        region: None,
+    };
     kv.put(put).await.expect("writes go on without chainfire");
-    let got = kv.get(GetRequest { namespace: "default".into(), key: "still".into() }).await.unwrap().into_inner();
+    let got = kv
+        .get(GetRequest { namespace: "default".into(), key: "still".into(), region: None })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(got.record.unwrap().value, b"serving");
 }

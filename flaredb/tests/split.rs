@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::{curl, Env};
 use flaredb_client::{Client, Config, ScanOptions};
 use photon_api::flaredb::v1::regions_client::RegionsClient;
-use photon_api::flaredb::v1::ListRegionsRequest;
+use photon_api::flaredb::v1::{GetRequest, ListRegionsRequest, PutRequest, RegionEpoch};
 
 async fn regions(env: &Env, store: usize) -> Vec<photon_api::flaredb::v1::Region> {
     let options = photon_client::ChannelOptions { ca: Some(env.stores[store].ca()), ..Default::default() };
@@ -28,6 +28,7 @@ async fn a_split_keeps_every_key_scans_cross_it_and_it_survives_a_restart() {
     let db = Client::connect(client_config(&env)).await.unwrap();
     let entries: Vec<(Vec<u8>, Vec<u8>)> = (0..100).map(|i| (format!("k{i:03}").into_bytes(), b"v".to_vec())).collect();
     db.batch_put("default", &entries).await.unwrap();
+    let before = regions(&env, 0).await[0].epoch;
 
     let (code, body) = curl(&env.stores[0], "POST", "/api/v1/regions/1/split", Some(r#"{"key":"k050"}"#));
     assert_eq!(code, 200, "{body}");
@@ -38,6 +39,33 @@ async fn a_split_keeps_every_key_scans_cross_it_and_it_survives_a_restart() {
         assert!(Instant::now() < deadline, "the new region never got a leader");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+
+    // A request routed by the map as it was before the split is told so, on either side; one
+    // routed by the current map is served. (The client `db` learned the old map: its calls
+    // below follow these answers.)
+    let mut kv = env.kv(0);
+    let after = regions(&env, 0).await.into_iter().find(|r| r.id == 1).unwrap().epoch;
+    assert!(after > before, "a split moves the epoch: {before} -> {after}");
+    for (key, region) in [("k010", 1), ("k090", right)] {
+        let stale = Some(RegionEpoch { id: 1, epoch: before });
+        let get = GetRequest { namespace: "default".into(), key: key.into(), region: stale };
+        let refused = kv.get(get).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::FailedPrecondition, "{refused:?}");
+        assert_eq!(refused.metadata().get("flaredb-error").unwrap(), "stale-epoch");
+        assert!(refused.message().contains(&format!("now in region {region}")), "{}", refused.message());
+        let put = PutRequest {
+            namespace: "default".into(),
+            key: key.into(),
+            value: "never".into(),
+            ttl_seconds: 0,
+            region: Some(RegionEpoch { id: 1, epoch: before }),
+        };
+        assert_eq!(kv.put(put).await.unwrap_err().code(), tonic::Code::FailedPrecondition, "nothing written");
+        assert_eq!(db.get("default", key.as_bytes()).await.unwrap().unwrap().value, b"v");
+    }
+    let current = Some(RegionEpoch { id: 1, epoch: after });
+    let get = GetRequest { namespace: "default".into(), key: "k010".into(), region: current };
+    assert_eq!(kv.get(get).await.unwrap().into_inner().record.unwrap().value, b"v");
 
     // A page stops at the boundary and the continuation carries on into the right region.
     let (_, page) = curl(&env.stores[0], "GET", "/api/v1/scan?start=k040&end=k060", None);

@@ -75,10 +75,14 @@ enum Failure {
 }
 
 fn classify(status: Status) -> Failure {
-    let wrong_region = status.metadata().get("flaredb-error").is_some_and(|v| v.as_bytes() == b"wrong-region");
+    // Both are answered before anything is proposed: the client's map is stale.
+    let misrouted = status
+        .metadata()
+        .get("flaredb-error")
+        .is_some_and(|v| v.as_bytes() == b"wrong-region" || v.as_bytes() == b"stale-epoch");
     match status.code() {
         // Refused before anything was proposed, or never delivered.
-        Code::FailedPrecondition if wrong_region => Failure::Retry(status.message().to_string()),
+        Code::FailedPrecondition if misrouted => Failure::Retry(status.message().to_string()),
         _ if photon_client::never_sent(&status) => Failure::Retry(status.message().to_string()),
         // A reset connection, a region without a leader, a timeout: it may have been applied.
         Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown | Code::Internal => {
@@ -136,22 +140,22 @@ impl Client {
     /// module documentation says. `idempotent` calls are also retried after an unknown outcome.
     async fn run<T, F, Fut>(&self, key: &[u8], reverse: bool, idempotent: bool, call: F) -> Result<T, Error>
     where
-        F: Fn(KvClient<Channel>) -> Fut,
+        F: Fn(KvClient<Channel>, Option<pb::RegionEpoch>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
         let started = Instant::now();
         let mut pause = Duration::from_millis(25);
         let mut attempt = 0usize;
         loop {
-            let routed = self.routes.read().unwrap_or_else(|p| p.into_inner()).url_for(key, reverse);
+            let routed = self.routes.read().unwrap_or_else(|p| p.into_inner()).route_for(key, reverse);
             // Unknown route, or retrying: rotate through the configured endpoints too.
-            let url = match routed {
-                Some(url) if attempt == 0 || attempt % 2 == 1 => url,
-                _ => self.config.endpoints[attempt % self.config.endpoints.len()].clone(),
+            let (url, region) = match routed {
+                Some((url, region)) if attempt == 0 || attempt % 2 == 1 => (url, Some(region)),
+                _ => (self.config.endpoints[attempt % self.config.endpoints.len()].clone(), None),
             };
             attempt += 1;
             let kv = KvClient::new(self.channel(&url)?).max_decoding_message_size(64 << 20);
-            let failure = match tokio::time::timeout(self.config.call_timeout, call(kv)).await {
+            let failure = match tokio::time::timeout(self.config.call_timeout, call(kv, region)).await {
                 Ok(Ok(answer)) => return Ok(answer.into_inner()),
                 Ok(Err(status)) => classify(status),
                 Err(_) => Failure::Unknown(format!("{url}: no answer within {:?}", self.config.call_timeout)),
@@ -173,10 +177,10 @@ impl Client {
     }
 
     pub async fn get(&self, namespace: &str, key: &[u8]) -> Result<Option<pb::Record>, Error> {
-        let request = pb::GetRequest { namespace: namespace.into(), key: key.to_vec() };
+        let request = pb::GetRequest { namespace: namespace.into(), key: key.to_vec(), region: None };
         let answer = self
-            .run(&store_key(namespace, key), false, true, |mut kv| {
-                let request = request.clone();
+            .run(&store_key(namespace, key), false, true, |mut kv, region| {
+                let request = with_region(&request, region);
                 async move { kv.get(request).await }
             })
             .await?;
@@ -206,11 +210,16 @@ impl Client {
         value: &[u8],
         ttl_seconds: u64,
     ) -> Result<u64, Error> {
-        let request =
-            pb::PutRequest { namespace: namespace.into(), key: key.to_vec(), value: value.to_vec(), ttl_seconds };
+        let request = pb::PutRequest {
+            namespace: namespace.into(),
+            key: key.to_vec(),
+            value: value.to_vec(),
+            ttl_seconds,
+            region: None,
+        };
         let answer = self
-            .run(&store_key(namespace, key), false, false, |mut kv| {
-                let request = request.clone();
+            .run(&store_key(namespace, key), false, false, |mut kv, region| {
+                let request = with_region(&request, region);
                 async move { kv.put(request).await }
             })
             .await?;
@@ -226,10 +235,11 @@ impl Client {
                 .iter()
                 .map(|(k, v)| pb::Entry { key: k.clone(), value: v.clone(), ttl_seconds: 0 })
                 .collect(),
+            region: None,
         };
         let answer = self
-            .run(&store_key(namespace, first), false, false, |mut kv| {
-                let request = request.clone();
+            .run(&store_key(namespace, first), false, false, |mut kv, region| {
+                let request = with_region(&request, region);
                 async move { kv.batch_put(request).await }
             })
             .await?;
@@ -238,10 +248,10 @@ impl Client {
 
     /// Deletes the key; whether it existed.
     pub async fn delete(&self, namespace: &str, key: &[u8]) -> Result<bool, Error> {
-        let request = pb::DeleteRequest { namespace: namespace.into(), key: key.to_vec() };
+        let request = pb::DeleteRequest { namespace: namespace.into(), key: key.to_vec(), region: None };
         let answer = self
-            .run(&store_key(namespace, key), false, true, |mut kv| {
-                let request = request.clone();
+            .run(&store_key(namespace, key), false, true, |mut kv, region| {
+                let request = with_region(&request, region);
                 async move { kv.delete(request).await }
             })
             .await?;
@@ -263,10 +273,11 @@ impl Client {
             expected_version,
             value: value.to_vec(),
             ttl_seconds: 0,
+            region: None,
         };
         let answer = self
-            .run(&store_key(namespace, key), false, false, |mut kv| {
-                let request = request.clone();
+            .run(&store_key(namespace, key), false, false, |mut kv, region| {
+                let request = with_region(&request, region);
                 async move { kv.compare_and_swap(request).await }
             })
             .await?;
@@ -294,6 +305,7 @@ impl Client {
                 reverse: options.reverse,
                 keys_only: options.keys_only,
                 continuation: continuation.clone(),
+                region: None,
             };
             // The page starts at the continuation (a store key) or at the scan's own edge.
             let from = if !continuation.is_empty() {
@@ -308,8 +320,8 @@ impl Client {
                 store_key(namespace, start)
             };
             let page = self
-                .run(&from, options.reverse, true, |mut kv| {
-                    let request = request.clone();
+                .run(&from, options.reverse, true, |mut kv, region| {
+                    let request = with_region(&request, region);
                     async move { kv.scan(request).await }
                 })
                 .await?;
@@ -325,10 +337,45 @@ impl Client {
     /// Changes under `prefix` from now on, from one store (every replica applies every change).
     pub async fn watch(&self, namespace: &str, prefix: &[u8]) -> Result<tonic::Streaming<pb::WatchEvent>, Error> {
         let request = pb::WatchRequest { namespace: namespace.into(), prefix: prefix.to_vec() };
-        self.run(&store_key(namespace, prefix), false, true, |mut kv| {
-            let request = request.clone();
+        self.run(&store_key(namespace, prefix), false, true, |mut kv, region| {
+            let request = with_region(&request, region);
             async move { kv.watch(request).await }
         })
         .await
     }
+}
+
+/// Requests that name the region they were routed by (see `RegionEpoch` in the proto).
+trait Routed: Clone {
+    fn set_region(&mut self, region: Option<pb::RegionEpoch>);
+}
+
+macro_rules! routed {
+    ($($t:ty),*) => {$(
+        impl Routed for $t {
+            fn set_region(&mut self, region: Option<pb::RegionEpoch>) {
+                self.region = region;
+            }
+        }
+    )*};
+}
+routed!(pb::GetRequest, pb::PutRequest, pb::BatchPutRequest, pb::DeleteRequest, pb::CompareAndSwapRequest);
+
+impl Routed for pb::ScanRequest {
+    /// Only the first page of a forward scan from a key is checked by the store.
+    fn set_region(&mut self, region: Option<pb::RegionEpoch>) {
+        if !self.reverse && self.continuation.is_empty() && !self.start.is_empty() {
+            self.region = region;
+        }
+    }
+}
+
+impl Routed for pb::WatchRequest {
+    fn set_region(&mut self, _: Option<pb::RegionEpoch>) {}
+}
+
+fn with_region<R: Routed>(request: &R, region: Option<pb::RegionEpoch>) -> R {
+    let mut request = request.clone();
+    request.set_region(region);
+    request
 }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use photon_api::flaredb::v1::Region;
+use photon_api::flaredb::v1::{Region, RegionEpoch};
 
 #[derive(Debug, Default)]
 pub struct Routes {
@@ -34,8 +34,9 @@ impl Routes {
     }
 
     /// Where to send a request for store key `key`: the region leader's URL if known, else a
-    /// replica's. `None`: no region known for it yet.
-    pub fn url_for(&self, key: &[u8], reverse_from: bool) -> Option<String> {
+    /// replica's, with the region as this map knows it (sent along, so a store can tell the
+    /// map is stale). `None`: no region known for it yet.
+    pub fn route_for(&self, key: &[u8], reverse_from: bool) -> Option<(String, RegionEpoch)> {
         let region = self.regions.iter().find(|r| {
             if reverse_from {
                 r.start_key.as_slice() < key && (r.end_key.is_empty() || key <= r.end_key.as_slice())
@@ -43,10 +44,11 @@ impl Routes {
                 key >= r.start_key.as_slice() && (r.end_key.is_empty() || key < r.end_key.as_slice())
             }
         })?;
+        let epoch = RegionEpoch { id: region.id, epoch: region.epoch };
         if let Some(url) = self.stores.get(&region.leader_store_id) {
-            return Some(url.clone());
+            return Some((url.clone(), epoch));
         }
-        region.peers.iter().find_map(|p| self.stores.get(&p.store_id).cloned())
+        region.peers.iter().find_map(|p| self.stores.get(&p.store_id).cloned()).map(|url| (url, epoch))
     }
 
     /// Forgets the leader of the region holding `key` (it stopped answering as one).

@@ -32,24 +32,32 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchEvent, Status>> + S
 impl Kv for KvService {
     async fn get(&self, request: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
         let r = request.into_inner();
+        self.store.check_route(&r.namespace, &r.key, r.region.as_ref())?;
         let found = self.store.get(&r.namespace, &r.key).await?;
         Ok(Response::new(pb::GetResponse { record: found }))
     }
 
     async fn batch_get(&self, request: Request<pb::BatchGetRequest>) -> Result<Response<pb::BatchGetResponse>, Status> {
         let r = request.into_inner();
+        if let Some(first) = r.keys.first() {
+            self.store.check_route(&r.namespace, first, r.region.as_ref())?;
+        }
         let records = self.store.batch_get(&r.namespace, &r.keys).await?;
         Ok(Response::new(pb::BatchGetResponse { records: records.into_iter().collect() }))
     }
 
     async fn put(&self, request: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
         let r = request.into_inner();
+        self.store.check_route(&r.namespace, &r.key, r.region.as_ref())?;
         let version = self.store.put(&r.namespace, &r.key, &r.value, r.ttl_seconds).await?;
         Ok(Response::new(pb::PutResponse { version }))
     }
 
     async fn batch_put(&self, request: Request<pb::BatchPutRequest>) -> Result<Response<pb::BatchPutResponse>, Status> {
         let r = request.into_inner();
+        if let Some(first) = r.entries.first() {
+            self.store.check_route(&r.namespace, &first.key, r.region.as_ref())?;
+        }
         let entries: Vec<_> = r.entries.into_iter().map(|e| (e.key, e.value, e.ttl_seconds)).collect();
         let versions = self.store.batch_put(&r.namespace, &entries).await?;
         Ok(Response::new(pb::BatchPutResponse { versions }))
@@ -57,12 +65,18 @@ impl Kv for KvService {
 
     async fn delete(&self, request: Request<pb::DeleteRequest>) -> Result<Response<pb::DeleteResponse>, Status> {
         let r = request.into_inner();
+        self.store.check_route(&r.namespace, &r.key, r.region.as_ref())?;
         let deleted = self.store.delete(&r.namespace, &r.key).await?;
         Ok(Response::new(pb::DeleteResponse { deleted }))
     }
 
     async fn scan(&self, request: Request<pb::ScanRequest>) -> Result<Response<pb::ScanResponse>, Status> {
         let r = request.into_inner();
+        // A hint names the region of the first page's start key (later pages resume from a
+        // continuation the server gave, which is checked against the region map as it is).
+        if !r.reverse && r.continuation.is_empty() && !r.start.is_empty() {
+            self.store.check_route(&r.namespace, &r.start, r.region.as_ref())?;
+        }
         let scan = Scan {
             namespace: r.namespace,
             start: r.start,
@@ -84,6 +98,7 @@ impl Kv for KvService {
         request: Request<pb::CompareAndSwapRequest>,
     ) -> Result<Response<pb::CompareAndSwapResponse>, Status> {
         let r = request.into_inner();
+        self.store.check_route(&r.namespace, &r.key, r.region.as_ref())?;
         let (succeeded, current) =
             self.store.compare_and_swap(&r.namespace, &r.key, r.expected_version, &r.value, r.ttl_seconds).await?;
         Ok(Response::new(pb::CompareAndSwapResponse { succeeded, record: current }))

@@ -34,9 +34,7 @@ pub enum Command {
         expires_at_ms: i64,
     },
     /// All or nothing: every key must be in the region.
-    BatchPut {
-        entries: Vec<(Vec<u8>, Vec<u8>, i64)>,
-    },
+    BatchPut { entries: Vec<(Vec<u8>, Vec<u8>, i64)> },
     Delete {
         #[serde(with = "serde_bytes")]
         key: Vec<u8>,
@@ -52,9 +50,7 @@ pub enum Command {
     },
     /// Removes keys whose TTL has passed, as (expiry, key) from the `ttl` index (proposed by
     /// the region leader's sweeper); a key rewritten since is left alone.
-    Expire {
-        keys: Vec<(i64, Vec<u8>)>,
-    },
+    Expire { keys: Vec<(i64, Vec<u8>)> },
     /// Splits the region at `split_key`: it keeps `[start, split_key)`, and region `new_region`
     /// takes `[split_key, end)` with the same replicas (`members`: store id → peer address).
     /// Refused if the region's epoch moved past `epoch` since the split was decided.
