@@ -10,10 +10,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/photon/runtime/v1/runtime.proto",
         "proto/photon/raft/v1/raft.proto",
         "proto/photon/flaredb/v1/flaredb.proto",
+        "proto/photon/iam/v1/iam.proto",
         "proto/vendor/etcd/api/etcdserverpb/rpc.proto",
     ]
     .map(std::path::PathBuf::from);
-    tonic_prost_build::configure().compile_protos(&protos, &includes)?;
+    // IAM's messages double as its REST bodies (JSON), so they derive serde.
+    tonic_prost_build::configure()
+        .message_attribute(".photon.iam.v1", "#[derive(serde::Serialize, serde::Deserialize)] #[serde(default)]")
+        .enum_attribute(
+            ".photon.iam.v1",
+            "#[derive(serde::Serialize, serde::Deserialize)] #[serde(rename_all = \"snake_case\")]",
+        )
+        .compile_protos(&protos, &includes)?;
     println!("cargo:rerun-if-changed=proto");
     Ok(())
 }

@@ -16,6 +16,13 @@ pub mod raft {
     }
 }
 
+/// `photon.iam.v1`: IAM's admin, token and authorization API.
+pub mod iam {
+    pub mod v1 {
+        tonic::include_proto!("photon.iam.v1");
+    }
+}
+
 /// `photon.flaredb.v1`: FlareDB's key-value and region API.
 pub mod flaredb {
     pub mod v1 {
