@@ -72,6 +72,24 @@ impl TestServer {
         probe_health(&self.url(), Some(&self.ca()), Duration::from_secs(2)).await
     }
 
+    /// curl against this server (trusting its CA): the HTTP status and the body as JSON (a JSON
+    /// string when it is not JSON). `headers` are `Name: value` lines.
+    pub fn curl(&self, method: &str, path: &str, body: Option<&str>, headers: &[&str]) -> (u16, serde_json::Value) {
+        let mut command = std::process::Command::new("curl");
+        command.args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method, "--cacert"]).arg(self.ca());
+        for header in headers {
+            command.args(["-H", header]);
+        }
+        if let Some(body) = body {
+            command.args(["-H", "content-type: application/json", "--data-binary", body]);
+        }
+        let out = command.arg(format!("{}{path}", self.url())).output().expect("curl runs");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+        let json = serde_json::from_str(body).unwrap_or(serde_json::Value::String(body.to_string()));
+        (code.trim().parse().unwrap_or(0), json)
+    }
+
     /// `POST /debug/fault/{action}` (`isolate` or `heal`) on a server started with
     /// `raft.fault_injection`; panics unless it answers 2xx.
     pub fn fault(&self, action: &str) {

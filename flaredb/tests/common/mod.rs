@@ -2,7 +2,6 @@
 
 #![allow(dead_code)] // Each test binary uses a different part.
 
-use std::process::Command;
 use std::time::Duration;
 
 use photon_api::flaredb::v1::kv_client::KvClient;
@@ -101,14 +100,5 @@ impl Env {
 
 /// curl against `server`: HTTP status and body.
 pub fn curl(server: &TestServer, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
-    let mut command = Command::new("curl");
-    command.args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method, "--cacert"]).arg(server.ca());
-    if let Some(body) = body {
-        command.args(["-H", "content-type: application/json", "--data-binary", body]);
-    }
-    let out = command.arg(format!("{}{path}", server.url())).output().expect("curl runs");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
-    let json = serde_json::from_str(body).unwrap_or(serde_json::Value::String(body.to_string()));
-    (code.trim().parse().unwrap_or(0), json)
+    server.curl(method, path, body, &[])
 }

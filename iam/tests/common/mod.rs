@@ -1,0 +1,96 @@
+//! chainfire, one flaredb store and iam-server as real processes on loopback, and clients that
+//! carry bearer tokens, for IAM's tests.
+
+#![allow(dead_code)] // Each test binary uses a different part.
+
+use std::time::Duration;
+
+use photon_api::iam::v1 as pb;
+use photon_api::iam::v1::admin_client::AdminClient;
+use photon_api::iam::v1::authz_client::AuthzClient;
+use photon_api::iam::v1::tokens_client::TokensClient;
+use photon_testkit::{free_port, TestServer};
+use tonic::transport::Channel;
+
+pub const ADMIN_PASSWORD: &str = "first-admin-password";
+
+pub struct Env {
+    pub ca: tempfile::TempDir,
+    pub chainfire: TestServer,
+    pub flaredb: TestServer,
+    pub iam: TestServer,
+    pub password_file: tempfile::NamedTempFile,
+}
+
+impl Env {
+    /// The whole chain, iam-server started with `env` set; waits until IAM is healthy.
+    pub async fn start(env: &[(&str, &str)]) -> Self {
+        let ca = tempfile::tempdir().unwrap();
+        let raft = format!("127.0.0.1:{}", free_port());
+        let mut chainfire = TestServer::with_shared_ca("chainfire-server", ca.path(), &["--raft-listen", &raft]);
+        chainfire.process.start();
+        chainfire.wait_healthy(Duration::from_secs(30)).await;
+        let raft = format!("127.0.0.1:{}", free_port());
+        let url = chainfire.url();
+        let mut flaredb =
+            TestServer::with_shared_ca("flaredb-server", ca.path(), &["--raft-listen", &raft, "--chainfire", &url]);
+        flaredb.process.start();
+        flaredb.wait_healthy(Duration::from_secs(30)).await;
+        let password_file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(password_file.path(), ADMIN_PASSWORD).unwrap();
+        let password = password_file.path().to_string_lossy().into_owned();
+        let url = flaredb.url();
+        let mut iam = TestServer::with_shared_ca(
+            "iam-server",
+            ca.path(),
+            &["--flaredb", &url, "--admin-password-file", &password],
+        );
+        for (k, v) in env {
+            iam.process.env(k, v);
+        }
+        iam.process.start();
+        iam.wait_healthy(Duration::from_secs(30)).await;
+        Self { ca, chainfire, flaredb, iam, password_file }
+    }
+
+    fn channel(&self) -> Channel {
+        let options = photon_client::ChannelOptions { ca: Some(self.iam.ca()), ..Default::default() };
+        photon_client::lazy_channel(&self.iam.url(), &options).unwrap()
+    }
+
+    pub fn tokens(&self) -> TokensClient<Channel> {
+        TokensClient::new(self.channel())
+    }
+
+    pub fn admin(&self) -> AdminClient<Channel> {
+        AdminClient::new(self.channel())
+    }
+
+    pub fn authz(&self) -> AuthzClient<Channel> {
+        AuthzClient::new(self.channel())
+    }
+
+    /// Logs in with a password; the whole answer.
+    pub async fn login(&self, user: &str, password: &str) -> Result<pb::TokenResponse, tonic::Status> {
+        let credentials = pb::issue_token_request::Credentials::Password(pb::PasswordCredentials {
+            user: user.into(),
+            password: password.into(),
+        });
+        self.tokens()
+            .issue_token(pb::IssueTokenRequest { credentials: Some(credentials) })
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    /// The first administrator's access token.
+    pub async fn admin_token(&self) -> String {
+        self.login("admin", ADMIN_PASSWORD).await.expect("the bootstrap admin logs in").access_token
+    }
+}
+
+/// `message` with `authorization: Bearer <token>`.
+pub fn bearer<T>(token: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
