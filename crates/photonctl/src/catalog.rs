@@ -47,7 +47,12 @@ pub const CATALOG: &[ServiceEntry] = &[
         deps: &[(Requires, "chainfire")],
         env: &[("FLAREDB_RAFT_LISTEN", "127.0.0.1:{port+1}"), ("FLAREDB_CHAINFIRE_ENDPOINTS", "[\"{url:chainfire}\"]")],
     },
-    ServiceEntry { name: "iam", api_port: 8080, deps: &[(Requires, "flaredb")], env: &[] },
+    ServiceEntry {
+        name: "iam",
+        api_port: 8080,
+        deps: &[(Requires, "flaredb")],
+        env: &[("IAM_FLAREDB_ENDPOINTS", "[\"{url:flaredb}\"]")],
+    },
     ServiceEntry { name: "plasmavmc", api_port: 9090, deps: &[(Wants, "chainfire"), (Wants, "iam")], env: &[] },
     ServiceEntry { name: "prismnet", api_port: 9091, deps: &[(Wants, "chainfire"), (After, "iam")], env: &[] },
     ServiceEntry { name: "flashdns", api_port: 853, deps: &[(Wants, "chainfire"), (After, "iam")], env: &[] },
@@ -65,6 +70,14 @@ pub const CATALOG: &[ServiceEntry] = &[
         env: &[],
     },
 ];
+
+/// What `photonctl up` tells the operator once a service is healthy, when the service wrote
+/// the file (under its data dir): (service, file, message; `{path}` is the file's path).
+pub const READY_NOTES: &[(&str, &str, &str)] = &[(
+    "iam",
+    "initial-admin-password",
+    "iam: the first administrator is 'admin'; its password is in {path} (then: photonctl login admin)",
+)];
 
 #[cfg(test)]
 mod tests {

@@ -338,8 +338,8 @@ fn a_second_up_on_the_same_data_dir_is_refused() {
 }
 
 #[test]
-fn the_real_chainfire_then_flaredb_start_and_photonctl_db_reaches_flaredb() {
-    let mut platform = Platform::real(&["chainfire", "flaredb"]);
+fn the_real_chainfire_flaredb_and_iam_start_in_order_and_photonctl_db_reaches_flaredb() {
+    let mut platform = Platform::real(&["chainfire", "flaredb", "iam"]);
     platform.wait_for_output("started flaredb", Duration::from_secs(60));
     let log = platform.photonctl.logs();
     let (chainfire, flaredb) = (log.find("started chainfire").unwrap(), log.find("started flaredb").unwrap());
@@ -366,5 +366,25 @@ fn the_real_chainfire_then_flaredb_start_and_photonctl_db_reaches_flaredb() {
     assert_eq!(db(&["del", "app/a"]), (true, "true\n".to_string()));
     let (ok, text) = db(&["get", "app/a"]);
     assert!(!ok && text.contains("not found"), "{text}");
+
+    // IAM comes up after flaredb and says where the first administrator's password is.
+    platform.wait_for_output("its password is in", Duration::from_secs(60));
+    let password_file = platform.dir.path().join("data/iam/initial-admin-password");
+    let mode = std::fs::metadata(&password_file).unwrap().permissions();
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600, "only root reads it");
+    let password = std::fs::read_to_string(&password_file).unwrap();
+    let log = platform.photonctl.logs();
+    assert!(log.find("started flaredb").unwrap() < log.find("started iam").unwrap(), "{log}");
+    let url = format!("https://127.0.0.1:{}/api/v1/auth/token", 8080 + platform.offset);
+    let out = std::process::Command::new("curl")
+        .args(["-s", "--cacert"])
+        .arg(platform.dir.path().join("data/dev-ca").join(photon_tls::CA_CERT_FILE))
+        .args(["-H", "content-type: application/json", "--data-binary"])
+        .arg(format!(r#"{{"user":"admin","password":"{}"}}"#, password.trim()))
+        .arg(&url)
+        .output()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&out.stdout);
+    assert!(answer.contains("access_token"), "the printed password logs in: {answer}");
     platform.stop_cleanly();
 }

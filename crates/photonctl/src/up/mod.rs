@@ -141,7 +141,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
     while !shutdown.is_cancelled() {
         let now = Instant::now();
         reap_and_restart(&mut services, &args, &data_dir, &ca_dir, now);
-        probe(&mut services, &args.endpoints, &ca.cert_path(), now).await;
+        probe(&mut services, &args.endpoints, &ca.cert_path(), &args.data_dir, now).await;
         start_ready(&mut services, &mut launch_order, &args, &data_dir, &ca_dir, now);
         if !announced && services.iter().all(|m| !matches!(m.phase(now), Phase::Pending | Phase::Starting { .. })) {
             announced = true;
@@ -244,7 +244,7 @@ fn reap_and_restart(services: &mut [Managed], args: &UpArgs, data_dir: &Path, ca
     }
 }
 
-async fn probe(services: &mut [Managed], endpoints: &Endpoints, ca: &Path, now: Instant) {
+async fn probe(services: &mut [Managed], endpoints: &Endpoints, ca: &Path, data_dir: &Path, now: Instant) {
     let running: Vec<usize> = (0..services.len()).filter(|&i| services[i].child.is_some()).collect();
     let answers = join_all(running.iter().map(|&i| {
         let url = endpoints.url(services[i].entry);
@@ -260,6 +260,12 @@ async fn probe(services: &mut [Managed], endpoints: &Endpoints, ca: &Path, now: 
         if healthy && m.healthy_since.is_none() {
             say(format!("{} is healthy", m.entry.name));
             m.healthy_since = Some(now);
+            for (_, file, message) in crate::catalog::READY_NOTES.iter().filter(|(s, _, _)| *s == m.entry.name) {
+                let path = data_dir.join(m.entry.name).join(file);
+                if path.exists() {
+                    say(message.replace("{path}", &path.display().to_string()));
+                }
+            }
         } else if !healthy && m.healthy_since.is_some() {
             say(format!("{} is {status}", m.entry.name));
             m.healthy_since = None;
