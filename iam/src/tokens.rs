@@ -18,32 +18,7 @@ use crate::db::Db;
 use crate::error::IamError;
 use crate::secrets::{hex, ServerKey};
 
-/// The audience of every token IAM issues.
-pub const AUDIENCE: &str = "photoncloud";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TokenType {
-    Access,
-    Refresh,
-}
-
-/// What a token says.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Claims {
-    pub iss: String,
-    /// The principal: `user:<name>` or `sa:<org>/<project>/<name>`.
-    pub sub: String,
-    pub aud: String,
-    pub iat: i64,
-    pub exp: i64,
-    /// Unique per token; what revocation names.
-    pub jti: String,
-    pub typ: TokenType,
-    /// The principal's org (empty for system users).
-    #[serde(default)]
-    pub org: String,
-}
+pub use photon_auth::claims::{Claims, TokenType, AUDIENCE};
 
 /// A signing key as stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]

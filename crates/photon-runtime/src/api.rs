@@ -21,17 +21,27 @@ use crate::metrics::{self, Metrics};
 use crate::observe;
 use crate::runtime_api::RuntimeService;
 
+/// Wraps a service's routes (its gRPC services and REST), e.g. in the shared auth guard.
+type Guard = Box<dyn FnOnce(Router) -> Router + Send>;
+
 pub struct Api {
     grpc: Routes,
     http: Router,
     health: HealthCheck,
     registry: Registry,
+    guard: Option<Guard>,
 }
 
 impl Api {
     /// An API with no routes yet, reporting health through `check`.
     pub fn new(check: impl Fn() -> HealthReport + Send + Sync + 'static) -> Self {
-        Self { grpc: Routes::default(), http: Router::new(), health: Arc::new(check), registry: Registry::default() }
+        Self {
+            grpc: Routes::default(),
+            http: Router::new(),
+            health: Arc::new(check),
+            registry: Registry::default(),
+            guard: None,
+        }
     }
 
     /// Adds a tonic-generated gRPC server.
@@ -56,6 +66,13 @@ impl Api {
         self
     }
 
+    /// Puts every request through `guard` (photon-auth's `Guard::apply`), which must keep
+    /// `/health`, `/metrics` and the Runtime service open.
+    pub fn guard(mut self, guard: impl FnOnce(Router) -> Router + Send + 'static) -> Self {
+        self.guard = Some(Box::new(guard));
+        self
+    }
+
     /// The registry where the service registers its own metrics.
     pub fn registry(&mut self) -> &mut Registry {
         &mut self.registry
@@ -76,9 +93,11 @@ impl Api {
         let builtin = Router::new()
             .route("/health", get(health::handler).with_state(health))
             .route("/metrics", get(metrics::handler).with_state(metrics.clone()));
-        grpc.merge(self.http)
-            .merge(builtin)
-            .fallback(fallback::handler)
-            .layer(axum::middleware::from_fn_with_state(metrics, observe::middleware))
+        let routes = grpc.merge(self.http).merge(builtin).fallback(fallback::handler);
+        let routes = match self.guard {
+            Some(guard) => guard(routes),
+            None => routes,
+        };
+        routes.layer(axum::middleware::from_fn_with_state(metrics, observe::middleware))
     }
 }

@@ -12,6 +12,18 @@ pub struct TestServiceConfig {
     pub log: LogSection,
     pub tls: TlsSection,
     pub test: TestSection,
+    pub auth: AuthSection,
+}
+
+/// `[auth]`: put the demo routes behind IAM through the shared auth guard (off when
+/// `iam_url` is empty).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSection {
+    pub iam_url: String,
+    /// CA that signs IAM's certificate; defaults to the API port's CA.
+    pub ca: Option<PathBuf>,
+    pub decision_ttl_ms: u64,
 }
 
 /// `[test]`: behaviour a test scripts.
@@ -43,6 +55,7 @@ impl ServiceConfig for TestServiceConfig {
                 crash_once: false,
                 record: None,
             },
+            auth: AuthSection { iam_url: String::new(), ca: None, decision_ttl_ms: 10_000 },
         }
     }
     fn sections(&self) -> Sections<'_> {

@@ -38,6 +38,15 @@ fn main() -> ExitCode {
     photon_runtime::run(SPEC, cli.common, extra, |config: TestServiceConfig, context| async move {
         let behaviour = behaviour::Behaviour::start(&config, &context)?;
         let health = behaviour.health_check();
-        Ok(Api::new(health).http(routes::router()))
+        let api = Api::new(health).http(routes::router());
+        if config.auth.iam_url.is_empty() {
+            return Ok(api);
+        }
+        let mut auth = photon_auth::AuthConfig::new(config.auth.iam_url.clone());
+        auth.ca = config.auth.ca.clone().or_else(|| context.tls.trust.clone());
+        auth.decision_ttl = std::time::Duration::from_millis(config.auth.decision_ttl_ms);
+        let client = std::sync::Arc::new(photon_auth::AuthClient::new(auth).map_err(anyhow::Error::msg)?);
+        let guard = photon_auth::Guard::new(client, routes::rules());
+        Ok(api.guard(move |router| guard.apply(router)))
     })
 }

@@ -26,6 +26,28 @@ async fn echo(Path(word): Path<String>) -> Json<Value> {
     Json(json!({ "word": word }))
 }
 
+/// A tenant resource behind the auth guard: who asked, for which project.
+async fn items(
+    Path((org, project)): Path<(String, String)>,
+    caller: Option<axum::Extension<photon_auth::Caller>>,
+) -> Json<Value> {
+    let principal = caller.map(|c| c.0.principal).unwrap_or_default();
+    Json(json!({ "org": org, "project": project, "items": [], "caller": principal }))
+}
+
+pub const ITEMS: &str = "/api/v1/demo/orgs/{org}/projects/{project}/items";
+
 pub fn router() -> Router {
-    Router::new().route("/api/v1/sleep", get(sleep)).route("/api/v1/echo/{word}", get(echo))
+    Router::new().route("/api/v1/sleep", get(sleep)).route("/api/v1/echo/{word}", get(echo)).route(ITEMS, get(items))
+}
+
+/// What each route declares, for the auth guard.
+pub fn rules() -> Vec<photon_auth::Rule> {
+    use axum::http::Method;
+    use photon_auth::Rule;
+    vec![
+        Rule::public(Some(Method::GET), "/api/v1/sleep"),
+        Rule::public(Some(Method::GET), "/api/v1/echo/{word}"),
+        Rule::new(Some(Method::GET), ITEMS, "demo:items:list", "orgs/{org}/projects/{project}"),
+    ]
 }

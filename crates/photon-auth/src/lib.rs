@@ -1,0 +1,17 @@
+//! The one auth layer every PhotonCloud service uses: a bearer token is verified locally
+//! against IAM's published keys (JWKS), and the action a route or RPC declares is authorized by
+//! IAM, whose answers are cached for a short time and keep serving, for tokens still valid,
+//! while IAM is unreachable. No service writes its own auth.
+
+pub mod claims;
+pub mod client;
+pub mod error;
+pub mod guard;
+pub mod jwks;
+pub mod rules;
+
+pub use claims::{Caller, Claims, TokenType};
+pub use client::{AuthClient, AuthConfig};
+pub use error::AuthError;
+pub use guard::Guard;
+pub use rules::Rule;
