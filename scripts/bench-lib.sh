@@ -43,6 +43,13 @@ start_flaredb() { # stores chainfire-url
   ENDPOINTS=$(seq -s, -f "https://127.0.0.1:3257%g" 1 "$n")
 }
 
+start_iam() { # flaredb-url password-file
+  IAM_FLAREDB_CA="$CA" "$BIN/iam-server" --data-dir "$WORK/iam" --tls-cert "$CERT" --tls-key "$KEY" \
+    --listen 127.0.0.1:32680 --flaredb "$1" --admin-password-file "$2" --log-level warn > "$WORK/iam.log" 2>&1 &
+  PIDS+=($!)
+  ENDPOINTS=https://127.0.0.1:32680
+}
+
 wait_ready() { # a curl-able /health on every endpoint, or an etcdctl write
   for _ in $(seq 1 150); do
     if [ "${1:-}" = flaredb ]; then

@@ -1,6 +1,6 @@
-//! PhotonCloud's load generators: `etcd-bench` (the etcd v3 API with etcd's benchmark knobs)
-//! and `ycsb-bench` (YCSB-style workloads against FlareDB, etcd-compatible stores and raw
-//! RocksDB). They share how a run is summarised.
+//! PhotonCloud's load generators: `etcd-bench` (the etcd v3 API with etcd's benchmark knobs),
+//! `ycsb-bench` (YCSB-style workloads against FlareDB, etcd-compatible stores and raw RocksDB)
+//! and `iam-bench` (IAM's Authorize next to a no-op call). They share how a run is summarised.
 
 pub mod stats;
 pub mod ycsb;
