@@ -14,6 +14,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde::{Deserialize, Serialize};
 
+use photon_auth::verified::{Cached, VerifiedCache};
+
 use crate::db::Db;
 use crate::error::IamError;
 use crate::secrets::{hex, ServerKey};
@@ -42,6 +44,7 @@ struct LoadedKey {
 #[derive(Clone)]
 pub struct Keyring {
     keys: Arc<RwLock<Vec<Arc<LoadedKey>>>>,
+    verified: Arc<VerifiedCache>,
     issuer: String,
     /// How long a retired key keeps verifying: the longest token lifetime.
     overlap_seconds: i64,
@@ -53,7 +56,7 @@ pub fn now() -> i64 {
 
 impl Keyring {
     pub fn new(issuer: String, overlap_seconds: i64) -> Self {
-        Self { keys: Arc::default(), issuer, overlap_seconds }
+        Self { keys: Arc::default(), verified: Arc::default(), issuer, overlap_seconds }
     }
 
     pub fn issuer(&self) -> &str {
@@ -149,7 +152,19 @@ impl Keyring {
     }
 
     /// Checks signature, issuer, audience and expiry (no leeway); revocation is the caller's.
+    /// A token verified before costs a lookup (its expiry is still checked).
     pub fn verify(&self, token: &str) -> Result<Claims, IamError> {
+        match self.verified.get(token) {
+            Cached::Valid(claims) => return Ok(claims),
+            Cached::Expired => return Err(IamError::Unauthenticated("token has expired".into())),
+            Cached::Unknown => {}
+        }
+        let claims = self.verify_signed(token)?;
+        self.verified.insert(token, &claims);
+        Ok(claims)
+    }
+
+    fn verify_signed(&self, token: &str) -> Result<Claims, IamError> {
         if token.len() > 8192 {
             return Err(IamError::Unauthenticated("token is over 8 KiB".into()));
         }

@@ -12,6 +12,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
 use crate::claims::{Claims, AUDIENCE};
 use crate::error::AuthError;
+use crate::verified::{Cached, VerifiedCache};
 
 const REFETCH_EVERY: Duration = Duration::from_secs(5);
 const MAX_TOKEN_BYTES: usize = 8192;
@@ -21,6 +22,7 @@ pub struct Jwks {
     ca: Option<PathBuf>,
     keys: RwLock<HashMap<String, DecodingKey>>,
     fetched: RwLock<Option<Instant>>,
+    verified: VerifiedCache,
 }
 
 impl Jwks {
@@ -31,6 +33,7 @@ impl Jwks {
             ca,
             keys: RwLock::default(),
             fetched: RwLock::default(),
+            verified: VerifiedCache::default(),
         }
     }
 
@@ -64,8 +67,20 @@ impl Jwks {
         self.keys.read().unwrap_or_else(|p| p.into_inner()).get(kid).cloned()
     }
 
-    /// Verifies signature, audience and expiry of an access token.
+    /// Verifies signature, audience and expiry of an access token (a token verified before
+    /// costs a lookup; its expiry is still checked).
     pub async fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        match self.verified.get(token) {
+            Cached::Valid(claims) => return Ok(claims),
+            Cached::Expired => return Err(AuthError::Unauthenticated("token has expired".into())),
+            Cached::Unknown => {}
+        }
+        let claims = self.verify_signed(token).await?;
+        self.verified.insert(token, &claims);
+        Ok(claims)
+    }
+
+    async fn verify_signed(&self, token: &str) -> Result<Claims, AuthError> {
         let bad = |why: String| AuthError::Unauthenticated(why);
         if token.len() > MAX_TOKEN_BYTES {
             return Err(bad(format!("token is over {MAX_TOKEN_BYTES} bytes")));

@@ -9,6 +9,7 @@ pub mod error;
 pub mod guard;
 pub mod jwks;
 pub mod rules;
+pub mod verified;
 
 pub use claims::{Caller, Claims, TokenType};
 pub use client::{AuthClient, AuthConfig};
