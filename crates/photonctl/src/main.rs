@@ -4,6 +4,7 @@
 mod catalog;
 mod db;
 mod endpoints;
+mod iam;
 mod kv;
 mod status;
 mod up;
@@ -105,6 +106,37 @@ enum Command {
         #[command(subcommand)]
         command: db::DbCommand,
     },
+    /// Log in to IAM; keeps the tokens in the user's config dir for the other commands.
+    Login {
+        #[command(flatten)]
+        target: Target,
+        /// IAM endpoint. Default: https://<host>:<8080 + port offset>.
+        #[arg(long, value_name = "URL")]
+        endpoint: Option<String>,
+        /// CA certificate to trust. Default: <data-dir>/dev-ca/ca.crt.
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
+        /// The user to log in as.
+        user: String,
+        /// File holding the password (default: read from stdin).
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+    },
+    /// Show who the saved login is: principal, org, groups, expiry.
+    Whoami {
+        /// table or json.
+        #[arg(long, short, value_enum, default_value = "table")]
+        output: OutputFormat,
+    },
+    /// Administer IAM (as the logged-in user): orgs, projects, users, groups, roles, bindings,
+    /// service accounts, access keys, the audit log.
+    Iam {
+        /// table or json.
+        #[arg(long, short, value_enum, default_value = "table")]
+        output: OutputFormat,
+        #[command(subcommand)]
+        command: iam::IamCommand,
+    },
     /// Show every service's health. Exits 0 when at least one service answers and every
     /// service that answers is healthy, 1 otherwise.
     Status {
@@ -165,6 +197,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let endpoint = endpoint.unwrap_or_else(|| endpoints.url(flaredb));
             db::run(&endpoint, ca, &namespace, command, output).await.map(|()| ExitCode::SUCCESS)
         }
+        Command::Login { target, endpoint, ca, user, password_file } => {
+            let ca = ca.unwrap_or_else(|| target.data_dir.join("dev-ca").join(photon_tls::CA_CERT_FILE));
+            let endpoints = Endpoints::new(target.host, target.port_offset)?;
+            let iam = catalog::CATALOG.iter().find(|e| e.name == "iam").context("iam is not in the catalog")?;
+            let endpoint = endpoint.unwrap_or_else(|| endpoints.url(iam));
+            let ca = std::path::absolute(&ca).unwrap_or(ca);
+            iam::login(&endpoint, ca, &user, password_file).await.map(|()| ExitCode::SUCCESS)
+        }
+        Command::Whoami { output } => iam::whoami(output).await.map(|()| ExitCode::SUCCESS),
+        Command::Iam { output, command } => iam::run(command, output).await.map(|()| ExitCode::SUCCESS),
         Command::Status { target, ca, output } => {
             let ca = ca.unwrap_or_else(|| target.data_dir.join("dev-ca").join(photon_tls::CA_CERT_FILE));
             status::run(&Endpoints::new(target.host, target.port_offset)?, ca, output).await
