@@ -1,7 +1,8 @@
 //! The one auth layer every PhotonCloud service uses: a bearer token is verified locally
 //! against IAM's published keys (JWKS), and the action a route or RPC declares is authorized by
 //! IAM, whose answers are cached for a short time and keep serving, for tokens still valid,
-//! while IAM is unreachable. No service writes its own auth.
+//! while IAM is unreachable. S3 requests are verified by `sigv4` against IAM's access keys. No
+//! service writes its own auth.
 
 pub mod claims;
 pub mod client;
@@ -9,6 +10,7 @@ pub mod error;
 pub mod guard;
 pub mod jwks;
 pub mod rules;
+pub mod sigv4;
 pub mod verified;
 
 pub use claims::{Caller, Claims, TokenType};
