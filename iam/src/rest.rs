@@ -35,9 +35,19 @@ pub fn router(iam: Iam) -> Router {
         .route("/api/v1/orgs/{org}/projects/{project}", get(get_project).delete(delete_project))
         .route("/api/v1/users", get(list_users).post(create_user))
         .route("/api/v1/users/{name}", get(get_user).delete(delete_user).patch(update_user))
+        .route("/api/v1/orgs/{org}/groups", get(list_groups).post(create_group))
+        .route("/api/v1/orgs/{org}/groups/{name}", get(get_group).delete(delete_group))
+        .route("/api/v1/orgs/{org}/groups/{name}/members", post(add_member))
+        .route("/api/v1/orgs/{org}/groups/{name}/members/{member}", axum::routing::delete(remove_member))
+        .route("/api/v1/orgs/{org}/projects/{project}/service-accounts", get(list_accounts).post(create_account))
+        .route("/api/v1/orgs/{org}/projects/{project}/service-accounts/{name}", get(get_account).delete(delete_account))
         .route("/api/v1/bindings", get(list_bindings).post(create_binding))
+        .route("/api/v1/bindings/{id}", get(get_binding).delete(delete_binding))
         .route("/api/v1/roles", get(list_roles).post(create_role))
+        .route("/api/v1/roles/{*id}", get(get_role).delete(delete_role))
         .route("/api/v1/access-keys", get(list_access_keys).post(create_access_key))
+        .route("/api/v1/access-keys/{key_id}", axum::routing::delete(delete_access_key))
+        .route("/api/v1/signing-keys/rotate", post(rotate))
         .route("/api/v1/audit", get(query_audit))
         .with_state(Rest { iam, admin })
 }
@@ -289,4 +299,89 @@ async fn query_audit(State(r): State<Rest>, h: HeaderMap, q: Q) -> Response {
     let q = with_query!(q);
     let request = pb::QueryAuditRequest { scope: q.scope, since_ms: q.since_ms, until_ms: q.until_ms, limit: q.limit };
     adapt(&h, request, |q| async move { r.admin.query_audit(q).await }).await
+}
+
+async fn list_groups(State(r): State<Rest>, h: HeaderMap, Path(org): Path<String>) -> Response {
+    adapt(&h, pb::ListGroupsRequest { org }, |q| async move { r.admin.list_groups(q).await }).await
+}
+async fn create_group(
+    State(r): State<Rest>,
+    h: HeaderMap,
+    Path(org): Path<String>,
+    b: JsonBody<pb::CreateGroupRequest>,
+) -> Response {
+    let b = pb::CreateGroupRequest { org, ..with_body!(b) };
+    adapt(&h, b, |q| async move { r.admin.create_group(q).await }).await
+}
+async fn get_group(State(r): State<Rest>, h: HeaderMap, Path((org, name)): Path<(String, String)>) -> Response {
+    adapt(&h, pb::GetGroupRequest { org, name }, |q| async move { r.admin.get_group(q).await }).await
+}
+async fn delete_group(State(r): State<Rest>, h: HeaderMap, Path((org, name)): Path<(String, String)>) -> Response {
+    adapt(&h, pb::DeleteGroupRequest { org, name }, |q| async move { r.admin.delete_group(q).await }).await
+}
+async fn add_member(
+    State(r): State<Rest>,
+    h: HeaderMap,
+    Path((org, name)): Path<(String, String)>,
+    b: JsonBody<pb::GroupMemberRequest>,
+) -> Response {
+    let b = pb::GroupMemberRequest { org, name, ..with_body!(b) };
+    adapt(&h, b, |q| async move { r.admin.add_group_member(q).await }).await
+}
+async fn remove_member(
+    State(r): State<Rest>,
+    h: HeaderMap,
+    Path((org, name, member)): Path<(String, String, String)>,
+) -> Response {
+    adapt(&h, pb::GroupMemberRequest { org, name, member }, |q| async move { r.admin.remove_group_member(q).await })
+        .await
+}
+async fn list_accounts(State(r): State<Rest>, h: HeaderMap, Path((org, project)): Path<(String, String)>) -> Response {
+    let request = pb::ListServiceAccountsRequest { org, project };
+    adapt(&h, request, |q| async move { r.admin.list_service_accounts(q).await }).await
+}
+async fn create_account(
+    State(r): State<Rest>,
+    h: HeaderMap,
+    Path((org, project)): Path<(String, String)>,
+    b: JsonBody<pb::CreateServiceAccountRequest>,
+) -> Response {
+    let b = pb::CreateServiceAccountRequest { org, project, ..with_body!(b) };
+    adapt(&h, b, |q| async move { r.admin.create_service_account(q).await }).await
+}
+async fn get_account(
+    State(r): State<Rest>,
+    h: HeaderMap,
+    Path((org, project, name)): Path<(String, String, String)>,
+) -> Response {
+    let request = pb::GetServiceAccountRequest { org, project, name };
+    adapt(&h, request, |q| async move { r.admin.get_service_account(q).await }).await
+}
+async fn delete_account(
+    State(r): State<Rest>,
+    h: HeaderMap,
+    Path((org, project, name)): Path<(String, String, String)>,
+) -> Response {
+    let request = pb::DeleteServiceAccountRequest { org, project, name };
+    adapt(&h, request, |q| async move { r.admin.delete_service_account(q).await }).await
+}
+async fn get_binding(State(r): State<Rest>, h: HeaderMap, Path(id): Path<String>, q: Q) -> Response {
+    let q = with_query!(q);
+    adapt(&h, pb::GetBindingRequest { scope: q.scope, id }, |q| async move { r.admin.get_binding(q).await }).await
+}
+async fn delete_binding(State(r): State<Rest>, h: HeaderMap, Path(id): Path<String>, q: Q) -> Response {
+    let q = with_query!(q);
+    adapt(&h, pb::DeleteBindingRequest { scope: q.scope, id }, |q| async move { r.admin.delete_binding(q).await }).await
+}
+async fn get_role(State(r): State<Rest>, h: HeaderMap, Path(id): Path<String>) -> Response {
+    adapt(&h, pb::GetRoleRequest { id }, |q| async move { r.admin.get_role(q).await }).await
+}
+async fn delete_role(State(r): State<Rest>, h: HeaderMap, Path(id): Path<String>) -> Response {
+    adapt(&h, pb::DeleteRoleRequest { id }, |q| async move { r.admin.delete_role(q).await }).await
+}
+async fn delete_access_key(State(r): State<Rest>, h: HeaderMap, Path(key_id): Path<String>) -> Response {
+    adapt(&h, pb::DeleteAccessKeyRequest { key_id }, |q| async move { r.admin.delete_access_key(q).await }).await
+}
+async fn rotate(State(r): State<Rest>, h: HeaderMap) -> Response {
+    adapt(&h, pb::RotateSigningKeyRequest {}, |q| async move { r.admin.rotate_signing_key(q).await }).await
 }

@@ -308,3 +308,134 @@ async fn an_org_admin_cannot_touch_another_orgs_objects_through_any_rpc() {
     let denied = audit.iter().filter(|e| e.outcome == "denied" && e.principal == "user:alice").count();
     assert!(denied >= 20, "alice's denials are in B's audit log: {denied}");
 }
+
+const REST: &str = include_str!("../src/rest.rs");
+
+/// (METHOD, path template) of every REST route, read from the router's source.
+fn routes() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for chunk in REST.split(".route(").skip(1) {
+        let Some(path) = chunk.split('"').nth(1) else { continue };
+        let handlers = chunk.split(")\n").next().unwrap_or_default();
+        for method in ["get", "post", "delete", "patch", "put"] {
+            let called = handlers.contains(&format!(" {method}("))
+                || handlers.contains(&format!(".{method}("))
+                || handlers.contains(&format!("routing::{method}("));
+            if called {
+                out.push((method.to_uppercase(), path.to_string()));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn an_org_admin_cannot_touch_another_orgs_objects_through_any_rest_route() {
+    let env = Env::start(&[]).await;
+    let (alice, _bob, binding_id, key_id) = setup(&env).await;
+    let auth = format!("authorization: Bearer {alice}");
+    let call = |method: &str, path: &str, body: Option<&str>| env.iam.curl(method, path, body, &[&auth]);
+    let binding = format!("/api/v1/bindings/{binding_id}?scope=orgs/b/projects/p");
+    let key = format!("/api/v1/access-keys/{key_id}");
+    let mut covered = Vec::new();
+    for (method, template) in routes() {
+        let cases: Vec<(String, Option<String>)> = match (method.as_str(), template.as_str()) {
+            ("POST", "/api/v1/auth/token") => {
+                let body = format!(r#"{{"key_id":"{key_id}","secret":"guessed"}}"#);
+                let (code, answer) = env.iam.curl("POST", &template, Some(&body), &[]);
+                assert_eq!(code, 401, "{answer}");
+                covered.push((method, template));
+                continue;
+            }
+            ("GET", "/api/v1/auth/whoami") => {
+                let (code, me) = call("GET", &template, None);
+                assert_eq!((code, me["principal"].as_str()), (200, Some("user:alice")));
+                covered.push((method, template));
+                continue;
+            }
+            ("GET", "/.well-known/jwks.json" | "/.well-known/openid-configuration") => {
+                covered.push((method, template)); // Public documents, the same for everyone.
+                continue;
+            }
+            ("GET", "/api/v1/orgs") => {
+                let (code, orgs) = call("GET", &template, None);
+                let names: Vec<&str> =
+                    orgs["orgs"].as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap()).collect();
+                assert_eq!((code, names), (200, vec!["a"]));
+                covered.push((method, template));
+                continue;
+            }
+            ("POST", "/api/v1/orgs") => vec![("/api/v1/orgs".into(), Some(r#"{"name":"c"}"#.into()))],
+            (_, "/api/v1/orgs/{org}") => vec![("/api/v1/orgs/b".into(), None)],
+            ("GET", "/api/v1/orgs/{org}/projects") => vec![("/api/v1/orgs/b/projects".into(), None)],
+            ("POST", "/api/v1/orgs/{org}/projects") => {
+                vec![("/api/v1/orgs/b/projects".into(), Some(r#"{"name":"x"}"#.into()))]
+            }
+            (_, "/api/v1/orgs/{org}/projects/{project}") => vec![("/api/v1/orgs/b/projects/p".into(), None)],
+            ("GET", "/api/v1/users") => vec![("/api/v1/users?org=b".into(), None)],
+            ("POST", "/api/v1/users") => {
+                vec![(
+                    "/api/v1/users".into(),
+                    Some(r#"{"org":"b","name":"mallory","password":"mallory-long-password"}"#.into()),
+                )]
+            }
+            ("PATCH", "/api/v1/users/{name}") => {
+                vec![("/api/v1/users/bob".into(), Some(r#"{"disabled":true}"#.into()))]
+            }
+            (_, "/api/v1/users/{name}") => vec![("/api/v1/users/bob".into(), None)],
+            ("GET", "/api/v1/orgs/{org}/groups") => vec![("/api/v1/orgs/b/groups".into(), None)],
+            ("POST", "/api/v1/orgs/{org}/groups") => {
+                vec![("/api/v1/orgs/b/groups".into(), Some(r#"{"name":"x"}"#.into()))]
+            }
+            (_, "/api/v1/orgs/{org}/groups/{name}") => vec![("/api/v1/orgs/b/groups/g".into(), None)],
+            ("POST", "/api/v1/orgs/{org}/groups/{name}/members") => {
+                vec![("/api/v1/orgs/b/groups/g/members".into(), Some(r#"{"member":"user:alice"}"#.into()))]
+            }
+            (_, "/api/v1/orgs/{org}/groups/{name}/members/{member}") => {
+                vec![("/api/v1/orgs/b/groups/g/members/user:bob".into(), None)]
+            }
+            ("GET", "/api/v1/orgs/{org}/projects/{project}/service-accounts") => {
+                vec![("/api/v1/orgs/b/projects/p/service-accounts".into(), None)]
+            }
+            ("POST", "/api/v1/orgs/{org}/projects/{project}/service-accounts") => {
+                vec![("/api/v1/orgs/b/projects/p/service-accounts".into(), Some(r#"{"name":"x"}"#.into()))]
+            }
+            (_, "/api/v1/orgs/{org}/projects/{project}/service-accounts/{name}") => {
+                vec![("/api/v1/orgs/b/projects/p/service-accounts/sa".into(), None)]
+            }
+            ("GET", "/api/v1/bindings") => vec![("/api/v1/bindings?scope=orgs/b".into(), None)],
+            ("POST", "/api/v1/bindings") => {
+                vec![(
+                    "/api/v1/bindings".into(),
+                    Some(r#"{"scope":"orgs/b","principal":"user:alice","role":"admin"}"#.into()),
+                )]
+            }
+            (_, "/api/v1/bindings/{id}") => vec![(binding.clone(), None)],
+            ("GET", "/api/v1/roles") => vec![("/api/v1/roles?scope=orgs/b".into(), None)],
+            ("POST", "/api/v1/roles") => {
+                vec![("/api/v1/roles".into(), Some(r#"{"scope":"orgs/b","name":"x","permissions":["*"]}"#.into()))]
+            }
+            (_, "/api/v1/roles/{*id}") => vec![("/api/v1/roles/orgs/b/roles/r".into(), None)],
+            ("GET", "/api/v1/access-keys") => vec![("/api/v1/access-keys?principal=sa:b/p/sa".into(), None)],
+            ("POST", "/api/v1/access-keys") => {
+                vec![("/api/v1/access-keys".into(), Some(r#"{"principal":"sa:b/p/sa"}"#.into()))]
+            }
+            (_, "/api/v1/access-keys/{key_id}") => vec![(key.clone(), None)],
+            ("POST", "/api/v1/signing-keys/rotate") => vec![(template.clone(), None)],
+            ("GET", "/api/v1/audit") => vec![("/api/v1/audit?scope=orgs/b".into(), None)],
+            other => panic!("no isolation case for REST route {other:?}: add one to this test"),
+        };
+        for (path, body) in cases {
+            let (code, answer) = call(&method, &path, body.as_deref());
+            assert_eq!(
+                (code, answer["error"]["code"].as_str()),
+                (403, Some("permission_denied")),
+                "{method} {path}: {answer}"
+            );
+        }
+        covered.push((method, template));
+    }
+    assert!(covered.len() >= 40, "every route was checked: {covered:?}");
+    // Nothing of B's changed.
+    assert!(env.login("bob", "bob-long-password").await.is_ok());
+}
