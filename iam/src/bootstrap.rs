@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::addr::Addr;
 use crate::error::IamError;
 use crate::model::{Binding, Effect, User, SYSTEM};
 use crate::state::Iam;
@@ -52,8 +53,8 @@ pub async fn run(iam: &Iam, password_file: Option<&Path>, data_dir: &Path) -> Re
     };
     // The binding first: a crash between the two leaves a binding to no one, which the next
     // start completes; never an administrator without rights.
-    match iam.db.create(&format!("binding/bindings/{ADMIN_BINDING}"), &binding, || "the bootstrap binding".into()).await
-    {
+    let binding_key = Addr::binding(SYSTEM, ADMIN_BINDING)?.key;
+    match iam.db.create(&binding_key, &binding, || "the bootstrap binding".into()).await {
         Ok(()) | Err(IamError::AlreadyExists(_)) => {}
         Err(e) => return Err(e),
     }

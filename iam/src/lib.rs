@@ -2,6 +2,7 @@
 //! authorization decisions every PhotonCloud service asks for; everything stored in flaredb.
 //! See docs/iam.md.
 
+pub mod addr;
 pub mod api;
 pub mod authz;
 pub mod bootstrap;

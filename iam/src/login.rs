@@ -76,9 +76,7 @@ impl Iam {
 
     /// The principal and org an access key belongs to, if it is enabled and its owner active.
     pub async fn resolve_access_key(&self, key_id: &str) -> Result<(String, String), IamError> {
-        if key_id.is_empty() || key_id.len() > 64 || !key_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return Err(IamError::NotFound(format!("access key {key_id:?}")));
-        }
+        crate::addr::validate_key_id(key_id).map_err(|_| IamError::NotFound(format!("access key {key_id:?}")))?;
         let key = self.db.fetch::<AccessKey>(&format!("akey/{key_id}"), || format!("access key {key_id}")).await?.value;
         if key.disabled {
             return Err(IamError::Unauthenticated(format!("access key {key_id} is disabled")));

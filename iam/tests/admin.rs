@@ -44,14 +44,7 @@ async fn authorize_over_grpc_follows_groups_roles_denies_and_conditions() {
     let env = Env::start(&[]).await;
     let root = env.admin_token().await;
     let mut admin = env.admin();
-    admin
-        .create_org(bearer(&root, pb::CreateOrgRequest { name: "acme".into(), display_name: "Acme".into() }))
-        .await
-        .unwrap();
-    for project in ["web", "vault"] {
-        let create = pb::CreateProjectRequest { org: "acme".into(), name: project.into(), display_name: String::new() };
-        admin.create_project(bearer(&root, create)).await.unwrap();
-    }
+    env.org(&root, "acme", &["web", "vault"]).await;
     let carol = user(&env, &root, "acme", "carol").await;
     let dave = user(&env, &root, "acme", "dave").await;
     admin.create_group(bearer(&root, pb::CreateGroupRequest { org: "acme".into(), name: "ops".into() })).await.unwrap();
@@ -147,10 +140,7 @@ async fn bad_input_gets_clear_errors_and_changes_nothing() {
     let env = Env::start(&[]).await;
     let root = env.admin_token().await;
     let mut admin = env.admin();
-    admin
-        .create_org(bearer(&root, pb::CreateOrgRequest { name: "acme".into(), display_name: String::new() }))
-        .await
-        .unwrap();
+    env.org(&root, "acme", &[]).await;
 
     // Malformed and missing tokens.
     for token in ["", "x", "a.b.c", &"e".repeat(9000)] {

@@ -15,14 +15,8 @@ use photon_testkit::TestServer;
 async fn setup(env: &Env) {
     let root = env.admin_token().await;
     let mut admin = env.admin();
-    for (org, project) in [("a", "p"), ("b", "q")] {
-        admin
-            .create_org(bearer(&root, pb::CreateOrgRequest { name: org.into(), display_name: String::new() }))
-            .await
-            .unwrap();
-        let create = pb::CreateProjectRequest { org: org.into(), name: project.into(), display_name: String::new() };
-        admin.create_project(bearer(&root, create)).await.unwrap();
-    }
+    env.org(&root, "a", &["p"]).await;
+    env.org(&root, "b", &["q"]).await;
     let alice = pb::CreateUserRequest {
         org: "a".into(),
         name: "alice".into(),

@@ -23,17 +23,7 @@ async fn setup(env: &Env) -> (String, String, String, String) {
     let root = env.admin_token().await;
     let mut admin = env.admin();
     for org in ["a", "b"] {
-        admin
-            .create_org(bearer(&root, pb::CreateOrgRequest { name: org.into(), display_name: String::new() }))
-            .await
-            .unwrap();
-        admin
-            .create_project(bearer(
-                &root,
-                pb::CreateProjectRequest { org: org.into(), name: "p".into(), display_name: String::new() },
-            ))
-            .await
-            .unwrap();
+        env.org(&root, org, &["p"]).await;
     }
     for (user, org) in [("alice", "a"), ("bob", "b")] {
         let create = pb::CreateUserRequest {

@@ -59,12 +59,7 @@ async fn botocore_signed_requests_verify_against_iam_access_keys() {
     let env = Env::start(&[]).await;
     let root = env.admin_token().await;
     let mut admin = env.admin();
-    admin
-        .create_org(bearer(&root, pb::CreateOrgRequest { name: "acme".into(), display_name: String::new() }))
-        .await
-        .unwrap();
-    let project = pb::CreateProjectRequest { org: "acme".into(), name: "web".into(), display_name: String::new() };
-    admin.create_project(bearer(&root, project)).await.unwrap();
+    env.org(&root, "acme", &["web"]).await;
     let sa = pb::CreateServiceAccountRequest { org: "acme".into(), project: "web".into(), name: "backup".into() };
     admin.create_service_account(bearer(&root, sa)).await.unwrap();
     let created = admin

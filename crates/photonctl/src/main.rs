@@ -49,6 +49,35 @@ struct Target {
     data_dir: PathBuf,
 }
 
+/// One service of the platform: where it answers and which CA to trust.
+#[derive(Debug, clap::Args)]
+struct ServiceTarget {
+    #[command(flatten)]
+    target: Target,
+    /// The service's endpoint. Default: https://<host>:<its API port + port offset>.
+    #[arg(long, value_name = "URL")]
+    endpoint: Option<String>,
+    /// CA certificate to trust. Default: <data-dir>/dev-ca/ca.crt.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+}
+
+impl ServiceTarget {
+    /// The endpoint and CA for `service`.
+    fn resolve(self, service: &str) -> anyhow::Result<(String, PathBuf)> {
+        let ca = self.ca.unwrap_or_else(|| self.target.data_dir.join("dev-ca").join(photon_tls::CA_CERT_FILE));
+        let entry = catalog::CATALOG
+            .iter()
+            .find(|e| e.name == service)
+            .with_context(|| format!("{service} is not in the catalog"))?;
+        let endpoint = match self.endpoint {
+            Some(endpoint) => endpoint,
+            None => Endpoints::new(self.target.host, self.target.port_offset)?.url(entry),
+        };
+        Ok((endpoint, ca))
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Start the whole platform on this node, in the foreground.
@@ -74,13 +103,7 @@ enum Command {
     /// Read and write keys in chainfire.
     Kv {
         #[command(flatten)]
-        target: Target,
-        /// chainfire endpoint. Default: https://<host>:<2379 + port offset>.
-        #[arg(long, value_name = "URL")]
-        endpoint: Option<String>,
-        /// CA certificate to trust. Default: <data-dir>/dev-ca/ca.crt.
-        #[arg(long, value_name = "FILE")]
-        ca: Option<PathBuf>,
+        service: ServiceTarget,
         /// table or json.
         #[arg(long, short, value_enum, default_value = "table")]
         output: OutputFormat,
@@ -90,13 +113,7 @@ enum Command {
     /// Read and write keys in FlareDB.
     Db {
         #[command(flatten)]
-        target: Target,
-        /// flaredb endpoint. Default: https://<host>:<2479 + port offset>.
-        #[arg(long, value_name = "URL")]
-        endpoint: Option<String>,
-        /// CA certificate to trust. Default: <data-dir>/dev-ca/ca.crt.
-        #[arg(long, value_name = "FILE")]
-        ca: Option<PathBuf>,
+        service: ServiceTarget,
         /// The namespace the keys are in.
         #[arg(long, short, default_value = "default")]
         namespace: String,
@@ -109,13 +126,7 @@ enum Command {
     /// Log in to IAM; keeps the tokens in the user's config dir for the other commands.
     Login {
         #[command(flatten)]
-        target: Target,
-        /// IAM endpoint. Default: https://<host>:<8080 + port offset>.
-        #[arg(long, value_name = "URL")]
-        endpoint: Option<String>,
-        /// CA certificate to trust. Default: <data-dir>/dev-ca/ca.crt.
-        #[arg(long, value_name = "FILE")]
-        ca: Option<PathBuf>,
+        service: ServiceTarget,
         /// The user to log in as.
         user: String,
         /// File holding the password (default: read from stdin).
@@ -181,27 +192,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             signals.abort();
             result.map(|()| ExitCode::SUCCESS)
         }
-        Command::Kv { target, endpoint, ca, output, command } => {
-            let ca = ca.unwrap_or_else(|| target.data_dir.join("dev-ca").join(photon_tls::CA_CERT_FILE));
-            let endpoints = Endpoints::new(target.host, target.port_offset)?;
-            let chainfire =
-                catalog::CATALOG.iter().find(|e| e.name == "chainfire").context("chainfire is not in the catalog")?;
-            let endpoint = endpoint.unwrap_or_else(|| endpoints.url(chainfire));
+        Command::Kv { service, output, command } => {
+            let (endpoint, ca) = service.resolve("chainfire")?;
             kv::run(&endpoint, ca, command, output).await.map(|()| ExitCode::SUCCESS)
         }
-        Command::Db { target, endpoint, ca, namespace, output, command } => {
-            let ca = ca.unwrap_or_else(|| target.data_dir.join("dev-ca").join(photon_tls::CA_CERT_FILE));
-            let endpoints = Endpoints::new(target.host, target.port_offset)?;
-            let flaredb =
-                catalog::CATALOG.iter().find(|e| e.name == "flaredb").context("flaredb is not in the catalog")?;
-            let endpoint = endpoint.unwrap_or_else(|| endpoints.url(flaredb));
+        Command::Db { service, namespace, output, command } => {
+            let (endpoint, ca) = service.resolve("flaredb")?;
             db::run(&endpoint, ca, &namespace, command, output).await.map(|()| ExitCode::SUCCESS)
         }
-        Command::Login { target, endpoint, ca, user, password_file } => {
-            let ca = ca.unwrap_or_else(|| target.data_dir.join("dev-ca").join(photon_tls::CA_CERT_FILE));
-            let endpoints = Endpoints::new(target.host, target.port_offset)?;
-            let iam = catalog::CATALOG.iter().find(|e| e.name == "iam").context("iam is not in the catalog")?;
-            let endpoint = endpoint.unwrap_or_else(|| endpoints.url(iam));
+        Command::Login { service, user, password_file } => {
+            let (endpoint, ca) = service.resolve("iam")?;
             let ca = std::path::absolute(&ca).unwrap_or(ca);
             iam::login(&endpoint, ca, &user, password_file).await.map(|()| ExitCode::SUCCESS)
         }

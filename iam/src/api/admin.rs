@@ -1,7 +1,7 @@
 //! The `photon.iam.v1.Admin` service: CRUD of orgs, projects, users, groups, service accounts,
 //! roles, bindings and access keys, the audit query and key rotation. Every call authenticates
-//! the caller, authorizes the declared action (`actions.rs`) on the object's resource path,
-//! validates input before writing, and audits the change.
+//! the caller, authorizes the declared action (`actions.rs`) on the object's resource path
+//! (`addr.rs`), validates input before writing, and audits the change.
 
 use std::collections::BTreeSet;
 
@@ -9,16 +9,20 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use photon_api::iam::v1 as pb;
 use photon_api::iam::v1::admin_server::Admin;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use tonic::{Request, Response, Status};
 
 use super::actions::action;
 use super::convert;
+use crate::addr::{in_scope, Addr};
 use crate::authz::action::validate_pattern;
 use crate::authz::engine::{builtin, role_usable_at};
+use crate::db::Versioned;
 use crate::error::IamError;
 use crate::model::{
-    covers, role_id, validate_name, validate_scope, AccessKey, Binding, Effect, Group, Org, Principal, Project, Role,
-    ServiceAccount, User, SYSTEM,
+    covers, validate_scope, AccessKey, Binding, Effect, Group, Org, Principal, Project, Role, ServiceAccount, User,
+    SYSTEM,
 };
 use crate::state::{now_ms, AuditRecord, Iam};
 use crate::tokens::{now, Claims};
@@ -40,6 +44,8 @@ struct Call<T> {
     body: T,
 }
 
+type Reply<T> = Result<Response<T>, Status>;
+
 impl AdminService {
     fn call<T>(&self, request: Request<T>) -> Result<Call<T>, IamError> {
         let caller = self.iam.caller(request.metadata())?;
@@ -55,58 +61,71 @@ impl AdminService {
         self.iam.audit(&call.caller.sub, action(rpc), resource, "ok", detail).await;
     }
 
-    /// The resource path of a principal (where its access keys and bindings about it live).
-    async fn principal_path(&self, principal: &str) -> Result<String, IamError> {
+    /// Authorizes `rpc` on the object at `addr` and reads it.
+    async fn get_at<T: DeserializeOwned, R>(
+        &self,
+        call: &Call<R>,
+        rpc: &str,
+        addr: &Addr,
+    ) -> Result<Versioned<T>, IamError> {
+        self.require(call, rpc, &addr.path).await?;
+        self.iam.db.fetch(&addr.key, || addr.what.clone()).await
+    }
+
+    /// Writes a new object at `addr` (already authorized) and audits it.
+    async fn create_at<T: Serialize, R>(
+        &self,
+        call: &Call<R>,
+        rpc: &str,
+        addr: &Addr,
+        value: &T,
+        detail: &str,
+    ) -> Result<(), IamError> {
+        self.iam.db.create(&addr.key, value, || addr.what.clone()).await?;
+        self.changed(call, rpc, &addr.path, detail).await;
+        Ok(())
+    }
+
+    /// Authorizes `rpc` on the object at `addr`, deletes it and audits it.
+    async fn delete_at<R>(&self, call: &Call<R>, rpc: &str, addr: &Addr) -> Result<Response<pb::Empty>, IamError> {
+        self.require(call, rpc, &addr.path).await?;
+        if !self.iam.db.delete(&addr.key).await? {
+            return Err(IamError::NotFound(addr.what.clone()));
+        }
+        self.changed(call, rpc, &addr.path, "").await;
+        Ok(Response::new(pb::Empty {}))
+    }
+
+    /// Errors unless the object at `addr` exists.
+    async fn ensure<T: DeserializeOwned>(&self, addr: &Addr) -> Result<(), IamError> {
+        self.iam.db.fetch::<T>(&addr.key, || addr.what.clone()).await.map(|_| ())
+    }
+
+    /// A user (its org is in its record, so its address is known after reading).
+    async fn user(&self, name: &str) -> Result<(Addr, Versioned<User>), IamError> {
+        let user: Versioned<User> = self.iam.db.fetch(&Addr::user("", name)?.key, || format!("user {name}")).await?;
+        Ok((Addr::user(&user.value.org, name)?, user))
+    }
+
+    /// The address of a principal (where its access keys live), checking it exists.
+    async fn principal(&self, principal: &str) -> Result<Addr, IamError> {
         match Principal::parse("principal", principal)? {
-            Principal::User(name) => Ok(user_path(&self.user(&name).await?.value)),
-            Principal::Group { org, name } => Ok(format!("orgs/{org}/groups/{name}")),
+            Principal::User(name) => Ok(self.user(&name).await?.0),
+            Principal::Group { org, name } => {
+                let addr = Addr::group(&org, &name)?;
+                self.ensure::<Group>(&addr).await?;
+                Ok(addr)
+            }
             Principal::ServiceAccount { org, project, name } => {
-                Ok(format!("orgs/{org}/projects/{project}/service-accounts/{name}"))
+                let addr = Addr::service_account(&org, &project, &name)?;
+                self.ensure::<ServiceAccount>(&addr).await?;
+                Ok(addr)
             }
         }
     }
 
-    async fn user(&self, name: &str) -> Result<crate::db::Versioned<User>, IamError> {
-        validate_name("name", name)?;
-        self.iam.db.fetch(&format!("user/{name}"), || format!("user {name}")).await
-    }
-
-    async fn ensure_org(&self, org: &str) -> Result<(), IamError> {
-        validate_name("org", org)?;
-        self.iam.db.fetch::<Org>(&format!("org/{org}"), || format!("org {org}")).await.map(|_| ())
-    }
-
-    async fn ensure_project(&self, org: &str, project: &str) -> Result<(), IamError> {
-        validate_name("project", project)?;
-        self.iam
-            .db
-            .fetch::<Project>(&format!("project/{org}/{project}"), || format!("project {org}/{project}"))
-            .await
-            .map(|_| ())
-    }
-
-    async fn ensure_principal(&self, principal: &str) -> Result<(), IamError> {
-        match Principal::parse("principal", principal)? {
-            Principal::User(name) => self.user(&name).await.map(|_| ()),
-            Principal::Group { org, name } => self
-                .iam
-                .db
-                .fetch::<Group>(&format!("group/{org}/{name}"), || format!("group {org}/{name}"))
-                .await
-                .map(|_| ()),
-            Principal::ServiceAccount { org, project, name } => self
-                .iam
-                .db
-                .fetch::<ServiceAccount>(&format!("sa/{org}/{project}/{name}"), || {
-                    format!("service account {principal}")
-                })
-                .await
-                .map(|_| ()),
-        }
-    }
-
     /// Keeps the entries of a list the caller may `get`.
-    async fn visible<T>(&self, call: &Call<impl Sized>, rpc_get: &str, items: Vec<(String, T)>) -> Vec<T> {
+    fn visible<T>(&self, call: &Call<impl Sized>, rpc_get: &str, items: Vec<(String, T)>) -> Vec<T> {
         let policies = self.iam.policies();
         let context =
             crate::authz::condition::RequestContext { source_ip: call.source, now: now(), ..Default::default() };
@@ -118,17 +137,16 @@ impl AdminService {
     }
 
     /// Reads, changes and writes a group, retrying when another change landed in between.
-    async fn change_group(&self, org: &str, name: &str, change: impl Fn(&mut Group)) -> Result<Group, IamError> {
-        let key = format!("group/{org}/{name}");
+    async fn change_group(&self, addr: &Addr, change: impl Fn(&mut Group)) -> Result<Group, IamError> {
         for _ in 0..8 {
-            let current = self.iam.db.fetch::<Group>(&key, || format!("group {org}/{name}")).await?;
+            let current = self.iam.db.fetch::<Group>(&addr.key, || addr.what.clone()).await?;
             let mut group = current.value;
             change(&mut group);
-            if self.iam.db.update(&key, &group, current.version).await? {
+            if self.iam.db.update(&addr.key, &group, current.version).await? {
                 return Ok(group);
             }
         }
-        Err(IamError::Unavailable(format!("group {org}/{name} kept changing; try again")))
+        Err(IamError::Unavailable(format!("{} kept changing; try again", addr.what)))
     }
 
     async fn after_policy_change(&self) {
@@ -136,57 +154,48 @@ impl AdminService {
             tracing::warn!(error = %e, "reloading policies after a change failed; the periodic reload will retry");
         }
     }
-}
 
-fn user_path(user: &User) -> String {
-    if user.org.is_empty() {
-        format!("users/{}", user.name)
-    } else {
-        format!("orgs/{}/users/{}", user.org, user.name)
+    async fn member_change(&self, request: Request<pb::GroupMemberRequest>, rpc: &str, add: bool) -> Reply<pb::Group> {
+        let call = self.call(request)?;
+        let b = &call.body;
+        let addr = Addr::group(&b.org, &b.name)?;
+        self.require(&call, rpc, &addr.path).await?;
+        if add {
+            if matches!(Principal::parse("member", &b.member)?, Principal::Group { .. }) {
+                return Err(IamError::invalid("member", "groups do not nest; add users or service accounts").into());
+            }
+            self.principal(&b.member).await?;
+        }
+        let member = b.member.clone();
+        let group = self
+            .change_group(&addr, |g| {
+                if add {
+                    g.members.insert(member.clone());
+                } else {
+                    g.members.remove(&member);
+                }
+            })
+            .await?;
+        self.changed(&call, rpc, &addr.path, &format!("{} {}", if add { "added" } else { "removed" }, b.member)).await;
+        self.after_policy_change().await;
+        Ok(Response::new(convert::group(group)))
     }
 }
-
-fn binding_path(scope: &str, id: &str) -> String {
-    if scope == SYSTEM {
-        format!("bindings/{id}")
-    } else {
-        format!("{scope}/bindings/{id}")
-    }
-}
-
-/// A role id's (scope, name).
-fn split_role_id(id: &str) -> Result<(String, String), IamError> {
-    let bad = || IamError::invalid("id", format!("{id:?} is not <scope>/roles/<name> or roles/<name>"));
-    let (scope, name) = match id.rsplit_once("/roles/") {
-        Some((scope, name)) => (scope.to_string(), name.to_string()),
-        None => (SYSTEM.to_string(), id.strip_prefix("roles/").ok_or_else(bad)?.to_string()),
-    };
-    validate_scope("id", &scope).map_err(|_| bad())?;
-    validate_name("id", &name).map_err(|_| bad())?;
-    Ok((scope, name))
-}
-
-type Reply<T> = Result<Response<T>, Status>;
 
 #[tonic::async_trait]
 impl Admin for AdminService {
     async fn create_org(&self, request: Request<pb::CreateOrgRequest>) -> Reply<pb::Org> {
         let call = self.call(request)?;
-        validate_name("name", &call.body.name)?;
-        let path = format!("orgs/{}", call.body.name);
-        self.require(&call, "CreateOrg", &path).await?;
+        let addr = Addr::org(&call.body.name)?;
+        self.require(&call, "CreateOrg", &addr.path).await?;
         let org = Org { name: call.body.name.clone(), display_name: call.body.display_name.clone(), created_at: now() };
-        self.iam.db.create(&format!("org/{}", org.name), &org, || format!("org {}", org.name)).await?;
-        self.changed(&call, "CreateOrg", &path, "").await;
+        self.create_at(&call, "CreateOrg", &addr, &org, "").await?;
         Ok(Response::new(convert::org(org)))
     }
 
     async fn get_org(&self, request: Request<pb::GetOrgRequest>) -> Reply<pb::Org> {
         let call = self.call(request)?;
-        validate_name("name", &call.body.name)?;
-        self.require(&call, "GetOrg", &format!("orgs/{}", call.body.name)).await?;
-        let org =
-            self.iam.db.fetch::<Org>(&format!("org/{}", call.body.name), || format!("org {}", call.body.name)).await?;
+        let org: Versioned<Org> = self.get_at(&call, "GetOrg", &Addr::org(&call.body.name)?).await?;
         Ok(Response::new(convert::org(org.value)))
     }
 
@@ -194,19 +203,18 @@ impl Admin for AdminService {
         let call = self.call(request)?;
         let orgs: Vec<(String, Org)> =
             self.iam.db.list::<Org>("org/").await?.into_iter().map(|(_, o)| (format!("orgs/{}", o.name), o)).collect();
-        let orgs = self.visible(&call, "GetOrg", orgs).await;
+        let orgs = self.visible(&call, "GetOrg", orgs);
         Ok(Response::new(pb::ListOrgsResponse { orgs: orgs.into_iter().map(convert::org).collect() }))
     }
 
     async fn delete_org(&self, request: Request<pb::DeleteOrgRequest>) -> Reply<pb::Empty> {
         let call = self.call(request)?;
-        validate_name("name", &call.body.name)?;
-        let org = &call.body.name;
-        let path = format!("orgs/{org}");
-        self.require(&call, "DeleteOrg", &path).await?;
-        self.ensure_org(org).await?;
+        let org = call.body.name.clone();
+        let addr = Addr::org(&org)?;
+        self.require(&call, "DeleteOrg", &addr.path).await?;
+        self.ensure::<Org>(&addr).await?;
         let projects = self.iam.db.list::<Project>(&format!("project/{org}/")).await?.len();
-        let users = self.iam.db.list::<User>("user/").await?.into_iter().filter(|(_, u)| &u.org == org).count();
+        let users = self.iam.db.list::<User>("user/").await?.into_iter().filter(|(_, u)| u.org == org).count();
         let groups = self.iam.db.list::<Group>(&format!("group/{org}/")).await?.len();
         if projects + users + groups > 0 {
             return Err(IamError::FailedPrecondition(format!(
@@ -214,46 +222,36 @@ impl Admin for AdminService {
             ))
             .into());
         }
-        self.iam.db.delete(&format!("org/{org}")).await?;
-        self.changed(&call, "DeleteOrg", &path, "").await;
-        Ok(Response::new(pb::Empty {}))
+        Ok(self.delete_at(&call, "DeleteOrg", &addr).await?)
     }
 
     async fn create_project(&self, request: Request<pb::CreateProjectRequest>) -> Reply<pb::Project> {
         let call = self.call(request)?;
         let b = &call.body;
-        validate_name("org", &b.org)?;
-        validate_name("name", &b.name)?;
-        let path = format!("orgs/{}/projects/{}", b.org, b.name);
-        self.require(&call, "CreateProject", &path).await?;
-        self.ensure_org(&b.org).await?;
+        let addr = Addr::project(&b.org, &b.name)?;
+        self.require(&call, "CreateProject", &addr.path).await?;
+        self.ensure::<Org>(&Addr::org(&b.org)?).await?;
         let project = Project {
             org: b.org.clone(),
             name: b.name.clone(),
             display_name: b.display_name.clone(),
             created_at: now(),
         };
-        let key = format!("project/{}/{}", b.org, b.name);
-        self.iam.db.create(&key, &project, || format!("project {}/{}", b.org, b.name)).await?;
-        self.changed(&call, "CreateProject", &path, "").await;
+        self.create_at(&call, "CreateProject", &addr, &project, "").await?;
         Ok(Response::new(convert::project(project)))
     }
 
     async fn get_project(&self, request: Request<pb::GetProjectRequest>) -> Reply<pb::Project> {
         let call = self.call(request)?;
-        let b = &call.body;
-        validate_name("org", &b.org)?;
-        validate_name("name", &b.name)?;
-        self.require(&call, "GetProject", &format!("orgs/{}/projects/{}", b.org, b.name)).await?;
-        let key = format!("project/{}/{}", b.org, b.name);
-        let project = self.iam.db.fetch::<Project>(&key, || format!("project {}/{}", b.org, b.name)).await?;
+        let addr = Addr::project(&call.body.org, &call.body.name)?;
+        let project: Versioned<Project> = self.get_at(&call, "GetProject", &addr).await?;
         Ok(Response::new(convert::project(project.value)))
     }
 
     async fn list_projects(&self, request: Request<pb::ListProjectsRequest>) -> Reply<pb::ListProjectsResponse> {
         let call = self.call(request)?;
-        validate_name("org", &call.body.org)?;
-        self.require(&call, "ListProjects", &format!("orgs/{}", call.body.org)).await?;
+        let org = Addr::org(&call.body.org)?;
+        self.require(&call, "ListProjects", &org.path).await?;
         let projects = self.iam.db.list::<Project>(&format!("project/{}/", call.body.org)).await?;
         Ok(Response::new(pb::ListProjectsResponse {
             projects: projects.into_iter().map(|(_, p)| convert::project(p)).collect(),
@@ -263,65 +261,49 @@ impl Admin for AdminService {
     async fn delete_project(&self, request: Request<pb::DeleteProjectRequest>) -> Reply<pb::Empty> {
         let call = self.call(request)?;
         let b = &call.body;
-        validate_name("org", &b.org)?;
-        validate_name("name", &b.name)?;
-        let path = format!("orgs/{}/projects/{}", b.org, b.name);
-        self.require(&call, "DeleteProject", &path).await?;
-        self.ensure_project(&b.org, &b.name).await?;
+        let addr = Addr::project(&b.org, &b.name)?;
+        self.require(&call, "DeleteProject", &addr.path).await?;
         let accounts = self.iam.db.list::<ServiceAccount>(&format!("sa/{}/{}/", b.org, b.name)).await?.len();
         if accounts > 0 {
-            return Err(IamError::FailedPrecondition(format!(
-                "project {}/{} still has {accounts} service accounts",
-                b.org, b.name
-            ))
-            .into());
+            return Err(
+                IamError::FailedPrecondition(format!("{} still has {accounts} service accounts", addr.what)).into()
+            );
         }
-        self.iam.db.delete(&format!("project/{}/{}", b.org, b.name)).await?;
-        self.changed(&call, "DeleteProject", &path, "").await;
-        Ok(Response::new(pb::Empty {}))
+        Ok(self.delete_at(&call, "DeleteProject", &addr).await?)
     }
 
     async fn create_user(&self, request: Request<pb::CreateUserRequest>) -> Reply<pb::User> {
         let call = self.call(request)?;
         let b = &call.body;
-        validate_name("name", &b.name)?;
+        let addr = Addr::user(&b.org, &b.name)?;
+        self.require(&call, "CreateUser", &addr.path).await?;
         if !b.org.is_empty() {
-            validate_name("org", &b.org)?;
+            self.ensure::<Org>(&Addr::org(&b.org)?).await?;
         }
+        crate::password::validate(&b.password)?;
         let user = User {
             name: b.name.clone(),
             org: b.org.clone(),
             display_name: b.display_name.clone(),
-            password_hash: String::new(),
+            password_hash: crate::password::hash(&b.password)?,
             disabled: false,
             created_at: now(),
         };
-        let path = user_path(&user);
-        self.require(&call, "CreateUser", &path).await?;
-        if !b.org.is_empty() {
-            self.ensure_org(&b.org).await?;
-        }
-        crate::password::validate(&b.password)?;
-        let user = User { password_hash: crate::password::hash(&b.password)?, ..user };
-        self.iam.db.create(&format!("user/{}", user.name), &user, || format!("user {}", user.name)).await?;
-        self.changed(&call, "CreateUser", &path, "").await;
+        self.create_at(&call, "CreateUser", &addr, &user, "").await?;
         Ok(Response::new(convert::user(user)))
     }
 
     async fn get_user(&self, request: Request<pb::GetUserRequest>) -> Reply<pb::User> {
         let call = self.call(request)?;
-        let user = self.user(&call.body.name).await?.value;
-        self.require(&call, "GetUser", &user_path(&user)).await?;
-        Ok(Response::new(convert::user(user)))
+        let (addr, user) = self.user(&call.body.name).await?;
+        self.require(&call, "GetUser", &addr.path).await?;
+        Ok(Response::new(convert::user(user.value)))
     }
 
     async fn list_users(&self, request: Request<pb::ListUsersRequest>) -> Reply<pb::ListUsersResponse> {
         let call = self.call(request)?;
         let org = call.body.org.clone();
-        let scope = if org.is_empty() { SYSTEM.to_string() } else { format!("orgs/{org}") };
-        if !org.is_empty() {
-            validate_name("org", &org)?;
-        }
+        let scope = if org.is_empty() { SYSTEM.to_string() } else { Addr::org(&org)?.path };
         self.require(&call, "ListUsers", &scope).await?;
         let users = self.iam.db.list::<User>("user/").await?;
         Ok(Response::new(pb::ListUsersResponse {
@@ -335,9 +317,8 @@ impl Admin for AdminService {
 
     async fn update_user(&self, request: Request<pb::UpdateUserRequest>) -> Reply<pb::User> {
         let call = self.call(request)?;
-        let current = self.user(&call.body.name).await?;
-        let path = user_path(&current.value);
-        self.require(&call, "UpdateUser", &path).await?;
+        let (addr, current) = self.user(&call.body.name).await?;
+        self.require(&call, "UpdateUser", &addr.path).await?;
         let mut user = current.value;
         let mut changed = Vec::new();
         if let Some(password) = &call.body.password {
@@ -349,55 +330,41 @@ impl Admin for AdminService {
             user.disabled = disabled;
             changed.push(if disabled { "disabled" } else { "enabled" });
         }
-        if !self.iam.db.update(&format!("user/{}", user.name), &user, current.version).await? {
-            return Err(IamError::FailedPrecondition(format!("user {} changed meanwhile; try again", user.name)).into());
+        if !self.iam.db.update(&addr.key, &user, current.version).await? {
+            return Err(IamError::FailedPrecondition(format!("{} changed meanwhile; try again", addr.what)).into());
         }
-        self.changed(&call, "UpdateUser", &path, &changed.join(", ")).await;
+        self.changed(&call, "UpdateUser", &addr.path, &changed.join(", ")).await;
         Ok(Response::new(convert::user(user)))
     }
 
     async fn delete_user(&self, request: Request<pb::DeleteUserRequest>) -> Reply<pb::Empty> {
         let call = self.call(request)?;
-        let user = self.user(&call.body.name).await?.value;
-        let path = user_path(&user);
-        self.require(&call, "DeleteUser", &path).await?;
-        self.iam.db.delete(&format!("user/{}", user.name)).await?;
-        self.changed(&call, "DeleteUser", &path, "").await;
-        Ok(Response::new(pb::Empty {}))
+        let (addr, _) = self.user(&call.body.name).await?;
+        Ok(self.delete_at(&call, "DeleteUser", &addr).await?)
     }
 
     async fn create_group(&self, request: Request<pb::CreateGroupRequest>) -> Reply<pb::Group> {
         let call = self.call(request)?;
         let b = &call.body;
-        validate_name("org", &b.org)?;
-        validate_name("name", &b.name)?;
-        let path = format!("orgs/{}/groups/{}", b.org, b.name);
-        self.require(&call, "CreateGroup", &path).await?;
-        self.ensure_org(&b.org).await?;
+        let addr = Addr::group(&b.org, &b.name)?;
+        self.require(&call, "CreateGroup", &addr.path).await?;
+        self.ensure::<Org>(&Addr::org(&b.org)?).await?;
         let group = Group { org: b.org.clone(), name: b.name.clone(), members: BTreeSet::new(), created_at: now() };
-        self.iam
-            .db
-            .create(&format!("group/{}/{}", b.org, b.name), &group, || format!("group {}/{}", b.org, b.name))
-            .await?;
-        self.changed(&call, "CreateGroup", &path, "").await;
+        self.create_at(&call, "CreateGroup", &addr, &group, "").await?;
         Ok(Response::new(convert::group(group)))
     }
 
     async fn get_group(&self, request: Request<pb::GetGroupRequest>) -> Reply<pb::Group> {
         let call = self.call(request)?;
-        let b = &call.body;
-        validate_name("org", &b.org)?;
-        validate_name("name", &b.name)?;
-        self.require(&call, "GetGroup", &format!("orgs/{}/groups/{}", b.org, b.name)).await?;
-        let key = format!("group/{}/{}", b.org, b.name);
-        let group = self.iam.db.fetch::<Group>(&key, || format!("group {}/{}", b.org, b.name)).await?;
+        let group: Versioned<Group> =
+            self.get_at(&call, "GetGroup", &Addr::group(&call.body.org, &call.body.name)?).await?;
         Ok(Response::new(convert::group(group.value)))
     }
 
     async fn list_groups(&self, request: Request<pb::ListGroupsRequest>) -> Reply<pb::ListGroupsResponse> {
         let call = self.call(request)?;
-        validate_name("org", &call.body.org)?;
-        self.require(&call, "ListGroups", &format!("orgs/{}", call.body.org)).await?;
+        let org = Addr::org(&call.body.org)?;
+        self.require(&call, "ListGroups", &org.path).await?;
         let groups = self.iam.db.list::<Group>(&format!("group/{}/", call.body.org)).await?;
         Ok(Response::new(pb::ListGroupsResponse {
             groups: groups.into_iter().map(|(_, g)| convert::group(g)).collect(),
@@ -405,58 +372,18 @@ impl Admin for AdminService {
     }
 
     async fn add_group_member(&self, request: Request<pb::GroupMemberRequest>) -> Reply<pb::Group> {
-        let call = self.call(request)?;
-        let b = &call.body;
-        validate_name("org", &b.org)?;
-        validate_name("name", &b.name)?;
-        let path = format!("orgs/{}/groups/{}", b.org, b.name);
-        self.require(&call, "AddGroupMember", &path).await?;
-        if matches!(Principal::parse("member", &b.member)?, Principal::Group { .. }) {
-            return Err(IamError::invalid("member", "groups do not nest; add users or service accounts").into());
-        }
-        self.ensure_principal(&b.member).await?;
-        let member = b.member.clone();
-        let group = self
-            .change_group(&b.org, &b.name, |g| {
-                g.members.insert(member.clone());
-            })
-            .await?;
-        self.changed(&call, "AddGroupMember", &path, &format!("added {}", b.member)).await;
-        self.after_policy_change().await;
-        Ok(Response::new(convert::group(group)))
+        self.member_change(request, "AddGroupMember", true).await
     }
 
     async fn remove_group_member(&self, request: Request<pb::GroupMemberRequest>) -> Reply<pb::Group> {
-        let call = self.call(request)?;
-        let b = &call.body;
-        validate_name("org", &b.org)?;
-        validate_name("name", &b.name)?;
-        let path = format!("orgs/{}/groups/{}", b.org, b.name);
-        self.require(&call, "RemoveGroupMember", &path).await?;
-        let member = b.member.clone();
-        let group = self
-            .change_group(&b.org, &b.name, |g| {
-                g.members.remove(&member);
-            })
-            .await?;
-        self.changed(&call, "RemoveGroupMember", &path, &format!("removed {}", b.member)).await;
-        self.after_policy_change().await;
-        Ok(Response::new(convert::group(group)))
+        self.member_change(request, "RemoveGroupMember", false).await
     }
 
     async fn delete_group(&self, request: Request<pb::DeleteGroupRequest>) -> Reply<pb::Empty> {
         let call = self.call(request)?;
-        let b = &call.body;
-        validate_name("org", &b.org)?;
-        validate_name("name", &b.name)?;
-        let path = format!("orgs/{}/groups/{}", b.org, b.name);
-        self.require(&call, "DeleteGroup", &path).await?;
-        if !self.iam.db.delete(&format!("group/{}/{}", b.org, b.name)).await? {
-            return Err(IamError::NotFound(format!("group {}/{}", b.org, b.name)).into());
-        }
-        self.changed(&call, "DeleteGroup", &path, "").await;
+        let reply = self.delete_at(&call, "DeleteGroup", &Addr::group(&call.body.org, &call.body.name)?).await?;
         self.after_policy_change().await;
-        Ok(Response::new(pb::Empty {}))
+        Ok(reply)
     }
 
     async fn create_service_account(
@@ -465,12 +392,9 @@ impl Admin for AdminService {
     ) -> Reply<pb::ServiceAccount> {
         let call = self.call(request)?;
         let b = &call.body;
-        validate_name("org", &b.org)?;
-        validate_name("project", &b.project)?;
-        validate_name("name", &b.name)?;
-        let path = format!("orgs/{}/projects/{}/service-accounts/{}", b.org, b.project, b.name);
-        self.require(&call, "CreateServiceAccount", &path).await?;
-        self.ensure_project(&b.org, &b.project).await?;
+        let addr = Addr::service_account(&b.org, &b.project, &b.name)?;
+        self.require(&call, "CreateServiceAccount", &addr.path).await?;
+        self.ensure::<Project>(&Addr::project(&b.org, &b.project)?).await?;
         let account = ServiceAccount {
             org: b.org.clone(),
             project: b.project.clone(),
@@ -478,26 +402,15 @@ impl Admin for AdminService {
             disabled: false,
             created_at: now(),
         };
-        let key = format!("sa/{}/{}/{}", b.org, b.project, b.name);
-        self.iam.db.create(&key, &account, || format!("service account sa:{}/{}/{}", b.org, b.project, b.name)).await?;
-        self.changed(&call, "CreateServiceAccount", &path, "").await;
+        self.create_at(&call, "CreateServiceAccount", &addr, &account, "").await?;
         Ok(Response::new(convert::service_account(account)))
     }
 
     async fn get_service_account(&self, request: Request<pb::GetServiceAccountRequest>) -> Reply<pb::ServiceAccount> {
         let call = self.call(request)?;
         let b = &call.body;
-        validate_name("org", &b.org)?;
-        validate_name("project", &b.project)?;
-        validate_name("name", &b.name)?;
-        self.require(
-            &call,
-            "GetServiceAccount",
-            &format!("orgs/{}/projects/{}/service-accounts/{}", b.org, b.project, b.name),
-        )
-        .await?;
-        let key = format!("sa/{}/{}/{}", b.org, b.project, b.name);
-        let account = self.iam.db.fetch::<ServiceAccount>(&key, || format!("service account {key}")).await?;
+        let addr = Addr::service_account(&b.org, &b.project, &b.name)?;
+        let account: Versioned<ServiceAccount> = self.get_at(&call, "GetServiceAccount", &addr).await?;
         Ok(Response::new(convert::service_account(account.value)))
     }
 
@@ -507,9 +420,8 @@ impl Admin for AdminService {
     ) -> Reply<pb::ListServiceAccountsResponse> {
         let call = self.call(request)?;
         let b = &call.body;
-        validate_name("org", &b.org)?;
-        validate_name("project", &b.project)?;
-        self.require(&call, "ListServiceAccounts", &format!("orgs/{}/projects/{}", b.org, b.project)).await?;
+        let project = Addr::project(&b.org, &b.project)?;
+        self.require(&call, "ListServiceAccounts", &project.path).await?;
         let accounts = self.iam.db.list::<ServiceAccount>(&format!("sa/{}/{}/", b.org, b.project)).await?;
         Ok(Response::new(pb::ListServiceAccountsResponse {
             service_accounts: accounts.into_iter().map(|(_, a)| convert::service_account(a)).collect(),
@@ -519,23 +431,13 @@ impl Admin for AdminService {
     async fn delete_service_account(&self, request: Request<pb::DeleteServiceAccountRequest>) -> Reply<pb::Empty> {
         let call = self.call(request)?;
         let b = &call.body;
-        validate_name("org", &b.org)?;
-        validate_name("project", &b.project)?;
-        validate_name("name", &b.name)?;
-        let path = format!("orgs/{}/projects/{}/service-accounts/{}", b.org, b.project, b.name);
-        self.require(&call, "DeleteServiceAccount", &path).await?;
-        if !self.iam.db.delete(&format!("sa/{}/{}/{}", b.org, b.project, b.name)).await? {
-            return Err(IamError::NotFound(format!("service account sa:{}/{}/{}", b.org, b.project, b.name)).into());
-        }
-        self.changed(&call, "DeleteServiceAccount", &path, "").await;
-        Ok(Response::new(pb::Empty {}))
+        Ok(self.delete_at(&call, "DeleteServiceAccount", &Addr::service_account(&b.org, &b.project, &b.name)?).await?)
     }
 
     async fn create_role(&self, request: Request<pb::CreateRoleRequest>) -> Reply<pb::Role> {
         let call = self.call(request)?;
         let b = &call.body;
-        validate_scope("scope", &b.scope)?;
-        validate_name("name", &b.name)?;
+        let addr = Addr::role_at(&b.scope, &b.name)?;
         if builtin(&b.name).is_some() {
             return Err(IamError::invalid("name", format!("{} is a built-in role", b.name)).into());
         }
@@ -545,8 +447,7 @@ impl Admin for AdminService {
         for pattern in &b.permissions {
             validate_pattern(pattern)?;
         }
-        let id = role_id(&b.scope, &b.name);
-        self.require(&call, "CreateRole", &id).await?;
+        self.require(&call, "CreateRole", &addr.path).await?;
         let role = Role {
             scope: b.scope.clone(),
             name: b.name.clone(),
@@ -554,60 +455,51 @@ impl Admin for AdminService {
             permissions: b.permissions.clone(),
             created_at: now(),
         };
-        self.iam.db.create(&format!("role/{id}"), &role, || format!("role {id}")).await?;
-        self.changed(&call, "CreateRole", &id, &role.permissions.join(" ")).await;
+        self.create_at(&call, "CreateRole", &addr, &role, &role.permissions.join(" ")).await?;
         self.after_policy_change().await;
         Ok(Response::new(convert::role(role)))
     }
 
     async fn get_role(&self, request: Request<pb::GetRoleRequest>) -> Reply<pb::Role> {
         let call = self.call(request)?;
-        split_role_id(&call.body.id)?;
-        self.require(&call, "GetRole", &call.body.id).await?;
-        let role =
-            self.iam.db.fetch::<Role>(&format!("role/{}", call.body.id), || format!("role {}", call.body.id)).await?;
+        let role: Versioned<Role> = self.get_at(&call, "GetRole", &Addr::role(&call.body.id)?).await?;
         Ok(Response::new(convert::role(role.value)))
     }
 
     async fn list_roles(&self, request: Request<pb::ListRolesRequest>) -> Reply<pb::ListRolesResponse> {
         let call = self.call(request)?;
-        validate_scope("scope", &call.body.scope)?;
-        self.require(&call, "ListRoles", &call.body.scope).await?;
-        let prefix = format!("role/{}", role_id(&call.body.scope, ""));
-        let roles = self.iam.db.list::<Role>(&prefix).await?;
+        let scope = call.body.scope.clone();
+        validate_scope("scope", &scope)?;
+        self.require(&call, "ListRoles", &scope).await?;
+        let roles = self.iam.db.list::<Role>(&format!("role/{}", in_scope(&scope, "roles", ""))).await?;
         Ok(Response::new(pb::ListRolesResponse {
-            roles: roles
-                .into_iter()
-                .filter(|(_, r)| r.scope == call.body.scope)
-                .map(|(_, r)| convert::role(r))
-                .collect(),
+            roles: roles.into_iter().filter(|(_, r)| r.scope == scope).map(|(_, r)| convert::role(r)).collect(),
         }))
     }
 
     async fn delete_role(&self, request: Request<pb::DeleteRoleRequest>) -> Reply<pb::Empty> {
         let call = self.call(request)?;
-        let id = call.body.id.clone();
-        let (scope, _) = split_role_id(&id)?;
-        self.require(&call, "DeleteRole", &id).await?;
-        let in_use = self.iam.db.list::<Binding>("binding/").await?.into_iter().filter(|(_, b)| b.role == id).count();
+        let addr = Addr::role(&call.body.id)?;
+        self.require(&call, "DeleteRole", &addr.path).await?;
+        let in_use =
+            self.iam.db.list::<Binding>("binding/").await?.into_iter().filter(|(_, b)| b.role == addr.path).count();
         if in_use > 0 {
             return Err(IamError::FailedPrecondition(format!(
-                "role {id} is used by {in_use} bindings; delete them first"
+                "{} is used by {in_use} bindings; delete them first",
+                addr.what
             ))
             .into());
         }
-        if !self.iam.db.delete(&format!("role/{id}")).await? {
-            return Err(IamError::NotFound(format!("role {id}")).into());
-        }
-        self.changed(&call, "DeleteRole", &id, &format!("scope {scope}")).await;
+        let reply = self.delete_at(&call, "DeleteRole", &addr).await?;
         self.after_policy_change().await;
-        Ok(Response::new(pb::Empty {}))
+        Ok(reply)
     }
 
     async fn create_binding(&self, request: Request<pb::CreateBindingRequest>) -> Reply<pb::Binding> {
         let call = self.call(request)?;
         let b = &call.body;
-        validate_scope("scope", &b.scope)?;
+        let id = self.iam.new_id()?;
+        let addr = Addr::binding(&b.scope, &id)?;
         let effect = match b.effect.as_str() {
             "" | "allow" => Effect::Allow,
             "deny" => Effect::Deny,
@@ -618,24 +510,19 @@ impl Admin for AdminService {
             condition.validate()?;
         }
         if !role_usable_at(&b.role, &b.scope) {
-            return Err(IamError::invalid(
-                "role",
-                format!(
-                    "{:?} is neither a built-in role (admin, member, viewer) nor a role defined at or above {}",
-                    b.role, b.scope
-                ),
-            )
-            .into());
+            let why = format!(
+                "{:?} is neither a built-in role (admin, member, viewer) nor a role defined at or above {}",
+                b.role, b.scope
+            );
+            return Err(IamError::invalid("role", why).into());
         }
-        let id = self.iam.new_id()?;
-        let path = binding_path(&b.scope, &id);
-        self.require(&call, "CreateBinding", &path).await?;
+        self.require(&call, "CreateBinding", &addr.path).await?;
         if builtin(&b.role).is_none() {
-            self.iam.db.fetch::<Role>(&format!("role/{}", b.role), || format!("role {}", b.role)).await?;
+            self.ensure::<Role>(&Addr::role(&b.role)?).await?;
         }
-        self.ensure_principal(&b.principal).await?;
+        self.principal(&b.principal).await?;
         let binding = Binding {
-            id: id.clone(),
+            id,
             scope: b.scope.clone(),
             principal: b.principal.clone(),
             role: b.role.clone(),
@@ -643,34 +530,29 @@ impl Admin for AdminService {
             condition,
             created_at: now(),
         };
-        self.iam.db.create(&format!("binding/{path}"), &binding, || format!("binding {id}")).await?;
         let detail = format!("{} {:?} {}", binding.principal, binding.effect, binding.role);
-        self.changed(&call, "CreateBinding", &path, &detail).await;
+        self.create_at(&call, "CreateBinding", &addr, &binding, &detail).await?;
         self.after_policy_change().await;
         Ok(Response::new(convert::binding(binding)))
     }
 
     async fn get_binding(&self, request: Request<pb::GetBindingRequest>) -> Reply<pb::Binding> {
         let call = self.call(request)?;
-        validate_scope("scope", &call.body.scope)?;
-        validate_name("id", &call.body.id)?;
-        let path = binding_path(&call.body.scope, &call.body.id);
-        self.require(&call, "GetBinding", &path).await?;
-        let binding =
-            self.iam.db.fetch::<Binding>(&format!("binding/{path}"), || format!("binding {}", call.body.id)).await?;
+        let addr = Addr::binding(&call.body.scope, &call.body.id)?;
+        let binding: Versioned<Binding> = self.get_at(&call, "GetBinding", &addr).await?;
         Ok(Response::new(convert::binding(binding.value)))
     }
 
     async fn list_bindings(&self, request: Request<pb::ListBindingsRequest>) -> Reply<pb::ListBindingsResponse> {
         let call = self.call(request)?;
-        validate_scope("scope", &call.body.scope)?;
-        self.require(&call, "ListBindings", &call.body.scope).await?;
-        let prefix = format!("binding/{}", binding_path(&call.body.scope, ""));
-        let bindings = self.iam.db.list::<Binding>(&prefix).await?;
+        let scope = call.body.scope.clone();
+        validate_scope("scope", &scope)?;
+        self.require(&call, "ListBindings", &scope).await?;
+        let bindings = self.iam.db.list::<Binding>(&format!("binding/{}", in_scope(&scope, "bindings", ""))).await?;
         Ok(Response::new(pb::ListBindingsResponse {
             bindings: bindings
                 .into_iter()
-                .filter(|(_, b)| b.scope == call.body.scope)
+                .filter(|(_, b)| b.scope == scope)
                 .map(|(_, b)| convert::binding(b))
                 .collect(),
         }))
@@ -678,16 +560,9 @@ impl Admin for AdminService {
 
     async fn delete_binding(&self, request: Request<pb::DeleteBindingRequest>) -> Reply<pb::Empty> {
         let call = self.call(request)?;
-        validate_scope("scope", &call.body.scope)?;
-        validate_name("id", &call.body.id)?;
-        let path = binding_path(&call.body.scope, &call.body.id);
-        self.require(&call, "DeleteBinding", &path).await?;
-        if !self.iam.db.delete(&format!("binding/{path}")).await? {
-            return Err(IamError::NotFound(format!("binding {} at {}", call.body.id, call.body.scope)).into());
-        }
-        self.changed(&call, "DeleteBinding", &path, "").await;
+        let reply = self.delete_at(&call, "DeleteBinding", &Addr::binding(&call.body.scope, &call.body.id)?).await?;
         self.after_policy_change().await;
-        Ok(Response::new(pb::Empty {}))
+        Ok(reply)
     }
 
     async fn create_access_key(&self, request: Request<pb::CreateAccessKeyRequest>) -> Reply<pb::AccessKeyWithSecret> {
@@ -695,28 +570,26 @@ impl Admin for AdminService {
         if matches!(Principal::parse("principal", &call.body.principal)?, Principal::Group { .. }) {
             return Err(IamError::invalid("principal", "access keys belong to users or service accounts").into());
         }
-        let owner = self.principal_path(&call.body.principal).await?;
-        self.ensure_principal(&call.body.principal).await?;
+        let owner = self.principal(&call.body.principal).await?;
         let key_id = format!("PK{}", crate::secrets::hex(&self.iam.server_key.random(9)?).to_uppercase());
-        let path = format!("{owner}/access-keys/{key_id}");
-        self.require(&call, "CreateAccessKey", &path).await?;
+        let addr = Addr::access_key(&owner.path, &key_id)?;
+        self.require(&call, "CreateAccessKey", &addr.path).await?;
         let secret = URL_SAFE_NO_PAD.encode(self.iam.server_key.random(30)?);
         let key = AccessKey {
-            key_id: key_id.clone(),
+            key_id,
             principal: call.body.principal.clone(),
             sealed_secret: self.iam.server_key.seal(secret.as_bytes())?,
             disabled: false,
             created_at: now(),
         };
-        self.iam.db.create(&format!("akey/{key_id}"), &key, || format!("access key {key_id}")).await?;
-        self.changed(&call, "CreateAccessKey", &path, "").await;
+        self.create_at(&call, "CreateAccessKey", &addr, &key, "").await?;
         Ok(Response::new(pb::AccessKeyWithSecret { key: Some(convert::access_key(key)), secret }))
     }
 
     async fn list_access_keys(&self, request: Request<pb::ListAccessKeysRequest>) -> Reply<pb::ListAccessKeysResponse> {
         let call = self.call(request)?;
-        let owner = self.principal_path(&call.body.principal).await?;
-        self.require(&call, "ListAccessKeys", &owner).await?;
+        let owner = self.principal(&call.body.principal).await?;
+        self.require(&call, "ListAccessKeys", &owner.path).await?;
         let keys = self.iam.db.list::<AccessKey>("akey/").await?;
         Ok(Response::new(pb::ListAccessKeysResponse {
             keys: keys
@@ -729,16 +602,11 @@ impl Admin for AdminService {
 
     async fn delete_access_key(&self, request: Request<pb::DeleteAccessKeyRequest>) -> Reply<pb::Empty> {
         let call = self.call(request)?;
-        let key_id = &call.body.key_id;
-        if key_id.is_empty() || key_id.len() > 64 || !key_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return Err(IamError::invalid("key_id", format!("{key_id:?} is not an access key id")).into());
-        }
-        let key = self.iam.db.fetch::<AccessKey>(&format!("akey/{key_id}"), || format!("access key {key_id}")).await?;
-        let path = format!("{}/access-keys/{key_id}", self.principal_path(&key.value.principal).await?);
-        self.require(&call, "DeleteAccessKey", &path).await?;
-        self.iam.db.delete(&format!("akey/{key_id}")).await?;
-        self.changed(&call, "DeleteAccessKey", &path, "").await;
-        Ok(Response::new(pb::Empty {}))
+        let key_id = call.body.key_id.clone();
+        let found = Addr::access_key("", &key_id)?;
+        let key = self.iam.db.fetch::<AccessKey>(&found.key, || found.what.clone()).await?;
+        let addr = Addr::access_key(&self.principal(&key.value.principal).await?.path, &key_id)?;
+        Ok(self.delete_at(&call, "DeleteAccessKey", &addr).await?)
     }
 
     async fn query_audit(&self, request: Request<pb::QueryAuditRequest>) -> Reply<pb::QueryAuditResponse> {

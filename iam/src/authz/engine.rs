@@ -89,10 +89,7 @@ impl PolicySet {
                     Effect::Deny => {
                         return Decision {
                             allowed: false,
-                            reason: format!(
-                                "{action} on {resource} is denied to {} by binding {} ({} at {})",
-                                binding.principal, binding.id, binding.role, binding.scope
-                            ),
+                            reason: format!("{action} on {resource} is denied to {}", by(binding)),
                             binding: Some(binding.id.clone()),
                         }
                     }
@@ -105,10 +102,7 @@ impl PolicySet {
         if let Some(binding) = allowed_by {
             return Decision {
                 allowed: true,
-                reason: format!(
-                    "{action} on {resource} is allowed to {} by binding {} ({} at {})",
-                    binding.principal, binding.id, binding.role, binding.scope
-                ),
+                reason: format!("{action} on {resource} is allowed to {}", by(binding)),
                 binding: Some(binding.id.clone()),
             };
         }
@@ -128,6 +122,11 @@ impl PolicySet {
         }
         self.roles.get(role).is_some_and(|permissions| grants(permissions, action))
     }
+}
+
+/// `<principal> by binding <id> (<role> at <scope>)`, for reasons.
+fn by(binding: &Binding) -> String {
+    format!("{} by binding {} ({} at {})", binding.principal, binding.id, binding.role, binding.scope)
 }
 
 /// `system`, then every path prefix of `resource` ending at a `/` boundary, then `resource`.

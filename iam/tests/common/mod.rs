@@ -82,6 +82,20 @@ impl Env {
             .map(|r| r.into_inner())
     }
 
+    /// Creates `org` and its `projects` as `root`.
+    pub async fn org(&self, root: &str, org: &str, projects: &[&str]) {
+        let mut admin = self.admin();
+        admin
+            .create_org(bearer(root, pb::CreateOrgRequest { name: org.into(), display_name: String::new() }))
+            .await
+            .unwrap();
+        for project in projects {
+            let create =
+                pb::CreateProjectRequest { org: org.into(), name: project.to_string(), display_name: String::new() };
+            admin.create_project(bearer(root, create)).await.unwrap();
+        }
+    }
+
     /// The first administrator's access token.
     pub async fn admin_token(&self) -> String {
         self.login("admin", ADMIN_PASSWORD).await.expect("the bootstrap admin logs in").access_token
