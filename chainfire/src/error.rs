@@ -71,8 +71,7 @@ impl axum::response::IntoResponse for ChainfireError {
         if let ChainfireError::Storage(failure) = &self {
             tracing::error!(error = %failure, "storage failure while serving a request");
         }
-        let body = serde_json::json!({ "error": { "code": code, "message": self.to_string() } });
-        (status, axum::Json(body)).into_response()
+        photon_runtime::rest::error_response(status, code, &self.to_string())
     }
 }
 

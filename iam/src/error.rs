@@ -1,4 +1,4 @@
-//! IAM's errors, and the one mapping to gRPC statuses and HTTP answers.
+//! IAM's errors, and the one mapping to gRPC statuses (and through them to HTTP answers).
 
 use tonic::{Code, Status};
 
@@ -29,21 +29,6 @@ impl IamError {
         Self::InvalidArgument { field, message: message.into() }
     }
 
-    /// The HTTP status and error code the REST API answers with.
-    pub fn http(&self) -> (axum::http::StatusCode, &'static str) {
-        use axum::http::StatusCode as H;
-        match self {
-            Self::InvalidArgument { .. } => (H::BAD_REQUEST, "invalid_argument"),
-            Self::NotFound(_) => (H::NOT_FOUND, "not_found"),
-            Self::AlreadyExists(_) => (H::CONFLICT, "already_exists"),
-            Self::Unauthenticated(_) => (H::UNAUTHORIZED, "unauthenticated"),
-            Self::PermissionDenied(_) => (H::FORBIDDEN, "permission_denied"),
-            Self::FailedPrecondition(_) => (H::CONFLICT, "failed_precondition"),
-            Self::Unavailable(_) => (H::SERVICE_UNAVAILABLE, "unavailable"),
-            Self::Internal(_) => (H::INTERNAL_SERVER_ERROR, "internal"),
-        }
-    }
-
     fn code(&self) -> Code {
         match self {
             Self::InvalidArgument { .. } => Code::InvalidArgument,
@@ -67,14 +52,11 @@ impl From<flaredb_client::Error> for IamError {
     }
 }
 
+/// REST answers are the gRPC status in HTTP form (`photon_runtime::rest::status_response`), so
+/// the two APIs cannot drift apart.
 impl axum::response::IntoResponse for IamError {
     fn into_response(self) -> axum::response::Response {
-        let (status, code) = self.http();
-        if let Self::Internal(failure) = &self {
-            tracing::error!(error = %failure, "internal error while serving a request");
-        }
-        let body = serde_json::json!({ "error": { "code": code, "message": self.to_string() } });
-        (status, axum::Json(body)).into_response()
+        photon_runtime::rest::status_response(&Status::from(self))
     }
 }
 

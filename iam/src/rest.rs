@@ -3,7 +3,7 @@
 //! same audit), carrying the `Authorization` header over.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -151,24 +151,8 @@ where
     }
     match handler(request).await {
         Ok(answer) => Json(answer.into_inner()).into_response(),
-        Err(status) => status_response(&status),
+        Err(status) => photon_runtime::rest::status_response(&status),
     }
-}
-
-/// The HTTP form of a gRPC status, as the platform's REST errors look.
-fn status_response(status: &tonic::Status) -> Response {
-    use tonic::Code;
-    let (http, code) = match status.code() {
-        Code::InvalidArgument => (StatusCode::BAD_REQUEST, "invalid_argument"),
-        Code::NotFound => (StatusCode::NOT_FOUND, "not_found"),
-        Code::AlreadyExists => (StatusCode::CONFLICT, "already_exists"),
-        Code::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
-        Code::PermissionDenied => (StatusCode::FORBIDDEN, "permission_denied"),
-        Code::FailedPrecondition => (StatusCode::CONFLICT, "failed_precondition"),
-        Code::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-        _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-    };
-    (http, Json(json!({ "error": { "code": code, "message": status.message() } }))).into_response()
 }
 
 type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;

@@ -29,14 +29,7 @@ impl AuthError {
         if grpc {
             return self.status().into_http::<axum::body::Body>().into_response();
         }
-        use axum::http::StatusCode;
-        let (status, code) = match self {
-            Self::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
-            Self::PermissionDenied(_) => (StatusCode::FORBIDDEN, "permission_denied"),
-            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-        };
-        let body = serde_json::json!({ "error": { "code": code, "message": self.to_string() } });
-        let mut response = (status, axum::Json(body)).into_response();
+        let mut response = photon_runtime::rest::status_response(&self.status());
         if matches!(self, Self::Unauthenticated(_)) {
             response.headers_mut().insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer"));
         }

@@ -3,9 +3,7 @@
 
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde_json::json;
+use axum::response::Response;
 
 pub(crate) async fn handler(request: Request) -> Response {
     let grpc = request
@@ -20,5 +18,5 @@ pub(crate) async fn handler(request: Request) -> Response {
         return response;
     }
     let message = format!("no route for {} {}", request.method(), request.uri().path());
-    (StatusCode::NOT_FOUND, Json(json!({ "error": { "code": "not_found", "message": message } }))).into_response()
+    crate::rest::error_response(StatusCode::NOT_FOUND, "not_found", &message)
 }

@@ -1,6 +1,33 @@
-//! Helpers every service's REST API shares: how bytes that may not be UTF-8 appear in JSON.
+//! Helpers every service's REST API shares: the error document, and how bytes that may not be
+//! UTF-8 appear in JSON.
 
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
+
+/// The platform's REST error: `{"error":{"code","message"}}` with `status`.
+pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = serde_json::json!({ "error": { "code": code, "message": message } });
+    (status, axum::Json(body)).into_response()
+}
+
+/// The REST form of a gRPC status (for REST routes that adapt onto gRPC handlers).
+pub fn status_response(status: &tonic::Status) -> Response {
+    use tonic::Code;
+    let (http, code) = match status.code() {
+        Code::InvalidArgument | Code::OutOfRange => (StatusCode::BAD_REQUEST, "invalid_argument"),
+        Code::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+        Code::AlreadyExists => (StatusCode::CONFLICT, "already_exists"),
+        Code::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+        Code::PermissionDenied => (StatusCode::FORBIDDEN, "permission_denied"),
+        Code::FailedPrecondition | Code::Aborted => (StatusCode::CONFLICT, "failed_precondition"),
+        Code::ResourceExhausted => (StatusCode::TOO_MANY_REQUESTS, "resource_exhausted"),
+        Code::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        Code::DeadlineExceeded => (StatusCode::GATEWAY_TIMEOUT, "deadline_exceeded"),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+    };
+    error_response(http, code, status.message())
+}
 
 /// Adds `bytes` to `doc` as `field` when it is UTF-8 text, else as `field_base64`.
 pub fn put_bytes(doc: &mut Map<String, Value>, field: &str, bytes: Vec<u8>) {
