@@ -14,22 +14,10 @@ use std::time::{Duration, Instant};
 use common::Cluster;
 use photon_api::etcd::etcdserverpb::kv_client::KvClient;
 use photon_api::etcd::etcdserverpb::{compare, request_op, Compare, PutRequest, RangeRequest, RequestOp, TxnRequest};
+use photon_testkit::linearizability::workload::{client_rng, timed as request, BACKOFF, CLIENTS, KEYS};
 use photon_testkit::linearizability::{check, Event, Op};
 use photon_testkit::seeded::{env_u64 as env, Rng};
 use tonic::transport::Channel;
-
-const KEYS: [&str; 2] = ["x", "y"];
-/// Enough clients that some read from a cut-off member while others write through the majority.
-const CLIENTS: usize = 6;
-const CALL_TIMEOUT: Duration = Duration::from_secs(1);
-/// Pause after a failed call, so a client does not flood a cluster that is electing.
-const BACKOFF: Duration = Duration::from_millis(250);
-
-fn request<T>(message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.set_timeout(CALL_TIMEOUT);
-    request
-}
 
 async fn client(
     id: u64,
@@ -39,7 +27,7 @@ async fn client(
     until: Instant,
     history: Arc<Mutex<Vec<Event>>>,
 ) {
-    let mut rng = Rng(seed ^ (id + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let mut rng = client_rng(seed, id);
     let mut last_seen: Option<String> = None;
     let mut seq = 0;
     let now = |start: Instant| start.elapsed().as_nanos() as u64;

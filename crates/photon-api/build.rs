@@ -11,6 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/photon/raft/v1/raft.proto",
         "proto/photon/flaredb/v1/flaredb.proto",
         "proto/photon/iam/v1/iam.proto",
+        "proto/photon/testing/v1/testing.proto",
         "proto/vendor/etcd/api/etcdserverpb/rpc.proto",
     ]
     .map(std::path::PathBuf::from);

@@ -20,21 +20,10 @@ use std::time::{Duration, Instant};
 use common::Env;
 use photon_api::flaredb::v1::kv_client::KvClient;
 use photon_api::flaredb::v1::{CampaignRequest, CompareAndSwapRequest, GetRequest, PutRequest};
+use photon_testkit::linearizability::workload::{client_rng, timed as request, BACKOFF, CLIENTS, KEYS};
 use photon_testkit::linearizability::{check, Event, Op};
 use photon_testkit::seeded::{env_u64 as env, Rng};
 use tonic::transport::Channel;
-
-const KEYS: [&str; 2] = ["x", "y"];
-/// Enough clients that some read from a cut-off member while others write through the majority.
-const CLIENTS: usize = 6;
-const CALL_TIMEOUT: Duration = Duration::from_secs(1);
-const BACKOFF: Duration = Duration::from_millis(250);
-
-fn request<T>(message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.set_timeout(CALL_TIMEOUT);
-    request
-}
 
 async fn client(
     id: u64,
@@ -44,7 +33,7 @@ async fn client(
     until: Instant,
     history: Arc<Mutex<Vec<Event>>>,
 ) {
-    let mut rng = Rng(seed ^ (id + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let mut rng = client_rng(seed, id);
     // Per key: the value and version this client last read.
     let mut last_read: std::collections::HashMap<String, (String, u64)> = Default::default();
     let mut seq = 0;

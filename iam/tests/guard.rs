@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use common::{bearer, Env};
 use photon_api::iam::v1 as pb;
+use photon_api::testing::v1::demo_client::DemoClient;
+use photon_api::testing::v1::ListItemsRequest;
 use photon_testkit::TestServer;
 
 async fn setup(env: &Env) {
@@ -71,6 +73,35 @@ async fn the_guard_answers_401_403_and_outlives_an_iam_outage_until_tokens_expir
     assert_eq!((code, body["caller"].as_str()), (200, Some("user:alice")), "{body}");
     let (code, body) = get(&demo, THEIRS, Some(&alice));
     assert_eq!((code, body["error"]["code"].as_str()), (403, Some("permission_denied")), "{body}");
+
+    // The same guard answers gRPC calls with gRPC statuses.
+    let list = |token: Option<&str>, org: &str, project: &str| {
+        let mut request = tonic::Request::new(ListItemsRequest {});
+        request.metadata_mut().insert("x-org", org.parse().unwrap());
+        request.metadata_mut().insert("x-project", project.parse().unwrap());
+        if let Some(token) = token {
+            request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+        }
+        let options = photon_client::ChannelOptions { ca: Some(demo.ca()), ..Default::default() };
+        let mut client = DemoClient::new(photon_client::lazy_channel(&demo.url(), &options).unwrap());
+        async move { client.list_items(request).await.map(|r| r.into_inner()) }
+    };
+    assert_eq!(list(None, "a", "p").await.unwrap_err().code(), tonic::Code::Unauthenticated);
+    assert_eq!(list(Some("garbage"), "a", "p").await.unwrap_err().code(), tonic::Code::Unauthenticated);
+    assert_eq!(list(Some(&alice), "a", "p").await.unwrap().caller, "user:alice");
+    assert_eq!(list(Some(&alice), "b", "q").await.unwrap_err().code(), tonic::Code::PermissionDenied);
+
+    // The tonic interceptor (for services serving tonic directly) authenticates the same way.
+    let mut config = photon_auth::AuthConfig::new(env.iam.url());
+    config.ca = Some(env.iam.ca());
+    let client = std::sync::Arc::new(photon_auth::AuthClient::new(config).unwrap());
+    client.prefetch_keys().await.unwrap();
+    let mut intercept = photon_auth::interceptor::authenticate(client);
+    assert_eq!(intercept(tonic::Request::new(())).unwrap_err().code(), tonic::Code::Unauthenticated);
+    let mut request = tonic::Request::new(());
+    request.metadata_mut().insert("authorization", format!("Bearer {alice}").parse().unwrap());
+    let passed = intercept(request).unwrap();
+    assert_eq!(passed.extensions().get::<photon_auth::Caller>().unwrap().principal, "user:alice");
 
     // Revocation reaches the service once its cached decision is older than the TTL (1 s).
     let second = env.login("alice", "alice-long-password").await.unwrap().access_token;

@@ -23,6 +23,13 @@ pub mod iam {
     }
 }
 
+/// `photon.testing.v1`: the test fixture's demo service (never served by a real node).
+pub mod testing {
+    pub mod v1 {
+        tonic::include_proto!("photon.testing.v1");
+    }
+}
+
 /// `photon.flaredb.v1`: FlareDB's key-value and region API.
 pub mod flaredb {
     pub mod v1 {

@@ -72,6 +72,16 @@ impl AuthClient {
         })
     }
 
+    /// The verifier of this client's tokens.
+    pub fn jwks(&self) -> &Jwks {
+        &self.jwks
+    }
+
+    /// Fetches IAM's signing keys now (for [`crate::interceptor`], which cannot fetch).
+    pub async fn prefetch_keys(&self) -> Result<(), AuthError> {
+        self.jwks.prefetch().await.map_err(AuthError::Unavailable)
+    }
+
     /// Verifies `token` locally (no call to IAM once its key is known).
     pub async fn authenticate(&self, token: &str) -> Result<Claims, AuthError> {
         self.jwks.verify(token).await

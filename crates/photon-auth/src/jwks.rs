@@ -63,25 +63,49 @@ impl Jwks {
         Ok(())
     }
 
+    /// Fetches the keys now, whenever they were last fetched.
+    pub async fn prefetch(&self) -> Result<(), String> {
+        *self.fetched.write().unwrap_or_else(|p| p.into_inner()) = None;
+        self.refetch().await
+    }
+
     fn key(&self, kid: &str) -> Option<DecodingKey> {
         self.keys.read().unwrap_or_else(|p| p.into_inner()).get(kid).cloned()
     }
 
     /// Verifies signature, audience and expiry of an access token (a token verified before
-    /// costs a lookup; its expiry is still checked).
+    /// costs a lookup; its expiry is still checked). An unknown key id refetches the JWKS.
     pub async fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        match self.verify_offline(token) {
+            Err(Offline::UnknownKey(kid)) => {
+                if let Err(e) = self.refetch().await {
+                    tracing::warn!(error = %e, "could not fetch IAM's signing keys");
+                }
+                self.verify_offline(token).map_err(|e| match e {
+                    Offline::UnknownKey(_) => AuthError::Unauthenticated(format!("token signed by unknown key {kid}")),
+                    Offline::Rejected(e) => e,
+                })
+            }
+            Err(Offline::Rejected(e)) => Err(e),
+            Ok(claims) => Ok(claims),
+        }
+    }
+
+    /// Like [`Jwks::verify`] with the keys already fetched, without any I/O (for synchronous
+    /// callers such as tonic interceptors).
+    pub fn verify_offline(&self, token: &str) -> Result<Claims, Offline> {
         match self.verified.get(token) {
             Cached::Valid(claims) => return Ok(claims),
-            Cached::Expired => return Err(AuthError::Unauthenticated("token has expired".into())),
+            Cached::Expired => return Err(Offline::Rejected(AuthError::Unauthenticated("token has expired".into()))),
             Cached::Unknown => {}
         }
-        let claims = self.verify_signed(token).await?;
+        let claims = self.verify_signed(token)?;
         self.verified.insert(token, &claims);
         Ok(claims)
     }
 
-    async fn verify_signed(&self, token: &str) -> Result<Claims, AuthError> {
-        let bad = |why: String| AuthError::Unauthenticated(why);
+    fn verify_signed(&self, token: &str) -> Result<Claims, Offline> {
+        let bad = |why: String| Offline::Rejected(AuthError::Unauthenticated(why));
         if token.len() > MAX_TOKEN_BYTES {
             return Err(bad(format!("token is over {MAX_TOKEN_BYTES} bytes")));
         }
@@ -90,15 +114,7 @@ impl Jwks {
             return Err(bad(format!("token algorithm {:?} is not EdDSA", header.alg)));
         }
         let kid = header.kid.ok_or_else(|| bad("token names no key (kid)".into()))?;
-        let key = match self.key(&kid) {
-            Some(key) => key,
-            None => {
-                if let Err(e) = self.refetch().await {
-                    tracing::warn!(error = %e, "could not fetch IAM's signing keys");
-                }
-                self.key(&kid).ok_or_else(|| bad(format!("token signed by unknown key {kid}")))?
-            }
-        };
+        let key = self.key(&kid).ok_or(Offline::UnknownKey(kid))?;
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_audience(&[AUDIENCE]);
         validation.leeway = 0;
@@ -114,4 +130,12 @@ impl Jwks {
         }
         Ok(claims)
     }
+}
+
+/// Why an offline verification failed.
+#[derive(Debug)]
+pub enum Offline {
+    Rejected(AuthError),
+    /// Signed by a key not fetched (yet): [`Jwks::verify`] refetches.
+    UnknownKey(String),
 }

@@ -8,6 +8,7 @@ pub mod claims;
 pub mod client;
 pub mod error;
 pub mod guard;
+pub mod interceptor;
 pub mod jwks;
 pub mod rules;
 pub mod sigv4;

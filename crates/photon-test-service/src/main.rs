@@ -12,6 +12,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use photon_runtime::{Api, CommonArgs, ConfigValue, ServiceSpec};
 
+use photon_api::testing::v1::demo_server::DemoServer;
+
 use crate::config::TestServiceConfig;
 
 const SPEC: ServiceSpec = ServiceSpec {
@@ -38,7 +40,7 @@ fn main() -> ExitCode {
     photon_runtime::run(SPEC, cli.common, extra, |config: TestServiceConfig, context| async move {
         let behaviour = behaviour::Behaviour::start(&config, &context)?;
         let health = behaviour.health_check();
-        let api = Api::new(health).http(routes::router());
+        let api = Api::new(health).http(routes::router()).grpc(DemoServer::new(routes::Demo));
         if config.auth.iam_url.is_empty() {
             return Ok(api);
         }

@@ -41,6 +41,20 @@ pub fn router() -> Router {
     Router::new().route("/api/v1/sleep", get(sleep)).route("/api/v1/echo/{word}", get(echo)).route(ITEMS, get(items))
 }
 
+/// The gRPC demo: answers who the guard let in.
+pub struct Demo;
+
+#[tonic::async_trait]
+impl photon_api::testing::v1::demo_server::Demo for Demo {
+    async fn list_items(
+        &self,
+        request: tonic::Request<photon_api::testing::v1::ListItemsRequest>,
+    ) -> Result<tonic::Response<photon_api::testing::v1::ListItemsResponse>, tonic::Status> {
+        let caller = request.extensions().get::<photon_auth::Caller>().map(|c| c.principal.clone()).unwrap_or_default();
+        Ok(tonic::Response::new(photon_api::testing::v1::ListItemsResponse { caller }))
+    }
+}
+
 /// What each route declares, for the auth guard.
 pub fn rules() -> Vec<photon_auth::Rule> {
     use axum::http::Method;
@@ -49,5 +63,10 @@ pub fn rules() -> Vec<photon_auth::Rule> {
         Rule::public(Some(Method::GET), "/api/v1/sleep"),
         Rule::public(Some(Method::GET), "/api/v1/echo/{word}"),
         Rule::new(Some(Method::GET), ITEMS, "demo:items:list", "orgs/{org}/projects/{project}"),
+        Rule::grpc(
+            "/photon.testing.v1.Demo/ListItems",
+            "demo:items:list",
+            "orgs/{header:x-org}/projects/{header:x-project}",
+        ),
     ]
 }

@@ -213,3 +213,30 @@ mod tests {
         }
     }
 }
+
+/// The shape every linearizability test's clients share: two keys, enough clients that some read
+/// from a cut-off member while others write through the majority, short call deadlines (so
+/// clients cycle through members during faults), and a pause after a failure.
+pub mod workload {
+    use std::time::Duration;
+
+    use crate::seeded::Rng;
+
+    pub const KEYS: [&str; 2] = ["x", "y"];
+    pub const CLIENTS: u64 = 6;
+    pub const CALL_TIMEOUT: Duration = Duration::from_secs(1);
+    /// Pause after a failed call, so a client does not flood a cluster that is electing.
+    pub const BACKOFF: Duration = Duration::from_millis(250);
+
+    /// `message` as a request with the call deadline.
+    pub fn timed<T>(message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(CALL_TIMEOUT);
+        request
+    }
+
+    /// Client `id`'s own random sequence for run `seed`.
+    pub fn client_rng(seed: u64, id: u64) -> Rng {
+        Rng(seed ^ (id + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+    }
+}
