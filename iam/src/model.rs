@@ -26,6 +26,18 @@ pub fn validate_name(field: &'static str, name: &str) -> Result<(), IamError> {
     Ok(())
 }
 
+/// Checks free text (display names, descriptions): at most `max` characters, no control
+/// characters.
+pub fn validate_text(field: &'static str, text: &str, max: usize) -> Result<(), IamError> {
+    if text.chars().count() > max {
+        return Err(IamError::invalid(field, format!("is {} characters; the limit is {max}", text.chars().count())));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(IamError::invalid(field, "must not contain control characters"));
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Org {
     pub name: String,

@@ -155,6 +155,11 @@ async fn bad_input_gets_clear_errors_and_changes_nothing() {
         (pb::CreateOrgRequest { name: "Acme".into(), display_name: String::new() }, Code::InvalidArgument, "name"),
         (pb::CreateOrgRequest { name: "a".repeat(64), display_name: String::new() }, Code::InvalidArgument, "name"),
         (pb::CreateOrgRequest { name: "acme".into(), display_name: String::new() }, Code::AlreadyExists, "org acme"),
+        (
+            pb::CreateOrgRequest { name: "big".into(), display_name: "x".repeat(100_000) },
+            Code::InvalidArgument,
+            "display_name",
+        ),
     ];
     for (request, code, mentions) in cases {
         let refused = admin.create_org(bearer(&root, request.clone())).await.unwrap_err();

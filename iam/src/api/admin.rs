@@ -21,8 +21,8 @@ use crate::authz::engine::{builtin, role_usable_at};
 use crate::db::Versioned;
 use crate::error::IamError;
 use crate::model::{
-    covers, validate_scope, AccessKey, Binding, Effect, Group, Org, Principal, Project, Role, ServiceAccount, User,
-    SYSTEM,
+    covers, validate_scope, validate_text, AccessKey, Binding, Effect, Group, Org, Principal, Project, Role,
+    ServiceAccount, User, SYSTEM,
 };
 use crate::state::{now_ms, AuditRecord, Iam};
 use crate::tokens::{now, Claims};
@@ -187,6 +187,7 @@ impl Admin for AdminService {
     async fn create_org(&self, request: Request<pb::CreateOrgRequest>) -> Reply<pb::Org> {
         let call = self.call(request)?;
         let addr = Addr::org(&call.body.name)?;
+        validate_text("display_name", &call.body.display_name, 256)?;
         self.require(&call, "CreateOrg", &addr.path).await?;
         let org = Org { name: call.body.name.clone(), display_name: call.body.display_name.clone(), created_at: now() };
         self.create_at(&call, "CreateOrg", &addr, &org, "").await?;
@@ -229,6 +230,7 @@ impl Admin for AdminService {
         let call = self.call(request)?;
         let b = &call.body;
         let addr = Addr::project(&b.org, &b.name)?;
+        validate_text("display_name", &b.display_name, 256)?;
         self.require(&call, "CreateProject", &addr.path).await?;
         self.ensure::<Org>(&Addr::org(&b.org)?).await?;
         let project = Project {
@@ -276,6 +278,7 @@ impl Admin for AdminService {
         let call = self.call(request)?;
         let b = &call.body;
         let addr = Addr::user(&b.org, &b.name)?;
+        validate_text("display_name", &b.display_name, 256)?;
         self.require(&call, "CreateUser", &addr.path).await?;
         if !b.org.is_empty() {
             self.ensure::<Org>(&Addr::org(&b.org)?).await?;
@@ -441,6 +444,7 @@ impl Admin for AdminService {
         if builtin(&b.name).is_some() {
             return Err(IamError::invalid("name", format!("{} is a built-in role", b.name)).into());
         }
+        validate_text("description", &b.description, 1024)?;
         if b.permissions.is_empty() || b.permissions.len() > 256 {
             return Err(IamError::invalid("permissions", "list 1 to 256 patterns").into());
         }

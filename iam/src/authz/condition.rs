@@ -34,6 +34,13 @@ pub struct RequestContext {
 
 impl Condition {
     pub fn validate(&self) -> Result<(), IamError> {
+        if self.source_cidrs.len() > 64 || self.resource_labels.len() > 64 {
+            return Err(IamError::invalid("condition", "at most 64 source_cidrs and 64 resource_labels"));
+        }
+        for (key, value) in &self.resource_labels {
+            crate::model::validate_text("condition.resource_labels", key, 128)?;
+            crate::model::validate_text("condition.resource_labels", value, 256)?;
+        }
         for cidr in &self.source_cidrs {
             Cidr::parse(cidr)?;
         }
