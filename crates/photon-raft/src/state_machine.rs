@@ -97,6 +97,18 @@ impl<A: App> StateMachine<A> {
             Some((entry, done)) if entry == *log_id => done,
             _ => 0,
         };
+        if done == 0 && commands.len() > 1 && self.app.independent(commands) {
+            // One write for the whole entry: atomic with the applied log id, like one command.
+            let mut batch = WriteBatch::default();
+            let mut responses = Vec::with_capacity(commands.len());
+            for command in commands {
+                responses.push(self.app.apply(&self.db, &mut batch, log_id.index, command).map_err(sm_err)?);
+            }
+            self.stage_applied(&mut batch, log_id, None)?;
+            self.db.write(batch).map_err(sm_err)?;
+            self.app.after_write();
+            return Ok(responses);
+        }
         let mut responses = vec![A::Response::default(); done.min(commands.len())];
         for (i, command) in commands.iter().enumerate().skip(done) {
             let mut batch = WriteBatch::default();

@@ -34,6 +34,12 @@ impl App for Counter {
         Ok(next)
     }
 
+    /// Distinct keys never read each other's writes: one write batch for the entry.
+    fn independent(&self, keys: &[String]) -> bool {
+        let mut seen = std::collections::HashSet::new();
+        keys.iter().all(|k| seen.insert(k))
+    }
+
     fn snapshot(&self, _db: &DB) -> Result<Vec<u8>, BoxError> {
         Ok(Vec::new())
     }
@@ -82,4 +88,22 @@ async fn an_entry_cut_short_resumes_without_applying_a_command_twice() {
     // The next entry starts from its first command again.
     sm.apply([entry(3, &["a"])]).await.unwrap();
     assert_eq!(count(db, "a"), 3);
+}
+
+#[tokio::test]
+async fn an_entry_of_independent_commands_is_one_atomic_write() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let storage = Storage::open(dir.path(), &[CF_COUNTS]).unwrap();
+        let (_, mut sm) = storage.group(1, Counter { crash_on: Some("y".into()) }).unwrap();
+        assert_eq!(sm.apply([entry(1, &["w"])]).await.unwrap(), vec![vec![1]]);
+        // "y" fails in the middle of an independent entry: none of it is written.
+        assert!(sm.apply([entry(2, &["x", "y", "z"])]).await.is_err());
+        assert_eq!((count(storage.db(), "x"), count(storage.db(), "z")), (0, 0));
+        assert_eq!(sm.applied_state().await.unwrap().0.map(|l| l.index), Some(1));
+    }
+    let storage = Storage::open(dir.path(), &[CF_COUNTS]).unwrap();
+    let (_, mut sm) = storage.group(1, Counter::default()).unwrap();
+    assert_eq!(sm.apply([entry(2, &["x", "y", "z"])]).await.unwrap(), vec![vec![1, 1, 1]]);
+    assert_eq!(sm.applied_state().await.unwrap().0.map(|l| l.index), Some(2));
 }

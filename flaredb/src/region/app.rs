@@ -229,9 +229,8 @@ impl App for RegionApp {
         proposal: &Proposal,
     ) -> Result<Applied, BoxError> {
         let now = proposal.now_ms;
-        // Changes staged by a command that then failed never happened.
-        self.pending.clear();
-        self.born.clear();
+        // Staged changes are published by `after_write` (a command that fails stops the
+        // replica, so nothing staged by it is ever published).
         Ok(match &proposal.command {
             Command::Put { key, .. } | Command::Delete { key } | Command::CompareAndSwap { key, .. }
                 if !self.contains(key) =>
@@ -297,6 +296,19 @@ impl App for RegionApp {
                 }
                 Applied::Expired { removed }
             }
+        })
+    }
+
+    /// Single-key writes to distinct keys only: each reads just its own key's record and TTL
+    /// entry. Splits and expiry sweeps, and two writes to one key, go one by one.
+    fn independent(&self, proposals: &[Proposal]) -> bool {
+        let mut keys = std::collections::HashSet::new();
+        proposals.iter().all(|p| match &p.command {
+            Command::Put { key, .. } | Command::Delete { key } | Command::CompareAndSwap { key, .. } => {
+                keys.insert(key.as_slice())
+            }
+            Command::BatchPut { entries } => entries.iter().all(|(key, _, _)| keys.insert(key.as_slice())),
+            Command::Expire { .. } | Command::Split { .. } => false,
         })
     }
 
