@@ -1,0 +1,5 @@
+//! LightningStor: S3-compatible object storage. Built so far: the chunk store that keeps object
+//! data on local disk (`chunks`). The S3 endpoint, metadata in flaredb and replication come next
+//! (docs/lightningstor.md).
+
+pub mod chunks;
