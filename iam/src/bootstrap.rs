@@ -5,6 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
+use flaredb_client::records::RecordError;
+
 use crate::addr::Addr;
 use crate::error::IamError;
 use crate::model::{Binding, Effect, User, SYSTEM};
@@ -55,14 +57,14 @@ pub async fn run(iam: &Iam, password_file: Option<&Path>, data_dir: &Path) -> Re
     // start completes; never an administrator without rights.
     let binding_key = Addr::binding(SYSTEM, ADMIN_BINDING)?.key;
     match iam.db.create(&binding_key, &binding, || "the bootstrap binding".into()).await {
-        Ok(()) | Err(IamError::AlreadyExists(_)) => {}
-        Err(e) => return Err(e),
+        Ok(()) | Err(RecordError::AlreadyExists(_)) => {}
+        Err(e) => return Err(e.into()),
     }
     match iam.db.create(&format!("user/{ADMIN}"), &user, || format!("user {ADMIN}")).await {
         Ok(()) => {}
         // Another replica bootstrapped at the same moment: its password stands.
-        Err(IamError::AlreadyExists(_)) => return Ok(None),
-        Err(e) => return Err(e),
+        Err(RecordError::AlreadyExists(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
     }
     if let Some(path) = &generated {
         crate::secrets::write_private(path, &format!("{password}\n"))

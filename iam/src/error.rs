@@ -43,6 +43,18 @@ impl IamError {
     }
 }
 
+impl From<flaredb_client::records::RecordError> for IamError {
+    fn from(e: flaredb_client::records::RecordError) -> Self {
+        use flaredb_client::records::RecordError as R;
+        match e {
+            R::NotFound(what) => Self::NotFound(what),
+            R::AlreadyExists(what) => Self::AlreadyExists(what),
+            R::Db(e) => e.into(),
+            other @ (R::Decode { .. } | R::Encode(_)) => Self::Internal(other.to_string()),
+        }
+    }
+}
+
 impl From<flaredb_client::Error> for IamError {
     fn from(e: flaredb_client::Error) -> Self {
         match e {

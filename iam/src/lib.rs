@@ -7,7 +7,6 @@ pub mod api;
 pub mod authz;
 pub mod bootstrap;
 pub mod config;
-pub mod db;
 pub mod error;
 pub mod login;
 pub mod model;

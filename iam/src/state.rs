@@ -13,11 +13,11 @@ use tonic::metadata::MetadataMap;
 use crate::authz::condition::RequestContext;
 use crate::authz::engine::{Decision, PolicySet};
 use crate::config::IamConfig;
-use crate::db::Db;
 use crate::error::IamError;
 use crate::model::{Binding, Group, Role};
 use crate::secrets::ServerKey;
 use crate::tokens::{now, Claims, Keyring, TokenType};
+use flaredb_client::records::Records as Db;
 
 #[derive(Clone)]
 pub struct Iam {

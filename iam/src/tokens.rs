@@ -16,9 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use photon_auth::verified::{Cached, VerifiedCache};
 
-use crate::db::Db;
 use crate::error::IamError;
 use crate::secrets::{hex, ServerKey};
+use flaredb_client::records::Records as Db;
 
 pub use photon_auth::claims::{Claims, TokenType, AUDIENCE};
 

@@ -15,6 +15,7 @@
 mod client;
 mod error;
 pub mod keys;
+pub mod records;
 mod routing;
 
 pub use client::{Client, Config, ScanOptions};

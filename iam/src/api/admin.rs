@@ -18,7 +18,6 @@ use super::convert;
 use crate::addr::{in_scope, Addr};
 use crate::authz::action::validate_pattern;
 use crate::authz::engine::{builtin, role_usable_at};
-use crate::db::Versioned;
 use crate::error::IamError;
 use crate::model::{
     covers, validate_scope, validate_text, AccessKey, Binding, Effect, Group, Org, Principal, Project, Role,
@@ -26,6 +25,7 @@ use crate::model::{
 };
 use crate::state::{now_ms, AuditRecord, Iam};
 use crate::tokens::{now, Claims};
+use flaredb_client::records::Versioned;
 
 pub struct AdminService {
     iam: Iam,
@@ -69,7 +69,7 @@ impl AdminService {
         addr: &Addr,
     ) -> Result<Versioned<T>, IamError> {
         self.require(call, rpc, &addr.path).await?;
-        self.iam.db.fetch(&addr.key, || addr.what.clone()).await
+        Ok(self.iam.db.fetch(&addr.key, || addr.what.clone()).await?)
     }
 
     /// Writes a new object at `addr` (already authorized) and audits it.
@@ -98,7 +98,8 @@ impl AdminService {
 
     /// Errors unless the object at `addr` exists.
     async fn ensure<T: DeserializeOwned>(&self, addr: &Addr) -> Result<(), IamError> {
-        self.iam.db.fetch::<T>(&addr.key, || addr.what.clone()).await.map(|_| ())
+        self.iam.db.fetch::<T>(&addr.key, || addr.what.clone()).await?;
+        Ok(())
     }
 
     /// A user (its org is in its record, so its address is known after reading).

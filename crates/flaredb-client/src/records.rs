@@ -1,0 +1,143 @@
+//! Typed records over FlareDB: JSON values under keys with a common prefix in one namespace,
+//! created with compare-and-swap so a key is taken exactly once, and updated only at the version
+//! that was read. Services keep their metadata this way (IAM, LightningStor).
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::{Client, Error};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    #[error("record {key} does not decode: {reason}")]
+    Decode { key: String, reason: String },
+    #[error("encoding a record: {0}")]
+    Encode(String),
+    #[error(transparent)]
+    Db(#[from] Error),
+}
+
+/// As gRPC services answer it: NOT_FOUND, ALREADY_EXISTS, UNAVAILABLE (flaredb could not be
+/// reached), INTERNAL (a record that does not decode, a refusal).
+impl From<RecordError> for tonic::Status {
+    fn from(e: RecordError) -> Self {
+        let code = match &e {
+            RecordError::NotFound(_) => tonic::Code::NotFound,
+            RecordError::AlreadyExists(_) => tonic::Code::AlreadyExists,
+            RecordError::Db(Error::Refused(_)) | RecordError::Decode { .. } | RecordError::Encode(_) => {
+                tracing::error!(error = %e, "record storage failed");
+                tonic::Code::Internal
+            }
+            RecordError::Db(_) => tonic::Code::Unavailable,
+        };
+        tonic::Status::new(code, e.to_string())
+    }
+}
+
+#[derive(Clone)]
+pub struct Records {
+    client: Client,
+    namespace: String,
+    prefix: String,
+}
+
+/// A record and the version a later compare-and-swap must name.
+pub struct Versioned<T> {
+    pub value: T,
+    pub version: u64,
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, RecordError> {
+    serde_json::to_vec(value).map_err(|e| RecordError::Encode(e.to_string()))
+}
+
+fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, RecordError> {
+    serde_json::from_slice(bytes).map_err(|e| RecordError::Decode { key: key.to_string(), reason: e.to_string() })
+}
+
+impl Records {
+    pub fn new(client: Client, namespace: String, prefix: String) -> Self {
+        Self { client, namespace, prefix }
+    }
+
+    fn key(&self, key: &str) -> Vec<u8> {
+        format!("{}{key}", self.prefix).into_bytes()
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<Versioned<T>>, RecordError> {
+        match self.client.get(&self.namespace, &self.key(key)).await? {
+            Some(record) => Ok(Some(Versioned { value: decode(key, &record.value)?, version: record.version })),
+            None => Ok(None),
+        }
+    }
+
+    /// The record at `key`, or `NotFound` naming `what`.
+    pub async fn fetch<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        what: impl FnOnce() -> String,
+    ) -> Result<Versioned<T>, RecordError> {
+        self.get(key).await?.ok_or_else(|| RecordError::NotFound(what()))
+    }
+
+    /// Writes `value` only if `key` is absent; `AlreadyExists` naming `what` otherwise.
+    pub async fn create<T: Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+        what: impl FnOnce() -> String,
+    ) -> Result<(), RecordError> {
+        let (written, _) = self.client.compare_and_swap(&self.namespace, &self.key(key), 0, &encode(value)?).await?;
+        if !written {
+            return Err(RecordError::AlreadyExists(what()));
+        }
+        Ok(())
+    }
+
+    /// Writes `value` only if `key` is still at `version`; `false` if it changed meanwhile.
+    pub async fn update<T: Serialize>(&self, key: &str, value: &T, version: u64) -> Result<bool, RecordError> {
+        let (written, _) =
+            self.client.compare_and_swap(&self.namespace, &self.key(key), version, &encode(value)?).await?;
+        Ok(written)
+    }
+
+    pub async fn put_with_ttl<T: Serialize>(&self, key: &str, value: &T, ttl_seconds: u64) -> Result<(), RecordError> {
+        self.client.put_with_ttl(&self.namespace, &self.key(key), &encode(value)?, ttl_seconds).await?;
+        Ok(())
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<bool, RecordError> {
+        Ok(self.client.delete(&self.namespace, &self.key(key)).await?)
+    }
+
+    /// Every record under `prefix`, in key order, with its key (prefix included).
+    pub async fn list<T: DeserializeOwned>(&self, prefix: &str) -> Result<Vec<(String, T)>, RecordError> {
+        let start = self.key(prefix);
+        let mut end = start.clone();
+        // The first key after every key that starts with `prefix`.
+        while let Some(last) = end.pop() {
+            if last < u8::MAX {
+                end.push(last + 1);
+                break;
+            }
+        }
+        let records = self.client.scan(&self.namespace, &start, &end, Default::default()).await?;
+        records
+            .into_iter()
+            .map(|r| {
+                let key = String::from_utf8_lossy(&r.key[self.prefix.len()..]).into_owned();
+                let value = decode(&key, &r.value)?;
+                Ok((key, value))
+            })
+            .collect()
+    }
+
+    /// The flaredb client and namespace (for watching changes).
+    pub fn client(&self) -> (&Client, &str, &str) {
+        (&self.client, &self.namespace, &self.prefix)
+    }
+}
