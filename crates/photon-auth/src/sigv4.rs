@@ -206,6 +206,11 @@ fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
     hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), data).as_ref().to_vec()
 }
 
+/// HMAC-SHA256 of `data` under `key`, hex.
+pub fn hmac_hex(key: &[u8], data: &[u8]) -> String {
+    hex(&hmac(key, data))
+}
+
 /// What is signed: method, path as sent, query without the signature, the signed headers.
 pub struct Signed<'a> {
     pub method: &'a str,
