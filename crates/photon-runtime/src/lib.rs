@@ -34,6 +34,10 @@ pub use config::{LogSection, Sections, ServerSection, ServiceConfig, ServiceSpec
 pub use error::RuntimeError;
 pub use health::{HealthCheck, HealthReport, HealthStatus};
 pub use run::{run, serve, BoxError, Context};
+/// Serves a router on a further port of the service (LightningStor's S3 port, for example):
+/// the same TLS (or plaintext when `None`), connection handling and bounded drain on shutdown
+/// as the API port. Spawn it on the context's task tracker.
+pub use serve::serve_connections as serve_port;
 pub use tls_setup::{prepare as prepare_tls, TlsSetup};
 
 /// Re-exported for services' extra flag overrides (`(key path, Value)` pairs).

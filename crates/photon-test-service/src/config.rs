@@ -40,6 +40,10 @@ pub struct TestSection {
     pub crash_once: bool,
     /// Append "<name> start|stop <unix ms> <pid>" lines to this file.
     pub record: Option<PathBuf>,
+    /// Also serve the REST routes on this address (a second port, as LightningStor's S3 port).
+    pub extra_listen: Option<std::net::SocketAddr>,
+    /// Serve the extra port in plaintext instead of TLS.
+    pub extra_plaintext: bool,
 }
 
 impl ServiceConfig for TestServiceConfig {
@@ -54,6 +58,8 @@ impl ServiceConfig for TestServiceConfig {
                 crash_after_ms: 0,
                 crash_once: false,
                 record: None,
+                extra_listen: None,
+                extra_plaintext: false,
             },
             auth: AuthSection { iam_url: String::new(), ca: None, decision_ttl_ms: 10_000 },
         }

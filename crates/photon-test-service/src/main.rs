@@ -40,6 +40,13 @@ fn main() -> ExitCode {
     photon_runtime::run(SPEC, cli.common, extra, |config: TestServiceConfig, context| async move {
         let behaviour = behaviour::Behaviour::start(&config, &context)?;
         let health = behaviour.health_check();
+        if let Some(listen) = config.test.extra_listen {
+            let listener = tokio::net::TcpListener::bind(listen).await?;
+            let tls = if config.test.extra_plaintext { None } else { context.tls.config.clone() };
+            let drain = std::time::Duration::from_secs(config.server.shutdown_timeout_secs);
+            let serving = photon_runtime::serve_port(listener, tls, routes::router(), context.shutdown.clone(), drain);
+            context.tasks.spawn(serving);
+        }
         let api = Api::new(health).http(routes::router()).grpc(DemoServer::new(routes::Demo));
         if config.auth.iam_url.is_empty() {
             return Ok(api);

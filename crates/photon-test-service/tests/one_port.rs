@@ -151,3 +151,24 @@ async fn restart_reuses_the_dev_ca_and_certificate() {
     assert_eq!(cert_before, std::fs::read(&cert).unwrap());
     assert!(server.process.logs().contains("cert_reused=true"), "the log says the certificate was reused");
 }
+
+#[tokio::test]
+async fn a_second_port_serves_routes_in_tls_or_plaintext_and_drains() {
+    for plaintext in [false, true] {
+        let extra = photon_testkit::free_port();
+        let mut server = TestServer::new(SERVICE, &[]);
+        server
+            .process
+            .env("PHOTON_TEST_TEST_EXTRA_LISTEN", format!("127.0.0.1:{extra}"))
+            .env("PHOTON_TEST_TEST_EXTRA_PLAINTEXT", plaintext.to_string())
+            .start();
+        server.wait_healthy(Duration::from_secs(30)).await;
+        let url = format!("{}://127.0.0.1:{extra}/api/v1/echo/hi", if plaintext { "http" } else { "https" });
+        let out =
+            std::process::Command::new("curl").args(["-sf", "--cacert"]).arg(server.ca()).arg(&url).output().unwrap();
+        assert!(String::from_utf8_lossy(&out.stdout).contains("\"hi\""), "{url}: {out:?}");
+        server.process.signal(libc::SIGTERM);
+        let status = server.process.wait_exit(Duration::from_secs(30)).expect("exits");
+        assert!(status.success(), "{status:?}");
+    }
+}
