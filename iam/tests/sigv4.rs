@@ -10,6 +10,9 @@ use std::time::Duration;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use common::{bearer, Env};
 use photon_api::iam::v1 as pb;
+use std::sync::Arc;
+
+use photon_auth::service::ServiceToken;
 use photon_auth::sigv4::{AccessKeys, SigV4Error, Signed};
 
 /// botocore signs `method url` with `headers`; answers the headers it sent (or, presigned, the
@@ -70,7 +73,7 @@ async fn botocore_signed_requests_verify_against_iam_access_keys() {
 
     let options = photon_client::ChannelOptions { ca: Some(env.iam.ca()), ..Default::default() };
     let channel = photon_client::lazy_channel(&env.iam.url(), &options).unwrap();
-    let keys = AccessKeys::new(channel, root.clone(), Duration::from_secs(30));
+    let keys = AccessKeys::new(channel, Arc::new(ServiceToken::fixed(root.clone())), Duration::from_secs(30));
     let host = "127.0.0.1:9000";
 
     // Header signature: the path and query as the client sent them.
@@ -108,8 +111,11 @@ async fn botocore_signed_requests_verify_against_iam_access_keys() {
     let request = Signed { method: "GET", path: "/bucket/x", query: "", headers: &headers };
     assert_eq!(keys.verify(&request, now()).await.unwrap_err().s3_code(), "InvalidAccessKeyId");
     admin.delete_access_key(bearer(&root, pb::DeleteAccessKeyRequest { key_id: key_id.clone() })).await.unwrap();
-    let fresh =
-        AccessKeys::new(photon_client::lazy_channel(&env.iam.url(), &options).unwrap(), root, Duration::from_secs(30));
+    let fresh = AccessKeys::new(
+        photon_client::lazy_channel(&env.iam.url(), &options).unwrap(),
+        Arc::new(ServiceToken::fixed(root)),
+        Duration::from_secs(30),
+    );
     let signed = botocore(&key_id, &created.secret, "GET", &format!("https://{host}/bucket/x"), false);
     let headers = headers_of(&signed, host);
     let request = Signed { method: "GET", path: "/bucket/x", query: "", headers: &headers };

@@ -91,11 +91,36 @@ impl AuthClient {
     pub async fn authorize(&self, token: &str, action: &str, resource: &str) -> Result<Caller, AuthError> {
         let claims = self.authenticate(token).await?;
         let key = (claims.jti.clone(), action.to_string(), resource.to_string());
+        self.decide(key, self.ask(token, "", action, resource)).await?;
+        Ok(Caller::from(&claims))
+    }
+
+    /// Whether `principal` — not this request's token holder: the owner of an S3 access key,
+    /// say — may do `action` on `resource`. Asked with this service's own `service_token`,
+    /// which needs `iam:principals:authorize`; cached and outage-tolerant like [`Self::authorize`].
+    pub async fn authorize_principal(
+        &self,
+        service_token: &str,
+        principal: &str,
+        action: &str,
+        resource: &str,
+    ) -> Result<(), AuthError> {
+        let key = (format!("principal {principal}"), action.to_string(), resource.to_string());
+        self.decide(key, self.ask(service_token, principal, action, resource)).await
+    }
+
+    /// A cached decision while fresh; otherwise IAM's answer (cached); while IAM cannot be
+    /// reached, the last cached answer whatever its age.
+    async fn decide(
+        &self,
+        key: (String, String, String),
+        ask: impl std::future::Future<Output = Result<Cached, Asked>>,
+    ) -> Result<(), AuthError> {
         let cached = self.decisions.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
         let fresh = cached.as_ref().filter(|c| c.at.elapsed() < self.config.decision_ttl).cloned();
         let decision = match fresh {
             Some(decision) => decision,
-            None => match self.ask(token, action, resource).await {
+            None => match ask.await {
                 Ok(decision) => {
                     let mut decisions = self.decisions.lock().unwrap_or_else(|p| p.into_inner());
                     if decisions.len() > 100_000 {
@@ -110,13 +135,15 @@ impl AuthClient {
                 }
                 Err(Asked::Unreachable(why)) => match cached {
                     Some(stale) => {
+                        let (_, action, resource) = &key;
                         tracing::warn!(error = %why, action, resource, "IAM unreachable; answering from a cached decision");
                         stale
                     }
                     None => {
+                        let (_, action, resource) = &key;
                         return Err(AuthError::Unavailable(format!(
                             "IAM is unreachable ({why}) and no earlier decision covers {action} on {resource}"
-                        )))
+                        )));
                     }
                 },
             },
@@ -124,12 +151,12 @@ impl AuthClient {
         if !decision.allowed {
             return Err(AuthError::PermissionDenied(decision.reason));
         }
-        Ok(Caller::from(&claims))
+        Ok(())
     }
 
-    async fn ask(&self, token: &str, action: &str, resource: &str) -> Result<Cached, Asked> {
+    async fn ask(&self, token: &str, principal: &str, action: &str, resource: &str) -> Result<Cached, Asked> {
         let mut request = tonic::Request::new(pb::AuthorizeRequest {
-            principal: String::new(),
+            principal: principal.to_string(),
             action: action.into(),
             resource: resource.into(),
             context: None,

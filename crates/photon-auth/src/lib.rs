@@ -11,6 +11,7 @@ pub mod guard;
 pub mod interceptor;
 pub mod jwks;
 pub mod rules;
+pub mod service;
 pub mod sigv4;
 pub mod sigv4_stream;
 pub mod verified;

@@ -18,6 +18,8 @@ use photon_api::iam::v1::authz_client::AuthzClient;
 use ring::{digest, hmac};
 use tonic::transport::Channel;
 
+use crate::service::ServiceToken;
+
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 /// The clock-skew window S3 allows.
 pub const MAX_SKEW: Duration = Duration::from_secs(15 * 60);
@@ -350,20 +352,15 @@ impl AccessKey {
 /// Access keys resolved through IAM, cached for `ttl` (a deleted key stops working within it).
 pub struct AccessKeys {
     authz: AuthzClient<Channel>,
-    /// The bearer token of this service's own principal (needs `iam:access-keys:resolve`).
-    token: Mutex<String>,
+    /// This service's own identity (needs `iam:access-keys:resolve`).
+    identity: std::sync::Arc<ServiceToken>,
     ttl: Duration,
     cache: Mutex<HashMap<String, (AccessKey, Instant)>>,
 }
 
 impl AccessKeys {
-    pub fn new(channel: Channel, token: String, ttl: Duration) -> Self {
-        Self { authz: AuthzClient::new(channel), token: Mutex::new(token), ttl, cache: Mutex::default() }
-    }
-
-    /// Replaces the service's own token (after it refreshed it).
-    pub fn set_token(&self, token: String) {
-        *self.token.lock().unwrap_or_else(|p| p.into_inner()) = token;
+    pub fn new(channel: Channel, identity: std::sync::Arc<ServiceToken>, ttl: Duration) -> Self {
+        Self { authz: AuthzClient::new(channel), identity, ttl, cache: Mutex::default() }
     }
 
     pub async fn resolve(&self, key_id: &str) -> Result<AccessKey, SigV4Error> {
@@ -372,7 +369,7 @@ impl AccessKeys {
                 return Ok(key.clone());
             }
         }
-        let token = self.token.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let token = self.identity.get().await.map_err(|e| SigV4Error::Unavailable(e.to_string()))?;
         let mut request = tonic::Request::new(pb::ResolveAccessKeyRequest { key_id: key_id.to_string() });
         let bearer =
             format!("Bearer {token}").parse().map_err(|_| SigV4Error::Unavailable("bad service token".into()))?;
