@@ -10,6 +10,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
 use ring::digest::{Context, SHA256};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
@@ -94,18 +96,59 @@ impl ChunkStore {
     /// Writes everything `source` yields as chunks, durably; answers them in order. On an error
     /// the chunks already written are removed (nothing of a failed write stays).
     pub async fn write(&self, source: &mut (impl AsyncRead + Unpin)) -> Result<Vec<ChunkRef>, ChunkError> {
+        let pieces = futures_util::stream::unfold(source, |source| async move {
+            let mut piece = vec![0u8; 64 << 10];
+            match source.read(&mut piece).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    piece.truncate(n);
+                    Some((Ok(Bytes::from(piece)), source))
+                }
+                Err(e) => Some((Err(e), source)),
+            }
+        });
+        self.write_stream(pieces, |_| {}).await
+    }
+
+    /// Writes the pieces of `source` as chunks, durably, showing every byte to `inspect` (for
+    /// digests); answers the chunks in order. On an error (the source's included) the chunks
+    /// already written are removed.
+    pub async fn write_stream(
+        &self,
+        source: impl Stream<Item = std::io::Result<Bytes>>,
+        mut inspect: impl FnMut(&[u8]),
+    ) -> Result<Vec<ChunkRef>, ChunkError> {
+        let mut source = std::pin::pin!(source);
         let mut written = Vec::new();
+        let mut buffer = Vec::with_capacity(self.chunk_bytes);
         loop {
-            let mut buffer = Vec::with_capacity(self.chunk_bytes);
-            let read = (&mut *source).take(self.chunk_bytes as u64).read_to_end(&mut buffer).await;
-            if let Err(e) = read {
-                self.remove(&written).await;
-                return Err(ChunkError::Source(e));
+            let piece = match source.next().await {
+                Some(Ok(piece)) => piece,
+                Some(Err(e)) => {
+                    self.remove(&written).await;
+                    return Err(ChunkError::Source(e));
+                }
+                None => break,
+            };
+            inspect(&piece);
+            let mut piece = &piece[..];
+            while !piece.is_empty() {
+                let take = piece.len().min(self.chunk_bytes - buffer.len());
+                buffer.extend_from_slice(&piece[..take]);
+                piece = &piece[take..];
+                if buffer.len() == self.chunk_bytes {
+                    let full = std::mem::replace(&mut buffer, Vec::with_capacity(self.chunk_bytes));
+                    match self.put(full).await {
+                        Ok(chunk) => written.push(chunk),
+                        Err(e) => {
+                            self.remove(&written).await;
+                            return Err(e);
+                        }
+                    }
+                }
             }
-            if buffer.is_empty() && !written.is_empty() {
-                return Ok(written);
-            }
-            let full = buffer.len() == self.chunk_bytes;
+        }
+        if !buffer.is_empty() || written.is_empty() {
             match self.put(buffer).await {
                 Ok(chunk) => written.push(chunk),
                 Err(e) => {
@@ -113,10 +156,8 @@ impl ChunkStore {
                     return Err(e);
                 }
             }
-            if !full {
-                return Ok(written);
-            }
         }
+        Ok(written)
     }
 
     /// Stores one chunk durably.

@@ -396,6 +396,16 @@ impl AccessKeys {
 
     /// Verifies a request signed in its headers or its query string; answers the access key.
     pub async fn verify(&self, request: &Signed<'_>, now: i64) -> Result<AccessKey, SigV4Error> {
+        self.verify_with_credential(request, now).await.map(|(key, _)| key)
+    }
+
+    /// Like [`Self::verify`], also answering the parsed signature (a streaming upload's chunk
+    /// signatures chain from it; see `sigv4_stream`).
+    pub async fn verify_with_credential(
+        &self,
+        request: &Signed<'_>,
+        now: i64,
+    ) -> Result<(AccessKey, Credential), SigV4Error> {
         let credential = match request.headers.get("authorization").and_then(|v| v.to_str().ok()) {
             Some(authorization) => from_header(authorization, request.headers)?,
             None => from_query(request.query)?,
@@ -406,7 +416,7 @@ impl AccessKeys {
         };
         let key = self.resolve(&credential.access_key).await?;
         verify(request, &credential, &payload_hash, &key.secret, now)?;
-        Ok(key)
+        Ok((key, credential))
     }
 }
 

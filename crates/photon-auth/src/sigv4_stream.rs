@@ -10,8 +10,7 @@
 //! `MAX_CHUNK`).
 
 use bytes::{Buf, Bytes, BytesMut};
-use futures_util::Stream;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use futures_util::{Stream, StreamExt};
 
 use crate::sigv4::{hmac_hex, sha256_hex, Credential, SigV4Error};
 
@@ -27,8 +26,8 @@ pub enum Chunks {
     Unsigned,
 }
 
-struct State<R> {
-    source: R,
+struct State<S> {
+    source: S,
     buffer: BytesMut,
     chunks: Chunks,
     previous: String,
@@ -39,16 +38,14 @@ fn malformed(why: impl Into<String>) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, SigV4Error::Malformed(why.into()))
 }
 
-impl<R: AsyncRead + Unpin> State<R> {
+impl<S: Stream<Item = std::io::Result<Bytes>> + Unpin> State<S> {
     /// Makes sure `n` bytes are buffered; false when the body ended first.
     async fn fill(&mut self, n: usize) -> std::io::Result<bool> {
         while self.buffer.len() < n {
-            let mut piece = vec![0u8; (n - self.buffer.len()).clamp(8192, 1 << 20)];
-            let read = self.source.read(&mut piece).await?;
-            if read == 0 {
-                return Ok(false);
+            match self.source.next().await {
+                Some(piece) => self.buffer.extend_from_slice(&piece?),
+                None => return Ok(false),
             }
-            self.buffer.extend_from_slice(&piece[..read]);
         }
         Ok(true)
     }
@@ -124,8 +121,12 @@ impl<R: AsyncRead + Unpin> State<R> {
     }
 }
 
-/// The decoded body of an aws-chunked `source`, as a stream of verified data chunks.
-pub fn decode<R: AsyncRead + Unpin>(source: R, chunks: Chunks) -> impl Stream<Item = std::io::Result<Bytes>> {
+/// The decoded body of an aws-chunked `source` (the raw body's pieces), as a stream of verified
+/// data chunks.
+pub fn decode<S: Stream<Item = std::io::Result<Bytes>> + Unpin>(
+    source: S,
+    chunks: Chunks,
+) -> impl Stream<Item = std::io::Result<Bytes>> {
     let previous = match &chunks {
         Chunks::Signed { credential, .. } => credential.signature.to_ascii_lowercase(),
         Chunks::Unsigned => String::new(),
@@ -182,6 +183,12 @@ mod tests {
         (headers, authorization, body)
     }
 
+    /// A body arriving in uneven pieces, as from a network.
+    fn pieces(body: &[u8]) -> impl Stream<Item = std::io::Result<Bytes>> + Unpin {
+        let parts: Vec<std::io::Result<Bytes>> = body.chunks(7777).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+        futures_util::stream::iter(parts)
+    }
+
     async fn collect(stream: impl Stream<Item = std::io::Result<Bytes>>) -> std::io::Result<Vec<u8>> {
         let mut out = Vec::new();
         let mut stream = std::pin::pin!(stream);
@@ -199,38 +206,42 @@ mod tests {
         let at = 1_369_353_600;
         verify(&request, &credential, "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", SECRET, at).expect("the seed signature");
         let key = signing_key(SECRET, &credential);
-        let decoded = collect(decode(
-            body.as_slice(),
-            Chunks::Signed { signing_key: key.clone(), credential: credential.clone() },
-        ))
-        .await
-        .unwrap();
+        let decoded =
+            collect(decode(pieces(&body), Chunks::Signed { signing_key: key.clone(), credential: credential.clone() }))
+                .await
+                .unwrap();
         assert_eq!(decoded, vec![b'a'; 66560]);
 
         // One changed byte in the data, a truncated body, a missing signature: refused.
         let mut tampered = body.clone();
         tampered[200] = b'b';
         let refused = collect(decode(
-            tampered.as_slice(),
+            pieces(&tampered),
             Chunks::Signed { signing_key: key.clone(), credential: credential.clone() },
         ))
         .await;
         assert!(refused.unwrap_err().to_string().contains("signature"));
         let truncated = &body[..body.len() - 90];
-        let refused =
-            collect(decode(truncated, Chunks::Signed { signing_key: key.clone(), credential: credential.clone() }))
-                .await;
+        let refused = collect(decode(
+            pieces(truncated),
+            Chunks::Signed { signing_key: key.clone(), credential: credential.clone() },
+        ))
+        .await;
         assert!(refused.is_err());
         let unsigned = b"5\r\nhello\r\n0\r\n\r\n".to_vec();
-        assert!(collect(decode(unsigned.as_slice(), Chunks::Signed { signing_key: key, credential })).await.is_err());
+        assert!(collect(decode(pieces(&unsigned), Chunks::Signed { signing_key: key, credential })).await.is_err());
     }
 
     #[tokio::test]
     async fn unsigned_streams_with_trailers_decode() {
         let body = b"5\r\nhello\r\n6\r\n world\r\n0\r\nx-amz-checksum-crc32:DUoRhQ==\r\n\r\n".to_vec();
-        assert_eq!(collect(decode(body.as_slice(), Chunks::Unsigned)).await.unwrap(), b"hello world");
+        assert_eq!(collect(decode(pieces(&body), Chunks::Unsigned)).await.unwrap(), b"hello world");
         for bad in [&b"zz\r\nhello\r\n"[..], b"5\r\nhel", b"5\r\nhelloXX0\r\n\r\n"] {
-            assert!(collect(decode(bad, Chunks::Unsigned)).await.is_err(), "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                collect(decode(pieces(bad), Chunks::Unsigned)).await.is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }
