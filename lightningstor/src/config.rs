@@ -8,8 +8,12 @@ use std::path::PathBuf;
 use photon_runtime::{LogSection, Sections, ServerSection, ServiceConfig, ServiceSpec, TlsSection};
 use serde::{Deserialize, Serialize};
 
-pub const SPEC: ServiceSpec =
-    ServiceSpec { name: "lightningstor", env_prefix: "LIGHTNINGSTOR", default_port: 9093, version: env!("CARGO_PKG_VERSION") };
+pub const SPEC: ServiceSpec = ServiceSpec {
+    name: "lightningstor",
+    env_prefix: "LIGHTNINGSTOR",
+    default_port: 9093,
+    version: env!("CARGO_PKG_VERSION"),
+};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

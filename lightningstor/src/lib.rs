@@ -1,6 +1,12 @@
-//! LightningStor: S3-compatible object storage. Built so far: the chunk store that keeps object
-//! data on local disk (`chunks`), and the S3 protocol's addressing and errors (`s3`). The S3
-//! endpoint, metadata in flaredb and replication come next (docs/lightningstor.md).
+//! LightningStor: S3-compatible object storage. Object data lives in checksummed chunks on local
+//! disk (`chunks`), metadata in flaredb (`meta`); the S3 endpoint (`s3`) authenticates with
+//! SigV4 against IAM's access keys and asks IAM to authorize each request on the bucket's
+//! project. Multipart uploads, versioning, replication and the rest of issue 6 come next
+//! (docs/lightningstor.md).
 
 pub mod chunks;
+pub mod config;
+pub mod meta;
 pub mod s3;
+pub mod server;
+pub mod time;

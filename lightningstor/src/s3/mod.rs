@@ -1,5 +1,11 @@
-//! The S3 protocol surface: how requests name buckets and keys (`address`) and how errors are
-//! answered (`error`). Handlers come with the server.
+//! The S3 protocol surface: how requests name buckets and keys (`address`), errors (`error`),
+//! response documents (`xml`), and the endpoint (`service`) with its bucket, object and listing
+//! operations.
 
 pub mod address;
+mod bucket;
 pub mod error;
+mod list;
+mod object;
+pub mod service;
+mod xml;

@@ -1,0 +1,42 @@
+//! `lightningstor-server`: the binary. Everything it does is in the library; see `server::build`.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use lightningstor::config::{LightningstorConfig, SPEC};
+use photon_runtime::{CommonArgs, ConfigValue};
+
+/// LightningStor: PhotonCloud's S3-compatible object storage (metadata in flaredb, access keys
+/// and decisions from IAM; both must be running).
+#[derive(Debug, Parser)]
+struct Cli {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// flaredb API URLs, comma-separated (flaredb.endpoints).
+    #[arg(long, value_name = "URL,...", value_delimiter = ',')]
+    flaredb: Vec<String>,
+    /// IAM's API URL (iam.url).
+    #[arg(long, value_name = "URL")]
+    iam: Option<String>,
+    /// The S3 port's address (s3.listen).
+    #[arg(long, value_name = "ADDR")]
+    s3_listen: Option<std::net::SocketAddr>,
+}
+
+fn main() -> ExitCode {
+    let cli: Cli = photon_runtime::cli::parse::<Cli, LightningstorConfig>(&SPEC);
+    let mut overrides = Vec::new();
+    if !cli.flaredb.is_empty() {
+        let endpoints: Vec<ConfigValue> = cli.flaredb.iter().map(|e| ConfigValue::from(e.clone())).collect();
+        overrides.push(("flaredb.endpoints".to_string(), ConfigValue::from(endpoints)));
+    }
+    if let Some(iam) = cli.iam {
+        overrides.push(("iam.url".to_string(), ConfigValue::from(iam)));
+    }
+    if let Some(listen) = cli.s3_listen {
+        overrides.push(("s3.listen".to_string(), ConfigValue::from(listen.to_string())));
+    }
+    photon_runtime::run(SPEC, cli.common, overrides, |config: LightningstorConfig, context| async move {
+        Ok(lightningstor::server::build(config, context).await?)
+    })
+}

@@ -1,0 +1,195 @@
+//! ListObjects (v1 with `marker`, v2 with `continuation-token` and `start-after`): keys in
+//! order under a prefix, grouped into CommonPrefixes at a delimiter, at most `max-keys` (1000)
+//! per page, keys URL-encoded when asked (`encoding-type=url`).
+
+use axum::response::Response;
+
+use super::address::Target;
+use super::bucket::xml_response;
+use super::error::S3Error;
+use super::service::{Call, S3};
+use super::xml::Xml;
+use crate::meta::{objects_prefix, Object};
+use crate::time::iso8601;
+
+/// One page: the objects and common prefixes after `after`, and whether more follow.
+struct Page {
+    objects: Vec<Object>,
+    prefixes: Vec<String>,
+    truncated: bool,
+    /// The last key or prefix returned (where the next page starts after).
+    last: Option<String>,
+}
+
+fn page(all: Vec<Object>, prefix: &str, delimiter: &str, after: &str, max: usize) -> Page {
+    let mut page = Page { objects: Vec::new(), prefixes: Vec::new(), truncated: false, last: None };
+    for object in all {
+        if !object.key.starts_with(prefix) || object.key.as_str() <= after {
+            continue;
+        }
+        let rolled = (!delimiter.is_empty())
+            .then(|| {
+                object.key[prefix.len()..]
+                    .find(delimiter)
+                    .map(|i| object.key[..prefix.len() + i + delimiter.len()].to_string())
+            })
+            .flatten();
+        if let Some(common) = &rolled {
+            if page.prefixes.last() == Some(common) || common.as_str() <= after {
+                continue;
+            }
+        }
+        if page.objects.len() + page.prefixes.len() == max {
+            page.truncated = true;
+            break;
+        }
+        match rolled {
+            Some(common) => {
+                page.last = Some(common.clone());
+                page.prefixes.push(common);
+            }
+            None => {
+                page.last = Some(object.key.clone());
+                page.objects.push(object);
+            }
+        }
+    }
+    page
+}
+
+fn url_encode(text: &str) -> String {
+    photon_auth::sigv4::encode(text).replace("%2F", "/")
+}
+
+impl S3 {
+    pub async fn list_objects(&self, call: &Call) -> Result<Response, S3Error> {
+        let Target::Bucket(name) = &call.target else { return Err(S3Error::invalid_request("no bucket")) };
+        let bucket = self.bucket(name).await?;
+        self.allow(call, "lightningstor:objects:list", &bucket.resource()).await?;
+        let get = |k: &str| call.query.get(k).cloned().unwrap_or_default();
+        let (prefix, delimiter) = (get("prefix"), get("delimiter"));
+        let max = match call.query.get("max-keys") {
+            Some(n) => n.parse::<usize>().map_err(|_| S3Error::invalid_argument("max-keys is not a number"))?.min(1000),
+            None => 1000,
+        };
+        let url = match call.query.get("encoding-type").map(String::as_str) {
+            None => false,
+            Some("url") => true,
+            Some(other) => return Err(S3Error::invalid_argument(format!("encoding-type {other:?} is not 'url'"))),
+        };
+        let enc = |text: &str| if url { url_encode(text) } else { text.to_string() };
+        let v2 = get("list-type") == "2";
+        let token = get("continuation-token");
+        let after = if v2 {
+            if token.is_empty() {
+                get("start-after")
+            } else {
+                decode_token(&token)?
+            }
+        } else {
+            get("marker")
+        };
+        let all: Vec<Object> = self
+            .records
+            .list::<Object>(&format!("{}{prefix}", objects_prefix(name)))
+            .await?
+            .into_iter()
+            .map(|(_, o)| o)
+            .collect();
+        let page = page(all, &prefix, &delimiter, &after, max);
+        let mut xml = Xml::new("ListBucketResult");
+        xml.field("Name", name).field("Prefix", enc(&prefix)).field("MaxKeys", max);
+        if !delimiter.is_empty() {
+            xml.field("Delimiter", enc(&delimiter));
+        }
+        if url {
+            xml.field("EncodingType", "url");
+        }
+        xml.field("IsTruncated", page.truncated);
+        if v2 {
+            xml.field("KeyCount", page.objects.len() + page.prefixes.len());
+            if !token.is_empty() {
+                xml.field("ContinuationToken", &token);
+            }
+            if let Some(start_after) = call.query.get("start-after") {
+                xml.field("StartAfter", enc(start_after));
+            }
+            if let (true, Some(last)) = (page.truncated, &page.last) {
+                xml.field("NextContinuationToken", encode_token(last));
+            }
+        } else {
+            xml.field("Marker", enc(&after));
+            if let (true, Some(last)) = (page.truncated, &page.last) {
+                xml.field("NextMarker", enc(last));
+            }
+        }
+        for object in &page.objects {
+            xml.open("Contents")
+                .field("Key", enc(&object.key))
+                .field("LastModified", iso8601(object.modified_ms))
+                .field("ETag", format!("\"{}\"", object.etag))
+                .field("Size", object.size)
+                .field("StorageClass", "STANDARD")
+                .close("Contents");
+        }
+        for common in &page.prefixes {
+            xml.open("CommonPrefixes").field("Prefix", enc(common)).close("CommonPrefixes");
+        }
+        Ok(xml_response(xml.finish("ListBucketResult")))
+    }
+}
+
+/// Continuation tokens are the last key, hex-encoded (opaque to clients, as S3's are).
+fn encode_token(last: &str) -> String {
+    last.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_token(token: &str) -> Result<String, S3Error> {
+    let bad = || S3Error::invalid_argument("the continuation token is not valid");
+    if token.len() % 2 != 0 {
+        return Err(bad());
+    }
+    let bytes: Vec<u8> = (0..token.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&token[i..i + 2], 16))
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad())?;
+    String::from_utf8(bytes).map_err(|_| bad())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn objects(keys: &[&str]) -> Vec<Object> {
+        keys.iter()
+            .map(|k| Object {
+                key: k.to_string(),
+                size: 1,
+                etag: String::new(),
+                content_type: String::new(),
+                headers: Default::default(),
+                modified_ms: 0,
+                chunks: Vec::new(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn pages_group_prefixes_and_resume() {
+        let all = || objects(&["a/1", "a/2", "b", "c/x/1", "c/y", "d"]);
+        let p = page(all(), "", "/", "", 1000);
+        assert_eq!(p.objects.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(), ["b", "d"]);
+        assert_eq!(p.prefixes, ["a/", "c/"]);
+        let first = page(all(), "", "/", "", 2);
+        assert!(first.truncated);
+        assert_eq!((first.prefixes.clone(), first.last.clone()), (vec!["a/".to_string()], Some("b".to_string())));
+        let second = page(all(), "", "/", first.last.as_deref().unwrap(), 2);
+        assert_eq!((second.prefixes, second.objects.len(), second.truncated), (vec!["c/".to_string()], 1, false));
+        let within = page(all(), "c/", "/", "", 1000);
+        assert_eq!(within.prefixes, ["c/x/"]);
+        assert_eq!(within.objects[0].key, "c/y");
+        assert_eq!(decode_token(&encode_token("k/é")).unwrap(), "k/é");
+        assert!(decode_token("zz").is_err());
+    }
+}

@@ -1,0 +1,311 @@
+//! Object operations: PutObject (streamed into chunks; Content-MD5 and signed payload hashes
+//! checked before the object becomes visible), GetObject and HeadObject (Range and the
+//! conditional headers), DeleteObject.
+
+use std::collections::BTreeMap;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use bytes::Bytes;
+use flaredb_client::records::RecordError;
+use futures_util::StreamExt;
+use md5::{Digest, Md5};
+use photon_auth::sigv4::signing_key;
+use photon_auth::sigv4_stream::{decode, Chunks};
+use ring::digest::{Context, SHA256};
+
+use super::address::Target;
+use super::error::S3Error;
+use super::service::{Call, S3};
+use crate::chunks::ChunkError;
+use crate::meta::{object_key, Object};
+use crate::time::{http_date, now_ms, parse_http_date};
+
+/// Headers stored with an object and answered back.
+const KEPT: [&str; 5] = ["cache-control", "content-disposition", "content-encoding", "content-language", "expires"];
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn target(call: &Call) -> (&str, &str) {
+    match &call.target {
+        Target::Object { bucket, key } => (bucket, key),
+        _ => ("", ""),
+    }
+}
+
+impl From<ChunkError> for S3Error {
+    fn from(e: ChunkError) -> Self {
+        match e {
+            ChunkError::Source(e) => {
+                match e.get_ref().and_then(|inner| inner.downcast_ref::<photon_auth::sigv4::SigV4Error>()) {
+                    Some(sig) => sig.clone().into(),
+                    None => S3Error::incomplete_body(format!("the request body ended or failed: {e}")),
+                }
+            }
+            other => S3Error::internal_error(other.to_string()),
+        }
+    }
+}
+
+/// A byte range of an object of `size` bytes: `bytes=a-b`, `bytes=a-`, `bytes=-n`.
+fn range(text: &str, size: u64) -> Result<(u64, u64), S3Error> {
+    let invalid = || S3Error::invalid_range(format!("the range {text:?} is not satisfiable for {size} bytes"));
+    let spec = text.strip_prefix("bytes=").ok_or_else(invalid)?;
+    if spec.contains(',') {
+        return Err(S3Error::not_implemented("multiple ranges are not supported"));
+    }
+    let (a, b) = spec.split_once('-').ok_or_else(invalid)?;
+    let (start, end) = match (a.trim(), b.trim()) {
+        ("", n) => {
+            let n: u64 = n.parse().map_err(|_| invalid())?;
+            (size.saturating_sub(n), size.checked_sub(1).ok_or_else(invalid)?)
+        }
+        (a, "") => (a.parse().map_err(|_| invalid())?, size.checked_sub(1).ok_or_else(invalid)?),
+        (a, b) => {
+            (a.parse().map_err(|_| invalid())?, b.parse::<u64>().map_err(|_| invalid())?.min(size.saturating_sub(1)))
+        }
+    };
+    if start > end || start >= size {
+        return Err(invalid());
+    }
+    Ok((start, end))
+}
+
+impl S3 {
+    pub async fn put_object(&self, call: &Call, body: Body) -> Result<Response, S3Error> {
+        let (bucket_name, key) = target(call);
+        let (bucket_name, key) = (bucket_name.to_string(), key.to_string());
+        let bucket = self.bucket(&bucket_name).await?;
+        self.allow(call, "lightningstor:objects:put", &bucket.resource()).await?;
+        let declared =
+            header(&call.headers, "x-amz-decoded-content-length").or_else(|| header(&call.headers, "content-length"));
+        if let Some(length) = declared.and_then(|l| l.parse::<u64>().ok()) {
+            if length > self.config.max_object_bytes {
+                return Err(S3Error::entity_too_large(format!(
+                    "{length} bytes is over the single-upload limit of {} bytes",
+                    self.config.max_object_bytes
+                )));
+            }
+        }
+        let content_md5 = match header(&call.headers, "content-md5") {
+            Some(b64) => Some(
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .ok()
+                    .filter(|d| d.len() == 16)
+                    .ok_or_else(|| S3Error::invalid_digest("Content-MD5 is not the base64 of 16 bytes"))?,
+            ),
+            None => None,
+        };
+        let payload = header(&call.headers, "x-amz-content-sha256").unwrap_or("UNSIGNED-PAYLOAD").to_string();
+        let raw = body.into_data_stream().map(|piece| piece.map_err(std::io::Error::other));
+        let body: std::pin::Pin<Box<dyn futures_util::Stream<Item = std::io::Result<Bytes>> + Send>> =
+            match payload.as_str() {
+                "STREAMING-AWS4-HMAC-SHA256-PAYLOAD" | "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER" => {
+                    let chunks = Chunks::Signed {
+                        signing_key: signing_key(&call.secret, &call.credential),
+                        credential: call.credential.clone(),
+                    };
+                    Box::pin(decode(raw, chunks))
+                }
+                "STREAMING-UNSIGNED-PAYLOAD-TRAILER" => Box::pin(decode(raw, Chunks::Unsigned)),
+                _ => Box::pin(raw),
+            };
+        let mut md5 = Md5::new();
+        let mut sha = Context::new(&SHA256);
+        let mut size = 0u64;
+        let limit = self.config.max_object_bytes;
+        let chunks = self
+            .chunks
+            .write_stream(body, |piece| {
+                md5.update(piece);
+                sha.update(piece);
+                size += piece.len() as u64;
+            })
+            .await?;
+        let md5 = md5.finalize();
+        let problem = if size > limit {
+            Some(S3Error::entity_too_large(format!("{size} bytes is over the single-upload limit of {limit} bytes")))
+        } else if content_md5.as_deref().is_some_and(|expected| expected != md5.as_slice()) {
+            Some(S3Error::bad_digest("the Content-MD5 you specified did not match what we received"))
+        } else if payload.len() == 64 && payload != hex(sha.finish().as_ref()) {
+            Some(S3Error::x_amz_content_sha256_mismatch("the provided x-amz-content-sha256 does not match the body"))
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            self.chunks.remove(&chunks).await;
+            return Err(problem);
+        }
+        let mut headers = BTreeMap::new();
+        for (name, value) in call.headers.iter() {
+            let name = name.as_str();
+            if name.starts_with("x-amz-meta-") || KEPT.contains(&name) {
+                if let Ok(value) = value.to_str() {
+                    headers.insert(name.to_string(), value.to_string());
+                }
+            }
+        }
+        let object = Object {
+            key: key.clone(),
+            size,
+            etag: hex(&md5),
+            content_type: header(&call.headers, "content-type").unwrap_or("binary/octet-stream").to_string(),
+            headers,
+            modified_ms: now_ms(),
+            chunks,
+        };
+        let replaced = match self.commit(&bucket_name, &object).await {
+            Ok(replaced) => replaced,
+            Err(e) => {
+                self.chunks.remove(&object.chunks).await;
+                return Err(e);
+            }
+        };
+        if let Some(old) = replaced {
+            self.chunks.remove(&old.chunks).await;
+        }
+        Ok((StatusCode::OK, [("etag", format!("\"{}\"", object.etag))]).into_response())
+    }
+
+    /// Makes `object` the current version of its key (compare-and-swap against concurrent
+    /// writers); answers the object it replaced, whose chunks the caller removes.
+    async fn commit(&self, bucket: &str, object: &Object) -> Result<Option<Object>, S3Error> {
+        let record = object_key(bucket, &object.key);
+        for _ in 0..16 {
+            match self.records.get::<Object>(&record).await? {
+                None => match self.records.create(&record, object, || record.clone()).await {
+                    Ok(()) => return Ok(None),
+                    Err(RecordError::AlreadyExists(_)) => continue,
+                    Err(e) => return Err(e.into()),
+                },
+                Some(old) => {
+                    if self.records.update(&record, object, old.version).await? {
+                        return Ok(Some(old.value));
+                    }
+                }
+            }
+        }
+        Err(S3Error::service_unavailable("the key kept changing under concurrent writes; try again"))
+    }
+
+    pub async fn get_object(&self, call: &Call, head_only: bool) -> Result<Response, S3Error> {
+        let (bucket_name, key) = target(call);
+        let bucket = self.bucket(bucket_name).await?;
+        self.allow(call, "lightningstor:objects:get", &bucket.resource()).await?;
+        let object = match self.records.get::<Object>(&object_key(bucket_name, key)).await? {
+            Some(object) => object.value,
+            None => return Err(S3Error::no_such_key("The specified key does not exist.")),
+        };
+        let etag = format!("\"{}\"", object.etag);
+        let modified = object.modified_ms / 1000 * 1000;
+        if let Some(wanted) = header(&call.headers, "if-match") {
+            if wanted != "*" && !wanted.split(',').any(|t| t.trim() == etag) {
+                return Err(S3Error::precondition_failed("If-Match does not match the object's ETag"));
+            }
+        } else if let Some(since) = header(&call.headers, "if-unmodified-since").and_then(parse_http_date) {
+            if modified > since {
+                return Err(S3Error::precondition_failed("the object was modified after If-Unmodified-Since"));
+            }
+        }
+        let not_modified = match header(&call.headers, "if-none-match") {
+            Some(tags) => tags == "*" || tags.split(',').any(|t| t.trim() == etag),
+            None => header(&call.headers, "if-modified-since")
+                .and_then(parse_http_date)
+                .is_some_and(|since| modified <= since),
+        };
+        if not_modified {
+            return Ok((StatusCode::NOT_MODIFIED, [("etag", etag)]).into_response());
+        }
+        let (start, end, status) = match header(&call.headers, "range") {
+            Some(text) => {
+                let (start, end) = range(text, object.size)?;
+                (start, end, StatusCode::PARTIAL_CONTENT)
+            }
+            None => (0, object.size.saturating_sub(1), StatusCode::OK),
+        };
+        let length = if object.size == 0 { 0 } else { end - start + 1 };
+        let mut response = Response::builder()
+            .status(status)
+            .header("etag", &etag)
+            .header("last-modified", http_date(object.modified_ms))
+            .header("content-type", &object.content_type)
+            .header("content-length", length)
+            .header("accept-ranges", "bytes");
+        if status == StatusCode::PARTIAL_CONTENT {
+            response = response.header("content-range", format!("bytes {start}-{end}/{}", object.size));
+        }
+        for (name, value) in &object.headers {
+            response = response.header(name, value);
+        }
+        let body = if head_only || length == 0 { Body::empty() } else { self.stream(object, start, end) };
+        response.body(body).map_err(|e| S3Error::internal_error(e.to_string()))
+    }
+
+    /// The bytes `start..=end` of `object`, read chunk by chunk (each verified) as the client
+    /// takes them.
+    fn stream(&self, object: Object, start: u64, end: u64) -> Body {
+        let store = self.chunks.clone();
+        let mut offset = 0u64;
+        let pieces: Vec<_> = object
+            .chunks
+            .into_iter()
+            .filter_map(|chunk| {
+                let (from, to) = (offset, offset + chunk.len);
+                offset = to;
+                (to > start && from <= end).then(|| {
+                    let skip = start.saturating_sub(from) as usize;
+                    let take = (end.min(to - 1) - from + 1) as usize;
+                    (chunk, skip, take)
+                })
+            })
+            .collect();
+        let stream = futures_util::stream::iter(pieces).then(move |(chunk, skip, take)| {
+            let store = store.clone();
+            async move {
+                let bytes = store.get(&chunk).await.map_err(|e| {
+                    tracing::error!(chunk = %chunk.id, error = %e, "an object's chunk cannot be served");
+                    std::io::Error::other(e.to_string())
+                })?;
+                Ok::<_, std::io::Error>(Bytes::from(bytes).slice(skip..take))
+            }
+        });
+        Body::from_stream(stream)
+    }
+
+    pub async fn delete_object(&self, call: &Call) -> Result<Response, S3Error> {
+        let (bucket_name, key) = target(call);
+        let bucket = self.bucket(bucket_name).await?;
+        self.allow(call, "lightningstor:objects:delete", &bucket.resource()).await?;
+        let record = object_key(bucket_name, key);
+        if let Some(object) = self.records.get::<Object>(&record).await? {
+            self.records.delete(&record).await?;
+            self.chunks.remove(&object.value.chunks).await;
+        }
+        Ok(StatusCode::NO_CONTENT.into_response())
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::range;
+
+    #[test]
+    fn ranges_follow_http() {
+        assert_eq!(range("bytes=0-9", 100).unwrap(), (0, 9));
+        assert_eq!(range("bytes=90-", 100).unwrap(), (90, 99));
+        assert_eq!(range("bytes=-10", 100).unwrap(), (90, 99));
+        assert_eq!(range("bytes=95-200", 100).unwrap(), (95, 99));
+        for bad in ["bytes=100-", "bytes=5-1", "items=0-1", "bytes=x-1"] {
+            assert_eq!(range(bad, 100).unwrap_err().code, "InvalidRange", "{bad}");
+        }
+    }
+}
