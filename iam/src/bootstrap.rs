@@ -1,7 +1,9 @@
-//! First boot: the first system administrator. Runs at every start and changes nothing once an
-//! administrator exists: user `admin` (a system user) bound to the built-in `admin` role at
-//! system scope, with the password from `bootstrap.password_file`, or a generated one written
-//! once to `<data_dir>/initial-admin-password` (mode 0600).
+//! First boot: the first system administrator, and the accounts of platform services. Runs at
+//! every start and changes nothing once done: user `admin` (a system user) bound to the
+//! built-in `admin` role at system scope, with the password from `--admin-password-file`, or a
+//! generated one written once to `<data_dir>/initial-admin-password` (mode 0600); and for each
+//! service in `bootstrap.services`, an account whose credentials go to
+//! `<data_dir>/services/<name>.json`.
 
 use std::path::{Path, PathBuf};
 
@@ -80,4 +82,90 @@ pub async fn run(iam: &Iam, password_file: Option<&Path>, data_dir: &Path) -> Re
         None => tracing::info!("bootstrap: created the first administrator 'admin' with the configured password"),
     }
     Ok(generated)
+}
+
+/// The org and project platform services' accounts live in.
+const PLATFORM_ORG: &str = "platform";
+const PLATFORM_PROJECT: &str = "services";
+/// What a platform service may do: resolve S3 access keys and ask about other principals.
+const SERVICE_ROLE: &str = "platform-service";
+
+/// Provisions platform service `name` (see `[bootstrap] services`): its account, the system
+/// role and binding it needs, and, when `<data_dir>/services/<name>.json` does not exist yet, a
+/// new access key written there. Running it again changes nothing.
+pub async fn service_account(iam: &Iam, name: &str, data_dir: &Path) -> Result<(), IamError> {
+    use crate::model::{AccessKey, Org, Project, Role, ServiceAccount};
+    let file = data_dir.join("services").join(format!("{name}.json"));
+    let account = Addr::service_account(PLATFORM_ORG, PLATFORM_PROJECT, name)?;
+    let principal = format!("sa:{PLATFORM_ORG}/{PLATFORM_PROJECT}/{name}");
+    let org = Org { name: PLATFORM_ORG.into(), display_name: "PhotonCloud platform".into(), created_at: now() };
+    let project = Project {
+        org: PLATFORM_ORG.into(),
+        name: PLATFORM_PROJECT.into(),
+        display_name: "Platform services".into(),
+        created_at: now(),
+    };
+    let role = Role {
+        scope: SYSTEM.into(),
+        name: SERVICE_ROLE.into(),
+        description: "Platform services: resolve access keys, authorize other principals".into(),
+        permissions: vec!["iam:access-keys:resolve".into(), "iam:principals:authorize".into()],
+        created_at: now(),
+    };
+    let sa = ServiceAccount {
+        org: PLATFORM_ORG.into(),
+        project: PLATFORM_PROJECT.into(),
+        name: name.into(),
+        disabled: false,
+        created_at: now(),
+    };
+    let binding = Binding {
+        id: format!("bootstrap-{name}"),
+        scope: SYSTEM.into(),
+        principal: principal.clone(),
+        role: role.id(),
+        effect: Effect::Allow,
+        condition: None,
+        created_at: now(),
+    };
+    // Each step tolerates an earlier run (or another replica) having done it.
+    let steps: [(String, serde_json::Value, String); 5] = [
+        (Addr::org(PLATFORM_ORG)?.key, serde_json::to_value(&org).unwrap_or_default(), "org".into()),
+        (
+            Addr::project(PLATFORM_ORG, PLATFORM_PROJECT)?.key,
+            serde_json::to_value(&project).unwrap_or_default(),
+            "project".into(),
+        ),
+        (Addr::role_at(SYSTEM, SERVICE_ROLE)?.key, serde_json::to_value(&role).unwrap_or_default(), "role".into()),
+        (account.key.clone(), serde_json::to_value(&sa).unwrap_or_default(), "service account".into()),
+        (Addr::binding(SYSTEM, &binding.id)?.key, serde_json::to_value(&binding).unwrap_or_default(), "binding".into()),
+    ];
+    for (key, value, what) in steps {
+        match iam.db.create(&key, &value, || what.clone()).await {
+            Ok(()) | Err(RecordError::AlreadyExists(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    iam.reload_policies().await?;
+    if file.exists() {
+        return Ok(());
+    }
+    let key_id = format!("PK{}", crate::secrets::hex(&iam.server_key.random(9)?).to_uppercase());
+    let secret =
+        base64::engine::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, iam.server_key.random(30)?);
+    let key = AccessKey {
+        key_id: key_id.clone(),
+        principal: principal.clone(),
+        sealed_secret: iam.server_key.seal(secret.as_bytes())?,
+        disabled: false,
+        created_at: now(),
+    };
+    iam.db.create(&Addr::access_key(&account.path, &key_id)?.key, &key, || format!("access key {key_id}")).await?;
+    let credentials = serde_json::json!({ "principal": principal, "key_id": key_id, "secret": secret });
+    crate::secrets::write_private(&file, &credentials.to_string())
+        .map_err(|e| IamError::Internal(format!("cannot write {}: {e}", file.display())))?;
+    iam.audit("system:bootstrap", "iam:access-keys:create", &account.path, "ok", &format!("platform service {name}"))
+        .await;
+    tracing::info!(service = name, credentials = %file.display(), "bootstrap: provisioned a platform service's account");
+    Ok(())
 }

@@ -19,6 +19,18 @@ pub struct IamConfig {
     pub tokens: TokensSection,
     pub keys: KeysSection,
     pub audit: AuditSection,
+    pub bootstrap: BootstrapSection,
+}
+
+/// `[bootstrap]`: what first boot provisions besides the first administrator.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootstrapSection {
+    /// Platform services that act on IAM's behalf (e.g. `lightningstor`, which resolves S3
+    /// access keys): each gets a service account `sa:platform/services/<name>` allowed to resolve
+    /// access keys and authorize other principals, and its credentials written once to
+    /// `<data_dir>/services/<name>.json` (mode 0600) for that service to read.
+    pub services: Vec<String>,
 }
 
 /// `[flaredb]`: where IAM keeps everything. IAM Requires flaredb: with none reachable at start
@@ -87,6 +99,7 @@ impl ServiceConfig for IamConfig {
             },
             keys: KeysSection { master_key_file: None },
             audit: AuditSection { retention_days: 90 },
+            bootstrap: BootstrapSection { services: Vec::new() },
         }
     }
 

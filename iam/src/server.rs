@@ -32,6 +32,9 @@ pub async fn build(
     let data_dir = config.server.data_dir.clone();
     let iam = Iam::start(config, flaredb_ca, issuer).await?;
     crate::bootstrap::run(&iam, password_file.as_deref(), &data_dir).await?;
+    for service in &iam.config.bootstrap.services.clone() {
+        crate::bootstrap::service_account(&iam, service, &data_dir).await?;
+    }
     iam.refresh_in_background(context.shutdown.clone(), &context.tasks);
 
     let connected = std::sync::Arc::new(AtomicBool::new(true));

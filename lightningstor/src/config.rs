@@ -54,17 +54,17 @@ pub struct FlaredbSection {
     pub prefix: String,
 }
 
-/// `[iam]`: who checks signatures and decides. LightningStor acts as a service account
-/// (`access_key_id` and the secret in `secret_file`) that needs `iam:access-keys:resolve` and
-/// `iam:principals:authorize` at system scope.
+/// `[iam]`: who checks signatures and decides. LightningStor acts as a service account that
+/// needs `iam:access-keys:resolve` and `iam:principals:authorize` at system scope; its
+/// credentials file (`{"key_id","secret"}`, as IAM's `bootstrap.services` writes it) is read at
+/// start.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IamSection {
     pub url: String,
     /// CA of IAM's certificate; defaults to the API port's CA.
     pub ca: Option<PathBuf>,
-    pub access_key_id: String,
-    pub secret_file: Option<PathBuf>,
+    pub credentials_file: Option<PathBuf>,
     /// How long an authorization decision or a resolved access key is reused.
     pub cache_ttl_ms: u64,
 }
@@ -98,8 +98,7 @@ impl ServiceConfig for LightningstorConfig {
             iam: IamSection {
                 url: "https://127.0.0.1:8080".into(),
                 ca: None,
-                access_key_id: String::new(),
-                secret_file: None,
+                credentials_file: None,
                 cache_ttl_ms: 10_000,
             },
             storage: StorageSection { chunk_bytes: 8 << 20 },

@@ -25,18 +25,10 @@ pub async fn build(config: LightningstorConfig, context: Context) -> anyhow::Res
         flaredb_client::records::Records::new(client, config.flaredb.namespace.clone(), config.flaredb.prefix.clone());
 
     let iam_ca = config.iam.ca.clone().or(trust);
-    let secret = match &config.iam.secret_file {
-        Some(path) => std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("iam.secret_file {}: {e}", path.display()))?
-            .trim()
-            .to_string(),
-        None => {
-            anyhow::bail!("iam.access_key_id and iam.secret_file name LightningStor's service account; none is set")
-        }
-    };
+    let (key_id, secret) = credentials(config.iam.credentials_file.as_deref())?;
     let options = photon_client::ChannelOptions { ca: iam_ca.clone(), ..Default::default() };
     let channel = photon_client::lazy_channel(&config.iam.url, &options)?;
-    let identity = Arc::new(ServiceToken::login(channel.clone(), config.iam.access_key_id.clone(), secret));
+    let identity = Arc::new(ServiceToken::login(channel.clone(), key_id, secret));
     let ttl = Duration::from_millis(config.iam.cache_ttl_ms);
     let keys = AccessKeys::new(channel, identity.clone(), ttl);
     let mut auth = AuthConfig::new(config.iam.url.clone());
@@ -58,6 +50,24 @@ pub async fn build(config: LightningstorConfig, context: Context) -> anyhow::Res
     context.tasks.spawn(photon_runtime::serve_port(listener, tls, router, context.shutdown.clone(), drain));
 
     Ok(Api::new(move || health(&data)))
+}
+
+/// LightningStor's own access key, from the credentials file IAM's bootstrap wrote.
+fn credentials(file: Option<&std::path::Path>) -> anyhow::Result<(String, String)> {
+    let file = file.ok_or_else(|| {
+        anyhow::anyhow!(
+            "iam.credentials_file is not set: LightningStor needs its service account's credentials (IAM writes them \
+             with bootstrap.services = [\"lightningstor\"])"
+        )
+    })?;
+    let text =
+        std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("iam.credentials_file {}: {e}", file.display()))?;
+    let doc: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("iam.credentials_file {} is not JSON: {e}", file.display()))?;
+    match (doc["key_id"].as_str(), doc["secret"].as_str()) {
+        (Some(key_id), Some(secret)) => Ok((key_id.to_string(), secret.to_string())),
+        _ => anyhow::bail!("iam.credentials_file {} lacks key_id or secret", file.display()),
+    }
 }
 
 /// `/health`: `{"status","volumes","total_gb"}`: healthy while the data directory answers.

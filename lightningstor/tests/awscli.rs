@@ -68,22 +68,14 @@ impl Aws<'_> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aws_cli_buckets_objects_listing_ranges_and_errors() {
-    let env = Env::start(&[]).await;
+    let env = Env::start(&[("IAM_BOOTSTRAP_SERVICES", "[\"lightningstor\"]")]).await;
     let root = env.admin_token().await;
-    // LightningStor's own identity: resolve access keys, authorize their owners.
-    let role = pb::CreateRoleRequest {
-        scope: "system".into(),
-        name: "storage-service".into(),
-        description: String::new(),
-        permissions: vec!["iam:access-keys:resolve".into(), "iam:principals:authorize".into()],
-    };
-    env.admin().create_role(bearer(&root, role)).await.unwrap();
-    let service = account(&env, &root, "platform", "system", "roles/storage-service").await;
+    // LightningStor's own identity comes from IAM's bootstrap (`bootstrap.services`).
+    let credentials = env.iam.dir().join("data/services/lightningstor.json");
+    assert!(credentials.exists(), "IAM wrote LightningStor's credentials");
     let tenant = account(&env, &root, "acme", "orgs/acme/projects/web", "member").await;
     let stranger = account(&env, &root, "beta", "orgs/beta/projects/web", "member").await;
 
-    let secret = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(secret.path(), &service.1).unwrap();
     let s3_port = free_port();
     let (flaredb, iam, listen) = (env.flaredb.url(), env.iam.url(), format!("127.0.0.1:{s3_port}"));
     let mut storage = TestServer::with_shared_ca(
@@ -93,8 +85,7 @@ async fn aws_cli_buckets_objects_listing_ranges_and_errors() {
     );
     storage
         .process
-        .env("LIGHTNINGSTOR_IAM_ACCESS_KEY_ID", &service.0)
-        .env("LIGHTNINGSTOR_IAM_SECRET_FILE", secret.path())
+        .env("LIGHTNINGSTOR_IAM_CREDENTIALS_FILE", &credentials)
         .env("LIGHTNINGSTOR_STORAGE_CHUNK_BYTES", "65536");
     storage.process.start();
     let health = storage.wait_healthy(Duration::from_secs(30)).await;

@@ -20,8 +20,8 @@ pub struct ServiceEntry {
     pub deps: &'static [(Dep, &'static str)],
     /// Service-specific settings, as the config keys' environment variables (every key has
     /// one), so a binary never sees a flag it does not know. `{data}`, `{port}`, `{port+1}`
-    /// (the peer port by convention), `{offset}` and `{url:<service>}` (another service's API
-    /// URL) are substituted in values.
+    /// (the peer port by convention), `{port:N}` (port N moved by the port offset), `{offset}`
+    /// and `{url:<service>}` (another service's API URL) are substituted in values.
     pub env: &'static [(&'static str, &'static str)],
 }
 
@@ -51,7 +51,7 @@ pub const CATALOG: &[ServiceEntry] = &[
         name: "iam",
         api_port: 8080,
         deps: &[(Requires, "flaredb")],
-        env: &[("IAM_FLAREDB_ENDPOINTS", "[\"{url:flaredb}\"]")],
+        env: &[("IAM_FLAREDB_ENDPOINTS", "[\"{url:flaredb}\"]"), ("IAM_BOOTSTRAP_SERVICES", "[\"lightningstor\"]")],
     },
     ServiceEntry { name: "plasmavmc", api_port: 9090, deps: &[(Wants, "chainfire"), (Wants, "iam")], env: &[] },
     ServiceEntry { name: "prismnet", api_port: 9091, deps: &[(Wants, "chainfire"), (After, "iam")], env: &[] },
@@ -60,8 +60,15 @@ pub const CATALOG: &[ServiceEntry] = &[
     ServiceEntry {
         name: "lightningstor",
         api_port: 9093,
-        deps: &[(Wants, "chainfire"), (After, "flaredb"), (After, "iam")],
-        env: &[],
+        // Metadata in flaredb, and its identity and every decision from IAM: it cannot serve
+        // without either.
+        deps: &[(Wants, "chainfire"), (Requires, "flaredb"), (Requires, "iam")],
+        env: &[
+            ("LIGHTNINGSTOR_FLAREDB_ENDPOINTS", "[\"{url:flaredb}\"]"),
+            ("LIGHTNINGSTOR_IAM_URL", "{url:iam}"),
+            ("LIGHTNINGSTOR_IAM_CREDENTIALS_FILE", "{data}/../iam/services/lightningstor.json"),
+            ("LIGHTNINGSTOR_S3_LISTEN", "127.0.0.1:{port:9000}"),
+        ],
     },
     ServiceEntry {
         name: "k8shost",

@@ -338,8 +338,8 @@ fn a_second_up_on_the_same_data_dir_is_refused() {
 }
 
 #[test]
-fn the_real_chainfire_flaredb_and_iam_start_in_order_and_photonctl_db_reaches_flaredb() {
-    let mut platform = Platform::real(&["chainfire", "flaredb", "iam"]);
+fn the_real_services_start_in_order_and_photonctl_db_reaches_flaredb() {
+    let mut platform = Platform::real(&["chainfire", "flaredb", "iam", "lightningstor"]);
     platform.wait_for_output("started flaredb", Duration::from_secs(60));
     let log = platform.photonctl.logs();
     let (chainfire, flaredb) = (log.find("started chainfire").unwrap(), log.find("started flaredb").unwrap());
@@ -386,5 +386,10 @@ fn the_real_chainfire_flaredb_and_iam_start_in_order_and_photonctl_db_reaches_fl
         .unwrap();
     let answer = String::from_utf8_lossy(&out.stdout);
     assert!(answer.contains("access_token"), "the printed password logs in: {answer}");
+
+    // LightningStor starts after IAM, with the service account IAM's bootstrap provisioned.
+    platform.wait_for_output("lightningstor is healthy", Duration::from_secs(60));
+    let log = platform.photonctl.logs();
+    assert!(log.find("iam is healthy").unwrap() < log.find("started lightningstor").unwrap(), "{log}");
     platform.stop_cleanly();
 }

@@ -188,6 +188,14 @@ fn launch(m: &mut Managed, args: &UpArgs, data_dir: &Path, ca_dir: &Path, now: I
         for other in crate::catalog::CATALOG {
             value = value.replace(&format!("{{url:{}}}", other.name), &args.endpoints.url(other));
         }
+        // `{port:N}`: port N moved by the offset.
+        while let Some(start) = value.find("{port:") {
+            let Some(len) = value[start..].find('}') else { break };
+            let moved =
+                value[start + 6..start + len].parse::<u16>().map(|p| p.saturating_add(args.endpoints.port_offset));
+            let text = moved.map(|p| p.to_string()).unwrap_or_default();
+            value.replace_range(start..start + len + 1, &text);
+        }
         value
     };
     let env: Vec<(String, String)> = m.entry.env.iter().map(|(k, v)| (k.to_string(), substitute(v))).collect();
