@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use flaredb_client::records::FlaredbSection;
 use photon_runtime::{LogSection, Sections, ServerSection, ServiceConfig, ServiceSpec, TlsSection};
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +16,8 @@ pub struct IamConfig {
     pub server: ServerSection,
     pub log: LogSection,
     pub tls: TlsSection,
+    /// Where IAM keeps everything. IAM Requires flaredb: with none reachable at start it exits
+    /// non-zero.
     pub flaredb: FlaredbSection,
     pub tokens: TokensSection,
     pub keys: KeysSection,
@@ -31,22 +34,6 @@ pub struct BootstrapSection {
     /// access keys and authorize other principals, and its credentials written once to
     /// `<data_dir>/services/<name>.json` (mode 0600) for that service to read.
     pub services: Vec<String>,
-}
-
-/// `[flaredb]`: where IAM keeps everything. IAM Requires flaredb: with none reachable at start
-/// it exits non-zero.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FlaredbSection {
-    /// flaredb API URLs (one is enough; the rest are learned).
-    pub endpoints: Vec<String>,
-    /// CA that signs flaredb's certificates; defaults to the API port's CA.
-    pub ca: Option<PathBuf>,
-    /// The flaredb namespace (must be `strong`) and the key prefix IAM's records live under.
-    pub namespace: String,
-    pub prefix: String,
-    /// How long to wait for flaredb at start before giving up.
-    pub connect_timeout_ms: u64,
 }
 
 /// `[tokens]`: lifetimes and the issuer.
@@ -84,13 +71,7 @@ impl ServiceConfig for IamConfig {
             server: ServerSection::defaults(spec),
             log: LogSection::default(),
             tls: TlsSection::default(),
-            flaredb: FlaredbSection {
-                endpoints: vec!["https://127.0.0.1:2479".into()],
-                ca: None,
-                namespace: "default".into(),
-                prefix: "iam/".into(),
-                connect_timeout_ms: 10_000,
-            },
+            flaredb: FlaredbSection::local("iam/"),
             tokens: TokensSection {
                 issuer: String::new(),
                 access_ttl_seconds: 900,

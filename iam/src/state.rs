@@ -56,21 +56,7 @@ impl Iam {
         flaredb_ca: Option<std::path::PathBuf>,
         issuer: String,
     ) -> anyhow::Result<Self> {
-        let section = &config.flaredb;
-        let mut client_config = flaredb_client::Config::new(section.endpoints.clone());
-        client_config.ca = flaredb_ca;
-        client_config.retry_for = Duration::from_millis(section.connect_timeout_ms);
-        let client = flaredb_client::Client::connect(client_config).await.map_err(|e| {
-            anyhow::anyhow!("cannot reach flaredb at {} (flaredb.endpoints): {e}", section.endpoints.join(", "))
-        })?;
-        let db = Db::new(client, section.namespace.clone(), section.prefix.clone());
-        // A read proves flaredb answers (and that the namespace exists) before we serve.
-        db.get::<serde_json::Value>("probe").await.map_err(|e| {
-            anyhow::anyhow!(
-                "flaredb at {} (flaredb.endpoints) does not answer: {e}; IAM requires flaredb running first",
-                section.endpoints.join(", ")
-            )
-        })?;
+        let db = config.flaredb.connect(flaredb_ca).await.map_err(anyhow::Error::msg)?;
         let server_key = ServerKey::load_or_create(&config.master_key_file()).map_err(anyhow::Error::msg)?;
         let keyring = Keyring::new(issuer, config.tokens.refresh_ttl_seconds.max(config.tokens.access_ttl_seconds));
         let iam = Self {

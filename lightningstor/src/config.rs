@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use flaredb_client::records::FlaredbSection;
 use photon_runtime::{LogSection, Sections, ServerSection, ServiceConfig, ServiceSpec, TlsSection};
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +23,7 @@ pub struct LightningstorConfig {
     pub log: LogSection,
     pub tls: TlsSection,
     pub s3: S3Section,
+    /// Where bucket and object metadata live.
     pub flaredb: FlaredbSection,
     pub iam: IamSection,
     pub storage: StorageSection,
@@ -41,17 +43,6 @@ pub struct S3Section {
     pub domain: String,
     /// The largest single PUT (multipart uploads go beyond).
     pub max_object_bytes: u64,
-}
-
-/// `[flaredb]`: where object and bucket metadata live.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FlaredbSection {
-    pub endpoints: Vec<String>,
-    /// CA of flaredb's certificates; defaults to the API port's CA.
-    pub ca: Option<PathBuf>,
-    pub namespace: String,
-    pub prefix: String,
 }
 
 /// `[iam]`: who checks signatures and decides. LightningStor acts as a service account that
@@ -89,12 +80,7 @@ impl ServiceConfig for LightningstorConfig {
                 domain: String::new(),
                 max_object_bytes: 5 << 30,
             },
-            flaredb: FlaredbSection {
-                endpoints: vec!["https://127.0.0.1:2479".into()],
-                ca: None,
-                namespace: "default".into(),
-                prefix: "lightningstor/".into(),
-            },
+            flaredb: FlaredbSection::local("lightningstor/"),
             iam: IamSection {
                 url: "https://127.0.0.1:8080".into(),
                 ca: None,

@@ -15,14 +15,7 @@ use crate::s3::service::{handle, S3};
 
 pub async fn build(config: LightningstorConfig, context: Context) -> anyhow::Result<Api> {
     let trust = context.tls.trust.clone();
-    let flaredb_ca = config.flaredb.ca.clone().or_else(|| trust.clone());
-    let mut db = flaredb_client::Config::new(config.flaredb.endpoints.clone());
-    db.ca = flaredb_ca;
-    let client = flaredb_client::Client::connect(db).await.map_err(|e| {
-        anyhow::anyhow!("cannot reach flaredb at {} (flaredb.endpoints): {e}", config.flaredb.endpoints.join(", "))
-    })?;
-    let records =
-        flaredb_client::records::Records::new(client, config.flaredb.namespace.clone(), config.flaredb.prefix.clone());
+    let records = config.flaredb.connect(trust.clone()).await.map_err(anyhow::Error::msg)?;
 
     let iam_ca = config.iam.ca.clone().or(trust);
     let (key_id, secret) = credentials(config.iam.credentials_file.as_deref())?;

@@ -38,6 +38,52 @@ impl From<RecordError> for tonic::Status {
     }
 }
 
+/// A service's `[flaredb]` config section: where its records live.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlaredbSection {
+    /// flaredb API URLs (one is enough; the rest are learned).
+    pub endpoints: Vec<String>,
+    /// CA that signs flaredb's certificates; defaults to the API port's CA.
+    pub ca: Option<std::path::PathBuf>,
+    /// The flaredb namespace (must be `strong`) and the key prefix the records live under.
+    pub namespace: String,
+    pub prefix: String,
+    /// How long to wait for flaredb at start before giving up.
+    pub connect_timeout_ms: u64,
+}
+
+impl FlaredbSection {
+    /// The defaults a service starts from: flaredb on this node, namespace `default`, records
+    /// under `prefix`.
+    pub fn local(prefix: &str) -> Self {
+        Self {
+            endpoints: vec!["https://127.0.0.1:2479".into()],
+            ca: None,
+            namespace: "default".into(),
+            prefix: prefix.into(),
+            connect_timeout_ms: 10_000,
+        }
+    }
+
+    /// Connects (with `ca` unless the section names one) and proves flaredb answers with a
+    /// read, so a service that Requires flaredb can refuse to start with a clear message.
+    pub async fn connect(&self, ca: Option<std::path::PathBuf>) -> Result<Records, String> {
+        let endpoints = self.endpoints.join(", ");
+        let mut config = crate::Config::new(self.endpoints.clone());
+        config.ca = self.ca.clone().or(ca);
+        config.retry_for = std::time::Duration::from_millis(self.connect_timeout_ms);
+        let client = Client::connect(config)
+            .await
+            .map_err(|e| format!("cannot reach flaredb at {endpoints} (flaredb.endpoints): {e}"))?;
+        let records = Records::new(client, self.namespace.clone(), self.prefix.clone());
+        records.get::<serde_json::Value>("probe").await.map_err(|e| {
+            format!("flaredb at {endpoints} (flaredb.endpoints) does not answer: {e}; it must be running first")
+        })?;
+        Ok(records)
+    }
+}
+
 #[derive(Clone)]
 pub struct Records {
     client: Client,

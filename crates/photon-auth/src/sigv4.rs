@@ -149,7 +149,7 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// Decoded query pairs, in order.
-fn query_pairs(query: &str) -> Vec<(String, String)> {
+pub fn query_pairs(query: &str) -> Vec<(String, String)> {
     query
         .split('&')
         .filter(|p| !p.is_empty())

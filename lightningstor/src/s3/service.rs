@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use flaredb_client::records::{RecordError, Records};
 use photon_auth::service::ServiceToken;
-use photon_auth::sigv4::{decode, AccessKeys, Credential, Signed};
+use photon_auth::sigv4::{query_pairs, AccessKeys, Credential, Signed};
 use photon_auth::{AuthClient, AuthError};
 
 use super::address::{target, Target};
@@ -63,17 +63,6 @@ fn now() -> i64 {
     crate::time::now_ms() / 1000
 }
 
-fn query_map(query: &str) -> HashMap<String, String> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode(k), decode(v))
-        })
-        .collect()
-}
-
 /// The entry point of the S3 port.
 pub async fn handle(State(s3): State<Arc<S3>>, request: Request) -> Response {
     let request_id = crate::time::now_ms().to_string();
@@ -113,7 +102,7 @@ impl S3 {
         let call = Call {
             method: parts.method.clone(),
             target: target(&host, parts.uri.path(), &self.config.domain)?,
-            query: query_map(&raw_query),
+            query: query_pairs(&raw_query).into_iter().collect(),
             headers: parts.headers,
             principal: key.principal.clone(),
             secret: key.secret().to_string(),
