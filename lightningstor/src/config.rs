@@ -41,8 +41,10 @@ pub struct S3Section {
     pub region: String,
     /// The endpoint's domain, for virtual-host style (`<bucket>.<domain>`); empty: path style.
     pub domain: String,
-    /// The largest single PUT (multipart uploads go beyond).
+    /// The largest single PUT or part (multipart uploads go beyond).
     pub max_object_bytes: u64,
+    /// The smallest part of a multipart upload, but for the last (S3's 5 MiB).
+    pub min_part_bytes: u64,
 }
 
 /// `[iam]`: who checks signatures and decides. LightningStor acts as a service account that
@@ -79,6 +81,7 @@ impl ServiceConfig for LightningstorConfig {
                 region: "us-east-1".into(),
                 domain: String::new(),
                 max_object_bytes: 5 << 30,
+                min_part_bytes: 5 << 20,
             },
             flaredb: FlaredbSection::local("lightningstor/"),
             iam: IamSection {

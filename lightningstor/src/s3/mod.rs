@@ -6,6 +6,7 @@ pub mod address;
 mod bucket;
 pub mod error;
 mod list;
+mod multipart;
 mod object;
 pub mod service;
 mod xml;

@@ -81,6 +81,38 @@ impl S3 {
         let (bucket_name, key) = (bucket_name.to_string(), key.to_string());
         let bucket = self.bucket(&bucket_name).await?;
         self.allow(call, "lightningstor:objects:put", &bucket.resource()).await?;
+        let received = self.receive(call, body).await?;
+        let object = Object {
+            key: key.clone(),
+            size: received.size,
+            etag: hex(&received.md5),
+            content_type: content_type(&call.headers),
+            headers: kept_headers(&call.headers),
+            modified_ms: now_ms(),
+            chunks: received.chunks,
+        };
+        self.publish(&bucket_name, object).await
+    }
+
+    /// Makes `object` visible (its chunks are durable); on failure its chunks are removed, on
+    /// success those of the object it replaced.
+    pub(super) async fn publish(&self, bucket: &str, object: Object) -> Result<Response, S3Error> {
+        let replaced = match self.commit(bucket, &object).await {
+            Ok(replaced) => replaced,
+            Err(e) => {
+                self.chunks.remove(&object.chunks).await;
+                return Err(e);
+            }
+        };
+        if let Some(old) = replaced {
+            self.chunks.remove(&old.chunks).await;
+        }
+        Ok((StatusCode::OK, [("etag", format!("\"{}\"", object.etag))]).into_response())
+    }
+
+    /// Stores a request body as durable chunks: decoded as its signature mode says, checked
+    /// against the size limit, Content-MD5 and a signed payload hash; nothing stays on failure.
+    pub(super) async fn receive(&self, call: &Call, body: Body) -> Result<Received, S3Error> {
         let declared =
             header(&call.headers, "x-amz-decoded-content-length").or_else(|| header(&call.headers, "content-length"));
         if let Some(length) = declared.and_then(|l| l.parse::<u64>().ok()) {
@@ -127,7 +159,7 @@ impl S3 {
                 size += piece.len() as u64;
             })
             .await?;
-        let md5 = md5.finalize();
+        let md5: [u8; 16] = md5.finalize().into();
         let problem = if size > limit {
             Some(S3Error::entity_too_large(format!("{size} bytes is over the single-upload limit of {limit} bytes")))
         } else if content_md5.as_deref().is_some_and(|expected| expected != md5.as_slice()) {
@@ -141,40 +173,12 @@ impl S3 {
             self.chunks.remove(&chunks).await;
             return Err(problem);
         }
-        let mut headers = BTreeMap::new();
-        for (name, value) in call.headers.iter() {
-            let name = name.as_str();
-            if name.starts_with("x-amz-meta-") || KEPT.contains(&name) {
-                if let Ok(value) = value.to_str() {
-                    headers.insert(name.to_string(), value.to_string());
-                }
-            }
-        }
-        let object = Object {
-            key: key.clone(),
-            size,
-            etag: hex(&md5),
-            content_type: header(&call.headers, "content-type").unwrap_or("binary/octet-stream").to_string(),
-            headers,
-            modified_ms: now_ms(),
-            chunks,
-        };
-        let replaced = match self.commit(&bucket_name, &object).await {
-            Ok(replaced) => replaced,
-            Err(e) => {
-                self.chunks.remove(&object.chunks).await;
-                return Err(e);
-            }
-        };
-        if let Some(old) = replaced {
-            self.chunks.remove(&old.chunks).await;
-        }
-        Ok((StatusCode::OK, [("etag", format!("\"{}\"", object.etag))]).into_response())
+        Ok(Received { chunks, size, md5 })
     }
 
     /// Makes `object` the current version of its key (compare-and-swap against concurrent
     /// writers); answers the object it replaced, whose chunks the caller removes.
-    async fn commit(&self, bucket: &str, object: &Object) -> Result<Option<Object>, S3Error> {
+    pub(super) async fn commit(&self, bucket: &str, object: &Object) -> Result<Option<Object>, S3Error> {
         let record = object_key(bucket, &object.key);
         for _ in 0..16 {
             match self.records.get::<Object>(&record).await? {
@@ -290,7 +294,27 @@ impl S3 {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// A stored request body.
+pub(super) struct Received {
+    pub chunks: Vec<crate::chunks::ChunkRef>,
+    pub size: u64,
+    pub md5: [u8; 16],
+}
+
+/// The headers kept with an object: `x-amz-meta-*` and the cache headers.
+pub(super) fn kept_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
+    headers
+        .iter()
+        .filter(|(name, _)| name.as_str().starts_with("x-amz-meta-") || KEPT.contains(&name.as_str()))
+        .filter_map(|(name, value)| Some((name.as_str().to_string(), value.to_str().ok()?.to_string())))
+        .collect()
+}
+
+pub(super) fn content_type(headers: &HeaderMap) -> String {
+    header(headers, "content-type").unwrap_or("binary/octet-stream").to_string()
+}
+
+pub(super) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -115,13 +115,16 @@ impl S3 {
             (&Method::HEAD, Target::Bucket(_)) => self.head_bucket(&call).await,
             (&Method::DELETE, Target::Bucket(_)) => self.delete_bucket(&call).await,
             (&Method::GET, Target::Bucket(_)) if q("location") => self.bucket_location(&call).await,
+            (&Method::GET, Target::Bucket(_)) if q("uploads") => self.list_uploads(&call).await,
             (&Method::GET, Target::Bucket(_)) => self.list_objects(&call).await,
             (&Method::PUT, Target::Object { .. }) if call.headers.contains_key("x-amz-copy-source") => {
                 Err(S3Error::not_implemented("CopyObject is not implemented yet"))
             }
-            (&Method::PUT, Target::Object { .. }) if q("uploadId") || q("partNumber") => {
-                Err(S3Error::not_implemented("multipart uploads are not implemented yet"))
-            }
+            (&Method::PUT, Target::Object { .. }) if q("uploadId") => self.upload_part(&call, body).await,
+            (&Method::POST, Target::Object { .. }) if q("uploads") => self.create_upload(&call).await,
+            (&Method::POST, Target::Object { .. }) if q("uploadId") => self.complete_upload(&call, body).await,
+            (&Method::DELETE, Target::Object { .. }) if q("uploadId") => self.abort_upload(&call).await,
+            (&Method::GET, Target::Object { .. }) if q("uploadId") => self.list_parts(&call).await,
             (&Method::PUT, Target::Object { .. }) => self.put_object(&call, body).await,
             (&Method::GET, Target::Object { .. }) => self.get_object(&call, false).await,
             (&Method::HEAD, Target::Object { .. }) => self.get_object(&call, true).await,
