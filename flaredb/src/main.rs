@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use flaredb::config::{FlaredbConfig, SPEC};
+use photon_runtime::cli::list_override;
 use photon_runtime::cli::RaftArgs;
 use photon_runtime::{CommonArgs, ConfigValue};
 
@@ -30,10 +31,7 @@ impl Cli {
         if self.join {
             out.push(("raft.bootstrap".to_string(), ConfigValue::from(false)));
         }
-        if !self.chainfire.is_empty() {
-            let endpoints: Vec<ConfigValue> = self.chainfire.iter().map(|e| ConfigValue::from(e.clone())).collect();
-            out.push(("chainfire.endpoints".to_string(), ConfigValue::from(endpoints)));
-        }
+        out.extend(list_override("chainfire.endpoints", &self.chainfire));
         Ok(out)
     }
 }

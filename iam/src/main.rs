@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use iam::config::{IamConfig, SPEC};
-use photon_runtime::{CommonArgs, ConfigValue};
+use photon_runtime::cli::list_override;
+use photon_runtime::CommonArgs;
 
 /// IAM: PhotonCloud's identities, tokens and authorization (stored in flaredb, which must be
 /// running first). On first start it creates the administrator `admin`: with the password in
@@ -24,11 +25,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli: Cli = photon_runtime::cli::parse::<Cli, IamConfig>(&SPEC);
-    let mut overrides = Vec::new();
-    if !cli.flaredb.is_empty() {
-        let endpoints: Vec<ConfigValue> = cli.flaredb.iter().map(|e| ConfigValue::from(e.clone())).collect();
-        overrides.push(("flaredb.endpoints".to_string(), ConfigValue::from(endpoints)));
-    }
+    let overrides: Vec<_> = list_override("flaredb.endpoints", &cli.flaredb).into_iter().collect();
     let password_file = cli.admin_password_file;
     photon_runtime::run(SPEC, cli.common, overrides, move |config: IamConfig, context| async move {
         Ok(iam::server::build(config, context, password_file).await?)

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use lightningstor::config::{LightningstorConfig, SPEC};
+use photon_runtime::cli::list_override;
 use photon_runtime::{CommonArgs, ConfigValue};
 
 /// LightningStor: PhotonCloud's S3-compatible object storage (metadata in flaredb, access keys
@@ -25,11 +26,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli: Cli = photon_runtime::cli::parse::<Cli, LightningstorConfig>(&SPEC);
-    let mut overrides = Vec::new();
-    if !cli.flaredb.is_empty() {
-        let endpoints: Vec<ConfigValue> = cli.flaredb.iter().map(|e| ConfigValue::from(e.clone())).collect();
-        overrides.push(("flaredb.endpoints".to_string(), ConfigValue::from(endpoints)));
-    }
+    let mut overrides: Vec<_> = list_override("flaredb.endpoints", &cli.flaredb).into_iter().collect();
     if let Some(iam) = cli.iam {
         overrides.push(("iam.url".to_string(), ConfigValue::from(iam)));
     }

@@ -114,6 +114,12 @@ pub struct RaftArgs {
     pub cluster_config: Option<PathBuf>,
 }
 
+/// The override a list flag (`--flaredb A,B`) sets on `key`; none when the flag was not given.
+pub fn list_override(key: &str, values: &[String]) -> Option<(String, crate::ConfigValue)> {
+    let values: Vec<crate::ConfigValue> = values.iter().map(|v| crate::ConfigValue::from(v.clone())).collect();
+    (!values.is_empty()).then(|| (key.to_string(), crate::ConfigValue::from(values)))
+}
+
 /// What a binary's own flags and `--cluster-config` override, or why they cannot (which exits 2
 /// naming the binary, like a configuration error).
 pub fn overrides_or_exit(
