@@ -104,6 +104,7 @@ impl S3 {
         if !self.records.list::<Object>(&objects_prefix(&bucket.name)).await?.is_empty() {
             return Err(S3Error::bucket_not_empty(format!("bucket {} is not empty", bucket.name)));
         }
+        self.abort_all(&bucket.name).await?;
         self.records.delete(&bucket_key(&bucket.name)).await?;
         tracing::info!(bucket = %bucket.name, principal = %call.principal, "deleted a bucket");
         Ok(StatusCode::NO_CONTENT.into_response())

@@ -221,12 +221,28 @@ impl S3 {
         self.allow(call, "lightningstor:objects:delete", &bucket.resource()).await?;
         let id = call.query.get("uploadId").cloned().unwrap_or_default();
         self.upload(bucket_name, key, &id).await?;
-        for (record, part) in self.records.list::<Part>(&parts_prefix(&id)).await? {
+        self.discard(bucket_name, &id).await?;
+        Ok(StatusCode::NO_CONTENT.into_response())
+    }
+
+    /// Discards every upload in progress in `bucket` (its parts' chunks and records), as a
+    /// deleted bucket's uploads go with it.
+    pub(super) async fn abort_all(&self, bucket: &str) -> Result<(), S3Error> {
+        for (record, _) in self.records.list::<Upload>(&format!("upload/{bucket}/")).await? {
+            let id = record.rsplit('/').next().unwrap_or_default().to_string();
+            self.discard(bucket, &id).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes upload `id`: its parts' chunks and records, then its own record.
+    async fn discard(&self, bucket: &str, id: &str) -> Result<(), S3Error> {
+        for (record, part) in self.records.list::<Part>(&parts_prefix(id)).await? {
             self.chunks.remove(&part.chunks).await;
             self.records.delete(&record).await?;
         }
-        self.records.delete(&upload_key(bucket_name, &id)).await?;
-        Ok(StatusCode::NO_CONTENT.into_response())
+        self.records.delete(&upload_key(bucket, id)).await?;
+        Ok(())
     }
 
     pub async fn list_parts(&self, call: &Call) -> Result<Response, S3Error> {
