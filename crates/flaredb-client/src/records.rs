@@ -162,8 +162,20 @@ impl Records {
 
     /// Every record under `prefix`, in key order, with its key (prefix included).
     pub async fn list<T: DeserializeOwned>(&self, prefix: &str) -> Result<Vec<(String, T)>, RecordError> {
-        let start = self.key(prefix);
-        let mut end = start.clone();
+        self.list_from(prefix, "", 0).await
+    }
+
+    /// At most `limit` records (0: all) under `prefix` whose keys are at or after `from` (a key
+    /// under `prefix`; empty: from the first), in key order: one range scan, so listings page
+    /// through large prefixes without reading them whole.
+    pub async fn list_from<T: DeserializeOwned>(
+        &self,
+        prefix: &str,
+        from: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, T)>, RecordError> {
+        let first = self.key(prefix);
+        let mut end = first.clone();
         // The first key after every key that starts with `prefix`.
         while let Some(last) = end.pop() {
             if last < u8::MAX {
@@ -171,7 +183,12 @@ impl Records {
                 break;
             }
         }
-        let records = self.client.scan(&self.namespace, &start, &end, Default::default()).await?;
+        let start = if from.is_empty() { first } else { self.key(from).max(first) };
+        if !end.is_empty() && start >= end {
+            return Ok(Vec::new());
+        }
+        let options = crate::client::ScanOptions { limit, ..Default::default() };
+        let records = self.client.scan(&self.namespace, &start, &end, options).await?;
         records
             .into_iter()
             .map(|r| {

@@ -38,8 +38,23 @@ pub fn validate_bucket(name: &str) -> Result<(), S3Error> {
     Ok(())
 }
 
+/// An object key: at most 1024 bytes of UTF-8, without NUL (metadata keys use it as a
+/// separator).
+pub fn validate_key(key: &str) -> Result<(), S3Error> {
+    if key.is_empty() {
+        return Err(S3Error::invalid_argument("the key is empty"));
+    }
+    if key.len() > 1024 {
+        return Err(S3Error::invalid_argument(format!("the key is {} bytes; the limit is 1024", key.len())));
+    }
+    if key.contains('\0') {
+        return Err(S3Error::invalid_argument("the key contains a NUL character"));
+    }
+    Ok(())
+}
+
 /// Percent-decodes a path segment (keys may hold any UTF-8).
-fn decode(text: &str) -> Result<String, S3Error> {
+pub fn decode(text: &str) -> Result<String, S3Error> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -82,9 +97,7 @@ pub fn target(host: &str, path: &str, domain: &str) -> Result<Target, S3Error> {
         return Ok(Target::Bucket(bucket));
     }
     let key = decode(&key)?;
-    if key.len() > 1024 {
-        return Err(S3Error::invalid_argument(format!("the key is {} bytes; the limit is 1024", key.len())));
-    }
+    validate_key(&key)?;
     Ok(Target::Object { bucket, key })
 }
 
@@ -121,5 +134,6 @@ mod tests {
         }
         assert_eq!(target("h", "/ok-bucket/%zz", "").unwrap_err().code, "InvalidArgument");
         assert_eq!(target("h", &format!("/ok-bucket/{}", "k".repeat(1025)), "").unwrap_err().code, "InvalidArgument");
+        assert_eq!(target("h", "/ok-bucket/a%00b", "").unwrap_err().code, "InvalidArgument");
     }
 }

@@ -8,6 +8,15 @@ pub struct S3Error {
     pub code: &'static str,
     pub message: String,
     pub status: u16,
+    /// Headers the error answers with (`x-amz-delete-marker` on a deleted key).
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl S3Error {
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
 }
 
 macro_rules! codes {
@@ -15,7 +24,7 @@ macro_rules! codes {
         impl S3Error {
             $(
                 pub fn $name(message: impl Into<String>) -> Self {
-                    Self { code: $code, message: message.into(), status: $status }
+                    Self { code: $code, message: message.into(), status: $status, headers: Vec::new() }
                 }
             )*
         }
@@ -40,12 +49,15 @@ codes! {
     invalid_part_order => ("InvalidPartOrder", 400),
     invalid_range => ("InvalidRange", 416),
     invalid_request => ("InvalidRequest", 400),
+    malformed_policy => ("MalformedPolicy", 400),
     malformed_xml => ("MalformedXML", 400),
     method_not_allowed => ("MethodNotAllowed", 405),
     missing_content_length => ("MissingContentLength", 411),
     no_such_bucket => ("NoSuchBucket", 404),
     no_such_key => ("NoSuchKey", 404),
+    no_such_bucket_policy => ("NoSuchBucketPolicy", 404),
     no_such_upload => ("NoSuchUpload", 404),
+    no_such_version => ("NoSuchVersion", 404),
     not_implemented => ("NotImplemented", 501),
     precondition_failed => ("PreconditionFailed", 412),
     request_header_section_too_large => ("RequestHeaderSectionTooLarge", 400),

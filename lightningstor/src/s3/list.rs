@@ -1,12 +1,14 @@
 //! ListObjects (v1 with `marker`, v2 with `continuation-token` and `start-after`): keys in
 //! order under a prefix, grouped into CommonPrefixes at a delimiter, at most `max-keys` (1000)
-//! per page, keys URL-encoded when asked (`encoding-type=url`).
+//! per page, keys URL-encoded when asked (`encoding-type=url`). A page is read by range scans
+//! from where the last one ended, jumping past the keys a common prefix stands for.
 
 use axum::response::Response;
 
 use super::address::Target;
 use super::bucket::xml_response;
 use super::error::S3Error;
+use super::policy::Op;
 use super::service::{Call, S3};
 use super::xml::Xml;
 use crate::meta::{objects_prefix, Object};
@@ -21,43 +23,65 @@ struct Page {
     last: Option<String>,
 }
 
-fn page(all: Vec<Object>, prefix: &str, delimiter: &str, after: &str, max: usize) -> Page {
-    let mut page = Page { objects: Vec::new(), prefixes: Vec::new(), truncated: false, last: None };
-    for object in all {
-        if !object.key.starts_with(prefix) || object.key.as_str() <= after {
-            continue;
+/// What the scan does after offering a key to the page.
+#[derive(Debug, PartialEq)]
+enum Step {
+    Next,
+    /// Every key under this common prefix is accounted for: resume after them.
+    SkipPast(String),
+    Full,
+}
+
+/// The common prefix `key` rolls up into: `prefix` plus everything up to and including the
+/// first `delimiter` after it.
+pub(super) fn common_prefix(key: &str, prefix: &str, delimiter: &str) -> Option<String> {
+    if delimiter.is_empty() {
+        return None;
+    }
+    let rest = key.get(prefix.len()..)?;
+    rest.find(delimiter).map(|i| key[..prefix.len() + i + delimiter.len()].to_string())
+}
+
+/// Fills a page from keys offered in order.
+struct Pager<'a> {
+    prefix: &'a str,
+    delimiter: &'a str,
+    after: &'a str,
+    max: usize,
+    page: Page,
+}
+
+impl Pager<'_> {
+    fn offer(&mut self, object: Object) -> Step {
+        if object.delete_marker || !object.key.starts_with(self.prefix) || object.key.as_str() <= self.after {
+            return Step::Next;
         }
-        let rolled = (!delimiter.is_empty())
-            .then(|| {
-                object.key[prefix.len()..]
-                    .find(delimiter)
-                    .map(|i| object.key[..prefix.len() + i + delimiter.len()].to_string())
-            })
-            .flatten();
+        let rolled = common_prefix(&object.key, self.prefix, self.delimiter);
         if let Some(common) = &rolled {
-            if page.prefixes.last() == Some(common) || common.as_str() <= after {
-                continue;
+            if self.page.prefixes.last() == Some(common) || common.as_str() <= self.after {
+                return Step::SkipPast(common.clone());
             }
         }
-        if page.objects.len() + page.prefixes.len() == max {
-            page.truncated = true;
-            break;
+        if self.page.objects.len() + self.page.prefixes.len() == self.max {
+            self.page.truncated = true;
+            return Step::Full;
         }
         match rolled {
             Some(common) => {
-                page.last = Some(common.clone());
-                page.prefixes.push(common);
+                self.page.last = Some(common.clone());
+                self.page.prefixes.push(common.clone());
+                Step::SkipPast(common)
             }
             None => {
-                page.last = Some(object.key.clone());
-                page.objects.push(object);
+                self.page.last = Some(object.key.clone());
+                self.page.objects.push(object);
+                Step::Next
             }
         }
     }
-    page
 }
 
-fn url_encode(text: &str) -> String {
+pub(super) fn url_encode(text: &str) -> String {
     photon_auth::sigv4::encode(text).replace("%2F", "/")
 }
 
@@ -65,7 +89,7 @@ impl S3 {
     pub async fn list_objects(&self, call: &Call) -> Result<Response, S3Error> {
         let Target::Bucket(name) = &call.target else { return Err(S3Error::invalid_request("no bucket")) };
         let bucket = self.bucket(name).await?;
-        self.allow(call, "lightningstor:objects:list", &bucket.resource()).await?;
+        self.allow(call, &bucket, Op::LIST_OBJECTS, None).await?;
         let get = |k: &str| call.query.get(k).cloned().unwrap_or_default();
         let (prefix, delimiter) = (get("prefix"), get("delimiter"));
         let max = match call.query.get("max-keys") {
@@ -89,14 +113,7 @@ impl S3 {
         } else {
             get("marker")
         };
-        let all: Vec<Object> = self
-            .records
-            .list::<Object>(&format!("{}{prefix}", objects_prefix(name)))
-            .await?
-            .into_iter()
-            .map(|(_, o)| o)
-            .collect();
-        let page = page(all, &prefix, &delimiter, &after, max);
+        let page = self.scan_page(name, &prefix, &delimiter, &after, max).await?;
         let mut xml = Xml::new("ListBucketResult");
         xml.field("Name", name).field("Prefix", enc(&prefix)).field("MaxKeys", max);
         if !delimiter.is_empty() {
@@ -139,6 +156,47 @@ impl S3 {
     }
 }
 
+impl S3 {
+    /// One page of bucket `name` by range scans from `after`, jumping past each common prefix
+    /// instead of reading the keys under it.
+    async fn scan_page(
+        &self,
+        name: &str,
+        prefix: &str,
+        delimiter: &str,
+        after: &str,
+        max: usize,
+    ) -> Result<Page, S3Error> {
+        let base = objects_prefix(name);
+        let scope = format!("{base}{prefix}");
+        let page = Page { objects: Vec::new(), prefixes: Vec::new(), truncated: false, last: None };
+        let mut pager = Pager { prefix, delimiter, after, max, page };
+        let batch = (max + 1).clamp(16, 1001);
+        let mut from = if after > prefix { format!("{base}{after}\0") } else { scope.clone() };
+        'scan: loop {
+            let records = self.records.list_from::<Object>(&scope, &from, batch).await?;
+            let count = records.len();
+            let mut resume = None;
+            for (record, object) in records {
+                match pager.offer(object) {
+                    Step::Next => resume = Some(format!("{record}\0")),
+                    Step::SkipPast(common) => {
+                        // U+10FFFF sorts after every key that continues `common`.
+                        from = format!("{base}{common}\u{10FFFF}");
+                        continue 'scan;
+                    }
+                    Step::Full => break 'scan,
+                }
+            }
+            match resume {
+                Some(next) if count == batch => from = next,
+                _ => break,
+            }
+        }
+        Ok(pager.page)
+    }
+}
+
 /// Continuation tokens are the last key, hex-encoded (opaque to clients, as S3's are).
 fn encode_token(last: &str) -> String {
     last.bytes().map(|b| format!("{b:02x}")).collect()
@@ -146,7 +204,7 @@ fn encode_token(last: &str) -> String {
 
 fn decode_token(token: &str) -> Result<String, S3Error> {
     let bad = || S3Error::invalid_argument("the continuation token is not valid");
-    if token.len() % 2 != 0 {
+    if !token.len().is_multiple_of(2) {
         return Err(bad());
     }
     let bytes: Vec<u8> = (0..token.len())
@@ -171,8 +229,28 @@ mod tests {
                 headers: Default::default(),
                 modified_ms: 0,
                 chunks: Vec::new(),
+                version_id: "null".into(),
+                delete_marker: false,
             })
             .collect()
+    }
+
+    /// A page from `all` (sorted), skipping as a range scan would.
+    fn page(all: Vec<Object>, prefix: &str, delimiter: &str, after: &str, max: usize) -> Page {
+        let page = Page { objects: Vec::new(), prefixes: Vec::new(), truncated: false, last: None };
+        let mut pager = Pager { prefix, delimiter, after, max, page };
+        let mut skip: Option<String> = None;
+        for object in all {
+            if skip.as_ref().is_some_and(|s| object.key.starts_with(s.as_str())) {
+                continue;
+            }
+            match pager.offer(object) {
+                Step::Next => {}
+                Step::SkipPast(common) => skip = Some(common),
+                Step::Full => break,
+            }
+        }
+        pager.page
     }
 
     #[test]
@@ -189,6 +267,14 @@ mod tests {
         let within = page(all(), "c/", "/", "", 1000);
         assert_eq!(within.prefixes, ["c/x/"]);
         assert_eq!(within.objects[0].key, "c/y");
+        let mut with_marker = all();
+        with_marker[1].delete_marker = true;
+        let p = page(with_marker, "a/", "", "", 1000);
+        assert_eq!(
+            p.objects.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(),
+            ["a/1"],
+            "delete markers are not listed"
+        );
         assert_eq!(decode_token(&encode_token("k/é")).unwrap(), "k/é");
         assert!(decode_token("zz").is_err());
     }

@@ -1,12 +1,18 @@
 //! The S3 protocol surface: how requests name buckets and keys (`address`), errors (`error`),
-//! response documents (`xml`), and the endpoint (`service`) with its bucket, object and listing
-//! operations.
+//! XML documents (`xml`), bucket policies and the operations requests are authorized as
+//! (`policy`), and the endpoint (`service`) with its bucket, bucket settings, object, version,
+//! copy, batch delete, listing and multipart operations.
 
 pub mod address;
 mod bucket;
+mod bucket_config;
+mod copy;
+mod delete_many;
 pub mod error;
 mod list;
 mod multipart;
 mod object;
+pub mod policy;
 pub mod service;
+mod versions;
 mod xml;

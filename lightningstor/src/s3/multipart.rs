@@ -17,15 +17,16 @@ use serde::{Deserialize, Serialize};
 use super::address::Target;
 use super::bucket::xml_response;
 use super::error::S3Error;
-use super::object::{content_type, hex, kept_headers};
+use super::object::{content_type, hex, kept_headers, version_header, Stored};
+use super::policy::Op;
 use super::service::{Call, S3};
-use super::xml::Xml;
+use super::xml::{self, Xml};
 use crate::chunks::ChunkRef;
 use crate::meta::Object;
 use crate::time::{iso8601, now_ms};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Upload {
+pub(super) struct Upload {
     key: String,
     content_type: String,
     headers: BTreeMap<String, String>,
@@ -33,12 +34,12 @@ struct Upload {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Part {
+pub(super) struct Part {
     number: u32,
-    etag: String,
+    pub etag: String,
     size: u64,
     chunks: Vec<ChunkRef>,
-    modified_ms: i64,
+    pub modified_ms: i64,
 }
 
 fn upload_key(bucket: &str, id: &str) -> String {
@@ -63,22 +64,14 @@ fn target(call: &Call) -> (&str, &str) {
 
 /// The (number, ETag without quotes) of each `<Part>` of a CompleteMultipartUpload body.
 fn parse_complete(body: &str) -> Result<Vec<(u32, String)>, S3Error> {
-    let malformed = || S3Error::malformed_xml("the CompleteMultipartUpload body is not the expected XML");
-    let field = |part: &str, name: &str| -> Option<String> {
-        let start = part.find(&format!("<{name}>"))? + name.len() + 2;
-        let end = part[start..].find(&format!("</{name}>"))? + start;
-        Some(part[start..end].trim().to_string())
-    };
-    if !body.contains("<CompleteMultipartUpload") {
-        return Err(malformed());
-    }
+    let doc = xml::parse(body, "CompleteMultipartUpload")?;
     let mut parts = Vec::new();
-    for piece in body.split("<Part>").skip(1) {
-        let part = piece.split("</Part>").next().ok_or_else(malformed)?;
-        let number = field(part, "PartNumber").and_then(|n| n.parse().ok()).ok_or_else(malformed)?;
-        let etag = field(part, "ETag").ok_or_else(malformed)?;
-        let etag = etag.replace("&quot;", "").replace('"', "");
-        parts.push((number, etag));
+    for part in xml::children(doc.root_element(), "Part") {
+        let number = xml::text(part, "PartNumber")
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| S3Error::malformed_xml("a <Part> lacks a numeric <PartNumber>"))?;
+        let etag = xml::text(part, "ETag").ok_or_else(|| S3Error::malformed_xml("a <Part> lacks its <ETag>"))?;
+        parts.push((number, etag.replace('"', "")));
     }
     if parts.is_empty() {
         return Err(S3Error::malformed_xml("the CompleteMultipartUpload body lists no parts"));
@@ -87,7 +80,7 @@ fn parse_complete(body: &str) -> Result<Vec<(u32, String)>, S3Error> {
 }
 
 impl S3 {
-    async fn upload(&self, bucket: &str, key: &str, id: &str) -> Result<Upload, S3Error> {
+    pub(super) async fn upload(&self, bucket: &str, key: &str, id: &str) -> Result<Upload, S3Error> {
         let valid = !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_hexdigit());
         let found = if valid { self.records.get::<Upload>(&upload_key(bucket, id)).await? } else { None };
         match found {
@@ -99,7 +92,7 @@ impl S3 {
     pub async fn create_upload(&self, call: &Call) -> Result<Response, S3Error> {
         let (bucket_name, key) = target(call);
         let bucket = self.bucket(bucket_name).await?;
-        self.allow(call, "lightningstor:objects:put", &bucket.resource()).await?;
+        self.allow(call, &bucket, Op::PUT_OBJECT, Some(key)).await?;
         let mut id = [0u8; 16];
         SystemRandom::new().fill(&mut id).map_err(|_| S3Error::internal_error("no randomness for an upload id"))?;
         let id = hex(&id);
@@ -118,7 +111,16 @@ impl S3 {
     pub async fn upload_part(&self, call: &Call, body: Body) -> Result<Response, S3Error> {
         let (bucket_name, key) = target(call);
         let bucket = self.bucket(bucket_name).await?;
-        self.allow(call, "lightningstor:objects:put", &bucket.resource()).await?;
+        self.allow(call, &bucket, Op::PUT_OBJECT, Some(key)).await?;
+        let (id, number) = self.part_target(call).await?;
+        let received = self.receive(call, body).await?;
+        let part = self.save_part(&id, number, received).await?;
+        Ok((StatusCode::OK, [("etag", format!("\"{}\"", part.etag))]).into_response())
+    }
+
+    /// The upload id and part number an UploadPart(Copy) names, both checked.
+    pub(super) async fn part_target(&self, call: &Call) -> Result<(String, u32), S3Error> {
+        let (bucket_name, key) = target(call);
         let id = call.query.get("uploadId").cloned().unwrap_or_default();
         self.upload(bucket_name, key, &id).await?;
         let number: u32 = call
@@ -127,15 +129,15 @@ impl S3 {
             .and_then(|n| n.parse().ok())
             .filter(|n| (1..=10_000).contains(n))
             .ok_or_else(|| S3Error::invalid_argument("partNumber must be an integer from 1 to 10000"))?;
-        let received = self.receive(call, body).await?;
-        let part = Part {
-            number,
-            etag: hex(&received.md5),
-            size: received.size,
-            chunks: received.chunks,
-            modified_ms: now_ms(),
-        };
-        let record = part_key(&id, number);
+        Ok((id, number))
+    }
+
+    /// Records part `number` of upload `id` over its stored chunks (which go if that fails); a
+    /// part sent again replaces the earlier one, whose chunks go.
+    pub(super) async fn save_part(&self, id: &str, number: u32, stored: Stored) -> Result<Part, S3Error> {
+        let part =
+            Part { number, etag: hex(&stored.md5), size: stored.size, chunks: stored.chunks, modified_ms: now_ms() };
+        let record = part_key(id, number);
         let old = self.records.get::<Part>(&record).await?;
         if let Err(e) = self.records.put_with_ttl(&record, &part, 0).await {
             self.chunks.remove(&part.chunks).await;
@@ -144,19 +146,16 @@ impl S3 {
         if let Some(old) = old {
             self.chunks.remove(&old.value.chunks).await;
         }
-        Ok((StatusCode::OK, [("etag", format!("\"{}\"", part.etag))]).into_response())
+        Ok(part)
     }
 
     pub async fn complete_upload(&self, call: &Call, body: Body) -> Result<Response, S3Error> {
         let (bucket_name, key) = target(call);
         let bucket = self.bucket(bucket_name).await?;
-        self.allow(call, "lightningstor:objects:put", &bucket.resource()).await?;
+        self.allow(call, &bucket, Op::PUT_OBJECT, Some(key)).await?;
         let id = call.query.get("uploadId").cloned().unwrap_or_default();
         let upload = self.upload(bucket_name, key, &id).await?;
-        let body = axum::body::to_bytes(body, 1 << 20)
-            .await
-            .map_err(|_| S3Error::malformed_xml("the CompleteMultipartUpload body is over 1 MiB or unreadable"))?;
-        let wanted = parse_complete(&String::from_utf8_lossy(&body))?;
+        let wanted = parse_complete(&xml::body_text(body, "CompleteMultipartUpload").await?)?;
         if wanted.windows(2).any(|w| w[0].0 >= w[1].0) {
             return Err(S3Error::invalid_part_order("the parts must be listed in ascending order"));
         }
@@ -185,7 +184,7 @@ impl S3 {
             digest.update(raw);
         }
         let etag = format!("{}-{}", hex(&digest.finalize()), chosen.len());
-        let object = Object {
+        let mut object = Object {
             key: key.to_string(),
             size: chosen.iter().map(|p| p.size).sum(),
             etag: etag.clone(),
@@ -193,13 +192,12 @@ impl S3 {
             headers: upload.headers,
             modified_ms: now_ms(),
             chunks: chosen.iter().flat_map(|p| p.chunks.clone()).collect(),
+            version_id: String::new(),
+            delete_marker: false,
         };
-        // The object's record takes the chosen parts' chunks; the upload's records go, and the
-        // chunks of parts not chosen with them.
-        let replaced = self.commit(bucket_name, &object).await?;
-        if let Some(old) = replaced {
-            self.chunks.remove(&old.chunks).await;
-        }
+        // The object's record takes the chosen parts' chunks (on failure the parts keep them);
+        // the upload's records go, and the chunks of parts not chosen with them.
+        self.publish(&bucket, &mut object).await?;
         for (number, part) in &stored {
             if !wanted.iter().any(|(n, _)| n == number) {
                 self.chunks.remove(&part.chunks).await;
@@ -212,13 +210,15 @@ impl S3 {
             .field("Bucket", bucket_name)
             .field("Key", key)
             .field("ETag", format!("\"{etag}\""));
-        Ok(xml_response(xml.finish("CompleteMultipartUploadResult")))
+        let mut response = xml_response(xml.finish("CompleteMultipartUploadResult"));
+        version_header(&mut response, &bucket, &object.version_id);
+        Ok(response)
     }
 
     pub async fn abort_upload(&self, call: &Call) -> Result<Response, S3Error> {
         let (bucket_name, key) = target(call);
         let bucket = self.bucket(bucket_name).await?;
-        self.allow(call, "lightningstor:objects:delete", &bucket.resource()).await?;
+        self.allow(call, &bucket, Op::ABORT_UPLOAD, Some(key)).await?;
         let id = call.query.get("uploadId").cloned().unwrap_or_default();
         self.upload(bucket_name, key, &id).await?;
         self.discard(bucket_name, &id).await?;
@@ -248,7 +248,7 @@ impl S3 {
     pub async fn list_parts(&self, call: &Call) -> Result<Response, S3Error> {
         let (bucket_name, key) = target(call);
         let bucket = self.bucket(bucket_name).await?;
-        self.allow(call, "lightningstor:objects:list", &bucket.resource()).await?;
+        self.allow(call, &bucket, Op::LIST_PARTS, Some(key)).await?;
         let id = call.query.get("uploadId").cloned().unwrap_or_default();
         self.upload(bucket_name, key, &id).await?;
         let mut xml = Xml::new("ListPartsResult");
@@ -267,7 +267,7 @@ impl S3 {
     pub async fn list_uploads(&self, call: &Call) -> Result<Response, S3Error> {
         let (bucket_name, _) = target(call);
         let bucket = self.bucket(bucket_name).await?;
-        self.allow(call, "lightningstor:objects:list", &bucket.resource()).await?;
+        self.allow(call, &bucket, Op::LIST_UPLOADS, None).await?;
         let mut xml = Xml::new("ListMultipartUploadsResult");
         xml.field("Bucket", bucket_name).field("IsTruncated", false);
         for (record, upload) in self.records.list::<Upload>(&format!("upload/{bucket_name}/")).await? {

@@ -1,6 +1,6 @@
 //! Object operations: PutObject (streamed into chunks; Content-MD5 and signed payload hashes
-//! checked before the object becomes visible), GetObject and HeadObject (Range and the
-//! conditional headers), DeleteObject.
+//! checked before the object becomes visible), GetObject and HeadObject (a version, Range and
+//! the conditional headers), DeleteObject (a delete marker or a version, as versioning says).
 
 use std::collections::BTreeMap;
 
@@ -9,8 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use bytes::Bytes;
-use flaredb_client::records::RecordError;
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use md5::{Digest, Md5};
 use photon_auth::sigv4::signing_key;
 use photon_auth::sigv4_stream::{decode, Chunks};
@@ -18,9 +17,10 @@ use ring::digest::{Context, SHA256};
 
 use super::address::Target;
 use super::error::S3Error;
+use super::policy::Op;
 use super::service::{Call, S3};
-use crate::chunks::ChunkError;
-use crate::meta::{object_key, Object};
+use crate::chunks::{ChunkError, ChunkRef};
+use crate::meta::{Bucket, Object, Versioning};
 use crate::time::{http_date, now_ms, parse_http_date};
 
 /// Headers stored with an object and answered back.
@@ -52,7 +52,7 @@ impl From<ChunkError> for S3Error {
 }
 
 /// A byte range of an object of `size` bytes: `bytes=a-b`, `bytes=a-`, `bytes=-n`.
-fn range(text: &str, size: u64) -> Result<(u64, u64), S3Error> {
+pub(super) fn range(text: &str, size: u64) -> Result<(u64, u64), S3Error> {
     let invalid = || S3Error::invalid_range(format!("the range {text:?} is not satisfiable for {size} bytes"));
     let spec = text.strip_prefix("bytes=").ok_or_else(invalid)?;
     if spec.contains(',') {
@@ -78,41 +78,40 @@ fn range(text: &str, size: u64) -> Result<(u64, u64), S3Error> {
 impl S3 {
     pub async fn put_object(&self, call: &Call, body: Body) -> Result<Response, S3Error> {
         let (bucket_name, key) = target(call);
-        let (bucket_name, key) = (bucket_name.to_string(), key.to_string());
-        let bucket = self.bucket(&bucket_name).await?;
-        self.allow(call, "lightningstor:objects:put", &bucket.resource()).await?;
+        let bucket = self.bucket(bucket_name).await?;
+        self.allow(call, &bucket, Op::PUT_OBJECT, Some(key)).await?;
         let received = self.receive(call, body).await?;
         let object = Object {
-            key: key.clone(),
+            key: key.to_string(),
             size: received.size,
             etag: hex(&received.md5),
             content_type: content_type(&call.headers),
             headers: kept_headers(&call.headers),
             modified_ms: now_ms(),
             chunks: received.chunks,
+            version_id: String::new(),
+            delete_marker: false,
         };
-        self.publish(&bucket_name, object).await
+        let object = self.publish_new(&bucket, object).await?;
+        let mut response = (StatusCode::OK, [("etag", format!("\"{}\"", object.etag))]).into_response();
+        version_header(&mut response, &bucket, &object.version_id);
+        Ok(response)
     }
 
-    /// Makes `object` visible (its chunks are durable); on failure its chunks are removed, on
-    /// success those of the object it replaced.
-    pub(super) async fn publish(&self, bucket: &str, object: Object) -> Result<Response, S3Error> {
-        let replaced = match self.commit(bucket, &object).await {
-            Ok(replaced) => replaced,
+    /// `publish`es an object whose chunks were just written; they go again if it fails.
+    pub(super) async fn publish_new(&self, bucket: &Bucket, mut object: Object) -> Result<Object, S3Error> {
+        match self.publish(bucket, &mut object).await {
+            Ok(()) => Ok(object),
             Err(e) => {
                 self.chunks.remove(&object.chunks).await;
-                return Err(e);
+                Err(e)
             }
-        };
-        if let Some(old) = replaced {
-            self.chunks.remove(&old.chunks).await;
         }
-        Ok((StatusCode::OK, [("etag", format!("\"{}\"", object.etag))]).into_response())
     }
 
     /// Stores a request body as durable chunks: decoded as its signature mode says, checked
     /// against the size limit, Content-MD5 and a signed payload hash; nothing stays on failure.
-    pub(super) async fn receive(&self, call: &Call, body: Body) -> Result<Received, S3Error> {
+    pub(super) async fn receive(&self, call: &Call, body: Body) -> Result<Stored, S3Error> {
         let declared =
             header(&call.headers, "x-amz-decoded-content-length").or_else(|| header(&call.headers, "content-length"));
         if let Some(length) = declared.and_then(|l| l.parse::<u64>().ok()) {
@@ -135,36 +134,26 @@ impl S3 {
         };
         let payload = header(&call.headers, "x-amz-content-sha256").unwrap_or("UNSIGNED-PAYLOAD").to_string();
         let raw = body.into_data_stream().map(|piece| piece.map_err(std::io::Error::other));
-        let body: std::pin::Pin<Box<dyn futures_util::Stream<Item = std::io::Result<Bytes>> + Send>> =
-            match payload.as_str() {
-                "STREAMING-AWS4-HMAC-SHA256-PAYLOAD" | "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER" => {
-                    let chunks = Chunks::Signed {
-                        signing_key: signing_key(&call.secret, &call.credential),
-                        credential: call.credential.clone(),
-                    };
-                    Box::pin(decode(raw, chunks))
-                }
-                "STREAMING-UNSIGNED-PAYLOAD-TRAILER" => Box::pin(decode(raw, Chunks::Unsigned)),
-                _ => Box::pin(raw),
-            };
-        let mut md5 = Md5::new();
-        let mut sha = Context::new(&SHA256);
-        let mut size = 0u64;
+        let body: std::pin::Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>> = match payload.as_str() {
+            "STREAMING-AWS4-HMAC-SHA256-PAYLOAD" | "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER" => {
+                let (secret, credential) = call
+                    .signer
+                    .as_ref()
+                    .ok_or_else(|| S3Error::access_denied("an anonymous request cannot carry signed chunks"))?;
+                let chunks =
+                    Chunks::Signed { signing_key: signing_key(secret, credential), credential: credential.clone() };
+                Box::pin(decode(raw, chunks))
+            }
+            "STREAMING-UNSIGNED-PAYLOAD-TRAILER" => Box::pin(decode(raw, Chunks::Unsigned)),
+            _ => Box::pin(raw),
+        };
         let limit = self.config.max_object_bytes;
-        let chunks = self
-            .chunks
-            .write_stream(body, |piece| {
-                md5.update(piece);
-                sha.update(piece);
-                size += piece.len() as u64;
-            })
-            .await?;
-        let md5: [u8; 16] = md5.finalize().into();
+        let Stored { chunks, size, md5, sha256 } = self.store(body).await?;
         let problem = if size > limit {
             Some(S3Error::entity_too_large(format!("{size} bytes is over the single-upload limit of {limit} bytes")))
         } else if content_md5.as_deref().is_some_and(|expected| expected != md5.as_slice()) {
             Some(S3Error::bad_digest("the Content-MD5 you specified did not match what we received"))
-        } else if payload.len() == 64 && payload != hex(sha.finish().as_ref()) {
+        } else if payload.len() == 64 && payload != hex(&sha256) {
             Some(S3Error::x_amz_content_sha256_mismatch("the provided x-amz-content-sha256 does not match the body"))
         } else {
             None
@@ -173,56 +162,38 @@ impl S3 {
             self.chunks.remove(&chunks).await;
             return Err(problem);
         }
-        Ok(Received { chunks, size, md5 })
+        Ok(Stored { chunks, size, md5, sha256 })
     }
 
-    /// Makes `object` the current version of its key (compare-and-swap against concurrent
-    /// writers); answers the object it replaced, whose chunks the caller removes.
-    pub(super) async fn commit(&self, bucket: &str, object: &Object) -> Result<Option<Object>, S3Error> {
-        let record = object_key(bucket, &object.key);
-        for _ in 0..16 {
-            match self.records.get::<Object>(&record).await? {
-                None => match self.records.create(&record, object, || record.clone()).await {
-                    Ok(()) => return Ok(None),
-                    Err(RecordError::AlreadyExists(_)) => continue,
-                    Err(e) => return Err(e.into()),
-                },
-                Some(old) => {
-                    if self.records.update(&record, object, old.version).await? {
-                        return Ok(Some(old.value));
-                    }
-                }
-            }
-        }
-        Err(S3Error::service_unavailable("the key kept changing under concurrent writes; try again"))
+    /// Writes `body` as durable chunks, measuring it on the way (one chunk in memory).
+    pub(super) async fn store(
+        &self,
+        body: impl Stream<Item = std::io::Result<Bytes>> + Send,
+    ) -> Result<Stored, S3Error> {
+        let mut md5 = Md5::new();
+        let mut sha = Context::new(&SHA256);
+        let mut size = 0u64;
+        let chunks = self
+            .chunks
+            .write_stream(body, |piece| {
+                md5.update(piece);
+                sha.update(piece);
+                size += piece.len() as u64;
+            })
+            .await?;
+        let sha256 = sha.finish().as_ref().try_into().unwrap_or([0; 32]);
+        Ok(Stored { chunks, size, md5: md5.finalize().into(), sha256 })
     }
 
     pub async fn get_object(&self, call: &Call, head_only: bool) -> Result<Response, S3Error> {
         let (bucket_name, key) = target(call);
         let bucket = self.bucket(bucket_name).await?;
-        self.allow(call, "lightningstor:objects:get", &bucket.resource()).await?;
-        let object = match self.records.get::<Object>(&object_key(bucket_name, key)).await? {
-            Some(object) => object.value,
-            None => return Err(S3Error::no_such_key("The specified key does not exist.")),
-        };
+        let version = call.query.get("versionId").map(String::as_str);
+        let op = if version.is_some() { Op::GET_OBJECT_VERSION } else { Op::GET_OBJECT };
+        self.allow(call, &bucket, op, Some(key)).await?;
+        let object = self.find(&bucket, key, version).await?;
         let etag = format!("\"{}\"", object.etag);
-        let modified = object.modified_ms / 1000 * 1000;
-        if let Some(wanted) = header(&call.headers, "if-match") {
-            if wanted != "*" && !wanted.split(',').any(|t| t.trim() == etag) {
-                return Err(S3Error::precondition_failed("If-Match does not match the object's ETag"));
-            }
-        } else if let Some(since) = header(&call.headers, "if-unmodified-since").and_then(parse_http_date) {
-            if modified > since {
-                return Err(S3Error::precondition_failed("the object was modified after If-Unmodified-Since"));
-            }
-        }
-        let not_modified = match header(&call.headers, "if-none-match") {
-            Some(tags) => tags == "*" || tags.split(',').any(|t| t.trim() == etag),
-            None => header(&call.headers, "if-modified-since")
-                .and_then(parse_http_date)
-                .is_some_and(|since| modified <= since),
-        };
-        if not_modified {
+        if !preconditions(&call.headers, "", &object)? {
             return Ok((StatusCode::NOT_MODIFIED, [("etag", etag)]).into_response());
         }
         let (start, end, status) = match header(&call.headers, "range") {
@@ -246,17 +217,28 @@ impl S3 {
         for (name, value) in &object.headers {
             response = response.header(name, value);
         }
-        let body = if head_only || length == 0 { Body::empty() } else { self.stream(object, start, end) };
+        if bucket.versioning != Versioning::Unversioned {
+            response = response.header("x-amz-version-id", &object.version_id);
+        }
+        let body = if head_only || length == 0 {
+            Body::empty()
+        } else {
+            Body::from_stream(self.byte_stream(object.chunks, start, end))
+        };
         response.body(body).map_err(|e| S3Error::internal_error(e.to_string()))
     }
 
-    /// The bytes `start..=end` of `object`, read chunk by chunk (each verified) as the client
-    /// takes them.
-    fn stream(&self, object: Object, start: u64, end: u64) -> Body {
+    /// The bytes `start..=end` of an object made of `chunks`, read chunk by chunk (each
+    /// verified) as the consumer takes them.
+    pub(super) fn byte_stream(
+        &self,
+        chunks: Vec<ChunkRef>,
+        start: u64,
+        end: u64,
+    ) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static {
         let store = self.chunks.clone();
         let mut offset = 0u64;
-        let pieces: Vec<_> = object
-            .chunks
+        let pieces: Vec<_> = chunks
             .into_iter()
             .filter_map(|chunk| {
                 let (from, to) = (offset, offset + chunk.len);
@@ -268,7 +250,7 @@ impl S3 {
                 })
             })
             .collect();
-        let stream = futures_util::stream::iter(pieces).then(move |(chunk, skip, take)| {
+        futures_util::stream::iter(pieces).then(move |(chunk, skip, take)| {
             let store = store.clone();
             async move {
                 let bytes = store.get(&chunk).await.map_err(|e| {
@@ -277,28 +259,65 @@ impl S3 {
                 })?;
                 Ok::<_, std::io::Error>(Bytes::from(bytes).slice(skip..take))
             }
-        });
-        Body::from_stream(stream)
+        })
     }
 
     pub async fn delete_object(&self, call: &Call) -> Result<Response, S3Error> {
         let (bucket_name, key) = target(call);
         let bucket = self.bucket(bucket_name).await?;
-        self.allow(call, "lightningstor:objects:delete", &bucket.resource()).await?;
-        let record = object_key(bucket_name, key);
-        if let Some(object) = self.records.get::<Object>(&record).await? {
-            self.records.delete(&record).await?;
-            self.chunks.remove(&object.value.chunks).await;
+        let version = call.query.get("versionId").map(String::as_str);
+        let op = if version.is_some() { Op::DELETE_OBJECT_VERSION } else { Op::DELETE_OBJECT };
+        self.allow(call, &bucket, op, Some(key)).await?;
+        let removed = self.remove(&bucket, key, version).await?;
+        let mut response = StatusCode::NO_CONTENT.into_response();
+        if let Some(id) = &removed.version_id {
+            version_header(&mut response, &bucket, id);
         }
-        Ok(StatusCode::NO_CONTENT.into_response())
+        if removed.delete_marker {
+            response.headers_mut().insert("x-amz-delete-marker", axum::http::HeaderValue::from_static("true"));
+        }
+        Ok(response)
     }
 }
 
-/// A stored request body.
-pub(super) struct Received {
-    pub chunks: Vec<crate::chunks::ChunkRef>,
+/// Checks the conditional headers (`if-match`, `if-unmodified-since`: PreconditionFailed) and
+/// answers whether `if-none-match` / `if-modified-since` still want the object (`false`: not
+/// modified). `prefix` is empty for a GET and `x-amz-copy-source-` for a copy's source.
+pub(super) fn preconditions(headers: &HeaderMap, prefix: &str, object: &Object) -> Result<bool, S3Error> {
+    let get = |name: &str| header(headers, &format!("{prefix}{name}")).map(str::to_string);
+    let etag = format!("\"{}\"", object.etag);
+    let modified = object.modified_ms / 1000 * 1000;
+    if let Some(wanted) = get("if-match") {
+        if wanted != "*" && !wanted.split(',').any(|t| t.trim() == etag || t.trim() == object.etag) {
+            return Err(S3Error::precondition_failed("If-Match does not match the object's ETag"));
+        }
+    } else if let Some(since) = get("if-unmodified-since").as_deref().and_then(parse_http_date) {
+        if modified > since {
+            return Err(S3Error::precondition_failed("the object was modified after If-Unmodified-Since"));
+        }
+    }
+    let not_modified = match get("if-none-match") {
+        Some(tags) => tags == "*" || tags.split(',').any(|t| t.trim() == etag || t.trim() == object.etag),
+        None => get("if-modified-since").as_deref().and_then(parse_http_date).is_some_and(|since| modified <= since),
+    };
+    Ok(!not_modified)
+}
+
+/// `x-amz-version-id` on a response about a versioned bucket's object.
+pub(super) fn version_header(response: &mut Response, bucket: &Bucket, version_id: &str) {
+    if bucket.versioning != Versioning::Unversioned || version_id != crate::meta::NULL_VERSION {
+        if let Ok(value) = axum::http::HeaderValue::from_str(version_id) {
+            response.headers_mut().insert("x-amz-version-id", value);
+        }
+    }
+}
+
+/// Bytes written as chunks, with their size and digests.
+pub(super) struct Stored {
+    pub chunks: Vec<ChunkRef>,
     pub size: u64,
     pub md5: [u8; 16],
+    pub sha256: [u8; 32],
 }
 
 /// The headers kept with an object: `x-amz-meta-*` and the cache headers.

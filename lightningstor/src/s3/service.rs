@@ -1,6 +1,6 @@
-//! The S3 endpoint: every request is authenticated (SigV4 in headers or a presigned URL, keys
-//! resolved through IAM), routed by method and target, and authorized with IAM for the key's
-//! owner on the bucket's project. Errors answer as S3 XML documents.
+//! The S3 endpoint: a request is authenticated (SigV4 in headers or a presigned URL, keys
+//! resolved through IAM) or anonymous, routed by method, target and subresource, and authorized
+//! by the bucket's policy and IAM (`allow`). Errors answer as S3 XML documents.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,6 +15,7 @@ use photon_auth::{AuthClient, AuthError};
 
 use super::address::{target, Target};
 use super::error::S3Error;
+use super::policy::{arn, Decision, Op, Policy};
 use crate::chunks::ChunkStore;
 use crate::config::S3Section;
 use crate::meta::{bucket_key, Bucket};
@@ -35,10 +36,38 @@ pub struct Call {
     pub target: Target,
     pub query: HashMap<String, String>,
     pub headers: HeaderMap,
-    pub principal: String,
-    pub secret: String,
-    pub credential: Credential,
+    /// Who signed the request; `None` for an anonymous one (allowed only by a bucket policy).
+    pub principal: Option<String>,
+    /// The signer's secret and credential scope (aws-chunked bodies carry chunk signatures).
+    pub signer: Option<(String, Credential)>,
 }
+
+/// Subresources LightningStor does not implement: answered NotImplemented, never mistaken for
+/// a listing or a plain GET/PUT.
+const UNSUPPORTED: [&str; 22] = [
+    "acl",
+    "tagging",
+    "lifecycle",
+    "cors",
+    "website",
+    "logging",
+    "notification",
+    "replication",
+    "encryption",
+    "object-lock",
+    "ownershipControls",
+    "publicAccessBlock",
+    "accelerate",
+    "requestPayment",
+    "inventory",
+    "analytics",
+    "metrics",
+    "intelligent-tiering",
+    "retention",
+    "legal-hold",
+    "torrent",
+    "restore",
+];
 
 impl From<RecordError> for S3Error {
     fn from(e: RecordError) -> Self {
@@ -74,7 +103,13 @@ pub async fn handle(State(s3): State<Arc<S3>>, request: Request) -> Response {
             tracing::debug!(code = e.code, message = %e.message, %resource, "S3 request refused");
             let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let body = if method == Method::HEAD { String::new() } else { e.document(&resource, &request_id) };
-            (status, [("content-type", "application/xml")], body).into_response()
+            let mut response = (status, [("content-type", "application/xml")], body).into_response();
+            for (name, value) in &e.headers {
+                if let Ok(value) = HeaderValue::from_str(value) {
+                    response.headers_mut().insert(*name, value);
+                }
+            }
+            response
         }
     };
     if let Ok(id) = HeaderValue::from_str(&request_id) {
@@ -95,31 +130,42 @@ impl S3 {
             headers: &parts.headers,
         };
         let anonymous = !parts.headers.contains_key("authorization") && !raw_query.contains("X-Amz-Algorithm=");
-        if anonymous {
-            return Err(S3Error::access_denied("Access Denied: anonymous requests are not allowed"));
-        }
-        let (key, credential) = self.keys.verify_with_credential(&signed, now()).await?;
+        let (principal, signer) = if anonymous {
+            (None, None)
+        } else {
+            let (key, credential) = self.keys.verify_with_credential(&signed, now()).await?;
+            (Some(key.principal.clone()), Some((key.secret().to_string(), credential)))
+        };
         let call = Call {
             method: parts.method.clone(),
             target: target(&host, parts.uri.path(), &self.config.domain)?,
             query: query_pairs(&raw_query).into_iter().collect(),
             headers: parts.headers,
-            principal: key.principal.clone(),
-            secret: key.secret().to_string(),
-            credential,
+            principal,
+            signer,
         };
         let q = |k: &str| call.query.contains_key(k);
+        if let Some(sub) = UNSUPPORTED.iter().find(|sub| q(sub)) {
+            return Err(S3Error::not_implemented(format!("the ?{sub} subresource is not implemented")));
+        }
+        let copy = call.headers.contains_key("x-amz-copy-source");
         match (&call.method, &call.target) {
             (&Method::GET, Target::Service) => self.list_buckets(&call).await,
-            (&Method::PUT, Target::Bucket(_)) => self.create_bucket(&call).await,
+            (&Method::PUT, Target::Bucket(_)) if q("versioning") => self.put_versioning(&call, body).await,
+            (&Method::PUT, Target::Bucket(_)) if q("policy") => self.put_policy(&call, body).await,
+            (&Method::PUT, Target::Bucket(_)) => self.create_bucket(&call, body).await,
             (&Method::HEAD, Target::Bucket(_)) => self.head_bucket(&call).await,
+            (&Method::DELETE, Target::Bucket(_)) if q("policy") => self.delete_policy(&call).await,
             (&Method::DELETE, Target::Bucket(_)) => self.delete_bucket(&call).await,
+            (&Method::POST, Target::Bucket(_)) if q("delete") => self.delete_objects(&call, body).await,
             (&Method::GET, Target::Bucket(_)) if q("location") => self.bucket_location(&call).await,
+            (&Method::GET, Target::Bucket(_)) if q("versioning") => self.get_versioning(&call).await,
+            (&Method::GET, Target::Bucket(_)) if q("policy") => self.get_policy(&call).await,
+            (&Method::GET, Target::Bucket(_)) if q("versions") => self.list_versions(&call).await,
             (&Method::GET, Target::Bucket(_)) if q("uploads") => self.list_uploads(&call).await,
             (&Method::GET, Target::Bucket(_)) => self.list_objects(&call).await,
-            (&Method::PUT, Target::Object { .. }) if call.headers.contains_key("x-amz-copy-source") => {
-                Err(S3Error::not_implemented("CopyObject is not implemented yet"))
-            }
+            (&Method::PUT, Target::Object { .. }) if copy && q("uploadId") => self.upload_part_copy(&call).await,
+            (&Method::PUT, Target::Object { .. }) if copy => self.copy_object(&call).await,
             (&Method::PUT, Target::Object { .. }) if q("uploadId") => self.upload_part(&call, body).await,
             (&Method::POST, Target::Object { .. }) if q("uploads") => self.create_upload(&call).await,
             (&Method::POST, Target::Object { .. }) if q("uploadId") => self.complete_upload(&call, body).await,
@@ -133,10 +179,29 @@ impl S3 {
         }
     }
 
-    /// Whether the caller may do `action` on `resource` (IAM decides; cached).
-    pub async fn allow(&self, call: &Call, action: &str, resource: &str) -> Result<(), S3Error> {
+    /// Whether the caller may do `op` on `bucket` (or its object `key`): the bucket policy's
+    /// Deny refuses and its Allow grants; otherwise IAM decides for signed callers (cached).
+    pub async fn allow(&self, call: &Call, bucket: &Bucket, op: Op, key: Option<&str>) -> Result<(), S3Error> {
+        if let Some(text) = &bucket.policy {
+            let policy = Policy::parse(text, &bucket.name).map_err(|e| {
+                S3Error::internal_error(format!("bucket {}'s stored policy: {}", bucket.name, e.message))
+            })?;
+            match policy.decide(call.principal.as_deref(), op.s3, &arn(&bucket.name, key)) {
+                Decision::Deny => return Err(S3Error::access_denied("Access Denied: the bucket policy denies it")),
+                Decision::Allow => return Ok(()),
+                Decision::Silent => {}
+            }
+        }
+        self.allow_iam(call, op, &bucket.resource()).await
+    }
+
+    /// Whether IAM lets the signed caller do `op` on `resource` (anonymous callers: no).
+    pub async fn allow_iam(&self, call: &Call, op: Op, resource: &str) -> Result<(), S3Error> {
+        let Some(principal) = &call.principal else {
+            return Err(S3Error::access_denied("Access Denied: anonymous access needs a bucket policy allowing it"));
+        };
         let token = self.identity.get().await?;
-        Ok(self.auth.authorize_principal(&token, &call.principal, action, resource).await?)
+        Ok(self.auth.authorize_principal(&token, principal, op.iam, resource).await?)
     }
 
     /// A bucket's record, or NoSuchBucket.

@@ -1,6 +1,10 @@
-//! The XML documents S3 answers with (only what the handlers send).
+//! The XML documents S3 answers with (a tiny writer), and the request bodies it reads
+//! (`roxmltree`: no DTDs, a node limit, any namespace).
 
-use super::error::xml_escape;
+use axum::body::Body;
+use roxmltree::{Document, Node, ParsingOptions};
+
+use super::error::{xml_escape, S3Error};
 
 pub const NAMESPACE: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
 
@@ -28,14 +32,72 @@ impl Xml {
         self
     }
 
+    /// Appends an already written fragment.
+    pub fn raw(&mut self, fragment: &str) -> &mut Self {
+        self.0.push_str(fragment);
+        self
+    }
+
+    /// The text written so far (a fragment, for a writer made with `default`).
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+
     pub fn finish(mut self, root: &str) -> String {
         self.0.push_str(&format!("</{root}>"));
         self.0
     }
 }
 
+/// The largest XML request body read (S3's DeleteObjects of 1000 keys fits).
+pub const MAX_BODY: usize = 2 << 20;
+
+/// A request body as text, at most `MAX_BODY` bytes.
+pub async fn body_text(body: Body, what: &str) -> Result<String, S3Error> {
+    let bytes = axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|_| S3Error::malformed_xml(format!("the {what} body is over {MAX_BODY} bytes or was cut short")))?;
+    String::from_utf8(bytes.to_vec()).map_err(|_| S3Error::malformed_xml(format!("the {what} body is not UTF-8")))
+}
+
+/// `text` parsed, its root element named `root` (in any namespace).
+pub fn parse<'a>(text: &'a str, root: &str) -> Result<Document<'a>, S3Error> {
+    let options = ParsingOptions { allow_dtd: false, nodes_limit: 100_000, ..Default::default() };
+    let doc = Document::parse_with_options(text, options)
+        .map_err(|e| S3Error::malformed_xml(format!("the body is not well-formed XML: {e}")))?;
+    let name = doc.root_element().tag_name().name();
+    if name != root {
+        return Err(S3Error::malformed_xml(format!("the body's root element is <{name}>, not <{root}>")));
+    }
+    Ok(doc)
+}
+
+/// The child elements of `node` named `name`.
+pub fn children<'a, 'input>(node: Node<'a, 'input>, name: &'a str) -> impl Iterator<Item = Node<'a, 'input>> + 'a {
+    node.children().filter(move |c| c.is_element() && c.tag_name().name() == name)
+}
+
+/// The text of `node`'s first child element named `name` (trimmed), if it has one.
+pub fn text(node: Node, name: &str) -> Option<String> {
+    children(node, name).next().map(|c| c.text().unwrap_or_default().trim().to_string())
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn bodies_parse_with_any_namespace_and_refuse_the_rest() {
+        let doc = super::parse(
+            r#"<Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Object><Key>a&amp;b</Key></Object></Delete>"#,
+            "Delete",
+        )
+        .unwrap();
+        let object = super::children(doc.root_element(), "Object").next().unwrap();
+        assert_eq!(super::text(object, "Key").as_deref(), Some("a&b"));
+        for bad in ["", "<Delete>", "<Other/>", "<!DOCTYPE x [<!ENTITY a 'b'>]><Delete>&a;</Delete>"] {
+            assert_eq!(super::parse(bad, "Delete").unwrap_err().code, "MalformedXML", "{bad}");
+        }
+    }
+
     #[test]
     fn documents_escape_their_text() {
         let mut xml = super::Xml::new("ListBucketResult");
