@@ -9,4 +9,3 @@ pub mod config;
 pub mod meta;
 pub mod s3;
 pub mod server;
-pub mod time;

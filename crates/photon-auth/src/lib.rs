@@ -12,6 +12,7 @@ pub mod interceptor;
 pub mod jwks;
 pub mod rules;
 pub mod service;
+pub mod sigv2;
 pub mod sigv4;
 pub mod sigv4_stream;
 pub mod verified;

@@ -298,6 +298,11 @@ fn parse_amz_date(text: &str) -> Option<i64> {
     Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
 }
 
+/// Whether two signatures are equal, in time that does not depend on where they differ.
+pub(crate) fn same_text(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// Verifies a signed request against the access key's `secret` at time `now` (unix seconds).
 pub fn verify(
     request: &Signed,
@@ -328,9 +333,7 @@ pub fn verify(
     }
     let expected = signature(request, credential, payload_hash, secret)?;
     let given = credential.signature.to_ascii_lowercase();
-    let same =
-        expected.len() == given.len() && expected.bytes().zip(given.bytes()).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0;
-    if !same {
+    if !same_text(&expected, &given) {
         return Err(SigV4Error::SignatureDoesNotMatch);
     }
     Ok(())

@@ -26,6 +26,7 @@ mod runtime_api;
 mod serve;
 mod signals;
 pub mod telemetry;
+pub mod time;
 mod tls_setup;
 
 pub use api::Api;

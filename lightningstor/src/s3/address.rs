@@ -72,16 +72,20 @@ pub fn decode(text: &str) -> Result<String, S3Error> {
     String::from_utf8(out).map_err(|_| S3Error::invalid_argument("the key is not UTF-8"))
 }
 
+/// The bucket a virtual-host-style request to `host` (`<bucket>.<domain>[:port]`) names.
+pub fn virtual_bucket(host: &str, domain: &str) -> Option<String> {
+    let host = host.split(':').next().unwrap_or(host).to_ascii_lowercase();
+    if domain.is_empty() {
+        return None;
+    }
+    host.strip_suffix(domain).and_then(|b| b.strip_suffix('.')).filter(|b| !b.is_empty()).map(str::to_string)
+}
+
 /// The target of a request to `host` (without port) with raw `path`; `domain` is the S3
 /// endpoint's own domain for virtual-host style (empty: path style only).
 pub fn target(host: &str, path: &str, domain: &str) -> Result<Target, S3Error> {
-    let host = host.split(':').next().unwrap_or(host).to_ascii_lowercase();
     let path = path.strip_prefix('/').unwrap_or(path);
-    let virtual_bucket = (!domain.is_empty())
-        .then(|| host.strip_suffix(domain).and_then(|b| b.strip_suffix('.')))
-        .flatten()
-        .filter(|b| !b.is_empty());
-    let (bucket, key) = match virtual_bucket {
+    let (bucket, key) = match virtual_bucket(host, domain) {
         Some(bucket) => (bucket.to_string(), path.to_string()),
         None => match path.split_once('/') {
             Some((bucket, key)) => (bucket.to_string(), key.to_string()),

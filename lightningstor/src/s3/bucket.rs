@@ -13,7 +13,7 @@ use super::policy::Op;
 use super::service::{Call, S3};
 use super::xml::{self, Xml};
 use crate::meta::{bucket_key, objects_prefix, versions_prefix, Bucket, Object};
-use crate::time::{iso8601, now_ms};
+use photon_runtime::time::{iso8601, now_ms};
 
 fn name(call: &Call) -> &str {
     match &call.target {

@@ -14,7 +14,7 @@ use super::policy::Op;
 use super::service::{Call, S3};
 use super::xml::Xml;
 use crate::meta::{Bucket, Object, Versioning};
-use crate::time::{iso8601, now_ms};
+use photon_runtime::time::{iso8601, now_ms};
 
 /// The source an `x-amz-copy-source` names: `[/]<bucket>/<key>[?versionId=<id>]`, URL-encoded.
 fn copy_source(text: &str) -> Result<(String, String, Option<String>), S3Error> {

@@ -12,7 +12,7 @@ use super::policy::Op;
 use super::service::{Call, S3};
 use super::xml::Xml;
 use crate::meta::{objects_prefix, Object};
-use crate::time::iso8601;
+use photon_runtime::time::iso8601;
 
 /// One page: the objects and common prefixes after `after`, and whether more follow.
 struct Page {

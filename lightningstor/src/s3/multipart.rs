@@ -23,7 +23,7 @@ use super::service::{Call, S3};
 use super::xml::{self, Xml};
 use crate::chunks::ChunkRef;
 use crate::meta::Object;
-use crate::time::{iso8601, now_ms};
+use photon_runtime::time::{iso8601, now_ms};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct Upload {

@@ -21,7 +21,7 @@ use super::policy::Op;
 use super::service::{Call, S3};
 use crate::chunks::{ChunkError, ChunkRef};
 use crate::meta::{Bucket, Object, Versioning};
-use crate::time::{http_date, now_ms, parse_http_date};
+use photon_runtime::time::{http_date, now_ms, parse_http_date};
 
 /// Headers stored with an object and answered back.
 const KEPT: [&str; 5] = ["cache-control", "content-disposition", "content-encoding", "content-language", "expires"];
@@ -139,7 +139,7 @@ impl S3 {
                 let (secret, credential) = call
                     .signer
                     .as_ref()
-                    .ok_or_else(|| S3Error::access_denied("an anonymous request cannot carry signed chunks"))?;
+                    .ok_or_else(|| S3Error::access_denied("only a SigV4-signed request can carry signed chunks"))?;
                 let chunks =
                     Chunks::Signed { signing_key: signing_key(secret, credential), credential: credential.clone() };
                 Box::pin(decode(raw, chunks))

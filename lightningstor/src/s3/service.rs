@@ -10,10 +10,11 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use flaredb_client::records::{RecordError, Records};
 use photon_auth::service::ServiceToken;
+use photon_auth::sigv2;
 use photon_auth::sigv4::{query_pairs, AccessKeys, Credential, Signed};
 use photon_auth::{AuthClient, AuthError};
 
-use super::address::{target, Target};
+use super::address::{target, virtual_bucket, Target};
 use super::error::S3Error;
 use super::policy::{arn, Decision, Op, Policy};
 use crate::chunks::ChunkStore;
@@ -38,7 +39,7 @@ pub struct Call {
     pub headers: HeaderMap,
     /// Who signed the request; `None` for an anonymous one (allowed only by a bucket policy).
     pub principal: Option<String>,
-    /// The signer's secret and credential scope (aws-chunked bodies carry chunk signatures).
+    /// A SigV4 signer's secret and credential scope (aws-chunked bodies carry chunk signatures).
     pub signer: Option<(String, Credential)>,
 }
 
@@ -89,12 +90,12 @@ impl From<AuthError> for S3Error {
 }
 
 fn now() -> i64 {
-    crate::time::now_ms() / 1000
+    photon_runtime::time::now_ms() / 1000
 }
 
 /// The entry point of the S3 port.
 pub async fn handle(State(s3): State<Arc<S3>>, request: Request) -> Response {
-    let request_id = crate::time::now_ms().to_string();
+    let request_id = photon_runtime::time::now_ms().to_string();
     let resource = request.uri().path().to_string();
     let method = request.method().clone();
     let mut response = match s3.serve(request).await {
@@ -129,12 +130,18 @@ impl S3 {
             query: &raw_query,
             headers: &parts.headers,
         };
-        let anonymous = !parts.headers.contains_key("authorization") && !raw_query.contains("X-Amz-Algorithm=");
-        let (principal, signer) = if anonymous {
-            (None, None)
-        } else {
-            let (key, credential) = self.keys.verify_with_credential(&signed, now()).await?;
-            (Some(key.principal.clone()), Some((key.secret().to_string(), credential)))
+        // SigV4 (headers or presigned), SigV2 (older tools' presigned URLs), or anonymous.
+        let (principal, signer) = match sigv2::parse(&parts.headers, &raw_query) {
+            Some(v2) => {
+                let bucket = virtual_bucket(&host, &self.config.domain);
+                let key = self.keys.verify_v2(&signed, &v2?, bucket.as_deref(), now()).await?;
+                (Some(key.principal.clone()), None)
+            }
+            None if parts.headers.contains_key("authorization") || raw_query.contains("X-Amz-Algorithm=") => {
+                let (key, credential) = self.keys.verify_with_credential(&signed, now()).await?;
+                (Some(key.principal.clone()), Some((key.secret().to_string(), credential)))
+            }
+            None => (None, None),
         };
         let call = Call {
             method: parts.method.clone(),

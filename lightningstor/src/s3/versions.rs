@@ -22,7 +22,7 @@ use crate::meta::{
     key_versions_prefix, object_key, objects_prefix, version_key, versions_prefix, Bucket, Object, Versioning,
     NULL_VERSION,
 };
-use crate::time::{iso8601, now_ms};
+use photon_runtime::time::{iso8601, now_ms};
 
 /// A new version id: 32 hex digits that sort newest first.
 fn new_version_id() -> Result<String, S3Error> {

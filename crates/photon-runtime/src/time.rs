@@ -1,4 +1,5 @@
-//! The two ways S3 writes time: ISO 8601 in XML bodies, RFC 7231 dates in headers.
+//! Wall-clock time as protocols write it: ISO 8601 (S3's XML bodies) and RFC 7231 dates (HTTP
+//! headers, SigV2 signatures).
 
 const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
 const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
@@ -55,7 +56,8 @@ pub fn http_date(ms: i64) -> String {
 /// Milliseconds of an RFC 7231 date (`Fri, 24 May 2013 00:00:00 GMT`).
 pub fn parse_http_date(text: &str) -> Option<i64> {
     let parts: Vec<&str> = text.split_whitespace().collect();
-    let [_, d, mon, y, hms, "GMT"] = parts.as_slice() else { return None };
+    // `GMT` as RFC 7231 writes it; `+0000` as some signers (and AWS's SigV2 examples) do.
+    let [_, d, mon, y, hms, "GMT" | "UTC" | "+0000"] = parts.as_slice() else { return None };
     let m = MONTHS.iter().position(|x| x == mon)? as i64 + 1;
     let hms: Vec<i64> = hms.split(':').map(|p| p.parse().ok()).collect::<Option<_>>()?;
     let [h, mi, s] = hms.as_slice() else { return None };
@@ -75,6 +77,7 @@ mod tests {
         assert_eq!(parse_http_date("Fri, 24 May 2013 00:00:00 GMT"), Some(ms));
         assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
         assert_eq!(parse_http_date("yesterday"), None);
+        assert_eq!(parse_http_date("Fri, 24 May 2013 00:00:00 +0000"), Some(ms));
         let leap = parse_http_date("Thu, 29 Feb 2024 12:34:56 GMT").unwrap();
         assert_eq!(http_date(leap), "Thu, 29 Feb 2024 12:34:56 GMT");
     }

@@ -1,0 +1,123 @@
+//! What LightningStor's client tests stand on: real chainfire, flaredb and IAM processes (IAM's
+//! test environment), a lightningstor-server acting as the service account IAM's first boot
+//! provisions, and tenants' access keys; plus curl for presigned and anonymous requests.
+
+#![allow(dead_code)] // Each test binary uses a different part.
+
+#[path = "../../../iam/tests/common/mod.rs"]
+pub mod iam_env;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use iam_env::{bearer, Env};
+use photon_api::iam::v1 as pb;
+use photon_testkit::{free_port, TestServer};
+
+/// An access key: (id, secret).
+pub type Key = (String, String);
+
+pub struct Stack {
+    pub env: Env,
+    pub root: String,
+    pub storage: TestServer,
+    /// `https://127.0.0.1:<s3 port>`.
+    pub endpoint: String,
+    /// The S3 port's `host:port`.
+    pub listen: String,
+    pub ca: PathBuf,
+    /// `sa:acme/web/app`, a member of project acme/web.
+    pub tenant: Key,
+    /// `sa:beta/web/app`, a member of another project.
+    pub stranger: Key,
+}
+
+impl Stack {
+    /// The chain, two tenants, and lightningstor-server with `env` (its `LIGHTNINGSTOR_*`).
+    pub async fn start(env: &[(&str, &str)]) -> Self {
+        let iam = Env::start(&[("IAM_BOOTSTRAP_SERVICES", "[\"lightningstor\"]")]).await;
+        let root = iam.admin_token().await;
+        let credentials = iam.iam.dir().join("data/services/lightningstor.json");
+        assert!(credentials.exists(), "IAM wrote LightningStor's credentials");
+        iam.org(&root, "acme", &["web"]).await;
+        iam.org(&root, "beta", &["web"]).await;
+        let tenant = account(&iam, &root, "acme", "app", "member").await;
+        let stranger = account(&iam, &root, "beta", "app", "member").await;
+        let listen = format!("127.0.0.1:{}", free_port());
+        let (flaredb, iam_url) = (iam.flaredb.url(), iam.iam.url());
+        let mut storage = TestServer::with_shared_ca(
+            "lightningstor-server",
+            iam.ca.path(),
+            &["--flaredb", &flaredb, "--iam", &iam_url, "--s3-listen", &listen],
+        );
+        storage.process.env("LIGHTNINGSTOR_IAM_CREDENTIALS_FILE", &credentials);
+        for (k, v) in env {
+            storage.process.env(k, v);
+        }
+        storage.process.start();
+        let health = storage.wait_healthy(Duration::from_secs(30)).await;
+        assert_eq!(health["volumes"], 1, "{health}");
+        let ca = storage.ca();
+        Self { env: iam, root, storage, endpoint: format!("https://{listen}"), listen, ca, tenant, stranger }
+    }
+
+    /// A new service account `name` in acme/web with `role` there; its access key.
+    pub async fn account(&self, name: &str, role: &str) -> Key {
+        account(&self.env, &self.root, "acme", name, role).await
+    }
+
+    /// curl on `url` (trusting the platform CA): (status, body).
+    pub fn curl(&self, method: &str, url: &str) -> (u16, Vec<u8>) {
+        let out = Command::new("curl")
+            .args(["-sS", "--cacert"])
+            .arg(&self.ca)
+            .args(["-X", method, "-o", "-", "-w", "\n%{http_code}", url])
+            .output()
+            .expect("curl runs");
+        assert!(out.status.success(), "curl {url}: {}", String::from_utf8_lossy(&out.stderr));
+        let mut body = out.stdout;
+        let split = body.iter().rposition(|b| *b == b'\n').unwrap();
+        let status = String::from_utf8_lossy(&body[split + 1..]).trim().parse().unwrap();
+        body.truncate(split);
+        (status, body)
+    }
+}
+
+/// Service account `org/web/name` with `role` on project `org/web`; its access key.
+async fn account(env: &Env, root: &str, org: &str, name: &str, role: &str) -> Key {
+    let mut admin = env.admin();
+    let sa = pb::CreateServiceAccountRequest { org: org.into(), project: "web".into(), name: name.into() };
+    admin.create_service_account(bearer(root, sa)).await.unwrap();
+    let principal = format!("sa:{org}/web/{name}");
+    let binding = pb::CreateBindingRequest {
+        scope: format!("orgs/{org}/projects/web"),
+        principal: principal.clone(),
+        role: role.into(),
+        ..Default::default()
+    };
+    admin.create_binding(bearer(root, binding)).await.unwrap();
+    let key =
+        admin.create_access_key(bearer(root, pb::CreateAccessKeyRequest { principal })).await.unwrap().into_inner();
+    (key.key.unwrap().key_id, key.secret)
+}
+
+/// Test data: `len` bytes that differ from offset to offset.
+pub fn data(len: usize, seed: u32) -> Vec<u8> {
+    (0..len as u32).map(|i| ((i.wrapping_mul(7).wrapping_add(seed)) % 251) as u8 ^ (i >> 16) as u8).collect()
+}
+
+/// Runs `program args` with `env`: (success, stdout, stderr).
+pub fn run(program: &str, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let mut command = Command::new(program);
+    command.args(args);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let out = command.output().unwrap_or_else(|e| panic!("{program} runs: {e}"));
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
