@@ -121,7 +121,13 @@ pub async fn handle(State(s3): State<Arc<S3>>, request: Request) -> Response {
 
 impl S3 {
     async fn serve(&self, request: Request) -> Result<Response, S3Error> {
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
+        // HTTP/2 carries the host as `:authority`; signatures name it `host`.
+        if !parts.headers.contains_key("host") {
+            if let Some(authority) = parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()) {
+                parts.headers.insert("host", authority);
+            }
+        }
         let host = parts.headers.get("host").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
         let raw_query = parts.uri.query().unwrap_or_default().to_string();
         let signed = Signed {

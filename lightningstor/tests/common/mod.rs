@@ -109,15 +109,18 @@ pub fn data(len: usize, seed: u32) -> Vec<u8> {
 
 /// Runs `program args` with `env`: (success, stdout, stderr).
 pub fn run(program: &str, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let (ok, out, err) = run_raw(program, args, env);
+    (ok, String::from_utf8_lossy(&out).into_owned(), err)
+}
+
+/// Like `run`, with stdout as bytes (binary downloads).
+pub fn run_raw(program: &str, args: &[&str], env: &[(&str, &str)]) -> (bool, Vec<u8>, String) {
     let mut command = Command::new(program);
-    command.args(args);
+    // Clients get the platform CA explicitly; a machine-wide bundle must not override it.
+    command.args(args).env_remove("AWS_CA_BUNDLE");
     for (k, v) in env {
         command.env(k, v);
     }
     let out = command.output().unwrap_or_else(|e| panic!("{program} runs: {e}"));
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    (out.status.success(), out.stdout, String::from_utf8_lossy(&out.stderr).into_owned())
 }
