@@ -1,37 +1,15 @@
 //! LightningStor against aws-cli (`s3api` and `s3`), a real S3 client nobody here wrote:
 //! buckets, objects, listing with prefix and delimiter, ranged reads, metadata, deletes; S3
-//! errors for a missing key, a bad signature and another project's key (tenant isolation).
+//! errors for a missing key, a bad signature and another project's key (tenant isolation);
+//! copies (UploadPartCopy too), a presigned GET through curl, DeleteObjects.
 //! Behind it: real chainfire, flaredb and IAM processes; LightningStor acts as a service account.
 
-#[path = "../../iam/tests/common/mod.rs"]
-mod iam_env;
+mod common;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
-use iam_env::{bearer, Env};
-use photon_api::iam::v1 as pb;
-use photon_testkit::{free_port, TestServer};
-
-/// A service account in a new org/project with `role` bound at `scope`; its access key.
-async fn account(env: &Env, root: &str, org: &str, scope: &str, role: &str) -> (String, String) {
-    env.org(root, org, &["web"]).await;
-    let mut admin = env.admin();
-    let sa = pb::CreateServiceAccountRequest { org: org.into(), project: "web".into(), name: "app".into() };
-    admin.create_service_account(bearer(root, sa)).await.unwrap();
-    let principal = format!("sa:{org}/web/app");
-    let binding = pb::CreateBindingRequest {
-        scope: scope.into(),
-        principal: principal.clone(),
-        role: role.into(),
-        ..Default::default()
-    };
-    admin.create_binding(bearer(root, binding)).await.unwrap();
-    let key =
-        admin.create_access_key(bearer(root, pb::CreateAccessKeyRequest { principal })).await.unwrap().into_inner();
-    (key.key.unwrap().key_id, key.secret)
-}
+use common::{Key, Stack};
 
 struct Aws<'a> {
     endpoint: String,
@@ -40,7 +18,7 @@ struct Aws<'a> {
 }
 
 impl Aws<'_> {
-    fn run(&self, key: &(String, String), args: &[&str]) -> (bool, String, String) {
+    fn run(&self, key: &Key, args: &[&str]) -> (bool, String, String) {
         let out = Command::new("aws")
             .args(["--endpoint-url", &self.endpoint, "--output", "json"])
             .args(args)
@@ -59,7 +37,7 @@ impl Aws<'_> {
         )
     }
 
-    fn ok(&self, key: &(String, String), args: &[&str]) -> String {
+    fn ok(&self, key: &Key, args: &[&str]) -> String {
         let (ok, out, err) = self.run(key, args);
         assert!(ok, "aws {args:?} failed: {err}");
         out
@@ -68,32 +46,11 @@ impl Aws<'_> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aws_cli_buckets_objects_listing_ranges_and_errors() {
-    let env = Env::start(&[("IAM_BOOTSTRAP_SERVICES", "[\"lightningstor\"]")]).await;
-    let root = env.admin_token().await;
-    // LightningStor's own identity comes from IAM's bootstrap (`bootstrap.services`).
-    let credentials = env.iam.dir().join("data/services/lightningstor.json");
-    assert!(credentials.exists(), "IAM wrote LightningStor's credentials");
-    let tenant = account(&env, &root, "acme", "orgs/acme/projects/web", "member").await;
-    let stranger = account(&env, &root, "beta", "orgs/beta/projects/web", "member").await;
-
-    let s3_port = free_port();
-    let (flaredb, iam, listen) = (env.flaredb.url(), env.iam.url(), format!("127.0.0.1:{s3_port}"));
-    let mut storage = TestServer::with_shared_ca(
-        "lightningstor-server",
-        env.ca.path(),
-        &["--flaredb", &flaredb, "--iam", &iam, "--s3-listen", &listen],
-    );
-    storage
-        .process
-        .env("LIGHTNINGSTOR_IAM_CREDENTIALS_FILE", &credentials)
-        .env("LIGHTNINGSTOR_STORAGE_CHUNK_BYTES", "65536");
-    storage.process.start();
-    let health = storage.wait_healthy(Duration::from_secs(30)).await;
-    assert_eq!(health["volumes"], 1, "{health}");
-
+    let stack = Stack::start(&[("LIGHTNINGSTOR_STORAGE_CHUNK_BYTES", "65536")]).await;
+    let (tenant, stranger) = (stack.tenant.clone(), stack.stranger.clone());
     let config = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(config.path(), "[default]\ns3 =\n    addressing_style = path\n").unwrap();
-    let aws = Aws { endpoint: format!("https://{listen}"), ca: storage.ca(), config: config.path() };
+    let aws = Aws { endpoint: stack.endpoint.clone(), ca: stack.ca.clone(), config: config.path() };
 
     aws.ok(&tenant, &["s3api", "create-bucket", "--bucket", "photos"]);
     let (ok, _, err) = aws.run(&tenant, &["s3api", "create-bucket", "--bucket", "photos"]);
@@ -239,6 +196,33 @@ async fn aws_cli_buckets_objects_listing_ranges_and_errors() {
     let (ok, _, err) =
         aws.run(&tenant, &["s3api", "list-parts", "--bucket", "photos", "--key", "tiny-parts", "--upload-id", &id]);
     assert!(!ok && err.contains("NoSuchUpload"), "{err}");
+
+    // Copies: one object with its metadata, and a large one through UploadPartCopy (aws s3 cp
+    // copies over 8 MiB in parts on the server).
+    aws.ok(
+        &tenant,
+        &["s3api", "copy-object", "--bucket", "photos", "--key", "notes/b.txt", "--copy-source", "photos/notes/a.txt"],
+    );
+    let head: serde_json::Value =
+        serde_json::from_str(&aws.ok(&tenant, &["s3api", "head-object", "--bucket", "photos", "--key", "notes/b.txt"]))
+            .unwrap();
+    assert_eq!(head["Metadata"]["owner"], "alice", "{head}");
+    aws.ok(&tenant, &["s3", "cp", "s3://photos/raw/huge.bin", "s3://photos/copy/huge.bin"]);
+    let copied = dir.path().join("copied.bin");
+    aws.ok(&tenant, &["s3", "cp", "s3://photos/copy/huge.bin", copied.to_str().unwrap()]);
+    assert!(std::fs::read(&copied).unwrap() == huge_data, "the server-side copy is byte-identical");
+
+    // A presigned GET fetched with curl.
+    let url = aws.ok(&tenant, &["s3", "presign", "s3://photos/notes/a.txt", "--expires-in", "300"]);
+    let (status, body) = stack.curl("GET", url.trim());
+    assert_eq!((status, body.as_slice()), (200, b"hello, lightningstor".as_slice()), "{url}");
+
+    // DeleteObjects.
+    let batch = r#"{"Objects":[{"Key":"notes/b.txt"},{"Key":"copy/huge.bin"}]}"#;
+    let deleted = aws.ok(&tenant, &["s3api", "delete-objects", "--bucket", "photos", "--delete", batch]);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&deleted).unwrap()["Deleted"].as_array().unwrap().len(), 2);
+    let rest = aws.ok(&tenant, &["s3", "ls", "--recursive", "s3://photos/"]);
+    assert!(!rest.contains("notes/b.txt") && !rest.contains("copy/huge.bin"), "{rest}");
 
     // S3 errors a client understands.
     let (ok, _, err) = aws.run(&tenant, &["s3api", "head-object", "--bucket", "photos", "--key", "missing"]);
