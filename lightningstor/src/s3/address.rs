@@ -45,7 +45,7 @@ pub fn validate_key(key: &str) -> Result<(), S3Error> {
         return Err(S3Error::invalid_argument("the key is empty"));
     }
     if key.len() > 1024 {
-        return Err(S3Error::invalid_argument(format!("the key is {} bytes; the limit is 1024", key.len())));
+        return Err(S3Error::key_too_long(format!("the key is {} bytes; the limit is 1024", key.len())));
     }
     if key.contains('\0') {
         return Err(S3Error::invalid_argument("the key contains a NUL character"));
@@ -137,7 +137,7 @@ mod tests {
             assert_eq!(e.code, "InvalidBucketName", "{bad}");
         }
         assert_eq!(target("h", "/ok-bucket/%zz", "").unwrap_err().code, "InvalidArgument");
-        assert_eq!(target("h", &format!("/ok-bucket/{}", "k".repeat(1025)), "").unwrap_err().code, "InvalidArgument");
+        assert_eq!(target("h", &format!("/ok-bucket/{}", "k".repeat(1025)), "").unwrap_err().code, "KeyTooLongError");
         assert_eq!(target("h", "/ok-bucket/a%00b", "").unwrap_err().code, "InvalidArgument");
     }
 }

@@ -37,11 +37,24 @@ fn target(call: &Call) -> (&str, &str) {
     }
 }
 
+/// A body that went past the size limit while streaming (its declared length said less).
+#[derive(Debug, thiserror::Error)]
+#[error("the body is over the single-upload limit of {0} bytes")]
+struct OverLimit(u64);
+
 impl From<ChunkError> for S3Error {
     fn from(e: ChunkError) -> Self {
+        use photon_auth::sigv4::SigV4Error;
         match e {
             ChunkError::Source(e) => {
-                match e.get_ref().and_then(|inner| inner.downcast_ref::<photon_auth::sigv4::SigV4Error>()) {
+                let inner = e.get_ref();
+                if let Some(over) = inner.and_then(|i| i.downcast_ref::<OverLimit>()) {
+                    return S3Error::entity_too_large(over.to_string());
+                }
+                match inner.and_then(|i| i.downcast_ref::<SigV4Error>()) {
+                    Some(SigV4Error::Malformed(why)) => {
+                        S3Error::incomplete_body(format!("the aws-chunked body is malformed: {why}"))
+                    }
                     Some(sig) => sig.clone().into(),
                     None => S3Error::incomplete_body(format!("the request body ended or failed: {e}")),
                 }
@@ -148,6 +161,16 @@ impl S3 {
             _ => Box::pin(raw),
         };
         let limit = self.config.max_object_bytes;
+        // Stop reading the moment the body passes the limit, whatever its headers declared.
+        let mut seen = 0u64;
+        let body = body.map(move |piece| {
+            let piece = piece?;
+            seen += piece.len() as u64;
+            if seen > limit {
+                return Err(std::io::Error::other(OverLimit(limit)));
+            }
+            Ok(piece)
+        });
         let Stored { chunks, size, md5, sha256 } = self.store(body).await?;
         let problem = if size > limit {
             Some(S3Error::entity_too_large(format!("{size} bytes is over the single-upload limit of {limit} bytes")))

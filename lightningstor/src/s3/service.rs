@@ -43,6 +43,34 @@ pub struct Call {
     pub signer: Option<(String, Credential)>,
 }
 
+/// S3's limits: the request's header section, and the user metadata (`x-amz-meta-*`) in it.
+const MAX_HEADER_BYTES: usize = 8 * 1024;
+const MAX_METADATA_BYTES: usize = 2 * 1024;
+
+/// Refuses a header section or user metadata over S3's limits.
+fn check_header_sizes(headers: &HeaderMap) -> Result<(), S3Error> {
+    let size = |only_meta: bool| -> usize {
+        headers
+            .iter()
+            .filter(|(name, _)| !only_meta || name.as_str().starts_with("x-amz-meta-"))
+            .map(|(name, value)| name.as_str().len() + value.len())
+            .sum()
+    };
+    let total = size(false);
+    if total > MAX_HEADER_BYTES {
+        return Err(S3Error::request_header_section_too_large(format!(
+            "the request's headers are {total} bytes; the limit is {MAX_HEADER_BYTES}"
+        )));
+    }
+    let meta = size(true);
+    if meta > MAX_METADATA_BYTES {
+        return Err(S3Error::metadata_too_large(format!(
+            "the x-amz-meta-* headers are {meta} bytes; the limit is {MAX_METADATA_BYTES}"
+        )));
+    }
+    Ok(())
+}
+
 /// Subresources LightningStor does not implement: answered NotImplemented, never mistaken for
 /// a listing or a plain GET/PUT.
 const UNSUPPORTED: [&str; 22] = [
@@ -122,6 +150,7 @@ pub async fn handle(State(s3): State<Arc<S3>>, request: Request) -> Response {
 impl S3 {
     async fn serve(&self, request: Request) -> Result<Response, S3Error> {
         let (mut parts, body) = request.into_parts();
+        check_header_sizes(&parts.headers)?;
         // HTTP/2 carries the host as `:authority`; signatures name it `host`.
         if !parts.headers.contains_key("host") {
             if let Some(authority) = parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()) {
