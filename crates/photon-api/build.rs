@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/photon/flaredb/v1/flaredb.proto",
         "proto/photon/iam/v1/iam.proto",
         "proto/photon/testing/v1/testing.proto",
+        "proto/photon/lightningstor/v1/replication.proto",
         "proto/vendor/etcd/api/etcdserverpb/rpc.proto",
     ]
     .map(std::path::PathBuf::from);

@@ -1,9 +1,9 @@
-//! Object data on local disk: an object's bytes are cut into chunks of at most `chunk_bytes`,
-//! each its own file under `<dir>/<first two hex digits of its id>/<id>`. A chunk is written to a
-//! temporary file, fsynced, renamed into place and its directory fsynced before the write
-//! returns, so an acknowledged write survives power loss. Every chunk's SHA-256 is returned to
-//! the caller (it goes into the object's metadata) and checked on every read, so a chunk that
-//! rotted on disk is detected, never served.
+//! Object data on this node's disk: an object's bytes are cut into chunks of at most
+//! `chunk_bytes` (`cut`), each its own file under `<dir>/<first two hex digits of its id>/<id>`.
+//! A chunk is written to a temporary file, fsynced, renamed into place and its directory fsynced
+//! before the write returns, so an acknowledged write survives power loss. Every chunk's SHA-256
+//! is returned to the caller (it goes into the object's metadata) and checked on every read, so
+//! a chunk that rotted on disk is detected, never served.
 //!
 //! Memory stays bounded by one chunk per write in progress, whatever the object's size.
 
@@ -38,6 +38,9 @@ pub struct ChunkRef {
     pub len: u64,
     /// Hex.
     pub sha256: String,
+    /// The nodes meant to hold a copy (`replication`); empty: this node alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<String>,
 }
 
 pub struct ChunkStore {
@@ -50,7 +53,8 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn sha256(bytes: &[u8]) -> String {
+/// Hex SHA-256 of `bytes`.
+pub fn sha256(bytes: &[u8]) -> String {
     let mut context = Context::new(&SHA256);
     context.update(bytes);
     hex(context.finish().as_ref())
@@ -81,16 +85,14 @@ impl ChunkStore {
     }
 
     fn path(&self, id: &str) -> Result<PathBuf, ChunkError> {
-        if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+        if !Self::valid_id(id) {
             return Err(ChunkError::InvalidId(id.to_string()));
         }
         Ok(self.dir.join(&id[..2]).join(id))
     }
 
-    fn new_id(&self) -> Result<String, ChunkError> {
-        let mut id = [0u8; 16];
-        self.rng.fill(&mut id).map_err(|_| std::io::Error::other("no randomness for a chunk id"))?;
-        Ok(hex(&id))
+    pub fn chunk_bytes(&self) -> usize {
+        self.chunk_bytes
     }
 
     /// Writes everything `source` yields as chunks, durably; answers them in order. On an error
@@ -107,64 +109,47 @@ impl ChunkStore {
                 Err(e) => Some((Err(e), source)),
             }
         });
-        self.write_stream(pieces, |_| {}).await
-    }
-
-    /// Writes the pieces of `source` as chunks, durably, showing every byte to `inspect` (for
-    /// digests); answers the chunks in order. On an error (the source's included) the chunks
-    /// already written are removed.
-    pub async fn write_stream(
-        &self,
-        source: impl Stream<Item = std::io::Result<Bytes>>,
-        mut inspect: impl FnMut(&[u8]),
-    ) -> Result<Vec<ChunkRef>, ChunkError> {
-        let mut source = std::pin::pin!(source);
-        let mut written = Vec::new();
-        let mut buffer = Vec::with_capacity(self.chunk_bytes);
-        loop {
-            let piece = match source.next().await {
-                Some(Ok(piece)) => piece,
-                Some(Err(e)) => {
-                    self.remove(&written).await;
-                    return Err(ChunkError::Source(e));
-                }
-                None => break,
-            };
-            inspect(&piece);
-            let mut piece = &piece[..];
-            while !piece.is_empty() {
-                let take = piece.len().min(self.chunk_bytes - buffer.len());
-                buffer.extend_from_slice(&piece[..take]);
-                piece = &piece[take..];
-                if buffer.len() == self.chunk_bytes {
-                    let full = std::mem::replace(&mut buffer, Vec::with_capacity(self.chunk_bytes));
-                    match self.put(full).await {
-                        Ok(chunk) => written.push(chunk),
-                        Err(e) => {
-                            self.remove(&written).await;
-                            return Err(e);
-                        }
-                    }
-                }
+        match cut(pieces, self.chunk_bytes, |_| {}, |bytes| self.put(bytes)).await {
+            Ok(chunks) => Ok(chunks),
+            Err((e, written)) => {
+                self.remove(&written).await;
+                Err(e)
             }
         }
-        if !buffer.is_empty() || written.is_empty() {
-            match self.put(buffer).await {
-                Ok(chunk) => written.push(chunk),
-                Err(e) => {
-                    self.remove(&written).await;
-                    return Err(e);
-                }
-            }
-        }
-        Ok(written)
     }
 
-    /// Stores one chunk durably.
+    /// A new random chunk id.
+    pub fn new_id(&self) -> Result<String, ChunkError> {
+        let mut id = [0u8; 16];
+        self.rng.fill(&mut id).map_err(|_| std::io::Error::other("no randomness for a chunk id"))?;
+        Ok(hex(&id))
+    }
+
+    /// Whether `id` names a chunk (32 lowercase hex digits; ids from the network are checked).
+    pub fn valid_id(id: &str) -> bool {
+        id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    }
+
+    /// Stores one chunk durably under a new id.
     pub async fn put(&self, bytes: Vec<u8>) -> Result<ChunkRef, ChunkError> {
-        let id = self.new_id()?;
-        let path = self.path(&id)?;
-        let chunk = ChunkRef { id, len: bytes.len() as u64, sha256: sha256(&bytes) };
+        let chunk =
+            ChunkRef { id: self.new_id()?, len: bytes.len() as u64, sha256: sha256(&bytes), replicas: Vec::new() };
+        self.store(&chunk, bytes).await?;
+        Ok(chunk)
+    }
+
+    /// Stores `bytes` durably as `chunk` (a replica sent by another node, or a repair), once
+    /// they match its length and SHA-256.
+    pub async fn put_as(&self, chunk: &ChunkRef, bytes: Vec<u8>) -> Result<(), ChunkError> {
+        let found = sha256(&bytes);
+        if found != chunk.sha256 || bytes.len() as u64 != chunk.len {
+            return Err(ChunkError::Corrupt { id: chunk.id.clone(), expected: chunk.sha256.clone(), found });
+        }
+        self.store(chunk, bytes).await
+    }
+
+    async fn store(&self, chunk: &ChunkRef, bytes: Vec<u8>) -> Result<(), ChunkError> {
+        let path = self.path(&chunk.id)?;
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             let shard = path.parent().ok_or_else(|| std::io::Error::other("chunk path has no directory"))?;
             std::fs::create_dir_all(shard)?;
@@ -177,7 +162,7 @@ impl ChunkStore {
         })
         .await
         .map_err(|e| std::io::Error::other(format!("chunk writer: {e}")))??;
-        Ok(chunk)
+        Ok(())
     }
 
     /// Reads one chunk and checks it against its SHA-256.
@@ -206,6 +191,53 @@ impl ChunkStore {
             }
         }
     }
+}
+
+/// Cuts the pieces of `source` into chunks of `size` bytes, showing every byte to `inspect`
+/// (for digests) and handing each chunk to `store`; answers the chunks in order. On an error
+/// (the source's included) answers it with the chunks already stored, for the caller to remove.
+pub async fn cut<F, Fut>(
+    source: impl Stream<Item = std::io::Result<Bytes>>,
+    size: usize,
+    mut inspect: impl FnMut(&[u8]),
+    mut store: F,
+) -> Result<Vec<ChunkRef>, (ChunkError, Vec<ChunkRef>)>
+where
+    F: FnMut(Vec<u8>) -> Fut,
+    Fut: std::future::Future<Output = Result<ChunkRef, ChunkError>>,
+{
+    let size = size.max(1);
+    let mut source = std::pin::pin!(source);
+    let mut written = Vec::new();
+    let mut buffer = Vec::with_capacity(size);
+    loop {
+        let piece = match source.next().await {
+            Some(Ok(piece)) => piece,
+            Some(Err(e)) => return Err((ChunkError::Source(e), written)),
+            None => break,
+        };
+        inspect(&piece);
+        let mut piece = &piece[..];
+        while !piece.is_empty() {
+            let take = piece.len().min(size - buffer.len());
+            buffer.extend_from_slice(&piece[..take]);
+            piece = &piece[take..];
+            if buffer.len() == size {
+                let full = std::mem::replace(&mut buffer, Vec::with_capacity(size));
+                match store(full).await {
+                    Ok(chunk) => written.push(chunk),
+                    Err(e) => return Err((e, written)),
+                }
+            }
+        }
+    }
+    if !buffer.is_empty() || written.is_empty() {
+        match store(buffer).await {
+            Ok(chunk) => written.push(chunk),
+            Err(e) => return Err((e, written)),
+        }
+    }
+    Ok(written)
 }
 
 #[cfg(test)]
@@ -247,7 +279,12 @@ mod tests {
         assert!(matches!(store.get(&chunks[0]).await, Err(ChunkError::Corrupt { .. })));
         store.remove(&chunks[1..]).await;
         assert!(matches!(store.get(&chunks[1]).await, Err(ChunkError::Missing(_))));
-        let forged = ChunkRef { id: "../../etc/passwd".into(), len: 0, sha256: String::new() };
+        let forged = ChunkRef { id: "../../etc/passwd".into(), len: 0, sha256: String::new(), replicas: Vec::new() };
+        let mut copy = chunks[1].clone();
+        copy.id = store.new_id().unwrap();
+        assert!(matches!(store.put_as(&copy, b"not the data".to_vec()).await, Err(ChunkError::Corrupt { .. })));
+        store.put_as(&copy, data(1500)[1000..].to_vec()).await.unwrap();
+        assert_eq!(store.get(&copy).await.unwrap(), &data(1500)[1000..]);
         assert!(matches!(store.get(&forged).await, Err(ChunkError::InvalidId(_))));
 
         let tmp = dir.path().join("ab").join("0123456789abcdef0123456789abcdef.tmp");

@@ -1,5 +1,5 @@
 //! LightningStor's configuration: the runtime's `[server]`, `[log]`, `[tls]` (the management
-//! API port, 9093) plus `[s3]`, `[flaredb]`, `[iam]` and `[storage]`. Every key is documented in
+//! API port, 9093) plus `[s3]`, `[flaredb]`, `[iam]`, `[storage]` and `[replication]`. Every key is documented in
 //! `lightningstor-server --help`.
 
 use std::net::SocketAddr;
@@ -27,6 +27,7 @@ pub struct LightningstorConfig {
     pub flaredb: FlaredbSection,
     pub iam: IamSection,
     pub storage: StorageSection,
+    pub replication: ReplicationSection,
 }
 
 /// `[s3]`: the S3 endpoint.
@@ -69,6 +70,40 @@ pub struct StorageSection {
     pub chunk_bytes: usize,
 }
 
+/// `[replication]`: the other nodes that hold copies of this node's chunks. With no peers the
+/// node stores everything itself and serves no replication port.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicationSection {
+    /// This node's name in chunk placements, unique in the cluster (empty: the host name).
+    pub node_id: String,
+    /// The replication port (mutual TLS with the platform CA).
+    pub listen: SocketAddr,
+    /// The other nodes, each `<node id>=<https://host:9094>`.
+    pub peers: Vec<String>,
+    /// Copies of each chunk (at most the number of nodes); a write needs a majority of them.
+    pub copies: usize,
+    /// How long one replica write or read may take.
+    pub timeout_ms: u64,
+    /// How often a node works off the repairs it owes.
+    pub repair_interval_ms: u64,
+}
+
+impl ReplicationSection {
+    /// `(id, url)` of each peer, or what is wrong with an entry.
+    pub fn peer_list(&self) -> Result<Vec<(String, String)>, String> {
+        self.peers
+            .iter()
+            .map(|entry| match entry.split_once('=') {
+                Some((id, url)) if !id.trim().is_empty() && url.contains("://") => {
+                    Ok((id.trim().to_string(), url.trim().to_string()))
+                }
+                _ => Err(format!("replication.peers entry {entry:?} is not <node id>=<https://host:port>")),
+            })
+            .collect()
+    }
+}
+
 impl ServiceConfig for LightningstorConfig {
     fn defaults(spec: &ServiceSpec) -> Self {
         Self {
@@ -91,6 +126,14 @@ impl ServiceConfig for LightningstorConfig {
                 cache_ttl_ms: 10_000,
             },
             storage: StorageSection { chunk_bytes: 8 << 20 },
+            replication: ReplicationSection {
+                node_id: String::new(),
+                listen: SocketAddr::from(([127, 0, 0, 1], 9094)),
+                peers: Vec::new(),
+                copies: 3,
+                timeout_ms: 10_000,
+                repair_interval_ms: 2_000,
+            },
         }
     }
 

@@ -1,16 +1,20 @@
 //! Assembling the server: flaredb (metadata) and IAM (keys and decisions) clients, the chunk
-//! store, the S3 port, and the management API port with `/health`.
+//! store and its replication to peers (the replication port and the repair loop), the S3 port,
+//! and the management API port with `/health` and `/metrics`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use photon_api::lightningstor::v1::replication_client::ReplicationClient;
 use photon_auth::service::ServiceToken;
 use photon_auth::sigv4::AccessKeys;
 use photon_auth::{AuthClient, AuthConfig};
 use photon_runtime::{Api, Context, HealthReport, HealthStatus};
 
 use crate::chunks::ChunkStore;
-use crate::config::LightningstorConfig;
+use crate::config::{LightningstorConfig, ReplicationSection};
+use crate::replication::server::PeerTls;
+use crate::replication::{Peer, Replicas};
 use crate::s3::service::{handle, S3};
 
 pub async fn build(config: LightningstorConfig, context: Context) -> anyhow::Result<Api> {
@@ -30,7 +34,31 @@ pub async fn build(config: LightningstorConfig, context: Context) -> anyhow::Res
     let auth = Arc::new(AuthClient::new(auth).map_err(anyhow::Error::msg)?);
 
     let data = config.server.data_dir.join("chunks");
-    let chunks = Arc::new(ChunkStore::open(&data, config.storage.chunk_bytes)?);
+    let local = ChunkStore::open(&data, config.storage.chunk_bytes)?;
+    let chunks = Arc::new(replicas(&config.replication, local, records.clone(), &context)?);
+    if !chunks.peers.is_empty() {
+        let tls = match (&context.tls.identity, &context.tls.trust) {
+            (Some((cert, key)), Some(ca)) => Some(PeerTls { cert: cert.clone(), key: key.clone(), ca: ca.clone() }),
+            _ => None,
+        };
+        let max_message = config.storage.chunk_bytes + (1 << 20);
+        let serving = crate::replication::server::serve(
+            config.replication.listen,
+            chunks.clone(),
+            tls,
+            max_message,
+            context.shutdown.clone(),
+        );
+        context.tasks.spawn(async move {
+            if let Err(e) = serving.await {
+                tracing::error!(error = %e, "the replication port failed");
+            }
+        });
+        let (repairer, interval) = (chunks.clone(), Duration::from_millis(config.replication.repair_interval_ms));
+        let shutdown = context.shutdown.clone();
+        context.tasks.spawn(async move { repairer.run_repairs(interval, shutdown).await });
+    }
+    let metrics = chunks.metrics.clone();
     let s3 = Arc::new(S3 { records, chunks, keys, auth, identity, config: config.s3.clone() });
     let router = axum::Router::new().fallback(handle).with_state(s3);
     let listener = tokio::net::TcpListener::bind(config.s3.listen)
@@ -42,7 +70,54 @@ pub async fn build(config: LightningstorConfig, context: Context) -> anyhow::Res
     let drain = Duration::from_secs(config.server.shutdown_timeout_secs);
     context.tasks.spawn(photon_runtime::serve_port(listener, tls, router, context.shutdown.clone(), drain));
 
-    Ok(Api::new(move || health(&data)))
+    let pending = metrics.pending.clone();
+    let mut api = Api::new(move || health(&data).with("repairs_pending", pending.get()));
+    let registry = api.registry();
+    registry.register(
+        "lightningstor_replica_write_failures",
+        "Replica writes that failed and became repair hints",
+        metrics.write_failures,
+    );
+    registry.register("lightningstor_chunk_repairs", "Chunks rewritten on this node from a replica", metrics.repairs);
+    registry.register("lightningstor_repairs_pending", "Repair hints this node still owes", metrics.pending);
+    Ok(api)
+}
+
+/// The replicated chunk store: this node and the peers `[replication]` names.
+fn replicas(
+    config: &ReplicationSection,
+    local: ChunkStore,
+    hints: flaredb_client::records::Records,
+    context: &Context,
+) -> anyhow::Result<Replicas> {
+    let node = if config.node_id.is_empty() {
+        std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
+    } else {
+        config.node_id.clone()
+    };
+    anyhow::ensure!(!node.is_empty(), "replication.node_id is empty and the host name is unknown");
+    let options = photon_client::ChannelOptions {
+        ca: context.tls.trust.clone(),
+        client_cert: context.tls.identity.clone(),
+        connect_timeout: Some(Duration::from_secs(2)),
+    };
+    let mut peers = Vec::new();
+    for (id, url) in config.peer_list().map_err(anyhow::Error::msg)? {
+        anyhow::ensure!(id != node, "replication.peers names this node ({node}) itself");
+        let channel = photon_client::lazy_channel(&url, &options)?;
+        let client =
+            ReplicationClient::new(channel).max_decoding_message_size(usize::MAX).max_encoding_message_size(usize::MAX);
+        peers.push(Peer { id, client });
+    }
+    let timeout = Duration::from_millis(config.timeout_ms);
+    let replicas = Replicas::new(local, node, peers, config.copies, timeout, hints);
+    tracing::info!(
+        node = %replicas.node,
+        peers = replicas.peers.len(),
+        quorum = replicas.quorum(),
+        "chunk placement"
+    );
+    Ok(replicas)
 }
 
 /// LightningStor's own access key, from the credentials file IAM's bootstrap wrote.

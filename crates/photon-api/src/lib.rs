@@ -30,6 +30,13 @@ pub mod testing {
     }
 }
 
+/// `photon.lightningstor.v1`: LightningStor's node-to-node chunk replication.
+pub mod lightningstor {
+    pub mod v1 {
+        tonic::include_proto!("photon.lightningstor.v1");
+    }
+}
+
 /// `photon.flaredb.v1`: FlareDB's key-value and region API.
 pub mod flaredb {
     pub mod v1 {

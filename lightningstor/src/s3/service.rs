@@ -17,14 +17,14 @@ use photon_auth::{AuthClient, AuthError};
 use super::address::{target, virtual_bucket, Target};
 use super::error::S3Error;
 use super::policy::{arn, Decision, Op, Policy};
-use crate::chunks::ChunkStore;
 use crate::config::S3Section;
 use crate::meta::{bucket_key, Bucket};
+use crate::replication::Replicas;
 
 /// Everything a request needs.
 pub struct S3 {
     pub records: Records,
-    pub chunks: Arc<ChunkStore>,
+    pub chunks: Arc<Replicas>,
     pub keys: AccessKeys,
     pub auth: Arc<AuthClient>,
     pub identity: Arc<ServiceToken>,
