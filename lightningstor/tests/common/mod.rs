@@ -84,6 +84,50 @@ impl Stack {
     }
 }
 
+/// One node of a replicated LightningStor cluster.
+pub struct Node {
+    pub id: String,
+    pub server: TestServer,
+    /// `https://127.0.0.1:<s3 port>`.
+    pub endpoint: String,
+}
+
+impl Stack {
+    /// `n` more lightningstor-servers that replicate to each other (ids `n1`..), with `env`.
+    pub async fn start_nodes(&self, n: usize, env: &[(&str, &str)]) -> Vec<Node> {
+        let replication: Vec<String> = (0..n).map(|_| format!("127.0.0.1:{}", free_port())).collect();
+        let credentials = self.env.iam.dir().join("data/services/lightningstor.json");
+        let (flaredb, iam) = (self.env.flaredb.url(), self.env.iam.url());
+        let mut nodes = Vec::new();
+        for i in 0..n {
+            let id = format!("n{}", i + 1);
+            let peers: Vec<String> =
+                (0..n).filter(|j| *j != i).map(|j| format!("\"n{}=https://{}\"", j + 1, replication[j])).collect();
+            let listen = format!("127.0.0.1:{}", free_port());
+            let mut server = TestServer::with_shared_ca(
+                "lightningstor-server",
+                self.env.ca.path(),
+                &["--flaredb", &flaredb, "--iam", &iam, "--s3-listen", &listen],
+            );
+            server
+                .process
+                .env("LIGHTNINGSTOR_IAM_CREDENTIALS_FILE", &credentials)
+                .env("LIGHTNINGSTOR_REPLICATION_NODE_ID", &id)
+                .env("LIGHTNINGSTOR_REPLICATION_LISTEN", &replication[i])
+                .env("LIGHTNINGSTOR_REPLICATION_PEERS", format!("[{}]", peers.join(",")));
+            for (k, v) in env {
+                server.process.env(k, v);
+            }
+            server.process.start();
+            nodes.push(Node { id, server, endpoint: format!("https://{listen}") });
+        }
+        for node in &mut nodes {
+            node.server.wait_healthy(Duration::from_secs(30)).await;
+        }
+        nodes
+    }
+}
+
 /// Service account `org/web/name` with `role` on project `org/web`; its access key.
 async fn account(env: &Env, root: &str, org: &str, name: &str, role: &str) -> Key {
     let mut admin = env.admin();
