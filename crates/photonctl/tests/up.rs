@@ -391,5 +391,23 @@ fn the_real_services_start_in_order_and_photonctl_db_reaches_flaredb() {
     platform.wait_for_output("lightningstor is healthy", Duration::from_secs(60));
     let log = platform.photonctl.logs();
     assert!(log.find("iam is healthy").unwrap() < log.find("started lightningstor").unwrap(), "{log}");
+    // ... and prints an aws-cli command that works exactly as printed.
+    platform.wait_for_output("aws --endpoint-url", Duration::from_secs(30));
+    let log = platform.photonctl.logs();
+    let printed = log.lines().find_map(|l| l.split_once("try: ").map(|(_, c)| c.trim().to_string())).unwrap();
+    let sh = |command: &str| {
+        let out = std::process::Command::new("sh").args(["-c", command]).output().unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), text)
+    };
+    let (ok, text) = sh(&printed);
+    assert!(ok, "the printed command failed: {printed}\n{text}");
+    let (ok, text) = sh(&printed.replace("s3 ls", "s3 mb s3://printed"));
+    assert!(ok, "{text}");
+    let (ok, text) = sh(&printed);
+    assert!(ok && text.contains("printed"), "{text}");
+    let credentials = platform.dir.path().join("data/lightningstor/aws/credentials");
+    let mode = std::fs::metadata(&credentials).unwrap().permissions();
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600, "the secret is private");
     platform.stop_cleanly();
 }

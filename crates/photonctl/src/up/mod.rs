@@ -5,6 +5,7 @@
 
 mod child;
 mod plan;
+mod s3_access;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -272,6 +273,16 @@ async fn probe(services: &mut [Managed], endpoints: &Endpoints, ca: &Path, data_
                 let path = data_dir.join(m.entry.name).join(file);
                 if path.exists() {
                     say(message.replace("{path}", &path.display().to_string()));
+                }
+            }
+            if m.entry.name == "lightningstor" {
+                let iam = CATALOG.iter().find(|e| e.name == "iam").map(|e| endpoints.url(e)).unwrap_or_default();
+                let s3_port = 9000 + endpoints.port_offset;
+                match s3_access::ensure(&iam, ca, data_dir, s3_port).await {
+                    Ok(command) => say(format!("lightningstor: S3 is at https://127.0.0.1:{s3_port}; try: {command}")),
+                    Err(e) => say(format!(
+                        "lightningstor: no S3 access key was made ({e:#}); create one with photonctl iam access-key create"
+                    )),
                 }
             }
         } else if !healthy && m.healthy_since.is_some() {
