@@ -78,6 +78,9 @@ pub const CATALOG: &[ServiceEntry] = &[
     },
 ];
 
+/// LightningStor's S3 port (its API port is 9093).
+pub const S3_PORT: u16 = 9000;
+
 /// What `photonctl up` tells the operator once a service is healthy, when the service wrote
 /// the file (under its data dir): (service, file, message; `{path}` is the file's path).
 pub const READY_NOTES: &[(&str, &str, &str)] = &[(

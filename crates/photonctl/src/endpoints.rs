@@ -23,6 +23,12 @@ impl Endpoints {
         entry.api_port + self.port_offset
     }
 
+    /// LightningStor's S3 endpoint (`catalog::S3_PORT` plus the offset).
+    pub fn s3_url(&self) -> String {
+        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        format!("https://{host}:{}", crate::catalog::S3_PORT + self.port_offset)
+    }
+
     pub fn url(&self, entry: &ServiceEntry) -> String {
         let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
         format!("https://{host}:{}", self.port(entry))

@@ -6,6 +6,8 @@ mod db;
 mod endpoints;
 mod iam;
 mod kv;
+mod objects;
+mod s3client;
 mod status;
 mod up;
 
@@ -78,6 +80,36 @@ impl ServiceTarget {
     }
 }
 
+/// LightningStor's S3 endpoint and the access key to sign with.
+#[derive(Debug, clap::Args)]
+struct S3Target {
+    #[command(flatten)]
+    target: Target,
+    /// The S3 endpoint. Default: https://<host>:<9000 + port offset>.
+    #[arg(long, value_name = "URL")]
+    endpoint: Option<String>,
+    /// CA certificate to trust. Default: <data-dir>/dev-ca/ca.crt.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// AWS credentials file whose [photon] or [default] profile holds the key (unless
+    /// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are set). Default: the one `photonctl up`
+    /// writes, <data-dir>/lightningstor/aws/credentials.
+    #[arg(long, value_name = "FILE")]
+    credentials: Option<PathBuf>,
+}
+
+impl S3Target {
+    fn client(self) -> anyhow::Result<s3client::S3Client> {
+        let ca = self.ca.unwrap_or_else(|| self.target.data_dir.join("dev-ca").join(photon_tls::CA_CERT_FILE));
+        let file = self.credentials.unwrap_or_else(|| self.target.data_dir.join("lightningstor/aws/credentials"));
+        let endpoint = match self.endpoint {
+            Some(endpoint) => endpoint,
+            None => Endpoints::new(self.target.host, self.target.port_offset)?.s3_url(),
+        };
+        s3client::S3Client::new(&endpoint, &ca, s3client::credentials(&file)?)
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Start the whole platform on this node, in the foreground.
@@ -122,6 +154,20 @@ enum Command {
         output: OutputFormat,
         #[command(subcommand)]
         command: db::DbCommand,
+    },
+    /// Buckets in LightningStor (S3): ls, mb, rb.
+    Bucket {
+        #[command(flatten)]
+        s3: S3Target,
+        #[command(subcommand)]
+        command: objects::BucketCommand,
+    },
+    /// Objects in LightningStor (S3): ls, cp (either way, with a progress bar), rm.
+    Object {
+        #[command(flatten)]
+        s3: S3Target,
+        #[command(subcommand)]
+        command: objects::ObjectCommand,
     },
     /// Log in to IAM; keeps the tokens in the user's config dir for the other commands.
     Login {
@@ -200,6 +246,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let (endpoint, ca) = service.resolve("flaredb")?;
             db::run(&endpoint, ca, &namespace, command, output).await.map(|()| ExitCode::SUCCESS)
         }
+        Command::Bucket { s3, command } => objects::bucket(&s3.client()?, command).await.map(|()| ExitCode::SUCCESS),
+        Command::Object { s3, command } => objects::object(&s3.client()?, command).await.map(|()| ExitCode::SUCCESS),
         Command::Login { service, user, password_file } => {
             let (endpoint, ca) = service.resolve("iam")?;
             let ca = std::path::absolute(&ca).unwrap_or(ca);

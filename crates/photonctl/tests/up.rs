@@ -406,6 +406,43 @@ fn the_real_services_start_in_order_and_photonctl_db_reaches_flaredb() {
     assert!(ok, "{text}");
     let (ok, text) = sh(&printed);
     assert!(ok && text.contains("printed"), "{text}");
+    // photonctl bucket|object, with the same key.
+    let photonctl = |args: &[&str]| {
+        let out = std::process::Command::new(binary("photonctl"))
+            .args([args[0], "--port-offset", &platform.offset.to_string(), "--data-dir"])
+            .arg(platform.dir.path().join("data"))
+            .args(&args[1..])
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), text)
+    };
+    let (ok, text) = photonctl(&["bucket", "mb", "tools"]);
+    assert!(ok, "{text}");
+    let (ok, text) = photonctl(&["bucket", "ls"]);
+    assert!(ok && text.contains("tools") && text.contains("printed"), "{text}");
+    let file = platform.dir.path().join("big.bin");
+    let data: Vec<u8> = (0..(20u32 << 20)).map(|i| (i % 251) as u8 ^ (i >> 20) as u8).collect();
+    std::fs::write(&file, &data).unwrap();
+    let (ok, text) = photonctl(&["object", "cp", file.to_str().unwrap(), "s3://tools/dir/big.bin"]);
+    assert!(ok && text.contains("100%") && text.contains("uploaded"), "a progress bar and a result: {text}");
+    let (ok, text) = photonctl(&["object", "ls", "s3://tools"]);
+    assert!(ok && text.contains("PRE") && text.contains("dir/"), "{text}");
+    let (ok, text) = photonctl(&["object", "ls", "s3://tools/dir/"]);
+    assert!(ok && text.contains(&format!("{}  dir/big.bin", data.len())), "{text}");
+    let back = platform.dir.path().join("back.bin");
+    let (ok, text) = photonctl(&["object", "cp", "s3://tools/dir/big.bin", back.to_str().unwrap()]);
+    assert!(ok && text.contains("downloaded"), "{text}");
+    assert!(std::fs::read(&back).unwrap() == data, "the round trip is byte-identical");
+    let (ok, text) = photonctl(&["bucket", "rb", "tools"]);
+    assert!(!ok && text.contains("BucketNotEmpty"), "{text}");
+    let (ok, text) = photonctl(&["object", "rm", "s3://tools/dir/big.bin"]);
+    assert!(ok, "{text}");
+    let (ok, text) = photonctl(&["object", "cp", "s3://tools/dir/big.bin", back.to_str().unwrap()]);
+    assert!(!ok && text.contains("NoSuchKey"), "{text}");
+    let (ok, text) = photonctl(&["bucket", "rb", "tools"]);
+    assert!(ok, "{text}");
     let credentials = platform.dir.path().join("data/lightningstor/aws/credentials");
     let mode = std::fs::metadata(&credentials).unwrap().permissions();
     assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600, "the secret is private");

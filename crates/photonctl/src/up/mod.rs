@@ -277,9 +277,9 @@ async fn probe(services: &mut [Managed], endpoints: &Endpoints, ca: &Path, data_
             }
             if m.entry.name == "lightningstor" {
                 let iam = CATALOG.iter().find(|e| e.name == "iam").map(|e| endpoints.url(e)).unwrap_or_default();
-                let s3_port = 9000 + endpoints.port_offset;
-                match s3_access::ensure(&iam, ca, data_dir, s3_port).await {
-                    Ok(command) => say(format!("lightningstor: S3 is at https://127.0.0.1:{s3_port}; try: {command}")),
+                let s3 = endpoints.s3_url();
+                match s3_access::ensure(&iam, ca, data_dir, &s3).await {
+                    Ok(command) => say(format!("lightningstor: S3 is at {s3}; try: {command}")),
                     Err(e) => say(format!(
                         "lightningstor: no S3 access key was made ({e:#}); create one with photonctl iam access-key create"
                     )),

@@ -6,7 +6,7 @@
 
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context as _;
 use photon_api::iam::v1 as pb;
@@ -86,7 +86,7 @@ async fn provision(iam: Channel, data_dir: &Path) -> anyhow::Result<(String, Str
 }
 
 /// Makes sure the S3 credentials exist; answers the aws-cli command to print.
-pub async fn ensure(iam_url: &str, ca: &Path, data_dir: &Path, s3_port: u16) -> anyhow::Result<String> {
+pub async fn ensure(iam_url: &str, ca: &Path, data_dir: &Path, s3_url: &str) -> anyhow::Result<String> {
     let dir = data_dir.join("lightningstor/aws");
     let (credentials, config) = (dir.join("credentials"), dir.join("config"));
     if !credentials.exists() {
@@ -103,13 +103,13 @@ pub async fn ensure(iam_url: &str, ca: &Path, data_dir: &Path, s3_port: u16) -> 
             &format!("[{PROFILE}]\naws_access_key_id = {key_id}\naws_secret_access_key = {secret}\n"),
         )?;
     }
-    Ok(command(&credentials, &config, ca, s3_port))
+    Ok(command(&credentials, &config, ca, s3_url))
 }
 
-fn command(credentials: &PathBuf, config: &PathBuf, ca: &Path, s3_port: u16) -> String {
+fn command(credentials: &Path, config: &Path, ca: &Path, s3_url: &str) -> String {
     format!(
         "AWS_SHARED_CREDENTIALS_FILE={} AWS_CONFIG_FILE={} AWS_PROFILE={PROFILE} AWS_CA_BUNDLE={} aws \
-         --endpoint-url https://127.0.0.1:{s3_port} s3 ls",
+         --endpoint-url {s3_url} s3 ls",
         credentials.display(),
         config.display(),
         ca.display()
