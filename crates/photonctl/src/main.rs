@@ -7,7 +7,6 @@ mod endpoints;
 mod iam;
 mod kv;
 mod objects;
-mod s3client;
 mod status;
 mod up;
 
@@ -99,14 +98,14 @@ struct S3Target {
 }
 
 impl S3Target {
-    fn client(self) -> anyhow::Result<s3client::S3Client> {
+    fn client(self) -> anyhow::Result<photon_s3::S3Client> {
         let ca = self.ca.unwrap_or_else(|| self.target.data_dir.join("dev-ca").join(photon_tls::CA_CERT_FILE));
         let file = self.credentials.unwrap_or_else(|| self.target.data_dir.join("lightningstor/aws/credentials"));
         let endpoint = match self.endpoint {
             Some(endpoint) => endpoint,
             None => Endpoints::new(self.target.host, self.target.port_offset)?.s3_url(),
         };
-        s3client::S3Client::new(&endpoint, &ca, s3client::credentials(&file)?)
+        photon_s3::S3Client::new(&endpoint, Some(&ca), photon_s3::credentials(&file)?, "us-east-1")
     }
 }
 

@@ -15,7 +15,7 @@ use hyper::body::Frame;
 use hyper::Method;
 use tokio::io::AsyncWriteExt;
 
-use crate::s3client::{empty, encode_key, S3Client};
+use photon_s3::{empty, encode_key, S3Client};
 
 #[derive(Debug, Subcommand)]
 pub enum BucketCommand {

@@ -1,8 +1,9 @@
-//! A small S3 client for `photonctl bucket|object`: one TLS connection per request (HTTP/1.1),
-//! requests signed with SigV4 (`photon_auth::sigv4::sign`, `UNSIGNED-PAYLOAD`: TLS carries the
-//! body's integrity), S3's XML errors turned into messages naming the code.
+//! A small S3 client: HTTP/1.1 over rustls (or plain HTTP for loopback tools), requests signed
+//! with SigV4 (`photon_auth::sigv4::sign`, `UNSIGNED-PAYLOAD`), S3's XML errors turned into
+//! messages naming the code. Connections are kept and reused, one per request in flight.
+//! `photonctl bucket|object` and the S3 benchmark driver use it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -26,12 +27,18 @@ pub fn encode_key(key: &str) -> String {
     photon_auth::sigv4::encode(key).replace("%2F", "/")
 }
 
+type Sender = hyper::client::conn::http1::SendRequest<Body>;
+
 pub struct S3Client {
     /// `host:port`.
     authority: String,
     server_name: ServerName<'static>,
-    tls: TlsConnector,
+    /// `None`: plain HTTP.
+    tls: Option<TlsConnector>,
     key: (String, String),
+    region: String,
+    /// Idle connections.
+    idle: std::sync::Mutex<Vec<Sender>>,
 }
 
 /// The access key: `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, else the `[photon]` (or
@@ -71,18 +78,64 @@ pub fn credentials(file: &Path) -> anyhow::Result<(String, String)> {
 }
 
 impl S3Client {
-    /// A client of the S3 endpoint `url` (`https://host:port`), trusting `ca`.
-    pub fn new(url: &str, ca: &PathBuf, key: (String, String)) -> anyhow::Result<Self> {
-        let authority = url
-            .strip_prefix("https://")
-            .with_context(|| format!("the S3 endpoint {url} is not https://host:port"))?
-            .trim_end_matches('/')
-            .to_string();
+    /// A client of the S3 endpoint `url` (`https://host:port`, trusting `ca`, or
+    /// `http://host:port`), signing for `region` with `key`.
+    pub fn new(url: &str, ca: Option<&Path>, key: (String, String), region: &str) -> anyhow::Result<Self> {
+        let (tls, rest) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+            (Some(rest), _) => (true, rest),
+            (None, Some(rest)) => (false, rest),
+            _ => anyhow::bail!("the S3 endpoint {url} is not https://host:port or http://host:port"),
+        };
+        let authority = rest.trim_end_matches('/').to_string();
         let host = authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(&authority).trim_matches(['[', ']']);
         let server_name = ServerName::try_from(host.to_string()).with_context(|| format!("bad host {host}"))?;
-        let roots = photon_tls::load_roots(ca).with_context(|| format!("the CA {}", ca.display()))?;
-        let config = photon_tls::client_config(roots, None, &[photon_tls::ALPN_HTTP11])?;
-        Ok(Self { authority, server_name, tls: TlsConnector::from(Arc::new(config)), key })
+        let tls = if tls {
+            let ca = ca.context("an https S3 endpoint needs a CA to trust")?;
+            let roots = photon_tls::load_roots(ca).with_context(|| format!("the CA {}", ca.display()))?;
+            let config = photon_tls::client_config(roots, None, &[photon_tls::ALPN_HTTP11])?;
+            Some(TlsConnector::from(Arc::new(config)))
+        } else {
+            None
+        };
+        Ok(Self { authority, server_name, tls, key, region: region.to_string(), idle: Default::default() })
+    }
+
+    /// An idle connection, or a new one.
+    async fn connection(&self) -> anyhow::Result<Sender> {
+        loop {
+            let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            match idle {
+                Some(mut sender) => {
+                    if sender.ready().await.is_ok() {
+                        return Ok(sender);
+                    }
+                }
+                None => break,
+            }
+        }
+        let tcp = tokio::net::TcpStream::connect(&self.authority)
+            .await
+            .with_context(|| format!("connecting to S3 at {}", self.authority))?;
+        tcp.set_nodelay(true)?;
+        let sender = match &self.tls {
+            Some(tls) => {
+                let stream = tls.connect(self.server_name.clone(), tcp).await.context("TLS with the S3 endpoint")?;
+                let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+                tokio::spawn(connection);
+                sender
+            }
+            None => {
+                let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
+                tokio::spawn(connection);
+                sender
+            }
+        };
+        Ok(sender)
+    }
+
+    /// Returns a connection whose response was read to the end.
+    pub fn release(&self, sender: Sender) {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(sender);
     }
 
     /// Sends a signed request; answers the response, or the S3 error as a message.
@@ -94,13 +147,20 @@ impl S3Client {
         headers: &[(&str, String)],
         body: Body,
     ) -> anyhow::Result<Response<Incoming>> {
-        let tcp = tokio::net::TcpStream::connect(&self.authority)
-            .await
-            .with_context(|| format!("connecting to S3 at {}", self.authority))?;
-        tcp.set_nodelay(true)?;
-        let stream = self.tls.connect(self.server_name.clone(), tcp).await.context("TLS with the S3 endpoint")?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(connection);
+        let (response, _) = self.send_keep(method, path, query, headers, body).await?;
+        Ok(response)
+    }
+
+    /// Like `send`, also answering the connection, for `release` once the body is read.
+    pub async fn send_keep(
+        &self,
+        method: Method,
+        path: &str,
+        query: &str,
+        headers: &[(&str, String)],
+        body: Body,
+    ) -> anyhow::Result<(Response<Incoming>, Sender)> {
+        let mut sender = self.connection().await?;
         let uri = if query.is_empty() { path.to_string() } else { format!("{path}?{query}") };
         let mut request = Request::builder().method(method.clone()).uri(&uri).header("host", &self.authority);
         for (name, value) in headers {
@@ -115,14 +175,14 @@ impl S3Client {
             query,
             request.headers_mut(),
             key,
-            "us-east-1",
+            &self.region,
             "UNSIGNED-PAYLOAD",
             now,
         )
         .map_err(|e| anyhow::anyhow!("signing: {e}"))?;
         let response = sender.send_request(request).await.context("the S3 request failed")?;
         if response.status().is_success() || response.status() == hyper::StatusCode::NOT_MODIFIED {
-            return Ok(response);
+            return Ok((response, sender));
         }
         let status = response.status();
         let body = response.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
@@ -140,8 +200,9 @@ impl S3Client {
 
     /// A request whose answer is an XML document.
     pub async fn xml(&self, method: Method, path: &str, query: &str) -> anyhow::Result<String> {
-        let response = self.send(method, path, query, &[], empty()).await?;
+        let (response, sender) = self.send_keep(method, path, query, &[], empty()).await?;
         let body = response.into_body().collect().await?.to_bytes();
+        self.release(sender);
         Ok(String::from_utf8_lossy(&body).into_owned())
     }
 }
