@@ -17,7 +17,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ]
     .map(std::path::PathBuf::from);
     // IAM's messages double as its REST bodies (JSON), so they derive serde.
+    // Chunk replicas travel as `bytes::Bytes`: sent to several peers without a copy each.
     tonic_prost_build::configure()
+        .bytes(".photon.lightningstor.v1")
         .message_attribute(".photon.iam.v1", "#[derive(serde::Serialize, serde::Deserialize)] #[serde(default)]")
         .enum_attribute(
             ".photon.iam.v1",

@@ -134,13 +134,13 @@ impl ChunkStore {
     pub async fn put(&self, bytes: Vec<u8>) -> Result<ChunkRef, ChunkError> {
         let chunk =
             ChunkRef { id: self.new_id()?, len: bytes.len() as u64, sha256: sha256(&bytes), replicas: Vec::new() };
-        self.store(&chunk, bytes).await?;
+        self.store(&chunk, Bytes::from(bytes)).await?;
         Ok(chunk)
     }
 
     /// Stores `bytes` durably as `chunk` (a replica sent by another node, or a repair), once
     /// they match its length and SHA-256.
-    pub async fn put_as(&self, chunk: &ChunkRef, bytes: Vec<u8>) -> Result<(), ChunkError> {
+    pub async fn put_as(&self, chunk: &ChunkRef, bytes: Bytes) -> Result<(), ChunkError> {
         let found = sha256(&bytes);
         if found != chunk.sha256 || bytes.len() as u64 != chunk.len {
             return Err(ChunkError::Corrupt { id: chunk.id.clone(), expected: chunk.sha256.clone(), found });
@@ -148,7 +148,8 @@ impl ChunkStore {
         self.store(chunk, bytes).await
     }
 
-    async fn store(&self, chunk: &ChunkRef, bytes: Vec<u8>) -> Result<(), ChunkError> {
+    /// Stores `bytes` durably as `chunk`, whose hash the caller computed from these very bytes.
+    pub async fn store(&self, chunk: &ChunkRef, bytes: Bytes) -> Result<(), ChunkError> {
         let path = self.path(&chunk.id)?;
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             let shard = path.parent().ok_or_else(|| std::io::Error::other("chunk path has no directory"))?;
@@ -209,36 +210,75 @@ where
     let size = size.max(1);
     let mut source = std::pin::pin!(source);
     let mut written = Vec::new();
+    // Up to `IN_FLIGHT` chunks are being stored while the next one is read, so the network,
+    // the hashing and the disks overlap; memory stays at a few chunks.
+    let mut pending = futures_util::stream::FuturesOrdered::new();
     let mut buffer = Vec::with_capacity(size);
+    let mut cut_any = false;
+    let mut failure = None;
     loop {
-        let piece = match source.next().await {
-            Some(Ok(piece)) => piece,
-            Some(Err(e)) => return Err((ChunkError::Source(e), written)),
-            None => break,
-        };
-        inspect(&piece);
-        let mut piece = &piece[..];
-        while !piece.is_empty() {
-            let take = piece.len().min(size - buffer.len());
-            buffer.extend_from_slice(&piece[..take]);
-            piece = &piece[take..];
-            if buffer.len() == size {
-                let full = std::mem::replace(&mut buffer, Vec::with_capacity(size));
-                match store(full).await {
-                    Ok(chunk) => written.push(chunk),
-                    Err(e) => return Err((e, written)),
+        if pending.len() >= IN_FLIGHT {
+            match pending.next().await {
+                Some(Ok(chunk)) => written.push(chunk),
+                Some(Err(e)) => {
+                    failure = Some(e);
+                    break;
                 }
+                None => {}
+            }
+            continue;
+        }
+        tokio::select! {
+            biased;
+            Some(done) = pending.next(), if !pending.is_empty() => match done {
+                Ok(chunk) => written.push(chunk),
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            },
+            piece = source.next() => match piece {
+                Some(Ok(piece)) => {
+                    inspect(&piece);
+                    let mut piece = &piece[..];
+                    while !piece.is_empty() {
+                        let take = piece.len().min(size - buffer.len());
+                        buffer.extend_from_slice(&piece[..take]);
+                        piece = &piece[take..];
+                        if buffer.len() == size {
+                            let full = std::mem::replace(&mut buffer, Vec::with_capacity(size));
+                            pending.push_back(store(full));
+                            cut_any = true;
+                        }
+                    }
+                }
+                Some(Err(e)) => {
+                    failure = Some(ChunkError::Source(e));
+                    break;
+                }
+                None => break,
+            },
+        }
+    }
+    if failure.is_none() && (!buffer.is_empty() || !cut_any) {
+        pending.push_back(store(buffer));
+    }
+    while let Some(done) = pending.next().await {
+        match done {
+            Ok(chunk) => written.push(chunk),
+            Err(e) => {
+                failure.get_or_insert(e);
             }
         }
     }
-    if !buffer.is_empty() || written.is_empty() {
-        match store(buffer).await {
-            Ok(chunk) => written.push(chunk),
-            Err(e) => return Err((e, written)),
-        }
+    match failure {
+        Some(e) => Err((e, written)),
+        None => Ok(written),
     }
-    Ok(written)
 }
+
+/// Chunks being stored at once while an upload goes on.
+const IN_FLIGHT: usize = 2;
 
 #[cfg(test)]
 mod tests {
@@ -282,8 +322,11 @@ mod tests {
         let forged = ChunkRef { id: "../../etc/passwd".into(), len: 0, sha256: String::new(), replicas: Vec::new() };
         let mut copy = chunks[1].clone();
         copy.id = store.new_id().unwrap();
-        assert!(matches!(store.put_as(&copy, b"not the data".to_vec()).await, Err(ChunkError::Corrupt { .. })));
-        store.put_as(&copy, data(1500)[1000..].to_vec()).await.unwrap();
+        assert!(matches!(
+            store.put_as(&copy, Bytes::from_static(b"not the data")).await,
+            Err(ChunkError::Corrupt { .. })
+        ));
+        store.put_as(&copy, Bytes::copy_from_slice(&data(1500)[1000..])).await.unwrap();
         assert_eq!(store.get(&copy).await.unwrap(), &data(1500)[1000..]);
         assert!(matches!(store.get(&forged).await, Err(ChunkError::InvalidId(_))));
 

@@ -89,7 +89,7 @@ impl Progress {
     fn draw(&mut self) {
         self.drawn = Instant::now();
         let secs = self.start.elapsed().as_secs_f64().max(0.001);
-        let percent = if self.total == 0 { 100 } else { self.done * 100 / self.total };
+        let percent = (self.done * 100).checked_div(self.total).unwrap_or(100);
         let width = 30;
         let filled = (percent as usize * width / 100).min(width);
         eprint!(

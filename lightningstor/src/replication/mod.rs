@@ -119,14 +119,12 @@ impl Replicas {
             let chunk = &chunk;
             async move {
                 let result = if *node == self.node {
-                    self.local.put_as(chunk, data.to_vec()).await
+                    self.local.store(chunk, data).await
                 } else {
                     match self.peer(node) {
                         Some(peer) => {
-                            let mut request = tonic::Request::new(pb::PutChunkRequest {
-                                chunk: Some(wire(chunk)),
-                                data: data.to_vec(),
-                            });
+                            let mut request =
+                                tonic::Request::new(pb::PutChunkRequest { chunk: Some(wire(chunk)), data });
                             request.set_timeout(self.timeout);
                             peer.client.clone().put_chunk(request).await.map(|_| ()).map_err(ChunkError::from)
                         }
@@ -177,10 +175,10 @@ impl Replicas {
 
     /// A verified copy of `chunk`: this node's, else a replica's (which then repairs this
     /// node's copy when it should have one).
-    pub async fn get(&self, chunk: &ChunkRef) -> Result<Vec<u8>, ChunkError> {
+    pub async fn get(&self, chunk: &ChunkRef) -> Result<Bytes, ChunkError> {
         let local_error = if self.holds(chunk) {
             match self.local.get(chunk).await {
-                Ok(bytes) => return Ok(bytes),
+                Ok(bytes) => return Ok(Bytes::from(bytes)),
                 Err(e @ (ChunkError::Missing(_) | ChunkError::Corrupt { .. })) => e,
                 Err(e) => return Err(e),
             }
@@ -200,7 +198,7 @@ impl Replicas {
     }
 
     /// A verified copy of `chunk` from another replica.
-    pub async fn fetch(&self, chunk: &ChunkRef) -> Result<Vec<u8>, ChunkError> {
+    pub async fn fetch(&self, chunk: &ChunkRef) -> Result<Bytes, ChunkError> {
         let mut problems = Vec::new();
         for node in chunk.replicas.iter().filter(|n| **n != self.node) {
             let Some(peer) = self.peer(node) else {
@@ -226,6 +224,16 @@ impl Replicas {
             chunk.id,
             problems.join("; ")
         ))))
+    }
+
+    /// Deletes chunks in the background: nothing refers to them any more, so the request that
+    /// dropped them need not wait for the disks (a crash first leaves orphans, see ARCHITECTURE).
+    pub fn remove_later(self: &std::sync::Arc<Self>, chunks: Vec<ChunkRef>) {
+        if chunks.is_empty() {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move { this.remove(&chunks).await });
     }
 
     /// Deletes chunks from every replica; a replica that cannot be reached gets a hint.

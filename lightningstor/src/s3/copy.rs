@@ -84,7 +84,8 @@ impl S3 {
                 source.size, self.config.max_object_bytes
             )));
         }
-        let stored = self.store(self.byte_stream(source.chunks.clone(), 0, source.size.saturating_sub(1))).await?;
+        let stored =
+            self.store(self.byte_stream(source.chunks.clone(), 0, source.size.saturating_sub(1)), false).await?;
         let (content_type, headers) = if replace {
             (content_type(&call.headers), kept_headers(&call.headers))
         } else {
@@ -133,7 +134,7 @@ impl S3 {
                 self.config.max_object_bytes
             )));
         }
-        let stored = self.store(self.byte_stream(source.chunks, start, end)).await?;
+        let stored = self.store(self.byte_stream(source.chunks, start, end), false).await?;
         let part = self.save_part(&id, number, stored).await?;
         let mut xml = Xml::new("CopyPartResult");
         xml.field("LastModified", iso8601(part.modified_ms)).field("ETag", format!("\"{}\"", part.etag));

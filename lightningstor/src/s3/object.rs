@@ -171,7 +171,7 @@ impl S3 {
             }
             Ok(piece)
         });
-        let Stored { chunks, size, md5, sha256 } = self.store(body).await?;
+        let Stored { chunks, size, md5, sha256 } = self.store(body, payload.len() == 64).await?;
         let problem = if size > limit {
             Some(S3Error::entity_too_large(format!("{size} bytes is over the single-upload limit of {limit} bytes")))
         } else if content_md5.as_deref().is_some_and(|expected| expected != md5.as_slice()) {
@@ -188,23 +188,27 @@ impl S3 {
         Ok(Stored { chunks, size, md5, sha256 })
     }
 
-    /// Writes `body` as durable chunks, measuring it on the way (one chunk in memory).
+    /// Writes `body` as durable chunks, measuring it on the way (a few chunks in memory); the
+    /// whole body's SHA-256 only when `sha256` asks (a signed payload hash to check).
     pub(super) async fn store(
         &self,
         body: impl Stream<Item = std::io::Result<Bytes>> + Send,
+        sha256: bool,
     ) -> Result<Stored, S3Error> {
         let mut md5 = Md5::new();
-        let mut sha = Context::new(&SHA256);
+        let mut sha = sha256.then(|| Context::new(&SHA256));
         let mut size = 0u64;
         let chunks = self
             .chunks
             .write_stream(body, |piece| {
                 md5.update(piece);
-                sha.update(piece);
+                if let Some(sha) = &mut sha {
+                    sha.update(piece);
+                }
                 size += piece.len() as u64;
             })
             .await?;
-        let sha256 = sha.finish().as_ref().try_into().unwrap_or([0; 32]);
+        let sha256 = sha.map(|sha| sha.finish().as_ref().try_into().unwrap_or([0; 32])).unwrap_or([0; 32]);
         Ok(Stored { chunks, size, md5: md5.finalize().into(), sha256 })
     }
 
@@ -273,16 +277,19 @@ impl S3 {
                 })
             })
             .collect();
-        futures_util::stream::iter(pieces).then(move |(chunk, skip, take)| {
-            let store = store.clone();
-            async move {
-                let bytes = store.get(&chunk).await.map_err(|e| {
-                    tracing::error!(chunk = %chunk.id, error = %e, "an object's chunk cannot be served");
-                    std::io::Error::other(e.to_string())
-                })?;
-                Ok::<_, std::io::Error>(Bytes::from(bytes).slice(skip..take))
-            }
-        })
+        // The next chunk is read (and verified) while this one is sent.
+        futures_util::stream::iter(pieces)
+            .map(move |(chunk, skip, take)| {
+                let store = store.clone();
+                async move {
+                    let bytes = store.get(&chunk).await.map_err(|e| {
+                        tracing::error!(chunk = %chunk.id, error = %e, "an object's chunk cannot be served");
+                        std::io::Error::other(e.to_string())
+                    })?;
+                    Ok::<_, std::io::Error>(bytes.slice(skip..take))
+                }
+            })
+            .buffered(2)
     }
 
     pub async fn delete_object(&self, call: &Call) -> Result<Response, S3Error> {

@@ -57,7 +57,7 @@ impl S3 {
         object.version_id =
             if bucket.versioning == Versioning::Enabled { new_version_id()? } else { NULL_VERSION.to_string() };
         let garbage = self.make_current(bucket, object).await?;
-        self.chunks.remove(&garbage).await;
+        self.chunks.remove_later(garbage);
         Ok(())
     }
 
@@ -136,7 +136,7 @@ impl S3 {
             if bucket.versioning == Versioning::Unversioned {
                 if let Some(object) = self.records.get::<Object>(&record).await? {
                     self.records.delete(&record).await?;
-                    self.chunks.remove(&object.value.chunks).await;
+                    self.chunks.remove_later(object.value.chunks);
                 }
                 return Ok(Removed { version_id: None, delete_marker: false });
             }
@@ -161,7 +161,7 @@ impl S3 {
                             self.records.delete(&record).await?;
                         }
                     }
-                    self.chunks.remove(&current.value.chunks).await;
+                    self.chunks.remove_later(current.value.chunks.clone());
                     let delete_marker = current.value.delete_marker;
                     return Ok(Removed { version_id: Some(id.to_string()), delete_marker });
                 }
@@ -170,7 +170,7 @@ impl S3 {
                     let mut delete_marker = false;
                     if let Some(old) = self.records.get::<Object>(&archived).await? {
                         self.records.delete(&archived).await?;
-                        self.chunks.remove(&old.value.chunks).await;
+                        self.chunks.remove_later(old.value.chunks.clone());
                         delete_marker = old.value.delete_marker;
                     }
                     return Ok(Removed { version_id: Some(id.to_string()), delete_marker });

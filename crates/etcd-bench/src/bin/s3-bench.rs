@@ -42,6 +42,22 @@ struct Load {
     /// The system's name in the output.
     #[arg(long)]
     label: String,
+    /// Empty the page cache before each GET phase (root), so reads come from the disk for
+    /// every system alike.
+    #[arg(long)]
+    drop_caches: bool,
+}
+
+/// Writes dirty pages back and empties the page cache, if asked (and allowed).
+fn drop_caches(load: &Load) {
+    if !load.drop_caches {
+        return;
+    }
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe { libc::sync() };
+    if let Err(e) = std::fs::write("/proc/sys/vm/drop_caches", "3") {
+        eprintln!("s3-bench: cannot drop the page cache ({e}); reads may come from memory");
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -174,6 +190,7 @@ async fn run_s3(client: Arc<S3Client>, bucket: String, load: Load) -> anyhow::Re
             report(&load.label, size, clients, "put", samples, elapsed, errors);
 
             let counts: Vec<u64> = written.iter().map(|n| n.load(Ordering::Relaxed)).collect();
+            drop_caches(&load);
             let deadline = Some(Instant::now() + Duration::from_secs(load.seconds));
             let (c, b, p, n) = (client.clone(), bucket.clone(), prefix.clone(), Arc::new(counts.clone()));
             let (samples, elapsed, errors) = phase(clients, deadline, move |worker, i| {
@@ -260,6 +277,7 @@ async fn run_raw(dir: PathBuf, load: Load) -> anyhow::Result<()> {
             .await;
             report(&load.label, size, clients, "put", samples, elapsed, errors);
             let counts = Arc::new(written.iter().map(|n| n.load(Ordering::Relaxed)).collect::<Vec<u64>>());
+            drop_caches(&load);
             let deadline = Some(Instant::now() + Duration::from_secs(load.seconds));
             let (dd, n) = (dir.clone(), counts.clone());
             let (samples, elapsed, errors) = phase(clients, deadline, move |worker, i| {
