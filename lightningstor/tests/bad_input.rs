@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{run, Stack};
+use common::Stack;
 
 /// Chunk files under `dir` (temporaries included).
 fn files(dir: &Path) -> Vec<String> {
@@ -29,24 +29,7 @@ async fn bad_input_gets_s3_errors_and_leaves_nothing() {
         ("LIGHTNINGSTOR_STORAGE_CHUNK_BYTES", "65536"),
     ])
     .await;
-    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR for tests");
-    let script = Path::new(&manifest).join("tests/clients/bad_input.py");
-    let ca = stack.ca.to_string_lossy().into_owned();
-    let (endpoint, tenant) = (stack.endpoint.clone(), stack.tenant.clone());
-    let (ok, out, err) = tokio::task::spawn_blocking(move || {
-        run(
-            "python3",
-            &[script.to_str().unwrap()],
-            &[
-                ("S3_ENDPOINT", endpoint.as_str()),
-                ("S3_CA", ca.as_str()),
-                ("TENANT_ID", tenant.0.as_str()),
-                ("TENANT_SECRET", tenant.1.as_str()),
-            ],
-        )
-    })
-    .await
-    .unwrap();
+    let (ok, out, err) = stack.python("bad_input.py", &[], &[]).await;
     assert!(ok, "the bad input suite failed:\n{out}\n{err}");
     assert!(out.contains("bad input suite passed"), "{out}");
     // Dropped objects' chunks are removed in the background, within moments.

@@ -9,28 +9,14 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{run, Node, Stack};
+use common::{Node, Stack};
 
 /// Runs one phase of the suite against `endpoints`.
 async fn phase(stack: &Stack, name: &str, endpoints: &[&Node], manifest: &Path, kill_pid: u32) {
-    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR for tests");
-    let script = Path::new(&manifest_dir).join("tests/clients/replication_suite.py");
     let endpoints: Vec<String> = endpoints.iter().map(|n| n.endpoint.clone()).collect();
-    let env = [
-        ("ENDPOINTS", endpoints.join(",")),
-        ("S3_CA", stack.ca.to_string_lossy().into_owned()),
-        ("TENANT_ID", stack.tenant.0.clone()),
-        ("TENANT_SECRET", stack.tenant.1.clone()),
-        ("MANIFEST", manifest.to_string_lossy().into_owned()),
-        ("KILL_PID", kill_pid.to_string()),
-    ];
-    let name = name.to_string();
-    let (ok, out, err) = tokio::task::spawn_blocking(move || {
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        run("python3", &[script.to_str().unwrap(), &name], &env)
-    })
-    .await
-    .unwrap();
+    let (endpoints, manifest, pid) = (endpoints.join(","), manifest.to_string_lossy(), kill_pid.to_string());
+    let env = [("ENDPOINTS", endpoints.as_str()), ("MANIFEST", manifest.as_ref()), ("KILL_PID", pid.as_str())];
+    let (ok, out, err) = stack.python("replication_suite.py", &[name], &env).await;
     assert!(ok && out.contains("phase passed"), "replication suite failed:\n{out}\n{err}");
     eprintln!("{out}");
 }

@@ -82,14 +82,9 @@ impl ServiceTarget {
 /// LightningStor's S3 endpoint and the access key to sign with.
 #[derive(Debug, clap::Args)]
 struct S3Target {
+    /// (`--endpoint` defaults to https://<host>:<9000 + port offset>, the S3 port.)
     #[command(flatten)]
-    target: Target,
-    /// The S3 endpoint. Default: https://<host>:<9000 + port offset>.
-    #[arg(long, value_name = "URL")]
-    endpoint: Option<String>,
-    /// CA certificate to trust. Default: <data-dir>/dev-ca/ca.crt.
-    #[arg(long, value_name = "FILE")]
-    ca: Option<PathBuf>,
+    service: ServiceTarget,
     /// AWS credentials file whose [photon] or [default] profile holds the key (unless
     /// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are set). Default: the one `photonctl up`
     /// writes, <data-dir>/lightningstor/aws/credentials.
@@ -99,11 +94,12 @@ struct S3Target {
 
 impl S3Target {
     fn client(self) -> anyhow::Result<photon_s3::S3Client> {
-        let ca = self.ca.unwrap_or_else(|| self.target.data_dir.join("dev-ca").join(photon_tls::CA_CERT_FILE));
-        let file = self.credentials.unwrap_or_else(|| self.target.data_dir.join("lightningstor/aws/credentials"));
-        let endpoint = match self.endpoint {
+        let ServiceTarget { target, endpoint, ca } = self.service;
+        let ca = ca.unwrap_or_else(|| target.data_dir.join("dev-ca").join(photon_tls::CA_CERT_FILE));
+        let file = self.credentials.unwrap_or_else(|| target.data_dir.join("lightningstor/aws/credentials"));
+        let endpoint = match endpoint {
             Some(endpoint) => endpoint,
-            None => Endpoints::new(self.target.host, self.target.port_offset)?.s3_url(),
+            None => Endpoints::new(target.host, target.port_offset)?.s3_url(),
         };
         photon_s3::S3Client::new(&endpoint, Some(&ca), photon_s3::credentials(&file)?, "us-east-1")
     }

@@ -81,6 +81,14 @@ impl Pager<'_> {
     }
 }
 
+/// A listing's `max-keys`: at most (and by default) 1000.
+pub(super) fn max_keys(call: &Call) -> Result<usize, S3Error> {
+    match call.query.get("max-keys") {
+        Some(n) => Ok(n.parse::<usize>().map_err(|_| S3Error::invalid_argument("max-keys is not a number"))?.min(1000)),
+        None => Ok(1000),
+    }
+}
+
 pub(super) fn url_encode(text: &str) -> String {
     photon_auth::sigv4::encode(text).replace("%2F", "/")
 }
@@ -92,10 +100,7 @@ impl S3 {
         self.allow(call, &bucket, Op::LIST_OBJECTS, None).await?;
         let get = |k: &str| call.query.get(k).cloned().unwrap_or_default();
         let (prefix, delimiter) = (get("prefix"), get("delimiter"));
-        let max = match call.query.get("max-keys") {
-            Some(n) => n.parse::<usize>().map_err(|_| S3Error::invalid_argument("max-keys is not a number"))?.min(1000),
-            None => 1000,
-        };
+        let max = max_keys(call)?;
         let url = match call.query.get("encoding-type").map(String::as_str) {
             None => false,
             Some("url") => true,

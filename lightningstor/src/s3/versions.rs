@@ -13,7 +13,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use super::address::Target;
 use super::bucket::xml_response;
 use super::error::S3Error;
-use super::list::{common_prefix, url_encode};
+use super::list::{common_prefix, max_keys, url_encode};
 use super::policy::Op;
 use super::service::{Call, S3};
 use super::xml::Xml;
@@ -189,10 +189,7 @@ impl S3 {
         let get = |k: &str| call.query.get(k).cloned().unwrap_or_default();
         let (prefix, delimiter) = (get("prefix"), get("delimiter"));
         let (key_marker, version_marker) = (get("key-marker"), get("version-id-marker"));
-        let max = match call.query.get("max-keys") {
-            Some(n) => n.parse::<usize>().map_err(|_| S3Error::invalid_argument("max-keys is not a number"))?.min(1000),
-            None => 1000,
-        };
+        let max = max_keys(call)?;
         let url = call.query.get("encoding-type").is_some_and(|e| e == "url");
         let enc = |text: &str| if url { url_encode(text) } else { text.to_string() };
 

@@ -93,31 +93,63 @@ pub struct Node {
 }
 
 impl Stack {
+    /// One more lightningstor-server on this stack's flaredb and IAM, with `env`, not started;
+    /// and its S3 `host:port`.
+    pub fn server(&self, env: &[(&str, &str)]) -> (TestServer, String) {
+        let credentials = self.env.iam.dir().join("data/services/lightningstor.json");
+        let (flaredb, iam) = (self.env.flaredb.url(), self.env.iam.url());
+        let listen = format!("127.0.0.1:{}", free_port());
+        let mut server = TestServer::with_shared_ca(
+            "lightningstor-server",
+            self.env.ca.path(),
+            &["--flaredb", &flaredb, "--iam", &iam, "--s3-listen", &listen],
+        );
+        server.process.env("LIGHTNINGSTOR_IAM_CREDENTIALS_FILE", &credentials);
+        for (k, v) in env {
+            server.process.env(k, v);
+        }
+        (server, listen)
+    }
+
+    /// Runs `tests/clients/<script>` with python3 and `env` plus S3_ENDPOINT, S3_CA and the
+    /// tenant's TENANT_ID/TENANT_SECRET: (success, stdout, stderr).
+    pub async fn python(&self, script: &str, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+        let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR for tests");
+        let path = std::path::Path::new(&manifest).join("tests/clients").join(script);
+        let mut all: Vec<(String, String)> = vec![
+            ("S3_ENDPOINT".into(), self.endpoint.clone()),
+            ("S3_CA".into(), self.ca.to_string_lossy().into_owned()),
+            ("TENANT_ID".into(), self.tenant.0.clone()),
+            ("TENANT_SECRET".into(), self.tenant.1.clone()),
+        ];
+        all.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let mut argv = vec![path.to_string_lossy().into_owned()];
+        argv.extend(args.iter().map(|a| a.to_string()));
+        tokio::task::spawn_blocking(move || {
+            let env: Vec<(&str, &str)> = all.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+            run("python3", &argv, &env)
+        })
+        .await
+        .expect("the script's thread")
+    }
+
     /// `n` more lightningstor-servers that replicate to each other (ids `n1`..), with `env`.
     pub async fn start_nodes(&self, n: usize, env: &[(&str, &str)]) -> Vec<Node> {
         let replication: Vec<String> = (0..n).map(|_| format!("127.0.0.1:{}", free_port())).collect();
-        let credentials = self.env.iam.dir().join("data/services/lightningstor.json");
-        let (flaredb, iam) = (self.env.flaredb.url(), self.env.iam.url());
         let mut nodes = Vec::new();
         for i in 0..n {
             let id = format!("n{}", i + 1);
             let peers: Vec<String> =
                 (0..n).filter(|j| *j != i).map(|j| format!("\"n{}=https://{}\"", j + 1, replication[j])).collect();
-            let listen = format!("127.0.0.1:{}", free_port());
-            let mut server = TestServer::with_shared_ca(
-                "lightningstor-server",
-                self.env.ca.path(),
-                &["--flaredb", &flaredb, "--iam", &iam, "--s3-listen", &listen],
-            );
-            server
-                .process
-                .env("LIGHTNINGSTOR_IAM_CREDENTIALS_FILE", &credentials)
-                .env("LIGHTNINGSTOR_REPLICATION_NODE_ID", &id)
-                .env("LIGHTNINGSTOR_REPLICATION_LISTEN", &replication[i])
-                .env("LIGHTNINGSTOR_REPLICATION_PEERS", format!("[{}]", peers.join(",")));
-            for (k, v) in env {
-                server.process.env(k, v);
-            }
+            let peers = format!("[{}]", peers.join(","));
+            let mut own = vec![
+                ("LIGHTNINGSTOR_REPLICATION_NODE_ID", id.as_str()),
+                ("LIGHTNINGSTOR_REPLICATION_LISTEN", replication[i].as_str()),
+                ("LIGHTNINGSTOR_REPLICATION_PEERS", peers.as_str()),
+            ];
+            own.extend_from_slice(env);
+            let (mut server, listen) = self.server(&own);
             server.process.start();
             nodes.push(Node { id, server, endpoint: format!("https://{listen}") });
         }
