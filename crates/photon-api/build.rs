@@ -13,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/photon/iam/v1/iam.proto",
         "proto/photon/testing/v1/testing.proto",
         "proto/photon/lightningstor/v1/replication.proto",
+        "proto/photon/lightningstor/v1/buckets.proto",
         "proto/vendor/etcd/api/etcdserverpb/rpc.proto",
     ]
     .map(std::path::PathBuf::from);
@@ -20,6 +21,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Chunk replicas travel as `bytes::Bytes`: sent to several peers without a copy each.
     tonic_prost_build::configure()
         .bytes(".photon.lightningstor.v1")
+        // LightningStor's management messages double as its REST bodies.
+        .message_attribute(".photon.lightningstor.v1.BucketInfo", "#[derive(serde::Serialize, serde::Deserialize)]")
+        .message_attribute(
+            ".photon.lightningstor.v1.ListBucketsResponse",
+            "#[derive(serde::Serialize, serde::Deserialize)]",
+        )
         .message_attribute(".photon.iam.v1", "#[derive(serde::Serialize, serde::Deserialize)] #[serde(default)]")
         .enum_attribute(
             ".photon.iam.v1",

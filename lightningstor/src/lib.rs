@@ -4,6 +4,7 @@
 //! project. Chunks are replicated to peer nodes (`replication`) with repair of missed and
 //! corrupt copies.
 
+pub mod admin;
 pub mod chunks;
 pub mod config;
 pub mod meta;

@@ -59,6 +59,8 @@ pub async fn build(config: LightningstorConfig, context: Context) -> anyhow::Res
         context.tasks.spawn(async move { repairer.run_repairs(interval, shutdown).await });
     }
     let metrics = chunks.metrics.clone();
+    let admin = crate::admin::Admin::new(records.clone());
+    let guard = photon_auth::Guard::new(auth.clone(), crate::admin::rules());
     let s3 = Arc::new(S3 { records, chunks, keys, auth, identity, config: config.s3.clone() });
     let router = axum::Router::new().fallback(handle).with_state(s3);
     let listener = tokio::net::TcpListener::bind(config.s3.listen)
@@ -71,7 +73,10 @@ pub async fn build(config: LightningstorConfig, context: Context) -> anyhow::Res
     context.tasks.spawn(photon_runtime::serve_port(listener, tls, router, context.shutdown.clone(), drain));
 
     let pending = metrics.pending.clone();
-    let mut api = Api::new(move || health(&data).with("repairs_pending", pending.get()));
+    let mut api = Api::new(move || health(&data).with("repairs_pending", pending.get()))
+        .grpc(admin.clone().grpc())
+        .http(admin.router())
+        .guard(move |router| guard.apply(router));
     let registry = api.registry();
     registry.register(
         "lightningstor_replica_write_failures",
