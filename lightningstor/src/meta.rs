@@ -88,6 +88,18 @@ impl Object {
     }
 }
 
+/// An object record as a listing reads it: the chunk list and headers are skipped while
+/// decoding, not allocated.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Listed {
+    pub key: String,
+    pub size: u64,
+    pub etag: String,
+    pub modified_ms: i64,
+    #[serde(default)]
+    pub delete_marker: bool,
+}
+
 pub fn bucket_key(name: &str) -> String {
     format!("bucket/{name}")
 }

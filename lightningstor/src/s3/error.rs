@@ -88,6 +88,16 @@ impl From<photon_auth::sigv4::SigV4Error> for S3Error {
 /// `text` with XML's special characters escaped.
 pub fn xml_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
+    escape_into(&mut out, text);
+    out
+}
+
+/// Appends `text` to `out` with XML's special characters escaped.
+pub fn escape_into(out: &mut String, text: &str) {
+    if !text.bytes().any(|b| matches!(b, b'&' | b'<' | b'>' | b'"' | b'\'')) {
+        out.push_str(text);
+        return;
+    }
     for c in text.chars() {
         match c {
             '&' => out.push_str("&amp;"),
@@ -98,7 +108,6 @@ pub fn xml_escape(text: &str) -> String {
             c => out.push(c),
         }
     }
-    out
 }
 
 impl S3Error {

@@ -11,12 +11,12 @@ use super::error::S3Error;
 use super::policy::Op;
 use super::service::{Call, S3};
 use super::xml::Xml;
-use crate::meta::{objects_prefix, Object};
+use crate::meta::{objects_prefix, Listed};
 use photon_runtime::time::iso8601;
 
 /// One page: the objects and common prefixes after `after`, and whether more follow.
 struct Page {
-    objects: Vec<Object>,
+    objects: Vec<Listed>,
     prefixes: Vec<String>,
     truncated: bool,
     /// The last key or prefix returned (where the next page starts after).
@@ -52,7 +52,7 @@ struct Pager<'a> {
 }
 
 impl Pager<'_> {
-    fn offer(&mut self, object: Object) -> Step {
+    fn offer(&mut self, object: Listed) -> Step {
         if object.delete_marker || !object.key.starts_with(self.prefix) || object.key.as_str() <= self.after {
             return Step::Next;
         }
@@ -179,7 +179,7 @@ impl S3 {
         let batch = (max + 1).clamp(16, 1001);
         let mut from = if after > prefix { format!("{base}{after}\0") } else { scope.clone() };
         'scan: loop {
-            let records = self.records.list_from::<Object>(&scope, &from, batch).await?;
+            let records = self.records.list_from::<Listed>(&scope, &from, batch).await?;
             let count = records.len();
             let mut resume = None;
             for (record, object) in records {
@@ -224,24 +224,14 @@ fn decode_token(token: &str) -> Result<String, S3Error> {
 mod tests {
     use super::*;
 
-    fn objects(keys: &[&str]) -> Vec<Object> {
+    fn objects(keys: &[&str]) -> Vec<Listed> {
         keys.iter()
-            .map(|k| Object {
-                key: k.to_string(),
-                size: 1,
-                etag: String::new(),
-                content_type: String::new(),
-                headers: Default::default(),
-                modified_ms: 0,
-                chunks: Vec::new(),
-                version_id: "null".into(),
-                delete_marker: false,
-            })
+            .map(|k| Listed { key: k.to_string(), size: 1, etag: String::new(), modified_ms: 0, delete_marker: false })
             .collect()
     }
 
     /// A page from `all` (sorted), skipping as a range scan would.
-    fn page(all: Vec<Object>, prefix: &str, delimiter: &str, after: &str, max: usize) -> Page {
+    fn page(all: Vec<Listed>, prefix: &str, delimiter: &str, after: &str, max: usize) -> Page {
         let page = Page { objects: Vec::new(), prefixes: Vec::new(), truncated: false, last: None };
         let mut pager = Pager { prefix, delimiter, after, max, page };
         let mut skip: Option<String> = None;

@@ -4,7 +4,7 @@
 use axum::body::Body;
 use roxmltree::{Document, Node, ParsingOptions};
 
-use super::error::{xml_escape, S3Error};
+use super::error::{escape_into, S3Error};
 
 pub const NAMESPACE: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
 
@@ -18,17 +18,34 @@ impl Xml {
     }
 
     pub fn open(&mut self, name: &str) -> &mut Self {
-        self.0.push_str(&format!("<{name}>"));
+        self.0.push('<');
+        self.0.push_str(name);
+        self.0.push('>');
         self
     }
 
     pub fn close(&mut self, name: &str) -> &mut Self {
-        self.0.push_str(&format!("</{name}>"));
+        self.0.push_str("</");
+        self.0.push_str(name);
+        self.0.push('>');
         self
     }
 
     pub fn field(&mut self, name: &str, text: impl std::fmt::Display) -> &mut Self {
-        self.0.push_str(&format!("<{name}>{}</{name}>", xml_escape(&text.to_string())));
+        use std::fmt::Write;
+        self.0.push('<');
+        self.0.push_str(name);
+        self.0.push('>');
+        let start = self.0.len();
+        let _ = write!(self.0, "{text}");
+        // Escaping is needed only when the text holds a special character (rare: keys, names).
+        if self.0[start..].bytes().any(|b| matches!(b, b'&' | b'<' | b'>' | b'"' | b'\'')) {
+            let raw = self.0.split_off(start);
+            escape_into(&mut self.0, &raw);
+        }
+        self.0.push_str("</");
+        self.0.push_str(name);
+        self.0.push('>');
         self
     }
 
