@@ -1,7 +1,7 @@
 //! Object data on this node's disk: an object's bytes are cut into chunks of at most
 //! `chunk_bytes` (`cut`), each its own file under `<dir>/<first two hex digits of its id>/<id>`.
 //! A chunk is written to a temporary file, fsynced, renamed into place and its directory fsynced
-//! before the write returns, so an acknowledged write survives power loss. Every chunk's SHA-256
+//! before the write returns, so an acknowledged write survives power loss. Every chunk's checksum
 //! is returned to the caller (it goes into the object's metadata) and checked on every read, so
 //! a chunk that rotted on disk is detected, never served.
 //!
@@ -21,7 +21,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 pub enum ChunkError {
     #[error("chunk {0} is missing from this node")]
     Missing(String),
-    #[error("chunk {id} is corrupt: its SHA-256 is {found}, not {expected}")]
+    #[error("chunk {id} is corrupt: its checksum is {found}, not {expected}")]
     Corrupt { id: String, expected: String, found: String },
     #[error("chunk id {0:?} is not valid")]
     InvalidId(String),
@@ -36,8 +36,9 @@ pub enum ChunkError {
 pub struct ChunkRef {
     pub id: String,
     pub len: u64,
-    /// Hex.
-    pub sha256: String,
+    /// The data's checksum: `b3:<hex BLAKE3>`, or the hex SHA-256 chunks had at first.
+    #[serde(rename = "sum", alias = "sha256")]
+    pub sum: String,
     /// The nodes meant to hold a copy (`replication`); empty: this node alone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replicas: Vec<String>,
@@ -53,8 +54,19 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Hex SHA-256 of `bytes`.
-pub fn sha256(bytes: &[u8]) -> String {
+/// The checksum new chunks get: BLAKE3, several times faster than SHA-256 and as strong.
+pub fn checksum(bytes: &[u8]) -> String {
+    format!("b3:{}", blake3::hash(bytes).to_hex())
+}
+
+/// Whether `bytes` match the checksum `sum` (either kind); answers the checksum found.
+pub fn verify_sum(sum: &str, bytes: &[u8]) -> (bool, String) {
+    let found = if sum.starts_with("b3:") { checksum(bytes) } else { sha256(bytes) };
+    (found == sum, found)
+}
+
+/// Hex SHA-256 of `bytes` (the checksum of the first chunks).
+fn sha256(bytes: &[u8]) -> String {
     let mut context = Context::new(&SHA256);
     context.update(bytes);
     hex(context.finish().as_ref())
@@ -133,17 +145,17 @@ impl ChunkStore {
     /// Stores one chunk durably under a new id.
     pub async fn put(&self, bytes: Vec<u8>) -> Result<ChunkRef, ChunkError> {
         let chunk =
-            ChunkRef { id: self.new_id()?, len: bytes.len() as u64, sha256: sha256(&bytes), replicas: Vec::new() };
+            ChunkRef { id: self.new_id()?, len: bytes.len() as u64, sum: checksum(&bytes), replicas: Vec::new() };
         self.store(&chunk, Bytes::from(bytes)).await?;
         Ok(chunk)
     }
 
     /// Stores `bytes` durably as `chunk` (a replica sent by another node, or a repair), once
-    /// they match its length and SHA-256.
+    /// they match its length and checksum.
     pub async fn put_as(&self, chunk: &ChunkRef, bytes: Bytes) -> Result<(), ChunkError> {
-        let found = sha256(&bytes);
-        if found != chunk.sha256 || bytes.len() as u64 != chunk.len {
-            return Err(ChunkError::Corrupt { id: chunk.id.clone(), expected: chunk.sha256.clone(), found });
+        let (good, found) = verify_sum(&chunk.sum, &bytes);
+        if !good || bytes.len() as u64 != chunk.len {
+            return Err(ChunkError::Corrupt { id: chunk.id.clone(), expected: chunk.sum.clone(), found });
         }
         self.store(chunk, bytes).await
     }
@@ -166,7 +178,7 @@ impl ChunkStore {
         Ok(())
     }
 
-    /// Reads one chunk and checks it against its SHA-256.
+    /// Reads one chunk and checks it against its checksum.
     pub async fn get(&self, chunk: &ChunkRef) -> Result<Vec<u8>, ChunkError> {
         let path = self.path(&chunk.id)?;
         let bytes = match tokio::fs::read(&path).await {
@@ -174,9 +186,9 @@ impl ChunkStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ChunkError::Missing(chunk.id.clone())),
             Err(e) => return Err(e.into()),
         };
-        let found = sha256(&bytes);
-        if found != chunk.sha256 || bytes.len() as u64 != chunk.len {
-            return Err(ChunkError::Corrupt { id: chunk.id.clone(), expected: chunk.sha256.clone(), found });
+        let (good, found) = verify_sum(&chunk.sum, &bytes);
+        if !good || bytes.len() as u64 != chunk.len {
+            return Err(ChunkError::Corrupt { id: chunk.id.clone(), expected: chunk.sum.clone(), found });
         }
         Ok(bytes)
     }
@@ -319,7 +331,7 @@ mod tests {
         assert!(matches!(store.get(&chunks[0]).await, Err(ChunkError::Corrupt { .. })));
         store.remove(&chunks[1..]).await;
         assert!(matches!(store.get(&chunks[1]).await, Err(ChunkError::Missing(_))));
-        let forged = ChunkRef { id: "../../etc/passwd".into(), len: 0, sha256: String::new(), replicas: Vec::new() };
+        let forged = ChunkRef { id: "../../etc/passwd".into(), len: 0, sum: String::new(), replicas: Vec::new() };
         let mut copy = chunks[1].clone();
         copy.id = store.new_id().unwrap();
         assert!(matches!(
@@ -335,6 +347,19 @@ mod tests {
         std::fs::write(&tmp, b"half").unwrap();
         ChunkStore::open(dir.path(), 1000).unwrap();
         assert!(!tmp.exists(), "a crash's half-written chunk is removed at open");
+    }
+
+    #[test]
+    fn both_checksum_kinds_verify_and_old_records_still_read() {
+        let bytes = b"chunk bytes";
+        assert!(checksum(bytes).starts_with("b3:"));
+        assert!(verify_sum(&checksum(bytes), bytes).0 && !verify_sum(&checksum(bytes), b"other").0);
+        let legacy = sha256(bytes);
+        assert!(verify_sum(&legacy, bytes).0 && !verify_sum(&legacy, b"other").0);
+        let old = format!(r#"{{"id":"0123456789abcdef0123456789abcdef","len":11,"sha256":"{legacy}"}}"#);
+        let chunk: ChunkRef = serde_json::from_str(&old).unwrap();
+        assert_eq!(chunk.sum, legacy);
+        assert!(serde_json::to_string(&chunk).unwrap().contains("\"sum\""));
     }
 
     /// A source that fails midway: the chunks already written are removed.

@@ -3,7 +3,7 @@
 //! any node can place a chunk without asking anyone. A write is acknowledged once a majority of
 //! its replicas hold it durably; a replica that could not be written is remembered as a repair
 //! hint in flaredb (`repair/<node>/<chunk>`), and that node pulls the chunk when it is back
-//! (`repair`). A read tries this node's copy first, checks every copy's SHA-256, and rewrites a
+//! (`repair`). A read tries this node's copy first, checks every copy's checksum, and rewrites a
 //! missing or corrupt local copy from a good replica (read repair).
 //!
 //! The chunk list of an object records the replicas chosen at write time (`ChunkRef::replicas`),
@@ -24,7 +24,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use ring::digest::{digest, SHA256};
 use tonic::transport::Channel;
 
-use crate::chunks::{cut, sha256, ChunkError, ChunkRef, ChunkStore};
+use crate::chunks::{checksum, cut, verify_sum, ChunkError, ChunkRef, ChunkStore};
 use repair::Hint;
 
 /// Another node of the cluster.
@@ -71,7 +71,7 @@ fn score(id: &str, node: &str) -> u64 {
 }
 
 fn wire(chunk: &ChunkRef) -> pb::Chunk {
-    pb::Chunk { id: chunk.id.clone(), sha256: chunk.sha256.clone(), len: chunk.len }
+    pb::Chunk { id: chunk.id.clone(), sum: chunk.sum.clone(), len: chunk.len }
 }
 
 impl Replicas {
@@ -112,7 +112,7 @@ impl Replicas {
     pub async fn put(&self, bytes: Vec<u8>) -> Result<ChunkRef, ChunkError> {
         let id = self.local.new_id()?;
         let replicas = self.place(&id);
-        let chunk = ChunkRef { id, len: bytes.len() as u64, sha256: sha256(&bytes), replicas };
+        let chunk = ChunkRef { id, len: bytes.len() as u64, sum: checksum(&bytes), replicas };
         let data = Bytes::from(bytes);
         let writes = chunk.replicas.iter().map(|node| {
             let data = data.clone();
@@ -210,8 +210,8 @@ impl Replicas {
             match peer.client.clone().get_chunk(request).await {
                 Ok(answer) => {
                     let data = answer.into_inner().data;
-                    let found = sha256(&data);
-                    if found == chunk.sha256 && data.len() as u64 == chunk.len {
+                    let (good, found) = verify_sum(&chunk.sum, &data);
+                    if good && data.len() as u64 == chunk.len {
                         return Ok(data);
                     }
                     problems.push(format!("{node}: sent bytes hashing to {found}"));

@@ -22,7 +22,7 @@ fn chunk_of(chunk: Option<pb::Chunk>) -> Result<ChunkRef, Status> {
     if !ChunkStore::valid_id(&chunk.id) {
         return Err(Status::invalid_argument(format!("chunk id {:?} is not 32 lowercase hex digits", chunk.id)));
     }
-    Ok(ChunkRef { id: chunk.id, len: chunk.len, sha256: chunk.sha256, replicas: Vec::new() })
+    Ok(ChunkRef { id: chunk.id, len: chunk.len, sum: chunk.sum, replicas: Vec::new() })
 }
 
 #[tonic::async_trait]
@@ -64,7 +64,7 @@ impl Replication for Service {
             return Err(Status::invalid_argument(format!("chunk id {bad:?} is not 32 lowercase hex digits")));
         }
         let chunks: Vec<ChunkRef> =
-            ids.into_iter().map(|id| ChunkRef { id, len: 0, sha256: String::new(), replicas: Vec::new() }).collect();
+            ids.into_iter().map(|id| ChunkRef { id, len: 0, sum: String::new(), replicas: Vec::new() }).collect();
         self.0.local.remove(&chunks).await;
         Ok(Response::new(pb::DeleteChunksResponse {}))
     }
