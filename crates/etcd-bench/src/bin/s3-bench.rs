@@ -155,6 +155,21 @@ fn report(
     println!("{row}");
 }
 
+/// `size` pseudo-random bytes: real objects (media, backups) do not compress, and Garage
+/// compresses blocks by default, so compressible test data would flatter it.
+fn incompressible(size: usize) -> Vec<u8> {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut out = Vec::with_capacity(size + 8);
+    while out.len() < size {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(size);
+    out
+}
+
 /// Objects each worker may write in a phase: the byte budget shared out.
 fn budget(load: &Load, size: usize, clients: usize) -> u64 {
     (load.max_bytes / size as u64 / clients as u64).max(1)
@@ -163,7 +178,7 @@ fn budget(load: &Load, size: usize, clients: usize) -> u64 {
 async fn run_s3(client: Arc<S3Client>, bucket: String, load: Load) -> anyhow::Result<()> {
     let _ = client.send(Method::PUT, &format!("/{bucket}"), "", &[], empty()).await;
     for &size in &load.sizes {
-        let data = Bytes::from((0..size).map(|i| (i * 31 % 251) as u8).collect::<Vec<u8>>());
+        let data = Bytes::from(incompressible(size));
         for &clients in &load.concurrency {
             let prefix = format!("{}/{size}/{clients}", load.label);
             let written: Arc<Vec<AtomicU64>> = Arc::new((0..clients).map(|_| AtomicU64::new(0)).collect());
@@ -249,7 +264,7 @@ async fn run_s3(client: Arc<S3Client>, bucket: String, load: Load) -> anyhow::Re
 async fn run_raw(dir: PathBuf, load: Load) -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir)?;
     for &size in &load.sizes {
-        let data = Arc::new((0..size).map(|i| (i * 31 % 251) as u8).collect::<Vec<u8>>());
+        let data = Arc::new(incompressible(size));
         for &clients in &load.concurrency {
             let cap = budget(&load, size, clients);
             let written: Arc<Vec<AtomicU64>> = Arc::new((0..clients).map(|_| AtomicU64::new(0)).collect());
