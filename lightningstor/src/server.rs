@@ -61,7 +61,15 @@ pub async fn build(config: LightningstorConfig, context: Context) -> anyhow::Res
     let metrics = chunks.metrics.clone();
     let admin = crate::admin::Admin::new(records.clone());
     let guard = photon_auth::Guard::new(auth.clone(), crate::admin::rules());
-    let s3 = Arc::new(S3 { records, chunks, keys, auth, identity, config: config.s3.clone() });
+    let s3 = Arc::new(S3 {
+        records,
+        chunks,
+        keys,
+        auth,
+        identity,
+        config: config.s3.clone(),
+        read_cache: Default::default(),
+    });
     let router = axum::Router::new().fallback(handle).with_state(s3);
     let listener = tokio::net::TcpListener::bind(config.s3.listen)
         .await

@@ -104,13 +104,13 @@ impl S3 {
     }
 
     pub async fn head_bucket(&self, call: &Call) -> Result<Response, S3Error> {
-        let bucket = self.bucket(name(call)).await?;
+        let bucket = self.bucket_for_read(name(call)).await?;
         self.allow(call, &bucket, Op::HEAD_BUCKET, None).await?;
         Ok((StatusCode::OK, [("x-amz-bucket-region", self.config.region.clone())]).into_response())
     }
 
     pub async fn bucket_location(&self, call: &Call) -> Result<Response, S3Error> {
-        let bucket = self.bucket(name(call)).await?;
+        let bucket = self.bucket_for_read(name(call)).await?;
         self.allow(call, &bucket, Op::GET_BUCKET_LOCATION, None).await?;
         let doc = format!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<LocationConstraint xmlns=\"{}\">{}</LocationConstraint>",
@@ -134,6 +134,7 @@ impl S3 {
         }
         self.abort_all(&bucket.name).await?;
         self.records.delete(&bucket_key(&bucket.name)).await?;
+        self.read_cache.forget(&bucket.name);
         tracing::info!(bucket = %bucket.name, principal = ?call.principal, "deleted a bucket");
         Ok(StatusCode::NO_CONTENT.into_response())
     }

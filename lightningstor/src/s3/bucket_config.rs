@@ -32,6 +32,7 @@ impl S3 {
             let mut bucket = current.value;
             change(&mut bucket);
             if self.records.update(&bucket_key(name), &bucket, current.version).await? {
+                self.read_cache.forget(name);
                 return Ok(());
             }
         }

@@ -49,7 +49,7 @@ impl S3 {
     /// The copy's source object, once the caller may read it and its conditions hold.
     async fn source(&self, call: &Call) -> Result<(Bucket, Object), S3Error> {
         let (bucket, key, version) = copy_source(header(call, "x-amz-copy-source").unwrap_or_default())?;
-        let bucket = self.bucket(&bucket).await?;
+        let bucket = self.bucket_for_read(&bucket).await?;
         let op = if version.is_some() { Op::GET_OBJECT_VERSION } else { Op::GET_OBJECT };
         self.allow(call, &bucket, op, Some(&key)).await?;
         let object = self.find(&bucket, &key, version.as_deref()).await?;

@@ -96,7 +96,7 @@ pub(super) fn url_encode(text: &str) -> String {
 impl S3 {
     pub async fn list_objects(&self, call: &Call) -> Result<Response, S3Error> {
         let Target::Bucket(name) = &call.target else { return Err(S3Error::invalid_request("no bucket")) };
-        let bucket = self.bucket(name).await?;
+        let bucket = self.bucket_for_read(name).await?;
         self.allow(call, &bucket, Op::LIST_OBJECTS, None).await?;
         let get = |k: &str| call.query.get(k).cloned().unwrap_or_default();
         let (prefix, delimiter) = (get("prefix"), get("delimiter"));

@@ -247,7 +247,7 @@ impl S3 {
 
     pub async fn list_parts(&self, call: &Call) -> Result<Response, S3Error> {
         let (bucket_name, key) = target(call);
-        let bucket = self.bucket(bucket_name).await?;
+        let bucket = self.bucket_for_read(bucket_name).await?;
         self.allow(call, &bucket, Op::LIST_PARTS, Some(key)).await?;
         let id = call.query.get("uploadId").cloned().unwrap_or_default();
         self.upload(bucket_name, key, &id).await?;
@@ -266,7 +266,7 @@ impl S3 {
 
     pub async fn list_uploads(&self, call: &Call) -> Result<Response, S3Error> {
         let (bucket_name, _) = target(call);
-        let bucket = self.bucket(bucket_name).await?;
+        let bucket = self.bucket_for_read(bucket_name).await?;
         self.allow(call, &bucket, Op::LIST_UPLOADS, None).await?;
         let mut xml = Xml::new("ListMultipartUploadsResult");
         xml.field("Bucket", bucket_name).field("IsTruncated", false);

@@ -214,7 +214,7 @@ impl S3 {
 
     pub async fn get_object(&self, call: &Call, head_only: bool) -> Result<Response, S3Error> {
         let (bucket_name, key) = target(call);
-        let bucket = self.bucket(bucket_name).await?;
+        let bucket = self.bucket_for_read(bucket_name).await?;
         let version = call.query.get("versionId").map(String::as_str);
         let op = if version.is_some() { Op::GET_OBJECT_VERSION } else { Op::GET_OBJECT };
         self.allow(call, &bucket, op, Some(key)).await?;

@@ -21,6 +21,32 @@ use crate::config::S3Section;
 use crate::meta::{bucket_key, Bucket};
 use crate::replication::Replicas;
 
+/// How long a bucket record read for a GET or LIST is reused.
+const BUCKET_CACHE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Bucket records recently read, for reads only (`S3::bucket_for_read`).
+#[derive(Default)]
+pub struct BucketCache(std::sync::Mutex<HashMap<String, (Bucket, std::time::Instant)>>);
+
+impl BucketCache {
+    fn get(&self, name: &str) -> Option<Bucket> {
+        let cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        cache.get(name).filter(|(_, at)| at.elapsed() < BUCKET_CACHE).map(|(b, _)| b.clone())
+    }
+
+    fn insert(&self, name: &str, bucket: &Bucket) {
+        let mut cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() > 10_000 {
+            cache.retain(|_, (_, at)| at.elapsed() < BUCKET_CACHE);
+        }
+        cache.insert(name.to_string(), (bucket.clone(), std::time::Instant::now()));
+    }
+
+    pub fn forget(&self, name: &str) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(name);
+    }
+}
+
 /// Everything a request needs.
 pub struct S3 {
     pub records: Records,
@@ -29,6 +55,7 @@ pub struct S3 {
     pub auth: Arc<AuthClient>,
     pub identity: Arc<ServiceToken>,
     pub config: S3Section,
+    pub read_cache: BucketCache,
 }
 
 /// An authenticated request.
@@ -246,11 +273,28 @@ impl S3 {
         Ok(self.auth.authorize_principal(&token, principal, op.iam, resource).await?)
     }
 
-    /// A bucket's record, or NoSuchBucket.
+    /// A bucket's record as it is now, or NoSuchBucket: what every change decides on (its
+    /// versioning state, that it still exists).
     pub async fn bucket(&self, name: &str) -> Result<Bucket, S3Error> {
         match self.records.get::<Bucket>(&bucket_key(name)).await? {
-            Some(bucket) => Ok(bucket.value),
-            None => Err(S3Error::no_such_bucket(format!("The specified bucket does not exist: {name}"))),
+            Some(bucket) => {
+                self.read_cache.insert(name, &bucket.value);
+                Ok(bucket.value)
+            }
+            None => {
+                self.read_cache.forget(name);
+                Err(S3Error::no_such_bucket(format!("The specified bucket does not exist: {name}")))
+            }
+        }
+    }
+
+    /// A bucket's record for a read, from a cache at most `BUCKET_CACHE` old (saving a metadata
+    /// round trip per GET or LIST). Decision: a read on another node may see a bucket's policy
+    /// change up to that late, as S3's own policy changes take a moment to apply.
+    pub async fn bucket_for_read(&self, name: &str) -> Result<Bucket, S3Error> {
+        match self.read_cache.get(name) {
+            Some(bucket) => Ok(bucket),
+            None => self.bucket(name).await,
         }
     }
 }

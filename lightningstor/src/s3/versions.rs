@@ -184,7 +184,7 @@ impl S3 {
     /// first, grouped at `delimiter`, paged by `key-marker` and `version-id-marker`.
     pub async fn list_versions(&self, call: &Call) -> Result<Response, S3Error> {
         let Target::Bucket(name) = &call.target else { return Err(S3Error::invalid_request("no bucket")) };
-        let bucket = self.bucket(name).await?;
+        let bucket = self.bucket_for_read(name).await?;
         self.allow(call, &bucket, Op::LIST_VERSIONS, None).await?;
         let get = |k: &str| call.query.get(k).cloned().unwrap_or_default();
         let (prefix, delimiter) = (get("prefix"), get("delimiter"));
