@@ -119,7 +119,7 @@ impl S3 {
             get("marker")
         };
         let page = self.scan_page(name, &prefix, &delimiter, &after, max).await?;
-        let mut xml = Xml::new("ListBucketResult");
+        let mut xml = Xml::with_capacity("ListBucketResult", 512 + 256 * (page.objects.len() + page.prefixes.len()));
         xml.field("Name", name).field("Prefix", enc(&prefix)).field("MaxKeys", max);
         if !delimiter.is_empty() {
             xml.field("Delimiter", enc(&delimiter));

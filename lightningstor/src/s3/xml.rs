@@ -14,7 +14,14 @@ pub struct Xml(String);
 
 impl Xml {
     pub fn new(root: &str) -> Self {
-        Self(format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<{root} xmlns=\"{NAMESPACE}\">"))
+        Self::with_capacity(root, 1024)
+    }
+
+    /// A document expected to grow to about `bytes` (a listing), written without regrowing.
+    pub fn with_capacity(root: &str, bytes: usize) -> Self {
+        let mut text = String::with_capacity(bytes);
+        text.push_str(&format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<{root} xmlns=\"{NAMESPACE}\">"));
+        Self(text)
     }
 
     pub fn open(&mut self, name: &str) -> &mut Self {
