@@ -36,11 +36,6 @@ impl Cli {
     }
 }
 
-/// Raft entries, RPC messages and records are allocated and freed on every core at once;
-/// mimalloc's per-thread heaps avoid glibc malloc's contention there.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli: Cli = photon_runtime::cli::parse::<Cli, FlaredbConfig>(&SPEC);
     let overrides = photon_runtime::cli::overrides_or_exit(&SPEC, cli.overrides());
