@@ -24,11 +24,6 @@ struct Cli {
     s3_listen: Option<std::net::SocketAddr>,
 }
 
-/// S3 requests allocate a lot (records, XML, headers) on several threads at once; profiles of
-/// listings showed glibc malloc's lock contention, which mimalloc's per-thread heaps avoid.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli: Cli = photon_runtime::cli::parse::<Cli, LightningstorConfig>(&SPEC);
     let mut overrides: Vec<_> = list_override("flaredb.endpoints", &cli.flaredb).into_iter().collect();
