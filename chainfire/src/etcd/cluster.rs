@@ -65,6 +65,20 @@ impl ClusterService {
         }
     }
 
+    /// Member `id` once this node has applied the change that added it: asked of a follower,
+    /// the change commits on the leader first, and the answer must not race this node's apply.
+    async fn applied(&self, id: u64) -> Result<Member, Status> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match self.find(id) {
+                Err(status) if std::time::Instant::now() < deadline && status.code() == tonic::Code::NotFound => {
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+                answer => return answer,
+            }
+        }
+    }
+
     fn find(&self, id: u64) -> Result<Member, Status> {
         self.members().into_iter().find(|m| m.id == id).ok_or_else(|| Status::not_found("etcdserver: member not found"))
     }
@@ -103,7 +117,7 @@ impl Cluster for ClusterService {
         if !request.is_learner {
             self.change(ChangeMembers::AddVoterIds(BTreeSet::from([id]))).await?;
         }
-        let member = self.find(id)?;
+        let member = self.applied(id).await?;
         Ok(Response::new(MemberAddResponse { header: self.header(), member: Some(member), members: self.members() }))
     }
 
