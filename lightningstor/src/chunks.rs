@@ -5,7 +5,8 @@
 //! is returned to the caller (it goes into the object's metadata) and checked on every read, so
 //! a chunk that rotted on disk is detected, never served.
 //!
-//! Memory stays bounded by one chunk per write in progress, whatever the object's size.
+//! Memory stays bounded by a few chunks per write in progress (`IN_FLIGHT` being stored and one
+//! being cut), whatever the object's size.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
