@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use iam::config::{IamConfig, SPEC};
-use photon_runtime::cli::list_override;
+use photon_runtime::cli::FlaredbArgs;
 use photon_runtime::CommonArgs;
 
 /// IAM: PhotonCloud's identities, tokens and authorization (stored in flaredb, which must be
@@ -15,9 +15,8 @@ use photon_runtime::CommonArgs;
 struct Cli {
     #[command(flatten)]
     common: CommonArgs,
-    /// flaredb API URLs, comma-separated (flaredb.endpoints).
-    #[arg(long, value_name = "URL,...", value_delimiter = ',')]
-    flaredb: Vec<String>,
+    #[command(flatten)]
+    flaredb: FlaredbArgs,
     /// File holding the first administrator's password (used only when there is none yet).
     #[arg(long, value_name = "FILE")]
     admin_password_file: Option<PathBuf>,
@@ -25,7 +24,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli: Cli = photon_runtime::cli::parse::<Cli, IamConfig>(&SPEC);
-    let overrides: Vec<_> = list_override("flaredb.endpoints", &cli.flaredb).into_iter().collect();
+    let overrides = cli.flaredb.overrides();
     let password_file = cli.admin_password_file;
     photon_runtime::run(SPEC, cli.common, overrides, move |config: IamConfig, context| async move {
         Ok(iam::server::build(config, context, password_file).await?)

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use lightningstor::config::{LightningstorConfig, SPEC};
-use photon_runtime::cli::list_override;
+use photon_runtime::cli::FlaredbArgs;
 use photon_runtime::{CommonArgs, ConfigValue};
 
 /// LightningStor: PhotonCloud's S3-compatible object storage (metadata in flaredb, access keys
@@ -13,9 +13,8 @@ use photon_runtime::{CommonArgs, ConfigValue};
 struct Cli {
     #[command(flatten)]
     common: CommonArgs,
-    /// flaredb API URLs, comma-separated (flaredb.endpoints).
-    #[arg(long, value_name = "URL,...", value_delimiter = ',')]
-    flaredb: Vec<String>,
+    #[command(flatten)]
+    flaredb: FlaredbArgs,
     /// IAM's API URL (iam.url).
     #[arg(long, value_name = "URL")]
     iam: Option<String>,
@@ -26,7 +25,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli: Cli = photon_runtime::cli::parse::<Cli, LightningstorConfig>(&SPEC);
-    let mut overrides: Vec<_> = list_override("flaredb.endpoints", &cli.flaredb).into_iter().collect();
+    let mut overrides = cli.flaredb.overrides();
     if let Some(iam) = cli.iam {
         overrides.push(("iam.url".to_string(), ConfigValue::from(iam)));
     }

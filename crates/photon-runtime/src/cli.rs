@@ -114,6 +114,21 @@ pub struct RaftArgs {
     pub cluster_config: Option<PathBuf>,
 }
 
+/// `--flaredb`, for services that keep their records in flaredb (their `[flaredb]` section).
+#[derive(Debug, Clone, clap::Args)]
+pub struct FlaredbArgs {
+    /// flaredb API URLs, comma-separated (flaredb.endpoints).
+    #[arg(long, value_name = "URL,...", value_delimiter = ',')]
+    pub flaredb: Vec<String>,
+}
+
+impl FlaredbArgs {
+    /// The overrides the flag sets (none when not given).
+    pub fn overrides(&self) -> Vec<(String, crate::ConfigValue)> {
+        list_override("flaredb.endpoints", &self.flaredb).into_iter().collect()
+    }
+}
+
 /// The override a list flag (`--flaredb A,B`) sets on `key`; none when the flag was not given.
 pub fn list_override(key: &str, values: &[String]) -> Option<(String, crate::ConfigValue)> {
     let values: Vec<crate::ConfigValue> = values.iter().map(|v| crate::ConfigValue::from(v.clone())).collect();
