@@ -7,20 +7,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use flaredb_client::records::RecordError;
 
-use super::address::Target;
 use super::error::S3Error;
 use super::policy::Op;
 use super::service::{Call, S3};
 use super::xml::{self, Xml};
 use crate::meta::{bucket_key, objects_prefix, versions_prefix, Bucket, Object};
 use photon_runtime::time::{iso8601, now_ms};
-
-fn name(call: &Call) -> &str {
-    match &call.target {
-        Target::Bucket(name) | Target::Object { bucket: name, .. } => name,
-        Target::Service => "",
-    }
-}
 
 /// The (org, project) a new bucket of `call`'s caller goes to.
 fn project_of(call: &Call) -> Result<(String, String), S3Error> {
@@ -67,7 +59,7 @@ impl S3 {
     }
 
     pub async fn create_bucket(&self, call: &Call, body: Body) -> Result<Response, S3Error> {
-        let name = name(call).to_string();
+        let name = call.bucket_name().to_string();
         let Some(owner) = call.principal.clone() else {
             return Err(S3Error::access_denied("Access Denied: creating a bucket needs a signed request"));
         };
@@ -104,13 +96,13 @@ impl S3 {
     }
 
     pub async fn head_bucket(&self, call: &Call) -> Result<Response, S3Error> {
-        let bucket = self.bucket_for_read(name(call)).await?;
+        let bucket = self.bucket_for_read(call.bucket_name()).await?;
         self.allow(call, &bucket, Op::HEAD_BUCKET, None).await?;
         Ok((StatusCode::OK, [("x-amz-bucket-region", self.config.region.clone())]).into_response())
     }
 
     pub async fn bucket_location(&self, call: &Call) -> Result<Response, S3Error> {
-        let bucket = self.bucket_for_read(name(call)).await?;
+        let bucket = self.bucket_for_read(call.bucket_name()).await?;
         self.allow(call, &bucket, Op::GET_BUCKET_LOCATION, None).await?;
         let doc = format!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<LocationConstraint xmlns=\"{}\">{}</LocationConstraint>",
@@ -121,7 +113,7 @@ impl S3 {
     }
 
     pub async fn delete_bucket(&self, call: &Call) -> Result<Response, S3Error> {
-        let bucket = self.bucket(name(call)).await?;
+        let bucket = self.bucket(call.bucket_name()).await?;
         self.allow(call, &bucket, Op::DELETE_BUCKET, None).await?;
         // Empty means no object, no noncurrent version and no delete marker.
         for prefix in [objects_prefix(&bucket.name), versions_prefix(&bucket.name)] {

@@ -7,20 +7,12 @@ use axum::body::Body;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use super::address::Target;
 use super::bucket::xml_response;
 use super::error::S3Error;
 use super::policy::{Op, Policy, MAX_POLICY_BYTES};
 use super::service::{Call, S3};
 use super::xml::{self, Xml};
 use crate::meta::{bucket_key, Bucket, Versioning};
-
-fn name(call: &Call) -> &str {
-    match &call.target {
-        Target::Bucket(name) | Target::Object { bucket: name, .. } => name,
-        Target::Service => "",
-    }
-}
 
 impl S3 {
     /// Applies `change` to bucket `name`'s record (retried against concurrent changes).
@@ -40,7 +32,7 @@ impl S3 {
     }
 
     pub async fn get_versioning(&self, call: &Call) -> Result<Response, S3Error> {
-        let bucket = self.bucket(name(call)).await?;
+        let bucket = self.bucket(call.bucket_name()).await?;
         self.allow(call, &bucket, Op::GET_VERSIONING, None).await?;
         let mut doc = Xml::new("VersioningConfiguration");
         match bucket.versioning {
@@ -56,7 +48,7 @@ impl S3 {
     }
 
     pub async fn put_versioning(&self, call: &Call, body: Body) -> Result<Response, S3Error> {
-        let bucket = self.bucket(name(call)).await?;
+        let bucket = self.bucket(call.bucket_name()).await?;
         self.allow(call, &bucket, Op::PUT_VERSIONING, None).await?;
         let text = xml::body_text(body, "VersioningConfiguration").await?;
         let doc = xml::parse(&text, "VersioningConfiguration")?;
@@ -83,7 +75,7 @@ impl S3 {
     }
 
     pub async fn get_policy(&self, call: &Call) -> Result<Response, S3Error> {
-        let bucket = self.bucket(name(call)).await?;
+        let bucket = self.bucket(call.bucket_name()).await?;
         self.allow_iam(call, Op::GET_POLICY, &bucket.resource()).await?;
         match bucket.policy {
             Some(text) => Ok(([("content-type", "application/json")], text).into_response()),
@@ -92,7 +84,7 @@ impl S3 {
     }
 
     pub async fn put_policy(&self, call: &Call, body: Body) -> Result<Response, S3Error> {
-        let bucket = self.bucket(name(call)).await?;
+        let bucket = self.bucket(call.bucket_name()).await?;
         self.allow_iam(call, Op::PUT_POLICY, &bucket.resource()).await?;
         let bytes = axum::body::to_bytes(body, MAX_POLICY_BYTES + 1)
             .await
@@ -106,7 +98,7 @@ impl S3 {
     }
 
     pub async fn delete_policy(&self, call: &Call) -> Result<Response, S3Error> {
-        let bucket = self.bucket(name(call)).await?;
+        let bucket = self.bucket(call.bucket_name()).await?;
         self.allow_iam(call, Op::DELETE_POLICY, &bucket.resource()).await?;
         self.change_bucket(&bucket.name, |b| b.policy = None).await?;
         tracing::info!(bucket = %bucket.name, principal = ?call.principal, "removed a bucket policy");

@@ -41,14 +41,10 @@ fn copy_source(text: &str) -> Result<(String, String, Option<String>), S3Error> 
     Ok((bucket, key, version))
 }
 
-fn header<'a>(call: &'a Call, name: &str) -> Option<&'a str> {
-    call.headers.get(name).and_then(|v| v.to_str().ok())
-}
-
 impl S3 {
     /// The copy's source object, once the caller may read it and its conditions hold.
     async fn source(&self, call: &Call) -> Result<(Bucket, Object), S3Error> {
-        let (bucket, key, version) = copy_source(header(call, "x-amz-copy-source").unwrap_or_default())?;
+        let (bucket, key, version) = copy_source(call.header("x-amz-copy-source").unwrap_or_default())?;
         let bucket = self.bucket_for_read(&bucket).await?;
         let op = if version.is_some() { Op::GET_OBJECT_VERSION } else { Op::GET_OBJECT };
         self.allow(call, &bucket, op, Some(&key)).await?;
@@ -66,13 +62,13 @@ impl S3 {
         let bucket = self.bucket(name).await?;
         self.allow(call, &bucket, Op::PUT_OBJECT, Some(key)).await?;
         let (source_bucket, source) = self.source(call).await?;
-        let replace = match header(call, "x-amz-metadata-directive").unwrap_or("COPY") {
+        let replace = match call.header("x-amz-metadata-directive").unwrap_or("COPY") {
             "COPY" => false,
             "REPLACE" => true,
             other => return Err(S3Error::invalid_argument(format!("unknown x-amz-metadata-directive {other:?}"))),
         };
         let onto_itself = source_bucket.name == bucket.name && source.key == *key;
-        if onto_itself && !replace && !header(call, "x-amz-copy-source").unwrap_or_default().contains("versionId=") {
+        if onto_itself && !replace && !call.header("x-amz-copy-source").unwrap_or_default().contains("versionId=") {
             return Err(S3Error::invalid_request(
                 "This copy request is illegal because it is trying to copy an object to itself without changing the \
                  object's metadata.",
@@ -123,7 +119,7 @@ impl S3 {
         self.allow(call, &bucket, Op::PUT_OBJECT, Some(key)).await?;
         let (id, number) = self.part_target(call).await?;
         let (_, source) = self.source(call).await?;
-        let (start, end) = match header(call, "x-amz-copy-source-range") {
+        let (start, end) = match call.header("x-amz-copy-source-range") {
             Some(text) => range(text, source.size)?,
             None => (0, source.size.saturating_sub(1)),
         };

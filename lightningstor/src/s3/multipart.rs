@@ -14,7 +14,6 @@ use md5::{Digest, Md5};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 
-use super::address::Target;
 use super::bucket::xml_response;
 use super::error::S3Error;
 use super::object::{content_type, hex, kept_headers, version_header, Stored};
@@ -54,14 +53,6 @@ fn part_key(id: &str, number: u32) -> String {
     format!("part/{id}/{number:05}")
 }
 
-fn target(call: &Call) -> (&str, &str) {
-    match &call.target {
-        Target::Object { bucket, key } => (bucket, key),
-        Target::Bucket(bucket) => (bucket, ""),
-        Target::Service => ("", ""),
-    }
-}
-
 /// The (number, ETag without quotes) of each `<Part>` of a CompleteMultipartUpload body.
 fn parse_complete(body: &str) -> Result<Vec<(u32, String)>, S3Error> {
     let doc = xml::parse(body, "CompleteMultipartUpload")?;
@@ -90,7 +81,7 @@ impl S3 {
     }
 
     pub async fn create_upload(&self, call: &Call) -> Result<Response, S3Error> {
-        let (bucket_name, key) = target(call);
+        let (bucket_name, key) = call.object();
         let bucket = self.bucket(bucket_name).await?;
         self.allow(call, &bucket, Op::PUT_OBJECT, Some(key)).await?;
         let mut id = [0u8; 16];
@@ -109,7 +100,7 @@ impl S3 {
     }
 
     pub async fn upload_part(&self, call: &Call, body: Body) -> Result<Response, S3Error> {
-        let (bucket_name, key) = target(call);
+        let (bucket_name, key) = call.object();
         let bucket = self.bucket(bucket_name).await?;
         self.allow(call, &bucket, Op::PUT_OBJECT, Some(key)).await?;
         let (id, number) = self.part_target(call).await?;
@@ -120,7 +111,7 @@ impl S3 {
 
     /// The upload id and part number an UploadPart(Copy) names, both checked.
     pub(super) async fn part_target(&self, call: &Call) -> Result<(String, u32), S3Error> {
-        let (bucket_name, key) = target(call);
+        let (bucket_name, key) = call.object();
         let id = call.query.get("uploadId").cloned().unwrap_or_default();
         self.upload(bucket_name, key, &id).await?;
         let number: u32 = call
@@ -150,7 +141,7 @@ impl S3 {
     }
 
     pub async fn complete_upload(&self, call: &Call, body: Body) -> Result<Response, S3Error> {
-        let (bucket_name, key) = target(call);
+        let (bucket_name, key) = call.object();
         let bucket = self.bucket(bucket_name).await?;
         self.allow(call, &bucket, Op::PUT_OBJECT, Some(key)).await?;
         let id = call.query.get("uploadId").cloned().unwrap_or_default();
@@ -216,7 +207,7 @@ impl S3 {
     }
 
     pub async fn abort_upload(&self, call: &Call) -> Result<Response, S3Error> {
-        let (bucket_name, key) = target(call);
+        let (bucket_name, key) = call.object();
         let bucket = self.bucket(bucket_name).await?;
         self.allow(call, &bucket, Op::ABORT_UPLOAD, Some(key)).await?;
         let id = call.query.get("uploadId").cloned().unwrap_or_default();
@@ -246,7 +237,7 @@ impl S3 {
     }
 
     pub async fn list_parts(&self, call: &Call) -> Result<Response, S3Error> {
-        let (bucket_name, key) = target(call);
+        let (bucket_name, key) = call.object();
         let bucket = self.bucket_for_read(bucket_name).await?;
         self.allow(call, &bucket, Op::LIST_PARTS, Some(key)).await?;
         let id = call.query.get("uploadId").cloned().unwrap_or_default();
@@ -265,7 +256,7 @@ impl S3 {
     }
 
     pub async fn list_uploads(&self, call: &Call) -> Result<Response, S3Error> {
-        let (bucket_name, _) = target(call);
+        let (bucket_name, _) = call.object();
         let bucket = self.bucket_for_read(bucket_name).await?;
         self.allow(call, &bucket, Op::LIST_UPLOADS, None).await?;
         let mut xml = Xml::new("ListMultipartUploadsResult");

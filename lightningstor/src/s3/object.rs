@@ -15,7 +15,6 @@ use photon_auth::sigv4::signing_key;
 use photon_auth::sigv4_stream::{decode, Chunks};
 use ring::digest::{Context, SHA256};
 
-use super::address::Target;
 use super::error::S3Error;
 use super::policy::Op;
 use super::service::{Call, S3};
@@ -28,13 +27,6 @@ const KEPT: [&str; 5] = ["cache-control", "content-disposition", "content-encodi
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-fn target(call: &Call) -> (&str, &str) {
-    match &call.target {
-        Target::Object { bucket, key } => (bucket, key),
-        _ => ("", ""),
-    }
 }
 
 /// A body that went past the size limit while streaming (its declared length said less).
@@ -90,7 +82,7 @@ pub(super) fn range(text: &str, size: u64) -> Result<(u64, u64), S3Error> {
 
 impl S3 {
     pub async fn put_object(&self, call: &Call, body: Body) -> Result<Response, S3Error> {
-        let (bucket_name, key) = target(call);
+        let (bucket_name, key) = call.object();
         let bucket = self.bucket(bucket_name).await?;
         self.allow(call, &bucket, Op::PUT_OBJECT, Some(key)).await?;
         let received = self.receive(call, body).await?;
@@ -125,8 +117,7 @@ impl S3 {
     /// Stores a request body as durable chunks: decoded as its signature mode says, checked
     /// against the size limit, Content-MD5 and a signed payload hash; nothing stays on failure.
     pub(super) async fn receive(&self, call: &Call, body: Body) -> Result<Stored, S3Error> {
-        let declared =
-            header(&call.headers, "x-amz-decoded-content-length").or_else(|| header(&call.headers, "content-length"));
+        let declared = call.header("x-amz-decoded-content-length").or_else(|| call.header("content-length"));
         if let Some(length) = declared.and_then(|l| l.parse::<u64>().ok()) {
             if length > self.config.max_object_bytes {
                 return Err(S3Error::entity_too_large(format!(
@@ -135,7 +126,7 @@ impl S3 {
                 )));
             }
         }
-        let content_md5 = match header(&call.headers, "content-md5") {
+        let content_md5 = match call.header("content-md5") {
             Some(b64) => Some(
                 base64::engine::general_purpose::STANDARD
                     .decode(b64)
@@ -145,7 +136,7 @@ impl S3 {
             ),
             None => None,
         };
-        let payload = header(&call.headers, "x-amz-content-sha256").unwrap_or("UNSIGNED-PAYLOAD").to_string();
+        let payload = call.header("x-amz-content-sha256").unwrap_or("UNSIGNED-PAYLOAD").to_string();
         let raw = body.into_data_stream().map(|piece| piece.map_err(std::io::Error::other));
         let body: std::pin::Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>> = match payload.as_str() {
             "STREAMING-AWS4-HMAC-SHA256-PAYLOAD" | "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER" => {
@@ -213,7 +204,7 @@ impl S3 {
     }
 
     pub async fn get_object(&self, call: &Call, head_only: bool) -> Result<Response, S3Error> {
-        let (bucket_name, key) = target(call);
+        let (bucket_name, key) = call.object();
         let bucket = self.bucket_for_read(bucket_name).await?;
         let version = call.query.get("versionId").map(String::as_str);
         let op = if version.is_some() { Op::GET_OBJECT_VERSION } else { Op::GET_OBJECT };
@@ -223,7 +214,7 @@ impl S3 {
         if !preconditions(&call.headers, "", &object)? {
             return Ok((StatusCode::NOT_MODIFIED, [("etag", etag)]).into_response());
         }
-        let (start, end, status) = match header(&call.headers, "range") {
+        let (start, end, status) = match call.header("range") {
             Some(text) => {
                 let (start, end) = range(text, object.size)?;
                 (start, end, StatusCode::PARTIAL_CONTENT)
@@ -293,7 +284,7 @@ impl S3 {
     }
 
     pub async fn delete_object(&self, call: &Call) -> Result<Response, S3Error> {
-        let (bucket_name, key) = target(call);
+        let (bucket_name, key) = call.object();
         let bucket = self.bucket(bucket_name).await?;
         let version = call.query.get("versionId").map(String::as_str);
         let op = if version.is_some() { Op::DELETE_OBJECT_VERSION } else { Op::DELETE_OBJECT };

@@ -70,6 +70,27 @@ pub struct Call {
     pub signer: Option<(String, Credential)>,
 }
 
+impl Call {
+    /// The bucket the request names (empty for the service itself).
+    pub fn bucket_name(&self) -> &str {
+        self.object().0
+    }
+
+    /// The (bucket, key) the request names; the key is empty for a bucket.
+    pub fn object(&self) -> (&str, &str) {
+        match &self.target {
+            Target::Object { bucket, key } => (bucket, key),
+            Target::Bucket(bucket) => (bucket, ""),
+            Target::Service => ("", ""),
+        }
+    }
+
+    /// A request header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
 /// S3's limits: the request's header section, and the user metadata (`x-amz-meta-*`) in it.
 const MAX_HEADER_BYTES: usize = 8 * 1024;
 const MAX_METADATA_BYTES: usize = 2 * 1024;
