@@ -1,7 +1,7 @@
 //! The key-value operations, shared by the gRPC and REST APIs: validation, routing to the
 //! region, and the read or proposal. Keys and results here are user keys of one namespace.
 
-use photon_raft::rocksdb::{Direction, IteratorMode};
+use photon_raft::rocksdb::{Direction, IteratorMode, ReadOptions};
 
 use crate::error::FlareError;
 use crate::keys::{self, StoredRecord, CF_DATA};
@@ -195,10 +195,15 @@ impl Store {
         } else {
             IteratorMode::From(&lower, Direction::Forward)
         };
+        // Bounds let RocksDB stop at the range's ends instead of stepping over the tombstones
+        // of deleted keys beyond them (a listing after a mass delete otherwise walks them all).
+        let mut bounds = ReadOptions::default();
+        bounds.set_iterate_lower_bound(lower.clone());
+        bounds.set_iterate_upper_bound(upper.clone());
         let now = keys::now_ms();
         let mut page = ScanPage::default();
         let mut last: Option<Vec<u8>> = None;
-        for item in self.db.iterator_cf(cf, mode) {
+        for item in self.db.iterator_cf_opt(cf, bounds, mode) {
             let (key, value) = item.map_err(|e| FlareError::Storage(e.to_string()))?;
             if key.as_ref() >= upper.as_slice() {
                 if scan.reverse {
