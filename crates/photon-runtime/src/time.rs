@@ -32,10 +32,36 @@ pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 
 /// `2013-05-24T00:00:00.000Z`.
 pub fn iso8601(ms: i64) -> String {
+    let mut out = String::with_capacity(24);
+    iso8601_into(&mut out, ms);
+    out
+}
+
+/// Appends `iso8601(ms)` to `out` without the formatting machinery (listings write a thousand).
+pub fn iso8601_into(out: &mut String, ms: i64) {
     let (secs, millis) = (ms.div_euclid(1000), ms.rem_euclid(1000));
     let (y, m, d) = civil(secs.div_euclid(86_400));
     let t = secs.rem_euclid(86_400);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z", t / 3600, t % 3600 / 60, t % 60)
+    if !(0..=9999).contains(&y) {
+        use std::fmt::Write;
+        let _ = write!(out, "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z", t / 3600, t % 3600 / 60, t % 60);
+        return;
+    }
+    let mut text = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, width: usize, mut n: i64| {
+        for i in (at..at + width).rev() {
+            text[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    };
+    put(0, 4, y);
+    put(5, 2, m);
+    put(8, 2, d);
+    put(11, 2, t / 3600);
+    put(14, 2, t % 3600 / 60);
+    put(17, 2, t % 60);
+    put(20, 3, millis);
+    out.push_str(std::str::from_utf8(&text).unwrap_or_default());
 }
 
 /// `Fri, 24 May 2013 00:00:00 GMT`.
@@ -81,5 +107,9 @@ mod tests {
         assert_eq!(parse_http_date("Fri, 24 May 2013 00:00:00 +0000"), Some(ms));
         let leap = parse_http_date("Thu, 29 Feb 2024 12:34:56 GMT").unwrap();
         assert_eq!(http_date(leap), "Thu, 29 Feb 2024 12:34:56 GMT");
+        assert_eq!(iso8601(leap + 789), "2024-02-29T12:34:56.789Z");
+        assert_eq!(iso8601(-1), "1969-12-31T23:59:59.999Z");
+        let far = days_from_civil(10_000, 1, 1) * 86_400_000;
+        assert_eq!(iso8601(far), "10000-01-01T00:00:00.000Z", "years past 9999 are written in full");
     }
 }

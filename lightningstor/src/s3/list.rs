@@ -3,6 +3,8 @@
 //! per page, keys URL-encoded when asked (`encoding-type=url`). A page is read by range scans
 //! from where the last one ended, jumping past the keys a common prefix stands for.
 
+use std::borrow::Cow;
+
 use axum::response::Response;
 
 use super::address::Target;
@@ -12,7 +14,6 @@ use super::policy::Op;
 use super::service::{Call, S3};
 use super::xml::Xml;
 use crate::meta::{objects_prefix, Listed};
-use photon_runtime::time::iso8601;
 
 /// One page: the objects and common prefixes after `after`, and whether more follow.
 struct Page {
@@ -93,6 +94,15 @@ pub(super) fn url_encode(text: &str) -> String {
     photon_auth::sigv4::encode(text).replace("%2F", "/")
 }
 
+/// `text` URL-encoded when the listing asked for it (`encoding-type=url`), else as it is.
+fn url_encoded(url: bool, text: &str) -> Cow<'_, str> {
+    if url {
+        Cow::Owned(url_encode(text))
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
 impl S3 {
     pub async fn list_objects(&self, call: &Call) -> Result<Response, S3Error> {
         let Target::Bucket(name) = &call.target else { return Err(S3Error::invalid_request("no bucket")) };
@@ -106,7 +116,7 @@ impl S3 {
             Some("url") => true,
             Some(other) => return Err(S3Error::invalid_argument(format!("encoding-type {other:?} is not 'url'"))),
         };
-        let enc = |text: &str| if url { url_encode(text) } else { text.to_string() };
+        let enc = |text| url_encoded(url, text);
         let v2 = get("list-type") == "2";
         let token = get("continuation-token");
         let after = if v2 {
@@ -147,15 +157,15 @@ impl S3 {
         }
         for object in &page.objects {
             xml.open("Contents")
-                .field("Key", enc(&object.key))
-                .field("LastModified", iso8601(object.modified_ms))
-                .field("ETag", format!("\"{}\"", object.etag))
-                .field("Size", object.size)
-                .field("StorageClass", "STANDARD")
+                .text("Key", &enc(&object.key))
+                .time("LastModified", object.modified_ms)
+                .etag(&object.etag)
+                .number("Size", object.size)
+                .raw("<StorageClass>STANDARD</StorageClass>")
                 .close("Contents");
         }
         for common in &page.prefixes {
-            xml.open("CommonPrefixes").field("Prefix", enc(common)).close("CommonPrefixes");
+            xml.open("CommonPrefixes").text("Prefix", &enc(common)).close("CommonPrefixes");
         }
         Ok(xml_response(xml.finish("ListBucketResult")))
     }

@@ -56,6 +56,51 @@ impl Xml {
         self
     }
 
+    /// `field` for text already at hand: escaped only if it holds a special character.
+    pub fn text(&mut self, name: &str, text: &str) -> &mut Self {
+        self.0.push('<');
+        self.0.push_str(name);
+        self.0.push('>');
+        if text.bytes().any(|b| matches!(b, b'&' | b'<' | b'>' | b'"' | b'\'')) {
+            escape_into(&mut self.0, text);
+        } else {
+            self.0.push_str(text);
+        }
+        self.close(name)
+    }
+
+    /// A quoted ETag, as S3 writes it in XML (`&quot;<hex>&quot;`).
+    pub fn etag(&mut self, etag: &str) -> &mut Self {
+        self.0.push_str("<ETag>&quot;");
+        escape_into(&mut self.0, etag);
+        self.0.push_str("&quot;</ETag>");
+        self
+    }
+
+    /// A timestamp (`LastModified`) in ISO 8601.
+    pub fn time(&mut self, name: &str, ms: i64) -> &mut Self {
+        self.open(name);
+        photon_runtime::time::iso8601_into(&mut self.0, ms);
+        self.close(name)
+    }
+
+    /// A number, written without the formatting machinery (listings write thousands).
+    pub fn number(&mut self, name: &str, mut n: u64) -> &mut Self {
+        self.open(name);
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.0.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
+        self.close(name)
+    }
+
     /// Appends an already written fragment.
     pub fn raw(&mut self, fragment: &str) -> &mut Self {
         self.0.push_str(fragment);
