@@ -21,6 +21,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Chunk replicas travel as `bytes::Bytes`: sent to several peers without a copy each.
     tonic_prost_build::configure()
         .bytes(".photon.lightningstor.v1")
+        // Scanned values are sliced out of the response buffer instead of copied one by one.
+        .bytes(".photon.flaredb.v1.Record.value")
         // LightningStor's management messages double as its REST bodies.
         .message_attribute(".photon.lightningstor.v1.BucketInfo", "#[derive(serde::Serialize, serde::Deserialize)]")
         .message_attribute(

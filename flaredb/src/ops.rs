@@ -12,7 +12,7 @@ use crate::store::Store;
 pub use photon_api::flaredb::v1::Record;
 
 fn from_stored(key: Vec<u8>, record: StoredRecord) -> Record {
-    Record { key, value: record.value, version: record.version, expires_at_ms: record.expires_at_ms }
+    Record { key, value: record.value.into(), version: record.version, expires_at_ms: record.expires_at_ms }
 }
 
 /// What a scan asks for (see `ScanRequest` in the proto).

@@ -46,7 +46,7 @@ fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, FlareError> {
 fn record_json(record: Record) -> Value {
     let mut doc = Map::new();
     doc.insert("key".into(), String::from_utf8_lossy(&record.key).into());
-    photon_runtime::rest::put_bytes(&mut doc, "value", record.value);
+    photon_runtime::rest::put_bytes(&mut doc, "value", record.value.to_vec());
     doc.insert("version".into(), record.version.into());
     if record.expires_at_ms != 0 {
         doc.insert("expires_at_ms".into(), record.expires_at_ms.into());

@@ -18,7 +18,7 @@ async fn the_client_does_crud_batches_cas_and_scans() {
     let env = Env::start(1, &[]).await;
     let db = Client::connect(config(&env, &[0])).await.unwrap();
     assert_eq!(db.put("default", b"a", b"1").await.unwrap(), 1);
-    assert_eq!(db.get("default", b"a").await.unwrap().unwrap().value, b"1");
+    assert_eq!(&db.get("default", b"a").await.unwrap().unwrap().value[..], b"1");
     assert!(db.get("default", b"none").await.unwrap().is_none());
     let entries: Vec<(Vec<u8>, Vec<u8>)> = (0..30).map(|i| (format!("s/{i:02}").into_bytes(), b"v".to_vec())).collect();
     assert_eq!(db.batch_put("default", &entries).await.unwrap().len(), 30);
@@ -31,7 +31,7 @@ async fn the_client_does_crud_batches_cas_and_scans() {
     let (won, record) = db.compare_and_swap("default", b"a", 1, b"2").await.unwrap();
     assert!(won && record.unwrap().version == 2);
     let (won, record) = db.compare_and_swap("default", b"a", 1, b"3").await.unwrap();
-    assert!(!won && record.unwrap().value == b"2");
+    assert!(!won && record.unwrap().value[..] == b"2"[..]);
     assert!(db.delete("default", b"a").await.unwrap());
     // A refusal is reported as such, with the server's words.
     match db.put("nosuch", b"k", b"v").await {

@@ -21,7 +21,7 @@ fn put(namespace: &str, key: &str, value: &str) -> PutRequest {
 
 async fn read(kv: &mut KvClient<Channel>, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, tonic::Status> {
     let request = GetRequest { namespace: namespace.into(), key: key.into(), region: None };
-    Ok(kv.get(request).await?.into_inner().record.map(|r| r.value))
+    Ok(kv.get(request).await?.into_inner().record.map(|r| r.value.to_vec()))
 }
 
 /// Every key of `namespace` under `prefix` as `store` sees it (strong: linearizable).

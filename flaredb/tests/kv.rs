@@ -27,7 +27,7 @@ async fn crud_batches_and_versions_through_grpc() {
     assert_eq!(kv.put(put("a", "1")).await.unwrap().into_inner().version, 1);
     assert_eq!(kv.put(put("a", "2")).await.unwrap().into_inner().version, 2);
     let record = kv.get(get("a")).await.unwrap().into_inner().record.unwrap();
-    assert_eq!((record.value.as_slice(), record.version), (b"2".as_slice(), 2));
+    assert_eq!((&record.value[..], record.version), (b"2".as_slice(), 2));
     assert!(kv.get(get("missing")).await.unwrap().into_inner().record.is_none());
 
     let entries = ["x", "y", "x2"].map(|k| Entry { key: k.into(), value: format!("v-{k}").into(), ttl_seconds: 0 });

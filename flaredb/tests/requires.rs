@@ -48,5 +48,5 @@ async fn losing_chainfire_degrades_health_and_keeps_serving() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(got.record.unwrap().value, b"serving");
+    assert_eq!(&got.record.unwrap().value[..], b"serving");
 }

@@ -61,11 +61,11 @@ async fn a_split_keeps_every_key_scans_cross_it_and_it_survives_a_restart() {
             region: Some(RegionEpoch { id: 1, epoch: before }),
         };
         assert_eq!(kv.put(put).await.unwrap_err().code(), tonic::Code::FailedPrecondition, "nothing written");
-        assert_eq!(db.get("default", key.as_bytes()).await.unwrap().unwrap().value, b"v");
+        assert_eq!(&db.get("default", key.as_bytes()).await.unwrap().unwrap().value[..], b"v");
     }
     let current = Some(RegionEpoch { id: 1, epoch: after });
     let get = GetRequest { namespace: "default".into(), key: "k010".into(), region: current };
-    assert_eq!(kv.get(get).await.unwrap().into_inner().record.unwrap().value, b"v");
+    assert_eq!(&kv.get(get).await.unwrap().into_inner().record.unwrap().value[..], b"v");
 
     // A page stops at the boundary and the continuation carries on into the right region.
     let (_, page) = curl(&env.stores[0], "GET", "/api/v1/scan?start=k040&end=k060", None);
@@ -96,8 +96,8 @@ async fn a_split_keeps_every_key_scans_cross_it_and_it_survives_a_restart() {
     env.stores[0].wait_healthy(Duration::from_secs(30)).await;
     assert_eq!(regions(&env, 0).await.len(), 2, "both regions are back after a restart");
     let db = Client::connect(client_config(&env)).await.unwrap();
-    assert_eq!(db.get("default", b"k010").await.unwrap().unwrap().value, b"left");
-    assert_eq!(db.get("default", b"k090").await.unwrap().unwrap().value, b"right");
+    assert_eq!(&db.get("default", b"k010").await.unwrap().unwrap().value[..], b"left");
+    assert_eq!(&db.get("default", b"k090").await.unwrap().unwrap().value[..], b"right");
     assert_eq!(db.scan("default", b"", b"", ScanOptions::default()).await.unwrap().len(), 100);
 }
 

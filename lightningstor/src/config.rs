@@ -68,6 +68,9 @@ pub struct IamSection {
 #[serde(deny_unknown_fields)]
 pub struct StorageSection {
     pub chunk_bytes: usize,
+    /// How long the chunks of deleted or overwritten data stay on disk before they are deleted
+    /// in the background (space comes back after it; 0: at once).
+    pub delete_delay_ms: u64,
 }
 
 /// `[replication]`: the other nodes that hold copies of this node's chunks. With no peers the
@@ -125,7 +128,7 @@ impl ServiceConfig for LightningstorConfig {
                 credentials_file: None,
                 cache_ttl_ms: 10_000,
             },
-            storage: StorageSection { chunk_bytes: 8 << 20 },
+            storage: StorageSection { chunk_bytes: 8 << 20, delete_delay_ms: 600_000 },
             replication: ReplicationSection {
                 node_id: String::new(),
                 listen: SocketAddr::from(([127, 0, 0, 1], 9094)),

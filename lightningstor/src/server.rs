@@ -14,6 +14,7 @@ use photon_runtime::{Api, Context, HealthReport, HealthStatus};
 use crate::chunks::ChunkStore;
 use crate::config::{LightningstorConfig, ReplicationSection};
 use crate::replication::server::PeerTls;
+use crate::replication::trash::Trash;
 use crate::replication::{Peer, Replicas};
 use crate::s3::service::{handle, S3};
 
@@ -35,7 +36,11 @@ pub async fn build(config: LightningstorConfig, context: Context) -> anyhow::Res
 
     let data = config.server.data_dir.join("chunks");
     let local = ChunkStore::open(&data, config.storage.chunk_bytes)?;
-    let chunks = Arc::new(replicas(&config.replication, local, records.clone(), &context)?);
+    let delay = Duration::from_millis(config.storage.delete_delay_ms);
+    let trash = Trash::open(&config.server.data_dir.join("trash.log"), delay)?;
+    let chunks = Arc::new(replicas(&config.replication, local, records.clone(), trash, &context)?);
+    let (trash_runner, shutdown) = (chunks.clone(), context.shutdown.clone());
+    context.tasks.spawn(async move { trash_runner.run_trash(shutdown).await });
     if !chunks.peers.is_empty() {
         let tls = match (&context.tls.identity, &context.tls.trust) {
             (Some((cert, key)), Some(ca)) => Some(PeerTls { cert: cert.clone(), key: key.clone(), ca: ca.clone() }),
@@ -93,6 +98,8 @@ pub async fn build(config: LightningstorConfig, context: Context) -> anyhow::Res
     );
     registry.register("lightningstor_chunk_repairs", "Chunks rewritten on this node from a replica", metrics.repairs);
     registry.register("lightningstor_repairs_pending", "Repair hints this node still owes", metrics.pending);
+    registry.register("lightningstor_trash_chunks", "Chunks dropped and waiting to be deleted", metrics.trash_chunks);
+    registry.register("lightningstor_trash_bytes", "Bytes of chunks waiting to be deleted", metrics.trash_bytes);
     Ok(api)
 }
 
@@ -101,6 +108,7 @@ fn replicas(
     config: &ReplicationSection,
     local: ChunkStore,
     hints: flaredb_client::records::Records,
+    trash: Trash,
     context: &Context,
 ) -> anyhow::Result<Replicas> {
     let node = if config.node_id.is_empty() {
@@ -123,7 +131,7 @@ fn replicas(
         peers.push(Peer { id, client });
     }
     let timeout = Duration::from_millis(config.timeout_ms);
-    let replicas = Replicas::new(local, node, peers, config.copies, timeout, hints);
+    let replicas = Replicas::new(local, node, peers, config.copies, timeout, hints, trash);
     tracing::info!(
         node = %replicas.node,
         peers = replicas.peers.len(),

@@ -5,28 +5,14 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::Stack;
-
-/// Chunk files under `dir` (temporaries included).
-fn files(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        if entry.path().is_dir() {
-            out.extend(files(&entry.path()));
-        } else {
-            out.push(entry.path().display().to_string());
-        }
-    }
-    out
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_s3_errors_and_leaves_nothing() {
     let mut stack = Stack::start(&[
         ("LIGHTNINGSTOR_S3_MAX_OBJECT_BYTES", "1048576"),
         ("LIGHTNINGSTOR_STORAGE_CHUNK_BYTES", "65536"),
+        ("LIGHTNINGSTOR_STORAGE_DELETE_DELAY_MS", "0"),
     ])
     .await;
     let (ok, out, err) = stack.python("bad_input.py", &[], &[]).await;
@@ -34,10 +20,10 @@ async fn bad_input_gets_s3_errors_and_leaves_nothing() {
     assert!(out.contains("bad input suite passed"), "{out}");
     // Dropped objects' chunks are removed in the background, within moments.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let mut left = files(&stack.storage.dir().join("data/chunks"));
+    let mut left = common::chunk_files(&stack.storage);
     while !left.is_empty() && std::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        left = files(&stack.storage.dir().join("data/chunks"));
+        left = common::chunk_files(&stack.storage);
     }
     assert!(left.is_empty(), "chunks stayed on disk after every object and upload went: {left:?}");
     assert!(stack.storage.wait_healthy(std::time::Duration::from_secs(5)).await["status"] == "healthy");

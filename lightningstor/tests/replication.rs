@@ -21,28 +21,12 @@ async fn phase(stack: &Stack, name: &str, endpoints: &[&Node], manifest: &Path, 
     eprintln!("{out}");
 }
 
-/// Every chunk file under a node's data directory, relative to it.
 fn chunk_files(node: &Node) -> Vec<PathBuf> {
-    let root = node.server.dir().join("data/chunks");
-    let mut out = Vec::new();
-    for shard in std::fs::read_dir(&root).unwrap().flatten() {
-        for file in std::fs::read_dir(shard.path()).unwrap().flatten() {
-            out.push(file.path().strip_prefix(&root).unwrap().to_path_buf());
-        }
-    }
-    out.sort();
-    out
+    common::chunk_files(&node.server)
 }
 
-/// A number from a node's `/metrics`.
 fn metric(node: &Node, name: &str) -> f64 {
-    let (_, body) = node.server.curl("GET", "/metrics", None, &[]);
-    let text = body.as_str().unwrap_or_default().to_string();
-    text.lines()
-        .find(|l| l.starts_with(name) && !l.starts_with('#'))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("{name} is not in /metrics:\n{text}"))
+    common::metric(&node.server, name)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

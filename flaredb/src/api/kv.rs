@@ -142,7 +142,7 @@ impl Kv for KvService {
                         kind: pb::watch_event::Kind::Put as i32,
                         record: Some(pb::Record {
                             key: key.to_vec(),
-                            value: r.value.clone(),
+                            value: r.value.clone().into(),
                             version: r.version,
                             expires_at_ms: r.expires_at_ms,
                         }),

@@ -11,6 +11,7 @@
 
 pub mod repair;
 pub mod server;
+pub mod trash;
 
 use std::time::Duration;
 
@@ -42,6 +43,9 @@ pub struct ReplicaMetrics {
     pub repairs: Counter,
     /// Repair hints waiting for this node.
     pub pending: Gauge,
+    /// Chunks (and their bytes) dropped but not yet deleted (`trash`).
+    pub trash_chunks: Gauge,
+    pub trash_bytes: Gauge,
 }
 
 /// The chunk store the S3 layer writes to and reads from: this node's disk and its peers.
@@ -53,6 +57,8 @@ pub struct Replicas {
     timeout: Duration,
     /// Where repair hints live (flaredb).
     hints: Records,
+    /// Chunks waiting to be deleted.
+    trash: trash::Trash,
     pub metrics: ReplicaMetrics,
 }
 
@@ -82,9 +88,12 @@ impl Replicas {
         copies: usize,
         timeout: Duration,
         hints: Records,
+        trash: trash::Trash,
     ) -> Self {
         let copies = copies.clamp(1, peers.len() + 1);
-        Self { local, node, peers, copies, timeout, hints, metrics: ReplicaMetrics::default() }
+        let replicas = Self { local, node, peers, copies, timeout, hints, trash, metrics: ReplicaMetrics::default() };
+        replicas.count_trash();
+        replicas
     }
 
     /// How many replicas a write needs before it is acknowledged.
@@ -224,16 +233,6 @@ impl Replicas {
             chunk.id,
             problems.join("; ")
         ))))
-    }
-
-    /// Deletes chunks in the background: nothing refers to them any more, so the request that
-    /// dropped them need not wait for the disks (a crash first leaves orphans, see ARCHITECTURE).
-    pub fn remove_later(self: &std::sync::Arc<Self>, chunks: Vec<ChunkRef>) {
-        if chunks.is_empty() {
-            return;
-        }
-        let this = self.clone();
-        tokio::spawn(async move { this.remove(&chunks).await });
     }
 
     /// Deletes chunks from every replica; a replica that cannot be reached gets a hint.

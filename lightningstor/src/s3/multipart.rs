@@ -135,7 +135,7 @@ impl S3 {
             return Err(e.into());
         }
         if let Some(old) = old {
-            self.chunks.remove(&old.value.chunks).await;
+            self.chunks.remove_later(old.value.chunks);
         }
         Ok(part)
     }
@@ -191,7 +191,7 @@ impl S3 {
         self.publish(&bucket, &mut object).await?;
         for (number, part) in &stored {
             if !wanted.iter().any(|(n, _)| n == number) {
-                self.chunks.remove(&part.chunks).await;
+                self.chunks.remove_later(part.chunks.clone());
             }
             self.records.delete(&part_key(&id, *number)).await?;
         }
@@ -229,8 +229,8 @@ impl S3 {
     /// Removes upload `id`: its parts' chunks and records, then its own record.
     async fn discard(&self, bucket: &str, id: &str) -> Result<(), S3Error> {
         for (record, part) in self.records.list::<Part>(&parts_prefix(id)).await? {
-            self.chunks.remove(&part.chunks).await;
             self.records.delete(&record).await?;
+            self.chunks.remove_later(part.chunks);
         }
         self.records.delete(&upload_key(bucket, id)).await?;
         Ok(())

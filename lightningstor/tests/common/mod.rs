@@ -200,3 +200,33 @@ pub fn run_raw(program: &str, args: &[&str], env: &[(&str, &str)]) -> (bool, Vec
     let out = command.output().unwrap_or_else(|e| panic!("{program} runs: {e}"));
     (out.status.success(), out.stdout, String::from_utf8_lossy(&out.stderr).into_owned())
 }
+
+/// Every chunk file (temporaries included) under a server's data directory, relative to it,
+/// sorted.
+pub fn chunk_files(server: &TestServer) -> Vec<PathBuf> {
+    fn walk(dir: &std::path::Path, root: &std::path::Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if entry.path().is_dir() {
+                walk(&entry.path(), root, out);
+            } else if let Ok(relative) = entry.path().strip_prefix(root) {
+                out.push(relative.to_path_buf());
+            }
+        }
+    }
+    let root = server.dir().join("data/chunks");
+    let mut out = Vec::new();
+    walk(&root, &root, &mut out);
+    out.sort();
+    out
+}
+
+/// A number from a server's `/metrics`.
+pub fn metric(server: &TestServer, name: &str) -> f64 {
+    let (_, body) = server.curl("GET", "/metrics", None, &[]);
+    let text = body.as_str().unwrap_or_default().to_string();
+    text.lines()
+        .find(|l| l.starts_with(name) && !l.starts_with('#'))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{name} is not in /metrics:\n{text}"))
+}
