@@ -8,7 +8,6 @@
 //! Memory stays bounded by a few chunks per write in progress (`IN_FLIGHT` being stored and one
 //! being cut), whatever the object's size.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -168,9 +167,7 @@ impl ChunkStore {
             let shard = path.parent().ok_or_else(|| std::io::Error::other("chunk path has no directory"))?;
             std::fs::create_dir_all(shard)?;
             let tmp = path.with_extension("tmp");
-            let mut file = std::fs::File::create(&tmp)?;
-            file.write_all(&bytes)?;
-            file.sync_all()?;
+            crate::direct_write::write_durably(&tmp, &bytes)?;
             std::fs::rename(&tmp, &path)?;
             std::fs::File::open(shard)?.sync_all()
         })
