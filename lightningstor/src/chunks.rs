@@ -10,11 +10,15 @@
 
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use ring::digest::{Context, SHA256};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
+
+use crate::direct_io::BufferPool;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +52,12 @@ pub struct ChunkStore {
     dir: PathBuf,
     chunk_bytes: usize,
     rng: SystemRandom,
+    /// Read buffers, reused (`direct_io`).
+    buffers: Arc<BufferPool>,
 }
+
+/// Read buffers kept for reuse when no read needs them (each `chunk_bytes`).
+const IDLE_READ_BUFFERS: usize = 8;
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -93,7 +102,13 @@ impl ChunkStore {
         if stale > 0 {
             tracing::info!(stale, dir = %dir.display(), "removed chunks a crash left half-written");
         }
-        Ok(Self { dir: dir.to_path_buf(), chunk_bytes: chunk_bytes.max(1), rng: SystemRandom::new() })
+        let chunk_bytes = chunk_bytes.max(1);
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            chunk_bytes,
+            rng: SystemRandom::new(),
+            buffers: BufferPool::new(chunk_bytes, IDLE_READ_BUFFERS),
+        })
     }
 
     fn path(&self, id: &str) -> Result<PathBuf, ChunkError> {
@@ -167,7 +182,7 @@ impl ChunkStore {
             let shard = path.parent().ok_or_else(|| std::io::Error::other("chunk path has no directory"))?;
             std::fs::create_dir_all(shard)?;
             let tmp = path.with_extension("tmp");
-            crate::direct_write::write_durably(&tmp, &bytes)?;
+            crate::direct_io::write_durably(&tmp, &bytes)?;
             std::fs::rename(&tmp, &path)?;
             std::fs::File::open(shard)?.sync_all()
         })
@@ -177,9 +192,13 @@ impl ChunkStore {
     }
 
     /// Reads one chunk and checks it against its checksum.
-    pub async fn get(&self, chunk: &ChunkRef) -> Result<Vec<u8>, ChunkError> {
+    pub async fn get(&self, chunk: &ChunkRef) -> Result<Bytes, ChunkError> {
         let path = self.path(&chunk.id)?;
-        let bytes = match tokio::fs::read(&path).await {
+        let pool = self.buffers.clone();
+        let read = tokio::task::spawn_blocking(move || crate::direct_io::read_file(&path, &pool))
+            .await
+            .map_err(|e| std::io::Error::other(format!("chunk reader: {e}")))?;
+        let bytes = match read {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ChunkError::Missing(chunk.id.clone())),
             Err(e) => return Err(e.into()),

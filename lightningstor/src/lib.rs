@@ -7,7 +7,7 @@
 pub mod admin;
 pub mod chunks;
 pub mod config;
-pub mod direct_write;
+pub mod direct_io;
 pub mod meta;
 pub mod replication;
 pub mod s3;

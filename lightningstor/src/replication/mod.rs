@@ -187,7 +187,7 @@ impl Replicas {
     pub async fn get(&self, chunk: &ChunkRef) -> Result<Bytes, ChunkError> {
         let local_error = if self.holds(chunk) {
             match self.local.get(chunk).await {
-                Ok(bytes) => return Ok(Bytes::from(bytes)),
+                Ok(bytes) => return Ok(bytes),
                 Err(e @ (ChunkError::Missing(_) | ChunkError::Corrupt { .. })) => e,
                 Err(e) => return Err(e),
             }

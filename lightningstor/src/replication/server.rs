@@ -40,7 +40,7 @@ impl Replication for Service {
     async fn get_chunk(&self, request: Request<pb::GetChunkRequest>) -> Result<Response<pb::GetChunkResponse>, Status> {
         let chunk = chunk_of(request.into_inner().chunk)?;
         match self.0.local.get(&chunk).await {
-            Ok(data) => Ok(Response::new(pb::GetChunkResponse { data: data.into() })),
+            Ok(data) => Ok(Response::new(pb::GetChunkResponse { data })),
             Err(e @ ChunkError::Missing(_)) => Err(Status::not_found(e.to_string())),
             Err(e @ ChunkError::Corrupt { .. }) => {
                 // The asker reads another replica; this node mends its own copy from one.

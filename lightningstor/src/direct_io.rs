@@ -1,0 +1,240 @@
+//! Chunk file I/O past the page cache (`O_DIRECT`). Writes copy into a reused, aligned staging
+//! buffer and go straight to the disk: a buffered write first copies every byte into freshly
+//! allocated page-cache pages, which on our VMs took 45% of both cores during 32 parallel 64 MiB
+//! uploads (`perf`: `copy_folio_from_iter_atomic`), more than MD5. Reads land in aligned buffers
+//! from a pool (`BufferPool`) that come back when the response has sent them: a fresh buffer
+//! per chunk read cost a page fault and a zeroed page per 4 KiB (a quarter of the CPU of large
+//! GETs). A chunk is read back rarely enough that the page cache buys little for it.
+//! Filesystems without `O_DIRECT` (tmpfs) and tails shorter than a block go through the page
+//! cache.
+
+use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::cell::RefCell;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::ptr::NonNull;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+
+/// Alignment of direct I/O buffers, lengths and offsets (the largest logical block in use).
+const ALIGN: usize = 4096;
+/// The staging buffer: each write copies this much into it and hands it to the disk.
+const STEP: usize = 2 << 20;
+
+/// A heap buffer aligned for direct I/O.
+struct Aligned {
+    ptr: NonNull<u8>,
+    layout: Layout,
+}
+
+impl Aligned {
+    fn new(len: usize) -> std::io::Result<Self> {
+        let layout = Layout::from_size_align(len, ALIGN).map_err(std::io::Error::other)?;
+        // SAFETY: `layout` has a non-zero size (callers ask for STEP or a chunk's size, at
+        // least ALIGN). Zeroed once, so the bytes are always initialised.
+        let ptr = NonNull::new(unsafe { alloc_zeroed(layout) })
+            .ok_or_else(|| std::io::Error::other("no memory for a direct I/O buffer"))?;
+        Ok(Self { ptr, layout })
+    }
+
+    fn slice(&mut self, len: usize) -> &mut [u8] {
+        let len = len.min(self.layout.size());
+        // SAFETY: `ptr` owns `layout.size()` initialised bytes, exclusively through `&mut self`.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), len) }
+    }
+}
+
+// SAFETY: an `Aligned` owns its allocation exclusively (like a `Box<[u8]>`).
+unsafe impl Send for Aligned {}
+// SAFETY: shared references give no access to the bytes.
+unsafe impl Sync for Aligned {}
+
+impl Drop for Aligned {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this very layout.
+        unsafe { dealloc(self.ptr.as_ptr(), self.layout) }
+    }
+}
+
+thread_local! {
+    /// One staging buffer per blocking thread, reused for every chunk it writes (a new buffer
+    /// per chunk would be fresh pages again).
+    static STAGING: RefCell<Option<Aligned>> = const { RefCell::new(None) };
+}
+
+/// Creates (or truncates) `path` holding `data`, on the disk and fsynced when it returns.
+pub fn write_durably(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let aligned = data.len() / ALIGN * ALIGN;
+    if aligned > 0 {
+        match write_direct(path, data, aligned) {
+            Ok(()) => return Ok(()),
+            // No O_DIRECT on this filesystem (or a short write left an unaligned offset).
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let mut file = File::create(path)?;
+    file.write_all(data)?;
+    file.sync_all()
+}
+
+fn write_direct(path: &Path, data: &[u8], aligned: usize) -> std::io::Result<()> {
+    let mut file =
+        OpenOptions::new().write(true).create(true).truncate(true).custom_flags(libc::O_DIRECT).open(path)?;
+    STAGING.with(|cell| -> std::io::Result<()> {
+        let mut slot = cell.borrow_mut();
+        let staging = match slot.as_mut() {
+            Some(staging) => staging,
+            None => slot.insert(Aligned::new(STEP)?),
+        };
+        for piece in data[..aligned].chunks(STEP) {
+            let buffer = staging.slice(piece.len());
+            buffer.copy_from_slice(piece);
+            file.write_all(buffer)?;
+        }
+        Ok(())
+    })?;
+    if aligned < data.len() {
+        // The tail is shorter than a block: written through the page cache.
+        let fd = file.as_raw_fd();
+        // SAFETY: `fd` is open for the lifetime of `file`; F_GETFL/F_SETFL only change its flags.
+        let cleared = unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            flags >= 0 && libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_DIRECT) == 0
+        };
+        if !cleared {
+            return Err(std::io::Error::last_os_error());
+        }
+        file.write_all(&data[aligned..])?;
+    }
+    file.sync_all()
+}
+
+/// Aligned read buffers of one size, kept for reuse (at most `keep` idle).
+pub struct BufferPool {
+    size: usize,
+    keep: usize,
+    idle: Mutex<Vec<Aligned>>,
+}
+
+impl BufferPool {
+    /// Buffers for files of up to `size` bytes.
+    pub fn new(size: usize, keep: usize) -> Arc<Self> {
+        let size = size.max(1).div_ceil(ALIGN) * ALIGN;
+        Arc::new(Self { size, keep, idle: Mutex::new(Vec::new()) })
+    }
+
+    fn take(&self) -> std::io::Result<Aligned> {
+        let reused = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match reused {
+            Some(buffer) => Ok(buffer),
+            None => Aligned::new(self.size),
+        }
+    }
+
+    fn give(&self, buffer: Aligned) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < self.keep {
+            idle.push(buffer);
+        }
+    }
+}
+
+/// A pooled buffer holding `len` bytes of a file; back to the pool when dropped.
+struct Pooled {
+    buffer: Option<Aligned>,
+    len: usize,
+    pool: Arc<BufferPool>,
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        match &self.buffer {
+            // SAFETY: the first `len` bytes were written by the read that made this `Pooled`.
+            Some(buffer) => unsafe { std::slice::from_raw_parts(buffer.ptr.as_ptr(), self.len) },
+            None => &[],
+        }
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        if let Some(buffer) = self.buffer.take() {
+            self.pool.give(buffer);
+        }
+    }
+}
+
+/// The whole file at `path`, read past the page cache into a buffer from `pool` when it fits.
+pub fn read_file(path: &Path, pool: &Arc<BufferPool>) -> std::io::Result<Bytes> {
+    let file = match OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(path) {
+        Ok(file) => file,
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return std::fs::read(path).map(Bytes::from),
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata()?.len() as usize;
+    if len > pool.size {
+        return std::fs::read(path).map(Bytes::from);
+    }
+    let mut buffer = pool.take()?;
+    match read_direct(&file, &mut buffer, len) {
+        Ok(()) => Ok(Bytes::from_owner(Pooled { buffer: Some(buffer), len, pool: pool.clone() })),
+        Err(e) => {
+            pool.give(buffer);
+            match e.raw_os_error() {
+                // A short read left an unaligned offset: read it the ordinary way.
+                Some(libc::EINVAL) => std::fs::read(path).map(Bytes::from),
+                _ => Err(e),
+            }
+        }
+    }
+}
+
+fn read_direct(file: &File, buffer: &mut Aligned, len: usize) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let whole = buffer.slice(len.div_ceil(ALIGN) * ALIGN);
+    let mut done = 0;
+    while done < len {
+        match file.read_at(&mut whole[done..], done as u64)? {
+            0 => return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the file shrank while read")),
+            n => done += n,
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_every_length_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        for len in [0, 1, ALIGN - 1, ALIGN, ALIGN + 1, STEP + 3 * ALIGN + 17, 2 * STEP] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+            let path = dir.path().join(format!("f{len}"));
+            std::fs::write(&path, b"longer content that must be truncated away").unwrap();
+            write_durably(&path, &data).unwrap();
+            assert_eq!(std::fs::read(&path).unwrap(), data, "length {len}");
+        }
+    }
+
+    #[test]
+    fn reads_every_length_exactly_and_reuses_buffers() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = BufferPool::new(2 * STEP, 1);
+        for len in [0, 1, ALIGN - 1, ALIGN, ALIGN + 1, STEP + 3 * ALIGN + 17, 2 * STEP, 2 * STEP + 1] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 17 % 251) as u8).collect();
+            let path = dir.path().join(format!("r{len}"));
+            std::fs::write(&path, &data).unwrap();
+            let read = read_file(&path, &pool).unwrap();
+            assert_eq!(&read[..], &data[..], "length {len}");
+        }
+        assert_eq!(pool.idle.lock().unwrap().len(), 1, "a dropped read's buffer went back to the pool");
+        assert!(read_file(&dir.path().join("absent"), &pool).is_err());
+    }
+}
