@@ -1,12 +1,13 @@
-//! Chunk file I/O past the page cache (`O_DIRECT`). Writes copy into a reused, aligned staging
-//! buffer and go straight to the disk: a buffered write first copies every byte into freshly
-//! allocated page-cache pages, which on our VMs took 45% of both cores during 32 parallel 64 MiB
-//! uploads (`perf`: `copy_folio_from_iter_atomic`), more than MD5. Reads land in aligned buffers
-//! from a pool (`BufferPool`) that come back when the response has sent them: a fresh buffer
-//! per chunk read cost a page fault and a zeroed page per 4 KiB (a quarter of the CPU of large
-//! GETs). A chunk is read back rarely enough that the page cache buys little for it.
-//! Filesystems without `O_DIRECT` (tmpfs) and tails shorter than a block go through the page
-//! cache.
+//! Chunk file I/O without needless copies and page faults. Large chunks are written with
+//! `O_DIRECT` from a reused, aligned staging buffer, straight to the disk: a buffered write first
+//! copies every byte into freshly allocated page-cache pages, which on our VMs took 45% of both
+//! cores during 32 parallel 64 MiB uploads (`perf`: `copy_folio_from_iter_atomic`), more than
+//! MD5; an object that large is rarely read right after it is written. Small chunks stay
+//! buffered: hot small objects are served from the page cache. Reads go through the page cache
+//! (repeated reads of hot data are memory copies) into buffers from a pool (`BufferPool`) that
+//! come back when the response has sent them: a fresh buffer per chunk read cost a page fault
+//! and a zeroed page per 4 KiB, a quarter of the CPU of large GETs. Filesystems without
+//! `O_DIRECT` (tmpfs) and tails shorter than a block are written through the page cache.
 
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::cell::RefCell;
@@ -24,6 +25,8 @@ use bytes::Bytes;
 const ALIGN: usize = 4096;
 /// The staging buffer: each write copies this much into it and hands it to the disk.
 const STEP: usize = 2 << 20;
+/// Chunks at least this large are written past the page cache.
+const DIRECT_MIN: usize = 1 << 20;
 
 /// A heap buffer aligned for direct I/O.
 struct Aligned {
@@ -69,7 +72,7 @@ thread_local! {
 /// Creates (or truncates) `path` holding `data`, on the disk and fsynced when it returns.
 pub fn write_durably(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let aligned = data.len() / ALIGN * ALIGN;
-    if aligned > 0 {
+    if data.len() >= DIRECT_MIN {
         match write_direct(path, data, aligned) {
             Ok(()) => return Ok(()),
             // No O_DIRECT on this filesystem (or a short write left an unaligned offset).
@@ -169,42 +172,32 @@ impl Drop for Pooled {
     }
 }
 
-/// The whole file at `path`, read past the page cache into a buffer from `pool` when it fits.
+/// The whole file at `path`, in a buffer from `pool` when it fits.
 pub fn read_file(path: &Path, pool: &Arc<BufferPool>) -> std::io::Result<Bytes> {
-    let file = match OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(path) {
-        Ok(file) => file,
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return std::fs::read(path).map(Bytes::from),
-        Err(e) => return Err(e),
-    };
+    use std::os::unix::fs::FileExt;
+    let file = File::open(path)?;
     let len = file.metadata()?.len() as usize;
     if len > pool.size {
         return std::fs::read(path).map(Bytes::from);
     }
     let mut buffer = pool.take()?;
-    match read_direct(&file, &mut buffer, len) {
-        Ok(()) => Ok(Bytes::from_owner(Pooled { buffer: Some(buffer), len, pool: pool.clone() })),
-        Err(e) => {
-            pool.give(buffer);
-            match e.raw_os_error() {
-                // A short read left an unaligned offset: read it the ordinary way.
-                Some(libc::EINVAL) => std::fs::read(path).map(Bytes::from),
-                _ => Err(e),
+    let whole = buffer.slice(len);
+    let mut done = 0;
+    while done < len {
+        match file.read_at(&mut whole[done..], done as u64) {
+            Ok(0) => {
+                pool.give(buffer);
+                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the file shrank while read"));
+            }
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                pool.give(buffer);
+                return Err(e);
             }
         }
     }
-}
-
-fn read_direct(file: &File, buffer: &mut Aligned, len: usize) -> std::io::Result<()> {
-    use std::os::unix::fs::FileExt;
-    let whole = buffer.slice(len.div_ceil(ALIGN) * ALIGN);
-    let mut done = 0;
-    while done < len {
-        match file.read_at(&mut whole[done..], done as u64)? {
-            0 => return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the file shrank while read")),
-            n => done += n,
-        }
-    }
-    Ok(())
+    Ok(Bytes::from_owner(Pooled { buffer: Some(buffer), len, pool: pool.clone() }))
 }
 
 #[cfg(test)]
