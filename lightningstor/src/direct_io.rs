@@ -4,9 +4,9 @@
 //! cores during 32 parallel 64 MiB uploads (`perf`: `copy_folio_from_iter_atomic`), more than
 //! MD5; an object that large is rarely read right after it is written. Small chunks stay
 //! buffered: hot small objects are served from the page cache. Reads go through the page cache
-//! (repeated reads of hot data are memory copies) into buffers from a pool (`BufferPool`) that
-//! come back when the response has sent them: a fresh buffer per chunk read cost a page fault
-//! and a zeroed page per 4 KiB, a quarter of the CPU of large GETs. Filesystems without
+//! (repeated reads of hot data are memory copies); large ones land in buffers from a pool
+//! (`BufferPool`) that come back when the response has sent them: a fresh 8 MiB buffer per chunk
+//! read cost a page fault and a zeroed page per 4 KiB, a quarter of the CPU of large GETs. Filesystems without
 //! `O_DIRECT` (tmpfs) and tails shorter than a block are written through the page cache.
 
 use std::alloc::{alloc_zeroed, dealloc, Layout};
@@ -25,8 +25,8 @@ use bytes::Bytes;
 const ALIGN: usize = 4096;
 /// The staging buffer: each write copies this much into it and hands it to the disk.
 const STEP: usize = 2 << 20;
-/// Chunks at least this large are written past the page cache.
-const DIRECT_MIN: usize = 1 << 20;
+/// Chunks at least this large are written past the page cache and read into pooled buffers.
+const LARGE: usize = 1 << 20;
 
 /// A heap buffer aligned for direct I/O.
 struct Aligned {
@@ -51,11 +51,6 @@ impl Aligned {
     }
 }
 
-// SAFETY: an `Aligned` owns its allocation exclusively (like a `Box<[u8]>`).
-unsafe impl Send for Aligned {}
-// SAFETY: shared references give no access to the bytes.
-unsafe impl Sync for Aligned {}
-
 impl Drop for Aligned {
     fn drop(&mut self) {
         // SAFETY: allocated in `new` with this very layout.
@@ -72,7 +67,7 @@ thread_local! {
 /// Creates (or truncates) `path` holding `data`, on the disk and fsynced when it returns.
 pub fn write_durably(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let aligned = data.len() / ALIGN * ALIGN;
-    if data.len() >= DIRECT_MIN {
+    if data.len() >= LARGE {
         match write_direct(path, data, aligned) {
             Ok(()) => return Ok(()),
             // No O_DIRECT on this filesystem (or a short write left an unaligned offset).
@@ -117,29 +112,26 @@ fn write_direct(path: &Path, data: &[u8], aligned: usize) -> std::io::Result<()>
     file.sync_all()
 }
 
-/// Aligned read buffers of one size, kept for reuse (at most `keep` idle).
+/// Read buffers for large chunks (capacity `size`), kept for reuse (at most `keep` idle).
 pub struct BufferPool {
     size: usize,
     keep: usize,
-    idle: Mutex<Vec<Aligned>>,
+    idle: Mutex<Vec<Vec<u8>>>,
 }
 
 impl BufferPool {
     /// Buffers for files of up to `size` bytes.
     pub fn new(size: usize, keep: usize) -> Arc<Self> {
-        let size = size.max(1).div_ceil(ALIGN) * ALIGN;
-        Arc::new(Self { size, keep, idle: Mutex::new(Vec::new()) })
+        Arc::new(Self { size: size.max(1), keep, idle: Mutex::new(Vec::new()) })
     }
 
-    fn take(&self) -> std::io::Result<Aligned> {
+    fn take(&self) -> Vec<u8> {
         let reused = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        match reused {
-            Some(buffer) => Ok(buffer),
-            None => Aligned::new(self.size),
-        }
+        reused.unwrap_or_else(|| Vec::with_capacity(self.size))
     }
 
-    fn give(&self, buffer: Aligned) {
+    fn give(&self, mut buffer: Vec<u8>) {
+        buffer.clear();
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < self.keep {
             idle.push(buffer);
@@ -147,57 +139,67 @@ impl BufferPool {
     }
 }
 
-/// A pooled buffer holding `len` bytes of a file; back to the pool when dropped.
+/// A pooled buffer holding a file's bytes; back to the pool when dropped.
 struct Pooled {
-    buffer: Option<Aligned>,
-    len: usize,
+    buffer: Vec<u8>,
     pool: Arc<BufferPool>,
 }
 
 impl AsRef<[u8]> for Pooled {
     fn as_ref(&self) -> &[u8] {
-        match &self.buffer {
-            // SAFETY: the first `len` bytes were written by the read that made this `Pooled`.
-            Some(buffer) => unsafe { std::slice::from_raw_parts(buffer.ptr.as_ptr(), self.len) },
-            None => &[],
-        }
+        &self.buffer
     }
 }
 
 impl Drop for Pooled {
     fn drop(&mut self) {
-        if let Some(buffer) = self.buffer.take() {
-            self.pool.give(buffer);
+        self.pool.give(std::mem::take(&mut self.buffer));
+    }
+}
+
+/// The whole file at `path`; a large one in a buffer from `pool`.
+pub fn read_file(path: &Path, pool: &Arc<BufferPool>) -> std::io::Result<Bytes> {
+    let file = File::open(path)?;
+    let len = file.metadata()?.len() as usize;
+    if len < LARGE || len > pool.size {
+        // Small reads are cheap to allocate; an outsized chunk (from a larger chunk_bytes
+        // before) is read the ordinary way.
+        return std::fs::read(path).map(Bytes::from);
+    }
+    let mut buffer = pool.take();
+    match read_into(&file, &mut buffer, len) {
+        Ok(()) => Ok(Bytes::from_owner(Pooled { buffer, pool: pool.clone() })),
+        Err(e) => {
+            pool.give(buffer);
+            Err(e)
         }
     }
 }
 
-/// The whole file at `path`, in a buffer from `pool` when it fits.
-pub fn read_file(path: &Path, pool: &Arc<BufferPool>) -> std::io::Result<Bytes> {
-    use std::os::unix::fs::FileExt;
-    let file = File::open(path)?;
-    let len = file.metadata()?.len() as usize;
-    if len > pool.size {
-        return std::fs::read(path).map(Bytes::from);
-    }
-    let mut buffer = pool.take()?;
-    let whole = buffer.slice(len);
-    let mut done = 0;
-    while done < len {
-        match file.read_at(&mut whole[done..], done as u64) {
-            Ok(0) => {
-                pool.give(buffer);
-                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the file shrank while read"));
+/// Reads `len` bytes from the start of `file` into `buffer`'s spare capacity (no zeroing).
+fn read_into(file: &File, buffer: &mut Vec<u8>, len: usize) -> std::io::Result<()> {
+    buffer.clear();
+    buffer.reserve(len);
+    let fd = file.as_raw_fd();
+    while buffer.len() < len {
+        let done = buffer.len();
+        // SAFETY: the destination is the vector's spare capacity (at least `len - done` bytes
+        // after `done`, reserved above); `pread` writes at most that many bytes there, and
+        // `set_len` covers only bytes it reported written.
+        let n = unsafe { libc::pread(fd, buffer.as_mut_ptr().add(done).cast(), len - done, done as libc::off_t) };
+        match n {
+            0 => return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the file shrank while read")),
+            n if n < 0 => {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
             }
-            Ok(n) => done += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                pool.give(buffer);
-                return Err(e);
-            }
+            // SAFETY: `pread` initialised `n` more bytes (n <= len - done).
+            n => unsafe { buffer.set_len(done + n as usize) },
         }
     }
-    Ok(Bytes::from_owner(Pooled { buffer: Some(buffer), len, pool: pool.clone() }))
+    Ok(())
 }
 
 #[cfg(test)]
@@ -220,7 +222,7 @@ mod tests {
     fn reads_every_length_exactly_and_reuses_buffers() {
         let dir = tempfile::tempdir().unwrap();
         let pool = BufferPool::new(2 * STEP, 1);
-        for len in [0, 1, ALIGN - 1, ALIGN, ALIGN + 1, STEP + 3 * ALIGN + 17, 2 * STEP, 2 * STEP + 1] {
+        for len in [0, 1, ALIGN + 1, LARGE, STEP + 3 * ALIGN + 17, 2 * STEP, 2 * STEP + 1] {
             let data: Vec<u8> = (0..len).map(|i| (i * 17 % 251) as u8).collect();
             let path = dir.path().join(format!("r{len}"));
             std::fs::write(&path, &data).unwrap();
