@@ -33,7 +33,8 @@ struct Load {
     /// Concurrent clients, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,32")]
     concurrency: Vec<usize>,
-    /// Seconds per PUT and GET phase (LIST and DELETE go over what PUT wrote).
+    /// Seconds per PUT phase at most; GET reads each object PUT wrote once (from the disk with
+    /// `--drop-caches`), LIST and DELETE go over them too.
     #[arg(long, default_value_t = 5)]
     seconds: u64,
     /// At most this many bytes written per (size, concurrency), to bound disk use.
@@ -211,10 +212,10 @@ async fn run_s3(client: Arc<S3Client>, bucket: String, load: Load) -> anyhow::Re
             let (samples, elapsed, errors) = phase(clients, deadline, move |worker, i| {
                 let (c, b, p, n) = (c.clone(), b.clone(), p.clone(), n.clone());
                 async move {
-                    if n[worker] == 0 {
+                    if i >= n[worker] {
                         return Ok(false);
                     }
-                    let path = format!("/{b}/{p}/{worker}-{}", i % n[worker]);
+                    let path = format!("/{b}/{p}/{worker}-{i}");
                     let (response, sender) = c.send_keep(Method::GET, &path, "", &[], empty()).await?;
                     // Counted as it streams, as a client saving to disk would: no 64 MiB buffer
                     // per GET competing with the servers for the CPU.
@@ -303,10 +304,10 @@ async fn run_raw(dir: PathBuf, load: Load) -> anyhow::Result<()> {
             let (samples, elapsed, errors) = phase(clients, deadline, move |worker, i| {
                 let (dd, n) = (dd.clone(), n.clone());
                 async move {
-                    if n[worker] == 0 {
+                    if i >= n[worker] {
                         return Ok(false);
                     }
-                    let path = dd.join(format!("{size}-{clients}-{worker}-{}", i % n[worker]));
+                    let path = dd.join(format!("{size}-{clients}-{worker}-{i}"));
                     let got = tokio::task::spawn_blocking(move || read_streaming(&path)).await??;
                     anyhow::ensure!(got == size, "read {got} bytes, not {size}");
                     Ok(true)
