@@ -191,6 +191,12 @@ impl ChunkStore {
         Ok(())
     }
 
+    /// Starts reading `chunk` into the page cache without waiting (`POSIX_FADV_WILLNEED`).
+    pub fn prefetch(&self, chunk: &ChunkRef) {
+        let Ok(path) = self.path(&chunk.id) else { return };
+        tokio::task::spawn_blocking(move || crate::direct_io::prefetch(&path));
+    }
+
     /// Reads one chunk and checks it against its checksum.
     pub async fn get(&self, chunk: &ChunkRef) -> Result<Bytes, ChunkError> {
         let path = self.path(&chunk.id)?;

@@ -157,6 +157,15 @@ impl Drop for Pooled {
     }
 }
 
+/// Asks the kernel to read the file at `path` into the page cache in the background; a file
+/// that is gone or cannot be read is left for the real read to report.
+pub fn prefetch(path: &Path) {
+    if let Ok(file) = File::open(path) {
+        // SAFETY: the descriptor is open for the call; the advice changes no memory of ours.
+        unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_WILLNEED) };
+    }
+}
+
 /// The whole file at `path`; a large one in a buffer from `pool`.
 pub fn read_file(path: &Path, pool: &Arc<BufferPool>) -> std::io::Result<Bytes> {
     let file = File::open(path)?;

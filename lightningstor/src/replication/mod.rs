@@ -182,6 +182,14 @@ impl Replicas {
         }
     }
 
+    /// Asks this node's disk to read `chunk` into the page cache in the background (a GET
+    /// will want it soon); nothing when another node holds it.
+    pub fn prefetch(&self, chunk: &ChunkRef) {
+        if self.holds(chunk) {
+            self.local.prefetch(chunk);
+        }
+    }
+
     /// A verified copy of `chunk`: this node's, else a replica's (which then repairs this
     /// node's copy when it should have one).
     pub async fn get(&self, chunk: &ChunkRef) -> Result<Bytes, ChunkError> {

@@ -80,6 +80,9 @@ pub(super) fn range(text: &str, size: u64) -> Result<(u64, u64), S3Error> {
     Ok((start, end))
 }
 
+/// How many chunks past the one being read a GET asks the disk for in advance.
+const PREFETCH: usize = 2;
+
 impl S3 {
     pub async fn put_object(&self, call: &Call, body: Body) -> Result<Response, S3Error> {
         let (bucket_name, key) = call.object();
@@ -268,10 +271,21 @@ impl S3 {
                 })
             })
             .collect();
-        // The next chunk is read (and verified) while this one is sent.
-        futures_util::stream::iter(pieces)
-            .map(move |(chunk, skip, take)| {
+        // The next chunk is read (and verified) while this one is sent, and the disk is asked
+        // for the one after (into the page cache, no memory of ours) so it never waits for us.
+        let ahead: Vec<Option<ChunkRef>> = pieces
+            .iter()
+            .skip(PREFETCH)
+            .map(|(chunk, _, _)| Some(chunk.clone()))
+            .chain(std::iter::repeat(None))
+            .take(pieces.len())
+            .collect();
+        futures_util::stream::iter(pieces.into_iter().zip(ahead))
+            .map(move |((chunk, skip, take), ahead)| {
                 let store = store.clone();
+                if let Some(ahead) = ahead {
+                    store.prefetch(&ahead);
+                }
                 async move {
                     let bytes = store.get(&chunk).await.map_err(|e| {
                         tracing::error!(chunk = %chunk.id, error = %e, "an object's chunk cannot be served");
