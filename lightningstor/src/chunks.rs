@@ -201,19 +201,22 @@ impl ChunkStore {
     pub async fn get(&self, chunk: &ChunkRef) -> Result<Bytes, ChunkError> {
         let path = self.path(&chunk.id)?;
         let pool = self.buffers.clone();
-        let read = tokio::task::spawn_blocking(move || crate::direct_io::read_file(&path, &pool))
-            .await
-            .map_err(|e| std::io::Error::other(format!("chunk reader: {e}")))?;
-        let bytes = match read {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ChunkError::Missing(chunk.id.clone())),
-            Err(e) => return Err(e.into()),
-        };
-        let (good, found) = verify_sum(&chunk.sum, &bytes);
-        if !good || bytes.len() as u64 != chunk.len {
-            return Err(ChunkError::Corrupt { id: chunk.id.clone(), expected: chunk.sum.clone(), found });
-        }
-        Ok(bytes)
+        let wanted = chunk.clone();
+        // Read and hashed on a blocking thread: hashing 8 MiB would stall the async workers.
+        tokio::task::spawn_blocking(move || {
+            let bytes = match crate::direct_io::read_file(&path, &pool) {
+                Ok(bytes) => bytes,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ChunkError::Missing(wanted.id)),
+                Err(e) => return Err(e.into()),
+            };
+            let (good, found) = verify_sum(&wanted.sum, &bytes);
+            if !good || bytes.len() as u64 != wanted.len {
+                return Err(ChunkError::Corrupt { id: wanted.id, expected: wanted.sum, found });
+            }
+            Ok(bytes)
+        })
+        .await
+        .map_err(|e| std::io::Error::other(format!("chunk reader: {e}")))?
     }
 
     /// Deletes chunks; one already gone is fine.
