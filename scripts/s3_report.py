@@ -6,15 +6,13 @@ Usage: s3_report.py RESULTS CORES SECONDS GARAGE_VERSION [ROUNDS]"""
 import json
 import sys
 
+from bench_rows import best
+
 rows = [json.loads(line) for line in open(sys.argv[1]) if line.startswith("{")]
 cores, seconds = sys.argv[2], sys.argv[3]
 garage = sys.argv[4].split(" [")[0]
 rounds = int(sys.argv[5]) if len(sys.argv) > 5 else 1
-by = {}
-for r in rows:
-    key = (r["system"], r["size"], r["concurrency"], r["workload"])
-    if key not in by or r["per_second"] > by[key]["per_second"]:
-        by[key] = r
+by = best(rows, lambda r: (r["system"], r["size"], r["concurrency"], r["workload"]))
 
 
 def size_name(n):

@@ -3,14 +3,12 @@ of docs/benchmarks.md: flaredb beside chainfire, etcd and raw RocksDB, with the 
 import json
 import sys
 
+from bench_rows import best
+
 results = [json.loads(line) for line in open(sys.argv[1])]
 cores, etcd_version, settings = sys.argv[2], sys.argv[3], sys.argv[4]
-# With several rounds, each cell keeps its best round (the most operations per second).
-by = {}
-for r in results:
-    key = (r["system"], r["nodes"], r["workload"])
-    if key not in by or r["per_second"] > by[key]["per_second"]:
-        by[key] = r
+# With several rounds, each cell keeps its best round.
+by = best(results, lambda r: (r["system"], r["nodes"], r["workload"]))
 systems = [("flaredb", 1), ("flaredb", 3), ("chainfire", 1), ("chainfire", 3), ("etcd", 1), ("etcd", 3), ("rocksdb", 1)]
 workloads = ["A", "B", "C", "F"]
 

@@ -9,7 +9,6 @@
 //! being cut), whatever the object's size.
 
 use std::path::{Path, PathBuf};
-
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -17,9 +16,9 @@ use futures_util::{Stream, StreamExt};
 use ring::digest::{Context, SHA256};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::direct_io::BufferPool;
-use tokio::io::{AsyncRead, AsyncReadExt};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChunkError {

@@ -5,9 +5,10 @@
 //! MD5; an object that large is rarely read right after it is written. Small chunks stay
 //! buffered: hot small objects are served from the page cache. Reads go through the page cache
 //! (repeated reads of hot data are memory copies); large ones land in buffers from a pool
-//! (`BufferPool`) that come back when the response has sent them: a fresh 8 MiB buffer per chunk
-//! read cost a page fault and a zeroed page per 4 KiB, a quarter of the CPU of large GETs. Filesystems without
-//! `O_DIRECT` (tmpfs) and tails shorter than a block are written through the page cache.
+//! (`BufferPool`) that come back when the response has sent them: a fresh 8 MiB buffer per
+//! chunk read cost a page fault and a zeroed page per 4 KiB, a quarter of the CPU of large GETs.
+//! Filesystems without `O_DIRECT` (tmpfs) and tails shorter than a block are written through
+//! the page cache.
 
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::cell::RefCell;
@@ -28,7 +29,7 @@ const STEP: usize = 2 << 20;
 /// Chunks at least this large are written past the page cache and read into pooled buffers.
 const LARGE: usize = 1 << 20;
 
-/// A heap buffer aligned for direct I/O.
+/// A heap buffer aligned for direct I/O (the write staging buffer).
 struct Aligned {
     ptr: NonNull<u8>,
     layout: Layout,
@@ -37,8 +38,8 @@ struct Aligned {
 impl Aligned {
     fn new(len: usize) -> std::io::Result<Self> {
         let layout = Layout::from_size_align(len, ALIGN).map_err(std::io::Error::other)?;
-        // SAFETY: `layout` has a non-zero size (callers ask for STEP or a chunk's size, at
-        // least ALIGN). Zeroed once, so the bytes are always initialised.
+        // SAFETY: `layout` has a non-zero size (STEP). Zeroed once, so the bytes are always
+        // initialised.
         let ptr = NonNull::new(unsafe { alloc_zeroed(layout) })
             .ok_or_else(|| std::io::Error::other("no memory for a direct I/O buffer"))?;
         Ok(Self { ptr, layout })
@@ -66,9 +67,8 @@ thread_local! {
 
 /// Creates (or truncates) `path` holding `data`, on the disk and fsynced when it returns.
 pub fn write_durably(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let aligned = data.len() / ALIGN * ALIGN;
     if data.len() >= LARGE {
-        match write_direct(path, data, aligned) {
+        match write_direct(path, data) {
             Ok(()) => return Ok(()),
             // No O_DIRECT on this filesystem (or a short write left an unaligned offset).
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
@@ -80,7 +80,8 @@ pub fn write_durably(path: &Path, data: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
-fn write_direct(path: &Path, data: &[u8], aligned: usize) -> std::io::Result<()> {
+fn write_direct(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let aligned = data.len() / ALIGN * ALIGN;
     let mut file =
         OpenOptions::new().write(true).create(true).truncate(true).custom_flags(libc::O_DIRECT).open(path)?;
     STAGING.with(|cell| -> std::io::Result<()> {

@@ -36,16 +36,24 @@ struct State {
     bytes: u64,
 }
 
+fn bytes(batch: &Batch) -> u64 {
+    batch.chunks.iter().map(|c| c.len).sum()
+}
+
 impl State {
-    fn count(&mut self, batch: &Batch, sign: i64) {
-        let bytes: u64 = batch.chunks.iter().map(|c| c.len).sum();
-        if sign > 0 {
-            self.chunks += batch.chunks.len();
-            self.bytes += bytes;
-        } else {
-            self.chunks -= batch.chunks.len();
-            self.bytes -= bytes;
-        }
+    /// Queues `batch`, counting it.
+    fn enqueue(&mut self, batch: Batch) {
+        self.chunks += batch.chunks.len();
+        self.bytes += bytes(&batch);
+        self.queue.push_back(batch);
+    }
+
+    /// The oldest batch if it is due by `now_ms`, no longer counted.
+    fn dequeue_due(&mut self, now_ms: i64) -> Option<Batch> {
+        let batch = self.queue.pop_front_if(|b| b.due_ms <= now_ms)?;
+        self.chunks -= batch.chunks.len();
+        self.bytes -= bytes(&batch);
+        Some(batch)
     }
 }
 
@@ -63,14 +71,14 @@ fn io(context: &str, path: &Path, e: std::io::Error) -> ChunkError {
 impl Trash {
     /// Opens the queue at `path`, with what a previous run left in it.
     pub fn open(path: &Path, delay: Duration) -> Result<Self, ChunkError> {
-        let mut queue = VecDeque::new();
+        let mut found = Vec::new();
         match std::fs::File::open(path) {
             Ok(file) => {
                 for line in std::io::BufReader::new(file).lines() {
                     let line = line.map_err(|e| io("reading", path, e))?;
                     // A torn last line (a crash mid-append) names nothing that was acknowledged.
                     match serde_json::from_str::<Batch>(&line) {
-                        Ok(batch) => queue.push_back(batch),
+                        Ok(batch) => found.push(batch),
                         Err(e) => tracing::warn!(error = %e, "skipping an unreadable line of {}", path.display()),
                     }
                 }
@@ -78,14 +86,12 @@ impl Trash {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(io("reading", path, e)),
         }
-        queue.make_contiguous().sort_by_key(|b| b.due_ms);
-        let lines = queue.len();
+        found.sort_by_key(|b| b.due_ms);
         let log =
             std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| io("opening", path, e))?;
-        let mut state = State { queue: VecDeque::new(), log, lines, chunks: 0, bytes: 0 };
-        for batch in queue {
-            state.count(&batch, 1);
-            state.queue.push_back(batch);
+        let mut state = State { queue: VecDeque::new(), log, lines: found.len(), chunks: 0, bytes: 0 };
+        for batch in found {
+            state.enqueue(batch);
         }
         let trash =
             Self { path: path.to_path_buf(), delay, state: Mutex::new(state), wake: tokio::sync::Notify::new() };
@@ -113,8 +119,7 @@ impl Trash {
             tracing::warn!(error = %e, "could not log chunks to delete in {}; a restart would orphan them", self.path.display());
         }
         state.lines += 1;
-        state.count(&batch, 1);
-        state.queue.push_back(batch);
+        state.enqueue(batch);
         drop(state);
         self.wake.notify_one();
     }
@@ -130,11 +135,8 @@ impl Trash {
     fn take_due(&self, now_ms: i64) -> Result<Vec<ChunkRef>, Option<Duration>> {
         let mut state = self.lock();
         let mut due = Vec::new();
-        while state.queue.front().is_some_and(|b| b.due_ms <= now_ms) {
-            if let Some(batch) = state.queue.pop_front() {
-                state.count(&batch, -1);
-                due.extend(batch.chunks);
-            }
+        while let Some(batch) = state.dequeue_due(now_ms) {
+            due.extend(batch.chunks);
         }
         if !due.is_empty() {
             return Ok(due);
@@ -146,7 +148,8 @@ impl Trash {
     /// deletes, so a crash before leaves them logged and the next run deletes them again).
     fn compact(&self) {
         let mut state = self.lock();
-        if state.lines == 0 || (state.lines < 2 * state.queue.len() + 64 && !state.queue.is_empty()) {
+        let emptied = state.queue.is_empty() && state.lines > 0;
+        if !emptied && state.lines < 2 * state.queue.len() + 64 {
             return;
         }
         let rewrite = || -> std::io::Result<std::fs::File> {

@@ -273,18 +273,12 @@ impl S3 {
             .collect();
         // The next chunk is read (and verified) while this one is sent, and the disk is asked
         // for the one after (into the page cache, no memory of ours) so it never waits for us.
-        let ahead: Vec<Option<ChunkRef>> = pieces
-            .iter()
-            .skip(PREFETCH)
-            .map(|(chunk, _, _)| Some(chunk.clone()))
-            .chain(std::iter::repeat(None))
-            .take(pieces.len())
-            .collect();
-        futures_util::stream::iter(pieces.into_iter().zip(ahead))
-            .map(move |((chunk, skip, take), ahead)| {
+        let upcoming: Vec<ChunkRef> = pieces.iter().map(|(chunk, _, _)| chunk.clone()).collect();
+        futures_util::stream::iter(pieces.into_iter().enumerate())
+            .map(move |(i, (chunk, skip, take))| {
                 let store = store.clone();
-                if let Some(ahead) = ahead {
-                    store.prefetch(&ahead);
+                if let Some(ahead) = upcoming.get(i + PREFETCH) {
+                    store.prefetch(ahead);
                 }
                 async move {
                     let bytes = store.get(&chunk).await.map_err(|e| {

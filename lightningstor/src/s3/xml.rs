@@ -8,6 +8,11 @@ use super::error::{escape_into, S3Error};
 
 pub const NAMESPACE: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
 
+/// Whether `text` holds a character XML text must escape (rare: keys, names).
+fn needs_escaping(text: &str) -> bool {
+    text.bytes().any(|b| matches!(b, b'&' | b'<' | b'>' | b'"' | b'\''))
+}
+
 /// A tiny XML writer: elements with escaped text.
 #[derive(Default)]
 pub struct Xml(String);
@@ -45,8 +50,7 @@ impl Xml {
         self.0.push('>');
         let start = self.0.len();
         let _ = write!(self.0, "{text}");
-        // Escaping is needed only when the text holds a special character (rare: keys, names).
-        if self.0[start..].bytes().any(|b| matches!(b, b'&' | b'<' | b'>' | b'"' | b'\'')) {
+        if needs_escaping(&self.0[start..]) {
             let raw = self.0.split_off(start);
             escape_into(&mut self.0, &raw);
         }
@@ -61,7 +65,7 @@ impl Xml {
         self.0.push('<');
         self.0.push_str(name);
         self.0.push('>');
-        if text.bytes().any(|b| matches!(b, b'&' | b'<' | b'>' | b'"' | b'\'')) {
+        if needs_escaping(text) {
             escape_into(&mut self.0, text);
         } else {
             self.0.push_str(text);
