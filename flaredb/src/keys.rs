@@ -46,6 +46,21 @@ impl StoredRecord {
     }
 }
 
+/// A `StoredRecord` read in place: a scan copies each value once, into its answer.
+#[derive(Debug, Deserialize)]
+pub struct StoredRecordRef<'a> {
+    pub version: u64,
+    pub expires_at_ms: i64,
+    #[serde(borrow)]
+    pub value: &'a [u8],
+}
+
+impl StoredRecordRef<'_> {
+    pub fn live_at(&self, now_ms: i64) -> bool {
+        self.expires_at_ms == 0 || self.expires_at_ms > now_ms
+    }
+}
+
 /// Milliseconds since the Unix epoch on this machine's clock.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)

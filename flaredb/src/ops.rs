@@ -1,10 +1,10 @@
 //! The key-value operations, shared by the gRPC and REST APIs: validation, routing to the
 //! region, and the read or proposal. Keys and results here are user keys of one namespace.
 
-use photon_raft::rocksdb::{Direction, IteratorMode, ReadOptions};
+use photon_raft::rocksdb::ReadOptions;
 
 use crate::error::FlareError;
-use crate::keys::{self, StoredRecord, CF_DATA};
+use crate::keys::{self, StoredRecord, StoredRecordRef, CF_DATA};
 use crate::region::app::{stored, Applied, Command};
 use crate::store::Store;
 
@@ -190,11 +190,6 @@ impl Store {
         let upper = if descriptor.end_key.is_empty() { to.clone() } else { to.clone().min(descriptor.end_key.clone()) };
 
         let cf = self.db.cf_handle(CF_DATA).ok_or_else(|| FlareError::Storage("missing column family data".into()))?;
-        let mode = if scan.reverse {
-            IteratorMode::From(&upper, Direction::Reverse)
-        } else {
-            IteratorMode::From(&lower, Direction::Forward)
-        };
         // Bounds let RocksDB stop at the range's ends instead of stepping over the tombstones
         // of deleted keys beyond them (a listing after a mass delete otherwise walks them all).
         let mut bounds = ReadOptions::default();
@@ -202,34 +197,49 @@ impl Store {
         bounds.set_iterate_upper_bound(upper.clone());
         let now = keys::now_ms();
         let mut page = ScanPage::default();
-        let mut last: Option<Vec<u8>> = None;
-        for item in self.db.iterator_cf_opt(cf, bounds, mode) {
-            let (key, value) = item.map_err(|e| FlareError::Storage(e.to_string()))?;
-            if key.as_ref() >= upper.as_slice() {
+        // The raw iterator lends each key and value in place (the plain one copies both out).
+        let mut it = self.db.raw_iterator_cf_opt(cf, bounds);
+        if scan.reverse {
+            it.seek_for_prev(&upper);
+        } else {
+            it.seek(&lower);
+        }
+        // Reverse scans resume before the last key they stepped on.
+        let mut last = Vec::new();
+        while let (Some(key), Some(value)) = (it.key(), it.value()) {
+            if key >= upper.as_slice() {
                 if scan.reverse {
-                    continue; // A reverse seek lands at `upper` itself when it exists: exclusive.
+                    it.prev(); // A reverse seek lands at `upper` itself when it exists: exclusive.
+                    continue;
                 }
                 break;
             }
-            if key.as_ref() < lower.as_slice() {
+            if key < lower.as_slice() {
                 break;
             }
             if page.records.len() == limit {
-                page.continuation = if scan.reverse { last.clone().unwrap_or_default() } else { key.to_vec() };
+                page.continuation = if scan.reverse { last } else { key.to_vec() };
                 return Ok(page);
             }
-            let record: StoredRecord = photon_raft::decode(&value).map_err(|e| FlareError::Storage(e.to_string()))?;
-            last = Some(key.to_vec());
-            if !record.live_at(now) {
-                continue;
+            let record: StoredRecordRef = photon_raft::decode(value).map_err(|e| FlareError::Storage(e.to_string()))?;
+            if scan.reverse {
+                last.clear();
+                last.extend_from_slice(key);
             }
-            let Some(user_key) = keys::user_key(&key, &scan.namespace) else { continue };
-            let mut record = from_stored(user_key.to_vec(), record);
-            if scan.keys_only {
-                record.value.clear();
+            if record.live_at(now) {
+                if let Some(user_key) = keys::user_key(key, &scan.namespace) {
+                    let value = if scan.keys_only { Default::default() } else { record.value.to_vec().into() };
+                    let (version, expires_at_ms) = (record.version, record.expires_at_ms);
+                    page.records.push(Record { key: user_key.to_vec(), value, version, expires_at_ms });
+                }
             }
-            page.records.push(record);
+            if scan.reverse {
+                it.prev();
+            } else {
+                it.next();
+            }
         }
+        it.status().map_err(|e| FlareError::Storage(e.to_string()))?;
         // This region is done; the scan goes on in the next one if the range does.
         page.continuation = if scan.reverse {
             if descriptor.start_key.as_slice() > from.as_slice() {

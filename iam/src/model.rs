@@ -141,6 +141,9 @@ pub struct AccessKey {
     pub created_at: i64,
 }
 
+// Stored in flaredb as JSON records.
+flaredb_client::json_record!(Org, Project, User, Group, ServiceAccount, Role, Binding, AccessKey);
+
 pub const SYSTEM: &str = "system";
 
 /// Checks a scope: `system`, or a path of `kind/name` pairs under `orgs/<org>`.

@@ -48,6 +48,8 @@ struct Revoked {
     at: i64,
 }
 
+flaredb_client::json_record!(AuditRecord, Revoked);
+
 impl Iam {
     /// Connects to flaredb (IAM Requires it: an error here ends the process), loads keys and
     /// policies.

@@ -34,6 +34,8 @@ pub struct StoredKey {
     pub public_x: String,
 }
 
+flaredb_client::json_record!(StoredKey);
+
 struct LoadedKey {
     stored: StoredKey,
     encoding: EncodingKey,

@@ -21,3 +21,6 @@ mod routing;
 pub use client::{Client, Config, ScanOptions};
 pub use error::Error;
 pub use photon_api::flaredb::v1::Record;
+#[doc(hidden)]
+// For `json_record!` in crates that do not depend on serde_json themselves.
+pub use serde_json;

@@ -1,9 +1,8 @@
-//! Typed records over FlareDB: JSON values under keys with a common prefix in one namespace,
+//! Typed records over FlareDB: values under keys with a common prefix in one namespace,
 //! created with compare-and-swap so a key is taken exactly once, and updated only at the version
-//! that was read. Services keep their metadata this way (IAM, LightningStor).
-
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+//! that was read. Services keep their metadata this way (IAM, LightningStor). Each record type
+//! says how it is stored ([`ToRecord`], [`FromRecord`]): JSON ([`json_record!`]) unless it is hot
+//! enough to want a compact form of its own.
 
 use crate::{Client, Error};
 
@@ -97,12 +96,41 @@ pub struct Versioned<T> {
     pub version: u64,
 }
 
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, RecordError> {
-    serde_json::to_vec(value).map_err(|e| RecordError::Encode(e.to_string()))
+/// A value as a record stores it.
+pub trait ToRecord {
+    fn to_record(&self) -> Result<Vec<u8>, String>;
 }
 
-fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, RecordError> {
-    serde_json::from_slice(bytes).map_err(|e| RecordError::Decode { key: key.to_string(), reason: e.to_string() })
+/// A value read back from a record's bytes (perhaps only the part of it a caller needs).
+pub trait FromRecord: Sized {
+    fn from_record(bytes: &[u8]) -> Result<Self, String>;
+}
+
+/// Stores the named serde types as JSON records: `json_record!(User, Role);`.
+#[macro_export]
+macro_rules! json_record {
+    ($($t:ty),+ $(,)?) => {$(
+        impl $crate::records::ToRecord for $t {
+            fn to_record(&self) -> Result<Vec<u8>, String> {
+                $crate::serde_json::to_vec(self).map_err(|e| e.to_string())
+            }
+        }
+        impl $crate::records::FromRecord for $t {
+            fn from_record(bytes: &[u8]) -> Result<Self, String> {
+                $crate::serde_json::from_slice(bytes).map_err(|e| e.to_string())
+            }
+        }
+    )+};
+}
+
+json_record!(serde_json::Value);
+
+fn encode<T: ToRecord>(value: &T) -> Result<Vec<u8>, RecordError> {
+    value.to_record().map_err(RecordError::Encode)
+}
+
+fn decode<T: FromRecord>(key: &str, bytes: &[u8]) -> Result<T, RecordError> {
+    T::from_record(bytes).map_err(|reason| RecordError::Decode { key: key.to_string(), reason })
 }
 
 impl Records {
@@ -114,7 +142,7 @@ impl Records {
         format!("{}{key}", self.prefix).into_bytes()
     }
 
-    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<Versioned<T>>, RecordError> {
+    pub async fn get<T: FromRecord>(&self, key: &str) -> Result<Option<Versioned<T>>, RecordError> {
         match self.client.get(&self.namespace, &self.key(key)).await? {
             Some(record) => Ok(Some(Versioned { value: decode(key, &record.value)?, version: record.version })),
             None => Ok(None),
@@ -122,7 +150,7 @@ impl Records {
     }
 
     /// The record at `key`, or `NotFound` naming `what`.
-    pub async fn fetch<T: DeserializeOwned>(
+    pub async fn fetch<T: FromRecord>(
         &self,
         key: &str,
         what: impl FnOnce() -> String,
@@ -131,7 +159,7 @@ impl Records {
     }
 
     /// Writes `value` only if `key` is absent; `AlreadyExists` naming `what` otherwise.
-    pub async fn create<T: Serialize>(
+    pub async fn create<T: ToRecord>(
         &self,
         key: &str,
         value: &T,
@@ -145,13 +173,13 @@ impl Records {
     }
 
     /// Writes `value` only if `key` is still at `version`; `false` if it changed meanwhile.
-    pub async fn update<T: Serialize>(&self, key: &str, value: &T, version: u64) -> Result<bool, RecordError> {
+    pub async fn update<T: ToRecord>(&self, key: &str, value: &T, version: u64) -> Result<bool, RecordError> {
         let (written, _) =
             self.client.compare_and_swap(&self.namespace, &self.key(key), version, &encode(value)?).await?;
         Ok(written)
     }
 
-    pub async fn put_with_ttl<T: Serialize>(&self, key: &str, value: &T, ttl_seconds: u64) -> Result<(), RecordError> {
+    pub async fn put_with_ttl<T: ToRecord>(&self, key: &str, value: &T, ttl_seconds: u64) -> Result<(), RecordError> {
         self.client.put_with_ttl(&self.namespace, &self.key(key), &encode(value)?, ttl_seconds).await?;
         Ok(())
     }
@@ -161,14 +189,14 @@ impl Records {
     }
 
     /// Every record under `prefix`, in key order, with its key (prefix included).
-    pub async fn list<T: DeserializeOwned>(&self, prefix: &str) -> Result<Vec<(String, T)>, RecordError> {
+    pub async fn list<T: FromRecord>(&self, prefix: &str) -> Result<Vec<(String, T)>, RecordError> {
         self.list_from(prefix, "", 0).await
     }
 
     /// At most `limit` records (0: all) under `prefix` whose keys are at or after `from` (a key
     /// under `prefix`; empty: from the first), in key order: one range scan, so listings page
     /// through large prefixes without reading them whole.
-    pub async fn list_from<T: DeserializeOwned>(
+    pub async fn list_from<T: FromRecord>(
         &self,
         prefix: &str,
         from: &str,

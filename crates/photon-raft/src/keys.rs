@@ -8,8 +8,7 @@
 //!
 //! Big-endian integers keep a group's keys contiguous and its log in index order.
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub const CF_LOG: &str = "raft_log";
 pub const CF_META: &str = "raft_meta";
@@ -58,7 +57,8 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, bincode::Error> {
     Ok(out)
 }
 
-pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, bincode::Error> {
+/// A value `encode` wrote; `T` may borrow from `bytes` (a scan reads values in place).
+pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, bincode::Error> {
     match bytes.split_first() {
         Some((&FORMAT_V1, rest)) => bincode::deserialize(rest),
         Some((version, _)) => Err(Box::new(bincode::ErrorKind::Custom(format!("unknown format version {version}")))),

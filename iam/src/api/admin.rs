@@ -7,10 +7,9 @@ use std::collections::BTreeSet;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use flaredb_client::records::{FromRecord, ToRecord};
 use photon_api::iam::v1 as pb;
 use photon_api::iam::v1::admin_server::Admin;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use tonic::{Request, Response, Status};
 
 use super::actions::action;
@@ -62,18 +61,13 @@ impl AdminService {
     }
 
     /// Authorizes `rpc` on the object at `addr` and reads it.
-    async fn get_at<T: DeserializeOwned, R>(
-        &self,
-        call: &Call<R>,
-        rpc: &str,
-        addr: &Addr,
-    ) -> Result<Versioned<T>, IamError> {
+    async fn get_at<T: FromRecord, R>(&self, call: &Call<R>, rpc: &str, addr: &Addr) -> Result<Versioned<T>, IamError> {
         self.require(call, rpc, &addr.path).await?;
         Ok(self.iam.db.fetch(&addr.key, || addr.what.clone()).await?)
     }
 
     /// Writes a new object at `addr` (already authorized) and audits it.
-    async fn create_at<T: Serialize, R>(
+    async fn create_at<T: ToRecord, R>(
         &self,
         call: &Call<R>,
         rpc: &str,
@@ -97,7 +91,7 @@ impl AdminService {
     }
 
     /// Errors unless the object at `addr` exists.
-    async fn ensure<T: DeserializeOwned>(&self, addr: &Addr) -> Result<(), IamError> {
+    async fn ensure<T: FromRecord>(&self, addr: &Addr) -> Result<(), IamError> {
         self.iam.db.fetch::<T>(&addr.key, || addr.what.clone()).await?;
         Ok(())
     }

@@ -20,6 +20,8 @@ pub struct Hint {
     pub delete: bool,
 }
 
+flaredb_client::json_record!(Hint);
+
 impl Hint {
     pub fn put(chunk: &ChunkRef) -> Self {
         Self { chunk: chunk.clone(), delete: false }

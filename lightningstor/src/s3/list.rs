@@ -194,7 +194,7 @@ impl S3 {
             let mut resume = None;
             for (record, object) in records {
                 match pager.offer(object) {
-                    Step::Next => resume = Some(format!("{record}\0")),
+                    Step::Next => resume = Some(record),
                     Step::SkipPast(common) => {
                         // U+10FFFF sorts after every key that continues `common`.
                         from = format!("{base}{common}\u{10FFFF}");
@@ -204,7 +204,7 @@ impl S3 {
                 }
             }
             match resume {
-                Some(next) if count == batch => from = next,
+                Some(last) if count == batch => from = format!("{last}\0"),
                 _ => break,
             }
         }

@@ -41,6 +41,8 @@ pub(super) struct Part {
     pub modified_ms: i64,
 }
 
+flaredb_client::json_record!(Upload, Part);
+
 fn upload_key(bucket: &str, id: &str) -> String {
     format!("upload/{bucket}/{id}")
 }

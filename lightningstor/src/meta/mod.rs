@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::chunks::ChunkRef;
 
+mod record;
+
 /// The version id of objects written while versioning was never enabled or is suspended.
 pub const NULL_VERSION: &str = "null";
 
@@ -40,6 +42,8 @@ pub struct Bucket {
     #[serde(default)]
     pub policy: Option<String>,
 }
+
+flaredb_client::json_record!(Bucket);
 
 impl Bucket {
     /// The resource path IAM decides on.
@@ -88,8 +92,7 @@ impl Object {
     }
 }
 
-/// An object record as a listing reads it: the chunk list and headers are skipped while
-/// decoding, not allocated.
+/// An object record as a listing reads it: the leading fields of the stored form (`record`).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct Listed {
     pub key: String,
