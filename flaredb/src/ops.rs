@@ -1,6 +1,7 @@
 //! The key-value operations, shared by the gRPC and REST APIs: validation, routing to the
 //! region, and the read or proposal. Keys and results here are user keys of one namespace.
 
+use bytes::Bytes;
 use photon_raft::rocksdb::ReadOptions;
 
 use crate::error::FlareError;
@@ -24,6 +25,8 @@ pub struct Scan {
     pub limit: usize,
     pub reverse: bool,
     pub keys_only: bool,
+    /// Values cut to at most this many leading bytes (0: whole).
+    pub value_prefix: usize,
     pub continuation: Vec<u8>,
 }
 
@@ -228,7 +231,11 @@ impl Store {
             }
             if record.live_at(now) {
                 if let Some(user_key) = keys::user_key(key, &scan.namespace) {
-                    let value = if scan.keys_only { Default::default() } else { record.value.to_vec().into() };
+                    let value = match (scan.keys_only, scan.value_prefix) {
+                        (true, _) => Default::default(),
+                        (false, 0) => Bytes::copy_from_slice(record.value),
+                        (false, n) => Bytes::copy_from_slice(&record.value[..n.min(record.value.len())]),
+                    };
                     let (version, expires_at_ms) = (record.version, record.expires_at_ms);
                     page.records.push(Record { key: user_key.to_vec(), value, version, expires_at_ms });
                 }

@@ -154,6 +154,7 @@ async fn scan(State(store): State<Store>, q: Result<Query<ScanQuery>, QueryRejec
         limit: q.limit,
         reverse: q.reverse,
         keys_only: q.keys_only,
+        value_prefix: 0,
         continuation: unhex(&q.continuation)?,
     };
     let page = store.scan(&scan).await?;

@@ -24,8 +24,10 @@ async fn the_client_does_crud_batches_cas_and_scans() {
     assert_eq!(db.batch_put("default", &entries).await.unwrap().len(), 30);
     let all = db.scan("default", b"s/", b"s0", ScanOptions::default()).await.unwrap();
     assert_eq!(all.len(), 30);
-    let last_five =
-        db.scan("default", b"s/", b"s0", ScanOptions { limit: 5, reverse: true, keys_only: true }).await.unwrap();
+    let last_five = db
+        .scan("default", b"s/", b"s0", ScanOptions { limit: 5, reverse: true, keys_only: true, ..Default::default() })
+        .await
+        .unwrap();
     let keys: Vec<String> = last_five.iter().map(|r| String::from_utf8(r.key.clone()).unwrap()).collect();
     assert_eq!(keys, ["s/29", "s/28", "s/27", "s/26", "s/25"]);
     let (won, record) = db.compare_and_swap("default", b"a", 1, b"2").await.unwrap();

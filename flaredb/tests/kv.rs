@@ -70,7 +70,7 @@ async fn scans_page_in_order_both_ways() {
                 reverse,
                 keys_only: true,
                 continuation: continuation.clone(),
-                region: None,
+                ..Default::default()
             };
             let page = kv.scan(request).await.unwrap().into_inner();
             assert!(page.records.len() <= 4);
@@ -87,6 +87,19 @@ async fn scans_page_in_order_both_ways() {
         }
         assert_eq!(seen, expected, "reverse {reverse}");
     }
+
+    // Values cut to a prefix: longer ones to its length, shorter ones whole.
+    kv.put(put("k30", "abcdefgh")).await.unwrap();
+    let request = ScanRequest {
+        namespace: "default".into(),
+        start: b"k24".to_vec(),
+        end: b"k31".to_vec(),
+        value_prefix: 3,
+        ..Default::default()
+    };
+    let values: Vec<Vec<u8>> =
+        kv.scan(request).await.unwrap().into_inner().records.into_iter().map(|r| r.value.to_vec()).collect();
+    assert_eq!(values, [b"24".to_vec(), b"abc".to_vec()]);
 }
 
 #[tokio::test]

@@ -53,6 +53,8 @@ pub struct ScanOptions {
     pub limit: usize,
     pub reverse: bool,
     pub keys_only: bool,
+    /// Values cut to at most this many leading bytes (0: whole).
+    pub value_prefix: usize,
 }
 
 /// A FlareDB client. Cheap to clone; clones share connections and the region map.
@@ -304,6 +306,7 @@ impl Client {
                 limit: remaining.min(u32::MAX as usize) as u32,
                 reverse: options.reverse,
                 keys_only: options.keys_only,
+                value_prefix: options.value_prefix.min(u32::MAX as usize) as u32,
                 continuation: continuation.clone(),
                 region: None,
             };

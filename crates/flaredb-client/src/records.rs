@@ -103,6 +103,11 @@ pub trait ToRecord {
 
 /// A value read back from a record's bytes (perhaps only the part of it a caller needs).
 pub trait FromRecord: Sized {
+    /// How many leading bytes of a record `from_record` needs, when it reads only a head (a
+    /// listing of records whose tails are large): scans then bring values cut to this length.
+    /// A cut value that does not decode is read again whole. 0: whole values.
+    const HEAD: usize = 0;
+
     fn from_record(bytes: &[u8]) -> Result<Self, String>;
 }
 
@@ -215,16 +220,23 @@ impl Records {
         if !end.is_empty() && start >= end {
             return Ok(Vec::new());
         }
-        let options = crate::client::ScanOptions { limit, ..Default::default() };
+        let options = crate::client::ScanOptions { limit, value_prefix: T::HEAD, ..Default::default() };
         let records = self.client.scan(&self.namespace, &start, &end, options).await?;
-        records
-            .into_iter()
-            .map(|r| {
-                let key = String::from_utf8_lossy(&r.key[self.prefix.len()..]).into_owned();
-                let value = decode(&key, &r.value)?;
-                Ok((key, value))
-            })
-            .collect()
+        let mut out = Vec::with_capacity(records.len());
+        for r in records {
+            let key = String::from_utf8_lossy(&r.key[self.prefix.len()..]).into_owned();
+            match T::from_record(&r.value) {
+                Ok(value) => out.push((key, value)),
+                // Its head is not where `T` looks (a record in an older form): read it whole.
+                Err(_) if T::HEAD > 0 && r.value.len() == T::HEAD => {
+                    if let Some(whole) = self.get::<T>(&key).await? {
+                        out.push((key, whole.value));
+                    }
+                }
+                Err(reason) => return Err(RecordError::Decode { key, reason }),
+            }
+        }
+        Ok(out)
     }
 
     /// The flaredb client and namespace (for watching changes).

@@ -10,6 +10,7 @@
 //!
 //! Architecture invariant: the runtime knows nothing of any particular service.
 
+mod allocator;
 mod api;
 pub mod cli;
 pub mod cluster_config;

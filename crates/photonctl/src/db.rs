@@ -80,7 +80,7 @@ pub async fn run(
         }
         DbCommand::Del { key } => println!("{}", db.delete(namespace, key.as_bytes()).await?),
         DbCommand::Scan { start, end, limit, reverse } => {
-            let options = ScanOptions { limit, reverse, keys_only: false };
+            let options = ScanOptions { limit, reverse, ..Default::default() };
             print(&db.scan(namespace, start.as_bytes(), end.as_bytes(), options).await?)?;
         }
     }

@@ -84,6 +84,7 @@ impl Kv for KvService {
             limit: r.limit as usize,
             reverse: r.reverse,
             keys_only: r.keys_only,
+            value_prefix: r.value_prefix as usize,
             continuation: r.continuation,
         };
         let page = self.store.scan(&scan).await?;

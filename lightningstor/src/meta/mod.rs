@@ -92,10 +92,10 @@ impl Object {
     }
 }
 
-/// An object record as a listing reads it: the leading fields of the stored form (`record`).
+/// An object record as a listing reads it: the head of the stored form (`record`); the key is
+/// the record's own.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct Listed {
-    pub key: String,
     pub size: u64,
     pub etag: String,
     pub modified_ms: i64,

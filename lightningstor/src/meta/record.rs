@@ -1,11 +1,12 @@
-//! How object records are stored: a compact positional form whose leading fields are the ones a
-//! listing needs (`Listed` decodes them and stops, never reading the chunk list), because a page
-//! of 1000 keys decodes 1000 records. Records that earlier versions wrote as JSON still decode.
+//! How object records are stored: a compact positional form that opens with the fields a listing
+//! needs, so a page of 1000 keys fetches and decodes only the first [`Listed::HEAD`] bytes of
+//! each record (flaredb cuts the values), never the chunk lists. Records that earlier versions
+//! wrote as JSON still decode (listings read those whole).
 //!
-//! Layout after the format byte: flags (bit 0: delete marker), size, modified_ms (zigzag), etag,
-//! key | version_id, content_type, headers (count, then name and value), chunks (count, then id,
-//! len, sum and the replicas' count and names). Integers are LEB128 varints, strings a varint
-//! length and UTF-8. A later format appends fields at the end: decoders ignore trailing bytes.
+//! Layout: format byte, flags (bit 0: delete marker), size, modified_ms (zigzag), etag | key,
+//! version_id, content_type, headers (count, then name and value), chunks (count, then id, len,
+//! sum and the replicas' count and names). Integers are LEB128 varints, strings a varint length
+//! and UTF-8. A later format appends fields at the end: decoders ignore trailing bytes.
 
 use flaredb_client::records::{FromRecord, ToRecord};
 
@@ -90,7 +91,6 @@ struct Head<'a> {
     size: u64,
     modified_ms: i64,
     etag: &'a str,
-    key: &'a str,
 }
 
 fn head(bytes: &[u8]) -> Result<(Head<'_>, Reader<'_>), String> {
@@ -103,8 +103,7 @@ fn head(bytes: &[u8]) -> Result<(Head<'_>, Reader<'_>), String> {
     let size = r.varint("size")?;
     let modified_ms = unzigzag(r.varint("modified time")?);
     let etag = r.str("etag")?;
-    let key = r.str("key")?;
-    Ok((Head { delete_marker: flags & DELETE_MARKER != 0, size, modified_ms, etag, key }, r))
+    Ok((Head { delete_marker: flags & DELETE_MARKER != 0, size, modified_ms, etag }, r))
 }
 
 /// JSON records (from before this form) open with a brace; this form never does.
@@ -148,6 +147,7 @@ impl FromRecord for Object {
             return serde_json::from_slice(bytes).map_err(|e| e.to_string());
         }
         let (head, mut r) = head(bytes)?;
+        let key = r.str("key")?.to_string();
         let version_id = r.str("version id")?.to_string();
         let content_type = r.str("content type")?.to_string();
         let mut headers = std::collections::BTreeMap::new();
@@ -166,7 +166,7 @@ impl FromRecord for Object {
             chunks.push(ChunkRef { id, len, sum, replicas });
         }
         Ok(Object {
-            key: head.key.to_string(),
+            key,
             size: head.size,
             etag: head.etag.to_string(),
             content_type,
@@ -180,13 +180,16 @@ impl FromRecord for Object {
 }
 
 impl FromRecord for Listed {
+    /// The head's largest: format, flags, two 10-byte varints, and an etag of at most 38 bytes
+    /// (an MD5 in hex, or one with `-<parts>` for multipart objects) with its length.
+    const HEAD: usize = 64;
+
     fn from_record(bytes: &[u8]) -> Result<Self, String> {
         if is_json(bytes) {
             return serde_json::from_slice(bytes).map_err(|e| e.to_string());
         }
         let (head, _) = head(bytes)?;
         Ok(Listed {
-            key: head.key.to_string(),
             size: head.size,
             etag: head.etag.to_string(),
             modified_ms: head.modified_ms,
@@ -219,8 +222,12 @@ mod tests {
         let object = object();
         let bytes = object.to_record().unwrap();
         assert_eq!(Object::from_record(&bytes).unwrap(), object);
-        let listed = Listed::from_record(&bytes).unwrap();
-        assert_eq!((listed.key.as_str(), listed.size, listed.modified_ms), ("a/ключ", 300 << 20, -5));
+        let listed = Listed::from_record(&bytes[..Listed::HEAD]).unwrap();
+        assert_eq!((listed.etag.as_str(), listed.size, listed.modified_ms), (object.etag.as_str(), 300 << 20, -5));
+        let mut longest = object.clone();
+        (longest.size, longest.modified_ms, longest.etag) = (u64::MAX, i64::MIN, format!("{}-10000", "f".repeat(32)));
+        let head = &longest.to_record().unwrap()[..Listed::HEAD];
+        assert_eq!(Listed::from_record(head).unwrap().etag, longest.etag, "the longest head fits in HEAD");
         let marker = Object::marker("k", i64::MAX);
         assert!(Listed::from_record(&marker.to_record().unwrap()).unwrap().delete_marker);
         assert_eq!(Object::from_record(&marker.to_record().unwrap()).unwrap(), marker);
@@ -232,6 +239,7 @@ mod tests {
         let json = serde_json::to_vec(&object).unwrap();
         assert_eq!(Object::from_record(&json).unwrap(), object);
         assert_eq!(Listed::from_record(&json).unwrap().etag, object.etag);
+        assert!(Listed::from_record(&json[..Listed::HEAD]).is_err(), "cut JSON is read again whole");
     }
 
     #[test]

@@ -17,7 +17,8 @@ use crate::meta::{objects_prefix, Listed};
 
 /// One page: the objects and common prefixes after `after`, and whether more follow.
 struct Page {
-    objects: Vec<Listed>,
+    /// Keys and their objects.
+    objects: Vec<(String, Listed)>,
     prefixes: Vec<String>,
     truncated: bool,
     /// The last key or prefix returned (where the next page starts after).
@@ -53,11 +54,11 @@ struct Pager<'a> {
 }
 
 impl Pager<'_> {
-    fn offer(&mut self, object: Listed) -> Step {
-        if object.delete_marker || !object.key.starts_with(self.prefix) || object.key.as_str() <= self.after {
+    fn offer(&mut self, key: String, object: Listed) -> Step {
+        if object.delete_marker || !key.starts_with(self.prefix) || key.as_str() <= self.after {
             return Step::Next;
         }
-        let rolled = common_prefix(&object.key, self.prefix, self.delimiter);
+        let rolled = common_prefix(&key, self.prefix, self.delimiter);
         if let Some(common) = &rolled {
             if self.page.prefixes.last() == Some(common) || common.as_str() <= self.after {
                 return Step::SkipPast(common.clone());
@@ -74,8 +75,8 @@ impl Pager<'_> {
                 Step::SkipPast(common)
             }
             None => {
-                self.page.last = Some(object.key.clone());
-                self.page.objects.push(object);
+                self.page.last = Some(key.clone());
+                self.page.objects.push((key, object));
                 Step::Next
             }
         }
@@ -155,9 +156,9 @@ impl S3 {
                 xml.field("NextMarker", enc(last));
             }
         }
-        for object in &page.objects {
+        for (key, object) in &page.objects {
             xml.open("Contents")
-                .text("Key", &enc(&object.key))
+                .text("Key", &enc(key))
                 .time("LastModified", object.modified_ms)
                 .etag(&object.etag)
                 .number("Size", object.size)
@@ -193,7 +194,9 @@ impl S3 {
             let count = records.len();
             let mut resume = None;
             for (record, object) in records {
-                match pager.offer(object) {
+                // Records are `obj/<bucket>/<key>`.
+                let key = record.get(base.len()..).unwrap_or_default().to_string();
+                match pager.offer(key, object) {
                     Step::Next => resume = Some(record),
                     Step::SkipPast(common) => {
                         // U+10FFFF sorts after every key that continues `common`.
@@ -234,22 +237,22 @@ fn decode_token(token: &str) -> Result<String, S3Error> {
 mod tests {
     use super::*;
 
-    fn objects(keys: &[&str]) -> Vec<Listed> {
+    fn objects(keys: &[&str]) -> Vec<(String, Listed)> {
         keys.iter()
-            .map(|k| Listed { key: k.to_string(), size: 1, etag: String::new(), modified_ms: 0, delete_marker: false })
+            .map(|k| (k.to_string(), Listed { size: 1, etag: String::new(), modified_ms: 0, delete_marker: false }))
             .collect()
     }
 
     /// A page from `all` (sorted), skipping as a range scan would.
-    fn page(all: Vec<Listed>, prefix: &str, delimiter: &str, after: &str, max: usize) -> Page {
+    fn page(all: Vec<(String, Listed)>, prefix: &str, delimiter: &str, after: &str, max: usize) -> Page {
         let page = Page { objects: Vec::new(), prefixes: Vec::new(), truncated: false, last: None };
         let mut pager = Pager { prefix, delimiter, after, max, page };
         let mut skip: Option<String> = None;
-        for object in all {
-            if skip.as_ref().is_some_and(|s| object.key.starts_with(s.as_str())) {
+        for (key, object) in all {
+            if skip.as_ref().is_some_and(|s| key.starts_with(s.as_str())) {
                 continue;
             }
-            match pager.offer(object) {
+            match pager.offer(key, object) {
                 Step::Next => {}
                 Step::SkipPast(common) => skip = Some(common),
                 Step::Full => break,
@@ -262,7 +265,7 @@ mod tests {
     fn pages_group_prefixes_and_resume() {
         let all = || objects(&["a/1", "a/2", "b", "c/x/1", "c/y", "d"]);
         let p = page(all(), "", "/", "", 1000);
-        assert_eq!(p.objects.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(), ["b", "d"]);
+        assert_eq!(p.objects.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["b", "d"]);
         assert_eq!(p.prefixes, ["a/", "c/"]);
         let first = page(all(), "", "/", "", 2);
         assert!(first.truncated);
@@ -271,12 +274,12 @@ mod tests {
         assert_eq!((second.prefixes, second.objects.len(), second.truncated), (vec!["c/".to_string()], 1, false));
         let within = page(all(), "c/", "/", "", 1000);
         assert_eq!(within.prefixes, ["c/x/"]);
-        assert_eq!(within.objects[0].key, "c/y");
+        assert_eq!(within.objects[0].0, "c/y");
         let mut with_marker = all();
-        with_marker[1].delete_marker = true;
+        with_marker[1].1.delete_marker = true;
         let p = page(with_marker, "a/", "", "", 1000);
         assert_eq!(
-            p.objects.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(),
+            p.objects.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
             ["a/1"],
             "delete markers are not listed"
         );

@@ -233,12 +233,22 @@ async fn run_s3(client: Arc<S3Client>, bucket: String, load: Load) -> anyhow::Re
 
             let deadline = Some(Instant::now() + Duration::from_secs(load.seconds.min(3)));
             let (c, b, p) = (client.clone(), bucket.clone(), prefix.clone());
+            // Every page must hold the first 1000 keys the PUT phase wrote.
+            let keys = counts.iter().sum::<u64>().min(1000);
             let (samples, elapsed, errors) = phase(clients, deadline, move |_, _| {
                 let (c, b, p) = (c.clone(), b.clone(), p.clone());
                 async move {
                     let query =
                         format!("list-type=2&max-keys=1000&prefix={}", photon_auth::sigv4::encode(&format!("{p}/")));
-                    c.xml(Method::GET, &format!("/{b}"), &query).await?;
+                    let (response, sender) = c.send_keep(Method::GET, &format!("/{b}"), &query, &[], empty()).await?;
+                    let page = response.into_body().collect().await?.to_bytes();
+                    c.release(sender);
+                    // KeyCount comes before the keys (both servers write it so).
+                    let count = format!("<KeyCount>{keys}</KeyCount>");
+                    anyhow::ensure!(
+                        page[..page.len().min(1024)].windows(count.len()).any(|w| w == count.as_bytes()),
+                        "LIST did not answer {count}"
+                    );
                     Ok(true)
                 }
             })
