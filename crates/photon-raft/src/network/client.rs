@@ -22,8 +22,10 @@ use serde::Serialize;
 use tonic::transport::Channel;
 
 use super::codec;
+use super::election_pause::ElectionPause;
 use super::forward::ForwardFailure;
-use super::lease::{LeaseClock, LeaseClocks};
+use super::lease::LeaseClock;
+use super::per_group::PerGroup;
 use super::server::MAX_MESSAGE_BYTES;
 use super::PeerTls;
 use crate::fault::{FaultInjector, Verdict};
@@ -44,18 +46,33 @@ pub struct PeerNetwork<A> {
     tls: Option<PeerTls>,
     fault: FaultInjector,
     channels: Channels,
-    leases: LeaseClocks,
+    leases: PerGroup<LeaseClock>,
+    pauses: PerGroup<ElectionPause>,
     _app: PhantomData<fn() -> A>,
 }
 
 impl<A> PeerNetwork<A> {
     pub fn new(group: u64, node: NodeId, tls: Option<PeerTls>, fault: FaultInjector) -> Self {
-        Self { group, node, tls, fault, channels: Arc::default(), leases: LeaseClocks::default(), _app: PhantomData }
+        Self {
+            group,
+            node,
+            tls,
+            fault,
+            channels: Arc::default(),
+            leases: PerGroup::default(),
+            pauses: PerGroup::default(),
+            _app: PhantomData,
+        }
     }
 
     /// The leader lease of this network's group (see `lease`).
     pub fn lease(&self) -> Arc<LeaseClock> {
         self.leases.of(self.group)
+    }
+
+    /// This group's one-shot election back-off (see `election_pause`).
+    pub(crate) fn election_pause(&self) -> Arc<ElectionPause> {
+        self.pauses.of(self.group)
     }
 
     pub fn group(&self) -> u64 {
@@ -71,6 +88,7 @@ impl<A> PeerNetwork<A> {
             fault: self.fault.clone(),
             channels: self.channels.clone(),
             leases: self.leases.clone(),
+            pauses: self.pauses.clone(),
             _app: PhantomData,
         }
     }
@@ -185,6 +203,7 @@ impl<A: App> RaftNetworkFactory<TypeConfig<A>> for PeerNetwork<A> {
             channel: self.channel(&node.addr),
             fault: self.fault.clone(),
             lease: self.lease(),
+            pause: self.election_pause(),
             _app: PhantomData,
         }
     }
@@ -198,6 +217,7 @@ pub struct PeerClient<A> {
     channel: Result<Channel, String>,
     fault: FaultInjector,
     lease: Arc<LeaseClock>,
+    pause: Arc<ElectionPause>,
     _app: PhantomData<fn() -> A>,
 }
 
@@ -294,6 +314,7 @@ impl<A: App> RaftNetwork<TypeConfig<A>> for PeerClient<A> {
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, OpenRaftError<NodeId>>> {
         let result = self.call(Method::Vote, &rpc, option.hard_ttl()).await.map_err(Failure::into_rpc)?;
-        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+        let answer = result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))?;
+        Ok(self.pause.filter(&rpc, answer))
     }
 }

@@ -80,17 +80,6 @@ impl LeaseClock {
     }
 }
 
-/// Every group's lease clock in this process, by group id.
-#[derive(Clone, Default)]
-pub(crate) struct LeaseClocks(Arc<Mutex<HashMap<u64, Arc<LeaseClock>>>>);
-
-impl LeaseClocks {
-    pub(crate) fn of(&self, group: u64) -> Arc<LeaseClock> {
-        let mut clocks = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        clocks.entry(group).or_default().clone()
-    }
-}
-
 /// The index a linearizable read on this member must have applied, when it leads under a
 /// valid lease; `None` when it must confirm leadership the slow way (not the leader, no lease,
 /// or nothing of its own term committed yet, so earlier terms' entries may still be pending).

@@ -5,8 +5,10 @@
 mod batcher;
 mod client;
 mod codec;
+mod election_pause;
 mod forward;
 mod lease;
+mod per_group;
 mod proposer;
 mod read_batcher;
 mod server;

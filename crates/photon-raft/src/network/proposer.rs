@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use openraft::error::{ClientWriteError, RaftError as OpenRaftError};
 use openraft::Raft;
+use tokio::sync::mpsc;
 
 use super::batcher::Batcher;
+use super::election_pause;
 use super::forward::ForwardFailure;
 use super::read_batcher::ReadBatcher;
 use super::PeerNetwork;
@@ -31,6 +33,8 @@ pub struct Proposer<A: App> {
     reads: ReadBatcher,
     network: PeerNetwork<A>,
     timeout: Duration,
+    /// Keeps the group's election back-off enforced while any clone lives.
+    _pause: mpsc::Sender<()>,
 }
 
 impl<A: App> Clone for Proposer<A> {
@@ -41,6 +45,7 @@ impl<A: App> Clone for Proposer<A> {
             reads: self.reads.clone(),
             network: self.network.for_group(self.network.group()),
             timeout: self.timeout,
+            _pause: self._pause.clone(),
         }
     }
 }
@@ -50,14 +55,16 @@ pub(super) const RETRY_PAUSE: Duration = Duration::from_millis(50);
 
 impl<A: App> Proposer<A> {
     /// `timeout` bounds every call, including waiting out an election. Starts the group's
-    /// write and read batchers, so call it once per group (and clone).
+    /// write and read batchers and its election back-off (see `election_pause`), so call it
+    /// once per group (and clone).
     /// `lease_reads`: a leader holding a lease answers linearizable reads without a quorum
     /// round (see `lease`); a campaign elsewhere must then call [`Proposer::suspend_lease`] on
     /// the leader first.
     pub fn new(raft: Raft<TypeConfig<A>>, network: PeerNetwork<A>, timeout: Duration, lease_reads: bool) -> Self {
         let batcher = Batcher::spawn(raft.clone(), network.for_group(network.group()), timeout);
         let reads = ReadBatcher::spawn(raft.clone(), network.for_group(network.group()), timeout, lease_reads);
-        Self { raft, batcher, reads, network, timeout }
+        let _pause = election_pause::enforce(raft.clone(), network.election_pause());
+        Self { raft, batcher, reads, network, timeout, _pause }
     }
 
     /// Stops this member's lease reads long enough for another member's forced election to
