@@ -116,11 +116,12 @@ impl Store {
         }
     }
 
-    pub async fn delete(&self, namespace: &str, key: &[u8]) -> Result<bool, FlareError> {
+    /// Deletes the key; the live record it held, if any.
+    pub async fn delete(&self, namespace: &str, key: &[u8]) -> Result<Option<Record>, FlareError> {
         let store_key = self.store_key(namespace, key)?;
         let region = self.region_for(&store_key)?;
         match self.propose(&region, Command::Delete { key: store_key }).await? {
-            Applied::Delete { deleted } => Ok(deleted),
+            Applied::Delete { previous } => Ok(previous.map(|r| from_stored(key.to_vec(), r))),
             other => Err(unexpected(other)),
         }
     }

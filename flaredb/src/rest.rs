@@ -110,7 +110,7 @@ async fn delete_key(
     q: Result<Query<Namespace>, QueryRejection>,
 ) -> Result<Response, FlareError> {
     let ns = query(q)?.namespace;
-    let deleted = store.delete(&ns, key.as_bytes()).await?;
+    let deleted = store.delete(&ns, key.as_bytes()).await?.is_some();
     Ok(Json(json!({ "key": key, "deleted": deleted })).into_response())
 }
 

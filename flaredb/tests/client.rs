@@ -34,7 +34,10 @@ async fn the_client_does_crud_batches_cas_and_scans() {
     assert!(won && record.unwrap().version == 2);
     let (won, record) = db.compare_and_swap("default", b"a", 1, b"3").await.unwrap();
     assert!(!won && record.unwrap().value[..] == b"2"[..]);
-    assert!(db.delete("default", b"a").await.unwrap());
+    let taken = db.take("default", b"a").await.unwrap().expect("the record taken");
+    assert_eq!((&taken.value[..], taken.version), (&b"2"[..], 2));
+    assert!(db.take("default", b"a").await.unwrap().is_none());
+    assert!(!db.delete("default", b"a").await.unwrap());
     // A refusal is reported as such, with the server's words.
     match db.put("nosuch", b"k", b"v").await {
         Err(Error::Refused(status)) => assert!(status.message().contains("unknown namespace"), "{status:?}"),

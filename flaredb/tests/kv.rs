@@ -38,12 +38,19 @@ async fn crud_batches_and_versions_through_grpc() {
         kv.batch_get(BatchGetRequest { namespace: "default".into(), keys, region: None }).await.unwrap().into_inner();
     assert_eq!(found.records.iter().map(|r| r.key.as_slice()).collect::<Vec<_>>(), vec![b"x".as_slice(), b"y"]);
 
-    let deleted =
-        kv.delete(DeleteRequest { namespace: "default".into(), key: "a".into(), region: None }).await.unwrap();
-    assert!(deleted.into_inner().deleted);
+    let deleted = kv
+        .delete(DeleteRequest { namespace: "default".into(), key: "a".into(), region: None })
+        .await
+        .unwrap()
+        .into_inner();
+    // The answer carries the record the delete removed.
+    let previous = deleted.previous.expect("the removed record");
+    assert!(deleted.deleted);
+    assert_eq!((previous.key.as_slice(), previous.version), (b"a".as_slice(), 2), "{previous:?}");
     assert!(kv.get(get("a")).await.unwrap().into_inner().record.is_none());
     let again = kv.delete(DeleteRequest { namespace: "default".into(), key: "a".into(), region: None }).await.unwrap();
-    assert!(!again.into_inner().deleted);
+    let again = again.into_inner();
+    assert!(!again.deleted && again.previous.is_none(), "{again:?}");
     // Re-created after a delete, a key starts again at version 1.
     assert_eq!(kv.put(put("a", "3")).await.unwrap().into_inner().version, 1);
 }

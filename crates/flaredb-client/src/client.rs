@@ -250,6 +250,13 @@ impl Client {
 
     /// Deletes the key; whether it existed.
     pub async fn delete(&self, namespace: &str, key: &[u8]) -> Result<bool, Error> {
+        Ok(self.take(namespace, key).await?.is_some())
+    }
+
+    /// Deletes the key and returns the live record it held, if any: exactly the record that was
+    /// removed, whatever other writers did before. (A delete retried after a lost answer finds
+    /// nothing the second time and answers `None`.)
+    pub async fn take(&self, namespace: &str, key: &[u8]) -> Result<Option<pb::Record>, Error> {
         let request = pb::DeleteRequest { namespace: namespace.into(), key: key.to_vec(), region: None };
         let answer = self
             .run(&store_key(namespace, key), false, true, |mut kv, region| {
@@ -257,7 +264,7 @@ impl Client {
                 async move { kv.delete(request).await }
             })
             .await?;
-        Ok(answer.deleted)
+        Ok(answer.previous)
     }
 
     /// Writes `value` only if the key is at `expected_version` (0: absent). Whether it did, and

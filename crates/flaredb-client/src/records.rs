@@ -193,6 +193,15 @@ impl Records {
         Ok(self.client.delete(&self.namespace, &self.key(key)).await?)
     }
 
+    /// Deletes the record at `key` and returns what it held (one round trip, and the very
+    /// record removed even under concurrent writers).
+    pub async fn take<T: FromRecord>(&self, key: &str) -> Result<Option<Versioned<T>>, RecordError> {
+        match self.client.take(&self.namespace, &self.key(key)).await? {
+            Some(record) => Ok(Some(Versioned { value: decode(key, &record.value)?, version: record.version })),
+            None => Ok(None),
+        }
+    }
+
     /// Every record under `prefix`, in key order, with its key (prefix included).
     pub async fn list<T: FromRecord>(&self, prefix: &str) -> Result<Vec<(String, T)>, RecordError> {
         self.list_from(prefix, "", 0).await

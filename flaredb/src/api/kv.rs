@@ -66,8 +66,8 @@ impl Kv for KvService {
     async fn delete(&self, request: Request<pb::DeleteRequest>) -> Result<Response<pb::DeleteResponse>, Status> {
         let r = request.into_inner();
         self.store.check_route(&r.namespace, &r.key, r.region.as_ref())?;
-        let deleted = self.store.delete(&r.namespace, &r.key).await?;
-        Ok(Response::new(pb::DeleteResponse { deleted }))
+        let previous = self.store.delete(&r.namespace, &r.key).await?;
+        Ok(Response::new(pb::DeleteResponse { deleted: previous.is_some(), previous }))
     }
 
     async fn scan(&self, request: Request<pb::ScanRequest>) -> Result<Response<pb::ScanResponse>, Status> {

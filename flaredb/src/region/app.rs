@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
 
 use super::Descriptor;
-use crate::keys::{split_ttl_key, ttl_key, StoredRecord, CF_DATA, CF_REGIONS, CF_TTL};
+use crate::keys::{split_ttl_key, ttl_key, StoredRecord, StoredRecordRef, CF_DATA, CF_REGIONS, CF_TTL};
 
 /// What a region's log carries.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -75,7 +75,8 @@ pub enum Applied {
         versions: Vec<u64>,
     },
     Delete {
-        deleted: bool,
+        /// The live record removed, if there was one.
+        previous: Option<StoredRecord>,
     },
     CompareAndSwap {
         succeeded: bool,
@@ -133,6 +134,41 @@ pub fn stored(db: &DB, key: &[u8]) -> Result<Option<StoredRecord>, BoxError> {
     }
 }
 
+/// The version and expiry of a stored record: what a write needs to know of the record it
+/// replaces (read in place, its value never copied).
+#[derive(Debug, Clone, Copy)]
+struct Head {
+    version: u64,
+    expires_at_ms: i64,
+}
+
+impl Head {
+    fn of(db: &DB, key: &[u8]) -> Result<Option<Head>, BoxError> {
+        match db.get_pinned_cf(cf(db, CF_DATA)?, key)? {
+            Some(bytes) => {
+                let record: StoredRecordRef = decode(&bytes)?;
+                Ok(Some(Head { version: record.version, expires_at_ms: record.expires_at_ms }))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn live_at(&self, now_ms: i64) -> bool {
+        self.expires_at_ms == 0 || self.expires_at_ms > now_ms
+    }
+
+    /// The version of `head` if it is live at `now_ms`, else 0 (absent).
+    fn live_version(head: Option<Head>, now_ms: i64) -> u64 {
+        head.filter(|h| h.live_at(now_ms)).map_or(0, |h| h.version)
+    }
+}
+
+impl From<&StoredRecord> for Head {
+    fn from(record: &StoredRecord) -> Self {
+        Head { version: record.version, expires_at_ms: record.expires_at_ms }
+    }
+}
+
 impl RegionApp {
     /// `descriptor` is shared with the store, which routes requests by it; regions split off
     /// this one are announced on `births` once their descriptor is written.
@@ -172,27 +208,34 @@ impl RegionApp {
         self.descriptor.read().unwrap_or_else(|p| p.into_inner()).contains(key)
     }
 
-    fn live(db: &DB, key: &[u8], now_ms: i64) -> Result<Option<StoredRecord>, BoxError> {
-        Ok(stored(db, key)?.filter(|r| r.live_at(now_ms)))
-    }
-
+    /// Writes `value` over `old`, the record stored under `key` now (live or not).
+    #[allow(clippy::too_many_arguments)]
     fn write(
         &mut self,
         db: &DB,
         batch: &mut WriteBatch,
         key: &[u8],
+        old: Option<Head>,
         value: &[u8],
         expires_at_ms: i64,
         now_ms: i64,
     ) -> Result<StoredRecord, BoxError> {
-        let version = Self::live(db, key, now_ms)?.map_or(0, |r| r.version) + 1;
+        let version = Head::live_version(old, now_ms) + 1;
         let record = StoredRecord { version, expires_at_ms, value: value.to_vec() };
-        self.stage(db, batch, key, record.clone())?;
+        self.stage(db, batch, key, old, record.clone())?;
         Ok(record)
     }
 
-    fn stage(&mut self, db: &DB, batch: &mut WriteBatch, key: &[u8], record: StoredRecord) -> Result<(), BoxError> {
-        Self::unindex(db, batch, key)?;
+    /// Stages `record` under `key` in place of `old` (as stored before this command).
+    fn stage(
+        &mut self,
+        db: &DB,
+        batch: &mut WriteBatch,
+        key: &[u8],
+        old: Option<Head>,
+        record: StoredRecord,
+    ) -> Result<(), BoxError> {
+        Self::unindex(db, batch, key, old)?;
         if record.expires_at_ms != 0 {
             batch.put_cf(cf(db, CF_TTL)?, ttl_key(record.expires_at_ms, key), []);
         }
@@ -201,16 +244,16 @@ impl RegionApp {
         Ok(())
     }
 
-    fn delete(&mut self, db: &DB, batch: &mut WriteBatch, key: &[u8]) -> Result<(), BoxError> {
-        Self::unindex(db, batch, key)?;
+    fn delete(&mut self, db: &DB, batch: &mut WriteBatch, key: &[u8], old: Option<Head>) -> Result<(), BoxError> {
+        Self::unindex(db, batch, key, old)?;
         batch.delete_cf(cf(db, CF_DATA)?, key);
         self.pending.push(Change { key: key.to_vec(), record: None });
         Ok(())
     }
 
-    /// Drops the `ttl` index entry of the record stored under `key`, if it has one.
-    fn unindex(db: &DB, batch: &mut WriteBatch, key: &[u8]) -> Result<(), BoxError> {
-        if let Some(old) = stored(db, key)?.filter(|r| r.expires_at_ms != 0) {
+    /// Drops the `ttl` index entry of `old`, the record stored under `key`, if it has one.
+    fn unindex(db: &DB, batch: &mut WriteBatch, key: &[u8], old: Option<Head>) -> Result<(), BoxError> {
+        if let Some(old) = old.filter(|r| r.expires_at_ms != 0) {
             batch.delete_cf(cf(db, CF_TTL)?, ttl_key(old.expires_at_ms, key));
         }
         Ok(())
@@ -241,7 +284,8 @@ impl App for RegionApp {
                 Applied::OutOfRange
             }
             Command::Put { key, value, expires_at_ms } => {
-                Applied::Put { version: self.write(db, batch, key, value, *expires_at_ms, now)?.version }
+                let old = Head::of(db, key)?;
+                Applied::Put { version: self.write(db, batch, key, old, value, *expires_at_ms, now)?.version }
             }
             Command::BatchPut { entries } => {
                 // A key listed twice: the second write must see the first, which is still
@@ -249,14 +293,16 @@ impl App for RegionApp {
                 let mut staged: std::collections::HashMap<&[u8], u64> = std::collections::HashMap::new();
                 let mut versions = Vec::with_capacity(entries.len());
                 for (key, value, expires_at_ms) in entries {
+                    let old = Head::of(db, key)?;
                     let version = match staged.get(key.as_slice()) {
                         Some(version) => version + 1,
-                        None => Self::live(db, key, now)?.map_or(0, |r| r.version) + 1,
+                        None => Head::live_version(old, now) + 1,
                     };
                     self.stage(
                         db,
                         batch,
                         key,
+                        old,
                         StoredRecord { version, expires_at_ms: *expires_at_ms, value: value.clone() },
                     )?;
                     staged.insert(key, version);
@@ -265,16 +311,18 @@ impl App for RegionApp {
                 Applied::BatchPut { versions }
             }
             Command::Delete { key } => {
-                let deleted = Self::live(db, key, now)?.is_some();
-                if stored(db, key)?.is_some() {
-                    self.delete(db, batch, key)?;
+                let old = stored(db, key)?;
+                if let Some(record) = &old {
+                    self.delete(db, batch, key, Some(record.into()))?;
                 }
-                Applied::Delete { deleted }
+                Applied::Delete { previous: old.filter(|r| r.live_at(now)) }
             }
             Command::CompareAndSwap { key, expected_version, value, expires_at_ms } => {
-                let current = Self::live(db, key, now)?;
+                let old = stored(db, key)?;
+                let head = old.as_ref().map(Head::from);
+                let current = old.filter(|r| r.live_at(now));
                 if current.as_ref().map_or(0, |r| r.version) == *expected_version {
-                    let record = self.write(db, batch, key, value, *expires_at_ms, now)?;
+                    let record = self.write(db, batch, key, head, value, *expires_at_ms, now)?;
                     Applied::CompareAndSwap { succeeded: true, record: Some(record) }
                 } else {
                     Applied::CompareAndSwap { succeeded: false, record: current }
@@ -288,9 +336,10 @@ impl App for RegionApp {
                 for (expiry, key) in keys {
                     // The index entry goes either way: it is expired or stale.
                     batch.delete_cf(cf(db, CF_TTL)?, ttl_key(*expiry, key));
-                    let expired = stored(db, key)?.is_some_and(|r| r.expires_at_ms == *expiry && !r.live_at(now));
+                    let old = Head::of(db, key)?;
+                    let expired = old.is_some_and(|r| r.expires_at_ms == *expiry && !r.live_at(now));
                     if expired && self.contains(key) {
-                        self.delete(db, batch, key)?;
+                        self.delete(db, batch, key, old)?;
                         removed += 1;
                     }
                 }

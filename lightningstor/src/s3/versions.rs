@@ -134,8 +134,8 @@ impl S3 {
         let record = object_key(&bucket.name, key);
         let Some(id) = id else {
             if bucket.versioning == Versioning::Unversioned {
-                if let Some(object) = self.records.get::<Object>(&record).await? {
-                    self.records.delete(&record).await?;
+                // The record removed names the chunks to drop, even if a PUT raced the delete.
+                if let Some(object) = self.records.take::<Object>(&record).await? {
                     self.chunks.remove_later(object.value.chunks);
                 }
                 return Ok(Removed { version_id: None, delete_marker: false });
@@ -168,8 +168,7 @@ impl S3 {
                 _ => {
                     let archived = version_key(&bucket.name, key, id);
                     let mut delete_marker = false;
-                    if let Some(old) = self.records.get::<Object>(&archived).await? {
-                        self.records.delete(&archived).await?;
+                    if let Some(old) = self.records.take::<Object>(&archived).await? {
                         self.chunks.remove_later(old.value.chunks.clone());
                         delete_marker = old.value.delete_marker;
                     }
