@@ -293,7 +293,10 @@ impl S3 {
 
     pub async fn delete_object(&self, call: &Call) -> Result<Response, S3Error> {
         let (bucket_name, key) = call.object();
-        let bucket = self.bucket(bucket_name).await?;
+        // The bucket as read at most a second ago (see `bucket_for_read`): a versioning change
+        // made on another node reaches this node's deletes within that second, as S3's own
+        // versioning changes take a while to propagate.
+        let bucket = self.bucket_for_read(bucket_name).await?;
         let version = call.query.get("versionId").map(String::as_str);
         let op = if version.is_some() { Op::DELETE_OBJECT_VERSION } else { Op::DELETE_OBJECT };
         self.allow(call, &bucket, op, Some(key)).await?;

@@ -24,7 +24,7 @@ use crate::replication::Replicas;
 /// How long a bucket record read for a GET or LIST is reused.
 const BUCKET_CACHE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Bucket records recently read, for reads only (`S3::bucket_for_read`).
+/// Bucket records recently read, for reads and deletes (`S3::bucket_for_read`).
 #[derive(Default)]
 pub struct BucketCache(std::sync::Mutex<HashMap<String, (Bucket, std::time::Instant)>>);
 
@@ -309,9 +309,11 @@ impl S3 {
         }
     }
 
-    /// A bucket's record for a read, from a cache at most `BUCKET_CACHE` old (saving a metadata
-    /// round trip per GET or LIST). Decision: a read on another node may see a bucket's policy
-    /// change up to that late, as S3's own policy changes take a moment to apply.
+    /// A bucket's record for a read or a single-object DELETE, from a cache at most
+    /// `BUCKET_CACHE` old (saving a metadata round trip per GET, LIST or DELETE). Decision: a
+    /// request on another node may see a bucket's policy or versioning change up to that late,
+    /// as S3's own policy and versioning changes take a while to apply (AWS asks for a wait
+    /// after enabling versioning before writing); this node forgets its copy on every change.
     pub async fn bucket_for_read(&self, name: &str) -> Result<Bucket, S3Error> {
         match self.read_cache.get(name) {
             Some(bucket) => Ok(bucket),
