@@ -200,7 +200,7 @@ impl Store {
         bounds.set_iterate_lower_bound(lower.clone());
         bounds.set_iterate_upper_bound(upper.clone());
         let now = keys::now_ms();
-        let mut page = ScanPage::default();
+        let mut page = ScanPage { records: Vec::with_capacity(limit.min(1024)), continuation: Vec::new() };
         // The raw iterator lends each key and value in place (the plain one copies both out).
         let mut it = self.db.raw_iterator_cf_opt(cf, bounds);
         if scan.reverse {

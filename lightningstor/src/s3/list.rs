@@ -21,8 +21,16 @@ struct Page {
     objects: Vec<(String, Listed)>,
     prefixes: Vec<String>,
     truncated: bool,
-    /// The last key or prefix returned (where the next page starts after).
-    last: Option<String>,
+}
+
+impl Page {
+    /// The last key or prefix returned (where the next page starts after): keys are offered in
+    /// order, so it is the greater of the last object and the last prefix.
+    fn last(&self) -> Option<&str> {
+        let object = self.objects.last().map(|(key, _)| key.as_str());
+        let prefix = self.prefixes.last().map(String::as_str);
+        object.max(prefix)
+    }
 }
 
 /// What the scan does after offering a key to the page.
@@ -70,12 +78,10 @@ impl Pager<'_> {
         }
         match rolled {
             Some(common) => {
-                self.page.last = Some(common.clone());
                 self.page.prefixes.push(common.clone());
                 Step::SkipPast(common)
             }
             None => {
-                self.page.last = Some(key.clone());
                 self.page.objects.push((key, object));
                 Step::Next
             }
@@ -147,12 +153,12 @@ impl S3 {
             if let Some(start_after) = call.query.get("start-after") {
                 xml.field("StartAfter", enc(start_after));
             }
-            if let (true, Some(last)) = (page.truncated, &page.last) {
+            if let (true, Some(last)) = (page.truncated, page.last()) {
                 xml.field("NextContinuationToken", encode_token(last));
             }
         } else {
             xml.field("Marker", enc(&after));
-            if let (true, Some(last)) = (page.truncated, &page.last) {
+            if let (true, Some(last)) = (page.truncated, page.last()) {
                 xml.field("NextMarker", enc(last));
             }
         }
@@ -185,19 +191,23 @@ impl S3 {
     ) -> Result<Page, S3Error> {
         let base = objects_prefix(name);
         let scope = format!("{base}{prefix}");
-        let page = Page { objects: Vec::new(), prefixes: Vec::new(), truncated: false, last: None };
+        let page = Page { objects: Vec::with_capacity(max.min(1000)), prefixes: Vec::new(), truncated: false };
         let mut pager = Pager { prefix, delimiter, after, max, page };
         let batch = (max + 1).clamp(16, 1001);
         let mut from = if after > prefix { format!("{base}{after}\0") } else { scope.clone() };
         'scan: loop {
             let records = self.records.list_from::<Listed>(&scope, &from, batch).await?;
             let count = records.len();
-            let mut resume = None;
+            // Where the next scan resumes if this batch is used up.
+            let last = records.last().map(|(name, _)| name.clone());
             for (record, object) in records {
-                // Records are `obj/<bucket>/<key>`.
-                let key = record.get(base.len()..).unwrap_or_default().to_string();
+                // Records are `obj/<bucket>/<key>`: the key is the record's name past `base`
+                // (cut in place; a listing handles a thousand of them per page).
+                let mut key = record;
+                let at = if key.is_char_boundary(base.len()) { base.len() } else { key.len() };
+                key.drain(..at);
                 match pager.offer(key, object) {
-                    Step::Next => resume = Some(record),
+                    Step::Next => {}
                     Step::SkipPast(common) => {
                         // U+10FFFF sorts after every key that continues `common`.
                         from = format!("{base}{common}\u{10FFFF}");
@@ -206,7 +216,7 @@ impl S3 {
                     Step::Full => break 'scan,
                 }
             }
-            match resume {
+            match last {
                 Some(last) if count == batch => from = format!("{last}\0"),
                 _ => break,
             }
@@ -245,7 +255,7 @@ mod tests {
 
     /// A page from `all` (sorted), skipping as a range scan would.
     fn page(all: Vec<(String, Listed)>, prefix: &str, delimiter: &str, after: &str, max: usize) -> Page {
-        let page = Page { objects: Vec::new(), prefixes: Vec::new(), truncated: false, last: None };
+        let page = Page { objects: Vec::new(), prefixes: Vec::new(), truncated: false };
         let mut pager = Pager { prefix, delimiter, after, max, page };
         let mut skip: Option<String> = None;
         for (key, object) in all {
@@ -269,8 +279,8 @@ mod tests {
         assert_eq!(p.prefixes, ["a/", "c/"]);
         let first = page(all(), "", "/", "", 2);
         assert!(first.truncated);
-        assert_eq!((first.prefixes.clone(), first.last.clone()), (vec!["a/".to_string()], Some("b".to_string())));
-        let second = page(all(), "", "/", first.last.as_deref().unwrap(), 2);
+        assert_eq!((first.prefixes.clone(), first.last()), (vec!["a/".to_string()], Some("b")));
+        let second = page(all(), "", "/", first.last().unwrap(), 2);
         assert_eq!((second.prefixes, second.objects.len(), second.truncated), (vec!["c/".to_string()], 1, false));
         let within = page(all(), "c/", "/", "", 1000);
         assert_eq!(within.prefixes, ["c/x/"]);
