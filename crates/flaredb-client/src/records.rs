@@ -138,6 +138,14 @@ fn decode<T: FromRecord>(key: &str, bytes: &[u8]) -> Result<T, RecordError> {
     T::from_record(bytes).map_err(|reason| RecordError::Decode { key: key.to_string(), reason })
 }
 
+/// A stored record as `T` with its version (`key` names it in a decoding error).
+fn versioned<T: FromRecord>(key: &str, record: Option<crate::Record>) -> Result<Option<Versioned<T>>, RecordError> {
+    match record {
+        Some(record) => Ok(Some(Versioned { value: decode(key, &record.value)?, version: record.version })),
+        None => Ok(None),
+    }
+}
+
 impl Records {
     pub fn new(client: Client, namespace: String, prefix: String) -> Self {
         Self { client, namespace, prefix }
@@ -148,10 +156,7 @@ impl Records {
     }
 
     pub async fn get<T: FromRecord>(&self, key: &str) -> Result<Option<Versioned<T>>, RecordError> {
-        match self.client.get(&self.namespace, &self.key(key)).await? {
-            Some(record) => Ok(Some(Versioned { value: decode(key, &record.value)?, version: record.version })),
-            None => Ok(None),
-        }
+        versioned(key, self.client.get(&self.namespace, &self.key(key)).await?)
     }
 
     /// The record at `key`, or `NotFound` naming `what`.
@@ -196,10 +201,7 @@ impl Records {
     /// Deletes the record at `key` and returns what it held (one round trip, and the very
     /// record removed even under concurrent writers).
     pub async fn take<T: FromRecord>(&self, key: &str) -> Result<Option<Versioned<T>>, RecordError> {
-        match self.client.take(&self.namespace, &self.key(key)).await? {
-            Some(record) => Ok(Some(Versioned { value: decode(key, &record.value)?, version: record.version })),
-            None => Ok(None),
-        }
+        versioned(key, self.client.take(&self.namespace, &self.key(key)).await?)
     }
 
     /// Every record under `prefix`, in key order, with its key (prefix included).
