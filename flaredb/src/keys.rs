@@ -39,10 +39,16 @@ pub struct StoredRecord {
     pub value: Vec<u8>,
 }
 
+/// Whether a record expiring at `expires_at_ms` (0: never) still exists at `now_ms`: the one
+/// expiry rule, for whole records, records read in place and record heads alike.
+pub fn live_at(expires_at_ms: i64, now_ms: i64) -> bool {
+    expires_at_ms == 0 || expires_at_ms > now_ms
+}
+
 impl StoredRecord {
     /// Whether the record still exists at `now_ms`.
     pub fn live_at(&self, now_ms: i64) -> bool {
-        self.expires_at_ms == 0 || self.expires_at_ms > now_ms
+        live_at(self.expires_at_ms, now_ms)
     }
 }
 
@@ -57,7 +63,7 @@ pub struct StoredRecordRef<'a> {
 
 impl StoredRecordRef<'_> {
     pub fn live_at(&self, now_ms: i64) -> bool {
-        self.expires_at_ms == 0 || self.expires_at_ms > now_ms
+        live_at(self.expires_at_ms, now_ms)
     }
 }
 

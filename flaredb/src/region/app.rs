@@ -154,7 +154,7 @@ impl Head {
     }
 
     fn live_at(&self, now_ms: i64) -> bool {
-        self.expires_at_ms == 0 || self.expires_at_ms > now_ms
+        crate::keys::live_at(self.expires_at_ms, now_ms)
     }
 
     /// The version of `head` if it is live at `now_ms`, else 0 (absent).
