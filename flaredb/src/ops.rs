@@ -60,9 +60,20 @@ impl Store {
 
     pub async fn batch_get(&self, namespace: &str, keys: &[Vec<u8>]) -> Result<Vec<Record>, FlareError> {
         self.check_batch("BatchGet keys", keys.len())?;
-        let mut records = Vec::new();
+        let mut records = Vec::with_capacity(keys.len());
+        // One read barrier per region, not per key: every read after it sees every write
+        // acknowledged before the batch arrived (the client batches concurrent gets).
+        let mut confirmed = Vec::new();
         for key in keys {
-            records.extend(self.get(namespace, key).await?);
+            let store_key = self.store_key(namespace, key)?;
+            let region = self.region_for(&store_key)?;
+            let id = region.descriptor().id;
+            if !confirmed.contains(&id) {
+                self.read_barrier(&region, namespace).await?;
+                confirmed.push(id);
+            }
+            let now = keys::now_ms();
+            records.extend(stored(&self.db, &store_key)?.filter(|r| r.live_at(now)).map(|r| from_stored(key.clone(), r)));
         }
         Ok(records)
     }

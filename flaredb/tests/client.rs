@@ -78,3 +78,74 @@ async fn a_region_leader_failure_is_hidden_from_the_caller() {
         assert!(db.get("default", key).await.unwrap().is_some(), "acknowledged {key:?} lost");
     }
 }
+
+/// Concurrent calls share `BatchGet`/`BatchPut` requests (`coalesce`) and still behave as single
+/// calls: every put of a key gets its own version, reads see the last, a batch the store refuses
+/// because of one call fails that call alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_share_batches_with_the_semantics_of_single_calls() {
+    let env = Env::start(1, &[]).await;
+    let db = Client::connect(config(&env, &[0])).await.unwrap();
+    db.put("default", b"warm", b"up").await.unwrap();
+    let (writers, rounds, keys) = (64usize, 20usize, 8usize);
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut versions = Vec::new();
+            for round in 0..rounds {
+                let key = format!("c/{}", (w + round) % keys);
+                let version = db.put("default", key.as_bytes(), format!("{w}-{round}").as_bytes()).await.unwrap();
+                versions.push((key, version));
+            }
+            versions
+        }));
+    }
+    let mut by_key: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+    for task in tasks {
+        for (key, version) in task.await.unwrap() {
+            by_key.entry(key).or_default().push(version);
+        }
+    }
+    let per_key = (writers * rounds / keys) as u64;
+    for (key, mut versions) in by_key {
+        versions.sort();
+        assert_eq!(versions, (1..=per_key).collect::<Vec<_>>(), "{key}: every put has its own version");
+    }
+    let batched = db.coalesced();
+    assert!(batched.batches > 0 && batched.calls > 2 * batched.batches, "puts were batched: {batched:?}");
+
+    // Concurrent reads, of keys that exist and keys that do not, each get its own answer.
+    let mut readers = Vec::new();
+    for r in 0..64usize {
+        let db = db.clone();
+        readers.push(tokio::spawn(async move {
+            let key = if r % 2 == 0 { format!("c/{}", r % keys) } else { format!("missing/{r}") };
+            (key.clone(), db.get("default", key.as_bytes()).await.unwrap())
+        }));
+    }
+    for reader in readers {
+        let (key, record) = reader.await.unwrap();
+        match record {
+            Some(record) => assert_eq!((record.key, record.version), (key.into_bytes(), per_key)),
+            None => assert!(key.starts_with("missing/"), "{key} was not found"),
+        }
+    }
+
+    // One oversized key among concurrent puts: it alone is refused.
+    let mut puts = Vec::new();
+    for i in 0..32usize {
+        let db = db.clone();
+        puts.push(tokio::spawn(async move {
+            let key = if i == 7 { "k".repeat(5000) } else { format!("crowd/{i}") };
+            db.put("default", key.as_bytes(), b"v").await
+        }));
+    }
+    for (i, put) in puts.into_iter().enumerate() {
+        match (i, put.await.unwrap()) {
+            (7, Err(Error::Refused(status))) => assert!(status.message().contains("key"), "{status:?}"),
+            (7, other) => panic!("the oversized key was not refused: {other:?}"),
+            (_, answer) => assert_eq!(answer.unwrap(), 1, "crowd/{i}"),
+        }
+    }
+}

@@ -71,6 +71,9 @@ pub struct StorageSection {
     /// How long the chunks of deleted or overwritten data stay on disk before they are deleted
     /// in the background (space comes back after it; 0: at once).
     pub delete_delay_ms: u64,
+    /// Objects of at most this many bytes are kept inside their metadata record in flaredb, not
+    /// as chunk files: one durable write instead of a chunk's and the record's (0: never).
+    pub inline_bytes: usize,
 }
 
 /// `[replication]`: the other nodes that hold copies of this node's chunks. With no peers the
@@ -128,7 +131,7 @@ impl ServiceConfig for LightningstorConfig {
                 credentials_file: None,
                 cache_ttl_ms: 10_000,
             },
-            storage: StorageSection { chunk_bytes: 8 << 20, delete_delay_ms: 600_000 },
+            storage: StorageSection { chunk_bytes: 8 << 20, delete_delay_ms: 600_000, inline_bytes: 16 << 10 },
             replication: ReplicationSection {
                 node_id: String::new(),
                 listen: SocketAddr::from(([127, 0, 0, 1], 9094)),

@@ -73,6 +73,7 @@ pub async fn build(config: LightningstorConfig, context: Context) -> anyhow::Res
         auth,
         identity,
         config: config.s3.clone(),
+        inline_bytes: config.storage.inline_bytes,
         read_cache: Default::default(),
     });
     let router = axum::Router::new().fallback(handle).with_state(s3);

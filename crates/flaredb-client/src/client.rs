@@ -13,6 +13,7 @@ use photon_client::ChannelOptions;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
+use crate::coalesce::{Call, Coalescer, Get, Outcome, Put};
 use crate::keys::store_key;
 use crate::routing::Routes;
 use crate::Error;
@@ -28,6 +29,9 @@ pub struct Config {
     pub retry_for: Duration,
     /// Bound on one call to one store.
     pub call_timeout: Duration,
+    /// Batches of concurrent gets (and of puts) of one region on their way at once; calls made
+    /// meanwhile wait and go together as the next batch (`coalesce`). 0: every call goes alone.
+    pub batch_in_flight: usize,
 }
 
 impl Config {
@@ -37,6 +41,7 @@ impl Config {
             ca: None,
             retry_for: Duration::from_secs(10),
             call_timeout: Duration::from_secs(5),
+            batch_in_flight: 1,
         }
     }
 
@@ -60,10 +65,11 @@ pub struct ScanOptions {
 /// A FlareDB client. Cheap to clone; clones share connections and the region map.
 #[derive(Clone)]
 pub struct Client {
-    config: Arc<Config>,
+    pub(crate) config: Arc<Config>,
     options: ChannelOptions,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
-    routes: Arc<RwLock<Routes>>,
+    pub(crate) routes: Arc<RwLock<Routes>>,
+    pub(crate) coalescer: Arc<Coalescer>,
 }
 
 /// What to do with a failed call.
@@ -102,7 +108,13 @@ impl Client {
         }
         let options =
             ChannelOptions { ca: config.ca.clone(), connect_timeout: Some(config.call_timeout), ..Default::default() };
-        let client = Self { config: Arc::new(config), options, channels: Arc::default(), routes: Arc::default() };
+        let client = Self {
+            config: Arc::new(config),
+            options,
+            channels: Arc::default(),
+            routes: Arc::default(),
+            coalescer: Arc::default(),
+        };
         for url in &client.config.endpoints {
             client.channel(url)?;
         }
@@ -179,6 +191,18 @@ impl Client {
     }
 
     pub async fn get(&self, namespace: &str, key: &[u8]) -> Result<Option<pb::Record>, Error> {
+        if let Some(lane) = self.lane(namespace, key, false) {
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            self.submit(lane, Call::Get(Get { key: key.to_vec(), reply }));
+            if let Ok(Outcome::Done(answer)) = answer.await {
+                return answer;
+            }
+        }
+        self.get_alone(namespace, key).await
+    }
+
+    /// A get in a request of its own.
+    pub(crate) async fn get_alone(&self, namespace: &str, key: &[u8]) -> Result<Option<pb::Record>, Error> {
         let request = pb::GetRequest { namespace: namespace.into(), key: key.to_vec(), region: None };
         let answer = self
             .run(&store_key(namespace, key), false, true, |mut kv, region| {
@@ -199,6 +223,21 @@ impl Client {
         Ok(out)
     }
 
+    /// One `BatchGet` of `keys` (of one region), routed by the first: the records that exist,
+    /// in request order.
+    pub(crate) async fn batch_get_one_region(&self, namespace: &str, keys: Vec<Vec<u8>>) -> Result<Vec<pb::Record>, Error> {
+        let Some(first) = keys.first() else { return Ok(Vec::new()) };
+        let routing = store_key(namespace, first);
+        let request = pb::BatchGetRequest { namespace: namespace.into(), keys, region: None };
+        let answer = self
+            .run(&routing, false, true, |mut kv, region| {
+                let request = with_region(&request, region);
+                async move { kv.batch_get(request).await }
+            })
+            .await?;
+        Ok(answer.records)
+    }
+
     /// Writes `value`; the key's new version.
     pub async fn put(&self, namespace: &str, key: &[u8], value: &[u8]) -> Result<u64, Error> {
         self.put_with_ttl(namespace, key, value, 0).await
@@ -212,15 +251,29 @@ impl Client {
         value: &[u8],
         ttl_seconds: u64,
     ) -> Result<u64, Error> {
-        let request = pb::PutRequest {
-            namespace: namespace.into(),
-            key: key.to_vec(),
-            value: value.to_vec(),
-            ttl_seconds,
-            region: None,
-        };
+        if let Some(lane) = self.lane(namespace, key, true) {
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            let entry = pb::Entry { key: key.to_vec(), value: value.to_vec(), ttl_seconds };
+            self.submit(lane, Call::Put(Put { entry, reply }));
+            if let Ok(Outcome::Done(answer)) = answer.await {
+                return answer;
+            }
+        }
+        self.put_alone(namespace, key.to_vec(), value.to_vec(), ttl_seconds).await
+    }
+
+    /// A put in a request of its own.
+    pub(crate) async fn put_alone(
+        &self,
+        namespace: &str,
+        key: Vec<u8>,
+        value: Vec<u8>,
+        ttl_seconds: u64,
+    ) -> Result<u64, Error> {
+        let routing = store_key(namespace, &key);
+        let request = pb::PutRequest { namespace: namespace.into(), key, value, ttl_seconds, region: None };
         let answer = self
-            .run(&store_key(namespace, key), false, false, |mut kv, region| {
+            .run(&routing, false, false, |mut kv, region| {
                 let request = with_region(&request, region);
                 async move { kv.put(request).await }
             })
@@ -230,17 +283,18 @@ impl Client {
 
     /// Writes every (key, value) atomically; the keys must share a region.
     pub async fn batch_put(&self, namespace: &str, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<Vec<u64>, Error> {
-        let Some((first, _)) = entries.first() else { return Ok(Vec::new()) };
-        let request = pb::BatchPutRequest {
-            namespace: namespace.into(),
-            entries: entries
-                .iter()
-                .map(|(k, v)| pb::Entry { key: k.clone(), value: v.clone(), ttl_seconds: 0 })
-                .collect(),
-            region: None,
-        };
+        let entries =
+            entries.iter().map(|(k, v)| pb::Entry { key: k.clone(), value: v.clone(), ttl_seconds: 0 }).collect();
+        self.batch_put_entries(namespace, entries).await
+    }
+
+    /// One `BatchPut` of `entries` (of one region), routed by the first.
+    pub(crate) async fn batch_put_entries(&self, namespace: &str, entries: Vec<pb::Entry>) -> Result<Vec<u64>, Error> {
+        let Some(first) = entries.first() else { return Ok(Vec::new()) };
+        let routing = store_key(namespace, &first.key);
+        let request = pb::BatchPutRequest { namespace: namespace.into(), entries, region: None };
         let answer = self
-            .run(&store_key(namespace, first), false, false, |mut kv, region| {
+            .run(&routing, false, false, |mut kv, region| {
                 let request = with_region(&request, region);
                 async move { kv.batch_put(request).await }
             })
@@ -369,7 +423,7 @@ macro_rules! routed {
         }
     )*};
 }
-routed!(pb::GetRequest, pb::PutRequest, pb::BatchPutRequest, pb::DeleteRequest, pb::CompareAndSwapRequest);
+routed!(pb::GetRequest, pb::BatchGetRequest, pb::PutRequest, pb::BatchPutRequest, pb::DeleteRequest, pb::CompareAndSwapRequest);
 
 impl Routed for pb::ScanRequest {
     /// Only the first page of a forward scan from a key is checked by the store.

@@ -3,6 +3,8 @@
 //! retries with backoff when a request provably did not take effect: the store was unreachable,
 //! the region had no leader, or the key's region moved. An outcome it cannot know (a timeout
 //! after the request was sent) is returned to the caller, never retried behind its back.
+//! Concurrent gets and puts of one region are batched into one request while an earlier batch
+//! is on its way (`coalesce`); a lone call goes at once.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), flaredb_client::Error> {
@@ -13,12 +15,14 @@
 //! ```
 
 mod client;
+mod coalesce;
 mod error;
 pub mod keys;
 pub mod records;
 mod routing;
 
 pub use client::{Client, Config, ScanOptions};
+pub use coalesce::Coalesced;
 pub use error::Error;
 pub use photon_api::flaredb::v1::Record;
 #[doc(hidden)]

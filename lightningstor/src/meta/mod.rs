@@ -3,6 +3,8 @@
 //! - `obj/<bucket>/<key>`: the current version of an object (perhaps a delete marker);
 //! - `ver/<bucket>/<key>\0<version id>`: its noncurrent versions (versioned buckets).
 //!
+//! A small object's data lives in its current record itself (`Object::inline`).
+//!
 //! An object becomes visible when its current record is written, which happens only after every
 //! chunk of its data is durable; a replaced version is archived under `ver/` first (versioned
 //! buckets) or its chunks removed after (unversioned), so a crash between the two steps leaves a
@@ -68,6 +70,11 @@ pub struct Object {
     pub headers: BTreeMap<String, String>,
     pub modified_ms: i64,
     pub chunks: Vec<ChunkRef>,
+    /// The data itself, for an object small enough to live in its record (`chunks` is then
+    /// empty); RocksDB's block checksums and Raft's replication guard it as chunks' own guard
+    /// them. Records of the JSON form never carry it.
+    #[serde(skip)]
+    pub inline: Option<bytes::Bytes>,
     #[serde(default = "null_version")]
     pub version_id: String,
     /// A delete marker: the key reads as absent while this is its current version.
@@ -86,6 +93,7 @@ impl Object {
             headers: BTreeMap::new(),
             modified_ms,
             chunks: Vec::new(),
+            inline: None,
             version_id: null_version(),
             delete_marker: true,
         }

@@ -7,6 +7,10 @@
 //! version_id, content_type, headers (count, then name and value), chunks (count, then id, len,
 //! sum and the replicas' count and names). Integers are LEB128 varints, strings a varint length
 //! and UTF-8. A later format appends fields at the end: decoders ignore trailing bytes.
+//!
+//! Format 2 is format 1 followed by the object's data (a varint length and the bytes) for an
+//! object kept inline; a version that reads only format 1 refuses it rather than serve an
+//! empty body. Records without inline data are still written as format 1.
 
 use flaredb_client::records::{FromRecord, ToRecord};
 
@@ -14,6 +18,8 @@ use super::{Listed, Object};
 use crate::chunks::ChunkRef;
 
 const FORMAT: u8 = 1;
+/// Format 1 with the object's data after the chunks.
+const FORMAT_INLINE: u8 = 2;
 const DELETE_MARKER: u8 = 1;
 
 struct Writer(Vec<u8>);
@@ -57,14 +63,17 @@ impl<'a> Reader<'a> {
         Err(format!("the record's {field} is not a valid varint"))
     }
 
-    fn str(&mut self, field: &str) -> Result<&'a str, String> {
+    fn bytes(&mut self, field: &str) -> Result<&'a [u8], String> {
         let len = usize::try_from(self.varint(field)?).map_err(|_| format!("the record's {field} is too long"))?;
         let end = self.at.checked_add(len).filter(|&end| end <= self.bytes.len());
         let end = end.ok_or_else(|| format!("the record ends inside its {field}"))?;
-        let s =
-            std::str::from_utf8(&self.bytes[self.at..end]).map_err(|_| format!("the record's {field} is not UTF-8"))?;
+        let bytes = &self.bytes[self.at..end];
         self.at = end;
-        Ok(s)
+        Ok(bytes)
+    }
+
+    fn str(&mut self, field: &str) -> Result<&'a str, String> {
+        std::str::from_utf8(self.bytes(field)?).map_err(|_| format!("the record's {field} is not UTF-8"))
     }
 
     fn count(&mut self, field: &str) -> Result<usize, String> {
@@ -87,6 +96,7 @@ fn unzigzag(n: u64) -> i64 {
 
 /// The fields every record starts with, borrowed from its bytes; the reader stands after them.
 struct Head<'a> {
+    inline: bool,
     delete_marker: bool,
     size: u64,
     modified_ms: i64,
@@ -96,14 +106,14 @@ struct Head<'a> {
 fn head(bytes: &[u8]) -> Result<(Head<'_>, Reader<'_>), String> {
     let mut r = Reader { bytes, at: 0 };
     let format = r.byte("format")?;
-    if format != FORMAT {
-        return Err(format!("record format {format} is not known to this version (it reads {FORMAT})"));
+    if format != FORMAT && format != FORMAT_INLINE {
+        return Err(format!("record format {format} is not known to this version (it reads {FORMAT} and {FORMAT_INLINE})"));
     }
     let flags = r.byte("flags")?;
     let size = r.varint("size")?;
     let modified_ms = unzigzag(r.varint("modified time")?);
     let etag = r.str("etag")?;
-    Ok((Head { delete_marker: flags & DELETE_MARKER != 0, size, modified_ms, etag }, r))
+    Ok((Head { inline: format == FORMAT_INLINE, delete_marker: flags & DELETE_MARKER != 0, size, modified_ms, etag }, r))
 }
 
 /// JSON records (from before this form) open with a brace; this form never does.
@@ -113,8 +123,9 @@ fn is_json(bytes: &[u8]) -> bool {
 
 impl ToRecord for Object {
     fn to_record(&self) -> Result<Vec<u8>, String> {
-        let mut w = Writer(Vec::with_capacity(128 + self.key.len() + self.chunks.len() * 112));
-        w.0.push(FORMAT);
+        let data = self.inline.as_ref().map_or(0, |d| d.len() + 10);
+        let mut w = Writer(Vec::with_capacity(128 + self.key.len() + self.chunks.len() * 112 + data));
+        w.0.push(if self.inline.is_some() { FORMAT_INLINE } else { FORMAT });
         w.0.push(if self.delete_marker { DELETE_MARKER } else { 0 });
         w.varint(self.size);
         w.varint(zigzag(self.modified_ms));
@@ -136,6 +147,10 @@ impl ToRecord for Object {
             for replica in &chunk.replicas {
                 w.str(replica);
             }
+        }
+        if let Some(data) = &self.inline {
+            w.varint(data.len() as u64);
+            w.0.extend_from_slice(data);
         }
         Ok(w.0)
     }
@@ -165,6 +180,15 @@ impl FromRecord for Object {
                 (0..r.count("replicas")?).map(|_| r.str("replica").map(str::to_string)).collect::<Result<_, _>>()?;
             chunks.push(ChunkRef { id, len, sum, replicas });
         }
+        let inline = if head.inline {
+            let data = r.bytes("inline data")?;
+            if data.len() as u64 != head.size {
+                return Err(format!("the record holds {} bytes of data for an object of {}", data.len(), head.size));
+            }
+            Some(bytes::Bytes::copy_from_slice(data))
+        } else {
+            None
+        };
         Ok(Object {
             key,
             size: head.size,
@@ -173,6 +197,7 @@ impl FromRecord for Object {
             headers,
             modified_ms: head.modified_ms,
             chunks,
+            inline,
             version_id,
             delete_marker: head.delete_marker,
         })
@@ -231,6 +256,27 @@ mod tests {
         let marker = Object::marker("k", i64::MAX);
         assert!(Listed::from_record(&marker.to_record().unwrap()).unwrap().delete_marker);
         assert_eq!(Object::from_record(&marker.to_record().unwrap()).unwrap(), marker);
+    }
+
+    #[test]
+    fn inline_objects_round_trip_list_from_their_head_and_check_their_length() {
+        let mut object = object();
+        object.chunks.clear();
+        object.size = 5;
+        object.inline = Some(bytes::Bytes::from_static(b"hello"));
+        let bytes = object.to_record().unwrap();
+        assert_eq!(bytes[0], FORMAT_INLINE);
+        assert_eq!(Object::from_record(&bytes).unwrap(), object);
+        assert_eq!(Listed::from_record(&bytes[..Listed::HEAD.min(bytes.len())]).unwrap().size, 5);
+        object.size = 6;
+        let wrong = object.to_record().unwrap();
+        assert!(Object::from_record(&wrong).unwrap_err().contains("5 bytes of data for an object of 6"));
+        let mut empty = object.clone();
+        (empty.size, empty.inline) = (0, Some(bytes::Bytes::new()));
+        assert_eq!(Object::from_record(&empty.to_record().unwrap()).unwrap(), empty, "an empty object is inline");
+        let mut unknown = bytes.clone();
+        unknown[0] = 3;
+        assert!(Object::from_record(&unknown).unwrap_err().contains("record format 3"));
     }
 
     #[test]

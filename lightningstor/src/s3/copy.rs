@@ -80,8 +80,8 @@ impl S3 {
                 source.size, self.config.max_object_bytes
             )));
         }
-        let stored =
-            self.store(self.byte_stream(source.chunks.clone(), 0, source.size.saturating_sub(1)), false).await?;
+        let source_data = self.data_stream(&source, 0, source.size.saturating_sub(1));
+        let stored = self.store(source_data, false, self.inline_bytes).await?;
         let (content_type, headers) = if replace {
             (content_type(&call.headers), kept_headers(&call.headers))
         } else {
@@ -95,6 +95,7 @@ impl S3 {
             headers,
             modified_ms: now_ms(),
             chunks: stored.chunks,
+            inline: stored.inline,
             version_id: String::new(),
             delete_marker: false,
         };
@@ -130,7 +131,8 @@ impl S3 {
                 self.config.max_object_bytes
             )));
         }
-        let stored = self.store(self.byte_stream(source.chunks, start, end), false).await?;
+        // Parts are never inline: their records name chunks only.
+        let stored = self.store(self.data_stream(&source, start, end), false, 0).await?;
         let part = self.save_part(&id, number, stored).await?;
         let mut xml = Xml::new("CopyPartResult");
         xml.field("LastModified", iso8601(part.modified_ms)).field("ETag", format!("\"{}\"", part.etag));

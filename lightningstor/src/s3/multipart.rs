@@ -106,7 +106,8 @@ impl S3 {
         let bucket = self.bucket(bucket_name).await?;
         self.allow(call, &bucket, Op::PUT_OBJECT, Some(key)).await?;
         let (id, number) = self.part_target(call).await?;
-        let received = self.receive(call, body).await?;
+        // Parts are never inline: their records name chunks only.
+        let received = self.receive(call, body, 0).await?;
         let part = self.save_part(&id, number, received).await?;
         Ok((StatusCode::OK, [("etag", format!("\"{}\"", part.etag))]).into_response())
     }
@@ -185,6 +186,7 @@ impl S3 {
             headers: upload.headers,
             modified_ms: now_ms(),
             chunks: chosen.iter().flat_map(|p| p.chunks.clone()).collect(),
+            inline: None,
             version_id: String::new(),
             delete_marker: false,
         };

@@ -88,7 +88,7 @@ impl S3 {
         let (bucket_name, key) = call.object();
         let bucket = self.bucket(bucket_name).await?;
         self.allow(call, &bucket, Op::PUT_OBJECT, Some(key)).await?;
-        let received = self.receive(call, body).await?;
+        let received = self.receive(call, body, self.inline_bytes).await?;
         let object = Object {
             key: key.to_string(),
             size: received.size,
@@ -97,6 +97,7 @@ impl S3 {
             headers: kept_headers(&call.headers),
             modified_ms: now_ms(),
             chunks: received.chunks,
+            inline: received.inline,
             version_id: String::new(),
             delete_marker: false,
         };
@@ -117,9 +118,10 @@ impl S3 {
         }
     }
 
-    /// Stores a request body as durable chunks: decoded as its signature mode says, checked
-    /// against the size limit, Content-MD5 and a signed payload hash; nothing stays on failure.
-    pub(super) async fn receive(&self, call: &Call, body: Body) -> Result<Stored, S3Error> {
+    /// Stores a request body as durable chunks (or keeps it, when at most `inline` bytes):
+    /// decoded as its signature mode says, checked against the size limit, Content-MD5 and a
+    /// signed payload hash; nothing stays on failure.
+    pub(super) async fn receive(&self, call: &Call, body: Body, inline: usize) -> Result<Stored, S3Error> {
         let declared = call.header("x-amz-decoded-content-length").or_else(|| call.header("content-length"));
         if let Some(length) = declared.and_then(|l| l.parse::<u64>().ok()) {
             if length > self.config.max_object_bytes {
@@ -165,7 +167,7 @@ impl S3 {
             }
             Ok(piece)
         });
-        let Stored { chunks, size, md5, sha256 } = self.store(body, payload.len() == 64).await?;
+        let Stored { chunks, inline, size, md5, sha256 } = self.store(body, payload.len() == 64, inline).await?;
         let problem = if size > limit {
             Some(S3Error::entity_too_large(format!("{size} bytes is over the single-upload limit of {limit} bytes")))
         } else if content_md5.as_deref().is_some_and(|expected| expected != md5.as_slice()) {
@@ -179,19 +181,49 @@ impl S3 {
             self.chunks.remove(&chunks).await;
             return Err(problem);
         }
-        Ok(Stored { chunks, size, md5, sha256 })
+        Ok(Stored { chunks, inline, size, md5, sha256 })
     }
 
     /// Writes `body` as durable chunks, measuring it on the way (a few chunks in memory); the
-    /// whole body's SHA-256 only when `sha256` asks (a signed payload hash to check).
+    /// whole body's SHA-256 only when `sha256` asks (a signed payload hash to check). A body of
+    /// at most `inline` bytes is not written but answered as `Stored::inline`, for its record.
     pub(super) async fn store(
         &self,
         body: impl Stream<Item = std::io::Result<Bytes>> + Send,
         sha256: bool,
+        inline: usize,
     ) -> Result<Stored, S3Error> {
         let mut md5 = Md5::new();
         let mut sha = sha256.then(|| Context::new(&SHA256));
         let mut size = 0u64;
+        let mut body = std::pin::pin!(body);
+        // The first pieces are held until the body ends (it is kept inline) or passes `inline`
+        // (it goes to chunks, these pieces first).
+        let mut held = Vec::new();
+        let mut held_bytes = 0;
+        if inline > 0 {
+            while held_bytes <= inline {
+                match body.next().await {
+                    Some(Ok(piece)) => {
+                        held_bytes += piece.len();
+                        held.push(piece);
+                    }
+                    Some(Err(e)) => return Err(ChunkError::Source(e).into()),
+                    None => {
+                        let data = match held.len() {
+                            1 => held.swap_remove(0),
+                            _ => held.concat().into(),
+                        };
+                        md5.update(&data);
+                        let sha256 = sha256.then(|| ring::digest::digest(&SHA256, &data));
+                        let sha256 = sha256.map(|d| d.as_ref().try_into().unwrap_or([0; 32])).unwrap_or([0; 32]);
+                        let (size, md5) = (data.len() as u64, md5.finalize().into());
+                        return Ok(Stored { chunks: Vec::new(), inline: Some(data), size, md5, sha256 });
+                    }
+                }
+            }
+        }
+        let body = futures_util::stream::iter(held.into_iter().map(Ok)).chain(body);
         let chunks = self
             .chunks
             .write_stream(body, |piece| {
@@ -203,7 +235,7 @@ impl S3 {
             })
             .await?;
         let sha256 = sha.map(|sha| sha.finish().as_ref().try_into().unwrap_or([0; 32])).unwrap_or([0; 32]);
-        Ok(Stored { chunks, size, md5: md5.finalize().into(), sha256 })
+        Ok(Stored { chunks, inline: None, size, md5: md5.finalize().into(), sha256 })
     }
 
     pub async fn get_object(&self, call: &Call, head_only: bool) -> Result<Response, S3Error> {
@@ -244,9 +276,26 @@ impl S3 {
         let body = if head_only || length == 0 {
             Body::empty()
         } else {
-            Body::from_stream(self.byte_stream(object.chunks, start, end))
+            Body::from_stream(self.data_stream(&object, start, end))
         };
         response.body(body).map_err(|e| S3Error::internal_error(e.to_string()))
+    }
+
+    /// The bytes `start..=end` of `object` (`range`), from its record or its chunks.
+    pub(super) fn data_stream(
+        &self,
+        object: &Object,
+        start: u64,
+        end: u64,
+    ) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+        match &object.inline {
+            Some(data) => {
+                // An empty object has no byte to slice.
+                let piece = (!data.is_empty()).then(|| data.slice(start as usize..=end as usize));
+                futures_util::stream::iter(piece.map(Ok)).left_stream()
+            }
+            None => self.byte_stream(object.chunks.clone(), start, end).right_stream(),
+        }
     }
 
     /// The bytes `start..=end` of an object made of `chunks`, read chunk by chunk (each
@@ -347,6 +396,8 @@ pub(super) fn version_header(response: &mut Response, bucket: &Bucket, version_i
 /// Bytes written as chunks, with their size and digests.
 pub(super) struct Stored {
     pub chunks: Vec<ChunkRef>,
+    /// The bytes themselves, when they were few enough to keep in the record (no chunks).
+    pub inline: Option<Bytes>,
     pub size: u64,
     pub md5: [u8; 16],
     pub sha256: [u8; 32],

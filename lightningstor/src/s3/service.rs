@@ -55,6 +55,8 @@ pub struct S3 {
     pub auth: Arc<AuthClient>,
     pub identity: Arc<ServiceToken>,
     pub config: S3Section,
+    /// Objects up to this size live in their record (`[storage] inline_bytes`).
+    pub inline_bytes: usize,
     pub read_cache: BucketCache,
 }
 
