@@ -6,7 +6,7 @@ use photon_raft::rocksdb::ReadOptions;
 
 use crate::error::FlareError;
 use crate::keys::{self, StoredRecord, StoredRecordRef, CF_DATA};
-use crate::region::app::{stored, Applied, Command};
+use crate::region::app::{stored, Applied, BatchEntry, Command};
 use crate::store::Store;
 
 /// A record as clients see it: user key, value, version, expiry (the API's own message).
@@ -94,10 +94,12 @@ impl Store {
     }
 
     /// Writes every entry (key, value, ttl seconds) atomically; all keys must be in one region.
+    /// A key listed twice is refused unless `in_order` says to write it twice, in order.
     pub async fn batch_put(
         &self,
         namespace: &str,
         entries: &[(Vec<u8>, Vec<u8>, u64)],
+        in_order: bool,
     ) -> Result<Vec<u64>, FlareError> {
         self.check_batch("BatchPut entries", entries.len())?;
         let now = keys::now_ms();
@@ -107,7 +109,7 @@ impl Store {
         for (key, value, ttl) in entries {
             let store_key = self.store_key(namespace, key)?;
             self.check_value(value)?;
-            if !seen.insert(store_key.clone()) {
+            if !in_order && !seen.insert(store_key.clone()) {
                 return Err(FlareError::DuplicateKey(String::from_utf8_lossy(key).into_owned()));
             }
             let holder = self.region_for(&store_key)?;
@@ -118,7 +120,7 @@ impl Store {
                 }
                 Some(_) => {}
             }
-            staged.push((store_key, value.clone(), expires_at(*ttl, now)));
+            staged.push(BatchEntry { key: store_key, value: value.clone(), expires_at_ms: expires_at(*ttl, now) });
         }
         let Some(region) = region else { return Ok(Vec::new()) };
         match self.propose(&region, Command::BatchPut { entries: staged }).await? {

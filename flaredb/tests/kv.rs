@@ -31,7 +31,7 @@ async fn crud_batches_and_versions_through_grpc() {
     assert!(kv.get(get("missing")).await.unwrap().into_inner().record.is_none());
 
     let entries = ["x", "y", "x2"].map(|k| Entry { key: k.into(), value: format!("v-{k}").into(), ttl_seconds: 0 });
-    let batch = BatchPutRequest { namespace: "default".into(), entries: entries.to_vec(), region: None };
+    let batch = BatchPutRequest { namespace: "default".into(), entries: entries.to_vec(), ..Default::default() };
     assert_eq!(kv.batch_put(batch).await.unwrap().into_inner().versions, vec![1, 1, 1]);
     let keys = ["x", "nope", "y"].map(|k| k.as_bytes().to_vec()).to_vec();
     let found =
@@ -62,7 +62,7 @@ async fn scans_page_in_order_both_ways() {
     let entries: Vec<Entry> = (0..25)
         .map(|i| Entry { key: format!("k{i:02}").into(), value: format!("{i}").into(), ttl_seconds: 0 })
         .collect();
-    kv.batch_put(BatchPutRequest { namespace: "default".into(), entries, region: None }).await.unwrap();
+    kv.batch_put(BatchPutRequest { namespace: "default".into(), entries, ..Default::default() }).await.unwrap();
     kv.put(put("other", "x")).await.unwrap();
 
     for reverse in [false, true] {
@@ -241,13 +241,19 @@ async fn bad_input_gets_clear_errors_and_changes_nothing() {
             Entry { key: "d".into(), value: "1".into(), ttl_seconds: 0 },
             Entry { key: "d".into(), value: "2".into(), ttl_seconds: 0 },
         ],
-        region: None,
+        ..Default::default()
     };
-    let status = kv.batch_put(duplicate).await.unwrap_err();
+    let status = kv.batch_put(duplicate.clone()).await.unwrap_err();
     assert!(status.message().contains("listed twice"), "{status:?}");
     // Nothing changed: only the key written first exists.
     let all = kv.scan(ScanRequest { namespace: "default".into(), ..Default::default() }).await.unwrap().into_inner();
     assert_eq!(all.records.iter().map(|r| r.key.as_slice()).collect::<Vec<_>>(), vec![b"keep".as_slice()]);
+    // Asked to, a key listed twice is written twice, in order.
+    let versions = kv.batch_put(BatchPutRequest { in_order: true, ..duplicate }).await.unwrap().into_inner().versions;
+    assert_eq!(versions, [1, 2]);
+    let d = kv.get(GetRequest { namespace: "default".into(), key: b"d".to_vec(), region: None }).await.unwrap();
+    let d = d.into_inner().record.unwrap();
+    assert_eq!((&d.value[..], d.version), (&b"2"[..], 2));
 }
 
 #[tokio::test]

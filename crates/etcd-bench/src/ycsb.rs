@@ -49,9 +49,10 @@ fn key(i: u64) -> Vec<u8> {
 }
 
 impl Target {
-    pub async fn flaredb(endpoints: &[String], ca: Option<PathBuf>) -> anyhow::Result<Self> {
+    pub async fn flaredb(endpoints: &[String], ca: Option<PathBuf>, batch_in_flight: usize) -> anyhow::Result<Self> {
         let mut config = flaredb_client::Config::new(endpoints.iter().cloned());
         config.ca = ca;
+        config.batch_in_flight = batch_in_flight;
         Ok(Target::Flare(flaredb_client::Client::connect(config).await?))
     }
 

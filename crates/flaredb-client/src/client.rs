@@ -281,18 +281,25 @@ impl Client {
         Ok(answer.version)
     }
 
-    /// Writes every (key, value) atomically; the keys must share a region.
+    /// Writes every (key, value) atomically; the keys must share a region (a key listed twice
+    /// is refused).
     pub async fn batch_put(&self, namespace: &str, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<Vec<u64>, Error> {
         let entries =
             entries.iter().map(|(k, v)| pb::Entry { key: k.clone(), value: v.clone(), ttl_seconds: 0 }).collect();
-        self.batch_put_entries(namespace, entries).await
+        self.batch_put_entries(namespace, entries, false).await
     }
 
-    /// One `BatchPut` of `entries` (of one region), routed by the first.
-    pub(crate) async fn batch_put_entries(&self, namespace: &str, entries: Vec<pb::Entry>) -> Result<Vec<u64>, Error> {
+    /// One `BatchPut` of `entries` (of one region), routed by the first; `in_order` writes a
+    /// key listed twice twice, in order.
+    pub(crate) async fn batch_put_entries(
+        &self,
+        namespace: &str,
+        entries: Vec<pb::Entry>,
+        in_order: bool,
+    ) -> Result<Vec<u64>, Error> {
         let Some(first) = entries.first() else { return Ok(Vec::new()) };
         let routing = store_key(namespace, &first.key);
-        let request = pb::BatchPutRequest { namespace: namespace.into(), entries, region: None };
+        let request = pb::BatchPutRequest { namespace: namespace.into(), entries, in_order, region: None };
         let answer = self
             .run(&routing, false, false, |mut kv, region| {
                 let request = with_region(&request, region);

@@ -7,10 +7,11 @@
 //! Semantics are those of the single calls. A batch is sent after every call in it began, so a
 //! batched read is as linearizable as a lone one; a `BatchPut` is atomic, so a batch the store
 //! refused took no effect and its calls go alone (the one at fault then gets its own error); a
-//! batch whose outcome is unknown answers that to every call in it, as a lone call would. Two
-//! puts of one key never share a batch (the store refuses duplicates; the later waits).
+//! batch whose outcome is unknown answers that to every call in it, as a lone call would. Puts
+//! of one key in a batch are written in the order they were made (`BatchPutRequest.in_order`),
+//! each getting its own version.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -98,7 +99,10 @@ impl Coalescer {
     /// Queues `call`; answers a batch to send now when fewer than `in_flight` are on their way.
     fn enqueue(&self, lane: &Lane, call: Call, in_flight: usize) -> Option<Vec<Call>> {
         let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
-        let queue = lanes.entry(lane.clone()).or_default();
+        if !lanes.contains_key(lane) {
+            lanes.insert(lane.clone(), Queue::default());
+        }
+        let Some(queue) = lanes.get_mut(lane) else { return None };
         queue.calls.push(call);
         if queue.in_flight >= in_flight {
             return None;
@@ -123,22 +127,17 @@ impl Coalescer {
 }
 
 /// Takes calls from the front of `waiting` for one batch, in order: up to `MAX_CALLS` and
-/// `MAX_PUT_BYTES`, never two puts of one key (the later stays, first in line).
+/// `MAX_PUT_BYTES`.
 fn next_batch(waiting: &mut Vec<Call>) -> Vec<Call> {
     let mut batch = Vec::new();
     let mut bytes = 0;
-    let mut keys = HashSet::new();
     let mut left = Vec::new();
     for call in waiting.drain(..) {
         if call.abandoned() {
             continue;
         }
         let full = batch.len() >= MAX_CALLS || (!batch.is_empty() && bytes + call.bytes() > MAX_PUT_BYTES);
-        let repeated = match &call {
-            Call::Put(put) => !keys.insert(put.entry.key.clone()),
-            Call::Get(_) => false,
-        };
-        if full || repeated {
+        if full {
             left.push(call);
         } else {
             bytes += call.bytes();
@@ -243,7 +242,8 @@ impl Client {
         }
         let (entries, replies): (Vec<_>, Vec<_>) = puts.into_iter().map(|p| (p.entry, p.reply)).unzip();
         let count = entries.len();
-        match self.batch_put_entries(namespace, entries).await {
+        // Puts of one key go in the order they were made, each with its version.
+        match self.batch_put_entries(namespace, entries, true).await {
             Ok(versions) if versions.len() == count => {
                 for (reply, version) in replies.into_iter().zip(versions) {
                     let _ = reply.send(Outcome::Done(Ok(version)));
@@ -301,11 +301,11 @@ mod tests {
     }
 
     #[test]
-    fn batches_keep_order_skip_repeated_keys_and_stay_bounded() {
+    fn batches_keep_order_and_stay_bounded() {
         let mut waiting = vec![put("a", 1), put("b", 1), put("a", 1), put("c", 1)];
         let batch = next_batch(&mut waiting);
-        assert_eq!(keys(&batch), ["a", "b", "c"]);
-        assert_eq!(keys(&waiting), ["a"], "the second put of a waits for the next batch");
+        assert_eq!(keys(&batch), ["a", "b", "a", "c"], "puts of one key go together, in order");
+        assert!(waiting.is_empty());
 
         let mut waiting: Vec<Call> = (0..MAX_CALLS + 5).map(|i| put(&format!("k{i}"), 1)).collect();
         assert_eq!(next_batch(&mut waiting).len(), MAX_CALLS);

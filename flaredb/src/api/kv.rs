@@ -59,7 +59,7 @@ impl Kv for KvService {
             self.store.check_route(&r.namespace, &first.key, r.region.as_ref())?;
         }
         let entries: Vec<_> = r.entries.into_iter().map(|e| (e.key, e.value, e.ttl_seconds)).collect();
-        let versions = self.store.batch_put(&r.namespace, &entries).await?;
+        let versions = self.store.batch_put(&r.namespace, &entries, r.in_order).await?;
         Ok(Response::new(pb::BatchPutResponse { versions }))
     }
 

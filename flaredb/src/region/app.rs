@@ -33,8 +33,9 @@ pub enum Command {
         value: Vec<u8>,
         expires_at_ms: i64,
     },
-    /// All or nothing: every key must be in the region.
-    BatchPut { entries: Vec<(Vec<u8>, Vec<u8>, i64)> },
+    /// All or nothing: every key must be in the region. A key listed twice is written twice,
+    /// in order.
+    BatchPut { entries: Vec<BatchEntry> },
     Delete {
         #[serde(with = "serde_bytes")]
         key: Vec<u8>,
@@ -61,6 +62,19 @@ pub enum Command {
         epoch: u64,
         members: BTreeMap<u64, String>,
     },
+}
+
+/// One write of a `BatchPut`. Encoded exactly as the `(key, value, expires_at_ms)` tuple it
+/// replaced (bincode writes a struct's fields in order, and a byte string as a sequence of
+/// bytes), so log entries written before still decode; the keys and values as byte strings,
+/// not as sequences visited byte by byte.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BatchEntry {
+    #[serde(with = "serde_bytes")]
+    pub key: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    pub value: Vec<u8>,
+    pub expires_at_ms: i64,
 }
 
 /// What applying a proposal answered.
@@ -280,7 +294,7 @@ impl App for RegionApp {
             {
                 Applied::OutOfRange
             }
-            Command::BatchPut { entries } if entries.iter().any(|(key, _, _)| !self.contains(key)) => {
+            Command::BatchPut { entries } if entries.iter().any(|e| !self.contains(&e.key)) => {
                 Applied::OutOfRange
             }
             Command::Put { key, value, expires_at_ms } => {
@@ -292,7 +306,7 @@ impl App for RegionApp {
                 // only staged in `batch`.
                 let mut staged: std::collections::HashMap<&[u8], u64> = std::collections::HashMap::new();
                 let mut versions = Vec::with_capacity(entries.len());
-                for (key, value, expires_at_ms) in entries {
+                for BatchEntry { key, value, expires_at_ms } in entries {
                     let old = Head::of(db, key)?;
                     let version = match staged.get(key.as_slice()) {
                         Some(version) => version + 1,
@@ -349,14 +363,19 @@ impl App for RegionApp {
     }
 
     /// Single-key writes to distinct keys only: each reads just its own key's record and TTL
-    /// entry. Splits and expiry sweeps, and two writes to one key, go one by one.
+    /// entry. Splits and expiry sweeps, and two commands writing one key, go one by one.
     fn independent(&self, proposals: &[Proposal]) -> bool {
         let mut keys = std::collections::HashSet::new();
         proposals.iter().all(|p| match &p.command {
             Command::Put { key, .. } | Command::Delete { key } | Command::CompareAndSwap { key, .. } => {
                 keys.insert(key.as_slice())
             }
-            Command::BatchPut { entries } => entries.iter().all(|(key, _, _)| keys.insert(key.as_slice())),
+            // A key the batch lists twice is fine (its apply sees its own staged write); one an
+            // earlier command writes is not.
+            Command::BatchPut { entries } => {
+                let own: std::collections::HashSet<&[u8]> = entries.iter().map(|e| e.key.as_slice()).collect();
+                own.into_iter().all(|key| keys.insert(key))
+            }
             Command::Expire { .. } | Command::Split { .. } => false,
         })
     }
@@ -416,5 +435,20 @@ impl App for RegionApp {
         batch.put_cf(cf(db, CF_REGIONS)?, descriptor.id.to_be_bytes(), encode(&descriptor)?);
         *self.descriptor.write().unwrap_or_else(|p| p.into_inner()) = descriptor;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Log entries written when a batch entry was a tuple still decode, and encode the same.
+    #[test]
+    fn batch_entries_encode_as_the_tuples_they_replaced() {
+        let entry = BatchEntry { key: b"k".to_vec(), value: vec![7; 300], expires_at_ms: -3 };
+        let tuple = (entry.key.clone(), entry.value.clone(), entry.expires_at_ms);
+        let (new, old) = (encode(&vec![entry.clone()]).unwrap(), encode(&vec![tuple]).unwrap());
+        assert_eq!(new, old);
+        assert_eq!(decode::<Vec<BatchEntry>>(&old).unwrap(), vec![entry]);
     }
 }

@@ -38,6 +38,10 @@ struct Cli {
     /// Concurrent clients.
     #[arg(long, default_value_t = 32)]
     clients: usize,
+    /// flaredb target: batches of concurrent gets or puts per region in flight at once (the
+    /// client's `batch_in_flight`; 0: every call goes alone).
+    #[arg(long, default_value_t = flaredb_client::Config::new([""]).batch_in_flight)]
+    flaredb_batch_in_flight: usize,
     /// Record size in bytes.
     #[arg(long, default_value_t = 1024)]
     value_size: usize,
@@ -50,7 +54,7 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let target = match cli.target {
-        Kind::Flaredb => Target::flaredb(&cli.endpoints, cli.cacert.clone()).await?,
+        Kind::Flaredb => Target::flaredb(&cli.endpoints, cli.cacert.clone(), cli.flaredb_batch_in_flight).await?,
         Kind::Etcd => Target::etcd(&cli.endpoints, cli.cacert.clone(), 10)?,
         Kind::Rocksdb => {
             let path = cli.path.clone().ok_or_else(|| anyhow::anyhow!("--path is required for the rocksdb target"))?;
