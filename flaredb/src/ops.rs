@@ -73,7 +73,8 @@ impl Store {
                 confirmed.push(id);
             }
             let now = keys::now_ms();
-            records.extend(stored(&self.db, &store_key)?.filter(|r| r.live_at(now)).map(|r| from_stored(key.clone(), r)));
+            records
+                .extend(stored(&self.db, &store_key)?.filter(|r| r.live_at(now)).map(|r| from_stored(key.clone(), r)));
         }
         Ok(records)
     }

@@ -225,7 +225,11 @@ impl Client {
 
     /// One `BatchGet` of `keys` (of one region), routed by the first: the records that exist,
     /// in request order.
-    pub(crate) async fn batch_get_one_region(&self, namespace: &str, keys: Vec<Vec<u8>>) -> Result<Vec<pb::Record>, Error> {
+    pub(crate) async fn batch_get_one_region(
+        &self,
+        namespace: &str,
+        keys: Vec<Vec<u8>>,
+    ) -> Result<Vec<pb::Record>, Error> {
         let Some(first) = keys.first() else { return Ok(Vec::new()) };
         let routing = store_key(namespace, first);
         let request = pb::BatchGetRequest { namespace: namespace.into(), keys, region: None };
@@ -255,8 +259,11 @@ impl Client {
             let (reply, answer) = tokio::sync::oneshot::channel();
             let entry = pb::Entry { key: key.to_vec(), value: value.to_vec(), ttl_seconds };
             self.submit(lane, Call::Put(Put { entry, reply }));
-            if let Ok(Outcome::Done(answer)) = answer.await {
-                return answer;
+            match answer.await {
+                Ok(Outcome::Done(answer)) => return answer,
+                Ok(Outcome::Alone) => {}
+                // The batch's task ended after it may have sent this put: its outcome is unknown.
+                Err(_) => return Err(Error::Unknown("the batch carrying this put ended without an answer".into())),
             }
         }
         self.put_alone(namespace, key.to_vec(), value.to_vec(), ttl_seconds).await
@@ -430,7 +437,14 @@ macro_rules! routed {
         }
     )*};
 }
-routed!(pb::GetRequest, pb::BatchGetRequest, pb::PutRequest, pb::BatchPutRequest, pb::DeleteRequest, pb::CompareAndSwapRequest);
+routed!(
+    pb::GetRequest,
+    pb::BatchGetRequest,
+    pb::PutRequest,
+    pb::BatchPutRequest,
+    pb::DeleteRequest,
+    pb::CompareAndSwapRequest
+);
 
 impl Routed for pb::ScanRequest {
     /// Only the first page of a forward scan from a key is checked by the store.

@@ -273,7 +273,9 @@ impl Client {
 fn shared(e: &Error) -> Option<Error> {
     match e {
         Error::Unknown(why) => Some(Error::Unknown(why.clone())),
-        Error::Unavailable { waited_ms, last } => Some(Error::Unavailable { waited_ms: *waited_ms, last: last.clone() }),
+        Error::Unavailable { waited_ms, last } => {
+            Some(Error::Unavailable { waited_ms: *waited_ms, last: last.clone() })
+        }
         _ => None,
     }
 }

@@ -294,9 +294,7 @@ impl App for RegionApp {
             {
                 Applied::OutOfRange
             }
-            Command::BatchPut { entries } if entries.iter().any(|e| !self.contains(&e.key)) => {
-                Applied::OutOfRange
-            }
+            Command::BatchPut { entries } if entries.iter().any(|e| !self.contains(&e.key)) => Applied::OutOfRange,
             Command::Put { key, value, expires_at_ms } => {
                 let old = Head::of(db, key)?;
                 Applied::Put { version: self.write(db, batch, key, old, value, *expires_at_ms, now)?.version }

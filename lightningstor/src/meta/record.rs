@@ -107,13 +107,18 @@ fn head(bytes: &[u8]) -> Result<(Head<'_>, Reader<'_>), String> {
     let mut r = Reader { bytes, at: 0 };
     let format = r.byte("format")?;
     if format != FORMAT && format != FORMAT_INLINE {
-        return Err(format!("record format {format} is not known to this version (it reads {FORMAT} and {FORMAT_INLINE})"));
+        return Err(format!(
+            "record format {format} is not known to this version (it reads {FORMAT} and {FORMAT_INLINE})"
+        ));
     }
     let flags = r.byte("flags")?;
     let size = r.varint("size")?;
     let modified_ms = unzigzag(r.varint("modified time")?);
     let etag = r.str("etag")?;
-    Ok((Head { inline: format == FORMAT_INLINE, delete_marker: flags & DELETE_MARKER != 0, size, modified_ms, etag }, r))
+    Ok((
+        Head { inline: format == FORMAT_INLINE, delete_marker: flags & DELETE_MARKER != 0, size, modified_ms, etag },
+        r,
+    ))
 }
 
 /// JSON records (from before this form) open with a brace; this form never does.
