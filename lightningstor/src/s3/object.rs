@@ -215,10 +215,17 @@ impl S3 {
                             _ => held.concat().into(),
                         };
                         md5.update(&data);
-                        let sha256 = sha256.then(|| ring::digest::digest(&SHA256, &data));
-                        let sha256 = sha256.map(|d| d.as_ref().try_into().unwrap_or([0; 32])).unwrap_or([0; 32]);
-                        let (size, md5) = (data.len() as u64, md5.finalize().into());
-                        return Ok(Stored { chunks: Vec::new(), inline: Some(data), size, md5, sha256 });
+                        if let Some(sha) = &mut sha {
+                            sha.update(&data);
+                        }
+                        let (md5, sha256) = finish(md5, sha);
+                        return Ok(Stored {
+                            chunks: Vec::new(),
+                            size: data.len() as u64,
+                            inline: Some(data),
+                            md5,
+                            sha256,
+                        });
                     }
                 }
             }
@@ -234,8 +241,8 @@ impl S3 {
                 size += piece.len() as u64;
             })
             .await?;
-        let sha256 = sha.map(|sha| sha.finish().as_ref().try_into().unwrap_or([0; 32])).unwrap_or([0; 32]);
-        Ok(Stored { chunks, inline: None, size, md5: md5.finalize().into(), sha256 })
+        let (md5, sha256) = finish(md5, sha);
+        Ok(Stored { chunks, inline: None, size, md5, sha256 })
     }
 
     pub async fn get_object(&self, call: &Call, head_only: bool) -> Result<Response, S3Error> {
@@ -391,6 +398,12 @@ pub(super) fn version_header(response: &mut Response, bucket: &Bucket, version_i
             response.headers_mut().insert("x-amz-version-id", value);
         }
     }
+}
+
+/// The MD5 and (when asked for) SHA-256 of a body, from the digests that saw it.
+fn finish(md5: Md5, sha: Option<Context>) -> ([u8; 16], [u8; 32]) {
+    let sha256 = sha.map(|sha| sha.finish().as_ref().try_into().unwrap_or([0; 32])).unwrap_or([0; 32]);
+    (md5.finalize().into(), sha256)
 }
 
 /// Bytes written as chunks, with their size and digests.
