@@ -33,10 +33,13 @@ struct Load {
     /// Concurrent clients, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,32")]
     concurrency: Vec<usize>,
-    /// Seconds per PUT phase at most; GET reads each object PUT wrote once (from the disk with
-    /// `--drop-caches`), LIST and DELETE go over them too.
+    /// Seconds per PUT phase (longer if needed to write one LIST page of keys); GET reads each
+    /// object PUT wrote once (from the disk with `--drop-caches`), LIST and DELETE go over them too.
     #[arg(long, default_value_t = 5)]
     seconds: u64,
+    /// Seconds per LIST phase.
+    #[arg(long, default_value_t = 3)]
+    list_seconds: u64,
     /// At most this many bytes written per (size, concurrency), to bound disk use.
     #[arg(long, default_value_t = 2 << 30)]
     max_bytes: u64,
@@ -171,6 +174,12 @@ fn incompressible(size: usize) -> Vec<u8> {
     out
 }
 
+/// Keys per LIST page for objects of `size` bytes: 1000 small ones, fewer as they grow (10 of
+/// 64 MiB), so that the PUT phase can always write them and every system lists the same number.
+fn list_keys(size: usize) -> u64 {
+    ((640u64 << 20) / size.max(1) as u64).clamp(10, 1000)
+}
+
 /// Objects each worker may write in a phase: the byte budget shared out.
 fn budget(load: &Load, size: usize, clients: usize) -> u64 {
     (load.max_bytes / size as u64 / clients as u64).max(1)
@@ -184,12 +193,16 @@ async fn run_s3(client: Arc<S3Client>, bucket: String, load: Load) -> anyhow::Re
             let prefix = format!("{}/{size}/{clients}", load.label);
             let written: Arc<Vec<AtomicU64>> = Arc::new((0..clients).map(|_| AtomicU64::new(0)).collect());
             let cap = budget(&load, size, clients);
-            let deadline = Some(Instant::now() + Duration::from_secs(load.seconds));
+            // The PUT phase goes past its time until the LIST phase has its page of keys.
+            let listed = list_keys(size).min(cap * clients as u64);
+            let until = Instant::now() + Duration::from_secs(load.seconds);
             let (c, b, p, d, w) = (client.clone(), bucket.clone(), prefix.clone(), data.clone(), written.clone());
-            let (samples, elapsed, errors) = phase(clients, deadline, move |worker, i| {
+            let (samples, elapsed, errors) = phase(clients, None, move |worker, i| {
                 let (c, b, p, d, w) = (c.clone(), b.clone(), p.clone(), d.clone(), w.clone());
                 async move {
-                    if i >= cap {
+                    let enough = || w.iter().map(|n| n.load(Ordering::Relaxed)).sum::<u64>() >= listed;
+                    let now = Instant::now();
+                    if i >= cap || (now >= until && enough()) || now >= until + Duration::from_secs(120) {
                         return Ok(false);
                     }
                     let body = Full::new(d).map_err(|never| match never {}).boxed();
@@ -231,15 +244,15 @@ async fn run_s3(client: Arc<S3Client>, bucket: String, load: Load) -> anyhow::Re
             .await;
             report(&load.label, size, clients, "get", samples, elapsed, errors);
 
-            let deadline = Some(Instant::now() + Duration::from_secs(load.seconds.min(3)));
+            let deadline = Some(Instant::now() + Duration::from_secs(load.list_seconds));
             let (c, b, p) = (client.clone(), bucket.clone(), prefix.clone());
-            // Every page must hold the first 1000 keys the PUT phase wrote.
-            let keys = counts.iter().sum::<u64>().min(1000);
+            // Every page holds the same number of keys for every system, whatever its PUT rate.
+            let keys = listed;
             let (samples, elapsed, errors) = phase(clients, deadline, move |_, _| {
                 let (c, b, p) = (c.clone(), b.clone(), p.clone());
                 async move {
                     let query =
-                        format!("list-type=2&max-keys=1000&prefix={}", photon_auth::sigv4::encode(&format!("{p}/")));
+                        format!("list-type=2&max-keys={keys}&prefix={}", photon_auth::sigv4::encode(&format!("{p}/")));
                     let (response, sender) = c.send_keep(Method::GET, &format!("/{b}"), &query, &[], empty()).await?;
                     let page = response.into_body().collect().await?.to_bytes();
                     c.release(sender);
