@@ -34,6 +34,31 @@ pub enum ChunkError {
     Io(#[from] std::io::Error),
 }
 
+/// The chunk files under `dir` last modified before `cutoff`: (id, length). Files that are not
+/// chunks (half-written `.tmp` ones, anything else) are left out.
+pub fn files_older_than(dir: &Path, cutoff: std::time::SystemTime) -> std::io::Result<Vec<(String, u64)>> {
+    let mut out = Vec::new();
+    for shard in std::fs::read_dir(dir)? {
+        let shard = shard?.path();
+        if !shard.is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(&shard)? {
+            let file = file?;
+            let Some(id) = file.file_name().to_str().map(str::to_string) else { continue };
+            if !ChunkStore::valid_id(&id) {
+                continue;
+            }
+            // A file deleted meanwhile (the trash, a DELETE) is simply not listed.
+            let Ok(meta) = file.metadata() else { continue };
+            if meta.is_file() && meta.modified()? < cutoff {
+                out.push((id, meta.len()));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Where one chunk of an object is, and what it must hash to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkRef {
@@ -115,6 +140,11 @@ impl ChunkStore {
             return Err(ChunkError::InvalidId(id.to_string()));
         }
         Ok(self.dir.join(&id[..2]).join(id))
+    }
+
+    /// Where the chunk files are.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     pub fn chunk_bytes(&self) -> usize {

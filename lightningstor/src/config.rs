@@ -74,6 +74,12 @@ pub struct StorageSection {
     /// Objects of at most this many bytes are kept inside their metadata record in flaredb, not
     /// as chunk files: one durable write instead of a chunk's and the record's (0: never).
     pub inline_bytes: usize,
+    /// How often this node looks for chunk files no record names (left by a crash between
+    /// writing an object's data and its record) and deletes them (0: never).
+    pub sweep_interval_ms: u64,
+    /// Only chunk files at least this old are swept: an upload names its chunks in a record
+    /// well within it.
+    pub orphan_grace_ms: u64,
 }
 
 /// `[replication]`: the other nodes that hold copies of this node's chunks. With no peers the
@@ -131,7 +137,13 @@ impl ServiceConfig for LightningstorConfig {
                 credentials_file: None,
                 cache_ttl_ms: 10_000,
             },
-            storage: StorageSection { chunk_bytes: 8 << 20, delete_delay_ms: 600_000, inline_bytes: 16 << 10 },
+            storage: StorageSection {
+                chunk_bytes: 8 << 20,
+                delete_delay_ms: 600_000,
+                inline_bytes: 16 << 10,
+                sweep_interval_ms: 6 * 3_600_000,
+                orphan_grace_ms: 24 * 3_600_000,
+            },
             replication: ReplicationSection {
                 node_id: String::new(),
                 listen: SocketAddr::from(([127, 0, 0, 1], 9094)),

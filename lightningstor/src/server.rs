@@ -41,6 +41,10 @@ pub async fn build(config: LightningstorConfig, context: Context) -> anyhow::Res
     let chunks = Arc::new(replicas(&config.replication, local, records.clone(), trash, &context)?);
     let (trash_runner, shutdown) = (chunks.clone(), context.shutdown.clone());
     context.tasks.spawn(async move { trash_runner.run_trash(shutdown).await });
+    let (sweeper, shutdown, sweep_records) = (chunks.clone(), context.shutdown.clone(), records.clone());
+    let every = Duration::from_millis(config.storage.sweep_interval_ms);
+    let grace = Duration::from_millis(config.storage.orphan_grace_ms);
+    context.tasks.spawn(async move { sweeper.run_sweeps(sweep_records, every, grace, shutdown).await });
     if !chunks.peers.is_empty() {
         let tls = match (&context.tls.identity, &context.tls.trust) {
             (Some((cert, key)), Some(ca)) => Some(PeerTls { cert: cert.clone(), key: key.clone(), ca: ca.clone() }),
@@ -101,6 +105,11 @@ pub async fn build(config: LightningstorConfig, context: Context) -> anyhow::Res
     registry.register("lightningstor_repairs_pending", "Repair hints this node still owes", metrics.pending);
     registry.register("lightningstor_trash_chunks", "Chunks dropped and waiting to be deleted", metrics.trash_chunks);
     registry.register("lightningstor_trash_bytes", "Bytes of chunks waiting to be deleted", metrics.trash_bytes);
+    registry.register(
+        "lightningstor_orphans_removed",
+        "Chunk files the orphan sweep deleted (no record named them)",
+        metrics.orphans_removed,
+    );
     Ok(api)
 }
 

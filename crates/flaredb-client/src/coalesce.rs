@@ -102,7 +102,7 @@ impl Coalescer {
         if !lanes.contains_key(lane) {
             lanes.insert(lane.clone(), Queue::default());
         }
-        let Some(queue) = lanes.get_mut(lane) else { return None };
+        let queue = lanes.get_mut(lane)?;
         queue.calls.push(call);
         if queue.in_flight >= in_flight {
             return None;

@@ -11,6 +11,7 @@
 
 pub mod repair;
 pub mod server;
+pub mod sweep;
 pub mod trash;
 
 use std::time::Duration;
@@ -46,6 +47,8 @@ pub struct ReplicaMetrics {
     /// Chunks (and their bytes) dropped but not yet deleted (`trash`).
     pub trash_chunks: Gauge,
     pub trash_bytes: Gauge,
+    /// Chunk files the orphan sweep deleted (`sweep`).
+    pub orphans_removed: Counter,
 }
 
 /// The chunk store the S3 layer writes to and reads from: this node's disk and its peers.

@@ -124,6 +124,12 @@ impl Trash {
         self.wake.notify_one();
     }
 
+    /// The ids of the chunks waiting to be deleted (the orphan sweep keeps them).
+    pub fn ids(&self) -> std::collections::HashSet<String> {
+        let state = self.lock();
+        state.queue.iter().flat_map(|b| b.chunks.iter().map(|c| c.id.clone())).collect()
+    }
+
     /// Chunks and bytes waiting to be deleted.
     pub fn pending(&self) -> (usize, u64) {
         let state = self.lock();
