@@ -80,6 +80,11 @@ pub struct StorageSection {
     /// Only chunk files at least this old are swept: an upload names its chunks in a record
     /// well within it.
     pub orphan_grace_ms: u64,
+    /// How often this node reads and verifies every chunk it holds, rewriting bad copies from a
+    /// replica (0: never).
+    pub scrub_interval_ms: u64,
+    /// How fast a scrub reads (bytes a second; 0: as fast as the disk).
+    pub scrub_bytes_per_sec: u64,
 }
 
 /// `[replication]`: the other nodes that hold copies of this node's chunks. With no peers the
@@ -143,6 +148,8 @@ impl ServiceConfig for LightningstorConfig {
                 inline_bytes: 16 << 10,
                 sweep_interval_ms: 6 * 3_600_000,
                 orphan_grace_ms: 24 * 3_600_000,
+                scrub_interval_ms: 7 * 24 * 3_600_000,
+                scrub_bytes_per_sec: 64 << 20,
             },
             replication: ReplicationSection {
                 node_id: String::new(),

@@ -45,6 +45,9 @@ pub async fn build(config: LightningstorConfig, context: Context) -> anyhow::Res
     let every = Duration::from_millis(config.storage.sweep_interval_ms);
     let grace = Duration::from_millis(config.storage.orphan_grace_ms);
     context.tasks.spawn(async move { sweeper.run_sweeps(sweep_records, every, grace, shutdown).await });
+    let (scrubber, shutdown, scrub_records) = (chunks.clone(), context.shutdown.clone(), records.clone());
+    let (every, rate) = (Duration::from_millis(config.storage.scrub_interval_ms), config.storage.scrub_bytes_per_sec);
+    context.tasks.spawn(async move { scrubber.run_scrubs(scrub_records, every, rate, shutdown).await });
     if !chunks.peers.is_empty() {
         let tls = match (&context.tls.identity, &context.tls.trust) {
             (Some((cert, key)), Some(ca)) => Some(PeerTls { cert: cert.clone(), key: key.clone(), ca: ca.clone() }),
@@ -109,6 +112,11 @@ pub async fn build(config: LightningstorConfig, context: Context) -> anyhow::Res
         "lightningstor_orphans_removed",
         "Chunk files the orphan sweep deleted (no record named them)",
         metrics.orphans_removed,
+    );
+    registry.register(
+        "lightningstor_scrub_bad_copies",
+        "Chunk copies the scrub found corrupt or missing on this node",
+        metrics.scrub_bad,
     );
     Ok(api)
 }

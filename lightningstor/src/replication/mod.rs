@@ -9,7 +9,9 @@
 //! The chunk list of an object records the replicas chosen at write time (`ChunkRef::replicas`),
 //! so adding nodes later does not move existing chunks.
 
+pub mod named;
 pub mod repair;
+pub mod scrub;
 pub mod server;
 pub mod sweep;
 pub mod trash;
@@ -49,6 +51,8 @@ pub struct ReplicaMetrics {
     pub trash_bytes: Gauge,
     /// Chunk files the orphan sweep deleted (`sweep`).
     pub orphans_removed: Counter,
+    /// Copies the scrub found corrupt or missing (`scrub`).
+    pub scrub_bad: Counter,
 }
 
 /// The chunk store the S3 layer writes to and reads from: this node's disk and its peers.

@@ -6,32 +6,18 @@
 //! (`storage.orphan_grace_ms`, a day) are candidates, and they are listed *before* the records
 //! are read, so a chunk written since is never one; an upload names its chunks in a record
 //! within the grace period (a part record per part; a single PUT is at most 5 GiB). Records
-//! are read in the order data moves between them: parts (`part/`) before objects (`obj/`),
-//! which a completed upload's parts become, before noncurrent versions (`ver/`), which
-//! replaced objects become; a chunk moving during the sweep is seen at least once. Chunks
+//! are read in the order data moves between them (`named`), so a chunk moving during the sweep
+//! is seen at least once. Chunks
 //! waiting in the trash are kept: a GET that began before their object went may still read
 //! them. Any error reading records ends the sweep without deleting anything.
 
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
-use flaredb_client::records::{FromRecord, Records};
-use serde::{Deserialize, Serialize};
+use flaredb_client::records::Records;
 
+use super::named::Named;
 use crate::chunks::ChunkRef;
-use crate::meta::Object;
-
-/// Records read per scan.
-const PAGE: usize = 1000;
-
-/// The chunks of a multipart upload's part record (`s3::multipart::Part`; the rest of it is not
-/// needed here).
-#[derive(Serialize, Deserialize)]
-struct PartChunks {
-    chunks: Vec<ChunkRef>,
-}
-
-flaredb_client::json_record!(PartChunks);
 
 /// What one sweep found and did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -42,29 +28,6 @@ pub struct Swept {
     pub records: u64,
     pub removed: usize,
     pub removed_bytes: u64,
-}
-
-/// Adds the ids of every chunk the records under `prefix` name to `into`; the number of records.
-async fn names<T: FromRecord>(
-    records: &Records,
-    prefix: &str,
-    chunks: impl Fn(T) -> Vec<ChunkRef>,
-    into: &mut HashSet<String>,
-) -> Result<u64, String> {
-    let (mut from, mut read) = (String::new(), 0);
-    loop {
-        let page = records.list_from::<T>(prefix, &from, PAGE).await.map_err(|e| format!("reading {prefix}: {e}"))?;
-        let full = page.len() == PAGE;
-        let last = page.last().map(|(key, _)| key.clone());
-        for (_, record) in page {
-            read += 1;
-            into.extend(chunks(record).into_iter().map(|c| c.id));
-        }
-        match last {
-            Some(last) if full => from = format!("{last}\0"),
-            _ => return Ok(read),
-        }
-    }
 }
 
 impl super::Replicas {
@@ -81,9 +44,11 @@ impl super::Replicas {
             return Ok(swept);
         }
         let mut named = HashSet::new();
-        swept.records += names(records, "part/", |p: PartChunks| p.chunks, &mut named).await?;
-        swept.records += names(records, "obj/", |o: Object| o.chunks, &mut named).await?;
-        swept.records += names(records, "ver/", |o: Object| o.chunks, &mut named).await?;
+        let mut pages = Named::new(records);
+        while let Some(page) = pages.next().await? {
+            named.extend(page.into_iter().flat_map(|(_, chunks)| chunks.into_iter().map(|c| c.id)));
+        }
+        swept.records = pages.read;
         named.extend(self.trash.ids());
         let orphans: Vec<ChunkRef> = old
             .into_iter()
