@@ -30,7 +30,7 @@ pub enum ProposeError {
 pub struct Proposer<A: App> {
     raft: Raft<TypeConfig<A>>,
     batcher: Batcher<A>,
-    reads: ReadBatcher,
+    reads: ReadBatcher<A>,
     network: PeerNetwork<A>,
     timeout: Duration,
     /// Keeps the group's election back-off enforced while any clone lives.
