@@ -99,6 +99,8 @@ impl Coalescer {
     /// Queues `call`; answers a batch to send now when fewer than `in_flight` are on their way.
     fn enqueue(&self, lane: &Lane, call: Call, in_flight: usize) -> Option<Vec<Call>> {
         let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
+        // Looked up before inserting: the common case (the lane is queued already) then clones
+        // no namespace string.
         if !lanes.contains_key(lane) {
             lanes.insert(lane.clone(), Queue::default());
         }

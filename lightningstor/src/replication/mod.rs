@@ -31,6 +31,28 @@ use tonic::transport::Channel;
 use crate::chunks::{checksum, cut, verify_sum, ChunkError, ChunkRef, ChunkStore};
 use repair::Hint;
 
+/// Runs `pass` every `period` until `shutdown` (never when `period` is zero); a pass still
+/// running at shutdown is dropped, so each must be safe to stop at any await.
+pub async fn every<F, Pass>(period: Duration, shutdown: &tokio_util::sync::CancellationToken, mut pass: F)
+where
+    F: FnMut() -> Pass,
+    Pass: std::future::Future<Output = ()>,
+{
+    if period.is_zero() {
+        return;
+    }
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(period) => {}
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = pass() => {}
+        }
+    }
+}
+
 /// Another node of the cluster.
 pub struct Peer {
     pub id: String,

@@ -92,19 +92,10 @@ impl super::Replicas {
         rate: u64,
         shutdown: tokio_util::sync::CancellationToken,
     ) {
-        if every.is_zero() {
-            return;
-        }
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(every) => {}
-            }
+        let records = &records;
+        super::every(every, &shutdown, move || async move {
             let started = Instant::now();
-            let pass = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                pass = self.scrub(&records, rate) => pass,
-            };
+            let pass = self.scrub(records, rate).await;
             match pass {
                 Ok(done) if done.bad > 0 => tracing::warn!(
                     checked = done.checked,
@@ -122,6 +113,7 @@ impl super::Replicas {
                 ),
                 Err(e) => tracing::warn!(error = %e, "a scrub pass stopped early"),
             }
-        }
+        })
+        .await
     }
 }

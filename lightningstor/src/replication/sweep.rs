@@ -72,15 +72,9 @@ impl super::Replicas {
         grace: Duration,
         shutdown: tokio_util::sync::CancellationToken,
     ) {
-        if every.is_zero() {
-            return;
-        }
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(every) => {}
-            }
-            match self.sweep(&records, grace).await {
+        let records = &records;
+        super::every(every, &shutdown, move || async move {
+            match self.sweep(records, grace).await {
                 Ok(swept) => {
                     self.metrics.orphans_removed.inc_by(swept.removed as u64);
                     if swept.removed > 0 {
@@ -101,6 +95,7 @@ impl super::Replicas {
                 }
                 Err(e) => tracing::warn!(error = %e, "the orphan sweep stopped without deleting anything"),
             }
-        }
+        })
+        .await
     }
 }
