@@ -28,7 +28,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use ring::digest::{digest, SHA256};
 use tonic::transport::Channel;
 
-use crate::chunks::{checksum, cut, verify_sum, ChunkError, ChunkRef, ChunkStore};
+use crate::chunks::{checksum_aside, cut, verify_sum, ChunkError, ChunkRef, ChunkStore};
 use repair::Hint;
 
 /// Runs `pass` every `period` until `shutdown` (never when `period` is zero); a pass still
@@ -150,7 +150,8 @@ impl Replicas {
     pub async fn put(&self, bytes: Vec<u8>) -> Result<ChunkRef, ChunkError> {
         let id = self.local.new_id()?;
         let replicas = self.place(&id);
-        let chunk = ChunkRef { id, len: bytes.len() as u64, sum: checksum(&bytes), replicas };
+        let (sum, bytes) = checksum_aside(bytes).await?;
+        let chunk = ChunkRef { id, len: bytes.len() as u64, sum, replicas };
         let data = Bytes::from(bytes);
         let writes = chunk.replicas.iter().map(|node| {
             let data = data.clone();
@@ -200,9 +201,8 @@ impl Replicas {
     pub async fn write_stream(
         &self,
         source: impl Stream<Item = std::io::Result<Bytes>>,
-        inspect: impl FnMut(&[u8]),
     ) -> Result<Vec<ChunkRef>, ChunkError> {
-        match cut(source, self.local.chunk_bytes(), inspect, |bytes| self.put(bytes)).await {
+        match cut(source, self.local.chunk_bytes(), |bytes| self.put(bytes)).await {
             Ok(chunks) => Ok(chunks),
             Err((e, written)) => {
                 self.remove(&written).await;

@@ -1,6 +1,6 @@
 //! The S3 protocol surface: how requests name buckets and keys (`address`), errors (`error`),
 //! XML documents (`xml`), bucket policies and the operations requests are authorized as
-//! (`policy`), and the endpoint (`service`) with its bucket, bucket settings, object, version,
+//! (`policy`), upload digests (`digest`), and the endpoint (`service`) with its bucket, bucket settings, object, version,
 //! copy, batch delete, listing and multipart operations.
 
 pub mod address;
@@ -8,6 +8,7 @@ mod bucket;
 mod bucket_config;
 mod copy;
 mod delete_many;
+mod digest;
 pub mod error;
 mod list;
 mod multipart;

@@ -10,11 +10,10 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use md5::{Digest, Md5};
 use photon_auth::sigv4::signing_key;
 use photon_auth::sigv4_stream::{decode, Chunks};
-use ring::digest::{Context, SHA256};
 
+use super::digest::{self, BodyDigest, Digested};
 use super::error::S3Error;
 use super::policy::Op;
 use super::service::{Call, S3};
@@ -193,9 +192,6 @@ impl S3 {
         sha256: bool,
         inline: usize,
     ) -> Result<Stored, S3Error> {
-        let mut md5 = Md5::new();
-        let mut sha = sha256.then(|| Context::new(&SHA256));
-        let mut size = 0u64;
         let mut body = std::pin::pin!(body);
         // The first pieces are held until the body ends (it is kept inline) or passes `inline`
         // (it goes to chunks, these pieces first).
@@ -214,34 +210,27 @@ impl S3 {
                             1 => held.swap_remove(0),
                             _ => held.concat().into(),
                         };
-                        md5.update(&data);
-                        if let Some(sha) = &mut sha {
-                            sha.update(&data);
-                        }
-                        let (md5, sha256) = finish(md5, sha);
-                        return Ok(Stored {
-                            chunks: Vec::new(),
-                            size: data.len() as u64,
-                            inline: Some(data),
-                            md5,
-                            sha256,
-                        });
+                        let Digested { size, md5, sha256 } = digest::of(&data, sha256);
+                        return Ok(Stored { chunks: Vec::new(), size, inline: Some(data), md5, sha256 });
                     }
                 }
             }
         }
-        let body = futures_util::stream::iter(held.into_iter().map(Ok)).chain(body);
-        let chunks = self
-            .chunks
-            .write_stream(body, |piece| {
-                md5.update(piece);
-                if let Some(sha) = &mut sha {
-                    sha.update(piece);
-                }
-                size += piece.len() as u64;
-            })
-            .await?;
-        let (md5, sha256) = finish(md5, sha);
+        let digest = BodyDigest::start(sha256);
+        let fed = &digest;
+        let body = futures_util::stream::iter(held.into_iter().map(Ok)).chain(body).then(move |piece| async move {
+            let piece = piece?;
+            fed.feed(&piece).await?;
+            Ok(piece)
+        });
+        let chunks = self.chunks.write_stream(body).await?;
+        let Digested { size, md5, sha256 } = match digest.finish().await {
+            Ok(digested) => digested,
+            Err(e) => {
+                self.chunks.remove(&chunks).await;
+                return Err(e);
+            }
+        };
         Ok(Stored { chunks, inline: None, size, md5, sha256 })
     }
 
@@ -398,12 +387,6 @@ pub(super) fn version_header(response: &mut Response, bucket: &Bucket, version_i
             response.headers_mut().insert("x-amz-version-id", value);
         }
     }
-}
-
-/// The MD5 and (when asked for) SHA-256 of a body, from the digests that saw it.
-fn finish(md5: Md5, sha: Option<Context>) -> ([u8; 16], [u8; 32]) {
-    let sha256 = sha.map(|sha| sha.finish().as_ref().try_into().unwrap_or([0; 32])).unwrap_or([0; 32]);
-    (md5.finalize().into(), sha256)
 }
 
 /// Bytes written as chunks, with their size and digests.
