@@ -82,6 +82,8 @@ pub async fn build(config: LightningstorConfig, context: Context) -> anyhow::Res
         config: config.s3.clone(),
         inline_bytes: config.storage.inline_bytes,
         read_cache: Default::default(),
+        digests: crate::s3::digest::Digester::start()
+            .map_err(|e| anyhow::anyhow!("cannot start the upload digest thread: {e}"))?,
     });
     let router = axum::Router::new().fallback(handle).with_state(s3);
     let listener = tokio::net::TcpListener::bind(config.s3.listen)

@@ -8,7 +8,7 @@ mod bucket;
 mod bucket_config;
 mod copy;
 mod delete_many;
-mod digest;
+pub mod digest;
 pub mod error;
 mod list;
 mod multipart;

@@ -13,7 +13,7 @@ use futures_util::{Stream, StreamExt};
 use photon_auth::sigv4::signing_key;
 use photon_auth::sigv4_stream::{decode, Chunks};
 
-use super::digest::{self, BodyDigest, Digested};
+use super::digest::{self, Digested};
 use super::error::S3Error;
 use super::policy::Op;
 use super::service::{Call, S3};
@@ -216,7 +216,7 @@ impl S3 {
                 }
             }
         }
-        let digest = BodyDigest::start(sha256);
+        let digest = self.digests.body(sha256);
         let fed = &digest;
         let body = futures_util::stream::iter(held.into_iter().map(Ok)).chain(body).then(move |piece| async move {
             let piece = piece?;

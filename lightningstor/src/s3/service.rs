@@ -58,6 +58,8 @@ pub struct S3 {
     /// Objects up to this size live in their record (`[storage] inline_bytes`).
     pub inline_bytes: usize,
     pub read_cache: BucketCache,
+    /// The thread that computes uploads' MD5 (and signed SHA-256), all bodies in SIMD lanes.
+    pub digests: super::digest::Digester,
 }
 
 /// An authenticated request.
