@@ -143,12 +143,8 @@ fn run(queue: mpsc::Receiver<Job>) {
             }
             match body.answer.take() {
                 Some(answer) => {
-                    let sha256 = body.sha.take().map(|sha| sha.finish());
-                    let _ = answer.send(Digested {
-                        size: body.size,
-                        md5: body.md5.finalize(),
-                        sha256: sha256.and_then(|sha| sha.as_ref().try_into().ok()).unwrap_or([0; 32]),
-                    });
+                    let sha256 = sha256_of(body.sha.take());
+                    let _ = answer.send(Digested { size: body.size, md5: body.md5.finalize(), sha256 });
                     false
                 }
                 None => true,
@@ -181,16 +177,20 @@ fn take(bodies: &mut HashMap<u64, Body>, job: Job) {
 
 /// Hashes the first waiting piece of every body, the bodies side by side in SIMD lanes.
 fn hash_waiting(lanes: Md5Many, bodies: &mut HashMap<u64, Body>) {
-    let mut waiting: Vec<&mut Body> = bodies.values_mut().filter(|body| !body.pending.is_empty()).collect();
+    let mut waiting: Vec<(&mut Body, Bytes)> = bodies
+        .values_mut()
+        .filter_map(|body| {
+            let piece = body.pending.front()?.0.clone();
+            Some((body, piece))
+        })
+        .collect();
     if waiting.is_empty() {
         return;
     }
-    let pieces: Vec<Bytes> =
-        waiting.iter().filter_map(|body| body.pending.front().map(|(piece, _)| piece.clone())).collect();
-    let inputs: Vec<&[u8]> = pieces.iter().map(|piece| &piece[..]).collect();
-    let mut states: Vec<Md5State> = waiting.iter().map(|body| body.md5).collect();
+    let inputs: Vec<&[u8]> = waiting.iter().map(|(_, piece)| &piece[..]).collect();
+    let mut states: Vec<Md5State> = waiting.iter().map(|(body, _)| body.md5).collect();
     lanes.update_many(&mut states, &inputs);
-    for ((body, state), piece) in waiting.iter_mut().zip(states).zip(&pieces) {
+    for ((body, piece), state) in waiting.iter_mut().zip(states) {
         body.md5 = state;
         if let Some(sha) = &mut body.sha {
             sha.update(piece);
@@ -202,12 +202,17 @@ fn hash_waiting(lanes: Md5Many, bodies: &mut HashMap<u64, Body>) {
 
 /// The digests of a body held whole in memory (a small one, kept inline): no thread needed.
 pub(super) fn of(data: &[u8], sha256: bool) -> Digested {
-    let sha256 = sha256.then(|| {
+    let sha = sha256.then(|| {
         let mut sha = Context::new(&SHA256);
         sha.update(data);
-        sha.finish().as_ref().try_into().unwrap_or([0; 32])
+        sha
     });
-    Digested { size: data.len() as u64, md5: Md5::digest(data).into(), sha256: sha256.unwrap_or([0; 32]) }
+    Digested { size: data.len() as u64, md5: Md5::digest(data).into(), sha256: sha256_of(sha) }
+}
+
+/// The SHA-256 computed, or zero when none was asked for.
+fn sha256_of(sha: Option<Context>) -> [u8; 32] {
+    sha.and_then(|sha| sha.finish().as_ref().try_into().ok()).unwrap_or([0; 32])
 }
 
 #[cfg(test)]
