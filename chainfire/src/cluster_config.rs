@@ -10,6 +10,7 @@ use photon_runtime::ConfigValue;
 /// The chainfire configuration keys `config` (read from `file`) sets.
 pub fn overrides(config: &ClusterConfig, file: &Path) -> Result<Vec<(String, ConfigValue)>, String> {
     let mut out = config.tls_overrides(file, "raft.peer_ca");
+    out.extend(gossip_overrides(config, file));
     let own = config.own_entry(&config.initial_peers);
     if config.bootstrap {
         let (id, entry) = own.ok_or_else(|| {
@@ -24,11 +25,29 @@ pub fn overrides(config: &ClusterConfig, file: &Path) -> Result<Vec<(String, Con
             config.leader_url.clone().ok_or("a node with bootstrap: false needs leader_url to join through")?;
         out.push(("raft.bootstrap".into(), ConfigValue::from(false)));
         out.push(("raft.join".into(), ConfigValue::from(leader)));
+        // Workers keep a local learner: every service on the node talks to its own chainfire,
+        // and the control plane's quorum stays the size it was planned for.
+        out.push(("raft.promote".into(), ConfigValue::from(config.is_control_plane())));
         if let Some((_, entry)) = own {
             out.push(("raft.advertise".into(), ConfigValue::from(entry.to_string())));
         }
     }
     Ok(out)
+}
+
+/// Node membership: this node's id, roles, the other nodes as seeds, and the gossip key (when
+/// the file names one; without it there is no membership).
+fn gossip_overrides(config: &ClusterConfig, file: &Path) -> Vec<(String, ConfigValue)> {
+    let Some(key) = &config.gossip_key else { return Vec::new() };
+    let strings = |items: Vec<String>| ConfigValue::from(items.into_iter().map(ConfigValue::from).collect::<Vec<_>>());
+    let port = photon_runtime::cluster_config::GOSSIP_PORT;
+    vec![
+        ("gossip.node_name".into(), ConfigValue::from(config.node_id.clone())),
+        ("gossip.key_file".into(), ConfigValue::from(config.resolve(file, key).display().to_string())),
+        ("gossip.seeds".into(), strings(config.gossip_seeds())),
+        ("gossip.roles".into(), strings(config.roles())),
+        ("gossip.advertise".into(), ConfigValue::from(format!("{}:{port}", config.own_host()))),
+    ]
 }
 
 #[cfg(test)]

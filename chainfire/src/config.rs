@@ -18,6 +18,36 @@ pub struct ChainfireConfig {
     pub raft: RaftSection,
     pub limits: LimitsSection,
     pub watch: WatchSection,
+    pub gossip: GossipSection,
+}
+
+/// `[gossip]`: node membership on the gossip port (SWIM). Runs when `key_file` is set; the
+/// Raft leader publishes the member table under `prefix` (docs/operations.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GossipSection {
+    /// The UDP port's address (only bound when `key_file` is set).
+    pub listen: SocketAddr,
+    /// host:port other nodes reach the gossip port at; defaults to `listen` (an unspecified
+    /// listen IP is replaced by the host of `raft.advertise`).
+    pub advertise: Option<String>,
+    /// This node's id in the membership; defaults to the host name.
+    pub node_name: Option<String>,
+    /// host:port of other nodes' gossip ports, announced to until they are members.
+    pub seeds: Vec<String>,
+    /// File holding the cluster's shared gossip key (at least 32 bytes). No file: no gossip.
+    pub key_file: Option<std::path::PathBuf>,
+    /// This node's roles, advertised: control-plane and/or worker.
+    pub roles: Vec<String>,
+    /// The services on this node whose `/health` is advertised, as `name=https://host:port`
+    /// (chainfire itself is always included).
+    pub services: Vec<String>,
+    /// Where the member table lives in the store, one key per node.
+    pub prefix: String,
+    pub probe_period_ms: u64,
+    pub probe_rtt_ms: u64,
+    /// How long a suspected node has to answer before it is declared dead.
+    pub suspect_to_down_ms: u64,
 }
 
 /// `[watch]`: watch stream behaviour.
@@ -60,6 +90,9 @@ pub struct RaftSection {
     /// Log entries kept behind the latest snapshot, so a briefly lagging member catches up from
     /// the log; one further behind gets the snapshot.
     pub keep_log_entries: u64,
+    /// After joining, ask to be promoted to a voter once caught up; false keeps this member a
+    /// learner (worker nodes: a local replica that serves reads and forwards writes, no vote).
+    pub promote: bool,
     /// Tests only: serve `POST /debug/fault/isolate` and `/debug/fault/heal`, which cut this
     /// member's Raft traffic off and restore it. Never enable in production.
     pub fault_injection: bool,
@@ -98,10 +131,24 @@ impl ServiceConfig for ChainfireConfig {
                 election_timeout_ms: 300,
                 snapshot_after_entries: 10_000,
                 keep_log_entries: 1000,
+                promote: true,
                 fault_injection: false,
             },
             limits: LimitsSection { max_request_bytes: 1536 * 1024, max_txn_ops: 128, quota_backend_bytes: 2 << 30 },
             watch: WatchSection { progress_notify_ms: 600_000 },
+            gossip: GossipSection {
+                listen: SocketAddr::from(([0, 0, 0, 0], photon_runtime::cluster_config::GOSSIP_PORT)),
+                advertise: None,
+                node_name: None,
+                seeds: Vec::new(),
+                key_file: None,
+                roles: Vec::new(),
+                services: Vec::new(),
+                prefix: "/photoncloud/nodes/".into(),
+                probe_period_ms: 500,
+                probe_rtt_ms: 200,
+                suspect_to_down_ms: 1500,
+            },
         }
     }
 

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use photon_api::etcd::etcdserverpb::cluster_client::ClusterClient;
-use photon_api::etcd::etcdserverpb::{MemberAddRequest, MemberPromoteRequest};
+use photon_api::etcd::etcdserverpb::kv_client::KvClient;
+use photon_api::etcd::etcdserverpb::{MemberAddRequest, MemberListRequest, MemberPromoteRequest, RangeRequest};
 use photon_client::{channel, ChannelOptions};
 use photon_raft::NodeId;
 use tokio_util::sync::CancellationToken;
@@ -27,16 +28,51 @@ pub fn stored_id(raft_dir: &Path) -> anyhow::Result<Option<NodeId>> {
 }
 
 /// Asks the member at `leader_url` to add `peer_addr` as a learner; returns the new id, stored.
+/// Refused before anything changes when `peer_addr` is a member already or `node_record` (this
+/// node's key in the membership table) names a node that is not dead: a node id collision.
 pub async fn add_self(
     raft_dir: &Path,
     leader_url: &str,
     peer_addr: &str,
+    node_record: Option<&str>,
     ca: Option<PathBuf>,
 ) -> anyhow::Result<NodeId> {
     let options = ChannelOptions { ca, ..Default::default() };
-    let mut cluster = ClusterClient::new(
-        channel(leader_url, &options).await.with_context(|| format!("cannot reach {leader_url} to join"))?,
-    );
+    let ch = channel(leader_url, &options).await.with_context(|| format!("cannot reach {leader_url} to join"))?;
+    let peer_url = format!("https://{peer_addr}");
+    let mut cluster = ClusterClient::new(ch.clone());
+    let members = cluster
+        .member_list(MemberListRequest { linearizable: true })
+        .await
+        .map_err(|s| anyhow::anyhow!("{leader_url} cannot list the cluster's members: {}", s.message()))?
+        .into_inner()
+        .members;
+    if let Some(member) = members.iter().find(|m| m.peer_ur_ls.contains(&peer_url)) {
+        anyhow::bail!(
+            "{peer_url} is already member {:x} of the cluster at {leader_url}: this node id or address is taken \
+             (a node that was a member keeps its id in {}; a new node needs its own node_id)",
+            member.id,
+            raft_dir.join(MEMBER_ID_FILE).display()
+        );
+    }
+    if let Some(key) = node_record {
+        let found = KvClient::new(ch)
+            .range(RangeRequest { key: key.as_bytes().to_vec(), ..Default::default() })
+            .await
+            .map_err(|s| anyhow::anyhow!("{leader_url} cannot read {key}: {}", s.message()))?
+            .into_inner()
+            .kvs;
+        if let Some(kv) = found.first() {
+            let record: serde_json::Value = serde_json::from_slice(&kv.value).unwrap_or_default();
+            if record["state"] != "dead" {
+                anyhow::bail!(
+                    "node id {} is already taken by a live node (gossip address {}); give this node its own node_id",
+                    record["node_id"].as_str().unwrap_or(key),
+                    record["gossip_addr"].as_str().unwrap_or("?")
+                );
+            }
+        }
+    }
     let request = MemberAddRequest { peer_ur_ls: vec![format!("https://{peer_addr}")], is_learner: true };
     let member = cluster
         .member_add(request)

@@ -13,6 +13,7 @@ pub mod error;
 pub mod etcd;
 pub mod join;
 pub mod leases;
+pub mod membership;
 pub mod mvcc;
 pub mod node;
 pub mod rest;

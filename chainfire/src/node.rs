@@ -76,7 +76,9 @@ impl Node {
         let joining = match (&config.raft.join, crate::join::stored_id(&dir)?) {
             (_, Some(stored)) => Some(stored),
             (Some(leader), None) => {
-                Some(crate::join::add_self(&dir, leader, &config.raft.advertised(), peer_ca.clone()).await?)
+                let record = config.gossip.node_name.as_ref().map(|name| format!("{}{name}", config.gossip.prefix));
+                let peer = config.raft.advertised();
+                Some(crate::join::add_self(&dir, leader, &peer, record.as_deref(), peer_ca.clone()).await?)
             }
             (None, None) => None,
         };
@@ -100,7 +102,7 @@ impl Node {
         if config.raft.bootstrap && joining.is_none() {
             bootstrap(&raft, config.raft.bootstrap_members().map_err(anyhow::Error::msg)?).await?;
         }
-        if let (Some(leader), Some(_)) = (&config.raft.join, joining) {
+        if let (Some(leader), Some(_), true) = (&config.raft.join, joining, config.raft.promote) {
             let promote = crate::join::promote_when_caught_up(
                 raft.clone(),
                 id,

@@ -43,8 +43,19 @@ pub async fn build(config: ChainfireConfig, context: Context) -> anyhow::Result<
     let scheme = if context.tls.config.is_some() { "https" } else { "http" };
     let client_url = config.raft.advertised_client_url(scheme, config.server.listen);
     node.publish_client_urls(vec![client_url.clone()], &context);
+    let members = crate::membership::start(&config, &node, &context, &client_url).await?.map(|g| g.members());
     let health_node = node.clone();
-    Ok(Api::new(move || health_node.health())
+    let health = move || {
+        let report = health_node.health();
+        match &members {
+            Some(members) => {
+                let alive = members.borrow().iter().filter(|m| m.state != photon_gossip::MemberState::Dead).count();
+                report.with("nodes_alive", alive)
+            }
+            None => report,
+        }
+    };
+    Ok(Api::new(health)
         .http(crate::rest::router(node.clone(), config.raft.fault_injection))
         .grpc(kv)
         .grpc(watch)

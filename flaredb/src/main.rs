@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use flaredb::config::{FlaredbConfig, SPEC};
 use photon_runtime::cli::list_override;
-use photon_runtime::cli::RaftArgs;
+use photon_runtime::cli::{Overrides, RaftArgs};
 use photon_runtime::{CommonArgs, ConfigValue};
 
 /// FlareDB: PhotonCloud's range-sharded key-value store (regions as Raft groups, region map in
@@ -26,12 +26,12 @@ struct Cli {
 }
 
 impl Cli {
-    fn overrides(&self) -> Result<Vec<(String, ConfigValue)>, String> {
+    fn overrides(&self) -> Result<Overrides, String> {
         let mut out = self.raft.overrides_with(flaredb::cluster_config::overrides)?;
         if self.join {
-            out.push(("raft.bootstrap".to_string(), ConfigValue::from(false)));
+            out.flags.push(("raft.bootstrap".to_string(), ConfigValue::from(false)));
         }
-        out.extend(list_override("chainfire.endpoints", &self.chainfire));
+        out.flags.extend(list_override("chainfire.endpoints", &self.chainfire));
         Ok(out)
     }
 }

@@ -135,12 +135,23 @@ pub fn list_override(key: &str, values: &[String]) -> Option<(String, crate::Con
     (!values.is_empty()).then(|| (key.to_string(), crate::ConfigValue::from(values)))
 }
 
+/// The config keys a binary sets beyond the common flags: from `--cluster-config` (below the
+/// environment) and from its own flags (above it).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub cluster_config: Vec<(String, crate::ConfigValue)>,
+    pub flags: Vec<(String, crate::ConfigValue)>,
+}
+
+impl From<Vec<(String, crate::ConfigValue)>> for Overrides {
+    fn from(flags: Vec<(String, crate::ConfigValue)>) -> Self {
+        Self { cluster_config: Vec::new(), flags }
+    }
+}
+
 /// What a binary's own flags and `--cluster-config` override, or why they cannot (which exits 2
 /// naming the binary, like a configuration error).
-pub fn overrides_or_exit(
-    spec: &ServiceSpec,
-    overrides: Result<Vec<(String, crate::ConfigValue)>, String>,
-) -> Vec<(String, crate::ConfigValue)> {
+pub fn overrides_or_exit<T>(spec: &ServiceSpec, overrides: Result<T, String>) -> T {
     overrides.unwrap_or_else(|e| {
         eprintln!("{}-server: {e}", spec.name);
         std::process::exit(2)
@@ -148,21 +159,20 @@ pub fn overrides_or_exit(
 }
 
 impl RaftArgs {
-    /// The overrides `--cluster-config` sets (mapped to the service's keys by `map`), then
-    /// those of these flags, which win.
+    /// The overrides `--cluster-config` sets (mapped to the service's keys by `map`) and those
+    /// of these flags.
     pub fn overrides_with(
         &self,
         map: impl Fn(
             &crate::cluster_config::ClusterConfig,
             &std::path::Path,
         ) -> Result<Vec<(String, crate::ConfigValue)>, String>,
-    ) -> Result<Vec<(String, crate::ConfigValue)>, String> {
-        let mut out = Vec::new();
-        if let Some(path) = &self.cluster_config {
-            out.extend(map(&crate::cluster_config::ClusterConfig::read(path)?, path)?);
-        }
-        out.extend(self.overrides());
-        Ok(out)
+    ) -> Result<Overrides, String> {
+        let cluster_config = match &self.cluster_config {
+            Some(path) => map(&crate::cluster_config::ClusterConfig::read(path)?, path)?,
+            None => Vec::new(),
+        };
+        Ok(Overrides { cluster_config, flags: self.overrides() })
     }
 
     /// The `[raft]` overrides these flags set (not `--cluster-config`, which the service maps).

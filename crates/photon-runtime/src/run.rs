@@ -8,7 +8,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use figment::value::Value;
 use tokio::net::TcpListener;
 use tokio::time::Interval;
 use tokio_util::sync::CancellationToken;
@@ -34,12 +33,12 @@ pub struct Context {
     pub tls: crate::TlsSetup,
 }
 
-/// Runs a service binary: `common` are its parsed common flags, `extra_flags` the config keys
-/// its own flags set, `build` makes its [`Api`] from the loaded config.
+/// Runs a service binary: `common` are its parsed common flags, `extra` the config keys its
+/// own flags and `--cluster-config` set, `build` makes its [`Api`] from the loaded config.
 pub fn run<C, F, Fut>(
     spec: ServiceSpec,
     common: crate::CommonArgs,
-    extra_flags: Vec<(String, Value)>,
+    extra: impl Into<crate::cli::Overrides>,
     build: F,
 ) -> ExitCode
 where
@@ -49,9 +48,10 @@ where
 {
     let env: Vec<(String, String)> = std::env::vars().collect();
     let file = common.config_file(&spec, &env);
-    let mut flags = common.overrides();
-    flags.extend(extra_flags);
-    let config: C = match config::load(&spec, file.as_deref(), &env, &flags) {
+    let extra: crate::cli::Overrides = extra.into();
+    let mut flags = extra.flags;
+    flags.extend(common.overrides());
+    let config: C = match config::load_with(&spec, file.as_deref(), &extra.cluster_config, &env, &flags) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("{}: {e}", program_name(&spec));

@@ -19,8 +19,8 @@ pub struct ServiceEntry {
     pub api_port: u16,
     pub deps: &'static [(Dep, &'static str)],
     /// Service-specific settings, as the config keys' environment variables (every key has
-    /// one), so a binary never sees a flag it does not know. `{data}`, `{port}`, `{port+1}`
-    /// (the peer port by convention), `{port:N}` (port N moved by the port offset), `{offset}`
+    /// one), so a binary never sees a flag it does not know. `{data}`, `{port}`, `{port+1}`, `{port+2}`
+    /// (the peer port by convention; `+2` the gossip port), `{port:N}` (port N moved by the port offset), `{offset}`
     /// and `{url:<service>}` (another service's API URL) are substituted in values.
     pub env: &'static [(&'static str, &'static str)],
 }
@@ -39,7 +39,16 @@ pub const CATALOG: &[ServiceEntry] = &[
         name: "chainfire",
         api_port: 2379,
         deps: &[],
-        env: &[("CHAINFIRE_RAFT_LISTEN", "127.0.0.1:{port+1}")],
+        env: &[
+            ("CHAINFIRE_RAFT_LISTEN", "127.0.0.1:{port+1}"),
+            // Node membership of this one node, so `photonctl node ls` and `status` show it.
+            ("CHAINFIRE_GOSSIP_LISTEN", "127.0.0.1:{port+2}"),
+            ("CHAINFIRE_GOSSIP_KEY_FILE", "{data}/gossip.key"),
+            (
+                "CHAINFIRE_GOSSIP_SERVICES",
+                "[\"flaredb={url:flaredb}\", \"iam={url:iam}\", \"lightningstor={url:lightningstor}\"]",
+            ),
+        ],
     },
     ServiceEntry {
         name: "flaredb",

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tonic::transport::Channel;
 
+use crate::table::print;
 use crate::OutputFormat;
 
 /// What `login` saves.
@@ -84,15 +85,25 @@ fn read_password(file: Option<PathBuf>) -> anyhow::Result<String> {
     Ok(text.trim_end_matches(['\r', '\n']).to_string())
 }
 
-pub async fn login(endpoint: &str, ca: PathBuf, user: &str, password_file: Option<PathBuf>) -> anyhow::Result<()> {
-    let password = read_password(password_file)?;
+/// Tokens for `user` with `password` from IAM at `endpoint`.
+pub async fn password_token(
+    endpoint: &str,
+    ca: &std::path::Path,
+    user: &str,
+    password: String,
+) -> anyhow::Result<pb::TokenResponse> {
     let credentials =
         pb::issue_token_request::Credentials::Password(pb::PasswordCredentials { user: user.into(), password });
-    let answer = TokensClient::new(channel(endpoint, &ca)?)
+    Ok(TokensClient::new(channel(endpoint, ca)?)
         .issue_token(pb::IssueTokenRequest { credentials: Some(credentials) })
         .await
         .map_err(|s| anyhow::anyhow!("login failed: {}", s.message()))?
-        .into_inner();
+        .into_inner())
+}
+
+pub async fn login(endpoint: &str, ca: PathBuf, user: &str, password_file: Option<PathBuf>) -> anyhow::Result<()> {
+    let password = read_password(password_file)?;
+    let answer = password_token(endpoint, &ca, user, password).await?;
     let path = save(&Credentials {
         endpoint: endpoint.to_string(),
         ca,
@@ -311,43 +322,6 @@ pub enum AccessKeyCommand {
 }
 
 /// Prints rows as a table of `columns`, or as JSON.
-fn print(output: OutputFormat, rows: &[Value], columns: &[&str]) {
-    match output {
-        OutputFormat::Json => {
-            let doc = if rows.len() == 1 { rows[0].clone() } else { Value::Array(rows.to_vec()) };
-            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
-        }
-        OutputFormat::Table => {
-            let cell = |row: &Value, c: &str| match &row[c] {
-                Value::String(s) => s.clone(),
-                Value::Null => String::new(),
-                Value::Array(items) => items
-                    .iter()
-                    .map(|i| i.as_str().map(String::from).unwrap_or(i.to_string()))
-                    .collect::<Vec<_>>()
-                    .join(","),
-                other => other.to_string(),
-            };
-            let widths: Vec<usize> =
-                columns.iter().map(|c| rows.iter().map(|r| cell(r, c).len()).max().unwrap_or(0).max(c.len())).collect();
-            let line = |cells: Vec<String>| {
-                cells
-                    .iter()
-                    .zip(&widths)
-                    .map(|(c, w)| format!("{c:<w$}"))
-                    .collect::<Vec<_>>()
-                    .join("  ")
-                    .trim_end()
-                    .to_string()
-            };
-            println!("{}", line(columns.iter().map(|c| c.to_uppercase()).collect()));
-            for row in rows {
-                println!("{}", line(columns.iter().map(|c| cell(row, c)).collect()));
-            }
-        }
-    }
-}
-
 fn rows<T: Serialize>(items: &[T]) -> anyhow::Result<Vec<Value>> {
     items.iter().map(|i| serde_json::to_value(i).map_err(anyhow::Error::from)).collect()
 }

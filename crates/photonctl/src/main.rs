@@ -1,13 +1,17 @@
 //! `photonctl`, the PhotonCloud operator and tenant CLI. `up` runs the whole platform on one
-//! node in the foreground; `status` reports every service's health.
+//! node in the foreground; `status` reports every service's health, `node ls` the cluster's
+//! nodes; `firstboot` is what the first-boot units run.
 
 mod catalog;
 mod db;
 mod endpoints;
+mod firstboot;
 mod iam;
 mod kv;
+mod nodes;
 mod objects;
 mod status;
+mod table;
 mod up;
 
 use std::path::PathBuf;
@@ -27,81 +31,75 @@ pub enum OutputFormat {
 }
 
 /// Operate and use a PhotonCloud platform.
+///
+/// The global flags (--output, --host, --port-offset, --data-dir, --ca, --endpoint) are
+/// accepted before or after the subcommand.
 #[derive(Debug, Parser)]
 #[command(name = "photonctl", version)]
 struct Cli {
+    #[command(flatten)]
+    global: Global,
     #[command(subcommand)]
     command: Command,
 }
 
-/// Where the platform's services listen.
-#[derive(Debug, clap::Args)]
-struct Target {
+/// Where the platform's services listen, which CA to trust, and how to print.
+#[derive(Debug, Clone, clap::Args)]
+struct Global {
+    /// table or json.
+    #[arg(long, short, value_enum, default_value = "table", global = true)]
+    output: OutputFormat,
     /// Address the services listen on.
-    #[arg(long, default_value = "127.0.0.1")]
+    #[arg(long, default_value = "127.0.0.1", global = true)]
     host: String,
     /// Added to every service's default API port (e.g. 20000 puts chainfire on 22379), to run a
     /// second platform beside the default one.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, global = true)]
     port_offset: u16,
     /// Platform data directory: services keep state in <DIR>/<service>, the development CA is
     /// <DIR>/dev-ca/ca.crt and logs are in <DIR>/logs.
-    #[arg(long, default_value = "./data")]
+    #[arg(long, default_value = "./data", global = true)]
     data_dir: PathBuf,
-}
-
-/// One service of the platform: where it answers and which CA to trust.
-#[derive(Debug, clap::Args)]
-struct ServiceTarget {
-    #[command(flatten)]
-    target: Target,
-    /// The service's endpoint. Default: https://<host>:<its API port + port offset>.
-    #[arg(long, value_name = "URL")]
-    endpoint: Option<String>,
-    /// CA certificate to trust. Default: <data-dir>/dev-ca/ca.crt.
-    #[arg(long, value_name = "FILE")]
+    /// CA certificate to trust. Default: <data-dir>/dev-ca/ca.crt (firstboot: cluster-config's).
+    #[arg(long, value_name = "FILE", global = true)]
     ca: Option<PathBuf>,
+    /// The endpoint of the service a command talks to. Default: https://<host>:<its API port +
+    /// port offset> (for bucket and object, the S3 port).
+    #[arg(long, value_name = "URL", global = true)]
+    endpoint: Option<String>,
 }
 
-impl ServiceTarget {
+impl Global {
+    fn ca(&self) -> PathBuf {
+        self.ca.clone().unwrap_or_else(|| self.data_dir.join("dev-ca").join(photon_tls::CA_CERT_FILE))
+    }
+
+    fn endpoints(&self) -> anyhow::Result<Endpoints> {
+        Endpoints::new(self.host.clone(), self.port_offset)
+    }
+
     /// The endpoint and CA for `service`.
-    fn resolve(self, service: &str) -> anyhow::Result<(String, PathBuf)> {
-        let ca = self.ca.unwrap_or_else(|| self.target.data_dir.join("dev-ca").join(photon_tls::CA_CERT_FILE));
+    fn resolve(&self, service: &str) -> anyhow::Result<(String, PathBuf)> {
         let entry = catalog::CATALOG
             .iter()
             .find(|e| e.name == service)
             .with_context(|| format!("{service} is not in the catalog"))?;
-        let endpoint = match self.endpoint {
-            Some(endpoint) => endpoint,
-            None => Endpoints::new(self.target.host, self.target.port_offset)?.url(entry),
+        let endpoint = match &self.endpoint {
+            Some(endpoint) => endpoint.clone(),
+            None => self.endpoints()?.url(entry),
         };
-        Ok((endpoint, ca))
+        Ok((endpoint, self.ca()))
     }
-}
 
-/// LightningStor's S3 endpoint and the access key to sign with.
-#[derive(Debug, clap::Args)]
-struct S3Target {
-    /// (`--endpoint` defaults to https://<host>:<9000 + port offset>, the S3 port.)
-    #[command(flatten)]
-    service: ServiceTarget,
-    /// AWS credentials file whose [photon] or [default] profile holds the key (unless
-    /// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are set). Default: the one `photonctl up`
-    /// writes, <data-dir>/lightningstor/aws/credentials.
-    #[arg(long, value_name = "FILE")]
-    credentials: Option<PathBuf>,
-}
-
-impl S3Target {
-    fn client(self) -> anyhow::Result<photon_s3::S3Client> {
-        let ServiceTarget { target, endpoint, ca } = self.service;
-        let ca = ca.unwrap_or_else(|| target.data_dir.join("dev-ca").join(photon_tls::CA_CERT_FILE));
-        let file = self.credentials.unwrap_or_else(|| target.data_dir.join("lightningstor/aws/credentials"));
-        let endpoint = match endpoint {
-            Some(endpoint) => endpoint,
-            None => Endpoints::new(target.host, target.port_offset)?.s3_url(),
+    /// LightningStor's S3 client, signing with the key in `credentials` (AWS credentials file;
+    /// default: the one `photonctl up` writes).
+    fn s3_client(&self, credentials: Option<PathBuf>) -> anyhow::Result<photon_s3::S3Client> {
+        let file = credentials.unwrap_or_else(|| self.data_dir.join("lightningstor/aws/credentials"));
+        let endpoint = match &self.endpoint {
+            Some(endpoint) => endpoint.clone(),
+            None => self.endpoints()?.s3_url(),
         };
-        photon_s3::S3Client::new(&endpoint, Some(&ca), photon_s3::credentials(&file)?, "us-east-1")
+        photon_s3::S3Client::new(&endpoint, Some(&self.ca()), photon_s3::credentials(&file)?, "us-east-1")
     }
 }
 
@@ -114,8 +112,6 @@ enum Command {
     /// started; crashed services are restarted with backoff (1 s doubling to 30 s). Ctrl-C or
     /// SIGTERM stops everything in reverse order and exits 0.
     Up {
-        #[command(flatten)]
-        target: Target,
         /// Where to find <service>-server binaries (repeatable). Default: photonctl's own
         /// directory, then $PATH.
         #[arg(long = "bin-dir", value_name = "DIR")]
@@ -129,45 +125,37 @@ enum Command {
     },
     /// Read and write keys in chainfire.
     Kv {
-        #[command(flatten)]
-        service: ServiceTarget,
-        /// table or json.
-        #[arg(long, short, value_enum, default_value = "table")]
-        output: OutputFormat,
         #[command(subcommand)]
         command: kv::KvCommand,
     },
     /// Read and write keys in FlareDB.
     Db {
-        #[command(flatten)]
-        service: ServiceTarget,
         /// The namespace the keys are in.
         #[arg(long, short, default_value = "default")]
         namespace: String,
-        /// table or json.
-        #[arg(long, short, value_enum, default_value = "table")]
-        output: OutputFormat,
         #[command(subcommand)]
         command: db::DbCommand,
     },
     /// Buckets in LightningStor (S3): ls, mb, rb.
     Bucket {
-        #[command(flatten)]
-        s3: S3Target,
+        /// AWS credentials file whose [photon] or [default] profile holds the key (unless
+        /// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are set). Default: the one `photonctl up`
+        /// writes, <data-dir>/lightningstor/aws/credentials.
+        #[arg(long, value_name = "FILE")]
+        credentials: Option<PathBuf>,
         #[command(subcommand)]
         command: objects::BucketCommand,
     },
     /// Objects in LightningStor (S3): ls, cp (either way, with a progress bar), rm.
     Object {
-        #[command(flatten)]
-        s3: S3Target,
+        /// AWS credentials file (as for `bucket`).
+        #[arg(long, value_name = "FILE")]
+        credentials: Option<PathBuf>,
         #[command(subcommand)]
         command: objects::ObjectCommand,
     },
     /// Log in to IAM; keeps the tokens in the user's config dir for the other commands.
     Login {
-        #[command(flatten)]
-        service: ServiceTarget,
         /// The user to log in as.
         user: String,
         /// File holding the password (default: read from stdin).
@@ -175,32 +163,25 @@ enum Command {
         password_file: Option<PathBuf>,
     },
     /// Show who the saved login is: principal, org, groups, expiry.
-    Whoami {
-        /// table or json.
-        #[arg(long, short, value_enum, default_value = "table")]
-        output: OutputFormat,
-    },
+    Whoami,
     /// Administer IAM (as the logged-in user): orgs, projects, users, groups, roles, bindings,
     /// service accounts, access keys, the audit log.
     Iam {
-        /// table or json.
-        #[arg(long, short, value_enum, default_value = "table")]
-        output: OutputFormat,
         #[command(subcommand)]
         command: iam::IamCommand,
     },
-    /// Show every service's health. Exits 0 when at least one service answers and every
-    /// service that answers is healthy, 1 otherwise.
-    Status {
-        #[command(flatten)]
-        target: Target,
-        /// CA certificate to trust. Default: <data-dir>/dev-ca/ca.crt.
-        #[arg(long, value_name = "FILE")]
-        ca: Option<PathBuf>,
-        /// table or json.
-        #[arg(long, short, value_enum, default_value = "table")]
-        output: OutputFormat,
+    /// Show every service's health on this node, then every node's services as the cluster's
+    /// membership reports them. Exits 0 when at least one service answers and every service that
+    /// answers is healthy, 1 otherwise.
+    Status,
+    /// The cluster's nodes (chainfire's membership table).
+    Node {
+        #[command(subcommand)]
+        command: nodes::NodeCommand,
     },
+    /// First-boot steps the systemd units run once per node (chainfire-join, flaredb-join,
+    /// iam-setup, health-check); each leaves a marker so a reboot repeats nothing.
+    Firstboot(firstboot::FirstBootArgs),
 }
 
 /// Cancels `token` on the first SIGINT or SIGTERM.
@@ -218,41 +199,52 @@ fn cancel_on_signal(token: CancellationToken) -> std::io::Result<tokio::task::Jo
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let global = cli.global;
+    let output = global.output;
+    let done = |result: anyhow::Result<()>| result.map(|()| ExitCode::SUCCESS);
     match cli.command {
-        Command::Up { target, bin_dirs, start_timeout, stop_timeout } => {
+        Command::Up { bin_dirs, start_timeout, stop_timeout } => {
             let shutdown = CancellationToken::new();
             let signals = cancel_on_signal(shutdown.clone())?;
             let args = up::UpArgs {
-                endpoints: Endpoints::new(target.host, target.port_offset)?,
-                data_dir: target.data_dir,
+                endpoints: global.endpoints()?,
+                data_dir: global.data_dir.clone(),
                 bin_dirs,
                 start_timeout: Duration::from_secs(start_timeout),
                 stop_timeout: Duration::from_secs(stop_timeout),
             };
             let result = up::run(args, shutdown).await;
             signals.abort();
-            result.map(|()| ExitCode::SUCCESS)
+            done(result)
         }
-        Command::Kv { service, output, command } => {
-            let (endpoint, ca) = service.resolve("chainfire")?;
-            kv::run(&endpoint, ca, command, output).await.map(|()| ExitCode::SUCCESS)
+        Command::Kv { command } => {
+            let (endpoint, ca) = global.resolve("chainfire")?;
+            done(kv::run(&endpoint, ca, command, output).await)
         }
-        Command::Db { service, namespace, output, command } => {
-            let (endpoint, ca) = service.resolve("flaredb")?;
-            db::run(&endpoint, ca, &namespace, command, output).await.map(|()| ExitCode::SUCCESS)
+        Command::Db { namespace, command } => {
+            let (endpoint, ca) = global.resolve("flaredb")?;
+            done(db::run(&endpoint, ca, &namespace, command, output).await)
         }
-        Command::Bucket { s3, command } => objects::bucket(&s3.client()?, command).await.map(|()| ExitCode::SUCCESS),
-        Command::Object { s3, command } => objects::object(&s3.client()?, command).await.map(|()| ExitCode::SUCCESS),
-        Command::Login { service, user, password_file } => {
-            let (endpoint, ca) = service.resolve("iam")?;
+        Command::Bucket { credentials, command } => done(objects::bucket(&global.s3_client(credentials)?, command).await),
+        Command::Object { credentials, command } => done(objects::object(&global.s3_client(credentials)?, command).await),
+        Command::Login { user, password_file } => {
+            let (endpoint, ca) = global.resolve("iam")?;
             let ca = std::path::absolute(&ca).unwrap_or(ca);
-            iam::login(&endpoint, ca, &user, password_file).await.map(|()| ExitCode::SUCCESS)
+            done(iam::login(&endpoint, ca, &user, password_file).await)
         }
-        Command::Whoami { output } => iam::whoami(output).await.map(|()| ExitCode::SUCCESS),
-        Command::Iam { output, command } => iam::run(command, output).await.map(|()| ExitCode::SUCCESS),
-        Command::Status { target, ca, output } => {
-            let ca = ca.unwrap_or_else(|| target.data_dir.join("dev-ca").join(photon_tls::CA_CERT_FILE));
-            status::run(&Endpoints::new(target.host, target.port_offset)?, ca, output).await
+        Command::Whoami => done(iam::whoami(output).await),
+        Command::Iam { command } => done(iam::run(command, output).await),
+        Command::Status => {
+            let (chainfire, ca) = global.resolve("chainfire")?;
+            status::run(&global.endpoints()?, &chainfire, ca, output).await
+        }
+        Command::Node { command } => {
+            let (endpoint, ca) = global.resolve("chainfire")?;
+            done(nodes::run(&endpoint, ca, command, output).await)
+        }
+        Command::Firstboot(args) => {
+            let local = firstboot::Local { host: global.host.clone(), port_offset: global.port_offset, ca: global.ca.clone() };
+            done(firstboot::run(args, local).await)
         }
     }
 }

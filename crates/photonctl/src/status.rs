@@ -1,4 +1,5 @@
-//! `photonctl status`: every service's `/health`, as a table or JSON.
+//! `photonctl status`: every service's `/health` on this node, then every other node's services
+//! as the cluster's membership table reports them (gossiped health), as a table or JSON.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,7 +15,9 @@ use crate::OutputFormat;
 
 #[derive(Debug, Serialize)]
 struct Row {
-    service: &'static str,
+    /// `local` for this node's probes, else the node id from the membership table.
+    node: String,
+    service: String,
     endpoint: String,
     /// healthy, degraded, unhealthy, or down (nothing answered).
     status: String,
@@ -23,7 +26,7 @@ struct Row {
     health: Value,
 }
 
-pub async fn run(endpoints: &Endpoints, ca: PathBuf, output: OutputFormat) -> anyhow::Result<ExitCode> {
+pub async fn run(endpoints: &Endpoints, chainfire: &str, ca: PathBuf, output: OutputFormat) -> anyhow::Result<ExitCode> {
     let probes = CATALOG.iter().map(|entry| {
         let url = endpoints.url(entry);
         let ca = ca.clone();
@@ -33,17 +36,38 @@ pub async fn run(endpoints: &Endpoints, ca: PathBuf, output: OutputFormat) -> an
                 Ok(a) => (a.status().unwrap_or("unknown").to_string(), Some(a.http_status), a.body),
                 Err(e) => ("down".to_string(), None, Value::String(e.to_string())),
             };
-            Row { service: entry.name, endpoint: url, status, http_status, health }
+            Row { node: "local".into(), service: entry.name.into(), endpoint: url, status, http_status, health }
         }
     });
-    let rows: Vec<Row> = join_all(probes).await;
+    let mut rows: Vec<Row> = join_all(probes).await;
+    let answering = rows.iter().filter(|r| r.http_status.is_some()).count();
+    let all_healthy = rows.iter().all(|r| r.http_status.is_none() || r.status == "healthy");
+    // The other nodes, if chainfire answers and keeps a membership table.
+    let nodes = crate::nodes::table(chainfire, Some(ca.clone())).await.unwrap_or_default();
+    let dead: Vec<String> =
+        nodes.iter().filter(|n| n["state"] != "alive").filter_map(|n| n["node_id"].as_str().map(str::to_string)).collect();
+    for node in &nodes {
+        let name = node["node_id"].as_str().unwrap_or("?").to_string();
+        for service in node["services"].as_array().into_iter().flatten() {
+            let status = if node["state"] == "dead" { "unknown (node dead)".into() } else { service["status"].as_str().unwrap_or("?").to_string() };
+            rows.push(Row {
+                node: name.clone(),
+                service: service["name"].as_str().unwrap_or("?").to_string(),
+                endpoint: node["api_url"].as_str().unwrap_or_default().to_string(),
+                status,
+                http_status: None,
+                health: serde_json::json!({"node_state": node["state"], "since": node["state_since"]}),
+            });
+        }
+    }
     match output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
         OutputFormat::Table => print_table(&rows),
     }
-    let answering = rows.iter().filter(|r| r.http_status.is_some()).count();
-    let all_healthy = rows.iter().all(|r| r.http_status.is_none() || r.status == "healthy");
-    Ok(if answering > 0 && all_healthy { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    if !dead.is_empty() && output == OutputFormat::Table {
+        println!("\nnot alive: {} (photonctl node ls)", dead.join(", "));
+    }
+    Ok(if answering > 0 && all_healthy && dead.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 fn details(row: &Row) -> String {
@@ -61,8 +85,9 @@ fn details(row: &Row) -> String {
 
 fn print_table(rows: &[Row]) {
     let width = rows.iter().map(|r| r.endpoint.len()).max().unwrap_or(8);
-    println!("{:<14} {:<10} {:<width$} DETAILS", "SERVICE", "STATUS", "ENDPOINT");
+    let node_width = rows.iter().map(|r| r.node.len()).max().unwrap_or(4).max(4);
+    println!("{:<node_width$} {:<14} {:<10} {:<width$} DETAILS", "NODE", "SERVICE", "STATUS", "ENDPOINT");
     for row in rows {
-        println!("{:<14} {:<10} {:<width$} {}", row.service, row.status, row.endpoint, details(row));
+        println!("{:<node_width$} {:<14} {:<10} {:<width$} {}", row.node, row.service, row.status, row.endpoint, details(row));
     }
 }

@@ -1,5 +1,5 @@
-//! Merging the configuration: defaults < TOML file < environment < flags, then one extraction
-//! whose errors name the key and where its value came from.
+//! Merging the configuration: defaults < TOML file < cluster-config.json < environment < flags,
+//! then one extraction whose errors name the key and where its value came from.
 
 use std::path::Path;
 
@@ -41,6 +41,19 @@ pub fn load<C: ServiceConfig>(
     env: &[(String, String)],
     flags: &[(String, Value)],
 ) -> Result<C, RuntimeError> {
+    load_with(spec, file, &[], env, flags)
+}
+
+/// [`load`] with the keys `--cluster-config` sets (`cluster`), which sit between the file and
+/// the environment: the node's role comes from the cluster, and a unit can still point a key at
+/// its credentials with an environment variable or a flag.
+pub fn load_with<C: ServiceConfig>(
+    spec: &ServiceSpec,
+    file: Option<&Path>,
+    cluster: &[(String, Value)],
+    env: &[(String, String)],
+    flags: &[(String, Value)],
+) -> Result<C, RuntimeError> {
     let defaults = Serialized::defaults(C::defaults(spec));
     let default_dict = defaults
         .data()
@@ -55,6 +68,9 @@ pub fn load<C: ServiceConfig>(
             return Err(RuntimeError::Config(format!("config file {} does not exist", path.display())));
         }
         figment = figment.merge(Toml::file_exact(path));
+    }
+    for (path, value) in cluster {
+        figment = figment.merge(Override { origin: "cluster config".into(), dict: nested(path, value.clone()) });
     }
     for provider in env_overrides(spec, &keys, env)? {
         figment = figment.merge(provider);

@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 pub use help::config_help;
-pub use load::{load, render_toml};
+pub use load::{load, load_with, render_toml};
 
 /// What the runtime needs to know about a service before reading any configuration.
 #[derive(Debug, Clone, Copy)]

@@ -184,6 +184,7 @@ fn launch(m: &mut Managed, args: &UpArgs, data_dir: &Path, ca_dir: &Path, now: I
         let mut value = value
             .replace("{data}", &data.display().to_string())
             .replace("{port+1}", &(port + 1).to_string())
+            .replace("{port+2}", &(port + 2).to_string())
             .replace("{port}", &port.to_string())
             .replace("{offset}", &args.endpoints.port_offset.to_string());
         for other in crate::catalog::CATALOG {

@@ -1,0 +1,267 @@
+//! A PhotonCloud cluster of real binaries on test hosts ([`Lab`]): each node has its own
+//! address, certificate (one CA for the cluster), cluster-config.json and data dirs, and runs the
+//! services of its role (control plane: chainfire, flaredb, IAM; worker: chainfire) on their
+//! standard ports, exactly as the systemd units would. Tests kill, cut, heal and restart nodes and
+//! talk to them with real clients run inside the nodes' namespaces.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+use crate::{binary, Lab, Process};
+
+/// The services a node runs, in start order.
+pub const CONTROL_PLANE: &[&str] = &["chainfire", "flaredb", "iam"];
+pub const WORKER: &[&str] = &["chainfire"];
+
+fn api_port(service: &str) -> u16 {
+    match service {
+        "chainfire" => 2379,
+        "flaredb" => 2479,
+        "iam" => 8080,
+        other => panic!("the cluster harness does not run {other}"),
+    }
+}
+
+pub struct Node {
+    pub name: String,
+    pub addr: String,
+    pub control_plane: bool,
+    /// cluster-config.json of this node.
+    pub config: PathBuf,
+    pub data: TempDir,
+    /// (service, process), in start order.
+    pub services: Vec<(String, Process)>,
+}
+
+impl Node {
+    pub fn service(&mut self, name: &str) -> &mut Process {
+        self.services
+            .iter_mut()
+            .find(|(s, _)| s == name)
+            .map(|(_, p)| p)
+            .unwrap_or_else(|| panic!("node {} runs no {name}", self.name))
+    }
+}
+
+pub struct Cluster {
+    pub lab: Lab,
+    /// CA, node certificates, keys and cluster-config files.
+    pub secrets: TempDir,
+    pub nodes: Vec<Node>,
+}
+
+impl Cluster {
+    /// `control_plane` bootstrap nodes (not started).
+    pub fn new(control_plane: usize) -> Self {
+        let secrets = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        photon_tls::DevCa::load_or_create(secrets.path()).unwrap_or_else(|e| panic!("CA: {e}"));
+        let key: String = (0..32).map(|i| format!("{:02x}", (i * 37 + std::process::id() as usize) % 256)).collect();
+        std::fs::write(secrets.path().join("gossip.key"), format!("{key}\n")).unwrap_or_else(|e| panic!("{e}"));
+        let master: String = (0..32).map(|i| format!("{:02x}", (i * 11 + 3) % 256)).collect();
+        std::fs::write(secrets.path().join("iam-master.key"), master).unwrap_or_else(|e| panic!("{e}"));
+        let mut cluster = Self { lab: Lab::new(0), secrets, nodes: Vec::new() };
+        for _ in 0..control_plane {
+            cluster.add_node(true, true, None);
+        }
+        cluster
+    }
+
+    fn peers(&self, port: u16) -> Vec<String> {
+        self.nodes.iter().filter(|n| n.control_plane).map(|n| format!("{}:{port}", n.addr)).collect()
+    }
+
+    /// Adds a node (not started). A bootstrap node is one of the first control-plane nodes; a
+    /// later one joins through node 0's chainfire. `config` overrides fields of its
+    /// cluster-config.json (for bad-input tests).
+    pub fn add_node(&mut self, control_plane: bool, bootstrap: bool, config: Option<Value>) -> usize {
+        let i = self.nodes.len();
+        self.lab.add_node(i);
+        let name = format!("node{:02}", i + 1);
+        let addr = self.lab.addr(i);
+        let ca = photon_tls::DevCa::load(self.secrets.path()).unwrap_or_else(|e| panic!("CA: {e}"));
+        let names = vec![addr.clone(), "127.0.0.1".into(), "localhost".into(), name.clone()];
+        ca.issue(self.secrets.path(), &name, &names).unwrap_or_else(|e| panic!("certificate: {e}"));
+        let (mut chainfire_peers, mut flaredb_peers) = (self.peers(2380), self.peers(2480));
+        if bootstrap || control_plane {
+            if bootstrap {
+                chainfire_peers.push(format!("{addr}:2380"));
+            }
+            flaredb_peers.push(format!("{addr}:2480"));
+        }
+        let mut doc = json!({
+            "node_id": addr,
+            "bootstrap": bootstrap,
+            "leader_url": format!("https://{}:2379", self.lab.addr(0)),
+            "initial_peers": chainfire_peers,
+            "flaredb_peers": flaredb_peers,
+            "tls": {"ca": "ca.crt", "cert": format!("{name}.crt"), "key": format!("{name}.key")},
+            "gossip_key": "gossip.key",
+            "roles": [if control_plane { "control-plane" } else { "worker" }],
+        });
+        if let (Some(extra), Some(map)) = (config, doc.as_object_mut()) {
+            for (k, v) in extra.as_object().into_iter().flatten() {
+                map.insert(k.clone(), v.clone());
+            }
+        }
+        let config = self.secrets.path().join(format!("{name}.json"));
+        std::fs::write(&config, doc.to_string()).unwrap_or_else(|e| panic!("{e}"));
+        let data = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        let mut node = Node { name, addr, control_plane, config, data, services: Vec::new() };
+        let services = if control_plane { CONTROL_PLANE } else { WORKER };
+        for service in services {
+            let process = self.prepare(i, &node, service);
+            node.services.push((service.to_string(), process));
+        }
+        self.nodes.push(node);
+        i
+    }
+
+    fn prepare(&self, i: usize, node: &Node, service: &str) -> Process {
+        let program = binary(&format!("{service}-server"));
+        let log = node.data.path().join(format!("{service}.log"));
+        let mut p = self.lab.process(i, &format!("{}/{service}", node.name), &program, &log);
+        let secrets = self.secrets.path();
+        let data = node.data.path().join(service);
+        let listen = if node.control_plane { "0.0.0.0" } else { "127.0.0.1" };
+        p.arg("--data-dir").arg(&data).arg("--log-level").arg("info");
+        p.arg("--listen").arg(format!("{listen}:{}", api_port(service)));
+        match service {
+            "chainfire" => {
+                p.arg("--cluster-config").arg(&node.config).arg("--raft-listen").arg("0.0.0.0:2380");
+                p.env("CHAINFIRE_GOSSIP_LISTEN", "0.0.0.0:2381");
+                if node.control_plane {
+                    p.env(
+                        "CHAINFIRE_GOSSIP_SERVICES",
+                        r#"["flaredb=https://127.0.0.1:2479", "iam=https://127.0.0.1:8080"]"#,
+                    );
+                }
+            }
+            "flaredb" => {
+                p.arg("--cluster-config").arg(&node.config).arg("--raft-listen").arg("0.0.0.0:2480");
+            }
+            "iam" => {
+                p.arg("--tls-cert").arg(secrets.join(format!("{}.crt", node.name)));
+                p.arg("--tls-key").arg(secrets.join(format!("{}.key", node.name)));
+                p.arg("--flaredb").arg("https://127.0.0.1:2479");
+                p.env("IAM_FLAREDB_CA", secrets.join("ca.crt"));
+                p.env("IAM_KEYS_MASTER_KEY_FILE", secrets.join("iam-master.key"));
+            }
+            _ => {}
+        }
+        p
+    }
+
+    pub fn ca(&self) -> PathBuf {
+        self.secrets.path().join("ca.crt")
+    }
+
+    /// Starts every service of node `i`, in order.
+    pub fn start(&mut self, i: usize) {
+        for (_, process) in &mut self.nodes[i].services {
+            if process.try_wait().is_some() || process.pid().is_none() {
+                process.start();
+            }
+        }
+    }
+
+    /// Kills every process of node `i` (and forgets them, so `start` starts them again).
+    pub fn kill(&mut self, i: usize) {
+        self.lab.kill_node(i);
+        for (_, process) in &mut self.nodes[i].services {
+            process.kill9();
+        }
+    }
+
+    /// curl inside node `i`: (HTTP status, body as JSON or a JSON string).
+    pub fn curl(&self, i: usize, url: &str) -> (u16, Value) {
+        let ca = self.ca();
+        let out = self.lab.exec(
+            i,
+            "curl",
+            &["-s", "-m", "3", "-o", "-", "-w", "\n%{http_code}", "--cacert", &ca.display().to_string(), url],
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        let body = serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_string()));
+        (code.trim().parse().unwrap_or(0), body)
+    }
+
+    /// `/health` of `service` on node `i` (its loopback address).
+    pub fn health(&self, i: usize, service: &str) -> (u16, Value) {
+        self.curl(i, &format!("https://127.0.0.1:{}/health", api_port(service)))
+    }
+
+    /// Waits until every service of node `i` answers healthy; panics with the last answers.
+    pub fn wait_healthy(&self, i: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        for (service, _) in &self.nodes[i].services {
+            loop {
+                let (code, body) = self.health(i, service);
+                if code == 200 {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{} {service} not healthy after {timeout:?}: {code} {body}",
+                    self.nodes[i].name
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+
+    /// Runs photonctl inside node `i` against its local services (trusting the cluster CA).
+    pub fn photonctl(&self, i: usize, args: &[&str]) -> std::process::Output {
+        let program = binary("photonctl");
+        let ca = self.ca().display().to_string();
+        let mut all: Vec<&str> = vec!["--ca", &ca];
+        all.extend_from_slice(args);
+        self.lab.exec(i, &program.display().to_string(), &all)
+    }
+
+    /// etcdctl inside node `i` against its local chainfire.
+    pub fn etcdctl(&self, i: usize, args: &[&str]) -> std::process::Output {
+        let ca = self.ca().display().to_string();
+        let mut all: Vec<&str> = vec!["--endpoints=https://127.0.0.1:2379", "--cacert", &ca, "--command-timeout=5s"];
+        all.extend_from_slice(args);
+        self.lab.exec(i, "etcdctl", &all)
+    }
+
+    /// The membership table as node `i`'s chainfire has it (`photonctl node ls --output json`).
+    pub fn node_table(&self, i: usize) -> Vec<Value> {
+        let out = self.photonctl(i, &["node", "ls", "--output", "json"]);
+        serde_json::from_slice::<Value>(&out.stdout).ok().and_then(|v| v.as_array().cloned()).unwrap_or_default()
+    }
+
+    /// State of node `node` in node `observer`'s table (`alive`, `suspect`, `dead`, or empty).
+    pub fn state_of(&self, observer: usize, node: usize) -> String {
+        let addr = &self.nodes[node].addr;
+        self.node_table(observer)
+            .iter()
+            .find(|n| n["node_id"] == addr.as_str())
+            .and_then(|n| n["state"].as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+
+    /// Waits until `check` holds, polling; panics with `what` after `timeout`. Returns how long it took.
+    pub fn wait_for(&self, what: &str, timeout: Duration, mut check: impl FnMut(&Self) -> bool) -> Duration {
+        let start = Instant::now();
+        while !check(self) {
+            assert!(start.elapsed() < timeout, "{what}: not within {timeout:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        start.elapsed()
+    }
+
+    /// Node `i`'s log of `service`.
+    pub fn log(&self, i: usize, service: &str) -> String {
+        std::fs::read_to_string(self.nodes[i].data.path().join(format!("{service}.log"))).unwrap_or_default()
+    }
+
+    pub fn secrets(&self) -> &Path {
+        self.secrets.path()
+    }
+}

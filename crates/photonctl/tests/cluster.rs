@@ -1,0 +1,195 @@
+//! A cluster on test hosts (network namespaces, one address each), as an operator would run it:
+//! the real binaries with each node's cluster-config.json. Three control-plane nodes started at
+//! once form one cluster (one chainfire leader, flaredb's regions on three replicas, IAM logging
+//! in on every node); a fourth joins with `bootstrap: false`, a worker joins as a learner; a
+//! killed node is declared dead within the gossip bound while the others keep serving writes,
+//! and catches up when it restarts; a node cut off is suspected, then dead, and alive once healed.
+//! Needs root (network namespaces), as CI has.
+
+use std::time::{Duration, Instant};
+
+use photon_testkit::cluster::Cluster;
+use serde_json::{json, Value};
+
+/// What the issue promises for declaring a dead node, plus the time to see it in the table.
+const DEATH_BOUND: Duration = Duration::from_secs(3);
+
+fn ok(out: std::process::Output, what: &str) -> String {
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{what}: {}{}", text, String::from_utf8_lossy(&out.stderr));
+    text
+}
+
+/// The administrator's password, from whichever node's IAM created it.
+fn admin_password(cluster: &Cluster) -> String {
+    for node in &cluster.nodes {
+        let path = node.data.path().join("iam/initial-admin-password");
+        if let Ok(text) = std::fs::read_to_string(path) {
+            return text.trim().to_string();
+        }
+    }
+    panic!("no node's IAM wrote the first administrator's password")
+}
+
+/// Logs in as admin on node `i`'s IAM; the token's principal.
+fn login(cluster: &Cluster, i: usize, password: &str) -> Result<String, String> {
+    let ca = cluster.ca().display().to_string();
+    let body = json!({"user": "admin", "password": password}).to_string();
+    let out = cluster.lab.exec(
+        i,
+        "curl",
+        &["-s", "-m", "5", "--cacert", &ca, "-H", "content-type: application/json", "--data-binary", &body, "https://127.0.0.1:8080/api/v1/auth/token"],
+    );
+    let answer: Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&out.stdout)))?;
+    answer["principal"].as_str().map(str::to_string).ok_or_else(|| answer.to_string())
+}
+
+fn wait_all_healthy(cluster: &Cluster, nodes: std::ops::Range<usize>, timeout: Duration) {
+    for i in nodes {
+        cluster.wait_healthy(i, timeout);
+    }
+}
+
+#[test]
+fn three_nodes_form_one_cluster_and_more_join() {
+    let mut cluster = Cluster::new(3);
+    let started = Instant::now();
+    for i in 0..3 {
+        cluster.start(i);
+    }
+    wait_all_healthy(&cluster, 0..3, Duration::from_secs(60));
+    eprintln!("formation: every service healthy on three nodes after {:?}", started.elapsed());
+
+    let leaders = (0..3).filter(|&i| cluster.health(i, "chainfire").1["raft"] == "leader").count();
+    assert_eq!(leaders, 1, "exactly one chainfire leader");
+    for i in 0..3 {
+        assert_eq!(cluster.health(i, "chainfire").1["cluster_size"], 3);
+    }
+    let (_, regions) = cluster.curl(0, "https://127.0.0.1:2479/api/v1/regions");
+    let regions = regions["regions"].as_array().cloned().unwrap_or_default();
+    assert!(!regions.is_empty(), "flaredb lists no region");
+    for region in &regions {
+        let replicas = region["peers"].as_array().or(region["voters"].as_array()).map_or(0, |p| p.len());
+        assert_eq!(replicas, 3, "a region on three replicas: {region}");
+    }
+    let password = admin_password(&cluster);
+    for i in 0..3 {
+        assert_eq!(login(&cluster, i, &password), Ok("user:admin".to_string()), "IAM login on node {i}");
+    }
+    // Every node, with its services, in the membership table every node reads.
+    cluster.wait_for("three alive nodes with their services", Duration::from_secs(15), |c| {
+        let table = c.node_table(2);
+        table.len() == 3
+            && table.iter().all(|n| n["state"] == "alive" && n["services"].as_array().is_some_and(|s| s.len() == 3))
+    });
+    let listing = ok(cluster.photonctl(1, &["node", "ls"]), "node ls");
+    assert!(listing.contains("control-plane") && listing.contains("chainfire:healthy"), "{listing}");
+
+    // A fourth control-plane node joins through the leader URL; a worker joins as a learner.
+    let joiner = cluster.add_node(true, false, None);
+    let worker = cluster.add_node(false, false, None);
+    cluster.start(joiner);
+    cluster.start(worker);
+    wait_all_healthy(&cluster, joiner..worker + 1, Duration::from_secs(60));
+    cluster.wait_for("four voters and a learner", Duration::from_secs(30), |c| {
+        let members = String::from_utf8_lossy(&c.etcdctl(0, &["member", "list"]).stdout).to_string();
+        members.lines().filter(|l| l.ends_with(", false")).count() == 4
+            && members.lines().filter(|l| l.ends_with(", true")).count() == 1
+    });
+    ok(cluster.etcdctl(0, &["put", "joined", "yes"]), "put");
+    let read = ok(cluster.etcdctl(worker, &["get", "joined", "--print-value-only"]), "worker get");
+    assert_eq!(read.trim(), "yes", "the worker's local chainfire serves reads");
+    ok(cluster.etcdctl(worker, &["put", "from-worker", "1"]), "the worker's chainfire forwards writes");
+    cluster.wait_for("five alive nodes", Duration::from_secs(15), |c| {
+        let table = c.node_table(0);
+        table.len() == 5 && table.iter().all(|n| n["state"] == "alive")
+    });
+    let worker_row = cluster.node_table(0).into_iter().find(|n| n["node_id"] == cluster.nodes[worker].addr.as_str());
+    assert_eq!(worker_row.map(|r| r["roles"].clone()), Some(json!(["worker"])));
+}
+
+#[test]
+fn a_killed_node_is_declared_dead_and_catches_up_and_a_cut_node_comes_back() {
+    let mut cluster = Cluster::new(3);
+    for i in 0..3 {
+        cluster.start(i);
+    }
+    wait_all_healthy(&cluster, 0..3, Duration::from_secs(60));
+    cluster.wait_for("three alive nodes", Duration::from_secs(15), |c| {
+        c.node_table(0).iter().filter(|n| n["state"] == "alive").count() == 3
+    });
+    let password = admin_password(&cluster);
+
+    // Kill node 2 (every process): the others keep serving writes, and gossip declares it dead.
+    cluster.kill(2);
+    let killed = Instant::now();
+    let took = cluster.wait_for("node 2 declared dead", Duration::from_secs(10), |c| c.state_of(0, 2) == "dead");
+    eprintln!("killed node declared dead after {:?}", killed.elapsed());
+    assert!(took <= DEATH_BOUND, "death took {took:?}, more than {DEATH_BOUND:?}");
+    ok(cluster.etcdctl(0, &["put", "while-down", "1"]), "chainfire write with one node down");
+    let db_put = cluster.photonctl(1, &["db", "put", "while-down", "1"]);
+    ok(db_put, "flaredb write with one node down");
+    assert_eq!(login(&cluster, 0, &password), Ok("user:admin".into()));
+    let (_, iam_health) = cluster.health(1, "iam");
+    assert_eq!(iam_health["status"], "healthy", "{iam_health}");
+
+    // It restarts from its disk and catches up.
+    cluster.start(2);
+    cluster.wait_healthy(2, Duration::from_secs(60));
+    cluster.wait_for("node 2 caught up", Duration::from_secs(20), |c| {
+        let out = c.etcdctl(2, &["get", "while-down", "--print-value-only", "--consistency=s"]);
+        String::from_utf8_lossy(&out.stdout).trim() == "1"
+    });
+    cluster.wait_for("node 2 alive again", Duration::from_secs(15), |c| c.state_of(0, 2) == "alive");
+    assert_eq!(login(&cluster, 2, &password), Ok("user:admin".into()));
+
+    // Cut node 1 off: suspected, then dead; healed: alive.
+    cluster.lab.cut(1);
+    let mut seen = Vec::new();
+    cluster.wait_for("node 1 dead after being cut off", Duration::from_secs(10), |c| {
+        let state = c.state_of(0, 1);
+        if seen.last() != Some(&state) {
+            seen.push(state.clone());
+        }
+        state == "dead"
+    });
+    assert!(seen.contains(&"suspect".to_string()), "node 1 went {seen:?}, never suspect");
+    cluster.lab.heal(1);
+    cluster.wait_for("node 1 alive after healing", Duration::from_secs(20), |c| c.state_of(0, 1) == "alive");
+    cluster.wait_healthy(1, Duration::from_secs(30));
+}
+
+#[test]
+fn bad_cluster_configs_are_refused_and_leave_nothing_behind() {
+    let mut cluster = Cluster::new(1);
+    cluster.start(0);
+    cluster.wait_healthy(0, Duration::from_secs(60));
+
+    // A config with a field wrong: chainfire refuses to start (status 2), naming it.
+    let bad = cluster.add_node(false, false, Some(json!({"leader_url": "10.213.0.1:2379"})));
+    let chainfire = cluster.nodes[bad].service("chainfire");
+    chainfire.start();
+    let status = chainfire.wait_exit(Duration::from_secs(10)).expect("chainfire did not refuse a bad config");
+    assert_eq!(status.code(), Some(2));
+    assert!(chainfire.logs().contains("leader_url"), "{}", chainfire.logs());
+
+    // A join to a wrong leader_url: a clear error, and no half-joined member left behind.
+    let members_before = ok(cluster.etcdctl(0, &["member", "list"]), "member list");
+    let wrong = cluster.add_node(false, false, Some(json!({"leader_url": "https://10.213.0.1:2999"})));
+    let chainfire = cluster.nodes[wrong].service("chainfire");
+    chainfire.start();
+    let status = chainfire.wait_exit(Duration::from_secs(30)).expect("chainfire did not give up on a wrong leader_url");
+    assert!(!status.success());
+    assert!(chainfire.logs().contains("10.213.0.1:2999"), "{}", chainfire.logs());
+    assert_eq!(ok(cluster.etcdctl(0, &["member", "list"]), "member list"), members_before);
+
+    // A second node claiming a node id that is taken (node 0's address as its node_id).
+    let taken = cluster.nodes[0].addr.clone();
+    let collision = cluster.add_node(false, false, Some(json!({"node_id": taken, "roles": ["worker"]})));
+    let chainfire = cluster.nodes[collision].service("chainfire");
+    chainfire.start();
+    let status = chainfire.wait_exit(Duration::from_secs(30)).expect("chainfire accepted a node id that is taken");
+    assert!(!status.success());
+    assert!(chainfire.logs().contains("already"), "{}", chainfire.logs());
+    assert_eq!(ok(cluster.etcdctl(0, &["member", "list"]), "member list"), members_before);
+}
