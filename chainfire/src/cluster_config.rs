@@ -28,9 +28,16 @@ pub fn overrides(config: &ClusterConfig, file: &Path) -> Result<Vec<(String, Con
         // Workers keep a local learner: every service on the node talks to its own chainfire,
         // and the control plane's quorum stays the size it was planned for.
         out.push(("raft.promote".into(), ConfigValue::from(config.is_control_plane())));
-        if let Some((_, entry)) = own {
-            out.push(("raft.advertise".into(), ConfigValue::from(entry.to_string())));
-        }
+        // A node that joins later is not among initial_peers: its peers reach it at its own
+        // host, on the port the cluster's peers use.
+        let advertise = match own {
+            Some((_, entry)) => entry.to_string(),
+            None => {
+                let port = config.initial_peers.first().and_then(|p| p.rsplit_once(':')).map_or("2380", |(_, port)| port);
+                format!("{}:{port}", config.own_host())
+            }
+        };
+        out.push(("raft.advertise".into(), ConfigValue::from(advertise)));
     }
     Ok(out)
 }

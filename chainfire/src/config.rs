@@ -147,7 +147,7 @@ impl ServiceConfig for ChainfireConfig {
                 prefix: "/photoncloud/nodes/".into(),
                 probe_period_ms: 500,
                 probe_rtt_ms: 200,
-                suspect_to_down_ms: 1500,
+                suspect_to_down_ms: 1000,
             },
         }
     }

@@ -16,6 +16,8 @@ use crate::node::ChainRaft;
 
 /// File in the Raft directory holding the id this member was given when it joined.
 const MEMBER_ID_FILE: &str = "member_id";
+/// How long a join waits for another node's membership change to finish.
+const CHANGE_IN_PROGRESS_WAIT: Duration = Duration::from_secs(60);
 
 pub fn stored_id(raft_dir: &Path) -> anyhow::Result<Option<NodeId>> {
     match std::fs::read_to_string(raft_dir.join(MEMBER_ID_FILE)) {
@@ -73,14 +75,22 @@ pub async fn add_self(
             }
         }
     }
-    let request = MemberAddRequest { peer_ur_ls: vec![format!("https://{peer_addr}")], is_learner: true };
-    let member = cluster
-        .member_add(request)
-        .await
-        .map_err(|s| anyhow::anyhow!("{leader_url} refused to add this member: {}", s.message()))?
-        .into_inner()
-        .member
-        .context("member add answered no member")?;
+    let request = MemberAddRequest { peer_ur_ls: vec![peer_url.clone()], is_learner: true };
+    // Another node joining at the same moment makes the leader refuse a second membership
+    // change until the first is done: that one is waited out, anything else is final.
+    let deadline = std::time::Instant::now() + CHANGE_IN_PROGRESS_WAIT;
+    let mut pause = Duration::from_millis(100);
+    let member = loop {
+        match cluster.member_add(request.clone()).await {
+            Ok(answer) => break answer.into_inner().member.context("member add answered no member")?,
+            Err(status) if status.message().contains("undergoing a configuration change") && std::time::Instant::now() < deadline => {
+                tracing::info!(leader = leader_url, "another membership change is in progress; joining after it");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            Err(status) => anyhow::bail!("{leader_url} refused to add this member: {}", status.message()),
+        }
+    };
     std::fs::create_dir_all(raft_dir)?;
     std::fs::write(raft_dir.join(MEMBER_ID_FILE), member.id.to_string()).context("cannot store the member id")?;
     tracing::info!(member_id = member.id, leader = leader_url, "joined the cluster as a learner");

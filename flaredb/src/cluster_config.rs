@@ -12,6 +12,10 @@ use photon_runtime::ConfigValue;
 /// The flaredb configuration keys `config` (read from `file`) sets.
 pub fn overrides(config: &ClusterConfig, file: &Path) -> Result<Vec<(String, ConfigValue)>, String> {
     let mut out = config.tls_overrides(file, "raft.peer_ca");
+    // chainfire's certificate is signed by the cluster's CA too.
+    if let Some(tls) = &config.tls {
+        out.push(("chainfire.ca".into(), ConfigValue::from(config.resolve(file, &tls.ca).display().to_string())));
+    }
     let (id, entry) = config
         .own_entry(&config.flaredb_peers)
         .ok_or_else(|| format!("node_id {:?} is not among flaredb_peers {:?}", config.node_id, config.flaredb_peers))?;

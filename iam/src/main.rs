@@ -24,7 +24,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli: Cli = photon_runtime::cli::parse::<Cli, IamConfig>(&SPEC);
-    let overrides = cli.flaredb.overrides();
+    let overrides = photon_runtime::cli::overrides_or_exit(&SPEC, cli.flaredb.overrides());
     let password_file = cli.admin_password_file;
     photon_runtime::run(SPEC, cli.common, overrides, move |config: IamConfig, context| async move {
         Ok(iam::server::build(config, context, password_file).await?)

@@ -25,12 +25,12 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli: Cli = photon_runtime::cli::parse::<Cli, LightningstorConfig>(&SPEC);
-    let mut overrides = cli.flaredb.overrides();
+    let mut overrides = photon_runtime::cli::overrides_or_exit(&SPEC, cli.flaredb.overrides());
     if let Some(iam) = cli.iam {
-        overrides.push(("iam.url".to_string(), ConfigValue::from(iam)));
+        overrides.flags.push(("iam.url".to_string(), ConfigValue::from(iam)));
     }
     if let Some(listen) = cli.s3_listen {
-        overrides.push(("s3.listen".to_string(), ConfigValue::from(listen.to_string())));
+        overrides.flags.push(("s3.listen".to_string(), ConfigValue::from(listen.to_string())));
     }
     photon_runtime::run(SPEC, cli.common, overrides, |config: LightningstorConfig, context| async move {
         Ok(lightningstor::server::build(config, context).await?)

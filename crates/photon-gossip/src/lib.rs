@@ -59,7 +59,7 @@ impl Default for Timing {
         Self {
             probe_period: Duration::from_millis(500),
             probe_rtt: Duration::from_millis(200),
-            suspect_to_down: Duration::from_millis(1500),
+            suspect_to_down: Duration::from_millis(1000),
             rejoin_every: Duration::from_secs(1),
             advert_every: Duration::from_secs(3),
         }

@@ -114,18 +114,33 @@ pub struct RaftArgs {
     pub cluster_config: Option<PathBuf>,
 }
 
-/// `--flaredb`, for services that keep their records in flaredb (their `[flaredb]` section).
+/// `--flaredb` and `--cluster-config`, for services that keep their records in flaredb (their
+/// `[flaredb]` section).
 #[derive(Debug, Clone, clap::Args)]
 pub struct FlaredbArgs {
     /// flaredb API URLs, comma-separated (flaredb.endpoints).
     #[arg(long, value_name = "URL,...", value_delimiter = ',')]
     pub flaredb: Vec<String>,
+    /// cluster-config.json from first-boot automation: sets flaredb.endpoints (every store of
+    /// flaredb_peers, this node's first), flaredb.ca and the certificates. Flags still win.
+    #[arg(long, value_name = "FILE")]
+    pub cluster_config: Option<PathBuf>,
 }
 
 impl FlaredbArgs {
-    /// The overrides the flag sets (none when not given).
-    pub fn overrides(&self) -> Vec<(String, crate::ConfigValue)> {
-        list_override("flaredb.endpoints", &self.flaredb).into_iter().collect()
+    /// The overrides `--cluster-config` and the flag set.
+    pub fn overrides(&self) -> Result<Overrides, String> {
+        let cluster_config = match &self.cluster_config {
+            Some(path) => {
+                let cluster = crate::cluster_config::ClusterConfig::read(path)?;
+                let mut out = cluster.tls_overrides(path, "flaredb.ca");
+                let endpoints = cluster.api_urls(&cluster.flaredb_peers, crate::cluster_config::FLAREDB_PORT);
+                out.extend(list_override("flaredb.endpoints", &endpoints));
+                out
+            }
+            None => Vec::new(),
+        };
+        Ok(Overrides { cluster_config, flags: list_override("flaredb.endpoints", &self.flaredb).into_iter().collect() })
     }
 }
 

@@ -25,6 +25,8 @@ use crate::ConfigValue;
 pub const GOSSIP_PORT: u16 = 2381;
 /// chainfire's API port, where a joining node's `leader_url` points.
 pub const CHAINFIRE_PORT: u16 = 2379;
+/// flaredb's API port on every control-plane node.
+pub const FLAREDB_PORT: u16 = 2479;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -252,6 +254,16 @@ impl ClusterConfig {
         hosts.into_iter().map(|h| format!("{h}:{GOSSIP_PORT}")).collect()
     }
 
+    /// `https://host:<port>` of every host in `peers`, this node's first (services talk to
+    /// their local instance while it answers).
+    pub fn api_urls(&self, peers: &[String], port: u16) -> Vec<String> {
+        let own = self.own_host();
+        let mut hosts: Vec<&str> = peers.iter().map(|p| host_of(p)).collect();
+        hosts.sort_by_key(|h| *h != own);
+        hosts.dedup();
+        hosts.iter().map(|h| format!("https://{h}:{port}")).collect()
+    }
+
     /// `peers` as `id=host:port` entries (ids by position).
     pub fn numbered(peers: &[String]) -> ConfigValue {
         ConfigValue::from(
@@ -302,6 +314,10 @@ mod tests {
         let c = ClusterConfig::parse(GOOD).unwrap();
         assert_eq!(c.roles(), vec!["control-plane"]);
         assert_eq!(c.gossip_seeds(), vec!["node01:2381", "node03:2381"]);
+        assert_eq!(
+            c.api_urls(&c.flaredb_peers, FLAREDB_PORT),
+            vec!["https://node02:2479", "https://node01:2479", "https://node03:2479"]
+        );
     }
 
     #[test]

@@ -26,14 +26,15 @@ fn api_port(service: &str) -> u16 {
 }
 
 pub struct Node {
+    /// (service, process), in start order. (Declared first: dropped, and their logs shown on a
+    /// failure, before the data dir that holds the logs goes.)
+    pub services: Vec<(String, Process)>,
     pub name: String,
     pub addr: String,
     pub control_plane: bool,
     /// cluster-config.json of this node.
     pub config: PathBuf,
     pub data: TempDir,
-    /// (service, process), in start order.
-    pub services: Vec<(String, Process)>,
 }
 
 impl Node {
@@ -47,10 +48,12 @@ impl Node {
 }
 
 pub struct Cluster {
+    pub nodes: Vec<Node>,
     pub lab: Lab,
     /// CA, node certificates, keys and cluster-config files.
     pub secrets: TempDir,
-    pub nodes: Vec<Node>,
+    /// How many nodes bootstrap the cluster (the first ones): every one lists all of them.
+    bootstrap: usize,
 }
 
 impl Cluster {
@@ -62,15 +65,16 @@ impl Cluster {
         std::fs::write(secrets.path().join("gossip.key"), format!("{key}\n")).unwrap_or_else(|e| panic!("{e}"));
         let master: String = (0..32).map(|i| format!("{:02x}", (i * 11 + 3) % 256)).collect();
         std::fs::write(secrets.path().join("iam-master.key"), master).unwrap_or_else(|e| panic!("{e}"));
-        let mut cluster = Self { lab: Lab::new(0), secrets, nodes: Vec::new() };
+        let mut cluster = Self { lab: Lab::new(0), secrets, nodes: Vec::new(), bootstrap: control_plane };
         for _ in 0..control_plane {
             cluster.add_node(true, true, None);
         }
         cluster
     }
 
-    fn peers(&self, port: u16) -> Vec<String> {
-        self.nodes.iter().filter(|n| n.control_plane).map(|n| format!("{}:{port}", n.addr)).collect()
+    /// The bootstrap nodes' peer addresses on `port`.
+    fn bootstrap_peers(&self, port: u16) -> Vec<String> {
+        (0..self.bootstrap).map(|i| format!("{}:{port}", self.lab.addr(i))).collect()
     }
 
     /// Adds a node (not started). A bootstrap node is one of the first control-plane nodes; a
@@ -84,11 +88,15 @@ impl Cluster {
         let ca = photon_tls::DevCa::load(self.secrets.path()).unwrap_or_else(|e| panic!("CA: {e}"));
         let names = vec![addr.clone(), "127.0.0.1".into(), "localhost".into(), name.clone()];
         ca.issue(self.secrets.path(), &name, &names).unwrap_or_else(|e| panic!("certificate: {e}"));
-        let (mut chainfire_peers, mut flaredb_peers) = (self.peers(2380), self.peers(2480));
-        if bootstrap || control_plane {
-            if bootstrap {
-                chainfire_peers.push(format!("{addr}:2380"));
-            }
+        assert_eq!(bootstrap, i < self.bootstrap, "the first {} nodes, and only they, bootstrap", self.bootstrap);
+        let chainfire_peers = self.bootstrap_peers(2380);
+        // flaredb store ids are positions in flaredb_peers: the bootstrap stores, then every
+        // control-plane node that joined later, in order.
+        let mut flaredb_peers = self.bootstrap_peers(2480);
+        for later in self.nodes.iter().skip(self.bootstrap).filter(|n| n.control_plane) {
+            flaredb_peers.push(format!("{}:2480", later.addr));
+        }
+        if control_plane && !bootstrap {
             flaredb_peers.push(format!("{addr}:2480"));
         }
         let mut doc = json!({
@@ -145,8 +153,7 @@ impl Cluster {
             "iam" => {
                 p.arg("--tls-cert").arg(secrets.join(format!("{}.crt", node.name)));
                 p.arg("--tls-key").arg(secrets.join(format!("{}.key", node.name)));
-                p.arg("--flaredb").arg("https://127.0.0.1:2479");
-                p.env("IAM_FLAREDB_CA", secrets.join("ca.crt"));
+                p.arg("--cluster-config").arg(&node.config);
                 p.env("IAM_KEYS_MASTER_KEY_FILE", secrets.join("iam-master.key"));
             }
             _ => {}
@@ -160,9 +167,28 @@ impl Cluster {
 
     /// Starts every service of node `i`, in order.
     pub fn start(&mut self, i: usize) {
-        for (_, process) in &mut self.nodes[i].services {
-            if process.try_wait().is_some() || process.pid().is_none() {
-                process.start();
+        self.start_nodes(&[i]);
+    }
+
+    /// Starts `nodes` together, a level at a time as systemd does with Type=notify units: each
+    /// service on every node, then the next once those accept connections (their `/health`
+    /// answers, healthy or not).
+    pub fn start_nodes(&mut self, nodes: &[usize]) {
+        for level in CONTROL_PLANE {
+            let mut started = Vec::new();
+            for &i in nodes {
+                if let Some((_, process)) = self.nodes[i].services.iter_mut().find(|(s, _)| s == level) {
+                    if process.pid().is_none() || process.try_wait().is_some() {
+                        process.start();
+                        started.push(i);
+                    }
+                }
+            }
+            let deadline = Instant::now() + Duration::from_secs(30);
+            for i in started {
+                while self.health(i, level).0 == 0 && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
             }
         }
     }

@@ -54,9 +54,7 @@ fn wait_all_healthy(cluster: &Cluster, nodes: std::ops::Range<usize>, timeout: D
 fn three_nodes_form_one_cluster_and_more_join() {
     let mut cluster = Cluster::new(3);
     let started = Instant::now();
-    for i in 0..3 {
-        cluster.start(i);
-    }
+    cluster.start_nodes(&[0, 1, 2]);
     wait_all_healthy(&cluster, 0..3, Duration::from_secs(60));
     eprintln!("formation: every service healthy on three nodes after {:?}", started.elapsed());
 
@@ -77,20 +75,25 @@ fn three_nodes_form_one_cluster_and_more_join() {
         assert_eq!(login(&cluster, i, &password), Ok("user:admin".to_string()), "IAM login on node {i}");
     }
     // Every node, with its services, in the membership table every node reads.
-    cluster.wait_for("three alive nodes with their services", Duration::from_secs(15), |c| {
+    cluster.wait_for("three alive nodes with their services healthy", Duration::from_secs(15), |c| {
         let table = c.node_table(2);
-        table.len() == 3
-            && table.iter().all(|n| n["state"] == "alive" && n["services"].as_array().is_some_and(|s| s.len() == 3))
+        let healthy = |n: &Value| {
+            n["services"].as_array().is_some_and(|s| s.len() == 3 && s.iter().all(|s| s["status"] == "healthy"))
+        };
+        table.len() == 3 && table.iter().all(|n| n["state"] == "alive" && healthy(n))
     });
+    eprintln!("membership: three nodes alive with healthy services after {:?}", started.elapsed());
     let listing = ok(cluster.photonctl(1, &["node", "ls"]), "node ls");
     assert!(listing.contains("control-plane") && listing.contains("chainfire:healthy"), "{listing}");
 
     // A fourth control-plane node joins through the leader URL; a worker joins as a learner.
     let joiner = cluster.add_node(true, false, None);
     let worker = cluster.add_node(false, false, None);
-    cluster.start(joiner);
-    cluster.start(worker);
-    wait_all_healthy(&cluster, joiner..worker + 1, Duration::from_secs(60));
+    let joining = Instant::now();
+    cluster.start_nodes(&[joiner, worker]);
+    eprintln!("join: the fourth node and the worker started after {:?}", joining.elapsed());
+    wait_all_healthy(&cluster, joiner..worker + 1, Duration::from_secs(45));
+    eprintln!("join: the fourth node and the worker healthy after {:?}", joining.elapsed());
     cluster.wait_for("four voters and a learner", Duration::from_secs(30), |c| {
         let members = String::from_utf8_lossy(&c.etcdctl(0, &["member", "list"]).stdout).to_string();
         members.lines().filter(|l| l.ends_with(", false")).count() == 4
@@ -111,9 +114,7 @@ fn three_nodes_form_one_cluster_and_more_join() {
 #[test]
 fn a_killed_node_is_declared_dead_and_catches_up_and_a_cut_node_comes_back() {
     let mut cluster = Cluster::new(3);
-    for i in 0..3 {
-        cluster.start(i);
-    }
+    cluster.start_nodes(&[0, 1, 2]);
     wait_all_healthy(&cluster, 0..3, Duration::from_secs(60));
     cluster.wait_for("three alive nodes", Duration::from_secs(15), |c| {
         c.node_table(0).iter().filter(|n| n["state"] == "alive").count() == 3

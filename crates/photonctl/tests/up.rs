@@ -316,7 +316,7 @@ fn status_with_nothing_running_says_down_and_fails() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.starts_with("SERVICE") && stdout.lines().count() == 10, "{stdout}");
+    assert!(stdout.starts_with("NODE") && stdout.lines().count() == 10, "{stdout}");
     assert!(stdout.lines().skip(1).all(|l| l.contains(" down ")), "{stdout}");
 }
 
