@@ -32,6 +32,10 @@ pub fn overrides(config: &ClusterConfig, file: &Path) -> Result<Vec<(String, Con
         // host, on the port the cluster's peers use.
         let advertise = match own {
             Some((_, entry)) => entry.to_string(),
+            // A node_id that is itself host:port names the peer address.
+            None if config.node_id.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) => {
+                config.node_id.clone()
+            }
             None => {
                 let port = config.initial_peers.first().and_then(|p| p.rsplit_once(':')).map_or("2380", |(_, port)| port);
                 format!("{}:{port}", config.own_host())

@@ -31,6 +31,8 @@ impl Secrets {
         });
         if let Some(url) = leader_url {
             config["leader_url"] = json!(url);
+            // A control-plane node that joins later (a worker would stay a learner).
+            config["roles"] = json!(["control-plane"]);
         }
         let file = self.dir.path().join(format!("cluster-config-{}.json", i + 1));
         std::fs::write(&file, config.to_string()).unwrap();
