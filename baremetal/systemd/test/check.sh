@@ -1,0 +1,96 @@
+#!/bin/bash
+# Runs inside the test VM as photontest.service (scripts/test-systemd): checks the units under a
+# real systemd, prints one "PHOTONTEST ok|FAIL <what>" line per check on the serial console, and
+# powers the VM off. Phase 1 is the first boot; phase 2 the boot after it, from the same disk.
+set -u
+CA=/etc/photoncloud/tls/ca.crt
+PASS=0
+FAIL=0
+say() { echo "PHOTONTEST $*"; }
+check() {
+  local what=$1
+  shift
+  if "$@"; then say "ok $what"; PASS=$((PASS + 1)); else say "FAIL $what"; FAIL=$((FAIL + 1)); return 1; fi
+}
+healthy() { curl -sf -m 10 --cacert "$CA" "https://127.0.0.1:$1/health" >/dev/null; }
+all_healthy() { healthy 2379 && healthy 2479 && healthy 8080 && healthy 9093; }
+# wait_until SECS COMMAND...: polls twice a second until the command succeeds or SECS pass.
+wait_until() {
+  local deadline=$((SECONDS + $1))
+  shift
+  until "$@"; do
+    [ "$SECONDS" -ge "$deadline" ] && return 1
+    sleep 0.5
+  done
+}
+# What every service's /health says (for a failed check).
+health_report() {
+  for port in 2379 2479 8080 9093; do
+    say "health $port: $(curl -s -m 5 --cacert "$CA" "https://127.0.0.1:$port/health" 2>&1 | head -c 300)"
+  done
+  systemctl --failed --no-legend --plain | sed 's/^/PHOTONTEST failed unit: /'
+}
+prop() { systemctl show -p "$2" --value "$1"; }
+restarted() { [ "$(prop "$1" NRestarts)" -gt "$2" ]; }
+etcdctl_() { ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 --cacert "$CA" --command-timeout=10s "$@"; }
+inactive() { ! systemctl is-active --quiet "$1"; }
+finish() {
+  say "DONE phase $PHASE: $PASS passed, $FAIL failed"
+  journalctl -b --no-pager -o short-monotonic -u 'chainfire*' -u 'flaredb*' -u 'iam*' -u lightningstor -u cluster-health-check \
+    | tail -n 80 | sed 's/^/PHOTONLOG /'
+  systemctl poweroff --no-block
+  exit 0
+}
+PHASE=$(sed -n 's/.*photontest.phase=\([0-9]\).*/\1/p' /proc/cmdline)
+say "phase $PHASE starting"
+
+if [ "$PHASE" = 1 ]; then
+  check "first boot finished (cluster-health-check)" wait_until 600 systemctl is-active --quiet cluster-health-check.service
+  check "photoncloud.target active" systemctl is-active --quiet photoncloud.target
+  check "every service healthy" wait_until 120 all_healthy || health_report
+  for step in chainfire-join flaredb-join iam-setup health-check; do
+    check "first-boot marker $step" test -f "/var/lib/photoncloud/firstboot/$step.done"
+  done
+  check "administrator password kept 0600" test "$(stat -c %a /var/lib/photoncloud/initial-admin-password)" = 600
+  started=$(journalctl -b -o cat _PID=1 | grep -oE '^Started (chainfire|flaredb|iam|lightningstor)\.service' | awk '{print $2}' | tr '\n' ' ')
+  check "start order in the journal: chainfire flaredb iam lightningstor (saw: $started)" \
+    test "$started" = "chainfire.service flaredb.service iam.service lightningstor.service "
+  check "services log JSON to the journal" bash -c "journalctl -b -u chainfire -o cat | grep -q '^{.*\"level\"'"
+  check "data written before the reboot" etcdctl_ put photontest/kept yes
+  # Requires: stopping chainfire takes down flaredb and IAM (which require it), not LightningStor.
+  systemctl stop chainfire.service
+  check "stop chainfire: chainfire stopped" inactive chainfire.service
+  check "stop chainfire: flaredb stopped (Requires)" inactive flaredb.service
+  check "stop chainfire: iam stopped (Requires flaredb)" inactive iam.service
+  check "stop chainfire: lightningstor still running (Wants)" systemctl is-active --quiet lightningstor.service
+  systemctl start photoncloud.target
+  check "start photoncloud.target: every service healthy again" wait_until 180 all_healthy || health_report
+  # kill -9 of a main pid: systemd restarts it.
+  before=$(prop flaredb.service NRestarts)
+  kill -9 "$(prop flaredb.service MainPID)"
+  check "kill -9 flaredb: restarted by systemd" wait_until 120 restarted flaredb.service "$before"
+  check "kill -9 flaredb: healthy again" wait_until 120 healthy 2479
+  # The watchdog: a frozen service stops pinging and is killed and restarted.
+  before=$(prop chainfire.service NRestarts)
+  kill -STOP "$(prop chainfire.service MainPID)"
+  check "frozen chainfire: restarted by the watchdog" wait_until 180 restarted chainfire.service "$before"
+  check "frozen chainfire: the journal says watchdog" bash -c "journalctl -b -u chainfire -o cat | grep -qi watchdog"
+  check "frozen chainfire: every service healthy again" wait_until 180 all_healthy
+  finish
+fi
+
+if [ "$PHASE" = 2 ]; then
+  check "reboot: photoncloud.target active" wait_until 600 systemctl is-active --quiet photoncloud.target
+  check "reboot: every service healthy" wait_until 300 all_healthy || health_report
+  for unit in chainfire-cluster-join flaredb-cluster-join iam-initial-setup cluster-health-check; do
+    check "reboot: $unit repeated nothing (condition not met)" test "$(prop "$unit.service" ConditionResult)" = no
+  done
+  check "reboot: data kept" bash -c "[ \"\$(ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 --cacert $CA get photontest/kept --print-value-only)\" = yes ]"
+  check "reboot: the administrator password still logs in" bash -c "curl -sf --cacert $CA -H 'content-type: application/json' \
+    --data-binary \"{\\\"user\\\":\\\"admin\\\",\\\"password\\\":\\\"\$(cat /var/lib/photoncloud/initial-admin-password)\\\"}\" \
+    https://127.0.0.1:8080/api/v1/auth/token | grep -q access_token"
+  finish
+fi
+say "FAIL unknown phase '$PHASE'"
+FAIL=1
+finish
