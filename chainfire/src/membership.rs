@@ -37,7 +37,7 @@ pub async fn start(config: &ChainfireConfig, node: &Node, context: &Context, api
     anyhow::ensure!(key.len() >= 32, "gossip.key_file {} holds {} bytes; at least 32 are needed", key_file.display(), key.len());
     let node_name = match &section.node_name {
         Some(name) => name.clone(),
-        None => host_name(),
+        None => photon_runtime::host_name(),
     };
     let advertise = match &section.advertise {
         Some(addr) => Some(resolve(addr).await?),
@@ -98,10 +98,6 @@ fn create_key(path: &std::path::Path) -> anyhow::Result<()> {
     file.write_all(format!("{hex}\n").as_bytes())?;
     tracing::warn!(key_file = %path.display(), "gossip: created a development gossip key; other nodes must use the same file");
     Ok(())
-}
-
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "localhost".into())
 }
 
 async fn resolve(addr: &str) -> anyhow::Result<SocketAddr> {

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use lightningstor::config::{LightningstorConfig, SPEC};
 use photon_runtime::cli::FlaredbArgs;
+use photon_runtime::cluster_config::ClusterConfig;
 use photon_runtime::{CommonArgs, ConfigValue};
 
 /// LightningStor: PhotonCloud's S3-compatible object storage (metadata in flaredb, access keys
@@ -26,6 +27,11 @@ struct Cli {
 fn main() -> ExitCode {
     let cli: Cli = photon_runtime::cli::parse::<Cli, LightningstorConfig>(&SPEC);
     let mut overrides = photon_runtime::cli::overrides_or_exit(&SPEC, cli.flaredb.overrides());
+    // The node's id in the cluster names its replicas too.
+    if let Some(path) = &cli.flaredb.cluster_config {
+        let cluster = photon_runtime::cli::overrides_or_exit(&SPEC, ClusterConfig::read(path));
+        overrides.cluster_config.push(("replication.node_id".to_string(), ConfigValue::from(cluster.node_id)));
+    }
     if let Some(iam) = cli.iam {
         overrides.flags.push(("iam.url".to_string(), ConfigValue::from(iam)));
     }

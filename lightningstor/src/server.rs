@@ -132,7 +132,7 @@ fn replicas(
     context: &Context,
 ) -> anyhow::Result<Replicas> {
     let node = if config.node_id.is_empty() {
-        std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
+        photon_runtime::host_name()
     } else {
         config.node_id.clone()
     };

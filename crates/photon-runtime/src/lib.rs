@@ -46,3 +46,16 @@ pub use tls_setup::{prepare as prepare_tls, TlsSetup};
 pub use figment::value::Value as ConfigValue;
 /// Re-exported so services register metrics against the same version the runtime encodes.
 pub use prometheus_client;
+
+/// This machine's host name (from the kernel, so it works where `/proc/sys` is hidden, as under
+/// systemd's `ProcSubset=pid`); empty if it cannot be had.
+pub fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return String::new();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).trim().to_string()
+}

@@ -65,18 +65,26 @@ fn human(bytes: u64) -> String {
     }
 }
 
-/// A progress line on stderr, redrawn at most ten times a second.
+/// A progress line on stderr, redrawn at most ten times a second, and only on a terminal (a
+/// log or a pipe gets no carriage returns). Its line always ends before anything else is
+/// printed: when the copy finishes, and when it fails (on drop), so an error message never
+/// lands in the middle of a bar.
 struct Progress {
     total: u64,
     done: u64,
     start: Instant,
     drawn: Instant,
+    /// Stderr is a terminal.
+    visible: bool,
+    /// A bar is on screen and its line is not ended yet.
+    open: bool,
 }
 
 impl Progress {
     fn new(total: u64) -> Self {
+        use std::io::IsTerminal as _;
         let now = Instant::now();
-        Self { total, done: 0, start: now, drawn: now }
+        Self { total, done: 0, start: now, drawn: now, visible: std::io::stderr().is_terminal(), open: false }
     }
 
     fn advance(&mut self, n: u64) {
@@ -88,6 +96,10 @@ impl Progress {
 
     fn draw(&mut self) {
         self.drawn = Instant::now();
+        if !self.visible {
+            return;
+        }
+        self.open = true;
         let secs = self.start.elapsed().as_secs_f64().max(0.001);
         let percent = (self.done * 100).checked_div(self.total).unwrap_or(100);
         let width = 30;
@@ -106,7 +118,20 @@ impl Progress {
 
     fn finish(mut self) {
         self.draw();
-        eprintln!();
+        self.end_line();
+    }
+
+    fn end_line(&mut self) {
+        if self.open {
+            eprintln!();
+            self.open = false;
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.end_line();
     }
 }
 

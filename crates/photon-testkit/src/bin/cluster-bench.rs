@@ -39,4 +39,37 @@ fn main() {
             "cluster-bench: run {run}/{runs}: formation {formation:.2?}, death declared {death:.2?}, join {join:.2?}"
         );
     }
+    workers();
+}
+
+/// Why a worker's chainfire is a learner (ARCHITECTURE.md): etcd-bench, inside the nodes, reading
+/// and writing through a control-plane follower and through a worker's learner, one client.
+fn workers() {
+    let mut cluster = Cluster::new(3);
+    cluster.start_nodes(&[0, 1, 2]);
+    let worker = cluster.add_node(false, false, None);
+    cluster.start(worker);
+    for i in 0..=worker {
+        cluster.wait_healthy(i, Duration::from_secs(120));
+    }
+    let follower = (0..3).find(|&i| cluster.health(i, "chainfire").1["raft"] == "follower").unwrap_or(1);
+    let bench = photon_testkit::binary("etcd-bench").display().to_string();
+    let ca = cluster.ca().display().to_string();
+    for (node, role) in [(follower, "control-plane follower"), (worker, "worker learner")] {
+        for (workload, extra) in [("put", None), ("range", Some("l")), ("range", Some("s"))] {
+            let mut args = vec!["--cacert", ca.as_str(), "--total", "2000", workload];
+            if let Some(c) = extra {
+                args.extend(["--consistency", c]);
+            }
+            let out = cluster.lab.exec(node, &bench, &args);
+            let report = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            let name = match extra {
+                Some("l") => "range (linearizable)",
+                Some(_) => "range (serializable)",
+                None => "put",
+            };
+            println!("{{\"via\":\"{role}\",\"workload\":\"{name}\",\"report\":{report}}}");
+            eprintln!("cluster-bench: {role}, {name}: {report}");
+        }
+    }
 }
