@@ -15,6 +15,8 @@ use photon_client::{channel, probe_health, ChannelOptions};
 use photon_runtime::cluster_config::ClusterConfig;
 use serde_json::Value;
 
+use crate::private_file::write_private;
+
 /// Where the node that holds the first administrator's password records itself.
 const ADMIN_PASSWORD_HOLDER: &str = "/photoncloud/firstboot/admin-password-holder";
 /// How often a waiting step says what it is waiting for.
@@ -254,23 +256,6 @@ fn install_service_credentials(from: &Path, to: &Path) -> anyhow::Result<String>
         }
     }
     Ok(format!("service credentials installed in {}: {}", to.display(), names.join(", ")))
-}
-
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    file.write_all(text.as_bytes())?;
-    Ok(())
 }
 
 async fn health_check(cluster: &ClusterConfig, local: &Local, deadline: Instant) -> anyhow::Result<String> {

@@ -46,20 +46,8 @@ fn credentials_path() -> anyhow::Result<PathBuf> {
 }
 
 fn save(credentials: &Credentials) -> anyhow::Result<PathBuf> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let path = credentials_path()?;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    file.write_all(serde_json::to_string_pretty(credentials)?.as_bytes())?;
+    crate::private_file::write_private(&path, &serde_json::to_string_pretty(credentials)?)?;
     Ok(path)
 }
 

@@ -10,6 +10,7 @@ mod iam;
 mod kv;
 mod nodes;
 mod objects;
+mod private_file;
 mod status;
 mod table;
 mod up;

@@ -65,10 +65,10 @@ fn human(bytes: u64) -> String {
     }
 }
 
-/// A progress line on stderr, redrawn at most ten times a second, and only on a terminal (a
-/// log or a pipe gets no carriage returns). Its line always ends before anything else is
-/// printed: when the copy finishes, and when it fails (on drop), so an error message never
-/// lands in the middle of a bar.
+/// A progress line on stderr: on a terminal one bar redrawn at most ten times a second, its line
+/// always ended before anything else is printed (when the copy finishes, and when it fails, on
+/// drop), so an error message never lands in the middle of a bar; in a log or a pipe a whole line
+/// every 5 seconds and one at the end, never a carriage return.
 struct Progress {
     total: u64,
     done: u64,
@@ -89,23 +89,20 @@ impl Progress {
 
     fn advance(&mut self, n: u64) {
         self.done += n;
-        if self.drawn.elapsed().as_millis() >= 100 {
+        let every = if self.visible { 100 } else { 5000 };
+        if self.drawn.elapsed().as_millis() >= every {
             self.draw();
         }
     }
 
     fn draw(&mut self) {
         self.drawn = Instant::now();
-        if !self.visible {
-            return;
-        }
-        self.open = true;
         let secs = self.start.elapsed().as_secs_f64().max(0.001);
         let percent = (self.done * 100).checked_div(self.total).unwrap_or(100);
         let width = 30;
         let filled = (percent as usize * width / 100).min(width);
-        eprint!(
-            "\r[{}{}] {:>3}% {} / {} {}/s   ",
+        let line = format!(
+            "[{}{}] {:>3}% {} / {} {}/s",
             "#".repeat(filled),
             " ".repeat(width - filled),
             percent,
@@ -113,7 +110,13 @@ impl Progress {
             human(self.total),
             human((self.done as f64 / secs) as u64)
         );
-        let _ = std::io::stderr().flush();
+        if self.visible {
+            self.open = true;
+            eprint!("\r{line}   ");
+            let _ = std::io::stderr().flush();
+        } else {
+            eprintln!("{line}");
+        }
     }
 
     fn finish(mut self) {

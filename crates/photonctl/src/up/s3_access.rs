@@ -4,8 +4,6 @@
 //! aws-cli command that works as printed. A service account, because a bucket belongs to the
 //! project of the key that creates it (docs/lightningstor.md).
 
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use anyhow::Context as _;
@@ -13,6 +11,8 @@ use photon_api::iam::v1 as pb;
 use photon_api::iam::v1::admin_client::AdminClient;
 use photon_api::iam::v1::tokens_client::TokensClient;
 use tonic::transport::Channel;
+
+use crate::private_file::write_private;
 
 const ORG: &str = "default";
 const PROJECT: &str = "default";
@@ -32,18 +32,6 @@ fn created<T>(result: Result<T, tonic::Status>, what: &str) -> anyhow::Result<()
         Err(status) if status.code() == tonic::Code::AlreadyExists => Ok(()),
         Err(status) => Err(anyhow::anyhow!("creating {what}: {}", status.message())),
     }
-}
-
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    file.write_all(text.as_bytes())?;
-    Ok(())
 }
 
 /// The access key, created as the first administrator (whose password IAM's first boot wrote).
