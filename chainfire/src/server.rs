@@ -49,8 +49,10 @@ pub async fn build(config: ChainfireConfig, context: Context) -> anyhow::Result<
         let report = health_node.health();
         match &members {
             Some(members) => {
-                let alive = members.borrow().iter().filter(|m| m.state != photon_gossip::MemberState::Dead).count();
-                report.with("nodes_alive", alive)
+                let members = members.borrow();
+                let alive = members.iter().filter(|m| m.state != photon_gossip::MemberState::Dead).count();
+                let node = members.iter().find(|m| m.is_self).map(|m| m.node.clone()).unwrap_or_default();
+                report.with("node", node).with("nodes_alive", alive)
             }
             None => report,
         }

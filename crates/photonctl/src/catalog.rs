@@ -44,6 +44,7 @@ pub const CATALOG: &[ServiceEntry] = &[
             // Node membership of this one node, so `photonctl node ls` and `status` show it.
             ("CHAINFIRE_GOSSIP_LISTEN", "127.0.0.1:{port+2}"),
             ("CHAINFIRE_GOSSIP_KEY_FILE", "{data}/gossip.key"),
+            ("CHAINFIRE_GOSSIP_ROLES", "[\"control-plane\", \"worker\"]"),
             (
                 "CHAINFIRE_GOSSIP_SERVICES",
                 "[\"flaredb={url:flaredb}\", \"iam={url:iam}\", \"lightningstor={url:lightningstor}\"]",

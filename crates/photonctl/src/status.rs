@@ -15,7 +15,8 @@ use crate::OutputFormat;
 
 #[derive(Debug, Serialize)]
 struct Row {
-    /// `local` for this node's probes, else the node id from the membership table.
+    /// The node: this one's name (`local` without node membership) for the probes, else the
+    /// node id from the membership table.
     node: String,
     service: String,
     endpoint: String,
@@ -40,13 +41,20 @@ pub async fn run(endpoints: &Endpoints, chainfire: &str, ca: PathBuf, output: Ou
         }
     });
     let mut rows: Vec<Row> = join_all(probes).await;
+    // This node's name in the membership, as its chainfire reports it: its rows are the probes.
+    let local = rows.iter().find(|r| r.service == "chainfire").and_then(|r| r.health["node"].as_str().map(str::to_string));
+    if let Some(name) = &local {
+        for row in &mut rows {
+            row.node = name.clone();
+        }
+    }
     let answering = rows.iter().filter(|r| r.http_status.is_some()).count();
     let all_healthy = rows.iter().all(|r| r.http_status.is_none() || r.status == "healthy");
     // The other nodes, if chainfire answers and keeps a membership table.
     let nodes = crate::nodes::table(chainfire, Some(ca.clone())).await.unwrap_or_default();
     let dead: Vec<String> =
         nodes.iter().filter(|n| n["state"] != "alive").filter_map(|n| n["node_id"].as_str().map(str::to_string)).collect();
-    for node in &nodes {
+    for node in nodes.iter().filter(|n| local.is_none() || n["node_id"].as_str() != local.as_deref()) {
         let name = node["node_id"].as_str().unwrap_or("?").to_string();
         for service in node["services"].as_array().into_iter().flatten() {
             let status = if node["state"] == "dead" { "unknown (node dead)".into() } else { service["status"].as_str().unwrap_or("?").to_string() };

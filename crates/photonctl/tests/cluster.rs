@@ -85,6 +85,14 @@ fn three_nodes_form_one_cluster_and_more_join() {
     eprintln!("membership: three nodes alive with healthy services after {:?}", started.elapsed());
     let listing = ok(cluster.photonctl(1, &["node", "ls"]), "node ls");
     assert!(listing.contains("control-plane") && listing.contains("chainfire:healthy"), "{listing}");
+    // `status` from one node covers the cluster: its own probes, then the others' services.
+    let status: Value = serde_json::from_str(&ok(cluster.photonctl(0, &["status", "--output", "json"]), "status")).unwrap();
+    let mut nodes: Vec<String> =
+        status.as_array().unwrap().iter().filter_map(|r| r["node"].as_str().map(str::to_string)).collect();
+    nodes.sort();
+    nodes.dedup();
+    let addrs: Vec<String> = cluster.nodes.iter().map(|n| n.addr.clone()).collect();
+    assert_eq!(nodes, addrs, "{status}");
 
     // A fourth control-plane node joins through the leader URL; a worker joins as a learner.
     let joiner = cluster.add_node(true, false, None);
