@@ -31,8 +31,8 @@ fn admin_password(cluster: &Cluster) -> String {
     panic!("no node's IAM wrote the first administrator's password")
 }
 
-/// Logs in as admin on node `i`'s IAM; the token's principal.
-fn login(cluster: &Cluster, i: usize, password: &str) -> Result<String, String> {
+/// Logs in as admin on node `i`'s IAM: the token answer.
+fn token(cluster: &Cluster, i: usize, password: &str) -> Result<Value, String> {
     let ca = cluster.ca().display().to_string();
     let body = json!({"user": "admin", "password": password}).to_string();
     let out = cluster.lab.exec(
@@ -40,20 +40,19 @@ fn login(cluster: &Cluster, i: usize, password: &str) -> Result<String, String> 
         "curl",
         &["-s", "-m", "5", "--cacert", &ca, "-H", "content-type: application/json", "--data-binary", &body, "https://127.0.0.1:8080/api/v1/auth/token"],
     );
-    let answer: Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&out.stdout)))?;
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Logs in as admin on node `i`'s IAM; the token's principal.
+fn login(cluster: &Cluster, i: usize, password: &str) -> Result<String, String> {
+    let answer = token(cluster, i, password)?;
     answer["principal"].as_str().map(str::to_string).ok_or_else(|| answer.to_string())
 }
 
 /// Creates org `name` through node `i`'s IAM as admin: (HTTP status, answer).
 fn create_org(cluster: &Cluster, i: usize, password: &str, name: &str) -> (u16, Value) {
     let ca = cluster.ca().display().to_string();
-    let body = json!({"user": "admin", "password": password}).to_string();
-    let out = cluster.lab.exec(
-        i,
-        "curl",
-        &["-s", "-m", "5", "--cacert", &ca, "-H", "content-type: application/json", "--data-binary", &body, "https://127.0.0.1:8080/api/v1/auth/token"],
-    );
-    let token: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let token = token(cluster, i, password).unwrap_or_default();
     let bearer = format!("authorization: Bearer {}", token["access_token"].as_str().unwrap_or_default());
     let org = json!({"name": name}).to_string();
     let out = cluster.lab.exec(
@@ -121,6 +120,42 @@ fn three_nodes_form_one_cluster_and_more_join() {
     nodes.dedup();
     let addrs: Vec<String> = cluster.nodes.iter().map(|n| n.addr.clone()).collect();
     assert_eq!(nodes, addrs, "{status}");
+
+    // First boot on every node at once, as the units run it: each step leaves its marker, the
+    // node whose IAM made the administrator keeps the password, the others say where it is.
+    let state: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    std::thread::scope(|scope| {
+        for (i, dir) in state.iter().enumerate() {
+            let cluster = &cluster;
+            scope.spawn(move || {
+                let config = cluster.nodes[i].config.display().to_string();
+                let state_dir = dir.path().display().to_string();
+                let iam_dir = cluster.nodes[i].data.path().join("iam").display().to_string();
+                let credentials = dir.path().join("credentials").display().to_string();
+                for step in ["chainfire-join", "flaredb-join", "iam-setup", "health-check"] {
+                    let args = [
+                        "firstboot", step, "--cluster-config", &config, "--state-dir", &state_dir,
+                        "--iam-data-dir", &iam_dir, "--credentials-dir", &credentials, "--timeout", "60",
+                    ];
+                    let out = ok(cluster.photonctl(i, &args), &format!("node {i} firstboot {step}"));
+                    assert!(out.contains("done"), "{out}");
+                    assert!(dir.path().join(format!("firstboot/{step}.done")).is_file());
+                }
+            });
+        }
+    });
+    let holders: Vec<usize> = (0..3).filter(|&i| state[i].path().join("initial-admin-password").is_file()).collect();
+    assert_eq!(holders.len(), 1, "exactly one node keeps the administrator's password");
+    let kept = std::fs::read_to_string(state[holders[0]].path().join("initial-admin-password")).unwrap();
+    assert_eq!(kept.trim(), password);
+    // A step run again says it was done and changes nothing.
+    let config = cluster.nodes[0].config.display().to_string();
+    let again = ok(
+        cluster.photonctl(0, &["firstboot", "chainfire-join", "--cluster-config", &config, "--state-dir", &state[0].path().display().to_string()]),
+        "firstboot again",
+    );
+    assert!(again.contains("already done"), "{again}");
+    eprintln!("first boot: every step done on three nodes after {:?}", started.elapsed());
 
     // A fourth control-plane node joins through the leader URL; a worker joins as a learner.
     let joiner = cluster.add_node(true, false, None);
