@@ -37,7 +37,8 @@ pub fn overrides(config: &ClusterConfig, file: &Path) -> Result<Vec<(String, Con
                 config.node_id.clone()
             }
             None => {
-                let port = config.initial_peers.first().and_then(|p| p.rsplit_once(':')).map_or("2380", |(_, port)| port);
+                let port =
+                    config.initial_peers.first().and_then(|p| p.rsplit_once(':')).map_or("2380", |(_, port)| port);
                 format!("{}:{port}", config.own_host())
             }
         };

@@ -83,7 +83,10 @@ pub async fn add_self(
     let member = loop {
         match cluster.member_add(request.clone()).await {
             Ok(answer) => break answer.into_inner().member.context("member add answered no member")?,
-            Err(status) if status.message().contains("undergoing a configuration change") && std::time::Instant::now() < deadline => {
+            Err(status)
+                if status.message().contains("undergoing a configuration change")
+                    && std::time::Instant::now() < deadline =>
+            {
                 tracing::info!(leader = leader_url, "another membership change is in progress; joining after it");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(2));

@@ -23,7 +23,12 @@ use crate::node::Node;
 const PROBE_EVERY: Duration = Duration::from_secs(2);
 
 /// Starts node membership if a gossip key is configured; `None` when it is not.
-pub async fn start(config: &ChainfireConfig, node: &Node, context: &Context, api_url: &str) -> anyhow::Result<Option<Gossip>> {
+pub async fn start(
+    config: &ChainfireConfig,
+    node: &Node,
+    context: &Context,
+    api_url: &str,
+) -> anyhow::Result<Option<Gossip>> {
     let section = &config.gossip;
     let Some(key_file) = &section.key_file else {
         tracing::info!("gossip: no gossip.key_file, so no node membership on this node");
@@ -32,9 +37,15 @@ pub async fn start(config: &ChainfireConfig, node: &Node, context: &Context, api
     if !key_file.exists() && config.server.mode == photon_runtime::config::Mode::Development {
         create_key(key_file)?;
     }
-    let key = std::fs::read(key_file).with_context(|| format!("gossip.key_file: cannot read {}", key_file.display()))?;
+    let key =
+        std::fs::read(key_file).with_context(|| format!("gossip.key_file: cannot read {}", key_file.display()))?;
     let key = key.trim_ascii().to_vec();
-    anyhow::ensure!(key.len() >= 32, "gossip.key_file {} holds {} bytes; at least 32 are needed", key_file.display(), key.len());
+    anyhow::ensure!(
+        key.len() >= 32,
+        "gossip.key_file {} holds {} bytes; at least 32 are needed",
+        key_file.display(),
+        key.len()
+    );
     let node_name = match &section.node_name {
         Some(name) => name.clone(),
         None => photon_runtime::host_name(),
@@ -155,8 +166,9 @@ fn status_name(status: photon_runtime::HealthStatus) -> String {
 /// The record of `member` under the prefix, as the leader `observer` sees it.
 pub fn record(member: &Member, observer: &str) -> Vec<u8> {
     let info = member.info.as_ref();
-    let services: Vec<_> =
-        info.map(|i| i.services.iter().map(|s| json!({"name": s.name, "status": s.status})).collect()).unwrap_or_default();
+    let services: Vec<_> = info
+        .map(|i| i.services.iter().map(|s| json!({"name": s.name, "status": s.status})).collect())
+        .unwrap_or_default();
     json!({
         "node_id": member.node,
         "state": member.state.as_str(),
@@ -197,7 +209,14 @@ async fn keep_table(node: Node, gossip: Gossip, prefix: String, shutdown: Cancel
             }
             let stored = node.read(|r| Ok(r.latest(&key)?)).ok().flatten().map(|kv| kv.value);
             if stored.as_ref() != Some(&value) {
-                let put = Put { key: key.clone(), value: value.clone(), lease: 0, prev_kv: false, ignore_value: false, ignore_lease: false };
+                let put = Put {
+                    key: key.clone(),
+                    value: value.clone(),
+                    lease: 0,
+                    prev_kv: false,
+                    ignore_value: false,
+                    ignore_lease: false,
+                };
                 if let Err(e) = node.apply(Command::Put(put)).await {
                     tracing::debug!(error = %e, node = %member.node, "gossip: could not record the member; retrying");
                     continue;

@@ -131,11 +131,7 @@ fn replicas(
     trash: Trash,
     context: &Context,
 ) -> anyhow::Result<Replicas> {
-    let node = if config.node_id.is_empty() {
-        photon_runtime::host_name()
-    } else {
-        config.node_id.clone()
-    };
+    let node = if config.node_id.is_empty() { photon_runtime::host_name() } else { config.node_id.clone() };
     anyhow::ensure!(!node.is_empty(), "replication.node_id is empty and the host name is unknown");
     let options = photon_client::ChannelOptions {
         ca: context.tls.trust.clone(),

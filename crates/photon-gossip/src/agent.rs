@@ -258,7 +258,9 @@ impl Agent {
         }
         while let Some(notification) = self.runtime.to_notify() {
             match notification {
-                OwnedNotification::MemberUp(id) => tracing::info!(node = %id.node, addr = %id.addr, "gossip: node is up"),
+                OwnedNotification::MemberUp(id) => {
+                    tracing::info!(node = %id.node, addr = %id.addr, "gossip: node is up")
+                }
                 OwnedNotification::MemberDown(id) => {
                     tracing::warn!(node = %id.node, addr = %id.addr, "gossip: node declared dead")
                 }
@@ -295,7 +297,8 @@ impl Agent {
         let me = self.foca.identity().clone();
         newest.insert(me.node.clone(), (&me, MemberState::Alive));
         for (node, (id, state)) in newest {
-            let info = if node == me.node { Some(self.info.clone()) } else { adverts.get(&node).map(|a| a.info.clone()) };
+            let info =
+                if node == me.node { Some(self.info.clone()) } else { adverts.get(&node).map(|a| a.info.clone()) };
             let entry = self.table.entry(node.clone()).or_insert_with(|| Member {
                 node: node.clone(),
                 addr: id.addr,

@@ -102,7 +102,8 @@ fn a_briefly_frozen_node_is_not_declared_dead_and_a_long_frozen_one_is_and_comes
     }
     // Frozen for long: declared dead within the bound, alive again once it thaws.
     nodes[2].freeze(Duration::from_secs(4));
-    let took = wait_for("n2 declared dead", Duration::from_secs(4), || nodes[0].state_of("n2") == Some(MemberState::Dead));
+    let took =
+        wait_for("n2 declared dead", Duration::from_secs(4), || nodes[0].state_of("n2") == Some(MemberState::Dead));
     assert!(took < Duration::from_secs(3), "declared dead after {took:?}");
     wait_for("n2 alive after thawing", Duration::from_secs(10), || nodes[0].state_of("n2") == Some(MemberState::Alive));
 }

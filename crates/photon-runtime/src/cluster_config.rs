@@ -157,8 +157,7 @@ impl ClusterConfig {
                 return Err(format!("roles: unknown role {bad:?} (control-plane or worker)"));
             }
         }
-        if self.is_control_plane() && !self.flaredb_peers.is_empty() && self.own_entry(&self.flaredb_peers).is_none()
-        {
+        if self.is_control_plane() && !self.flaredb_peers.is_empty() && self.own_entry(&self.flaredb_peers).is_none() {
             return Err(format!("flaredb_peers: a control-plane node must be listed; node_id {id:?} is not"));
         }
         Ok(())
@@ -192,7 +191,8 @@ impl ClusterConfig {
     pub fn read_gossip_key(&self, file: &Path) -> Result<Option<Vec<u8>>, String> {
         let Some(path) = &self.gossip_key else { return Ok(None) };
         let resolved = self.resolve(file, path);
-        let bytes = std::fs::read(&resolved).map_err(|e| format!("gossip_key: cannot read {}: {e}", resolved.display()))?;
+        let bytes =
+            std::fs::read(&resolved).map_err(|e| format!("gossip_key: cannot read {}: {e}", resolved.display()))?;
         let key = bytes.trim_ascii().to_vec();
         if key.len() < MIN_GOSSIP_KEY_BYTES {
             return Err(format!(

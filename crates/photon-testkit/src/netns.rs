@@ -47,7 +47,8 @@ fn kill_all_in(ns: &str) {
 /// Removes the namespaces of labs whose test process is gone (a test killed before its drop).
 fn reap_orphans() {
     for ns in namespaces() {
-        let Some(pid) = ns.strip_prefix("pl").and_then(|rest| rest.split('x').next()).and_then(|p| p.parse::<i32>().ok())
+        let Some(pid) =
+            ns.strip_prefix("pl").and_then(|rest| rest.split('x').next()).and_then(|p| p.parse::<i32>().ok())
         else {
             continue;
         };

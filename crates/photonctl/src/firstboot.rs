@@ -174,7 +174,10 @@ async fn chainfire_join(cluster: &ClusterConfig, local: &Local, deadline: Instan
             }
             _ if Instant::now() > deadline => {
                 let listed: Vec<String> = members.iter().flat_map(|m| m.peer_ur_ls.clone()).collect();
-                anyhow::bail!("chainfire does not list {own} as a {}; members: {listed:?}", if voter { "voter" } else { "learner" });
+                anyhow::bail!(
+                    "chainfire does not list {own} as a {}; members: {listed:?}",
+                    if voter { "voter" } else { "learner" }
+                );
             }
             _ => {}
         }
@@ -186,7 +189,12 @@ async fn chainfire_join(cluster: &ClusterConfig, local: &Local, deadline: Instan
     }
 }
 
-async fn iam_setup(cluster: &ClusterConfig, args: &FirstBootArgs, local: &Local, deadline: Instant) -> anyhow::Result<String> {
+async fn iam_setup(
+    cluster: &ClusterConfig,
+    args: &FirstBootArgs,
+    local: &Local,
+    deadline: Instant,
+) -> anyhow::Result<String> {
     let iam = local.url(8080);
     wait_healthy("iam", &iam, local, deadline).await?;
     let ca = local.ca.clone().context("no CA to trust IAM with (cluster-config.json has no tls.ca)")?;
@@ -194,7 +202,8 @@ async fn iam_setup(cluster: &ClusterConfig, args: &FirstBootArgs, local: &Local,
     let generated = args.iam_data_dir.join("initial-admin-password");
     let chainfire = local.url(2379);
     if generated.is_file() {
-        let password = std::fs::read_to_string(&generated).with_context(|| format!("cannot read {}", generated.display()))?;
+        let password =
+            std::fs::read_to_string(&generated).with_context(|| format!("cannot read {}", generated.display()))?;
         crate::iam::password_token(&iam, &ca, "admin", password.trim().to_string())
             .await
             .context("the generated administrator password does not log in")?;
@@ -206,7 +215,10 @@ async fn iam_setup(cluster: &ClusterConfig, args: &FirstBootArgs, local: &Local,
             value: cluster.node_id.clone().into_bytes(),
             ..Default::default()
         };
-        KvClient::new(channel).put(record).await.map_err(|s| anyhow::anyhow!("cannot record the holder: {}", s.message()))?;
+        KvClient::new(channel)
+            .put(record)
+            .await
+            .map_err(|s| anyhow::anyhow!("cannot record the holder: {}", s.message()))?;
         println!("the first administrator is 'admin'; its password is in {} (readable by root only)", kept.display());
         return Ok(format!("administrator password checked and kept in {}; {installed}", kept.display()));
     }
@@ -224,7 +236,10 @@ async fn iam_setup(cluster: &ClusterConfig, args: &FirstBootArgs, local: &Local,
         if let Some(kv) = found.first() {
             let holder = String::from_utf8_lossy(&kv.value).to_string();
             let place = args.state_dir.join("initial-admin-password");
-            println!("the first administrator 'admin' was made by {holder}'s IAM; its password is in {} on {holder}", place.display());
+            println!(
+                "the first administrator 'admin' was made by {holder}'s IAM; its password is in {} on {holder}",
+                place.display()
+            );
             return Ok(format!("administrator password kept on {holder}; {installed}"));
         }
         if Instant::now() > deadline {

@@ -226,8 +226,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let (endpoint, ca) = global.resolve("flaredb")?;
             done(db::run(&endpoint, ca, &namespace, command, output).await)
         }
-        Command::Bucket { credentials, command } => done(objects::bucket(&global.s3_client(credentials)?, command).await),
-        Command::Object { credentials, command } => done(objects::object(&global.s3_client(credentials)?, command).await),
+        Command::Bucket { credentials, command } => {
+            done(objects::bucket(&global.s3_client(credentials)?, command).await)
+        }
+        Command::Object { credentials, command } => {
+            done(objects::object(&global.s3_client(credentials)?, command).await)
+        }
         Command::Login { user, password_file } => {
             let (endpoint, ca) = global.resolve("iam")?;
             let ca = std::path::absolute(&ca).unwrap_or(ca);
@@ -244,7 +248,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             done(nodes::run(&endpoint, ca, command, output).await)
         }
         Command::Firstboot(args) => {
-            let local = firstboot::Local { host: global.host.clone(), port_offset: global.port_offset, ca: global.ca.clone() };
+            let local =
+                firstboot::Local { host: global.host.clone(), port_offset: global.port_offset, ca: global.ca.clone() };
             done(firstboot::run(args, local).await)
         }
     }

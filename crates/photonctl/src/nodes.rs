@@ -74,7 +74,8 @@ fn row(node: &Value) -> Value {
                 .collect()
         })
         .unwrap_or_default();
-    let since = node["state_since"].as_str().map(|t| t.replacen('T', " ", 1).replace(".000Z", " UTC").replace('Z', " UTC"));
+    let since =
+        node["state_since"].as_str().map(|t| t.replacen('T', " ", 1).replace(".000Z", " UTC").replace('Z', " UTC"));
     json!({
         "node": node["node_id"],
         "roles": node["roles"],

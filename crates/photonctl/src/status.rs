@@ -27,7 +27,12 @@ struct Row {
     health: Value,
 }
 
-pub async fn run(endpoints: &Endpoints, chainfire: &str, ca: PathBuf, output: OutputFormat) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    endpoints: &Endpoints,
+    chainfire: &str,
+    ca: PathBuf,
+    output: OutputFormat,
+) -> anyhow::Result<ExitCode> {
     let probes = CATALOG.iter().map(|entry| {
         let url = endpoints.url(entry);
         let ca = ca.clone();
@@ -42,7 +47,8 @@ pub async fn run(endpoints: &Endpoints, chainfire: &str, ca: PathBuf, output: Ou
     });
     let mut rows: Vec<Row> = join_all(probes).await;
     // This node's name in the membership, as its chainfire reports it: its rows are the probes.
-    let local = rows.iter().find(|r| r.service == "chainfire").and_then(|r| r.health["node"].as_str().map(str::to_string));
+    let local =
+        rows.iter().find(|r| r.service == "chainfire").and_then(|r| r.health["node"].as_str().map(str::to_string));
     if let Some(name) = &local {
         for row in &mut rows {
             row.node = name.clone();
@@ -52,12 +58,19 @@ pub async fn run(endpoints: &Endpoints, chainfire: &str, ca: PathBuf, output: Ou
     let all_healthy = rows.iter().all(|r| r.http_status.is_none() || r.status == "healthy");
     // The other nodes, if chainfire answers and keeps a membership table.
     let nodes = crate::nodes::table(chainfire, Some(ca.clone())).await.unwrap_or_default();
-    let dead: Vec<String> =
-        nodes.iter().filter(|n| n["state"] != "alive").filter_map(|n| n["node_id"].as_str().map(str::to_string)).collect();
+    let dead: Vec<String> = nodes
+        .iter()
+        .filter(|n| n["state"] != "alive")
+        .filter_map(|n| n["node_id"].as_str().map(str::to_string))
+        .collect();
     for node in nodes.iter().filter(|n| local.is_none() || n["node_id"].as_str() != local.as_deref()) {
         let name = node["node_id"].as_str().unwrap_or("?").to_string();
         for service in node["services"].as_array().into_iter().flatten() {
-            let status = if node["state"] == "dead" { "unknown (node dead)".into() } else { service["status"].as_str().unwrap_or("?").to_string() };
+            let status = if node["state"] == "dead" {
+                "unknown (node dead)".into()
+            } else {
+                service["status"].as_str().unwrap_or("?").to_string()
+            };
             rows.push(Row {
                 node: name.clone(),
                 service: service["name"].as_str().unwrap_or("?").to_string(),
@@ -96,6 +109,13 @@ fn print_table(rows: &[Row]) {
     let node_width = rows.iter().map(|r| r.node.len()).max().unwrap_or(4).max(4);
     println!("{:<node_width$} {:<14} {:<10} {:<width$} DETAILS", "NODE", "SERVICE", "STATUS", "ENDPOINT");
     for row in rows {
-        println!("{:<node_width$} {:<14} {:<10} {:<width$} {}", row.node, row.service, row.status, row.endpoint, details(row));
+        println!(
+            "{:<node_width$} {:<14} {:<10} {:<width$} {}",
+            row.node,
+            row.service,
+            row.status,
+            row.endpoint,
+            details(row)
+        );
     }
 }

@@ -38,7 +38,18 @@ fn token(cluster: &Cluster, i: usize, password: &str) -> Result<Value, String> {
     let out = cluster.lab.exec(
         i,
         "curl",
-        &["-s", "-m", "5", "--cacert", &ca, "-H", "content-type: application/json", "--data-binary", &body, "https://127.0.0.1:8080/api/v1/auth/token"],
+        &[
+            "-s",
+            "-m",
+            "5",
+            "--cacert",
+            &ca,
+            "-H",
+            "content-type: application/json",
+            "--data-binary",
+            &body,
+            "https://127.0.0.1:8080/api/v1/auth/token",
+        ],
     );
     serde_json::from_slice(&out.stdout).map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
@@ -58,7 +69,24 @@ fn create_org(cluster: &Cluster, i: usize, password: &str, name: &str) -> (u16, 
     let out = cluster.lab.exec(
         i,
         "curl",
-        &["-s", "-m", "5", "-o", "-", "-w", "\n%{http_code}", "--cacert", &ca, "-H", "content-type: application/json", "-H", &bearer, "--data-binary", &org, "https://127.0.0.1:8080/api/v1/orgs"],
+        &[
+            "-s",
+            "-m",
+            "5",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+            "--cacert",
+            &ca,
+            "-H",
+            "content-type: application/json",
+            "-H",
+            &bearer,
+            "--data-binary",
+            &org,
+            "https://127.0.0.1:8080/api/v1/orgs",
+        ],
     );
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
@@ -134,8 +162,18 @@ fn three_nodes_form_one_cluster_and_more_join() {
                 let credentials = dir.path().join("credentials").display().to_string();
                 for step in ["chainfire-join", "flaredb-join", "iam-setup", "health-check"] {
                     let args = [
-                        "firstboot", step, "--cluster-config", &config, "--state-dir", &state_dir,
-                        "--iam-data-dir", &iam_dir, "--credentials-dir", &credentials, "--timeout", "60",
+                        "firstboot",
+                        step,
+                        "--cluster-config",
+                        &config,
+                        "--state-dir",
+                        &state_dir,
+                        "--iam-data-dir",
+                        &iam_dir,
+                        "--credentials-dir",
+                        &credentials,
+                        "--timeout",
+                        "60",
                     ];
                     let out = ok(cluster.photonctl(i, &args), &format!("node {i} firstboot {step}"));
                     assert!(out.contains("done"), "{out}");
@@ -151,7 +189,17 @@ fn three_nodes_form_one_cluster_and_more_join() {
     // A step run again says it was done and changes nothing.
     let config = cluster.nodes[0].config.display().to_string();
     let again = ok(
-        cluster.photonctl(0, &["firstboot", "chainfire-join", "--cluster-config", &config, "--state-dir", &state[0].path().display().to_string()]),
+        cluster.photonctl(
+            0,
+            &[
+                "firstboot",
+                "chainfire-join",
+                "--cluster-config",
+                &config,
+                "--state-dir",
+                &state[0].path().display().to_string(),
+            ],
+        ),
         "firstboot again",
     );
     assert!(again.contains("already done"), "{again}");
@@ -232,7 +280,9 @@ fn a_killed_node_is_declared_dead_and_catches_up_and_a_cut_node_comes_back() {
     });
     assert!(seen.contains(&"suspect".to_string()), "the cut node went {seen:?}, never suspect");
     cluster.lab.heal(cut);
-    cluster.wait_for("the cut node alive after healing", Duration::from_secs(20), |c| c.state_of(observer, cut) == "alive");
+    cluster.wait_for("the cut node alive after healing", Duration::from_secs(20), |c| {
+        c.state_of(observer, cut) == "alive"
+    });
     cluster.wait_healthy(cut, Duration::from_secs(30));
 }
 

@@ -48,7 +48,12 @@ fn every_unit_verifies_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let copies = installed_copies(dir.path());
     assert!(copies.len() >= 9, "units: {copies:?}");
-    let out = Command::new("systemd-analyze").arg("verify").args(&copies).current_dir(dir.path()).output().expect("systemd-analyze");
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .args(&copies)
+        .current_dir(dir.path())
+        .output()
+        .expect("systemd-analyze");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && stderr.trim().is_empty(), "systemd-analyze verify: {stderr}");
 }
@@ -65,7 +70,8 @@ fn every_service_rates_ok_or_better() {
             .expect("systemd-analyze");
         let text = String::from_utf8_lossy(&out.stdout);
         let overall = text.lines().find(|l| l.contains("Overall exposure level")).unwrap_or_default().to_string();
-        let rating = overall.split_whitespace().rev().find(|w| w.chars().all(|c| c.is_ascii_uppercase()) && !w.is_empty());
+        let rating =
+            overall.split_whitespace().rev().find(|w| w.chars().all(|c| c.is_ascii_uppercase()) && !w.is_empty());
         assert!(
             matches!(rating, Some("SAFE") | Some("OK")),
             "{}: {overall} ({})",
