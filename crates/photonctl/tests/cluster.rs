@@ -222,12 +222,15 @@ fn three_nodes_form_one_cluster_and_more_join() {
     let read = ok(cluster.etcdctl(worker, &["get", "joined", "--print-value-only"]), "worker get");
     assert_eq!(read.trim(), "yes", "the worker's local chainfire serves reads");
     ok(cluster.etcdctl(worker, &["put", "from-worker", "1"]), "the worker's chainfire forwards writes");
-    cluster.wait_for("five alive nodes", Duration::from_secs(15), |c| {
+    // A node is in the table as soon as gossip knows it; its roles once its advert arrives.
+    let worker_addr = cluster.nodes[worker].addr.clone();
+    cluster.wait_for("five alive nodes, the worker advertised as one", Duration::from_secs(15), |c| {
         let table = c.node_table(0);
-        table.len() == 5 && table.iter().all(|n| n["state"] == "alive")
+        let worker_row = table.iter().find(|n| n["node_id"] == worker_addr.as_str());
+        table.len() == 5
+            && table.iter().all(|n| n["state"] == "alive")
+            && worker_row.is_some_and(|r| r["roles"] == json!(["worker"]))
     });
-    let worker_row = cluster.node_table(0).into_iter().find(|n| n["node_id"] == cluster.nodes[worker].addr.as_str());
-    assert_eq!(worker_row.map(|r| r["roles"].clone()), Some(json!(["worker"])));
 }
 
 #[test]
