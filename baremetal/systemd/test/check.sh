@@ -6,7 +6,11 @@ set -u
 CA=/etc/photoncloud/tls/ca.crt
 PASS=0
 FAIL=0
-say() { echo "PHOTONTEST $*"; }
+# Each line goes to the console (to watch) and to a file on the disk, which the host reads back
+# after the VM is off: the console can interleave kernel messages into a line.
+RESULTS=/var/lib/photontest/results
+mkdir -p "$(dirname "$RESULTS")"
+say() { echo "PHOTONTEST $*" | tee -a "$RESULTS"; }
 check() {
   local what=$1
   shift
@@ -38,6 +42,7 @@ finish() {
   say "DONE phase $PHASE: $PASS passed, $FAIL failed"
   journalctl -b --no-pager -o short-monotonic -u 'chainfire*' -u 'flaredb*' -u 'iam*' -u lightningstor -u cluster-health-check \
     | tail -n 80 | sed 's/^/PHOTONLOG /'
+  sync
   systemctl poweroff --no-block
   exit 0
 }
