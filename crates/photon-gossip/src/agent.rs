@@ -24,6 +24,8 @@ use crate::{Config, Member, MemberState};
 
 /// Largest datagram sent: below a 1500-byte Ethernet MTU with IP and UDP headers.
 const MAX_DATAGRAM: usize = 1400;
+/// How long resolving one seed's name may hold up the agent.
+const SEED_LOOKUP_TIMEOUT: Duration = Duration::from_millis(100);
 /// How far a packet's clock may be from ours before it is refused as a replay.
 const REPLAY_WINDOW_MS: i64 = 5 * 60 * 1000;
 
@@ -227,8 +229,11 @@ impl Agent {
     /// when its nodes start in any order, and how a node that was cut off finds its way back.
     async fn announce_to_missing_seeds(&mut self) {
         for seed in &self.config.seeds {
-            let Ok(addrs) = tokio::net::lookup_host(seed.as_str()).await else {
-                tracing::debug!(seed, "gossip: seed does not resolve");
+            // Bounded: this task also answers probes, and a slow resolver must not make this
+            // node look dead to the others.
+            let lookup = tokio::time::timeout(SEED_LOOKUP_TIMEOUT, tokio::net::lookup_host(seed.as_str())).await;
+            let Ok(Ok(addrs)) = lookup else {
+                tracing::debug!(seed, "gossip: seed does not resolve (in time)");
                 continue;
             };
             for addr in addrs {
