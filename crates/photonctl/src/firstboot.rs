@@ -99,7 +99,9 @@ pub async fn run(args: FirstBootArgs, local: Local) -> anyhow::Result<()> {
     let outcome = match args.step {
         Step::ChainfireJoin => chainfire_join(&cluster, &local, deadline).await?,
         Step::FlaredbJoin if !cluster.is_control_plane() => "not a control-plane node: no flaredb here".into(),
-        Step::FlaredbJoin => wait_healthy("flaredb", &local.url(2479), &local, deadline).await.map(|h| summary(&h))?,
+        Step::FlaredbJoin => wait_healthy("flaredb", &local.url(2479), &local, deadline)
+            .await
+            .map(|h| crate::table::health_fields(&h))?,
         Step::IamSetup if !cluster.is_control_plane() => "not a control-plane node: no IAM here".into(),
         Step::IamSetup => iam_setup(&cluster, &args, &local, deadline).await?,
         Step::HealthCheck => health_check(&cluster, &local, deadline).await?,
@@ -111,19 +113,6 @@ pub async fn run(args: FirstBootArgs, local: Local) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `/health` fields other than status, as `key=value`.
-fn summary(health: &Value) -> String {
-    health
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_default()
-}
-
 /// Waits until `service` at `url` answers healthy; says what it last answered every few
 /// seconds, and fails with that at the deadline.
 async fn wait_healthy(service: &str, url: &str, local: &Local, deadline: Instant) -> anyhow::Result<Value> {
@@ -131,7 +120,9 @@ async fn wait_healthy(service: &str, url: &str, local: &Local, deadline: Instant
     loop {
         let last = match probe_health(url, local.ca.as_deref(), Duration::from_secs(3)).await {
             Ok(answer) if answer.status() == Some("healthy") => return Ok(answer.body),
-            Ok(answer) => format!("{} ({})", answer.status().unwrap_or("unknown"), summary(&answer.body)),
+            Ok(answer) => {
+                format!("{} ({})", answer.status().unwrap_or("unknown"), crate::table::health_fields(&answer.body))
+            }
             Err(e) => format!("not answering ({e})"),
         };
         if Instant::now() > deadline {
@@ -282,7 +273,7 @@ async fn health_check(cluster: &ClusterConfig, local: &Local, deadline: Instant)
     let mut missing = Vec::new();
     for (name, port) in services {
         match wait_healthy(name, &local.url(port), local, deadline).await {
-            Ok(health) => report.push(format!("{name} healthy ({})", summary(&health))),
+            Ok(health) => report.push(format!("{name} healthy ({})", crate::table::health_fields(&health))),
             Err(e) => missing.push(e.to_string()),
         }
     }

@@ -91,19 +91,6 @@ pub async fn run(
     Ok(if answering > 0 && all_healthy && dead.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-fn details(row: &Row) -> String {
-    match &row.health {
-        Value::Object(map) => map
-            .iter()
-            .filter(|(k, _)| *k != "status")
-            .map(|(k, v)| format!("{k}={}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
-            .collect::<Vec<_>>()
-            .join(" "),
-        Value::String(error) => error.clone(),
-        other => other.to_string(),
-    }
-}
-
 fn print_table(rows: &[Row]) {
     let width = rows.iter().map(|r| r.endpoint.len()).max().unwrap_or(8);
     let node_width = rows.iter().map(|r| r.node.len()).max().unwrap_or(4).max(4);
@@ -115,7 +102,7 @@ fn print_table(rows: &[Row]) {
             row.service,
             row.status,
             row.endpoint,
-            details(row)
+            crate::table::health_fields(&row.health)
         );
     }
 }

@@ -41,6 +41,20 @@ fn cell(row: &Value, column: &str) -> String {
     }
 }
 
+/// A `/health` document's fields other than `status`, as `key=value` (an error text as is).
+pub fn health_fields(health: &Value) -> String {
+    match health {
+        Value::Object(map) => map
+            .iter()
+            .filter(|(k, _)| *k != "status")
+            .map(|(k, v)| format!("{k}={}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+            .collect::<Vec<_>>()
+            .join(" "),
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// Unix seconds as `2026-12-06 07:12:00 UTC` (0 and below: never set).
 pub fn date(secs: i64) -> String {
     if secs <= 0 {

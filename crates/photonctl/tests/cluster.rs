@@ -93,6 +93,14 @@ fn create_org(cluster: &Cluster, i: usize, password: &str, name: &str) -> (u16, 
     (code.trim().parse().unwrap_or(0), serde_json::from_str(body).unwrap_or(Value::String(body.into())))
 }
 
+/// Starts node `i`'s chainfire and waits for it to exit (a refusal): its status and log.
+fn refused(cluster: &mut Cluster, i: usize, within: Duration, otherwise: &str) -> (std::process::ExitStatus, String) {
+    let chainfire = cluster.nodes[i].service("chainfire");
+    chainfire.start();
+    let status = chainfire.wait_exit(within).expect(otherwise);
+    (status, chainfire.logs())
+}
+
 fn wait_all_healthy(cluster: &Cluster, nodes: std::ops::Range<usize>, timeout: Duration) {
     for i in nodes {
         cluster.wait_healthy(i, timeout);
@@ -297,20 +305,17 @@ fn bad_cluster_configs_are_refused_and_leave_nothing_behind() {
 
     // A config with a field wrong: chainfire refuses to start (status 2), naming it.
     let bad = cluster.add_node(false, false, Some(json!({"leader_url": "10.213.0.1:2379"})));
-    let chainfire = cluster.nodes[bad].service("chainfire");
-    chainfire.start();
-    let status = chainfire.wait_exit(Duration::from_secs(10)).expect("chainfire did not refuse a bad config");
+    let (status, logs) = refused(&mut cluster, bad, Duration::from_secs(10), "chainfire did not refuse a bad config");
     assert_eq!(status.code(), Some(2));
-    assert!(chainfire.logs().contains("leader_url"), "{}", chainfire.logs());
+    assert!(logs.contains("leader_url"), "{logs}");
 
     // A join to a wrong leader_url: a clear error, and no half-joined member left behind.
     let members_before = ok(cluster.etcdctl(0, &["member", "list"]), "member list");
     let wrong = cluster.add_node(false, false, Some(json!({"leader_url": "https://10.213.0.1:2999"})));
-    let chainfire = cluster.nodes[wrong].service("chainfire");
-    chainfire.start();
-    let status = chainfire.wait_exit(Duration::from_secs(30)).expect("chainfire did not give up on a wrong leader_url");
+    let (status, logs) =
+        refused(&mut cluster, wrong, Duration::from_secs(30), "chainfire did not give up on a wrong leader_url");
     assert!(!status.success());
-    assert!(chainfire.logs().contains("10.213.0.1:2999"), "{}", chainfire.logs());
+    assert!(logs.contains("10.213.0.1:2999"), "{logs}");
     assert_eq!(ok(cluster.etcdctl(0, &["member", "list"]), "member list"), members_before);
 
     // A stranger without the cluster's gossip key: its chainfire may join Raft through the API
@@ -330,10 +335,9 @@ fn bad_cluster_configs_are_refused_and_leave_nothing_behind() {
     // A second node claiming a node id that is taken (node 0's address as its node_id).
     let taken = cluster.nodes[0].addr.clone();
     let collision = cluster.add_node(false, false, Some(json!({"node_id": taken, "roles": ["worker"]})));
-    let chainfire = cluster.nodes[collision].service("chainfire");
-    chainfire.start();
-    let status = chainfire.wait_exit(Duration::from_secs(30)).expect("chainfire accepted a node id that is taken");
+    let (status, logs) =
+        refused(&mut cluster, collision, Duration::from_secs(30), "chainfire accepted a node id that is taken");
     assert!(!status.success());
-    assert!(chainfire.logs().contains("already"), "{}", chainfire.logs());
+    assert!(logs.contains("already"), "{logs}");
     assert_eq!(ok(cluster.etcdctl(0, &["member", "list"]), "member list"), members_before);
 }
