@@ -78,7 +78,9 @@ pub struct Local {
 }
 
 impl Local {
-    fn url(&self, port: u16) -> String {
+    /// This node's API URL of `service` (its catalog port).
+    fn url(&self, service: &str) -> String {
+        let port = crate::catalog::CATALOG.iter().find(|e| e.name == service).map_or(0, |e| e.api_port);
         format!("https://{}:{}", self.host, port + self.port_offset)
     }
 }
@@ -99,7 +101,7 @@ pub async fn run(args: FirstBootArgs, local: Local) -> anyhow::Result<()> {
     let outcome = match args.step {
         Step::ChainfireJoin => chainfire_join(&cluster, &local, deadline).await?,
         Step::FlaredbJoin if !cluster.is_control_plane() => "not a control-plane node: no flaredb here".into(),
-        Step::FlaredbJoin => wait_healthy("flaredb", &local.url(2479), &local, deadline)
+        Step::FlaredbJoin => wait_healthy("flaredb", &local.url("flaredb"), &local, deadline)
             .await
             .map(|h| crate::table::health_fields(&h))?,
         Step::IamSetup if !cluster.is_control_plane() => "not a control-plane node: no IAM here".into(),
@@ -141,7 +143,7 @@ fn options(local: &Local) -> ChannelOptions {
 }
 
 async fn chainfire_join(cluster: &ClusterConfig, local: &Local, deadline: Instant) -> anyhow::Result<String> {
-    let url = local.url(2379);
+    let url = local.url("chainfire");
     wait_healthy("chainfire", &url, local, deadline).await?;
     let own = cluster
         .own_entry(&cluster.initial_peers)
@@ -186,12 +188,12 @@ async fn iam_setup(
     local: &Local,
     deadline: Instant,
 ) -> anyhow::Result<String> {
-    let iam = local.url(8080);
+    let iam = local.url("iam");
     wait_healthy("iam", &iam, local, deadline).await?;
     let ca = local.ca.clone().context("no CA to trust IAM with (cluster-config.json has no tls.ca)")?;
     let installed = install_service_credentials(&args.iam_data_dir.join("services"), &args.credentials_dir)?;
     let generated = args.iam_data_dir.join("initial-admin-password");
-    let chainfire = local.url(2379);
+    let chainfire = local.url("chainfire");
     if generated.is_file() {
         let password =
             std::fs::read_to_string(&generated).with_context(|| format!("cannot read {}", generated.display()))?;
@@ -265,21 +267,21 @@ fn install_service_credentials(from: &Path, to: &Path) -> anyhow::Result<String>
 }
 
 async fn health_check(cluster: &ClusterConfig, local: &Local, deadline: Instant) -> anyhow::Result<String> {
-    let mut services = vec![("chainfire", 2379)];
+    let mut services = vec!["chainfire"];
     if cluster.is_control_plane() {
-        services.extend([("flaredb", 2479), ("iam", 8080)]);
+        services.extend(["flaredb", "iam"]);
     }
     let mut report = Vec::new();
     let mut missing = Vec::new();
-    for (name, port) in services {
-        match wait_healthy(name, &local.url(port), local, deadline).await {
+    for name in services {
+        match wait_healthy(name, &local.url(name), local, deadline).await {
             Ok(health) => report.push(format!("{name} healthy ({})", crate::table::health_fields(&health))),
             Err(e) => missing.push(e.to_string()),
         }
     }
     // Quorum: chainfire's Raft has a leader and a majority of its voters answer.
     let planned = cluster.initial_peers.len();
-    match probe_health(&local.url(2379), local.ca.as_deref(), Duration::from_secs(3)).await {
+    match probe_health(&local.url("chainfire"), local.ca.as_deref(), Duration::from_secs(3)).await {
         Ok(answer) => {
             let voters = answer.body["cluster_size"].as_u64().unwrap_or(0) as usize;
             if voters < planned {
