@@ -20,6 +20,7 @@ use crate::health::{self, Health, HealthCheck, HealthReport};
 use crate::metrics::{self, Metrics};
 use crate::observe;
 use crate::runtime_api::RuntimeService;
+use crate::streams::{StreamProtocol, Streams};
 
 /// Wraps a service's routes (its gRPC services and REST), e.g. in the shared auth guard.
 type Guard = Box<dyn FnOnce(Router) -> Router + Send>;
@@ -30,6 +31,7 @@ pub struct Api {
     health: HealthCheck,
     registry: Registry,
     guard: Option<Guard>,
+    streams: Vec<StreamProtocol>,
 }
 
 impl Api {
@@ -41,6 +43,7 @@ impl Api {
             health: Arc::new(check),
             registry: Registry::default(),
             guard: None,
+            streams: Vec::new(),
         }
     }
 
@@ -71,6 +74,16 @@ impl Api {
     pub fn guard(mut self, guard: impl FnOnce(Router) -> Router + Send + 'static) -> Self {
         self.guard = Some(Box::new(guard));
         self
+    }
+
+    /// Serves another protocol on the API port to connections that negotiate it by ALPN.
+    pub fn stream(mut self, protocol: StreamProtocol) -> Self {
+        self.streams.push(protocol);
+        self
+    }
+
+    pub(crate) fn take_streams(&mut self) -> Streams {
+        Streams(Arc::new(std::mem::take(&mut self.streams)))
     }
 
     /// The registry where the service registers its own metrics.

@@ -144,6 +144,38 @@ impl FlaredbArgs {
     }
 }
 
+/// Flags of a service that keeps its state in chainfire (`[chainfire]` keys), for a service's
+/// `clap::Parser` to embed with `#[command(flatten)]`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ChainfireArgs {
+    /// chainfire API URLs, comma-separated (chainfire.endpoints).
+    #[arg(long, value_name = "URL,...", value_delimiter = ',')]
+    pub chainfire: Vec<String>,
+    /// cluster-config.json from first-boot automation: sets chainfire.endpoints (every member
+    /// of initial_peers, this node's first), chainfire.ca and the certificates. Flags still win.
+    #[arg(long, value_name = "FILE")]
+    pub cluster_config: Option<PathBuf>,
+}
+
+impl ChainfireArgs {
+    pub fn overrides(&self) -> Result<Overrides, String> {
+        let cluster_config = match &self.cluster_config {
+            Some(path) => {
+                let cluster = crate::cluster_config::ClusterConfig::read(path)?;
+                let mut out = cluster.tls_overrides(path, "chainfire.ca");
+                let endpoints = cluster.api_urls(&cluster.initial_peers, crate::cluster_config::CHAINFIRE_PORT);
+                out.extend(list_override("chainfire.endpoints", &endpoints));
+                out
+            }
+            None => Vec::new(),
+        };
+        Ok(Overrides {
+            cluster_config,
+            flags: list_override("chainfire.endpoints", &self.chainfire).into_iter().collect(),
+        })
+    }
+}
+
 /// The override a list flag (`--flaredb A,B`) sets on `key`; none when the flag was not given.
 pub fn list_override(key: &str, values: &[String]) -> Option<(String, crate::ConfigValue)> {
     let values: Vec<crate::ConfigValue> = values.iter().map(|v| crate::ConfigValue::from(v.clone())).collect();

@@ -26,6 +26,7 @@ mod run;
 mod runtime_api;
 mod serve;
 mod signals;
+mod streams;
 pub mod telemetry;
 pub mod time;
 mod tls_setup;
@@ -36,6 +37,7 @@ pub use config::{LogSection, Sections, ServerSection, ServiceConfig, ServiceSpec
 pub use error::RuntimeError;
 pub use health::{HealthCheck, HealthReport, HealthStatus};
 pub use run::{run, serve, BoxError, Context};
+pub use streams::StreamProtocol;
 /// Serves a router on a further port of the service (LightningStor's S3 port, for example):
 /// the same TLS (or plaintext when `None`), connection handling and bounded drain on shutdown
 /// as the API port. Spawn it on the context's task tracker.

@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{self, ServiceConfig, ServiceSpec};
 use crate::notify::Notifier;
-use crate::serve::serve_connections;
+use crate::serve::serve_with_streams;
 use crate::{signals, telemetry, tls_setup, Api, RuntimeError};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -146,7 +146,7 @@ where
 /// READY=1 once accepting, STOPPING=1 when the drain starts, and watchdog pings throughout.
 pub async fn serve(
     spec: &ServiceSpec,
-    api: Api,
+    mut api: Api,
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: CancellationToken,
@@ -155,8 +155,9 @@ pub async fn serve(
     let addr = listener.local_addr().map_err(|e| RuntimeError::Startup(format!("listener has no address: {e}")))?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let notifier = Notifier::from_env();
+    let streams = api.take_streams();
     let router = api.into_router(spec, shutdown.clone());
-    let mut serving = tokio::spawn(serve_connections(listener, tls, router, shutdown.clone(), drain));
+    let mut serving = tokio::spawn(serve_with_streams(listener, tls, router, streams, shutdown.clone(), drain));
     let mut watchdog = Notifier::watchdog_interval().map(tokio::time::interval);
 
     tracing::info!(endpoint = %format!("{scheme}://{addr}"), "serving gRPC, REST, /health and /metrics");

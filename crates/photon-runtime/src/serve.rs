@@ -15,6 +15,8 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
+use crate::streams::Streams;
+
 /// A client that opens a connection and never finishes the TLS handshake is dropped after this.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -27,7 +29,19 @@ pub async fn serve_connections(
     shutdown: CancellationToken,
     drain: Duration,
 ) {
-    let acceptor = tls.map(TlsAcceptor::from);
+    serve_with_streams(listener, tls, app, Streams::default(), shutdown, drain).await
+}
+
+/// [`serve_connections`], with connections of other ALPN protocols handed to their handlers.
+pub(crate) async fn serve_with_streams(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    app: Router,
+    streams: Streams,
+    shutdown: CancellationToken,
+    drain: Duration,
+) {
+    let acceptor = streams.offer(tls).map(TlsAcceptor::from);
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
     loop {
@@ -36,7 +50,8 @@ pub async fn serve_connections(
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
-                    connections.spawn(serve_one(tcp, peer, acceptor.clone(), app.clone(), graceful.watcher()));
+                    let link = Link { streams: streams.clone(), shutdown: shutdown.clone() };
+                    connections.spawn(serve_one(tcp, peer, acceptor.clone(), app.clone(), graceful.watcher(), link));
                 }
                 Err(e) => {
                     // Usually EMFILE: back off instead of spinning; the listener stays usable.
@@ -55,13 +70,30 @@ pub async fn serve_connections(
     while connections.join_next().await.is_some() {}
 }
 
-async fn serve_one(tcp: TcpStream, peer: SocketAddr, tls: Option<TlsAcceptor>, app: Router, watcher: Watcher) {
+/// What a connection task needs besides the HTTP app: the port's other protocols.
+struct Link {
+    streams: Streams,
+    shutdown: CancellationToken,
+}
+
+async fn serve_one(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    app: Router,
+    watcher: Watcher,
+    link: Link,
+) {
     let _ = tcp.set_nodelay(true);
     let service = TowerToHyperService::new(app);
     let builder = auto::Builder::new(TokioExecutor::new());
     let result = match tls {
         Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
             Ok(Ok(stream)) => {
+                if let Some(protocol) = link.streams.for_alpn(stream.get_ref().1.alpn_protocol()) {
+                    (protocol.handler)(stream, peer, link.shutdown).await;
+                    return;
+                }
                 watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service)).await
             }
             Ok(Err(e)) => {

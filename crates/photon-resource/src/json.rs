@@ -1,0 +1,27 @@
+//! Request bodies as JSON, with errors that name the field at fault (`spec.ttl: invalid type:
+//! string "x", expected u32`) instead of the extractor's generic rejection.
+
+use serde::de::DeserializeOwned;
+
+use crate::error::ResourceError;
+
+/// The largest JSON body a resource API reads.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ResourceError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ResourceError::TooLarge(format!(
+            "the request body is {} bytes; at most {MAX_BODY_BYTES} are accepted",
+            body.len()
+        )));
+    }
+    if body.is_empty() {
+        return Err(ResourceError::Invalid { field: "body".into(), message: "a JSON body is required".into() });
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." { "body".to_string() } else { path };
+        ResourceError::Invalid { field, message: e.inner().to_string() }
+    })
+}

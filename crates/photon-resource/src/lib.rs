@@ -1,0 +1,17 @@
+//! The tenant resource API shape every application service shares (STYLE.md, "two shapes"):
+//! resources owned by an org/project with Kubernetes-style metadata (`meta`), validated on
+//! receipt with errors naming the field (`error`), stored as JSON in chainfire under one key
+//! layout with optimistic concurrency on the key's revision (`store`), and followed by a
+//! watch that survives chainfire restarts (`follow`), which is what a service's in-memory
+//! copy or a reconciler is fed from.
+
+pub mod error;
+pub mod follow;
+pub mod json;
+pub mod meta;
+pub mod store;
+
+pub use error::{FieldError, ResourceError};
+pub use follow::{follow, Change};
+pub use meta::{Metadata, Owner};
+pub use store::{ChainfireSection, Store, Tx, Versioned};

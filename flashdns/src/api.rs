@@ -1,0 +1,146 @@
+//! The management API on the API port: zones and record sets of a project as REST under
+//! `/api/v1/orgs/{org}/projects/{project}/zones`. photon-auth's guard checks the bearer token
+//! and asks IAM before a handler runs; handlers only see their own project's zones.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use photon_auth::Rule;
+use photon_resource::{json, Owner, ResourceError};
+use serde::Deserialize;
+
+use crate::model::{RecordSetSpec, ZoneSpec};
+use crate::store::Zones;
+
+const ZONES: &str = "/api/v1/orgs/{org}/projects/{project}/zones";
+const ZONE: &str = "/api/v1/orgs/{org}/projects/{project}/zones/{zone}";
+const RECORDS: &str = "/api/v1/orgs/{org}/projects/{project}/zones/{zone}/records";
+const RECORD: &str = "/api/v1/orgs/{org}/projects/{project}/zones/{zone}/records/{name}/{type}";
+const IMPORT: &str = "/api/v1/orgs/{org}/projects/{project}/zones/{zone}/import";
+const EXPORT: &str = "/api/v1/orgs/{org}/projects/{project}/zones/{zone}/export";
+
+/// What each route needs from IAM.
+pub fn rules() -> Vec<Rule> {
+    let project = "orgs/{org}/projects/{project}";
+    let zone = "orgs/{org}/projects/{project}/zones/{zone}";
+    vec![
+        Rule::new(Some(Method::GET), ZONES, "flashdns:zones:list", project),
+        Rule::new(Some(Method::POST), ZONES, "flashdns:zones:create", project),
+        Rule::new(Some(Method::GET), ZONE, "flashdns:zones:get", zone),
+        Rule::new(Some(Method::DELETE), ZONE, "flashdns:zones:delete", zone),
+        Rule::new(Some(Method::GET), RECORDS, "flashdns:records:list", zone),
+        Rule::new(Some(Method::GET), RECORD, "flashdns:records:get", zone),
+        Rule::new(Some(Method::PUT), RECORD, "flashdns:records:set", zone),
+        Rule::new(Some(Method::DELETE), RECORD, "flashdns:records:delete", zone),
+        Rule::new(Some(Method::POST), IMPORT, "flashdns:zones:import", zone),
+        Rule::new(Some(Method::GET), EXPORT, "flashdns:zones:export", zone),
+    ]
+}
+
+pub fn router(zones: Zones) -> Router {
+    Router::new()
+        .route(ZONES, get(list_zones).post(create_zone))
+        .route(ZONE, get(get_zone).delete(delete_zone))
+        .route(RECORDS, get(list_records))
+        .route(RECORD, get(get_records).put(set_records).delete(delete_records))
+        .route(IMPORT, post(import))
+        .route(EXPORT, get(export))
+        .with_state(zones)
+}
+
+type Result<T> = std::result::Result<T, ResourceError>;
+
+#[derive(Deserialize)]
+struct ListParams {
+    limit: Option<usize>,
+    page_token: Option<String>,
+}
+
+async fn list_zones(
+    State(zones): State<Zones>,
+    Path((org, project)): Path<(String, String)>,
+    Query(params): Query<ListParams>,
+) -> Result<Response> {
+    let limit = params.limit.unwrap_or(100).clamp(1, 1000);
+    let (items, next) = zones.list(&Owner::new(org, project), params.page_token.as_deref(), limit).await?;
+    Ok(Json(serde_json::json!({ "zones": items, "next_page_token": next })).into_response())
+}
+
+async fn create_zone(
+    State(zones): State<Zones>,
+    Path((org, project)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response> {
+    let spec: ZoneSpec = json::parse(&body)?;
+    let zone = zones.create(&Owner::new(org, project), spec).await?;
+    Ok((StatusCode::CREATED, Json(zone)).into_response())
+}
+
+async fn get_zone(State(zones): State<Zones>, Path((org, project, zone)): Path<(String, String, String)>) -> Result<Response> {
+    let zone = zones.get(&Owner::new(org, project), &zone).await?;
+    Ok(Json(zone.value).into_response())
+}
+
+async fn delete_zone(
+    State(zones): State<Zones>,
+    Path((org, project, zone)): Path<(String, String, String)>,
+) -> Result<Response> {
+    zones.delete(&Owner::new(org, project), &zone).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn list_records(
+    State(zones): State<Zones>,
+    Path((org, project, zone)): Path<(String, String, String)>,
+) -> Result<Response> {
+    let sets = zones.record_sets(&Owner::new(org, project), &zone).await?;
+    Ok(Json(serde_json::json!({ "record_sets": sets })).into_response())
+}
+
+async fn get_records(
+    State(zones): State<Zones>,
+    Path((org, project, zone, name, rtype)): Path<(String, String, String, String, String)>,
+) -> Result<Response> {
+    let set = zones.record_set(&Owner::new(org, project), &zone, &name, &rtype).await?;
+    Ok(Json(set).into_response())
+}
+
+async fn set_records(
+    State(zones): State<Zones>,
+    Path((org, project, zone, name, rtype)): Path<(String, String, String, String, String)>,
+    body: Bytes,
+) -> Result<Response> {
+    let spec: RecordSetSpec = json::parse(&body)?;
+    let set = zones.set_records(&Owner::new(org, project), &zone, &name, &rtype, spec).await?;
+    Ok(Json(set).into_response())
+}
+
+async fn delete_records(
+    State(zones): State<Zones>,
+    Path((org, project, zone, name, rtype)): Path<(String, String, String, String, String)>,
+) -> Result<Response> {
+    zones.delete_records(&Owner::new(org, project), &zone, &name, &rtype).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn import(
+    State(zones): State<Zones>,
+    Path((org, project, zone)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Result<Response> {
+    let text = std::str::from_utf8(&body)
+        .map_err(|e| ResourceError::Invalid { field: "body".into(), message: format!("the zone file is not UTF-8: {e}") })?;
+    let zone = crate::import::import(&zones, &Owner::new(org, project), &zone, text).await?;
+    Ok(Json(zone).into_response())
+}
+
+async fn export(
+    State(zones): State<Zones>,
+    Path((org, project, zone)): Path<(String, String, String)>,
+) -> Result<Response> {
+    let text = crate::import::export(&zones, &Owner::new(org, project), &zone).await?;
+    Ok(([("content-type", "text/dns; charset=utf-8")], text).into_response())
+}

@@ -1,0 +1,170 @@
+//! From a query's bytes to the response's bytes: decoding (FORMERR for what does not parse,
+//! silence for what is not even a header), opcodes, classes, EDNS(0) (RFC 6891), the answer
+//! from the catalog, and truncation to what the transport carries (RFC 1035 §4.2.1, RFC 2181
+//! §9). Pure: the transports call it.
+
+use std::net::Ipv4Addr;
+
+use hickory_proto::op::{Edns, Header, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+
+use super::lookup::{Answer, Catalog};
+
+/// The largest UDP response we send whatever a client offers: 1232 bytes avoids IP
+/// fragmentation on every path (DNS Flag Day 2020), and is what Knot and NSD default to.
+pub const MAX_UDP_PAYLOAD: u16 = 1232;
+/// A query longer than this is not a query (the longest question with OPT and TSIG fits).
+pub const MAX_QUERY_BYTES: usize = 4096;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    /// TCP and DNS over TLS: no size limit but the message's own.
+    Stream,
+}
+
+/// What became of one query, for metrics and logs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub rcode: ResponseCode,
+    /// The zone that answered, if one did.
+    pub zone: Option<Name>,
+    pub truncated: bool,
+}
+
+/// The response to `query`, or `None` when nothing should be sent (not a DNS query at all).
+pub fn respond(catalog: &Catalog, query: &[u8], transport: Transport) -> Option<(Vec<u8>, Outcome)> {
+    if query.len() > MAX_QUERY_BYTES {
+        return None;
+    }
+    let header = Header::read(&mut BinDecoder::new(query)).ok()?;
+    if header.metadata.message_type == MessageType::Response {
+        // Answering a response invites reflection loops.
+        return None;
+    }
+    let request = match Message::from_vec(query) {
+        Ok(request) => request,
+        Err(_) => return Some(error(&header, ResponseCode::FormErr, None)),
+    };
+    if request.metadata.op_code != OpCode::Query {
+        return Some(error(&header, ResponseCode::NotImp, Some(&request)));
+    }
+    if request.queries.len() != 1 {
+        return Some(error(&header, ResponseCode::FormErr, Some(&request)));
+    }
+    if let Some(edns) = &request.edns {
+        if edns.version() > 0 {
+            return Some(error(&header, ResponseCode::BADVERS, Some(&request)));
+        }
+    }
+    let question = &request.queries[0];
+    let qtype = question.query_type;
+    if matches!(qtype, RecordType::AXFR | RecordType::IXFR) && transport == Transport::Udp {
+        // Zone transfers need a stream (RFC 5936 §4.2).
+        return Some(error(&header, ResponseCode::FormErr, Some(&request)));
+    }
+    if matches!(qtype, RecordType::AXFR | RecordType::IXFR | RecordType::OPT) {
+        return Some(error(&header, ResponseCode::NotImp, Some(&request)));
+    }
+    let answer = if question.query_class != DNSClass::IN {
+        None
+    } else if is_health(&question.name) {
+        Some(health_answer(question, qtype))
+    } else {
+        catalog.answer(&question.name, qtype)
+    };
+    let zone = catalog.find(&question.name).map(|z| z.origin().clone());
+    let answer = answer.unwrap_or(Answer { rcode: ResponseCode::Refused, ..Answer::default() });
+    let mut response = base(&request);
+    response.metadata.authoritative = answer.authoritative;
+    response.metadata.response_code = answer.rcode;
+    response.answers = answer.answers;
+    response.authorities = answer.authorities;
+    response.additionals = answer.additionals;
+    let rcode = response.metadata.response_code;
+    let limit = size_limit(&request, transport);
+    let (bytes, truncated) = encode_within(response, limit)?;
+    Some((bytes, Outcome { rcode, zone: if rcode == ResponseCode::Refused { None } else { zone }, truncated }))
+}
+
+/// `health.local.` answers A 127.0.0.1 (PLATFORM.md): a probe that needs no zone.
+fn is_health(name: &Name) -> bool {
+    name.num_labels() == 2 && name.to_ascii().eq_ignore_ascii_case("health.local.")
+}
+
+fn health_answer(question: &Query, qtype: RecordType) -> Answer {
+    let mut answer = Answer { authoritative: true, ..Answer::default() };
+    if matches!(qtype, RecordType::A | RecordType::ANY) {
+        answer.answers.push(Record::from_rdata(question.name.clone(), 0, RData::A(A(Ipv4Addr::LOCALHOST))));
+    }
+    answer
+}
+
+/// A response to `request` with its id, opcode, RD flag, question and (if asked) OPT.
+fn base(request: &Message) -> Message {
+    let mut response = Message::response(request.metadata.id, request.metadata.op_code);
+    response.metadata.recursion_desired = request.metadata.recursion_desired;
+    response.metadata.checking_disabled = request.metadata.checking_disabled;
+    response.queries = request.queries.clone();
+    if let Some(asked) = &request.edns {
+        let mut edns = Edns::new();
+        edns.set_max_payload(MAX_UDP_PAYLOAD);
+        edns.set_dnssec_ok(asked.flags().dnssec_ok);
+        response.edns = Some(edns);
+    }
+    response
+}
+
+/// An error response. With a decoded request it carries its question and OPT; without one
+/// only the header's id and opcode survive.
+fn error(header: &Header, rcode: ResponseCode, request: Option<&Message>) -> (Vec<u8>, Outcome) {
+    let mut response = match request {
+        Some(request) => base(request),
+        None => {
+            let mut response = Message::response(header.metadata.id, header.metadata.op_code);
+            response.metadata.recursion_desired = header.metadata.recursion_desired;
+            response
+        }
+    };
+    response.metadata.response_code = rcode;
+    if rcode == ResponseCode::BADVERS && response.edns.is_none() {
+        response.edns = Some(Edns::new());
+    }
+    // A header alone always encodes; an empty vector would be silence, which is also allowed.
+    let bytes = response.to_vec().unwrap_or_default();
+    (bytes, Outcome { rcode, zone: None, truncated: false })
+}
+
+/// How large the response may be: 512 bytes over UDP without EDNS, the client's payload size
+/// (at least 512, at most ours) with it, 65535 over a stream.
+fn size_limit(request: &Message, transport: Transport) -> usize {
+    match transport {
+        Transport::Stream => u16::MAX as usize,
+        Transport::Udp => match &request.edns {
+            Some(edns) => edns.max_payload().clamp(512, MAX_UDP_PAYLOAD) as usize,
+            None => 512,
+        },
+    }
+}
+
+/// Encodes `response`; if it is too large, the additional section goes first (it is optional,
+/// RFC 2181 §9), then everything but the question with TC set, so the client retries over TCP.
+fn encode_within(mut response: Message, limit: usize) -> Option<(Vec<u8>, bool)> {
+    let bytes = response.to_vec().ok()?;
+    if bytes.len() <= limit {
+        return Some((bytes, false));
+    }
+    if !response.additionals.is_empty() {
+        response.additionals.clear();
+        let bytes = response.to_vec().ok()?;
+        if bytes.len() <= limit {
+            return Some((bytes, false));
+        }
+    }
+    response.answers.clear();
+    response.authorities.clear();
+    response.metadata.truncation = true;
+    Some((response.to_vec().ok()?, true))
+}
