@@ -9,7 +9,6 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use photon_resource::{FieldError, Metadata};
 use serde::{Deserialize, Serialize};
 
-use crate::dns::dname;
 
 /// The record types a record set may have (SOA comes from the zone itself).
 pub const TYPES: &[RecordType] = &[
@@ -156,44 +155,14 @@ pub fn record_type(field: &str, text: &str) -> Result<RecordType, FieldError> {
     Ok(rtype)
 }
 
-/// The record data of `rtype` from its master-file text, with relative names completed.
+/// The record data of `rtype` from its master-file text, with relative names completed, read
+/// as a zone file's line is (escapes, quoting, generic `\# len hex` data).
 pub fn parse_rdata(field: &str, rtype: RecordType, text: &str, origin: &Name) -> Result<RData, FieldError> {
     if text.trim().is_empty() {
         return Err(FieldError::new(field, "record data is empty"));
     }
-    if rtype == RecordType::DNAME {
-        let target = absolute_name(field, text, Some(origin))?;
-        return dname::rdata(&target).map_err(|e| FieldError::new(field, e));
-    }
-    let rdata = RData::try_from_str(rtype, text)
-        .map_err(|e| FieldError::new(field, format!("{text:?} is not valid {rtype} data: {e}")))?;
-    Ok(complete_names(rdata, origin))
-}
-
-/// RData parsed without an origin holds relative names as they were written; names without a
-/// final dot are relative to the zone, as in a master file.
-fn complete_names(rdata: RData, origin: &Name) -> RData {
-    let complete = |name: Name| -> Name {
-        if name.is_fqdn() {
-            name
-        } else {
-            name.clone().append_domain(origin).unwrap_or(name)
-        }
-    };
-    match rdata {
-        RData::CNAME(c) => RData::CNAME(hickory_proto::rr::rdata::CNAME(complete(c.0))),
-        RData::NS(n) => RData::NS(NS(complete(n.0))),
-        RData::PTR(p) => RData::PTR(hickory_proto::rr::rdata::PTR(complete(p.0))),
-        RData::MX(mut mx) => {
-            mx.exchange = complete(mx.exchange);
-            RData::MX(mx)
-        }
-        RData::SRV(mut srv) => {
-            srv.target = complete(srv.target);
-            RData::SRV(srv)
-        }
-        other => other,
-    }
+    crate::zonefile::parse_rdata(rtype, text, origin)
+        .map_err(|e| FieldError::new(field, format!("{text:?} is not valid {rtype} data: {e}")))
 }
 
 /// Checks a record set for `owner`/`rtype` in zone `origin`; gives its records.

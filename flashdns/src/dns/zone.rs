@@ -48,9 +48,9 @@ impl Node {
 #[derive(Debug, thiserror::Error)]
 pub enum ZoneError {
     #[error("zone {0} has no SOA record at its apex")]
-    NoSoa(Name),
+    NoSoa(String),
     #[error("record {owner} {rtype} is outside the zone {zone}")]
-    OutOfZone { owner: Name, rtype: RecordType, zone: Name },
+    OutOfZone { owner: String, rtype: RecordType, zone: String },
 }
 
 /// A zone ready to answer from. Immutable: a change builds a new one (records are shared).
@@ -71,7 +71,11 @@ impl Zone {
         for record in records {
             let owner = record.name.to_lowercase();
             if !origin.zone_of(&owner) {
-                return Err(ZoneError::OutOfZone { owner, rtype: record.record_type(), zone: origin });
+                return Err(ZoneError::OutOfZone {
+                    owner: owner.to_ascii(),
+                    rtype: record.record_type(),
+                    zone: origin.to_ascii(),
+                });
             }
             // Empty non-terminals between the apex and the owner exist (RFC 4592 §2.2.2).
             let mut parent = owner.base_name();
@@ -87,7 +91,7 @@ impl Zone {
             .get(&origin)
             .and_then(|apex| apex.get(RecordType::SOA))
             .and_then(|set| set.first().cloned())
-            .ok_or_else(|| ZoneError::NoSoa(origin.clone()))?;
+            .ok_or_else(|| ZoneError::NoSoa(origin.to_ascii()))?;
         let serial = match &soa.data {
             RData::SOA(soa) => soa.serial,
             _ => 0,

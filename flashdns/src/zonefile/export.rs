@@ -14,7 +14,8 @@ use hickory_proto::rr::rdata::sshfp::HEX;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
-use super::{dname, type_name};
+use super::type_name;
+use crate::dns::dname;
 
 /// Owner columns wider than this are not padded to: one odd name should not push every line.
 const MAX_OWNER_WIDTH: usize = 40;

@@ -4,7 +4,7 @@
 //! the line each starts on, refusing `$INCLUDE`; then each record is read on its own
 //! (`records`), its RDATA by hickory-proto's zone parser, so every error names a line. The
 //! whole zone is checked last (`check`). DNAME, which hickory lacks, is held as
-//! `RData::Unknown` with code DNAME and the target in wire form (`dname`).
+//! `RData::Unknown` with code DNAME and the target in wire form (`crate::dns::dname`).
 //!
 //! Limits that come from hickory's text parser: a label may hold letters, digits and `-`, with
 //! `_` only at its start, `*` only as the whole label, and escaped dots (so `my_host` and RFC
@@ -14,7 +14,7 @@
 //! data (`TYPE65280 \# 3 abcdef`).
 
 mod check;
-mod dname;
+
 mod export;
 mod lexer;
 mod records;
@@ -86,5 +86,24 @@ fn type_name(rtype: RecordType) -> String {
     match rtype {
         RecordType::Unknown(code) => format!("TYPE{code}"),
         known => known.to_string(),
+    }
+}
+
+/// One record's data of type `rtype` from its master-file text (names relative to `origin`),
+/// read exactly as a line of a zone file is: what the API stores for each record.
+pub fn parse_rdata(rtype: RecordType, text: &str, origin: &Name) -> Result<hickory_proto::rr::RData, String> {
+    // One record's data is one line: a line break could smuggle in a second record or a
+    // directive.
+    if text.contains(['\n', '\r']) {
+        return Err("record data may not contain a line break".into());
+    }
+    let line = format!("@ 0 IN {} {text}\n", type_name(rtype));
+    let mut records = records::read(&line, Some(origin), None).map_err(|e| match e {
+        ZoneFileError::Syntax { message, .. } => message,
+        ZoneFileError::Zone(message) => message,
+    })?;
+    match (records.pop(), records.is_empty()) {
+        (Some((record, _)), true) if record.record_type() == rtype => Ok(record.data),
+        _ => Err(format!("{text:?} is not one {} record's data", type_name(rtype))),
     }
 }

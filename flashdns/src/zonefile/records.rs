@@ -16,7 +16,8 @@ use hickory_proto::serialize::binary::{BinDecoder, Restrict};
 use hickory_proto::serialize::txt::{parse_ttl, ParseError, Parser};
 
 use super::lexer::{self, Entry, Token};
-use super::{dname, type_name, ZoneFileError};
+use super::{type_name, ZoneFileError};
+use crate::dns::dname;
 
 /// Reads every record of `text`, in file order, each with the line its entry starts on.
 /// Exact duplicates are dropped, as RFC 2181 §5 asks.
