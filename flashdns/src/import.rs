@@ -9,7 +9,7 @@ use photon_resource::{Owner, ResourceError};
 
 use crate::dns::dname;
 use crate::model::{RecordSet, SoaSpec, Zone};
-use crate::store::Zones;
+use crate::store::{Apex, Zones};
 use crate::zonefile;
 
 /// Replaces the records of `zone` with those of the master file `text`.
@@ -25,6 +25,7 @@ pub async fn import(zones: &Zones, owner: &Owner, zone: &str, text: &str) -> Res
         });
     }
     let mut apex = None;
+    let mut file_serial = None;
     let mut nameservers = Vec::new();
     let mut ns_ttl = current.value.spec.ttl;
     let mut sets: BTreeMap<(String, RecordType), RecordSet> = BTreeMap::new();
@@ -41,6 +42,7 @@ pub async fn import(zones: &Zones, owner: &Owner, zone: &str, text: &str) -> Res
                     minimum: soa.minimum,
                 };
                 apex = Some((spec, record.ttl));
+                file_serial = Some(soa.serial);
             }
             (RData::NS(ns), true) => {
                 nameservers.push(ns.0.to_ascii());
@@ -69,7 +71,6 @@ pub async fn import(zones: &Zones, owner: &Owner, zone: &str, text: &str) -> Res
         field: "body".into(),
         message: format!("the file has no SOA record at {origin}"),
     })?;
-    let _ = ns_ttl;
     if nameservers.is_empty() {
         return Err(ResourceError::Invalid { field: "body".into(), message: format!("the file has no NS records at {origin}") });
     }
@@ -80,7 +81,8 @@ pub async fn import(zones: &Zones, owner: &Owner, zone: &str, text: &str) -> Res
             message: format!("{} {}: {}: {}", set.name, set.rtype, e.field, e.message),
         })?;
     }
-    zones.replace(owner, zone, Some((soa, nameservers, soa_ttl)), sets.into_values().collect()).await
+    let apex = Apex { soa, ttl: soa_ttl, nameservers, nameserver_ttl: ns_ttl };
+    zones.replace(owner, zone, Some(apex), file_serial, sets.into_values().collect()).await
 }
 
 /// The zone as a master file.

@@ -58,6 +58,9 @@ pub struct ZoneSpec {
     /// The apex NS records (default: `ns1.<zone>`).
     #[serde(default)]
     pub nameservers: Vec<String>,
+    /// TTL of the apex NS records (default: `ttl`).
+    #[serde(default)]
+    pub nameserver_ttl: Option<u32>,
 }
 
 fn default_ttl() -> u32 {
@@ -190,9 +193,6 @@ pub fn check_record_set(
     if owner == origin && rtype == RecordType::CNAME {
         return Err(FieldError::new("name", "a CNAME cannot be at the zone apex (it holds the SOA and NS)"));
     }
-    if owner.iter().skip(1).any(|label| label == b"*") {
-        return Err(FieldError::new("name", "a wildcard label may only be the first label"));
-    }
     let mut records = Vec::with_capacity(spec.data.len());
     for (i, text) in spec.data.iter().enumerate() {
         let rdata = parse_rdata(&format!("data[{i}]"), rtype, text, origin)?;
@@ -208,6 +208,9 @@ impl ZoneSpec {
         self.name = origin.to_ascii();
         if self.ttl > MAX_TTL {
             return Err(FieldError::new("ttl", format!("{} is more than the largest TTL allowed, {MAX_TTL}", self.ttl)));
+        }
+        if self.nameserver_ttl.is_some_and(|ttl| ttl > MAX_TTL) {
+            return Err(FieldError::new("nameserver_ttl", format!("more than the largest TTL allowed, {MAX_TTL}")));
         }
         if self.nameservers.is_empty() {
             self.nameservers.push(format!("ns1.{}", self.name));
@@ -260,8 +263,9 @@ impl Zone {
             );
             records.push(Record::from_rdata(origin.clone(), self.spec.ttl, RData::SOA(data)));
         }
+        let ns_ttl = self.spec.nameserver_ttl.unwrap_or(self.spec.ttl);
         for ns in &self.spec.nameservers {
-            records.push(Record::from_rdata(origin.clone(), self.spec.ttl, RData::NS(NS(name(ns)))));
+            records.push(Record::from_rdata(origin.clone(), ns_ttl, RData::NS(NS(name(ns)))));
         }
         records
     }

@@ -56,6 +56,20 @@ fn next_serial(serial: u32) -> u32 {
     }
 }
 
+/// A zone's apex as a zone file gives it.
+pub struct Apex {
+    pub soa: crate::model::SoaSpec,
+    /// TTL of the SOA.
+    pub ttl: u32,
+    pub nameservers: Vec<String>,
+    pub nameserver_ttl: u32,
+}
+
+/// Whether `a` is newer than `b` in serial number arithmetic (RFC 1982 §3.2).
+pub fn serial_newer(a: u32, b: u32) -> bool {
+    a != b && a.wrapping_sub(b) < (1 << 31)
+}
+
 #[derive(Clone)]
 pub struct Zones {
     store: Store,
@@ -259,7 +273,8 @@ impl Zones {
         &self,
         owner: &Owner,
         zone: &str,
-        apex: Option<(crate::model::SoaSpec, Vec<String>, u32)>,
+        apex: Option<Apex>,
+        file_serial: Option<u32>,
         sets: Vec<RecordSet>,
     ) -> Result<Zone, ResourceError> {
         let current = self.get(owner, zone).await?;
@@ -281,12 +296,20 @@ impl Zones {
             }
         }
         let mut updated = current.value.clone();
-        if let Some((soa, nameservers, ttl)) = apex {
-            updated.spec.soa = Some(soa);
-            updated.spec.nameservers = nameservers;
-            updated.spec.ttl = ttl;
+        if let Some(apex) = apex {
+            updated.spec.soa = Some(apex.soa);
+            updated.spec.nameservers = apex.nameservers;
+            updated.spec.ttl = apex.ttl;
+            updated.spec.nameserver_ttl = Some(apex.nameserver_ttl);
         }
-        updated.serial = next_serial(updated.serial);
+        // The file's serial is kept if it is newer (RFC 1982) than the zone's, or if the zone
+        // has never been changed since it was created, so secondaries and operators see the
+        // number they wrote; otherwise the zone's serial steps on.
+        let fresh = old_generation == 0 && current.value.metadata.generation == 1;
+        updated.serial = match file_serial {
+            Some(serial) if fresh || serial_newer(serial, updated.serial) => serial,
+            _ => next_serial(updated.serial),
+        };
         updated.records_generation = generation;
         updated.metadata.touch();
         updated.metadata.resource_version = 0;

@@ -23,6 +23,8 @@ pub struct Answer {
     pub answers: Vec<Record>,
     pub authorities: Vec<Record>,
     pub additionals: Vec<Record>,
+    /// A referral: its glue is needed, so a response without all of it is truncated (RFC 9471).
+    pub glue_required: bool,
 }
 
 /// The zones a server answers for, by origin.
@@ -61,8 +63,7 @@ impl Catalog {
 
     /// The zone `name` is in: the served zone with the longest matching origin.
     pub fn find(&self, name: &Name) -> Option<&Arc<Zone>> {
-        let labels = name.num_labels() as usize;
-        (0..=labels).rev().find_map(|n| self.zones.get(&name.trim_to(n)))
+        (0..=labels(name)).rev().find_map(|n| self.zones.get(&name.trim_to(n)))
     }
 
     /// The answer to `qname`/`qtype`, or `None` when no served zone holds the name (REFUSED).
@@ -92,13 +93,13 @@ impl Catalog {
 
 /// One step of the RFC 1034 §4.3.2 algorithm for `qname` in `zone`.
 fn lookup(zone: &Zone, qname: &Name, qtype: RecordType, out: &mut Answer) -> Step {
-    let origin_labels = zone.origin().num_labels();
-    let qlabels = qname.num_labels();
+    let origin_labels = labels(zone.origin());
+    let qlabels = labels(qname);
     // Walk down from the apex: a zone cut or a DNAME on the way decides before the name does.
     let mut encloser = zone.origin().clone();
     let mut found = qlabels == origin_labels;
     for labels in origin_labels + 1..=qlabels {
-        let name = qname.trim_to(labels as usize);
+        let name = qname.trim_to(labels);
         let Some(node) = zone.node(&name) else { break };
         encloser = name;
         let at_qname = labels == qlabels;
@@ -111,7 +112,8 @@ fn lookup(zone: &Zone, qname: &Name, qtype: RecordType, out: &mut Answer) -> Ste
         }
         if !at_qname {
             if let Some(step) = dname_step(node, qname, &encloser, out) {
-                return step;
+                // The synthesized CNAME is itself the answer to a CNAME query.
+                return if qtype == RecordType::CNAME { Step::Done } else { step };
             }
         }
         found = at_qname;
@@ -139,6 +141,7 @@ fn answer_at(zone: &Zone, node: &Node, owner: &Name, qtype: RecordType, out: &mu
         return match first_rrset(node) {
             Some(set) => {
                 push_as(owner, set, &mut out.answers);
+                additional(zone, set, out);
                 Step::Done
             }
             None => nodata(zone, out),
@@ -172,7 +175,11 @@ fn first_rrset(node: &Node) -> Option<&Arc<Vec<Record>>> {
 
 /// A delegation: the cut's NS records in the authority section, their addresses as glue.
 fn referral(zone: &Zone, ns: &Arc<Vec<Record>>, out: &mut Answer) {
-    out.authoritative = false;
+    // AA speaks for the first owner in the answer: a chain that ends at a cut keeps it.
+    if out.answers.is_empty() {
+        out.authoritative = false;
+    }
+    out.glue_required = true;
     out.rcode = ResponseCode::NoError;
     out.authorities.extend(ns.iter().cloned());
     for record in ns.iter() {
@@ -190,7 +197,7 @@ fn dname_step(node: &Node, qname: &Name, owner: &Name, out: &mut Answer) -> Opti
     let target = dname::target(&record.data)?;
     out.rcode = ResponseCode::NoError;
     out.answers.extend(set.iter().cloned());
-    let keep = (qname.num_labels() - owner.num_labels()) as usize;
+    let keep = labels(qname) - labels(owner);
     let prefix: Vec<&[u8]> = qname.iter().take(keep).collect();
     let synthesized = Name::from_labels(prefix).and_then(|p| p.append_domain(&target));
     match synthesized {
@@ -237,6 +244,12 @@ fn addresses(zone: &Zone, name: &Name, into: &mut Vec<Record>) {
             }
         }
     }
+}
+
+/// The number of labels in `name`, a leading `*` included (hickory's `num_labels` leaves it
+/// out, as RRSIG's label count does).
+pub fn labels(name: &Name) -> usize {
+    name.iter().count()
 }
 
 /// Appends `set` with each record's owner set to `owner` (the query's name, for wildcards).

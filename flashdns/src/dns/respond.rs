@@ -6,6 +6,7 @@
 use std::net::Ipv4Addr;
 
 use hickory_proto::op::{Edns, Header, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::rdata::opt::EdnsOption;
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
@@ -17,6 +18,10 @@ use super::lookup::{Answer, Catalog};
 pub const MAX_UDP_PAYLOAD: u16 = 1232;
 /// A query longer than this is not a query (the longest question with OPT and TSIG fits).
 pub const MAX_QUERY_BYTES: usize = 4096;
+
+/// The Extended DNS Error option (RFC 8914) and its "Not Authoritative" code.
+const EDE_OPTION: u16 = 15;
+const EDE_NOT_AUTHORITATIVE: u16 = 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
@@ -76,16 +81,22 @@ pub fn respond(catalog: &Catalog, query: &[u8], transport: Transport) -> Option<
         catalog.answer(&question.name, qtype)
     };
     let zone = catalog.find(&question.name).map(|z| z.origin().clone());
-    let answer = answer.unwrap_or(Answer { rcode: ResponseCode::Refused, ..Answer::default() });
+    let mut answer = answer.unwrap_or(Answer { rcode: ResponseCode::Refused, ..Answer::default() });
     let mut response = base(&request);
+    if answer.rcode == ResponseCode::Refused {
+        if let Some(edns) = response.edns.as_mut() {
+            // RFC 8914: say why, as Knot does (Extended DNS Error 20, "Not Authoritative").
+            edns.options_mut().insert(EdnsOption::Unknown(EDE_OPTION, EDE_NOT_AUTHORITATIVE.to_be_bytes().to_vec()));
+        }
+    }
     response.metadata.authoritative = answer.authoritative;
     response.metadata.response_code = answer.rcode;
-    response.answers = answer.answers;
-    response.authorities = answer.authorities;
-    response.additionals = answer.additionals;
+    response.answers = std::mem::take(&mut answer.answers);
+    response.authorities = std::mem::take(&mut answer.authorities);
+    response.additionals = std::mem::take(&mut answer.additionals);
     let rcode = response.metadata.response_code;
     let limit = size_limit(&request, transport);
-    let (bytes, truncated) = encode_within(response, limit)?;
+    let (bytes, truncated) = encode_within(response, limit, answer.glue_required)?;
     Some((bytes, Outcome { rcode, zone: if rcode == ResponseCode::Refused { None } else { zone }, truncated }))
 }
 
@@ -149,22 +160,42 @@ fn size_limit(request: &Message, transport: Transport) -> usize {
     }
 }
 
-/// Encodes `response`; if it is too large, the additional section goes first (it is optional,
-/// RFC 2181 §9), then everything but the question with TC set, so the client retries over TCP.
-fn encode_within(mut response: Message, limit: usize) -> Option<(Vec<u8>, bool)> {
+/// Encodes `response`; if it is too large, the additional section is refilled RRset by RRset
+/// in order, each kept if it still fits and skipped if not (first fit, as Knot does: RFC 2181
+/// §9 makes additional data optional, but a referral that lost glue is marked TC, RFC 9471);
+/// if the answer itself does not fit, everything but the question goes and TC is set, so the
+/// client retries over TCP.
+fn encode_within(mut response: Message, limit: usize, glue_required: bool) -> Option<(Vec<u8>, bool)> {
     let bytes = response.to_vec().ok()?;
     if bytes.len() <= limit {
         return Some((bytes, false));
     }
-    if !response.additionals.is_empty() {
-        response.additionals.clear();
-        let bytes = response.to_vec().ok()?;
-        if bytes.len() <= limit {
-            return Some((bytes, false));
+    let additionals = std::mem::take(&mut response.additionals);
+    let mut best = response.to_vec().ok()?;
+    if best.len() > limit {
+        response.answers.clear();
+        response.authorities.clear();
+        response.metadata.truncation = true;
+        return Some((response.to_vec().ok()?, true));
+    }
+    let mut lost_glue = false;
+    let mut rest = additionals.as_slice();
+    while let Some(first) = rest.first() {
+        let len = rest.iter().take_while(|r| r.record_type() == first.record_type() && r.name == first.name).count();
+        let (rrset, tail) = rest.split_at(len);
+        rest = tail;
+        response.additionals.extend_from_slice(rrset);
+        match response.to_vec() {
+            Ok(bytes) if bytes.len() <= limit => best = bytes,
+            _ => {
+                response.additionals.truncate(response.additionals.len() - len);
+                lost_glue = true;
+            }
         }
     }
-    response.answers.clear();
-    response.authorities.clear();
-    response.metadata.truncation = true;
-    Some((response.to_vec().ok()?, true))
+    if lost_glue && glue_required {
+        response.metadata.truncation = true;
+        return Some((response.to_vec().ok()?, true));
+    }
+    Some((best, false))
 }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
 /// The RRsets at one owner name. Empty for an empty non-terminal (RFC 8020: it exists).
 #[derive(Debug, Default, Clone)]
@@ -26,6 +27,16 @@ impl Node {
         self.rrsets.is_empty()
     }
 
+    /// Orders each RRset's records by their data in canonical wire form (RFC 4034 §6.3), as
+    /// Knot keeps them: what fits into a truncated response is then the same records.
+    fn sort_canonically(&mut self) {
+        for (_, set) in &mut self.rrsets {
+            if set.len() > 1 {
+                Arc::make_mut(set).sort_by_cached_key(|r| canonical_rdata(&r.data));
+            }
+        }
+    }
+
     fn push(&mut self, record: Record) {
         let rtype = record.record_type();
         match self.rrsets.iter_mut().find(|(t, _)| *t == rtype) {
@@ -43,6 +54,17 @@ impl Node {
             None => self.rrsets.push((rtype, Arc::new(vec![record]))),
         }
     }
+}
+
+/// `data` in canonical wire form: names uncompressed and lowercase.
+fn canonical_rdata(data: &RData) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let mut encoder = BinEncoder::new(&mut bytes);
+    encoder.set_canonical_form(true);
+    encoder.set_name_encoding(NameEncoding::UncompressedLowercase);
+    // Data that does not encode cannot be sent either; it sorts first and is harmless.
+    let _ = data.emit(&mut encoder);
+    bytes
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,13 +101,16 @@ impl Zone {
             }
             // Empty non-terminals between the apex and the owner exist (RFC 4592 §2.2.2).
             let mut parent = owner.base_name();
-            while parent.num_labels() > origin.num_labels() && !nodes.contains_key(&parent) {
+            while super::lookup::labels(&parent) > super::lookup::labels(&origin) && !nodes.contains_key(&parent) {
                 nodes.insert(parent.clone(), Node::default());
                 parent = parent.base_name();
             }
             let mut record = record;
             record.name = owner.clone();
             nodes.entry(owner).or_default().push(record);
+        }
+        for node in nodes.values_mut() {
+            node.sort_canonically();
         }
         let soa = nodes
             .get(&origin)
