@@ -22,22 +22,40 @@ const RECORD: &str = "/api/v1/orgs/{org}/projects/{project}/zones/{zone}/records
 const IMPORT: &str = "/api/v1/orgs/{org}/projects/{project}/zones/{zone}/import";
 const EXPORT: &str = "/api/v1/orgs/{org}/projects/{project}/zones/{zone}/export";
 
+/// Every route: method, path template, the IAM action it needs, and on what.
+pub const ROUTES: &[(&str, &str, &str, Scope)] = &[
+    ("GET", ZONES, "flashdns:zones:list", Scope::Project),
+    ("POST", ZONES, "flashdns:zones:create", Scope::Project),
+    ("GET", ZONE, "flashdns:zones:get", Scope::Zone),
+    ("DELETE", ZONE, "flashdns:zones:delete", Scope::Zone),
+    ("GET", RECORDS, "flashdns:records:list", Scope::Zone),
+    ("GET", RECORD, "flashdns:records:get", Scope::Zone),
+    ("PUT", RECORD, "flashdns:records:set", Scope::Zone),
+    ("DELETE", RECORD, "flashdns:records:delete", Scope::Zone),
+    ("POST", IMPORT, "flashdns:zones:import", Scope::Zone),
+    ("GET", EXPORT, "flashdns:zones:export", Scope::Zone),
+];
+
+/// What a route's action is checked on in IAM's resource tree.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope {
+    Project,
+    Zone,
+}
+
 /// What each route needs from IAM.
 pub fn rules() -> Vec<Rule> {
-    let project = "orgs/{org}/projects/{project}";
-    let zone = "orgs/{org}/projects/{project}/zones/{zone}";
-    vec![
-        Rule::new(Some(Method::GET), ZONES, "flashdns:zones:list", project),
-        Rule::new(Some(Method::POST), ZONES, "flashdns:zones:create", project),
-        Rule::new(Some(Method::GET), ZONE, "flashdns:zones:get", zone),
-        Rule::new(Some(Method::DELETE), ZONE, "flashdns:zones:delete", zone),
-        Rule::new(Some(Method::GET), RECORDS, "flashdns:records:list", zone),
-        Rule::new(Some(Method::GET), RECORD, "flashdns:records:get", zone),
-        Rule::new(Some(Method::PUT), RECORD, "flashdns:records:set", zone),
-        Rule::new(Some(Method::DELETE), RECORD, "flashdns:records:delete", zone),
-        Rule::new(Some(Method::POST), IMPORT, "flashdns:zones:import", zone),
-        Rule::new(Some(Method::GET), EXPORT, "flashdns:zones:export", zone),
-    ]
+    ROUTES
+        .iter()
+        .map(|(method, path, action, scope)| {
+            let resource = match scope {
+                Scope::Project => "orgs/{org}/projects/{project}",
+                Scope::Zone => "orgs/{org}/projects/{project}/zones/{zone}",
+            };
+            let method = Method::from_bytes(method.as_bytes()).unwrap_or(Method::GET);
+            Rule::new(Some(method), path, action, resource)
+        })
+        .collect()
 }
 
 pub fn router(zones: Zones) -> Router {

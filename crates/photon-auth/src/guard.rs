@@ -49,19 +49,31 @@ async fn middleware(State(guard): State<Guard>, mut request: Request, next: Next
     let (action, resource) = match need(&guard.rules, request.method(), &path, request.headers()) {
         Need::Nothing => return next.run(request).await,
         Need::Action { action, resource } => (action, resource),
-        Need::Undeclared(why) => return AuthError::PermissionDenied(why).respond(grpc),
+        Need::Undeclared(why) => return refuse(request, AuthError::PermissionDenied(why), grpc).await,
     };
     let token = match bearer(request.headers()) {
         Ok(token) => token,
-        Err(e) => return e.respond(grpc),
+        Err(e) => return refuse(request, e, grpc).await,
     };
     match guard.client.authorize(&token, &action, &resource).await {
         Ok(caller) => {
             request.extensions_mut().insert(caller);
             next.run(request).await
         }
-        Err(e) => e.respond(grpc),
+        Err(e) => refuse(request, e, grpc).await,
     }
+}
+
+/// A request body read before a refusal is answered, at most this much.
+const DRAIN_BYTES: usize = 64 << 10;
+
+/// The refusal of `request`, after reading what the client is still sending of a small body:
+/// answering before the body has arrived makes HTTP/2 reset the stream, and some clients
+/// (curl among them) then report the reset instead of the answer.
+async fn refuse(request: Request, error: AuthError, grpc: bool) -> Response {
+    let body = request.into_body();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), axum::body::to_bytes(body, DRAIN_BYTES)).await;
+    error.respond(grpc)
 }
 
 fn bearer(headers: &axum::http::HeaderMap) -> Result<String, AuthError> {

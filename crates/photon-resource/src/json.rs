@@ -21,7 +21,8 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ResourceError> {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." { "body".to_string() } else { path };
+        // Syntax errors have no path ("." or "?"): the body itself is at fault.
+        let field = if path == "." || path == "?" { "body".to_string() } else { path };
         ResourceError::Invalid { field, message: e.inner().to_string() }
     })
 }
