@@ -6,7 +6,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use photon_auth::Rule;
 use photon_resource::{json, Owner, ResourceError};
@@ -21,6 +21,8 @@ const RECORDS: &str = "/api/v1/orgs/{org}/projects/{project}/zones/{zone}/record
 const RECORD: &str = "/api/v1/orgs/{org}/projects/{project}/zones/{zone}/records/{name}/{type}";
 const IMPORT: &str = "/api/v1/orgs/{org}/projects/{project}/zones/{zone}/import";
 const EXPORT: &str = "/api/v1/orgs/{org}/projects/{project}/zones/{zone}/export";
+const REVERSE: &str = "/api/v1/orgs/{org}/projects/{project}/reverse-zones";
+const ADDRESS: &str = "/api/v1/orgs/{org}/projects/{project}/reverse-zones/addresses/{ip}";
 
 /// Every route: method, path template, the IAM action it needs, and on what.
 pub const ROUTES: &[(&str, &str, &str, Scope)] = &[
@@ -34,6 +36,9 @@ pub const ROUTES: &[(&str, &str, &str, Scope)] = &[
     ("DELETE", RECORD, "flashdns:records:delete", Scope::Zone),
     ("POST", IMPORT, "flashdns:zones:import", Scope::Zone),
     ("GET", EXPORT, "flashdns:zones:export", Scope::Zone),
+    ("POST", REVERSE, "flashdns:zones:create", Scope::Project),
+    ("PUT", ADDRESS, "flashdns:records:set", Scope::Project),
+    ("DELETE", ADDRESS, "flashdns:records:delete", Scope::Project),
 ];
 
 /// What a route's action is checked on in IAM's resource tree.
@@ -66,6 +71,8 @@ pub fn router(zones: Zones) -> Router {
         .route(RECORD, get(get_records).put(set_records).delete(delete_records))
         .route(IMPORT, post(import))
         .route(EXPORT, get(export))
+        .route(REVERSE, post(create_reverse))
+        .route(ADDRESS, put(register_address).delete(unregister_address))
         .with_state(zones)
 }
 
@@ -161,4 +168,32 @@ async fn export(
 ) -> Result<Response> {
     let text = crate::import::export(&zones, &Owner::new(org, project), &zone).await?;
     Ok(([("content-type", "text/dns; charset=utf-8")], text).into_response())
+}
+
+async fn create_reverse(
+    State(zones): State<Zones>,
+    Path((org, project)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response> {
+    let request: crate::reverse::CreateReverse = json::parse(&body)?;
+    let created = crate::reverse::create(&zones, &Owner::new(org, project), request).await?;
+    Ok((StatusCode::CREATED, Json(serde_json::json!({ "zones": created }))).into_response())
+}
+
+async fn register_address(
+    State(zones): State<Zones>,
+    Path((org, project, ip)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Result<Response> {
+    let request: crate::reverse::RegisterAddress = json::parse(&body)?;
+    let set = crate::reverse::register(&zones, &Owner::new(org, project), &ip, request).await?;
+    Ok(Json(set).into_response())
+}
+
+async fn unregister_address(
+    State(zones): State<Zones>,
+    Path((org, project, ip)): Path<(String, String, String)>,
+) -> Result<Response> {
+    crate::reverse::unregister(&zones, &Owner::new(org, project), &ip).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

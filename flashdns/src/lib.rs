@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod mirror;
 pub mod model;
 pub mod server;
+pub mod reverse;
 pub mod store;
 pub mod transport;
 pub mod zonefile;

@@ -111,8 +111,13 @@ impl Mirror {
                 Err(e) => tracing::error!(%key, error = %e.message, field = %e.field, "stored record set is invalid; not served"),
             }
         }
+        let synthesis = crate::reverse::synthesis(zone);
         match ServedZone::build(origin, records) {
             Ok(built) => {
+                let built = match synthesis {
+                    Some(synthesis) => built.with_synthesis(synthesis),
+                    None => built,
+                };
                 tracing::debug!(zone = %name, serial = built.serial(), "zone loaded");
                 self.served.insert(name.to_string(), Arc::new(built));
             }

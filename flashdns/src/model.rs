@@ -61,6 +61,9 @@ pub struct ZoneSpec {
     /// TTL of the apex NS records (default: `ttl`).
     #[serde(default)]
     pub nameserver_ttl: Option<u32>,
+    /// Set on reverse zones made from a subnet (`reverse-zones`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverse: Option<crate::reverse::ReverseSpec>,
 }
 
 fn default_ttl() -> u32 {
@@ -211,6 +214,15 @@ impl ZoneSpec {
         }
         if self.nameserver_ttl.is_some_and(|ttl| ttl > MAX_TTL) {
             return Err(FieldError::new("nameserver_ttl", format!("more than the largest TTL allowed, {MAX_TTL}")));
+        }
+        if let Some(reverse) = &self.reverse {
+            let net = crate::reverse::network("reverse.cidr", &reverse.cidr)?;
+            if !crate::reverse::zones_of(net).iter().any(|(name, _)| *name == origin) {
+                return Err(FieldError::new("reverse.cidr", format!("{} is not a reverse zone of {net}", self.name)));
+            }
+            if let Some(pattern) = &reverse.ptr_pattern {
+                crate::dns::PtrSynthesis::check(net, pattern).map_err(|e| FieldError::new("reverse.ptr_pattern", e))?;
+            }
         }
         if self.nameservers.is_empty() {
             self.nameservers.push(format!("ns1.{}", self.name));

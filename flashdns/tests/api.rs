@@ -13,6 +13,7 @@ fn path(template: &str, org: &str, zone: &str) -> String {
         .replace("{zone}", zone)
         .replace("{name}", "www")
         .replace("{type}", "A")
+        .replace("{ip}", "10.1.2.3")
 }
 
 fn body_for(method: &str, template: &str) -> Option<&'static str> {

@@ -10,6 +10,7 @@ use hickory_proto::rr::rdata::CNAME;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use super::dname;
+use super::synth::Synthesized;
 use super::zone::{Node, Zone};
 
 /// How many CNAME/DNAME steps an answer follows before it stops (a loop ends here too).
@@ -126,6 +127,17 @@ fn lookup(zone: &Zone, qname: &Name, qtype: RecordType, out: &mut Answer) -> Ste
     if let Ok(wildcard) = encloser.prepend_label("*") {
         if let Some(node) = zone.node(&wildcard) {
             return answer_at(zone, node, qname, qtype, out);
+        }
+    }
+    // A reverse zone may name the addresses of its subnet itself.
+    if let Some(synthesized) = zone.synthesis().and_then(|s| s.lookup(qname)) {
+        out.rcode = ResponseCode::NoError;
+        match synthesized {
+            Synthesized::Host(ptr) if matches!(qtype, RecordType::PTR | RecordType::ANY) => {
+                out.answers.push(ptr);
+                return Step::Done;
+            }
+            _ => return nodata(zone, out),
         }
     }
     out.rcode = ResponseCode::NXDomain;

@@ -4,8 +4,10 @@
 pub mod dname;
 pub mod lookup;
 pub mod respond;
+pub mod synth;
 pub mod zone;
 
 pub use lookup::{Answer, Catalog};
 pub use respond::{respond, Outcome, Transport};
+pub use synth::PtrSynthesis;
 pub use zone::{Zone, ZoneError};

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
+use super::synth::PtrSynthesis;
+
 /// The RRsets at one owner name. Empty for an empty non-terminal (RFC 8020: it exists).
 #[derive(Debug, Default, Clone)]
 pub struct Node {
@@ -82,6 +84,7 @@ pub struct Zone {
     serial: u32,
     soa: Record,
     nodes: HashMap<Name, Node>,
+    synthesis: Option<PtrSynthesis>,
 }
 
 impl Zone {
@@ -121,7 +124,17 @@ impl Zone {
             RData::SOA(soa) => soa.serial,
             _ => 0,
         };
-        Ok(Self { origin, serial, soa, nodes })
+        Ok(Self { origin, serial, soa, nodes, synthesis: None })
+    }
+
+    /// A reverse zone that names the addresses of its subnet that have no PTR of their own.
+    pub fn with_synthesis(mut self, synthesis: PtrSynthesis) -> Self {
+        self.synthesis = Some(synthesis);
+        self
+    }
+
+    pub fn synthesis(&self) -> Option<&PtrSynthesis> {
+        self.synthesis.as_ref()
     }
 
     pub fn origin(&self) -> &Name {
