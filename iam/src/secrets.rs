@@ -1,124 +1,35 @@
-//! The server key and what it protects: access-key secrets and signing keys are sealed with
-//! AES-256-GCM under a 32-byte key kept in a file only root reads (`keys.master_key_file`).
+//! The IAM server key and what it protects: access-key secrets and signing keys are sealed
+//! (`photon_tls::seal`) under a key kept in a file only root reads (`keys.master_key_file`).
 //!
 //! Why sealed and not hashed: SigV4 verification needs the secret itself (the verifier
-//! recomputes the signature), so a one-way hash cannot work. The trade-off: whoever holds both
-//! the database and the server key can read every secret; either alone reveals nothing.
+//! recomputes the signature), so a one-way hash cannot work.
 
 use std::path::Path;
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
-use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
-use ring::rand::{SecureRandom, SystemRandom};
+pub use photon_tls::seal::{hex, write_private};
+use photon_tls::seal::SealKey;
 
 use crate::error::IamError;
 
-pub struct ServerKey {
-    key: LessSafeKey,
-    rng: SystemRandom,
-}
+pub struct ServerKey(SealKey);
 
 impl ServerKey {
     /// Reads the key from `path`, or creates it there (mode 0600) when the file does not exist.
     pub fn load_or_create(path: &Path) -> Result<Self, String> {
-        let rng = SystemRandom::new();
-        let bytes = match std::fs::read_to_string(path) {
-            Ok(text) => decode_hex(text.trim())
-                .filter(|b| b.len() == 32)
-                .ok_or_else(|| format!("{}: not 64 hex digits (a 32-byte key)", path.display()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut key = [0u8; 32];
-                rng.fill(&mut key).map_err(|_| "no randomness for the server key".to_string())?;
-                write_private(path, &hex(&key)).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-                tracing::info!(path = %path.display(), "created the IAM server key (keep it; secrets sealed with it need it)");
-                key.to_vec()
-            }
-            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
-        };
-        let unbound = UnboundKey::new(&AES_256_GCM, &bytes).map_err(|_| "invalid server key".to_string())?;
-        Ok(Self { key: LessSafeKey::new(unbound), rng })
+        SealKey::load_or_create(path, "the IAM server key").map(Self)
     }
 
     /// `base64(nonce ‖ ciphertext ‖ tag)`.
     pub fn seal(&self, plain: &[u8]) -> Result<String, IamError> {
-        let mut nonce = [0u8; NONCE_LEN];
-        self.rng.fill(&mut nonce).map_err(|_| IamError::Internal("no randomness".into()))?;
-        let mut buffer = plain.to_vec();
-        self.key
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::empty(), &mut buffer)
-            .map_err(|_| IamError::Internal("sealing failed".into()))?;
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&buffer);
-        Ok(STANDARD.encode(out))
+        self.0.seal(plain).map_err(IamError::Internal)
     }
 
     pub fn open(&self, sealed: &str) -> Result<Vec<u8>, IamError> {
-        let bytes = STANDARD.decode(sealed).map_err(|_| IamError::Internal("a sealed secret is not base64".into()))?;
-        if bytes.len() < NONCE_LEN {
-            return Err(IamError::Internal("a sealed secret is truncated".into()));
-        }
-        let (nonce, body) = bytes.split_at(NONCE_LEN);
-        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| IamError::Internal("bad nonce".into()))?;
-        let mut body = body.to_vec();
-        let plain = self.key.open_in_place(nonce, Aad::empty(), &mut body).map_err(|_| {
-            IamError::Internal(
-                "a sealed secret does not open with this server key (was keys.master_key_file replaced?)".into(),
-            )
-        })?;
-        Ok(plain.to_vec())
+        self.0.open(sealed).map_err(|e| IamError::Internal(format!("{e} (keys.master_key_file)")))
     }
 
     /// `n` random bytes.
     pub fn random(&self, n: usize) -> Result<Vec<u8>, IamError> {
-        let mut out = vec![0u8; n];
-        self.rng.fill(&mut out).map_err(|_| IamError::Internal("no randomness".into()))?;
-        Ok(out)
-    }
-}
-
-/// Writes `text` to a new file only its owner can read, atomically.
-pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sealed_secrets_open_only_with_their_key() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("master.key");
-        let key = ServerKey::load_or_create(&path).unwrap();
-        let sealed = key.seal(b"wJalrXUtnFEMI").unwrap();
-        assert!(!sealed.contains("wJalr"));
-        assert_eq!(key.open(&sealed).unwrap(), b"wJalrXUtnFEMI");
-        let again = ServerKey::load_or_create(&path).unwrap();
-        assert_eq!(again.open(&sealed).unwrap(), b"wJalrXUtnFEMI", "the key survives a restart");
-        let other = ServerKey::load_or_create(&dir.path().join("other.key")).unwrap();
-        assert!(other.open(&sealed).is_err());
-        use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        self.0.random(n).map_err(IamError::Internal)
     }
 }
