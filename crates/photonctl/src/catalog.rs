@@ -20,8 +20,9 @@ pub struct ServiceEntry {
     pub deps: &'static [(Dep, &'static str)],
     /// Service-specific settings, as the config keys' environment variables (every key has
     /// one), so a binary never sees a flag it does not know. `{data}`, `{port}`, `{port+1}`, `{port+2}`
-    /// (the peer port by convention; `+2` the gossip port), `{port:N}` (port N moved by the port offset), `{offset}`
-    /// and `{url:<service>}` (another service's API URL) are substituted in values.
+    /// (the peer port by convention; `+2` the gossip port), `{port:N}` (port N as `up` serves it:
+    /// `endpoints::up_port`), `{offset}` and `{url:<service>}` (another service's API URL) are
+    /// substituted in values.
     pub env: &'static [(&'static str, &'static str)],
 }
 
@@ -47,7 +48,8 @@ pub const CATALOG: &[ServiceEntry] = &[
             ("CHAINFIRE_GOSSIP_ROLES", "[\"control-plane\", \"worker\"]"),
             (
                 "CHAINFIRE_GOSSIP_SERVICES",
-                "[\"flaredb={url:flaredb}\", \"iam={url:iam}\", \"lightningstor={url:lightningstor}\"]",
+                "[\"flaredb={url:flaredb}\", \"iam={url:iam}\", \"flashdns={url:flashdns}\", \
+                 \"lightningstor={url:lightningstor}\"]",
             ),
         ],
     },
@@ -65,7 +67,17 @@ pub const CATALOG: &[ServiceEntry] = &[
     },
     ServiceEntry { name: "plasmavmc", api_port: 9090, deps: &[(Wants, "chainfire"), (Wants, "iam")], env: &[] },
     ServiceEntry { name: "prismnet", api_port: 9091, deps: &[(Wants, "chainfire"), (After, "iam")], env: &[] },
-    ServiceEntry { name: "flashdns", api_port: 853, deps: &[(Wants, "chainfire"), (After, "iam")], env: &[] },
+    ServiceEntry {
+        name: "flashdns",
+        // DNS over TLS and the API; `up` serves it (and DNS, port 53) moved above 1024.
+        api_port: 853,
+        deps: &[(Wants, "chainfire"), (After, "iam")],
+        env: &[
+            ("FLASHDNS_DNS_LISTEN", "127.0.0.1:{port:53}"),
+            ("FLASHDNS_CHAINFIRE_ENDPOINTS", "[\"{url:chainfire}\"]"),
+            ("FLASHDNS_IAM_URL", "{url:iam}"),
+        ],
+    },
     ServiceEntry { name: "fiberlb", api_port: 9092, deps: &[(Wants, "chainfire"), (After, "iam")], env: &[] },
     ServiceEntry {
         name: "lightningstor",
@@ -90,6 +102,9 @@ pub const CATALOG: &[ServiceEntry] = &[
 
 /// LightningStor's S3 port (its API port is 9093).
 pub const S3_PORT: u16 = 9000;
+
+/// FlashDNS's port for DNS over UDP and TCP (its API port, 853, serves DNS over TLS).
+pub const DNS_PORT: u16 = 53;
 
 /// What `photonctl up` tells the operator once a service is healthy, when the service wrote
 /// the file (under its data dir): (service, file, message; `{path}` is the file's path).
@@ -118,10 +133,24 @@ mod tests {
     }
 
     #[test]
-    fn ports_are_unique() {
-        let mut ports: Vec<u16> = CATALOG.iter().map(|e| e.api_port).collect();
-        ports.sort_unstable();
-        ports.dedup();
-        assert_eq!(ports.len(), CATALOG.len());
+    fn the_extra_ports_are_the_ones_the_services_are_told() {
+        let env = |service: &str, key: &str| {
+            let entry = CATALOG.iter().find(|e| e.name == service).unwrap();
+            entry.env.iter().find(|(k, _)| *k == key).map(|(_, v)| *v).unwrap()
+        };
+        assert_eq!(env("lightningstor", "LIGHTNINGSTOR_S3_LISTEN"), format!("127.0.0.1:{{port:{S3_PORT}}}"));
+        assert_eq!(env("flashdns", "FLASHDNS_DNS_LISTEN"), format!("127.0.0.1:{{port:{DNS_PORT}}}"));
+    }
+
+    #[test]
+    fn ports_are_unique_where_installed_and_under_up() {
+        let installed: Vec<u16> = CATALOG.iter().map(|e| e.api_port).chain([S3_PORT, DNS_PORT]).collect();
+        let up: Vec<u16> = installed.iter().map(|&p| crate::endpoints::up_port(p, 0).unwrap()).collect();
+        for mut ports in [installed, up] {
+            let count = ports.len();
+            ports.sort_unstable();
+            ports.dedup();
+            assert_eq!(ports.len(), count, "{ports:?}");
+        }
     }
 }

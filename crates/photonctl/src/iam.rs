@@ -19,10 +19,11 @@ use crate::OutputFormat;
 
 /// What `login` saves.
 #[derive(Debug, Serialize, Deserialize)]
-struct Credentials {
+pub(crate) struct Credentials {
     endpoint: String,
-    ca: PathBuf,
-    principal: String,
+    /// The CA IAM's certificate was trusted with (the platform's, as a rule).
+    pub(crate) ca: PathBuf,
+    pub(crate) principal: String,
     access_token: String,
     expires_at: i64,
     refresh_token: String,
@@ -106,7 +107,7 @@ pub async fn login(endpoint: &str, ca: PathBuf, user: &str, password_file: Optio
 }
 
 /// The saved login, with a fresh access token (refreshed and saved again when expired).
-async fn session() -> anyhow::Result<(Channel, String, Credentials)> {
+pub(crate) async fn session() -> anyhow::Result<(Channel, String, Credentials)> {
     let path = credentials_path()?;
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("not logged in ({} missing): run photonctl login", path.display()))?;
@@ -128,6 +129,17 @@ async fn session() -> anyhow::Result<(Channel, String, Credentials)> {
     }
     let token = credentials.access_token.clone();
     Ok((channel, token, credentials))
+}
+
+/// What `token` says of its holder, read without verifying it: only to pick defaults (the
+/// org of the login); the services verify every token they are sent.
+pub(crate) fn claims(token: &str) -> anyhow::Result<photon_auth::Claims> {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).context("the saved access token is not a JWT; log in again")?;
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .context("the saved access token does not decode; log in again")?;
+    serde_json::from_slice(&json).context("the saved access token's claims do not parse; log in again")
 }
 
 fn bearer<T>(token: &str, message: T) -> anyhow::Result<tonic::Request<T>> {
@@ -512,4 +524,22 @@ pub async fn run(command: IamCommand, output: OutputFormat) -> anyhow::Result<()
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine as _;
+
+    #[test]
+    fn the_login_org_is_read_from_the_token() {
+        let encode = |text: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text);
+        let claims = serde_json::json!({
+            "iss": "iam", "sub": "user:alice", "aud": "photoncloud", "iat": 1, "exp": 2, "jti": "j",
+            "typ": "access", "org": "acme",
+        });
+        let token = format!("{}.{}.signature", encode(r#"{"alg":"EdDSA"}"#), encode(&claims.to_string()));
+        let read = super::claims(&token).unwrap();
+        assert_eq!((read.sub.as_str(), read.org.as_str()), ("user:alice", "acme"));
+        assert!(super::claims("not-a-token").is_err());
+    }
 }

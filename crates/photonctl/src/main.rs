@@ -4,6 +4,7 @@
 
 mod catalog;
 mod db;
+mod dns;
 mod endpoints;
 mod firstboot;
 mod iam;
@@ -11,6 +12,7 @@ mod kv;
 mod nodes;
 mod objects;
 mod private_file;
+mod rest;
 mod status;
 mod table;
 mod up;
@@ -61,11 +63,13 @@ struct Global {
     /// <DIR>/dev-ca/ca.crt and logs are in <DIR>/logs.
     #[arg(long, default_value = "./data", global = true)]
     data_dir: PathBuf,
-    /// CA certificate to trust. Default: <data-dir>/dev-ca/ca.crt (firstboot: cluster-config's).
+    /// CA certificate to trust. Default: <data-dir>/dev-ca/ca.crt (firstboot: cluster-config's;
+    /// dns: the one the login trusted).
     #[arg(long, value_name = "FILE", global = true)]
     ca: Option<PathBuf>,
     /// The endpoint of the service a command talks to. Default: https://<host>:<its API port +
-    /// port offset> (for bucket and object, the S3 port).
+    /// port offset> (for bucket and object, the S3 port; a port below 1024 is tried at port +
+    /// 10000 first, where `up` serves it).
     #[arg(long, value_name = "URL", global = true)]
     endpoint: Option<String>,
 }
@@ -171,6 +175,16 @@ enum Command {
         #[command(subcommand)]
         command: iam::IamCommand,
     },
+    /// Zones and record sets in FlashDNS (authoritative DNS), as the saved login.
+    ///
+    /// --org and --project name the project whose zones these are; they default to the
+    /// login's org and (for a service account) project.
+    Dns {
+        #[command(flatten)]
+        project: dns::ProjectArgs,
+        #[command(subcommand)]
+        command: dns::DnsCommand,
+    },
     /// Show every service's health on this node, then every node's services as the cluster's
     /// membership reports them. Exits 0 when at least one service answers and every service that
     /// answers is healthy, 1 otherwise.
@@ -239,6 +253,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Whoami => done(iam::whoami(output).await),
         Command::Iam { command } => done(iam::run(command, output).await),
+        Command::Dns { project, command } => {
+            let target =
+                dns::Target { endpoints: global.endpoints()?, endpoint: global.endpoint.clone(), ca: global.ca };
+            done(dns::run(target, project, command, output).await)
+        }
         Command::Status => {
             let (chainfire, ca) = global.resolve("chainfire")?;
             status::run(&global.endpoints()?, &chainfire, ca, output).await

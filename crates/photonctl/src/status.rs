@@ -1,5 +1,6 @@
-//! `photonctl status`: every service's `/health` on this node, then every other node's services
-//! as the cluster's membership table reports them (gossiped health), as a table or JSON.
+//! `photonctl status`: every service's `/health` on this node (a privileged port at `up`'s port,
+//! then at the real one: `endpoints.rs`), then every other node's services as the cluster's
+//! membership table reports them (gossiped health), as a table or JSON.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,13 +35,13 @@ pub async fn run(
     output: OutputFormat,
 ) -> anyhow::Result<ExitCode> {
     let probes = CATALOG.iter().map(|entry| {
-        let url = endpoints.url(entry);
         let ca = ca.clone();
         async move {
-            let answer = photon_client::probe_health(&url, Some(&ca), Duration::from_secs(3)).await;
+            // A service on a privileged port is found at `up`'s port or at its real one.
+            let (url, answer) = endpoints.probe_health(entry, &ca, Duration::from_secs(3)).await;
             let (status, http_status, health) = match answer {
                 Ok(a) => (a.status().unwrap_or("unknown").to_string(), Some(a.http_status), a.body),
-                Err(e) => ("down".to_string(), None, Value::String(e.to_string())),
+                Err(e) => ("down".to_string(), None, Value::String(e)),
             };
             Row { node: "local".into(), service: entry.name.into(), endpoint: url, status, http_status, health }
         }

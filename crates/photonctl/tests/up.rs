@@ -1,14 +1,17 @@
 //! `photonctl up` against stand-in service binaries (photon-test-service behind wrapper
 //! scripts named `<service>-server`): start order, Requires gating, restarts, clean stop; and
-//! against the real chainfire and flaredb, with `photonctl db` reaching flaredb.
+//! against the real services, with `photonctl db`, `bucket`, `object` and `dns` reaching them
+//! and the printed aws-cli and dig commands working as printed.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use photon_testkit::{binary, Process};
 
-/// Every catalog port, so a test can find an offset where all of them are free.
-const CATALOG_PORTS: [u16; 9] = [2379, 2479, 8080, 9090, 9091, 853, 9092, 9093, 10250];
+/// Every catalog port as `up` serves it (flashdns's API, 853, and DNS, 53, moved above 1024),
+/// and 853 itself, where `status` looks for flashdns too: a test finds an offset where all of
+/// them are free.
+const CATALOG_PORTS: [u16; 11] = [2379, 2479, 8080, 9090, 9091, 853, 10853, 10053, 9092, 9093, 10250];
 
 struct Platform {
     dir: tempfile::TempDir,
@@ -321,6 +324,43 @@ fn status_with_nothing_running_says_down_and_fails() {
 }
 
 #[test]
+fn status_finds_a_privileged_service_at_its_real_port_as_on_an_installed_node() {
+    // As its systemd unit does, a flashdns stand-in serves 853 itself (moved by the test's
+    // offset), not `up`'s 10853: status finds it there.
+    let dir = tempfile::tempdir().unwrap();
+    let (offset, _slot) = reserve_offset();
+    let port = 853 + offset;
+    let mut service =
+        Process::new("flashdns stand-in", &binary("photon-test-service"), &dir.path().join("flashdns.log"));
+    service
+        .arg("--name")
+        .arg("flashdns")
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(dir.path().join("flashdns"))
+        .arg("--dev-ca-dir")
+        .arg(dir.path().join("dev-ca"))
+        .start();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = std::process::Command::new(binary("photonctl"))
+            .args(["status", "--output", "json", "--port-offset", &offset.to_string(), "--data-dir"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if status_of(&doc, "flashdns") == "healthy" {
+            let row = doc.as_array().unwrap().iter().find(|r| r["service"] == "flashdns").unwrap();
+            assert_eq!(row["endpoint"], format!("https://127.0.0.1:{port}"), "{doc}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "status never found flashdns on {port}: {doc}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
 fn a_second_up_on_the_same_data_dir_is_refused() {
     let none: &[(&str, &str)] = &[];
     let mut platform = Platform::new(&[("chainfire", none)], &[]);
@@ -339,7 +379,7 @@ fn a_second_up_on_the_same_data_dir_is_refused() {
 
 #[test]
 fn the_real_services_start_in_order_and_photonctl_db_reaches_flaredb() {
-    let mut platform = Platform::real(&["chainfire", "flaredb", "iam", "lightningstor"]);
+    let mut platform = Platform::real(&["chainfire", "flaredb", "iam", "flashdns", "lightningstor"]);
     platform.wait_for_output("started flaredb", Duration::from_secs(60));
     let log = platform.photonctl.logs();
     let (chainfire, flaredb) = (log.find("started chainfire").unwrap(), log.find("started flaredb").unwrap());
@@ -394,7 +434,11 @@ fn the_real_services_start_in_order_and_photonctl_db_reaches_flaredb() {
     // ... and prints an aws-cli command that works exactly as printed.
     platform.wait_for_output("aws --endpoint-url", Duration::from_secs(30));
     let log = platform.photonctl.logs();
-    let printed = log.lines().find_map(|l| l.split_once("try: ").map(|(_, c)| c.trim().to_string())).unwrap();
+    let printed = log
+        .lines()
+        .filter(|l| l.contains("lightningstor: "))
+        .find_map(|l| l.split_once("try: ").map(|(_, c)| c.trim().to_string()))
+        .unwrap();
     let sh = |command: &str| {
         let out = std::process::Command::new("sh").args(["-c", command]).output().unwrap();
         let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -407,12 +451,14 @@ fn the_real_services_start_in_order_and_photonctl_db_reaches_flaredb() {
     let (ok, text) = sh(&printed);
     assert!(ok && text.contains("printed"), "{text}");
     // photonctl bucket|object, with the same key.
+    let (offset, dir) = (platform.offset, platform.dir.path().to_path_buf());
     let photonctl = |args: &[&str]| {
         let out = std::process::Command::new(binary("photonctl"))
-            .args([args[0], "--port-offset", &platform.offset.to_string(), "--data-dir"])
-            .arg(platform.dir.path().join("data"))
+            .args([args[0], "--port-offset", &offset.to_string(), "--data-dir"])
+            .arg(dir.join("data"))
             .args(&args[1..])
             .env_remove("AWS_ACCESS_KEY_ID")
+            .env("PHOTONCTL_CONFIG_DIR", dir.join("config"))
             .output()
             .unwrap();
         let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -446,5 +492,46 @@ fn the_real_services_start_in_order_and_photonctl_db_reaches_flaredb() {
     let credentials = platform.dir.path().join("data/lightningstor/aws/credentials");
     let mode = std::fs::metadata(&credentials).unwrap().permissions();
     assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600, "the secret is private");
+
+    // FlashDNS runs unprivileged (its API on 10853, DNS on 10053, moved by the offset) and
+    // prints a dig command that works as printed.
+    platform.wait_for_output("health.local", Duration::from_secs(60));
+    let log = platform.photonctl.logs();
+    assert!(log.find("started iam").unwrap() < log.find("started flashdns").unwrap(), "{log}");
+    let printed = log
+        .lines()
+        .filter(|l| l.contains("flashdns: "))
+        .find_map(|l| l.split_once("try: ").map(|(_, c)| c.trim().to_string()))
+        .unwrap();
+    let dns_port = 10053 + platform.offset;
+    assert_eq!(printed, format!("dig @127.0.0.1 -p {dns_port} health.local"));
+    let (ok, text) = sh(&printed);
+    assert!(ok && text.contains("status: NOERROR") && text.contains("127.0.0.1"), "{printed}: {text}");
+    let (_, doc) = platform.status_json();
+    let row = doc.as_array().unwrap().iter().find(|r| r["service"] == "flashdns").unwrap().clone();
+    assert_eq!(row["status"], "healthy", "{doc}");
+    assert_eq!(row["endpoint"], format!("https://127.0.0.1:{}", 10853 + platform.offset), "{doc}");
+    // photonctl dns finds it there, as the logged-in administrator.
+    let password = platform.dir.path().join("data/iam/initial-admin-password");
+    let (ok, text) = photonctl(&["login", "admin", "--password-file", password.to_str().unwrap()]);
+    assert!(ok, "{text}");
+    let dns = |args: &[&str]| {
+        let mut line = vec!["dns", "--org", "default", "--project", "default"];
+        line.extend_from_slice(args);
+        photonctl(&line[..])
+    };
+    let (ok, text) = dns(&["zone", "create", "up.test"]);
+    assert!(ok && text.contains("up.test."), "{text}");
+    let (ok, text) = dns(&["record", "set", "up.test", "www", "A", "192.0.2.53"]);
+    assert!(ok, "{text}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, text) = sh(&format!("dig @127.0.0.1 -p {dns_port} +short www.up.test A"));
+        if text.trim() == "192.0.2.53" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "www.up.test never answered: {text}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     platform.stop_cleanly();
 }

@@ -190,11 +190,13 @@ fn launch(m: &mut Managed, args: &UpArgs, data_dir: &Path, ca_dir: &Path, now: I
         for other in crate::catalog::CATALOG {
             value = value.replace(&format!("{{url:{}}}", other.name), &args.endpoints.url(other));
         }
-        // `{port:N}`: port N moved by the offset.
+        // `{port:N}`: port N as `up` serves it (above 1024, moved by the offset).
         while let Some(start) = value.find("{port:") {
             let Some(len) = value[start..].find('}') else { break };
-            let moved =
-                value[start + 6..start + len].parse::<u16>().map(|p| p.saturating_add(args.endpoints.port_offset));
+            let moved = value[start + 6..start + len]
+                .parse::<u16>()
+                .ok()
+                .and_then(|p| crate::endpoints::up_port(p, args.endpoints.port_offset));
             let text = moved.map(|p| p.to_string()).unwrap_or_default();
             value.replace_range(start..start + len + 1, &text);
         }
@@ -275,6 +277,10 @@ async fn probe(services: &mut [Managed], endpoints: &Endpoints, ca: &Path, data_
                 if path.exists() {
                     say(message.replace("{path}", &path.display().to_string()));
                 }
+            }
+            if m.entry.name == "flashdns" {
+                let port = endpoints.dns_port();
+                say(format!("flashdns: DNS is at 127.0.0.1:{port}; try: dig @127.0.0.1 -p {port} health.local"));
             }
             if m.entry.name == "lightningstor" {
                 let iam = CATALOG.iter().find(|e| e.name == "iam").map(|e| endpoints.url(e)).unwrap_or_default();
