@@ -14,6 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/photon/testing/v1/testing.proto",
         "proto/photon/lightningstor/v1/replication.proto",
         "proto/photon/lightningstor/v1/buckets.proto",
+        "proto/photon/flashdns/v1/zones.proto",
         "proto/vendor/etcd/api/etcdserverpb/rpc.proto",
     ]
     .map(std::path::PathBuf::from);

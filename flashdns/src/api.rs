@@ -7,7 +7,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
+use std::sync::Arc;
+
+use crate::dnssec::manage::{self, SignRequest};
+use crate::dnssec::Keyring;
 use photon_auth::Rule;
 use photon_resource::{json, Owner, ResourceError};
 use serde::Deserialize;
@@ -21,6 +25,9 @@ const RECORDS: &str = "/api/v1/orgs/{org}/projects/{project}/zones/{zone}/record
 const RECORD: &str = "/api/v1/orgs/{org}/projects/{project}/zones/{zone}/records/{name}/{type}";
 const IMPORT: &str = "/api/v1/orgs/{org}/projects/{project}/zones/{zone}/import";
 const EXPORT: &str = "/api/v1/orgs/{org}/projects/{project}/zones/{zone}/export";
+const DNSSEC: &str = "/api/v1/orgs/{org}/projects/{project}/zones/{zone}/dnssec";
+const ROLLOVER: &str = "/api/v1/orgs/{org}/projects/{project}/zones/{zone}/dnssec/rollover";
+const DNSSEC_KEY: &str = "/api/v1/orgs/{org}/projects/{project}/zones/{zone}/dnssec/keys/{tag}";
 const REVERSE: &str = "/api/v1/orgs/{org}/projects/{project}/reverse-zones";
 const ADDRESS: &str = "/api/v1/orgs/{org}/projects/{project}/reverse-zones/addresses/{ip}";
 
@@ -36,6 +43,11 @@ pub const ROUTES: &[(&str, &str, &str, Scope)] = &[
     ("DELETE", RECORD, "flashdns:records:delete", Scope::Zone),
     ("POST", IMPORT, "flashdns:zones:import", Scope::Zone),
     ("GET", EXPORT, "flashdns:zones:export", Scope::Zone),
+    ("GET", DNSSEC, "flashdns:zones:get", Scope::Zone),
+    ("POST", DNSSEC, "flashdns:zones:sign", Scope::Zone),
+    ("DELETE", DNSSEC, "flashdns:zones:sign", Scope::Zone),
+    ("POST", ROLLOVER, "flashdns:zones:sign", Scope::Zone),
+    ("DELETE", DNSSEC_KEY, "flashdns:zones:sign", Scope::Zone),
     ("POST", REVERSE, "flashdns:zones:create", Scope::Project),
     ("PUT", ADDRESS, "flashdns:records:set", Scope::Project),
     ("DELETE", ADDRESS, "flashdns:records:delete", Scope::Project),
@@ -63,8 +75,11 @@ pub fn rules() -> Vec<Rule> {
         .collect()
 }
 
-pub fn router(zones: Zones) -> Router {
+pub fn router(zones: Zones, keyring: Arc<Keyring>) -> Router {
     Router::new()
+        .route(DNSSEC, get(dnssec_status).post(sign_zone).delete(unsign_zone))
+        .route(ROLLOVER, post(rollover))
+        .route(DNSSEC_KEY, axum::routing::delete(remove_key))
         .route(ZONES, get(list_zones).post(create_zone))
         .route(ZONE, get(get_zone).delete(delete_zone))
         .route(RECORDS, get(list_records))
@@ -74,6 +89,7 @@ pub fn router(zones: Zones) -> Router {
         .route(REVERSE, post(create_reverse))
         .route(ADDRESS, put(register_address).delete(unregister_address))
         .with_state(zones)
+        .layer(Extension(keyring))
 }
 
 type Result<T> = std::result::Result<T, ResourceError>;
@@ -196,4 +212,61 @@ async fn unregister_address(
 ) -> Result<Response> {
     crate::reverse::unregister(&zones, &Owner::new(org, project), &ip).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn dnssec_status(
+    State(zones): State<Zones>,
+    Extension(keyring): Extension<Arc<Keyring>>,
+    Path((org, project, zone)): Path<(String, String, String)>,
+) -> Result<Response> {
+    let zone = zones.get(&Owner::new(org, project), &zone).await?;
+    Ok(Json(manage::view(&keyring, &zone.value)?).into_response())
+}
+
+/// The body of a signing request; an empty body takes the defaults.
+fn sign_request(body: &[u8]) -> std::result::Result<SignRequest, ResourceError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return json::parse(b"{}");
+    }
+    json::parse(body)
+}
+
+async fn sign_zone(
+    State(zones): State<Zones>,
+    Extension(keyring): Extension<Arc<Keyring>>,
+    Path((org, project, zone)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Result<Response> {
+    let owner = Owner::new(org, project);
+    let zone = manage::sign(&zones, &keyring, &owner, &zone, sign_request(&body)?).await?;
+    Ok((StatusCode::CREATED, Json(manage::view(&keyring, &zone)?)).into_response())
+}
+
+async fn rollover(
+    State(zones): State<Zones>,
+    Extension(keyring): Extension<Arc<Keyring>>,
+    Path((org, project, zone)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Result<Response> {
+    let owner = Owner::new(org, project);
+    let zone = manage::rollover(&zones, &keyring, &owner, &zone, sign_request(&body)?).await?;
+    Ok(Json(manage::view(&keyring, &zone)?).into_response())
+}
+
+async fn remove_key(
+    State(zones): State<Zones>,
+    Extension(keyring): Extension<Arc<Keyring>>,
+    Path((org, project, zone, tag)): Path<(String, String, String, String)>,
+) -> Result<Response> {
+    let zone = manage::remove_key(&zones, &Owner::new(org, project), &zone, &tag).await?;
+    Ok(Json(manage::view(&keyring, &zone)?).into_response())
+}
+
+async fn unsign_zone(
+    State(zones): State<Zones>,
+    Extension(keyring): Extension<Arc<Keyring>>,
+    Path((org, project, zone)): Path<(String, String, String)>,
+) -> Result<Response> {
+    let zone = manage::unsign(&zones, &Owner::new(org, project), &zone).await?;
+    Ok(Json(manage::view(&keyring, &zone)?).into_response())
 }

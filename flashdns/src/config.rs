@@ -1,6 +1,7 @@
 //! FlashDNS's configuration: the runtime's `[server]` (the API port, 853, which also serves
 //! DNS over TLS), `[log]`, `[tls]`, plus `[dns]` (the UDP and TCP port), `[chainfire]` (where
-//! zones live) and `[iam]` (who decides). Every key is documented in `flashdns-server --help`.
+//! zones live), `[iam]` (who decides) and `[transfer]` (secondaries' keys, the IXFR journal).
+//! Every key is documented in `flashdns-server --help`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,6 +22,8 @@ pub struct FlashdnsConfig {
     pub dns: DnsSection,
     pub chainfire: ChainfireSection,
     pub iam: IamSection,
+    pub dnssec: DnssecSection,
+    pub transfer: TransferSection,
 }
 
 /// `[dns]`: plain DNS.
@@ -31,6 +34,35 @@ pub struct DnsSection {
     pub listen: SocketAddr,
     /// Tasks answering UDP (0: one per CPU).
     pub udp_workers: usize,
+    /// Response rate limiting over UDP: responses a second toward one client network (/24,
+    /// /56) for one kind of answer (rcode and zone); 0 turns it off.
+    pub rrl_responses_per_sec: u32,
+    /// Of the responses over the limit, every `rrl_slip`-th is sent truncated so real clients
+    /// retry over TCP; the rest are dropped (0: drop all).
+    pub rrl_slip: u32,
+    /// Networks never rate limited (local resolvers, health checks).
+    pub rrl_exempt: Vec<String>,
+}
+
+/// `[transfer]`: zone transfers (AXFR, IXFR) to the secondaries a zone lists, and NOTIFY.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferSection {
+    /// TSIG keys secondaries sign with, each `<name>:hmac-sha256:<base64 secret>`
+    /// (hmac-sha384 and hmac-sha512 also work); a zone's secondary names one.
+    pub keys: Vec<String>,
+    /// Changes kept per zone for IXFR; a secondary further behind gets the whole zone (0: none).
+    pub journal_max: u32,
+}
+
+/// `[dnssec]`: signing zones.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnssecSection {
+    /// The 32-byte key (64 hex digits) sealing zones' private keys in chainfire; every flashdns
+    /// node of a cluster needs the same one. Created on first start if missing (default:
+    /// `<data_dir>/dnssec-master.key`).
+    pub master_key_file: Option<PathBuf>,
 }
 
 /// `[iam]`: who authorizes API calls (tokens are verified locally against IAM's keys).
@@ -50,9 +82,17 @@ impl ServiceConfig for FlashdnsConfig {
             server: ServerSection::defaults(spec),
             log: LogSection::default(),
             tls: TlsSection::default(),
-            dns: DnsSection { listen: SocketAddr::from(([0, 0, 0, 0], 53)), udp_workers: 0 },
+            dns: DnsSection {
+                listen: SocketAddr::from(([0, 0, 0, 0], 53)),
+                udp_workers: 0,
+                rrl_responses_per_sec: 20,
+                rrl_slip: 2,
+                rrl_exempt: vec!["127.0.0.0/8".into(), "::1/128".into()],
+            },
             chainfire: ChainfireSection::default(),
+            dnssec: DnssecSection { master_key_file: None },
             iam: IamSection { url: "https://127.0.0.1:8080".into(), ca: None, cache_ttl_ms: 10_000 },
+            transfer: TransferSection { keys: Vec::new(), journal_max: 1000 },
         }
     }
 

@@ -22,11 +22,18 @@ pub struct TransportLabels {
     transport: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SlipLabels {
+    /// "slip" (sent truncated) or "drop".
+    action: &'static str,
+}
+
 #[derive(Default)]
 pub struct DnsMetrics {
     responses: Family<ResponseLabels, Counter>,
     dropped: Family<TransportLabels, Counter>,
     truncated: Counter,
+    rate_limited: Family<SlipLabels, Counter>,
     pub zones: Gauge,
     pub records: Gauge,
 }
@@ -43,6 +50,7 @@ impl DnsMetrics {
         registry.register("flashdns_responses", "DNS responses sent, by zone, rcode and transport", self.responses.clone());
         registry.register("flashdns_dropped", "Datagrams or messages not answered (not a DNS query)", self.dropped.clone());
         registry.register("flashdns_truncated", "UDP responses sent truncated (TC), to be retried over TCP", self.truncated.clone());
+        registry.register("flashdns_rate_limited", "UDP responses over the rate limit, sent truncated (slip) or dropped", self.rate_limited.clone());
         registry.register("flashdns_zones", "Zones this node answers for", self.zones.clone());
         registry.register("flashdns_records", "Records in the zones this node answers for", self.records.clone());
     }
@@ -57,6 +65,10 @@ impl DnsMetrics {
         if outcome.truncated {
             self.truncated.inc();
         }
+    }
+
+    pub fn rate_limited(&self, slipped: bool) {
+        self.rate_limited.get_or_create(&SlipLabels { action: if slipped { "slip" } else { "drop" } }).inc();
     }
 
     pub fn dropped(&self, transport: Transport) {

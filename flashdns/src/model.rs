@@ -64,7 +64,23 @@ pub struct ZoneSpec {
     /// Set on reverse zones made from a subnet (`reverse-zones`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reverse: Option<crate::reverse::ReverseSpec>,
+    /// Secondary servers: they may transfer the zone (AXFR, IXFR) and are notified of changes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secondaries: Vec<Secondary>,
 }
+
+/// A secondary server of a zone (`crate::transfer`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Secondary {
+    /// `ip:port`: where NOTIFY goes; transfers are served to this IP.
+    pub address: String,
+    /// The TSIG key (in `[transfer] keys`) its transfers are signed with.
+    pub key: String,
+}
+
+/// More secondaries than this is a mistake (and every change notifies each one).
+pub const MAX_SECONDARIES: usize = 16;
 
 fn default_ttl() -> u32 {
     3600
@@ -79,6 +95,9 @@ pub struct Zone {
     /// Which generation of record sets is served (`records/<zone>/<generation>/...`).
     #[serde(default)]
     pub records_generation: u64,
+    /// The keys the zone is signed with (DNSSEC); none: unsigned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dnssec: Vec<crate::dnssec::StoredKey>,
 }
 
 /// One record set: all records of one type at one name, with one TTL.
@@ -249,6 +268,21 @@ impl ZoneSpec {
             return Err(FieldError::new("soa.minimum", format!("{} is more than a week", soa.minimum)));
         }
         self.soa = Some(soa);
+        if self.secondaries.len() > MAX_SECONDARIES {
+            return Err(FieldError::new(
+                "secondaries",
+                format!("{} secondaries; at most {MAX_SECONDARIES}", self.secondaries.len()),
+            ));
+        }
+        for (i, secondary) in self.secondaries.iter_mut().enumerate() {
+            let address: std::net::SocketAddr = secondary.address.trim().parse().map_err(|_| {
+                FieldError::new(format!("secondaries[{i}].address"), format!("{:?} is not ip:port", secondary.address))
+            })?;
+            secondary.address = address.to_string();
+            secondary.key = crate::transfer::tsig::key_name(&secondary.key)
+                .map_err(|e| FieldError::new(format!("secondaries[{i}].key"), e))?
+                .to_ascii();
+        }
         Ok(self)
     }
 

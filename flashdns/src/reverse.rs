@@ -142,6 +142,7 @@ pub async fn create(zones: &Zones, owner: &Owner, request: CreateReverse) -> Res
             nameservers: request.nameservers.clone(),
             nameserver_ttl: None,
             reverse: Some(ReverseSpec { cidr: net.to_string(), ptr_pattern: request.ptr_pattern.clone() }),
+            secondaries: Vec::new(),
         };
         match zones.create(owner, spec).await {
             Ok(zone) => created.push(zone),

@@ -1,5 +1,6 @@
 //! Assembly: the zones' mirror fed from chainfire, DNS on UDP and TCP, DNS over TLS on the API
-//! port (ALPN `dot`, or no ALPN at all), and the management API beside it.
+//! port (ALPN `dot`, or no ALPN at all), and the management API beside it; zone transfers to
+//! secondaries and the task that notifies them.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,18 +11,37 @@ use photon_runtime::{Api, Context, HealthReport, HealthStatus, StreamProtocol};
 use tokio::net::{TcpListener, UdpSocket};
 
 use crate::config::FlashdnsConfig;
+use crate::dnssec::Keyring;
+use photon_tls::seal::SealKey;
 use crate::metrics::DnsMetrics;
 use crate::mirror::Mirror;
 use crate::store::{Zones, PREFIX};
+use crate::transfer::tsig::KeyRing;
+use crate::transfer::{notify, Transfers};
+use crate::transport::rrl::RateLimiter;
 use crate::transport::{stream, udp, Answerer};
 
 pub async fn build(config: FlashdnsConfig, context: Context) -> anyhow::Result<Api> {
     let trust = context.tls.trust.clone();
     let store = Store::connect(&config.chainfire, trust.clone()).await?;
     let metrics = Arc::new(DnsMetrics::default());
-    let answerer = Answerer::new(metrics.clone());
+    let exempt = config
+        .dns
+        .rrl_exempt
+        .iter()
+        .map(|net| net.parse().map_err(|e| anyhow::anyhow!("dns.rrl_exempt: {net:?} is not a CIDR: {e}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let limiter = RateLimiter::new(config.dns.rrl_responses_per_sec, config.dns.rrl_slip, exempt);
+    let keys = KeyRing::parse(&config.transfer.keys).map_err(|e| anyhow::anyhow!("{e}"))?;
+    tracing::info!(keys = keys.len(), journal_max = config.transfer.journal_max, "zone transfers: TSIG keys loaded");
+    let transfers = Transfers::new(keys);
+    let answerer = Answerer::new(metrics.clone(), limiter).with_transfers(transfers.clone());
 
-    let mirror = Arc::new(Mutex::new(Mirror::default()));
+    let master_key = config.dnssec.master_key_file.clone().unwrap_or_else(|| config.server.data_dir.join("dnssec-master.key"));
+    let seal = SealKey::load_or_create(&master_key, "the FlashDNS DNSSEC master key")
+        .map_err(|e| anyhow::anyhow!("dnssec.master_key_file: {e}"))?;
+    let keyring = Arc::new(Keyring::new(seal));
+    let mirror = Arc::new(Mutex::new(Mirror::new(keyring.clone())));
     let (feed, fed_answerer, shutdown) = (mirror.clone(), answerer.clone(), context.shutdown.clone());
     context.tasks.spawn(photon_resource::follow(store.clone(), PREFIX.to_string(), shutdown, move |changes| {
         match feed.lock() {
@@ -29,6 +49,21 @@ pub async fn build(config: FlashdnsConfig, context: Context) -> anyhow::Result<A
             Err(poisoned) => poisoned.into_inner().apply(changes, &fed_answerer),
         }
     }));
+    // Signatures of unchanged zones age: every hour, re-sign what is due (`dnssec::sign`).
+    let (resigned, resign_answerer, shutdown) = (mirror.clone(), answerer.clone(), context.shutdown.clone());
+    context.tasks.spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(3600));
+        every.tick().await;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = every.tick() => match resigned.lock() {
+                    Ok(mut mirror) => mirror.resign(&resign_answerer),
+                    Err(poisoned) => poisoned.into_inner().resign(&resign_answerer),
+                },
+            }
+        }
+    });
 
     let listen = config.dns.listen;
     let socket = UdpSocket::bind(listen)
@@ -55,16 +90,23 @@ pub async fn build(config: FlashdnsConfig, context: Context) -> anyhow::Result<A
     auth.ca = config.iam.ca.clone().or(trust);
     auth.decision_ttl = Duration::from_millis(config.iam.cache_ttl_ms);
     let auth = Arc::new(AuthClient::new(auth).map_err(anyhow::Error::msg)?);
-    let guard = photon_auth::Guard::new(auth, crate::api::rules());
+    let mut rules = crate::api::rules();
+    rules.extend(crate::grpc::rules());
+    let guard = photon_auth::Guard::new(auth, rules);
 
-    let zones = Zones::new(store.clone());
+    let notifier = notify::spawn(transfers.clone(), context.shutdown.clone(), &context.tasks);
+    let zones = Zones::new(store.clone())
+        .with_journal_max(config.transfer.journal_max)
+        .on_change(move |zone, serial| notifier.changed(zone, serial));
     let health_mirror = mirror.clone();
     let health_store = store.clone();
     let mut api = Api::new(move || health(&health_store, &health_mirror))
-        .http(crate::api::router(zones))
+        .grpc(crate::grpc::Grpc::server(zones.clone()))
+        .http(crate::api::router(zones, keyring))
         .stream(dot)
         .guard(move |router| guard.apply(router));
     metrics.register(api.registry());
+    transfers.metrics().register(api.registry());
     Ok(api)
 }
 

@@ -2,7 +2,10 @@
 //! (`/photoncloud/flashdns/`):
 //! - `zones/<zone>` → [`Zone`] (metadata, spec, serial);
 //! - `records/<zone>/<generation>/<owner>/<TYPE>` → [`RecordSet`]; only the zone's current
-//!   `records_generation` is served.
+//!   `records_generation` is served;
+//! - `journal/<zone>/<generation>/<serial>` → [`JournalEntry`]: what the change to `serial`
+//!   removed and added, for IXFR (`crate::transfer`); kept only for zones with secondaries, at
+//!   most `journal_max` per zone, written in the change's transaction.
 //!
 //! Invariant: every change to a zone's records is one transaction that also writes the zone
 //! with its serial bumped, conditional on the zone's revision, so serials never repeat and a
@@ -10,10 +13,13 @@
 //! larger than a transaction may be (chainfire allows 128 operations), so it writes a new
 //! generation in batches nobody serves yet, then switches the zone to it in one transaction.
 
+use std::sync::Arc;
+
 use hickory_proto::rr::{Name, RecordType};
 use photon_resource::{FieldError, Metadata, Owner, ResourceError, Store, Tx, Versioned};
 
 use crate::model::{self, RecordSet, RecordSetSpec, Zone, ZoneSpec};
+use crate::transfer::journal::JournalEntry;
 
 pub const PREFIX: &str = "/photoncloud/flashdns/";
 const KIND_ZONE: &str = "zone";
@@ -36,6 +42,32 @@ pub fn generation_prefix(zone: &str, generation: u64) -> String {
 pub fn record_key(zone: &str, generation: u64, owner: &str, rtype: RecordType) -> String {
     format!("{}{}/{}", generation_prefix(zone, generation), owner.trim_end_matches('.'), rtype)
 }
+
+/// Every generation of a zone's journal.
+pub fn journal_prefix(zone: &str) -> String {
+    format!("{PREFIX}journal/{}/", zone.trim_end_matches('.'))
+}
+
+/// The journal entry of the change to `serial` (zero-padded, so a generation's keys sort by
+/// serial until it wraps).
+pub fn journal_key(zone: &str, generation: u64, serial: u32) -> String {
+    format!("{}{generation}/{serial:010}", journal_prefix(zone))
+}
+
+/// The zone, generation and serial of a journal key (`journal/<zone>/<generation>/<serial>`).
+pub fn zone_of_journal_key(key: &str) -> Option<(&str, u64, u32)> {
+    let mut parts = key.strip_prefix(PREFIX)?.strip_prefix("journal/")?.split('/');
+    let zone = parts.next()?;
+    let generation = parts.next()?.parse().ok()?;
+    let serial = parts.next()?.parse().ok()?;
+    Some((zone, generation, serial))
+}
+
+/// Journal entries kept per zone unless configured (`[transfer] journal_max`).
+pub const DEFAULT_JOURNAL_MAX: u32 = 1000;
+
+/// Called after a change to a zone with secondaries is committed: its name and new serial.
+pub type ChangeHook = Arc<dyn Fn(&str, u32) + Send + Sync>;
 
 /// Writes per transaction when an import stages a generation (chainfire allows 128).
 const STAGE_BATCH: usize = 100;
@@ -73,11 +105,25 @@ pub fn serial_newer(a: u32, b: u32) -> bool {
 #[derive(Clone)]
 pub struct Zones {
     store: Store,
+    journal_max: u32,
+    on_change: Option<ChangeHook>,
 }
 
 impl Zones {
     pub fn new(store: Store) -> Self {
-        Self { store }
+        Self { store, journal_max: DEFAULT_JOURNAL_MAX, on_change: None }
+    }
+
+    /// Keeps at most `max` journal entries per zone (0: no journal, IXFR sends whole zones).
+    pub fn with_journal_max(mut self, max: u32) -> Self {
+        self.journal_max = max;
+        self
+    }
+
+    /// Calls `hook` after each committed change to a zone that has secondaries.
+    pub fn on_change(mut self, hook: impl Fn(&str, u32) + Send + Sync + 'static) -> Self {
+        self.on_change = Some(Arc::new(hook));
+        self
     }
 
     pub fn store(&self) -> &Store {
@@ -130,7 +176,13 @@ impl Zones {
         let spec = spec.validate()?;
         let origin = spec.origin();
         self.check_nesting(owner, &origin).await?;
-        let zone = Zone { metadata: Metadata::new(spec.name.clone(), owner), spec, serial: 1, records_generation: 0 };
+        let zone = Zone {
+            metadata: Metadata::new(spec.name.clone(), owner),
+            spec,
+            serial: 1,
+            records_generation: 0,
+            dnssec: Vec::new(),
+        };
         let tx = Tx::new().create(&zone_key(&zone.spec.name), &zone)?;
         match self.store.commit(tx).await? {
             Some(revision) => {
@@ -164,7 +216,10 @@ impl Zones {
     /// Deletes a zone and all its record sets.
     pub async fn delete(&self, owner: &Owner, name: &str) -> Result<(), ResourceError> {
         let zone = self.get(owner, name).await?;
-        let tx = Tx::new().delete(&zone.key, zone.version).delete_prefix(&records_prefix(&zone.value.spec.name));
+        let tx = Tx::new()
+            .delete(&zone.key, zone.version)
+            .delete_prefix(&records_prefix(&zone.value.spec.name))
+            .delete_prefix(&journal_prefix(&zone.value.spec.name));
         match self.store.commit(tx).await? {
             Some(_) => {
                 tracing::info!(zone = %zone.value.spec.name, "zone deleted");
@@ -229,9 +284,17 @@ impl Zones {
             resource_version: 0,
         };
         let key = record_key(&zone.value.spec.name, zone.value.records_generation, &set.name, rtype);
-        let tx = self.bump(&zone)?.put(&key, &set)?;
+        // Read under the zone's revision, which the commit compares: if it succeeds, this was
+        // the set it replaced.
+        let old = self.store.get::<RecordSet>(&key).await?.map(|v| v.value);
+        let serial = next_serial(zone.value.serial);
+        let change = JournalEntry::change(&origin, zone.value.serial, serial, old.as_ref(), Some(&set));
+        let tx = self.journal(self.bump(&zone)?.put(&key, &set)?, &zone.value, change)?;
         match self.store.commit(tx).await? {
-            Some(revision) => Ok(RecordSet { resource_version: revision, ..set }),
+            Some(revision) => {
+                self.changed(&zone.value.spec, serial);
+                Ok(RecordSet { resource_version: revision, ..set })
+            }
             None => Err(ResourceError::Conflict { kind: KIND_ZONE, name: zone.value.spec.name, expected: zone.version }),
         }
     }
@@ -257,9 +320,14 @@ impl Zones {
         let zone = self.get(owner, zone).await?;
         let rtype = model::record_type("type", &set.rtype)?;
         let key = record_key(&zone.value.spec.name, zone.value.records_generation, &set.name, rtype);
-        let tx = self.bump(&zone)?.delete(&key, set.resource_version);
+        let serial = next_serial(zone.value.serial);
+        let change = JournalEntry::change(&zone.value.spec.origin(), zone.value.serial, serial, Some(&set), None);
+        let tx = self.journal(self.bump(&zone)?.delete(&key, set.resource_version), &zone.value, change)?;
         match self.store.commit(tx).await? {
-            Some(_) => Ok(()),
+            Some(_) => {
+                self.changed(&zone.value.spec, serial);
+                Ok(())
+            }
             None => Err(ResourceError::Conflict { kind: KIND_ZONE, name: zone.value.spec.name, expected: zone.version }),
         }
     }
@@ -313,10 +381,18 @@ impl Zones {
         updated.records_generation = generation;
         updated.metadata.touch();
         updated.metadata.resource_version = 0;
-        let switch = Tx::new().update(&current.key, &updated, current.version)?;
+        // No difference is journaled for an import (it may be larger than a value may be):
+        // the new generation's journal starts with a reset, and IXFR from before it is a full
+        // transfer.
+        let reset = JournalEntry::reset(current.value.serial, updated.serial);
+        let switch = self.journal(Tx::new().update(&current.key, &updated, current.version)?, &updated, reset)?;
         match self.store.commit(switch).await {
             Ok(Some(revision)) => {
-                self.store.commit(Tx::new().delete_prefix(&generation_prefix(&name, old_generation))).await?;
+                let old = Tx::new()
+                    .delete_prefix(&generation_prefix(&name, old_generation))
+                    .delete_prefix(&format!("{}{old_generation}/", journal_prefix(&name)));
+                self.store.commit(old).await?;
+                self.changed(&updated.spec, updated.serial);
                 updated.metadata.resource_version = revision;
                 tracing::info!(zone = %name, sets = sets.len(), serial = updated.serial, "zone imported");
                 Ok(updated)
@@ -329,6 +405,53 @@ impl Zones {
                 let _ = self.store.commit(Tx::new().delete_prefix(&staged)).await;
                 Err(e)
             }
+        }
+    }
+
+    /// Adds `entry` to `zone`'s journal in `tx` and drops the entry `journal_max` changes back
+    /// (changes between imports step the serial by one), if the zone keeps a journal.
+    fn journal(&self, tx: Tx, zone: &Zone, entry: JournalEntry) -> Result<Tx, ResourceError> {
+        if self.journal_max == 0 || zone.spec.secondaries.is_empty() {
+            return Ok(tx);
+        }
+        let (name, generation) = (&zone.spec.name, zone.records_generation);
+        let oldest = entry.to.wrapping_sub(self.journal_max);
+        let mut tx =
+            tx.put(&journal_key(name, generation, entry.to), &entry)?.remove(&journal_key(name, generation, oldest));
+        if oldest > entry.to {
+            // The window crosses the wrap, where `next_serial` skips 0.
+            tx = tx.remove(&journal_key(name, generation, oldest.wrapping_sub(1)));
+        }
+        Ok(tx)
+    }
+
+    fn changed(&self, spec: &ZoneSpec, serial: u32) {
+        if let Some(hook) = self.on_change.as_ref().filter(|_| !spec.secondaries.is_empty()) {
+            hook(&spec.name, serial);
+        }
+    }
+
+    /// Replaces the zone's DNSSEC keys (none: unsigned); the DNSKEY RRset changes, so the
+    /// serial steps.
+    pub async fn set_keys(
+        &self,
+        owner: &Owner,
+        zone: &str,
+        keys: Vec<crate::dnssec::StoredKey>,
+    ) -> Result<Zone, ResourceError> {
+        let current = self.get(owner, zone).await?;
+        let mut next = current.value.clone();
+        next.dnssec = keys;
+        next.serial = next_serial(next.serial);
+        next.metadata.touch();
+        next.metadata.resource_version = 0;
+        let tx = Tx::new().update(&current.key, &next, current.version)?;
+        match self.store.commit(tx).await? {
+            Some(revision) => {
+                next.metadata.resource_version = revision;
+                Ok(next)
+            }
+            None => Err(ResourceError::Conflict { kind: KIND_ZONE, name: next.spec.name, expected: current.version }),
         }
     }
 

@@ -14,6 +14,7 @@ fn path(template: &str, org: &str, zone: &str) -> String {
         .replace("{name}", "www")
         .replace("{type}", "A")
         .replace("{ip}", "10.1.2.3")
+        .replace("{tag}", "12345")
 }
 
 fn body_for(method: &str, template: &str) -> Option<&'static str> {

@@ -90,9 +90,10 @@ fn acceptable(query: &[u8], response: Option<&[u8]>) -> Result<(), String> {
     if query.len() >= 2 && message.metadata.id != u16::from_be_bytes([query[0], query[1]]) {
         return Err(format!("response id {} is not the query's", message.metadata.id));
     }
-    // BADVERS and BADSIG share the extended rcode 16; hickory decodes it as BADSIG.
+    // BADVERS and BADSIG share the extended rcode 16; hickory decodes it as BADSIG. A transfer
+    // asked without TSIG is NOTAUTH (9), as Knot answers it.
     match u16::from(message.metadata.response_code) {
-        0 | 1 | 3 | 4 | 5 | 16 => Ok(()),
+        0 | 1 | 3 | 4 | 5 | 9 | 16 => Ok(()),
         other => Err(format!("unexpected rcode {other} ({})", message.metadata.response_code)),
     }
 }
@@ -110,7 +111,7 @@ impl Bytes {
 
     /// Random bytes, or a valid query with a few bytes flipped (which reaches deeper).
     fn packet(&mut self) -> Vec<u8> {
-        if self.next() % 2 == 0 {
+        if self.next().is_multiple_of(2) {
             let len = (self.next() % 600) as usize;
             (0..len).map(|_| self.next() as u8).collect()
         } else {
@@ -177,8 +178,14 @@ async fn a_running_server_answers_broken_queries_with_errors_or_silence_and_keep
     for _ in 0..3_000 {
         socket.send_to(&random.packet(), stack.dns_addr).expect("send");
     }
-    // Still alive and answering.
-    let out = dig(stack.dns_addr, &["www.dig.test.", "A"]);
-    assert!(out.contains("192.0.2.10"), "{out}");
+    // Still alive and answering (once it has worked through the burst, on a busy machine).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = dig(stack.dns_addr, &["www.dig.test.", "A"]);
+        if out.contains("192.0.2.10") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{out}");
+    }
     assert_eq!(stack.dns.curl("GET", "/health", None, &[]).0, 200);
 }

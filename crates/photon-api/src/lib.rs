@@ -37,6 +37,13 @@ pub mod lightningstor {
     }
 }
 
+/// `photon.flashdns.v1`: FlashDNS's zones and record sets.
+pub mod flashdns {
+    pub mod v1 {
+        tonic::include_proto!("photon.flashdns.v1");
+    }
+}
+
 /// `photon.flaredb.v1`: FlareDB's key-value and region API.
 pub mod flaredb {
     pub mod v1 {

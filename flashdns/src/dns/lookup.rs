@@ -10,6 +10,7 @@ use hickory_proto::rr::rdata::CNAME;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use super::dname;
+use super::signed::Signatures;
 use super::synth::Synthesized;
 use super::zone::{Node, Zone};
 
@@ -26,6 +27,8 @@ pub struct Answer {
     pub additionals: Vec<Record>,
     /// A referral: its glue is needed, so a response without all of it is truncated (RFC 9471).
     pub glue_required: bool,
+    /// The query asked for DNSSEC records (the DO bit).
+    pub dnssec: bool,
 }
 
 /// The zones a server answers for, by origin.
@@ -68,9 +71,10 @@ impl Catalog {
     }
 
     /// The answer to `qname`/`qtype`, or `None` when no served zone holds the name (REFUSED).
-    pub fn answer(&self, qname: &Name, qtype: RecordType) -> Option<Answer> {
+    /// With `dnssec` (the DO bit), a signed zone adds its RRSIGs and NSEC proofs.
+    pub fn answer(&self, qname: &Name, qtype: RecordType, dnssec: bool) -> Option<Answer> {
         let first = self.find(qname)?;
-        let mut answer = Answer { authoritative: true, ..Answer::default() };
+        let mut answer = Answer { authoritative: true, dnssec, ..Answer::default() };
         let mut zone = first;
         let mut name = qname.clone();
         for _ in 0..MAX_CHAIN {
@@ -107,12 +111,12 @@ fn lookup(zone: &Zone, qname: &Name, qtype: RecordType, out: &mut Answer) -> Ste
         if let Some(ns) = node.get(RecordType::NS) {
             // The parent side answers DS at a cut (RFC 4035 §3.1.4.1).
             if !(at_qname && qtype == RecordType::DS) {
-                referral(zone, ns, out);
+                referral(zone, &encloser, node, ns, out);
                 return Step::Done;
             }
         }
         if !at_qname {
-            if let Some(step) = dname_step(node, qname, &encloser, out) {
+            if let Some(step) = dname_step(zone, node, qname, &encloser, out) {
                 // The synthesized CNAME is itself the answer to a CNAME query.
                 return if qtype == RecordType::CNAME { Step::Done } else { step };
             }
@@ -121,12 +125,14 @@ fn lookup(zone: &Zone, qname: &Name, qtype: RecordType, out: &mut Answer) -> Ste
     }
     if found {
         let node = zone.node(qname).unwrap_or_else(|| zone.apex());
-        return answer_at(zone, node, qname, qtype, out);
+        return answer_at(zone, node, qname, qname, qtype, out);
     }
     // The name does not exist: a wildcard at the closest encloser answers for it.
     if let Ok(wildcard) = encloser.prepend_label("*") {
         if let Some(node) = zone.node(&wildcard) {
-            return answer_at(zone, node, qname, qtype, out);
+            // Signed, the answer also proves that no closer name exists (RFC 4035 §3.1.3.3).
+            prove_covered(zone, qname, out);
+            return answer_at(zone, node, &wildcard, qname, qtype, out);
         }
     }
     // A reverse zone may name the addresses of its subnet itself.
@@ -134,50 +140,93 @@ fn lookup(zone: &Zone, qname: &Name, qtype: RecordType, out: &mut Answer) -> Ste
         out.rcode = ResponseCode::NoError;
         match synthesized {
             Synthesized::Host(ptr) if matches!(qtype, RecordType::PTR | RecordType::ANY) => {
-                out.answers.push(ptr);
+                out.answers.push(*ptr);
                 return Step::Done;
             }
-            _ => return nodata(zone, out),
+            _ => return nodata(zone, qname, out),
         }
     }
     out.rcode = ResponseCode::NXDomain;
-    out.authorities.push(zone.negative_soa());
+    push_soa(zone, out);
+    // Signed: the name is covered, and so is the wildcard that could have matched it.
+    prove_covered(zone, qname, out);
+    if let Ok(wildcard) = encloser.prepend_label("*") {
+        prove_covered(zone, &wildcard, out);
+    }
     Step::Done
 }
 
-/// The answer at an existing node (or a wildcard's, with the owner rewritten to `owner`).
-fn answer_at(zone: &Zone, node: &Node, owner: &Name, qtype: RecordType, out: &mut Answer) -> Step {
+/// The answer at an existing node `at` (the wildcard's node for a synthesized answer, whose
+/// records then take the query's name `owner`).
+fn answer_at(zone: &Zone, node: &Node, at: &Name, owner: &Name, qtype: RecordType, out: &mut Answer) -> Step {
     out.rcode = ResponseCode::NoError;
     if qtype == RecordType::ANY {
         // RFC 8482: answer with one RRset rather than all of them.
         return match first_rrset(node) {
             Some(set) => {
-                push_as(owner, set, &mut out.answers);
+                push_set(zone, at, owner, set, Section::Answer, out);
                 additional(zone, set, out);
                 Step::Done
             }
-            None => nodata(zone, out),
+            None => nodata(zone, at, out),
         };
     }
     if let Some(set) = node.get(qtype) {
-        push_as(owner, set, &mut out.answers);
+        push_set(zone, at, owner, set, Section::Answer, out);
         additional(zone, set, out);
         return Step::Done;
     }
     if let Some(cname) = node.get(RecordType::CNAME) {
-        push_as(owner, cname, &mut out.answers);
+        push_set(zone, at, owner, cname, Section::Answer, out);
         if let Some(RData::CNAME(target)) = cname.first().map(|r| &r.data) {
             return Step::Chase(target.0.clone());
         }
         return Step::Done;
     }
-    nodata(zone, out)
+    nodata(zone, at, out)
 }
 
-/// NOERROR with no answer: the SOA in the authority section (RFC 2308 §2.2).
-fn nodata(zone: &Zone, out: &mut Answer) -> Step {
-    out.authorities.push(zone.negative_soa());
+/// NOERROR with no answer: the SOA in the authority section (RFC 2308 §2.2) and, signed, the
+/// NSEC at `at` showing the type is absent (an empty non-terminal has none; the NSEC that
+/// covers it shows it exists).
+fn nodata(zone: &Zone, at: &Name, out: &mut Answer) -> Step {
+    push_soa(zone, out);
+    if let Some(signatures) = signed(zone, out) {
+        match signatures.nsec_at(at) {
+            Some(nsec) => {
+                let nsec = nsec.clone();
+                push_set(zone, at, at, std::slice::from_ref(&nsec), Section::Authority, out);
+            }
+            None => prove_covered(zone, at, out),
+        }
+    }
     Step::Done
+}
+
+/// The SOA of a negative answer, with its RRSIGs when signed.
+fn push_soa(zone: &Zone, out: &mut Answer) {
+    let soa = zone.negative_soa();
+    let origin = zone.origin().clone();
+    push_set(zone, &origin, &origin, std::slice::from_ref(&soa), Section::Authority, out);
+}
+
+/// Signed: the NSEC that covers `name` (proving it does not exist), once.
+fn prove_covered(zone: &Zone, name: &Name, out: &mut Answer) {
+    let Some(nsec) = signed(zone, out).and_then(|s| s.nsec_covering(name)).cloned() else { return };
+    if out.authorities.iter().any(|r| r.name == nsec.name && r.record_type() == RecordType::NSEC) {
+        return;
+    }
+    let owner = nsec.name.clone();
+    push_set(zone, &owner, &owner, std::slice::from_ref(&nsec), Section::Authority, out);
+}
+
+/// The zone's signatures when the answer wants them.
+fn signed<'z>(zone: &'z Zone, out: &Answer) -> Option<&'z Signatures> {
+    if out.dnssec {
+        zone.signatures()
+    } else {
+        None
+    }
 }
 
 /// The RRset an ANY query gets: the first in type order, so the choice is stable.
@@ -185,8 +234,9 @@ fn first_rrset(node: &Node) -> Option<&Arc<Vec<Record>>> {
     node.rrsets().min_by_key(|set| set.first().map(|r| u16::from(r.record_type())).unwrap_or(u16::MAX))
 }
 
-/// A delegation: the cut's NS records in the authority section, their addresses as glue.
-fn referral(zone: &Zone, ns: &Arc<Vec<Record>>, out: &mut Answer) {
+/// A delegation: the cut's NS records in the authority section, their addresses as glue, and,
+/// signed, the cut's DS or the NSEC proving it has none.
+fn referral(zone: &Zone, cut: &Name, node: &Node, ns: &Arc<Vec<Record>>, out: &mut Answer) {
     // AA speaks for the first owner in the answer: a chain that ends at a cut keeps it.
     if out.answers.is_empty() {
         out.authoritative = false;
@@ -194,26 +244,37 @@ fn referral(zone: &Zone, ns: &Arc<Vec<Record>>, out: &mut Answer) {
     out.glue_required = true;
     out.rcode = ResponseCode::NoError;
     out.authorities.extend(ns.iter().cloned());
+    if let Some(signatures) = signed(zone, out) {
+        match (node.get(RecordType::DS), signatures.nsec_at(cut)) {
+            (Some(ds), _) => push_set(zone, cut, cut, ds, Section::Authority, out),
+            (None, Some(nsec)) => {
+                let nsec = nsec.clone();
+                push_set(zone, cut, cut, std::slice::from_ref(&nsec), Section::Authority, out);
+            }
+            (None, None) => {}
+        }
+    }
     for record in ns.iter() {
         if let RData::NS(target) = &record.data {
-            addresses(zone, &target.0, &mut out.additionals);
+            addresses(zone, &target.0, &mut out.additionals, None);
         }
     }
 }
 
 /// A DNAME at an ancestor of `qname`: the DNAME, a CNAME synthesized from it, and the lookup
 /// continues at the new name (RFC 6672 §3.3).
-fn dname_step(node: &Node, qname: &Name, owner: &Name, out: &mut Answer) -> Option<Step> {
+fn dname_step(zone: &Zone, node: &Node, qname: &Name, owner: &Name, out: &mut Answer) -> Option<Step> {
     let set = node.get(RecordType::DNAME)?;
     let record = set.first()?;
     let target = dname::target(&record.data)?;
     out.rcode = ResponseCode::NoError;
-    out.answers.extend(set.iter().cloned());
+    push_set(zone, owner, owner, set, Section::Answer, out);
     let keep = labels(qname) - labels(owner);
     let prefix: Vec<&[u8]> = qname.iter().take(keep).collect();
     let synthesized = Name::from_labels(prefix).and_then(|p| p.append_domain(&target));
     match synthesized {
         Ok(new_name) => {
+            // The synthesized CNAME is unsigned: validators derive it from the signed DNAME.
             let mut cname = Record::from_rdata(qname.clone(), record.ttl, RData::CNAME(CNAME(new_name.clone())));
             cname.dns_class = record.dns_class;
             out.answers.push(cname);
@@ -228,8 +289,9 @@ fn dname_step(node: &Node, qname: &Name, owner: &Name, out: &mut Answer) -> Opti
 }
 
 /// Additional-section processing (RFC 1035 §3.3): addresses of the names an NS, MX or SRV
-/// answer points at, when this zone holds them.
+/// answer points at, when this zone holds them (signed, with their RRSIGs).
 fn additional(zone: &Zone, set: &[Record], out: &mut Answer) {
+    let signatures = signed(zone, out);
     for record in set {
         let target = match &record.data {
             RData::NS(ns) => &ns.0,
@@ -237,22 +299,25 @@ fn additional(zone: &Zone, set: &[Record], out: &mut Answer) {
             RData::SRV(srv) => &srv.target,
             _ => continue,
         };
-        addresses(zone, target, &mut out.additionals);
+        addresses(zone, target, &mut out.additionals, signatures);
     }
 }
 
-/// The A and AAAA records at `name` in `zone`, if any, added once.
-fn addresses(zone: &Zone, name: &Name, into: &mut Vec<Record>) {
+/// The A and AAAA records at `name` in `zone`, if any, added once (with their RRSIGs when
+/// `signatures` is given: glue at a referral is never signed).
+fn addresses(zone: &Zone, name: &Name, into: &mut Vec<Record>, signatures: Option<&Signatures>) {
     if !zone.origin().zone_of(name) {
         return;
     }
     let Some(node) = zone.node(name) else { return };
     for rtype in [RecordType::A, RecordType::AAAA] {
         if let Some(set) = node.get(rtype) {
-            for record in set.iter() {
-                if !into.iter().any(|r| r.name == record.name && r.data == record.data) {
-                    into.push(record.clone());
-                }
+            if into.iter().any(|r| r.name == *name && r.record_type() == rtype) {
+                continue;
+            }
+            into.extend(set.iter().cloned());
+            if let Some(signatures) = signatures {
+                into.extend(signatures.rrsigs(name, rtype).iter().cloned());
             }
         }
     }
@@ -264,9 +329,24 @@ pub fn labels(name: &Name) -> usize {
     name.iter().count()
 }
 
-/// Appends `set` with each record's owner set to `owner` (the query's name, for wildcards).
-fn push_as(owner: &Name, set: &[Record], into: &mut Vec<Record>) {
-    for record in set {
+#[derive(Clone, Copy)]
+enum Section {
+    Answer,
+    Authority,
+}
+
+/// Appends `set` (stored at `at`) with each record's owner set to `owner` (the query's name,
+/// for wildcards), and its RRSIGs when the answer is signed.
+fn push_set(zone: &Zone, at: &Name, owner: &Name, set: &[Record], section: Section, out: &mut Answer) {
+    let rrsigs = match (signed(zone, out), set.first()) {
+        (Some(signatures), Some(first)) => signatures.rrsigs(at, first.record_type()),
+        _ => &[],
+    };
+    let into = match section {
+        Section::Answer => &mut out.answers,
+        Section::Authority => &mut out.authorities,
+    };
+    for record in set.iter().chain(rrsigs) {
         let mut record = record.clone();
         record.name = owner.clone();
         into.push(record);

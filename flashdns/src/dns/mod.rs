@@ -4,6 +4,7 @@
 pub mod dname;
 pub mod lookup;
 pub mod respond;
+pub mod signed;
 pub mod synth;
 pub mod zone;
 

@@ -1,7 +1,8 @@
 //! From a query's bytes to the response's bytes: decoding (FORMERR for what does not parse,
 //! silence for what is not even a header), opcodes, classes, EDNS(0) (RFC 6891), the answer
 //! from the catalog, and truncation to what the transport carries (RFC 1035 §4.2.1, RFC 2181
-//! §9). Pure: the transports call it.
+//! §9). Pure: the transports call it. TSIG and zone transfers are left to the caller
+//! (`Deferred`, `crate::transfer`).
 
 use std::net::Ipv4Addr;
 
@@ -39,8 +40,28 @@ pub struct Outcome {
     pub truncated: bool,
 }
 
+/// What the caller does beyond sending the response: TSIG and zone transfers are
+/// `crate::transfer`'s, not answered here.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Deferred {
+    /// The query carries a TSIG record: the response is to be signed (or replaced by the TSIG
+    /// error).
+    pub signed: bool,
+    /// An AXFR or IXFR over a stream, answered NOTIMP here for callers that do not transfer.
+    pub transfer: bool,
+}
+
 /// The response to `query`, or `None` when nothing should be sent (not a DNS query at all).
 pub fn respond(catalog: &Catalog, query: &[u8], transport: Transport) -> Option<(Vec<u8>, Outcome)> {
+    respond_deferring(catalog, query, transport).map(|(bytes, outcome, _)| (bytes, outcome))
+}
+
+/// `respond`, and what it leaves to the caller.
+pub fn respond_deferring(
+    catalog: &Catalog,
+    query: &[u8],
+    transport: Transport,
+) -> Option<(Vec<u8>, Outcome, Deferred)> {
     if query.len() > MAX_QUERY_BYTES {
         return None;
     }
@@ -51,38 +72,56 @@ pub fn respond(catalog: &Catalog, query: &[u8], transport: Transport) -> Option<
     }
     let request = match Message::from_vec(query) {
         Ok(request) => request,
-        Err(_) => return Some(error(&header, ResponseCode::FormErr, None)),
+        Err(_) => {
+            let (bytes, outcome) = error(&header, ResponseCode::FormErr, None);
+            return Some((bytes, outcome, Deferred::default()));
+        }
     };
+    let (bytes, outcome) = respond_to(catalog, &header, &request, transport)?;
+    let transfer = transport == Transport::Stream
+        && outcome.rcode == ResponseCode::NotImp
+        && request.metadata.op_code == OpCode::Query
+        && request.queries.first().is_some_and(|q| matches!(q.query_type, RecordType::AXFR | RecordType::IXFR));
+    Some((bytes, outcome, Deferred { signed: request.signature.is_some(), transfer }))
+}
+
+/// The response to a decoded query.
+fn respond_to(
+    catalog: &Catalog,
+    header: &Header,
+    request: &Message,
+    transport: Transport,
+) -> Option<(Vec<u8>, Outcome)> {
     if request.metadata.op_code != OpCode::Query {
-        return Some(error(&header, ResponseCode::NotImp, Some(&request)));
+        return Some(error(header, ResponseCode::NotImp, Some(request)));
     }
     if request.queries.len() != 1 {
-        return Some(error(&header, ResponseCode::FormErr, Some(&request)));
+        return Some(error(header, ResponseCode::FormErr, Some(request)));
     }
     if let Some(edns) = &request.edns {
         if edns.version() > 0 {
-            return Some(error(&header, ResponseCode::BADVERS, Some(&request)));
+            return Some(error(header, ResponseCode::BADVERS, Some(request)));
         }
     }
     let question = &request.queries[0];
     let qtype = question.query_type;
     if matches!(qtype, RecordType::AXFR | RecordType::IXFR) && transport == Transport::Udp {
         // Zone transfers need a stream (RFC 5936 §4.2).
-        return Some(error(&header, ResponseCode::FormErr, Some(&request)));
+        return Some(error(header, ResponseCode::FormErr, Some(request)));
     }
     if matches!(qtype, RecordType::AXFR | RecordType::IXFR | RecordType::OPT) {
-        return Some(error(&header, ResponseCode::NotImp, Some(&request)));
+        return Some(error(header, ResponseCode::NotImp, Some(request)));
     }
     let answer = if question.query_class != DNSClass::IN {
         None
     } else if is_health(&question.name) {
         Some(health_answer(question, qtype))
     } else {
-        catalog.answer(&question.name, qtype)
+        catalog.answer(&question.name, qtype, request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok))
     };
     let zone = catalog.find(&question.name).map(|z| z.origin().clone());
     let mut answer = answer.unwrap_or(Answer { rcode: ResponseCode::Refused, ..Answer::default() });
-    let mut response = base(&request);
+    let mut response = base(request);
     if answer.rcode == ResponseCode::Refused {
         if let Some(edns) = response.edns.as_mut() {
             // RFC 8914: say why, as Knot does (Extended DNS Error 20, "Not Authoritative").
@@ -95,7 +134,7 @@ pub fn respond(catalog: &Catalog, query: &[u8], transport: Transport) -> Option<
     response.authorities = std::mem::take(&mut answer.authorities);
     response.additionals = std::mem::take(&mut answer.additionals);
     let rcode = response.metadata.response_code;
-    let limit = size_limit(&request, transport);
+    let limit = size_limit(request, transport);
     let (bytes, truncated) = encode_within(response, limit, answer.glue_required)?;
     Some((bytes, Outcome { rcode, zone: if rcode == ResponseCode::Refused { None } else { zone }, truncated }))
 }

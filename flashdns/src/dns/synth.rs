@@ -22,7 +22,7 @@ pub struct PtrSynthesis {
 /// What the synthesis says about a name under the reverse zone.
 pub enum Synthesized {
     /// An address of the subnet: its PTR.
-    Host(Record),
+    Host(Box<Record>),
     /// A name above addresses of the subnet (a shorter reverse name): it exists, empty.
     Between,
 }
@@ -35,7 +35,7 @@ impl PtrSynthesis {
         }
         let has_ip = pattern.contains("{ip}");
         let has_octets = ["{a}", "{b}", "{c}", "{d}"].iter().all(|p| pattern.contains(p));
-        if !has_ip && !(has_octets && network.addr().is_ipv4()) {
+        if !(has_ip || has_octets && network.addr().is_ipv4()) {
             return Err(format!("{pattern:?} must contain {{ip}} (or, for IPv4, all of {{a}} {{b}} {{c}} {{d}}) so each address gets its own name"));
         }
         let sample = Self { network, pattern: pattern.to_string(), ttl: 0 };
@@ -72,6 +72,6 @@ impl PtrSynthesis {
             return Some(Synthesized::Between);
         }
         let target: Name = self.render(net.addr()).parse().ok()?;
-        Some(Synthesized::Host(Record::from_rdata(qname.clone(), self.ttl, RData::PTR(PTR(target)))))
+        Some(Synthesized::Host(Box::new(Record::from_rdata(qname.clone(), self.ttl, RData::PTR(PTR(target))))))
     }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
+use super::signed::Signatures;
 use super::synth::PtrSynthesis;
 
 /// The RRsets at one owner name. Empty for an empty non-terminal (RFC 8020: it exists).
@@ -85,6 +86,7 @@ pub struct Zone {
     soa: Record,
     nodes: HashMap<Name, Node>,
     synthesis: Option<PtrSynthesis>,
+    signatures: Option<Arc<Signatures>>,
 }
 
 impl Zone {
@@ -124,13 +126,23 @@ impl Zone {
             RData::SOA(soa) => soa.serial,
             _ => 0,
         };
-        Ok(Self { origin, serial, soa, nodes, synthesis: None })
+        Ok(Self { origin, serial, soa, nodes, synthesis: None, signatures: None })
     }
 
     /// A reverse zone that names the addresses of its subnet that have no PTR of their own.
     pub fn with_synthesis(mut self, synthesis: PtrSynthesis) -> Self {
         self.synthesis = Some(synthesis);
         self
+    }
+
+    /// A signed zone: its RRSIGs and NSEC chain (`dnssec::sign_zone`).
+    pub fn with_signatures(mut self, signatures: Signatures) -> Self {
+        self.signatures = Some(Arc::new(signatures));
+        self
+    }
+
+    pub fn signatures(&self) -> Option<&Signatures> {
+        self.signatures.as_deref()
     }
 
     pub fn synthesis(&self) -> Option<&PtrSynthesis> {

@@ -1,6 +1,7 @@
 //! DNS over TCP and over TLS: each message is preceded by its two-byte length; a client may
-//! send several queries on one connection (RFC 7766), answered in order. Idle connections are
-//! closed, and a half-sent query may not hold a connection open for ever.
+//! send several queries on one connection (RFC 7766), answered in order (a zone transfer by
+//! several messages). Idle connections are closed, and a half-sent query may not hold a
+//! connection open for ever.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -11,7 +12,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::Answerer;
-use crate::dns::Transport;
 
 /// A connection with no query for this long is closed (RFC 7766 §6.2.3 suggests seconds).
 const IDLE: Duration = Duration::from_secs(10);
@@ -65,12 +65,21 @@ where
                 return;
             }
         }
-        let Some(response) = answerer.answer(&buf, Transport::Stream) else { return };
-        let Ok(response_len) = u16::try_from(response.len()) else { return };
-        let mut framed = Vec::with_capacity(response.len() + 2);
-        framed.extend_from_slice(&response_len.to_be_bytes());
-        framed.extend_from_slice(&response);
-        if stream.write_all(&framed).await.is_err() || stream.flush().await.is_err() {
+        // One response, or a zone transfer's several (RFC 5936 §2.2).
+        let responses = answerer.answer_stream(&buf, peer);
+        if responses.is_empty() {
+            return;
+        }
+        for response in responses {
+            let Ok(response_len) = u16::try_from(response.len()) else { return };
+            let mut framed = Vec::with_capacity(response.len() + 2);
+            framed.extend_from_slice(&response_len.to_be_bytes());
+            framed.extend_from_slice(&response);
+            if stream.write_all(&framed).await.is_err() {
+                return;
+            }
+        }
+        if stream.flush().await.is_err() {
             return;
         }
     }

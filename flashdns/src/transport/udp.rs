@@ -9,7 +9,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::Answerer;
-use crate::dns::Transport;
 
 /// Serves `socket` with `workers` tasks until `shutdown`.
 pub fn serve(socket: UdpSocket, workers: usize, answerer: Answerer, shutdown: CancellationToken, tasks: &TaskTracker) {
@@ -32,7 +31,7 @@ pub fn serve(socket: UdpSocket, workers: usize, answerer: Answerer, shutdown: Ca
                         }
                     },
                 };
-                if let Some(response) = answerer.answer(&buf[..len], Transport::Udp) {
+                if let Some(response) = answerer.answer_udp(&buf[..len], peer.ip()) {
                     send(&socket, &response, peer).await;
                 }
             }

@@ -1,5 +1,6 @@
 //! A real Knot DNS server (`knotd`, Debian package `knot`) serving fixture zones on a loopback
-//! port: the reference implementation the differential tests compare flashdns against.
+//! port: the reference implementation the differential tests compare flashdns against; or a
+//! secondary of flashdns's (`Knot::start_secondary`), for the zone transfer tests.
 
 use std::fmt::Write as _;
 use std::fs::{self, File};
@@ -37,26 +38,50 @@ impl Knot {
     /// Starts knotd serving `zones` (origin, zone file) on 127.0.0.1, UDP and TCP on one port,
     /// and waits until it answers every zone's SOA. Panics with knotd's log if it does not.
     pub fn start(zones: &[(&str, &Path)]) -> Knot {
-        let knotd = knotd_path();
         let dir = tempfile::Builder::new().prefix("knotd-").tempdir().expect("cannot create a tempdir for knotd");
         let port = free_udp_tcp_port();
+        let conf = config(dir.path(), port, zones);
+        let mut knot = Knot::launch(dir, port, &conf);
+        knot.wait_ready(zones);
+        knot
+    }
+
+    /// Starts knotd on `port` (from `reserve_port`) as a secondary of `secondary.zone`: it
+    /// transfers the zone from `secondary.primary` signed with the hmac-sha256 key, and takes
+    /// NOTIFY from the primary's address signed with it. Returns once knotd answers queries;
+    /// the zone may not be transferred yet.
+    pub fn start_secondary(port: u16, secondary: &Secondary) -> Knot {
+        let dir = tempfile::Builder::new().prefix("knotd-").tempdir().expect("cannot create a tempdir for knotd");
+        let conf = secondary_config(dir.path(), port, secondary);
+        let knot = Knot::launch(dir, port, &conf);
+        let deadline = Instant::now() + START_TIMEOUT;
+        let probe =
+            Query { name: absolute(secondary.zone), rtype: RecordType::SOA, edns: None, dnssec_ok: false, tcp: false };
+        while ask(knot.addr, &probe).is_err() {
+            assert!(Instant::now() < deadline, "knotd on {} never answered; its log:\n{}", knot.addr, knot.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        knot
+    }
+
+    /// Runs knotd with the configuration `conf` (written into `dir`) on 127.0.0.1:`port`.
+    fn launch(dir: tempfile::TempDir, port: u16, conf: &str) -> Knot {
+        let knotd = knotd_path();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let conf = dir.path().join("knot.conf");
-        fs::write(&conf, config(dir.path(), port, zones)).expect("cannot write knot.conf");
+        let conf_path = dir.path().join("knot.conf");
+        fs::write(&conf_path, conf).expect("cannot write knot.conf");
         let log = File::create(dir.path().join("knotd.log")).expect("cannot create knotd.log");
         let log_err = log.try_clone().expect("cannot dup knotd.log");
         // Foreground (no -d): the child is knotd itself, so killing it stops the server.
         let child = Command::new(&knotd)
             .arg("-c")
-            .arg(&conf)
+            .arg(&conf_path)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", knotd.display()));
-        let mut knot = Knot { child, addr, dir };
-        knot.wait_ready(zones);
-        knot
+        Knot { child, addr, dir }
     }
 
     /// Where knotd listens, UDP and TCP.
@@ -154,6 +179,43 @@ fn config(dir: &Path, port: u16, zones: &[(&str, &Path)]) -> String {
         let _ = write!(conf, "  - domain: {}\n    file: {}\n", absolute(origin), file.display());
     }
     conf
+}
+
+/// A knotd secondary's view of its primary (`Knot::start_secondary`).
+pub struct Secondary<'a> {
+    pub zone: &'a str,
+    /// The primary's DNS address (transfers, and where NOTIFY comes from).
+    pub primary: SocketAddr,
+    pub key_name: &'a str,
+    /// The hmac-sha256 secret, base64.
+    pub secret: &'a str,
+}
+
+/// knotd as a secondary of one zone: nothing loaded from or written to zone files, the zone
+/// kept only in memory, the same small server as `config`.
+fn secondary_config(dir: &Path, port: u16, secondary: &Secondary) -> String {
+    let dir = dir.display();
+    let Secondary { zone, primary, key_name, secret } = secondary;
+    let (primary_ip, primary_port) = (primary.ip(), primary.port());
+    let zone = absolute(zone);
+    format!(
+        "server:\n    listen: 127.0.0.1@{port}\n    rundir: {dir}\n    udp-workers: 1\n    tcp-workers: 1\n    \
+         background-workers: 1\n\
+         log:\n  - target: stderr\n    any: info\n\
+         database:\n    storage: {dir}\n\
+         key:\n  - id: {key_name}\n    algorithm: hmac-sha256\n    secret: {secret}\n\
+         remote:\n  - id: primary\n    address: {primary_ip}@{primary_port}\n    key: {key_name}\n\
+         acl:\n  - id: notify-from-primary\n    address: {primary_ip}\n    key: {key_name}\n    action: notify\n\
+         template:\n  - id: default\n    storage: {dir}\n    zonefile-sync: -1\n    zonefile-load: none\n    \
+         journal-content: none\n    semantic-checks: off\n\
+         zone:\n  - domain: {zone}\n    master: primary\n    acl: notify-from-primary\n"
+    )
+}
+
+/// A port free for UDP and TCP on 127.0.0.1, claimed for this process, to give a knotd that is
+/// started later.
+pub fn reserve_port() -> u16 {
+    free_udp_tcp_port()
 }
 
 fn absolute(origin: &str) -> String {
