@@ -76,6 +76,29 @@ pub enum ZoneCommand {
         /// The zone, e.g. example.com.
         zone: String,
     },
+    /// Sign a zone with DNSSEC (a new key), or with --rollover add a second key that signs
+    /// beside the current one; prints each key's DS record for the parent zone.
+    Sign {
+        /// The zone, e.g. example.com.
+        zone: String,
+        /// ECDSAP256SHA256 (default) or ED25519.
+        #[arg(long, default_value = "ECDSAP256SHA256")]
+        algorithm: String,
+        /// Start a key rollover: the new key signs beside the old until --retire removes it.
+        #[arg(long, conflicts_with_all = ["retire", "off"])]
+        rollover: bool,
+        /// Remove the key with this tag (the old one, once the parent's DS names the new).
+        #[arg(long, value_name = "TAG", conflicts_with = "off")]
+        retire: Option<u16>,
+        /// Stop signing the zone.
+        #[arg(long)]
+        off: bool,
+    },
+    /// Show a zone's DNSSEC keys and their DS records.
+    Keys {
+        /// The zone, e.g. example.com.
+        zone: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -136,6 +159,8 @@ pub enum Show {
     Zones,
     RecordSet,
     RecordSets,
+    /// A zone's DNSSEC keys, each with its DS record.
+    Keys,
     /// The body as it is (a zone file).
     Text,
     /// No body: this message instead.
@@ -153,6 +178,7 @@ pub struct Call {
 }
 
 /// The columns of a zone in a table (rows made by `zone_row`).
+const KEY_COLUMNS: &[&str] = &["tag", "algorithm", "ds"];
 const ZONE_COLUMNS: &[&str] = &["name", "serial", "ttl", "nameservers", "created_at"];
 const RECORD_COLUMNS: &[&str] = &["name", "type", "ttl", "data"];
 
@@ -207,6 +233,17 @@ pub fn plan(command: &DnsCommand, owner: &Owner) -> Call {
             ZoneCommand::Export { zone } => {
                 call(Method::GET, format!("{}/export", zone_path(zone)), Body::Empty, Show::Text)
             }
+            ZoneCommand::Sign { zone, algorithm, rollover, retire, off } => {
+                let dnssec = format!("{}/dnssec", zone_path(zone));
+                let body = Body::Json(json!({ "algorithm": algorithm }));
+                match (rollover, retire, off) {
+                    (_, _, true) => call(Method::DELETE, dnssec, Body::Empty, Show::Keys),
+                    (_, Some(tag), _) => call(Method::DELETE, format!("{dnssec}/keys/{tag}"), Body::Empty, Show::Keys),
+                    (true, _, _) => call(Method::POST, format!("{dnssec}/rollover"), body, Show::Keys),
+                    _ => call(Method::POST, dnssec, body, Show::Keys),
+                }
+            }
+            ZoneCommand::Keys { zone } => call(Method::GET, format!("{}/dnssec", zone_path(zone)), Body::Empty, Show::Keys),
         },
         DnsCommand::Record { command } => match command {
             RecordCommand::Set { zone, name, rtype, data, ttl } => call(
@@ -294,6 +331,15 @@ pub async fn run(target: Target, args: ProjectArgs, command: DnsCommand, output:
             let sets = doc["record_sets"].as_array().cloned().unwrap_or_default();
             show(output, &doc, &sets, RECORD_COLUMNS)
         }
+        Show::Keys => {
+            let doc = answer.json()?;
+            let keys: Vec<Value> = doc["keys"].as_array().cloned().unwrap_or_default();
+            let rows: Vec<Value> = keys
+                .iter()
+                .map(|k| json!({ "tag": k["tag"], "algorithm": k["algorithm"], "ds": k["ds"] }))
+                .collect();
+            show(output, &doc, &rows, KEY_COLUMNS)
+        }
         Show::Text => print!("{}", String::from_utf8_lossy(&answer.body)),
         Show::Done(message) => match output {
             OutputFormat::Json => println!("{}", json!({ "ok": message })),
@@ -377,6 +423,17 @@ mod tests {
         let import = planned(&["zone", "import", "example.com", "-"]);
         assert_eq!((import.method, import.path), (Method::POST, format!("{ZONES}/example.com/import")));
         assert_eq!(import.body, Body::ZoneFile("-".into()));
+        let sign = planned(&["zone", "sign", "example.com", "--algorithm", "ED25519"]);
+        assert_eq!((sign.method, sign.path.as_str()), (Method::POST, format!("{ZONES}/example.com/dnssec").as_str()));
+        assert_eq!(sign.body, Body::Json(json!({"algorithm": "ED25519"})));
+        let roll = planned(&["zone", "sign", "example.com", "--rollover"]);
+        assert_eq!((roll.method, roll.path), (Method::POST, format!("{ZONES}/example.com/dnssec/rollover")));
+        let retire = planned(&["zone", "sign", "example.com", "--retire", "4242"]);
+        assert_eq!((retire.method, retire.path), (Method::DELETE, format!("{ZONES}/example.com/dnssec/keys/4242")));
+        let off = planned(&["zone", "sign", "example.com", "--off"]);
+        assert_eq!((off.method, off.path), (Method::DELETE, format!("{ZONES}/example.com/dnssec")));
+        let keys = planned(&["zone", "keys", "example.com"]);
+        assert_eq!((keys.method, keys.show), (Method::GET, Show::Keys));
         let export = planned(&["zone", "export", "example.com"]);
         assert_eq!(
             (export.method, export.path, export.show),

@@ -171,6 +171,15 @@ async fn a_tenant_manages_zones_and_records_with_photonctl_dns() {
     assert!(exported.contains("SOA") && exported.contains("ns.shop.test."), "{exported}");
     assert!(exported.contains("192.0.2.7") && exported.contains("v=spf1 -all"), "{exported}");
 
+    // Signing: a key and its DS for the parent; then the answers carry RRSIGs.
+    let signed = ctl.ok(&["zone", "sign", "shop.test", "--project", "web"]);
+    assert!(signed.starts_with("TAG") && signed.contains("IN DS"), "{signed}");
+    let keys = ctl.ok(&["zone", "keys", "shop.test", "--project", "web", "--output", "json"]);
+    let keys: serde_json::Value = serde_json::from_str(&keys).expect("JSON keys");
+    assert_eq!(keys["signed"], true, "{keys}");
+    let ctl_off = ctl.ok(&["zone", "sign", "shop.test", "--off", "--project", "web"]);
+    assert!(!ctl_off.contains("IN DS"), "{ctl_off}");
+
     // Import from stdin replaces every record set.
     let file = "$ORIGIN shop.test.\n$TTL 300\n\
                 @ IN SOA ns.shop.test. hostmaster.shop.test. 9 3600 600 1209600 300\n\
