@@ -45,7 +45,7 @@ fn answers(out: &str, name: &str, rtype: &str) -> Vec<String> {
 }
 
 /// Waits until knot answers `name` A with exactly `want` (`None`: NXDOMAIN), or fails with
-/// both servers' view and knot's log.
+/// knot's last answer and its log.
 async fn wait_for(knot: &Knot, name: &str, want: Option<&str>, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     loop {

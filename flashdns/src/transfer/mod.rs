@@ -229,16 +229,11 @@ fn error(request: &Message, rcode: ResponseCode) -> Message {
 }
 
 /// `messages` signed in order if the request was, then encoded.
-fn signed(mut messages: Vec<Message>, mut signing: Option<&mut Signing>, now: u64) -> Vec<Vec<u8>> {
-    let mut result = Ok(());
-    if let Some(signing) = signing.as_mut() {
-        for message in &mut messages {
-            result = signing.sign(message, now);
-            if result.is_err() {
-                break;
-            }
-        }
-    }
+fn signed(mut messages: Vec<Message>, signing: Option<&mut Signing>, now: u64) -> Vec<Vec<u8>> {
+    let result = match signing {
+        Some(signing) => messages.iter_mut().try_for_each(|message| signing.sign(message, now)),
+        None => Ok(()),
+    };
     encode(result.map(|()| messages))
 }
 
