@@ -7,6 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
+use axum::extract::DefaultBodyLimit;
 use axum::{Extension, Json, Router};
 use std::sync::Arc;
 
@@ -36,6 +37,7 @@ pub const ROUTES: &[(&str, &str, &str, Scope)] = &[
     ("GET", ZONES, "flashdns:zones:list", Scope::Project),
     ("POST", ZONES, "flashdns:zones:create", Scope::Project),
     ("GET", ZONE, "flashdns:zones:get", Scope::Zone),
+    ("PUT", ZONE, "flashdns:zones:update", Scope::Zone),
     ("DELETE", ZONE, "flashdns:zones:delete", Scope::Zone),
     ("GET", RECORDS, "flashdns:records:list", Scope::Zone),
     ("GET", RECORD, "flashdns:records:get", Scope::Zone),
@@ -76,18 +78,25 @@ pub fn rules() -> Vec<Rule> {
 }
 
 pub fn router(zones: Zones, keyring: Arc<Keyring>) -> Router {
+    // Zone files may be large; every other body is a small JSON document.
+    let bulk = Router::new()
+        .route(IMPORT, post(import))
+        .layer(DefaultBodyLimit::max(json::MAX_BULK_BYTES))
+        .layer(axum::middleware::from_fn_with_state(json::MAX_BULK_BYTES, json::refuse_over));
     Router::new()
         .route(DNSSEC, get(dnssec_status).post(sign_zone).delete(unsign_zone))
         .route(ROLLOVER, post(rollover))
         .route(DNSSEC_KEY, axum::routing::delete(remove_key))
         .route(ZONES, get(list_zones).post(create_zone))
-        .route(ZONE, get(get_zone).delete(delete_zone))
+        .route(ZONE, get(get_zone).put(update_zone).delete(delete_zone))
         .route(RECORDS, get(list_records))
         .route(RECORD, get(get_records).put(set_records).delete(delete_records))
-        .route(IMPORT, post(import))
         .route(EXPORT, get(export))
         .route(REVERSE, post(create_reverse))
         .route(ADDRESS, put(register_address).delete(unregister_address))
+        .layer(DefaultBodyLimit::max(json::MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(json::MAX_BODY_BYTES, json::refuse_over))
+        .merge(bulk)
         .with_state(zones)
         .layer(Extension(keyring))
 }
@@ -123,6 +132,19 @@ async fn create_zone(
 async fn get_zone(State(zones): State<Zones>, Path((org, project, zone)): Path<(String, String, String)>) -> Result<Response> {
     let zone = zones.get(&Owner::new(org, project), &zone).await?;
     Ok(Json(zone.value).into_response())
+}
+
+async fn update_zone(
+    State(zones): State<Zones>,
+    Path((org, project, zone)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Result<Response> {
+    let owner = Owner::new(org, project);
+    // Another project's zone is "not found" whatever the body says.
+    zones.get(&owner, &zone).await?;
+    let spec: ZoneSpec = json::parse(&body)?;
+    let zone = zones.set_spec(&owner, &zone, spec).await?;
+    Ok(Json(zone).into_response())
 }
 
 async fn delete_zone(

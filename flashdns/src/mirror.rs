@@ -213,6 +213,18 @@ impl Mirror {
 }
 
 impl Mirror {
+    /// Signed zones with secondaries whose record has not changed for `age_ms`: their
+    /// signatures are being renewed, which secondaries only fetch when the serial steps.
+    pub fn signed_unchanged_since(&self, age_ms: u64) -> Vec<(photon_resource::Owner, String)> {
+        let now = photon_resource::meta::now_ms();
+        self.zones
+            .values()
+            .filter(|z| !z.dnssec.is_empty() && !z.spec.secondaries.is_empty())
+            .filter(|z| now.saturating_sub(z.metadata.updated_ms) > age_ms)
+            .map(|z| (z.metadata.owner(), z.spec.name.clone()))
+            .collect()
+    }
+
     /// Zones currently served.
     pub fn zone_count(&self) -> usize {
         self.served.len()

@@ -21,6 +21,10 @@ use crate::transfer::{notify, Transfers};
 use crate::transport::rrl::RateLimiter;
 use crate::transport::{stream, udp, Answerer};
 
+/// A signed zone with secondaries whose record has not changed for this long steps its serial,
+/// so secondaries fetch the signatures renewed meanwhile (renewal starts at 7 days left).
+const RESIGN_SERIAL_AFTER_MS: u64 = 6 * 86_400_000;
+
 pub async fn build(config: FlashdnsConfig, context: Context) -> anyhow::Result<Api> {
     let trust = context.tls.trust.clone();
     let store = Store::connect(&config.chainfire, trust.clone()).await?;
@@ -49,21 +53,6 @@ pub async fn build(config: FlashdnsConfig, context: Context) -> anyhow::Result<A
             Err(poisoned) => poisoned.into_inner().apply(changes, &fed_answerer),
         }
     }));
-    // Signatures of unchanged zones age: every hour, re-sign what is due (`dnssec::sign`).
-    let (resigned, resign_answerer, shutdown) = (mirror.clone(), answerer.clone(), context.shutdown.clone());
-    context.tasks.spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(3600));
-        every.tick().await;
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = every.tick() => match resigned.lock() {
-                    Ok(mut mirror) => mirror.resign(&resign_answerer),
-                    Err(poisoned) => poisoned.into_inner().resign(&resign_answerer),
-                },
-            }
-        }
-    });
 
     let listen = config.dns.listen;
     let socket = UdpSocket::bind(listen)
@@ -98,6 +87,38 @@ pub async fn build(config: FlashdnsConfig, context: Context) -> anyhow::Result<A
     let zones = Zones::new(store.clone())
         .with_journal_max(config.transfer.journal_max)
         .on_change(move |zone, serial| notifier.changed(zone, serial));
+    // Signatures of unchanged zones age: every hour, re-sign what is due (`dnssec::sign`).
+    let (resigned, resign_answerer, shutdown) = (mirror.clone(), answerer.clone(), context.shutdown.clone());
+    let resign_zones = zones.clone();
+    context.tasks.spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(3600));
+        every.tick().await;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = every.tick() => {
+                    let stale = match resigned.lock() {
+                        Ok(mut mirror) => {
+                            mirror.resign(&resign_answerer);
+                            mirror.signed_unchanged_since(RESIGN_SERIAL_AFTER_MS)
+                        }
+                        Err(poisoned) => {
+                            let mut mirror = poisoned.into_inner();
+                            mirror.resign(&resign_answerer);
+                            mirror.signed_unchanged_since(RESIGN_SERIAL_AFTER_MS)
+                        }
+                    };
+                    // Secondaries fetch renewed signatures only when the serial steps; every
+                    // node tries, the zone's version lets one succeed.
+                    for (owner, zone) in stale {
+                        if let Err(e) = resign_zones.update_zone(&owner, &zone, |_| Ok(())).await {
+                            tracing::debug!(%zone, error = %e, "serial step for renewed signatures not made here");
+                        }
+                    }
+                }
+            }
+        }
+    });
     let health_mirror = mirror.clone();
     let health_store = store.clone();
     let mut api = Api::new(move || health(&health_store, &health_mirror))

@@ -431,17 +431,18 @@ impl Zones {
         }
     }
 
-    /// Replaces the zone's DNSSEC keys (none: unsigned); the DNSKEY RRset changes, so the
-    /// serial steps.
-    pub async fn set_keys(
+    /// Changes the zone's own record (its spec, its keys, or only its serial) with `change`:
+    /// one serial step, and its secondaries are notified. No journal entry is written, so an
+    /// IXFR across it sends the whole zone.
+    pub async fn update_zone(
         &self,
         owner: &Owner,
         zone: &str,
-        keys: Vec<crate::dnssec::StoredKey>,
+        change: impl FnOnce(&mut Zone) -> Result<(), ResourceError>,
     ) -> Result<Zone, ResourceError> {
         let current = self.get(owner, zone).await?;
         let mut next = current.value.clone();
-        next.dnssec = keys;
+        change(&mut next)?;
         next.serial = next_serial(next.serial);
         next.metadata.touch();
         next.metadata.resource_version = 0;
@@ -449,10 +450,40 @@ impl Zones {
         match self.store.commit(tx).await? {
             Some(revision) => {
                 next.metadata.resource_version = revision;
+                self.changed(&next.spec, next.serial);
                 Ok(next)
             }
             None => Err(ResourceError::Conflict { kind: KIND_ZONE, name: next.spec.name, expected: current.version }),
         }
+    }
+
+    /// Replaces the zone's DNSSEC keys (none: unsigned); the DNSKEY RRset changes.
+    pub async fn set_keys(
+        &self,
+        owner: &Owner,
+        zone: &str,
+        keys: Vec<crate::dnssec::StoredKey>,
+    ) -> Result<Zone, ResourceError> {
+        self.update_zone(owner, zone, |z| {
+            z.dnssec = keys;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Replaces the zone's settings (TTL, SOA values, apex NS, secondaries) with `spec`'s; its
+    /// name and reverse subnet stay.
+    pub async fn set_spec(&self, owner: &Owner, zone: &str, spec: ZoneSpec) -> Result<Zone, ResourceError> {
+        self.update_zone(owner, zone, |z| {
+            let mut spec = ZoneSpec { reverse: z.spec.reverse.clone(), ..spec };
+            if model::zone_name("name", &spec.name)? != z.spec.origin() {
+                return Err(FieldError::new("name", format!("a zone cannot be renamed ({} is {})", spec.name, z.spec.name)).into());
+            }
+            spec.name = z.spec.name.clone();
+            z.spec = spec.validate()?;
+            Ok(())
+        })
+        .await
     }
 
     /// A transaction that writes `zone` with the next serial, if it is still at its version.

@@ -143,4 +143,20 @@ async fn bad_input_gets_an_error_naming_the_problem_and_changes_nothing() {
     assert!(out.contains("192.0.2.1"), "{out}");
     let (_, zone) = stack.api("GET", "/zones/bad.test", None, t);
     assert_eq!(zone["serial"], 2, "one successful change, one serial step: {zone}");
+
+    // The zone's own settings change with PUT; its name does not.
+    let (status, reply) = stack.api("PUT", "/zones/bad.test", Some(r#"{"name":"other.test","ttl":600}"#), t);
+    assert_eq!((status, reply["error"]["field"].as_str()), (400, Some("name")), "{reply}");
+    let (status, reply) = stack.api("PUT", "/zones/bad.test", Some(r#"{"name":"bad.test","ttl":600,"nameservers":["ns9.bad.test."]}"#), t);
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["serial"], 3, "{reply}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        let out = dig(stack.dns_addr, &["bad.test.", "NS"]);
+        if out.contains("bad.test.\t\t600\tIN\tNS\tns9.bad.test.") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{out}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

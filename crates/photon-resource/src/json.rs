@@ -26,3 +26,27 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ResourceError> {
         ResourceError::Invalid { field, message: e.inner().to_string() }
     })
 }
+
+/// Middleware (`from_fn_with_state(limit, ...)`) refusing a request whose declared length is
+/// over `limit` before reading any of it: a client that asked `Expect: 100-continue` never
+/// sends the body and gets a clear 413; one that did not gets it without the server reading on.
+pub async fn refuse_over(
+    axum::extract::State(limit): axum::extract::State<usize>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(length) = declared.filter(|l| *l > limit as u64) {
+        return ResourceError::TooLarge(format!("the request body is {length} bytes; at most {limit} are accepted"))
+            .into_response();
+    }
+    next.run(request).await
+}
+
+/// The largest body of a bulk request (a zone file import).
+pub const MAX_BULK_BYTES: usize = 16 << 20;
