@@ -70,7 +70,7 @@ pub struct DnssecSection {
 #[serde(deny_unknown_fields)]
 pub struct IamSection {
     pub url: String,
-    /// CA of IAM's certificate; defaults to the API port's CA.
+    /// CA of IAM's certificate; defaults to chainfire's (`chainfire.ca`), then the API port's CA.
     pub ca: Option<PathBuf>,
     /// How long an authorization decision is reused.
     pub cache_ttl_ms: u64,

@@ -76,7 +76,8 @@ pub async fn build(config: FlashdnsConfig, context: Context) -> anyhow::Result<A
     .also_without_alpn();
 
     let mut auth = AuthConfig::new(config.iam.url.clone());
-    auth.ca = config.iam.ca.clone().or(trust);
+    // The cluster has one CA: without an IAM CA of its own, trust what chainfire is trusted with.
+    auth.ca = config.iam.ca.clone().or(config.chainfire.ca.clone()).or(trust);
     auth.decision_ttl = Duration::from_millis(config.iam.cache_ttl_ms);
     let auth = Arc::new(AuthClient::new(auth).map_err(anyhow::Error::msg)?);
     let mut rules = crate::api::rules();

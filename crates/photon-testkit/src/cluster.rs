@@ -21,6 +21,7 @@ fn api_port(service: &str) -> u16 {
         "chainfire" => 2379,
         "flaredb" => 2479,
         "iam" => 8080,
+        "flashdns" => 853,
         other => panic!("the cluster harness does not run {other}"),
     }
 }
@@ -64,7 +65,9 @@ impl Cluster {
         let key: String = (0..32).map(|i| format!("{:02x}", (i * 37 + std::process::id() as usize) % 256)).collect();
         std::fs::write(secrets.path().join("gossip.key"), format!("{key}\n")).unwrap_or_else(|e| panic!("{e}"));
         let master: String = (0..32).map(|i| format!("{:02x}", (i * 11 + 3) % 256)).collect();
-        std::fs::write(secrets.path().join("iam-master.key"), master).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(secrets.path().join("iam-master.key"), &master).unwrap_or_else(|e| panic!("{e}"));
+        // FlashDNS's DNSSEC master key, shared by every node as an operator installs it.
+        std::fs::write(secrets.path().join("flashdns-master.key"), master).unwrap_or_else(|e| panic!("{e}"));
         let mut cluster = Self { lab: Lab::new(0), secrets, nodes: Vec::new(), bootstrap: control_plane };
         for _ in 0..control_plane {
             cluster.add_node(true, true, None);
@@ -150,6 +153,12 @@ impl Cluster {
             "flaredb" => {
                 p.arg("--cluster-config").arg(&node.config).arg("--raft-listen").arg("0.0.0.0:2480");
             }
+            "flashdns" => {
+                p.arg("--cluster-config").arg(&node.config);
+                p.env("FLASHDNS_DNS_LISTEN", "0.0.0.0:53");
+                // Every node opens the same zones' keys.
+                p.env("FLASHDNS_DNSSEC_MASTER_KEY_FILE", secrets.join("flashdns-master.key"));
+            }
             "iam" => {
                 p.arg("--tls-cert").arg(secrets.join(format!("{}.crt", node.name)));
                 p.arg("--tls-key").arg(secrets.join(format!("{}.key", node.name)));
@@ -159,6 +168,27 @@ impl Cluster {
             _ => {}
         }
         p
+    }
+
+    /// Adds an application-tier `service` (so far: flashdns) to node `i`, started by the next
+    /// `start`/`start_service`, as its unit would run on that node.
+    pub fn add_service(&mut self, i: usize, service: &str) {
+        let process = self.prepare(i, &self.nodes[i], service);
+        self.nodes[i].services.push((service.to_string(), process));
+    }
+
+    /// Starts `service` on node `i` and waits (up to 30 s) for its `/health` to answer; panics
+    /// with its log if it exits or never answers.
+    pub fn start_service(&mut self, i: usize, service: &str) {
+        self.nodes[i].service(service).start();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.health(i, service).0 == 0 {
+            if let Some(status) = self.nodes[i].service(service).try_wait() {
+                panic!("{service} on node {i} exited ({status}):\n{}", self.log(i, service));
+            }
+            assert!(Instant::now() < deadline, "{service} on node {i} never answered:\n{}", self.log(i, service));
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     pub fn ca(&self) -> PathBuf {
