@@ -23,12 +23,14 @@ fn section(out: &str, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// The rcode, as dig (`status: NOERROR,`) and kdig (`status: NOERROR;`) print it.
 fn status(out: &str) -> &str {
-    out.split("status: ").nth(1).and_then(|s| s.split(',').next()).unwrap_or("(no status)")
+    out.split("status: ").nth(1).map(|s| s.trim_start_matches(|c: char| !c.is_ascii_alphabetic())).and_then(|s| s.split([',', ';']).next()).unwrap_or("(no status)")
 }
 
+/// The header flags, as dig (`flags:`) and kdig (`Flags:`) print them.
 fn flags(out: &str) -> String {
-    out.split("flags: ").nth(1).and_then(|s| s.split(';').next()).unwrap_or("").to_string()
+    out.split("lags: ").nth(1).and_then(|s| s.split(';').next()).unwrap_or("").to_string()
 }
 
 #[tokio::test]
@@ -58,6 +60,44 @@ async fn dig_sees_every_record_type_and_answer_kind() {
         let answer = section(&out, "ANSWER");
         assert!(answer.iter().any(|l| l == want), "{name} {rtype}: want {want:?} in {answer:?}");
     }
+    // The same, and every kind of answer, from dig and kdig over UDP, TCP and DNS over TLS.
+    let tls = std::net::SocketAddr::from(([127, 0, 0, 1], stack.dot_port()));
+    let kinds: &[(&str, &str, &str, &[&str])] = &[
+        ("www.dig.test.", "A", "NOERROR", &["www.dig.test. 3600 IN A 192.0.2.10"]),
+        ("www.dig.test.", "AAAA", "NOERROR", &["www.dig.test. 3600 IN AAAA 2001:db8::10"]),
+        ("mail.dig.test.", "MX", "NOERROR", &["mail.dig.test. 3600 IN MX 10 mx1.dig.test."]),
+        ("txt.dig.test.", "TXT", "NOERROR", &["txt.dig.test. 3600 IN TXT \"v=spf1 -all\" \"second string\""]),
+        ("_sip._tcp.dig.test.", "SRV", "NOERROR", &["_sip._tcp.dig.test. 3600 IN SRV 10 60 5060 sip.dig.test."]),
+        ("caa.dig.test.", "CAA", "NOERROR", &["caa.dig.test. 3600 IN CAA 0 issue \"letsencrypt.org\""]),
+        ("ptr.dig.test.", "PTR", "NOERROR", &["ptr.dig.test. 3600 IN PTR www.dig.test."]),
+        ("alias.dig.test.", "CNAME", "NOERROR", &["alias.dig.test. 3600 IN CNAME www.dig.test."]),
+        ("old.dig.test.", "DNAME", "NOERROR", &["old.dig.test. 3600 IN DNAME new.dig.test."]),
+        ("dig.test.", "NS", "NOERROR", &["dig.test. 3600 IN NS ns1.dig.test.", "dig.test. 3600 IN NS ns2.dig.test."]),
+        ("chain.dig.test.", "A", "NOERROR", &["chain.dig.test. 3600 IN CNAME alias.dig.test.", "alias.dig.test. 3600 IN CNAME www.dig.test.", "www.dig.test. 3600 IN A 192.0.2.10"]),
+        ("x.wild.dig.test.", "A", "NOERROR", &["x.wild.dig.test. 3600 IN A 192.0.2.99"]),
+        ("a.old.dig.test.", "A", "NOERROR", &["old.dig.test. 3600 IN DNAME new.dig.test.", "a.old.dig.test. 3600 IN CNAME a.new.dig.test.", "a.new.dig.test. 3600 IN A 192.0.2.111"]),
+        ("host.sub.dig.test.", "A", "NOERROR", &[]),
+        ("nope.dig.test.", "A", "NXDOMAIN", &[]),
+        ("www.dig.test.", "MX", "NOERROR", &[]),
+        ("www.example.org.", "A", "REFUSED", &[]),
+    ];
+    for (name, rtype, want_status, want) in kinds {
+        let runs = [
+            ("dig udp", dig(at, &[name, rtype])),
+            ("dig tcp", dig(at, &["+tcp", name, rtype])),
+            ("kdig tcp", kdig(at, &["+tcp", name, rtype])),
+            ("kdig tls", kdig(tls, &["+tls", name, rtype])),
+        ];
+        for (client, out) in runs {
+            assert_eq!(status(&out), *want_status, "{client} {name} {rtype}: {out}");
+            let mut got = section(&out, "ANSWER");
+            let mut want: Vec<String> = want.iter().map(|w| w.to_string()).collect();
+            got.sort();
+            want.sort();
+            assert_eq!(got, want, "{client} {name} {rtype}: {out}");
+        }
+    }
+
     let sshfp = section(&dig(at, &["ssh.dig.test.", "SSHFP"]), "ANSWER").join("\n");
     assert!(sshfp.contains("SSHFP 1 2 123456789ABCDEF6"), "{sshfp}");
     let tlsa = section(&dig(at, &["_443._tcp.dig.test.", "TLSA"]), "ANSWER").join("\n");
