@@ -92,7 +92,14 @@ fn dependencies_follow_the_start_order() {
     // The application tier only Wants chainfire: it starts degraded rather than not at all.
     assert!(directive("lightningstor.service", "Requires").is_empty());
     assert!(directive("lightningstor.service", "Wants").contains(&"chainfire.service".to_string()));
-    for service in ["chainfire", "flaredb", "iam", "lightningstor"] {
+    assert!(directive("flashdns.service", "Requires").is_empty());
+    assert!(directive("flashdns.service", "Wants").contains(&"chainfire.service".to_string()));
+    // photoncloud.target starts every service that has a unit.
+    let wanted = directive("photoncloud.target", "Wants");
+    for service in ["chainfire", "flaredb", "iam", "lightningstor", "flashdns"] {
+        assert!(wanted.contains(&format!("{service}.service")), "photoncloud.target must want {service}.service");
+    }
+    for service in ["chainfire", "flaredb", "iam", "lightningstor", "flashdns"] {
         let unit = format!("{service}.service");
         assert_eq!(directive(&unit, "Type"), ["notify"], "{unit}");
         assert_eq!(directive(&unit, "Restart"), ["on-failure"], "{unit}");
