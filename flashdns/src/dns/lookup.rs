@@ -9,6 +9,7 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::CNAME;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
+use super::cache::AnswerCache;
 use super::dname;
 use super::signed::Signatures;
 use super::synth::Synthesized;
@@ -31,10 +32,11 @@ pub struct Answer {
     pub dnssec: bool,
 }
 
-/// The zones a server answers for, by origin.
-#[derive(Debug, Default, Clone)]
+/// The zones a server answers for, by origin, and the responses made from them so far.
+#[derive(Debug, Default)]
 pub struct Catalog {
     zones: HashMap<Name, Arc<Zone>>,
+    cache: AnswerCache,
 }
 
 /// What one step of a lookup leads to.
@@ -46,7 +48,12 @@ enum Step {
 
 impl Catalog {
     pub fn new(zones: impl IntoIterator<Item = Arc<Zone>>) -> Self {
-        Self { zones: zones.into_iter().map(|z| (z.origin().clone(), z)).collect() }
+        Self { zones: zones.into_iter().map(|z| (z.origin().clone(), z)).collect(), cache: AnswerCache::default() }
+    }
+
+    /// Responses already made from these zones.
+    pub fn cache(&self) -> &AnswerCache {
+        &self.cache
     }
 
     pub fn zone(&self, origin: &Name) -> Option<&Arc<Zone>> {

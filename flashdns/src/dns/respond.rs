@@ -12,6 +12,7 @@ use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
+use super::cache::Key;
 use super::lookup::{Answer, Catalog};
 
 /// The largest UDP response we send whatever a client offers: 1232 bytes avoids IP
@@ -112,12 +113,27 @@ fn respond_to(
     if matches!(qtype, RecordType::AXFR | RecordType::IXFR | RecordType::OPT) {
         return Some(error(header, ResponseCode::NotImp, Some(request)));
     }
+    let dnssec_ok = request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
+    let limit = size_limit(request, transport);
+    // A signed query's response is signed afterwards by the caller; others may come cached.
+    let key = request.signature.is_none().then(|| Key {
+        name: question.name.clone(),
+        qtype: u16::from(qtype),
+        qclass: u16::from(question.query_class),
+        edns: request.edns.as_ref().map(|_| dnssec_ok),
+        recursion_desired: request.metadata.recursion_desired,
+        checking_disabled: request.metadata.checking_disabled,
+        limit,
+    });
+    if let Some(hit) = key.as_ref().and_then(|k| catalog.cache().get(k, request.metadata.id, &question.name)) {
+        return Some(hit);
+    }
     let answer = if question.query_class != DNSClass::IN {
         None
     } else if is_health(&question.name) {
         Some(health_answer(question, qtype))
     } else {
-        catalog.answer(&question.name, qtype, request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok))
+        catalog.answer(&question.name, qtype, dnssec_ok)
     };
     let zone = catalog.find(&question.name).map(|z| z.origin().clone());
     let mut answer = answer.unwrap_or(Answer { rcode: ResponseCode::Refused, ..Answer::default() });
@@ -134,9 +150,12 @@ fn respond_to(
     response.authorities = std::mem::take(&mut answer.authorities);
     response.additionals = std::mem::take(&mut answer.additionals);
     let rcode = response.metadata.response_code;
-    let limit = size_limit(request, transport);
     let (bytes, truncated) = encode_within(response, limit, answer.glue_required)?;
-    Some((bytes, Outcome { rcode, zone: if rcode == ResponseCode::Refused { None } else { zone }, truncated }))
+    let outcome = Outcome { rcode, zone: if rcode == ResponseCode::Refused { None } else { zone }, truncated };
+    if let Some(key) = key {
+        catalog.cache().put(key, &bytes, &outcome);
+    }
+    Some((bytes, outcome))
 }
 
 /// `health.local.` answers A 127.0.0.1 (PLATFORM.md): a probe that needs no zone.
