@@ -32,7 +32,7 @@ pub struct FlashdnsConfig {
 pub struct DnsSection {
     /// Address for DNS over UDP and TCP (port 53 needs CAP_NET_BIND_SERVICE).
     pub listen: SocketAddr,
-    /// Tasks answering UDP (0: one per CPU).
+    /// Threads answering UDP, each on its own socket (0: one per CPU).
     pub udp_workers: usize,
     /// Response rate limiting over UDP: responses a second toward one client network (/24,
     /// /56) for one kind of answer (rcode and zone); 0 turns it off.

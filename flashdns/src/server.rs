@@ -8,7 +8,7 @@ use std::time::Duration;
 use photon_auth::{AuthClient, AuthConfig};
 use photon_resource::Store;
 use photon_runtime::{Api, Context, HealthReport, HealthStatus, StreamProtocol};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 
 use crate::config::FlashdnsConfig;
 use crate::dnssec::Keyring;
@@ -55,17 +55,16 @@ pub async fn build(config: FlashdnsConfig, context: Context) -> anyhow::Result<A
     }));
 
     let listen = config.dns.listen;
-    let socket = UdpSocket::bind(listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen for DNS on UDP {listen} (dns.listen): {e}"))?;
-    let tcp = TcpListener::bind(listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen for DNS on TCP {listen} (dns.listen): {e}"))?;
     let workers = match config.dns.udp_workers {
         0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
         n => n,
     };
-    udp::serve(socket, workers, answerer.clone(), context.shutdown.clone(), &context.tasks);
+    let sockets = udp::bind(listen, workers)
+        .map_err(|e| anyhow::anyhow!("cannot listen for DNS on UDP {listen} (dns.listen): {e}"))?;
+    let tcp = TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen for DNS on TCP {listen} (dns.listen): {e}"))?;
+    udp::serve(sockets, answerer.clone(), context.shutdown.clone(), &context.tasks);
     stream::serve_tcp(tcp, answerer.clone(), context.shutdown.clone(), &context.tasks);
     tracing::info!(%listen, udp_workers = workers, "serving DNS over UDP and TCP");
 

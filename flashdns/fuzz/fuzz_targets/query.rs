@@ -1,14 +1,17 @@
 //! The query path, bytes in and bytes out: whatever arrives, `flashdns::dns::respond` must not
 //! panic, and what it sends back (if anything) must be a DNS response to that query: it
-//! decodes, carries the query's id and opcode with QR set, and fits the transport (512 bytes
-//! over UDP without EDNS, at most 1232 with it, 65535 over a stream, which never truncates).
-//! The catalog is the test fixtures' zones (`flashdns/tests/zones/*.zone`), built once.
+//! decodes, carries the query's id, opcode and question spelling with QR set, and fits the
+//! transport (512 bytes over UDP without EDNS, at most 1232 with it, 65535 over a stream, which
+//! never truncates). The catalog is the test fixtures' zones (`flashdns/tests/zones/*.zone`),
+//! built once, so its answer cache fills as the fuzzer runs; each input is then asked again
+//! with another id and its question in other case, which the cache answers, and that answer
+//! must be the one a catalog without a cache gives.
 
 #![no_main]
 
 use std::sync::{Arc, OnceLock};
 
-use flashdns::dns::{respond, Catalog, Transport, Zone};
+use flashdns::dns::{respond, Catalog, Outcome, Transport, Zone};
 use hickory_proto::op::{Message, MessageType};
 use hickory_proto::rr::Name;
 use libfuzzer_sys::fuzz_target;
@@ -18,9 +21,15 @@ const ZONES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/zones");
 /// What `respond` may send over UDP whatever the client offers (DNS Flag Day 2020).
 const MAX_UDP: usize = 1232;
 
-fn catalog() -> &'static Catalog {
-    static CATALOG: OnceLock<Catalog> = OnceLock::new();
-    CATALOG.get_or_init(|| {
+/// The fixtures' zones, and the catalog every input shares (with its cache).
+struct Fixtures {
+    zones: Vec<Arc<Zone>>,
+    shared: Catalog,
+}
+
+fn fixtures() -> &'static Fixtures {
+    static FIXTURES: OnceLock<Fixtures> = OnceLock::new();
+    FIXTURES.get_or_init(|| {
         let mut zones = Vec::new();
         for entry in std::fs::read_dir(ZONES).expect("the zone fixtures") {
             let path = entry.expect("a directory entry").path();
@@ -34,7 +43,7 @@ fn catalog() -> &'static Catalog {
             zones.push(Arc::new(Zone::build(origin, file.records).expect("the fixture builds")));
         }
         assert!(!zones.is_empty(), "no zones in {ZONES}");
-        Catalog::new(zones)
+        Fixtures { shared: Catalog::new(zones.iter().cloned()), zones }
     })
 }
 
@@ -50,10 +59,68 @@ fn limit(query: &[u8], transport: Transport) -> usize {
     }
 }
 
-fn check(query: &[u8], transport: Transport) {
-    let Some((bytes, outcome)) = respond(catalog(), query, transport) else { return };
+/// The question's name as the query wrote it (uncompressed), if it has one.
+fn question_name(query: &[u8]) -> Option<&[u8]> {
+    let mut at = 12;
+    loop {
+        let len = *query.get(at)? as usize;
+        if len & 0xc0 != 0 {
+            return None;
+        }
+        at += 1 + len;
+        if len == 0 {
+            return query.get(12..at);
+        }
+    }
+}
+
+/// `query` with another id and the letters of its question's name in the other case.
+fn respelled(query: &[u8]) -> Vec<u8> {
+    let mut other = query.to_vec();
+    if other.len() >= 2 {
+        other[0] ^= 0x5a;
+        other[1] ^= 0xa5;
+    }
+    if let Some(name) = question_name(query) {
+        for byte in &mut other[12..12 + name.len()] {
+            if byte.is_ascii_alphabetic() {
+                *byte ^= 0x20;
+            }
+        }
+    }
+    other
+}
+
+/// A response's header, OPT, answers and authorities with names in one case, and its additional
+/// records apart: for comparing two encodings of one answer.
+fn content(bytes: &[u8]) -> (String, Vec<String>) {
+    let message = Message::from_vec(bytes).expect("checked: it decodes");
+    let text = |records: &[hickory_proto::rr::Record]| -> Vec<String> {
+        records.iter().map(|r| r.to_string().to_ascii_lowercase()).collect()
+    };
+    let main = format!(
+        "{:?} {:?} {:?} {:?}",
+        message.metadata,
+        message.edns,
+        text(&message.answers),
+        text(&message.authorities)
+    );
+    (main, text(&message.additionals))
+}
+
+/// The same answer, though the encodings differ: the same header and sections, but for
+/// additional records, which are optional (RFC 2181 §9): one response may carry fewer, never
+/// others.
+fn same_answer(a: &[u8], b: &[u8]) -> bool {
+    let ((main_a, extra_a), (main_b, extra_b)) = (content(a), content(b));
+    let (fewer, more) = if extra_a.len() <= extra_b.len() { (extra_a, extra_b) } else { (extra_b, extra_a) };
+    main_a == main_b && fewer.iter().all(|r| more.contains(r))
+}
+
+fn check(catalog: &Catalog, query: &[u8], transport: Transport) -> Option<(Vec<u8>, Outcome)> {
+    let (bytes, outcome) = respond(catalog, query, transport)?;
     if bytes.is_empty() {
-        return; // Silence, in the form `error` falls back to; allowed.
+        return Some((bytes, outcome)); // Silence, in the form `error` falls back to; allowed.
     }
     let response = Message::from_vec(&bytes)
         .unwrap_or_else(|e| panic!("{transport:?}: the response does not decode: {e}\n{bytes:02x?}"));
@@ -75,9 +142,42 @@ fn check(query: &[u8], transport: Transport) {
         assert!(!meta.truncation, "TC set over a stream");
     }
     assert_eq!(meta.truncation, outcome.truncated, "{transport:?}: TC and the outcome disagree");
+    if let (Some(asked), false) = (question_name(query), response.queries.is_empty()) {
+        let end = 12 + asked.len();
+        assert_eq!(bytes.get(12..end), Some(asked), "{transport:?}: the question is not spelled as asked");
+    }
+    Some((bytes, outcome))
 }
 
 fuzz_target!(|query: &[u8]| {
-    check(query, Transport::Udp);
-    check(query, Transport::Stream);
+    let fixtures = fixtures();
+    for transport in [Transport::Udp, Transport::Stream] {
+        check(&fixtures.shared, query, transport);
+        // Asked again, differently spelled: from the cache if the answer was kept.
+        let again = respelled(query);
+        let cached = check(&fixtures.shared, &again, transport);
+        let fresh = respond(&Catalog::new(fixtures.zones.iter().cloned()), &again, transport);
+        match (cached, fresh) {
+            (None, None) => {}
+            (Some((a, x)), Some((b, y))) => {
+                assert_eq!(a.is_empty(), b.is_empty(), "{transport:?}: silence from one catalog only");
+                // hickory compresses a name against an earlier one only when their case matches,
+                // so a fresh answer to a question spelled unlike the zone can be longer than the
+                // cached one (made for another spelling): it may keep fewer additional records,
+                // or be truncated where that one fits.
+                if a != b && !a.is_empty() && x.truncated == y.truncated {
+                    assert!(
+                        x == y && same_answer(&a, &b),
+                        "{transport:?}: the cached answer is not the fresh one\n\
+                         cached ({} bytes, {x:?}):\n{}\nfresh ({} bytes, {y:?}):\n{}",
+                        a.len(),
+                        Message::from_vec(&a).map(|m| m.to_string()).unwrap_or_default(),
+                        b.len(),
+                        Message::from_vec(&b).map(|m| m.to_string()).unwrap_or_default(),
+                    );
+                }
+            }
+            (a, b) => panic!("{transport:?}: answered by one catalog only: cached {a:?}, fresh {b:?}"),
+        }
+    }
 });
