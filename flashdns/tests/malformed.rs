@@ -30,6 +30,15 @@ fn corpus() -> Vec<(&'static str, Vec<u8>)> {
     let mut two_questions = GOOD.to_vec();
     two_questions[5] = 2;
     cases.push(("qdcount 2 with one question", two_questions));
+    // Ten questions, no EDNS: the FORMERR must still fit 512 bytes (a fuzzer found 594).
+    let mut ten = GOOD[..12].to_vec();
+    ten[5] = 10;
+    for _ in 0..10 {
+        ten.extend_from_slice(&[40]);
+        ten.extend_from_slice(&[b'a'; 40]);
+        ten.extend_from_slice(&[4, b't', b'e', b's', b't', 0, 0, 1, 0, 1]);
+    }
+    cases.push(("ten long questions", ten));
     let mut label_too_long = GOOD.to_vec();
     label_too_long[12] = 70;
     cases.push(("label length beyond the packet", label_too_long));
@@ -86,6 +95,9 @@ fn corpus() -> Vec<(&'static str, Vec<u8>)> {
 /// What a broken query may get back: nothing, or an error response with the same id.
 fn acceptable(query: &[u8], response: Option<&[u8]>) -> Result<(), String> {
     let Some(bytes) = response else { return Ok(()) };
+    if bytes.len() > 512 && query.len() > 11 && query[11] == 0 {
+        return Err(format!("{} bytes answer a query without EDNS, more than 512", bytes.len()));
+    }
     let message = Message::from_vec(bytes).map_err(|e| format!("the response does not decode: {e}"))?;
     if query.len() >= 2 && message.metadata.id != u16::from_be_bytes([query[0], query[1]]) {
         return Err(format!("response id {} is not the query's", message.metadata.id));

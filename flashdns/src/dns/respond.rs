@@ -201,8 +201,18 @@ fn error(header: &Header, rcode: ResponseCode, request: Option<&Message>) -> (Ve
     if rcode == ResponseCode::BADVERS && response.edns.is_none() {
         response.edns = Some(Edns::new());
     }
+    // Only a single question is echoed: a query of many questions is itself the error, and
+    // echoing them all could make the error larger than the client may receive (512 bytes
+    // over UDP without EDNS).
+    if response.queries.len() > 1 {
+        response.queries.clear();
+    }
     // A header alone always encodes; an empty vector would be silence, which is also allowed.
-    let bytes = response.to_vec().unwrap_or_default();
+    let mut bytes = response.to_vec().unwrap_or_default();
+    if bytes.len() > 512 {
+        response.queries.clear();
+        bytes = response.to_vec().unwrap_or_default();
+    }
     (bytes, Outcome { rcode, zone: None, truncated: false })
 }
 

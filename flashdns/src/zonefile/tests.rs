@@ -356,3 +356,12 @@ fn odd_data_round_trips() {
     let again = parse_example(&exported).unwrap_or_else(|e| panic!("{e}\n{exported}"));
     assert_eq!(canonical(&again.records), canonical(&zone.records));
 }
+
+#[test]
+fn caa_tags_are_letters_and_digits() {
+    // A fuzzer found `0 %e 2` accepted and exported in a form that does not read back.
+    let origin: Name = "example.com.".parse().unwrap();
+    let text = "$ORIGIN example.com.\n@ 60 IN SOA ns. h. 1 1 1 1 1\n@ 60 IN NS ns.\n@ 60 IN CAA 0 %e 2\n";
+    let error = parse(text, Some(&origin), None).unwrap_err().to_string();
+    assert!(error.contains("line 4") && error.contains("CAA tag"), "{error}");
+}
