@@ -6,31 +6,10 @@ mod common;
 
 use std::path::Path;
 
-use common::{dig, kdig, Stack};
+use common::{dig, flags, kdig, section, status, Stack};
 
 fn zone_file(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/zones").join(name)
-}
-
-/// The lines of dig's ANSWER (or another) section, whitespace collapsed.
-fn section(out: &str, name: &str) -> Vec<String> {
-    let header = format!(";; {name} SECTION:");
-    out.lines()
-        .skip_while(|l| !l.starts_with(&header))
-        .skip(1)
-        .take_while(|l| !l.trim().is_empty())
-        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect()
-}
-
-/// The rcode, as dig (`status: NOERROR,`) and kdig (`status: NOERROR;`) print it.
-fn status(out: &str) -> &str {
-    out.split("status: ").nth(1).map(|s| s.trim_start_matches(|c: char| !c.is_ascii_alphabetic())).and_then(|s| s.split([',', ';']).next()).unwrap_or("(no status)")
-}
-
-/// The header flags, as dig (`flags:`) and kdig (`Flags:`) print them.
-fn flags(out: &str) -> String {
-    out.split("lags: ").nth(1).and_then(|s| s.split(';').next()).unwrap_or("").to_string()
 }
 
 #[tokio::test]

@@ -6,16 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{dig, free_udp_tcp_port, server, Stack};
-
-fn answer(out: &str) -> Vec<String> {
-    out.lines()
-        .skip_while(|l| !l.starts_with(";; ANSWER SECTION:"))
-        .skip(1)
-        .take_while(|l| !l.trim().is_empty())
-        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect()
-}
+use common::{answer, dig, free_udp_tcp_port, server, Stack};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_change_reaches_every_node_within_a_second_and_survives_chainfire_stopping() {

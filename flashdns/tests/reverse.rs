@@ -4,20 +4,7 @@
 
 mod common;
 
-use common::{dig, Stack};
-
-fn answer(out: &str) -> Vec<String> {
-    out.lines()
-        .skip_while(|l| !l.starts_with(";; ANSWER SECTION:"))
-        .skip(1)
-        .take_while(|l| !l.trim().is_empty())
-        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect()
-}
-
-fn status(out: &str) -> &str {
-    out.split("status: ").nth(1).and_then(|s| s.split(',').next()).unwrap_or("(no status)")
-}
+use common::{answer, dig, status, Stack};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn subnets_get_reverse_zones_with_synthesized_and_registered_names() {

@@ -163,3 +163,33 @@ pub fn kdig(addr: SocketAddr, args: &[&str]) -> String {
         .expect("kdig runs (scripts/setup installs knot-dnsutils)");
     String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
 }
+
+/// The lines of dig's ANSWER (or another) section, whitespace collapsed.
+pub fn section(out: &str, name: &str) -> Vec<String> {
+    let header = format!(";; {name} SECTION:");
+    out.lines()
+        .skip_while(|l| !l.starts_with(&header))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+/// The rcode, as dig (`status: NOERROR,`) and kdig (`status: NOERROR;`) print it.
+pub fn status(out: &str) -> &str {
+    out.split("status: ")
+        .nth(1)
+        .map(|s| s.trim_start_matches(|c: char| !c.is_ascii_alphabetic()))
+        .and_then(|s| s.split([',', ';']).next())
+        .unwrap_or("(no status)")
+}
+
+/// The header flags, as dig (`flags:`) and kdig (`Flags:`) print them.
+pub fn flags(out: &str) -> String {
+    out.split("lags: ").nth(1).and_then(|s| s.split(';').next()).unwrap_or("").to_string()
+}
+
+/// The ANSWER section's lines.
+pub fn answer(out: &str) -> Vec<String> {
+    section(out, "ANSWER")
+}
