@@ -88,6 +88,13 @@ fn next_serial(serial: u32) -> u32 {
     }
 }
 
+/// A zone record as the next change writes it: its serial stepped, its generation counted.
+fn step(zone: &mut Zone) {
+    zone.serial = next_serial(zone.serial);
+    zone.metadata.touch();
+    zone.metadata.resource_version = 0;
+}
+
 /// A zone's apex as a zone file gives it.
 pub struct Apex {
     pub soa: crate::model::SoaSpec,
@@ -443,9 +450,7 @@ impl Zones {
         let current = self.get(owner, zone).await?;
         let mut next = current.value.clone();
         change(&mut next)?;
-        next.serial = next_serial(next.serial);
-        next.metadata.touch();
-        next.metadata.resource_version = 0;
+        step(&mut next);
         let tx = Tx::new().update(&current.key, &next, current.version)?;
         match self.store.commit(tx).await? {
             Some(revision) => {
@@ -489,9 +494,7 @@ impl Zones {
     /// A transaction that writes `zone` with the next serial, if it is still at its version.
     fn bump(&self, zone: &Versioned<Zone>) -> Result<Tx, ResourceError> {
         let mut next = zone.value.clone();
-        next.serial = next_serial(next.serial);
-        next.metadata.touch();
-        next.metadata.resource_version = 0;
+        step(&mut next);
         Tx::new().update(&zone.key, &next, zone.version)
     }
 }

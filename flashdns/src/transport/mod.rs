@@ -66,20 +66,6 @@ impl Answerer {
         }
     }
 
-    /// The response to one query, counted.
-    pub fn answer(&self, query: &[u8], transport: Transport) -> Option<Vec<u8>> {
-        match self.respond(query, transport) {
-            Some((bytes, outcome, _)) => {
-                self.metrics.count(&outcome, transport);
-                Some(bytes)
-            }
-            None => {
-                self.metrics.dropped(transport);
-                None
-            }
-        }
-    }
-
     /// The response to one UDP query from `client`, counted and rate limited.
     pub fn answer_udp(&self, query: &[u8], client: IpAddr) -> Option<Vec<u8>> {
         let Some((bytes, outcome, _)) = self.respond(query, Transport::Udp) else {
