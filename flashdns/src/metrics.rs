@@ -55,14 +55,21 @@ impl DnsMetrics {
         registry.register("flashdns_records", "Records in the zones this node answers for", self.records.clone());
     }
 
-    pub fn count(&self, outcome: &Outcome, transport: Transport) {
+    /// The counter of responses like `outcome` over `transport`: found once per answer made
+    /// and kept with it, since building the labels costs more than answering from the cache.
+    pub fn responses(&self, outcome: &Outcome, transport: Transport) -> Counter {
         let labels = ResponseLabels {
             zone: outcome.zone.as_ref().map(|z| z.to_ascii()).unwrap_or_default(),
             rcode: outcome.rcode.to_string(),
             transport: transport_name(transport),
         };
-        self.responses.get_or_create(&labels).inc();
-        if outcome.truncated {
+        self.responses.get_or_create(&labels).clone()
+    }
+
+    /// Counts one response sent on `counter` (from `responses`).
+    pub fn count(&self, counter: &Counter, truncated: bool) {
+        counter.inc();
+        if truncated {
             self.truncated.inc();
         }
     }

@@ -9,7 +9,6 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::CNAME;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
-use super::cache::AnswerCache;
 use super::dname;
 use super::signed::Signatures;
 use super::synth::Synthesized;
@@ -32,11 +31,13 @@ pub struct Answer {
     pub dnssec: bool,
 }
 
-/// The zones a server answers for, by origin, and the responses made from them so far.
+/// The zones a server answers for, by origin.
 #[derive(Debug, Default)]
 pub struct Catalog {
     zones: HashMap<Name, Arc<Zone>>,
-    cache: AnswerCache,
+    /// Which catalog this is among those a server published (0 until published): responses
+    /// kept from it are good for it alone.
+    generation: u64,
 }
 
 /// What one step of a lookup leads to.
@@ -48,12 +49,16 @@ enum Step {
 
 impl Catalog {
     pub fn new(zones: impl IntoIterator<Item = Arc<Zone>>) -> Self {
-        Self { zones: zones.into_iter().map(|z| (z.origin().clone(), z)).collect(), cache: AnswerCache::default() }
+        Self { zones: zones.into_iter().map(|z| (z.origin().clone(), z)).collect(), generation: 0 }
     }
 
-    /// Responses already made from these zones.
-    pub fn cache(&self) -> &AnswerCache {
-        &self.cache
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    pub fn with_generation(mut self, generation: u64) -> Self {
+        self.generation = generation;
+        self
     }
 
     pub fn zone(&self, origin: &Name) -> Option<&Arc<Zone>> {

@@ -1,7 +1,6 @@
 //! The DNS engine: zones in memory (`zone`), the authoritative lookup (`lookup`), and the
 //! whole query-to-response step (`respond`) the transports call. No I/O here.
 
-pub mod cache;
 pub mod dname;
 pub mod lookup;
 pub mod respond;

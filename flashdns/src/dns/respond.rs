@@ -12,7 +12,6 @@ use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
-use super::cache::Key;
 use super::lookup::{Answer, Catalog};
 
 /// The largest UDP response we send whatever a client offers: 1232 bytes avoids IP
@@ -50,6 +49,9 @@ pub struct Deferred {
     pub signed: bool,
     /// An AXFR or IXFR over a stream, answered NOTIMP here for callers that do not transfer.
     pub transfer: bool,
+    /// An answer from the zones to an unsigned query: the same bytes asked of the same catalog
+    /// get the same response, so the caller may keep it (`transport::cache`).
+    pub cacheable: bool,
 }
 
 /// The response to `query`, or `None` when nothing should be sent (not a DNS query at all).
@@ -78,56 +80,48 @@ pub fn respond_deferring(
             return Some((bytes, outcome, Deferred::default()));
         }
     };
-    let (bytes, outcome) = respond_to(catalog, &header, &request, transport)?;
+    let (bytes, outcome, answered) = respond_to(catalog, &header, &request, transport)?;
+    let signed = request.signature.is_some();
     let transfer = transport == Transport::Stream
         && outcome.rcode == ResponseCode::NotImp
         && request.metadata.op_code == OpCode::Query
         && request.queries.first().is_some_and(|q| matches!(q.query_type, RecordType::AXFR | RecordType::IXFR));
-    Some((bytes, outcome, Deferred { signed: request.signature.is_some(), transfer }))
+    Some((bytes, outcome, Deferred { signed, transfer, cacheable: answered && !signed }))
 }
 
-/// The response to a decoded query.
+/// The response to a decoded query, and whether it is an answer from the zones (not an error).
 fn respond_to(
     catalog: &Catalog,
     header: &Header,
     request: &Message,
     transport: Transport,
-) -> Option<(Vec<u8>, Outcome)> {
+) -> Option<(Vec<u8>, Outcome, bool)> {
+    let refuse = |rcode| {
+        let (bytes, outcome) = error(header, rcode, Some(request));
+        Some((bytes, outcome, false))
+    };
     if request.metadata.op_code != OpCode::Query {
-        return Some(error(header, ResponseCode::NotImp, Some(request)));
+        return refuse(ResponseCode::NotImp);
     }
     if request.queries.len() != 1 {
-        return Some(error(header, ResponseCode::FormErr, Some(request)));
+        return refuse(ResponseCode::FormErr);
     }
     if let Some(edns) = &request.edns {
         if edns.version() > 0 {
-            return Some(error(header, ResponseCode::BADVERS, Some(request)));
+            return refuse(ResponseCode::BADVERS);
         }
     }
     let question = &request.queries[0];
     let qtype = question.query_type;
     if matches!(qtype, RecordType::AXFR | RecordType::IXFR) && transport == Transport::Udp {
         // Zone transfers need a stream (RFC 5936 §4.2).
-        return Some(error(header, ResponseCode::FormErr, Some(request)));
+        return refuse(ResponseCode::FormErr);
     }
     if matches!(qtype, RecordType::AXFR | RecordType::IXFR | RecordType::OPT) {
-        return Some(error(header, ResponseCode::NotImp, Some(request)));
+        return refuse(ResponseCode::NotImp);
     }
     let dnssec_ok = request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
     let limit = size_limit(request, transport);
-    // A signed query's response is signed afterwards by the caller; others may come cached.
-    let key = request.signature.is_none().then(|| Key {
-        name: question.name.clone(),
-        qtype: u16::from(qtype),
-        qclass: u16::from(question.query_class),
-        edns: request.edns.as_ref().map(|_| dnssec_ok),
-        recursion_desired: request.metadata.recursion_desired,
-        checking_disabled: request.metadata.checking_disabled,
-        limit,
-    });
-    if let Some(hit) = key.as_ref().and_then(|k| catalog.cache().get(k, request.metadata.id, &question.name)) {
-        return Some(hit);
-    }
     let answer = if question.query_class != DNSClass::IN {
         None
     } else if is_health(&question.name) {
@@ -152,10 +146,7 @@ fn respond_to(
     let rcode = response.metadata.response_code;
     let (bytes, truncated) = encode_within(response, limit, answer.glue_required)?;
     let outcome = Outcome { rcode, zone: if rcode == ResponseCode::Refused { None } else { zone }, truncated };
-    if let Some(key) = key {
-        catalog.cache().put(key, &bytes, &outcome);
-    }
-    Some((bytes, outcome))
+    Some((bytes, outcome, true))
 }
 
 /// `health.local.` answers A 127.0.0.1 (PLATFORM.md): a probe that needs no zone.

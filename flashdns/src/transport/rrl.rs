@@ -44,14 +44,23 @@ impl RateLimiter {
         Self { per_sec, slip, exempt, slots, hasher: Default::default() }
     }
 
-    pub fn verdict(&self, client: IpAddr, outcome: &Outcome) -> Verdict {
+    /// The kind of answer `outcome` is, as responses are counted (its rcode and zone): found
+    /// once per answer made and kept with it.
+    pub fn class(&self, outcome: &Outcome) -> u64 {
+        let mut hasher = self.hasher.build_hasher();
+        u16::from(outcome.rcode).hash(&mut hasher);
+        outcome.zone.hash(&mut hasher);
+        hasher.finish()
+    }
+
+    /// Whether a response of `class` (from `class`) goes to `client`.
+    pub fn verdict(&self, client: IpAddr, class: u64) -> Verdict {
         if self.per_sec == 0 || self.exempt.iter().any(|net| net.contains(&client)) {
             return Verdict::Send;
         }
         let mut hasher = self.hasher.build_hasher();
         network_of(client).hash(&mut hasher);
-        u16::from(outcome.rcode).hash(&mut hasher);
-        outcome.zone.hash(&mut hasher);
+        class.hash(&mut hasher);
         let slot = &self.slots[(hasher.finish() as usize) % SLOTS];
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as u32).unwrap_or(0);
         let mut current = slot.load(Ordering::Relaxed);
@@ -105,18 +114,20 @@ mod tests {
     fn a_flood_toward_one_network_is_cut_and_slips_every_second_response() {
         let limiter = RateLimiter::new(5, 2, Vec::new());
         let client: IpAddr = "198.51.100.7".parse().unwrap();
-        let verdicts: Vec<Verdict> = (0..11).map(|_| limiter.verdict(client, &outcome())).collect();
+        let class = limiter.class(&outcome());
+        let verdicts: Vec<Verdict> = (0..11).map(|_| limiter.verdict(client, class)).collect();
         // Within one second (the test is far quicker), 5 go out, then slip/drop alternate.
         let sent = verdicts.iter().filter(|v| **v == Verdict::Send).count();
         if sent == 5 {
             assert_eq!(&verdicts[5..], &[Verdict::Drop, Verdict::Slip, Verdict::Drop, Verdict::Slip, Verdict::Drop, Verdict::Slip]);
         }
         // Another network has its own budget; exempt networks none at all.
-        assert_eq!(limiter.verdict("203.0.113.1".parse().unwrap(), &outcome()), Verdict::Send);
+        assert_eq!(limiter.verdict("203.0.113.1".parse().unwrap(), class), Verdict::Send);
         let open = RateLimiter::new(1, 0, vec!["127.0.0.0/8".parse().unwrap()]);
         for _ in 0..10 {
-            assert_eq!(open.verdict("127.0.0.1".parse().unwrap(), &outcome()), Verdict::Send);
+            assert_eq!(open.verdict("127.0.0.1".parse().unwrap(), open.class(&outcome())), Verdict::Send);
         }
-        assert_eq!(RateLimiter::new(0, 2, Vec::new()).verdict(client, &outcome()), Verdict::Send);
+        let off = RateLimiter::new(0, 2, Vec::new());
+        assert_eq!(off.verdict(client, off.class(&outcome())), Verdict::Send);
     }
 }

@@ -46,6 +46,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut buf = Vec::new();
+    let mut view = answerer.view();
     loop {
         let mut len = [0u8; 2];
         let read = tokio::select! {
@@ -66,7 +67,7 @@ where
             }
         }
         // One response, or a zone transfer's several (RFC 5936 §2.2).
-        let responses = answerer.answer_stream(&buf, peer);
+        let responses = answerer.answer_stream(&mut view, &buf, peer);
         if responses.is_empty() {
             return;
         }

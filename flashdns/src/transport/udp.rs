@@ -1,7 +1,8 @@
 //! DNS over UDP: one socket per worker thread on the same port (SO_REUSEPORT, so the kernel
-//! spreads clients over them), each thread receiving a datagram, answering it and sending the
-//! response before taking the next, with blocking calls: an answer takes microseconds, and an
-//! async runtime's readiness round trips would cost more than the answer itself.
+//! spreads clients over them), each thread receiving the datagrams waiting (`mmsg`), answering
+//! them and sending the responses before taking more, with blocking calls: an answer takes
+//! microseconds, and an async runtime's readiness round trips would cost more than the answer
+//! itself.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
@@ -10,6 +11,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::mmsg::Batch;
 use super::Answerer;
 
 /// How often an idle worker looks at the shutdown signal.
@@ -35,9 +37,10 @@ pub fn serve(sockets: Vec<UdpSocket>, answerer: Answerer, shutdown: Cancellation
     for (i, socket) in sockets.into_iter().enumerate() {
         let (answerer, shutdown) = (answerer.clone(), shutdown.clone());
         let spawned = std::thread::Builder::new().name(format!("dns-udp-{i}")).spawn(move || {
-            let mut buf = vec![0u8; 65_535];
+            let mut batch = Batch::default();
+            let mut view = answerer.view();
             while !shutdown.is_cancelled() {
-                let (len, peer) = match socket.recv_from(&mut buf) {
+                let received = match batch.receive(&socket) {
                     Ok(received) => received,
                     Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
                         continue;
@@ -48,11 +51,14 @@ pub fn serve(sockets: Vec<UdpSocket>, answerer: Answerer, shutdown: Cancellation
                         continue;
                     }
                 };
-                if let Some(response) = answerer.answer_udp(&buf[..len], peer.ip()) {
-                    if let Err(e) = socket.send_to(&response, peer) {
-                        tracing::debug!(%peer, error = %e, "UDP send failed");
+                for i in 0..received {
+                    let (query, peer, response) = batch.query_and_response(i);
+                    let Some(peer) = peer else { continue };
+                    if !answerer.answer_udp(&mut view, query, peer, response) {
+                        response.clear();
                     }
                 }
+                batch.send(&socket);
             }
         });
         match spawned {
