@@ -3,15 +3,18 @@
 //! decodes, carries the query's id, opcode and question spelling with QR set, and fits the
 //! transport (512 bytes over UDP without EDNS, at most 1232 with it, 65535 over a stream, which
 //! never truncates). The catalog is the test fixtures' zones (`flashdns/tests/zones/*.zone`),
-//! built once, so its answer cache fills as the fuzzer runs; each input is then asked again
+//! built once, and the responses it may keep go into one answer cache (`transport::cache`, as
+//! the servers' workers use it), which fills as the fuzzer runs; each input is then asked again
 //! with another id and its question in other case, which the cache answers, and that answer
-//! must be the one a catalog without a cache gives.
+//! must be the one made afresh.
 
 #![no_main]
 
 use std::sync::{Arc, OnceLock};
 
+use flashdns::dns::respond::respond_deferring;
 use flashdns::dns::{respond, Catalog, Outcome, Transport, Zone};
+use flashdns::transport::cache::{AnswerCache, Tally};
 use hickory_proto::op::{Message, MessageType};
 use hickory_proto::rr::Name;
 use libfuzzer_sys::fuzz_target;
@@ -21,10 +24,10 @@ const ZONES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/zones");
 /// What `respond` may send over UDP whatever the client offers (DNS Flag Day 2020).
 const MAX_UDP: usize = 1232;
 
-/// The fixtures' zones, and the catalog every input shares (with its cache).
+/// The catalog every input shares, and the responses kept from it.
 struct Fixtures {
-    zones: Vec<Arc<Zone>>,
     shared: Catalog,
+    cache: AnswerCache,
 }
 
 fn fixtures() -> &'static Fixtures {
@@ -43,7 +46,7 @@ fn fixtures() -> &'static Fixtures {
             zones.push(Arc::new(Zone::build(origin, file.records).expect("the fixture builds")));
         }
         assert!(!zones.is_empty(), "no zones in {ZONES}");
-        Fixtures { shared: Catalog::new(zones.iter().cloned()), zones }
+        Fixtures { shared: Catalog::new(zones), cache: AnswerCache::default() }
     })
 }
 
@@ -117,8 +120,8 @@ fn same_answer(a: &[u8], b: &[u8]) -> bool {
     main_a == main_b && fewer.iter().all(|r| more.contains(r))
 }
 
-fn check(catalog: &Catalog, query: &[u8], transport: Transport) -> Option<(Vec<u8>, Outcome)> {
-    let (bytes, outcome) = respond(catalog, query, transport)?;
+/// `bytes`, with `outcome`, is a response to `query` as the module's doc says.
+fn check(query: &[u8], bytes: Vec<u8>, outcome: Outcome, transport: Transport) -> Option<(Vec<u8>, Outcome)> {
     if bytes.is_empty() {
         return Some((bytes, outcome)); // Silence, in the form `error` falls back to; allowed.
     }
@@ -152,11 +155,24 @@ fn check(catalog: &Catalog, query: &[u8], transport: Transport) -> Option<(Vec<u
 fuzz_target!(|query: &[u8]| {
     let fixtures = fixtures();
     for transport in [Transport::Udp, Transport::Stream] {
-        check(&fixtures.shared, query, transport);
-        // Asked again, differently spelled: from the cache if the answer was kept.
+        let Some((bytes, outcome, deferred)) = respond_deferring(&fixtures.shared, query, transport) else {
+            continue;
+        };
+        if deferred.cacheable {
+            let tally = Tally { counter: Default::default(), truncated: outcome.truncated, class: 0 };
+            fixtures.cache.put(fixtures.shared.generation(), query, transport, &bytes, tally);
+        }
+        check(query, bytes, outcome.clone(), transport);
+        // Asked again, differently spelled: from the cache if the answer was kept (the same
+        // bytes but for id and case, so the same outcome).
         let again = respelled(query);
-        let cached = check(&fixtures.shared, &again, transport);
-        let fresh = respond(&Catalog::new(fixtures.zones.iter().cloned()), &again, transport);
+        let mut out = Vec::new();
+        let generation = fixtures.shared.generation();
+        let cached = match fixtures.cache.hit(generation, &again, transport, &mut out, |out, _| out.clone()) {
+            Some(hit) => check(&again, hit, outcome, transport),
+            None => respond(&fixtures.shared, &again, transport).and_then(|(b, o)| check(&again, b, o, transport)),
+        };
+        let fresh = respond(&fixtures.shared, &again, transport);
         match (cached, fresh) {
             (None, None) => {}
             (Some((a, x)), Some((b, y))) => {
