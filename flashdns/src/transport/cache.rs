@@ -5,9 +5,12 @@
 //!
 //! Why bytes and not a decoded question: decoding a query with hickory costs more than the
 //! whole answer from here, and bytes leave nothing out by accident — any difference (EDNS
-//! size, DO, RD, CD, an option) is a different key. Only the question's name is walked, label
-//! by label, to know which bytes to compare without case; a name that is not plain labels is
-//! simply not cached.
+//! size, DO, RD, CD, an option) is a different key. Only queries of the plain shape are kept:
+//! one question whose name is plain labels, then nothing but an OPT record (owner the root,
+//! options without names). Its name is the only part compared without case, and with no
+//! compressed name anywhere, nothing else can read the id or the name's bytes (a pointer into
+//! the header or into a label would make the case or the id change how the query decodes:
+//! the fuzzer found that).
 //!
 //! A hit writes the query's id and the question's name as the query spelled it (same length,
 //! other case) into the copy: names in the response compressed against the question then read
@@ -75,7 +78,7 @@ impl Key {
         if query.len() < HEADER + 1 || query.len() - 1 > MAX_KEY {
             return None;
         }
-        let name_end = name_end(query)?;
+        let name_end = plain_shape(query)?;
         let mut key = Key { bytes: [0; MAX_KEY], len: query.len() - 1, name_end };
         key.bytes[0] = match transport {
             Transport::Udp => 0,
@@ -91,19 +94,36 @@ impl Key {
     }
 }
 
-/// Where the first question's name ends, if it is plain labels (no compression).
-fn name_end(query: &[u8]) -> Option<usize> {
+/// Where the question's name ends, if `query` has the plain shape: one question, its name
+/// plain labels, and then at most an OPT record (RFC 6891 §6.1.2) filling the rest exactly.
+fn plain_shape(query: &[u8]) -> Option<usize> {
+    let count = |at: usize| u16::from_be_bytes([query[at], query[at + 1]]);
+    let additional = count(10);
+    if count(4) != 1 || count(6) != 0 || count(8) != 0 || additional > 1 {
+        return None;
+    }
     let mut at = HEADER;
-    loop {
+    let name_end = loop {
         let len = *query.get(at)? as usize;
         if len == 0 {
-            return Some(at + 1);
+            break at + 1;
         }
         if len > 63 {
             return None;
         }
         at += 1 + len;
-    }
+    };
+    // The question's type and class.
+    let rest = query.get(name_end + 4..)?;
+    let plain = match (additional, rest) {
+        (0, []) => true,
+        // Root owner, TYPE 41, class (payload size) and TTL (flags) any, then the options.
+        (1, [0, 0, 41, _, _, _, _, _, _, len_hi, len_lo, options @ ..]) => {
+            usize::from(u16::from_be_bytes([*len_hi, *len_lo])) == options.len()
+        }
+        _ => false,
+    };
+    plain.then_some(name_end)
 }
 
 impl AnswerCache {
@@ -166,6 +186,13 @@ mod tests {
         q
     }
 
+    /// `query` with an OPT record of payload size 1232 and the DO bit.
+    fn with_opt(mut query: Vec<u8>) -> Vec<u8> {
+        query[11] = 1;
+        query.extend_from_slice(&[0, 0, 41, 4, 0xd0, 0, 0, 0x80, 0, 0, 0]);
+        query
+    }
+
     fn tally() -> Tally {
         Tally { counter: Counter::default(), truncated: false, class: 7 }
     }
@@ -208,5 +235,19 @@ mod tests {
         // Truncated and empty queries are no keys at all.
         assert!(Key::of(&asked[..14], Transport::Udp).is_none());
         assert!(Key::of(&[], Transport::Udp).is_none());
+        // An OPT record is the plain shape; anything else after the question is not (here a
+        // name compressed against the question, which could read its case).
+        let opt = with_opt(asked.clone());
+        assert!(Key::of(&opt, Transport::Udp).is_some());
+        let mut short = opt.clone();
+        short.pop();
+        assert!(Key::of(&short, Transport::Udp).is_none());
+        let mut pointer = asked.clone();
+        pointer[11] = 1;
+        pointer.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 0, 0, 4, 1, 2, 3, 4]);
+        assert!(Key::of(&pointer, Transport::Udp).is_none());
+        let mut two = asked.clone();
+        two[5] = 2;
+        assert!(Key::of(&two, Transport::Udp).is_none());
     }
 }
