@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use photon_auth::IamSection;
 use photon_resource::ChainfireSection;
 use photon_runtime::{LogSection, Sections, ServerSection, ServiceConfig, ServiceSpec, TlsSection};
 use serde::{Deserialize, Serialize};
@@ -65,17 +66,6 @@ pub struct DnssecSection {
     pub master_key_file: Option<PathBuf>,
 }
 
-/// `[iam]`: who authorizes API calls (tokens are verified locally against IAM's keys).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IamSection {
-    pub url: String,
-    /// CA of IAM's certificate; defaults to chainfire's (`chainfire.ca`), then the API port's CA.
-    pub ca: Option<PathBuf>,
-    /// How long an authorization decision is reused.
-    pub cache_ttl_ms: u64,
-}
-
 impl ServiceConfig for FlashdnsConfig {
     fn defaults(spec: &ServiceSpec) -> Self {
         Self {
@@ -91,7 +81,7 @@ impl ServiceConfig for FlashdnsConfig {
             },
             chainfire: ChainfireSection::default(),
             dnssec: DnssecSection { master_key_file: None },
-            iam: IamSection { url: "https://127.0.0.1:8080".into(), ca: None, cache_ttl_ms: 10_000 },
+            iam: IamSection::default(),
             transfer: TransferSection { keys: Vec::new(), journal_max: 1000 },
         }
     }

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use photon_auth::{AuthClient, AuthConfig};
+use photon_auth::AuthClient;
 use photon_resource::Store;
 use photon_runtime::{Api, Context, HealthReport, HealthStatus, StreamProtocol};
 use tokio::net::TcpListener;
@@ -74,10 +74,7 @@ pub async fn build(config: FlashdnsConfig, context: Context) -> anyhow::Result<A
     })
     .also_without_alpn();
 
-    let mut auth = AuthConfig::new(config.iam.url.clone());
-    // The cluster has one CA: without an IAM CA of its own, trust what chainfire is trusted with.
-    auth.ca = config.iam.ca.clone().or(config.chainfire.ca.clone()).or(trust);
-    auth.decision_ttl = Duration::from_millis(config.iam.cache_ttl_ms);
+    let auth = config.iam.auth_config([config.chainfire.ca.as_deref(), trust.as_deref()]);
     let auth = Arc::new(AuthClient::new(auth).map_err(anyhow::Error::msg)?);
     let mut rules = crate::api::rules();
     rules.extend(crate::grpc::rules());

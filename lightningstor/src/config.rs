@@ -3,9 +3,9 @@
 //! `lightningstor-server --help`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
 use flaredb_client::records::FlaredbSection;
+use photon_auth::IamSection;
 use photon_runtime::{LogSection, Sections, ServerSection, ServiceConfig, ServiceSpec, TlsSection};
 use serde::{Deserialize, Serialize};
 
@@ -48,20 +48,9 @@ pub struct S3Section {
     pub min_part_bytes: u64,
 }
 
-/// `[iam]`: who checks signatures and decides. LightningStor acts as a service account that
-/// needs `iam:access-keys:resolve` and `iam:principals:authorize` at system scope; its
-/// credentials file (`{"key_id","secret"}`, as IAM's `bootstrap.services` writes it) is read at
-/// start.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IamSection {
-    pub url: String,
-    /// CA of IAM's certificate; defaults to the API port's CA.
-    pub ca: Option<PathBuf>,
-    pub credentials_file: Option<PathBuf>,
-    /// How long an authorization decision or a resolved access key is reused.
-    pub cache_ttl_ms: u64,
-}
+// `[iam]` is photon-auth's `IamSection`. LightningStor acts as a service account that needs
+// `iam:access-keys:resolve` and `iam:principals:authorize` at system scope; its credentials file
+// is read at start.
 
 /// `[storage]`: object data on this node.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -136,12 +125,7 @@ impl ServiceConfig for LightningstorConfig {
                 min_part_bytes: 5 << 20,
             },
             flaredb: FlaredbSection::local("lightningstor/"),
-            iam: IamSection {
-                url: "https://127.0.0.1:8080".into(),
-                ca: None,
-                credentials_file: None,
-                cache_ttl_ms: 10_000,
-            },
+            iam: IamSection::default(),
             storage: StorageSection {
                 chunk_bytes: 8 << 20,
                 delete_delay_ms: 600_000,

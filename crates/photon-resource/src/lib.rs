@@ -3,15 +3,19 @@
 //! receipt with errors naming the field (`error`), stored as JSON in chainfire under one key
 //! layout with optimistic concurrency on the key's revision (`store`), and followed by a
 //! watch that survives chainfire restarts (`follow`), which is what a service's in-memory
-//! copy or a reconciler is fed from.
+//! copy or a reconciler is fed from. A resource type is a spec and a `kind::Kind`; its store
+//! operations (`kind::Resources`) and REST routes with IAM rules (`rest::Routes`) follow.
 
 pub mod error;
 pub mod follow;
 pub mod json;
+pub mod kind;
 pub mod meta;
+pub mod rest;
 pub mod store;
 
 pub use error::{FieldError, ResourceError};
 pub use follow::{follow, Change};
+pub use kind::{check_name, Kind, Layout, Listing, Resource, Resources};
 pub use meta::{Metadata, Owner};
 pub use store::{ChainfireSection, Store, Tx, Versioned};

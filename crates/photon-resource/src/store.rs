@@ -224,6 +224,12 @@ impl Tx {
         self
     }
 
+    /// `key` must exist (a parent that a new child needs).
+    pub fn when_present(mut self, key: &str) -> Self {
+        self.compares.push(Compare::create_revision(key, CompareOp::Greater, 0));
+        self
+    }
+
     pub fn when_version(mut self, key: &str, version: i64) -> Self {
         self.compares.push(Compare::mod_revision(key, CompareOp::Equal, version));
         self

@@ -11,8 +11,7 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
-use iam_env::{bearer, Env};
-use photon_api::iam::v1 as pb;
+use iam_env::Env;
 use photon_testkit::{free_port, TestServer};
 
 pub struct Stack {
@@ -34,8 +33,8 @@ impl Stack {
         let root = iam.admin_token().await;
         iam.org(&root, "acme", &["web"]).await;
         iam.org(&root, "beta", &["web"]).await;
-        let tenant = token(&iam, &root, "acme", "dns", "member").await;
-        let stranger = token(&iam, &root, "beta", "dns", "member").await;
+        let tenant = iam.member_token(&root, "acme", "dns", "member").await;
+        let stranger = iam.member_token(&root, "beta", "dns", "member").await;
         let dns_addr: SocketAddr = format!("127.0.0.1:{}", free_udp_tcp_port()).parse().expect("an address");
         let mut dns = server(&iam, dns_addr, env);
         dns.process.start();
@@ -110,36 +109,6 @@ pub fn free_udp_tcp_port() -> u16 {
             return port;
         }
     }
-}
-
-/// A member of `org/web` with `role` there, logged in with an access key: its access token.
-pub async fn token(env: &Env, root: &str, org: &str, name: &str, role: &str) -> String {
-    let mut admin = env.admin();
-    let sa = pb::CreateServiceAccountRequest { org: org.into(), project: "web".into(), name: name.into() };
-    admin.create_service_account(bearer(root, sa)).await.expect("create the service account");
-    let principal = format!("sa:{org}/web/{name}");
-    let binding = pb::CreateBindingRequest {
-        scope: format!("orgs/{org}/projects/web"),
-        principal: principal.clone(),
-        role: role.into(),
-        ..Default::default()
-    };
-    admin.create_binding(bearer(root, binding)).await.expect("bind the role");
-    let key = admin
-        .create_access_key(bearer(root, pb::CreateAccessKeyRequest { principal }))
-        .await
-        .expect("an access key")
-        .into_inner();
-    let credentials = pb::issue_token_request::Credentials::AccessKey(pb::AccessKeyCredentials {
-        key_id: key.key.expect("the key").key_id,
-        secret: key.secret,
-    });
-    env.tokens()
-        .issue_token(pb::IssueTokenRequest { credentials: Some(credentials) })
-        .await
-        .expect("a token for the access key")
-        .into_inner()
-        .access_token
 }
 
 /// `dig @addr -p port args`: its whole output.

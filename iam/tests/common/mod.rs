@@ -100,6 +100,37 @@ impl Env {
     pub async fn admin_token(&self) -> String {
         self.login("admin", ADMIN_PASSWORD).await.expect("the bootstrap admin logs in").access_token
     }
+
+    /// A service account `name` of `org/web` with `role` there, made by `root` and logged in
+    /// with an access key: its access token (a service's tests' tenant).
+    pub async fn member_token(&self, root: &str, org: &str, name: &str, role: &str) -> String {
+        let mut admin = self.admin();
+        let sa = pb::CreateServiceAccountRequest { org: org.into(), project: "web".into(), name: name.into() };
+        admin.create_service_account(bearer(root, sa)).await.expect("create the service account");
+        let principal = format!("sa:{org}/web/{name}");
+        let binding = pb::CreateBindingRequest {
+            scope: format!("orgs/{org}/projects/web"),
+            principal: principal.clone(),
+            role: role.into(),
+            ..Default::default()
+        };
+        admin.create_binding(bearer(root, binding)).await.expect("bind the role");
+        let key = admin
+            .create_access_key(bearer(root, pb::CreateAccessKeyRequest { principal }))
+            .await
+            .expect("an access key")
+            .into_inner();
+        let credentials = pb::issue_token_request::Credentials::AccessKey(pb::AccessKeyCredentials {
+            key_id: key.key.expect("the key").key_id,
+            secret: key.secret,
+        });
+        self.tokens()
+            .issue_token(pb::IssueTokenRequest { credentials: Some(credentials) })
+            .await
+            .expect("a token for the access key")
+            .into_inner()
+            .access_token
+    }
 }
 
 /// `message` with `authorization: Bearer <token>`.

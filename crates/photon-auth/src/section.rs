@@ -1,0 +1,43 @@
+//! `[iam]`, the configuration section every service that IAM authorizes shares: where IAM is,
+//! whom to trust for its certificate, how long decisions are reused, and (for services that
+//! call IAM as themselves) the service account's credentials.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::client::AuthConfig;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IamSection {
+    /// IAM's API URL.
+    pub url: String,
+    /// CA of IAM's certificate; defaults to chainfire's CA, then the API port's CA (a cluster
+    /// has one CA).
+    pub ca: Option<PathBuf>,
+    /// The service account's credentials (`{"key_id","secret"}`, as IAM's
+    /// `bootstrap.services` writes it), for services that call IAM as themselves.
+    #[serde(default)]
+    pub credentials_file: Option<PathBuf>,
+    /// How long an authorization decision is reused.
+    pub cache_ttl_ms: u64,
+}
+
+impl Default for IamSection {
+    fn default() -> Self {
+        Self { url: "https://127.0.0.1:8080".into(), ca: None, credentials_file: None, cache_ttl_ms: 10_000 }
+    }
+}
+
+impl IamSection {
+    /// The auth client's configuration; `fallbacks` are the CAs tried, in order, when `ca` is
+    /// unset.
+    pub fn auth_config<'a>(&self, fallbacks: impl IntoIterator<Item = Option<&'a Path>>) -> AuthConfig {
+        let mut auth = AuthConfig::new(self.url.clone());
+        auth.ca = self.ca.clone().or_else(|| fallbacks.into_iter().flatten().next().map(Path::to_path_buf));
+        auth.decision_ttl = Duration::from_millis(self.cache_ttl_ms);
+        auth
+    }
+}

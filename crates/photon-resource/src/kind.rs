@@ -1,0 +1,316 @@
+//! A resource type described once — its name, its place under its parents, how its spec is
+//! checked — from which its keys in chainfire (`Layout`), its store operations (`Resources`)
+//! and its REST routes with their IAM rules (`crate::rest`) follow. A service's resource is then
+//! a spec type and a `Kind` impl, not another copy of the plumbing.
+//!
+//! Kinds nest (a listener lives under a load balancer, a rule under a listener): deleting a
+//! resource deletes everything under it in the same transaction, and nothing is created under
+//! a parent that does not exist.
+
+use std::fmt::Debug;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{FieldError, ResourceError};
+use crate::meta::{Metadata, Owner};
+use crate::store::{Store, Tx, Versioned};
+
+pub trait Kind: Send + Sync + 'static {
+    type Spec: Serialize + DeserializeOwned + Clone + Debug + Send + Sync + 'static;
+    /// Singular, in messages ("load balancer").
+    const NAME: &'static str;
+    /// The plurals from the outermost ancestor down to this kind
+    /// (`["loadbalancers", "listeners"]`): path segments of its REST routes and its keys.
+    const PATH: &'static [&'static str];
+
+    /// Checks a spec on receipt; field paths start at `spec`.
+    fn validate(spec: &Self::Spec) -> Result<(), FieldError>;
+}
+
+/// A stored resource: metadata, the names of its parents (outermost first), and the spec.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Resource<S> {
+    pub metadata: Metadata,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parents: Vec<String>,
+    pub spec: S,
+}
+
+/// Where a service's resources live in chainfire:
+/// `<root>/r/<org>/<project>/<plural>[.<plural>...]/<parent names.../><name>`. Kinds of
+/// different depth never share a prefix (`loadbalancers/` against `loadbalancers.listeners/`),
+/// so a listing of one kind never sees another.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    root: String,
+    /// Every kind's `PATH`, for cascading deletes.
+    kinds: Vec<&'static [&'static str]>,
+}
+
+impl Layout {
+    /// `root` without a trailing slash (`/photoncloud/fiberlb`); `kinds` every kind's `PATH`.
+    pub fn new(root: impl Into<String>, kinds: &[&'static [&'static str]]) -> Self {
+        Self { root: root.into(), kinds: kinds.to_vec() }
+    }
+
+    /// Everything of every project (what a node's dataplane follows).
+    pub fn prefix(&self) -> String {
+        format!("{}/r/", self.root)
+    }
+
+    /// Where resources of `path` under `parents` are listed.
+    pub fn collection(&self, owner: &Owner, path: &[&str], parents: &[String]) -> String {
+        let mut key = format!("{}/r/{}/{}/{}/", self.root, owner.org, owner.project, path.join("."));
+        for parent in parents {
+            key.push_str(parent);
+            key.push('/');
+        }
+        key
+    }
+
+    pub fn key(&self, owner: &Owner, path: &[&str], parents: &[String], name: &str) -> String {
+        self.collection(owner, path, parents) + name
+    }
+
+    /// A key split back into its owner, the kind's path and the names (parents, then its own).
+    pub fn parse<'k>(&self, key: &'k str) -> Option<(Owner, Vec<&'k str>, Vec<&'k str>)> {
+        let rest = key.strip_prefix(&self.root)?.strip_prefix("/r/")?;
+        let mut parts = rest.split('/');
+        let (org, project, path) = (parts.next()?, parts.next()?, parts.next()?);
+        let path: Vec<&str> = path.split('.').collect();
+        let names: Vec<&str> = parts.collect();
+        (names.len() == path.len()).then(|| (Owner::new(org, project), path, names))
+    }
+
+    /// The deletes that take everything under one resource with it.
+    fn cascade(&self, mut tx: Tx, owner: &Owner, path: &[&str], names: &[String]) -> Tx {
+        for kind in &self.kinds {
+            if kind.len() > path.len() && kind.starts_with(path) {
+                tx = tx.delete_prefix(&self.collection(owner, kind, names));
+            }
+        }
+        tx
+    }
+}
+
+/// A resource name: a DNS label (lower-case letters, digits, inner hyphens, 1–63), so it is
+/// safe in a key, a URL and a host name alike.
+pub fn check_name(field: &str, name: &str) -> Result<(), FieldError> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(FieldError::new(field, format!("{name:?} is not a valid name: 1 to 63 lower-case letters, digits and inner hyphens")))
+    }
+}
+
+/// One page of a listing and the token of the next.
+#[derive(Debug, Clone, Serialize)]
+pub struct Listing<S> {
+    pub items: Vec<Resource<S>>,
+    pub next_page_token: Option<String>,
+}
+
+/// A service's resources in chainfire, every kind through the same operations.
+#[derive(Clone)]
+pub struct Resources {
+    store: Store,
+    layout: Layout,
+}
+
+impl Resources {
+    pub fn new(store: Store, layout: Layout) -> Self {
+        Self { store, layout }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The parent of a resource of `K` under `parents` must exist (named in errors).
+    fn parent_key<K: Kind>(&self, owner: &Owner, parents: &[String]) -> Option<(String, String)> {
+        let depth = K::PATH.len().checked_sub(1)?;
+        if depth == 0 {
+            return None;
+        }
+        let key = self.layout.key(owner, &K::PATH[..depth], &parents[..depth - 1], &parents[depth - 1]);
+        Some((key, parents[depth - 1].clone()))
+    }
+
+    fn check_parents<K: Kind>(parents: &[String]) -> Result<(), ResourceError> {
+        if parents.len() + 1 != K::PATH.len() {
+            return Err(ResourceError::Backend(format!("{} takes {} parent names", K::NAME, K::PATH.len() - 1)));
+        }
+        for (i, parent) in parents.iter().enumerate() {
+            check_name(K::PATH[i], parent)?;
+        }
+        Ok(())
+    }
+
+    pub async fn create<K: Kind>(
+        &self,
+        owner: &Owner,
+        parents: &[String],
+        name: &str,
+        spec: K::Spec,
+    ) -> Result<Resource<K::Spec>, ResourceError> {
+        Self::check_parents::<K>(parents)?;
+        check_name("name", name)?;
+        K::validate(&spec)?;
+        let key = self.layout.key(owner, K::PATH, parents, name);
+        let mut resource = Resource { metadata: Metadata::new(name, owner), parents: parents.to_vec(), spec };
+        let mut tx = Tx::new().create(&key, &resource)?;
+        let parent = self.parent_key::<K>(owner, parents);
+        if let Some((parent_key, _)) = &parent {
+            tx = tx.when_present(parent_key);
+        }
+        match self.store.commit(tx).await? {
+            Some(revision) => {
+                resource.metadata.resource_version = revision;
+                Ok(resource)
+            }
+            None => {
+                // Either the name is taken or the parent is gone: say which.
+                if self.store.get::<serde_json::Value>(&key).await?.is_some() {
+                    return Err(ResourceError::AlreadyExists { kind: K::NAME, name: name.into() });
+                }
+                let (_, parent_name) = parent.unwrap_or_default();
+                Err(ResourceError::NotFound { kind: "parent", name: parent_name })
+            }
+        }
+    }
+
+    pub async fn get<K: Kind>(&self, owner: &Owner, parents: &[String], name: &str) -> Result<Resource<K::Spec>, ResourceError> {
+        Self::check_parents::<K>(parents)?;
+        if check_name("name", name).is_err() {
+            // A name that could not have been created (an encoded slash, say) names nothing.
+            return Err(ResourceError::NotFound { kind: K::NAME, name: name.into() });
+        }
+        let key = self.layout.key(owner, K::PATH, parents, name);
+        match self.store.get::<Resource<K::Spec>>(&key).await? {
+            Some(found) => Ok(with_version(found)),
+            None => Err(ResourceError::NotFound { kind: K::NAME, name: name.into() }),
+        }
+    }
+
+    pub async fn list<K: Kind>(
+        &self,
+        owner: &Owner,
+        parents: &[String],
+        page_token: Option<&str>,
+        limit: usize,
+    ) -> Result<Listing<K::Spec>, ResourceError> {
+        Self::check_parents::<K>(parents)?;
+        let prefix = self.layout.collection(owner, K::PATH, parents);
+        let after = match page_token {
+            Some(token) => {
+                check_name("page_token", token)?;
+                Some(format!("{prefix}{token}"))
+            }
+            None => None,
+        };
+        let page = self.store.list::<Resource<K::Spec>>(&prefix, after.as_deref(), limit).await?;
+        let next_page_token = page.next.and_then(|key| key.strip_prefix(&prefix).map(str::to_string));
+        Ok(Listing { items: page.items.into_iter().map(with_version).collect(), next_page_token })
+    }
+
+    /// Every resource of `K` under `parents` (small sets: a pool's backends).
+    pub async fn list_all<K: Kind>(&self, owner: &Owner, parents: &[String]) -> Result<Vec<Resource<K::Spec>>, ResourceError> {
+        Self::check_parents::<K>(parents)?;
+        let prefix = self.layout.collection(owner, K::PATH, parents);
+        let items = self.store.list_all::<Resource<K::Spec>>(&prefix).await?;
+        Ok(items.into_iter().map(with_version).collect())
+    }
+
+    /// Replaces the spec; if `expected` is given the resource must still be at that version.
+    pub async fn update<K: Kind>(
+        &self,
+        owner: &Owner,
+        parents: &[String],
+        name: &str,
+        spec: K::Spec,
+        expected: Option<i64>,
+    ) -> Result<Resource<K::Spec>, ResourceError> {
+        K::validate(&spec)?;
+        let current = self.get::<K>(owner, parents, name).await?;
+        let version = current.metadata.resource_version;
+        if let Some(expected) = expected.filter(|e| *e != version) {
+            return Err(ResourceError::Conflict { kind: K::NAME, name: name.into(), expected });
+        }
+        let mut resource = current;
+        resource.spec = spec;
+        resource.metadata.touch();
+        resource.metadata.resource_version = 0;
+        let key = self.layout.key(owner, K::PATH, parents, name);
+        match self.store.commit(Tx::new().update(&key, &resource, version)?).await? {
+            Some(revision) => {
+                resource.metadata.resource_version = revision;
+                Ok(resource)
+            }
+            None => Err(ResourceError::Conflict { kind: K::NAME, name: name.into(), expected: version }),
+        }
+    }
+
+    /// Deletes the resource and everything under it, in one transaction.
+    pub async fn delete<K: Kind>(&self, owner: &Owner, parents: &[String], name: &str) -> Result<(), ResourceError> {
+        let current = self.get::<K>(owner, parents, name).await?;
+        let key = self.layout.key(owner, K::PATH, parents, name);
+        let mut names = parents.to_vec();
+        names.push(name.to_string());
+        let tx = self.layout.cascade(Tx::new().delete(&key, current.metadata.resource_version), owner, K::PATH, &names);
+        match self.store.commit(tx).await? {
+            Some(_) => Ok(()),
+            None => Err(ResourceError::Conflict {
+                kind: K::NAME,
+                name: name.into(),
+                expected: current.metadata.resource_version,
+            }),
+        }
+    }
+
+}
+
+fn with_version<S>(found: Versioned<Resource<S>>) -> Resource<S> {
+    let mut resource = found.value;
+    resource.metadata.resource_version = found.version;
+    resource
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_of_different_kinds_never_share_a_prefix_and_parse_back() {
+        let layout = Layout::new("/photoncloud/lb", &[&["lbs"], &["lbs", "listeners"], &["lbs", "listeners", "rules"]]);
+        let owner = Owner::new("acme", "web");
+        let lb = layout.key(&owner, &["lbs"], &[], "front");
+        let listener = layout.key(&owner, &["lbs", "listeners"], &["front".into()], "http");
+        assert_eq!(lb, "/photoncloud/lb/r/acme/web/lbs/front");
+        assert_eq!(listener, "/photoncloud/lb/r/acme/web/lbs.listeners/front/http");
+        assert!(!listener.starts_with(&layout.collection(&owner, &["lbs"], &[])));
+        let (parsed_owner, path, names) = layout.parse(&listener).unwrap();
+        assert_eq!((parsed_owner, path, names), (owner.clone(), vec!["lbs", "listeners"], vec!["front", "http"]));
+        assert!(layout.parse("/photoncloud/lb/r/acme/web/lbs.listeners/front").is_none());
+        assert!(layout.parse("/elsewhere/r/acme/web/lbs/front").is_none());
+    }
+
+    #[test]
+    fn names_are_dns_labels() {
+        for good in ["a", "web-1", "0"] {
+            assert!(check_name("name", good).is_ok(), "{good}");
+        }
+        for bad in ["", "-a", "a-", "A", "a/b", "a.b", "a b", &"x".repeat(64)] {
+            assert!(check_name("name", bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! FiberLB's configuration: the runtime's `[server]` (the API port, 9092), `[log]`, `[tls]`,
+//! plus `[chainfire]` (where load balancers live) and `[iam]` (who decides). Every key is
+//! documented in `fiberlb-server --help`.
+
+use photon_auth::IamSection;
+use photon_resource::ChainfireSection;
+use photon_runtime::{LogSection, Sections, ServerSection, ServiceConfig, ServiceSpec, TlsSection};
+use serde::{Deserialize, Serialize};
+
+pub const SPEC: ServiceSpec =
+    ServiceSpec { name: "fiberlb", env_prefix: "FIBERLB", default_port: 9092, version: env!("CARGO_PKG_VERSION") };
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FiberlbConfig {
+    pub server: ServerSection,
+    pub log: LogSection,
+    pub tls: TlsSection,
+    pub chainfire: ChainfireSection,
+    pub iam: IamSection,
+}
+
+impl ServiceConfig for FiberlbConfig {
+    fn defaults(spec: &ServiceSpec) -> Self {
+        Self {
+            server: ServerSection::defaults(spec),
+            log: LogSection::default(),
+            tls: TlsSection::default(),
+            chainfire: ChainfireSection::default(),
+            iam: IamSection::default(),
+        }
+    }
+
+    fn sections(&self) -> Sections<'_> {
+        Sections { server: &self.server, log: &self.log, tls: &self.tls }
+    }
+}

@@ -1,0 +1,9 @@
+//! FiberLB: tenants' load balancers. The control plane (`api`) keeps load balancers, listeners,
+//! pools, backends, health checks and rules (`model`) in chainfire; every fiberlb node follows
+//! them (`state`) and serves them.
+
+pub mod api;
+pub mod config;
+pub mod model;
+pub mod server;
+pub mod state;

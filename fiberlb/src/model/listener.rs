@@ -1,0 +1,152 @@
+//! A listener: a port of its load balancer's address, the protocol spoken there, the pool that
+//! gets its traffic unless a rule says otherwise, and (HTTPS) the certificates by SNI.
+
+use photon_resource::{FieldError, Kind};
+use serde::{Deserialize, Serialize};
+
+use super::{check_pool_ref, within};
+
+pub struct Listener;
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+    /// TLS passed through to the backends untouched, routed by the client's SNI.
+    TlsPassthrough,
+    Http,
+    /// HTTP over TLS terminated here.
+    Https,
+}
+
+impl Protocol {
+    pub fn is_l7(self) -> bool {
+        matches!(self, Self::Http | Self::Https)
+    }
+}
+
+/// A certificate and its key (PEM) served for the host names it lists (SNI).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Certificate {
+    /// Host names (`*.example.com` allowed) this certificate is chosen for; the first
+    /// certificate also serves clients that send no SNI.
+    pub hosts: Vec<String>,
+    pub certificate_pem: String,
+    pub private_key_pem: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Timeouts {
+    /// Connecting to a backend.
+    #[serde(default = "connect")]
+    pub connect_ms: u64,
+    /// A connection (or UDP flow) with no traffic for this long is closed.
+    #[serde(default = "idle")]
+    pub idle_ms: u64,
+    /// HTTP: a request's headers must arrive, and its response start, within this.
+    #[serde(default = "request")]
+    pub request_ms: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self { connect_ms: connect(), idle_ms: idle(), request_ms: request() }
+    }
+}
+
+fn connect() -> u64 {
+    5_000
+}
+fn idle() -> u64 {
+    60_000
+}
+fn request() -> u64 {
+    30_000
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerSpec {
+    pub protocol: Protocol,
+    pub port: u16,
+    /// The pool (of the same load balancer) traffic goes to when no rule matches.
+    #[serde(default)]
+    pub default_pool: Option<String>,
+    #[serde(default)]
+    pub certificates: Vec<Certificate>,
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    /// HTTP: the largest request header section (431 beyond) and body (413 beyond).
+    #[serde(default = "header_bytes")]
+    pub max_header_bytes: u32,
+    #[serde(default = "body_bytes")]
+    pub max_body_bytes: u64,
+}
+
+fn header_bytes() -> u32 {
+    64 << 10
+}
+fn body_bytes() -> u64 {
+    64 << 20
+}
+
+impl Kind for Listener {
+    type Spec = ListenerSpec;
+    const NAME: &'static str = "listener";
+    const PATH: &'static [&'static str] = &["loadbalancers", "listeners"];
+
+    fn validate(spec: &ListenerSpec) -> Result<(), FieldError> {
+        within("spec.port", spec.port, 1..=65535)?;
+        if let Some(pool) = &spec.default_pool {
+            check_pool_ref("spec.default_pool", pool)?;
+        }
+        match (spec.protocol, spec.certificates.is_empty()) {
+            (Protocol::Https, true) => return Err(FieldError::new("spec.certificates", "an https listener needs a certificate")),
+            (Protocol::Https, false) => {}
+            (_, false) => return Err(FieldError::new("spec.certificates", "only https listeners terminate TLS")),
+            (_, true) => {}
+        }
+        for (i, cert) in spec.certificates.iter().enumerate() {
+            if cert.hosts.is_empty() {
+                return Err(FieldError::new(format!("spec.certificates[{i}].hosts"), "at least one host name"));
+            }
+            for (j, host) in cert.hosts.iter().enumerate() {
+                check_host(&format!("spec.certificates[{i}].hosts[{j}]"), host, true)?;
+            }
+            if !cert.certificate_pem.contains("-----BEGIN CERTIFICATE-----") {
+                return Err(FieldError::new(format!("spec.certificates[{i}].certificate_pem"), "not a PEM certificate"));
+            }
+            if !cert.private_key_pem.contains("PRIVATE KEY-----") {
+                return Err(FieldError::new(format!("spec.certificates[{i}].private_key_pem"), "not a PEM private key"));
+            }
+        }
+        within("spec.timeouts.connect_ms", spec.timeouts.connect_ms, 1..=600_000)?;
+        within("spec.timeouts.idle_ms", spec.timeouts.idle_ms, 1..=86_400_000)?;
+        within("spec.timeouts.request_ms", spec.timeouts.request_ms, 1..=3_600_000)?;
+        within("spec.max_header_bytes", spec.max_header_bytes, 1024..=1 << 20)?;
+        within("spec.max_body_bytes", spec.max_body_bytes, 0..=1 << 40)?;
+        Ok(())
+    }
+}
+
+/// A host name (lower case, labels of letters, digits and hyphens), `*.` first if `wildcard`.
+pub fn check_host(field: &str, host: &str, wildcard: bool) -> Result<(), FieldError> {
+    let name = if wildcard { host.strip_prefix("*.").unwrap_or(host) } else { host };
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(FieldError::new(field, format!("{host:?} is not a host name (lower case)")))
+    }
+}
