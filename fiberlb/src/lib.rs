@@ -3,6 +3,7 @@
 //! them (`state`) and serves them.
 
 pub mod api;
+pub mod balance;
 pub mod config;
 pub mod model;
 pub mod server;
