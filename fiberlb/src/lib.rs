@@ -5,6 +5,7 @@
 pub mod api;
 pub mod balance;
 pub mod config;
+pub mod dataplane;
 pub mod model;
 pub mod server;
 pub mod state;

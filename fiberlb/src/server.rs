@@ -1,53 +1,63 @@
-//! Assembly: the resources followed from chainfire and the management API beside `/health`.
+//! Assembly: the resources followed from chainfire into the node's state and its dataplane
+//! (listeners reconciled as the plan changes), and the management API beside `/health`.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use photon_auth::AuthClient;
-use photon_resource::{Kind, Layout, Resources, Store};
+use photon_resource::{Resources, Store};
 use photon_runtime::{Api, Context, HealthReport, HealthStatus};
 
 use crate::config::FiberlbConfig;
-use crate::model::{self, Backend, Listener};
+use crate::dataplane::Dataplane;
+use crate::model;
 use crate::state::State;
+
+/// How often every listener is reconciled even without a change (repairs drift).
+const RESYNC: Duration = Duration::from_secs(30);
 
 pub async fn build(config: FiberlbConfig, context: Context) -> anyhow::Result<Api> {
     let trust = context.tls.trust.clone();
     let store = Store::connect(&config.chainfire, trust.clone()).await?;
     let layout = model::layout();
     let state = Arc::new(Mutex::new(State::default()));
-    let feed = state.clone();
+    let dataplane = Dataplane::new(layout.clone());
+    let (feed, fed) = (state.clone(), dataplane.clone());
     context.tasks.spawn(photon_resource::follow(store.clone(), layout.prefix(), context.shutdown.clone(), move |changes| {
-        match feed.lock() {
-            Ok(mut state) => state.apply(changes),
-            Err(poisoned) => poisoned.into_inner().apply(changes),
-        }
+        let mut state = match feed.lock() {
+            Ok(state) => state,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        state.apply(changes);
+        fed.apply(state.items());
     }));
+    context.tasks.spawn(photon_reconcile::run(dataplane.clone(), dataplane.queue(), RESYNC, context.shutdown.clone()));
 
     let auth = config.iam.auth_config([config.chainfire.ca.as_deref(), trust.as_deref()]);
     let auth = Arc::new(AuthClient::new(auth).map_err(anyhow::Error::msg)?);
     let (router, rules) = crate::api::router(Resources::new(store.clone(), layout.clone()));
     let guard = photon_auth::Guard::new(auth, rules);
-    let api = Api::new(move || health(&store, &state, &layout)).http(router).guard(move |router| guard.apply(router));
+    let api = Api::new(move || health(&store, &state, &dataplane)).http(router).guard(move |router| guard.apply(router));
     Ok(api)
 }
 
 /// Healthy while the copy of the resources is current; degraded while chainfire cannot be
-/// reached or before the first copy arrived.
-fn health(store: &Store, state: &Mutex<State>, layout: &Layout) -> HealthReport {
-    let (loaded, listeners, backends) = {
-        let state = match state.lock() {
-            Ok(state) => state,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        (state.revision > 0, state.count(layout, Listener::PATH), state.count(layout, Backend::PATH))
+/// reached or before the first copy arrived (the dataplane keeps serving the last copy).
+fn health(store: &Store, state: &Mutex<State>, dataplane: &Dataplane) -> HealthReport {
+    let loaded = match state.lock() {
+        Ok(state) => state.revision > 0,
+        Err(poisoned) => poisoned.into_inner().revision > 0,
     };
+    let plan = dataplane.shared().plan();
+    let mut backends: Vec<_> = plan.listeners.values().flat_map(|l| l.pools.values()).flat_map(|p| p.backends.iter()).collect();
+    backends.sort_by(|a, b| a.key.cmp(&b.key));
+    backends.dedup_by(|a, b| a.key == b.key);
+    let (up, down) = dataplane.shared().stats.census(backends.into_iter());
     let connected = store.connected();
     let status = if connected && loaded { HealthStatus::Healthy } else { HealthStatus::Degraded };
-    // Until health checks run, no backend is known up or down: they are counted as configured.
     HealthReport::new(status)
-        .with("listeners", listeners as u64)
-        .with("backends_up", 0u64)
-        .with("backends_down", 0u64)
-        .with("backends_configured", backends as u64)
+        .with("listeners", dataplane.listening() as u64)
+        .with("backends_up", up)
+        .with("backends_down", down)
         .with("chainfire", if connected { "connected" } else { "unreachable" })
 }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use photon_resource::{Change, Layout};
+use photon_resource::Change;
 
 #[derive(Debug, Default)]
 pub struct State {
@@ -34,8 +34,7 @@ impl State {
         }
     }
 
-    /// How many resources of the kind at `path` there are.
-    pub fn count(&self, layout: &Layout, path: &[&str]) -> usize {
-        self.items.keys().filter(|key| layout.parse(key).is_some_and(|(_, p, _)| p == path)).count()
+    pub fn items(&self) -> &BTreeMap<String, Vec<u8>> {
+        &self.items
     }
 }

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The org/project a resource belongs to: its place in IAM's resource tree.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Owner {
     pub org: String,
     pub project: String,

@@ -1,0 +1,155 @@
+//! The dataplane every fiberlb node runs: the plan (`plan`) built from the followed resources
+//! on each change, and one listener task per planned listener, started, moved or stopped by a
+//! reconciler (`photon_reconcile`). Connections and requests read the plan as it is when they
+//! arrive, so backends, pools and rules change under load without a reload; a listener stopped
+//! stops accepting, and its open connections finish.
+
+pub mod plan;
+pub mod proxy_protocol;
+pub mod stats;
+pub mod tcp;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock};
+
+use photon_reconcile::{Queue, Reconciler, Requeue};
+use photon_resource::Layout;
+use tokio_util::sync::CancellationToken;
+
+use crate::model::backend::AdminState;
+use crate::model::listener::Protocol;
+use plan::{ListenerPlan, Plan};
+use stats::Stats;
+
+/// What listener tasks share: the current plan and the backends' live counters.
+#[derive(Default)]
+pub struct Shared {
+    plan: RwLock<Arc<Plan>>,
+    pub stats: Stats,
+}
+
+impl Shared {
+    pub fn plan(&self) -> Arc<Plan> {
+        match self.plan.read() {
+            Ok(plan) => plan.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn listener(&self, key: &str) -> Option<Arc<ListenerPlan>> {
+        self.plan().listeners.get(key).cloned()
+    }
+
+    /// A backend's admin state and drain deadline now (`None`: no longer configured).
+    pub fn admin_state(&self, backend_key: &str) -> Option<(AdminState, u64)> {
+        let plan = self.plan();
+        plan.listeners.values().flat_map(|l| l.pools.values()).flat_map(|p| p.backends.iter()).find(|b| b.key == backend_key).map(|b| (b.spec.admin_state, b.spec.drain_deadline_ms))
+    }
+}
+
+struct Running {
+    bind: SocketAddr,
+    protocol: Protocol,
+    stop: CancellationToken,
+}
+
+pub struct Dataplane {
+    layout: Layout,
+    shared: Arc<Shared>,
+    running: Mutex<BTreeMap<String, Running>>,
+    queue: Arc<Queue<String>>,
+}
+
+impl Dataplane {
+    pub fn new(layout: Layout) -> Arc<Self> {
+        Arc::new(Self { layout, shared: Arc::default(), running: Mutex::default(), queue: Arc::default() })
+    }
+
+    pub fn queue(&self) -> Arc<Queue<String>> {
+        self.queue.clone()
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Rebuilds the plan from the node's copy of the resources and queues every listener.
+    pub fn apply(&self, items: &BTreeMap<String, Vec<u8>>) {
+        let plan = Plan::build(&self.layout, items);
+        let configured: BTreeSet<String> =
+            plan.listeners.values().flat_map(|l| l.pools.values()).flat_map(|p| p.backends.iter()).map(|b| b.key.clone()).collect();
+        self.shared.stats.retain(|key| configured.contains(key));
+        match self.shared.plan.write() {
+            Ok(mut current) => *current = Arc::new(plan),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(plan),
+        }
+        self.queue.push_all(self.keys());
+    }
+
+    /// Listeners accepting now.
+    pub fn listening(&self) -> usize {
+        self.running.lock().map(|r| r.len()).unwrap_or(0)
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Running>> {
+        match self.running.lock() {
+            Ok(r) => r,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+}
+
+impl Reconciler for Dataplane {
+    type Key = String;
+
+    fn keys(&self) -> Vec<String> {
+        let mut keys: BTreeSet<String> = self.shared.plan().listeners.keys().cloned().collect();
+        keys.extend(self.running().keys().cloned());
+        keys.into_iter().collect()
+    }
+
+    async fn reconcile(&self, key: &String) -> Result<Requeue, String> {
+        let desired = self.shared.listener(key);
+        let mut running = self.running();
+        if let Some(current) = running.get(key) {
+            let same = desired.as_ref().is_some_and(|d| d.bind == current.bind && d.spec.protocol == current.protocol);
+            if same && !current.stop.is_cancelled() {
+                return Ok(Requeue::Done);
+            }
+            current.stop.cancel();
+            tracing::info!(listener = %key, bind = %current.bind, "listener stopped; its open connections finish");
+            running.remove(key);
+        }
+        let Some(desired) = desired else { return Ok(Requeue::Done) };
+        match desired.spec.protocol {
+            Protocol::Tcp => {}
+            other => {
+                tracing::warn!(listener = %key, protocol = ?other, "this protocol is not served yet");
+                return Ok(Requeue::Done);
+            }
+        }
+        let listener = bind(desired.bind).map_err(|e| format!("cannot listen on {}: {e}", desired.bind))?;
+        let stop = CancellationToken::new();
+        tokio::spawn(tcp::serve(listener, key.clone(), self.shared.clone(), stop.clone()));
+        tracing::info!(listener = %key, bind = %desired.bind, protocol = ?desired.spec.protocol, "listening");
+        running.insert(key.clone(), Running { bind: desired.bind, protocol: desired.spec.protocol, stop });
+        Ok(Requeue::Done)
+    }
+}
+
+/// A listening socket on `addr`; `IP_FREEBIND`, so a node that does not hold a load
+/// balancer's address yet is ready the moment it takes it over.
+fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv4() {
+        socket.set_freebind_v4(true)?;
+    } else {
+        socket.set_freebind_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    socket.set_nonblocking(true)?;
+    tokio::net::TcpListener::from_std(socket.into())
+}

@@ -1,0 +1,141 @@
+//! The desired dataplane, typed: every listener with what it needs to route a connection —
+//! its spec, its rules by priority, and its load balancer's pools with their backends and
+//! health check — built from the node's copy of the resources on every change. Listeners look
+//! it up per connection or request, so a change applies to the next one without a reload.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use photon_resource::{Kind, Layout, Owner, Resource};
+use serde::de::DeserializeOwned;
+
+use crate::balance::Balancer;
+use crate::model::backend::BackendSpec;
+use crate::model::healthcheck::HealthCheckSpec;
+use crate::model::listener::ListenerSpec;
+use crate::model::loadbalancer::LoadBalancerSpec;
+use crate::model::pool::PoolSpec;
+use crate::model::rule::RuleSpec;
+use crate::model::{Backend, HealthCheck, Listener, LoadBalancer, Pool, Rule};
+
+#[derive(Default)]
+pub struct Plan {
+    /// By listener key (`Layout` key of the listener).
+    pub listeners: BTreeMap<String, Arc<ListenerPlan>>,
+}
+
+pub struct ListenerPlan {
+    pub owner: Owner,
+    pub loadbalancer: String,
+    pub name: String,
+    pub bind: SocketAddr,
+    pub spec: ListenerSpec,
+    /// By ascending priority, then name.
+    pub rules: Vec<(String, RuleSpec)>,
+    /// The load balancer's pools by name.
+    pub pools: BTreeMap<String, Arc<PoolPlan>>,
+}
+
+pub struct PoolPlan {
+    pub name: String,
+    pub spec: PoolSpec,
+    /// By name; a backend's key (`BackendKey`) finds its live counters.
+    pub backends: Vec<BackendPlan>,
+    pub health: Vec<HealthCheckSpec>,
+    pub balancer: Balancer,
+}
+
+pub struct BackendPlan {
+    /// Unique on the node: owner, load balancer, pool and name.
+    pub key: String,
+    pub name: String,
+    pub spec: BackendSpec,
+}
+
+impl ListenerPlan {
+    pub fn default_pool(&self) -> Option<&Arc<PoolPlan>> {
+        self.spec.default_pool.as_ref().and_then(|name| self.pools.get(name))
+    }
+}
+
+/// Every resource of `K` in `items` (keys from `layout`), by their names (parents then own).
+fn of_kind<'a, K: Kind>(
+    layout: &Layout,
+    items: &'a BTreeMap<String, Vec<u8>>,
+) -> impl Iterator<Item = (String, Owner, Vec<String>, Resource<K::Spec>)> + 'a
+where
+    K::Spec: DeserializeOwned,
+{
+    let layout = layout.clone();
+    items.iter().filter_map(move |(key, value)| {
+        let (owner, path, names) = layout.parse(key)?;
+        if path != K::PATH {
+            return None;
+        }
+        let names: Vec<String> = names.into_iter().map(str::to_string).collect();
+        match serde_json::from_slice::<Resource<K::Spec>>(value) {
+            Ok(resource) => Some((key.clone(), owner, names, resource)),
+            Err(e) => {
+                tracing::warn!(%key, error = %e, "a stored resource does not decode; ignored");
+                None
+            }
+        }
+    })
+}
+
+impl Plan {
+    pub fn build(layout: &Layout, items: &BTreeMap<String, Vec<u8>>) -> Plan {
+        type LbKey = (Owner, String);
+        let loadbalancers: BTreeMap<LbKey, LoadBalancerSpec> =
+            of_kind::<LoadBalancer>(layout, items).map(|(_, owner, names, r)| ((owner, names[0].clone()), r.spec)).collect();
+        let mut backends: BTreeMap<(LbKey, String), Vec<BackendPlan>> = BTreeMap::new();
+        for (key, owner, names, r) in of_kind::<Backend>(layout, items) {
+            let plan = BackendPlan { key, name: names[2].clone(), spec: r.spec };
+            backends.entry(((owner, names[0].clone()), names[1].clone())).or_default().push(plan);
+        }
+        let mut checks: BTreeMap<(LbKey, String), Vec<HealthCheckSpec>> = BTreeMap::new();
+        for (_, owner, names, r) in of_kind::<HealthCheck>(layout, items) {
+            checks.entry(((owner, names[0].clone()), names[1].clone())).or_default().push(r.spec);
+        }
+        let mut pools: BTreeMap<LbKey, BTreeMap<String, Arc<PoolPlan>>> = BTreeMap::new();
+        for (_, owner, names, r) in of_kind::<Pool>(layout, items) {
+            let lb = (owner, names[0].clone());
+            let at = (lb.clone(), names[1].clone());
+            let members = backends.remove(&at).unwrap_or_default();
+            let member_names: Vec<String> = members.iter().map(|b| b.name.clone()).collect();
+            let plan = PoolPlan {
+                name: names[1].clone(),
+                balancer: Balancer::new(r.spec.algorithm, &member_names),
+                spec: r.spec,
+                backends: members,
+                health: checks.remove(&at).unwrap_or_default(),
+            };
+            pools.entry(lb).or_default().insert(names[1].clone(), Arc::new(plan));
+        }
+        let mut rules: BTreeMap<(LbKey, String), Vec<(String, RuleSpec)>> = BTreeMap::new();
+        for (_, owner, names, r) in of_kind::<Rule>(layout, items) {
+            rules.entry(((owner, names[0].clone()), names[1].clone())).or_default().push((names[2].clone(), r.spec));
+        }
+        let mut listeners = BTreeMap::new();
+        for (key, owner, names, r) in of_kind::<Listener>(layout, items) {
+            let lb = (owner.clone(), names[0].clone());
+            // A listener whose load balancer is gone is being deleted with it.
+            let Some(spec) = loadbalancers.get(&lb) else { continue };
+            let ip = spec.vip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+            let mut own_rules = rules.remove(&(lb.clone(), names[1].clone())).unwrap_or_default();
+            own_rules.sort_by(|a, b| (a.1.priority, &a.0).cmp(&(b.1.priority, &b.0)));
+            let plan = ListenerPlan {
+                owner,
+                loadbalancer: names[0].clone(),
+                name: names[1].clone(),
+                bind: SocketAddr::new(ip, r.spec.port),
+                spec: r.spec,
+                rules: own_rules,
+                pools: pools.get(&lb).cloned().unwrap_or_default(),
+            };
+            listeners.insert(key, Arc::new(plan));
+        }
+        Plan { listeners }
+    }
+}

@@ -1,0 +1,197 @@
+//! L4 TCP: accept, choose a backend of the listener's pool as the plan says now, connect
+//! (another backend if that fails, counting the failure toward passive ejection), send the
+//! PROXY header if the pool asks, then copy both ways until both sides are done, the connection
+//! idles past the listener's timeout, or its backend is disabled (at once) or drained (after
+//! its deadline).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use photon_resource::meta::now_ms;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+use crate::balance::{maglev, Candidate};
+use crate::model::backend::AdminState;
+use crate::model::pool::HashOn;
+
+use super::plan::{ListenerPlan, PoolPlan};
+use super::stats::InFlight;
+use super::{proxy_protocol, Shared};
+
+/// How often a quiet connection looks at its backend's admin state.
+const RECHECK: Duration = Duration::from_secs(1);
+/// Backends tried for one connection at most.
+const ATTEMPTS: usize = 3;
+
+/// Accepts on `listener` until `stop`; connections already open are not stopped with it.
+pub async fn serve(listener: TcpListener, key: String, shared: Arc<Shared>, stop: CancellationToken) {
+    loop {
+        let (client, peer) = tokio::select! {
+            _ = stop.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(listener = %key, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = client.set_nodelay(true);
+        let Some(plan) = shared.listener(&key) else { continue };
+        tokio::spawn(connection(client, peer, plan, shared.clone()));
+    }
+}
+
+async fn connection(client: TcpStream, peer: SocketAddr, plan: Arc<ListenerPlan>, shared: Arc<Shared>) {
+    let Some(pool) = plan.default_pool().cloned() else {
+        tracing::debug!(listener = %plan.name, "no pool to send a connection to; closed");
+        return;
+    };
+    let Some((backend, upstream)) = connect(&pool, peer, &plan, &shared).await else {
+        tracing::info!(listener = %plan.name, pool = %pool.name, client = %peer, "no backend reachable; connection closed");
+        return;
+    };
+    let stats = shared.stats.of(&pool.backends[backend].key);
+    let _in_flight = InFlight::new(stats);
+    let backend_key = pool.backends[backend].key.clone();
+    let idle = Duration::from_millis(plan.spec.timeouts.idle_ms);
+    let local = client.local_addr().unwrap_or(plan.bind);
+    let header = proxy_protocol::header(pool.spec.proxy_protocol, peer, local);
+    let should_close = {
+        let shared = shared.clone();
+        let listener = plan.name.clone();
+        let drain_started = AtomicU64::new(0);
+        move || match shared.admin_state(&backend_key) {
+            None | Some((AdminState::Disabled, _)) => true,
+            Some((AdminState::Drain, deadline_ms)) => {
+                let started = drain_started.load(Ordering::Relaxed);
+                if started == 0 {
+                    drain_started.store(now_ms(), Ordering::Relaxed);
+                    false
+                } else {
+                    let over = now_ms() >= started + deadline_ms;
+                    if over {
+                        tracing::info!(%listener, backend = %backend_key, "drain deadline passed; connection closed");
+                    }
+                    over
+                }
+            }
+            Some((AdminState::Enabled, _)) => false,
+        }
+    };
+    pump(client, upstream, &header, idle, should_close).await;
+}
+
+/// A backend of `pool` that accepts a connection, tried up to `ATTEMPTS` times.
+async fn connect(pool: &PoolPlan, peer: SocketAddr, plan: &ListenerPlan, shared: &Shared) -> Option<(usize, TcpStream)> {
+    let timeout = Duration::from_millis(plan.spec.timeouts.connect_ms);
+    let hash = match pool.spec.hash_on.as_ref().or(pool.spec.affinity.as_ref()) {
+        Some(HashOn::SourceAddress) => Some(maglev::key_of(peer.ip())),
+        // Headers are L7's; over L4 the source address is the key.
+        Some(HashOn::Header { .. }) => Some(maglev::key_of(peer.ip())),
+        None => None,
+    };
+    let mut tried = Vec::new();
+    for _ in 0..ATTEMPTS.min(pool.backends.len()) {
+        let candidates: Vec<Candidate> = pool
+            .backends
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let stats = shared.stats.of(&b.key);
+                Candidate {
+                    weight: b.spec.weight,
+                    active: stats.active.load(Ordering::Relaxed),
+                    eligible: b.spec.admin_state == AdminState::Enabled && stats.up() && !tried.contains(&i),
+                }
+            })
+            .collect();
+        let chosen = pool.balancer.pick(&candidates, hash)?;
+        tried.push(chosen);
+        let backend = &pool.backends[chosen];
+        let address = SocketAddr::new(backend.spec.address, backend.spec.port);
+        match tokio::time::timeout(timeout, TcpStream::connect(address)).await {
+            Ok(Ok(stream)) => {
+                shared.stats.of(&backend.key).succeeded();
+                let _ = stream.set_nodelay(true);
+                return Some((chosen, stream));
+            }
+            outcome => {
+                let error = match outcome {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => format!("no answer within {} ms", timeout.as_millis()),
+                };
+                let ejected = shared.stats.of(&backend.key).failed(&pool.spec);
+                tracing::warn!(pool = %pool.name, backend = %backend.name, %address, %error, ejected, "backend connection failed");
+            }
+        }
+    }
+    None
+}
+
+/// Copies both ways. Each side's end is passed on as a half close; the connection ends when
+/// both directions have, when neither moved for `idle`, or when `should_close` says so.
+async fn pump(client: TcpStream, upstream: TcpStream, header: &[u8], idle: Duration, should_close: impl Fn() -> bool) {
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut up_read, mut up_write) = upstream.into_split();
+    if !header.is_empty() && up_write.write_all(header).await.is_err() {
+        return;
+    }
+    let last = AtomicU64::new(now_ms());
+    let idle_ms = idle.as_millis() as u64;
+    let step = idle.min(RECHECK);
+    let ends = End { last: &last, step, idle_ms, should_close: &should_close };
+    let upload = one_way(&mut client_read, &mut up_write, &ends);
+    let download = one_way(&mut up_read, &mut client_write, &ends);
+    tokio::pin!(upload, download);
+    // One direction ending cleanly leaves the other running (half close); an error or a
+    // timeout on either ends both.
+    tokio::select! {
+        clean = &mut upload => if clean { download.await; },
+        clean = &mut download => if clean { upload.await; },
+    }
+}
+
+/// What ends a direction besides its reader's end: shared by both directions.
+struct End<'a, F> {
+    /// When either direction last moved data.
+    last: &'a AtomicU64,
+    step: Duration,
+    idle_ms: u64,
+    should_close: &'a F,
+}
+
+/// Copies `from` to `to`: true when `from` ended cleanly (and `to` was shut down after it),
+/// false on an error, an idle connection or `should_close`.
+async fn one_way<F: Fn() -> bool>(
+    from: &mut tokio::net::tcp::OwnedReadHalf,
+    to: &mut tokio::net::tcp::OwnedWriteHalf,
+    end: &End<'_, F>,
+) -> bool {
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        match tokio::time::timeout(end.step, from.read(&mut buf)).await {
+            Ok(Ok(0)) => {
+                let _ = to.shutdown().await;
+                return true;
+            }
+            Ok(Ok(n)) => {
+                if to.write_all(&buf[..n]).await.is_err() {
+                    return false;
+                }
+                end.last.store(now_ms(), Ordering::Relaxed);
+            }
+            Ok(Err(_)) => return false,
+            Err(_) => {
+                if (end.should_close)() || now_ms().saturating_sub(end.last.load(Ordering::Relaxed)) >= end.idle_ms {
+                    return false;
+                }
+            }
+        }
+    }
+}
