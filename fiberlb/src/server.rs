@@ -32,6 +32,8 @@ pub async fn build(config: FiberlbConfig, context: Context) -> anyhow::Result<Ap
         fed.apply(state.items());
     }));
     context.tasks.spawn(photon_reconcile::run(dataplane.clone(), dataplane.queue(), RESYNC, context.shutdown.clone()));
+    let probes = dataplane.probes();
+    context.tasks.spawn(photon_reconcile::run(probes.clone(), probes.queue(), RESYNC, context.shutdown.clone()));
 
     let auth = config.iam.auth_config([config.chainfire.ca.as_deref(), trust.as_deref()]);
     let auth = Arc::new(AuthClient::new(auth).map_err(anyhow::Error::msg)?);
@@ -49,10 +51,7 @@ fn health(store: &Store, state: &Mutex<State>, dataplane: &Dataplane) -> HealthR
         Err(poisoned) => poisoned.into_inner().revision > 0,
     };
     let plan = dataplane.shared().plan();
-    let mut backends: Vec<_> = plan.listeners.values().flat_map(|l| l.pools.values()).flat_map(|p| p.backends.iter()).collect();
-    backends.sort_by(|a, b| a.key.cmp(&b.key));
-    backends.dedup_by(|a, b| a.key == b.key);
-    let (up, down) = dataplane.shared().stats.census(backends.into_iter());
+    let (up, down) = dataplane.shared().stats.census(plan.backends().map(|(_, b)| b));
     let connected = store.connected();
     let status = if connected && loaded { HealthStatus::Healthy } else { HealthStatus::Degraded };
     HealthReport::new(status)

@@ -9,73 +9,11 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::Stack;
+use common::{backend, through, wait_for, Stack};
 use photon_testkit::free_port;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
-/// A backend: answers an HTTP request with its name (and closes), echoes other lines prefixed
-/// with its name (keeping the connection open); records the first line of each connection.
-struct Backend {
-    port: u16,
-    task: tokio::task::JoinHandle<()>,
-    first_lines: tokio::sync::mpsc::UnboundedReceiver<String>,
-}
-
-async fn backend(name: &'static str) -> Backend {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a backend");
-    let port = listener.local_addr().expect("its address").port();
-    let (tx, first_lines) = tokio::sync::mpsc::unbounded_channel();
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let (read, mut write) = stream.into_split();
-                let mut lines = BufReader::new(read).lines();
-                let mut first = true;
-                while let Ok(Some(line)) = lines.next_line().await {
-                    if first {
-                        let _ = tx.send(line.clone());
-                        first = false;
-                    }
-                    if line.starts_with("GET ") {
-                        while let Ok(Some(header)) = lines.next_line().await {
-                            if header.is_empty() {
-                                break;
-                            }
-                        }
-                        let response = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{name}", name.len());
-                        let _ = write.write_all(response.as_bytes()).await;
-                        return;
-                    }
-                    if !line.starts_with("PROXY ") && write.write_all(format!("{name}:{line}\n").as_bytes()).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    Backend { port, task, first_lines }
-}
-
-/// curl through the listener: the backend's name, or None if the connection failed.
-fn through(port: u16) -> Option<String> {
-    let out = std::process::Command::new("curl")
-        .args(["-s", "--max-time", "3", &format!("http://127.0.0.1:{port}/")])
-        .output()
-        .expect("curl runs");
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-async fn wait_for(what: &str, within: Duration, check: impl Fn() -> bool) -> Duration {
-    let started = Instant::now();
-    while !check() {
-        assert!(started.elapsed() < within, "{what} within {within:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    started.elapsed()
-}
 
 fn backend_body(port: u16, extra: &str) -> String {
     format!(r#"{{"spec":{{"address":"127.0.0.1","port":{port}{extra}}}}}"#)

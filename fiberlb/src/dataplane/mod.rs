@@ -4,10 +4,12 @@
 //! arrive, so backends, pools and rules change under load without a reload; a listener stopped
 //! stops accepting, and its open connections finish.
 
+pub mod health;
 pub mod plan;
 pub mod proxy_protocol;
 pub mod stats;
 pub mod tcp;
+pub mod tls;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -44,7 +46,8 @@ impl Shared {
     /// A backend's admin state and drain deadline now (`None`: no longer configured).
     pub fn admin_state(&self, backend_key: &str) -> Option<(AdminState, u64)> {
         let plan = self.plan();
-        plan.listeners.values().flat_map(|l| l.pools.values()).flat_map(|p| p.backends.iter()).find(|b| b.key == backend_key).map(|b| (b.spec.admin_state, b.spec.drain_deadline_ms))
+        let found = plan.backends().find(|(_, b)| b.key == backend_key).map(|(_, b)| (b.spec.admin_state, b.spec.drain_deadline_ms));
+        found
     }
 }
 
@@ -59,11 +62,19 @@ pub struct Dataplane {
     shared: Arc<Shared>,
     running: Mutex<BTreeMap<String, Running>>,
     queue: Arc<Queue<String>>,
+    probes: Arc<health::Probes>,
 }
 
 impl Dataplane {
     pub fn new(layout: Layout) -> Arc<Self> {
-        Arc::new(Self { layout, shared: Arc::default(), running: Mutex::default(), queue: Arc::default() })
+        let shared: Arc<Shared> = Arc::default();
+        let probes = health::Probes::new(shared.clone());
+        Arc::new(Self { layout, shared, running: Mutex::default(), queue: Arc::default(), probes })
+    }
+
+    /// The health checks' reconciler, fed by the same plan.
+    pub fn probes(&self) -> Arc<health::Probes> {
+        self.probes.clone()
     }
 
     pub fn queue(&self) -> Arc<Queue<String>> {
@@ -77,14 +88,14 @@ impl Dataplane {
     /// Rebuilds the plan from the node's copy of the resources and queues every listener.
     pub fn apply(&self, items: &BTreeMap<String, Vec<u8>>) {
         let plan = Plan::build(&self.layout, items);
-        let configured: BTreeSet<String> =
-            plan.listeners.values().flat_map(|l| l.pools.values()).flat_map(|p| p.backends.iter()).map(|b| b.key.clone()).collect();
+        let configured: BTreeSet<String> = plan.backends().map(|(_, b)| b.key.clone()).collect();
         self.shared.stats.retain(|key| configured.contains(key));
         match self.shared.plan.write() {
             Ok(mut current) => *current = Arc::new(plan),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(plan),
         }
         self.queue.push_all(self.keys());
+        self.probes.queue().push_all(self.probes.keys());
     }
 
     /// Listeners accepting now.

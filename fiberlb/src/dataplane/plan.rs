@@ -23,6 +23,9 @@ use crate::model::{Backend, HealthCheck, Listener, LoadBalancer, Pool, Rule};
 pub struct Plan {
     /// By listener key (`Layout` key of the listener).
     pub listeners: BTreeMap<String, Arc<ListenerPlan>>,
+    /// Every pool, by owner, load balancer and name (health checks run for pools no listener
+    /// uses yet, so a backend is known up before traffic comes).
+    pub pools: BTreeMap<(Owner, String, String), Arc<PoolPlan>>,
 }
 
 pub struct ListenerPlan {
@@ -42,7 +45,8 @@ pub struct PoolPlan {
     pub spec: PoolSpec,
     /// By name; a backend's key (`BackendKey`) finds its live counters.
     pub backends: Vec<BackendPlan>,
-    pub health: Vec<HealthCheckSpec>,
+    /// Its health checks by name.
+    pub health: Vec<(String, HealthCheckSpec)>,
     pub balancer: Balancer,
 }
 
@@ -94,9 +98,9 @@ impl Plan {
             let plan = BackendPlan { key, name: names[2].clone(), spec: r.spec };
             backends.entry(((owner, names[0].clone()), names[1].clone())).or_default().push(plan);
         }
-        let mut checks: BTreeMap<(LbKey, String), Vec<HealthCheckSpec>> = BTreeMap::new();
+        let mut checks: BTreeMap<(LbKey, String), Vec<(String, HealthCheckSpec)>> = BTreeMap::new();
         for (_, owner, names, r) in of_kind::<HealthCheck>(layout, items) {
-            checks.entry(((owner, names[0].clone()), names[1].clone())).or_default().push(r.spec);
+            checks.entry(((owner, names[0].clone()), names[1].clone())).or_default().push((names[2].clone(), r.spec));
         }
         let mut pools: BTreeMap<LbKey, BTreeMap<String, Arc<PoolPlan>>> = BTreeMap::new();
         for (_, owner, names, r) in of_kind::<Pool>(layout, items) {
@@ -136,6 +140,15 @@ impl Plan {
             };
             listeners.insert(key, Arc::new(plan));
         }
-        Plan { listeners }
+        let pools = pools
+            .into_iter()
+            .flat_map(|((owner, lb), by_name)| by_name.into_iter().map(move |(name, pool)| ((owner.clone(), lb.clone(), name), pool)))
+            .collect();
+        Plan { listeners, pools }
+    }
+
+    /// Every backend of every pool, once.
+    pub fn backends(&self) -> impl Iterator<Item = (&Arc<PoolPlan>, &BackendPlan)> {
+        self.pools.values().flat_map(|pool| pool.backends.iter().map(move |b| (pool, b)))
     }
 }

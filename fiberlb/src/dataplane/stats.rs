@@ -2,8 +2,8 @@
 //! failures in a row, ejection — kept by backend key across plan rebuilds, so a change of
 //! configuration neither forgets how busy a backend is nor forgives its failures.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use photon_resource::meta::now_ms;
@@ -18,20 +18,36 @@ pub struct BackendStats {
     pub active: AtomicU64,
     failures: AtomicU32,
     ejected_until_ms: AtomicU64,
-    /// What active health checks say (true until they say otherwise).
-    pub healthy: AtomicBool,
+    /// The health checks failing now (a backend is healthy while none is; a new backend is
+    /// healthy until its checks say otherwise).
+    failing: Mutex<BTreeSet<String>>,
 }
 
 impl Default for BackendStats {
     fn default() -> Self {
-        Self { active: AtomicU64::new(0), failures: AtomicU32::new(0), ejected_until_ms: AtomicU64::new(0), healthy: AtomicBool::new(true) }
+        Self { active: AtomicU64::new(0), failures: AtomicU32::new(0), ejected_until_ms: AtomicU64::new(0), failing: Mutex::default() }
     }
 }
 
 impl BackendStats {
     /// Up for new traffic: healthy and not ejected (the admin state is the plan's).
     pub fn up(&self) -> bool {
-        self.healthy.load(Ordering::Relaxed) && self.ejected_until_ms.load(Ordering::Relaxed) <= now_ms()
+        self.healthy() && self.ejected_until_ms.load(Ordering::Relaxed) <= now_ms()
+    }
+
+    pub fn healthy(&self) -> bool {
+        self.failing.lock().map(|f| f.is_empty()).unwrap_or(true)
+    }
+
+    /// What health check `check` concluded.
+    pub fn set_check(&self, check: &str, passing: bool) {
+        if let Ok(mut failing) = self.failing.lock() {
+            if passing {
+                failing.remove(check);
+            } else {
+                failing.insert(check.to_string());
+            }
+        }
     }
 
     pub fn succeeded(&self) {

@@ -51,3 +51,79 @@ impl Stack {
         json
     }
 }
+
+/// A backend the test starts: answers an HTTP request with its name (and closes; `/healthz`
+/// with 200 or 503 as `healthy` says), echoes other lines prefixed with its name (keeping the
+/// connection open), and records the first line of each connection.
+pub struct Backend {
+    pub port: u16,
+    pub task: tokio::task::JoinHandle<()>,
+    pub first_lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+    pub healthy: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+pub async fn backend(name: &'static str) -> Backend {
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a backend");
+    let port = listener.local_addr().expect("its address").port();
+    let (tx, first_lines) = tokio::sync::mpsc::unbounded_channel();
+    let healthy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let health = healthy.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            let (tx, health) = (tx.clone(), health.clone());
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut lines = BufReader::new(read).lines();
+                let mut first = true;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if first {
+                        let _ = tx.send(line.clone());
+                        first = false;
+                    }
+                    if line.starts_with("GET ") {
+                        while let Ok(Some(header)) = lines.next_line().await {
+                            if header.is_empty() {
+                                break;
+                            }
+                        }
+                        let (status, body) = if line.starts_with("GET /healthz ") {
+                            if health.load(Ordering::SeqCst) { ("200 OK", "ok") } else { ("503 Service Unavailable", "down") }
+                        } else {
+                            ("200 OK", name)
+                        };
+                        let response =
+                            format!("HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                        let _ = write.write_all(response.as_bytes()).await;
+                        return;
+                    }
+                    if !line.starts_with("PROXY ") && write.write_all(format!("{name}:{line}\n").as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Backend { port, task, first_lines, healthy }
+}
+
+/// curl through a listener on `port`: the backend's name, or None if the connection failed.
+pub fn through(port: u16) -> Option<String> {
+    let out = std::process::Command::new("curl")
+        .args(["-s", "--max-time", "3", &format!("http://127.0.0.1:{port}/")])
+        .output()
+        .expect("curl runs");
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Waits until `check` holds, failing after `within`; how long it took.
+pub async fn wait_for(what: &str, within: Duration, check: impl Fn() -> bool) -> Duration {
+    let started = std::time::Instant::now();
+    while !check() {
+        assert!(started.elapsed() < within, "{what} within {within:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    started.elapsed()
+}
