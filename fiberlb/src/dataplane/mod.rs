@@ -5,8 +5,10 @@
 //! stops accepting, and its open connections finish.
 
 pub mod health;
+pub mod http;
 pub mod plan;
 pub mod proxy_protocol;
+pub mod sni;
 pub mod stats;
 pub mod tcp;
 pub mod tls;
@@ -24,11 +26,18 @@ use crate::model::listener::Protocol;
 use plan::{ListenerPlan, Plan};
 use stats::Stats;
 
-/// What listener tasks share: the current plan and the backends' live counters.
-#[derive(Default)]
+/// What listener tasks share: the current plan, the backends' live counters, and the HTTP
+/// client with its keep-alive connections to backends.
 pub struct Shared {
     plan: RwLock<Arc<Plan>>,
     pub stats: Stats,
+    pub http: http::HttpClient,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Self { plan: RwLock::default(), stats: Stats::default(), http: http::client() }
+    }
 }
 
 impl Shared {
@@ -133,16 +142,18 @@ impl Reconciler for Dataplane {
             running.remove(key);
         }
         let Some(desired) = desired else { return Ok(Requeue::Done) };
-        match desired.spec.protocol {
-            Protocol::Tcp => {}
-            other => {
-                tracing::warn!(listener = %key, protocol = ?other, "this protocol is not served yet");
-                return Ok(Requeue::Done);
-            }
+        let protocol = desired.spec.protocol;
+        if matches!(protocol, Protocol::Udp | Protocol::TlsPassthrough) {
+            tracing::warn!(listener = %key, ?protocol, "this protocol is not served yet");
+            return Ok(Requeue::Done);
         }
         let listener = bind(desired.bind).map_err(|e| format!("cannot listen on {}: {e}", desired.bind))?;
         let stop = CancellationToken::new();
-        tokio::spawn(tcp::serve(listener, key.clone(), self.shared.clone(), stop.clone()));
+        let shared = self.shared.clone();
+        match protocol {
+            Protocol::Http | Protocol::Https => tokio::spawn(http::serve(listener, key.clone(), shared, stop.clone())),
+            _ => tokio::spawn(tcp::serve(listener, key.clone(), shared, stop.clone())),
+        };
         tracing::info!(listener = %key, bind = %desired.bind, protocol = ?desired.spec.protocol, "listening");
         running.insert(key.clone(), Running { bind: desired.bind, protocol: desired.spec.protocol, stop });
         Ok(Requeue::Done)

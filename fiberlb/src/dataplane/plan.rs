@@ -35,9 +35,19 @@ pub struct ListenerPlan {
     pub bind: SocketAddr,
     pub spec: ListenerSpec,
     /// By ascending priority, then name.
-    pub rules: Vec<(String, RuleSpec)>,
+    pub rules: Vec<CompiledRule>,
     /// The load balancer's pools by name.
     pub pools: BTreeMap<String, Arc<PoolPlan>>,
+    /// HTTPS: the TLS configuration with its certificates by SNI.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+/// A rule with its path regex compiled once per plan.
+pub struct CompiledRule {
+    pub name: String,
+    pub spec: RuleSpec,
+    /// Anchored: the whole path must match.
+    pub path_regex: Option<regex::Regex>,
 }
 
 pub struct PoolPlan {
@@ -129,7 +139,30 @@ impl Plan {
             let ip = spec.vip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
             let mut own_rules = rules.remove(&(lb.clone(), names[1].clone())).unwrap_or_default();
             own_rules.sort_by(|a, b| (a.1.priority, &a.0).cmp(&(b.1.priority, &b.0)));
+            let own_rules = own_rules
+                .into_iter()
+                .filter_map(|(name, spec)| {
+                    let path_regex = match &spec.matches.path_regex {
+                        None => None,
+                        // Validated on receipt; a pattern that no longer compiles drops the rule.
+                        Some(pattern) => match regex::Regex::new(&format!("^(?:{pattern})$")) {
+                            Ok(re) => Some(re),
+                            Err(e) => {
+                                tracing::warn!(rule = %name, error = %e, "a rule's path_regex does not compile; rule skipped");
+                                return None;
+                            }
+                        },
+                    };
+                    Some(CompiledRule { name, spec, path_regex })
+                })
+                .collect();
+            let tls = if r.spec.protocol == crate::model::listener::Protocol::Https {
+                super::sni::server_config(&key, &r.spec.certificates)
+            } else {
+                None
+            };
             let plan = ListenerPlan {
+                tls,
                 owner,
                 loadbalancer: names[0].clone(),
                 name: names[1].clone(),

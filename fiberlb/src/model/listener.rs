@@ -116,11 +116,9 @@ impl Kind for Listener {
             for (j, host) in cert.hosts.iter().enumerate() {
                 check_host(&format!("spec.certificates[{i}].hosts[{j}]"), host, true)?;
             }
-            if !cert.certificate_pem.contains("-----BEGIN CERTIFICATE-----") {
-                return Err(FieldError::new(format!("spec.certificates[{i}].certificate_pem"), "not a PEM certificate"));
-            }
-            if !cert.private_key_pem.contains("PRIVATE KEY-----") {
-                return Err(FieldError::new(format!("spec.certificates[{i}].private_key_pem"), "not a PEM private key"));
+            if let Err(e) = photon_tls::certified_key(&cert.certificate_pem, &cert.private_key_pem) {
+                let part = if e.starts_with("certificate") { "certificate_pem" } else { "private_key_pem" };
+                return Err(FieldError::new(format!("spec.certificates[{i}].{part}"), e));
             }
         }
         within("spec.timeouts.connect_ms", spec.timeouts.connect_ms, 1..=600_000)?;

@@ -53,7 +53,7 @@ impl Stack {
 }
 
 /// A backend the test starts: answers an HTTP request with its name (and closes; `/healthz`
-/// with 200 or 503 as `healthy` says), echoes other lines prefixed with its name (keeping the
+/// with 200 or 503 as `healthy` says, `/headers` with its name and the request's headers), echoes other lines prefixed with its name (keeping the
 /// connection open), and records the first line of each connection.
 pub struct Backend {
     pub port: u16,
@@ -83,16 +83,21 @@ pub async fn backend(name: &'static str) -> Backend {
                         let _ = tx.send(line.clone());
                         first = false;
                     }
-                    if line.starts_with("GET ") {
+                    if line.starts_with("GET ") || line.starts_with("POST ") {
+                        let mut headers = String::new();
                         while let Ok(Some(header)) = lines.next_line().await {
                             if header.is_empty() {
                                 break;
                             }
+                            headers.push_str(&header.to_ascii_lowercase());
+                            headers.push('\n');
                         }
                         let (status, body) = if line.starts_with("GET /healthz ") {
-                            if health.load(Ordering::SeqCst) { ("200 OK", "ok") } else { ("503 Service Unavailable", "down") }
+                            if health.load(Ordering::SeqCst) { ("200 OK", "ok".to_string()) } else { ("503 Service Unavailable", "down".to_string()) }
+                        } else if line.starts_with("GET /headers ") {
+                            ("200 OK", format!("{name}\n{headers}"))
                         } else {
-                            ("200 OK", name)
+                            ("200 OK", name.to_string())
                         };
                         let response =
                             format!("HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());

@@ -1,0 +1,332 @@
+//! L7: HTTP/1.1 and HTTP/2 (hyper) on a listener, over TLS terminated here for HTTPS. Each
+//! request is routed as the plan says when it arrives — the first matching rule by priority
+//! (host, path prefix or regex, headers) forwards to its pool or redirects, else the default
+//! pool — and sent to a backend over a keep-alive pool of HTTP/1.1 connections with
+//! `X-Forwarded-For`/`-Proto`/`-Host` and `Forwarded` added and hop-by-hop headers removed.
+//! A request without a body and with an idempotent method is retried on another backend when
+//! a connection to one fails. Over the listener's limits: 431 (headers), 413 (body), 504 (no
+//! response within the request timeout).
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode, Uri};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::balance::{maglev, Candidate};
+use crate::model::backend::AdminState;
+use crate::model::pool::HashOn;
+use crate::model::rule::Action;
+
+use super::plan::{CompiledRule, ListenerPlan, PoolPlan};
+use super::stats::InFlight;
+use super::Shared;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type Body = BoxBody<Bytes, BoxError>;
+pub type HttpClient = Client<HttpConnector, Body>;
+
+/// Backends tried for one request at most.
+const ATTEMPTS: usize = 3;
+/// A TLS handshake must finish within this.
+const HANDSHAKE: Duration = Duration::from_secs(10);
+
+/// The client every HTTP listener of the node shares: keep-alive connections to backends.
+pub fn client() -> HttpClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(Duration::from_secs(5)));
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_timer(TokioTimer::new())
+        .build(connector)
+}
+
+/// Accepts on `listener` until `stop`; each connection is served on its own task.
+pub async fn serve(listener: TcpListener, key: String, shared: Arc<Shared>, stop: CancellationToken) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = stop.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(listener = %key, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(connection(stream, peer, key.clone(), shared.clone()));
+    }
+}
+
+async fn connection(stream: tokio::net::TcpStream, peer: SocketAddr, key: String, shared: Arc<Shared>) {
+    let Some(plan) = shared.listener(&key) else { return };
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(plan.spec.timeouts.request_ms))
+        .max_buf_size((plan.spec.max_header_bytes as usize).max(8192));
+    builder.http2().timer(TokioTimer::new()).max_header_list_size(plan.spec.max_header_bytes);
+    let https = plan.tls.is_some();
+    let service = hyper::service::service_fn(move |request| {
+        let (key, shared) = (key.clone(), shared.clone());
+        async move { Ok::<_, Infallible>(handle(request, peer, &key, &shared, https).await) }
+    });
+    let served = match plan.tls.clone() {
+        None => builder.serve_connection_with_upgrades(TokioIo::new(stream), service).await,
+        Some(config) => {
+            let accepted = tokio::time::timeout(HANDSHAKE, tokio_rustls::TlsAcceptor::from(config).accept(stream)).await;
+            let tls = match accepted {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::debug!(listener = %plan.name, client = %peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => return,
+            };
+            builder.serve_connection_with_upgrades(TokioIo::new(tls), service).await
+        }
+    };
+    if let Err(e) = served {
+        tracing::debug!(listener = %plan.name, client = %peer, error = %e, "HTTP connection ended with an error");
+    }
+}
+
+/// A response of ours (not a backend's).
+fn reply(status: StatusCode, message: &str) -> Response<Body> {
+    let body = Full::new(Bytes::from(format!("{message}\n"))).map_err(|never| match never {}).boxed();
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response
+}
+
+async fn handle(request: Request<Incoming>, peer: SocketAddr, key: &str, shared: &Shared, https: bool) -> Response<Body> {
+    let Some(plan) = shared.listener(key) else {
+        return reply(StatusCode::SERVICE_UNAVAILABLE, "this listener is being removed");
+    };
+    let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > plan.spec.max_body_bytes) {
+        return reply(StatusCode::PAYLOAD_TOO_LARGE, &format!("the body is larger than the {} bytes allowed", plan.spec.max_body_bytes));
+    }
+    let host = host_of(&request);
+    let rule = plan.rules.iter().find(|rule| matches(rule, &request, host.as_deref()));
+    let pool = match rule.map(|r| &r.spec.action) {
+        Some(Action::Redirect { location, status }) => {
+            let mut response = reply(StatusCode::from_u16(*status).unwrap_or(StatusCode::FOUND), "redirected");
+            if let Ok(location) = HeaderValue::from_str(location) {
+                response.headers_mut().insert(header::LOCATION, location);
+            }
+            return response;
+        }
+        Some(Action::Forward { pool }) => plan.pools.get(pool),
+        None => plan.default_pool(),
+    };
+    let Some(pool) = pool.cloned() else {
+        return reply(StatusCode::SERVICE_UNAVAILABLE, "no pool serves this request");
+    };
+    forward(request, peer, &plan, &pool, rule, host, https, shared).await
+}
+
+/// The request's host without port: HTTP/2's authority or the Host header.
+fn host_of<B>(request: &Request<B>) -> Option<String> {
+    let raw = request.uri().host().map(str::to_string).or_else(|| {
+        request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(|h| {
+            // `[v6]:port`, `name:port` or `name`.
+            if let Some(rest) = h.strip_prefix('[') {
+                rest.split(']').next().unwrap_or(rest).to_string()
+            } else {
+                h.rsplit_once(':').map_or(h, |(name, _)| name).to_string()
+            }
+        })
+    })?;
+    Some(raw.to_ascii_lowercase())
+}
+
+fn matches<B>(rule: &CompiledRule, request: &Request<B>, host: Option<&str>) -> bool {
+    let m = &rule.spec.matches;
+    if let Some(want) = &m.host {
+        let Some(host) = host else { return false };
+        let ok = match want.strip_prefix("*.") {
+            Some(parent) => host.split_once('.').is_some_and(|(_, rest)| rest == parent),
+            None => host == want,
+        };
+        if !ok {
+            return false;
+        }
+    }
+    let path = request.uri().path();
+    if m.path_prefix.as_ref().is_some_and(|prefix| !path.starts_with(prefix.as_str())) {
+        return false;
+    }
+    if rule.path_regex.as_ref().is_some_and(|re| !re.is_match(path)) {
+        return false;
+    }
+    m.headers.iter().all(|(name, value)| request.headers().get(name.as_str()).is_some_and(|v| v.as_bytes() == value.as_bytes()))
+}
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [&str; 8] =
+    ["connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer", "upgrade"];
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|t| t.trim().to_ascii_lowercase()))
+        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+    headers.remove(header::TRANSFER_ENCODING);
+}
+
+/// `for=` of `Forwarded` (RFC 7239 §6: IPv6 quoted and bracketed).
+fn forwarded_for(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("\"[{v6}]\""),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn forward(
+    request: Request<Incoming>,
+    peer: SocketAddr,
+    plan: &ListenerPlan,
+    pool: &Arc<PoolPlan>,
+    rule: Option<&CompiledRule>,
+    host: Option<String>,
+    https: bool,
+    shared: &Shared,
+) -> Response<Body> {
+    let (mut parts, body) = request.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    let proto = if https { "https" } else { "http" };
+    let client_ip = peer.ip().to_string();
+    let xff = match parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(earlier) => format!("{earlier}, {client_ip}"),
+        None => client_ip,
+    };
+    let mut forwarded = format!("for={};proto={proto}", forwarded_for(peer.ip()));
+    if let Some(host) = &host {
+        forwarded.push_str(&format!(";host={host}"));
+    }
+    for (name, value) in [("x-forwarded-for", xff), ("x-forwarded-proto", proto.to_string()), ("forwarded", forwarded)] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            parts.headers.insert(name, value);
+        }
+    }
+    if let Some(host) = &host {
+        if let Ok(value) = HeaderValue::from_str(host) {
+            parts.headers.insert("x-forwarded-host", value);
+        }
+    }
+    if let Some(rule) = rule {
+        for name in &rule.spec.remove_headers {
+            parts.headers.remove(name.as_str());
+        }
+        for (name, value) in &rule.spec.set_headers {
+            if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+                parts.headers.insert(name, value);
+            }
+        }
+    }
+    // HTTP/2's authority becomes the Host header of the HTTP/1.1 request to the backend.
+    if !parts.headers.contains_key(header::HOST) {
+        if let Some(authority) = parts.uri.authority() {
+            if let Ok(value) = HeaderValue::from_str(authority.as_str()) {
+                parts.headers.insert(header::HOST, value);
+            }
+        }
+    }
+    let path = parts.uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
+    let bodiless = parts.headers.get(header::CONTENT_LENGTH).is_none_or(|v| v.as_bytes() == b"0")
+        && !parts.headers.contains_key(header::TRANSFER_ENCODING)
+        && hyper::body::Body::is_end_stream(&body);
+    let retryable = bodiless && matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE);
+    let hash = match pool.spec.hash_on.as_ref().or(pool.spec.affinity.as_ref()) {
+        Some(HashOn::SourceAddress) => Some(maglev::key_of(peer.ip())),
+        Some(HashOn::Header { name }) => Some(parts.headers.get(name.as_str()).map_or_else(|| maglev::key_of(peer.ip()), |v| maglev::key_of(v.as_bytes()))),
+        None => None,
+    };
+    let limit = plan.spec.max_body_bytes as usize;
+    let mut body = Some(http_body_util::Limited::new(body, limit).boxed());
+    let timeout = Duration::from_millis(plan.spec.timeouts.request_ms);
+    let mut tried = Vec::new();
+    let attempts = if retryable { ATTEMPTS.min(pool.backends.len()) } else { 1 };
+    for _ in 0..attempts.max(1) {
+        let candidates: Vec<Candidate> = pool
+            .backends
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let stats = shared.stats.of(&b.key);
+                Candidate {
+                    weight: b.spec.weight,
+                    active: stats.active.load(Ordering::Relaxed),
+                    eligible: b.spec.admin_state == AdminState::Enabled && stats.up() && !tried.contains(&i),
+                }
+            })
+            .collect();
+        let Some(chosen) = pool.balancer.pick(&candidates, hash) else { break };
+        tried.push(chosen);
+        let backend = &pool.backends[chosen];
+        let stats = shared.stats.of(&backend.key);
+        let _in_flight = InFlight::new(stats.clone());
+        let uri: Uri = match format!("http://{}{path}", SocketAddr::new(backend.spec.address, backend.spec.port)).parse() {
+            Ok(uri) => uri,
+            Err(_) => return reply(StatusCode::BAD_REQUEST, "the request target cannot be forwarded"),
+        };
+        let mut outgoing = Request::builder().method(parts.method.clone()).uri(uri).version(hyper::Version::HTTP_11);
+        if let Some(headers) = outgoing.headers_mut() {
+            *headers = parts.headers.clone();
+        }
+        let this_body: Body = match body.take() {
+            Some(b) if !retryable => b,
+            _ => Empty::new().map_err(|never| match never {}).boxed(),
+        };
+        let Ok(outgoing) = outgoing.body(this_body) else {
+            return reply(StatusCode::BAD_REQUEST, "the request cannot be forwarded");
+        };
+        match tokio::time::timeout(timeout, shared.http.request(outgoing)).await {
+            Ok(Ok(response)) => {
+                stats.succeeded();
+                let (mut head, incoming) = response.into_parts();
+                strip_hop_by_hop(&mut head.headers);
+                return Response::from_parts(head, incoming.map_err(BoxError::from).boxed());
+            }
+            Ok(Err(e)) if e.is_connect() => {
+                let ejected = stats.failed(&pool.spec);
+                tracing::warn!(pool = %pool.name, backend = %backend.name, error = %e, ejected, retryable, "backend connection failed");
+            }
+            Ok(Err(e)) => {
+                stats.failed(&pool.spec);
+                tracing::warn!(pool = %pool.name, backend = %backend.name, error = %e, "backend request failed");
+                return reply(StatusCode::BAD_GATEWAY, "the backend failed to answer");
+            }
+            Err(_) => return reply(StatusCode::GATEWAY_TIMEOUT, "the backend did not answer in time"),
+        }
+    }
+    reply(StatusCode::BAD_GATEWAY, "no backend could be reached")
+}
