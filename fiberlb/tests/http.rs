@@ -1,6 +1,6 @@
 //! L7 through fiberlb with curl (HTTP/1.1, h2c, HTTPS with SNI and HTTP/2) to backends the
 //! test starts: rules route by path and host or redirect; the default pool takes the rest in
-//! turn; forwarding headers reach the backend; a dead backend costs no failed GET; oversized
+//! turn; forwarding headers reach the backend; a WebSocket upgrade joins client and backend; a dead backend costs no failed GET; oversized
 //! headers get 431 and oversized bodies 413; a certificate is chosen by SNI and rotated live.
 
 mod common;
@@ -75,6 +75,32 @@ async fn http_rules_route_forward_headers_retry_and_limit() {
     assert_eq!(curl(&["-H", &big, &url]).0, 431);
     assert_eq!(curl(&["--data-binary", &"b".repeat(2000), &url]).0, 413);
     assert_eq!(curl(&["--data-binary", "small", &url]).0, 200);
+
+    // A WebSocket upgrade: 101 from the backend, then bytes both ways over the joined
+    // connections (a small client: the handshake, then lines the backend echoes).
+    {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+        let mut ws = BufReader::new(stream);
+        let handshake = "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+        ws.get_mut().write_all(handshake.as_bytes()).await.expect("send the handshake");
+        let mut status = String::new();
+        ws.read_line(&mut status).await.expect("the status line");
+        assert!(status.starts_with("HTTP/1.1 101"), "{status}");
+        loop {
+            let mut line = String::new();
+            ws.read_line(&mut line).await.expect("a header");
+            if line == "\r\n" {
+                break;
+            }
+        }
+        for message in ["hello", "again"] {
+            ws.get_mut().write_all(format!("{message}\n").as_bytes()).await.expect("send");
+            let mut echo = String::new();
+            tokio::time::timeout(Duration::from_secs(3), ws.read_line(&mut echo)).await.expect("an echo in time").expect("read");
+            assert!(echo.ends_with(&format!(":{message}\n")), "echoed through the upgrade: {echo:?}");
+        }
+    }
 
     // b1 dies: no GET fails (another backend is tried).
     b1.task.abort();

@@ -4,7 +4,8 @@
 //! pool — and sent to a backend over a keep-alive pool of HTTP/1.1 connections with
 //! `X-Forwarded-For`/`-Proto`/`-Host` and `Forwarded` added and hop-by-hop headers removed.
 //! A request without a body and with an idempotent method is retried on another backend when
-//! a connection to one fails. Over the listener's limits: 431 (headers), 413 (body), 504 (no
+//! a connection to one fails. An HTTP/1.1 upgrade (WebSocket) is passed on, and once the backend
+//! switches protocols the two connections are joined. Over the listener's limits: 431 (headers), 413 (body), 504 (no
 //! response within the request timeout).
 
 use std::convert::Infallible;
@@ -220,8 +221,19 @@ async fn forward(
     https: bool,
     shared: &Shared,
 ) -> Response<Body> {
+    // An upgrade (WebSocket) keeps its Upgrade and Connection headers; once the backend
+    // agrees (101), both connections are handed over and joined byte for byte.
+    let mut request = request;
+    let upgrade = request.headers().get(header::UPGRADE).cloned().filter(|_| {
+        request.headers().get_all(header::CONNECTION).iter().any(|v| v.to_str().is_ok_and(|v| v.to_ascii_lowercase().contains("upgrade")))
+    });
+    let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
     let (mut parts, body) = request.into_parts();
     strip_hop_by_hop(&mut parts.headers);
+    if let Some(protocol) = &upgrade {
+        parts.headers.insert(header::UPGRADE, protocol.clone());
+        parts.headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
     let proto = if https { "https" } else { "http" };
     let client_ip = peer.ip().to_string();
     let xff = match parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
@@ -310,8 +322,25 @@ async fn forward(
             return reply(StatusCode::BAD_REQUEST, "the request cannot be forwarded");
         };
         match tokio::time::timeout(timeout, shared.http.request(outgoing)).await {
-            Ok(Ok(response)) => {
+            Ok(Ok(mut response)) => {
                 stats.succeeded();
+                let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+                if let (true, Some(client_upgrade)) = (switching, client_upgrade) {
+                    let backend_upgrade = hyper::upgrade::on(&mut response);
+                    let in_flight = InFlight::new(stats.clone());
+                    let backend_name = backend.name.clone();
+                    tokio::spawn(async move {
+                        let _in_flight = in_flight;
+                        match tokio::try_join!(client_upgrade, backend_upgrade) {
+                            Ok((client, upstream)) => {
+                                let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
+                                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                            }
+                            Err(e) => tracing::debug!(backend = %backend_name, error = %e, "upgrade failed"),
+                        }
+                    });
+                    return response.map(|incoming| incoming.map_err(BoxError::from).boxed());
+                }
                 let (mut head, incoming) = response.into_parts();
                 strip_hop_by_hop(&mut head.headers);
                 return Response::from_parts(head, incoming.map_err(BoxError::from).boxed());

@@ -53,7 +53,8 @@ impl Stack {
 }
 
 /// A backend the test starts: answers an HTTP request with its name (and closes; `/healthz`
-/// with 200 or 503 as `healthy` says, `/headers` with its name and the request's headers), echoes other lines prefixed with its name (keeping the
+/// with 200 or 503 as `healthy` says, `/headers` with its name and the request's headers; an
+/// upgrade to `websocket` on `/ws` with 101, then echoes lines), echoes other lines prefixed with its name (keeping the
 /// connection open), and records the first line of each connection.
 pub struct Backend {
     pub port: u16,
@@ -91,6 +92,13 @@ pub async fn backend(name: &'static str) -> Backend {
                             }
                             headers.push_str(&header.to_ascii_lowercase());
                             headers.push('\n');
+                        }
+                        if line.starts_with("GET /ws ") && headers.contains("upgrade: websocket") {
+                            let switch = "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n";
+                            if write.write_all(switch.as_bytes()).await.is_err() {
+                                return;
+                            }
+                            continue;
                         }
                         let (status, body) = if line.starts_with("GET /healthz ") {
                             if health.load(Ordering::SeqCst) { ("200 OK", "ok".to_string()) } else { ("503 Service Unavailable", "down".to_string()) }
