@@ -143,7 +143,7 @@ impl Reconciler for Dataplane {
         }
         let Some(desired) = desired else { return Ok(Requeue::Done) };
         let protocol = desired.spec.protocol;
-        if matches!(protocol, Protocol::Udp | Protocol::TlsPassthrough) {
+        if protocol == Protocol::Udp {
             tracing::warn!(listener = %key, ?protocol, "this protocol is not served yet");
             return Ok(Requeue::Done);
         }

@@ -1,4 +1,6 @@
-//! L4 TCP: accept, choose a backend of the listener's pool as the plan says now, connect
+//! L4 TCP (and TLS passthrough, routed by the client's SNI without terminating: the
+//! ClientHello is peeked, never consumed): accept, choose a backend of the listener's pool
+//! (for passthrough, of the first rule whose host matches the SNI) as the plan says now, connect
 //! (another backend if that fails, counting the failure toward passive ejection), send the
 //! PROXY header if the pool asks, then copy both ways until both sides are done, the connection
 //! idles past the listener's timeout, or its backend is disabled (at once) or drained (after
@@ -16,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::balance::{maglev, Candidate};
 use crate::model::backend::AdminState;
+use crate::model::listener::Protocol;
 use crate::model::pool::HashOn;
 
 use super::plan::{ListenerPlan, PoolPlan};
@@ -48,7 +51,23 @@ pub async fn serve(listener: TcpListener, key: String, shared: Arc<Shared>, stop
 }
 
 async fn connection(client: TcpStream, peer: SocketAddr, plan: Arc<ListenerPlan>, shared: Arc<Shared>) {
-    let Some(pool) = plan.default_pool().cloned() else {
+    let pool = if plan.spec.protocol == Protocol::TlsPassthrough {
+        let sni = match tokio::time::timeout(HELLO, peek_sni(&client)).await {
+            Ok(Ok(sni)) => sni,
+            Ok(Err(NotTls)) => {
+                tracing::debug!(listener = %plan.name, client = %peer, "not a TLS ClientHello; closed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(listener = %plan.name, client = %peer, "no ClientHello in time; closed");
+                return;
+            }
+        };
+        pool_for_sni(&plan, sni.as_deref())
+    } else {
+        plan.default_pool().cloned()
+    };
+    let Some(pool) = pool else {
         tracing::debug!(listener = %plan.name, "no pool to send a connection to; closed");
         return;
     };
@@ -85,6 +104,56 @@ async fn connection(client: TcpStream, peer: SocketAddr, plan: Arc<ListenerPlan>
         }
     };
     pump(client, upstream, &header, idle, should_close).await;
+}
+
+/// A ClientHello must arrive within this on a passthrough listener.
+const HELLO: Duration = Duration::from_secs(10);
+/// The largest ClientHello looked at (one TLS record and a bit).
+const HELLO_MAX: usize = 16 * 1024 + 5;
+
+/// What arrived on a passthrough listener is not a TLS ClientHello.
+struct NotTls;
+
+/// The server name a TLS client asks for, read from its ClientHello without consuming it
+/// (rustls parses a copy of the peeked bytes); `Ok(None)`: a hello without SNI.
+async fn peek_sni(client: &TcpStream) -> Result<Option<String>, NotTls> {
+    let mut buf = vec![0u8; HELLO_MAX];
+    let mut seen = 0;
+    loop {
+        let n = client.peek(&mut buf).await.map_err(|_| NotTls)?;
+        if n == 0 {
+            return Err(NotTls);
+        }
+        if n > seen {
+            seen = n;
+            let mut acceptor = rustls::server::Acceptor::default();
+            let mut bytes = &buf[..n];
+            acceptor.read_tls(&mut bytes).map_err(|_| NotTls)?;
+            // `accept` says whether the hello is whole, and refuses what is not TLS.
+            match acceptor.accept() {
+                Ok(Some(accepted)) => return Ok(accepted.client_hello().server_name().map(str::to_ascii_lowercase)),
+                Ok(None) if n < HELLO_MAX => {}
+                _ => return Err(NotTls),
+            }
+        }
+        // More of the hello is on its way; peek returns at once while bytes wait unread.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// The pool of the first rule whose host matches `sni`, else the default pool.
+fn pool_for_sni(plan: &ListenerPlan, sni: Option<&str>) -> Option<Arc<PoolPlan>> {
+    for rule in &plan.rules {
+        let (Some(want), Some(sni)) = (&rule.spec.matches.host, sni) else { continue };
+        let hit = match want.strip_prefix("*.") {
+            Some(parent) => sni.split_once('.').is_some_and(|(_, rest)| rest == parent),
+            None => sni == want,
+        };
+        if let (true, crate::model::rule::Action::Forward { pool }) = (hit, &rule.spec.action) {
+            return plan.pools.get(pool).cloned();
+        }
+    }
+    plan.default_pool().cloned()
 }
 
 /// A backend of `pool` that accepts a connection, tried up to `ATTEMPTS` times.
