@@ -12,6 +12,7 @@ pub mod sni;
 pub mod stats;
 pub mod tcp;
 pub mod tls;
+pub mod udp;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -143,17 +144,23 @@ impl Reconciler for Dataplane {
         }
         let Some(desired) = desired else { return Ok(Requeue::Done) };
         let protocol = desired.spec.protocol;
-        if protocol == Protocol::Udp {
-            tracing::warn!(listener = %key, ?protocol, "this protocol is not served yet");
-            return Ok(Requeue::Done);
-        }
-        let listener = bind(desired.bind).map_err(|e| format!("cannot listen on {}: {e}", desired.bind))?;
         let stop = CancellationToken::new();
         let shared = self.shared.clone();
+        let cannot = |e: std::io::Error| format!("cannot listen on {} ({protocol:?}): {e}", desired.bind);
         match protocol {
-            Protocol::Http | Protocol::Https => tokio::spawn(http::serve(listener, key.clone(), shared, stop.clone())),
-            _ => tokio::spawn(tcp::serve(listener, key.clone(), shared, stop.clone())),
-        };
+            Protocol::Udp => {
+                let socket = udp::bind(desired.bind).map_err(cannot)?;
+                tokio::spawn(udp::serve(socket, key.clone(), shared, stop.clone()));
+            }
+            Protocol::Http | Protocol::Https => {
+                let listener = bind(desired.bind).map_err(cannot)?;
+                tokio::spawn(http::serve(listener, key.clone(), shared, stop.clone()));
+            }
+            Protocol::Tcp | Protocol::TlsPassthrough => {
+                let listener = bind(desired.bind).map_err(cannot)?;
+                tokio::spawn(tcp::serve(listener, key.clone(), shared, stop.clone()));
+            }
+        }
         tracing::info!(listener = %key, bind = %desired.bind, protocol = ?desired.spec.protocol, "listening");
         running.insert(key.clone(), Running { bind: desired.bind, protocol: desired.spec.protocol, stop });
         Ok(Requeue::Done)
