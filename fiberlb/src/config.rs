@@ -1,6 +1,9 @@
 //! FiberLB's configuration: the runtime's `[server]` (the API port, 9092), `[log]`, `[tls]`,
-//! plus `[chainfire]` (where load balancers live) and `[iam]` (who decides). Every key is
+//! plus `[chainfire]` (where load balancers live), `[iam]` (who decides) and `[secrets]` (the
+//! master key sealing private keys). Every key is
 //! documented in `fiberlb-server --help`.
+
+use std::path::PathBuf;
 
 use photon_auth::IamSection;
 use photon_resource::ChainfireSection;
@@ -18,6 +21,17 @@ pub struct FiberlbConfig {
     pub tls: TlsSection,
     pub chainfire: ChainfireSection,
     pub iam: IamSection,
+    pub secrets: SecretsSection,
+}
+
+/// `[secrets]`: what seals listeners' private keys in chainfire.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsSection {
+    /// The 32-byte key (64 hex digits) sealing private keys; every fiberlb node of a cluster
+    /// needs the same one. Created on first start if missing (default:
+    /// `<data_dir>/fiberlb-master.key`).
+    pub master_key_file: Option<PathBuf>,
 }
 
 impl ServiceConfig for FiberlbConfig {
@@ -28,6 +42,7 @@ impl ServiceConfig for FiberlbConfig {
             tls: TlsSection::default(),
             chainfire: ChainfireSection::default(),
             iam: IamSection::default(),
+            secrets: SecretsSection { master_key_file: None },
         }
     }
 

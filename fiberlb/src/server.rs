@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use photon_auth::AuthClient;
-use photon_resource::{Resources, Store};
+use photon_resource::{Resources, Sealer, Store};
+use photon_tls::seal::SealKey;
 use photon_runtime::{Api, Context, HealthReport, HealthStatus};
 
 use crate::config::FiberlbConfig;
@@ -20,8 +21,12 @@ pub async fn build(config: FiberlbConfig, context: Context) -> anyhow::Result<Ap
     let trust = context.tls.trust.clone();
     let store = Store::connect(&config.chainfire, trust.clone()).await?;
     let layout = model::layout();
+    let master_key = config.secrets.master_key_file.clone().unwrap_or_else(|| config.server.data_dir.join("fiberlb-master.key"));
+    let keys = Arc::new(
+        SealKey::load_or_create(&master_key, "the FiberLB master key").map_err(|e| anyhow::anyhow!("secrets.master_key_file: {e}"))?,
+    );
     let state = Arc::new(Mutex::new(State::default()));
-    let dataplane = Dataplane::new(layout.clone());
+    let dataplane = Dataplane::new(layout.clone(), keys.clone());
     let (feed, fed) = (state.clone(), dataplane.clone());
     context.tasks.spawn(photon_resource::follow(store.clone(), layout.prefix(), context.shutdown.clone(), move |changes| {
         let mut state = match feed.lock() {
@@ -37,10 +42,20 @@ pub async fn build(config: FiberlbConfig, context: Context) -> anyhow::Result<Ap
 
     let auth = config.iam.auth_config([config.chainfire.ca.as_deref(), trust.as_deref()]);
     let auth = Arc::new(AuthClient::new(auth).map_err(anyhow::Error::msg)?);
-    let (router, rules) = crate::api::router(Resources::new(store.clone(), layout.clone()));
+    let resources = Resources::new(store.clone(), layout.clone()).with_sealer(Arc::new(MasterKey(keys)));
+    let (router, rules) = crate::api::router(resources);
     let guard = photon_auth::Guard::new(auth, rules);
     let api = Api::new(move || health(&store, &state, &dataplane)).http(router).guard(move |router| guard.apply(router));
     Ok(api)
+}
+
+/// The master key as photon-resource's sealer of secrets.
+struct MasterKey(Arc<SealKey>);
+
+impl Sealer for MasterKey {
+    fn seal(&self, plain: &[u8]) -> Result<String, String> {
+        self.0.seal(plain)
+    }
 }
 
 /// Healthy while the copy of the resources is current; degraded while chainfire cannot be

@@ -1,7 +1,8 @@
 //! L7 through fiberlb with curl (HTTP/1.1, h2c, HTTPS with SNI and HTTP/2) to backends the
 //! test starts: rules route by path and host or redirect; the default pool takes the rest in
 //! turn; forwarding headers reach the backend; a WebSocket upgrade joins client and backend; a dead backend costs no failed GET; oversized
-//! headers get 431 and oversized bodies 413; a certificate is chosen by SNI and rotated live.
+//! headers get 431 and oversized bodies 413; a certificate is chosen by SNI and rotated live,
+//! its private key sealed at rest and redacted when read.
 
 mod common;
 
@@ -142,14 +143,30 @@ async fn https_terminates_tls_by_sni_and_rotates_certificates_live() {
         curl(&args)
     };
     wait_for("HTTPS answers", Duration::from_secs(1), || get("app.example", &[]).0 == 200).await;
+
+    // The private key is sealed at rest and never read back.
+    let read = stack.expect(200, "GET", "/loadbalancers/front/listeners/tls", None);
+    assert_eq!(read["spec"]["certificates"][0]["private_key_pem"], "(sealed)", "{read}");
+    let stored = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={}", stack.env.chainfire.url()))
+        .arg(format!("--cacert={}", stack.env.chainfire.ca().display()))
+        .args(["get", "--prefix", "/photoncloud/fiberlb/"])
+        .output()
+        .expect("etcdctl runs");
+    let stored = String::from_utf8_lossy(&stored.stdout);
+    assert!(stored.contains("BEGIN CERTIFICATE") && stored.contains("sealed:"), "the listener is stored: {stored}");
+    assert!(!stored.contains("PRIVATE KEY"), "no private key in chainfire in the clear");
     let (status, headers) = get("app.example", &["--http2"]);
     assert_eq!(status, 200, "{headers}");
     assert!(headers.starts_with("b1\n") && headers.contains("x-forwarded-proto: https"), "{headers}");
     // A name no certificate lists gets the first certificate, which curl rejects.
     assert_eq!(get("www.other.example", &[]).0, 0, "no certificate for www.other.example yet");
 
-    // Rotation: add a wildcard certificate; the next handshake for that name uses it.
-    let both = format!("{},{}", cert(&app, "app.example"), cert(&other, "*.other.example"));
+    // Rotation: add a wildcard certificate; the next handshake for that name uses it. The
+    // first certificate's key is sent back redacted, which keeps the stored one.
+    let redacted = cert(&app, "app.example").replace(&pem(&app.key_path), "\"(sealed)\"");
+    let both = format!("{redacted},{}", cert(&other, "*.other.example"));
     stack.expect(200, "PUT", "/loadbalancers/front/listeners/tls", Some(&format!(r#"{{"spec":{}}}"#, spec(&both))));
     wait_for("the new certificate serves", Duration::from_secs(1), || get("www.other.example", &[]).0 == 200).await;
     assert_eq!(get("app.example", &[]).0, 200, "the first certificate still serves its name");

@@ -26,6 +26,33 @@ pub trait Kind: Send + Sync + 'static {
 
     /// Checks a spec on receipt; field paths start at `spec`.
     fn validate(spec: &Self::Spec) -> Result<(), FieldError>;
+
+    /// Makes a validated spec ready to store: secrets in it sealed by `sealer`. `current` is
+    /// the stored spec an update replaces (a secret sent back redacted keeps its sealed value).
+    fn seal(_spec: &mut Self::Spec, _current: Option<&Self::Spec>, _sealer: &dyn Sealer) -> Result<(), FieldError> {
+        Ok(())
+    }
+
+    /// What a reader is shown of a stored spec: sealed secrets replaced by `REDACTED`.
+    fn redact(_spec: &mut Self::Spec) {}
+}
+
+/// What a sealed secret reads as through the API; sent back in an update, it keeps the stored
+/// secret.
+pub const REDACTED: &str = "(sealed)";
+
+/// Seals secrets before they are stored (a service's master key, `photon_tls::seal`).
+pub trait Sealer: Send + Sync {
+    fn seal(&self, plain: &[u8]) -> Result<String, String>;
+}
+
+/// For kinds without secrets.
+pub struct NoSecrets;
+
+impl Sealer for NoSecrets {
+    fn seal(&self, _plain: &[u8]) -> Result<String, String> {
+        Err("this service keeps no secrets".into())
+    }
 }
 
 /// A stored resource: metadata, the names of its parents (outermost first), and the spec.
@@ -121,11 +148,18 @@ pub struct Listing<S> {
 pub struct Resources {
     store: Store,
     layout: Layout,
+    sealer: std::sync::Arc<dyn Sealer>,
 }
 
 impl Resources {
     pub fn new(store: Store, layout: Layout) -> Self {
-        Self { store, layout }
+        Self { store, layout, sealer: std::sync::Arc::new(NoSecrets) }
+    }
+
+    /// Secrets of the service's kinds are sealed by `sealer`.
+    pub fn with_sealer(mut self, sealer: std::sync::Arc<dyn Sealer>) -> Self {
+        self.sealer = sealer;
+        self
     }
 
     pub fn store(&self) -> &Store {
@@ -166,6 +200,8 @@ impl Resources {
         Self::check_parents::<K>(parents)?;
         check_name("name", name)?;
         K::validate(&spec)?;
+        let mut spec = spec;
+        K::seal(&mut spec, None, self.sealer.as_ref())?;
         let key = self.layout.key(owner, K::PATH, parents, name);
         let mut resource = Resource { metadata: Metadata::new(name, owner), parents: parents.to_vec(), spec };
         let mut tx = Tx::new().create(&key, &resource)?;
@@ -176,6 +212,7 @@ impl Resources {
         match self.store.commit(tx).await? {
             Some(revision) => {
                 resource.metadata.resource_version = revision;
+                K::redact(&mut resource.spec);
                 Ok(resource)
             }
             None => {
@@ -189,7 +226,15 @@ impl Resources {
         }
     }
 
+    /// A resource as its readers see it (secrets redacted).
     pub async fn get<K: Kind>(&self, owner: &Owner, parents: &[String], name: &str) -> Result<Resource<K::Spec>, ResourceError> {
+        let mut resource = self.stored::<K>(owner, parents, name).await?;
+        K::redact(&mut resource.spec);
+        Ok(resource)
+    }
+
+    /// A resource as stored (secrets sealed).
+    async fn stored<K: Kind>(&self, owner: &Owner, parents: &[String], name: &str) -> Result<Resource<K::Spec>, ResourceError> {
         Self::check_parents::<K>(parents)?;
         if check_name("name", name).is_err() {
             // A name that could not have been created (an encoded slash, say) names nothing.
@@ -220,7 +265,11 @@ impl Resources {
         };
         let page = self.store.list::<Resource<K::Spec>>(&prefix, after.as_deref(), limit).await?;
         let next_page_token = page.next.and_then(|key| key.strip_prefix(&prefix).map(str::to_string));
-        Ok(Listing { items: page.items.into_iter().map(with_version).collect(), next_page_token })
+        let items = page.items.into_iter().map(with_version).map(|mut r| {
+            K::redact(&mut r.spec);
+            r
+        });
+        Ok(Listing { items: items.collect(), next_page_token })
     }
 
     /// Every resource of `K` under `parents` (small sets: a pool's backends).
@@ -228,7 +277,11 @@ impl Resources {
         Self::check_parents::<K>(parents)?;
         let prefix = self.layout.collection(owner, K::PATH, parents);
         let items = self.store.list_all::<Resource<K::Spec>>(&prefix).await?;
-        Ok(items.into_iter().map(with_version).collect())
+        let items = items.into_iter().map(with_version).map(|mut r| {
+            K::redact(&mut r.spec);
+            r
+        });
+        Ok(items.collect())
     }
 
     /// Replaces the spec; if `expected` is given the resource must still be at that version.
@@ -241,11 +294,13 @@ impl Resources {
         expected: Option<i64>,
     ) -> Result<Resource<K::Spec>, ResourceError> {
         K::validate(&spec)?;
-        let current = self.get::<K>(owner, parents, name).await?;
+        let current = self.stored::<K>(owner, parents, name).await?;
         let version = current.metadata.resource_version;
         if let Some(expected) = expected.filter(|e| *e != version) {
             return Err(ResourceError::Conflict { kind: K::NAME, name: name.into(), expected });
         }
+        let mut spec = spec;
+        K::seal(&mut spec, Some(&current.spec), self.sealer.as_ref())?;
         let mut resource = current;
         resource.spec = spec;
         resource.metadata.touch();
@@ -254,6 +309,7 @@ impl Resources {
         match self.store.commit(Tx::new().update(&key, &resource, version)?).await? {
             Some(revision) => {
                 resource.metadata.resource_version = revision;
+                K::redact(&mut resource.spec);
                 Ok(resource)
             }
             None => Err(ResourceError::Conflict { kind: K::NAME, name: name.into(), expected: version }),
@@ -262,7 +318,7 @@ impl Resources {
 
     /// Deletes the resource and everything under it, in one transaction.
     pub async fn delete<K: Kind>(&self, owner: &Owner, parents: &[String], name: &str) -> Result<(), ResourceError> {
-        let current = self.get::<K>(owner, parents, name).await?;
+        let current = self.stored::<K>(owner, parents, name).await?;
         let key = self.layout.key(owner, K::PATH, parents, name);
         let mut names = parents.to_vec();
         names.push(name.to_string());

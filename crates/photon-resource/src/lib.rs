@@ -16,6 +16,6 @@ pub mod store;
 
 pub use error::{FieldError, ResourceError};
 pub use follow::{follow, Change};
-pub use kind::{check_name, Kind, Layout, Listing, Resource, Resources};
+pub use kind::{check_name, Kind, Layout, Listing, Resource, Resources, Sealer, REDACTED};
 pub use meta::{Metadata, Owner};
 pub use store::{ChainfireSection, Store, Tx, Versioned};

@@ -12,7 +12,7 @@ pub mod seal;
 pub use configs::{client_config, server_config, ALPN_H2, ALPN_HTTP11};
 pub use dev_ca::{local_names, DevCa, IssuedCert, CA_CERT_FILE, CA_KEY_FILE};
 pub use error::TlsError;
-pub use pem::{certified_key, load_certs, load_identity, load_roots, Identity};
+pub use pem::{certified_key, load_certs, load_certs_pem, load_identity, load_roots, Identity};
 
 /// The rustls crypto provider every PhotonCloud config is built with.
 pub fn provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {

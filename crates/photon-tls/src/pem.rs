@@ -62,15 +62,21 @@ pub fn load_roots(path: &Path) -> Result<RootCertStore, TlsError> {
 /// A certificate chain and its key from PEM text (a tenant's, sent through an API) as rustls
 /// serves it; the error says which part is wrong.
 pub fn certified_key(cert_pem: &str, key_pem: &str) -> Result<rustls::sign::CertifiedKey, String> {
+    let chain = load_certs_pem(cert_pem)?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| format!("private key: {e}"))?;
+    let signing = rustls::crypto::ring::sign::any_supported_type(&key).map_err(|e| format!("private key: {e}"))?;
+    let certified = rustls::sign::CertifiedKey::new(chain, signing);
+    certified.keys_match().map_err(|e| format!("the private key does not match the certificate: {e}"))?;
+    Ok(certified)
+}
+
+/// The certificates in PEM text; the error says what is wrong.
+pub fn load_certs_pem(cert_pem: &str) -> Result<Vec<CertificateDer<'static>>, String> {
     let chain = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("certificate: {e}"))?;
     if chain.is_empty() {
         return Err("certificate: no CERTIFICATE block found".into());
     }
-    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| format!("private key: {e}"))?;
-    let signing = rustls::crypto::ring::sign::any_supported_type(&key).map_err(|e| format!("private key: {e}"))?;
-    let certified = rustls::sign::CertifiedKey::new(chain, signing);
-    certified.keys_match().map_err(|e| format!("the private key does not match the certificate: {e}"))?;
-    Ok(certified)
+    Ok(chain)
 }

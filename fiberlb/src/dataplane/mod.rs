@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use photon_reconcile::{Queue, Reconciler, Requeue};
 use photon_resource::Layout;
+use photon_tls::seal::SealKey;
 use tokio_util::sync::CancellationToken;
 
 use crate::model::backend::AdminState;
@@ -69,6 +70,8 @@ struct Running {
 
 pub struct Dataplane {
     layout: Layout,
+    /// Unseals listeners' private keys.
+    keys: Arc<SealKey>,
     shared: Arc<Shared>,
     running: Mutex<BTreeMap<String, Running>>,
     queue: Arc<Queue<String>>,
@@ -76,10 +79,10 @@ pub struct Dataplane {
 }
 
 impl Dataplane {
-    pub fn new(layout: Layout) -> Arc<Self> {
+    pub fn new(layout: Layout, keys: Arc<SealKey>) -> Arc<Self> {
         let shared: Arc<Shared> = Arc::default();
         let probes = health::Probes::new(shared.clone());
-        Arc::new(Self { layout, shared, running: Mutex::default(), queue: Arc::default(), probes })
+        Arc::new(Self { layout, keys, shared, running: Mutex::default(), queue: Arc::default(), probes })
     }
 
     /// The health checks' reconciler, fed by the same plan.
@@ -97,7 +100,7 @@ impl Dataplane {
 
     /// Rebuilds the plan from the node's copy of the resources and queues every listener.
     pub fn apply(&self, items: &BTreeMap<String, Vec<u8>>) {
-        let plan = Plan::build(&self.layout, items);
+        let plan = Plan::build(&self.layout, items, &self.keys);
         let configured: BTreeSet<String> = plan.backends().map(|(_, b)| b.key.clone()).collect();
         self.shared.stats.retain(|key| configured.contains(key));
         match self.shared.plan.write() {

@@ -8,6 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use photon_resource::{Kind, Layout, Owner, Resource};
+use photon_tls::seal::SealKey;
 use serde::de::DeserializeOwned;
 
 use crate::balance::Balancer;
@@ -99,7 +100,8 @@ where
 }
 
 impl Plan {
-    pub fn build(layout: &Layout, items: &BTreeMap<String, Vec<u8>>) -> Plan {
+    /// The plan of `items`; private keys unsealed with `keys`.
+    pub fn build(layout: &Layout, items: &BTreeMap<String, Vec<u8>>, keys: &SealKey) -> Plan {
         type LbKey = (Owner, String);
         let loadbalancers: BTreeMap<LbKey, LoadBalancerSpec> =
             of_kind::<LoadBalancer>(layout, items).map(|(_, owner, names, r)| ((owner, names[0].clone()), r.spec)).collect();
@@ -157,7 +159,7 @@ impl Plan {
                 })
                 .collect();
             let tls = if r.spec.protocol == crate::model::listener::Protocol::Https {
-                super::sni::server_config(&key, &r.spec.certificates)
+                super::sni::server_config(&key, &r.spec.certificates, keys)
             } else {
                 None
             };

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
-use crate::model::listener::Certificate;
+use photon_tls::seal::SealKey;
+
+use crate::model::listener::{Certificate, SEALED};
 
 #[derive(Debug)]
 pub struct SniResolver {
@@ -18,11 +20,21 @@ pub struct SniResolver {
 
 impl SniResolver {
     /// `None` if no certificate parses (each that does not is logged and skipped).
-    pub fn new(listener: &str, certificates: &[Certificate]) -> Option<Self> {
+    pub fn new(listener: &str, certificates: &[Certificate], keys: &SealKey) -> Option<Self> {
         let mut by_host = Vec::new();
         let mut default = None;
         for (i, cert) in certificates.iter().enumerate() {
-            match photon_tls::certified_key(&cert.certificate_pem, &cert.private_key_pem) {
+            let key = match cert.private_key_pem.strip_prefix(SEALED) {
+                Some(sealed) => match keys.open(sealed).map(String::from_utf8) {
+                    Ok(Ok(pem)) => pem,
+                    Ok(Err(_)) | Err(_) => {
+                        tracing::warn!(%listener, certificate = i, "a private key does not unseal (another master key?); skipped");
+                        continue;
+                    }
+                },
+                None => cert.private_key_pem.clone(),
+            };
+            match photon_tls::certified_key(&cert.certificate_pem, &key) {
                 Ok(key) => {
                     let key = Arc::new(key);
                     default.get_or_insert_with(|| key.clone());
@@ -51,8 +63,8 @@ impl ResolvesServerCert for SniResolver {
 
 /// The server configuration of an HTTPS listener: its certificates by SNI, HTTP/2 and
 /// HTTP/1.1 by ALPN.
-pub fn server_config(listener: &str, certificates: &[Certificate]) -> Option<Arc<rustls::ServerConfig>> {
-    let resolver = SniResolver::new(listener, certificates)?;
+pub fn server_config(listener: &str, certificates: &[Certificate], keys: &SealKey) -> Option<Arc<rustls::ServerConfig>> {
+    let resolver = SniResolver::new(listener, certificates, keys)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

@@ -1,7 +1,7 @@
 //! A listener: a port of its load balancer's address, the protocol spoken there, the pool that
 //! gets its traffic unless a rule says otherwise, and (HTTPS) the certificates by SNI.
 
-use photon_resource::{FieldError, Kind};
+use photon_resource::{FieldError, Kind, Sealer, REDACTED};
 use serde::{Deserialize, Serialize};
 
 use super::{check_pool_ref, within};
@@ -116,7 +116,14 @@ impl Kind for Listener {
             for (j, host) in cert.hosts.iter().enumerate() {
                 check_host(&format!("spec.certificates[{i}].hosts[{j}]"), host, true)?;
             }
-            if let Err(e) = photon_tls::certified_key(&cert.certificate_pem, &cert.private_key_pem) {
+            // A key sent back redacted keeps the stored one (checked when sealing); only the
+            // certificate can be checked here then.
+            let key = if cert.private_key_pem == REDACTED { None } else { Some(cert.private_key_pem.as_str()) };
+            let checked = match key {
+                Some(key) => photon_tls::certified_key(&cert.certificate_pem, key).map(|_| ()),
+                None => photon_tls::load_certs_pem(&cert.certificate_pem).map(|_| ()),
+            };
+            if let Err(e) = checked {
                 let part = if e.starts_with("certificate") { "certificate_pem" } else { "private_key_pem" };
                 return Err(FieldError::new(format!("spec.certificates[{i}].{part}"), e));
             }
@@ -128,7 +135,39 @@ impl Kind for Listener {
         within("spec.max_body_bytes", spec.max_body_bytes, 0..=1 << 40)?;
         Ok(())
     }
+
+    /// Private keys are stored sealed under the master key (`SEALED` then the sealed text); a
+    /// key sent back as `REDACTED` keeps the one stored for the same certificate.
+    fn seal(spec: &mut ListenerSpec, current: Option<&ListenerSpec>, sealer: &dyn Sealer) -> Result<(), FieldError> {
+        for (i, cert) in spec.certificates.iter_mut().enumerate() {
+            let field = format!("spec.certificates[{i}].private_key_pem");
+            if cert.private_key_pem == REDACTED {
+                let kept = current
+                    .into_iter()
+                    .flat_map(|c| c.certificates.iter())
+                    .find(|c| c.certificate_pem == cert.certificate_pem)
+                    .map(|c| c.private_key_pem.clone());
+                match kept {
+                    Some(sealed) => cert.private_key_pem = sealed,
+                    None => return Err(FieldError::new(field, "no key is stored for this certificate: send the key itself")),
+                }
+            } else {
+                let sealed = sealer.seal(cert.private_key_pem.as_bytes()).map_err(|e| FieldError::new(&field, e))?;
+                cert.private_key_pem = format!("{SEALED}{sealed}");
+            }
+        }
+        Ok(())
+    }
+
+    fn redact(spec: &mut ListenerSpec) {
+        for cert in &mut spec.certificates {
+            cert.private_key_pem = REDACTED.to_string();
+        }
+    }
 }
+
+/// How a stored private key begins: the rest is `photon_tls::seal` text.
+pub const SEALED: &str = "sealed:";
 
 /// A host name (lower case, labels of letters, digits and hyphens), `*.` first if `wildcard`.
 pub fn check_host(field: &str, host: &str, wildcard: bool) -> Result<(), FieldError> {
