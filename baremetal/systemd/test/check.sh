@@ -17,7 +17,7 @@ check() {
   if "$@"; then say "ok $what"; PASS=$((PASS + 1)); else say "FAIL $what"; FAIL=$((FAIL + 1)); return 1; fi
 }
 healthy() { curl -sf -m 10 --cacert "$CA" "https://127.0.0.1:$1/health" >/dev/null; }
-all_healthy() { healthy 2379 && healthy 2479 && healthy 8080 && healthy 9093 && healthy 853; }
+all_healthy() { healthy 2379 && healthy 2479 && healthy 8080 && healthy 9093 && healthy 853 && healthy 9092; }
 # FlashDNS on port 53: `health.local. A` (a query written byte by byte; the VM has no dig)
 # must come back with 127.0.0.1 in it.
 dns_answers() {
@@ -36,7 +36,7 @@ wait_until() {
 }
 # What every service's /health says (for a failed check).
 health_report() {
-  for port in 2379 2479 8080 9093 853; do
+  for port in 2379 2479 8080 9093 853 9092; do
     say "health $port: $(curl -s -m 5 --cacert "$CA" "https://127.0.0.1:$port/health" 2>&1 | head -c 300)"
   done
   systemctl --failed --no-legend --plain | sed 's/^/PHOTONTEST failed unit: /'
@@ -47,7 +47,7 @@ etcdctl_() { ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 --cacert "
 inactive() { ! systemctl is-active --quiet "$1"; }
 finish() {
   say "DONE phase $PHASE: $PASS passed, $FAIL failed"
-  journalctl -b --no-pager -o short-monotonic -u 'chainfire*' -u 'flaredb*' -u 'iam*' -u lightningstor -u flashdns -u cluster-health-check \
+  journalctl -b --no-pager -o short-monotonic -u 'chainfire*' -u 'flaredb*' -u 'iam*' -u lightningstor -u flashdns -u fiberlb -u cluster-health-check \
     | tail -n 80 | sed 's/^/PHOTONLOG /'
   sync
   systemctl poweroff --no-block
@@ -70,6 +70,9 @@ if [ "$PHASE" = 1 ]; then
   order=$(journalctl -b -o cat _PID=1 | grep -oE '^Started (iam|flashdns)\.service' | awk '{print $2}' | tr '\n' ' ')
   check "flashdns started after iam (saw: $order)" test "$order" = "iam.service flashdns.service "
   check "flashdns answers DNS on port 53 (CAP_NET_BIND_SERVICE only)" wait_until 30 dns_answers
+  order=$(journalctl -b -o cat _PID=1 | grep -oE '^Started (iam|fiberlb)\.service' | awk '{print $2}' | tr '\n' ' ')
+  check "fiberlb started after iam (saw: $order)" test "$order" = "iam.service fiberlb.service "
+  check "fiberlb healthy, following chainfire" bash -c "curl -sf --cacert $CA https://127.0.0.1:9092/health | grep -q '\"chainfire\":\"connected\"'"
   check "services log JSON to the journal" bash -c "journalctl -b -u chainfire -o cat | grep -q '^{.*\"level\"'"
   check "data written before the reboot" etcdctl_ put photontest/kept yes
   # Requires: stopping chainfire takes down flaredb and IAM (which require it), not LightningStor.
@@ -79,6 +82,7 @@ if [ "$PHASE" = 1 ]; then
   check "stop chainfire: iam stopped (Requires flaredb)" inactive iam.service
   check "stop chainfire: lightningstor still running (Wants)" systemctl is-active --quiet lightningstor.service
   check "stop chainfire: flashdns still running and answering (Wants)" dns_answers
+  check "stop chainfire: fiberlb still running (Wants)" systemctl is-active --quiet fiberlb.service
   systemctl start photoncloud.target
   check "start photoncloud.target: every service healthy again" wait_until 180 all_healthy || health_report
   # kill -9 of a main pid: systemd restarts it.

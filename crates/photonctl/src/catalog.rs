@@ -49,7 +49,7 @@ pub const CATALOG: &[ServiceEntry] = &[
             (
                 "CHAINFIRE_GOSSIP_SERVICES",
                 "[\"flaredb={url:flaredb}\", \"iam={url:iam}\", \"flashdns={url:flashdns}\", \
-                 \"lightningstor={url:lightningstor}\"]",
+                 \"fiberlb={url:fiberlb}\", \"lightningstor={url:lightningstor}\"]",
             ),
         ],
     },
@@ -78,7 +78,13 @@ pub const CATALOG: &[ServiceEntry] = &[
             ("FLASHDNS_IAM_URL", "{url:iam}"),
         ],
     },
-    ServiceEntry { name: "fiberlb", api_port: 9092, deps: &[(Wants, "chainfire"), (After, "iam")], env: &[] },
+    ServiceEntry {
+        name: "fiberlb",
+        // The API; listeners bind the ports tenants configure.
+        api_port: 9092,
+        deps: &[(Wants, "chainfire"), (After, "iam")],
+        env: &[("FIBERLB_CHAINFIRE_ENDPOINTS", "[\"{url:chainfire}\"]"), ("FIBERLB_IAM_URL", "{url:iam}")],
+    },
     ServiceEntry {
         name: "lightningstor",
         api_port: 9093,

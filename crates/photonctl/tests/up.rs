@@ -379,7 +379,7 @@ fn a_second_up_on_the_same_data_dir_is_refused() {
 
 #[test]
 fn the_real_services_start_in_order_and_photonctl_db_reaches_flaredb() {
-    let mut platform = Platform::real(&["chainfire", "flaredb", "iam", "flashdns", "lightningstor"]);
+    let mut platform = Platform::real(&["chainfire", "flaredb", "iam", "flashdns", "fiberlb", "lightningstor"]);
     platform.wait_for_output("started flaredb", Duration::from_secs(60));
     let log = platform.photonctl.logs();
     let (chainfire, flaredb) = (log.find("started chainfire").unwrap(), log.find("started flaredb").unwrap());
@@ -511,6 +511,12 @@ fn the_real_services_start_in_order_and_photonctl_db_reaches_flaredb() {
     let row = doc.as_array().unwrap().iter().find(|r| r["service"] == "flashdns").unwrap().clone();
     assert_eq!(row["status"], "healthy", "{doc}");
     assert_eq!(row["endpoint"], format!("https://127.0.0.1:{}", 10853 + platform.offset), "{doc}");
+    // FiberLB follows chainfire and is healthy at its API port.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while status_of(&platform.status_json().1, "fiberlb") != "healthy" {
+        assert!(Instant::now() < deadline, "fiberlb never became healthy: {:?}", platform.status_json());
+        std::thread::sleep(Duration::from_millis(200));
+    }
     // photonctl dns finds it there, as the logged-in administrator.
     let password = platform.dir.path().join("data/iam/initial-admin-password");
     let (ok, text) = photonctl(&["login", "admin", "--password-file", password.to_str().unwrap()]);
