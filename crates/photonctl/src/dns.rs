@@ -5,7 +5,6 @@
 
 use std::io::Read as _;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use bytes::Bytes;
@@ -13,10 +12,8 @@ use clap::Subcommand;
 use hyper::Method;
 use serde_json::{json, Value};
 
-use crate::catalog::CATALOG;
-use crate::endpoints::Endpoints;
-use crate::rest::{refusal, Rest};
-use crate::table::print;
+use crate::rest::{locate, refusal, Rest, Target};
+use crate::table::show;
 use crate::OutputFormat;
 
 /// Whose zones: accepted anywhere after `dns`.
@@ -265,23 +262,6 @@ pub fn plan(command: &DnsCommand, owner: &Owner) -> Call {
     }
 }
 
-/// Where flashdns answers: its API at `up`'s port, else at the real one.
-async fn locate(endpoints: &Endpoints, ca: &std::path::Path) -> anyhow::Result<String> {
-    let entry = CATALOG.iter().find(|e| e.name == "flashdns").context("flashdns is not in the catalog")?;
-    match endpoints.probe_health(entry, ca, Duration::from_secs(3)).await {
-        (url, Ok(_)) => Ok(url),
-        (_, Err(e)) => bail!("flashdns is not answering (see photonctl status, or name it with --endpoint): {e}"),
-    }
-}
-
-/// Where the command is sent: the global `--endpoint` and `--ca`, if given.
-pub struct Target {
-    pub endpoints: Endpoints,
-    pub endpoint: Option<String>,
-    /// Default: the CA the login trusted.
-    pub ca: Option<PathBuf>,
-}
-
 pub async fn run(target: Target, args: ProjectArgs, command: DnsCommand, output: OutputFormat) -> anyhow::Result<()> {
     let (_, token, login) = crate::iam::session().await?;
     let claims = crate::iam::claims(&token)?;
@@ -289,7 +269,7 @@ pub async fn run(target: Target, args: ProjectArgs, command: DnsCommand, output:
     let ca = target.ca.unwrap_or(login.ca);
     let base = match target.endpoint {
         Some(endpoint) => endpoint,
-        None => locate(&target.endpoints, &ca).await?,
+        None => locate(&target.endpoints, &ca, "flashdns").await?,
     };
     let rest = Rest::new(&base, &ca, token)?;
     let call = plan(&command, &owner);
@@ -347,14 +327,6 @@ pub async fn run(target: Target, args: ProjectArgs, command: DnsCommand, output:
         },
     }
     Ok(())
-}
-
-/// The API's document as JSON, or `rows` as a table.
-fn show(output: OutputFormat, doc: &Value, rows: &[Value], columns: &[&str]) {
-    match output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(doc).unwrap_or_default()),
-        OutputFormat::Table => print(output, rows, columns),
-    }
 }
 
 /// A zone as a table row: its name, serial, TTL, name servers and creation time.

@@ -9,6 +9,7 @@ mod endpoints;
 mod firstboot;
 mod iam;
 mod kv;
+mod lb;
 mod nodes;
 mod objects;
 mod private_file;
@@ -185,6 +186,15 @@ enum Command {
         #[command(subcommand)]
         command: dns::DnsCommand,
     },
+    /// Load balancers in FiberLB (listeners, pools, backends, health checks), as the saved login.
+    ///
+    /// --org and --project name the project; they default to the login's.
+    Lb {
+        #[command(flatten)]
+        project: dns::ProjectArgs,
+        #[command(subcommand)]
+        command: lb::LbCommand,
+    },
     /// Show every service's health on this node, then every node's services as the cluster's
     /// membership reports them. Exits 0 when at least one service answers and every service that
     /// answers is healthy, 1 otherwise.
@@ -255,8 +265,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Iam { command } => done(iam::run(command, output).await),
         Command::Dns { project, command } => {
             let target =
-                dns::Target { endpoints: global.endpoints()?, endpoint: global.endpoint.clone(), ca: global.ca };
+                rest::Target { endpoints: global.endpoints()?, endpoint: global.endpoint.clone(), ca: global.ca };
             done(dns::run(target, project, command, output).await)
+        }
+        Command::Lb { project, command } => {
+            let target =
+                rest::Target { endpoints: global.endpoints()?, endpoint: global.endpoint.clone(), ca: global.ca };
+            done(lb::run(target, project, command, output).await)
         }
         Command::Status => {
             let (chainfire, ca) = global.resolve("chainfire")?;

@@ -166,6 +166,23 @@ pub fn refusal(answer: &Answer) -> String {
     format!("{message} (HTTP {}, {code})", answer.status)
 }
 
+/// Where a command is sent: the global `--endpoint` and `--ca`, if given.
+pub struct Target {
+    pub endpoints: crate::endpoints::Endpoints,
+    pub endpoint: Option<String>,
+    /// Default: the CA the login trusted.
+    pub ca: Option<std::path::PathBuf>,
+}
+
+/// Where `service` answers: its API at `up`'s port, else at the real one.
+pub async fn locate(endpoints: &crate::endpoints::Endpoints, ca: &Path, service: &str) -> anyhow::Result<String> {
+    let entry = crate::catalog::CATALOG.iter().find(|e| e.name == service).with_context(|| format!("{service} is not in the catalog"))?;
+    match endpoints.probe_health(entry, ca, Duration::from_secs(3)).await {
+        (url, Ok(_)) => Ok(url),
+        (_, Err(e)) => anyhow::bail!("{service} is not answering (see photonctl status, or name it with --endpoint): {e}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

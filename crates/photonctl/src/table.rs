@@ -16,6 +16,14 @@ pub fn print(output: OutputFormat, rows: &[Value], columns: &[&str]) {
     }
 }
 
+/// The API's document as JSON, or `rows` as a table of `columns`.
+pub fn show(output: OutputFormat, doc: &Value, rows: &[Value], columns: &[&str]) {
+    match output {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(doc).unwrap_or_default()),
+        OutputFormat::Table => print(output, rows, columns),
+    }
+}
+
 /// Prints `rows` as a table of `columns` (headers upper-cased).
 pub fn print_table(rows: &[Value], columns: &[&str]) {
     let widths: Vec<usize> =

@@ -112,9 +112,9 @@ async fn probe_loop(key: ProbeKey, target: SocketAddr, spec: HealthCheckSpec, st
             _ = stop.cancelled() => return,
             _ = every.tick() => {}
         }
-        let result = match tokio::time::timeout(Duration::from_millis(spec.timeout_ms), probe(target, &spec)).await {
+        let result = match tokio::time::timeout(Duration::from_millis(spec.timeout()), probe(target, &spec)).await {
             Ok(result) => result,
-            Err(_) => Err(format!("no answer within {} ms", spec.timeout_ms)),
+            Err(_) => Err(format!("no answer within {} ms", spec.timeout())),
         };
         match result {
             Ok(()) => {

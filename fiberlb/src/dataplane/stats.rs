@@ -35,6 +35,17 @@ impl BackendStats {
         self.healthy() && self.ejected_until_ms.load(Ordering::Relaxed) <= now_ms()
     }
 
+    /// The health checks failing now, by name.
+    pub fn failing(&self) -> Vec<String> {
+        self.failing.lock().map(|f| f.iter().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Taken out by passive ejection until this long from now (ms), if it is.
+    pub fn ejected_for_ms(&self) -> Option<u64> {
+        let until = self.ejected_until_ms.load(Ordering::Relaxed);
+        until.checked_sub(now_ms()).filter(|left| *left > 0)
+    }
+
     pub fn healthy(&self) -> bool {
         self.failing.lock().map(|f| f.is_empty()).unwrap_or(true)
     }

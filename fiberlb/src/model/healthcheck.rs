@@ -31,8 +31,9 @@ pub struct HealthCheckSpec {
     pub expected_status: u16,
     #[serde(default = "interval")]
     pub interval_ms: u64,
-    #[serde(default = "timeout")]
-    pub timeout_ms: u64,
+    /// How long one probe may take (default: 1 s, or the interval if shorter).
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
     #[serde(default = "rise")]
     pub rise: u32,
     #[serde(default = "fall")]
@@ -48,14 +49,18 @@ fn ok() -> u16 {
 fn interval() -> u64 {
     2_000
 }
-fn timeout() -> u64 {
-    1_000
-}
 fn rise() -> u32 {
     2
 }
 fn fall() -> u32 {
     3
+}
+
+impl HealthCheckSpec {
+    /// The probe's time limit: as given, else 1 s or the interval if shorter.
+    pub fn timeout(&self) -> u64 {
+        self.timeout_ms.unwrap_or_else(|| self.interval_ms.min(1_000))
+    }
 }
 
 impl Kind for HealthCheck {
@@ -65,7 +70,7 @@ impl Kind for HealthCheck {
 
     fn validate(spec: &HealthCheckSpec) -> Result<(), FieldError> {
         within("spec.interval_ms", spec.interval_ms, 100..=3_600_000)?;
-        within("spec.timeout_ms", spec.timeout_ms, 10..=spec.interval_ms)?;
+        within("spec.timeout_ms", spec.timeout(), 10..=spec.interval_ms)?;
         within("spec.rise", spec.rise, 1..=10)?;
         within("spec.fall", spec.fall, 1..=10)?;
         within("spec.expected_status", spec.expected_status, 100..=599)?;
