@@ -177,3 +177,48 @@ async fn https_terminates_tls_by_sni_and_rotates_certificates_live() {
     assert_eq!(status, 400, "{json}");
     assert!(json["error"]["field"].as_str().unwrap_or("").starts_with("spec.certificates[0]."), "{json}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_clients_are_cut_off_and_others_still_served() {
+    use std::time::Instant;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let stack = Stack::start().await;
+    let b1 = backend("b1").await;
+    let port = free_port();
+    stack.expect(201, "POST", "/loadbalancers", Some(r#"{"name":"front","spec":{"vip":"127.0.0.1"}}"#));
+    stack.expect(201, "POST", "/loadbalancers/front/pools", Some(r#"{"name":"web","spec":{}}"#));
+    let body = format!(r#"{{"name":"b1","spec":{{"address":"127.0.0.1","port":{}}}}}"#, b1.port);
+    stack.expect(201, "POST", "/loadbalancers/front/pools/web/backends", Some(&body));
+    let listener = format!(r#"{{"name":"http","spec":{{"protocol":"http","port":{port},"default_pool":"web","timeouts":{{"request_ms":1000}}}}}}"#);
+    stack.expect(201, "POST", "/loadbalancers/front/listeners", Some(&listener));
+    let url = format!("http://127.0.0.1:{port}");
+    wait_for("the listener answers", Duration::from_secs(1), || curl(&[&url]).0 == 200).await;
+
+    // Slowloris: headers a byte at a time, never finished; and a client that sends nothing.
+    let mut slow = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+    let silent = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+    let started = Instant::now();
+    let trickle = tokio::spawn(async move {
+        for byte in b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ".iter().cycle() {
+            if slow.write_all(&[*byte]).await.is_err() {
+                return started.elapsed();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if started.elapsed() > Duration::from_secs(10) {
+                break;
+            }
+        }
+        started.elapsed()
+    });
+    // Others are served meanwhile.
+    for _ in 0..5 {
+        assert_eq!(curl(&[&url]), (200, "b1".to_string()));
+    }
+    let cut = trickle.await.expect("the trickle ends");
+    assert!(cut < Duration::from_secs(5), "a slow client is cut off near the 1 s request timeout, not after {cut:?}");
+    let mut silent = silent;
+    let mut buf = [0u8; 256];
+    let read = tokio::time::timeout(Duration::from_secs(5), silent.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(_)) | Ok(Err(_))), "a silent client is closed (or answered 408), not kept: {read:?}");
+}

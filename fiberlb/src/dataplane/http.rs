@@ -10,7 +10,6 @@
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,11 +25,11 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::balance::{maglev, Candidate};
-use crate::model::backend::AdminState;
+use crate::balance::maglev;
 use crate::model::pool::HashOn;
 use crate::model::rule::Action;
 
+use super::idle;
 use super::plan::{CompiledRule, ListenerPlan, PoolPlan};
 use super::stats::InFlight;
 use super::Shared;
@@ -88,8 +87,13 @@ async fn connection(stream: tokio::net::TcpStream, peer: SocketAddr, key: String
         let (key, shared) = (key.clone(), shared.clone());
         async move { Ok::<_, Infallible>(handle(request, peer, &key, &shared, https).await) }
     });
+    let activity = idle::Activity::new();
+    let limits = (plan.spec.timeouts.request_ms, plan.spec.timeouts.idle_ms);
     let served = match plan.tls.clone() {
-        None => builder.serve_connection_with_upgrades(TokioIo::new(stream), service).await,
+        None => {
+            let io = TokioIo::new(idle::Tracked::new(stream, activity.clone()));
+            watched(builder.serve_connection_with_upgrades(io, service), &activity, limits).await
+        }
         Some(config) => {
             let accepted = tokio::time::timeout(HANDSHAKE, tokio_rustls::TlsAcceptor::from(config).accept(stream)).await;
             let tls = match accepted {
@@ -100,11 +104,56 @@ async fn connection(stream: tokio::net::TcpStream, peer: SocketAddr, key: String
                 }
                 Err(_) => return,
             };
-            builder.serve_connection_with_upgrades(TokioIo::new(tls), service).await
+            let io = TokioIo::new(idle::Tracked::new(tls, activity.clone()));
+            watched(builder.serve_connection_with_upgrades(io, service), &activity, limits).await
         }
     };
     if let Err(e) = served {
         tracing::debug!(listener = %plan.name, client = %peer, error = %e, "HTTP connection ended with an error");
+    }
+}
+
+/// Serves `connection` until it ends or idles out: nothing received within the request
+/// timeout (`limits.0`; slow or silent clients), or nothing moving for the idle timeout
+/// (`limits.1`) after that. It is then shut down gracefully (a request in flight finishes),
+/// and dropped if that takes longer than the request timeout again.
+async fn watched<C, E>(connection: C, activity: &idle::Activity, (request_ms, idle_ms): (u64, u64)) -> Result<(), E>
+where
+    C: std::future::Future<Output = Result<(), E>> + GracefulConnection,
+{
+    tokio::pin!(connection);
+    let check = Duration::from_millis(request_ms.min(idle_ms).clamp(50, 1000));
+    loop {
+        tokio::select! {
+            done = connection.as_mut() => return done,
+            _ = tokio::time::sleep(check) => {
+                if activity.idle(request_ms, idle_ms) {
+                    connection.as_mut().shutdown_gracefully();
+                    return match tokio::time::timeout(Duration::from_millis(request_ms), connection.as_mut()).await {
+                        Ok(done) => done,
+                        Err(_) => Ok(()),
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// hyper-util's automatic connection, which can be asked to shut down gracefully.
+trait GracefulConnection {
+    fn shutdown_gracefully(self: std::pin::Pin<&mut Self>);
+}
+
+impl<I, S, E> GracefulConnection for auto::UpgradeableConnection<'_, I, S, E>
+where
+    S: hyper::service::Service<Request<Incoming>, Response = Response<Body>>,
+    S::Future: 'static,
+    S::Error: Into<BoxError>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    E: hyper::rt::bounds::Http2ServerConnExec<S::Future, Body>,
+{
+    fn shutdown_gracefully(self: std::pin::Pin<&mut Self>) {
+        self.graceful_shutdown();
     }
 }
 
@@ -288,19 +337,7 @@ async fn forward(
     let mut tried = Vec::new();
     let attempts = if retryable { ATTEMPTS.min(pool.backends.len()) } else { 1 };
     for _ in 0..attempts.max(1) {
-        let candidates: Vec<Candidate> = pool
-            .backends
-            .iter()
-            .enumerate()
-            .map(|(i, b)| {
-                let stats = shared.stats.of(&b.key);
-                Candidate {
-                    weight: b.spec.weight,
-                    active: stats.active.load(Ordering::Relaxed),
-                    eligible: b.spec.admin_state == AdminState::Enabled && stats.up() && !tried.contains(&i),
-                }
-            })
-            .collect();
+        let candidates = pool.candidates(&shared.stats, &tried);
         let Some(chosen) = pool.balancer.pick(&candidates, hash) else { break };
         tried.push(chosen);
         let backend = &pool.backends[chosen];

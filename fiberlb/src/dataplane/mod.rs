@@ -6,6 +6,7 @@
 
 pub mod health;
 pub mod http;
+pub mod idle;
 pub mod plan;
 pub mod proxy_protocol;
 pub mod sni;

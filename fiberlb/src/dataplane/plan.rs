@@ -68,6 +68,25 @@ pub struct BackendPlan {
     pub spec: BackendSpec,
 }
 
+impl PoolPlan {
+    /// What the balancer sees of each backend now: its weight (ramped up by slow start), in
+    /// flight, and whether it may take new traffic (enabled, up, not in `tried`).
+    pub fn candidates(&self, stats: &super::stats::Stats, tried: &[usize]) -> Vec<crate::balance::Candidate> {
+        self.backends
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let live = stats.of(&b.key);
+                crate::balance::Candidate {
+                    weight: live.ramped(b.spec.weight, self.spec.slow_start_ms),
+                    active: live.active.load(std::sync::atomic::Ordering::Relaxed),
+                    eligible: b.spec.admin_state == crate::model::backend::AdminState::Enabled && live.up() && !tried.contains(&i),
+                }
+            })
+            .collect()
+    }
+}
+
 impl ListenerPlan {
     pub fn default_pool(&self) -> Option<&Arc<PoolPlan>> {
         self.spec.default_pool.as_ref().and_then(|name| self.pools.get(name))

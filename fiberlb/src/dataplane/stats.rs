@@ -21,11 +21,14 @@ pub struct BackendStats {
     /// The health checks failing now (a backend is healthy while none is; a new backend is
     /// healthy until its checks say otherwise).
     failing: Mutex<BTreeSet<String>>,
+    /// When it last came back (its checks passing again, or an ejection ending): slow start
+    /// ramps its weight from then (0: never down).
+    back_since_ms: AtomicU64,
 }
 
 impl Default for BackendStats {
     fn default() -> Self {
-        Self { active: AtomicU64::new(0), failures: AtomicU32::new(0), ejected_until_ms: AtomicU64::new(0), failing: Mutex::default() }
+        Self { active: AtomicU64::new(0), failures: AtomicU32::new(0), ejected_until_ms: AtomicU64::new(0), failing: Mutex::default(), back_since_ms: AtomicU64::new(0) }
     }
 }
 
@@ -54,11 +57,26 @@ impl BackendStats {
     pub fn set_check(&self, check: &str, passing: bool) {
         if let Ok(mut failing) = self.failing.lock() {
             if passing {
-                failing.remove(check);
+                if failing.remove(check) && failing.is_empty() {
+                    self.back_since_ms.store(now_ms(), Ordering::Relaxed);
+                }
             } else {
                 failing.insert(check.to_string());
             }
         }
+    }
+
+    /// `weight` as slow start allows it now: from a tenth up to all of it over `slow_start_ms`
+    /// after the backend came back (at least 1).
+    pub fn ramped(&self, weight: u32, slow_start_ms: u64) -> u32 {
+        let back = self.back_since_ms.load(Ordering::Relaxed);
+        let now = now_ms();
+        if slow_start_ms == 0 || back == 0 || now >= back + slow_start_ms {
+            return weight;
+        }
+        let elapsed = now.saturating_sub(back);
+        let share = (elapsed as f64 / slow_start_ms as f64).max(0.1);
+        ((f64::from(weight) * share).round() as u32).max(1)
     }
 
     pub fn succeeded(&self) {
@@ -71,7 +89,9 @@ impl BackendStats {
         let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
         if pool.eject_after_failures > 0 && n >= pool.eject_after_failures {
             self.failures.store(0, Ordering::Relaxed);
-            self.ejected_until_ms.store(now_ms() + pool.ejection_ms, Ordering::Relaxed);
+            let until = now_ms() + pool.ejection_ms;
+            self.ejected_until_ms.store(until, Ordering::Relaxed);
+            self.back_since_ms.store(until, Ordering::Relaxed);
             return true;
         }
         false
@@ -126,5 +146,27 @@ impl Stats {
             }
         }
         (up, down)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slow_start_ramps_a_returning_backends_weight() {
+        let stats = BackendStats::default();
+        assert_eq!(stats.ramped(100, 10_000), 100, "never down: full weight");
+        stats.set_check("http", false);
+        stats.set_check("http", true);
+        let just_back = stats.ramped(100, 10_000);
+        assert!((10..=12).contains(&just_back), "a tenth at first: {just_back}");
+        assert_eq!(stats.ramped(100, 0), 100, "no slow start");
+        stats.back_since_ms.store(now_ms() - 5_000, Ordering::Relaxed);
+        let half = stats.ramped(100, 10_000);
+        assert!((48..=52).contains(&half), "half way: {half}");
+        stats.back_since_ms.store(now_ms() - 20_000, Ordering::Relaxed);
+        assert_eq!(stats.ramped(100, 10_000), 100);
+        assert_eq!(stats.ramped(1, 10_000), 1, "never below 1");
     }
 }

@@ -16,7 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use crate::balance::{maglev, Candidate};
+use crate::balance::maglev;
 use crate::model::backend::AdminState;
 use crate::model::listener::Protocol;
 use crate::model::pool::HashOn;
@@ -167,19 +167,7 @@ async fn connect(pool: &PoolPlan, peer: SocketAddr, plan: &ListenerPlan, shared:
     };
     let mut tried = Vec::new();
     for _ in 0..ATTEMPTS.min(pool.backends.len()) {
-        let candidates: Vec<Candidate> = pool
-            .backends
-            .iter()
-            .enumerate()
-            .map(|(i, b)| {
-                let stats = shared.stats.of(&b.key);
-                Candidate {
-                    weight: b.spec.weight,
-                    active: stats.active.load(Ordering::Relaxed),
-                    eligible: b.spec.admin_state == AdminState::Enabled && stats.up() && !tried.contains(&i),
-                }
-            })
-            .collect();
+        let candidates = pool.candidates(&shared.stats, &tried);
         let chosen = pool.balancer.pick(&candidates, hash)?;
         tried.push(chosen);
         let backend = &pool.backends[chosen];

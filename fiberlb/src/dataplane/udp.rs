@@ -14,8 +14,7 @@ use photon_resource::meta::now_ms;
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
-use crate::balance::{maglev, Candidate};
-use crate::model::backend::AdminState;
+use crate::balance::maglev;
 use crate::model::pool::HashOn;
 
 use super::stats::InFlight;
@@ -88,18 +87,7 @@ async fn open(
     let hash = pool.spec.hash_on.as_ref().or(pool.spec.affinity.as_ref()).map(|on| match on {
         HashOn::SourceAddress | HashOn::Header { .. } => maglev::key_of(client.ip()),
     });
-    let candidates: Vec<Candidate> = pool
-        .backends
-        .iter()
-        .map(|b| {
-            let stats = shared.stats.of(&b.key);
-            Candidate {
-                weight: b.spec.weight,
-                active: stats.active.load(Ordering::Relaxed),
-                eligible: b.spec.admin_state == AdminState::Enabled && stats.up(),
-            }
-        })
-        .collect();
+    let candidates = pool.candidates(&shared.stats, &[]);
     let chosen = pool.balancer.pick(&candidates, hash)?;
     let backend = &pool.backends[chosen];
     let target = SocketAddr::new(backend.spec.address, backend.spec.port);
