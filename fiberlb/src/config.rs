@@ -22,6 +22,16 @@ pub struct FiberlbConfig {
     pub chainfire: ChainfireSection,
     pub iam: IamSection,
     pub secrets: SecretsSection,
+    pub dataplane: DataplaneSection,
+}
+
+/// `[dataplane]`: what the listeners do besides proxying.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataplaneSection {
+    /// Log every connection (L4: bytes, duration) and request (L7: method, path, status,
+    /// backend, duration) at info, target `fiberlb::access`.
+    pub access_log: bool,
 }
 
 /// `[secrets]`: what seals listeners' private keys in chainfire.
@@ -43,6 +53,7 @@ impl ServiceConfig for FiberlbConfig {
             chainfire: ChainfireSection::default(),
             iam: IamSection::default(),
             secrets: SecretsSection { master_key_file: None },
+            dataplane: DataplaneSection { access_log: true },
         }
     }
 

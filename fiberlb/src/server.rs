@@ -26,7 +26,7 @@ pub async fn build(config: FiberlbConfig, context: Context) -> anyhow::Result<Ap
         SealKey::load_or_create(&master_key, "the FiberLB master key").map_err(|e| anyhow::anyhow!("secrets.master_key_file: {e}"))?,
     );
     let state = Arc::new(Mutex::new(State::default()));
-    let dataplane = Dataplane::new(layout.clone(), keys.clone());
+    let dataplane = Dataplane::new(layout.clone(), keys.clone(), config.dataplane.access_log);
     let (feed, fed) = (state.clone(), dataplane.clone());
     context.tasks.spawn(photon_resource::follow(store.clone(), layout.prefix(), context.shutdown.clone(), move |changes| {
         let mut state = match feed.lock() {
@@ -37,6 +37,17 @@ pub async fn build(config: FiberlbConfig, context: Context) -> anyhow::Result<Ap
         fed.apply(state.items());
     }));
     context.tasks.spawn(photon_reconcile::run(dataplane.clone(), dataplane.queue(), RESYNC, context.shutdown.clone()));
+    let gauges = (dataplane.clone(), context.shutdown.clone());
+    context.tasks.spawn(async move {
+        let (dataplane, shutdown) = gauges;
+        let mut every = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = every.tick() => dataplane.refresh_gauges(),
+            }
+        }
+    });
     let probes = dataplane.probes();
     context.tasks.spawn(photon_reconcile::run(probes.clone(), probes.queue(), RESYNC, context.shutdown.clone()));
 
@@ -45,7 +56,9 @@ pub async fn build(config: FiberlbConfig, context: Context) -> anyhow::Result<Ap
     let resources = Resources::new(store.clone(), layout.clone()).with_sealer(Arc::new(MasterKey(keys)));
     let (router, rules) = crate::api::router(resources, dataplane.clone());
     let guard = photon_auth::Guard::new(auth, rules);
-    let api = Api::new(move || health(&store, &state, &dataplane)).http(router).guard(move |router| guard.apply(router));
+    let metrics = dataplane.shared().metrics.clone();
+    let mut api = Api::new(move || health(&store, &state, &dataplane)).http(router).guard(move |router| guard.apply(router));
+    metrics.register(api.registry());
     Ok(api)
 }
 

@@ -103,6 +103,22 @@ async fn http_rules_route_forward_headers_retry_and_limit() {
         }
     }
 
+    // Metrics: requests by listener and status class, latency, connections, backends' gauges.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, metrics) = stack.lb.curl("GET", "/metrics", None, &[]);
+        let text = metrics.as_str().unwrap_or_default().to_string();
+        let ok = text.lines().any(|l| l.starts_with("fiberlb_requests_total{") && l.contains("class=\"2xx\"") && l.contains("listener=\"http\"") && !l.ends_with(" 0"))
+            && text.lines().any(|l| l.starts_with("fiberlb_requests_total{") && l.contains("class=\"4xx\"") && !l.ends_with(" 0"))
+            && text.contains("fiberlb_request_duration_seconds_bucket{")
+            && text.lines().any(|l| l.starts_with("fiberlb_backend_up{") && l.contains("backend=\"b3\"") && l.ends_with(" 1"));
+        if ok {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "metrics never showed the traffic: {text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     // b1 dies: no GET fails (another backend is tried).
     b1.task.abort();
     tokio::time::sleep(Duration::from_millis(50)).await;

@@ -69,6 +69,9 @@ pub async fn serve(listener: TcpListener, key: String, shared: Arc<Shared>, stop
             },
         };
         let _ = stream.set_nodelay(true);
+        if let Some(plan) = shared.listener(&key) {
+            plan.metrics.connections.inc();
+        }
         tokio::spawn(connection(stream, peer, key.clone(), shared.clone()));
     }
 }
@@ -170,9 +173,28 @@ async fn handle(request: Request<Incoming>, peer: SocketAddr, key: &str, shared:
     let Some(plan) = shared.listener(key) else {
         return reply(StatusCode::SERVICE_UNAVAILABLE, "this listener is being removed");
     };
+    let started = std::time::Instant::now();
+    let (method, path) = (request.method().clone(), request.uri().path().to_string());
+    let (response, backend) = route(request, peer, &plan, shared, https).await;
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    plan.metrics.request(status, elapsed.as_secs_f64());
+    if shared.access_log {
+        tracing::info!(
+            target: "fiberlb::access",
+            listener = %plan.name, loadbalancer = %plan.loadbalancer, client = %peer, %method, %path, status,
+            backend = backend.as_deref().unwrap_or("-"), duration_us = elapsed.as_micros() as u64,
+        );
+    }
+    response
+}
+
+/// The response to one request, and the backend that gave it (if one did).
+async fn route(request: Request<Incoming>, peer: SocketAddr, plan: &Arc<ListenerPlan>, shared: &Shared, https: bool) -> (Response<Body>, Option<String>) {
+    let answer = |response| (response, None);
     let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|length| length > plan.spec.max_body_bytes) {
-        return reply(StatusCode::PAYLOAD_TOO_LARGE, &format!("the body is larger than the {} bytes allowed", plan.spec.max_body_bytes));
+        return answer(reply(StatusCode::PAYLOAD_TOO_LARGE, &format!("the body is larger than the {} bytes allowed", plan.spec.max_body_bytes)));
     }
     let host = host_of(&request);
     let rule = plan.rules.iter().find(|rule| matches(rule, &request, host.as_deref()));
@@ -182,15 +204,15 @@ async fn handle(request: Request<Incoming>, peer: SocketAddr, key: &str, shared:
             if let Ok(location) = HeaderValue::from_str(location) {
                 response.headers_mut().insert(header::LOCATION, location);
             }
-            return response;
+            return answer(response);
         }
         Some(Action::Forward { pool }) => plan.pools.get(pool),
         None => plan.default_pool(),
     };
     let Some(pool) = pool.cloned() else {
-        return reply(StatusCode::SERVICE_UNAVAILABLE, "no pool serves this request");
+        return answer(reply(StatusCode::SERVICE_UNAVAILABLE, "no pool serves this request"));
     };
-    forward(request, peer, &plan, &pool, rule, host, https, shared).await
+    forward(request, peer, plan, &pool, rule, host, https, shared).await
 }
 
 /// The request's host without port: HTTP/2's authority or the Host header.
@@ -269,7 +291,7 @@ async fn forward(
     host: Option<String>,
     https: bool,
     shared: &Shared,
-) -> Response<Body> {
+) -> (Response<Body>, Option<String>) {
     // An upgrade (WebSocket) keeps its Upgrade and Connection headers; once the backend
     // agrees (101), both connections are handed over and joined byte for byte.
     let mut request = request;
@@ -345,7 +367,7 @@ async fn forward(
         let _in_flight = InFlight::new(stats.clone());
         let uri: Uri = match format!("http://{}{path}", SocketAddr::new(backend.spec.address, backend.spec.port)).parse() {
             Ok(uri) => uri,
-            Err(_) => return reply(StatusCode::BAD_REQUEST, "the request target cannot be forwarded"),
+            Err(_) => return (reply(StatusCode::BAD_REQUEST, "the request target cannot be forwarded"), None),
         };
         let mut outgoing = Request::builder().method(parts.method.clone()).uri(uri).version(hyper::Version::HTTP_11);
         if let Some(headers) = outgoing.headers_mut() {
@@ -356,7 +378,7 @@ async fn forward(
             _ => Empty::new().map_err(|never| match never {}).boxed(),
         };
         let Ok(outgoing) = outgoing.body(this_body) else {
-            return reply(StatusCode::BAD_REQUEST, "the request cannot be forwarded");
+            return (reply(StatusCode::BAD_REQUEST, "the request cannot be forwarded"), None);
         };
         match tokio::time::timeout(timeout, shared.http.request(outgoing)).await {
             Ok(Ok(mut response)) => {
@@ -376,11 +398,11 @@ async fn forward(
                             Err(e) => tracing::debug!(backend = %backend_name, error = %e, "upgrade failed"),
                         }
                     });
-                    return response.map(|incoming| incoming.map_err(BoxError::from).boxed());
+                    return (response.map(|incoming| incoming.map_err(BoxError::from).boxed()), Some(backend.name.clone()));
                 }
                 let (mut head, incoming) = response.into_parts();
                 strip_hop_by_hop(&mut head.headers);
-                return Response::from_parts(head, incoming.map_err(BoxError::from).boxed());
+                return (Response::from_parts(head, incoming.map_err(BoxError::from).boxed()), Some(backend.name.clone()));
             }
             Ok(Err(e)) if e.is_connect() => {
                 let ejected = stats.failed(&pool.spec);
@@ -389,10 +411,10 @@ async fn forward(
             Ok(Err(e)) => {
                 stats.failed(&pool.spec);
                 tracing::warn!(pool = %pool.name, backend = %backend.name, error = %e, "backend request failed");
-                return reply(StatusCode::BAD_GATEWAY, "the backend failed to answer");
+                return (reply(StatusCode::BAD_GATEWAY, "the backend failed to answer"), Some(backend.name.clone()));
             }
-            Err(_) => return reply(StatusCode::GATEWAY_TIMEOUT, "the backend did not answer in time"),
+            Err(_) => return (reply(StatusCode::GATEWAY_TIMEOUT, "the backend did not answer in time"), Some(backend.name.clone())),
         }
     }
-    reply(StatusCode::BAD_GATEWAY, "no backend could be reached")
+    (reply(StatusCode::BAD_GATEWAY, "no backend could be reached"), None)
 }

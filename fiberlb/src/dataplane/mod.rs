@@ -7,6 +7,7 @@
 pub mod health;
 pub mod http;
 pub mod idle;
+pub mod metrics;
 pub mod plan;
 pub mod proxy_protocol;
 pub mod sni;
@@ -35,11 +36,14 @@ pub struct Shared {
     plan: RwLock<Arc<Plan>>,
     pub stats: Stats,
     pub http: http::HttpClient,
+    pub metrics: Arc<metrics::Metrics>,
+    /// Log every connection (L4) and request (L7) at info, target `fiberlb::access`.
+    pub access_log: bool,
 }
 
 impl Default for Shared {
     fn default() -> Self {
-        Self { plan: RwLock::default(), stats: Stats::default(), http: http::client() }
+        Self { plan: RwLock::default(), stats: Stats::default(), http: http::client(), metrics: metrics::Metrics::new(), access_log: true }
     }
 }
 
@@ -80,8 +84,8 @@ pub struct Dataplane {
 }
 
 impl Dataplane {
-    pub fn new(layout: Layout, keys: Arc<SealKey>) -> Arc<Self> {
-        let shared: Arc<Shared> = Arc::default();
+    pub fn new(layout: Layout, keys: Arc<SealKey>, access_log: bool) -> Arc<Self> {
+        let shared = Arc::new(Shared { access_log, ..Shared::default() });
         let probes = health::Probes::new(shared.clone());
         Arc::new(Self { layout, keys, shared, running: Mutex::default(), queue: Arc::default(), probes })
     }
@@ -101,7 +105,7 @@ impl Dataplane {
 
     /// Rebuilds the plan from the node's copy of the resources and queues every listener.
     pub fn apply(&self, items: &BTreeMap<String, Vec<u8>>) {
-        let plan = Plan::build(&self.layout, items, &self.keys);
+        let plan = Plan::build(&self.layout, items, &self.keys, &self.shared.metrics);
         let configured: BTreeSet<String> = plan.backends().map(|(_, b)| b.key.clone()).collect();
         self.shared.stats.retain(|key| configured.contains(key));
         match self.shared.plan.write() {
@@ -110,6 +114,26 @@ impl Dataplane {
         }
         self.queue.push_all(self.keys());
         self.probes.queue().push_all(self.probes.keys());
+    }
+
+    /// Sets the backends' gauges from the live counters (every few seconds, and before a
+    /// scrape would be nicer, but a gauge a second old is what operators read anyway).
+    pub fn refresh_gauges(&self) {
+        let plan = self.shared.plan();
+        let rows = plan.pools.iter().flat_map(|((owner, lb, pool_name), pool)| {
+            pool.backends.iter().map(move |b| {
+                let live = self.shared.stats.of(&b.key);
+                let labels = metrics::BackendLabels {
+                    project: format!("{}/{}", owner.org, owner.project),
+                    loadbalancer: lb.clone(),
+                    pool: pool_name.clone(),
+                    backend: b.name.clone(),
+                };
+                let active = live.active.load(std::sync::atomic::Ordering::Relaxed) as i64;
+                (labels, active, live.up())
+            })
+        });
+        self.shared.metrics.backends(rows);
     }
 
     /// Listeners accepting now.

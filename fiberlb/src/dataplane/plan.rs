@@ -41,6 +41,7 @@ pub struct ListenerPlan {
     pub pools: BTreeMap<String, Arc<PoolPlan>>,
     /// HTTPS: the TLS configuration with its certificates by SNI.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub metrics: super::metrics::ListenerMetrics,
 }
 
 /// A rule with its path regex compiled once per plan.
@@ -120,7 +121,7 @@ where
 
 impl Plan {
     /// The plan of `items`; private keys unsealed with `keys`.
-    pub fn build(layout: &Layout, items: &BTreeMap<String, Vec<u8>>, keys: &SealKey) -> Plan {
+    pub fn build(layout: &Layout, items: &BTreeMap<String, Vec<u8>>, keys: &SealKey, metrics: &super::metrics::Metrics) -> Plan {
         type LbKey = (Owner, String);
         let loadbalancers: BTreeMap<LbKey, LoadBalancerSpec> =
             of_kind::<LoadBalancer>(layout, items).map(|(_, owner, names, r)| ((owner, names[0].clone()), r.spec)).collect();
@@ -182,7 +183,13 @@ impl Plan {
             } else {
                 None
             };
+            let labels = super::metrics::ListenerLabels {
+                project: format!("{}/{}", owner.org, owner.project),
+                loadbalancer: names[0].clone(),
+                listener: names[1].clone(),
+            };
             let plan = ListenerPlan {
+                metrics: metrics.listener(&labels),
                 tls,
                 owner,
                 loadbalancer: names[0].clone(),

@@ -46,6 +46,7 @@ pub async fn serve(listener: TcpListener, key: String, shared: Arc<Shared>, stop
         };
         let _ = client.set_nodelay(true);
         let Some(plan) = shared.listener(&key) else { continue };
+        plan.metrics.connections.inc();
         tokio::spawn(connection(client, peer, plan, shared.clone()));
     }
 }
@@ -103,7 +104,16 @@ async fn connection(client: TcpStream, peer: SocketAddr, plan: Arc<ListenerPlan>
             Some((AdminState::Enabled, _)) => false,
         }
     };
-    pump(client, upstream, &header, idle, should_close).await;
+    let started = std::time::Instant::now();
+    let (up, down) = pump(client, upstream, &header, idle, should_close).await;
+    if shared.access_log {
+        tracing::info!(
+            target: "fiberlb::access",
+            listener = %plan.name, loadbalancer = %plan.loadbalancer, client = %peer, pool = %pool.name,
+            backend = %pool.backends[backend].name, bytes_up = up, bytes_down = down,
+            duration_ms = started.elapsed().as_millis() as u64,
+        );
+    }
 }
 
 /// A ClientHello must arrive within this on a passthrough listener.
@@ -193,18 +203,20 @@ async fn connect(pool: &PoolPlan, peer: SocketAddr, plan: &ListenerPlan, shared:
 
 /// Copies both ways. Each side's end is passed on as a half close; the connection ends when
 /// both directions have, when neither moved for `idle`, or when `should_close` says so.
-async fn pump(client: TcpStream, upstream: TcpStream, header: &[u8], idle: Duration, should_close: impl Fn() -> bool) {
+/// Returns the bytes sent up (client to backend) and down.
+async fn pump(client: TcpStream, upstream: TcpStream, header: &[u8], idle: Duration, should_close: impl Fn() -> bool) -> (u64, u64) {
     let (mut client_read, mut client_write) = client.into_split();
     let (mut up_read, mut up_write) = upstream.into_split();
     if !header.is_empty() && up_write.write_all(header).await.is_err() {
-        return;
+        return (0, 0);
     }
+    let (up, down) = (AtomicU64::new(0), AtomicU64::new(0));
     let last = AtomicU64::new(now_ms());
     let idle_ms = idle.as_millis() as u64;
     let step = idle.min(RECHECK);
     let ends = End { last: &last, step, idle_ms, should_close: &should_close };
-    let upload = one_way(&mut client_read, &mut up_write, &ends);
-    let download = one_way(&mut up_read, &mut client_write, &ends);
+    let upload = one_way(&mut client_read, &mut up_write, &ends, &up);
+    let download = one_way(&mut up_read, &mut client_write, &ends, &down);
     tokio::pin!(upload, download);
     // One direction ending cleanly leaves the other running (half close); an error or a
     // timeout on either ends both.
@@ -212,6 +224,7 @@ async fn pump(client: TcpStream, upstream: TcpStream, header: &[u8], idle: Durat
         clean = &mut upload => if clean { download.await; },
         clean = &mut download => if clean { upload.await; },
     }
+    (up.load(Ordering::Relaxed), down.load(Ordering::Relaxed))
 }
 
 /// What ends a direction besides its reader's end: shared by both directions.
@@ -229,6 +242,7 @@ async fn one_way<F: Fn() -> bool>(
     from: &mut tokio::net::tcp::OwnedReadHalf,
     to: &mut tokio::net::tcp::OwnedWriteHalf,
     end: &End<'_, F>,
+    moved: &AtomicU64,
 ) -> bool {
     let mut buf = vec![0u8; 64 << 10];
     loop {
@@ -241,6 +255,7 @@ async fn one_way<F: Fn() -> bool>(
                 if to.write_all(&buf[..n]).await.is_err() {
                     return false;
                 }
+                moved.fetch_add(n as u64, Ordering::Relaxed);
                 end.last.store(now_ms(), Ordering::Relaxed);
             }
             Ok(Err(_)) => return false,
