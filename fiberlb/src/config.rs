@@ -1,6 +1,6 @@
 //! FiberLB's configuration: the runtime's `[server]` (the API port, 9092), `[log]`, `[tls]`,
-//! plus `[chainfire]` (where load balancers live), `[iam]` (who decides) and `[secrets]` (the
-//! master key sealing private keys). Every key is
+//! plus `[chainfire]` (where load balancers live), `[iam]` (who decides), `[secrets]` (the
+//! master key sealing private keys), `[dataplane]` and `[vip]` (holding load balancers' addresses). Every key is
 //! documented in `fiberlb-server --help`.
 
 use std::path::PathBuf;
@@ -23,6 +23,24 @@ pub struct FiberlbConfig {
     pub iam: IamSection,
     pub secrets: SecretsSection,
     pub dataplane: DataplaneSection,
+    pub vip: VipSection,
+}
+
+/// `[vip]`: holding load balancers' addresses. Every fiberlb node on a segment may serve a
+/// VIP; one at a time holds it (a chainfire lease), adds it to `interface` and announces it
+/// with gratuitous ARP; when the holder dies another takes it over.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VipSection {
+    /// The interface VIPs are added to (on the segment clients reach). Unset: VIPs are not
+    /// managed here (listeners still bind them, for addresses routed to this node otherwise).
+    pub interface: Option<String>,
+    /// The prefix length the address is added with.
+    pub prefix_len: u8,
+    /// This node's name in the claim (default: the host name).
+    pub node: Option<String>,
+    /// How long a dead holder keeps a VIP before another takes it (a lease TTL, whole seconds).
+    pub ttl_secs: u64,
 }
 
 /// `[dataplane]`: what the listeners do besides proxying.
@@ -54,6 +72,7 @@ impl ServiceConfig for FiberlbConfig {
             iam: IamSection::default(),
             secrets: SecretsSection { master_key_file: None },
             dataplane: DataplaneSection { access_log: true },
+            vip: VipSection { interface: None, prefix_len: 32, node: None, ttl_secs: 2 },
         }
     }
 

@@ -10,6 +10,7 @@ use photon_tls::seal::SealKey;
 use photon_runtime::{Api, Context, HealthReport, HealthStatus};
 
 use crate::config::FiberlbConfig;
+use crate::dataplane::vip::{VipSettings, Vips};
 use crate::dataplane::Dataplane;
 use crate::model;
 use crate::state::State;
@@ -48,6 +49,18 @@ pub async fn build(config: FiberlbConfig, context: Context) -> anyhow::Result<Ap
             }
         }
     });
+    if let Some(interface) = config.vip.interface.clone() {
+        let settings = VipSettings {
+            interface,
+            prefix_len: config.vip.prefix_len,
+            node: config.vip.node.clone().unwrap_or_else(photon_runtime::host_name),
+            ttl: Duration::from_secs(config.vip.ttl_secs.max(1)),
+        };
+        tracing::info!(interface = %settings.interface, node = %settings.node, ttl_secs = settings.ttl.as_secs(), "managing VIPs");
+        let vips = Vips::new(dataplane.shared().clone(), store.clone(), settings);
+        dataplane.watch_vips(vips.queue());
+        context.tasks.spawn(photon_reconcile::run(vips.clone(), vips.queue(), RESYNC, context.shutdown.clone()));
+    }
     let probes = dataplane.probes();
     context.tasks.spawn(photon_reconcile::run(probes.clone(), probes.queue(), RESYNC, context.shutdown.clone()));
 

@@ -7,38 +7,11 @@
 use std::time::{Duration, Instant};
 
 use photon_testkit::cluster::Cluster;
-use serde_json::{json, Value};
-
-/// The administrator's password, from whichever node's IAM created it.
-fn admin_password(cluster: &Cluster) -> String {
-    for node in &cluster.nodes {
-        if let Ok(text) = std::fs::read_to_string(node.data.path().join("iam/initial-admin-password")) {
-            return text.trim().to_string();
-        }
-    }
-    panic!("no node's IAM wrote the first administrator's password")
-}
+use serde_json::Value;
 
 /// curl inside node `i` with the cluster CA: (status, body as JSON).
 fn curl(cluster: &Cluster, i: usize, args: &[&str]) -> (u16, Value) {
-    let ca = cluster.ca().display().to_string();
-    let mut all = vec!["-s", "-m", "5", "-o", "-", "-w", "\n%{http_code}", "--cacert", ca.as_str()];
-    all.extend_from_slice(args);
-    let out = cluster.lab.exec(i, "curl", &all);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
-    (code.trim().parse().unwrap_or(0), serde_json::from_str(body).unwrap_or(Value::String(body.into())))
-}
-
-fn admin_token(cluster: &Cluster, password: &str) -> String {
-    let body = json!({"user": "admin", "password": password}).to_string();
-    let (status, answer) = curl(
-        cluster,
-        0,
-        &["-H", "content-type: application/json", "--data-binary", &body, "https://127.0.0.1:8080/api/v1/auth/token"],
-    );
-    assert_eq!(status, 200, "admin logs in: {answer}");
-    answer["access_token"].as_str().expect("a token").to_string()
+    cluster.curl_with(i, args)
 }
 
 /// The answer section of `dig @127.0.0.1 name A` run inside node `i`.
@@ -67,24 +40,9 @@ fn three_flashdns_nodes_answer_a_change_within_a_second_and_outlive_chainfire() 
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-    let token = admin_token(&cluster, &admin_password(&cluster));
+    let token = cluster.admin_token();
     let bearer = format!("authorization: Bearer {token}");
-    let json = "content-type: application/json";
-    // IAM replicas reload bindings every second: the node that did not bootstrap may not know
-    // the administrator's yet.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let org = ["-H", &bearer, "-H", json, "--data-binary", r#"{"name":"acme"}"#, "https://127.0.0.1:8080/api/v1/orgs"];
-        let (status, body) = curl(&cluster, 0, &org);
-        if status / 100 == 2 {
-            break;
-        }
-        assert!(status == 403 && Instant::now() < deadline, "create org acme: {status} {body}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let projects = "https://127.0.0.1:8080/api/v1/orgs/acme/projects";
-    let (status, body) = curl(&cluster, 0, &["-H", &bearer, "-H", json, "--data-binary", r#"{"name":"web"}"#, projects]);
-    assert_eq!(status / 100, 2, "create project acme/web: {body}");
+    cluster.org_with_project(&token, "acme", "web");
     let zones = "https://127.0.0.1:853/api/v1/orgs/acme/projects/web/zones";
     let (status, body) = curl(
         &cluster,

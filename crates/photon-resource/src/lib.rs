@@ -5,7 +5,9 @@
 //! watch that survives chainfire restarts (`follow`), which is what a service's in-memory
 //! copy or a reconciler is fed from. A resource type is a spec and a `kind::Kind`; its store
 //! operations (`kind::Resources`) and REST routes with IAM rules (`rest::Routes`) follow.
+//! `claim` holds a key for one node at a time (leases), for what only one node may do.
 
+pub mod claim;
 pub mod error;
 pub mod follow;
 pub mod json;

@@ -22,6 +22,7 @@ fn api_port(service: &str) -> u16 {
         "flaredb" => 2479,
         "iam" => 8080,
         "flashdns" => 853,
+        "fiberlb" => 9092,
         other => panic!("the cluster harness does not run {other}"),
     }
 }
@@ -67,7 +68,9 @@ impl Cluster {
         let master: String = (0..32).map(|i| format!("{:02x}", (i * 11 + 3) % 256)).collect();
         std::fs::write(secrets.path().join("iam-master.key"), &master).unwrap_or_else(|e| panic!("{e}"));
         // FlashDNS's DNSSEC master key, shared by every node as an operator installs it.
-        std::fs::write(secrets.path().join("flashdns-master.key"), master).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(secrets.path().join("flashdns-master.key"), &master).unwrap_or_else(|e| panic!("{e}"));
+        // FiberLB's, sealing listeners' private keys.
+        std::fs::write(secrets.path().join("fiberlb-master.key"), master).unwrap_or_else(|e| panic!("{e}"));
         let mut cluster = Self { lab: Lab::new(0), secrets, nodes: Vec::new(), bootstrap: control_plane };
         for _ in 0..control_plane {
             cluster.add_node(true, true, None);
@@ -159,6 +162,17 @@ impl Cluster {
                 // Every node opens the same zones' keys.
                 p.env("FLASHDNS_DNSSEC_MASTER_KEY_FILE", secrets.join("flashdns-master.key"));
             }
+            "fiberlb" => {
+                p.arg("--cluster-config").arg(&node.config);
+                p.env("FIBERLB_SECRETS_MASTER_KEY_FILE", secrets.join("fiberlb-master.key"));
+                // VIPs go on the node's link to the shared segment; the claim names the node.
+                p.env("FIBERLB_VIP_INTERFACE", "eth0");
+                p.env("FIBERLB_VIP_NODE", &node.name);
+                if !node.control_plane {
+                    // IAM runs on control-plane nodes: a worker asks the first.
+                    p.env("FIBERLB_IAM_URL", format!("https://{}:8080", self.lab.addr(0)));
+                }
+            }
             "iam" => {
                 p.arg("--tls-cert").arg(secrets.join(format!("{}.crt", node.name)));
                 p.arg("--tls-key").arg(secrets.join(format!("{}.key", node.name)));
@@ -170,7 +184,7 @@ impl Cluster {
         p
     }
 
-    /// Adds an application-tier `service` (so far: flashdns) to node `i`, started by the next
+    /// Adds an application-tier `service` (flashdns, fiberlb) to node `i`, started by the next
     /// `start`/`start_service`, as its unit would run on that node.
     pub fn add_service(&mut self, i: usize, service: &str) {
         let process = self.prepare(i, &self.nodes[i], service);
@@ -243,6 +257,57 @@ impl Cluster {
         let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
         let body = serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_string()));
         (code.trim().parse().unwrap_or(0), body)
+    }
+
+    /// curl inside node `i` with `args` (trusting the cluster CA): (HTTP status, body as JSON or
+    /// a JSON string).
+    pub fn curl_with(&self, i: usize, args: &[&str]) -> (u16, Value) {
+        let ca = self.ca().display().to_string();
+        let mut all = vec!["-s", "-m", "5", "-o", "-", "-w", "\n%{http_code}", "--cacert", ca.as_str()];
+        all.extend_from_slice(args);
+        let out = self.lab.exec(i, "curl", &all);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+        (code.trim().parse().unwrap_or(0), serde_json::from_str(body).unwrap_or(Value::String(body.into())))
+    }
+
+    /// The first administrator's access token, from node 0's IAM (with the password whichever
+    /// node's IAM wrote).
+    pub fn admin_token(&self) -> String {
+        let password = self
+            .nodes
+            .iter()
+            .find_map(|n| std::fs::read_to_string(n.data.path().join("iam/initial-admin-password")).ok())
+            .unwrap_or_else(|| panic!("no node's IAM wrote the first administrator's password"));
+        let body = serde_json::json!({"user": "admin", "password": password.trim()}).to_string();
+        let (status, answer) = self.curl_with(
+            0,
+            &["-H", "content-type: application/json", "--data-binary", &body, "https://127.0.0.1:8080/api/v1/auth/token"],
+        );
+        assert_eq!(status, 200, "admin logs in: {answer}");
+        answer["access_token"].as_str().unwrap_or_else(|| panic!("no token in {answer}")).to_string()
+    }
+
+    /// Creates org `org` with project `project` as `token` through node 0's IAM, waiting for
+    /// IAM replicas that do not know the administrator's binding yet (they reload every second).
+    pub fn org_with_project(&self, token: &str, org: &str, project: &str) {
+        let bearer = format!("authorization: Bearer {token}");
+        let json = "content-type: application/json";
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let body = serde_json::json!({"name": org}).to_string();
+            let (status, answer) =
+                self.curl_with(0, &["-H", &bearer, "-H", json, "--data-binary", &body, "https://127.0.0.1:8080/api/v1/orgs"]);
+            if status / 100 == 2 {
+                break;
+            }
+            assert!(status == 403 && Instant::now() < deadline, "create org {org}: {status} {answer}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let url = format!("https://127.0.0.1:8080/api/v1/orgs/{org}/projects");
+        let body = serde_json::json!({"name": project}).to_string();
+        let (status, answer) = self.curl_with(0, &["-H", &bearer, "-H", json, "--data-binary", &body, &url]);
+        assert_eq!(status / 100, 2, "create project {org}/{project}: {answer}");
     }
 
     /// `/health` of `service` on node `i` (its loopback address).

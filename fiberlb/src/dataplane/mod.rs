@@ -4,6 +4,7 @@
 //! arrive, so backends, pools and rules change under load without a reload; a listener stopped
 //! stops accepting, and its open connections finish.
 
+pub mod garp;
 pub mod health;
 pub mod http;
 pub mod idle;
@@ -15,6 +16,7 @@ pub mod stats;
 pub mod tcp;
 pub mod tls;
 pub mod udp;
+pub mod vip;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -81,13 +83,15 @@ pub struct Dataplane {
     running: Mutex<BTreeMap<String, Running>>,
     queue: Arc<Queue<String>>,
     probes: Arc<health::Probes>,
+    /// The VIP reconciler's queue, told of every plan change (when VIPs are managed here).
+    vips: Mutex<Option<Arc<Queue<std::net::IpAddr>>>>,
 }
 
 impl Dataplane {
     pub fn new(layout: Layout, keys: Arc<SealKey>, access_log: bool) -> Arc<Self> {
         let shared = Arc::new(Shared { access_log, ..Shared::default() });
         let probes = health::Probes::new(shared.clone());
-        Arc::new(Self { layout, keys, shared, running: Mutex::default(), queue: Arc::default(), probes })
+        Arc::new(Self { layout, keys, shared, running: Mutex::default(), queue: Arc::default(), probes, vips: Mutex::default() })
     }
 
     /// The health checks' reconciler, fed by the same plan.
@@ -114,6 +118,17 @@ impl Dataplane {
         }
         self.queue.push_all(self.keys());
         self.probes.queue().push_all(self.probes.keys());
+        if let Some(vips) = self.vips.lock().ok().and_then(|v| v.clone()) {
+            let plan = self.shared.plan();
+            vips.push_all(plan.listeners.values().map(|l| l.bind.ip()));
+        }
+    }
+
+    /// Tells `queue` (the VIP reconciler's) of every plan change from now on.
+    pub fn watch_vips(&self, queue: Arc<Queue<std::net::IpAddr>>) {
+        if let Ok(mut vips) = self.vips.lock() {
+            *vips = Some(queue);
+        }
     }
 
     /// Sets the backends' gauges from the live counters (every few seconds, and before a

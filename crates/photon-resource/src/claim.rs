@@ -1,0 +1,149 @@
+//! Holding a key for this node alone — election per key, as etcd clients do it: the key is
+//! created under a lease only if absent, the lease is kept alive while held, and when the
+//! holder dies (or loses chainfire) the lease expires, chainfire deletes the key, and whoever
+//! is waiting on it takes it. What is held (a load balancer's address, a gateway) follows.
+//!
+//! A holder that cannot renew its lease for a whole TTL lets go on its own side first, so two
+//! nodes never both believe they hold the key for long.
+
+use std::time::{Duration, Instant};
+
+use etcd_client::{Compare, CompareOp, EventType, PutOptions, Txn, TxnOp, WatchOptions};
+use tokio_util::sync::CancellationToken;
+
+use crate::store::Store;
+
+/// Holds `key` (with `value`, usually this node's name) whenever it is free, until `shutdown`.
+/// `changed(true)` when it is taken, `changed(false)` when it is lost or given up.
+pub async fn hold(store: Store, key: String, value: String, ttl: Duration, shutdown: CancellationToken, mut changed: impl FnMut(bool)) {
+    let ttl_secs = ttl.as_secs().max(1) as i64;
+    loop {
+        if shutdown.is_cancelled() {
+            return;
+        }
+        match try_hold(&store, &key, &value, ttl_secs, &shutdown, &mut changed).await {
+            Ok(()) => {}
+            Err(e) => {
+                tracing::debug!(%key, error = %e, "claim: chainfire call failed; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(300)) => {}
+                }
+            }
+        }
+    }
+}
+
+/// One attempt: take the key and hold it as long as the lease lives, or wait until it is free.
+async fn try_hold(
+    store: &Store,
+    key: &str,
+    value: &str,
+    ttl_secs: i64,
+    shutdown: &CancellationToken,
+    changed: &mut impl FnMut(bool),
+) -> Result<(), String> {
+    let mut client = store.client();
+    let lease = client.lease_grant(ttl_secs, None).await.map_err(|e| e.to_string())?.id();
+    let put = TxnOp::put(key, value, Some(PutOptions::new().with_lease(lease)));
+    let txn = Txn::new()
+        .when([Compare::create_revision(key, CompareOp::Equal, 0)])
+        .and_then([put])
+        .or_else([TxnOp::get(key, None)]);
+    let response = client.txn(txn).await.map_err(|e| e.to_string())?;
+    if !response.succeeded() {
+        let _ = client.lease_revoke(lease).await;
+        let revision = response.header().map(|h| h.revision()).unwrap_or(0);
+        return wait_free(store, key, revision, shutdown).await;
+    }
+    tracing::info!(%key, holder = %value, "claim taken");
+    changed(true);
+    let held = keep(store, lease, ttl_secs, shutdown).await;
+    changed(false);
+    if shutdown.is_cancelled() {
+        // Let the next holder take over at once instead of after the TTL.
+        let _ = client.lease_revoke(lease).await;
+        tracing::info!(%key, "claim released on shutdown");
+    } else {
+        tracing::warn!(%key, reason = %held.err().unwrap_or_default(), "claim lost");
+    }
+    Ok(())
+}
+
+/// Keeps `lease` alive every third of its TTL; returns when `shutdown`, or with the reason
+/// when it could not be renewed for a whole TTL (or chainfire says it expired). A failing
+/// keep-alive stream (chainfire between leaders, say) is opened again: only a whole TTL without
+/// a renewal loses the claim.
+async fn keep(store: &Store, lease: i64, ttl_secs: i64, shutdown: &CancellationToken) -> Result<(), String> {
+    let ttl = Duration::from_secs(ttl_secs as u64);
+    let mut renewed = Instant::now();
+    let mut last_error = String::new();
+    loop {
+        if renewed.elapsed() >= ttl {
+            return Err(format!("the lease was not renewed for a whole TTL ({last_error})"));
+        }
+        let mut client = store.client();
+        let (mut keeper, mut stream) = match client.lease_keep_alive(lease).await {
+            Ok(pair) => pair,
+            Err(e) => {
+                last_error = e.to_string();
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => continue,
+                }
+            }
+        };
+        let mut every = tokio::time::interval(ttl / 4);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = every.tick() => {
+                    if renewed.elapsed() >= ttl {
+                        break;
+                    }
+                    if let Err(e) = keeper.keep_alive().await {
+                        last_error = e.to_string();
+                        break;
+                    }
+                }
+                message = stream.message() => match message {
+                    Ok(Some(answer)) if answer.ttl() > 0 => renewed = Instant::now(),
+                    Ok(Some(_)) => return Err("the lease expired".into()),
+                    Ok(None) => {
+                        last_error = "the keep-alive stream ended".into();
+                        break;
+                    }
+                    Err(e) => {
+                        last_error = e.to_string();
+                        break;
+                    }
+                },
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
+    }
+}
+
+/// Waits until `key` is deleted after `revision` (its holder's lease expired or was revoked),
+/// or a few seconds pass (then the caller simply tries again).
+async fn wait_free(store: &Store, key: &str, revision: i64, shutdown: &CancellationToken) -> Result<(), String> {
+    let mut client = store.client();
+    let options = WatchOptions::new().with_start_revision(revision + 1);
+    let mut stream = client.watch(key, Some(options)).await.map_err(|e| e.to_string())?;
+    let deadline = tokio::time::sleep(Duration::from_secs(5));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = &mut deadline => return Ok(()),
+            message = stream.message() => match message.map_err(|e| e.to_string())? {
+                Some(response) if response.events().iter().any(|e| e.event_type() == EventType::Delete) => return Ok(()),
+                Some(_) => {}
+                None => return Err("the watch ended".into()),
+            },
+        }
+    }
+}
