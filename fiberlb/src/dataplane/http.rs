@@ -4,7 +4,7 @@
 //! pool — and sent to a backend over a keep-alive pool of HTTP/1.1 connections with
 //! `X-Forwarded-For`/`-Proto`/`-Host` and `Forwarded` added and hop-by-hop headers removed.
 //! A request without a body and with an idempotent method is retried on another backend when
-//! a connection to one fails. An HTTP/1.1 upgrade (WebSocket) is passed on, and once the backend
+//! a connection to one fails or it gets no response. An HTTP/1.1 upgrade (WebSocket) is passed on, and once the backend
 //! switches protocols the two connections are joined. Over the listener's limits: 431 (headers), 413 (body), 504 (no
 //! response within the request timeout).
 
@@ -407,6 +407,12 @@ async fn forward(
             Ok(Err(e)) if e.is_connect() => {
                 let ejected = stats.failed(&pool.spec);
                 tracing::warn!(pool = %pool.name, backend = %backend.name, error = %e, ejected, retryable, "backend connection failed");
+            }
+            Ok(Err(e)) if retryable => {
+                // No response came (a pooled connection closed under the request, say): the
+                // request had no body and is idempotent, so another backend may take it.
+                let ejected = stats.failed(&pool.spec);
+                tracing::warn!(pool = %pool.name, backend = %backend.name, error = %e, ejected, "backend request failed; retrying");
             }
             Ok(Err(e)) => {
                 stats.failed(&pool.spec);

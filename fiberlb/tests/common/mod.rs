@@ -140,3 +140,72 @@ pub async fn wait_for(what: &str, within: Duration, check: impl Fn() -> bool) ->
     }
     started.elapsed()
 }
+
+/// A keep-alive HTTP/1.1 backend (hyper) answering every request with its name; `stop` closes
+/// its listener and every connection, as a process that dies would.
+pub struct HttpBackend {
+    pub port: u16,
+    pub stop: tokio_util::sync::CancellationToken,
+}
+
+pub async fn http_backend(name: &'static str) -> HttpBackend {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a backend");
+    let port = listener.local_addr().expect("its address").port();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let stopped = stop.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = tokio::select! {
+                _ = stopped.cancelled() => return,
+                accepted = listener.accept() => match accepted { Ok(a) => a, Err(_) => return },
+            };
+            let stopped = stopped.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |_request| async move {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Full::new(hyper::body::Bytes::from(name))))
+                });
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                tokio::select! {
+                    _ = stopped.cancelled() => {}
+                    _ = connection => {}
+                }
+            });
+        }
+    });
+    HttpBackend { port, stop }
+}
+
+/// What one wrk run reports.
+#[derive(Debug, Default)]
+pub struct WrkRun {
+    pub requests: u64,
+    pub non_2xx: u64,
+    pub socket_errors: u64,
+    pub text: String,
+}
+
+/// wrk (Debian's) against `url` for `seconds`, 2 threads and 16 connections, keep-alive.
+pub fn wrk(url: &str, seconds: u64) -> WrkRun {
+    let out = std::process::Command::new("wrk")
+        .args(["-t2", "-c16", &format!("-d{seconds}s"), "--timeout", "5s", url])
+        .output()
+        .expect("wrk runs (scripts/setup installs it)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let number = |line: &str| line.split_whitespace().find_map(|w| w.trim_end_matches(',').parse::<u64>().ok()).unwrap_or(0);
+    let mut run = WrkRun { text: text.clone(), ..WrkRun::default() };
+    for line in text.lines() {
+        let line = line.trim();
+        if line.contains("requests in") {
+            run.requests = number(line);
+        } else if line.starts_with("Non-2xx or 3xx responses:") {
+            run.non_2xx = number(line);
+        } else if line.starts_with("Socket errors:") {
+            run.socket_errors = line
+                .split(',')
+                .filter_map(|part| part.split_whitespace().last().and_then(|n| n.parse::<u64>().ok()))
+                .sum();
+        }
+    }
+    run
+}
