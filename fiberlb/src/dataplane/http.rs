@@ -343,7 +343,7 @@ async fn forward(
             }
         }
     }
-    let path = parts.uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
+    let path = parts.uri.path_and_query().cloned().unwrap_or_else(|| hyper::http::uri::PathAndQuery::from_static("/"));
     let bodiless = parts.headers.get(header::CONTENT_LENGTH).is_none_or(|v| v.as_bytes() == b"0")
         && !parts.headers.contains_key(header::TRANSFER_ENCODING)
         && hyper::body::Body::is_end_stream(&body);
@@ -359,15 +359,16 @@ async fn forward(
     let mut tried = Vec::new();
     let attempts = if retryable { ATTEMPTS.min(pool.backends.len()) } else { 1 };
     for _ in 0..attempts.max(1) {
-        let candidates = pool.candidates(&shared.stats, &tried);
+        let candidates = pool.candidates(&tried);
         let Some(chosen) = pool.balancer.pick(&candidates, hash) else { break };
         tried.push(chosen);
         let backend = &pool.backends[chosen];
-        let stats = shared.stats.of(&backend.key);
+        let stats = backend.live.clone();
         let _in_flight = InFlight::new(stats.clone());
-        let uri: Uri = match format!("http://{}{path}", SocketAddr::new(backend.spec.address, backend.spec.port)).parse() {
-            Ok(uri) => uri,
-            Err(_) => return (reply(StatusCode::BAD_REQUEST, "the request target cannot be forwarded"), None),
+        let uri = Uri::builder().scheme(hyper::http::uri::Scheme::HTTP).path_and_query(path.clone());
+        let uri = match backend.authority.clone().map(|a| uri.authority(a).build()) {
+            Some(Ok(uri)) => uri,
+            _ => return (reply(StatusCode::BAD_REQUEST, "the request target cannot be forwarded"), None),
         };
         let mut outgoing = Request::builder().method(parts.method.clone()).uri(uri).version(hyper::Version::HTTP_11);
         if let Some(headers) = outgoing.headers_mut() {

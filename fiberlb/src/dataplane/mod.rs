@@ -109,7 +109,7 @@ impl Dataplane {
 
     /// Rebuilds the plan from the node's copy of the resources and queues every listener.
     pub fn apply(&self, items: &BTreeMap<String, Vec<u8>>) {
-        let plan = Plan::build(&self.layout, items, &self.keys, &self.shared.metrics);
+        let plan = Plan::build(&self.layout, items, &self.keys, &self.shared.metrics, &self.shared.stats);
         let configured: BTreeSet<String> = plan.backends().map(|(_, b)| b.key.clone()).collect();
         self.shared.stats.retain(|key| configured.contains(key));
         match self.shared.plan.write() {
@@ -137,7 +137,7 @@ impl Dataplane {
         let plan = self.shared.plan();
         let rows = plan.pools.iter().flat_map(|((owner, lb, pool_name), pool)| {
             pool.backends.iter().map(move |b| {
-                let live = self.shared.stats.of(&b.key);
+                let live = &b.live;
                 let labels = metrics::BackendLabels {
                     project: format!("{}/{}", owner.org, owner.project),
                     loadbalancer: lb.clone(),

@@ -67,17 +67,21 @@ pub struct BackendPlan {
     pub key: String,
     pub name: String,
     pub spec: BackendSpec,
+    /// Its live counters (kept by key across plans), resolved once per plan.
+    pub live: Arc<super::stats::BackendStats>,
+    /// `address:port` as a URI authority, for L7 requests.
+    pub authority: Option<http::uri::Authority>,
 }
 
 impl PoolPlan {
     /// What the balancer sees of each backend now: its weight (ramped up by slow start), in
     /// flight, and whether it may take new traffic (enabled, up, not in `tried`).
-    pub fn candidates(&self, stats: &super::stats::Stats, tried: &[usize]) -> Vec<crate::balance::Candidate> {
+    pub fn candidates(&self, tried: &[usize]) -> Vec<crate::balance::Candidate> {
         self.backends
             .iter()
             .enumerate()
             .map(|(i, b)| {
-                let live = stats.of(&b.key);
+                let live = &b.live;
                 crate::balance::Candidate {
                     weight: live.ramped(b.spec.weight, self.spec.slow_start_ms),
                     active: live.active.load(std::sync::atomic::Ordering::Relaxed),
@@ -121,13 +125,21 @@ where
 
 impl Plan {
     /// The plan of `items`; private keys unsealed with `keys`.
-    pub fn build(layout: &Layout, items: &BTreeMap<String, Vec<u8>>, keys: &SealKey, metrics: &super::metrics::Metrics) -> Plan {
+    pub fn build(
+        layout: &Layout,
+        items: &BTreeMap<String, Vec<u8>>,
+        keys: &SealKey,
+        metrics: &super::metrics::Metrics,
+        stats: &super::stats::Stats,
+    ) -> Plan {
         type LbKey = (Owner, String);
         let loadbalancers: BTreeMap<LbKey, LoadBalancerSpec> =
             of_kind::<LoadBalancer>(layout, items).map(|(_, owner, names, r)| ((owner, names[0].clone()), r.spec)).collect();
         let mut backends: BTreeMap<(LbKey, String), Vec<BackendPlan>> = BTreeMap::new();
         for (key, owner, names, r) in of_kind::<Backend>(layout, items) {
-            let plan = BackendPlan { key, name: names[2].clone(), spec: r.spec };
+            let live = stats.of(&key);
+            let authority = std::net::SocketAddr::new(r.spec.address, r.spec.port).to_string().parse().ok();
+            let plan = BackendPlan { key, name: names[2].clone(), spec: r.spec, live, authority };
             backends.entry(((owner, names[0].clone()), names[1].clone())).or_default().push(plan);
         }
         let mut checks: BTreeMap<(LbKey, String), Vec<(String, HealthCheckSpec)>> = BTreeMap::new();

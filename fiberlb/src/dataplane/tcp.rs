@@ -72,11 +72,11 @@ async fn connection(client: TcpStream, peer: SocketAddr, plan: Arc<ListenerPlan>
         tracing::debug!(listener = %plan.name, "no pool to send a connection to; closed");
         return;
     };
-    let Some((backend, upstream)) = connect(&pool, peer, &plan, &shared).await else {
+    let Some((backend, upstream)) = connect(&pool, peer, &plan).await else {
         tracing::info!(listener = %plan.name, pool = %pool.name, client = %peer, "no backend reachable; connection closed");
         return;
     };
-    let stats = shared.stats.of(&pool.backends[backend].key);
+    let stats = pool.backends[backend].live.clone();
     let _in_flight = InFlight::new(stats);
     let backend_key = pool.backends[backend].key.clone();
     let idle = Duration::from_millis(plan.spec.timeouts.idle_ms);
@@ -167,7 +167,7 @@ fn pool_for_sni(plan: &ListenerPlan, sni: Option<&str>) -> Option<Arc<PoolPlan>>
 }
 
 /// A backend of `pool` that accepts a connection, tried up to `ATTEMPTS` times.
-async fn connect(pool: &PoolPlan, peer: SocketAddr, plan: &ListenerPlan, shared: &Shared) -> Option<(usize, TcpStream)> {
+async fn connect(pool: &PoolPlan, peer: SocketAddr, plan: &ListenerPlan) -> Option<(usize, TcpStream)> {
     let timeout = Duration::from_millis(plan.spec.timeouts.connect_ms);
     let hash = match pool.spec.hash_on.as_ref().or(pool.spec.affinity.as_ref()) {
         Some(HashOn::SourceAddress) => Some(maglev::key_of(peer.ip())),
@@ -177,14 +177,14 @@ async fn connect(pool: &PoolPlan, peer: SocketAddr, plan: &ListenerPlan, shared:
     };
     let mut tried = Vec::new();
     for _ in 0..ATTEMPTS.min(pool.backends.len()) {
-        let candidates = pool.candidates(&shared.stats, &tried);
+        let candidates = pool.candidates(&tried);
         let chosen = pool.balancer.pick(&candidates, hash)?;
         tried.push(chosen);
         let backend = &pool.backends[chosen];
         let address = SocketAddr::new(backend.spec.address, backend.spec.port);
         match tokio::time::timeout(timeout, TcpStream::connect(address)).await {
             Ok(Ok(stream)) => {
-                shared.stats.of(&backend.key).succeeded();
+                backend.live.succeeded();
                 let _ = stream.set_nodelay(true);
                 return Some((chosen, stream));
             }
@@ -193,7 +193,7 @@ async fn connect(pool: &PoolPlan, peer: SocketAddr, plan: &ListenerPlan, shared:
                     Ok(Err(e)) => e.to_string(),
                     _ => format!("no answer within {} ms", timeout.as_millis()),
                 };
-                let ejected = shared.stats.of(&backend.key).failed(&pool.spec);
+                let ejected = backend.live.failed(&pool.spec);
                 tracing::warn!(pool = %pool.name, backend = %backend.name, %address, %error, ejected, "backend connection failed");
             }
         }

@@ -87,7 +87,7 @@ async fn open(
     let hash = pool.spec.hash_on.as_ref().or(pool.spec.affinity.as_ref()).map(|on| match on {
         HashOn::SourceAddress | HashOn::Header { .. } => maglev::key_of(client.ip()),
     });
-    let candidates = pool.candidates(&shared.stats, &[]);
+    let candidates = pool.candidates(&[]);
     let chosen = pool.balancer.pick(&candidates, hash)?;
     let backend = &pool.backends[chosen];
     let target = SocketAddr::new(backend.spec.address, backend.spec.port);
@@ -97,7 +97,7 @@ async fn open(
     let upstream = Arc::new(upstream);
     let last = Arc::new(AtomicU64::new(now_ms()));
     lock(flows).insert(client, Flow { upstream: upstream.clone(), last: last.clone() });
-    let stats = shared.stats.of(&backend.key);
+    let stats = backend.live.clone();
     let in_flight = InFlight::new(stats.clone());
     let idle = Duration::from_millis(plan.spec.timeouts.idle_ms);
     let (socket, flows, stop) = (socket.clone(), flows.clone(), stop.clone());
