@@ -76,7 +76,12 @@ pub async fn serve(listener: TcpListener, key: String, shared: Arc<Shared>, stop
     }
 }
 
-async fn connection(stream: tokio::net::TcpStream, peer: SocketAddr, key: String, shared: Arc<Shared>) {
+/// Serves one client connection of listener `key` (plain, or TLS terminated here for HTTPS):
+/// any byte stream, so the fuzz target drives it from memory.
+pub async fn connection<S>(stream: S, peer: SocketAddr, key: String, shared: Arc<Shared>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let Some(plan) = shared.listener(&key) else { return };
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder

@@ -1,0 +1,36 @@
+"""The FiberLB section of docs/benchmarks.md from scripts/bench-fiberlb's results (one JSON object
+per line and round): each line's best round per proxy, ratios FiberLB / HAProxy.
+Usage: bench_fiberlb_report.py RESULTS HAPROXY NGINX ROUNDS SECONDS CONNS THREADS CORES"""
+import json
+import sys
+
+path, haproxy, nginx, rounds, seconds, conns, threads, cores = sys.argv[1:]
+rows = [json.loads(line) for line in open(path) if line.strip()]
+score = lambda r: r.get("rps", r.get("gbps", 0))
+best = {}
+for r in rows:
+    key = (r["proxy"], r["line"])
+    if key not in best or score(r) > score(best[key]):
+        best[key] = r
+print("## FiberLB and HAProxy (load balancing)\n")
+print(f"Produced by `scripts/bench-fiberlb` in one run on one machine ({cores} cores): FiberLB (chainfire, flaredb")
+print(f"and IAM beside it, configured through its REST API, access logs off) and HAProxy {haproxy} (Debian),")
+print(f"each with {threads} threads, in front of the same nginx {nginx} (one worker, a 6-byte answer) on loopback,")
+print(f"loaded by `wrk -t2 -c{conns} -d{seconds}s --latency`; TCP through each to an iperf3 server (`iperf3 -t 5`).")
+print(f"Best of {rounds} rounds per line. Latency is wrk's at saturation ({conns} connections), so it moves with the")
+print("rate; \"added p50\" is the proxy's median minus nginx's own (direct, HTTP lines). Ratios are FiberLB / HAProxy:")
+print("above 1 is faster for throughput, below 1 better for latency. wrk, nginx and the proxy share the cores.\n")
+print("| line | FiberLB req/s | HAProxy req/s | ratio | FiberLB p50 / p99 ms | HAProxy p50 / p99 ms | p99 ratio | added p50 ms (F / H) | errors (F / H) |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+for line in ["HTTP/1.1 keep-alive", "new connection per request", "HTTPS keep-alive (TLS terminated)"]:
+    f, h = best.get(("fiberlb", line)), best.get(("haproxy", line))
+    if not f or not h:
+        continue
+    d = best.get(("direct", line.replace("HTTPS keep-alive (TLS terminated)", "HTTP/1.1 keep-alive")))
+    added = f"{f['p50_ms'] - d['p50_ms']:.2f} / {h['p50_ms'] - d['p50_ms']:.2f}" if d else "—"
+    print(f"| {line} | {f['rps']:.0f} | {h['rps']:.0f} | {f['rps'] / h['rps']:.2f} | {f['p50_ms']:.2f} / {f['p99_ms']:.2f} | "
+          f"{h['p50_ms']:.2f} / {h['p99_ms']:.2f} | {f['p99_ms'] / h['p99_ms']:.2f} | {added} | "
+          f"{f['errors'] + f['non_2xx']} / {h['errors'] + h['non_2xx']} |")
+f, h = best.get(("fiberlb", "TCP throughput (iperf3)")), best.get(("haproxy", "TCP throughput (iperf3)"))
+if f and h:
+    print(f"| TCP throughput (iperf3), Gbit/s | {f['gbps']:.2f} | {h['gbps']:.2f} | {f['gbps'] / h['gbps']:.2f} | — | — | — | — | — |")
