@@ -187,6 +187,21 @@ async fn https_terminates_tls_by_sni_and_rotates_certificates_live() {
     wait_for("the new certificate serves", Duration::from_secs(1), || get("www.other.example", &[]).0 == 200).await;
     assert_eq!(get("app.example", &[]).0, 200, "the first certificate still serves its name");
 
+    // Not TLS at all, and a ClientHello cut short: the connection is closed, nothing crashes,
+    // and the next client is served.
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        for garbage in [&b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..], &[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00][..]] {
+            let mut raw = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+            raw.write_all(garbage).await.expect("write");
+            let _ = raw.shutdown().await;
+            let mut buf = Vec::new();
+            let read = tokio::time::timeout(Duration::from_secs(12), raw.read_to_end(&mut buf)).await;
+            assert!(matches!(read, Ok(Ok(_)) | Ok(Err(_))), "a bad handshake is closed: {read:?}");
+        }
+        assert_eq!(get("app.example", &[]).0, 200, "served after bad handshakes");
+    }
+
     // A certificate that does not parse is refused with the field named.
     let bad = spec(r#"{"hosts":["x.example"],"certificate_pem":"-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n","private_key_pem":"no"}"#);
     let (status, json) = stack.api("PUT", "/loadbalancers/front/listeners/tls", Some(&format!(r#"{{"spec":{bad}}}"#)), &stack.tenant);

@@ -1,3 +1,5 @@
+//! Tests of the reconciler loop: convergence, retries with backoff, and resync repairing drift.
+
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::*;

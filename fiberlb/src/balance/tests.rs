@@ -1,3 +1,5 @@
+//! Statistical tests of each balancing algorithm.
+
 use super::*;
 
 fn names(n: usize) -> Vec<String> {
