@@ -75,6 +75,7 @@ async fn a_tenant_manages_every_kind_and_a_delete_takes_what_it_holds() {
     // Paging: two load balancers, one per page.
     stack.expect(201, "POST", "/loadbalancers", Some(r#"{"name":"second","spec":{}}"#));
     let first = stack.expect(200, "GET", "/loadbalancers?limit=1", None);
+    // (Two so far: front and second.)
     let token = first["next_page_token"].as_str().expect("a next page").to_string();
     let next = stack.expect(200, "GET", &format!("/loadbalancers?limit=1&page_token={token}"), None);
     assert_eq!(next["items"][0]["metadata"]["name"], "second", "{next}");
@@ -85,6 +86,8 @@ async fn a_tenant_manages_every_kind_and_a_delete_takes_what_it_holds() {
         stack.expect(404, "GET", path, None);
     }
     stack.expect(201, "POST", "/loadbalancers", Some(r#"{"name":"front","spec":{}}"#));
+    // Its address went with it.
+    stack.expect(201, "POST", "/loadbalancers", Some(r#"{"name":"again","spec":{"vip":"10.0.0.10"}}"#));
     let pools = stack.expect(200, "GET", "/loadbalancers/front/pools", None);
     assert_eq!(pools["items"], serde_json::json!([]), "a re-created load balancer starts empty");
 
@@ -157,11 +160,32 @@ async fn another_tenant_is_refused_on_every_route() {
             assert_eq!(status, 403, "{method} {path} as another tenant: {json}");
         }
     }
+    // A VIP is one load balancer's, whatever the project: the stranger cannot take acme's, and
+    // gets it once acme's load balancer gave it up (moved to another address).
+    let (status, json) = stack.api(
+        "POST",
+        "/api/v1/orgs/beta/projects/web/loadbalancers",
+        Some(r#"{"name":"mine","spec":{"vip":"10.0.0.10"}}"#),
+        &stack.stranger,
+    );
+    assert_eq!(status, 409, "another project's VIP: {json}");
+    assert!(json["error"]["message"].as_str().unwrap_or("").contains("10.0.0.10"), "{json}");
+    stack.expect(200, "PUT", LB, Some(r#"{"spec":{"vip":"10.0.0.11"}}"#));
+    let (status, json) = stack.api(
+        "POST",
+        "/api/v1/orgs/beta/projects/web/loadbalancers",
+        Some(r#"{"name":"mine","spec":{"vip":"10.0.0.10"}}"#),
+        &stack.stranger,
+    );
+    assert_eq!(status, 201, "a VIP given up is free: {json}");
+    let (status, _) = stack.api("PUT", LB, Some(r#"{"spec":{"vip":"10.0.0.10"}}"#), &stack.tenant);
+    assert_eq!(status, 409, "and acme cannot take it back");
+
     // No token at all: 401. The stranger's own project is theirs and empty.
     let (status, _) = stack.lb.curl("GET", "/api/v1/orgs/acme/projects/web/loadbalancers", None, &[]);
     assert_eq!(status, 401);
     let (status, json) = stack.api("GET", "/api/v1/orgs/beta/projects/web/loadbalancers", None, &stack.stranger);
-    assert_eq!((status, json["items"].clone()), (200, serde_json::json!([])), "{json}");
+    assert_eq!((status, json["items"].as_array().map(Vec::len)), (200, Some(1)), "only the stranger's own: {json}");
     // Everything of acme is still there.
     for path in items {
         stack.expect(200, "GET", path, None);

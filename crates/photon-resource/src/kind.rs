@@ -35,6 +35,13 @@ pub trait Kind: Send + Sync + 'static {
 
     /// What a reader is shown of a stored spec: sealed secrets replaced by `REDACTED`.
     fn redact(_spec: &mut Self::Spec) {}
+
+    /// Values no other resource of this kind may hold, whatever its project (a load balancer's
+    /// address): claimed with the resource, in the same transaction. Only top-level kinds claim
+    /// (a cascading delete removes children without reading them).
+    fn unique(_spec: &Self::Spec) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// What a sealed secret reads as through the API; sent back in an update, it keeps the stored
@@ -108,6 +115,11 @@ impl Layout {
         let path: Vec<&str> = path.split('.').collect();
         let names: Vec<&str> = parts.collect();
         (names.len() == path.len()).then(|| (Owner::new(org, project), path, names))
+    }
+
+    /// Where kind `path`'s claim of `value` is kept (its value: the claiming resource's key).
+    fn claim(&self, path: &[&str], value: &str) -> String {
+        format!("{}/u/{}/{value}", self.root, path.join("."))
     }
 
     /// The deletes that take everything under one resource with it.
@@ -209,6 +221,11 @@ impl Resources {
         if let Some((parent_key, _)) = &parent {
             tx = tx.when_present(parent_key);
         }
+        let claims = K::unique(&resource.spec);
+        debug_assert!(claims.is_empty() || K::PATH.len() == 1, "only top-level kinds claim values");
+        for value in &claims {
+            tx = tx.create(&self.layout.claim(K::PATH, value), &key)?;
+        }
         match self.store.commit(tx).await? {
             Some(revision) => {
                 resource.metadata.resource_version = revision;
@@ -220,10 +237,22 @@ impl Resources {
                 if self.store.get::<serde_json::Value>(&key).await?.is_some() {
                     return Err(ResourceError::AlreadyExists { kind: K::NAME, name: name.into() });
                 }
+                self.check_claims::<K>(&claims, &key).await?;
                 let (_, parent_name) = parent.unwrap_or_default();
                 Err(ResourceError::NotFound { kind: "parent", name: parent_name })
             }
         }
+    }
+
+    /// A value of `claims` another resource holds, as the error that says so.
+    async fn check_claims<K: Kind>(&self, claims: &[String], key: &str) -> Result<(), ResourceError> {
+        for value in claims {
+            let holder = self.store.get::<String>(&self.layout.claim(K::PATH, value)).await?;
+            if holder.is_some_and(|h| h.value != key) {
+                return Err(ResourceError::AlreadyExists { kind: "claim (held by another resource, maybe another project's)", name: value.clone() });
+            }
+        }
+        Ok(())
     }
 
     /// A resource as its readers see it (secrets redacted).
@@ -301,12 +330,25 @@ impl Resources {
         }
         let mut spec = spec;
         K::seal(&mut spec, Some(&current.spec), self.sealer.as_ref())?;
+        let (old_claims, new_claims) = (K::unique(&current.spec), K::unique(&spec));
         let mut resource = current;
         resource.spec = spec;
         resource.metadata.touch();
         resource.metadata.resource_version = 0;
         let key = self.layout.key(owner, K::PATH, parents, name);
-        match self.store.commit(Tx::new().update(&key, &resource, version)?).await? {
+        let mut tx = Tx::new().update(&key, &resource, version)?;
+        for value in old_claims.iter().filter(|v| !new_claims.contains(v)) {
+            tx = tx.remove(&self.layout.claim(K::PATH, value));
+        }
+        let added: Vec<String> = new_claims.iter().filter(|v| !old_claims.contains(v)).cloned().collect();
+        for value in &added {
+            tx = tx.create(&self.layout.claim(K::PATH, value), &key)?;
+        }
+        let committed = self.store.commit(tx).await?;
+        if committed.is_none() {
+            self.check_claims::<K>(&added, &key).await?;
+        }
+        match committed {
             Some(revision) => {
                 resource.metadata.resource_version = revision;
                 K::redact(&mut resource.spec);
@@ -322,7 +364,10 @@ impl Resources {
         let key = self.layout.key(owner, K::PATH, parents, name);
         let mut names = parents.to_vec();
         names.push(name.to_string());
-        let tx = self.layout.cascade(Tx::new().delete(&key, current.metadata.resource_version), owner, K::PATH, &names);
+        let mut tx = self.layout.cascade(Tx::new().delete(&key, current.metadata.resource_version), owner, K::PATH, &names);
+        for value in K::unique(&current.spec) {
+            tx = tx.remove(&self.layout.claim(K::PATH, &value));
+        }
         match self.store.commit(tx).await? {
             Some(_) => Ok(()),
             None => Err(ResourceError::Conflict {

@@ -34,4 +34,9 @@ impl Kind for LoadBalancer {
         }
         Ok(())
     }
+
+    /// An address serves one load balancer, whichever project it belongs to.
+    fn unique(spec: &LoadBalancerSpec) -> Vec<String> {
+        spec.vip.map(|vip| vec![vip.to_string()]).unwrap_or_default()
+    }
 }
