@@ -42,6 +42,13 @@ pub trait Kind: Send + Sync + 'static {
     fn unique(_spec: &Self::Spec) -> Vec<String> {
         Vec::new()
     }
+
+    /// Values no other resource of this kind under the same outermost ancestor may hold (two
+    /// listeners of one load balancer on one port), claimed the same way and deleted with that
+    /// ancestor.
+    fn unique_in_ancestor(_spec: &Self::Spec) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// What a sealed secret reads as through the API; sent back in an update, it keeps the stored
@@ -122,8 +129,26 @@ impl Layout {
         format!("{}/u/{}/{value}", self.root, path.join("."))
     }
 
+    /// Where the claims under one outermost resource live (deleted with it).
+    fn ancestor_claims(&self, owner: &Owner, ancestor: &str) -> String {
+        format!("{}/s/{}/{}/{ancestor}/", self.root, owner.org, owner.project)
+    }
+
+    /// Every claim key of a resource of `path` named `names` (parents, then its own).
+    fn claims_of(&self, owner: &Owner, path: &[&str], names: &[String], unique: &[String], scoped: &[String]) -> Vec<String> {
+        let mut keys: Vec<String> = unique.iter().map(|v| self.claim(path, v)).collect();
+        if let Some(ancestor) = names.first() {
+            let base = self.ancestor_claims(owner, ancestor);
+            keys.extend(scoped.iter().map(|v| format!("{base}{}/{v}", path.join("."))));
+        }
+        keys
+    }
+
     /// The deletes that take everything under one resource with it.
     fn cascade(&self, mut tx: Tx, owner: &Owner, path: &[&str], names: &[String]) -> Tx {
+        if let (1, Some(name)) = (path.len(), names.first()) {
+            tx = tx.delete_prefix(&self.ancestor_claims(owner, name));
+        }
         for kind in &self.kinds {
             if kind.len() > path.len() && kind.starts_with(path) {
                 tx = tx.delete_prefix(&self.collection(owner, kind, names));
@@ -223,8 +248,11 @@ impl Resources {
         }
         let claims = K::unique(&resource.spec);
         debug_assert!(claims.is_empty() || K::PATH.len() == 1, "only top-level kinds claim values");
-        for value in &claims {
-            tx = tx.create(&self.layout.claim(K::PATH, value), &key)?;
+        let mut names = parents.to_vec();
+        names.push(name.to_string());
+        let claim_keys = self.layout.claims_of(owner, K::PATH, &names, &claims, &K::unique_in_ancestor(&resource.spec));
+        for claim in &claim_keys {
+            tx = tx.create(claim, &key)?;
         }
         match self.store.commit(tx).await? {
             Some(revision) => {
@@ -237,19 +265,21 @@ impl Resources {
                 if self.store.get::<serde_json::Value>(&key).await?.is_some() {
                     return Err(ResourceError::AlreadyExists { kind: K::NAME, name: name.into() });
                 }
-                self.check_claims::<K>(&claims, &key).await?;
+                self.check_claims(&claim_keys, &key).await?;
                 let (_, parent_name) = parent.unwrap_or_default();
                 Err(ResourceError::NotFound { kind: "parent", name: parent_name })
             }
         }
     }
 
-    /// A value of `claims` another resource holds, as the error that says so.
-    async fn check_claims<K: Kind>(&self, claims: &[String], key: &str) -> Result<(), ResourceError> {
-        for value in claims {
-            let holder = self.store.get::<String>(&self.layout.claim(K::PATH, value)).await?;
+    /// A claim of `claims` another resource holds, as the error that says so (naming the value).
+    async fn check_claims(&self, claims: &[String], key: &str) -> Result<(), ResourceError> {
+        for claim in claims {
+            let holder = self.store.get::<String>(claim).await?;
             if holder.is_some_and(|h| h.value != key) {
-                return Err(ResourceError::AlreadyExists { kind: "claim (held by another resource, maybe another project's)", name: value.clone() });
+                // The holder is not named: it may be another project's.
+                let value = claim.rsplit('/').next().unwrap_or(claim);
+                return Err(ResourceError::AlreadyExists { kind: "claimed value", name: value.to_string() });
             }
         }
         Ok(())
@@ -330,23 +360,26 @@ impl Resources {
         }
         let mut spec = spec;
         K::seal(&mut spec, Some(&current.spec), self.sealer.as_ref())?;
-        let (old_claims, new_claims) = (K::unique(&current.spec), K::unique(&spec));
+        let mut names = parents.to_vec();
+        names.push(name.to_string());
+        let old_claims = self.layout.claims_of(owner, K::PATH, &names, &K::unique(&current.spec), &K::unique_in_ancestor(&current.spec));
+        let new_claims = self.layout.claims_of(owner, K::PATH, &names, &K::unique(&spec), &K::unique_in_ancestor(&spec));
         let mut resource = current;
         resource.spec = spec;
         resource.metadata.touch();
         resource.metadata.resource_version = 0;
         let key = self.layout.key(owner, K::PATH, parents, name);
         let mut tx = Tx::new().update(&key, &resource, version)?;
-        for value in old_claims.iter().filter(|v| !new_claims.contains(v)) {
-            tx = tx.remove(&self.layout.claim(K::PATH, value));
+        for claim in old_claims.iter().filter(|c| !new_claims.contains(c)) {
+            tx = tx.remove(claim);
         }
-        let added: Vec<String> = new_claims.iter().filter(|v| !old_claims.contains(v)).cloned().collect();
-        for value in &added {
-            tx = tx.create(&self.layout.claim(K::PATH, value), &key)?;
+        let added: Vec<String> = new_claims.iter().filter(|c| !old_claims.contains(c)).cloned().collect();
+        for claim in &added {
+            tx = tx.create(claim, &key)?;
         }
         let committed = self.store.commit(tx).await?;
         if committed.is_none() {
-            self.check_claims::<K>(&added, &key).await?;
+            self.check_claims(&added, &key).await?;
         }
         match committed {
             Some(revision) => {
@@ -365,8 +398,8 @@ impl Resources {
         let mut names = parents.to_vec();
         names.push(name.to_string());
         let mut tx = self.layout.cascade(Tx::new().delete(&key, current.metadata.resource_version), owner, K::PATH, &names);
-        for value in K::unique(&current.spec) {
-            tx = tx.remove(&self.layout.claim(K::PATH, &value));
+        for claim in self.layout.claims_of(owner, K::PATH, &names, &K::unique(&current.spec), &K::unique_in_ancestor(&current.spec)) {
+            tx = tx.remove(&claim);
         }
         match self.store.commit(tx).await? {
             Some(_) => Ok(()),

@@ -159,6 +159,13 @@ impl Kind for Listener {
         Ok(())
     }
 
+    /// One port per transport on a load balancer's address: `tcp/80` (TCP, TLS, HTTP, HTTPS
+    /// all take a TCP port) or `udp/53`.
+    fn unique_in_ancestor(spec: &ListenerSpec) -> Vec<String> {
+        let transport = if spec.protocol == Protocol::Udp { "udp" } else { "tcp" };
+        vec![format!("{transport}-{}", spec.port)]
+    }
+
     fn redact(spec: &mut ListenerSpec) {
         for cert in &mut spec.certificates {
             cert.private_key_pem = REDACTED.to_string();
