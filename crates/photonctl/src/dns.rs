@@ -12,7 +12,7 @@ use clap::Subcommand;
 use hyper::Method;
 use serde_json::{json, Value};
 
-use crate::rest::{locate, refusal, Rest, Target};
+use crate::rest::{refusal, Target};
 use crate::table::show;
 use crate::OutputFormat;
 
@@ -263,15 +263,7 @@ pub fn plan(command: &DnsCommand, owner: &Owner) -> Call {
 }
 
 pub async fn run(target: Target, args: ProjectArgs, command: DnsCommand, output: OutputFormat) -> anyhow::Result<()> {
-    let (_, token, login) = crate::iam::session().await?;
-    let claims = crate::iam::claims(&token)?;
-    let owner = owner(&args, &login.principal, &claims.org)?;
-    let ca = target.ca.unwrap_or(login.ca);
-    let base = match target.endpoint {
-        Some(endpoint) => endpoint,
-        None => locate(&target.endpoints, &ca, "flashdns").await?,
-    };
-    let rest = Rest::new(&base, &ca, token)?;
+    let (rest, owner) = crate::rest::session(target, &args, "flashdns").await?;
     let call = plan(&command, &owner);
     let (content_type, body) = match &call.body {
         Body::Empty => (None, Bytes::new()),

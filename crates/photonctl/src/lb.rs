@@ -12,8 +12,8 @@ use clap::Subcommand;
 use hyper::Method;
 use serde_json::{json, Value};
 
-use crate::dns::{owner, Owner, ProjectArgs};
-use crate::rest::{locate, refusal, Rest, Target};
+use crate::dns::{Owner, ProjectArgs};
+use crate::rest::{refusal, Target};
 use crate::table::show;
 use crate::OutputFormat;
 
@@ -288,15 +288,7 @@ fn row(resource: &Value) -> Value {
 }
 
 pub async fn run(target: Target, args: ProjectArgs, command: LbCommand, output: OutputFormat) -> anyhow::Result<()> {
-    let (_, token, login) = crate::iam::session().await?;
-    let claims = crate::iam::claims(&token)?;
-    let owner = owner(&args, &login.principal, &claims.org)?;
-    let ca = target.ca.unwrap_or(login.ca);
-    let base = match target.endpoint {
-        Some(endpoint) => endpoint,
-        None => locate(&target.endpoints, &ca, "fiberlb").await?,
-    };
-    let rest = Rest::new(&base, &ca, token)?;
+    let (rest, owner) = crate::rest::session(target, &args, "fiberlb").await?;
     let pem = match &command {
         LbCommand::Listener { command: ListenerCommand::Add { cert: Some(cert), key: Some(key), .. } } => Some((
             std::fs::read_to_string(cert).with_context(|| format!("reading {}", cert.display()))?,

@@ -174,6 +174,24 @@ pub struct Target {
     pub ca: Option<std::path::PathBuf>,
 }
 
+/// The saved login's REST client of `service` (at `target`, else found as `locate` finds it) and
+/// the org and project a command acts on (`args`, else the login's).
+pub async fn session(
+    target: Target,
+    args: &crate::dns::ProjectArgs,
+    service: &str,
+) -> anyhow::Result<(Rest, crate::dns::Owner)> {
+    let (_, token, login) = crate::iam::session().await?;
+    let claims = crate::iam::claims(&token)?;
+    let owner = crate::dns::owner(args, &login.principal, &claims.org)?;
+    let ca = target.ca.unwrap_or(login.ca);
+    let base = match target.endpoint {
+        Some(endpoint) => endpoint,
+        None => locate(&target.endpoints, &ca, service).await?,
+    };
+    Ok((Rest::new(&base, &ca, token)?, owner))
+}
+
 /// Where `service` answers: its API at `up`'s port, else at the real one.
 pub async fn locate(endpoints: &crate::endpoints::Endpoints, ca: &Path, service: &str) -> anyhow::Result<String> {
     let entry = crate::catalog::CATALOG.iter().find(|e| e.name == service).with_context(|| format!("{service} is not in the catalog"))?;

@@ -22,10 +22,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 use crate::balance::maglev;
+use crate::model::listener::host_matches;
 use crate::model::pool::HashOn;
 use crate::model::rule::Action;
 
@@ -52,28 +51,6 @@ pub fn client() -> HttpClient {
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_timer(TokioTimer::new())
         .build(connector)
-}
-
-/// Accepts on `listener` until `stop`; each connection is served on its own task.
-pub async fn serve(listener: TcpListener, key: String, shared: Arc<Shared>, stop: CancellationToken) {
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = stop.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    tracing::warn!(listener = %key, error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        if let Some(plan) = shared.listener(&key) {
-            plan.metrics.connections.inc();
-        }
-        tokio::spawn(connection(stream, peer, key.clone(), shared.clone()));
-    }
 }
 
 /// Serves one client connection of listener `key` (plain, or TLS terminated here for HTTPS):
@@ -238,12 +215,7 @@ fn host_of<B>(request: &Request<B>) -> Option<String> {
 fn matches<B>(rule: &CompiledRule, request: &Request<B>, host: Option<&str>) -> bool {
     let m = &rule.spec.matches;
     if let Some(want) = &m.host {
-        let Some(host) = host else { return false };
-        let ok = match want.strip_prefix("*.") {
-            Some(parent) => host.split_once('.').is_some_and(|(_, rest)| rest == parent),
-            None => host == want,
-        };
-        if !ok {
+        if !host.is_some_and(|host| host_matches(want, host)) {
             return false;
         }
     }

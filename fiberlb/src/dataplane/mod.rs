@@ -197,11 +197,14 @@ impl Reconciler for Dataplane {
             }
             Protocol::Http | Protocol::Https => {
                 let listener = bind(desired.bind).map_err(cannot)?;
-                tokio::spawn(http::serve(listener, key.clone(), shared, stop.clone()));
+                let key = key.clone();
+                tokio::spawn(accept(listener, key.clone(), shared, stop.clone(), move |stream, peer, _, shared| {
+                    http::connection(stream, peer, key.clone(), shared)
+                }));
             }
             Protocol::Tcp | Protocol::TlsPassthrough => {
                 let listener = bind(desired.bind).map_err(cannot)?;
-                tokio::spawn(tcp::serve(listener, key.clone(), shared, stop.clone()));
+                tokio::spawn(accept(listener, key.clone(), shared, stop.clone(), tcp::connection));
             }
         }
         tracing::info!(listener = %key, bind = %desired.bind, protocol = ?desired.spec.protocol, "listening");
@@ -210,10 +213,10 @@ impl Reconciler for Dataplane {
     }
 }
 
-/// A listening socket on `addr`; `IP_FREEBIND`, so a node that does not hold a load
+/// A socket of `kind` bound to `addr` with `IP_FREEBIND`, so a node that does not hold a load
 /// balancer's address yet is ready the moment it takes it over.
-fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+pub fn freebind(addr: SocketAddr, kind: socket2::Type, protocol: socket2::Protocol) -> std::io::Result<socket2::Socket> {
+    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), kind, Some(protocol))?;
     socket.set_reuse_address(true)?;
     if addr.is_ipv4() {
         socket.set_freebind_v4(true)?;
@@ -221,7 +224,39 @@ fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
         socket.set_freebind_v6(true)?;
     }
     socket.bind(&addr.into())?;
-    socket.listen(1024)?;
     socket.set_nonblocking(true)?;
+    Ok(socket)
+}
+
+/// A listening TCP socket on `addr` (`freebind`).
+fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = freebind(addr, socket2::Type::STREAM, socket2::Protocol::TCP)?;
+    socket.listen(1024)?;
     tokio::net::TcpListener::from_std(socket.into())
+}
+
+/// Accepts on `listener` until `stop`, handing each connection (with the listener's plan as it
+/// is now) to `serve` on a task of its own; connections already open are not stopped with it.
+pub async fn accept<F, Fut>(listener: tokio::net::TcpListener, key: String, shared: Arc<Shared>, stop: CancellationToken, serve: F)
+where
+    F: Fn(tokio::net::TcpStream, SocketAddr, Arc<ListenerPlan>, Arc<Shared>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = stop.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(listener = %key, error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let Some(plan) = shared.listener(&key) else { continue };
+        plan.metrics.connections.inc();
+        tokio::spawn(serve(stream, peer, plan, shared.clone()));
+    }
 }

@@ -10,7 +10,7 @@ use rustls::sign::CertifiedKey;
 
 use photon_tls::seal::SealKey;
 
-use crate::model::listener::{Certificate, SEALED};
+use crate::model::listener::{host_matches, Certificate, SEALED};
 
 #[derive(Debug)]
 pub struct SniResolver {
@@ -48,10 +48,9 @@ impl SniResolver {
 
     fn find(&self, name: &str) -> Option<&Arc<CertifiedKey>> {
         let name = name.to_ascii_lowercase();
-        self.by_host.iter().find(|(h, _)| *h == name).or_else(|| {
-            let parent = name.split_once('.').map(|(_, rest)| rest)?;
-            self.by_host.iter().find(|(h, _)| h.strip_prefix("*.") == Some(parent))
-        }).map(|(_, key)| key)
+        // An exact name wins over a wildcard that also matches.
+        let exact = self.by_host.iter().find(|(h, _)| *h == name);
+        exact.or_else(|| self.by_host.iter().find(|(h, _)| h.starts_with("*.") && host_matches(h, &name))).map(|(_, key)| key)
     }
 }
 

@@ -13,12 +13,11 @@ use std::time::Duration;
 
 use photon_resource::meta::now_ms;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_util::sync::CancellationToken;
+use tokio::net::TcpStream;
 
 use crate::balance::maglev;
 use crate::model::backend::AdminState;
-use crate::model::listener::Protocol;
+use crate::model::listener::{host_matches, Protocol};
 use crate::model::pool::HashOn;
 
 use super::plan::{ListenerPlan, PoolPlan};
@@ -30,28 +29,8 @@ const RECHECK: Duration = Duration::from_secs(1);
 /// Backends tried for one connection at most.
 const ATTEMPTS: usize = 3;
 
-/// Accepts on `listener` until `stop`; connections already open are not stopped with it.
-pub async fn serve(listener: TcpListener, key: String, shared: Arc<Shared>, stop: CancellationToken) {
-    loop {
-        let (client, peer) = tokio::select! {
-            _ = stop.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    tracing::warn!(listener = %key, error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = client.set_nodelay(true);
-        let Some(plan) = shared.listener(&key) else { continue };
-        plan.metrics.connections.inc();
-        tokio::spawn(connection(client, peer, plan, shared.clone()));
-    }
-}
-
-async fn connection(client: TcpStream, peer: SocketAddr, plan: Arc<ListenerPlan>, shared: Arc<Shared>) {
+/// Serves one client connection of a TCP or TLS passthrough listener.
+pub async fn connection(client: TcpStream, peer: SocketAddr, plan: Arc<ListenerPlan>, shared: Arc<Shared>) {
     let pool = if plan.spec.protocol == Protocol::TlsPassthrough {
         let sni = match tokio::time::timeout(HELLO, peek_sni(&client)).await {
             Ok(Ok(sni)) => sni,
@@ -155,10 +134,7 @@ async fn peek_sni(client: &TcpStream) -> Result<Option<String>, NotTls> {
 fn pool_for_sni(plan: &ListenerPlan, sni: Option<&str>) -> Option<Arc<PoolPlan>> {
     for rule in &plan.rules {
         let (Some(want), Some(sni)) = (&rule.spec.matches.host, sni) else { continue };
-        let hit = match want.strip_prefix("*.") {
-            Some(parent) => sni.split_once('.').is_some_and(|(_, rest)| rest == parent),
-            None => sni == want,
-        };
+        let hit = host_matches(want, sni);
         if let (true, crate::model::rule::Action::Forward { pool }) = (hit, &rule.spec.action) {
             return plan.pools.get(pool).cloned();
         }

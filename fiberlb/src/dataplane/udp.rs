@@ -133,16 +133,7 @@ async fn open(
     Some((upstream, last))
 }
 
-/// A UDP socket on `addr`, with `IP_FREEBIND` like the TCP listeners.
+/// A UDP socket on `addr` (`super::freebind`, like the TCP listeners).
 pub fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
-    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
-    socket.set_reuse_address(true)?;
-    if addr.is_ipv4() {
-        socket.set_freebind_v4(true)?;
-    } else {
-        socket.set_freebind_v6(true)?;
-    }
-    socket.bind(&addr.into())?;
-    socket.set_nonblocking(true)?;
-    UdpSocket::from_std(socket.into())
+    UdpSocket::from_std(super::freebind(addr, socket2::Type::DGRAM, socket2::Protocol::UDP)?.into())
 }

@@ -176,6 +176,15 @@ impl Kind for Listener {
 /// How a stored private key begins: the rest is `photon_tls::seal` text.
 pub const SEALED: &str = "sealed:";
 
+/// Whether `host` (lower case) is what `pattern` names: the same name, or for `*.parent` a
+/// name one label below `parent` (as certificates' wildcards match).
+pub fn host_matches(pattern: &str, host: &str) -> bool {
+    match pattern.strip_prefix("*.") {
+        Some(parent) => host.split_once('.').is_some_and(|(_, rest)| rest == parent),
+        None => host == pattern,
+    }
+}
+
 /// A host name (lower case, labels of letters, digits and hyphens), `*.` first if `wildcard`.
 pub fn check_host(field: &str, host: &str, wildcard: bool) -> Result<(), FieldError> {
     let name = if wildcard { host.strip_prefix("*.").unwrap_or(host) } else { host };

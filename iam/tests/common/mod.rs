@@ -101,9 +101,9 @@ impl Env {
         self.login("admin", ADMIN_PASSWORD).await.expect("the bootstrap admin logs in").access_token
     }
 
-    /// A service account `name` of `org/web` with `role` there, made by `root` and logged in
-    /// with an access key: its access token (a service's tests' tenant).
-    pub async fn member_token(&self, root: &str, org: &str, name: &str, role: &str) -> String {
+    /// A service account `name` of `org/web` with `role` there, made by `root`: its access
+    /// key (id, secret).
+    pub async fn member_key(&self, root: &str, org: &str, name: &str, role: &str) -> (String, String) {
         let mut admin = self.admin();
         let sa = pb::CreateServiceAccountRequest { org: org.into(), project: "web".into(), name: name.into() };
         admin.create_service_account(bearer(root, sa)).await.expect("create the service account");
@@ -120,10 +120,14 @@ impl Env {
             .await
             .expect("an access key")
             .into_inner();
-        let credentials = pb::issue_token_request::Credentials::AccessKey(pb::AccessKeyCredentials {
-            key_id: key.key.expect("the key").key_id,
-            secret: key.secret,
-        });
+        (key.key.expect("the key").key_id, key.secret)
+    }
+
+    /// `member_key`'s service account logged in with its key: its access token (a service's
+    /// tests' tenant).
+    pub async fn member_token(&self, root: &str, org: &str, name: &str, role: &str) -> String {
+        let (key_id, secret) = self.member_key(root, org, name, role).await;
+        let credentials = pb::issue_token_request::Credentials::AccessKey(pb::AccessKeyCredentials { key_id, secret });
         self.tokens()
             .issue_token(pb::IssueTokenRequest { credentials: Some(credentials) })
             .await

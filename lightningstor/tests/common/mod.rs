@@ -11,8 +11,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use iam_env::{bearer, Env};
-use photon_api::iam::v1 as pb;
+use iam_env::Env;
 use photon_testkit::{free_port, TestServer};
 
 /// An access key: (id, secret).
@@ -162,20 +161,7 @@ impl Stack {
 
 /// Service account `org/web/name` with `role` on project `org/web`; its access key.
 async fn account(env: &Env, root: &str, org: &str, name: &str, role: &str) -> Key {
-    let mut admin = env.admin();
-    let sa = pb::CreateServiceAccountRequest { org: org.into(), project: "web".into(), name: name.into() };
-    admin.create_service_account(bearer(root, sa)).await.unwrap();
-    let principal = format!("sa:{org}/web/{name}");
-    let binding = pb::CreateBindingRequest {
-        scope: format!("orgs/{org}/projects/web"),
-        principal: principal.clone(),
-        role: role.into(),
-        ..Default::default()
-    };
-    admin.create_binding(bearer(root, binding)).await.unwrap();
-    let key =
-        admin.create_access_key(bearer(root, pb::CreateAccessKeyRequest { principal })).await.unwrap().into_inner();
-    (key.key.unwrap().key_id, key.secret)
+    env.member_key(root, org, name, role).await
 }
 
 /// Test data: `len` bytes that differ from offset to offset.
