@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use fiberlb::config::{FiberlbConfig, SPEC};
 use photon_runtime::cli::ChainfireArgs;
-use photon_runtime::{CommonArgs, ConfigValue};
+use photon_runtime::CommonArgs;
 
 /// FiberLB: PhotonCloud's load balancer. Tenants' load balancers, listeners, pools, backends,
 /// health checks and L7 rules live in chainfire; the management API on the API port is
@@ -16,17 +16,14 @@ struct Cli {
     common: CommonArgs,
     #[command(flatten)]
     chainfire: ChainfireArgs,
-    /// IAM's API URL (iam.url).
-    #[arg(long, value_name = "URL")]
-    iam: Option<String>,
+    #[command(flatten)]
+    iam: photon_auth::IamArgs,
 }
 
 fn main() -> ExitCode {
     let cli: Cli = photon_runtime::cli::parse::<Cli, FiberlbConfig>(&SPEC);
     let mut overrides = photon_runtime::cli::overrides_or_exit(&SPEC, cli.chainfire.overrides());
-    if let Some(url) = cli.iam {
-        overrides.flags.push(("iam.url".to_string(), ConfigValue::from(url)));
-    }
+    cli.iam.apply(&mut overrides);
     photon_runtime::run(SPEC, cli.common, overrides, |config: FiberlbConfig, context| async move {
         Ok(fiberlb::server::build(config, context).await?)
     })

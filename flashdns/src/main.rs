@@ -19,9 +19,8 @@ struct Cli {
     /// Address for DNS over UDP and TCP (dns.listen).
     #[arg(long, value_name = "ADDR")]
     dns_listen: Option<std::net::SocketAddr>,
-    /// IAM's API URL (iam.url).
-    #[arg(long, value_name = "URL")]
-    iam: Option<String>,
+    #[command(flatten)]
+    iam: photon_auth::IamArgs,
 }
 
 fn main() -> ExitCode {
@@ -30,9 +29,7 @@ fn main() -> ExitCode {
     if let Some(listen) = cli.dns_listen {
         overrides.flags.push(("dns.listen".to_string(), ConfigValue::from(listen.to_string())));
     }
-    if let Some(url) = cli.iam {
-        overrides.flags.push(("iam.url".to_string(), ConfigValue::from(url)));
-    }
+    cli.iam.apply(&mut overrides);
     photon_runtime::run(SPEC, cli.common, overrides, |config: FlashdnsConfig, context| async move {
         Ok(flashdns::server::build(config, context).await?)
     })

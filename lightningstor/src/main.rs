@@ -16,9 +16,8 @@ struct Cli {
     common: CommonArgs,
     #[command(flatten)]
     flaredb: FlaredbArgs,
-    /// IAM's API URL (iam.url).
-    #[arg(long, value_name = "URL")]
-    iam: Option<String>,
+    #[command(flatten)]
+    iam: photon_auth::IamArgs,
     /// The S3 port's address (s3.listen).
     #[arg(long, value_name = "ADDR")]
     s3_listen: Option<std::net::SocketAddr>,
@@ -32,9 +31,7 @@ fn main() -> ExitCode {
         let cluster = photon_runtime::cli::overrides_or_exit(&SPEC, ClusterConfig::read(path));
         overrides.cluster_config.push(("replication.node_id".to_string(), ConfigValue::from(cluster.node_id)));
     }
-    if let Some(iam) = cli.iam {
-        overrides.flags.push(("iam.url".to_string(), ConfigValue::from(iam)));
-    }
+    cli.iam.apply(&mut overrides);
     if let Some(listen) = cli.s3_listen {
         overrides.flags.push(("s3.listen".to_string(), ConfigValue::from(listen.to_string())));
     }

@@ -23,4 +23,4 @@ pub use client::{AuthClient, AuthConfig};
 pub use error::AuthError;
 pub use guard::Guard;
 pub use rules::Rule;
-pub use section::IamSection;
+pub use section::{IamArgs, IamSection};

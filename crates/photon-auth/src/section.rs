@@ -41,3 +41,20 @@ impl IamSection {
         auth
     }
 }
+
+/// `--iam URL`, the flag of every service IAM authorizes (sets `iam.url`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct IamArgs {
+    /// IAM's API URL (iam.url).
+    #[arg(long, value_name = "URL")]
+    pub iam: Option<String>,
+}
+
+impl IamArgs {
+    /// Adds the flag, if given, to `overrides`.
+    pub fn apply(&self, overrides: &mut photon_runtime::cli::Overrides) {
+        if let Some(url) = &self.iam {
+            overrides.flags.push(("iam.url".to_string(), photon_runtime::ConfigValue::from(url.clone())));
+        }
+    }
+}
