@@ -1,4 +1,5 @@
-//! L7: HTTP/1.1 and HTTP/2 (hyper) on a listener, over TLS terminated here for HTTPS. Each
+//! L7 over hyper: HTTP/2 and HTTP/1.0 clients (HTTP/1.1 takes `super::h1`'s path), over TLS
+//! terminated here for HTTPS; TLS itself is accepted here for both. Each
 //! request is routed as the plan says when it arrives — the first matching rule by priority
 //! (host, path prefix or regex, headers) forwards to its pool or redirects, else the default
 //! pool — and sent to a backend over a keep-alive pool of HTTP/1.1 connections with
@@ -54,8 +55,33 @@ pub fn client() -> HttpClient {
 }
 
 /// Serves one client connection of listener `key` (plain, or TLS terminated here for HTTPS):
-/// any byte stream, so the fuzz target drives it from memory.
+/// any byte stream, so the fuzz target drives it from memory. HTTP/1.1 takes the proxy path of
+/// `super::h1`; HTTP/2 (negotiated by ALPN) is served by hyper.
 pub async fn connection<S>(stream: S, peer: SocketAddr, key: String, shared: Arc<Shared>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let Some(plan) = shared.listener(&key) else { return };
+    let Some(config) = plan.tls.clone() else {
+        return super::h1::serve(stream, peer, key, shared, false).await;
+    };
+    let tls = match tokio::time::timeout(HANDSHAKE, tokio_rustls::TlsAcceptor::from(config).accept(stream)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            tracing::debug!(listener = %plan.name, client = %peer, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => return,
+    };
+    if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+        serve_hyper(tls, peer, key, shared, true).await;
+    } else {
+        super::h1::serve(tls, peer, key, shared, true).await;
+    }
+}
+
+/// Serves a (decrypted) client connection with hyper: HTTP/2, and HTTP/1.0.
+pub async fn serve_hyper<S>(stream: S, peer: SocketAddr, key: String, shared: Arc<Shared>, https: bool)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -67,33 +93,14 @@ where
         .header_read_timeout(Duration::from_millis(plan.spec.timeouts.request_ms))
         .max_buf_size((plan.spec.max_header_bytes as usize).max(8192));
     builder.http2().timer(TokioTimer::new()).max_header_list_size(plan.spec.max_header_bytes);
-    let https = plan.tls.is_some();
     let service = hyper::service::service_fn(move |request| {
         let (key, shared) = (key.clone(), shared.clone());
         async move { Ok::<_, Infallible>(handle(request, peer, &key, &shared, https).await) }
     });
     let activity = idle::Activity::new();
     let limits = (plan.spec.timeouts.request_ms, plan.spec.timeouts.idle_ms);
-    let served = match plan.tls.clone() {
-        None => {
-            let io = TokioIo::new(idle::Tracked::new(stream, activity.clone()));
-            watched(builder.serve_connection_with_upgrades(io, service), &activity, limits).await
-        }
-        Some(config) => {
-            let accepted = tokio::time::timeout(HANDSHAKE, tokio_rustls::TlsAcceptor::from(config).accept(stream)).await;
-            let tls = match accepted {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    tracing::debug!(listener = %plan.name, client = %peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => return,
-            };
-            let io = TokioIo::new(idle::Tracked::new(tls, activity.clone()));
-            watched(builder.serve_connection_with_upgrades(io, service), &activity, limits).await
-        }
-    };
-    if let Err(e) = served {
+    let io = TokioIo::new(idle::Tracked::new(stream, activity.clone()));
+    if let Err(e) = watched(builder.serve_connection_with_upgrades(io, service), &activity, limits).await {
         tracing::debug!(listener = %plan.name, client = %peer, error = %e, "HTTP connection ended with an error");
     }
 }

@@ -5,6 +5,7 @@
 //! stops accepting, and its open connections finish.
 
 pub mod garp;
+pub mod h1;
 pub mod health;
 pub mod http;
 pub mod idle;
@@ -38,6 +39,8 @@ pub struct Shared {
     plan: RwLock<Arc<Plan>>,
     pub stats: Stats,
     pub http: http::HttpClient,
+    /// Idle HTTP/1.1 connections to backends, for any client connection to take.
+    pub idle: Arc<h1::upstream::IdlePool>,
     pub metrics: Arc<metrics::Metrics>,
     /// Log every connection (L4) and request (L7) at info, target `fiberlb::access`.
     pub access_log: bool,
@@ -45,7 +48,7 @@ pub struct Shared {
 
 impl Default for Shared {
     fn default() -> Self {
-        Self { plan: RwLock::default(), stats: Stats::default(), http: http::client(), metrics: metrics::Metrics::new(), access_log: true }
+        Self { plan: RwLock::default(), stats: Stats::default(), http: http::client(), idle: Arc::default(), metrics: metrics::Metrics::new(), access_log: true }
     }
 }
 
