@@ -37,6 +37,8 @@ use stats::Stats;
 /// client with its keep-alive connections to backends.
 pub struct Shared {
     plan: RwLock<Arc<Plan>>,
+    /// Bumped with every new plan: connections keep theirs until it moves.
+    generation: std::sync::atomic::AtomicU64,
     pub stats: Stats,
     pub http: http::HttpClient,
     /// Idle HTTP/1.1 connections to backends, for any client connection to take.
@@ -48,7 +50,7 @@ pub struct Shared {
 
 impl Default for Shared {
     fn default() -> Self {
-        Self { plan: RwLock::default(), stats: Stats::default(), http: http::client(), idle: Arc::default(), metrics: metrics::Metrics::new(), access_log: true }
+        Self { plan: RwLock::default(), generation: Default::default(), stats: Stats::default(), http: http::client(), idle: Arc::default(), metrics: metrics::Metrics::new(), access_log: true }
     }
 }
 
@@ -58,6 +60,11 @@ impl Shared {
             Ok(plan) => plan.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
+    }
+
+    /// Which plan is current: it changes whenever the plan does.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 
     pub fn listener(&self, key: &str) -> Option<Arc<ListenerPlan>> {
@@ -119,6 +126,7 @@ impl Dataplane {
             Ok(mut current) => *current = Arc::new(plan),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(plan),
         }
+        self.shared.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         self.queue.push_all(self.keys());
         self.probes.queue().push_all(self.probes.keys());
         if let Some(vips) = self.vips.lock().ok().and_then(|v| v.clone()) {

@@ -77,18 +77,22 @@ impl PoolPlan {
     /// What the balancer sees of each backend now: its weight (ramped up by slow start), in
     /// flight, and whether it may take new traffic (enabled, up, not in `tried`).
     pub fn candidates(&self, tried: &[usize]) -> Vec<crate::balance::Candidate> {
-        self.backends
-            .iter()
-            .enumerate()
-            .map(|(i, b)| {
-                let live = &b.live;
-                crate::balance::Candidate {
-                    weight: live.ramped(b.spec.weight, self.spec.slow_start_ms),
-                    active: live.active.load(std::sync::atomic::Ordering::Relaxed),
-                    eligible: b.spec.admin_state == crate::model::backend::AdminState::Enabled && live.up() && !tried.contains(&i),
-                }
-            })
-            .collect()
+        let mut candidates = Vec::with_capacity(self.backends.len());
+        self.candidates_into(tried, &mut candidates);
+        candidates
+    }
+
+    /// [`PoolPlan::candidates`] into `out` (cleared first), for callers that reuse it.
+    pub fn candidates_into(&self, tried: &[usize], out: &mut Vec<crate::balance::Candidate>) {
+        out.clear();
+        out.extend(self.backends.iter().enumerate().map(|(i, b)| {
+            let live = &b.live;
+            crate::balance::Candidate {
+                weight: live.ramped(b.spec.weight, self.spec.slow_start_ms),
+                active: live.active.load(std::sync::atomic::Ordering::Relaxed),
+                eligible: b.spec.admin_state == crate::model::backend::AdminState::Enabled && live.up() && !tried.contains(&i),
+            }
+        }));
     }
 }
 

@@ -3,7 +3,7 @@
 //! configuration neither forgets how busy a backend is nor forgives its failures.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use photon_resource::meta::now_ms;
@@ -21,6 +21,8 @@ pub struct BackendStats {
     /// The health checks failing now (a backend is healthy while none is; a new backend is
     /// healthy until its checks say otherwise).
     failing: Mutex<BTreeSet<String>>,
+    /// `failing` is empty: read per request without the lock.
+    healthy: AtomicBool,
     /// When it last came back (its checks passing again, or an ejection ending): slow start
     /// ramps its weight from then (0: never down).
     back_since_ms: AtomicU64,
@@ -28,14 +30,15 @@ pub struct BackendStats {
 
 impl Default for BackendStats {
     fn default() -> Self {
-        Self { active: AtomicU64::new(0), failures: AtomicU32::new(0), ejected_until_ms: AtomicU64::new(0), failing: Mutex::default(), back_since_ms: AtomicU64::new(0) }
+        Self { active: AtomicU64::new(0), failures: AtomicU32::new(0), ejected_until_ms: AtomicU64::new(0), failing: Mutex::default(), healthy: AtomicBool::new(true), back_since_ms: AtomicU64::new(0) }
     }
 }
 
 impl BackendStats {
     /// Up for new traffic: healthy and not ejected (the admin state is the plan's).
     pub fn up(&self) -> bool {
-        self.healthy() && self.ejected_until_ms.load(Ordering::Relaxed) <= now_ms()
+        let until = self.ejected_until_ms.load(Ordering::Relaxed);
+        self.healthy() && (until == 0 || until <= now_ms())
     }
 
     /// The health checks failing now, by name.
@@ -50,7 +53,7 @@ impl BackendStats {
     }
 
     pub fn healthy(&self) -> bool {
-        self.failing.lock().map(|f| f.is_empty()).unwrap_or(true)
+        self.healthy.load(Ordering::Relaxed)
     }
 
     /// What health check `check` concluded.
@@ -63,6 +66,7 @@ impl BackendStats {
             } else {
                 failing.insert(check.to_string());
             }
+            self.healthy.store(failing.is_empty(), Ordering::Relaxed);
         }
     }
 
@@ -70,8 +74,11 @@ impl BackendStats {
     /// after the backend came back (at least 1).
     pub fn ramped(&self, weight: u32, slow_start_ms: u64) -> u32 {
         let back = self.back_since_ms.load(Ordering::Relaxed);
+        if slow_start_ms == 0 || back == 0 {
+            return weight;
+        }
         let now = now_ms();
-        if slow_start_ms == 0 || back == 0 || now >= back + slow_start_ms {
+        if now >= back + slow_start_ms {
             return weight;
         }
         let elapsed = now.saturating_sub(back);
@@ -80,7 +87,10 @@ impl BackendStats {
     }
 
     pub fn succeeded(&self) {
-        self.failures.store(0, Ordering::Relaxed);
+        // Read first: a store on every request would bounce the line between cores.
+        if self.failures.load(Ordering::Relaxed) != 0 {
+            self.failures.store(0, Ordering::Relaxed);
+        }
     }
 
     /// A failed connection or request: after `pool.eject_after_failures` in a row the backend

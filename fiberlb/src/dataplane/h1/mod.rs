@@ -18,6 +18,7 @@ pub mod body;
 pub mod head;
 pub mod rewind;
 pub mod rewrite;
+pub mod timer;
 pub mod upstream;
 
 use std::net::SocketAddr;
@@ -27,7 +28,7 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::balance::maglev;
+use crate::balance::{maglev, Candidate};
 use crate::model::listener::host_matches;
 use crate::model::pool::HashOn;
 use crate::model::rule::Action;
@@ -37,6 +38,7 @@ use super::stats::InFlight;
 use super::Shared;
 use body::Progress;
 use head::{Framing, Head, Parsed, Refused};
+use timer::Timer;
 use upstream::{Kept, Upstream};
 
 /// Backends tried for one request at most.
@@ -50,6 +52,25 @@ const READ_CHUNK: usize = 16 * 1024;
 struct Conn<S> {
     io: S,
     buf: BytesMut,
+}
+
+/// What a client connection keeps between its requests, so that a request allocates nothing.
+struct Reused {
+    out: Vec<u8>,
+    response: Head,
+    candidates: Vec<Candidate>,
+    host: String,
+    /// The client's address as written into forwarding fields.
+    peer_ip: String,
+    kept: Kept,
+    /// Waiting for the client's next request head.
+    head_timer: Timer,
+    /// Bodies moving, either way.
+    body_timer: Timer,
+    /// Waiting for the backend's response head.
+    answer_timer: Timer,
+    /// Name the backend in the outcome (for the access log).
+    log: bool,
 }
 
 /// What became of one request.
@@ -83,34 +104,54 @@ where
 {
     let mut client = Conn { io, buf: BytesMut::with_capacity(8192) };
     let mut head = Head::default();
-    let mut out = Vec::with_capacity(4096);
-    let mut kept = Kept::new(shared.idle.clone());
+    let mut r = Reused {
+        out: Vec::with_capacity(4096),
+        response: Head::default(),
+        candidates: Vec::new(),
+        host: String::new(),
+        peer_ip: peer.ip().to_string(),
+        kept: Kept::new(shared.idle.clone()),
+        head_timer: Timer::default(),
+        body_timer: Timer::default(),
+        answer_timer: Timer::default(),
+        log: shared.access_log,
+    };
     let mut first = true;
+    // The listener's plan, looked up again only when the plan changes.
+    let mut generation = shared.generation();
+    let Some(mut plan) = shared.listener(&key) else { return };
     loop {
-        let Some(plan) = shared.listener(&key) else { return };
-        match read_head(&mut client, &mut head, &plan, first).await {
+        if shared.generation() != generation {
+            generation = shared.generation();
+            match shared.listener(&key) {
+                Some(current) => plan = current,
+                None => return,
+            }
+        }
+        match read_head(&mut client, &mut head, &plan, first, &mut r.head_timer).await {
             HeadRead::Ready => {}
             HeadRead::Closed => return,
             HeadRead::Refused(status, why) => {
                 plan.metrics.request(status, 0.0);
-                out.clear();
-                rewrite::reply(status, why, None, true, &mut out);
-                let _ = send(&mut client.io, &out).await;
+                r.out.clear();
+                rewrite::reply(status, why, None, true, &mut r.out);
+                let _ = send(&mut client.io, &r.out).await;
                 return;
             }
             HeadRead::Elsewhere => {
                 let prefix = client.buf.split().freeze();
+                drop(r);
                 super::http::serve_hyper(rewind::Rewind::new(prefix, client.io), peer, key, shared, https).await;
                 return;
             }
         }
         first = false;
         let started = Instant::now();
-        let logged = shared.access_log.then(|| {
+        let logged = r.log.then(|| {
             let (method, target) = (Head::at(&client.buf, &head.first), Head::at(&client.buf, &head.second));
             (String::from_utf8_lossy(method).into_owned(), String::from_utf8_lossy(target).into_owned())
         });
-        let outcome = exchange(&mut client, &head, &plan, &mut kept, &mut out, peer, https).await;
+        let outcome = exchange(&mut client, &head, &plan, &mut r, peer, https).await;
         let elapsed = started.elapsed();
         plan.metrics.request(outcome.status, elapsed.as_secs_f64());
         if let Some((method, path)) = logged {
@@ -137,7 +178,7 @@ async fn send<W: AsyncWrite + Unpin>(io: &mut W, bytes: &[u8]) -> std::io::Resul
 }
 
 /// Reads until `head` holds a whole request head at the start of `client.buf`.
-async fn read_head<S: AsyncRead + Unpin>(client: &mut Conn<S>, head: &mut Head, plan: &ListenerPlan, first: bool) -> HeadRead {
+async fn read_head<S: AsyncRead + Unpin>(client: &mut Conn<S>, head: &mut Head, plan: &ListenerPlan, first: bool, timer: &mut Timer) -> HeadRead {
     let request = Duration::from_millis(plan.spec.timeouts.request_ms);
     let idle = Duration::from_millis(plan.spec.timeouts.idle_ms);
     let limit = (plan.spec.max_header_bytes as usize).max(1024);
@@ -163,8 +204,8 @@ async fn read_head<S: AsyncRead + Unpin>(client: &mut Conn<S>, head: &mut Head, 
             }
         }
         client.buf.reserve(READ_CHUNK);
-        match tokio::time::timeout_at(deadline, client.io.read_buf(&mut client.buf)).await {
-            Ok(Ok(n)) if n > 0 => {}
+        match timer.until(deadline, client.io.read_buf(&mut client.buf)).await {
+            Some(Ok(n)) if n > 0 => {}
             _ => return HeadRead::Closed,
         }
     }
@@ -184,15 +225,19 @@ fn split_target(target: &[u8]) -> (&[u8], Option<&[u8]>) {
     (target, None)
 }
 
-/// A host field's name, lowercase, without its port.
-fn host_name(raw: &[u8]) -> Option<String> {
-    let raw = std::str::from_utf8(raw).ok()?.trim();
+/// A host field's name, lowercase, without its port, into `into` (false: none).
+fn host_name(raw: &[u8], into: &mut String) -> bool {
+    into.clear();
+    let Ok(raw) = std::str::from_utf8(raw) else { return false };
+    let raw = raw.trim();
     let name = if let Some(rest) = raw.strip_prefix('[') {
         rest.split(']').next().unwrap_or(rest)
     } else {
         raw.rsplit_once(':').map_or(raw, |(name, _)| name)
     };
-    (!name.is_empty()).then(|| name.to_ascii_lowercase())
+    into.push_str(name);
+    into.make_ascii_lowercase();
+    !into.is_empty()
 }
 
 fn field<'b>(buf: &'b [u8], head: &Head, name: &str) -> Option<&'b [u8]> {
@@ -230,16 +275,7 @@ where
     Outcome { status, backend: None, next }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn exchange<S>(
-    client: &mut Conn<S>,
-    head: &Head,
-    plan: &ListenerPlan,
-    kept: &mut Kept,
-    out: &mut Vec<u8>,
-    peer: SocketAddr,
-    https: bool,
-) -> Outcome
+async fn exchange<S>(client: &mut Conn<S>, head: &Head, plan: &ListenerPlan, r: &mut Reused, peer: SocketAddr, https: bool) -> Outcome
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -250,24 +286,24 @@ where
     if let Framing::Length(n) = framing {
         if n > plan.spec.max_body_bytes {
             let why = format!("the body is larger than the {} bytes allowed", plan.spec.max_body_bytes);
-            return answer(client, out, 413, &why, None, true).await;
+            return answer(client, &mut r.out, 413, &why, None, true).await;
         }
     }
     let buf = &client.buf[..];
     let (target, authority) = split_target(Head::at(buf, &head.second));
-    let host = head.host.as_ref().map(|r| Head::at(buf, r)).or(authority).and_then(host_name);
+    let has_host = head.host.as_ref().map(|h| Head::at(buf, h)).or(authority).is_some_and(|raw| host_name(raw, &mut r.host));
+    let host = has_host.then_some(r.host.as_str());
     let path = std::str::from_utf8(target.split(|b| *b == b'?').next().unwrap_or(target)).unwrap_or("");
-    let rule = plan.rules.iter().find(|rule| matches(rule, buf, head, host.as_deref(), path));
+    let rule = plan.rules.iter().find(|rule| matches(rule, buf, head, host, path));
     let pool = match rule.map(|r| &r.spec.action) {
         Some(Action::Redirect { location, status }) => {
-            let location = location.clone();
-            return answer(client, out, *status, "redirected", Some(&location), close_unread).await;
+            return answer(client, &mut r.out, *status, "redirected", Some(location), close_unread).await;
         }
         Some(Action::Forward { pool }) => plan.pools.get(pool),
         None => plan.default_pool(),
     };
-    let Some(pool) = pool.cloned() else {
-        return answer(client, out, 503, "no pool serves this request", None, close_unread).await;
+    let Some(pool) = pool else {
+        return answer(client, &mut r.out, 503, "no pool serves this request", None, close_unread).await;
     };
     let method = Head::at(buf, &head.first);
     let to_head = method == b"HEAD";
@@ -278,26 +314,28 @@ where
         None => None,
     };
     let continue_first = has_body && head.expect_continue;
-    out.clear();
-    let fw = rewrite::Forwarding { peer: peer.ip(), https, host: host.as_deref(), authority, rule, drop_expect: continue_first };
-    rewrite::request(buf, head, target, &fw, out);
+    r.out.clear();
+    let fw = rewrite::Forwarding { peer: peer.ip(), peer_ip: &r.peer_ip, https, host, authority, rule, drop_expect: continue_first };
+    rewrite::request(buf, head, target, &fw, &mut r.out);
     let upgrade = head.upgrade.is_some();
     let client_close = head.close;
     client.buf.advance(head.len);
-    let request_head_len = out.len();
+    let request_head_len = r.out.len();
 
     let timeouts = &plan.spec.timeouts;
-    let mut tried = Vec::new();
+    let (request_timeout, idle) = (Duration::from_millis(timeouts.request_ms), Duration::from_millis(timeouts.idle_ms));
+    let mut tried = [usize::MAX; ATTEMPTS];
     let attempts = if retryable { ATTEMPTS.min(pool.backends.len()).max(1) } else { 1 };
     let mut body = Progress::new(framing);
-    for _ in 0..attempts {
-        let candidates = pool.candidates(&tried);
-        let Some(chosen) = pool.balancer.pick(&candidates, hash) else { break };
-        tried.push(chosen);
+    for attempt in 0..attempts {
+        pool.candidates_into(&tried[..attempt], &mut r.candidates);
+        let Some(chosen) = pool.balancer.pick(&r.candidates, hash) else { break };
+        tried[attempt] = chosen;
         let backend = &pool.backends[chosen];
+        let name = r.log.then(|| backend.name.clone());
         let _in_flight = InFlight::new(backend.live.clone());
         let addr = SocketAddr::new(backend.spec.address, backend.spec.port);
-        let (mut up, mut reused) = match kept.take(addr) {
+        let (mut up, mut reused) = match r.kept.take(addr) {
             Some(up) => (up, true),
             None => match Upstream::connect(addr, Duration::from_millis(timeouts.connect_ms)).await {
                 Ok(up) => (up, false),
@@ -308,41 +346,35 @@ where
                 }
             },
         };
-        out.truncate(request_head_len);
         // A kept connection the backend closed meanwhile shows only now: a request without a
         // body goes again over a fresh one, once.
-        let response = loop {
-            match send_request(client, &mut up, out, &mut body, continue_first, plan).await {
-                Err(Failed::Client) => return Outcome { status: 499, backend: Some(backend.name.clone()), next: Next::Close },
+        let answered = loop {
+            r.out.truncate(request_head_len);
+            match send_request(client, &mut up, &mut r.out, &mut body, continue_first, plan, &mut r.body_timer).await {
+                Err(Failed::Client) => return Outcome { status: 499, backend: name, next: Next::Close },
                 Err(Failed::TooLarge) => {
                     let why = format!("the body is larger than the {} bytes allowed", plan.spec.max_body_bytes);
-                    return answer(client, out, 413, &why, None, true).await;
+                    return answer(client, &mut r.out, 413, &why, None, true).await;
                 }
                 Err(Failed::Backend(e)) => break Err(e),
                 Ok(()) => {}
             }
-            match read_response(&mut up, to_head, timeouts.request_ms).await {
-                Err(Failed::Backend(e)) if reused && !has_body && e.kind() != std::io::ErrorKind::TimedOut => {
+            match read_response(&mut up, &mut r.response, to_head, request_timeout, &mut r.answer_timer).await {
+                Err(e) if reused && !has_body && e.kind() != std::io::ErrorKind::TimedOut => {
                     reused = false;
                     match Upstream::connect(addr, Duration::from_millis(timeouts.connect_ms)).await {
                         Ok(fresh) => up = fresh,
                         Err(e) => break Err(e),
                     }
-                    out.truncate(request_head_len);
                 }
-                other => break other.map_err(|e| match e {
-                    Failed::Backend(e) => e,
-                    _ => std::io::Error::other("the exchange failed"),
-                }),
+                other => break other,
             }
         };
-        let mut response = match response {
-            Ok(response) => response,
+        match answered {
+            Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                return Outcome {
-                    backend: Some(backend.name.clone()),
-                    ..answer(client, out, 504, "the backend did not answer in time", None, !body.done() || client_close).await
-                };
+                let close = !body.done() || client_close;
+                return Outcome { backend: name, ..answer(client, &mut r.out, 504, "the backend did not answer in time", None, close).await };
             }
             Err(e) if retryable => {
                 let ejected = backend.live.failed(&pool.spec);
@@ -352,51 +384,47 @@ where
             Err(e) => {
                 backend.live.failed(&pool.spec);
                 tracing::warn!(pool = %pool.name, backend = %backend.name, error = %e, "backend request failed");
-                return Outcome {
-                    backend: Some(backend.name.clone()),
-                    ..answer(client, out, 502, "the backend failed to answer", None, !body.done() || client_close).await
-                };
+                let close = !body.done() || client_close;
+                return Outcome { backend: name, ..answer(client, &mut r.out, 502, "the backend failed to answer", None, close).await };
             }
-        };
+        }
         backend.live.succeeded();
-        let name = Some(backend.name.clone());
         // Interim responses (100 Continue and the like) go on as they come.
-        while (100..200).contains(&response.status) && response.status != 101 {
-            out.clear();
-            rewrite::response(&up.buf, &response, false, out);
-            up.buf.advance(response.len);
-            if send(&mut client.io, out).await.is_err() {
+        while (100..200).contains(&r.response.status) && r.response.status != 101 {
+            r.out.clear();
+            rewrite::response(&up.buf, &r.response, false, &mut r.out);
+            up.buf.advance(r.response.len);
+            if send(&mut client.io, &r.out).await.is_err() {
                 return Outcome { status: 499, backend: name, next: Next::Close };
             }
-            response = match read_response(&mut up, to_head, timeouts.request_ms).await {
-                Ok(next) => next,
-                Err(_) => return Outcome { backend: name, ..answer(client, out, 502, "the backend failed to answer", None, true).await },
-            };
-        }
-        if response.status == 101 {
-            if !upgrade {
-                return Outcome { backend: name, ..answer(client, out, 502, "the backend switched protocols unasked", None, true).await };
+            if read_response(&mut up, &mut r.response, to_head, request_timeout, &mut r.answer_timer).await.is_err() {
+                return Outcome { backend: name, ..answer(client, &mut r.out, 502, "the backend failed to answer", None, true).await };
             }
-            out.clear();
-            rewrite::response(&up.buf, &response, false, out);
-            up.buf.advance(response.len);
-            return Outcome { status: 101, backend: name, next: join(client, up, out).await };
         }
-        let status = response.status;
-        let framing = response.framing();
+        if r.response.status == 101 {
+            if !upgrade {
+                return Outcome { backend: name, ..answer(client, &mut r.out, 502, "the backend switched protocols unasked", None, true).await };
+            }
+            r.out.clear();
+            rewrite::response(&up.buf, &r.response, false, &mut r.out);
+            up.buf.advance(r.response.len);
+            return Outcome { status: 101, backend: name, next: join(client, up, &mut r.out).await };
+        }
+        let status = r.response.status;
+        let framing = r.response.framing();
         let close = client_close || framing == Framing::UntilClose || !body.done();
-        out.clear();
-        rewrite::response(&up.buf, &response, close, out);
-        up.buf.advance(response.len);
-        let relayed = relay(&mut up, &mut client.io, Progress::new(framing), out, timeouts.idle_ms).await;
+        r.out.clear();
+        rewrite::response(&up.buf, &r.response, close, &mut r.out);
+        up.buf.advance(r.response.len);
+        let relayed = relay(&mut up, &mut client.io, Progress::new(framing), &mut r.out, idle, &mut r.body_timer).await;
         // The backend connection outlives a client that closes: the next client takes it.
-        if relayed.is_ok() && !response.close && framing != Framing::UntilClose && up.buf.is_empty() {
-            kept.put(up);
+        if relayed.is_ok() && !r.response.close && framing != Framing::UntilClose && up.buf.is_empty() {
+            r.kept.put(up);
         }
         let next = if relayed.is_ok() && !close { Next::KeepAlive } else { Next::Close };
         return Outcome { status, backend: name, next };
     }
-    answer(client, out, 502, "no backend could be reached", None, !body.done() || client_close).await
+    answer(client, &mut r.out, 502, "no backend could be reached", None, !body.done() || client_close).await
 }
 
 enum Failed {
@@ -417,6 +445,7 @@ async fn send_request<S>(
     body: &mut Progress,
     continue_first: bool,
     plan: &ListenerPlan,
+    timer: &mut Timer,
 ) -> Result<(), Failed>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -452,41 +481,37 @@ where
             }
         }
         client.buf.reserve(READ_CHUNK);
-        match tokio::time::timeout(idle, client.io.read_buf(&mut client.buf)).await {
-            Ok(Ok(n)) if n > 0 => {}
+        match timer.within(idle, client.io.read_buf(&mut client.buf)).await {
+            Some(Ok(n)) if n > 0 => {}
             _ => return Err(Failed::Client),
         }
     }
 }
 
-/// Reads the backend's response head within `request_ms`.
-async fn read_response(up: &mut Upstream, to_head: bool, request_ms: u64) -> Result<Head, Failed> {
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(request_ms);
-    let mut response = Head::default();
+/// Reads the backend's response head into `response` within `limit`.
+async fn read_response(up: &mut Upstream, response: &mut Head, to_head: bool, limit: Duration, timer: &mut Timer) -> std::io::Result<()> {
+    let deadline = tokio::time::Instant::now() + limit;
     loop {
         if !up.buf.is_empty() {
-            match head::response(&up.buf, &mut response, to_head) {
-                Ok(Parsed::Complete) => return Ok(response),
-                Ok(Parsed::Partial) if up.buf.len() > 64 * 1024 => {
-                    return Err(Failed::Backend(std::io::Error::other("the response head is over 64 KiB")));
-                }
+            match head::response(&up.buf, response, to_head) {
+                Ok(Parsed::Complete) => return Ok(()),
+                Ok(Parsed::Partial) if up.buf.len() > 64 * 1024 => return Err(std::io::Error::other("the response head is over 64 KiB")),
                 Ok(Parsed::Partial) => {}
-                Err(_) => return Err(Failed::Backend(std::io::Error::other("the response is not HTTP/1.x"))),
+                Err(_) => return Err(std::io::Error::other("the response is not HTTP/1.x")),
             }
         }
         up.buf.reserve(READ_CHUNK);
-        match tokio::time::timeout_at(deadline, up.stream.read_buf(&mut up.buf)).await {
-            Ok(Ok(0)) => return Err(Failed::Backend(std::io::ErrorKind::UnexpectedEof.into())),
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(Failed::Backend(e)),
-            Err(_) => return Err(Failed::Backend(std::io::ErrorKind::TimedOut.into())),
+        match timer.until(deadline, up.stream.read_buf(&mut up.buf)).await {
+            Some(Ok(0)) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(e),
+            None => return Err(std::io::ErrorKind::TimedOut.into()),
         }
     }
 }
 
 /// Sends the response head in `out` and the body after it from `up` to the client.
-async fn relay<W: AsyncWrite + Unpin>(up: &mut Upstream, client: &mut W, mut body: Progress, out: &mut Vec<u8>, idle_ms: u64) -> std::io::Result<()> {
-    let idle = Duration::from_millis(idle_ms);
+async fn relay<W: AsyncWrite + Unpin>(up: &mut Upstream, client: &mut W, mut body: Progress, out: &mut Vec<u8>, idle: Duration, timer: &mut Timer) -> std::io::Result<()> {
     let bad = |why: &'static str| std::io::Error::new(std::io::ErrorKind::InvalidData, why);
     let n = body.take(&up.buf[..up.buf.len().min(COALESCE)]).map_err(bad)?;
     out.extend_from_slice(&up.buf[..n]);
@@ -502,12 +527,10 @@ async fn relay<W: AsyncWrite + Unpin>(up: &mut Upstream, client: &mut W, mut bod
             return client.flush().await;
         }
         up.buf.reserve(READ_CHUNK);
-        match tokio::time::timeout(idle, up.stream.read_buf(&mut up.buf)).await {
-            Ok(Ok(0)) if matches!(body, Progress::UntilClose) => {
-                body = Progress::Done;
-            }
-            Ok(Ok(n)) if n > 0 => {}
-            Ok(Err(e)) => return Err(e),
+        match timer.within(idle, up.stream.read_buf(&mut up.buf)).await {
+            Some(Ok(0)) if matches!(body, Progress::UntilClose) => body = Progress::Done,
+            Some(Ok(n)) if n > 0 => {}
+            Some(Err(e)) => return Err(e),
             _ => return Err(std::io::ErrorKind::UnexpectedEof.into()),
         }
     }
@@ -543,8 +566,9 @@ mod tests {
         assert_eq!(split_target(b"/a?b"), (&b"/a?b"[..], None));
         assert_eq!(split_target(b"http://Example.com:8080/x?y"), (&b"/x?y"[..], Some(&b"Example.com:8080"[..])));
         assert_eq!(split_target(b"https://example.com"), (&b"/"[..], Some(&b"example.com"[..])));
-        assert_eq!(host_name(b"Example.com:8080").as_deref(), Some("example.com"));
-        assert_eq!(host_name(b"[2001:db8::1]:80").as_deref(), Some("2001:db8::1"));
-        assert_eq!(host_name(b""), None);
+        let mut host = String::new();
+        assert!(host_name(b"Example.com:8080", &mut host) && host == "example.com");
+        assert!(host_name(b"[2001:db8::1]:80", &mut host) && host == "2001:db8::1");
+        assert!(!host_name(b"", &mut host));
     }
 }

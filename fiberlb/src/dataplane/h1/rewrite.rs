@@ -32,6 +32,8 @@ fn listed(list: &[&[u8]], name: &[u8]) -> bool {
 /// What a request's forwarded head needs besides the head itself.
 pub struct Forwarding<'a> {
     pub peer: IpAddr,
+    /// `peer` as text (formatted once per connection).
+    pub peer_ip: &'a str,
     pub https: bool,
     /// The request's host, lowercase, without port.
     pub host: Option<&'a str>,
@@ -87,7 +89,7 @@ pub fn request(buf: &[u8], head: &Head, path: &[u8], fw: &Forwarding<'_>, out: &
         field(out, b"upgrade", Head::at(buf, upgrade));
         field(out, b"connection", b"upgrade");
     }
-    let ip = fw.peer.to_string();
+    let ip = fw.peer_ip;
     out.extend_from_slice(b"x-forwarded-for: ");
     for earlier in forwarded_for.iter().filter(|v| !v.is_empty()) {
         out.extend_from_slice(earlier);
@@ -192,7 +194,7 @@ mod tests {
                     X-Forwarded-For: 198.51.100.9\r\nForwarded: for=evil\r\nAccept: */*\r\n\r\n";
         let head = parse(text);
         let mut out = Vec::new();
-        let fw = Forwarding { peer: "2001:db8::1".parse().expect("ip"), https: true, host: Some("web"), authority: None, rule: None, drop_expect: false };
+        let fw = Forwarding { peer: "2001:db8::1".parse().expect("ip"), peer_ip: "2001:db8::1", https: true, host: Some("web"), authority: None, rule: None, drop_expect: false };
         request(text.as_bytes(), &head, b"/a?b", &fw, &mut out);
         let sent = String::from_utf8(out).expect("text");
         assert_eq!(
