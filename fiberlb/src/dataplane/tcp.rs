@@ -2,7 +2,7 @@
 //! ClientHello is peeked, never consumed): accept, choose a backend of the listener's pool
 //! (for passthrough, of the first rule whose host matches the SNI) as the plan says now, connect
 //! (another backend if that fails, counting the failure toward passive ejection), send the
-//! PROXY header if the pool asks, then copy both ways until both sides are done, the connection
+//! PROXY header if the pool asks, then splice both ways (`super::splice`) until both sides are done, the connection
 //! idles past the listener's timeout, or its backend is disabled (at once) or drained (after
 //! its deadline).
 
@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use photon_resource::meta::now_ms;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::balance::maglev;
@@ -21,7 +21,9 @@ use crate::model::listener::{host_matches, Protocol};
 use crate::model::pool::HashOn;
 
 use super::plan::{ListenerPlan, PoolPlan};
+use super::splice::Pipe;
 use super::stats::InFlight;
+use super::timer::Timer;
 use super::{proxy_protocol, Shared};
 
 /// How often a quiet connection looks at its backend's admin state.
@@ -177,13 +179,13 @@ async fn connect(pool: &PoolPlan, peer: SocketAddr, plan: &ListenerPlan) -> Opti
     None
 }
 
-/// Copies both ways. Each side's end is passed on as a half close; the connection ends when
-/// both directions have, when neither moved for `idle`, or when `should_close` says so.
-/// Returns the bytes sent up (client to backend) and down.
+/// Copies both ways (spliced: the bytes never enter the process). Each side's end is passed
+/// on as a half close; the connection ends when both directions have, when neither moved for
+/// `idle`, or when `should_close` says so. Returns the bytes sent up (client to backend) and
+/// down.
 async fn pump(client: TcpStream, upstream: TcpStream, header: &[u8], idle: Duration, should_close: impl Fn() -> bool) -> (u64, u64) {
-    let (mut client_read, mut client_write) = client.into_split();
-    let (mut up_read, mut up_write) = upstream.into_split();
-    if !header.is_empty() && up_write.write_all(header).await.is_err() {
+    let mut upstream = upstream;
+    if !header.is_empty() && upstream.write_all(header).await.is_err() {
         return (0, 0);
     }
     let (up, down) = (AtomicU64::new(0), AtomicU64::new(0));
@@ -191,8 +193,8 @@ async fn pump(client: TcpStream, upstream: TcpStream, header: &[u8], idle: Durat
     let idle_ms = idle.as_millis() as u64;
     let step = idle.min(RECHECK);
     let ends = End { last: &last, step, idle_ms, should_close: &should_close };
-    let upload = one_way(&mut client_read, &mut up_write, &ends, &up);
-    let download = one_way(&mut up_read, &mut client_write, &ends, &down);
+    let upload = one_way(&client, &upstream, &ends, &up);
+    let download = one_way(&upstream, &client, &ends, &down);
     tokio::pin!(upload, download);
     // One direction ending cleanly leaves the other running (half close); an error or a
     // timeout on either ends both.
@@ -212,33 +214,48 @@ struct End<'a, F> {
     should_close: &'a F,
 }
 
-/// Copies `from` to `to`: true when `from` ended cleanly (and `to` was shut down after it),
-/// false on an error, an idle connection or `should_close`.
-async fn one_way<F: Fn() -> bool>(
-    from: &mut tokio::net::tcp::OwnedReadHalf,
-    to: &mut tokio::net::tcp::OwnedWriteHalf,
-    end: &End<'_, F>,
-    moved: &AtomicU64,
-) -> bool {
-    let mut buf = vec![0u8; 64 << 10];
+impl<F: Fn() -> bool> End<'_, F> {
+    /// Quiet for a step: whether to give up (closing, or idle past the limit).
+    fn over(&self) -> bool {
+        (self.should_close)() || now_ms().saturating_sub(self.last.load(Ordering::Relaxed)) >= self.idle_ms
+    }
+}
+
+/// Splices `from` to `to`: true when `from` ended cleanly (and `to` was shut down for writing
+/// after it), false on an error, an idle connection or `should_close`.
+async fn one_way<F: Fn() -> bool>(from: &TcpStream, to: &TcpStream, end: &End<'_, F>, moved: &AtomicU64) -> bool {
+    let Ok(mut pipe) = Pipe::new() else { return false };
+    let mut timer = Timer::default();
+    let would_block = |e: &std::io::Error| e.kind() == std::io::ErrorKind::WouldBlock;
     loop {
-        match tokio::time::timeout(end.step, from.read(&mut buf)).await {
-            Ok(Ok(0)) => {
-                let _ = to.shutdown().await;
+        match timer.within(end.step, from.readable()).await {
+            None if end.over() => return false,
+            None => continue,
+            Some(Err(_)) => return false,
+            Some(Ok(())) => {}
+        }
+        match pipe.fill(from) {
+            Ok(0) => {
+                let _ = socket2::SockRef::from(to).shutdown(std::net::Shutdown::Write);
                 return true;
             }
-            Ok(Ok(n)) => {
-                if to.write_all(&buf[..n]).await.is_err() {
-                    return false;
-                }
+            Ok(n) => {
                 moved.fetch_add(n as u64, Ordering::Relaxed);
                 end.last.store(now_ms(), Ordering::Relaxed);
             }
-            Ok(Err(_)) => return false,
-            Err(_) => {
-                if (end.should_close)() || now_ms().saturating_sub(end.last.load(Ordering::Relaxed)) >= end.idle_ms {
-                    return false;
-                }
+            Err(e) if would_block(&e) => continue,
+            Err(_) => return false,
+        }
+        while !pipe.is_empty() {
+            match timer.within(end.step, to.writable()).await {
+                None if end.over() => return false,
+                None | Some(Ok(())) => {}
+                Some(Err(_)) => return false,
+            }
+            match pipe.drain(to) {
+                Ok(_) => {}
+                Err(e) if would_block(&e) => {}
+                Err(_) => return false,
             }
         }
     }

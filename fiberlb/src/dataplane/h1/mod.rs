@@ -18,7 +18,6 @@ pub mod body;
 pub mod head;
 pub mod rewind;
 pub mod rewrite;
-pub mod timer;
 pub mod upstream;
 
 use std::net::SocketAddr;
@@ -38,7 +37,7 @@ use super::stats::InFlight;
 use super::Shared;
 use body::Progress;
 use head::{Framing, Head, Parsed, Refused};
-use timer::Timer;
+use super::timer::Timer;
 use upstream::{Kept, Upstream};
 
 /// Backends tried for one request at most.
