@@ -50,6 +50,10 @@ pub struct DataplaneSection {
     /// Log every connection (L4: bytes, duration) and request (L7: method, path, status,
     /// backend, duration) at info, target `fiberlb::access`.
     pub access_log: bool,
+    /// Threads that accept and proxy TCP and HTTP connections, each with its own event loop
+    /// (0: one per core).
+    #[serde(default)]
+    pub threads: usize,
 }
 
 /// `[secrets]`: what seals listeners' private keys in chainfire.
@@ -71,7 +75,7 @@ impl ServiceConfig for FiberlbConfig {
             chainfire: ChainfireSection::default(),
             iam: IamSection::default(),
             secrets: SecretsSection { master_key_file: None },
-            dataplane: DataplaneSection { access_log: true },
+            dataplane: DataplaneSection { access_log: true, threads: 0 },
             vip: VipSection { interface: None, prefix_len: 32, node: None, ttl_secs: 2 },
         }
     }

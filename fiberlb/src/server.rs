@@ -27,7 +27,7 @@ pub async fn build(config: FiberlbConfig, context: Context) -> anyhow::Result<Ap
         SealKey::load_or_create(&master_key, "the FiberLB master key").map_err(|e| anyhow::anyhow!("secrets.master_key_file: {e}"))?,
     );
     let state = Arc::new(Mutex::new(State::default()));
-    let dataplane = Dataplane::new(layout.clone(), keys.clone(), config.dataplane.access_log);
+    let dataplane = Dataplane::new(layout.clone(), keys.clone(), &config.dataplane)?;
     let (feed, fed) = (state.clone(), dataplane.clone());
     context.tasks.spawn(photon_resource::follow(store.clone(), layout.prefix(), context.shutdown.clone(), move |changes| {
         let mut state = match feed.lock() {

@@ -10,6 +10,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use fiberlb::config::DataplaneSection;
 use fiberlb::dataplane::{http, Dataplane};
 use libfuzzer_sys::fuzz_target;
 use serde_json::json;
@@ -60,7 +61,8 @@ fn fixture() -> &'static Fixture {
         .collect();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
         let dataplane = runtime.block_on(async {
-            let dataplane = Dataplane::new(fiberlb::model::layout(), Arc::new(keys), false);
+            let dataplane = Dataplane::new(fiberlb::model::layout(), Arc::new(keys), &DataplaneSection { access_log: false, threads: 1 })
+                .expect("a dataplane");
             dataplane.apply(&items);
             dataplane
         });

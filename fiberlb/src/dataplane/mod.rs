@@ -16,6 +16,7 @@ pub mod sni;
 pub mod splice;
 pub mod stats;
 pub mod tcp;
+pub mod threads;
 pub mod timer;
 pub mod tls;
 pub mod udp;
@@ -43,8 +44,6 @@ pub struct Shared {
     generation: std::sync::atomic::AtomicU64,
     pub stats: Stats,
     pub http: http::HttpClient,
-    /// Idle HTTP/1.1 connections to backends, for any client connection to take.
-    pub idle: Arc<h1::upstream::IdlePool>,
     pub metrics: Arc<metrics::Metrics>,
     /// Log every connection (L4) and request (L7) at info, target `fiberlb::access`.
     pub access_log: bool,
@@ -52,7 +51,7 @@ pub struct Shared {
 
 impl Default for Shared {
     fn default() -> Self {
-        Self { plan: RwLock::default(), generation: Default::default(), stats: Stats::default(), http: http::client(), idle: Arc::default(), metrics: metrics::Metrics::new(), access_log: true }
+        Self { plan: RwLock::default(), generation: Default::default(), stats: Stats::default(), http: http::client(), metrics: metrics::Metrics::new(), access_log: true }
     }
 }
 
@@ -97,13 +96,16 @@ pub struct Dataplane {
     probes: Arc<health::Probes>,
     /// The VIP reconciler's queue, told of every plan change (when VIPs are managed here).
     vips: Mutex<Option<Arc<Queue<std::net::IpAddr>>>>,
+    /// Where TCP and HTTP listeners accept and their connections run.
+    threads: threads::Threads,
 }
 
 impl Dataplane {
-    pub fn new(layout: Layout, keys: Arc<SealKey>, access_log: bool) -> Arc<Self> {
-        let shared = Arc::new(Shared { access_log, ..Shared::default() });
+    pub fn new(layout: Layout, keys: Arc<SealKey>, options: &crate::config::DataplaneSection) -> std::io::Result<Arc<Self>> {
+        let shared = Arc::new(Shared { access_log: options.access_log, ..Shared::default() });
         let probes = health::Probes::new(shared.clone());
-        Arc::new(Self { layout, keys, shared, running: Mutex::default(), queue: Arc::default(), probes, vips: Mutex::default() })
+        let threads = threads::Threads::start(options.threads)?;
+        Ok(Arc::new(Self { layout, keys, shared, running: Mutex::default(), queue: Arc::default(), probes, vips: Mutex::default(), threads }))
     }
 
     /// The health checks' reconciler, fed by the same plan.
@@ -177,6 +179,28 @@ impl Dataplane {
     }
 }
 
+impl Dataplane {
+    /// Accepts on `listener` on every dataplane thread until `stop` (each thread its own copy
+    /// of the socket in its own reactor).
+    fn accept_on_every_thread<F, Fut>(&self, listener: std::net::TcpListener, key: &str, stop: &CancellationToken, serve: F) -> std::io::Result<()>
+    where
+        F: Fn(tokio::net::TcpStream, SocketAddr, Arc<ListenerPlan>, Arc<Shared>) -> Fut + Clone + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        for handle in self.threads.handles() {
+            let copy = listener.try_clone()?;
+            let (key, shared, stop, serve) = (key.to_string(), self.shared.clone(), stop.clone(), serve.clone());
+            handle.spawn(async move {
+                match tokio::net::TcpListener::from_std(copy) {
+                    Ok(listener) => accept(listener, key, shared, stop, serve).await,
+                    Err(e) => tracing::error!(listener = %key, error = %e, "cannot accept on a dataplane thread"),
+                }
+            });
+        }
+        Ok(())
+    }
+}
+
 impl Reconciler for Dataplane {
     type Key = String;
 
@@ -210,14 +234,15 @@ impl Reconciler for Dataplane {
             }
             Protocol::Http | Protocol::Https => {
                 let listener = bind(desired.bind).map_err(cannot)?;
-                let key = key.clone();
-                tokio::spawn(accept(listener, key.clone(), shared, stop.clone(), move |stream, peer, _, shared| {
-                    http::connection(stream, peer, key.clone(), shared)
-                }));
+                let listener_key = key.clone();
+                self.accept_on_every_thread(listener, key, &stop, move |stream, peer, _, shared| {
+                    http::connection(stream, peer, listener_key.clone(), shared)
+                })
+                .map_err(cannot)?;
             }
             Protocol::Tcp | Protocol::TlsPassthrough => {
                 let listener = bind(desired.bind).map_err(cannot)?;
-                tokio::spawn(accept(listener, key.clone(), shared, stop.clone(), tcp::connection));
+                self.accept_on_every_thread(listener, key, &stop, tcp::connection).map_err(cannot)?;
             }
         }
         tracing::info!(listener = %key, bind = %desired.bind, protocol = ?desired.spec.protocol, "listening");
@@ -241,11 +266,11 @@ pub fn freebind(addr: SocketAddr, kind: socket2::Type, protocol: socket2::Protoc
     Ok(socket)
 }
 
-/// A listening TCP socket on `addr` (`freebind`).
-fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+/// A listening TCP socket on `addr` (`freebind`), not yet in any reactor.
+fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     let socket = freebind(addr, socket2::Type::STREAM, socket2::Protocol::TCP)?;
     socket.listen(1024)?;
-    tokio::net::TcpListener::from_std(socket.into())
+    Ok(socket.into())
 }
 
 /// Accepts on `listener` until `stop`, handing each connection (with the listener's plan as it
@@ -270,6 +295,7 @@ where
         let _ = stream.set_nodelay(true);
         let Some(plan) = shared.listener(&key) else { continue };
         plan.metrics.connections.inc();
+        // On this task's thread: a dataplane thread's connections stay on it.
         tokio::spawn(serve(stream, peer, plan, shared.clone()));
     }
 }

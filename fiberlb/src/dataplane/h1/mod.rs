@@ -109,7 +109,7 @@ where
         candidates: Vec::new(),
         host: String::new(),
         peer_ip: peer.ip().to_string(),
-        kept: Kept::new(shared.idle.clone()),
+        kept: Kept::default(),
         head_timer: Timer::default(),
         body_timer: Timer::default(),
         answer_timer: Timer::default(),

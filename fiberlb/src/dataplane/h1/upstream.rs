@@ -1,17 +1,18 @@
 //! Connections to backends, kept open between requests: a client connection keeps the few it
-//! used (so a keep-alive client usually finds its backend connection at hand, with no lock),
-//! and gives them to the node's idle pool when it closes, where any client connection may
-//! take them.
+//! used (so a keep-alive client usually finds its backend connection at hand), and gives them
+//! to its thread's idle pool when it closes, where the thread's other client connections take
+//! them. Per thread, because a dataplane thread's connections all run on its own reactor: no
+//! lock, and no socket woken on another thread's.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tokio::net::TcpStream;
 
-/// Idle connections kept per backend address on the node.
+/// Idle connections kept per backend address on a thread.
 const MAX_IDLE_PER_BACKEND: usize = 512;
 /// An idle connection older than this is closed rather than reused (backends' keep-alive
 /// timeouts are usually longer: nginx's is 75 s).
@@ -54,19 +55,13 @@ impl Upstream {
     }
 }
 
-/// The node's idle backend connections by address.
-#[derive(Default)]
-pub struct IdlePool {
-    idle: Mutex<HashMap<SocketAddr, Vec<Upstream>>>,
+thread_local! {
+    /// The thread's idle backend connections by address.
+    static IDLE: RefCell<HashMap<SocketAddr, Vec<Upstream>>> = RefCell::default();
 }
 
-impl IdlePool {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Vec<Upstream>>> {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn take(&self, addr: SocketAddr) -> Option<Upstream> {
-        let mut idle = self.lock();
+fn take_idle(addr: SocketAddr) -> Option<Upstream> {
+    IDLE.with_borrow_mut(|idle| {
         let list = idle.get_mut(&addr)?;
         while let Some(up) = list.pop() {
             if up.usable() {
@@ -74,37 +69,27 @@ impl IdlePool {
             }
         }
         None
-    }
+    })
+}
 
-    fn give(&self, up: Upstream) {
-        let mut idle = self.lock();
+fn give_idle(up: Upstream) {
+    IDLE.with_borrow_mut(|idle| {
         let list = idle.entry(up.addr).or_default();
         if list.len() >= MAX_IDLE_PER_BACKEND {
             list.remove(0);
         }
         list.push(up);
-    }
-
-    /// Connections idle here now (for tests and the curious).
-    pub fn len(&self) -> usize {
-        self.lock().values().map(Vec::len).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
+    });
 }
 
-/// The backend connections one client connection keeps; given to the pool when dropped.
+/// The backend connections one client connection keeps; given to the thread's pool when
+/// dropped.
+#[derive(Default)]
 pub struct Kept {
-    pool: Arc<IdlePool>,
     conns: Vec<Upstream>,
 }
 
 impl Kept {
-    pub fn new(pool: Arc<IdlePool>) -> Self {
-        Self { pool, conns: Vec::new() }
-    }
 
     /// An idle connection to `addr`, kept here or from the pool.
     pub fn take(&mut self, addr: SocketAddr) -> Option<Upstream> {
@@ -114,7 +99,7 @@ impl Kept {
                 return Some(up);
             }
         }
-        self.pool.take(addr)
+        take_idle(addr)
     }
 
     /// Keeps `up` (its exchange done, nothing unread) for the next request.
@@ -122,7 +107,7 @@ impl Kept {
         up.idle_since = Instant::now();
         if self.conns.len() >= KEPT_PER_CLIENT {
             let oldest = self.conns.remove(0);
-            self.pool.give(oldest);
+            give_idle(oldest);
         }
         self.conns.push(up);
     }
@@ -131,7 +116,7 @@ impl Kept {
 impl Drop for Kept {
     fn drop(&mut self) {
         for up in self.conns.drain(..) {
-            self.pool.give(up);
+            give_idle(up);
         }
     }
 }
