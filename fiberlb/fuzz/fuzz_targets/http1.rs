@@ -1,6 +1,6 @@
 //! The HTTP request path, bytes in and bytes out: whatever a client sends, FiberLB's HTTP
-//! listener (hyper's parser, then routing by rules, forwarding with retries, our own error
-//! answers) must not panic, and what it sends back is an HTTP/1.1 response (or nothing, or
+//! listener (its HTTP/1.1 head parser and body framing, hyper for HTTP/2 and HTTP/1.0, then
+//! routing by rules, forwarding with retries, our own error answers) must not panic, and what it sends back is an HTTP/1.1 response (or nothing, or
 //! HTTP/2 frames after the HTTP/2 preface). The listener is a real plan built from resources:
 //! rules by host, path prefix, regex and header, a redirect, and a pool whose backend refuses
 //! connections (so forwarding and its retries run to their end).

@@ -62,8 +62,16 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let Some(plan) = shared.listener(&key) else { return };
+    accepted(stream, peer, key, plan, shared).await;
+}
+
+/// [`connection`] with the listener's plan as it was when the connection was accepted.
+pub async fn accepted<S>(stream: S, peer: SocketAddr, key: String, plan: Arc<ListenerPlan>, shared: Arc<Shared>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let Some(config) = plan.tls.clone() else {
-        return super::h1::serve(stream, peer, key, shared, false).await;
+        return super::h1::serve(stream, peer, key, plan, shared, false).await;
     };
     let tls = match tokio::time::timeout(HANDSHAKE, tokio_rustls::TlsAcceptor::from(config).accept(stream)).await {
         Ok(Ok(tls)) => tls,
@@ -76,7 +84,7 @@ where
     if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
         serve_hyper(tls, peer, key, shared, true).await;
     } else {
-        super::h1::serve(tls, peer, key, shared, true).await;
+        super::h1::serve(tls, peer, key, plan, shared, true).await;
     }
 }
 

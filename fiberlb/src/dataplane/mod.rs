@@ -235,8 +235,8 @@ impl Reconciler for Dataplane {
             Protocol::Http | Protocol::Https => {
                 let listener = bind(desired.bind).map_err(cannot)?;
                 let listener_key = key.clone();
-                self.accept_on_every_thread(listener, key, &stop, move |stream, peer, _, shared| {
-                    http::connection(stream, peer, listener_key.clone(), shared)
+                self.accept_on_every_thread(listener, key, &stop, move |stream, peer, plan, shared| {
+                    http::accepted(stream, peer, listener_key.clone(), plan, shared)
                 })
                 .map_err(cannot)?;
             }
@@ -280,6 +280,9 @@ where
     F: Fn(tokio::net::TcpStream, SocketAddr, Arc<ListenerPlan>, Arc<Shared>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
+    // The listener's plan, looked up again only when the plan changes.
+    let mut generation = shared.generation();
+    let mut plan = shared.listener(&key);
     loop {
         let (stream, peer) = tokio::select! {
             _ = stop.cancelled() => return,
@@ -293,7 +296,11 @@ where
             },
         };
         let _ = stream.set_nodelay(true);
-        let Some(plan) = shared.listener(&key) else { continue };
+        if shared.generation() != generation {
+            generation = shared.generation();
+            plan = shared.listener(&key);
+        }
+        let Some(plan) = plan.clone() else { continue };
         plan.metrics.connections.inc();
         // On this task's thread: a dataplane thread's connections stay on it.
         tokio::spawn(serve(stream, peer, plan, shared.clone()));

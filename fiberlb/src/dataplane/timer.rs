@@ -12,14 +12,14 @@ use tokio::time::{Instant, Sleep};
 const SLACK: Duration = Duration::from_secs(1);
 
 pub struct Timer {
-    sleep: Pin<Box<Sleep>>,
+    /// Made on first use: many connections never wait on some of their timers.
+    sleep: Option<Pin<Box<Sleep>>>,
     deadline: Instant,
 }
 
 impl Default for Timer {
     fn default() -> Self {
-        let far = Instant::now() + Duration::from_secs(86400);
-        Self { sleep: Box::pin(tokio::time::sleep_until(far)), deadline: far }
+        Self { sleep: None, deadline: Instant::now() }
     }
 }
 
@@ -32,20 +32,23 @@ impl Timer {
     /// Runs `work` until it finishes (`Some`) or `deadline` passes (`None`).
     pub async fn until<F: Future>(&mut self, deadline: Instant, work: F) -> Option<F::Output> {
         self.deadline = deadline;
-        let armed = self.sleep.deadline();
-        if armed > deadline || armed + SLACK < deadline {
-            self.sleep.as_mut().reset(deadline);
+        if let Some(sleep) = self.sleep.as_mut() {
+            let armed = sleep.deadline();
+            if armed > deadline || armed + SLACK < deadline {
+                sleep.as_mut().reset(deadline);
+            }
         }
+        let sleep = self.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
         tokio::pin!(work);
         loop {
             tokio::select! {
                 biased;
                 done = &mut work => return Some(done),
-                () = &mut self.sleep => {
+                () = sleep.as_mut() => {
                     if Instant::now() >= self.deadline {
                         return None;
                     }
-                    self.sleep.as_mut().reset(self.deadline);
+                    sleep.as_mut().reset(self.deadline);
                 }
             }
         }
@@ -59,7 +62,7 @@ mod tests {
     #[tokio::test]
     async fn work_is_cut_at_its_own_deadline_whether_or_not_the_timer_was_re_armed() {
         let mut timer = Timer::default();
-        // Arms at +400 ms (earlier than the default's far deadline).
+        // Arms at +400 ms.
         assert_eq!(timer.within(Duration::from_millis(400), async { 7 }).await, Some(7));
         // +900 ms is within the slack of that arming: the timer fires at 400 ms, finds the
         // deadline not reached, re-arms, and cuts the work at 900 ms.

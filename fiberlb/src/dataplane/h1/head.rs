@@ -112,6 +112,11 @@ pub fn response(buf: &[u8], head: &mut Head, to_head: bool) -> Result<Parsed, Re
 }
 
 impl Head {
+    /// Room for the fields of a usual head, so parsing one does not grow it.
+    pub fn with_capacity() -> Self {
+        Self { fields: Vec::with_capacity(32), ..Self::default() }
+    }
+
     fn reset(&mut self, len: usize, first: Range<usize>, second: Range<usize>, status: u16, minor: u8) {
         self.len = len;
         self.first = first;

@@ -97,15 +97,15 @@ enum HeadRead {
 }
 
 /// Serves one client connection (plain, or TLS terminated) of listener `key` until it closes.
-pub async fn serve<S>(io: S, peer: SocketAddr, key: String, shared: Arc<Shared>, https: bool)
+pub async fn serve<S>(io: S, peer: SocketAddr, key: String, plan: Arc<ListenerPlan>, shared: Arc<Shared>, https: bool)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut client = Conn { io, buf: BytesMut::with_capacity(8192) };
-    let mut head = Head::default();
+    let mut head = Head::with_capacity();
     let mut r = Reused {
         out: Vec::with_capacity(4096),
-        response: Head::default(),
+        response: Head::with_capacity(),
         candidates: Vec::new(),
         host: String::new(),
         peer_ip: peer.ip().to_string(),
@@ -118,7 +118,7 @@ where
     let mut first = true;
     // The listener's plan, looked up again only when the plan changes.
     let mut generation = shared.generation();
-    let Some(mut plan) = shared.listener(&key) else { return };
+    let mut plan = plan;
     loop {
         if shared.generation() != generation {
             generation = shared.generation();
