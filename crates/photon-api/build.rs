@@ -15,6 +15,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/photon/lightningstor/v1/replication.proto",
         "proto/photon/lightningstor/v1/buckets.proto",
         "proto/photon/flashdns/v1/zones.proto",
+        "proto/photon/resource/v1/resources.proto",
         "proto/vendor/etcd/api/etcdserverpb/rpc.proto",
     ]
     .map(std::path::PathBuf::from);

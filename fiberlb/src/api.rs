@@ -1,7 +1,9 @@
 //! The management API: every kind of `model` as REST under
 //! `/api/v1/orgs/{org}/projects/{project}/loadbalancers/...` (photon-resource's routes), and
 //! `.../loadbalancers/{lb}/health`, this node's live view of the load balancer's backends; each
-//! route authorized by IAM through photon-auth's guard.
+//! route authorized by IAM through photon-auth's guard. The same resources as gRPC
+//! (`photon.resource.v1.Resources`, photon-resource's), each call decided by the rule of the
+//! REST route it mirrors.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -10,7 +12,9 @@ use axum::extract::{Path, State};
 use axum::http::Method;
 use axum::routing::get;
 use axum::{Json, Router};
-use photon_auth::Rule;
+use photon_api::resource::v1::resources_server::ResourcesServer;
+use photon_auth::{AuthClient, Rule};
+use photon_resource::grpc::Grpc;
 use photon_resource::rest::Routes;
 use photon_resource::{Owner, Resources};
 use serde_json::{json, Value};
@@ -20,16 +24,17 @@ use crate::model::{Backend, HealthCheck, Listener, LoadBalancer, Pool, Rule as L
 
 const HEALTH: &str = "/api/v1/orgs/{org}/projects/{project}/loadbalancers/{loadbalancers}/health";
 
-/// The router and the IAM rule of each route.
-pub fn router(resources: Resources, dataplane: Arc<Dataplane>) -> (Router, Vec<Rule>) {
-    let (router, mut rules) = Routes::new("fiberlb")
+/// The router, the gRPC service of the same resources, and the IAM rule of each route.
+pub fn router(resources: Resources, dataplane: Arc<Dataplane>, auth: Arc<AuthClient>) -> (Router, Vec<Rule>, ResourcesServer<Grpc>) {
+    let routes = Routes::new("fiberlb")
         .kind::<LoadBalancer>()
         .kind::<Listener>()
         .kind::<L7Rule>()
         .kind::<Pool>()
         .kind::<Backend>()
-        .kind::<HealthCheck>()
-        .finish(resources);
+        .kind::<HealthCheck>();
+    let grpc = routes.grpc(resources.clone(), auth);
+    let (router, mut rules) = routes.finish(resources);
     rules.push(Rule::new(
         Some(Method::GET),
         HEALTH,
@@ -37,7 +42,7 @@ pub fn router(resources: Resources, dataplane: Arc<Dataplane>) -> (Router, Vec<R
         "orgs/{org}/projects/{project}/loadbalancers/{loadbalancers}",
     ));
     let router = router.merge(Router::new().route(HEALTH, get(backend_health)).with_state(dataplane));
-    (router, rules)
+    (router, rules, grpc)
 }
 
 /// Every backend of the load balancer's pools as this node sees it now: admin state, whether

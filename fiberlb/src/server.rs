@@ -67,10 +67,10 @@ pub async fn build(config: FiberlbConfig, context: Context) -> anyhow::Result<Ap
     let auth = config.iam.auth_config([config.chainfire.ca.as_deref(), trust.as_deref()]);
     let auth = Arc::new(AuthClient::new(auth).map_err(anyhow::Error::msg)?);
     let resources = Resources::new(store.clone(), layout.clone()).with_sealer(Arc::new(MasterKey(keys)));
-    let (router, rules) = crate::api::router(resources, dataplane.clone());
+    let (router, rules, grpc) = crate::api::router(resources, dataplane.clone(), auth.clone());
     let guard = photon_auth::Guard::new(auth, rules);
     let metrics = dataplane.shared().metrics.clone();
-    let mut api = Api::new(move || health(&store, &state, &dataplane)).http(router).guard(move |router| guard.apply(router));
+    let mut api = Api::new(move || health(&store, &state, &dataplane)).grpc(grpc).http(router).guard(move |router| guard.apply(router));
     metrics.register(api.registry());
     Ok(api)
 }

@@ -44,6 +44,13 @@ pub mod flashdns {
     }
 }
 
+/// `photon.resource.v1`: any application service's tenant resources, beside their REST routes.
+pub mod resource {
+    pub mod v1 {
+        tonic::include_proto!("photon.resource.v1");
+    }
+}
+
 /// `photon.flaredb.v1`: FlareDB's key-value and region API.
 pub mod flaredb {
     pub mod v1 {

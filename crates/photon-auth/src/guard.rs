@@ -76,7 +76,8 @@ async fn refuse(request: Request, error: AuthError, grpc: bool) -> Response {
     error.respond(grpc)
 }
 
-fn bearer(headers: &axum::http::HeaderMap) -> Result<String, AuthError> {
+/// The bearer token of a request's `authorization` header.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Result<String, AuthError> {
     let value = headers
         .get("authorization")
         .ok_or_else(|| AuthError::Unauthenticated("missing authorization: Bearer <token>".into()))?;

@@ -28,6 +28,14 @@ impl Rule {
         Self::new(Some(Method::POST), path, action, resource)
     }
 
+    /// Decided by the handler, which alone knows what the request acts on (a generic gRPC
+    /// service whose message names the resource, say): the guard lets it through, and the
+    /// handler must authorize it itself (`photon-resource`'s gRPC service asks with the rule
+    /// of the REST route the call mirrors).
+    pub fn by_handler(method: Option<Method>, pattern: &str) -> Self {
+        Self { method, pattern: split(pattern), need: None }
+    }
+
     /// Open to anyone.
     pub fn public(method: Option<Method>, pattern: &str) -> Self {
         Self { method, pattern: split(pattern), need: None }

@@ -27,6 +27,17 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ResourceError> {
     })
 }
 
+/// [`parse`] of a value that sits at `root` of the message it came in (a gRPC call's
+/// `spec_json`): field paths name it as the REST body would (`spec.port`), and a body that is
+/// not JSON at all is named `field`.
+pub fn parse_as<T: DeserializeOwned>(body: &[u8], root: &str, field: &str) -> Result<T, ResourceError> {
+    parse(body).map_err(|e| match e {
+        ResourceError::Invalid { field: f, message } if f == "body" => ResourceError::Invalid { field: field.to_string(), message },
+        ResourceError::Invalid { field: f, message } => ResourceError::Invalid { field: format!("{root}.{f}"), message },
+        other => other,
+    })
+}
+
 /// Middleware (`from_fn_with_state(limit, ...)`) refusing a request whose declared length is
 /// over `limit` before reading any of it: a client that asked `Expect: 100-continue` never
 /// sends the body and gets a clear 413; one that did not gets it without the server reading on.

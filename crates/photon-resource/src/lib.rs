@@ -4,12 +4,14 @@
 //! layout with optimistic concurrency on the key's revision (`store`), and followed by a
 //! watch that survives chainfire restarts (`follow`), which is what a service's in-memory
 //! copy or a reconciler is fed from. A resource type is a spec and a `kind::Kind`; its store
-//! operations (`kind::Resources`) and REST routes with IAM rules (`rest::Routes`) follow.
+//! operations (`kind::Resources`), REST routes with IAM rules (`rest::Routes`) and the same
+//! API as gRPC (`grpc`) follow.
 //! `claim` holds a key for one node at a time (leases), for what only one node may do.
 
 pub mod claim;
 pub mod error;
 pub mod follow;
+pub mod grpc;
 pub mod json;
 pub mod kind;
 pub mod meta;

@@ -24,19 +24,22 @@ use crate::meta::Owner;
 
 const PROJECT: &str = "/api/v1/orgs/{org}/projects/{project}";
 
-/// Routes and rules of a service's kinds, collected one kind at a time.
+/// Routes and rules of a service's kinds, collected one kind at a time, and the gRPC service
+/// of the same kinds (`crate::grpc`).
 pub struct Routes {
     service: &'static str,
     router: Router<Resources>,
     rules: Vec<Rule>,
+    kinds: crate::grpc::Kinds,
 }
 
 impl Routes {
     pub fn new(service: &'static str) -> Self {
-        Self { service, router: Router::new(), rules: Vec::new() }
+        Self { service, router: Router::new(), rules: Vec::new(), kinds: Default::default() }
     }
 
     pub fn kind<K: Kind>(mut self) -> Self {
+        self.kinds.add::<K>();
         let collection = collection_path(K::PATH);
         let item = format!("{collection}/{{name}}");
         self.router = self
@@ -64,8 +67,20 @@ impl Routes {
         self
     }
 
-    /// The router (bodies limited to `json::MAX_BODY_BYTES`) and the rules for photon-auth's guard.
-    pub fn finish(self, resources: Resources) -> (Router, Vec<Rule>) {
+    /// The gRPC service of the kinds so far (`photon.resource.v1.Resources`), deciding each call
+    /// by the rule of the REST route it mirrors, with `auth`.
+    pub fn grpc(
+        &self,
+        resources: Resources,
+        auth: std::sync::Arc<photon_auth::AuthClient>,
+    ) -> photon_api::resource::v1::resources_server::ResourcesServer<crate::grpc::Grpc> {
+        crate::grpc::Grpc::server(resources, self.kinds.clone(), self.rules.clone(), auth)
+    }
+
+    /// The router (bodies limited to `json::MAX_BODY_BYTES`) and the rules for photon-auth's
+    /// guard (the gRPC service's calls among them, left to the service to decide).
+    pub fn finish(mut self, resources: Resources) -> (Router, Vec<Rule>) {
+        self.rules.push(Rule::by_handler(Some(Method::POST), crate::grpc::METHODS));
         let router = self
             .router
             .layer(DefaultBodyLimit::max(json::MAX_BODY_BYTES))
