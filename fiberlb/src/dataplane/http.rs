@@ -1,8 +1,9 @@
-//! L7 over hyper: HTTP/2 and HTTP/1.0 clients (HTTP/1.1 takes `super::h1`'s path), over TLS
-//! terminated here for HTTPS; TLS itself is accepted here for both. Each
+//! L7 over hyper: HTTP/2 and HTTP/1.0 clients, and requests for pools whose backends speak
+//! HTTP/2 (HTTP/1.1 otherwise takes `super::h1`'s path), over TLS terminated here for HTTPS;
+//! TLS itself is accepted here for both. Each
 //! request is routed as the plan says when it arrives — the first matching rule by priority
 //! (host, path prefix or regex, headers) forwards to its pool or redirects, else the default
-//! pool — and sent to a backend over a keep-alive pool of HTTP/1.1 connections with
+//! pool — and sent to a backend over a keep-alive pool of HTTP/1.1 or HTTP/2 connections with
 //! `X-Forwarded-For`/`-Proto`/`-Host` and `Forwarded` added and hop-by-hop headers removed.
 //! A request without a body and with an idempotent method is retried on another backend when
 //! a connection to one fails or it gets no response. An HTTP/1.1 upgrade (WebSocket) is passed on, and once the backend
@@ -26,7 +27,7 @@ use hyper_util::server::conn::auto;
 
 use crate::balance::maglev;
 use crate::model::listener::host_matches;
-use crate::model::pool::HashOn;
+use crate::model::pool::{BackendProtocol, HashOn};
 use crate::model::rule::Action;
 
 use super::idle;
@@ -43,14 +44,17 @@ const ATTEMPTS: usize = 3;
 /// A TLS handshake must finish within this.
 const HANDSHAKE: Duration = Duration::from_secs(10);
 
-/// The client every HTTP listener of the node shares: keep-alive connections to backends.
-pub fn client() -> HttpClient {
+/// A client the node's HTTP listeners share (this path's): keep-alive connections to
+/// backends, over HTTP/1.1 or (`http2`) HTTP/2 with prior knowledge.
+pub fn client(http2: bool) -> HttpClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(Duration::from_secs(5)));
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_timer(TokioTimer::new())
+        .http2_only(http2)
+        .timer(TokioTimer::new())
         .build(connector)
 }
 
@@ -287,12 +291,19 @@ async fn forward(
     // An upgrade (WebSocket) keeps its Upgrade and Connection headers; once the backend
     // agrees (101), both connections are handed over and joined byte for byte.
     let mut request = request;
+    let http2 = pool.spec.backend_protocol == BackendProtocol::Http2;
+    // HTTP/2 keeps `te: trailers` (gRPC asks for trailers with it); nothing else of TE.
+    let trailers = http2
+        && request.headers().get_all(header::TE).iter().any(|v| v.to_str().is_ok_and(|v| v.to_ascii_lowercase().contains("trailers")));
     let upgrade = request.headers().get(header::UPGRADE).cloned().filter(|_| {
         request.headers().get_all(header::CONNECTION).iter().any(|v| v.to_str().is_ok_and(|v| v.to_ascii_lowercase().contains("upgrade")))
     });
     let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
     let (mut parts, body) = request.into_parts();
     strip_hop_by_hop(&mut parts.headers);
+    if trailers {
+        parts.headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
     if let Some(protocol) = &upgrade {
         parts.headers.insert(header::UPGRADE, protocol.clone());
         parts.headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
@@ -362,7 +373,8 @@ async fn forward(
             Some(Ok(uri)) => uri,
             _ => return (reply(StatusCode::BAD_REQUEST, "the request target cannot be forwarded"), None),
         };
-        let mut outgoing = Request::builder().method(parts.method.clone()).uri(uri).version(hyper::Version::HTTP_11);
+        let version = if http2 { hyper::Version::HTTP_2 } else { hyper::Version::HTTP_11 };
+        let mut outgoing = Request::builder().method(parts.method.clone()).uri(uri).version(version);
         if let Some(headers) = outgoing.headers_mut() {
             *headers = parts.headers.clone();
         }
@@ -373,7 +385,8 @@ async fn forward(
         let Ok(outgoing) = outgoing.body(this_body) else {
             return (reply(StatusCode::BAD_REQUEST, "the request cannot be forwarded"), None);
         };
-        match tokio::time::timeout(timeout, shared.http.request(outgoing)).await {
+        let client = if http2 { &shared.http2 } else { &shared.http };
+        match tokio::time::timeout(timeout, client.request(outgoing)).await {
             Ok(Ok(mut response)) => {
                 stats.succeeded();
                 let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;

@@ -44,6 +44,8 @@ pub struct Shared {
     generation: std::sync::atomic::AtomicU64,
     pub stats: Stats,
     pub http: http::HttpClient,
+    /// hyper's client to pools whose backends speak HTTP/2.
+    pub http2: http::HttpClient,
     pub metrics: Arc<metrics::Metrics>,
     /// Log every connection (L4) and request (L7) at info, target `fiberlb::access`.
     pub access_log: bool,
@@ -51,7 +53,7 @@ pub struct Shared {
 
 impl Default for Shared {
     fn default() -> Self {
-        Self { plan: RwLock::default(), generation: Default::default(), stats: Stats::default(), http: http::client(), metrics: metrics::Metrics::new(), access_log: true }
+        Self { plan: RwLock::default(), generation: Default::default(), stats: Stats::default(), http: http::client(false), http2: http::client(true), metrics: metrics::Metrics::new(), access_log: true }
     }
 }
 

@@ -39,6 +39,17 @@ pub enum ProxyProtocol {
     V2,
 }
 
+/// How L7 listeners talk to the pool's backends.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendProtocol {
+    #[default]
+    Http1,
+    /// HTTP/2 over cleartext with prior knowledge (h2c): gRPC services, whatever the client
+    /// speaks (HTTP/1.1 or HTTP/2).
+    Http2,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PoolSpec {
@@ -53,6 +64,9 @@ pub struct PoolSpec {
     /// PROXY protocol header sent to backends (L4 listeners).
     #[serde(default)]
     pub proxy_protocol: ProxyProtocol,
+    /// HTTP/1.1 or HTTP/2 to the backends (L7 listeners).
+    #[serde(default)]
+    pub backend_protocol: BackendProtocol,
     /// A backend that returns gets its share of traffic ramped up over this long (0: at once).
     #[serde(default)]
     pub slow_start_ms: u64,

@@ -3,7 +3,8 @@
 //! with its body streamed on as bytes (`body` finds where it ends) over a backend connection
 //! the client connection keeps (`upstream`); the response comes back the same way. Nothing is
 //! decoded into a message object and encoded again, and there is no task or channel per
-//! request. HTTP/2 (ALPN h2, or the prior-knowledge preface) and HTTP/1.0 clients are handed to
+//! request. HTTP/2 (ALPN h2, or the prior-knowledge preface) and HTTP/1.0 clients, and a
+//! connection from its first request for a pool whose backends speak HTTP/2, are handed to
 //! hyper (`super::http`) with the bytes read so far put back (`rewind`).
 //!
 //! Limits and timeouts as the listener says: a request head within `request_ms` of its first
@@ -29,7 +30,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::balance::{maglev, Candidate};
 use crate::model::listener::host_matches;
-use crate::model::pool::HashOn;
+use crate::model::pool::{BackendProtocol, HashOn};
 use crate::model::rule::Action;
 
 use super::plan::{CompiledRule, ListenerPlan};
@@ -85,6 +86,8 @@ enum Next {
     Close,
     /// The connection was handed over (an upgrade joined to its backend).
     Done,
+    /// The request goes to an HTTP/2 pool: hyper serves the connection from this request on.
+    Hyper,
 }
 
 enum HeadRead {
@@ -151,6 +154,12 @@ where
             (String::from_utf8_lossy(method).into_owned(), String::from_utf8_lossy(target).into_owned())
         });
         let outcome = exchange(&mut client, &head, &plan, &mut r, peer, https).await;
+        if outcome.next == Next::Hyper {
+            let request = client.buf.split().freeze();
+            drop(r);
+            super::http::serve_hyper(rewind::Rewind::new(request, client.io), peer, key, shared, https).await;
+            return;
+        }
         let elapsed = started.elapsed();
         plan.metrics.request(outcome.status, elapsed.as_secs_f64());
         if let Some((method, path)) = logged {
@@ -166,7 +175,7 @@ where
                 let _ = client.io.shutdown().await;
                 return;
             }
-            Next::Done => return,
+            Next::Done | Next::Hyper => return,
         }
     }
 }
@@ -304,6 +313,9 @@ where
     let Some(pool) = pool else {
         return answer(client, &mut r.out, 503, "no pool serves this request", None, close_unread).await;
     };
+    if pool.spec.backend_protocol == BackendProtocol::Http2 {
+        return Outcome { status: 0, backend: None, next: Next::Hyper };
+    }
     let method = Head::at(buf, &head.first);
     let to_head = method == b"HEAD";
     let retryable = !has_body && matches!(method, b"GET" | b"HEAD" | b"OPTIONS" | b"PUT" | b"DELETE");
