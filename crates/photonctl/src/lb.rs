@@ -95,6 +95,9 @@ pub enum PoolCommand {
         /// PROXY protocol toward backends: v1 or v2.
         #[arg(long)]
         proxy_protocol: Option<String>,
+        /// What HTTP listeners speak to the backends: http1 (default) or http2 (h2c; gRPC).
+        #[arg(long)]
+        backend_protocol: Option<String>,
     },
     Ls { lb: String },
     Rm { lb: String, name: String },
@@ -168,7 +171,7 @@ pub enum Show {
 
 const LB_COLUMNS: &[&str] = &["name", "vip", "created_at"];
 const LISTENER_COLUMNS: &[&str] = &["name", "protocol", "port", "default_pool"];
-const POOL_COLUMNS: &[&str] = &["name", "algorithm", "proxy_protocol"];
+const POOL_COLUMNS: &[&str] = &["name", "algorithm", "proxy_protocol", "backend_protocol"];
 const BACKEND_COLUMNS: &[&str] = &["name", "address", "port", "weight", "admin_state"];
 const CHECK_COLUMNS: &[&str] = &["name", "probe", "path", "interval_ms", "rise", "fall"];
 const HEALTH_COLUMNS: &[&str] = &["pool", "backend", "address", "admin_state", "up", "active", "failing_checks", "ejected_for_ms"];
@@ -217,10 +220,11 @@ pub fn plan(command: &LbCommand, owner: &Owner, pem: Option<(String, String)>) -
             ),
         },
         LbCommand::Pool { command } => match command {
-            PoolCommand::Add { lb: l, name, algorithm, proxy_protocol } => {
+            PoolCommand::Add { lb: l, name, algorithm, proxy_protocol, backend_protocol } => {
                 let spec = spec_of(&[
                     ("algorithm", algorithm.clone().map(Value::from)),
                     ("proxy_protocol", proxy_protocol.clone().map(Value::from)),
+                    ("backend_protocol", backend_protocol.clone().map(Value::from)),
                 ]);
                 call(Method::POST, format!("{}/pools", lb(l)), create(name, spec), Show::Rows(POOL_COLUMNS))
             }
