@@ -99,14 +99,14 @@ pub struct Dataplane {
     /// The VIP reconciler's queue, told of every plan change (when VIPs are managed here).
     vips: Mutex<Option<Arc<Queue<std::net::IpAddr>>>>,
     /// Where TCP and HTTP listeners accept and their connections run.
-    threads: threads::Threads,
+    threads: Arc<threads::Threads>,
 }
 
 impl Dataplane {
     pub fn new(layout: Layout, keys: Arc<SealKey>, options: &crate::config::DataplaneSection) -> std::io::Result<Arc<Self>> {
         let shared = Arc::new(Shared { access_log: options.access_log, ..Shared::default() });
         let probes = health::Probes::new(shared.clone());
-        let threads = threads::Threads::start(options.threads)?;
+        let threads = Arc::new(threads::Threads::start(options.threads)?);
         Ok(Arc::new(Self { layout, keys, shared, running: Mutex::default(), queue: Arc::default(), probes, vips: Mutex::default(), threads }))
     }
 
@@ -189,12 +189,13 @@ impl Dataplane {
         F: Fn(tokio::net::TcpStream, SocketAddr, Arc<ListenerPlan>, Arc<Shared>) -> Fut + Clone + Send + 'static,
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
-        for handle in self.threads.handles() {
+        for (me, handle) in self.threads.handles().iter().enumerate() {
             let copy = listener.try_clone()?;
             let (key, shared, stop, serve) = (key.to_string(), self.shared.clone(), stop.clone(), serve.clone());
+            let threads = self.threads.clone();
             handle.spawn(async move {
                 match tokio::net::TcpListener::from_std(copy) {
-                    Ok(listener) => accept(listener, key, shared, stop, serve).await,
+                    Ok(listener) => accept(listener, key, shared, stop, serve, (threads, me)).await,
                     Err(e) => tracing::error!(listener = %key, error = %e, "cannot accept on a dataplane thread"),
                 }
             });
@@ -275,11 +276,19 @@ fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
-/// Accepts on `listener` until `stop`, handing each connection (with the listener's plan as it
-/// is now) to `serve` on a task of its own; connections already open are not stopped with it.
-pub async fn accept<F, Fut>(listener: tokio::net::TcpListener, key: String, shared: Arc<Shared>, stop: CancellationToken, serve: F)
-where
-    F: Fn(tokio::net::TcpStream, SocketAddr, Arc<ListenerPlan>, Arc<Shared>) -> Fut,
+/// Accepts on `listener` until `stop` (as dataplane thread `me`), handing each connection (with
+/// the listener's plan as it is now) to `serve` on a task of its own, on this thread or, if
+/// this one is busier, the least loaded (`threads::Threads::place`); connections already open
+/// are not stopped with it.
+pub async fn accept<F, Fut>(
+    listener: tokio::net::TcpListener,
+    key: String,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+    serve: F,
+    (threads, me): (Arc<threads::Threads>, usize),
+) where
+    F: Fn(tokio::net::TcpStream, SocketAddr, Arc<ListenerPlan>, Arc<Shared>) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     // The listener's plan, looked up again only when the plan changes.
@@ -304,7 +313,24 @@ where
         }
         let Some(plan) = plan.clone() else { continue };
         plan.metrics.connections.inc();
-        // On this task's thread: a dataplane thread's connections stay on it.
-        tokio::spawn(serve(stream, peer, plan, shared.clone()));
+        let there = threads.place(me);
+        if there == me {
+            let (counted, work) = (threads.count(me), serve(stream, peer, plan, shared.clone()));
+            tokio::spawn(async move {
+                let _counted = counted;
+                work.await
+            });
+            continue;
+        }
+        // Moved: out of this thread's reactor, into that one's.
+        let Ok(moved) = stream.into_std() else { continue };
+        let (counted, serve, shared) = (threads.count(there), serve.clone(), shared.clone());
+        threads.spawn_on(there, async move {
+            let _counted = counted;
+            match tokio::net::TcpStream::from_std(moved) {
+                Ok(stream) => serve(stream, peer, plan, shared).await,
+                Err(e) => tracing::warn!(error = %e, "a connection could not move to another dataplane thread"),
+            }
+        });
     }
 }
