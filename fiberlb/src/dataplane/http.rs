@@ -77,6 +77,16 @@ where
     let Some(config) = plan.tls.clone() else {
         return super::h1::serve(stream, peer, key, plan, shared, false).await;
     };
+    // Boxed: the handshake's and TLS stream's state would make every plain connection's
+    // future (moved whole when spawned) that much larger.
+    Box::pin(terminate_tls(stream, config, peer, key, plan, shared)).await;
+}
+
+/// TLS terminated here, then HTTP/2 (ALPN h2) by hyper or HTTP/1.1 by `super::h1`.
+async fn terminate_tls<S>(stream: S, config: Arc<rustls::ServerConfig>, peer: SocketAddr, key: String, plan: Arc<ListenerPlan>, shared: Arc<Shared>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let tls = match tokio::time::timeout(HANDSHAKE, tokio_rustls::TlsAcceptor::from(config).accept(stream)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
@@ -86,7 +96,7 @@ where
         Err(_) => return,
     };
     if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
-        serve_hyper(tls, peer, key, shared, true).await;
+        Box::pin(serve_hyper(tls, peer, key, shared, true)).await;
     } else {
         super::h1::serve(tls, peer, key, plan, shared, true).await;
     }

@@ -48,6 +48,14 @@ const COALESCE: usize = 16 * 1024;
 /// Read buffers grow by this.
 const READ_CHUNK: usize = 16 * 1024;
 
+/// Makes room to read into `buf`: at least 4 KiB free, grown by a chunk when less is (so a
+/// partial head in the buffer does not reallocate it on every read).
+fn room(buf: &mut BytesMut) {
+    if buf.capacity() - buf.len() < 4096 {
+        buf.reserve(READ_CHUNK);
+    }
+}
+
 /// A byte stream and what was read from it but not used yet.
 struct Conn<S> {
     io: S,
@@ -104,7 +112,7 @@ pub async fn serve<S>(io: S, peer: SocketAddr, key: String, plan: Arc<ListenerPl
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let mut client = Conn { io, buf: BytesMut::with_capacity(8192) };
+    let mut client = Conn { io, buf: BytesMut::with_capacity(READ_CHUNK) };
     let mut head = Head::with_capacity();
     let mut r = Reused {
         out: Vec::with_capacity(4096),
@@ -143,7 +151,8 @@ where
             HeadRead::Elsewhere => {
                 let prefix = client.buf.split().freeze();
                 drop(r);
-                super::http::serve_hyper(rewind::Rewind::new(prefix, client.io), peer, key, shared, https).await;
+                // Boxed: hyper's connection is large, and this path rare.
+                Box::pin(super::http::serve_hyper(rewind::Rewind::new(prefix, client.io), peer, key, shared, https)).await;
                 return;
             }
         }
@@ -157,7 +166,7 @@ where
         if outcome.next == Next::Hyper {
             let request = client.buf.split().freeze();
             drop(r);
-            super::http::serve_hyper(rewind::Rewind::new(request, client.io), peer, key, shared, https).await;
+            Box::pin(super::http::serve_hyper(rewind::Rewind::new(request, client.io), peer, key, shared, https)).await;
             return;
         }
         let elapsed = started.elapsed();
@@ -211,7 +220,7 @@ async fn read_head<S: AsyncRead + Unpin>(client: &mut Conn<S>, head: &mut Head, 
                 deadline = deadline.min(tokio::time::Instant::now() + request);
             }
         }
-        client.buf.reserve(READ_CHUNK);
+        room(&mut client.buf);
         match timer.until(deadline, client.io.read_buf(&mut client.buf)).await {
             Some(Ok(n)) if n > 0 => {}
             _ => return HeadRead::Closed,
@@ -419,7 +428,7 @@ where
             r.out.clear();
             rewrite::response(&up.buf, &r.response, false, &mut r.out);
             up.buf.advance(r.response.len);
-            return Outcome { status: 101, backend: name, next: join(client, up, &mut r.out).await };
+            return Outcome { status: 101, backend: name, next: Box::pin(join(client, up, &mut r.out)).await };
         }
         let status = r.response.status;
         let framing = r.response.framing();
@@ -491,7 +500,7 @@ where
                 return Ok(());
             }
         }
-        client.buf.reserve(READ_CHUNK);
+        room(&mut client.buf);
         match timer.within(idle, client.io.read_buf(&mut client.buf)).await {
             Some(Ok(n)) if n > 0 => {}
             _ => return Err(Failed::Client),
@@ -511,7 +520,7 @@ async fn read_response(up: &mut Upstream, response: &mut Head, to_head: bool, li
                 Err(_) => return Err(std::io::Error::other("the response is not HTTP/1.x")),
             }
         }
-        up.buf.reserve(READ_CHUNK);
+        room(&mut up.buf);
         match timer.until(deadline, up.stream.read_buf(&mut up.buf)).await {
             Some(Ok(0)) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
             Some(Ok(_)) => {}
@@ -537,7 +546,7 @@ async fn relay<W: AsyncWrite + Unpin>(up: &mut Upstream, client: &mut W, mut bod
         if body.done() {
             return client.flush().await;
         }
-        up.buf.reserve(READ_CHUNK);
+        room(&mut up.buf);
         match timer.within(idle, up.stream.read_buf(&mut up.buf)).await {
             Some(Ok(0)) if matches!(body, Progress::UntilClose) => body = Progress::Done,
             Some(Ok(n)) if n > 0 => {}

@@ -37,7 +37,7 @@ impl Upstream {
             Err(_) => return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, format!("no connection within {timeout:?}"))),
         };
         stream.set_nodelay(true)?;
-        Ok(Upstream { addr, stream, buf: BytesMut::with_capacity(8192), idle_since: Instant::now() })
+        Ok(Upstream { addr, stream, buf: BytesMut::with_capacity(16 * 1024), idle_since: Instant::now() })
     }
 
     /// Whether a connection that sat idle may still be used: not past its age, and (after a
