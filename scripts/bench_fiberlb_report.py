@@ -34,3 +34,22 @@ for line in ["HTTP/1.1 keep-alive", "new connection per request", "HTTPS keep-al
 f, h = best.get(("fiberlb", "TCP throughput (iperf3)")), best.get(("haproxy", "TCP throughput (iperf3)"))
 if f and h:
     print(f"| TCP throughput (iperf3), Gbit/s | {f['gbps']:.2f} | {h['gbps']:.2f} | {f['gbps'] / h['gbps']:.2f} | — | — | — | — | — |")
+
+# Each round measured the two back to back: their ratio round by round, and its median, is the
+# comparison least moved by a noisy machine.
+by_round = {(r["proxy"], r["line"], r["round"]): score(r) for r in rows}
+lines = ["HTTP/1.1 keep-alive", "new connection per request", "HTTPS keep-alive (TLS terminated)", "TCP throughput (iperf3)"]
+print("\nRound by round (each measured back to back), FiberLB / HAProxy:\n")
+print("| line | ratios by round | median |")
+print("|---|---|---:|")
+for line in lines:
+    ratios = []
+    for rnd in sorted({r["round"] for r in rows}):
+        f, h = by_round.get(("fiberlb", line, rnd)), by_round.get(("haproxy", line, rnd))
+        if f and h:
+            ratios.append(f / h)
+    if ratios:
+        ordered = sorted(ratios)
+        mid = len(ordered) // 2
+        median = ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+        print(f"| {line} | {' '.join(f'{x:.2f}' for x in ratios)} | {median:.2f} |")
