@@ -18,6 +18,7 @@ pub mod config;
 mod error;
 mod fallback;
 mod health;
+pub mod histogram;
 mod metrics;
 pub mod notify;
 mod observe;

@@ -11,7 +11,9 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::histogram::exponential_buckets;
+
+use crate::histogram::AtomicHistogram;
 use prometheus_client::registry::Registry;
 
 /// Labels of one request: `protocol` is `grpc` or `http`; `route` the gRPC method path or the
@@ -30,22 +32,22 @@ struct BuildLabels {
     version: String,
 }
 
-fn latency_histogram() -> Histogram {
+fn latency_histogram() -> AtomicHistogram {
     // 0.25 ms .. ~8 s.
-    Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
+    AtomicHistogram::new(exponential_buckets(0.000_25, 2.0, 16))
 }
 
 pub(crate) struct Metrics {
     registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
-    pub duration: Family<RequestLabels, Histogram, fn() -> Histogram>,
+    pub duration: Family<RequestLabels, AtomicHistogram, fn() -> AtomicHistogram>,
     pub in_flight: Gauge,
 }
 
 impl Metrics {
     pub fn new(mut registry: Registry, service: &str, version: &str) -> Self {
         let requests = Family::<RequestLabels, Counter>::default();
-        let duration = Family::<RequestLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
+        let duration = Family::<RequestLabels, AtomicHistogram, fn() -> AtomicHistogram>::new_with_constructor(latency_histogram);
         let in_flight = Gauge::default();
         let build = Family::<BuildLabels, Gauge>::default();
         build.get_or_create(&BuildLabels { service: service.into(), version: version.into() }).set(1);
