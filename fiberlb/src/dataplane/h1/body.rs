@@ -135,18 +135,26 @@ impl Progress {
                 }
                 Ok(take as usize)
             }
-            Progress::Chunked(chunked) => {
-                let took = chunked.scan(bytes)?;
-                if chunked.done() {
-                    *self = Progress::Done;
-                }
-                Ok(took)
-            }
+            // Kept (not turned into `Done`) when it ends, so its data count stays readable.
+            Progress::Chunked(chunked) => chunked.scan(bytes),
         }
     }
 
     pub fn done(&self) -> bool {
-        matches!(self, Progress::Done)
+        match self {
+            Progress::Done => true,
+            Progress::Chunked(chunked) => chunked.done(),
+            _ => false,
+        }
+    }
+
+    /// Body data taken so far: the chunks' contents for a chunked body (its coding not
+    /// counted), else `taken` (what the caller counted).
+    pub fn data(&self, taken: u64) -> u64 {
+        match self {
+            Progress::Chunked(chunked) => chunked.data,
+            _ => taken,
+        }
     }
 }
 

@@ -376,6 +376,7 @@ where
                     let why = format!("the body is larger than the {} bytes allowed", plan.spec.max_body_bytes);
                     return answer(client, &mut r.out, 413, &why, None, true).await;
                 }
+                Err(Failed::Malformed(why)) => return answer(client, &mut r.out, 400, why, None, true).await,
                 Err(Failed::Backend(e)) => break Err(e),
                 Ok(()) => {}
             }
@@ -450,6 +451,8 @@ where
 enum Failed {
     /// The client went away or stalled mid-body.
     Client,
+    /// The request's chunked coding is malformed (400).
+    Malformed(&'static str),
     /// The body grew past the listener's limit.
     TooLarge,
     Backend(std::io::Error),
@@ -474,9 +477,9 @@ where
     let idle = Duration::from_millis(plan.spec.timeouts.idle_ms);
     let mut sent_body = 0u64;
     let take = |body: &mut Progress, bytes: &[u8], sent: &mut u64| -> Result<usize, Failed> {
-        let n = body.take(bytes).map_err(|_| Failed::Client)?;
+        let n = body.take(bytes).map_err(Failed::Malformed)?;
         *sent += n as u64;
-        if *sent > limit && limit > 0 {
+        if body.data(*sent) > limit {
             return Err(Failed::TooLarge);
         }
         Ok(n)
