@@ -63,3 +63,15 @@ pub fn free_port() -> u16 {
     }
     panic!("no free port in {PORTS:?}");
 }
+
+/// Runs `command` with `stdin` written to its standard input, and waits for its output. A
+/// program that stops reading early (curl refusing a body) is not an error: what it did not
+/// read does not matter.
+pub fn output_with_stdin(command: &mut std::process::Command, stdin: &str) -> std::process::Output {
+    use std::process::Stdio;
+    let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("the command runs");
+    if let Some(mut input) = child.stdin.take() {
+        let _ = std::io::Write::write_all(&mut input, stdin.as_bytes());
+    }
+    child.wait_with_output().expect("the command runs")
+}

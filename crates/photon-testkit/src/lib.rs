@@ -13,7 +13,7 @@ mod process;
 pub mod seeded;
 mod server;
 
-pub use binary::{binary, free_port};
+pub use binary::{binary, free_port, output_with_stdin};
 pub use netns::Lab;
 pub use process::Process;
 pub use server::TestServer;

@@ -90,13 +90,7 @@ impl TestServer {
             }
         }
         command.arg(format!("{}{path}", self.url()));
-        command.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
-        let mut child = command.spawn().expect("curl runs");
-        if let (Some(body), Some(mut stdin)) = (body, child.stdin.take()) {
-            // curl may stop reading early (a refused body); what it did not read does not matter.
-            let _ = std::io::Write::write_all(&mut stdin, body.as_bytes());
-        }
-        let out = child.wait_with_output().expect("curl runs");
+        let out = crate::binary::output_with_stdin(&mut command, body.unwrap_or_default());
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
         let json = serde_json::from_str(body).unwrap_or(serde_json::Value::String(body.to_string()));

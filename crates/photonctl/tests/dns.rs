@@ -5,13 +5,12 @@
 #[path = "../../../flashdns/tests/common/mod.rs"]
 mod stack;
 
-use std::io::Write as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use photon_api::iam::v1 as pb;
-use photon_testkit::binary;
+use photon_testkit::{binary, output_with_stdin};
 use serde_json::Value;
 use stack::iam_env::bearer;
 use stack::{dig, Stack};
@@ -33,18 +32,9 @@ struct Run {
 
 impl Photonctl<'_> {
     fn run(&self, args: &[&str], stdin: Option<&str>) -> Run {
-        let mut child = Command::new(binary("photonctl"))
-            .args(args)
-            .env("PHOTONCTL_CONFIG_DIR", self.config)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut input = child.stdin.take().unwrap();
-        input.write_all(stdin.unwrap_or_default().as_bytes()).unwrap();
-        drop(input);
-        let out = child.wait_with_output().unwrap();
+        let mut command = Command::new(binary("photonctl"));
+        command.args(args).env("PHOTONCTL_CONFIG_DIR", self.config);
+        let out = output_with_stdin(&mut command, stdin.unwrap_or_default());
         Run {
             ok: out.status.success(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -6,31 +6,21 @@
 #[path = "../../../fiberlb/tests/common/mod.rs"]
 mod stack;
 
-use std::io::Write as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use photon_api::iam::v1 as pb;
-use photon_testkit::{binary, free_port};
+use photon_testkit::{binary, free_port, output_with_stdin};
 use stack::iam_env::bearer;
 use stack::{backend, through, wait_for, Stack};
 
 const PASSWORD: &str = "alice-long-password";
 
 fn photonctl(config: &Path, args: &[&str], stdin: Option<&str>) -> (bool, String) {
-    let mut child = Command::new(binary("photonctl"))
-        .args(args)
-        .env("PHOTONCTL_CONFIG_DIR", config)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.unwrap_or_default().as_bytes()).unwrap();
-    drop(input);
-    let out = child.wait_with_output().unwrap();
+    let mut command = Command::new(binary("photonctl"));
+    command.args(args).env("PHOTONCTL_CONFIG_DIR", config);
+    let out = output_with_stdin(&mut command, stdin.unwrap_or_default());
     (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 

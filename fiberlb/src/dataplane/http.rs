@@ -26,12 +26,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 
 use crate::balance::maglev;
-use crate::model::listener::host_matches;
 use crate::model::pool::{BackendProtocol, HashOn};
 use crate::model::rule::Action;
 
 use super::idle;
-use super::plan::{CompiledRule, ListenerPlan, PoolPlan};
+use super::plan::{host_without_port, CompiledRule, ListenerPlan, PoolPlan, ATTEMPTS};
 use super::stats::InFlight;
 use super::Shared;
 
@@ -39,8 +38,6 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type Body = BoxBody<Bytes, BoxError>;
 pub type HttpClient = Client<HttpConnector, Body>;
 
-/// Backends tried for one request at most.
-const ATTEMPTS: usize = 3;
 /// A TLS handshake must finish within this.
 const HANDSHAKE: Duration = Duration::from_secs(10);
 
@@ -205,10 +202,11 @@ async fn route(request: Request<Incoming>, peer: SocketAddr, plan: &Arc<Listener
     let answer = |response| (response, None);
     let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|length| length > plan.spec.max_body_bytes) {
-        return answer(reply(StatusCode::PAYLOAD_TOO_LARGE, &format!("the body is larger than the {} bytes allowed", plan.spec.max_body_bytes)));
+        return answer(reply(StatusCode::PAYLOAD_TOO_LARGE, &plan.body_too_large()));
     }
     let host = host_of(&request);
-    let rule = plan.rules.iter().find(|rule| matches(rule, &request, host.as_deref()));
+    let path = request.uri().path();
+    let rule = plan.rules.iter().find(|rule| rule.matches(host.as_deref(), path, |name| request.headers().get(name).map(|v| v.as_bytes())));
     let pool = match rule.map(|r| &r.spec.action) {
         Some(Action::Redirect { location, status }) => {
             let mut response = reply(StatusCode::from_u16(*status).unwrap_or(StatusCode::FOUND), "redirected");
@@ -226,36 +224,10 @@ async fn route(request: Request<Incoming>, peer: SocketAddr, plan: &Arc<Listener
     forward(request, peer, plan, &pool, rule, host, https, shared).await
 }
 
-/// The request's host without port: HTTP/2's authority or the Host header.
+/// The request's host without port, lowercase: HTTP/2's authority or the Host header.
 fn host_of<B>(request: &Request<B>) -> Option<String> {
-    let raw = request.uri().host().map(str::to_string).or_else(|| {
-        request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(|h| {
-            // `[v6]:port`, `name:port` or `name`.
-            if let Some(rest) = h.strip_prefix('[') {
-                rest.split(']').next().unwrap_or(rest).to_string()
-            } else {
-                h.rsplit_once(':').map_or(h, |(name, _)| name).to_string()
-            }
-        })
-    })?;
+    let raw = request.uri().host().or_else(|| request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(host_without_port))?;
     Some(raw.to_ascii_lowercase())
-}
-
-fn matches<B>(rule: &CompiledRule, request: &Request<B>, host: Option<&str>) -> bool {
-    let m = &rule.spec.matches;
-    if let Some(want) = &m.host {
-        if !host.is_some_and(|host| host_matches(want, host)) {
-            return false;
-        }
-    }
-    let path = request.uri().path();
-    if m.path_prefix.as_ref().is_some_and(|prefix| !path.starts_with(prefix.as_str())) {
-        return false;
-    }
-    if rule.path_regex.as_ref().is_some_and(|re| !re.is_match(path)) {
-        return false;
-    }
-    m.headers.iter().all(|(name, value)| request.headers().get(name.as_str()).is_some_and(|v| v.as_bytes() == value.as_bytes()))
 }
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).

@@ -73,6 +73,38 @@ pub struct BackendPlan {
     pub authority: Option<http::uri::Authority>,
 }
 
+/// Backends tried for one connection or request at most.
+pub const ATTEMPTS: usize = 3;
+
+impl CompiledRule {
+    /// Whether a request with `host` (lowercase, no port), `path` (no query) and headers read
+    /// through `header` (the first field of a name) is this rule's.
+    pub fn matches<'a>(&self, host: Option<&str>, path: &str, header: impl Fn(&str) -> Option<&'a [u8]>) -> bool {
+        let m = &self.spec.matches;
+        if let Some(want) = &m.host {
+            if !host.is_some_and(|host| crate::model::listener::host_matches(want, host)) {
+                return false;
+            }
+        }
+        if m.path_prefix.as_ref().is_some_and(|prefix| !path.starts_with(prefix.as_str())) {
+            return false;
+        }
+        if self.path_regex.as_ref().is_some_and(|re| !re.is_match(path)) {
+            return false;
+        }
+        m.headers.iter().all(|(name, value)| header(name).is_some_and(|v| v == value.as_bytes()))
+    }
+}
+
+/// A `Host` value's name without its port: `[v6]:port`, `name:port` or `name` (not lowercased).
+pub fn host_without_port(raw: &str) -> &str {
+    let raw = raw.trim();
+    match raw.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(rest),
+        None => raw.rsplit_once(':').map_or(raw, |(name, _)| name),
+    }
+}
+
 impl PoolPlan {
     /// What the balancer sees of each backend now: its weight (ramped up by slow start), in
     /// flight, and whether it may take new traffic (enabled, up, not in `tried`).
@@ -97,6 +129,11 @@ impl PoolPlan {
 }
 
 impl ListenerPlan {
+    /// The 413 answer's message.
+    pub fn body_too_large(&self) -> String {
+        format!("the body is larger than the {} bytes allowed", self.spec.max_body_bytes)
+    }
+
     pub fn default_pool(&self) -> Option<&Arc<PoolPlan>> {
         self.spec.default_pool.as_ref().and_then(|name| self.pools.get(name))
     }

@@ -20,7 +20,7 @@ use crate::model::backend::AdminState;
 use crate::model::listener::{host_matches, Protocol};
 use crate::model::pool::HashOn;
 
-use super::plan::{ListenerPlan, PoolPlan};
+use super::plan::{ListenerPlan, PoolPlan, ATTEMPTS};
 use super::splice::Pipe;
 use super::stats::InFlight;
 use super::timer::Timer;
@@ -28,8 +28,6 @@ use super::{proxy_protocol, Shared};
 
 /// How often a quiet connection looks at its backend's admin state.
 const RECHECK: Duration = Duration::from_secs(1);
-/// Backends tried for one connection at most.
-const ATTEMPTS: usize = 3;
 
 /// Serves one client connection of a TCP or TLS passthrough listener.
 pub async fn connection(client: TcpStream, peer: SocketAddr, plan: Arc<ListenerPlan>, shared: Arc<Shared>) {

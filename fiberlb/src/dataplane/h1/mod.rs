@@ -29,11 +29,10 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::balance::{maglev, Candidate};
-use crate::model::listener::host_matches;
 use crate::model::pool::{BackendProtocol, HashOn};
 use crate::model::rule::Action;
 
-use super::plan::{CompiledRule, ListenerPlan};
+use super::plan::{host_without_port, ListenerPlan, ATTEMPTS};
 use super::stats::InFlight;
 use super::Shared;
 use body::Progress;
@@ -41,8 +40,6 @@ use head::{Framing, Head, Parsed, Refused};
 use super::timer::Timer;
 use upstream::{Kept, Upstream};
 
-/// Backends tried for one request at most.
-const ATTEMPTS: usize = 3;
 /// Body bytes already read are appended to the head's write up to this; more go on their own.
 const COALESCE: usize = 16 * 1024;
 /// Read buffers grow by this.
@@ -246,35 +243,13 @@ fn split_target(target: &[u8]) -> (&[u8], Option<&[u8]>) {
 fn host_name(raw: &[u8], into: &mut String) -> bool {
     into.clear();
     let Ok(raw) = std::str::from_utf8(raw) else { return false };
-    let raw = raw.trim();
-    let name = if let Some(rest) = raw.strip_prefix('[') {
-        rest.split(']').next().unwrap_or(rest)
-    } else {
-        raw.rsplit_once(':').map_or(raw, |(name, _)| name)
-    };
-    into.push_str(name);
+    into.push_str(host_without_port(raw));
     into.make_ascii_lowercase();
     !into.is_empty()
 }
 
 fn field<'b>(buf: &'b [u8], head: &Head, name: &str) -> Option<&'b [u8]> {
     head.fields.iter().find(|f| Head::at(buf, &f.name).eq_ignore_ascii_case(name.as_bytes())).map(|f| Head::at(buf, &f.value))
-}
-
-fn matches(rule: &CompiledRule, buf: &[u8], head: &Head, host: Option<&str>, path: &str) -> bool {
-    let m = &rule.spec.matches;
-    if let Some(want) = &m.host {
-        if !host.is_some_and(|host| host_matches(want, host)) {
-            return false;
-        }
-    }
-    if m.path_prefix.as_ref().is_some_and(|prefix| !path.starts_with(prefix.as_str())) {
-        return false;
-    }
-    if rule.path_regex.as_ref().is_some_and(|re| !re.is_match(path)) {
-        return false;
-    }
-    m.headers.iter().all(|(name, value)| field(buf, head, name).is_some_and(|v| v == value.as_bytes()))
 }
 
 /// Our own answer to a request; the connection is kept unless `close` (or the request's body
@@ -302,8 +277,7 @@ where
     let close_unread = has_body || head.close;
     if let Framing::Length(n) = framing {
         if n > plan.spec.max_body_bytes {
-            let why = format!("the body is larger than the {} bytes allowed", plan.spec.max_body_bytes);
-            return answer(client, &mut r.out, 413, &why, None, true).await;
+            return answer(client, &mut r.out, 413, &plan.body_too_large(), None, true).await;
         }
     }
     let buf = &client.buf[..];
@@ -311,7 +285,7 @@ where
     let has_host = head.host.as_ref().map(|h| Head::at(buf, h)).or(authority).is_some_and(|raw| host_name(raw, &mut r.host));
     let host = has_host.then_some(r.host.as_str());
     let path = std::str::from_utf8(target.split(|b| *b == b'?').next().unwrap_or(target)).unwrap_or("");
-    let rule = plan.rules.iter().find(|rule| matches(rule, buf, head, host, path));
+    let rule = plan.rules.iter().find(|rule| rule.matches(host, path, |name| field(buf, head, name)));
     let pool = match rule.map(|r| &r.spec.action) {
         Some(Action::Redirect { location, status }) => {
             return answer(client, &mut r.out, *status, "redirected", Some(location), close_unread).await;
@@ -373,8 +347,7 @@ where
             match send_request(client, &mut up, &mut r.out, &mut body, continue_first, plan, &mut r.body_timer).await {
                 Err(Failed::Client) => return Outcome { status: 499, backend: name, next: Next::Close },
                 Err(Failed::TooLarge) => {
-                    let why = format!("the body is larger than the {} bytes allowed", plan.spec.max_body_bytes);
-                    return answer(client, &mut r.out, 413, &why, None, true).await;
+                    return answer(client, &mut r.out, 413, &plan.body_too_large(), None, true).await;
                 }
                 Err(Failed::Malformed(why)) => return answer(client, &mut r.out, 400, why, None, true).await,
                 Err(Failed::Backend(e)) => break Err(e),
