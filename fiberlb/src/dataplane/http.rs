@@ -72,7 +72,7 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let Some(config) = plan.tls.clone() else {
-        return super::h1::serve(stream, peer, key, plan, shared, false).await;
+        return super::h1::serve(stream, peer, key, shared, false).await;
     };
     // Boxed: the handshake's and TLS stream's state would make every plain connection's
     // future (moved whole when spawned) that much larger.
@@ -95,7 +95,7 @@ where
     if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
         Box::pin(serve_hyper(tls, peer, key, shared, true)).await;
     } else {
-        super::h1::serve(tls, peer, key, plan, shared, true).await;
+        super::h1::serve(tls, peer, key, shared, true).await;
     }
 }
 

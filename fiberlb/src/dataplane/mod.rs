@@ -74,11 +74,35 @@ impl Shared {
         self.plan().listeners.get(key).cloned()
     }
 
+    /// Listener `key`'s plan as a long-lived task keeps it: looked up again only when the plan
+    /// has changed since (one atomic load per use otherwise).
+    pub fn follow(&self, key: &str) -> FollowedListener {
+        FollowedListener { generation: self.generation(), plan: self.listener(key) }
+    }
+
     /// A backend's admin state and drain deadline now (`None`: no longer configured).
     pub fn admin_state(&self, backend_key: &str) -> Option<(AdminState, u64)> {
         let plan = self.plan();
         let found = plan.backends().find(|(_, b)| b.key == backend_key).map(|(_, b)| (b.spec.admin_state, b.spec.drain_deadline_ms));
         found
+    }
+}
+
+/// A listener's plan kept by a task (`Shared::follow`).
+pub struct FollowedListener {
+    generation: u64,
+    plan: Option<Arc<ListenerPlan>>,
+}
+
+impl FollowedListener {
+    /// The plan now (`None`: the listener is gone).
+    pub fn current(&mut self, shared: &Shared, key: &str) -> Option<&Arc<ListenerPlan>> {
+        let now = shared.generation();
+        if now != self.generation {
+            self.generation = now;
+            self.plan = shared.listener(key);
+        }
+        self.plan.as_ref()
     }
 }
 
@@ -291,9 +315,7 @@ pub async fn accept<F, Fut>(
     F: Fn(tokio::net::TcpStream, SocketAddr, Arc<ListenerPlan>, Arc<Shared>) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    // The listener's plan, looked up again only when the plan changes.
-    let mut generation = shared.generation();
-    let mut plan = shared.listener(&key);
+    let mut followed = shared.follow(&key);
     loop {
         let (stream, peer) = tokio::select! {
             _ = stop.cancelled() => return,
@@ -307,11 +329,7 @@ pub async fn accept<F, Fut>(
             },
         };
         let _ = stream.set_nodelay(true);
-        if shared.generation() != generation {
-            generation = shared.generation();
-            plan = shared.listener(&key);
-        }
-        let Some(plan) = plan.clone() else { continue };
+        let Some(plan) = followed.current(&shared, &key).cloned() else { continue };
         plan.metrics.connections.inc();
         let there = threads.place(me);
         if there == me {

@@ -105,7 +105,7 @@ enum HeadRead {
 }
 
 /// Serves one client connection (plain, or TLS terminated) of listener `key` until it closes.
-pub async fn serve<S>(io: S, peer: SocketAddr, key: String, plan: Arc<ListenerPlan>, shared: Arc<Shared>, https: bool)
+pub async fn serve<S>(io: S, peer: SocketAddr, key: String, shared: Arc<Shared>, https: bool)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -124,17 +124,9 @@ where
         log: shared.access_log,
     };
     let mut first = true;
-    // The listener's plan, looked up again only when the plan changes.
-    let mut generation = shared.generation();
-    let mut plan = plan;
+    let mut followed = shared.follow(&key);
     loop {
-        if shared.generation() != generation {
-            generation = shared.generation();
-            match shared.listener(&key) {
-                Some(current) => plan = current,
-                None => return,
-            }
-        }
+        let Some(plan) = followed.current(&shared, &key) else { return };
         match read_head(&mut client, &mut head, &plan, first, &mut r.head_timer).await {
             HeadRead::Ready => {}
             HeadRead::Closed => return,
@@ -145,13 +137,7 @@ where
                 let _ = send(&mut client.io, &r.out).await;
                 return;
             }
-            HeadRead::Elsewhere => {
-                let prefix = client.buf.split().freeze();
-                drop(r);
-                // Boxed: hyper's connection is large, and this path rare.
-                Box::pin(super::http::serve_hyper(rewind::Rewind::new(prefix, client.io), peer, key, shared, https)).await;
-                return;
-            }
+            HeadRead::Elsewhere => break,
         }
         first = false;
         let started = Instant::now();
@@ -161,10 +147,7 @@ where
         });
         let outcome = exchange(&mut client, &head, &plan, &mut r, peer, https).await;
         if outcome.next == Next::Hyper {
-            let request = client.buf.split().freeze();
-            drop(r);
-            Box::pin(super::http::serve_hyper(rewind::Rewind::new(request, client.io), peer, key, shared, https)).await;
-            return;
+            break;
         }
         let elapsed = started.elapsed();
         plan.metrics.request(outcome.status, elapsed.as_secs_f64());
@@ -184,6 +167,11 @@ where
             Next::Done | Next::Hyper => return,
         }
     }
+    // hyper serves the rest, from the bytes read so far. Boxed: hyper's connection is large,
+    // and this path rare.
+    let read = client.buf.split().freeze();
+    drop(r);
+    Box::pin(super::http::serve_hyper(rewind::Rewind::new(read, client.io), peer, key, shared, https)).await;
 }
 
 async fn send<W: AsyncWrite + Unpin>(io: &mut W, bytes: &[u8]) -> std::io::Result<()> {
