@@ -25,7 +25,6 @@ const IMBALANCE: usize = 4;
 pub struct Threads {
     handles: Vec<Handle>,
     stop: CancellationToken,
-    next: AtomicUsize,
     /// Connections open on each thread.
     load: Vec<AtomicUsize>,
 }
@@ -43,7 +42,7 @@ impl Threads {
             std::thread::Builder::new().name(format!("fiberlb-dp-{i}")).spawn(move || runtime.block_on(stop.cancelled()))?;
         }
         tracing::info!(threads = n, "dataplane threads started");
-        Ok(Threads { handles, stop, next: AtomicUsize::new(0), load: (0..n).map(|_| AtomicUsize::new(0)).collect() })
+        Ok(Threads { handles, stop, load: (0..n).map(|_| AtomicUsize::new(0)).collect() })
     }
 
     /// Every thread's runtime.
@@ -51,19 +50,11 @@ impl Threads {
         &self.handles
     }
 
-    /// Runs `work` on the next thread in turn.
-    pub fn spawn<F: Future<Output = ()> + Send + 'static>(&self, work: F) {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.handles.len();
-        self.handles[i].spawn(work);
-    }
-
     /// Runs `work` on thread `i`.
     pub fn spawn_on<F: Future<Output = ()> + Send + 'static>(&self, i: usize, work: F) {
         self.handles[i % self.handles.len()].spawn(work);
     }
-}
 
-impl Threads {
     /// Where a connection accepted on thread `me` runs: there, unless another thread has at
     /// least `IMBALANCE` connections fewer (then the least loaded).
     pub fn place(&self, me: usize) -> usize {
