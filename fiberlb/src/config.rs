@@ -28,15 +28,17 @@ pub struct FiberlbConfig {
 
 /// `[vip]`: holding load balancers' addresses. Every fiberlb node on a segment may serve a
 /// VIP; one at a time holds it (a chainfire lease), adds it to `interface` and announces it
-/// with gratuitous ARP; when the holder dies another takes it over.
+/// (gratuitous ARP, IPv6 neighbour advertisement); when the holder dies another takes it over.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VipSection {
     /// The interface VIPs are added to (on the segment clients reach). Unset: VIPs are not
     /// managed here (listeners still bind them, for addresses routed to this node otherwise).
     pub interface: Option<String>,
-    /// The prefix length the address is added with.
+    /// The prefix length an IPv4 address is added with.
     pub prefix_len: u8,
+    /// The prefix length an IPv6 address is added with.
+    pub prefix_len_v6: u8,
     /// This node's name in the claim (default: the host name).
     pub node: Option<String>,
     /// How long a dead holder keeps a VIP before another takes it (a lease TTL, whole seconds).
@@ -76,7 +78,7 @@ impl ServiceConfig for FiberlbConfig {
             iam: IamSection::default(),
             secrets: SecretsSection { master_key_file: None },
             dataplane: DataplaneSection { access_log: true, threads: 0 },
-            vip: VipSection { interface: None, prefix_len: 32, node: None, ttl_secs: 2 },
+            vip: VipSection { interface: None, prefix_len: 32, prefix_len_v6: 128, node: None, ttl_secs: 2 },
         }
     }
 

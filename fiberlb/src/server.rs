@@ -53,6 +53,7 @@ pub async fn build(config: FiberlbConfig, context: Context) -> anyhow::Result<Ap
         let settings = VipSettings {
             interface,
             prefix_len: config.vip.prefix_len,
+            prefix_len_v6: config.vip.prefix_len_v6,
             node: config.vip.node.clone().unwrap_or_else(photon_runtime::host_name),
             ttl: Duration::from_secs(config.vip.ttl_secs.max(1)),
         };

@@ -1,6 +1,7 @@
 //! VIP failover: for every load balancer address in the plan, this node competes for a claim
 //! in chainfire (`photon_resource::claim`); while it holds one it has the address on the
-//! configured interface and has announced it (gratuitous ARP); when it loses or gives it up, it
+//! configured interface and has announced it (gratuitous ARP, or an unsolicited neighbour
+//! advertisement for IPv6); when it loses or gives it up, it
 //! removes it. A holder that dies stops renewing its lease; within the lease's TTL another node
 //! holds the claim, adds the address and announces it — clients follow the announcement.
 
@@ -21,6 +22,7 @@ pub const CLAIMS: &str = "/photoncloud/fiberlb/vips/";
 pub struct VipSettings {
     pub interface: String,
     pub prefix_len: u8,
+    pub prefix_len_v6: u8,
     pub node: String,
     pub ttl: Duration,
 }
@@ -98,29 +100,32 @@ impl Reconciler for Vips {
     }
 }
 
+/// The address as `ip` takes it, with the prefix length of its family.
+fn with_prefix(settings: &VipSettings, vip: IpAddr) -> String {
+    let len = if vip.is_ipv4() { settings.prefix_len } else { settings.prefix_len_v6 };
+    format!("{vip}/{len}")
+}
+
 /// Adds `vip` to the interface and announces it.
 fn take(settings: &VipSettings, vip: IpAddr) {
-    let address = format!("{vip}/{}", settings.prefix_len);
-    match ip(&["addr", "replace", &address, "dev", &settings.interface]) {
+    let address = with_prefix(settings, vip);
+    // No duplicate address detection for IPv6: the address is ours by the claim, and DAD would
+    // keep it unusable (tentative) for a second.
+    let nodad: &[&str] = if vip.is_ipv6() { &["nodad"] } else { &[] };
+    match ip(&[&["addr", "replace", &address, "dev", &settings.interface], nodad].concat()) {
         Ok(()) => tracing::info!(%vip, interface = %settings.interface, "holding the VIP: address added"),
         Err(e) => {
             tracing::error!(%vip, interface = %settings.interface, error = %e, "holding the VIP but cannot add it");
             return;
         }
     }
-    match vip {
-        IpAddr::V4(v4) => {
-            if let Err(e) = super::garp::announce(&settings.interface, v4, 3) {
-                tracing::warn!(%vip, error = %e, "gratuitous ARP not sent; clients learn the new holder when their ARP entry expires");
-            }
-        }
-        // Unsolicited neighbour advertisements are not sent yet: IPv6 clients re-resolve.
-        IpAddr::V6(_) => tracing::info!(%vip, "IPv6 VIP: no announcement sent"),
+    if let Err(e) = super::announce::announce(&settings.interface, vip, 3) {
+        tracing::warn!(%vip, error = %e, "VIP not announced; clients learn the new holder when their neighbour entry expires");
     }
 }
 
 fn give_up(settings: &VipSettings, vip: IpAddr) {
-    let address = format!("{vip}/{}", settings.prefix_len);
+    let address = with_prefix(settings, vip);
     match ip(&["addr", "del", &address, "dev", &settings.interface]) {
         Ok(()) => tracing::info!(%vip, interface = %settings.interface, "VIP given up: address removed"),
         Err(e) => tracing::debug!(%vip, error = %e, "VIP given up (the address was not there)"),
