@@ -36,20 +36,31 @@ if f and h:
     print(f"| TCP throughput (iperf3), Gbit/s | {f['gbps']:.2f} | {h['gbps']:.2f} | {f['gbps'] / h['gbps']:.2f} | — | — | — | — | — |")
 
 # Each round measured the two back to back: their ratio round by round, and its median, is the
-# comparison least moved by a noisy machine.
-by_round = {(r["proxy"], r["line"], r["round"]): score(r) for r in rows}
+# comparison least moved by a noisy machine; so is the CPU each spent per request (user and
+# system, all threads), which a neighbour's load barely changes.
+def median(values):
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+by_round = {(r["proxy"], r["line"], r["round"]): r for r in rows}
 lines = ["HTTP/1.1 keep-alive", "new connection per request", "HTTPS keep-alive (TLS terminated)", "TCP throughput (iperf3)"]
-print("\nRound by round (each measured back to back), FiberLB / HAProxy:\n")
-print("| line | ratios by round | median |")
-print("|---|---|---:|")
+print("\nRound by round (each measured back to back), FiberLB / HAProxy; CPU is each proxy's per request:\n")
+print("| line | rate ratios by round | median | p99 ratios by round | median | CPU µs/request F / H (median) |")
+print("|---|---|---:|---|---:|---:|")
 for line in lines:
-    ratios = []
+    ratios, p99s, cpu_f, cpu_h = [], [], [], []
     for rnd in sorted({r["round"] for r in rows}):
         f, h = by_round.get(("fiberlb", line, rnd)), by_round.get(("haproxy", line, rnd))
-        if f and h:
-            ratios.append(f / h)
+        if not f or not h:
+            continue
+        ratios.append(score(f) / score(h))
+        if h.get("p99_ms"):
+            p99s.append(f["p99_ms"] / h["p99_ms"])
+        if f.get("cpu_us") and h.get("cpu_us"):
+            cpu_f.append(f["cpu_us"])
+            cpu_h.append(h["cpu_us"])
     if ratios:
-        ordered = sorted(ratios)
-        mid = len(ordered) // 2
-        median = ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-        print(f"| {line} | {' '.join(f'{x:.2f}' for x in ratios)} | {median:.2f} |")
+        p99_text = (" ".join(f"{x:.2f}" for x in p99s), f"{median(p99s):.2f}") if p99s else ("—", "—")
+        cpu_text = f"{median(cpu_f):.1f} / {median(cpu_h):.1f}" if cpu_f else "—"
+        print(f"| {line} | {' '.join(f'{x:.2f}' for x in ratios)} | {median(ratios):.2f} | {p99_text[0]} | {p99_text[1]} | {cpu_text} |")

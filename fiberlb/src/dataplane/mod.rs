@@ -9,6 +9,7 @@ pub mod h1;
 pub mod health;
 pub mod http;
 pub mod idle;
+pub mod lazy_stream;
 pub mod metrics;
 pub mod plan;
 pub mod proxy_protocol;
@@ -210,7 +211,7 @@ impl Dataplane {
     /// of the socket in its own reactor).
     fn accept_on_every_thread<F, Fut>(&self, listener: std::net::TcpListener, key: &str, stop: &CancellationToken, serve: F) -> std::io::Result<()>
     where
-        F: Fn(tokio::net::TcpStream, SocketAddr, Arc<ListenerPlan>, Arc<Shared>) -> Fut + Clone + Send + 'static,
+        F: Fn(std::net::TcpStream, SocketAddr, Arc<ListenerPlan>, Arc<Shared>) -> Fut + Clone + Send + 'static,
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
         for (me, handle) in self.threads.handles().iter().enumerate() {
@@ -218,7 +219,9 @@ impl Dataplane {
             let (key, shared, stop, serve) = (key.to_string(), self.shared.clone(), stop.clone(), serve.clone());
             let threads = self.threads.clone();
             handle.spawn(async move {
-                match tokio::net::TcpListener::from_std(copy) {
+                // SAFETY (I/O safety): the AsyncFd owns its copy of the socket and neither
+                // replaces nor closes it while registered.
+                match unsafe { tokio::io::unix::AsyncFd::register_with_interest(copy, tokio::io::Interest::READABLE) } {
                     Ok(listener) => accept(listener, key, shared, stop, serve, (threads, me)).await,
                     Err(e) => tracing::error!(listener = %key, error = %e, "cannot accept on a dataplane thread"),
                 }
@@ -261,15 +264,22 @@ impl Reconciler for Dataplane {
             }
             Protocol::Http | Protocol::Https => {
                 let listener = bind(desired.bind).map_err(cannot)?;
+                client_speaks_first(&listener);
                 let listener_key = key.clone();
                 self.accept_on_every_thread(listener, key, &stop, move |stream, peer, plan, shared| {
-                    http::accepted(stream, peer, listener_key.clone(), plan, shared)
+                    http::accepted(lazy_stream::LazyStream::new(stream), peer, listener_key.clone(), plan, shared)
                 })
                 .map_err(cannot)?;
             }
             Protocol::Tcp | Protocol::TlsPassthrough => {
                 let listener = bind(desired.bind).map_err(cannot)?;
-                self.accept_on_every_thread(listener, key, &stop, tcp::connection).map_err(cannot)?;
+                self.accept_on_every_thread(listener, key, &stop, |stream, peer, plan, shared| async move {
+                    match tokio::net::TcpStream::from_std(stream) {
+                        Ok(stream) => tcp::connection(stream, peer, plan, shared).await,
+                        Err(e) => tracing::warn!(error = %e, "a connection could not join the event loop"),
+                    }
+                })
+                .map_err(cannot)?;
             }
         }
         tracing::info!(listener = %key, bind = %desired.bind, protocol = ?desired.spec.protocol, "listening");
@@ -293,6 +303,31 @@ pub fn freebind(addr: SocketAddr, kind: socket2::Type, protocol: socket2::Protoc
     Ok(socket)
 }
 
+/// How long the kernel holds a connection whose client has sent nothing yet.
+const DEFER_ACCEPT_SECS: libc::c_int = 1;
+
+/// `TCP_DEFER_ACCEPT` (nginx's `deferred`, HAProxy's `defer-accept`) on a listener whose
+/// clients speak first (HTTP, TLS): a connection is accepted once its first bytes are there,
+/// so serving it starts with a read that finds the request, and one that never sends anything
+/// costs the kernel a timer instead of us a task. Only an optimisation: failing leaves plain
+/// accepts.
+fn client_speaks_first(listener: &std::net::TcpListener) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a setsockopt(2) call with an int the kernel copies.
+    let set = unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&DEFER_ACCEPT_SECS as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if set != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "TCP_DEFER_ACCEPT not set");
+    }
+}
+
 /// A listening TCP socket on `addr` (`freebind`), not yet in any reactor.
 fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     let socket = freebind(addr, socket2::Type::STREAM, socket2::Protocol::TCP)?;
@@ -303,52 +338,96 @@ fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 /// Accepts on `listener` until `stop` (as dataplane thread `me`), handing each connection (with
 /// the listener's plan as it is now) to `serve` on a task of its own, on this thread or, if
 /// this one is busier, the least loaded (`threads::Threads::place`); connections already open
-/// are not stopped with it.
+/// are not stopped with it. A connection comes out of the kernel non-blocking and not in any
+/// reactor: moving it costs no re-registration, and `serve` registers it only if it must
+/// (`lazy_stream`).
 pub async fn accept<F, Fut>(
-    listener: tokio::net::TcpListener,
+    listener: tokio::io::unix::AsyncFd<std::net::TcpListener>,
     key: String,
     shared: Arc<Shared>,
     stop: CancellationToken,
     serve: F,
     (threads, me): (Arc<threads::Threads>, usize),
 ) where
-    F: Fn(tokio::net::TcpStream, SocketAddr, Arc<ListenerPlan>, Arc<Shared>) -> Fut + Clone + Send + 'static,
+    F: Fn(std::net::TcpStream, SocketAddr, Arc<ListenerPlan>, Arc<Shared>) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let mut followed = shared.follow(&key);
     loop {
-        let (stream, peer) = tokio::select! {
+        let mut ready = tokio::select! {
             _ = stop.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
+            ready = listener.readable() => match ready {
+                Ok(ready) => ready,
                 Err(e) => {
-                    tracing::warn!(listener = %key, error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
+                    tracing::error!(listener = %key, error = %e, "the listening socket failed");
+                    return;
                 }
             },
+        };
+        let (stream, peer) = match ready.try_io(|inner| accept_nonblocking(inner.get_ref())) {
+            Ok(Ok(accepted)) => accepted,
+            Ok(Err(e)) => {
+                // Out of descriptors or memory, say: wait rather than spin.
+                tracing::warn!(listener = %key, error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+            Err(_would_block) => continue,
         };
         let _ = stream.set_nodelay(true);
         let Some(plan) = followed.current(&shared, &key).cloned() else { continue };
         plan.metrics.connections.inc();
         let there = threads.place(me);
-        if there == me {
-            let (counted, work) = (threads.count(me), serve(stream, peer, plan, shared.clone()));
-            tokio::spawn(async move {
-                let _counted = counted;
-                work.await
-            });
-            continue;
-        }
-        // Moved: out of this thread's reactor, into that one's.
-        let Ok(moved) = stream.into_std() else { continue };
-        let (counted, serve, shared) = (threads.count(there), serve.clone(), shared.clone());
-        threads.spawn_on(there, async move {
+        let (counted, work) = (threads.count(there), serve(stream, peer, plan, shared.clone()));
+        let work = async move {
             let _counted = counted;
-            match tokio::net::TcpStream::from_std(moved) {
-                Ok(stream) => serve(stream, peer, plan, shared).await,
-                Err(e) => tracing::warn!(error = %e, "a connection could not move to another dataplane thread"),
-            }
-        });
+            work.await
+        };
+        if there == me {
+            tokio::spawn(work);
+        } else {
+            threads.spawn_on(there, work);
+        }
+    }
+}
+
+/// One connection from `listener`, non-blocking from the start (`accept4` with
+/// `SOCK_NONBLOCK`: no `fcntl` after).
+fn accept_nonblocking(listener: &std::net::TcpListener) -> std::io::Result<(std::net::TcpStream, SocketAddr)> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    // SAFETY: all zeros is a valid sockaddr_storage; accept4 writes at most `len` bytes of it.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: an accept4(2) call on a listening socket we own, into the storage above.
+    let fd = unsafe {
+        libc::accept4(listener.as_raw_fd(), (&mut storage as *mut libc::sockaddr_storage).cast(), &mut len, libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: accept4 returned a new connected socket that nothing else owns.
+    let stream = unsafe { std::net::TcpStream::from_raw_fd(fd) };
+    match peer_of(&storage) {
+        Some(peer) => Ok((stream, peer)),
+        None => Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "accepted a connection that has no IP address")),
+    }
+}
+
+/// The IPv4 or IPv6 address in `storage`, as accept4 filled it.
+fn peer_of(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    match i32::from(storage.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in (smaller, aligned alike).
+            let v4 = unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let ip = std::net::Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr));
+            Some(SocketAddr::new(ip.into(), u16::from_be(v4.sin_port)))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says the storage holds a sockaddr_in6 (smaller, aligned alike).
+            let v6 = unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            let ip = std::net::Ipv6Addr::from(v6.sin6_addr.s6_addr);
+            Some(SocketAddr::V6(std::net::SocketAddrV6::new(ip, u16::from_be(v6.sin6_port), v6.sin6_flowinfo, v6.sin6_scope_id)))
+        }
+        _ => None,
     }
 }
