@@ -1,8 +1,13 @@
 //! Lease expiry. Leases themselves (id, TTL, attached keys) are replicated state; their
 //! deadlines are not: the leader keeps them in memory, keep-alives refresh them without a Raft
 //! write, and the leader proposes a revoke when one passes. A member that becomes leader gives
-//! every lease a full TTL from that moment, as etcd does, so a leader change can delay expiry
-//! but never makes a lease expire early.
+//! a lease a full TTL from that moment, as etcd does, so a leader change never makes a lease
+//! expire early — except a short lease (`CHECKPOINT_TTL` or less: the ones held for fast
+//! failover, such as a load balancer's address): the leader checkpoints what those have left
+//! through Raft every `CHECKPOINT_EVERY`, and a new leader carries on their countdown from
+//! when it saw the last checkpoint (at least `TAKEOVER_GRACE` away, for a keep-alive that was
+//! on its way). A holder that dies together with the leader then loses its lease about a TTL
+//! after its last keep-alive, not an election plus a TTL.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -19,6 +24,12 @@ use crate::node::Node;
 const TICK: Duration = Duration::from_millis(200);
 /// etcd's largest TTL.
 pub const MAX_TTL: i64 = 9_000_000_000;
+/// Leases this short (seconds) are checkpointed.
+const CHECKPOINT_TTL: i64 = 10;
+/// How often the leader checkpoints them: two small Raft entries a second while any exists.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+/// The least a new leader leaves a checkpointed lease.
+const TAKEOVER_GRACE: Duration = Duration::from_millis(500);
 
 #[derive(Clone, Default)]
 pub struct LeaseKeeper {
@@ -61,9 +72,13 @@ impl LeaseKeeper {
         self.deadlines().insert(id, Instant::now() + Duration::from_secs(ttl as u64));
     }
 
-    /// The expiry loop: runs on every member, acts only while this member leads.
+    /// The expiry loop: runs on every member, acts only while this member leads; a follower
+    /// notes when it saw each lease checkpoint, for the day it leads.
     pub async fn run(self, node: Node, shutdown: CancellationToken) {
         let mut tick = tokio::time::interval(TICK);
+        let mut checkpoint = Checkpoint::default();
+        let mut leading = false;
+        let mut checkpointed = Instant::now();
         while !shutdown.is_cancelled() {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -71,8 +86,12 @@ impl LeaseKeeper {
             }
             if !is_leader(&node) {
                 self.deadlines().clear();
+                leading = false;
+                checkpoint.follow(&node);
                 continue;
             }
+            let took_over = !leading;
+            leading = true;
             let leases = match node.read(|reader| Ok(reader.leases()?)) {
                 Ok(leases) => leases,
                 Err(e) => {
@@ -85,10 +104,16 @@ impl LeaseKeeper {
                 let mut deadlines = self.deadlines();
                 deadlines.retain(|id, _| leases.iter().any(|l| l.id == *id));
                 for lease in &leases {
-                    deadlines.entry(lease.id).or_insert(now + Duration::from_secs(lease.ttl as u64));
+                    let full = now + Duration::from_secs(lease.ttl as u64);
+                    let carried = took_over.then(|| checkpoint.deadline(lease.id)).flatten();
+                    let deadline = carried.map_or(full, |d| d.max(now + TAKEOVER_GRACE).min(full));
+                    deadlines.entry(lease.id).or_insert(deadline);
                 }
                 deadlines.iter().filter(|(_, deadline)| **deadline <= now).map(|(id, _)| *id).collect()
             };
+            if took_over {
+                tracing::info!(leases = leases.len(), "leading: lease deadlines taken over");
+            }
             for id in expired {
                 match node.apply(Command::LeaseRevoke { id }).await {
                     Ok(_) => {
@@ -103,6 +128,55 @@ impl LeaseKeeper {
                     }
                 }
             }
+            if checkpointed.elapsed() >= CHECKPOINT_EVERY {
+                checkpointed = Instant::now();
+                self.checkpoint(&node, &leases).await;
+            }
         }
+    }
+
+    /// Proposes what the short leases have left, if there are any.
+    async fn checkpoint(&self, node: &Node, leases: &[crate::mvcc::model::Lease]) {
+        let now = Instant::now();
+        let remaining_ms: Vec<(i64, u64)> = {
+            let deadlines = self.deadlines();
+            leases
+                .iter()
+                .filter(|l| l.ttl <= CHECKPOINT_TTL)
+                .filter_map(|l| deadlines.get(&l.id).map(|d| (l.id, d.saturating_duration_since(now).as_millis() as u64)))
+                .collect()
+        };
+        if remaining_ms.is_empty() {
+            return;
+        }
+        if let Err(e) = node.apply(Command::LeaseCheckpoint { remaining_ms }).await {
+            tracing::debug!(error = %e, "lease checkpoint not written; the next one will be");
+        }
+    }
+}
+
+/// The last lease checkpoint a follower has seen, and when it first saw it.
+#[derive(Default)]
+struct Checkpoint {
+    remaining_ms: Vec<(i64, u64)>,
+    seen: Option<Instant>,
+}
+
+impl Checkpoint {
+    fn follow(&mut self, node: &Node) {
+        match node.read(|reader| Ok(reader.lease_checkpoint()?)) {
+            Ok(latest) if latest != self.remaining_ms || self.seen.is_none() => {
+                self.remaining_ms = latest;
+                self.seen = Some(Instant::now());
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "cannot read the lease checkpoint"),
+        }
+    }
+
+    /// When lease `id` runs out by the last checkpoint (`None`: not in it).
+    fn deadline(&self, id: i64) -> Option<Instant> {
+        let seen = self.seen?;
+        self.remaining_ms.iter().find(|(lease, _)| *lease == id).map(|(_, ms)| seen + Duration::from_millis(*ms))
     }
 }

@@ -25,6 +25,8 @@ pub const ALL_CFS: [&str; 6] = [CF_LATEST, CF_HISTORY, CF_EVENTS, CF_META, CF_LE
 pub const META_REVISION: &[u8] = b"revision";
 pub const META_COMPACT: &[u8] = b"compact_revision";
 pub const META_NOSPACE: &[u8] = b"alarm_nospace";
+/// The leader's last lease checkpoint: (lease id, milliseconds left) of every short lease.
+pub const META_LEASE_CHECKPOINT: &[u8] = b"lease_checkpoint";
 
 /// `kv_meta` key of a member's published client URLs: `member/` ‖ id (u64 BE).
 pub fn member_key(id: u64) -> Vec<u8> {

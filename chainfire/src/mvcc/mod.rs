@@ -65,6 +65,12 @@ impl App for MvccApp {
             let revision = Reader::new(db, None).revision()?;
             return Ok(Applied { revision, result: Some(Ok(Outcome::MemberPublished)) });
         }
+        if let Command::LeaseCheckpoint { remaining_ms } = command {
+            let cf = db.cf_handle(keys::CF_META).ok_or_else(|| storage("missing column family kv_meta"))?;
+            batch.put_cf(cf, keys::META_LEASE_CHECKPOINT, keys::encode(remaining_ms)?);
+            let revision = Reader::new(db, None).revision()?;
+            return Ok(Applied { revision, result: Some(Ok(Outcome::LeasesCheckpointed)) });
+        }
         let adds_data = match command {
             Command::Put(_) | Command::LeaseGrant { .. } => true,
             Command::Txn(txn) => model::puts_anything(&txn.success) || model::puts_anything(&txn.failure),
@@ -78,7 +84,7 @@ impl App for MvccApp {
         let mut writer = Writer::new(Reader::new(db, None))?;
         let outcome = match command {
             Command::Compact { revision } => return compact_applied(db, batch, *revision),
-            Command::SetNoSpaceAlarm(_) | Command::PublishMember { .. } => {
+            Command::SetNoSpaceAlarm(_) | Command::PublishMember { .. } | Command::LeaseCheckpoint { .. } => {
                 return Err(Box::new(storage("a metadata command reached the writer")))
             }
             Command::LeaseGrant { id, ttl } => {

@@ -181,6 +181,12 @@ pub enum Command {
         id: u64,
         client_urls: Vec<String>,
     },
+    /// The time short leases have left by the leader's clock, (id, milliseconds), so a member
+    /// that takes over carries on their countdown instead of granting each a whole TTL again
+    /// (etcd's lease checkpoints). Not a revision.
+    LeaseCheckpoint {
+        remaining_ms: Vec<(i64, u64)>,
+    },
 }
 
 /// A granted lease. Its expiry deadline is not stored: the leader keeps it in memory.
@@ -233,6 +239,7 @@ pub enum Outcome {
     LeaseRevoked { deleted: i64 },
     AlarmSet(bool),
     MemberPublished,
+    LeasesCheckpointed,
 }
 
 /// What applying a [`Command`] answers: the store revision after it, and the result.

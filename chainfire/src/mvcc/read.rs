@@ -79,6 +79,14 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// The leader's last lease checkpoint (`Command::LeaseCheckpoint`), empty before the first.
+    pub fn lease_checkpoint(&self) -> Result<Vec<(i64, u64)>, StorageFailure> {
+        match self.db.get_cf_opt(self.cf(CF_META)?, keys::META_LEASE_CHECKPOINT, &self.options()).map_err(storage)? {
+            Some(bytes) => keys::decode(&bytes).map_err(storage),
+            None => Ok(Vec::new()),
+        }
+    }
+
     /// The client URLs member `id` published (empty until it has).
     pub fn member_client_urls(&self, id: u64) -> Result<Vec<String>, StorageFailure> {
         match self.db.get_cf_opt(self.cf(CF_META)?, keys::member_key(id), &self.options()).map_err(storage)? {

@@ -94,6 +94,10 @@ async fn keep(store: &Store, lease: i64, ttl_secs: i64, shutdown: &CancellationT
             }
         };
         let mut every = tokio::time::interval(ttl / 4);
+        // The first keep-alive still unanswered: a stream to a member that went silent (cut
+        // off, not closed) is given up after half a TTL and opened again, most likely to
+        // another member, while the lease still has time left.
+        let mut unanswered: Option<Instant> = None;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
@@ -101,13 +105,21 @@ async fn keep(store: &Store, lease: i64, ttl_secs: i64, shutdown: &CancellationT
                     if renewed.elapsed() >= ttl {
                         break;
                     }
+                    if unanswered.is_some_and(|asked| asked.elapsed() >= ttl / 2) {
+                        last_error = "no answer to keep-alives for half a TTL".into();
+                        break;
+                    }
                     if let Err(e) = keeper.keep_alive().await {
                         last_error = e.to_string();
                         break;
                     }
+                    unanswered.get_or_insert_with(Instant::now);
                 }
                 message = stream.message() => match message {
-                    Ok(Some(answer)) if answer.ttl() > 0 => renewed = Instant::now(),
+                    Ok(Some(answer)) if answer.ttl() > 0 => {
+                        renewed = Instant::now();
+                        unanswered = None;
+                    }
                     Ok(Some(_)) => return Err("the lease expired".into()),
                     Ok(None) => {
                         last_error = "the keep-alive stream ended".into();

@@ -53,6 +53,10 @@ pub struct Store {
     connected: Arc<AtomicBool>,
 }
 
+/// How often an HTTP/2 ping checks each chainfire connection, and how long its answer may take.
+const KEEP_ALIVE_INTERVAL: Duration = Duration::from_millis(500);
+const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_millis(1000);
+
 /// The largest value stored (chainfire's request limit is larger; resources stay small).
 pub const MAX_VALUE_BYTES: usize = 1 << 20;
 
@@ -64,7 +68,14 @@ impl Store {
             return Err(ResourceError::Unavailable("chainfire.endpoints is empty".into()));
         }
         let timeout = Duration::from_millis(section.timeout_ms.max(1));
-        let mut options = ConnectOptions::new().with_timeout(timeout).with_connect_timeout(timeout);
+        // HTTP/2 pings find a member that went silent (cut off, not closed) within about
+        // KEEP_ALIVE_TIMEOUT: its connection is closed, its streams (watches, lease keep-alives)
+        // fail and are opened again on a member that answers, instead of hanging.
+        let mut options = ConnectOptions::new()
+            .with_timeout(timeout)
+            .with_connect_timeout(timeout)
+            .with_keep_alive(KEEP_ALIVE_INTERVAL, KEEP_ALIVE_TIMEOUT)
+            .with_keep_alive_while_idle(true);
         if let Some(ca) = section.ca.clone().or(default_ca) {
             let pem = std::fs::read(&ca)
                 .map_err(|e| ResourceError::Unavailable(format!("cannot read chainfire CA {}: {e}", ca.display())))?;

@@ -127,7 +127,7 @@ where
     let mut followed = shared.follow(&key);
     loop {
         let Some(plan) = followed.current(&shared, &key) else { return };
-        match read_head(&mut client, &mut head, &plan, first, &mut r.head_timer).await {
+        match read_head(&mut client, &mut head, plan, first, &mut r.head_timer).await {
             HeadRead::Ready => {}
             HeadRead::Closed => return,
             HeadRead::Refused(status, why) => {
@@ -145,7 +145,7 @@ where
             let (method, target) = (Head::at(&client.buf, &head.first), Head::at(&client.buf, &head.second));
             (String::from_utf8_lossy(method).into_owned(), String::from_utf8_lossy(target).into_owned())
         });
-        let outcome = exchange(&mut client, &head, &plan, &mut r, peer, https).await;
+        let outcome = exchange(&mut client, &head, plan, &mut r, peer, https).await;
         if outcome.next == Next::Hyper {
             break;
         }
