@@ -87,6 +87,39 @@ impl Shared {
         let found = plan.backends().find(|(_, b)| b.key == backend_key).map(|(_, b)| (b.spec.admin_state, b.spec.drain_deadline_ms));
         found
     }
+
+    /// Backend `key`'s admin state as a long-lived connection checks it (`FollowedBackend`).
+    pub fn follow_backend(&self, key: String) -> FollowedBackend {
+        FollowedBackend { cached: Mutex::new((self.generation(), self.admin_state(&key))), key }
+    }
+}
+
+/// A backend's admin state kept by a connection to it: looked up in the plan again only when
+/// the plan has changed, so a connection's once-a-second check costs an atomic load, not a
+/// walk over every backend.
+pub struct FollowedBackend {
+    key: String,
+    /// (plan generation, admin state and drain deadline then).
+    cached: Mutex<(u64, Option<(AdminState, u64)>)>,
+}
+
+impl FollowedBackend {
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The admin state and drain deadline now (`None`: the backend is no longer configured).
+    pub fn current(&self, shared: &Shared) -> Option<(AdminState, u64)> {
+        let now = shared.generation();
+        let mut cached = match self.cached.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if cached.0 != now {
+            *cached = (now, shared.admin_state(&self.key));
+        }
+        cached.1
+    }
 }
 
 /// A listener's plan kept by a task (`Shared::follow`).

@@ -57,7 +57,7 @@ pub async fn connection(client: TcpStream, peer: SocketAddr, plan: Arc<ListenerP
     };
     let stats = pool.backends[backend].live.clone();
     let _in_flight = InFlight::new(stats);
-    let backend_key = pool.backends[backend].key.clone();
+    let followed = shared.follow_backend(pool.backends[backend].key.clone());
     let idle = Duration::from_millis(plan.spec.timeouts.idle_ms);
     let local = client.local_addr().unwrap_or(plan.bind);
     let header = proxy_protocol::header(pool.spec.proxy_protocol, peer, local);
@@ -65,7 +65,7 @@ pub async fn connection(client: TcpStream, peer: SocketAddr, plan: Arc<ListenerP
         let shared = shared.clone();
         let listener = plan.name.clone();
         let drain_started = AtomicU64::new(0);
-        move || match shared.admin_state(&backend_key) {
+        move || match followed.current(&shared) {
             None | Some((AdminState::Disabled, _)) => true,
             Some((AdminState::Drain, deadline_ms)) => {
                 let started = drain_started.load(Ordering::Relaxed);
@@ -75,7 +75,7 @@ pub async fn connection(client: TcpStream, peer: SocketAddr, plan: Arc<ListenerP
                 } else {
                     let over = now_ms() >= started + deadline_ms;
                     if over {
-                        tracing::info!(%listener, backend = %backend_key, "drain deadline passed; connection closed");
+                        tracing::info!(%listener, backend = %followed.key(), "drain deadline passed; connection closed");
                     }
                     over
                 }
