@@ -18,22 +18,23 @@ print(f"and IAM beside it, configured through its REST API, access logs off) and
 print(f"each with {threads} threads, in front of the same nginx {nginx} (one worker, a 6-byte answer) on loopback,")
 print(f"loaded by `wrk -t2 -c{conns} -d{seconds}s --latency`; TCP through each to an iperf3 server (`iperf3 -t 5`).")
 print(f"Best of {rounds} rounds per line. Latency is wrk's at saturation ({conns} connections), so it moves with the")
-print("rate; \"added p50\" is the proxy's median minus nginx's own (direct, HTTP lines). Ratios are FiberLB / HAProxy:")
+print("rate; \"added\" is the proxy's p50 / p99 minus nginx's own (direct, HTTP lines). Ratios are FiberLB / HAProxy:")
 print("above 1 is faster for throughput, below 1 better for latency. wrk, nginx and the proxy share the cores.\n")
-print("| line | FiberLB req/s | HAProxy req/s | ratio | FiberLB p50 / p99 ms | HAProxy p50 / p99 ms | p99 ratio | added p50 ms (F / H) | errors (F / H) |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+print("| line | FiberLB req/s | HAProxy req/s | ratio | FiberLB p50 / p99 ms | HAProxy p50 / p99 ms | p99 ratio | added p50 / p99 ms, F | added p50 / p99 ms, H | errors (F / H) |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for line in ["HTTP/1.1 keep-alive", "new connection per request", "HTTPS keep-alive (TLS terminated)"]:
     f, h = best.get(("fiberlb", line)), best.get(("haproxy", line))
     if not f or not h:
         continue
     d = best.get(("direct", line.replace("HTTPS keep-alive (TLS terminated)", "HTTP/1.1 keep-alive")))
-    added = f"{f['p50_ms'] - d['p50_ms']:.2f} / {h['p50_ms'] - d['p50_ms']:.2f}" if d else "—"
+    added = (f"{f['p50_ms'] - d['p50_ms']:.2f} / {f['p99_ms'] - d['p99_ms']:.2f} | {h['p50_ms'] - d['p50_ms']:.2f} / {h['p99_ms'] - d['p99_ms']:.2f}"
+             if d else "— | —")
     print(f"| {line} | {f['rps']:.0f} | {h['rps']:.0f} | {f['rps'] / h['rps']:.2f} | {f['p50_ms']:.2f} / {f['p99_ms']:.2f} | "
           f"{h['p50_ms']:.2f} / {h['p99_ms']:.2f} | {f['p99_ms'] / h['p99_ms']:.2f} | {added} | "
           f"{f['errors'] + f['non_2xx']} / {h['errors'] + h['non_2xx']} |")
 f, h = best.get(("fiberlb", "TCP throughput (iperf3)")), best.get(("haproxy", "TCP throughput (iperf3)"))
 if f and h:
-    print(f"| TCP throughput (iperf3), Gbit/s | {f['gbps']:.2f} | {h['gbps']:.2f} | {f['gbps'] / h['gbps']:.2f} | — | — | — | — | — |")
+    print(f"| TCP throughput (iperf3), Gbit/s | {f['gbps']:.2f} | {h['gbps']:.2f} | {f['gbps'] / h['gbps']:.2f} | — | — | — | — | — | — |")
 
 # Each round measured the two back to back: their ratio round by round, and its median, is the
 # comparison least moved by a noisy machine; so is the CPU each spent per request (user and
