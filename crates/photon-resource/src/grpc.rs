@@ -153,15 +153,8 @@ impl Grpc {
         if let Some(name) = name {
             check_name("name", name).map_err(invalid)?;
         }
-        let mut rest = format!("/api/v1/orgs/{}/projects/{}", c.org, c.project);
-        for (i, plural) in path.iter().enumerate() {
-            rest.push('/');
-            rest.push_str(plural);
-            if let Some(parent) = c.parents.get(i) {
-                rest.push('/');
-                rest.push_str(parent);
-            }
-        }
+        let project = format!("/api/v1/orgs/{}/projects/{}", c.org, c.project);
+        let mut rest = crate::rest::nest(project, path, |i, _| c.parents.get(i).cloned());
         if let Some(name) = name {
             rest.push('/');
             rest.push_str(name);

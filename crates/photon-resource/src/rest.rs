@@ -93,12 +93,20 @@ impl Routes {
 /// `/api/v1/orgs/{org}/projects/{project}/loadbalancers/{loadbalancers}/listeners` for
 /// `["loadbalancers", "listeners"]`: each parent's name is the parameter named for its plural.
 pub fn collection_path(path: &[&str]) -> String {
-    let mut route = PROJECT.to_string();
+    nest(PROJECT.to_string(), path, |i, plural| (i + 1 < path.len()).then(|| format!("{{{plural}}}")))
+}
+
+/// `project` followed by each plural of `path` and, after it, `parent(i, plural)` if any: a
+/// route parameter for `collection_path`'s templates, a parent's name for a concrete path
+/// (the gRPC service's calls are decided as the REST route of that path).
+pub(crate) fn nest(project: String, path: &[&str], parent: impl Fn(usize, &str) -> Option<String>) -> String {
+    let mut route = project;
     for (i, plural) in path.iter().enumerate() {
         route.push('/');
         route.push_str(plural);
-        if i + 1 < path.len() {
-            route.push_str(&format!("/{{{plural}}}"));
+        if let Some(parent) = parent(i, plural) {
+            route.push('/');
+            route.push_str(&parent);
         }
     }
     route
