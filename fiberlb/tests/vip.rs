@@ -70,8 +70,17 @@ fn create_lbs(cluster: &Cluster, api: usize, backend_node: usize, lbs: &[(&str, 
             (format!("/{lb}/listeners"), r#"{"name":"tcp","spec":{"protocol":"tcp","port":8000,"default_pool":"web"}}"#.to_string()),
         ] {
             let url = format!("{base}{path}");
-            let (status, answer) = cluster.curl_with(api, &["-H", &bearer, "-H", "content-type: application/json", "--data-binary", &body, &url]);
-            assert_eq!(status, 201, "POST {url}: {answer}");
+            // IAM replicas pick up the new project's bindings within their policy refresh: a
+            // fiberlb asking another node's IAM may be refused until then.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let (status, answer) = cluster.curl_with(api, &["-H", &bearer, "-H", "content-type: application/json", "--data-binary", &body, &url]);
+                if status == 201 {
+                    break;
+                }
+                assert!(status == 403 && Instant::now() < deadline, "POST {url}: {status} {answer}");
+                std::thread::sleep(Duration::from_millis(200));
+            }
         }
     }
 }
