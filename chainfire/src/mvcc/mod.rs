@@ -40,6 +40,14 @@ fn refused_or_failed(e: ReadError) -> Result<Option<Result<Outcome, model::MvccE
     }
 }
 
+/// A metadata command: one `kv_meta` entry written, no new revision.
+fn meta_applied(db: &DB, batch: &mut WriteBatch, key: &[u8], value: Vec<u8>, outcome: Outcome) -> Result<Applied, BoxError> {
+    let cf = db.cf_handle(keys::CF_META).ok_or_else(|| storage("missing column family kv_meta"))?;
+    batch.put_cf(cf, key, value);
+    let revision = Reader::new(db, None).revision()?;
+    Ok(Applied { revision, result: Some(Ok(outcome)) })
+}
+
 fn compact_applied(db: &DB, batch: &mut WriteBatch, revision: i64) -> Result<Applied, BoxError> {
     let result = match compact::compact(db, batch, revision) {
         Ok(()) => Some(Ok(Outcome::Op(OpResult::Txn { succeeded: true, results: Vec::new() }))),
@@ -53,23 +61,17 @@ impl App for MvccApp {
     type Response = Applied;
 
     fn apply(&mut self, db: &DB, batch: &mut WriteBatch, _index: u64, command: &Command) -> Result<Applied, BoxError> {
-        if let Command::SetNoSpaceAlarm(raised) = command {
-            let cf = db.cf_handle(keys::CF_META).ok_or_else(|| storage("missing column family kv_meta"))?;
-            batch.put_cf(cf, keys::META_NOSPACE, keys::encode(raised)?);
-            let revision = Reader::new(db, None).revision()?;
-            return Ok(Applied { revision, result: Some(Ok(Outcome::AlarmSet(*raised))) });
-        }
-        if let Command::PublishMember { id, client_urls } = command {
-            let cf = db.cf_handle(keys::CF_META).ok_or_else(|| storage("missing column family kv_meta"))?;
-            batch.put_cf(cf, keys::member_key(*id), keys::encode(client_urls)?);
-            let revision = Reader::new(db, None).revision()?;
-            return Ok(Applied { revision, result: Some(Ok(Outcome::MemberPublished)) });
-        }
-        if let Command::LeaseCheckpoint { remaining_ms } = command {
-            let cf = db.cf_handle(keys::CF_META).ok_or_else(|| storage("missing column family kv_meta"))?;
-            batch.put_cf(cf, keys::META_LEASE_CHECKPOINT, keys::encode(remaining_ms)?);
-            let revision = Reader::new(db, None).revision()?;
-            return Ok(Applied { revision, result: Some(Ok(Outcome::LeasesCheckpointed)) });
+        match command {
+            Command::SetNoSpaceAlarm(raised) => {
+                return meta_applied(db, batch, keys::META_NOSPACE, keys::encode(raised)?, Outcome::AlarmSet(*raised))
+            }
+            Command::PublishMember { id, client_urls } => {
+                return meta_applied(db, batch, &keys::member_key(*id), keys::encode(client_urls)?, Outcome::MemberPublished)
+            }
+            Command::LeaseCheckpoint { remaining_ms } => {
+                return meta_applied(db, batch, keys::META_LEASE_CHECKPOINT, keys::encode(remaining_ms)?, Outcome::LeasesCheckpointed)
+            }
+            _ => {}
         }
         let adds_data = match command {
             Command::Put(_) | Command::LeaseGrant { .. } => true,

@@ -75,10 +75,9 @@ impl Shared {
         self.plan().listeners.get(key).cloned()
     }
 
-    /// Listener `key`'s plan as a long-lived task keeps it: looked up again only when the plan
-    /// has changed since (one atomic load per use otherwise).
-    pub fn follow(&self, key: &str) -> FollowedListener {
-        FollowedListener { generation: self.generation(), plan: self.listener(key) }
+    /// What `look` finds in the plan, as a long-lived task keeps it (`Followed`).
+    pub fn follow<T, F: Fn(&Shared) -> T>(&self, look: F) -> Followed<T, F> {
+        Followed { generation: self.generation(), value: look(self), look }
     }
 
     /// A backend's admin state and drain deadline now (`None`: no longer configured).
@@ -87,56 +86,26 @@ impl Shared {
         let found = plan.backends().find(|(_, b)| b.key == backend_key).map(|(_, b)| (b.spec.admin_state, b.spec.drain_deadline_ms));
         found
     }
-
-    /// Backend `key`'s admin state as a long-lived connection checks it (`FollowedBackend`).
-    pub fn follow_backend(&self, key: String) -> FollowedBackend {
-        FollowedBackend { cached: Mutex::new((self.generation(), self.admin_state(&key))), key }
-    }
 }
 
-/// A backend's admin state kept by a connection to it: looked up in the plan again only when
-/// the plan has changed, so a connection's once-a-second check costs an atomic load, not a
-/// walk over every backend.
-pub struct FollowedBackend {
-    key: String,
-    /// (plan generation, admin state and drain deadline then).
-    cached: Mutex<(u64, Option<(AdminState, u64)>)>,
-}
-
-impl FollowedBackend {
-    pub fn key(&self) -> &str {
-        &self.key
-    }
-
-    /// The admin state and drain deadline now (`None`: the backend is no longer configured).
-    pub fn current(&self, shared: &Shared) -> Option<(AdminState, u64)> {
-        let now = shared.generation();
-        let mut cached = match self.cached.lock() {
-            Ok(c) => c,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if cached.0 != now {
-            *cached = (now, shared.admin_state(&self.key));
-        }
-        cached.1
-    }
-}
-
-/// A listener's plan kept by a task (`Shared::follow`).
-pub struct FollowedListener {
+/// Something looked up in the plan (a listener's plan, a backend's admin state) and kept by a
+/// long-lived task: looked up again only when the plan has changed, so using it costs one
+/// atomic load, not a walk over the plan.
+pub struct Followed<T, F> {
     generation: u64,
-    plan: Option<Arc<ListenerPlan>>,
+    value: T,
+    look: F,
 }
 
-impl FollowedListener {
-    /// The plan now (`None`: the listener is gone).
-    pub fn current(&mut self, shared: &Shared, key: &str) -> Option<&Arc<ListenerPlan>> {
+impl<T, F: Fn(&Shared) -> T> Followed<T, F> {
+    /// The value as the current plan has it.
+    pub fn current(&mut self, shared: &Shared) -> &T {
         let now = shared.generation();
         if now != self.generation {
             self.generation = now;
-            self.plan = shared.listener(key);
+            self.value = (self.look)(shared);
         }
-        self.plan.as_ref()
+        &self.value
     }
 }
 
@@ -385,7 +354,7 @@ pub async fn accept<F, Fut>(
     F: Fn(std::net::TcpStream, SocketAddr, Arc<ListenerPlan>, Arc<Shared>) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let mut followed = shared.follow(&key);
+    let mut followed = shared.follow(|s| s.listener(&key));
     loop {
         let mut ready = tokio::select! {
             _ = stop.cancelled() => return,
@@ -408,7 +377,7 @@ pub async fn accept<F, Fut>(
             Err(_would_block) => continue,
         };
         let _ = stream.set_nodelay(true);
-        let Some(plan) = followed.current(&shared, &key).cloned() else { continue };
+        let Some(plan) = followed.current(&shared).clone() else { continue };
         plan.metrics.connections.inc();
         let there = threads.place(me);
         let (counted, work) = (threads.count(there), serve(stream, peer, plan, shared.clone()));

@@ -57,7 +57,11 @@ pub async fn connection(client: TcpStream, peer: SocketAddr, plan: Arc<ListenerP
     };
     let stats = pool.backends[backend].live.clone();
     let _in_flight = InFlight::new(stats);
-    let followed = shared.follow_backend(pool.backends[backend].key.clone());
+    let backend_key = pool.backends[backend].key.clone();
+    let admin_state = {
+        let key = backend_key.clone();
+        std::sync::Mutex::new(shared.follow(move |s: &Shared| s.admin_state(&key)))
+    };
     let idle = Duration::from_millis(plan.spec.timeouts.idle_ms);
     let local = client.local_addr().unwrap_or(plan.bind);
     let header = proxy_protocol::header(pool.spec.proxy_protocol, peer, local);
@@ -65,7 +69,7 @@ pub async fn connection(client: TcpStream, peer: SocketAddr, plan: Arc<ListenerP
         let shared = shared.clone();
         let listener = plan.name.clone();
         let drain_started = AtomicU64::new(0);
-        move || match followed.current(&shared) {
+        move || match *admin_state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).current(&shared) {
             None | Some((AdminState::Disabled, _)) => true,
             Some((AdminState::Drain, deadline_ms)) => {
                 let started = drain_started.load(Ordering::Relaxed);
@@ -75,7 +79,7 @@ pub async fn connection(client: TcpStream, peer: SocketAddr, plan: Arc<ListenerP
                 } else {
                     let over = now_ms() >= started + deadline_ms;
                     if over {
-                        tracing::info!(%listener, backend = %followed.key(), "drain deadline passed; connection closed");
+                        tracing::info!(%listener, backend = %backend_key, "drain deadline passed; connection closed");
                     }
                     over
                 }

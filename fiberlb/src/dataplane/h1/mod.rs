@@ -124,9 +124,9 @@ where
         log: shared.access_log,
     };
     let mut first = true;
-    let mut followed = shared.follow(&key);
+    let mut followed = shared.follow(|s| s.listener(&key));
     loop {
-        let Some(plan) = followed.current(&shared, &key) else { return };
+        let Some(plan) = followed.current(&shared) else { return };
         match read_head(&mut client, &mut head, plan, first, &mut r.head_timer).await {
             HeadRead::Ready => {}
             HeadRead::Closed => return,
