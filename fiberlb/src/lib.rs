@@ -1,6 +1,6 @@
 //! FiberLB: tenants' load balancers. The control plane (`api`) keeps load balancers, listeners,
 //! pools, backends, health checks and rules (`model`) in chainfire; every fiberlb node follows
-//! them (`state`) and serves them.
+//! them (a `photon_resource::Mirror`) and serves them.
 
 pub mod api;
 pub mod balance;
@@ -8,4 +8,3 @@ pub mod config;
 pub mod dataplane;
 pub mod model;
 pub mod server;
-pub mod state;

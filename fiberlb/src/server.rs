@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use photon_auth::AuthClient;
-use photon_resource::{Resources, Sealer, Store};
+use photon_resource::{Mirror, Resources, Sealer, Store};
 use photon_tls::seal::SealKey;
 use photon_runtime::{Api, Context, HealthReport, HealthStatus};
 
@@ -13,7 +13,6 @@ use crate::config::FiberlbConfig;
 use crate::dataplane::vip::{VipSettings, Vips};
 use crate::dataplane::Dataplane;
 use crate::model;
-use crate::state::State;
 
 /// How often every listener is reconciled even without a change (repairs drift).
 const RESYNC: Duration = Duration::from_secs(30);
@@ -26,7 +25,7 @@ pub async fn build(config: FiberlbConfig, context: Context) -> anyhow::Result<Ap
     let keys = Arc::new(
         SealKey::load_or_create(&master_key, "the FiberLB master key").map_err(|e| anyhow::anyhow!("secrets.master_key_file: {e}"))?,
     );
-    let state = Arc::new(Mutex::new(State::default()));
+    let state = Arc::new(Mutex::new(Mirror::default()));
     let dataplane = Dataplane::new(layout.clone(), keys.clone(), &config.dataplane)?;
     let (feed, fed) = (state.clone(), dataplane.clone());
     context.tasks.spawn(photon_resource::follow(store.clone(), layout.prefix(), context.shutdown.clone(), move |changes| {
@@ -87,7 +86,7 @@ impl Sealer for MasterKey {
 
 /// Healthy while the copy of the resources is current; degraded while chainfire cannot be
 /// reached or before the first copy arrived (the dataplane keeps serving the last copy).
-fn health(store: &Store, state: &Mutex<State>, dataplane: &Dataplane) -> HealthReport {
+fn health(store: &Store, state: &Mutex<Mirror>, dataplane: &Dataplane) -> HealthReport {
     let loaded = match state.lock() {
         Ok(state) => state.revision > 0,
         Err(poisoned) => poisoned.into_inner().revision > 0,

@@ -32,6 +32,13 @@ pub enum ResourceError {
     Conflict { kind: &'static str, name: String, expected: i64 },
     #[error("{0}")]
     TooLarge(String),
+    /// Nothing left to assign (a subnet with every address taken).
+    #[error("{0}")]
+    Exhausted(String),
+    /// The request is well-formed but the system is not in a state that allows it (no pool
+    /// configured, a resource still in use).
+    #[error("{0}")]
+    Precondition(String),
     #[error("chainfire is unavailable: {0}")]
     Unavailable(String),
     /// The store refused a request: a bug on our side, never the caller's fault.
@@ -56,6 +63,8 @@ impl ResourceError {
             Self::AlreadyExists { .. } => (StatusCode::CONFLICT, "already_exists"),
             Self::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
             Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            Self::Exhausted(_) => (StatusCode::CONFLICT, "exhausted"),
+            Self::Precondition(_) => (StatusCode::CONFLICT, "failed_precondition"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Self::Backend(_) | Self::Corrupt(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -85,7 +94,8 @@ impl From<ResourceError> for tonic::Status {
             ResourceError::NotFound { .. } => tonic::Status::not_found(message),
             ResourceError::AlreadyExists { .. } => tonic::Status::already_exists(message),
             ResourceError::Conflict { .. } => tonic::Status::aborted(message),
-            ResourceError::TooLarge(_) => tonic::Status::resource_exhausted(message),
+            ResourceError::TooLarge(_) | ResourceError::Exhausted(_) => tonic::Status::resource_exhausted(message),
+            ResourceError::Precondition(_) => tonic::Status::failed_precondition(message),
             ResourceError::Unavailable(_) => tonic::Status::unavailable(message),
             ResourceError::Backend(_) | ResourceError::Corrupt(_) => tonic::Status::internal(message),
         }

@@ -12,7 +12,9 @@ use std::fmt::Debug;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::assign::{Assign, Assigners, Placing, ATTEMPTS};
 use crate::error::{FieldError, ResourceError};
+use crate::layout::Layout;
 use crate::meta::{Metadata, Owner};
 use crate::store::{Store, Tx, Versioned};
 
@@ -43,11 +45,18 @@ pub trait Kind: Send + Sync + 'static {
         Vec::new()
     }
 
-    /// Values no other resource of this kind under the same outermost ancestor may hold (two
-    /// listeners of one load balancer on one port), claimed the same way and deleted with that
-    /// ancestor.
-    fn unique_in_ancestor(_spec: &Self::Spec) -> Vec<String> {
+    /// Values no other resource of this kind under the same parent may hold (two listeners of
+    /// one load balancer on one port, two ports of a subnet on one address), claimed the same
+    /// way and deleted with the parent (or any ancestor).
+    fn unique_in_parent(_spec: &Self::Spec) -> Vec<String> {
         Vec::new()
+    }
+
+    /// Checks an update's spec against the stored one, field paths starting at `spec`: values
+    /// that cannot change are refused, values the server assigned and the caller left out are
+    /// kept.
+    fn update(_new: &mut Self::Spec, _current: &Self::Spec) -> Result<(), FieldError> {
+        Ok(())
     }
 }
 
@@ -78,85 +87,8 @@ pub struct Resource<S> {
     pub spec: S,
 }
 
-/// Where a service's resources live in chainfire:
-/// `<root>/r/<org>/<project>/<plural>[.<plural>...]/<parent names.../><name>`. Kinds of
-/// different depth never share a prefix (`loadbalancers/` against `loadbalancers.listeners/`),
-/// so a listing of one kind never sees another.
-#[derive(Debug, Clone)]
-pub struct Layout {
-    root: String,
-    /// Every kind's `PATH`, for cascading deletes.
-    kinds: Vec<&'static [&'static str]>,
-}
-
-impl Layout {
-    /// `root` without a trailing slash (`/photoncloud/fiberlb`); `kinds` every kind's `PATH`.
-    pub fn new(root: impl Into<String>, kinds: &[&'static [&'static str]]) -> Self {
-        Self { root: root.into(), kinds: kinds.to_vec() }
-    }
-
-    /// Everything of every project (what a node's dataplane follows).
-    pub fn prefix(&self) -> String {
-        format!("{}/r/", self.root)
-    }
-
-    /// Where resources of `path` under `parents` are listed.
-    pub fn collection(&self, owner: &Owner, path: &[&str], parents: &[String]) -> String {
-        let mut key = format!("{}/r/{}/{}/{}/", self.root, owner.org, owner.project, path.join("."));
-        for parent in parents {
-            key.push_str(parent);
-            key.push('/');
-        }
-        key
-    }
-
-    pub fn key(&self, owner: &Owner, path: &[&str], parents: &[String], name: &str) -> String {
-        self.collection(owner, path, parents) + name
-    }
-
-    /// A key split back into its owner, the kind's path and the names (parents, then its own).
-    pub fn parse<'k>(&self, key: &'k str) -> Option<(Owner, Vec<&'k str>, Vec<&'k str>)> {
-        let rest = key.strip_prefix(&self.root)?.strip_prefix("/r/")?;
-        let mut parts = rest.split('/');
-        let (org, project, path) = (parts.next()?, parts.next()?, parts.next()?);
-        let path: Vec<&str> = path.split('.').collect();
-        let names: Vec<&str> = parts.collect();
-        (names.len() == path.len()).then(|| (Owner::new(org, project), path, names))
-    }
-
-    /// Where kind `path`'s claim of `value` is kept (its value: the claiming resource's key).
-    fn claim(&self, path: &[&str], value: &str) -> String {
-        format!("{}/u/{}/{value}", self.root, path.join("."))
-    }
-
-    /// Where the claims under one outermost resource live (deleted with it).
-    fn ancestor_claims(&self, owner: &Owner, ancestor: &str) -> String {
-        format!("{}/s/{}/{}/{ancestor}/", self.root, owner.org, owner.project)
-    }
-
-    /// Every claim key of a resource of `path` named `names` (parents, then its own).
-    fn claims_of(&self, owner: &Owner, path: &[&str], names: &[String], unique: &[String], scoped: &[String]) -> Vec<String> {
-        let mut keys: Vec<String> = unique.iter().map(|v| self.claim(path, v)).collect();
-        if let Some(ancestor) = names.first() {
-            let base = self.ancestor_claims(owner, ancestor);
-            keys.extend(scoped.iter().map(|v| format!("{base}{}/{v}", path.join("."))));
-        }
-        keys
-    }
-
-    /// The deletes that take everything under one resource with it.
-    fn cascade(&self, mut tx: Tx, owner: &Owner, path: &[&str], names: &[String]) -> Tx {
-        if let (1, Some(name)) = (path.len(), names.first()) {
-            tx = tx.delete_prefix(&self.ancestor_claims(owner, name));
-        }
-        for kind in &self.kinds {
-            if kind.len() > path.len() && kind.starts_with(path) {
-                tx = tx.delete_prefix(&self.collection(owner, kind, names));
-            }
-        }
-        tx
-    }
-}
+/// The kind an `AlreadyExists` names when a claimed value is taken.
+const CLAIMED: &str = "claimed value";
 
 /// A resource name: a DNS label (lower-case letters, digits, inner hyphens, 1–63), so it is
 /// safe in a key, a URL and a host name alike.
@@ -186,16 +118,24 @@ pub struct Resources {
     store: Store,
     layout: Layout,
     sealer: std::sync::Arc<dyn Sealer>,
+    assigners: Assigners,
 }
 
 impl Resources {
     pub fn new(store: Store, layout: Layout) -> Self {
-        Self { store, layout, sealer: std::sync::Arc::new(NoSecrets) }
+        Self { store, layout, sealer: std::sync::Arc::new(NoSecrets), assigners: Assigners::default() }
     }
 
     /// Secrets of the service's kinds are sealed by `sealer`.
     pub fn with_sealer(mut self, sealer: std::sync::Arc<dyn Sealer>) -> Self {
         self.sealer = sealer;
+        self
+    }
+
+    /// Values of kind `K` are completed (picked, checked against what is stored) on create by
+    /// `assigner`.
+    pub fn with_assigner<K: Kind>(mut self, assigner: impl Assign<K>) -> Self {
+        self.assigners.insert::<K>(std::sync::Arc::new(assigner));
         self
     }
 
@@ -227,6 +167,8 @@ impl Resources {
         Ok(())
     }
 
+    /// Creates a resource; values the kind's assigner picks are assigned again if a concurrent
+    /// create took them first (`crate::assign`).
     pub async fn create<K: Kind>(
         &self,
         owner: &Owner,
@@ -236,6 +178,30 @@ impl Resources {
     ) -> Result<Resource<K::Spec>, ResourceError> {
         Self::check_parents::<K>(parents)?;
         check_name("name", name)?;
+        let assigner = self.assigners.get::<K>();
+        let mut attempt = 0;
+        loop {
+            let mut spec = spec.clone();
+            let mut assigned = false;
+            if let Some(assigner) = &assigner {
+                let before = serde_json::to_value(&spec).ok();
+                assigner.assign(Placing { resources: self, owner, parents, name, attempt }, &mut spec).await?;
+                assigned = before != serde_json::to_value(&spec).ok();
+            }
+            match self.try_create::<K>(owner, parents, name, spec).await {
+                Err(ResourceError::AlreadyExists { kind: CLAIMED, .. }) if assigned && attempt + 1 < ATTEMPTS => attempt += 1,
+                outcome => return outcome,
+            }
+        }
+    }
+
+    async fn try_create<K: Kind>(
+        &self,
+        owner: &Owner,
+        parents: &[String],
+        name: &str,
+        spec: K::Spec,
+    ) -> Result<Resource<K::Spec>, ResourceError> {
         K::validate(&spec)?;
         let mut spec = spec;
         K::seal(&mut spec, None, self.sealer.as_ref())?;
@@ -247,10 +213,10 @@ impl Resources {
             tx = tx.when_present(parent_key);
         }
         let claims = K::unique(&resource.spec);
-        debug_assert!(claims.is_empty() || K::PATH.len() == 1, "only top-level kinds claim values");
+        debug_assert!(claims.is_empty() || K::PATH.len() == 1, "only top-level kinds claim values across projects");
         let mut names = parents.to_vec();
         names.push(name.to_string());
-        let claim_keys = self.layout.claims_of(owner, K::PATH, &names, &claims, &K::unique_in_ancestor(&resource.spec));
+        let claim_keys = self.layout.claims_of(owner, K::PATH, &names, &claims, &K::unique_in_parent(&resource.spec));
         for claim in &claim_keys {
             tx = tx.create(claim, &key)?;
         }
@@ -261,7 +227,7 @@ impl Resources {
                 Ok(resource)
             }
             None => {
-                // Either the name is taken or the parent is gone: say which.
+                // Either the name is taken, a value is claimed or the parent is gone: say which.
                 if self.store.get::<serde_json::Value>(&key).await?.is_some() {
                     return Err(ResourceError::AlreadyExists { kind: K::NAME, name: name.into() });
                 }
@@ -272,6 +238,12 @@ impl Resources {
         }
     }
 
+    /// The values claimed under a claims prefix (`Layout::parent_claims`, `unique_claims`).
+    pub(crate) async fn claimed(&self, prefix: &str) -> Result<Vec<String>, ResourceError> {
+        let held = self.store.list_all::<String>(prefix).await?;
+        Ok(held.into_iter().filter_map(|h| h.key.strip_prefix(prefix).map(str::to_string)).collect())
+    }
+
     /// A claim of `claims` another resource holds, as the error that says so (naming the value).
     async fn check_claims(&self, claims: &[String], key: &str) -> Result<(), ResourceError> {
         for claim in claims {
@@ -279,7 +251,7 @@ impl Resources {
             if holder.is_some_and(|h| h.value != key) {
                 // The holder is not named: it may be another project's.
                 let value = claim.rsplit('/').next().unwrap_or(claim);
-                return Err(ResourceError::AlreadyExists { kind: "claimed value", name: value.to_string() });
+                return Err(ResourceError::AlreadyExists { kind: CLAIMED, name: value.to_string() });
             }
         }
         Ok(())
@@ -359,11 +331,16 @@ impl Resources {
             return Err(ResourceError::Conflict { kind: K::NAME, name: name.into(), expected });
         }
         let mut spec = spec;
+        K::update(&mut spec, &current.spec)?;
+        K::validate(&spec)?;
+        if let Some(assigner) = self.assigners.get::<K>() {
+            assigner.updating(Placing { resources: self, owner, parents, name, attempt: 0 }, &mut spec).await?;
+        }
         K::seal(&mut spec, Some(&current.spec), self.sealer.as_ref())?;
         let mut names = parents.to_vec();
         names.push(name.to_string());
-        let old_claims = self.layout.claims_of(owner, K::PATH, &names, &K::unique(&current.spec), &K::unique_in_ancestor(&current.spec));
-        let new_claims = self.layout.claims_of(owner, K::PATH, &names, &K::unique(&spec), &K::unique_in_ancestor(&spec));
+        let old_claims = self.layout.claims_of(owner, K::PATH, &names, &K::unique(&current.spec), &K::unique_in_parent(&current.spec));
+        let new_claims = self.layout.claims_of(owner, K::PATH, &names, &K::unique(&spec), &K::unique_in_parent(&spec));
         let mut resource = current;
         resource.spec = spec;
         resource.metadata.touch();
@@ -398,7 +375,7 @@ impl Resources {
         let mut names = parents.to_vec();
         names.push(name.to_string());
         let mut tx = self.layout.cascade(Tx::new().delete(&key, current.metadata.resource_version), owner, K::PATH, &names);
-        for claim in self.layout.claims_of(owner, K::PATH, &names, &K::unique(&current.spec), &K::unique_in_ancestor(&current.spec)) {
+        for claim in self.layout.claims_of(owner, K::PATH, &names, &K::unique(&current.spec), &K::unique_in_parent(&current.spec)) {
             tx = tx.remove(&claim);
         }
         match self.store.commit(tx).await? {
@@ -422,21 +399,6 @@ fn with_version<S>(found: Versioned<Resource<S>>) -> Resource<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn keys_of_different_kinds_never_share_a_prefix_and_parse_back() {
-        let layout = Layout::new("/photoncloud/lb", &[&["lbs"], &["lbs", "listeners"], &["lbs", "listeners", "rules"]]);
-        let owner = Owner::new("acme", "web");
-        let lb = layout.key(&owner, &["lbs"], &[], "front");
-        let listener = layout.key(&owner, &["lbs", "listeners"], &["front".into()], "http");
-        assert_eq!(lb, "/photoncloud/lb/r/acme/web/lbs/front");
-        assert_eq!(listener, "/photoncloud/lb/r/acme/web/lbs.listeners/front/http");
-        assert!(!listener.starts_with(&layout.collection(&owner, &["lbs"], &[])));
-        let (parsed_owner, path, names) = layout.parse(&listener).unwrap();
-        assert_eq!((parsed_owner, path, names), (owner.clone(), vec!["lbs", "listeners"], vec!["front", "http"]));
-        assert!(layout.parse("/photoncloud/lb/r/acme/web/lbs.listeners/front").is_none());
-        assert!(layout.parse("/elsewhere/r/acme/web/lbs/front").is_none());
-    }
 
     #[test]
     fn names_are_dns_labels() {

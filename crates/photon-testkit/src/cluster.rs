@@ -23,6 +23,7 @@ fn api_port(service: &str) -> u16 {
         "iam" => 8080,
         "flashdns" => 853,
         "fiberlb" => 9092,
+        "prismnet" => 9091,
         other => panic!("the cluster harness does not run {other}"),
     }
 }
@@ -136,7 +137,13 @@ impl Cluster {
     fn prepare(&self, i: usize, node: &Node, service: &str) -> Process {
         let program = binary(&format!("{service}-server"));
         let log = node.data.path().join(format!("{service}.log"));
-        let mut p = self.lab.process(i, &format!("{}/{service}", node.name), &program, &log);
+        let name = format!("{}/{service}", node.name);
+        // PrismNET's VPC namespaces must outlive it and be seen by the test, as on a host.
+        let mut p = if service == "prismnet" {
+            self.lab.process_sharing_mounts(i, &name, &program, &log)
+        } else {
+            self.lab.process(i, &name, &program, &log)
+        };
         let secrets = self.secrets.path();
         let data = node.data.path().join(service);
         let listen = if node.control_plane { "0.0.0.0" } else { "127.0.0.1" };
@@ -173,6 +180,17 @@ impl Cluster {
                     p.env("FIBERLB_IAM_URL", format!("https://{}:8080", self.lab.addr(0)));
                 }
             }
+            "prismnet" => {
+                p.arg("--cluster-config").arg(&node.config);
+                p.env("PRISMNET_DATAPLANE_NODE", &node.name);
+                p.env("PRISMNET_DATAPLANE_VTEP_ADDRESS", &node.addr);
+                p.env("PRISMNET_DATAPLANE_NETNS_PREFIX", format!("{}v", self.lab.ns(i)));
+                // Drift repaired within tests' patience.
+                p.env("PRISMNET_DATAPLANE_RESYNC_MS", "2000");
+                if !node.control_plane {
+                    p.env("PRISMNET_IAM_URL", format!("https://{}:8080", self.lab.addr(0)));
+                }
+            }
             "iam" => {
                 p.arg("--tls-cert").arg(secrets.join(format!("{}.crt", node.name)));
                 p.arg("--tls-key").arg(secrets.join(format!("{}.key", node.name)));
@@ -184,7 +202,7 @@ impl Cluster {
         p
     }
 
-    /// Adds an application-tier `service` (flashdns, fiberlb) to node `i`, started by the next
+    /// Adds an application-tier `service` (flashdns, fiberlb, prismnet) to node `i`, started by the next
     /// `start`/`start_service`, as its unit would run on that node.
     pub fn add_service(&mut self, i: usize, service: &str) {
         let process = self.prepare(i, &self.nodes[i], service);

@@ -136,6 +136,20 @@ impl Lab {
         process
     }
 
+    /// Like [`Lab::process`], but the process shares the host's mount namespace (`nsenter`
+    /// enters only the network namespace), so namespaces it bind-mounts under /run/netns, as
+    /// PrismNET does for VPCs, are seen by the test and outlive the process as they do on a host.
+    pub fn process_sharing_mounts(&self, i: usize, name: &str, program: &Path, log: &Path) -> Process {
+        let mut process = Process::new(name, Path::new("nsenter"), log);
+        process.arg(format!("--net=/run/netns/{}", self.ns(i))).arg("--").arg(program);
+        process
+    }
+
+    /// A name for a namespace of the test's own (a "machine"), removed with the lab.
+    pub fn extra_ns(&self, label: &str) -> String {
+        format!("{}m{label}", self.name)
+    }
+
     /// Runs a command inside node `i`'s namespace and returns its output.
     pub fn exec(&self, i: usize, program: &str, args: &[&str]) -> std::process::Output {
         Command::new("ip")
@@ -164,6 +178,13 @@ impl Drop for Lab {
     fn drop(&mut self) {
         for i in 0..self.nodes {
             let ns = self.ns(i);
+            kill_all_in(&ns);
+            ip_quiet(&["netns", "delete", &ns]);
+        }
+        // What the nodes' services made (PrismNET's VPC namespaces, `<node ns>v<vni>`) and the
+        // test's own namespaces ([`Lab::extra_ns`]).
+        let made = [format!("{}n", self.name), format!("{}m", self.name)];
+        for ns in namespaces().into_iter().filter(|ns| made.iter().any(|p| ns.starts_with(p.as_str()))) {
             kill_all_in(&ns);
             ip_quiet(&["netns", "delete", &ns]);
         }

@@ -161,7 +161,7 @@ impl Kind for Listener {
 
     /// One port per transport on a load balancer's address: `tcp/80` (TCP, TLS, HTTP, HTTPS
     /// all take a TCP port) or `udp/53`.
-    fn unique_in_ancestor(spec: &ListenerSpec) -> Vec<String> {
+    fn unique_in_parent(spec: &ListenerSpec) -> Vec<String> {
         let transport = if spec.protocol == Protocol::Udp { "udp" } else { "tcp" };
         vec![format!("{transport}-{}", spec.port)]
     }

@@ -1,20 +1,19 @@
-//! What this node knows of every project's load balancers: the resources under FiberLB's
-//! prefix, kept current by a chainfire watch (`photon_resource::follow`). The dataplane is
-//! built from it; `/health` counts from it.
+//! A copy of every value under a prefix, kept by applying what `follow` delivers: what a
+//! service's dataplane is rebuilt from and its `/health` counts from.
 
 use std::collections::BTreeMap;
 
-use photon_resource::Change;
+use crate::follow::Change;
 
 #[derive(Debug, Default)]
-pub struct State {
+pub struct Mirror {
     /// Every resource's JSON by key.
     items: BTreeMap<String, Vec<u8>>,
     /// The chainfire revision the copy is at (0: no copy yet).
     pub revision: i64,
 }
 
-impl State {
+impl Mirror {
     pub fn apply(&mut self, changes: Vec<Change>) {
         for change in changes {
             match change {

@@ -1,0 +1,91 @@
+//! The rule set a VPC plan becomes: its shape, checked without a kernel (the overlay tests
+//! check its effect).
+
+use super::*;
+use crate::dataplane::plan::{LocalPort, VpcPlan};
+use crate::model::port::{Binding, Device};
+use photon_resource::Owner;
+use std::collections::BTreeMap;
+
+fn rule_spec(json: serde_json::Value) -> RuleSpec {
+    serde_json::from_value(json).unwrap()
+}
+
+fn vpc() -> VpcPlan {
+    let port = |device: &str, ip: &str, groups: &[&str], security: bool| LocalPort {
+        key: format!("k/{device}"),
+        device: device.into(),
+        mac: [2, 0x7e, 10, 0, 1, 10],
+        ip: ip.parse().unwrap(),
+        subnet: "10.0.1.0/24".parse().unwrap(),
+        gateway: "10.0.1.1".parse().unwrap(),
+        binding: Binding { node: "n".into(), device: Device::Veth, netns: Some("m".into()), ifname: None, configure: false },
+        security_groups: groups.iter().map(|g| g.to_string()).collect(),
+        port_security: security,
+    };
+    let mut groups = BTreeMap::new();
+    groups.insert(
+        "web".to_string(),
+        vec![
+            ("http".to_string(), rule_spec(json!({"direction": "ingress", "protocol": "tcp", "port_min": 80, "port_max": 81, "remote_cidr": "10.0.0.0/8"}))),
+            ("peers".to_string(), rule_spec(json!({"direction": "ingress", "remote_group": "web-peers"}))),
+        ],
+    );
+    groups.insert("locked".to_string(), vec![("dns".to_string(), rule_spec(json!({"direction": "egress", "protocol": "udp", "port_min": 53})))]);
+    groups.insert("web-peers".to_string(), Vec::new());
+    let mut members = BTreeMap::new();
+    members.insert("web".to_string(), ["10.0.1.10".parse().unwrap(), "10.0.2.7".parse().unwrap()].into());
+    VpcPlan {
+        vni: 5000,
+        owner: Owner { org: "acme".into(), project: "web".into() },
+        name: "blue".into(),
+        gateway_mac: [2, 0x7f, 0, 0x13, 0x88, 1],
+        mtu: 1450,
+        subnets: Vec::new(),
+        local: vec![port("p0000000001", "10.0.1.10", &["web"], true), port("p0000000002", "10.0.1.11", &["locked"], true), port("p0000000003", "10.0.1.12", &[], false)],
+        remote: Vec::new(),
+        groups,
+        members,
+    }
+}
+
+fn rules_of<'a>(set: &'a Value, chain: &str) -> Vec<&'a Value> {
+    set["nftables"].as_array().unwrap().iter().filter(|c| c["add"]["rule"]["chain"] == chain).map(|c| &c["add"]["rule"]["expr"]).collect()
+}
+
+#[test]
+fn a_port_gets_its_groups_rules_default_deny_in_and_its_own_addresses_only() {
+    let set = ruleset(&vpc());
+    let text = set.to_string();
+    // Replaced atomically: both tables added, deleted and added first.
+    let ops: Vec<&Value> = set["nftables"].as_array().unwrap().iter().take(6).collect();
+    assert!(ops[1]["delete"]["table"]["name"] == TABLE && ops[4]["delete"]["table"]["name"] == L2_TABLE, "{text}");
+    // Tracked replies first.
+    let forward = rules_of(&set, "forward");
+    assert_eq!(forward[0][0]["match"]["right"], json!(["established", "related"]));
+    // Port 1: ingress from 10/8 to TCP 80-81, and from the peers' set; then drop. Egress open.
+    let ingress = rules_of(&set, "i_p0000000001");
+    assert_eq!(ingress.len(), 3);
+    assert_eq!(ingress[0][1]["match"]["right"], json!({"range": [80, 81]}));
+    assert_eq!(ingress[0][2]["match"]["right"], json!({"prefix": {"addr": "10.0.0.0", "len": 8}}));
+    assert_eq!(ingress[1][0]["match"]["right"], "@g_web_peers");
+    assert_eq!(ingress[2], &json!([{"drop": null}]));
+    assert_eq!(rules_of(&set, "e_p0000000001"), vec![&json!([{"return": null}])]);
+    // Port 2: DNS out only.
+    let egress = rules_of(&set, "e_p0000000002");
+    assert_eq!(egress.len(), 2);
+    assert_eq!(egress[0][1]["match"]["right"], 53);
+    assert_eq!(egress[1], &json!([{"drop": null}]));
+    // Port 3 turned port security off: no chain of its own.
+    assert!(!text.contains("p0000000003"), "{text}");
+    // Sets: members of web; web-peers empty but present for the rule that names it.
+    assert!(text.contains(r#""elem":["10.0.1.10","10.0.2.7"]"#) && text.contains(r#""name":"g_web_peers""#), "{text}");
+    // Anti-spoofing: its own MAC, its own address (and DHCP's 0.0.0.0), IPv4 and ARP only.
+    let spoof = rules_of(&set, "s_p0000000001");
+    assert_eq!(spoof[0][0]["match"]["right"], "02:7e:0a:00:01:0a");
+    assert_eq!(spoof[1][1]["match"]["right"], json!({"set": ["0.0.0.0", "10.0.1.10"]}));
+    assert_eq!(spoof[3][1]["match"]["right"], "10.0.1.10");
+    // forward 2 + 2 per filtered port, prerouting 1 per port, port 1: 3 in + 1 out, port 2:
+    // 1 in + 2 out, 5 anti-spoofing rules each.
+    assert_eq!(rule_count(&set), 6 + 2 + 4 + 3 + 10);
+}

@@ -1,0 +1,179 @@
+//! This node's dataplane: the VPCs its ports need, realised on its own kernel. The plan
+//! (`plan.rs`) is rebuilt from the followed resources and nodes on every change; each VPC whose
+//! plan changed is queued, and `photon-reconcile` converges one VPC at a time (`vpc.rs`, over
+//! `links.rs` and `netns.rs`), a periodic resync repairing drift nobody announced.
+
+pub mod dhcp;
+pub mod filter;
+pub mod links;
+pub mod netns;
+pub mod nodes;
+pub mod plan;
+pub mod vpc;
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use photon_reconcile::{Queue, Reconciler, Requeue};
+use photon_resource::Layout;
+
+use crate::dataplane::links::Net;
+use crate::dataplane::plan::Plan;
+use crate::dataplane::vpc::Realiser;
+use crate::error::{PrismnetError, Result};
+
+pub struct Dataplane {
+    layout: Layout,
+    node: String,
+    underlay_mtu: u32,
+    realiser: Realiser,
+    inputs: Mutex<Inputs>,
+    /// The plan built from the inputs (shared with the DHCP servers).
+    plan: dhcp::Current,
+    dhcp: dhcp::Servers,
+    queue: Arc<Queue<u32>>,
+    /// VNIs whose last converge failed, with the error.
+    failing: Mutex<BTreeMap<u32, String>>,
+}
+
+#[derive(Default)]
+struct Inputs {
+    items: BTreeMap<String, Vec<u8>>,
+    nodes: BTreeMap<String, Ipv4Addr>,
+}
+
+/// A lock that outlives a panic elsewhere (the data are replaced whole, never left half-made).
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+impl Dataplane {
+    /// Needs a Tokio runtime (netlink's socket joins its reactor).
+    pub fn new(layout: Layout, node: String, vtep: Ipv4Addr, underlay_mtu: u32, netns_prefix: String) -> Result<Arc<Self>> {
+        let host = Net::new(netns::netlink(None).map_err(|e| PrismnetError::io("netlink in this node's namespace", e))?);
+        Ok(Arc::new(Self {
+            layout,
+            node,
+            underlay_mtu,
+            realiser: Realiser { host, vtep, netns_prefix, applied: Mutex::default() },
+            inputs: Mutex::new(Inputs::default()),
+            plan: dhcp::Current::default(),
+            dhcp: dhcp::Servers::default(),
+            queue: Arc::new(Queue::default()),
+            failing: Mutex::new(BTreeMap::new()),
+        }))
+    }
+
+    pub fn queue(&self) -> Arc<Queue<u32>> {
+        self.queue.clone()
+    }
+
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Every resource, as followed.
+    pub fn apply_resources(&self, items: &BTreeMap<String, Vec<u8>>) {
+        let mut inputs = lock(&self.inputs);
+        inputs.items = items.clone();
+        self.replan(&inputs);
+    }
+
+    /// Every node's tunnel address, as followed.
+    pub fn apply_nodes(&self, nodes: BTreeMap<String, Ipv4Addr>) {
+        let mut inputs = lock(&self.inputs);
+        inputs.nodes = nodes;
+        self.replan(&inputs);
+    }
+
+    /// Rebuilds the plan and queues every VPC whose part of it changed.
+    fn replan(&self, inputs: &Inputs) {
+        let plan = plan::build(&self.layout, &inputs.items, &inputs.nodes, &self.node, self.underlay_mtu);
+        let mut current = lock(&self.plan);
+        let old = current.clone();
+        let changed: Vec<u32> = old
+            .vpcs
+            .keys()
+            .chain(plan.vpcs.keys())
+            .copied()
+            .filter(|vni| old.vpcs.get(vni) != plan.vpcs.get(vni))
+            .collect();
+        for problem in plan.problems.iter().filter(|p| !old.problems.contains(p)) {
+            tracing::warn!(%problem, "a port cannot be reached yet");
+        }
+        *current = Arc::new(plan);
+        self.queue.push_all(changed);
+    }
+
+    pub fn plan(&self) -> Arc<Plan> {
+        lock(&self.plan).clone()
+    }
+
+    /// (VPCs realised here, ports plugged in here, VPCs failing to converge).
+    pub fn census(&self) -> (usize, usize, usize) {
+        let plan = self.plan();
+        let ports = plan.vpcs.values().map(|v| v.local.len()).sum();
+        (plan.vpcs.len(), ports, lock(&self.failing).len())
+    }
+
+    async fn converge(&self, vni: u32) -> Result<()> {
+        let started = Instant::now();
+        let plan = self.plan();
+        match plan.vpcs.get(&vni) {
+            Some(vpc) => {
+                let changes = self.realiser.converge(vpc).await?;
+                if vpc.subnets.iter().any(|s| s.dhcp) {
+                    let ns = netns::open(&netns::resolve(&self.realiser.namespace(vni)))
+                        .map_err(|e| PrismnetError::io("opening the VPC's namespace", e))?;
+                    self.dhcp.ensure(vni, &ns, vpc::BRIDGE, self.plan.clone())?;
+                } else {
+                    self.dhcp.stop(vni);
+                }
+                if !changes.is_empty() {
+                    let ms = started.elapsed().as_secs_f64() * 1000.0;
+                    tracing::info!(vni, vpc = %vpc.name, org = %vpc.owner.org, project = %vpc.owner.project, changes = %changes.join("; "), ms, "converged a VPC");
+                }
+            }
+            None => {
+                // Its socket would keep the namespace alive.
+                self.dhcp.stop(vni);
+                if self.realiser.remove(vni).await? {
+                    tracing::info!(vni, "removed a VPC no port here needs any more");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Reconciler for Dataplane {
+    type Key = u32;
+
+    fn keys(&self) -> Vec<u32> {
+        let mut keys: Vec<u32> = self.plan().vpcs.keys().copied().collect();
+        keys.extend(self.realiser.present());
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+
+    async fn reconcile(&self, vni: &u32) -> std::result::Result<Requeue, String> {
+        let outcome = self.converge(*vni).await;
+        let mut failing = lock(&self.failing);
+        match outcome {
+            Ok(()) => {
+                failing.remove(vni);
+                Ok(Requeue::Done)
+            }
+            Err(e) => {
+                failing.insert(*vni, e.to_string());
+                Err(e.to_string())
+            }
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! Converging one VPC on this node to its plan: its namespace, its bridge (the gateway of every
+//! subnet, with the VPC's gateway MAC), its VXLAN device, each local port's veth, and the
+//! forwarding and neighbour entries of every remote port. Each step looks at what is there and
+//! changes only what differs, so a converge is safe to repeat and leaves flowing traffic alone.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
+
+use crate::dataplane::links::{Fdb, Link, Net};
+use crate::dataplane::{filter, lock, netns};
+use crate::dataplane::plan::{LocalPort, VpcPlan};
+use crate::error::{PrismnetError, Result};
+
+/// The bridge and the VXLAN device inside every VPC's namespace.
+pub const BRIDGE: &str = "br0";
+pub const VXLAN: &str = "vxlan0";
+
+/// What is the same for every VPC of this node.
+pub struct Realiser {
+    /// Netlink in the node's own namespace (the underlay).
+    pub host: Net,
+    pub vtep: Ipv4Addr,
+    pub netns_prefix: String,
+    /// By VNI: the rule set last applied (JSON text).
+    pub applied: Mutex<HashMap<u32, String>>,
+}
+
+/// Whether `name` is a port device's (`plan::device_name`).
+fn is_port_device(name: &str) -> bool {
+    name.len() == 11 && name.starts_with('p') && name[1..].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn find<'a>(links: &'a [Link], name: &str) -> Option<&'a Link> {
+    links.iter().find(|l| l.name == name)
+}
+
+impl Realiser {
+    pub fn namespace(&self, vni: u32) -> String {
+        format!("{}{vni}", self.netns_prefix)
+    }
+
+    /// The VNIs of the VPC namespaces this node has now.
+    pub fn present(&self) -> Vec<u32> {
+        netns::list(&self.netns_prefix).iter().filter_map(|n| n.strip_prefix(&self.netns_prefix)?.parse().ok()).collect()
+    }
+
+    /// Removes the VPC's namespace and everything in it (its ports' veths with it).
+    pub async fn remove(&self, vni: u32) -> Result<bool> {
+        let name = self.namespace(vni);
+        let existed = self.present().contains(&vni);
+        lock(&self.applied).remove(&vni);
+        netns::remove(&name).map_err(|e| PrismnetError::io(format!("removing namespace {name}"), e))?;
+        if let Some(stray) = self.host.link(&format!("pnx{vni}")).await? {
+            self.host.delete(stray.index).await?;
+        }
+        Ok(existed)
+    }
+
+    /// Converges the VPC; returns what it changed (nothing: it already was as planned).
+    pub async fn converge(&self, vpc: &VpcPlan) -> Result<Vec<String>> {
+        let name = self.namespace(vpc.vni);
+        let mut changes = Vec::new();
+        let created = netns::ensure(&name).map_err(|e| PrismnetError::io(format!("creating namespace {name}"), e))?;
+        let ns = netns::open(&netns::resolve(&name)).map_err(|e| PrismnetError::io("opening the VPC's namespace", e))?;
+        if created {
+            changes.push("created the namespace".to_string());
+            let settings = [
+                ("net/ipv4/ip_forward", "1"),
+                // The gateway routes between subnets on the same bridge: no redirects.
+                ("net/ipv4/conf/all/send_redirects", "0"),
+                ("net/ipv4/conf/default/send_redirects", "0"),
+                // Bridged traffic through the inet hooks, where security groups filter it.
+                ("net/bridge/bridge-nf-call-iptables", "1"),
+            ];
+            for (key, value) in settings {
+                netns::sysctl(&ns, key, value).map_err(|e| PrismnetError::io("setting up the VPC's namespace", e))?;
+            }
+        }
+        let net = Net::new(netns::netlink(Some(&ns)).map_err(|e| PrismnetError::io("netlink in the VPC's namespace", e))?);
+        let mut links = net.links().await?;
+        if let Some(lo) = find(&links, "lo").filter(|l| !l.up) {
+            net.set_up(lo.index, 65536, None).await?;
+        }
+
+        if find(&links, BRIDGE).is_none() {
+            net.add_bridge(BRIDGE, vpc.gateway_mac, vpc.mtu).await?;
+            changes.push("created the bridge".to_string());
+            links = net.links().await?;
+        }
+        let bridge = find(&links, BRIDGE).cloned().ok_or_else(|| gone(BRIDGE))?;
+        if !bridge.up || bridge.mtu != Some(vpc.mtu) || bridge.mac.as_deref() != Some(&vpc.gateway_mac[..]) {
+            net.set_up(bridge.index, vpc.mtu, None).await?;
+            changes.push("set the bridge up".to_string());
+        }
+
+        if find(&links, VXLAN).is_none() {
+            self.plug_vxlan(vpc, &ns).await?;
+            changes.push("created the VXLAN device".to_string());
+            links = net.links().await?;
+        }
+        let vxlan = find(&links, VXLAN).cloned().ok_or_else(|| gone(VXLAN))?;
+        if !vxlan.up || vxlan.controller != Some(bridge.index) || vxlan.mtu != Some(vpc.mtu) {
+            net.set_up(vxlan.index, vpc.mtu, Some(bridge.index)).await?;
+            net.no_learning(vxlan.index).await?;
+            changes.push("put the VXLAN device on the bridge".to_string());
+        }
+
+        changes.extend(self.gateways(&net, vpc, bridge.index).await?);
+        changes.extend(self.ports(&net, vpc, &links, bridge.index).await?);
+        changes.extend(self.remotes(&net, vpc, vxlan.index, bridge.index).await?);
+        changes.extend(self.filter(&ns, vpc)?);
+        Ok(changes)
+    }
+
+    /// The VPC's nftables rules, replaced when they differ from what this process last applied
+    /// or an operator removed the tables.
+    fn filter(&self, ns: &std::fs::File, vpc: &VpcPlan) -> Result<Vec<String>> {
+        let ruleset = filter::ruleset(vpc);
+        let text = ruleset.to_string();
+        let same = lock(&self.applied).get(&vpc.vni) == Some(&text);
+        if same && filter::present(ns)? {
+            return Ok(Vec::new());
+        }
+        filter::apply(ns, &ruleset)?;
+        tracing::info!(vni = vpc.vni, rules = filter::rule_count(&ruleset), "applied the VPC's security groups and anti-spoofing rules");
+        lock(&self.applied).insert(vpc.vni, text);
+        Ok(vec![format!("{} filter rules applied", filter::rule_count(&ruleset))])
+    }
+
+    /// The VXLAN device is made in the node's namespace, where its tunnel socket stays, and
+    /// moved into the VPC's.
+    async fn plug_vxlan(&self, vpc: &VpcPlan, ns: &std::fs::File) -> Result<()> {
+        let host_name = format!("pnx{}", vpc.vni);
+        if self.host.link(&host_name).await?.is_none() {
+            self.host.add_vxlan(&host_name, vpc.vni, self.vtep, vpc.mtu).await?;
+        }
+        let link = self.host.link(&host_name).await?.ok_or_else(|| gone(&host_name))?;
+        self.host.move_to(link.index, ns.as_raw_fd(), VXLAN).await
+    }
+
+    /// Every subnet's gateway address on the bridge, and no other.
+    async fn gateways(&self, net: &Net, vpc: &VpcPlan, bridge: u32) -> Result<Vec<String>> {
+        let want: BTreeSet<(Ipv4Addr, u8)> = vpc.subnets.iter().map(|s| (s.gateway, s.cidr.prefix_len())).collect();
+        let have: BTreeSet<(Ipv4Addr, u8)> = net.addresses(bridge).await?.into_iter().collect();
+        let mut changes = Vec::new();
+        for (ip, len) in want.difference(&have) {
+            net.add_address(bridge, *ip, *len).await?;
+            changes.push(format!("gateway {ip}/{len} added"));
+        }
+        for (ip, len) in have.difference(&want) {
+            net.del_address(bridge, *ip, *len).await?;
+            changes.push(format!("address {ip}/{len} removed"));
+        }
+        Ok(changes)
+    }
+
+    /// Each local port's veth on the bridge; devices of ports gone are deleted.
+    async fn ports(&self, net: &Net, vpc: &VpcPlan, links: &[Link], bridge: u32) -> Result<Vec<String>> {
+        let mut changes = Vec::new();
+        for port in &vpc.local {
+            let link = match find(links, &port.device) {
+                Some(link) => link.clone(),
+                None => {
+                    self.plug(net, vpc, port).await?;
+                    changes.push(format!("port {} plugged in", port.device));
+                    net.link(&port.device).await?.ok_or_else(|| gone(&port.device))?
+                }
+            };
+            if !link.up || link.controller != Some(bridge) || link.mtu != Some(vpc.mtu) {
+                net.set_up(link.index, vpc.mtu, Some(bridge)).await?;
+                changes.push(format!("port {} set up", port.device));
+            }
+        }
+        let wanted: BTreeSet<&str> = vpc.local.iter().map(|p| p.device.as_str()).collect();
+        for link in links.iter().filter(|l| is_port_device(&l.name) && !wanted.contains(l.name.as_str())) {
+            net.delete(link.index).await?;
+            tracing::info!(vni = vpc.vni, device = %link.name, "unplugged a port that is no longer here");
+            changes.push(format!("stale device {} deleted", link.name));
+        }
+        Ok(changes)
+    }
+
+    /// A new veth for `port`: the machine's end straight into its namespace, configured there
+    /// when the binding asks.
+    async fn plug(&self, net: &Net, vpc: &VpcPlan, port: &LocalPort) -> Result<()> {
+        let binding = &port.binding;
+        let target = binding.netns.as_deref().unwrap_or_default();
+        let path = netns::resolve(target);
+        let machine = netns::open(&path).map_err(|e| PrismnetError::io(format!("port {}", port.key), e))?;
+        let ifname = binding.ifname.clone().unwrap_or_else(|| "eth0".into());
+        net.add_veth(&port.device, &ifname, port.mac, vpc.mtu, machine.as_raw_fd()).await?;
+        tracing::info!(vni = vpc.vni, port = %port.key, device = %port.device, netns = %path.display(), %ifname, ip = %port.ip, "plugged a port in");
+        if binding.configure {
+            let inside = Net::new(netns::netlink(Some(&machine)).map_err(|e| PrismnetError::io("netlink in the machine's namespace", e))?);
+            let link = inside.link(&ifname).await?.ok_or_else(|| gone(&ifname))?;
+            inside.add_address(link.index, port.ip, port.subnet.prefix_len()).await?;
+            inside.set_up(link.index, vpc.mtu, None).await?;
+            if let Some(lo) = inside.link("lo").await?.filter(|l| !l.up) {
+                inside.set_up(lo.index, 65536, None).await?;
+            }
+            inside.default_route(port.gateway).await?;
+        }
+        Ok(())
+    }
+
+    /// For every remote port: where its MAC is (the VXLAN device's entry to its node, the
+    /// bridge's entry to the VXLAN device) and its address's MAC (answered by the VXLAN device
+    /// for ARP, and the gateway's own entry for routing). Nothing else.
+    async fn remotes(&self, net: &Net, vpc: &VpcPlan, vxlan: u32, bridge: u32) -> Result<Vec<String>> {
+        let mut changes = Vec::new();
+        let want: BTreeSet<Fdb> = vpc
+            .remote
+            .iter()
+            .flat_map(|r| [Fdb { mac: r.mac, dst: Some(r.vtep), master: false }, Fdb { mac: r.mac, dst: None, master: true }])
+            .collect();
+        let have: BTreeSet<Fdb> = net.fdb(vxlan).await?.into_iter().collect();
+        for entry in want.difference(&have) {
+            net.add_fdb(vxlan, entry).await?;
+            changes.push(format!("forwarding entry {entry:?} added"));
+        }
+        for entry in have.difference(&want) {
+            net.del_fdb(vxlan, entry).await?;
+            changes.push(format!("forwarding entry {entry:?} removed"));
+        }
+        let want: BTreeSet<(Ipv4Addr, [u8; 6])> = vpc.remote.iter().map(|r| (r.ip, r.mac)).collect();
+        for device in [vxlan, bridge] {
+            let have: BTreeSet<(Ipv4Addr, [u8; 6])> = net.neighbours(device).await?.into_iter().collect();
+            for (ip, mac) in want.difference(&have) {
+                net.add_neighbour(device, *ip, *mac).await?;
+                changes.push(format!("neighbour {ip} added on link {device}"));
+            }
+            // (An entry with a stale MAC was replaced above.)
+            for (ip, _) in have.difference(&want) {
+                if !want.iter().any(|(wanted, _)| wanted == ip) {
+                    net.del_neighbour(device, *ip).await?;
+                    changes.push(format!("neighbour {ip} removed from link {device}"));
+                }
+            }
+        }
+        Ok(changes)
+    }
+}
+
+fn gone(name: &str) -> PrismnetError {
+    PrismnetError::io(format!("{name} vanished while being set up"), std::io::Error::from(std::io::ErrorKind::NotFound))
+}

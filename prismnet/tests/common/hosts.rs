@@ -1,0 +1,194 @@
+//! PrismNET across test hosts: a cluster of network namespaces (photon-testkit's harness), a
+//! prismnet-server with its dataplane on every node, a tenant's token, and "machines": network
+//! namespaces of the test's own that ports plug into, to ping and talk TCP from.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use photon_testkit::cluster::Cluster;
+use serde_json::Value;
+
+pub struct Hosts {
+    pub cluster: Cluster,
+    pub token: String,
+}
+
+impl Hosts {
+    /// One control-plane node and `workers` workers, prismnet on every one; projects acme/web
+    /// and beta/web.
+    pub fn start(workers: usize) -> Self {
+        let mut cluster = Cluster::new(1);
+        let workers: Vec<usize> = (0..workers).map(|_| cluster.add_node(false, false, None)).collect();
+        cluster.start(0);
+        cluster.wait_healthy(0, Duration::from_secs(60));
+        cluster.start_nodes(&workers);
+        for &i in &workers {
+            cluster.wait_healthy(i, Duration::from_secs(60));
+        }
+        let token = cluster.admin_token();
+        cluster.org_with_project(&token, "acme", "web");
+        cluster.org_with_project(&token, "beta", "web");
+        for i in 0..cluster.nodes.len() {
+            cluster.add_service(i, "prismnet");
+            cluster.start_service(i, "prismnet");
+        }
+        Self { cluster, token }
+    }
+
+    /// The REST API of node 0's prismnet under `/api/v1/orgs/{org}/projects/web`.
+    pub fn api(&self, org: &str, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+        let url = format!("https://127.0.0.1:9091/api/v1/orgs/{org}/projects/web{path}");
+        let bearer = format!("authorization: Bearer {}", self.token);
+        let mut args = vec!["-X", method, "-H", &bearer, "-H", "content-type: application/json"];
+        if let Some(body) = body {
+            args.extend(["--data-binary", body]);
+        }
+        args.push(&url);
+        self.cluster.curl_with(0, &args)
+    }
+
+    pub fn expect(&self, org: &str, status: u16, method: &str, path: &str, body: Option<&str>) -> Value {
+        let (got, json) = self.api(org, method, path, body);
+        assert_eq!(got, status, "{method} {org}{path}: {json}");
+        json
+    }
+
+    /// A new machine: an empty namespace of the test's own (removed with the lab).
+    pub fn machine(&self, label: &str) -> String {
+        let ns = self.cluster.lab.extra_ns(label);
+        run("ip", &["netns", "add", &ns]);
+        run("ip", &["-n", &ns, "link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// A veth port for `machine` on node `node`, configured by prismnet (address, route, MTU),
+    /// in the VPC's `mesh` group (its members reach each other).
+    pub fn port(&self, org: &str, vpc: &str, subnet: &str, name: &str, ip: Option<&str>, node: usize, machine: &str) -> Value {
+        self.port_in(org, vpc, subnet, name, ip, node, machine, &["mesh"])
+    }
+
+    /// A veth port in security groups `groups`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn port_in(
+        &self,
+        org: &str,
+        vpc: &str,
+        subnet: &str,
+        name: &str,
+        ip: Option<&str>,
+        node: usize,
+        machine: &str,
+        groups: &[&str],
+    ) -> Value {
+        let node = &self.cluster.nodes[node].name;
+        let ip = ip.map(|ip| format!(r#""ip":"{ip}","#)).unwrap_or_default();
+        let groups = serde_json::to_string(groups).unwrap_or_default();
+        let body = format!(
+            r#"{{"name":"{name}","spec":{{{ip}"security_groups":{groups},"binding":{{"node":"{node}","netns":"{machine}","configure":true}}}}}}"#
+        );
+        self.expect(org, 201, "POST", &format!("/vpcs/{vpc}/subnets/{subnet}/ports"), Some(&body))
+    }
+
+    /// A VPC with one subnet and a security group `mesh` whose members take anything from
+    /// each other (as a cloud's default group does).
+    pub fn network(&self, org: &str, vpc: &str, cidr: &str, subnet: &str, subnet_cidr: &str) {
+        self.expect(org, 201, "POST", "/vpcs", Some(&format!(r#"{{"name":"{vpc}","spec":{{"cidr":"{cidr}"}}}}"#)));
+        let body = format!(r#"{{"name":"{subnet}","spec":{{"cidr":"{subnet_cidr}"}}}}"#);
+        self.expect(org, 201, "POST", &format!("/vpcs/{vpc}/subnets"), Some(&body));
+        self.expect(org, 201, "POST", &format!("/vpcs/{vpc}/securitygroups"), Some(r#"{"name":"mesh","spec":{}}"#));
+        let rule = r#"{"name":"members","spec":{"direction":"ingress","remote_group":"mesh"}}"#;
+        self.expect(org, 201, "POST", &format!("/vpcs/{vpc}/securitygroups/mesh/rules"), Some(rule));
+    }
+
+    /// The log of every node's prismnet and what the kernel holds in every namespace of the
+    /// test (for failure messages).
+    pub fn logs(&self) -> String {
+        let mut text: String =
+            (0..self.cluster.nodes.len()).map(|i| format!("--- node {i} prismnet ---\n{}", self.cluster.log(i, "prismnet"))).collect();
+        let lab = self.cluster.lab.extra_ns("");
+        let prefix = lab.trim_end_matches('m');
+        let namespaces = run("ip", &["netns", "list"]);
+        for ns in namespaces.lines().filter_map(|l| l.split_whitespace().next()).filter(|n| n.starts_with(prefix)) {
+            text.push_str(&format!("--- namespace {ns} ---\n"));
+            for (program, args) in [
+                ("ip", vec!["-n", ns, "-d", "-o", "link"]),
+                ("ip", vec!["-n", ns, "-o", "addr"]),
+                ("ip", vec!["-n", ns, "route"]),
+                ("ip", vec!["-n", ns, "neigh"]),
+                ("bridge", vec!["-n", ns, "fdb"]),
+                ("ip", vec!["netns", "exec", ns, "nft", "list", "ruleset"]),
+            ] {
+                let out = std::process::Command::new(program).args(&args).output();
+                let out = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+                text.push_str(&format!("$ {program} {}\n{out}", args.join(" ")));
+            }
+        }
+        text
+    }
+}
+
+/// Runs a command; panics with its output when it fails.
+pub fn run(program: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(out.status.success(), "{program} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// One ping from `machine` to `ip` (1 s deadline).
+pub fn ping(machine: &str, ip: &str) -> bool {
+    std::process::Command::new("ip")
+        .args(["netns", "exec", machine, "ping", "-c", "1", "-W", "1", "-q", ip])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// Waits until `machine` pings `ip`; how long it took.
+pub fn wait_ping(machine: &str, ip: &str, within: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < within {
+        if ping(machine, ip) {
+            return Some(started.elapsed());
+        }
+    }
+    None
+}
+
+/// Runs `work` on a thread inside the namespace `ns`.
+pub fn in_ns<T: Send + 'static>(ns: &str, work: impl FnOnce() -> T + Send + 'static) -> std::thread::JoinHandle<T> {
+    let file = std::fs::File::open(format!("/run/netns/{ns}")).unwrap_or_else(|e| panic!("namespace {ns}: {e}"));
+    std::thread::spawn(move || {
+        use std::os::fd::AsRawFd;
+        // SAFETY: setns(2) of this thread to an open namespace file.
+        assert_eq!(unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) }, 0, "setns: {}", std::io::Error::last_os_error());
+        work()
+    })
+}
+
+/// A TCP server in `machine` on `port` answering each connection with `name` and closing.
+pub fn greeter(machine: &str, port: u16, name: &'static str) {
+    let (ready, up) = std::sync::mpsc::channel();
+    in_ns(machine, move || {
+        let listener = TcpListener::bind(("0.0.0.0", port)).expect("bind in the machine");
+        let _ = ready.send(());
+        for mut stream in listener.incoming().flatten() {
+            let _ = stream.write_all(name.as_bytes());
+        }
+    });
+    up.recv_timeout(Duration::from_secs(5)).expect("the greeter listens");
+}
+
+/// What the greeter at `addr` says, asked from `machine` (None: no connection in 2 s).
+pub fn greeting(machine: &str, addr: SocketAddr) -> Option<String> {
+    in_ns(machine, move || {
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).ok()?;
+        Some(text)
+    })
+    .join()
+    .ok()
+    .flatten()
+}

@@ -1,0 +1,158 @@
+//! The overlay on the real kernel, across test hosts (network namespaces joined by an underlay
+//! link, photon-testkit's harness) with prismnet on each: machines of one VPC on different
+//! hosts reach each other by ping and TCP, also across subnets through the distributed
+//! gateway; two tenants' VPCs with the same addresses stay apart; prismnet killed -9 and
+//! restarted leaves a TCP stream flowing; a device deleted by hand comes back.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::hosts::{greeter, greeting, in_ns, ping, run, wait_ping, Hosts};
+
+const SETTLE: Duration = Duration::from_secs(20);
+
+#[test]
+fn machines_of_a_vpc_reach_each_other_across_hosts_and_same_address_vpcs_stay_apart() {
+    let hosts = Hosts::start(2);
+    let machines: Vec<String> = ["a", "b", "c", "x", "y"].iter().map(|m| hosts.machine(m)).collect();
+    let [a, b, c, x, y] = [&machines[0], &machines[1], &machines[2], &machines[3], &machines[4]];
+
+    // acme: a on node 1, b and c on node 2 (c in a second subnet).
+    hosts.network("acme", "blue", "10.0.0.0/16", "front", "10.0.1.0/24");
+    hosts.expect("acme", 201, "POST", "/vpcs/blue/subnets", Some(r#"{"name":"back","spec":{"cidr":"10.0.2.0/24"}}"#));
+    hosts.port("acme", "blue", "front", "a", Some("10.0.1.10"), 1, a);
+    hosts.port("acme", "blue", "front", "b", Some("10.0.1.11"), 2, b);
+    hosts.port("acme", "blue", "back", "c", Some("10.0.2.10"), 2, c);
+    // beta: the very same addresses, x on node 1 and y on node 2.
+    hosts.network("beta", "blue", "10.0.0.0/16", "front", "10.0.1.0/24");
+    hosts.port("beta", "blue", "front", "a", Some("10.0.1.10"), 1, x);
+    hosts.port("beta", "blue", "front", "b", Some("10.0.1.11"), 2, y);
+
+    let took = wait_ping(a, "10.0.1.11", SETTLE).unwrap_or_else(|| panic!("a never reached b\n{}", hosts.logs()));
+    eprintln!("a pinged b across hosts {took:?} after the ports were created");
+    assert!(ping(a, "10.0.1.1"), "the gateway answers on a's own node");
+    assert!(wait_ping(a, "10.0.2.10", SETTLE).is_some(), "a reaches c in the other subnet through the gateway\n{}", hosts.logs());
+    assert!(wait_ping(x, "10.0.1.11", SETTLE).is_some(), "x reaches y in beta's VPC\n{}", hosts.logs());
+
+    // TCP, and each VPC reaches its own machine at the shared address.
+    greeter(b, 7000, "acme-b");
+    greeter(y, 7000, "beta-y");
+    let to = |ip: &str| SocketAddr::new(ip.parse().expect("an address"), 7000);
+    assert_eq!(greeting(a, to("10.0.1.11")).as_deref(), Some("acme-b"));
+    assert_eq!(greeting(x, to("10.0.1.11")).as_deref(), Some("beta-y"));
+    greeter(c, 7000, "acme-c");
+    assert_eq!(greeting(a, to("10.0.2.10")).as_deref(), Some("acme-c"));
+    assert_eq!(greeting(x, to("10.0.2.10")), None, "beta has no 10.0.2.10");
+
+    // The health of a node with ports counts them.
+    let (_, health) = hosts.cluster.health(2, "prismnet");
+    assert_eq!((health["vpcs"].as_u64(), health["ports"].as_u64(), health["dataplane"].as_str()), (Some(2), Some(3), Some("converged")), "{health}");
+
+    // Converged means converged: a resync (every 2 s here) changes nothing.
+    let converges = |c: &photon_testkit::cluster::Cluster| c.log(1, "prismnet").matches("converged a VPC").count();
+    let before = converges(&hosts.cluster);
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(converges(&hosts.cluster), before, "a resync of converged VPCs changed something:\n{}", hosts.cluster.log(1, "prismnet"));
+
+    // A port deleted: its machine is cut off, its device gone; the others still talk.
+    hosts.expect("acme", 204, "DELETE", "/vpcs/blue/subnets/front/ports/b", None);
+    let gone = Instant::now();
+    while ping(a, "10.0.1.11") {
+        assert!(gone.elapsed() < Duration::from_secs(5), "b still answers after its port was deleted");
+    }
+    let links = run("ip", &["-n", b, "-o", "link"]);
+    assert!(!links.contains("eth0"), "b's end of the port is gone: {links}");
+    assert!(ping(a, "10.0.2.10"));
+    assert!(ping(x, "10.0.1.11"));
+
+    // A VPC deleted: its namespace goes from every node.
+    hosts.expect("beta", 204, "DELETE", "/vpcs/blue", None);
+    let prefix = format!("{}v", hosts.cluster.lab.ns(1));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let namespaces = run("ip", &["netns", "list"]);
+        let on_node1 = namespaces.lines().filter(|l| l.starts_with(&prefix)).count();
+        if on_node1 == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "beta's VPC namespace stays on node 1: {namespaces}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_killed_prismnet_disturbs_no_stream_and_a_device_deleted_by_hand_comes_back() {
+    let hosts = Hosts::start(2);
+    let (a, b) = (hosts.machine("a"), hosts.machine("b"));
+    hosts.network("acme", "blue", "10.0.0.0/16", "front", "10.0.1.0/24");
+    hosts.port("acme", "blue", "front", "a", Some("10.0.1.10"), 1, &a);
+    hosts.port("acme", "blue", "front", "b", Some("10.0.1.11"), 2, &b);
+    assert!(wait_ping(&a, "10.0.1.11", SETTLE).is_some(), "a reaches b\n{}", hosts.logs());
+
+    // A stream from a to b: b echoes every byte; a sends a counter and checks each reply.
+    let (ready, up) = std::sync::mpsc::channel();
+    in_ns(&b, move || {
+        let listener = TcpListener::bind("0.0.0.0:7001").expect("bind");
+        let _ = ready.send(());
+        if let Ok((mut stream, _)) = listener.accept() {
+            let mut buf = [0u8; 8];
+            while stream.read_exact(&mut buf).is_ok() && stream.write_all(&buf).is_ok() {}
+        }
+    });
+    up.recv_timeout(Duration::from_secs(5)).expect("b listens");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let halt = stop.clone();
+    let stream = in_ns(&a, move || -> Result<(u64, Duration), String> {
+        let mut stream = TcpStream::connect("10.0.1.11:7001").map_err(|e| format!("connect: {e}"))?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
+        let (mut n, mut worst) = (0u64, Duration::ZERO);
+        while !halt.load(std::sync::atomic::Ordering::Relaxed) {
+            let sent = Instant::now();
+            stream.write_all(&n.to_be_bytes()).map_err(|e| format!("write {n}: {e}"))?;
+            let mut back = [0u8; 8];
+            stream.read_exact(&mut back).map_err(|e| format!("reply to {n}: {e}"))?;
+            if u64::from_be_bytes(back) != n {
+                return Err(format!("reply {} to {n}", u64::from_be_bytes(back)));
+            }
+            worst = worst.max(sent.elapsed());
+            n += 1;
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok((n, worst))
+    });
+
+    // prismnet on both nodes killed -9 and restarted, the stream going on throughout.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut hosts = hosts;
+    for i in [1, 2] {
+        hosts.cluster.nodes[i].service("prismnet").kill9();
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    for i in [1, 2] {
+        hosts.cluster.start_service(i, "prismnet");
+    }
+    hosts.cluster.wait_for("prismnet converged again on node 2", Duration::from_secs(20), |c| {
+        c.health(2, "prismnet").1["dataplane"] == "converged"
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (exchanged, worst) = stream.join().expect("the stream thread").unwrap_or_else(|e| panic!("the stream broke: {e}\n{}", hosts.logs()));
+    eprintln!("{exchanged} round trips across the restarts, the slowest {worst:?}");
+    assert!(exchanged > 100 && worst < Duration::from_millis(500), "{exchanged} round trips, slowest {worst:?}");
+
+    // Drift: an operator deletes the VPC's VXLAN device on node 2; the next resync (or the
+    // node's own event) puts it back and b answers again.
+    let vpc_ns = run("ip", &["netns", "list"])
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .find(|n| n.starts_with(&format!("{}v", hosts.cluster.lab.ns(2))))
+        .map(str::to_string)
+        .expect("the VPC's namespace on node 2");
+    run("ip", &["-n", &vpc_ns, "link", "del", "vxlan0"]);
+    assert!(!ping(&a, "10.0.1.11"), "without the VXLAN device b is cut off");
+    let back = wait_ping(&a, "10.0.1.11", SETTLE).unwrap_or_else(|| panic!("the VXLAN device never came back\n{}", hosts.logs()));
+    eprintln!("the deleted VXLAN device was recreated and b answered {back:?} later");
+}
