@@ -6,11 +6,10 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::hosts::{greeter, greeting, in_ns, ping, run, wait_ping, Hosts};
+use common::hosts::{echo_server, greeter, greeting, ping, run, wait_ping, within, Hosts, Stream};
 
 const SETTLE: Duration = Duration::from_secs(20);
 
@@ -92,37 +91,9 @@ fn a_killed_prismnet_disturbs_no_stream_and_a_device_deleted_by_hand_comes_back(
     hosts.port("acme", "blue", "front", "b", Some("10.0.1.11"), 2, &b);
     assert!(wait_ping(&a, "10.0.1.11", SETTLE).is_some(), "a reaches b\n{}", hosts.logs());
 
-    // A stream from a to b: b echoes every byte; a sends a counter and checks each reply.
-    let (ready, up) = std::sync::mpsc::channel();
-    in_ns(&b, move || {
-        let listener = TcpListener::bind("0.0.0.0:7001").expect("bind");
-        let _ = ready.send(());
-        if let Ok((mut stream, _)) = listener.accept() {
-            let mut buf = [0u8; 8];
-            while stream.read_exact(&mut buf).is_ok() && stream.write_all(&buf).is_ok() {}
-        }
-    });
-    up.recv_timeout(Duration::from_secs(5)).expect("b listens");
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let halt = stop.clone();
-    let stream = in_ns(&a, move || -> Result<(u64, Duration), String> {
-        let mut stream = TcpStream::connect("10.0.1.11:7001").map_err(|e| format!("connect: {e}"))?;
-        stream.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
-        let (mut n, mut worst) = (0u64, Duration::ZERO);
-        while !halt.load(std::sync::atomic::Ordering::Relaxed) {
-            let sent = Instant::now();
-            stream.write_all(&n.to_be_bytes()).map_err(|e| format!("write {n}: {e}"))?;
-            let mut back = [0u8; 8];
-            stream.read_exact(&mut back).map_err(|e| format!("reply to {n}: {e}"))?;
-            if u64::from_be_bytes(back) != n {
-                return Err(format!("reply {} to {n}", u64::from_be_bytes(back)));
-            }
-            worst = worst.max(sent.elapsed());
-            n += 1;
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        Ok((n, worst))
-    });
+    // A stream from a to b: b echoes every message; a checks each reply.
+    echo_server(&b, 7001);
+    let stream = Stream::start(&a, "10.0.1.11:7001".parse().expect("an address"));
 
     // prismnet on both nodes killed -9 and restarted, the stream going on throughout.
     std::thread::sleep(Duration::from_millis(500));
@@ -138,8 +109,7 @@ fn a_killed_prismnet_disturbs_no_stream_and_a_device_deleted_by_hand_comes_back(
         c.health(2, "prismnet").1["dataplane"] == "converged"
     });
     std::thread::sleep(Duration::from_secs(1));
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (exchanged, worst) = stream.join().expect("the stream thread").unwrap_or_else(|e| panic!("the stream broke: {e}\n{}", hosts.logs()));
+    let (exchanged, worst) = stream.finish().unwrap_or_else(|e| panic!("the stream broke: {e}\n{}", hosts.logs()));
     eprintln!("{exchanged} round trips across the restarts, the slowest {worst:?}");
     assert!(exchanged > 100 && worst < Duration::from_millis(500), "{exchanged} round trips, slowest {worst:?}");
 
@@ -155,4 +125,46 @@ fn a_killed_prismnet_disturbs_no_stream_and_a_device_deleted_by_hand_comes_back(
     assert!(!ping(&a, "10.0.1.11"), "without the VXLAN device b is cut off");
     let back = wait_ping(&a, "10.0.1.11", SETTLE).unwrap_or_else(|| panic!("the VXLAN device never came back\n{}", hosts.logs()));
     eprintln!("the deleted VXLAN device was recreated and b answered {back:?} later");
+}
+
+#[test]
+fn a_machine_gets_its_ports_address_gateway_dns_and_routes_by_dhcp() {
+    let hosts = Hosts::start(1);
+    let m = hosts.machine("d");
+    hosts.network("acme", "blue", "10.0.0.0/16", "front", "10.0.1.0/24");
+    let subnet = r#"{"spec":{"cidr":"10.0.1.0/24","dns_servers":["10.0.0.2","10.0.0.3"],"routes":[{"destination":"192.168.0.0/16","nexthop":"10.0.1.254"}]}}"#;
+    hosts.expect("acme", 200, "PUT", "/vpcs/blue/subnets/front", Some(subnet));
+    // Not configured by prismnet: the machine asks.
+    let body = format!(r#"{{"name":"d","spec":{{"binding":{{"node":"{}","netns":"{m}"}}}}}}"#, hosts.cluster.nodes[1].name);
+    let port = hosts.expect("acme", 201, "POST", "/vpcs/blue/subnets/front/ports", Some(&body));
+    let ip = port["spec"]["ip"].as_str().expect("an address").to_string();
+    let plugged = within(Duration::from_secs(10), || run_ok("ip", &["-n", &m, "link", "set", "eth0", "up"]));
+    assert!(plugged.is_some(), "the port's device never appeared in the machine\n{}", hosts.logs());
+
+    // busybox udhcpc, its script writing down what it was given.
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let script = dir.path().join("script");
+    let lease = dir.path().join("lease");
+    std::fs::write(&script, format!("#!/bin/sh\n[ \"$1\" = bound ] && echo \"ip=$ip subnet=$subnet router=$router dns=$dns mtu=$mtu routes=$staticroutes\" > {}\nexit 0\n", lease.display()))
+        .expect("write the script");
+    run("chmod", &["+x", &script.display().to_string()]);
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &m, "udhcpc", "-i", "eth0", "-n", "-q", "-f", "-t", "5", "-T", "1", "-s", &script.display().to_string()])
+        .output()
+        .expect("udhcpc runs (scripts/setup installs it)");
+    let got = std::fs::read_to_string(&lease).unwrap_or_default();
+    assert!(
+        got.contains(&format!("ip={ip} ")) && got.contains("subnet=255.255.255.0") && got.contains("router=10.0.1.1"),
+        "udhcpc got {got:?}: {}{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        hosts.logs()
+    );
+    assert!(got.contains("dns=10.0.0.2 10.0.0.3") && got.contains("mtu=1450"), "{got}");
+    assert!(got.contains("192.168.0.0/16 10.0.1.254") && got.contains("0.0.0.0/0 10.0.1.1"), "{got}");
+}
+
+/// Runs a command; whether it succeeded.
+fn run_ok(program: &str, args: &[&str]) -> bool {
+    std::process::Command::new(program).args(args).output().map(|o| o.status.success()).unwrap_or(false)
 }

@@ -108,9 +108,10 @@ impl Realiser {
         }
 
         changes.extend(self.gateways(&net, vpc, bridge.index).await?);
+        // Rules before ports: a port is never plugged in unfiltered.
+        changes.extend(self.filter(&ns, vpc)?);
         changes.extend(self.ports(&net, vpc, &links, bridge.index).await?);
         changes.extend(self.remotes(&net, vpc, vxlan.index, bridge.index).await?);
-        changes.extend(self.filter(&ns, vpc)?);
         Ok(changes)
     }
 

@@ -181,8 +181,13 @@ pub fn greeter(machine: &str, port: u16, name: &'static str) {
 
 /// What the greeter at `addr` says, asked from `machine` (None: no connection in 2 s).
 pub fn greeting(machine: &str, addr: SocketAddr) -> Option<String> {
+    greeting_within(machine, addr, Duration::from_secs(2))
+}
+
+/// [`greeting`] giving up on the connection after `timeout`.
+pub fn greeting_within(machine: &str, addr: SocketAddr, timeout: Duration) -> Option<String> {
     in_ns(machine, move || {
-        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+        let mut stream = TcpStream::connect_timeout(&addr, timeout).ok()?;
         stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
         let mut text = String::new();
         stream.read_to_string(&mut text).ok()?;
@@ -191,4 +196,69 @@ pub fn greeting(machine: &str, addr: SocketAddr) -> Option<String> {
     .join()
     .ok()
     .flatten()
+}
+
+/// A TCP echo server in `machine` on `port` (one connection at a time, 8-byte messages).
+pub fn echo_server(machine: &str, port: u16) {
+    let (ready, up) = std::sync::mpsc::channel();
+    in_ns(machine, move || {
+        let listener = TcpListener::bind(("0.0.0.0", port)).expect("bind in the machine");
+        let _ = ready.send(());
+        for mut stream in listener.incoming().flatten() {
+            let mut buf = [0u8; 8];
+            while stream.read_exact(&mut buf).is_ok() && stream.write_all(&buf).is_ok() {}
+        }
+    });
+    up.recv_timeout(Duration::from_secs(5)).expect("the echo server listens");
+}
+
+/// A stream of numbered round trips from `machine` to an echo server, every 5 ms, until
+/// stopped: each reply checked.
+pub struct Stream {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Result<(u64, Duration), String>>,
+}
+
+impl Stream {
+    pub fn start(machine: &str, addr: SocketAddr) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let halt = stop.clone();
+        let thread = in_ns(machine, move || -> Result<(u64, Duration), String> {
+            let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| format!("connect: {e}"))?;
+            stream.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
+            let (mut n, mut worst) = (0u64, Duration::ZERO);
+            while !halt.load(std::sync::atomic::Ordering::Relaxed) {
+                let sent = Instant::now();
+                stream.write_all(&n.to_be_bytes()).map_err(|e| format!("write {n}: {e}"))?;
+                let mut back = [0u8; 8];
+                stream.read_exact(&mut back).map_err(|e| format!("reply to {n}: {e}"))?;
+                if u64::from_be_bytes(back) != n {
+                    return Err(format!("reply {} to {n}", u64::from_be_bytes(back)));
+                }
+                worst = worst.max(sent.elapsed());
+                n += 1;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Ok((n, worst))
+        });
+        Self { stop, thread }
+    }
+
+    /// Stops it: (round trips, the slowest), or how it broke.
+    pub fn finish(self) -> Result<(u64, Duration), String> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap_or_else(|_| Err("the stream thread panicked".into()))
+    }
+}
+
+/// Polls `check` every 20 ms until it holds: how long it took, or None after `within`.
+pub fn within(within: Duration, mut check: impl FnMut() -> bool) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < within {
+        if check() {
+            return Some(started.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
 }
