@@ -49,7 +49,7 @@ pub const CATALOG: &[ServiceEntry] = &[
             (
                 "CHAINFIRE_GOSSIP_SERVICES",
                 "[\"flaredb={url:flaredb}\", \"iam={url:iam}\", \"flashdns={url:flashdns}\", \
-                 \"fiberlb={url:fiberlb}\", \"lightningstor={url:lightningstor}\"]",
+                 \"fiberlb={url:fiberlb}\", \"prismnet={url:prismnet}\", \"lightningstor={url:lightningstor}\"]",
             ),
         ],
     },
@@ -66,7 +66,13 @@ pub const CATALOG: &[ServiceEntry] = &[
         env: &[("IAM_FLAREDB_ENDPOINTS", "[\"{url:flaredb}\"]"), ("IAM_BOOTSTRAP_SERVICES", "[\"lightningstor\"]")],
     },
     ServiceEntry { name: "plasmavmc", api_port: 9090, deps: &[(Wants, "chainfire"), (Wants, "iam")], env: &[] },
-    ServiceEntry { name: "prismnet", api_port: 9091, deps: &[(Wants, "chainfire"), (After, "iam")], env: &[] },
+    ServiceEntry {
+        name: "prismnet",
+        // The API; the node's dataplane (VPC namespaces named prismnet-<vni>) in the same process.
+        api_port: 9091,
+        deps: &[(Wants, "chainfire"), (After, "iam")],
+        env: &[("PRISMNET_CHAINFIRE_ENDPOINTS", "[\"{url:chainfire}\"]"), ("PRISMNET_IAM_URL", "{url:iam}")],
+    },
     ServiceEntry {
         name: "flashdns",
         // DNS over TLS and the API; `up` serves it (and DNS, port 53) moved above 1024.

@@ -7,13 +7,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use bytes::Bytes;
 use clap::Subcommand;
 use hyper::Method;
 use serde_json::{json, Value};
 
 use crate::dns::{Owner, ProjectArgs};
-use crate::rest::{refusal, Target};
+use crate::resource::{create, execute, send, spec_of, Call, Show};
+use crate::rest::Target;
 use crate::table::show;
 use crate::OutputFormat;
 
@@ -150,25 +150,6 @@ pub enum CheckCommand {
     Rm { lb: String, pool: String, name: String },
 }
 
-/// One API call and how its answer is shown.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Call {
-    pub method: Method,
-    pub path: String,
-    pub body: Option<Value>,
-    pub show: Show,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Show {
-    /// One resource, or a listing (`items`), as rows of these columns.
-    Rows(&'static [&'static str]),
-    /// `backend set`: read first, change the fields given, write back.
-    Modify,
-    Health,
-    Done(String),
-}
-
 const LB_COLUMNS: &[&str] = &["name", "vip", "created_at"];
 const LISTENER_COLUMNS: &[&str] = &["name", "protocol", "port", "default_pool"];
 const POOL_COLUMNS: &[&str] = &["name", "algorithm", "proxy_protocol", "backend_protocol"];
@@ -182,24 +163,14 @@ pub fn plan(command: &LbCommand, owner: &Owner, pem: Option<(String, String)>) -
     let base = format!("/api/v1/orgs/{}/projects/{}/loadbalancers", segment(&owner.org), segment(&owner.project));
     let lb = |name: &str| format!("{base}/{}", segment(name));
     let pool = |l: &str, p: &str| format!("{}/pools/{}", lb(l), segment(p));
-    let call = |method: Method, path: String, body: Option<Value>, show: Show| Call { method, path, body, show };
-    let create = |name: &str, spec: Value| Some(json!({ "name": name, "spec": spec }));
-    let spec_of = |pairs: &[(&str, Option<Value>)]| {
-        let mut spec = json!({});
-        for (key, value) in pairs {
-            if let Some(value) = value {
-                spec[*key] = value.clone();
-            }
-        }
-        spec
-    };
+    let call = Call::new;
     match command {
         LbCommand::Create { name, vip } => {
             call(Method::POST, base.clone(), create(name, spec_of(&[("vip", vip.clone().map(Value::from))])), Show::Rows(LB_COLUMNS))
         }
         LbCommand::Ls => call(Method::GET, base.clone(), None, Show::Rows(LB_COLUMNS)),
         LbCommand::Rm { name } => call(Method::DELETE, lb(name), None, Show::Done(format!("deleted load balancer {name}"))),
-        LbCommand::Health { lb: name, .. } => call(Method::GET, format!("{}/health", lb(name)), None, Show::Health),
+        LbCommand::Health { lb: name, .. } => call(Method::GET, format!("{}/health", lb(name)), None, Show::Custom),
         LbCommand::Listener { command } => match command {
             ListenerCommand::Add { lb: l, name, protocol, port, pool: default_pool, hosts, .. } => {
                 let certificates = pem.map(|(cert, key)| json!([{ "hosts": hosts, "certificate_pem": cert, "private_key_pem": key }]));
@@ -247,7 +218,7 @@ pub fn plan(command: &LbCommand, owner: &Owner, pem: Option<(String, String)>) -
             }
             BackendCommand::Set { lb: l, pool: p, name, state, weight } => {
                 let changes = spec_of(&[("admin_state", state.clone().map(Value::from)), ("weight", weight.map(Value::from))]);
-                call(Method::PUT, format!("{}/backends/{}", pool(l, p), segment(name)), Some(changes), Show::Modify)
+                call(Method::PUT, format!("{}/backends/{}", pool(l, p), segment(name)), Some(changes), Show::Modify(BACKEND_COLUMNS))
             }
             BackendCommand::Rm { lb: l, pool: p, name } => call(
                 Method::DELETE,
@@ -280,17 +251,6 @@ pub fn plan(command: &LbCommand, owner: &Owner, pem: Option<(String, String)>) -
     }
 }
 
-/// A resource as a table row: its name, its spec's fields, and when it was made.
-fn row(resource: &Value) -> Value {
-    let mut row = resource["spec"].clone();
-    if !row.is_object() {
-        row = json!({});
-    }
-    row["name"] = resource["metadata"]["name"].clone();
-    row["created_at"] = json!(resource["metadata"]["created_ms"].as_i64().map(|ms| ms / 1000));
-    row
-}
-
 pub async fn run(target: Target, args: ProjectArgs, command: LbCommand, output: OutputFormat) -> anyhow::Result<()> {
     let (rest, owner) = crate::rest::session(target, &args, "fiberlb").await?;
     let pem = match &command {
@@ -304,64 +264,22 @@ pub async fn run(target: Target, args: ProjectArgs, command: LbCommand, output: 
         _ => None,
     };
     let call = plan(&command, &owner, pem);
-    let send = |method: Method, path: String, body: Option<Value>| {
-        let rest = &rest;
-        async move {
-            let (content_type, bytes) = match &body {
-                Some(value) => (Some("application/json"), Bytes::from(value.to_string())),
-                None => (None, Bytes::new()),
-            };
-            let answer = rest.send(method, &path, content_type, bytes).await?;
-            if !answer.success() {
-                bail!("fiberlb refused: {}", refusal(&answer));
-            }
-            anyhow::Ok(answer)
-        }
-    };
-    match call.show {
-        Show::Rows(columns) => {
-            let doc = send(call.method, call.path, call.body).await?.json()?;
-            let rows: Vec<Value> = match doc["items"].as_array() {
-                Some(items) => items.iter().map(row).collect(),
-                None => vec![row(&doc)],
-            };
-            show(output, &doc, &rows, columns);
-        }
-        Show::Modify => {
-            // Read, change the fields given, write back with the version read.
-            let current = send(Method::GET, call.path.clone(), None).await?.json()?;
-            let mut spec = current["spec"].clone();
-            for (key, value) in call.body.unwrap_or_default().as_object().cloned().unwrap_or_default() {
-                spec[key] = value;
-            }
-            let body = json!({ "spec": spec, "resource_version": current["metadata"]["resource_version"] });
-            let doc = send(Method::PUT, call.path, Some(body)).await?.json()?;
-            show(output, &doc, &[row(&doc)], BACKEND_COLUMNS);
-        }
-        Show::Health => {
-            let watch = matches!(command, LbCommand::Health { watch: true, .. });
-            loop {
-                let doc = send(Method::GET, call.path.clone(), None).await?.json()?;
-                let rows = doc["backends"].as_array().cloned().unwrap_or_default();
-                if watch && output == OutputFormat::Table {
-                    print!("\x1b[2J\x1b[H");
-                }
-                show(output, &doc, &rows, HEALTH_COLUMNS);
-                if !watch {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-        Show::Done(message) => {
-            send(call.method, call.path, call.body).await?;
-            match output {
-                OutputFormat::Json => println!("{}", json!({ "ok": message })),
-                OutputFormat::Table => println!("{message}"),
-            }
-        }
+    if call.show != Show::Custom {
+        return execute(&rest, "fiberlb", call, output).await;
     }
-    Ok(())
+    let watch = matches!(command, LbCommand::Health { watch: true, .. });
+    loop {
+        let doc = send(&rest, "fiberlb", Method::GET, &call.path, None).await?.json()?;
+        let rows = doc["backends"].as_array().cloned().unwrap_or_default();
+        if watch && output == OutputFormat::Table {
+            print!("\x1b[2J\x1b[H");
+        }
+        show(output, &doc, &rows, HEALTH_COLUMNS);
+        if !watch {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 #[cfg(test)]
@@ -395,7 +313,7 @@ mod tests {
         assert_eq!(backend.path, format!("{LBS}/front/pools/app/backends"));
         assert_eq!(backend.body, Some(json!({"name": "b1", "spec": {"address": "10.0.0.5", "port": 8080, "weight": 3}})));
         let drain = planned(&["backend", "set", "front", "app", "b1", "--state", "drain"]);
-        assert_eq!((drain.method, drain.path.as_str(), drain.show), (Method::PUT, &*format!("{LBS}/front/pools/app/backends/b1"), Show::Modify));
+        assert_eq!((drain.method, drain.path.as_str(), drain.show), (Method::PUT, &*format!("{LBS}/front/pools/app/backends/b1"), Show::Modify(BACKEND_COLUMNS)));
         assert_eq!(drain.body, Some(json!({"admin_state": "drain"})));
         let health = planned(&["health", "front", "--watch"]);
         assert_eq!((health.method, health.path.as_str()), (Method::GET, &*format!("{LBS}/front/health")));

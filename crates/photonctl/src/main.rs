@@ -10,9 +10,11 @@ mod firstboot;
 mod iam;
 mod kv;
 mod lb;
+mod net;
 mod nodes;
 mod objects;
 mod private_file;
+mod resource;
 mod rest;
 mod status;
 mod table;
@@ -195,6 +197,16 @@ enum Command {
         #[command(subcommand)]
         command: lb::LbCommand,
     },
+    /// Tenant networks in PrismNET (VPCs, subnets, ports, security groups, routers, floating
+    /// IPs), as the saved login.
+    ///
+    /// --org and --project name the project; they default to the login's.
+    Net {
+        #[command(flatten)]
+        project: dns::ProjectArgs,
+        #[command(subcommand)]
+        command: net::NetCommand,
+    },
     /// Show every service's health on this node, then every node's services as the cluster's
     /// membership reports them. Exits 0 when at least one service answers and every service that
     /// answers is healthy, 1 otherwise.
@@ -272,6 +284,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let target =
                 rest::Target { endpoints: global.endpoints()?, endpoint: global.endpoint.clone(), ca: global.ca };
             done(lb::run(target, project, command, output).await)
+        }
+        Command::Net { project, command } => {
+            let target =
+                rest::Target { endpoints: global.endpoints()?, endpoint: global.endpoint.clone(), ca: global.ca };
+            done(net::run(target, project, command, output).await)
         }
         Command::Status => {
             let (chainfire, ca) = global.resolve("chainfire")?;

@@ -379,7 +379,7 @@ fn a_second_up_on_the_same_data_dir_is_refused() {
 
 #[test]
 fn the_real_services_start_in_order_and_photonctl_db_reaches_flaredb() {
-    let mut platform = Platform::real(&["chainfire", "flaredb", "iam", "flashdns", "fiberlb", "lightningstor"]);
+    let mut platform = Platform::real(&["chainfire", "flaredb", "iam", "flashdns", "fiberlb", "prismnet", "lightningstor"]);
     platform.wait_for_output("started flaredb", Duration::from_secs(60));
     let log = platform.photonctl.logs();
     let (chainfire, flaredb) = (log.find("started chainfire").unwrap(), log.find("started flaredb").unwrap());
@@ -528,6 +528,30 @@ fn the_real_services_start_in_order_and_photonctl_db_reaches_flaredb() {
     };
     let (ok, text) = dns(&["zone", "create", "up.test"]);
     assert!(ok && text.contains("up.test."), "{text}");
+    // PrismNET answers photonctl net as the same login, tables and JSON.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while status_of(&platform.status_json().1, "prismnet") != "healthy" {
+        assert!(Instant::now() < deadline, "prismnet never became healthy: {:?}", platform.status_json());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let net = |args: &[&str]| {
+        let mut line = vec!["net", "--org", "default", "--project", "default"];
+        line.extend_from_slice(args);
+        photonctl(&line[..])
+    };
+    let (ok, text) = net(&["vpc", "create", "blue", "--cidr", "10.20.0.0/16"]);
+    assert!(ok && text.contains("10.20.0.0/16"), "{text}");
+    let (ok, text) = net(&["subnet", "create", "blue", "front", "--cidr", "10.20.1.0/24"]);
+    assert!(ok && text.contains("10.20.1.1"), "the gateway is shown: {text}");
+    let (ok, text) = net(&["port", "create", "blue", "front", "a"]);
+    assert!(ok && text.contains("02:7e:0a:14:01:"), "an address and its MAC: {text}");
+    let (ok, text) = net(&["--output", "json", "port", "ls", "blue", "front"]);
+    let ports: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert!(ok && ports["items"].as_array().map(Vec::len) == Some(1), "{text}");
+    let (ok, text) = net(&["subnet", "create", "blue", "clash", "--cidr", "10.20.1.128/25"]);
+    assert!(!ok && text.contains("overlaps subnet front"), "{text}");
+    let (ok, text) = net(&["vpc", "rm", "blue"]);
+    assert!(ok && text.contains("deleted VPC blue"), "{text}");
     let (ok, text) = dns(&["record", "set", "up.test", "www", "A", "192.0.2.53"]);
     assert!(ok, "{text}");
     let deadline = Instant::now() + Duration::from_secs(10);
