@@ -47,7 +47,7 @@ etcdctl_() { ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 --cacert "
 inactive() { ! systemctl is-active --quiet "$1"; }
 finish() {
   say "DONE phase $PHASE: $PASS passed, $FAIL failed"
-  journalctl -b --no-pager -o short-monotonic -u 'chainfire*' -u 'flaredb*' -u 'iam*' -u lightningstor -u flashdns -u fiberlb -u cluster-health-check \
+  journalctl -b --no-pager -o short-monotonic -u 'chainfire*' -u 'flaredb*' -u 'iam*' -u lightningstor -u flashdns -u fiberlb -u prismnet -u cluster-health-check \
     | tail -n 80 | sed 's/^/PHOTONLOG /'
   sync
   systemctl poweroff --no-block
@@ -73,6 +73,9 @@ if [ "$PHASE" = 1 ]; then
   order=$(journalctl -b -o cat _PID=1 | grep -oE '^Started (iam|fiberlb)\.service' | awk '{print $2}' | tr '\n' ' ')
   check "fiberlb started after iam (saw: $order)" test "$order" = "iam.service fiberlb.service "
   check "fiberlb healthy, following chainfire" bash -c "curl -sf --cacert $CA https://127.0.0.1:9092/health | grep -q '\"chainfire\":\"connected\"'"
+  order=$(journalctl -b -o cat _PID=1 | grep -oE '^Started (iam|prismnet)\.service' | awk '{print $2}' | tr '\n' ' ')
+  check "prismnet started after iam (saw: $order)" test "$order" = "iam.service prismnet.service "
+  check "prismnet healthy, following chainfire, its dataplane on" wait_until 60 bash -c "curl -sf --cacert $CA https://127.0.0.1:9091/health | grep -q '\"dataplane\":\"converged\"'"
   check "services log JSON to the journal" bash -c "journalctl -b -u chainfire -o cat | grep -q '^{.*\"level\"'"
   check "data written before the reboot" etcdctl_ put photontest/kept yes
   # Requires: stopping chainfire takes down flaredb and IAM (which require it), not LightningStor.
@@ -83,6 +86,7 @@ if [ "$PHASE" = 1 ]; then
   check "stop chainfire: lightningstor still running (Wants)" systemctl is-active --quiet lightningstor.service
   check "stop chainfire: flashdns still running and answering (Wants)" dns_answers
   check "stop chainfire: fiberlb still running (Wants)" systemctl is-active --quiet fiberlb.service
+  check "stop chainfire: prismnet still running (Wants)" systemctl is-active --quiet prismnet.service
   systemctl start photoncloud.target
   check "start photoncloud.target: every service healthy again" wait_until 180 all_healthy || health_report
   # kill -9 of a main pid: systemd restarts it.

@@ -97,12 +97,15 @@ fn dependencies_follow_the_start_order() {
     assert!(directive("fiberlb.service", "Requires").is_empty());
     assert!(directive("fiberlb.service", "Wants").contains(&"chainfire.service".to_string()));
     assert!(directive("fiberlb.service", "After").contains(&"iam.service".to_string()));
+    assert!(directive("prismnet.service", "Requires").is_empty());
+    assert!(directive("prismnet.service", "Wants").contains(&"chainfire.service".to_string()));
+    assert!(directive("prismnet.service", "After").contains(&"iam.service".to_string()));
     // photoncloud.target starts every service that has a unit.
     let wanted = directive("photoncloud.target", "Wants");
-    for service in ["chainfire", "flaredb", "iam", "lightningstor", "flashdns", "fiberlb"] {
+    for service in ["chainfire", "flaredb", "iam", "lightningstor", "flashdns", "fiberlb", "prismnet"] {
         assert!(wanted.contains(&format!("{service}.service")), "photoncloud.target must want {service}.service");
     }
-    for service in ["chainfire", "flaredb", "iam", "lightningstor", "flashdns", "fiberlb"] {
+    for service in ["chainfire", "flaredb", "iam", "lightningstor", "flashdns", "fiberlb", "prismnet"] {
         let unit = format!("{service}.service");
         assert_eq!(directive(&unit, "Type"), ["notify"], "{unit}");
         assert_eq!(directive(&unit, "Restart"), ["on-failure"], "{unit}");
