@@ -11,7 +11,7 @@ use photon_runtime::{Api, Context, HealthReport, HealthStatus};
 
 use crate::config::PrismnetConfig;
 use crate::dataplane::nodes::{self, NodeRecord};
-use crate::dataplane::{lock, Dataplane};
+use crate::dataplane::{lock, Dataplane, Settings};
 use crate::ipam::{self, Pools};
 use crate::model;
 
@@ -26,7 +26,14 @@ pub async fn build(config: PrismnetConfig, context: Context) -> anyhow::Result<A
         let node = section.node.clone().unwrap_or_else(photon_runtime::host_name);
         let vtep = section.vtep_address.unwrap_or_else(nodes::default_vtep);
         tracing::info!(%node, %vtep, underlay_mtu = section.underlay_mtu, netns_prefix = %section.netns_prefix, "dataplane on");
-        let dataplane = Dataplane::new(layout.clone(), node.clone(), vtep, section.underlay_mtu, section.netns_prefix.clone())
+        let settings = Settings {
+            node: node.clone(),
+            vtep,
+            underlay_mtu: section.underlay_mtu,
+            netns_prefix: section.netns_prefix.clone(),
+            external: config.external.interface.clone(),
+        };
+        let dataplane = Dataplane::new(layout.clone(), settings)
             .map_err(|e| anyhow::anyhow!("the dataplane needs CAP_NET_ADMIN and CAP_SYS_ADMIN (or dataplane.enabled = false): {e}"))?;
         context.tasks.spawn(nodes::register(store.clone(), node, NodeRecord { vtep }, context.shutdown.clone()));
         let node_copy = Arc::new(Mutex::new(Mirror::default()));

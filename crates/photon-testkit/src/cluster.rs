@@ -187,6 +187,10 @@ impl Cluster {
                 p.env("PRISMNET_DATAPLANE_NETNS_PREFIX", format!("{}v", self.lab.ns(i)));
                 // Drift repaired within tests' patience.
                 p.env("PRISMNET_DATAPLANE_RESYNC_MS", "2000");
+                // The shared segment doubles as the external network; floating IPs are taken
+                // from its upper half (nodes use the lower).
+                p.env("PRISMNET_EXTERNAL_INTERFACE", "eth0");
+                p.env("PRISMNET_EXTERNAL_FLOATING_CIDR", format!("{}.128/25", crate::netns::SUBNET));
                 if !node.control_plane {
                     p.env("PRISMNET_IAM_URL", format!("https://{}:8080", self.lab.addr(0)));
                 }

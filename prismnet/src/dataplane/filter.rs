@@ -29,6 +29,9 @@ use crate::model::security_group::{Direction, Protocol, RuleSpec};
 
 pub const TABLE: &str = "prismnet";
 pub const L2_TABLE: &str = "prismnet_l2";
+pub const NAT_TABLE: &str = "prismnet_nat";
+/// The VPC's end of its uplink to the node (`vpc.rs`).
+pub const UPLINK: &str = "up0";
 
 fn set_name(group: &str) -> String {
     // Group names are DNS labels: '-' to '_' keeps them distinct and an nft identifier.
@@ -129,17 +132,22 @@ fn spoof_rules(port: &LocalPort, chain_name: &str, out: &mut Vec<Value>) {
 /// the previous one.
 pub fn ruleset(vpc: &VpcPlan) -> Value {
     let mut out = Vec::new();
-    for (family, name) in [("inet", TABLE), ("bridge", L2_TABLE)] {
+    for (family, name) in [("inet", TABLE), ("bridge", L2_TABLE), ("ip", NAT_TABLE)] {
         // add + delete + add: the table is replaced whether it existed or not.
         out.push(json!({"add": table(family, name)}));
         out.push(json!({"delete": table(family, name)}));
         out.push(json!({"add": table(family, name)}));
+    }
+    // Without a way out the NAT table is only deleted (its add + delete, no second add).
+    if vpc.external.is_none() {
+        out.truncate(out.len() - 1);
     }
     let (f, t) = ("inet", TABLE);
     out.push(json!({"add": {"chain": {"family": f, "table": t, "name": "forward", "type": "filter", "hook": "forward", "prio": 0, "policy": "accept"}}}));
     out.push(json!({"add": {"chain": {"family": "bridge", "table": L2_TABLE, "name": "prerouting", "type": "filter", "hook": "prerouting", "prio": -200, "policy": "accept"}}}));
     out.push(rule(f, t, "forward", vec![matches("in", json!({"ct": {"key": "state"}}), json!(["established", "related"])), json!({"accept": null})]));
     out.push(rule(f, t, "forward", vec![matches("in", json!({"ct": {"key": "state"}}), json!("invalid")), json!({"drop": null})]));
+    nat_rules(vpc, &mut out);
     for (group, members) in &vpc.members {
         let elem: Vec<String> = members.iter().map(|ip| ip.to_string()).collect();
         let mut set = json!({"family": f, "table": t, "name": set_name(group), "type": "ipv4_addr"});
@@ -186,6 +194,54 @@ pub fn ruleset(vpc: &VpcPlan) -> Value {
         out.push(rule(f, t, "forward", vec![matches("==", payload("ip", "daddr"), json!(ip)), json!({"jump": {"target": ingress_chain}})]));
     }
     json!({"nftables": out})
+}
+
+/// The way out: the routed subnets' traffic translated to the transit address, each floating
+/// IP translated to its port both ways; nothing else leaves by the uplink.
+fn nat_rules(vpc: &VpcPlan, out: &mut Vec<Value>) {
+    let Some(external) = &vpc.external else { return };
+    let (f, t) = ("ip", NAT_TABLE);
+    out.push(json!({"add": {"chain": {"family": f, "table": t, "name": "prerouting", "type": "nat", "hook": "prerouting", "prio": -100, "policy": "accept"}}}));
+    out.push(json!({"add": {"chain": {"family": f, "table": t, "name": "postrouting", "type": "nat", "hook": "postrouting", "prio": 100, "policy": "accept"}}}));
+    let from_uplink = || matches("==", json!({"meta": {"key": "iifname"}}), json!(UPLINK));
+    let to_uplink = || matches("==", json!({"meta": {"key": "oifname"}}), json!(UPLINK));
+    let mut allowed = Vec::new();
+    for (floating, port) in &external.floating {
+        out.push(rule(f, t, "prerouting", vec![from_uplink(), matches("==", payload("ip", "daddr"), json!(floating.to_string())), json!({"dnat": {"addr": port.to_string()}})]));
+        out.push(rule(f, t, "postrouting", vec![to_uplink(), matches("==", payload("ip", "saddr"), json!(port.to_string())), json!({"snat": {"addr": floating.to_string()}})]));
+        allowed.push(json!(port.to_string()));
+    }
+    for subnet in &external.snat {
+        let prefix = json!({"prefix": {"addr": subnet.network().to_string(), "len": subnet.prefix_len()}});
+        out.push(rule(f, t, "postrouting", vec![to_uplink(), matches("==", payload("ip", "saddr"), prefix.clone()), json!({"snat": {"addr": external.transit.to_string()}})]));
+        allowed.push(prefix);
+    }
+    // Subnets no router routes, ports with no floating IP: not out by the uplink.
+    out.push(rule("inet", TABLE, "forward", vec![to_uplink(), matches("!=", payload("ip", "saddr"), json!({"set": allowed})), json!({"drop": null})]));
+}
+
+/// The node's own rule: what leaves the external interface from a transit address leaves from
+/// the node's address (the second translation of a routed subnet's traffic).
+pub fn host_ruleset(interface: &str) -> Value {
+    let (f, t) = ("ip", "prismnet_host");
+    let transit = crate::dataplane::plan::TRANSIT;
+    json!({"nftables": [
+        {"add": table(f, t)},
+        {"delete": table(f, t)},
+        {"add": table(f, t)},
+        {"add": {"chain": {"family": f, "table": t, "name": "postrouting", "type": "nat", "hook": "postrouting", "prio": 100, "policy": "accept"}}},
+        rule(f, t, "postrouting", vec![
+            matches("==", json!({"meta": {"key": "oifname"}}), json!(interface)),
+            matches("==", payload("ip", "saddr"), json!({"prefix": {"addr": transit.network().to_string(), "len": transit.prefix_len()}})),
+            json!({"masquerade": null}),
+        ]),
+    ]})
+}
+
+/// Runs `nft` in this process's own namespace (the node's).
+pub fn apply_here(ruleset: &Value) -> Result<()> {
+    let own = std::fs::File::open("/proc/self/ns/net").map_err(|e| PrismnetError::io("this node's namespace", e))?;
+    apply(&own, ruleset)
 }
 
 /// How many rules `ruleset` holds (for metrics and logs).

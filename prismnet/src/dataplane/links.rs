@@ -2,6 +2,7 @@
 //! VXLAN, veth), their addresses, forwarding entries (FDB) and neighbour entries. Each call is
 //! one request; the reconciler (`vpc.rs`) decides what to ask for.
 
+use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::RawFd;
 
@@ -9,6 +10,7 @@ use futures_util::TryStreamExt;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
 use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkMessage};
 use rtnetlink::packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState};
+use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope};
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth, LinkVxlan, RouteMessageBuilder};
 
@@ -103,10 +105,13 @@ impl Net {
     }
 
     /// A veth pair: `name` here (up, on no bridge yet), its peer created directly in the
-    /// namespace open at `peer_ns` as `peer` with `peer_mac`.
-    pub async fn add_veth(&self, name: &str, peer: &str, peer_mac: [u8; 6], mtu: u32, peer_ns: RawFd) -> Result<()> {
-        let peer_message =
-            LinkMessageBuilder::<LinkUnspec>::new().name(peer.to_string()).address(peer_mac.to_vec()).mtu(mtu).setns_by_fd(peer_ns).build();
+    /// namespace open at `peer_ns` as `peer` (with `peer_mac`, else the kernel's).
+    pub async fn add_veth(&self, name: &str, peer: &str, peer_mac: Option<[u8; 6]>, mtu: u32, peer_ns: RawFd) -> Result<()> {
+        let mut peer_message = LinkMessageBuilder::<LinkUnspec>::new().name(peer.to_string()).mtu(mtu).setns_by_fd(peer_ns);
+        if let Some(mac) = peer_mac {
+            peer_message = peer_message.address(mac.to_vec());
+        }
+        let peer_message = peer_message.build();
         let message = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(rtnetlink::packet_route::link::InfoKind::Veth)
             .name(name.to_string())
             .mtu(mtu)
@@ -181,6 +186,37 @@ impl Net {
             self.handle.address().del(message).execute().await.map_err(|e| PrismnetError::netlink(format!("removing {ip}/{prefix_len}"), e))?;
         }
         Ok(())
+    }
+
+    /// Makes link `index`'s IPv4 addresses exactly `want`; what it changed (`what`: the link,
+    /// for the messages).
+    pub async fn sync_addresses(&self, index: u32, want: &BTreeSet<(Ipv4Addr, u8)>, what: &str) -> Result<Vec<String>> {
+        let have: BTreeSet<(Ipv4Addr, u8)> = self.addresses(index).await?.into_iter().collect();
+        let mut changes = Vec::new();
+        for (ip, len) in want.difference(&have) {
+            self.add_address(index, *ip, *len).await?;
+            changes.push(format!("{ip}/{len} added on {what}"));
+        }
+        for (ip, len) in have.difference(want) {
+            self.del_address(index, *ip, *len).await?;
+            changes.push(format!("{ip}/{len} removed from {what}"));
+        }
+        Ok(changes)
+    }
+
+    /// Makes the routes through link `index` exactly `want` (destination, length, gateway).
+    pub async fn sync_routes(&self, index: u32, want: &BTreeSet<(Ipv4Addr, u8, Option<Ipv4Addr>)>, what: &str) -> Result<Vec<String>> {
+        let have: BTreeSet<(Ipv4Addr, u8, Option<Ipv4Addr>)> = self.routes(index).await?.into_iter().collect();
+        let mut changes = Vec::new();
+        for (dst, len, gateway) in want.difference(&have) {
+            self.add_route(index, *dst, *len, *gateway).await?;
+            changes.push(format!("route to {dst}/{len} added on {what}"));
+        }
+        for (dst, len, _) in have.difference(want) {
+            self.del_route(index, *dst, *len).await?;
+            changes.push(format!("route to {dst}/{len} removed from {what}"));
+        }
+        Ok(changes)
     }
 
     /// Forwarding entries of link `index` we program (permanent ones; learned and local ones
@@ -299,6 +335,92 @@ impl Net {
         message.header.ifindex = index;
         message.attributes.push(NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)));
         self.handle.neighbours().del(message).execute().await.map_err(|e| PrismnetError::netlink(format!("removing neighbour {ip}"), e))
+    }
+
+    /// The IPv4 routes of the main table through link `index`: (destination, prefix length,
+    /// gateway).
+    pub async fn routes(&self, index: u32) -> Result<Vec<(Ipv4Addr, u8, Option<Ipv4Addr>)>> {
+        let request = RouteMessageBuilder::<Ipv4Addr>::new().build();
+        let messages: Vec<RouteMessage> =
+            self.handle.route().get(request).execute().try_collect().await.map_err(|e| PrismnetError::netlink("listing routes", e))?;
+        let mut found = Vec::new();
+        for message in messages {
+            if message.header.table != RouteHeader::RT_TABLE_MAIN || message.header.protocol == RouteProtocol::Kernel {
+                continue;
+            }
+            let (mut oif, mut dst, mut gateway) = (None, Ipv4Addr::UNSPECIFIED, None);
+            for attribute in &message.attributes {
+                match attribute {
+                    RouteAttribute::Oif(i) => oif = Some(*i),
+                    RouteAttribute::Destination(RouteAddress::Inet(a)) => dst = *a,
+                    RouteAttribute::Gateway(RouteAddress::Inet(a)) => gateway = Some(*a),
+                    _ => {}
+                }
+            }
+            if oif == Some(index) {
+                found.push((dst, message.header.destination_prefix_length, gateway));
+            }
+        }
+        Ok(found)
+    }
+
+    /// A route to `dst/len` out of link `index`, through `gateway` (on-link: no subnet of the
+    /// link needs to hold it) or straight to the link.
+    pub async fn add_route(&self, index: u32, dst: Ipv4Addr, len: u8, gateway: Option<Ipv4Addr>) -> Result<()> {
+        let mut route = RouteMessageBuilder::<Ipv4Addr>::new().destination_prefix(dst, len).output_interface(index);
+        route = match gateway {
+            Some(gateway) => route.gateway(gateway).onlink(),
+            None => route.scope(RouteScope::Link),
+        };
+        self.handle.route().add(route.build()).replace().execute().await.map_err(|e| PrismnetError::netlink(format!("adding a route to {dst}/{len}"), e))
+    }
+
+    pub async fn del_route(&self, index: u32, dst: Ipv4Addr, len: u8) -> Result<()> {
+        let route = RouteMessageBuilder::<Ipv4Addr>::new().destination_prefix(dst, len).output_interface(index).build();
+        self.handle.route().del(route).execute().await.map_err(|e| PrismnetError::netlink(format!("removing the route to {dst}/{len}"), e))
+    }
+
+    /// The addresses link `index` answers ARP for on others' behalf (proxy entries).
+    pub async fn proxies(&self, index: u32) -> Result<Vec<Ipv4Addr>> {
+        let messages: Vec<NeighbourMessage> = self
+            .handle
+            .neighbours()
+            .get()
+            .proxies()
+            .set_address_family(AddressFamily::Inet)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| PrismnetError::netlink("listing proxy entries", e))?;
+        Ok(messages
+            .iter()
+            .filter(|m| m.header.ifindex == index)
+            .flat_map(|m| &m.attributes)
+            .filter_map(|a| match a {
+                NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)) => Some(*ip),
+                _ => None,
+            })
+            .collect())
+    }
+
+    pub async fn add_proxy(&self, index: u32, ip: Ipv4Addr) -> Result<()> {
+        self.handle
+            .neighbours()
+            .add(index, IpAddr::V4(ip))
+            .flags(NeighbourFlags::Proxy)
+            .replace()
+            .execute()
+            .await
+            .map_err(|e| PrismnetError::netlink(format!("answering ARP for {ip}"), e))
+    }
+
+    pub async fn del_proxy(&self, index: u32, ip: Ipv4Addr) -> Result<()> {
+        let mut message = NeighbourMessage::default();
+        message.header.family = AddressFamily::Inet;
+        message.header.ifindex = index;
+        message.header.flags = NeighbourFlags::Proxy;
+        message.attributes.push(NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)));
+        self.handle.neighbours().del(message).execute().await.map_err(|e| PrismnetError::netlink(format!("no longer answering ARP for {ip}"), e))
     }
 
     /// The default route through `gateway`.

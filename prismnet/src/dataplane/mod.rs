@@ -9,6 +9,7 @@ pub mod links;
 pub mod netns;
 pub mod nodes;
 pub mod plan;
+pub mod uplink;
 pub mod vpc;
 
 use std::collections::BTreeMap;
@@ -20,14 +21,23 @@ use photon_reconcile::{Queue, Reconciler, Requeue};
 use photon_resource::Layout;
 
 use crate::dataplane::links::Net;
-use crate::dataplane::plan::Plan;
+use crate::dataplane::plan::{Plan, ThisNode};
 use crate::dataplane::vpc::Realiser;
 use crate::error::{PrismnetError, Result};
 
+/// This node's part, from `[dataplane]` and `[external]`.
+pub struct Settings {
+    pub node: String,
+    pub vtep: Ipv4Addr,
+    pub underlay_mtu: u32,
+    pub netns_prefix: String,
+    /// The external interface (routers and floating IPs realised here), if any.
+    pub external: Option<String>,
+}
+
 pub struct Dataplane {
     layout: Layout,
-    node: String,
-    underlay_mtu: u32,
+    this: ThisNode,
     realiser: Realiser,
     inputs: Mutex<Inputs>,
     /// The plan built from the inputs (shared with the DHCP servers).
@@ -54,13 +64,21 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Dataplane {
     /// Needs a Tokio runtime (netlink's socket joins its reactor).
-    pub fn new(layout: Layout, node: String, vtep: Ipv4Addr, underlay_mtu: u32, netns_prefix: String) -> Result<Arc<Self>> {
+    pub fn new(layout: Layout, settings: Settings) -> Result<Arc<Self>> {
         let host = Net::new(netns::netlink(None).map_err(|e| PrismnetError::io("netlink in this node's namespace", e))?);
+        let this = ThisNode { name: settings.node, underlay_mtu: settings.underlay_mtu, external: settings.external.is_some() };
+        let realiser = Realiser {
+            host,
+            vtep: settings.vtep,
+            netns_prefix: settings.netns_prefix,
+            external: settings.external,
+            applied: Mutex::default(),
+            host_rules: Default::default(),
+        };
         Ok(Arc::new(Self {
             layout,
-            node,
-            underlay_mtu,
-            realiser: Realiser { host, vtep, netns_prefix, applied: Mutex::default() },
+            this,
+            realiser,
             inputs: Mutex::new(Inputs::default()),
             plan: dhcp::Current::default(),
             dhcp: dhcp::Servers::default(),
@@ -74,7 +92,7 @@ impl Dataplane {
     }
 
     pub fn node(&self) -> &str {
-        &self.node
+        &self.this.name
     }
 
     /// Every resource, as followed.
@@ -93,7 +111,7 @@ impl Dataplane {
 
     /// Rebuilds the plan and queues every VPC whose part of it changed.
     fn replan(&self, inputs: &Inputs) {
-        let plan = plan::build(&self.layout, &inputs.items, &inputs.nodes, &self.node, self.underlay_mtu);
+        let plan = plan::build(&self.layout, &inputs.items, &inputs.nodes, &self.this);
         let mut current = lock(&self.plan);
         let old = current.clone();
         let changed: Vec<u32> = old
@@ -146,6 +164,10 @@ impl Dataplane {
                     tracing::info!(vni, "removed a VPC no port here needs any more");
                 }
             }
+        }
+        let changes = self.realiser.host_external(&plan).await?;
+        if !changes.is_empty() {
+            tracing::info!(changes = %changes.join("; "), "converged the node's ways out");
         }
         Ok(())
     }

@@ -12,7 +12,9 @@ use ipnet::Ipv4Net;
 use photon_resource::{Layout, Owner, Resource};
 use serde::de::DeserializeOwned;
 
+use crate::model::floating_ip::FloatingIpSpec;
 use crate::model::port::{parse_mac, Binding, PortSpec};
+use crate::model::router::RouterSpec;
 use crate::model::security_group::RuleSpec;
 use crate::model::subnet::SubnetSpec;
 use crate::model::vpc::VpcSpec;
@@ -43,6 +45,59 @@ pub struct VpcPlan {
     pub groups: BTreeMap<String, Vec<(String, RuleSpec)>>,
     /// Each security group's members: the addresses of the VPC's ports in it, on any node.
     pub members: BTreeMap<String, BTreeSet<Ipv4Addr>>,
+    /// The way out, on a node with an external interface, when a router routes some of the
+    /// VPC's subnets or a floating IP maps to one of its ports here.
+    pub external: Option<ExternalPlan>,
+}
+
+/// A VPC's uplink to the node: a veth pair, the VPC's end with a transit address unique on the
+/// node (its subnets' traffic out is translated to it, then by the node to its own address),
+/// and the floating IPs of its ports here (translated in the VPC's namespace, routed by the
+/// node to the uplink, answered for on the external network by the node).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExternalPlan {
+    pub transit: Ipv4Addr,
+    /// Subnets routed out with SNAT.
+    pub snat: Vec<Ipv4Net>,
+    /// (floating IP, the local port's address).
+    pub floating: Vec<(Ipv4Addr, Ipv4Addr)>,
+}
+
+impl Default for ExternalPlan {
+    fn default() -> Self {
+        Self { transit: Ipv4Addr::UNSPECIFIED, snat: Vec::new(), floating: Vec::new() }
+    }
+}
+
+/// Transit addresses come from here (shared address space, RFC 6598: never a tenant's or the
+/// external network's), one per VPC with a way out on a node.
+pub const TRANSIT: Ipv4Net = match Ipv4Net::new(Ipv4Addr::new(100, 64, 0, 0), 10) {
+    Ok(net) => net,
+    Err(_) => panic!("a valid prefix"),
+};
+
+/// What the plan needs to know of this node.
+#[derive(Debug, Clone)]
+pub struct ThisNode {
+    pub name: String,
+    pub underlay_mtu: u32,
+    /// Whether the node has an external interface (routers and floating IPs are realised).
+    pub external: bool,
+}
+
+/// The transit address of VPC `vni`: a hash into `TRANSIT`, probed past `taken`.
+fn transit(vni: u32, taken: &BTreeSet<Ipv4Addr>) -> Ipv4Addr {
+    let size = 1u32 << (32 - TRANSIT.prefix_len());
+    let base = u32::from(TRANSIT.network());
+    // Host numbers 1 to size-2 (neither the network nor the broadcast address).
+    let mut slot = vni.wrapping_mul(2_654_435_761) % (size - 2) + 1;
+    loop {
+        let ip = Ipv4Addr::from(base + slot);
+        if !taken.contains(&ip) {
+            return ip;
+        }
+        slot = slot % (size - 2) + 1;
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -99,16 +154,15 @@ fn decode<S: DeserializeOwned>(value: &[u8]) -> Option<Resource<S>> {
 
 /// The plan for node `node` from every resource (`items`, by key) and every node's tunnel
 /// address.
-pub fn build(
-    layout: &Layout,
-    items: &BTreeMap<String, Vec<u8>>,
-    nodes: &BTreeMap<String, Ipv4Addr>,
-    node: &str,
-    underlay_mtu: u32,
-) -> Plan {
+pub fn build(layout: &Layout, items: &BTreeMap<String, Vec<u8>>, nodes: &BTreeMap<String, Ipv4Addr>, this: &ThisNode) -> Plan {
+    let (node, underlay_mtu) = (this.name.as_str(), this.underlay_mtu);
     let mut vpcs: BTreeMap<(Owner, String), (u32, VpcSpec)> = BTreeMap::new();
     let mut subnets: BTreeMap<(Owner, String, String), SubnetSpec> = BTreeMap::new();
     let mut ports: Vec<(String, Owner, String, String, PortSpec)> = Vec::new();
+    // (owner, VPC) → subnets routed out with SNAT.
+    let mut routed: BTreeMap<(Owner, String), BTreeSet<String>> = BTreeMap::new();
+    // (owner, VPC, subnet, port) → floating IP.
+    let mut floating: BTreeMap<(Owner, String, String, String), Ipv4Addr> = BTreeMap::new();
     // (owner, VPC) → group → rules.
     let mut groups: BTreeMap<(Owner, String), BTreeMap<String, Vec<(String, RuleSpec)>>> = BTreeMap::new();
     for (key, value) in items {
@@ -129,6 +183,20 @@ pub fn build(
             (["vpcs", "subnets", "ports"], [vpc, subnet, _]) => {
                 if let Some(r) = decode::<PortSpec>(value) {
                     ports.push((key.clone(), owner, vpc.to_string(), subnet.to_string(), r.spec));
+                }
+            }
+            (["vpcs", "routers"], [vpc, _]) => {
+                if let Some(r) = decode::<RouterSpec>(value) {
+                    if r.spec.snat {
+                        routed.entry((owner, vpc.to_string())).or_default().extend(r.spec.subnets);
+                    }
+                }
+            }
+            (["floatingips"], [_]) => {
+                if let Some(r) = decode::<FloatingIpSpec>(value) {
+                    if let (Some(address), Some(port)) = (r.spec.address, r.spec.port) {
+                        floating.insert((owner, port.vpc, port.subnet, port.port), address);
+                    }
                 }
             }
             (["vpcs", "securitygroups"], [vpc, group]) => {
@@ -169,8 +237,13 @@ pub fn build(
             remote: Vec::new(),
             groups: groups.get(&(owner.clone(), vpc.clone())).cloned().unwrap_or_default(),
             members: members.get(&(owner.clone(), vpc.clone())).cloned().unwrap_or_default(),
+            external: None,
         });
         if binding.node == node {
+            let port_name = key.rsplit('/').next().unwrap_or_default().to_string();
+            if let Some(address) = floating.get(&(owner.clone(), vpc.clone(), subnet.clone(), port_name)) {
+                entry.external.get_or_insert_with(ExternalPlan::default).floating.push((*address, ip));
+            }
             entry.local.push(LocalPort {
                 device: device_name(&key),
                 key,
@@ -206,6 +279,26 @@ pub fn build(
             }
         }
         vpc.remote.sort();
+        let snat: Vec<Ipv4Net> = vpc
+            .subnets
+            .iter()
+            .filter(|s| routed.get(&(vpc.owner.clone(), vpc.name.clone())).is_some_and(|r| r.contains(&s.name)))
+            .map(|s| s.cidr)
+            .collect();
+        if !snat.is_empty() {
+            vpc.external.get_or_insert_with(ExternalPlan::default).snat = snat;
+        }
+        if !this.external {
+            vpc.external = None;
+        }
+    }
+    let mut taken = BTreeSet::new();
+    for vpc in plan.vpcs.values_mut() {
+        if let Some(external) = &mut vpc.external {
+            external.transit = transit(vpc.vni, &taken);
+            taken.insert(external.transit);
+            external.floating.sort();
+        }
     }
     plan
 }

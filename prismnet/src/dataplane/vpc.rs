@@ -23,8 +23,12 @@ pub struct Realiser {
     pub host: Net,
     pub vtep: Ipv4Addr,
     pub netns_prefix: String,
+    /// The node's interface on the external network (routers and floating IPs), if any.
+    pub external: Option<String>,
     /// By VNI: the rule set last applied (JSON text).
     pub applied: Mutex<HashMap<u32, String>>,
+    /// Whether the node's own rules for ways out were applied by this process.
+    pub host_rules: std::sync::atomic::AtomicBool,
 }
 
 /// Whether `name` is a port device's (`plan::device_name`).
@@ -112,6 +116,7 @@ impl Realiser {
         changes.extend(self.filter(&ns, vpc)?);
         changes.extend(self.ports(&net, vpc, &links, bridge.index).await?);
         changes.extend(self.remotes(&net, vpc, vxlan.index, bridge.index).await?);
+        changes.extend(self.uplink(&net, &ns, vpc).await?);
         Ok(changes)
     }
 
@@ -144,17 +149,7 @@ impl Realiser {
     /// Every subnet's gateway address on the bridge, and no other.
     async fn gateways(&self, net: &Net, vpc: &VpcPlan, bridge: u32) -> Result<Vec<String>> {
         let want: BTreeSet<(Ipv4Addr, u8)> = vpc.subnets.iter().map(|s| (s.gateway, s.cidr.prefix_len())).collect();
-        let have: BTreeSet<(Ipv4Addr, u8)> = net.addresses(bridge).await?.into_iter().collect();
-        let mut changes = Vec::new();
-        for (ip, len) in want.difference(&have) {
-            net.add_address(bridge, *ip, *len).await?;
-            changes.push(format!("gateway {ip}/{len} added"));
-        }
-        for (ip, len) in have.difference(&want) {
-            net.del_address(bridge, *ip, *len).await?;
-            changes.push(format!("address {ip}/{len} removed"));
-        }
-        Ok(changes)
+        net.sync_addresses(bridge, &want, "the bridge").await
     }
 
     /// Each local port's veth on the bridge; devices of ports gone are deleted.
@@ -191,7 +186,7 @@ impl Realiser {
         let path = netns::resolve(target);
         let machine = netns::open(&path).map_err(|e| PrismnetError::io(format!("port {}", port.key), e))?;
         let ifname = binding.ifname.clone().unwrap_or_else(|| "eth0".into());
-        net.add_veth(&port.device, &ifname, port.mac, vpc.mtu, machine.as_raw_fd()).await?;
+        net.add_veth(&port.device, &ifname, Some(port.mac), vpc.mtu, machine.as_raw_fd()).await?;
         tracing::info!(vni = vpc.vni, port = %port.key, device = %port.device, netns = %path.display(), %ifname, ip = %port.ip, "plugged a port in");
         if binding.configure {
             let inside = Net::new(netns::netlink(Some(&machine)).map_err(|e| PrismnetError::io("netlink in the machine's namespace", e))?);

@@ -262,3 +262,16 @@ pub fn within(within: Duration, mut check: impl FnMut() -> bool) -> Option<Durat
     }
     None
 }
+
+/// A TCP server in `ns` on `port` answering each connection with the address it came from.
+pub fn address_echo(ns: &str, port: u16) {
+    let (ready, up) = std::sync::mpsc::channel();
+    in_ns(ns, move || {
+        let listener = TcpListener::bind(("0.0.0.0", port)).expect("bind");
+        let _ = ready.send(());
+        for (mut stream, peer) in listener.incoming().flatten().filter_map(|s| s.peer_addr().ok().map(|p| (s, p))) {
+            let _ = stream.write_all(format!("from {}", peer.ip()).as_bytes());
+        }
+    });
+    up.recv_timeout(Duration::from_secs(5)).expect("the server listens");
+}

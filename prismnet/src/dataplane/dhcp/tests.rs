@@ -38,6 +38,7 @@ fn vpc(dhcp: bool) -> VpcPlan {
         remote: Vec::new(),
         groups: Default::default(),
         members: Default::default(),
+        external: None,
     }
 }
 

@@ -46,6 +46,7 @@ fn vpc() -> VpcPlan {
         remote: Vec::new(),
         groups,
         members,
+        external: None,
     }
 }
 
@@ -88,4 +89,32 @@ fn a_port_gets_its_groups_rules_default_deny_in_and_its_own_addresses_only() {
     // forward 2 + 2 per filtered port, prerouting 1 per port, port 1: 3 in + 1 out, port 2:
     // 1 in + 2 out, 5 anti-spoofing rules each.
     assert_eq!(rule_count(&set), 6 + 2 + 4 + 3 + 10);
+}
+
+#[test]
+fn a_way_out_translates_routed_subnets_to_the_transit_address_and_floating_ips_both_ways() {
+    use crate::dataplane::plan::ExternalPlan;
+    let mut plan = vpc();
+    let text = ruleset(&plan).to_string();
+    assert!(!text.contains(r#""table":{"family":"ip","name":"prismnet_nat"}}}"#) || !text.contains("dnat"), "no NAT without a way out");
+    let deletes_only = ruleset(&plan)["nftables"].as_array().unwrap().iter().filter(|c| c["add"]["table"]["name"] == NAT_TABLE).count();
+    assert_eq!(deletes_only, 1, "the NAT table is added only to be deleted");
+    plan.external = Some(ExternalPlan {
+        transit: "100.64.1.2".parse().unwrap(),
+        snat: vec!["10.0.1.0/24".parse().unwrap()],
+        floating: vec![("203.0.113.5".parse().unwrap(), "10.0.1.10".parse().unwrap())],
+    });
+    let set = ruleset(&plan);
+    let pre = rules_of(&set, "prerouting");
+    let dnat = pre.iter().find(|r| r.to_string().contains("dnat")).expect("a DNAT rule");
+    assert_eq!(dnat[1]["match"]["right"], "203.0.113.5");
+    assert_eq!(dnat[2]["dnat"]["addr"], "10.0.1.10");
+    let post = rules_of(&set, "postrouting");
+    assert_eq!(post.len(), 2);
+    assert_eq!(post[0][2]["snat"]["addr"], "203.0.113.5", "the port leaves from its floating IP");
+    assert_eq!(post[1][2]["snat"]["addr"], "100.64.1.2", "the subnet from the transit address");
+    let out = rules_of(&set, "forward").into_iter().find(|r| r[0]["match"]["right"] == UPLINK).expect("a rule for the uplink");
+    assert_eq!(out[1]["match"]["right"], json!({"set": ["10.0.1.10", {"prefix": {"addr": "10.0.1.0", "len": 24}}]}));
+    let host = host_ruleset("eth0").to_string();
+    assert!(host.contains("masquerade") && host.contains(r#""addr":"100.64.0.0","len":10"#), "{host}");
 }
