@@ -65,7 +65,11 @@ pub async fn build(config: PrismnetConfig, context: Context) -> anyhow::Result<A
     let resources = ipam::assigners(Resources::new(store.clone(), layout.clone()), pools);
     let (router, rules, grpc) = crate::api::router(resources, auth.clone());
     let guard = photon_auth::Guard::new(auth, rules);
-    let api = Api::new(move || health(&store, &resources_copy, dataplane.as_deref())).grpc(grpc).http(router).guard(move |router| guard.apply(router));
+    let metrics = dataplane.as_ref().map(|d| d.metrics.clone());
+    let mut api = Api::new(move || health(&store, &resources_copy, dataplane.as_deref())).grpc(grpc).http(router).guard(move |router| guard.apply(router));
+    if let Some(metrics) = metrics {
+        metrics.register(api.registry());
+    }
     Ok(api)
 }
 

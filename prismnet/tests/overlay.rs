@@ -50,6 +50,13 @@ fn machines_of_a_vpc_reach_each_other_across_hosts_and_same_address_vpcs_stay_ap
     let (_, health) = hosts.cluster.health(2, "prismnet");
     assert_eq!((health["vpcs"].as_u64(), health["ports"].as_u64(), health["dataplane"].as_str()), (Some(2), Some(3), Some("converged")), "{health}");
 
+    // And its metrics, per VPC: ports, rules, reconcile times.
+    let (_, metrics) = hosts.cluster.curl(2, "https://127.0.0.1:9091/metrics");
+    let metrics = metrics.as_str().unwrap_or_default().to_string();
+    let acme_ports = metrics.lines().find(|l| l.starts_with("prismnet_vpc_ports{") && l.contains("project=\"acme/web\""));
+    assert!(acme_ports.is_some_and(|l| l.ends_with(" 2")), "{metrics}");
+    assert!(metrics.contains("prismnet_vpc_filter_rules{") && metrics.contains("prismnet_vpc_reconcile_duration_seconds_count{"), "{metrics}");
+
     // Converged means converged: a resync (every 2 s here) changes nothing.
     let converges = |c: &photon_testkit::cluster::Cluster| c.log(1, "prismnet").matches("converged a VPC").count();
     let before = converges(&hosts.cluster);

@@ -6,6 +6,7 @@
 pub mod dhcp;
 pub mod filter;
 pub mod links;
+pub mod metrics;
 pub mod netns;
 pub mod nodes;
 pub mod plan;
@@ -46,6 +47,9 @@ pub struct Dataplane {
     queue: Arc<Queue<u32>>,
     /// VNIs whose last converge failed, with the error.
     failing: Mutex<BTreeMap<u32, String>>,
+    pub metrics: Arc<metrics::Metrics>,
+    /// The labels of each VPC's series (to remove them with the VPC).
+    series: Mutex<BTreeMap<u32, metrics::VpcLabels>>,
 }
 
 #[derive(Default)]
@@ -84,6 +88,8 @@ impl Dataplane {
             dhcp: dhcp::Servers::default(),
             queue: Arc::new(Queue::default()),
             failing: Mutex::new(BTreeMap::new()),
+            metrics: metrics::Metrics::new(),
+            series: Mutex::new(BTreeMap::new()),
         }))
     }
 
@@ -152,6 +158,14 @@ impl Dataplane {
                 } else {
                     self.dhcp.stop(vni);
                 }
+                let labels = metrics::VpcLabels {
+                    project: format!("{}/{}", vpc.owner.org, vpc.owner.project),
+                    vpc: vpc.name.clone(),
+                    vni,
+                };
+                let rules = filter::rule_count(&filter::ruleset(vpc));
+                self.metrics.converged(&labels, vpc.local.len(), rules, started.elapsed().as_secs_f64());
+                lock(&self.series).insert(vni, labels);
                 if !changes.is_empty() {
                     let ms = started.elapsed().as_secs_f64() * 1000.0;
                     tracing::info!(vni, vpc = %vpc.name, org = %vpc.owner.org, project = %vpc.owner.project, changes = %changes.join("; "), ms, "converged a VPC");
@@ -160,6 +174,9 @@ impl Dataplane {
             None => {
                 // Its socket would keep the namespace alive.
                 self.dhcp.stop(vni);
+                if let Some(labels) = lock(&self.series).remove(&vni) {
+                    self.metrics.removed(&labels);
+                }
                 if self.realiser.remove(vni).await? {
                     tracing::info!(vni, "removed a VPC no port here needs any more");
                 }
@@ -190,10 +207,12 @@ impl Reconciler for Dataplane {
         match outcome {
             Ok(()) => {
                 failing.remove(vni);
+                self.metrics.failing(failing.len());
                 Ok(Requeue::Done)
             }
             Err(e) => {
                 failing.insert(*vni, e.to_string());
+                self.metrics.failing(failing.len());
                 Err(e.to_string())
             }
         }
