@@ -11,6 +11,9 @@ pub enum PrismnetError {
     Netlink { what: String, message: String, errno: Option<i32> },
     #[error("{what}: {source}")]
     Io { what: String, source: io::Error },
+    /// Ports of a VPC that could not be plugged in (the rest of the VPC converged).
+    #[error("{0}")]
+    Ports(String),
     /// nft refused a rule set (its message names the line at fault).
     #[error("{what}: {message}")]
     Nft { what: String, message: String },
@@ -33,7 +36,7 @@ impl PrismnetError {
         match self {
             Self::Netlink { errno, .. } => *errno,
             Self::Io { source, .. } => source.raw_os_error(),
-            Self::Nft { .. } => None,
+            Self::Nft { .. } | Self::Ports(_) => None,
         }
     }
 }

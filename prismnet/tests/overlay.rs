@@ -30,6 +30,16 @@ fn machines_of_a_vpc_reach_each_other_across_hosts_and_same_address_vpcs_stay_ap
     hosts.port("beta", "blue", "front", "a", Some("10.0.1.10"), 1, x);
     hosts.port("beta", "blue", "front", "b", Some("10.0.1.11"), 2, y);
 
+    // A port whose machine is gone holds up nothing else of its VPC.
+    let nowhere = hosts.cluster.lab.extra_ns("nowhere");
+    let ghost = format!(r#"{{"name":"ghost","spec":{{"binding":{{"node":"{}","netns":"{nowhere}"}}}}}}"#, hosts.cluster.nodes[1].name);
+    hosts.expect("acme", 201, "POST", "/vpcs/blue/subnets/front/ports", Some(&ghost));
+    // A VM's tap on node 2 is moved onto its VPC's bridge.
+    let node2 = hosts.cluster.lab.ns(2);
+    run("ip", &["-n", &node2, "tuntap", "add", "dev", "vmtap0", "mode", "tap"]);
+    let tap = format!(r#"{{"name":"vm","spec":{{"binding":{{"node":"{}","device":"tap","ifname":"vmtap0"}}}}}}"#, hosts.cluster.nodes[2].name);
+    hosts.expect("acme", 201, "POST", "/vpcs/blue/subnets/front/ports", Some(&tap));
+
     let took = wait_ping(a, "10.0.1.11", SETTLE).unwrap_or_else(|| panic!("a never reached b\n{}", hosts.logs()));
     eprintln!("a pinged b across hosts {took:?} after the ports were created");
     assert!(ping(a, "10.0.1.1"), "the gateway answers on a's own node");
@@ -48,13 +58,31 @@ fn machines_of_a_vpc_reach_each_other_across_hosts_and_same_address_vpcs_stay_ap
 
     // The health of a node with ports counts them.
     let (_, health) = hosts.cluster.health(2, "prismnet");
-    assert_eq!((health["vpcs"].as_u64(), health["ports"].as_u64(), health["dataplane"].as_str()), (Some(2), Some(3), Some("converged")), "{health}");
+    assert_eq!((health["vpcs"].as_u64(), health["ports"].as_u64(), health["dataplane"].as_str()), (Some(2), Some(4), Some("converged")), "{health}");
+
+    // The ghost port: node 1 says which port of which VPC it cannot plug in, and recovers
+    // once it is gone.
+    let (code, health) = hosts.cluster.health(1, "prismnet");
+    assert_eq!((code, health["status"].as_str()), (503, Some("degraded")), "{health}");
+    assert!(health["dataplane"].as_str().unwrap_or_default().contains("failing"), "{health}");
+    assert!(hosts.cluster.log(1, "prismnet").contains(&format!("network namespace /run/netns/{nowhere}")), "the log names the namespace");
+    hosts.expect("acme", 204, "DELETE", "/vpcs/blue/subnets/front/ports/ghost", None);
+    hosts.cluster.wait_for("node 1 converged again", Duration::from_secs(10), |c| c.health(1, "prismnet").1["dataplane"] == "converged");
+    // The tap left node 2's own namespace for the VPC's bridge.
+    assert!(!run_ok("ip", &["-n", &node2, "link", "show", "vmtap0"]), "the tap was moved");
+    let vpc_ns = run("ip", &["netns", "list"])
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .find(|n| n.starts_with(&format!("{node2}v")) && run("ip", &["-n", n, "-d", "-o", "link"]).contains("tun type tap"))
+        .map(str::to_string);
+    let links = vpc_ns.map(|ns| run("ip", &["-n", &ns, "-d", "-o", "link"])).unwrap_or_default();
+    assert!(links.lines().any(|l| l.contains("tun type tap") && l.contains("master br0")), "the tap is on the bridge: {links}");
 
     // And its metrics, per VPC: ports, rules, reconcile times.
     let (_, metrics) = hosts.cluster.curl(2, "https://127.0.0.1:9091/metrics");
     let metrics = metrics.as_str().unwrap_or_default().to_string();
     let acme_ports = metrics.lines().find(|l| l.starts_with("prismnet_vpc_ports{") && l.contains("project=\"acme/web\""));
-    assert!(acme_ports.is_some_and(|l| l.ends_with(" 2")), "{metrics}");
+    assert!(acme_ports.is_some_and(|l| l.ends_with(" 3")), "b, c and the VM: {metrics}");
     assert!(metrics.contains("prismnet_vpc_filter_rules{") && metrics.contains("prismnet_vpc_reconcile_duration_seconds_count{"), "{metrics}");
 
     // Converged means converged: a resync (every 2 s here) changes nothing.

@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod netns;
 pub mod nodes;
 pub mod plan;
+pub mod ports;
 pub mod uplink;
 pub mod vpc;
 

@@ -10,7 +10,7 @@ use std::os::fd::AsRawFd;
 
 use crate::dataplane::links::{Fdb, Link, Net};
 use crate::dataplane::{filter, lock, netns};
-use crate::dataplane::plan::{LocalPort, VpcPlan};
+use crate::dataplane::plan::VpcPlan;
 use crate::error::{PrismnetError, Result};
 
 /// The bridge and the VXLAN device inside every VPC's namespace.
@@ -32,11 +32,11 @@ pub struct Realiser {
 }
 
 /// Whether `name` is a port device's (`plan::device_name`).
-fn is_port_device(name: &str) -> bool {
+pub(crate) fn is_port_device(name: &str) -> bool {
     name.len() == 11 && name.starts_with('p') && name[1..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-fn find<'a>(links: &'a [Link], name: &str) -> Option<&'a Link> {
+pub(crate) fn find<'a>(links: &'a [Link], name: &str) -> Option<&'a Link> {
     links.iter().find(|l| l.name == name)
 }
 
@@ -152,55 +152,6 @@ impl Realiser {
         net.sync_addresses(bridge, &want, "the bridge").await
     }
 
-    /// Each local port's veth on the bridge; devices of ports gone are deleted.
-    async fn ports(&self, net: &Net, vpc: &VpcPlan, links: &[Link], bridge: u32) -> Result<Vec<String>> {
-        let mut changes = Vec::new();
-        for port in &vpc.local {
-            let link = match find(links, &port.device) {
-                Some(link) => link.clone(),
-                None => {
-                    self.plug(net, vpc, port).await?;
-                    changes.push(format!("port {} plugged in", port.device));
-                    net.link(&port.device).await?.ok_or_else(|| gone(&port.device))?
-                }
-            };
-            if !link.up || link.controller != Some(bridge) || link.mtu != Some(vpc.mtu) {
-                net.set_up(link.index, vpc.mtu, Some(bridge)).await?;
-                changes.push(format!("port {} set up", port.device));
-            }
-        }
-        let wanted: BTreeSet<&str> = vpc.local.iter().map(|p| p.device.as_str()).collect();
-        for link in links.iter().filter(|l| is_port_device(&l.name) && !wanted.contains(l.name.as_str())) {
-            net.delete(link.index).await?;
-            tracing::info!(vni = vpc.vni, device = %link.name, "unplugged a port that is no longer here");
-            changes.push(format!("stale device {} deleted", link.name));
-        }
-        Ok(changes)
-    }
-
-    /// A new veth for `port`: the machine's end straight into its namespace, configured there
-    /// when the binding asks.
-    async fn plug(&self, net: &Net, vpc: &VpcPlan, port: &LocalPort) -> Result<()> {
-        let binding = &port.binding;
-        let target = binding.netns.as_deref().unwrap_or_default();
-        let path = netns::resolve(target);
-        let machine = netns::open(&path).map_err(|e| PrismnetError::io(format!("port {}", port.key), e))?;
-        let ifname = binding.ifname.clone().unwrap_or_else(|| "eth0".into());
-        net.add_veth(&port.device, &ifname, Some(port.mac), vpc.mtu, machine.as_raw_fd()).await?;
-        tracing::info!(vni = vpc.vni, port = %port.key, device = %port.device, netns = %path.display(), %ifname, ip = %port.ip, "plugged a port in");
-        if binding.configure {
-            let inside = Net::new(netns::netlink(Some(&machine)).map_err(|e| PrismnetError::io("netlink in the machine's namespace", e))?);
-            let link = inside.link(&ifname).await?.ok_or_else(|| gone(&ifname))?;
-            inside.add_address(link.index, port.ip, port.subnet.prefix_len()).await?;
-            inside.set_up(link.index, vpc.mtu, None).await?;
-            if let Some(lo) = inside.link("lo").await?.filter(|l| !l.up) {
-                inside.set_up(lo.index, 65536, None).await?;
-            }
-            inside.default_route(port.gateway).await?;
-        }
-        Ok(())
-    }
-
     /// For every remote port: where its MAC is (the VXLAN device's entry to its node, the
     /// bridge's entry to the VXLAN device) and its address's MAC (answered by the VXLAN device
     /// for ARP, and the gateway's own entry for routing). Nothing else.
@@ -239,6 +190,6 @@ impl Realiser {
     }
 }
 
-fn gone(name: &str) -> PrismnetError {
+pub(crate) fn gone(name: &str) -> PrismnetError {
     PrismnetError::io(format!("{name} vanished while being set up"), std::io::Error::from(std::io::ErrorKind::NotFound))
 }
