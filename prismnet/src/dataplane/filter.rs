@@ -132,19 +132,26 @@ fn spoof_rules(port: &LocalPort, chain_name: &str, out: &mut Vec<Value>) {
 /// the previous one.
 pub fn ruleset(vpc: &VpcPlan) -> Value {
     let mut out = Vec::new();
-    for (family, name) in [("inet", TABLE), ("bridge", L2_TABLE), ("ip", NAT_TABLE)] {
-        // add + delete + add: the table is replaced whether it existed or not.
+    // Tables only where something needs them: a VPC whose ports here are all unfiltered and
+    // which has no way out keeps connection tracking off its path altogether.
+    let filtered = vpc.local.iter().any(|p| p.port_security);
+    let external = vpc.external.is_some();
+    for (family, name, wanted) in [("inet", TABLE, filtered || external), ("bridge", L2_TABLE, filtered), ("ip", NAT_TABLE, external)] {
+        // add + delete (+ add): the table is replaced, or removed, whether it existed or not.
         out.push(json!({"add": table(family, name)}));
         out.push(json!({"delete": table(family, name)}));
-        out.push(json!({"add": table(family, name)}));
+        if wanted {
+            out.push(json!({"add": table(family, name)}));
+        }
     }
-    // Without a way out the NAT table is only deleted (its add + delete, no second add).
-    if vpc.external.is_none() {
-        out.truncate(out.len() - 1);
+    if !(filtered || external) {
+        return json!({"nftables": out});
     }
     let (f, t) = ("inet", TABLE);
     out.push(json!({"add": {"chain": {"family": f, "table": t, "name": "forward", "type": "filter", "hook": "forward", "prio": 0, "policy": "accept"}}}));
-    out.push(json!({"add": {"chain": {"family": "bridge", "table": L2_TABLE, "name": "prerouting", "type": "filter", "hook": "prerouting", "prio": -200, "policy": "accept"}}}));
+    if filtered {
+        out.push(json!({"add": {"chain": {"family": "bridge", "table": L2_TABLE, "name": "prerouting", "type": "filter", "hook": "prerouting", "prio": -200, "policy": "accept"}}}));
+    }
     out.push(rule(f, t, "forward", vec![matches("in", json!({"ct": {"key": "state"}}), json!(["established", "related"])), json!({"accept": null})]));
     out.push(rule(f, t, "forward", vec![matches("in", json!({"ct": {"key": "state"}}), json!("invalid")), json!({"drop": null})]));
     nat_rules(vpc, &mut out);
@@ -277,15 +284,35 @@ pub fn apply(ns: &std::fs::File, ruleset: &Value) -> Result<()> {
     nft(ns, &["-j", "-f", "-"], Some(ruleset.to_string().as_bytes())).map(|_| ())
 }
 
-/// Whether both of PrismNET's tables exist in `ns` (an operator may have flushed them).
-pub fn present(ns: &std::fs::File) -> Result<bool> {
+/// The tables `ruleset` leaves in place (those it adds back after deleting).
+pub fn tables(ruleset: &Value) -> Vec<String> {
+    let mut added: Vec<String> = Vec::new();
+    let mut tables = Vec::new();
+    for command in ruleset["nftables"].as_array().into_iter().flatten() {
+        if let Some(name) = command["add"]["table"]["name"].as_str() {
+            if added.iter().any(|a| a == name) {
+                tables.push(name.to_string());
+            }
+            added.push(name.to_string());
+        }
+    }
+    tables
+}
+
+/// Whether the tables `ruleset` leaves in place exist in `ns` (an operator may have flushed
+/// them) and no other of ours does.
+pub fn present(ns: &std::fs::File, ruleset: &Value) -> Result<bool> {
     let listed = nft(ns, &["-j", "list", "tables"], None)?;
-    let tables: Value = serde_json::from_str(&listed).unwrap_or(Value::Null);
-    let names: Vec<&str> = tables["nftables"]
+    let listing: Value = serde_json::from_str(&listed).unwrap_or(Value::Null);
+    let names: Vec<&str> = listing["nftables"]
         .as_array()
         .map(|a| a.iter().filter_map(|t| t["table"]["name"].as_str()).collect())
         .unwrap_or_default();
-    Ok(names.contains(&TABLE) && names.contains(&L2_TABLE))
+    let mut ours: Vec<&str> = names.into_iter().filter(|n| [TABLE, L2_TABLE, NAT_TABLE].contains(n)).collect();
+    ours.sort_unstable();
+    let mut wanted = tables(ruleset);
+    wanted.sort();
+    Ok(ours == wanted)
 }
 
 #[cfg(test)]

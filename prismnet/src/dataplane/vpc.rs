@@ -112,10 +112,12 @@ impl Realiser {
         }
 
         changes.extend(self.gateways(&net, vpc, bridge.index).await?);
-        // Rules before ports: a port is never plugged in unfiltered.
+        // Remote ports first (they open nothing: each node filters its own ports, and a peer
+        // on another node answering a new port's first packets needs them at once); rules
+        // before local ports: a port is never plugged in unfiltered.
+        changes.extend(self.remotes(&net, vpc, vxlan.index, bridge.index).await?);
         changes.extend(self.filter(&ns, vpc)?);
         changes.extend(self.ports(&net, vpc, &links, bridge.index).await?);
-        changes.extend(self.remotes(&net, vpc, vxlan.index, bridge.index).await?);
         changes.extend(self.uplink(&net, &ns, vpc).await?);
         Ok(changes)
     }
@@ -126,7 +128,7 @@ impl Realiser {
         let ruleset = filter::ruleset(vpc);
         let text = ruleset.to_string();
         let same = lock(&self.applied).get(&vpc.vni) == Some(&text);
-        if same && filter::present(ns)? {
+        if same && filter::present(ns, &ruleset)? {
             return Ok(Vec::new());
         }
         filter::apply(ns, &ruleset)?;

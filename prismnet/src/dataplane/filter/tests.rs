@@ -97,8 +97,7 @@ fn a_way_out_translates_routed_subnets_to_the_transit_address_and_floating_ips_b
     let mut plan = vpc();
     let text = ruleset(&plan).to_string();
     assert!(!text.contains(r#""table":{"family":"ip","name":"prismnet_nat"}}}"#) || !text.contains("dnat"), "no NAT without a way out");
-    let deletes_only = ruleset(&plan)["nftables"].as_array().unwrap().iter().filter(|c| c["add"]["table"]["name"] == NAT_TABLE).count();
-    assert_eq!(deletes_only, 1, "the NAT table is added only to be deleted");
+    assert_eq!(tables(&ruleset(&plan)), vec![TABLE, L2_TABLE], "the NAT table is only deleted");
     plan.external = Some(ExternalPlan {
         transit: "100.64.1.2".parse().unwrap(),
         snat: vec!["10.0.1.0/24".parse().unwrap()],
@@ -117,4 +116,13 @@ fn a_way_out_translates_routed_subnets_to_the_transit_address_and_floating_ips_b
     assert_eq!(out[1]["match"]["right"], json!({"set": ["10.0.1.10", {"prefix": {"addr": "10.0.1.0", "len": 24}}]}));
     let host = host_ruleset("eth0").to_string();
     assert!(host.contains("masquerade") && host.contains(r#""addr":"100.64.0.0","len":10"#), "{host}");
+}
+
+#[test]
+fn a_vpc_with_only_unfiltered_ports_here_and_no_way_out_has_no_tables() {
+    let mut plan = vpc();
+    plan.local.retain(|p| !p.port_security);
+    let set = ruleset(&plan);
+    assert!(tables(&set).is_empty(), "{set}");
+    assert_eq!(rule_count(&set), 0);
 }
