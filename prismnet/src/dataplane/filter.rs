@@ -1,37 +1,67 @@
-//! Security groups and anti-spoofing as nftables rules inside a VPC's namespace, written as
-//! nftables JSON and applied with `nft -j -f -` in one transaction (the old tables replaced
-//! atomically, so no packet sees a half-made rule set; connection tracking is untouched, so
-//! established flows carry on).
+//! Security groups and anti-spoofing as nftables rules inside a VPC's namespace. A VPC's
+//! `Ruleset` is built from its plan and applied as nftables JSON with `nft -j -f -`, each time
+//! in one transaction (`transaction.rs`): the first time, or when the tables' shape changes,
+//! as a whole (the tables replaced atomically); otherwise only what changed. Connection
+//! tracking is untouched either way, so established flows carry on.
 //!
-//! Two tables per VPC namespace:
+//! Up to three tables per VPC namespace, each only while something needs it:
 //! - `bridge prismnet_l2`: each filtered local port may send only from its own MAC and address
-//!   (DHCP's 0.0.0.0 excepted) and only IPv4 and ARP. This makes addresses trustworthy, so
+//!   (DHCP's 0.0.0.0 excepted) and only IPv4 and ARP (a map from the port's device to its
+//!   chain). This makes addresses trustworthy, so
 //! - `inet prismnet` can filter by address: bridged traffic passes the inet forward hook
 //!   (br_netfilter, on by default in every namespace), as does traffic routed by the gateway.
 //!   Replies of tracked flows pass first; then a packet from a local port runs its egress chain
 //!   (allowed: back to the forward chain; no egress rule in any of its groups: everything out is
-//!   allowed) and a packet to a local port its ingress chain (allowed by a rule, else dropped).
-//!   Remote groups are sets of their members' addresses, kept current as ports come and go.
+//!   allowed) and a packet to a local port its ingress chain (allowed by a rule, else dropped),
+//!   both found through maps keyed by address. Remote groups are sets of their members'
+//!   addresses, kept current as ports come and go.
+//! - `ip prismnet_nat`: the way out (routers' SNAT, floating IPs), see `uplink.rs`.
 //!
 //! Each node filters for its own ports only: the sender's node applies egress, the receiver's
-//! ingress.
+//! ingress. A VPC whose ports here are all unfiltered and which has no way out has no tables,
+//! and so no connection tracking on its path.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+mod nft;
+mod transaction;
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
 
-use crate::dataplane::netns;
 use crate::dataplane::plan::{LocalPort, VpcPlan};
-use crate::error::{PrismnetError, Result};
 use crate::model::port::format_mac;
 use crate::model::security_group::{Direction, Protocol, RuleSpec};
+
+pub use nft::{apply, apply_here, tables as listed_tables};
 
 pub const TABLE: &str = "prismnet";
 pub const L2_TABLE: &str = "prismnet_l2";
 pub const NAT_TABLE: &str = "prismnet_nat";
-/// The VPC's end of its uplink to the node (`vpc.rs`).
+/// The VPC's end of its uplink to the node (`uplink.rs`).
 pub const UPLINK: &str = "up0";
+
+/// What a VPC's tables hold on this node, in the parts that change independently.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Ruleset {
+    /// The tables and what changes only with their shape: base chains, maps (empty), the
+    /// forward chain's rules and the NAT rules. Replaced whole when it changes.
+    skeleton: Vec<Value>,
+    /// Each filtered port's chains, by (family, chain): their rules (expression lists).
+    chains: BTreeMap<(String, String), Vec<Value>>,
+    /// Remote groups: set name to member addresses.
+    sets: BTreeMap<String, BTreeSet<String>>,
+    /// Verdict maps, by (family, map): key (address or device) to the chain it jumps to.
+    maps: BTreeMap<(String, String), BTreeMap<String, String>>,
+}
+
+/// The table PrismNET keeps per family.
+fn table_of(family: &str) -> &'static str {
+    match family {
+        "bridge" => L2_TABLE,
+        "ip" => NAT_TABLE,
+        _ => TABLE,
+    }
+}
 
 fn set_name(group: &str) -> String {
     // Group names are DNS labels: '-' to '_' keeps them distinct and an nft identifier.
@@ -40,10 +70,6 @@ fn set_name(group: &str) -> String {
 
 fn table(family: &str, name: &str) -> Value {
     json!({"table": {"family": family, "name": name}})
-}
-
-fn chain(family: &str, table: &str, name: &str) -> Value {
-    json!({"add": {"chain": {"family": family, "table": table, "name": name}}})
 }
 
 fn rule(family: &str, table: &str, chain: &str, expr: Vec<Value>) -> Value {
@@ -56,6 +82,14 @@ fn matches(op: &str, left: Value, right: Value) -> Value {
 
 fn payload(protocol: &str, field: &str) -> Value {
     json!({"payload": {"protocol": protocol, "field": field}})
+}
+
+fn base_chain(family: &str, name: &str, kind: &str, hook: &str, prio: i32) -> Value {
+    json!({"add": {"chain": {"family": family, "table": table_of(family), "name": name, "type": kind, "hook": hook, "prio": prio, "policy": "accept"}}})
+}
+
+fn verdict_map(family: &str, name: &str, key: &str) -> Value {
+    json!({"add": {"map": {"family": family, "table": table_of(family), "name": name, "type": key, "map": "verdict"}}})
 }
 
 /// The expressions a rule's match is made of; `other` is the far end's address field
@@ -91,116 +125,121 @@ fn rule_match(spec: &RuleSpec, other: &str) -> Vec<Value> {
     expr
 }
 
-/// The anti-spoofing chain of one port.
-fn spoof_rules(port: &LocalPort, chain_name: &str, out: &mut Vec<Value>) {
-    let (f, t) = ("bridge", L2_TABLE);
+/// The anti-spoofing rules of one port.
+fn spoof_rules(port: &LocalPort) -> Vec<Value> {
     let ip = port.ip.to_string();
-    out.push(chain(f, t, chain_name));
-    out.push(rule(f, t, chain_name, vec![matches("!=", payload("ether", "saddr"), json!(format_mac(port.mac))), json!({"drop": null})]));
-    out.push(rule(
-        f,
-        t,
-        chain_name,
-        vec![
+    vec![
+        json!([matches("!=", payload("ether", "saddr"), json!(format_mac(port.mac))), {"drop": null}]),
+        json!([
             matches("==", payload("ether", "type"), json!("arp")),
             matches("!=", payload("arp", "saddr ip"), json!({"set": ["0.0.0.0", ip]})),
-            json!({"drop": null}),
-        ],
-    ));
-    // A DHCP client asks before it has an address.
-    out.push(rule(
-        f,
-        t,
-        chain_name,
-        vec![
+            {"drop": null}
+        ]),
+        // A DHCP client asks before it has an address.
+        json!([
             matches("==", payload("ether", "type"), json!("ip")),
             matches("==", payload("ip", "saddr"), json!("0.0.0.0")),
             matches("==", payload("udp", "dport"), json!(67)),
-            json!({"return": null}),
-        ],
-    ));
-    out.push(rule(
-        f,
-        t,
-        chain_name,
-        vec![matches("==", payload("ether", "type"), json!("ip")), matches("!=", payload("ip", "saddr"), json!(ip)), json!({"drop": null})],
-    ));
-    out.push(rule(f, t, chain_name, vec![matches("!=", payload("ether", "type"), json!({"set": ["ip", "arp"]})), json!({"drop": null})]));
+            {"return": null}
+        ]),
+        json!([matches("==", payload("ether", "type"), json!("ip")), matches("!=", payload("ip", "saddr"), json!(ip)), {"drop": null}]),
+        json!([matches("!=", payload("ether", "type"), json!({"set": ["ip", "arp"]})), {"drop": null}]),
+    ]
 }
 
-/// The whole rule set of a VPC on this node, as one nftables JSON transaction that replaces
-/// the previous one.
-pub fn ruleset(vpc: &VpcPlan) -> Value {
-    let mut out = Vec::new();
-    // Tables only where something needs them: a VPC whose ports here are all unfiltered and
-    // which has no way out keeps connection tracking off its path altogether.
-    let filtered = vpc.local.iter().any(|p| p.port_security);
-    let external = vpc.external.is_some();
-    for (family, name, wanted) in [("inet", TABLE, filtered || external), ("bridge", L2_TABLE, filtered), ("ip", NAT_TABLE, external)] {
-        // add + delete (+ add): the table is replaced, or removed, whether it existed or not.
-        out.push(json!({"add": table(family, name)}));
-        out.push(json!({"delete": table(family, name)}));
-        if wanted {
+impl Ruleset {
+    /// The rule set of a VPC on this node.
+    pub fn build(vpc: &VpcPlan) -> Self {
+        let mut rules = Ruleset::default();
+        let filtered: Vec<&LocalPort> = vpc.local.iter().filter(|p| p.port_security).collect();
+        let external = vpc.external.is_some();
+        let out = &mut rules.skeleton;
+        for (family, name, wanted) in [("inet", TABLE, !filtered.is_empty() || external), ("bridge", L2_TABLE, !filtered.is_empty()), ("ip", NAT_TABLE, external)] {
+            // add + delete (+ add): the table is replaced, or removed, whether it existed or not.
             out.push(json!({"add": table(family, name)}));
+            out.push(json!({"delete": table(family, name)}));
+            if wanted {
+                out.push(json!({"add": table(family, name)}));
+            }
         }
-    }
-    if !(filtered || external) {
-        return json!({"nftables": out});
-    }
-    let (f, t) = ("inet", TABLE);
-    out.push(json!({"add": {"chain": {"family": f, "table": t, "name": "forward", "type": "filter", "hook": "forward", "prio": 0, "policy": "accept"}}}));
-    if filtered {
-        out.push(json!({"add": {"chain": {"family": "bridge", "table": L2_TABLE, "name": "prerouting", "type": "filter", "hook": "prerouting", "prio": -200, "policy": "accept"}}}));
-    }
-    out.push(rule(f, t, "forward", vec![matches("in", json!({"ct": {"key": "state"}}), json!(["established", "related"])), json!({"accept": null})]));
-    out.push(rule(f, t, "forward", vec![matches("in", json!({"ct": {"key": "state"}}), json!("invalid")), json!({"drop": null})]));
-    nat_rules(vpc, &mut out);
-    for (group, members) in &vpc.members {
-        let elem: Vec<String> = members.iter().map(|ip| ip.to_string()).collect();
-        let mut set = json!({"family": f, "table": t, "name": set_name(group), "type": "ipv4_addr"});
-        if !elem.is_empty() {
-            set["elem"] = json!(elem);
+        if filtered.is_empty() && !external {
+            return rules;
         }
-        out.push(json!({"add": {"set": set}}));
-    }
-    // Groups nobody is a member of still need their (empty) set for remote-group rules.
-    for group in vpc.groups.keys().filter(|g| !vpc.members.contains_key(*g)) {
-        out.push(json!({"add": {"set": {"family": f, "table": t, "name": set_name(group), "type": "ipv4_addr"}}}));
-    }
-    for port in vpc.local.iter().filter(|p| p.port_security) {
-        let ip = port.ip.to_string();
-        let spoof = format!("s_{}", port.device);
-        spoof_rules(port, &spoof, &mut out);
-        out.push(rule(
-            "bridge",
-            L2_TABLE,
-            "prerouting",
-            vec![matches("==", json!({"meta": {"key": "iifname"}}), json!(port.device)), json!({"jump": {"target": spoof}})],
-        ));
+        let (f, t) = ("inet", TABLE);
+        out.push(base_chain(f, "forward", "filter", "forward", 0));
+        out.push(rule(f, t, "forward", vec![matches("in", json!({"ct": {"key": "state"}}), json!(["established", "related"])), json!({"accept": null})]));
+        out.push(rule(f, t, "forward", vec![matches("in", json!({"ct": {"key": "state"}}), json!("invalid")), json!({"drop": null})]));
+        nat_rules(vpc, out);
+        if filtered.is_empty() {
+            return rules;
+        }
+        out.push(verdict_map(f, "egress", "ipv4_addr"));
+        out.push(verdict_map(f, "ingress", "ipv4_addr"));
+        out.push(rule(f, t, "forward", vec![json!({"vmap": {"key": payload("ip", "saddr"), "data": "@egress"}})]));
+        out.push(rule(f, t, "forward", vec![json!({"vmap": {"key": payload("ip", "daddr"), "data": "@ingress"}})]));
+        out.push(base_chain("bridge", "prerouting", "filter", "prerouting", -200));
+        out.push(verdict_map("bridge", "spoof", "ifname"));
+        out.push(rule("bridge", L2_TABLE, "prerouting", vec![json!({"vmap": {"key": {"meta": {"key": "iifname"}}, "data": "@spoof"}})]));
 
-        let rules: Vec<&RuleSpec> =
-            port.security_groups.iter().filter_map(|g| vpc.groups.get(g)).flatten().map(|(_, spec)| spec).collect();
-        let (egress_chain, ingress_chain) = (format!("e_{}", port.device), format!("i_{}", port.device));
-        out.push(chain(f, t, &egress_chain));
-        out.push(chain(f, t, &ingress_chain));
-        let egress: Vec<&&RuleSpec> = rules.iter().filter(|r| r.direction == Direction::Egress).collect();
-        for spec in &egress {
-            let mut expr = rule_match(spec, "daddr");
-            expr.push(json!({"return": null}));
-            out.push(rule(f, t, &egress_chain, expr));
+        for group in vpc.groups.keys().chain(vpc.members.keys()) {
+            let members = vpc.members.get(group).map(|m| m.iter().map(|ip| ip.to_string()).collect()).unwrap_or_default();
+            rules.sets.insert(set_name(group), members);
         }
-        // No egress rule: everything out is allowed.
-        out.push(rule(f, t, &egress_chain, vec![json!(if egress.is_empty() { json!({"return": null}) } else { json!({"drop": null}) })]));
-        for spec in rules.iter().filter(|r| r.direction == Direction::Ingress) {
-            let mut expr = rule_match(spec, "saddr");
-            expr.push(json!({"accept": null}));
-            out.push(rule(f, t, &ingress_chain, expr));
+        let map = |rules: &mut Ruleset, family: &str, name: &str, key: String, chain: &str| {
+            rules.maps.entry((family.to_string(), name.to_string())).or_default().insert(key, chain.to_string());
+        };
+        for port in filtered {
+            let ip = port.ip.to_string();
+            let (spoof, egress_chain, ingress_chain) =
+                (format!("s_{}", port.device), format!("e_{}", port.device), format!("i_{}", port.device));
+            rules.chains.insert(("bridge".into(), spoof.clone()), spoof_rules(port));
+            map(&mut rules, "bridge", "spoof", port.device.clone(), &spoof);
+
+            let specs: Vec<&RuleSpec> = port.security_groups.iter().filter_map(|g| vpc.groups.get(g)).flatten().map(|(_, s)| s).collect();
+            let mut egress: Vec<Value> = Vec::new();
+            for spec in specs.iter().filter(|r| r.direction == Direction::Egress) {
+                let mut expr = rule_match(spec, "daddr");
+                expr.push(json!({"return": null}));
+                egress.push(json!(expr));
+            }
+            // No egress rule: everything out is allowed.
+            egress.push(if egress.is_empty() { json!([{"return": null}]) } else { json!([{"drop": null}]) });
+            let mut ingress: Vec<Value> = Vec::new();
+            for spec in specs.iter().filter(|r| r.direction == Direction::Ingress) {
+                let mut expr = rule_match(spec, "saddr");
+                expr.push(json!({"accept": null}));
+                ingress.push(json!(expr));
+            }
+            ingress.push(json!([{"drop": null}]));
+            rules.chains.insert(("inet".into(), egress_chain.clone()), egress);
+            rules.chains.insert(("inet".into(), ingress_chain.clone()), ingress);
+            map(&mut rules, "inet", "egress", ip.clone(), &egress_chain);
+            map(&mut rules, "inet", "ingress", ip, &ingress_chain);
         }
-        out.push(rule(f, t, &ingress_chain, vec![json!({"drop": null})]));
-        out.push(rule(f, t, "forward", vec![matches("==", payload("ip", "saddr"), json!(ip)), json!({"jump": {"target": egress_chain}})]));
-        out.push(rule(f, t, "forward", vec![matches("==", payload("ip", "daddr"), json!(ip)), json!({"jump": {"target": ingress_chain}})]));
+        rules
     }
-    json!({"nftables": out})
+
+    /// How many rules it holds (for metrics and logs).
+    pub fn rule_count(&self) -> usize {
+        let skeleton = self.skeleton.iter().filter(|c| c["add"]["rule"].is_object()).count();
+        skeleton + self.chains.values().map(Vec::len).sum::<usize>()
+    }
+
+    /// The tables it keeps (those its skeleton adds back after deleting).
+    pub fn tables(&self) -> Vec<String> {
+        let mut added: Vec<String> = Vec::new();
+        let mut kept = Vec::new();
+        for command in &self.skeleton {
+            if let Some(name) = command["add"]["table"]["name"].as_str() {
+                if added.iter().any(|a| a == name) {
+                    kept.push(name.to_string());
+                }
+                added.push(name.to_string());
+            }
+        }
+        kept.sort();
+        kept
+    }
 }
 
 /// The way out: the routed subnets' traffic translated to the transit address, each floating
@@ -243,76 +282,6 @@ pub fn host_ruleset(interface: &str) -> Value {
             json!({"masquerade": null}),
         ]),
     ]})
-}
-
-/// Runs `nft` in this process's own namespace (the node's).
-pub fn apply_here(ruleset: &Value) -> Result<()> {
-    let own = std::fs::File::open("/proc/self/ns/net").map_err(|e| PrismnetError::io("this node's namespace", e))?;
-    apply(&own, ruleset)
-}
-
-/// How many rules `ruleset` holds (for metrics and logs).
-pub fn rule_count(ruleset: &Value) -> usize {
-    ruleset["nftables"].as_array().map(|a| a.iter().filter(|c| c["add"]["rule"].is_object()).count()).unwrap_or(0)
-}
-
-/// Runs `nft` with `args` inside `ns`, `input` on its stdin; its stdout.
-fn nft(ns: &std::fs::File, args: &[&str], input: Option<&[u8]>) -> Result<String> {
-    let what = format!("nft {}", args.join(" "));
-    let output = netns::within(ns, || {
-        // Spawned from a thread inside the VPC's namespace, nft runs there too.
-        let mut child = Command::new("nft")
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        if let (Some(mut stdin), Some(input)) = (child.stdin.take(), input) {
-            stdin.write_all(input)?;
-        }
-        child.wait_with_output()
-    })
-    .map_err(|e| PrismnetError::io(format!("{what} (is nftables installed?)"), e))?;
-    if !output.status.success() {
-        return Err(PrismnetError::Nft { what, message: String::from_utf8_lossy(&output.stderr).trim().to_string() });
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-}
-
-/// Replaces the VPC's tables in `ns` with `ruleset`.
-pub fn apply(ns: &std::fs::File, ruleset: &Value) -> Result<()> {
-    nft(ns, &["-j", "-f", "-"], Some(ruleset.to_string().as_bytes())).map(|_| ())
-}
-
-/// The tables `ruleset` leaves in place (those it adds back after deleting).
-pub fn tables(ruleset: &Value) -> Vec<String> {
-    let mut added: Vec<String> = Vec::new();
-    let mut tables = Vec::new();
-    for command in ruleset["nftables"].as_array().into_iter().flatten() {
-        if let Some(name) = command["add"]["table"]["name"].as_str() {
-            if added.iter().any(|a| a == name) {
-                tables.push(name.to_string());
-            }
-            added.push(name.to_string());
-        }
-    }
-    tables
-}
-
-/// Whether the tables `ruleset` leaves in place exist in `ns` (an operator may have flushed
-/// them) and no other of ours does.
-pub fn present(ns: &std::fs::File, ruleset: &Value) -> Result<bool> {
-    let listed = nft(ns, &["-j", "list", "tables"], None)?;
-    let listing: Value = serde_json::from_str(&listed).unwrap_or(Value::Null);
-    let names: Vec<&str> = listing["nftables"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|t| t["table"]["name"].as_str()).collect())
-        .unwrap_or_default();
-    let mut ours: Vec<&str> = names.into_iter().filter(|n| [TABLE, L2_TABLE, NAT_TABLE].contains(n)).collect();
-    ours.sort_unstable();
-    let mut wanted = tables(ruleset);
-    wanted.sort();
-    Ok(ours == wanted)
 }
 
 #[cfg(test)]

@@ -25,8 +25,8 @@ pub struct Realiser {
     pub netns_prefix: String,
     /// The node's interface on the external network (routers and floating IPs), if any.
     pub external: Option<String>,
-    /// By VNI: the rule set last applied (JSON text).
-    pub applied: Mutex<HashMap<u32, String>>,
+    /// By VNI: the rule set last applied.
+    pub applied: Mutex<HashMap<u32, filter::Ruleset>>,
     /// Whether the node's own rules for ways out were applied by this process.
     pub host_rules: std::sync::atomic::AtomicBool,
 }
@@ -122,19 +122,43 @@ impl Realiser {
         Ok(changes)
     }
 
-    /// The VPC's nftables rules, replaced when they differ from what this process last applied
-    /// or an operator removed the tables.
+    /// The VPC's nftables rules: what changed since this process last applied them, or all of
+    /// them (the first time, when the tables' shape changed, or when an operator removed one).
     fn filter(&self, ns: &std::fs::File, vpc: &VpcPlan) -> Result<Vec<String>> {
-        let ruleset = filter::ruleset(vpc);
-        let text = ruleset.to_string();
-        let same = lock(&self.applied).get(&vpc.vni) == Some(&text);
-        if same && filter::present(ns, &ruleset)? {
-            return Ok(Vec::new());
-        }
-        filter::apply(ns, &ruleset)?;
-        tracing::info!(vni = vpc.vni, rules = filter::rule_count(&ruleset), "applied the VPC's security groups and anti-spoofing rules");
-        lock(&self.applied).insert(vpc.vni, text);
-        Ok(vec![format!("{} filter rules applied", filter::rule_count(&ruleset))])
+        let rules = filter::Ruleset::build(vpc);
+        let mut applied = lock(&self.applied);
+        let incremental = match applied.get(&vpc.vni) {
+            Some(old) if *old == rules => {
+                let mut ours: Vec<String> = filter::listed_tables(ns)?
+                    .into_iter()
+                    .filter(|t| [filter::TABLE, filter::L2_TABLE, filter::NAT_TABLE].contains(&t.as_str()))
+                    .collect();
+                ours.sort();
+                if ours == rules.tables() {
+                    return Ok(Vec::new());
+                }
+                None
+            }
+            Some(old) => rules.diff(old),
+            None => None,
+        };
+        let change = match incremental {
+            Some(commands) if commands.is_empty() => {
+                applied.insert(vpc.vni, rules);
+                return Ok(Vec::new());
+            }
+            Some(commands) => {
+                let count = commands.len();
+                filter::apply(ns, &serde_json::json!({"nftables": commands}))?;
+                format!("{count} filter changes applied ({} rules)", rules.rule_count())
+            }
+            None => {
+                filter::apply(ns, &rules.full())?;
+                format!("{} filter rules applied", rules.rule_count())
+            }
+        };
+        applied.insert(vpc.vni, rules);
+        Ok(vec![change])
     }
 
     /// The VXLAN device is made in the node's namespace, where its tunnel socket stays, and

@@ -56,7 +56,8 @@ fn rules_of<'a>(set: &'a Value, chain: &str) -> Vec<&'a Value> {
 
 #[test]
 fn a_port_gets_its_groups_rules_default_deny_in_and_its_own_addresses_only() {
-    let set = ruleset(&vpc());
+    let rules = Ruleset::build(&vpc());
+    let set = rules.full();
     let text = set.to_string();
     // Replaced atomically: both tables added, deleted and added first.
     let ops: Vec<&Value> = set["nftables"].as_array().unwrap().iter().take(6).collect();
@@ -86,24 +87,26 @@ fn a_port_gets_its_groups_rules_default_deny_in_and_its_own_addresses_only() {
     assert_eq!(spoof[0][0]["match"]["right"], "02:7e:0a:00:01:0a");
     assert_eq!(spoof[1][1]["match"]["right"], json!({"set": ["0.0.0.0", "10.0.1.10"]}));
     assert_eq!(spoof[3][1]["match"]["right"], "10.0.1.10");
-    // forward 2 + 2 per filtered port, prerouting 1 per port, port 1: 3 in + 1 out, port 2:
-    // 1 in + 2 out, 5 anti-spoofing rules each.
-    assert_eq!(rule_count(&set), 6 + 2 + 4 + 3 + 10);
+    // Each port's chains are found by maps: its address (both ways) and its device.
+    assert!(text.contains(r#"["10.0.1.10",{"jump":{"target":"e_p0000000001"}}]"#), "{text}");
+    assert!(text.contains(r#"["p0000000001",{"jump":{"target":"s_p0000000001"}}]"#), "{text}");
+    // forward 2 + 2 maps, prerouting 1 map, port 1: 3 in + 1 out, port 2: 1 in + 2 out, 5
+    // anti-spoofing rules each.
+    assert_eq!(rules.rule_count(), 4 + 1 + 4 + 3 + 10);
 }
 
 #[test]
 fn a_way_out_translates_routed_subnets_to_the_transit_address_and_floating_ips_both_ways() {
     use crate::dataplane::plan::ExternalPlan;
     let mut plan = vpc();
-    let text = ruleset(&plan).to_string();
-    assert!(!text.contains(r#""table":{"family":"ip","name":"prismnet_nat"}}}"#) || !text.contains("dnat"), "no NAT without a way out");
-    assert_eq!(tables(&ruleset(&plan)), vec![TABLE, L2_TABLE], "the NAT table is only deleted");
+    assert!(!Ruleset::build(&plan).full().to_string().contains("dnat"), "no NAT without a way out");
+    assert_eq!(Ruleset::build(&plan).tables(), vec![TABLE, L2_TABLE], "the NAT table is only deleted");
     plan.external = Some(ExternalPlan {
         transit: "100.64.1.2".parse().unwrap(),
         snat: vec!["10.0.1.0/24".parse().unwrap()],
         floating: vec![("203.0.113.5".parse().unwrap(), "10.0.1.10".parse().unwrap())],
     });
-    let set = ruleset(&plan);
+    let set = Ruleset::build(&plan).full();
     let pre = rules_of(&set, "prerouting");
     let dnat = pre.iter().find(|r| r.to_string().contains("dnat")).expect("a DNAT rule");
     assert_eq!(dnat[1]["match"]["right"], "203.0.113.5");
@@ -122,7 +125,48 @@ fn a_way_out_translates_routed_subnets_to_the_transit_address_and_floating_ips_b
 fn a_vpc_with_only_unfiltered_ports_here_and_no_way_out_has_no_tables() {
     let mut plan = vpc();
     plan.local.retain(|p| !p.port_security);
-    let set = ruleset(&plan);
-    assert!(tables(&set).is_empty(), "{set}");
-    assert_eq!(rule_count(&set), 0);
+    let rules = Ruleset::build(&plan);
+    assert!(rules.tables().is_empty(), "{rules:?}");
+    assert_eq!(rules.rule_count(), 0);
+}
+
+#[test]
+fn a_change_of_ports_rules_or_members_is_applied_as_just_that_change() {
+    let before = vpc();
+    let old = Ruleset::build(&before);
+
+    // A new port: its chains and map entries, its address in the set; no table replaced.
+    let mut after = before.clone();
+    let mut port = after.local[0].clone();
+    port.device = "p0000000004".into();
+    port.ip = "10.0.1.20".parse().unwrap();
+    after.local.push(port);
+    after.members.get_mut("web").unwrap().insert("10.0.1.20".parse().unwrap());
+    let diff = Ruleset::build(&after).diff(&old).expect("the same tables");
+    let text = serde_json::to_string(&diff).unwrap();
+    assert!(!text.contains(r#""delete":{"table""#) && !text.contains("flush"), "{text}");
+    assert!(diff.iter().any(|c| c["add"]["chain"]["name"] == "i_p0000000004"), "{text}");
+    assert!(text.contains(r#""elem":["10.0.1.20"]"#), "the new member: {text}");
+    assert!(text.contains(r#"["10.0.1.20",{"jump":{"target":"e_p0000000004"}}]"#), "{text}");
+    assert_eq!(diff.iter().filter(|c| c["add"]["rule"].is_object()).count(), 9, "its 9 rules, nothing else: {text}");
+
+    // Back: its chains deleted after its map entries, its member deleted.
+    let back = old.diff(&Ruleset::build(&after)).expect("the same tables");
+    let text = serde_json::to_string(&back).unwrap();
+    let entry = back.iter().position(|c| c["delete"]["element"]["name"] == "egress").expect("the map entry goes");
+    let chain = back.iter().position(|c| c["delete"]["chain"]["name"] == "e_p0000000004").expect("the chain goes");
+    assert!(entry < chain, "entries before their chain: {text}");
+
+    // A group's rule changed: only its ports' chains are rewritten.
+    let mut changed = before.clone();
+    changed.groups.get_mut("locked").unwrap()[0].1.port_min = Some(5353);
+    let diff = Ruleset::build(&changed).diff(&old).expect("the same tables");
+    let text = serde_json::to_string(&diff).unwrap();
+    assert!(diff.iter().any(|c| c["flush"]["chain"]["name"] == "e_p0000000002") && !text.contains("p0000000001"), "{text}");
+
+    // Nothing changed: nothing to do. The tables' shape changed (a way out): no diff.
+    assert_eq!(old.diff(&old), Some(Vec::new()));
+    let mut routed = before;
+    routed.external = Some(crate::dataplane::plan::ExternalPlan::default());
+    assert!(Ruleset::build(&routed).diff(&old).is_none());
 }
