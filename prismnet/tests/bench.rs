@@ -63,13 +63,17 @@ fn bench_prismnet() {
         let started = Instant::now();
         hosts.port("acme", "blue", "front", &format!("p{i}"), None, 1, machine);
         api.push(started.elapsed().as_secs_f64() * 1000.0);
+        let mut attempts = Vec::new();
         loop {
-            let answered = std::process::Command::new("ip")
+            let attempt = Instant::now();
+            let out = std::process::Command::new("ip")
                 .args(["netns", "exec", machine, "ping", "-c", "1", "-w", "2", "-i", "0.005", "-q", "10.0.15.250"])
-                .output()
-                .map(|o| o.status.success())
-                .unwrap_or(false);
-            if answered {
+                .output();
+            attempts.push((attempt.duration_since(started).as_millis(), attempt.elapsed().as_millis(), out.as_ref().map(|o| String::from_utf8_lossy(&o.stderr).trim().to_string()).unwrap_or_default()));
+            if out.map(|o| o.status.success()).unwrap_or(false) {
+                if started.elapsed() > Duration::from_millis(500) && std::env::var("NET_BENCH_LOG").is_ok() {
+                    eprintln!("SLOW p{i}: attempts {attempts:?}\n{}\n{}", run("ip", &["-n", machine, "neigh"]), run("ip", &["-n", &peer, "neigh"]));
+                }
                 break;
             }
             assert!(started.elapsed() < Duration::from_secs(20), "port p{i} never answered\n{}", hosts.logs());
@@ -79,18 +83,17 @@ fn bench_prismnet() {
     }
     record(serde_json::json!({"measure": "port_to_ping_ms", "values": took}));
     record(serde_json::json!({"measure": "port_create_api_ms", "values": api}));
-    if std::env::var("NET_BENCH_LOG").is_ok() {
-        eprintln!("{}", hosts.cluster.log(1, "prismnet"));
-    }
+
 
     // Throughput: the overlay, machine on node 1 to machine on node 2.
     let (a, b) = (hosts.machine("a"), hosts.machine("b"));
     hosts.expect("acme", 201, "POST", "/vpcs/blue/securitygroups", Some(r#"{"name":"bulk","spec":{}}"#));
-    hosts.port("acme", "blue", "front", "a", Some("10.0.14.1"), 1, &a);
-    hosts.port_in("acme", "blue", "front", "b", Some("10.0.14.2"), 2, &b, &["mesh", "bulk"]);
+    hosts.expect("acme", 201, "POST", "/vpcs/blue/subnets", Some(r#"{"name":"bulk","spec":{"cidr":"10.0.16.0/24"}}"#));
+    hosts.port("acme", "blue", "bulk", "a", Some("10.0.16.10"), 1, &a);
+    hosts.port_in("acme", "blue", "bulk", "b", Some("10.0.16.11"), 2, &b, &["mesh", "bulk"]);
     let mut server = iperf_server(&b);
-    assert!(common::hosts::wait_ping(&a, "10.0.14.2", Duration::from_secs(10)).is_some());
-    let overlay = best_of(rounds, || iperf(&a, "10.0.14.2", seconds));
+    assert!(common::hosts::wait_ping(&a, "10.0.16.11", Duration::from_secs(10)).is_some());
+    let overlay = best_of(rounds, || iperf(&a, "10.0.16.11", seconds));
     record(serde_json::json!({"measure": "overlay_bps", "value": overlay}));
 
     // The overlay alone: a VPC whose ports turned port security off (no tables, no
@@ -140,7 +143,7 @@ fn bench_prismnet() {
                 && l.rsplit(' ').next().and_then(|v| v.parse::<u64>().ok()).is_some_and(|v| v >= 1000)
         })
     });
-    let ruled = best_of(rounds, || iperf(&a, "10.0.14.2", seconds));
+    let ruled = best_of(rounds, || iperf(&a, "10.0.16.11", seconds));
     record(serde_json::json!({"measure": "overlay_1000_rules_bps", "value": ruled}));
     let _ = server.kill();
 

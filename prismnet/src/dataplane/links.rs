@@ -29,6 +29,8 @@ pub struct Link {
     pub mac: Option<Vec<u8>>,
     pub mtu: Option<u32>,
     pub up: bool,
+    /// The kernel has finished bringing it up (RFC 2863 operational state "up"): it sends.
+    pub operational: bool,
 }
 
 impl Link {
@@ -40,6 +42,7 @@ impl Link {
             mac: None,
             mtu: None,
             up: message.header.flags.contains(rtnetlink::packet_route::link::LinkFlags::Up),
+            operational: false,
         };
         for attribute in message.attributes {
             match attribute {
@@ -47,6 +50,7 @@ impl Link {
                 LinkAttribute::Controller(c) => link.controller = Some(c),
                 LinkAttribute::Address(mac) => link.mac = Some(mac),
                 LinkAttribute::Mtu(mtu) => link.mtu = Some(mtu),
+                LinkAttribute::OperState(state) => link.operational = state == rtnetlink::packet_route::link::State::Up,
                 _ => {}
             }
         }

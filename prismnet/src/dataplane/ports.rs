@@ -23,7 +23,7 @@ impl Realiser {
         for port in &vpc.local {
             let link = match find(links, &port.device) {
                 Some(link) => link.clone(),
-                None => match self.plug(net, vpc, port).await {
+                None => match self.plug(net, vpc, port, bridge).await {
                     Ok(link) => {
                         changes.push(format!("port {} plugged in", port.device));
                         link
@@ -54,7 +54,7 @@ impl Realiser {
 
     /// Plugs `port` in and returns its link on the VPC's side. A veth whose configuring fails
     /// is deleted again: nothing half-made stays.
-    async fn plug(&self, net: &Net, vpc: &VpcPlan, port: &LocalPort) -> Result<Link> {
+    async fn plug(&self, net: &Net, vpc: &VpcPlan, port: &LocalPort, bridge: u32) -> Result<Link> {
         if port.binding.device == Device::Tap {
             let tap = port.binding.ifname.as_deref().unwrap_or_default();
             let link = self.host.link(tap).await?.ok_or_else(|| {
@@ -70,7 +70,11 @@ impl Realiser {
         let machine = netns::open(&path).map_err(|e| PrismnetError::io("the machine's namespace", e))?;
         let ifname = binding.ifname.clone().unwrap_or_else(|| "eth0".into());
         net.add_veth(&port.device, &ifname, Some(port.mac), vpc.mtu, machine.as_raw_fd()).await?;
-        let link = net.link(&port.device).await?.ok_or_else(|| gone(&port.device))?;
+        let mut link = net.link(&port.device).await?.ok_or_else(|| gone(&port.device))?;
+        // On the bridge before the machine's end is up: its first ARP request must not be
+        // lost (the kernel would ask again only a second later).
+        net.set_up(link.index, vpc.mtu, Some(bridge)).await?;
+        (link.up, link.controller, link.mtu) = (true, Some(bridge), Some(vpc.mtu));
         if binding.configure {
             if let Err(e) = configure(&machine, &ifname, vpc, port).await {
                 let _ = net.delete(link.index).await;
@@ -82,14 +86,20 @@ impl Realiser {
     }
 }
 
-/// The machine's end addressed, up, with the subnet's gateway as its default route.
+/// The machine's end up, then addressed, with the subnet's gateway as its default route.
+/// The address comes once the kernel has the link fully up: a packet sent before that (the
+/// machine's first ARP request) would be dropped and asked again only a second later.
 async fn configure(machine: &std::fs::File, ifname: &str, vpc: &VpcPlan, port: &LocalPort) -> Result<()> {
     let inside = Net::new(netns::netlink(Some(machine)).map_err(|e| PrismnetError::io("netlink in the machine's namespace", e))?);
     let link = inside.link(ifname).await?.ok_or_else(|| gone(ifname))?;
-    inside.add_address(link.index, port.ip, port.subnet.prefix_len()).await?;
     inside.set_up(link.index, vpc.mtu, None).await?;
     if let Some(lo) = inside.link("lo").await?.filter(|l| !l.up) {
         inside.set_up(lo.index, 65536, None).await?;
     }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while !inside.link(ifname).await?.is_some_and(|l| l.operational) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    inside.add_address(link.index, port.ip, port.subnet.prefix_len()).await?;
     inside.default_route(port.gateway).await
 }

@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 
 use crate::dataplane::links::{Fdb, Link, Net};
-use crate::dataplane::{filter, lock, netns};
+use crate::dataplane::{announce, filter, lock, netns};
 use crate::dataplane::plan::VpcPlan;
 use crate::error::{PrismnetError, Result};
 
@@ -115,7 +115,7 @@ impl Realiser {
         // Remote ports first (they open nothing: each node filters its own ports, and a peer
         // on another node answering a new port's first packets needs them at once); rules
         // before local ports: a port is never plugged in unfiltered.
-        changes.extend(self.remotes(&net, vpc, vxlan.index, bridge.index).await?);
+        changes.extend(self.remotes(&net, &ns, vpc, vxlan.index, bridge.index).await?);
         changes.extend(self.filter(&ns, vpc)?);
         changes.extend(self.ports(&net, vpc, &links, bridge.index).await?);
         changes.extend(self.uplink(&net, &ns, vpc).await?);
@@ -181,7 +181,7 @@ impl Realiser {
     /// For every remote port: where its MAC is (the VXLAN device's entry to its node, the
     /// bridge's entry to the VXLAN device) and its address's MAC (answered by the VXLAN device
     /// for ARP, and the gateway's own entry for routing). Nothing else.
-    async fn remotes(&self, net: &Net, vpc: &VpcPlan, vxlan: u32, bridge: u32) -> Result<Vec<String>> {
+    async fn remotes(&self, net: &Net, ns: &std::fs::File, vpc: &VpcPlan, vxlan: u32, bridge: u32) -> Result<Vec<String>> {
         let mut changes = Vec::new();
         let want: BTreeSet<Fdb> = vpc
             .remote
@@ -198,11 +198,15 @@ impl Realiser {
             changes.push(format!("forwarding entry {entry:?} removed"));
         }
         let want: BTreeSet<(Ipv4Addr, [u8; 6])> = vpc.remote.iter().map(|r| (r.ip, r.mac)).collect();
+        let mut new = Vec::new();
         for device in [vxlan, bridge] {
             let have: BTreeSet<(Ipv4Addr, [u8; 6])> = net.neighbours(device).await?.into_iter().collect();
             for (ip, mac) in want.difference(&have) {
                 net.add_neighbour(device, *ip, *mac).await?;
                 changes.push(format!("neighbour {ip} added on link {device}"));
+                if device == vxlan {
+                    new.push((*ip, *mac));
+                }
             }
             // (An entry with a stale MAC was replaced above.)
             for (ip, _) in have.difference(&want) {
@@ -211,6 +215,10 @@ impl Realiser {
                     changes.push(format!("neighbour {ip} removed from link {device}"));
                 }
             }
+        }
+        // Best effort: a machine that asked too early otherwise waits for its own retry.
+        if let Err(e) = announce::announce(ns, bridge, &new) {
+            tracing::debug!(vni = vpc.vni, error = %e, "cannot announce new remote ports");
         }
         Ok(changes)
     }
