@@ -90,6 +90,19 @@ pub struct Resource<S> {
 /// The kind an `AlreadyExists` names when a claimed value is taken.
 const CLAIMED: &str = "claimed value";
 
+/// `value` within `range`, or an error naming `field`.
+pub fn check_range<T: PartialOrd + std::fmt::Display>(
+    field: &str,
+    value: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<(), FieldError> {
+    if range.contains(&value) {
+        Ok(())
+    } else {
+        Err(FieldError::new(field, format!("{value} is out of range: {} to {}", range.start(), range.end())))
+    }
+}
+
 /// A resource name: a DNS label (lower-case letters, digits, inner hyphens, 1–63), so it is
 /// safe in a key, a URL and a host name alike.
 pub fn check_name(field: &str, name: &str) -> Result<(), FieldError> {

@@ -97,6 +97,25 @@ impl TestServer {
         (code.trim().parse().unwrap_or(0), json)
     }
 
+    /// A tenant resource API call (photon-resource's REST shape) as `token`: `path` under
+    /// `/api/v1/orgs/{org}/projects/{project}` of `project`, or as it is when it starts with
+    /// `/api/`.
+    pub fn project_call(
+        &self,
+        project: (&str, &str),
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        token: &str,
+    ) -> (u16, serde_json::Value) {
+        let path = if path.starts_with("/api/") {
+            path.to_string()
+        } else {
+            format!("/api/v1/orgs/{}/projects/{}{path}", project.0, project.1)
+        };
+        self.curl(method, &path, body, &[&format!("authorization: Bearer {token}")])
+    }
+
     /// `POST /debug/fault/{action}` (`isolate` or `heal`) on a server started with
     /// `raft.fault_injection`; panics unless it answers 2xx.
     pub fn fault(&self, action: &str) {

@@ -4,7 +4,6 @@
 //! arrive, so backends, pools and rules change under load without a reload; a listener stopped
 //! stops accepting, and its open connections finish.
 
-pub mod announce;
 pub mod h1;
 pub mod health;
 pub mod http;

@@ -119,7 +119,7 @@ fn take(settings: &VipSettings, vip: IpAddr) {
             return;
         }
     }
-    if let Err(e) = super::announce::announce(&settings.interface, vip, 3) {
+    if let Err(e) = photon_net::announce::announce(&settings.interface, vip, 3) {
         tracing::warn!(%vip, error = %e, "VIP not announced; clients learn the new holder when their neighbour entry expires");
     }
 }

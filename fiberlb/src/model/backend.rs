@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use photon_resource::{FieldError, Kind};
 use serde::{Deserialize, Serialize};
 
-use super::within;
+use photon_resource::check_range;
 
 pub struct Backend;
 
@@ -50,9 +50,9 @@ impl Kind for Backend {
     const PATH: &'static [&'static str] = &["loadbalancers", "pools", "backends"];
 
     fn validate(spec: &BackendSpec) -> Result<(), FieldError> {
-        within("spec.port", spec.port, 1..=65535)?;
-        within("spec.weight", spec.weight, 1..=1000)?;
-        within("spec.drain_deadline_ms", spec.drain_deadline_ms, 0..=3_600_000)?;
+        check_range("spec.port", spec.port, 1..=65535)?;
+        check_range("spec.weight", spec.weight, 1..=1000)?;
+        check_range("spec.drain_deadline_ms", spec.drain_deadline_ms, 0..=3_600_000)?;
         if spec.address.is_unspecified() || spec.address.is_multicast() {
             return Err(FieldError::new("spec.address", format!("{} cannot be a backend's address", spec.address)));
         }

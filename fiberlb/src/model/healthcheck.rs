@@ -4,7 +4,7 @@
 use photon_resource::{FieldError, Kind};
 use serde::{Deserialize, Serialize};
 
-use super::within;
+use photon_resource::check_range;
 
 pub struct HealthCheck;
 
@@ -69,11 +69,11 @@ impl Kind for HealthCheck {
     const PATH: &'static [&'static str] = &["loadbalancers", "pools", "healthchecks"];
 
     fn validate(spec: &HealthCheckSpec) -> Result<(), FieldError> {
-        within("spec.interval_ms", spec.interval_ms, 100..=3_600_000)?;
-        within("spec.timeout_ms", spec.timeout(), 10..=spec.interval_ms)?;
-        within("spec.rise", spec.rise, 1..=10)?;
-        within("spec.fall", spec.fall, 1..=10)?;
-        within("spec.expected_status", spec.expected_status, 100..=599)?;
+        check_range("spec.interval_ms", spec.interval_ms, 100..=3_600_000)?;
+        check_range("spec.timeout_ms", spec.timeout(), 10..=spec.interval_ms)?;
+        check_range("spec.rise", spec.rise, 1..=10)?;
+        check_range("spec.fall", spec.fall, 1..=10)?;
+        check_range("spec.expected_status", spec.expected_status, 100..=599)?;
         if !spec.path.starts_with('/') || spec.path.len() > 1024 || spec.path.bytes().any(|b| b.is_ascii_control() || b == b' ') {
             return Err(FieldError::new("spec.path", "an absolute path of at most 1024 bytes, without spaces or control characters"));
         }

@@ -4,7 +4,8 @@
 use photon_resource::{FieldError, Kind, Sealer, REDACTED};
 use serde::{Deserialize, Serialize};
 
-use super::{check_pool_ref, within};
+use super::check_pool_ref;
+use photon_resource::check_range;
 
 pub struct Listener;
 
@@ -99,7 +100,7 @@ impl Kind for Listener {
     const PATH: &'static [&'static str] = &["loadbalancers", "listeners"];
 
     fn validate(spec: &ListenerSpec) -> Result<(), FieldError> {
-        within("spec.port", spec.port, 1..=65535)?;
+        check_range("spec.port", spec.port, 1..=65535)?;
         if let Some(pool) = &spec.default_pool {
             check_pool_ref("spec.default_pool", pool)?;
         }
@@ -128,11 +129,11 @@ impl Kind for Listener {
                 return Err(FieldError::new(format!("spec.certificates[{i}].{part}"), e));
             }
         }
-        within("spec.timeouts.connect_ms", spec.timeouts.connect_ms, 1..=600_000)?;
-        within("spec.timeouts.idle_ms", spec.timeouts.idle_ms, 1..=86_400_000)?;
-        within("spec.timeouts.request_ms", spec.timeouts.request_ms, 1..=3_600_000)?;
-        within("spec.max_header_bytes", spec.max_header_bytes, 1024..=1 << 20)?;
-        within("spec.max_body_bytes", spec.max_body_bytes, 0..=1 << 40)?;
+        check_range("spec.timeouts.connect_ms", spec.timeouts.connect_ms, 1..=600_000)?;
+        check_range("spec.timeouts.idle_ms", spec.timeouts.idle_ms, 1..=86_400_000)?;
+        check_range("spec.timeouts.request_ms", spec.timeouts.request_ms, 1..=3_600_000)?;
+        check_range("spec.max_header_bytes", spec.max_header_bytes, 1024..=1 << 20)?;
+        check_range("spec.max_body_bytes", spec.max_body_bytes, 0..=1 << 40)?;
         Ok(())
     }
 

@@ -25,19 +25,6 @@ pub fn layout() -> Layout {
     Layout::new(ROOT, &[LoadBalancer::PATH, Listener::PATH, Rule::PATH, Pool::PATH, Backend::PATH, HealthCheck::PATH])
 }
 
-/// `value` within `range`, or an error naming `field`.
-pub(crate) fn within<T: PartialOrd + std::fmt::Display>(
-    field: &str,
-    value: T,
-    range: std::ops::RangeInclusive<T>,
-) -> Result<(), FieldError> {
-    if range.contains(&value) {
-        Ok(())
-    } else {
-        Err(FieldError::new(field, format!("{value} is out of range: {} to {}", range.start(), range.end())))
-    }
-}
-
 /// A pool named by another resource (same load balancer): a valid name.
 pub(crate) fn check_pool_ref(field: &str, pool: &str) -> Result<(), FieldError> {
     photon_resource::check_name(field, pool)

@@ -4,7 +4,7 @@
 use photon_resource::{FieldError, Kind};
 use serde::{Deserialize, Serialize};
 
-use super::within;
+use photon_resource::check_range;
 
 pub struct Pool;
 
@@ -112,9 +112,9 @@ impl Kind for Pool {
         if let Some(key) = &spec.affinity {
             check_hash_on("spec.affinity", key)?;
         }
-        within("spec.slow_start_ms", spec.slow_start_ms, 0..=3_600_000)?;
-        within("spec.eject_after_failures", spec.eject_after_failures, 0..=1000)?;
-        within("spec.ejection_ms", spec.ejection_ms, 1_000..=3_600_000)?;
+        check_range("spec.slow_start_ms", spec.slow_start_ms, 0..=3_600_000)?;
+        check_range("spec.eject_after_failures", spec.eject_after_failures, 0..=1000)?;
+        check_range("spec.ejection_ms", spec.ejection_ms, 1_000..=3_600_000)?;
         Ok(())
     }
 }

@@ -8,7 +8,8 @@ use photon_resource::{FieldError, Kind};
 use serde::{Deserialize, Serialize};
 
 use super::listener::check_host;
-use super::{check_pool_ref, within};
+use super::check_pool_ref;
+use photon_resource::check_range;
 
 pub struct Rule;
 
@@ -72,7 +73,7 @@ impl Kind for Rule {
     const PATH: &'static [&'static str] = &["loadbalancers", "listeners", "rules"];
 
     fn validate(spec: &RuleSpec) -> Result<(), FieldError> {
-        within("spec.priority", spec.priority, 0..=1_000_000)?;
+        check_range("spec.priority", spec.priority, 0..=1_000_000)?;
         let m = &spec.matches;
         if let Some(host) = &m.host {
             check_host("spec.match.host", host, true)?;

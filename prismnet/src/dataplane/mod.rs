@@ -3,7 +3,6 @@
 //! plan changed is queued, and `photon-reconcile` converges one VPC at a time (`vpc.rs`, over
 //! `links.rs` and `netns.rs`), a periodic resync repairing drift nobody announced.
 
-pub mod announce;
 pub mod dhcp;
 pub mod filter;
 pub mod links;

@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 
 use crate::dataplane::links::{Fdb, Link, Net};
-use crate::dataplane::{announce, filter, lock, netns};
+use crate::dataplane::{filter, lock, netns};
 use crate::dataplane::plan::VpcPlan;
 use crate::error::{PrismnetError, Result};
 
@@ -216,9 +216,18 @@ impl Realiser {
                 }
             }
         }
-        // Best effort: a machine that asked too early otherwise waits for its own retry.
-        if let Err(e) = announce::announce(ns, bridge, &new) {
-            tracing::debug!(vni = vpc.vni, error = %e, "cannot announce new remote ports");
+        // Announced on the bridge (gratuitous ARP), best effort: a machine here that asked
+        // for the address too early otherwise waits for its own retry, a second later.
+        if !new.is_empty() {
+            let announced = netns::within(ns, || {
+                for (ip, mac) in &new {
+                    photon_net::announce::announce_on(bridge, *mac, (*ip).into(), 1).map_err(std::io::Error::other)?;
+                }
+                Ok(())
+            });
+            if let Err(e) = announced {
+                tracing::debug!(vni = vpc.vni, error = %e, "cannot announce new remote ports");
+            }
         }
         Ok(changes)
     }

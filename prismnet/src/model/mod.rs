@@ -40,19 +40,6 @@ pub fn layout() -> Layout {
     )
 }
 
-/// `value` within `range`, or an error naming `field`.
-pub(crate) fn within<T: PartialOrd + std::fmt::Display>(
-    field: &str,
-    value: T,
-    range: std::ops::RangeInclusive<T>,
-) -> Result<(), FieldError> {
-    if range.contains(&value) {
-        Ok(())
-    } else {
-        Err(FieldError::new(field, format!("{value} is out of range: {} to {}", range.start(), range.end())))
-    }
-}
-
 /// A field that cannot change after create: kept when the update leaves it out, refused when
 /// it names another value.
 pub(crate) fn immutable<T: PartialEq + Clone + std::fmt::Debug>(

@@ -7,7 +7,8 @@ use ipnet::Ipv4Net;
 use photon_resource::{FieldError, Kind};
 use serde::{Deserialize, Serialize};
 
-use super::{check_description, immutable, within};
+use super::{check_description, immutable};
+use photon_resource::check_range;
 
 pub struct Subnet;
 
@@ -76,7 +77,7 @@ impl Kind for Subnet {
     const PATH: &'static [&'static str] = &["vpcs", "subnets"];
 
     fn validate(spec: &SubnetSpec) -> Result<(), FieldError> {
-        within("spec.cidr prefix length", spec.cidr.prefix_len(), 8..=29)?;
+        check_range("spec.cidr prefix length", spec.cidr.prefix_len(), 8..=29)?;
         if spec.cidr.network() != spec.cidr.addr() {
             return Err(FieldError::new("spec.cidr", format!("{} has host bits set; the network is {}", spec.cidr, spec.cidr.trunc())));
         }

@@ -5,7 +5,8 @@ use ipnet::Ipv4Net;
 use photon_resource::{FieldError, Kind};
 use serde::{Deserialize, Serialize};
 
-use super::{check_description, immutable, within};
+use super::{check_description, immutable};
+use photon_resource::check_range;
 
 pub struct Vpc;
 
@@ -30,7 +31,7 @@ impl Kind for Vpc {
     const PATH: &'static [&'static str] = &["vpcs"];
 
     fn validate(spec: &VpcSpec) -> Result<(), FieldError> {
-        within("spec.cidr prefix length", spec.cidr.prefix_len(), 8..=28)?;
+        check_range("spec.cidr prefix length", spec.cidr.prefix_len(), 8..=28)?;
         if spec.cidr.network() != spec.cidr.addr() {
             return Err(FieldError::new("spec.cidr", format!("{} has host bits set; the network is {}", spec.cidr, spec.cidr.trunc())));
         }
@@ -39,7 +40,7 @@ impl Kind for Vpc {
             return Err(FieldError::new("spec.cidr", format!("{} is not a unicast range a VPC can use", spec.cidr)));
         }
         if let Some(vni) = spec.vni {
-            within("spec.vni", vni, 1..=16_777_215)?;
+            check_range("spec.vni", vni, 1..=16_777_215)?;
         }
         check_description(&spec.description)
     }

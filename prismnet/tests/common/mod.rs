@@ -47,9 +47,7 @@ impl Stack {
     /// The API under `/api/v1/orgs/acme/projects/web` (or the full path if it starts with
     /// `/api/`) as `token`: (status, JSON body).
     pub fn api(&self, method: &str, path: &str, body: Option<&str>, token: &str) -> (u16, serde_json::Value) {
-        let path = if path.starts_with("/api/") { path.to_string() } else { format!("/api/v1/orgs/acme/projects/web{path}") };
-        let auth = format!("authorization: Bearer {token}");
-        self.net.curl(method, &path, body, &[&auth])
+        self.net.project_call(("acme", "web"), method, path, body, token)
     }
 
     /// `api` as the tenant, asserting `status`.

@@ -14,24 +14,30 @@ const NEIGHBOR_ADVERTISEMENT: u8 = 136;
 /// The all-nodes multicast address, every host on the link listens on it.
 const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
 
-/// Announces `address` from `interface`, `count` times.
+/// Announces `address` at `interface`'s own MAC from `interface`, `count` times.
 pub fn announce(interface: &str, address: IpAddr, count: usize) -> Result<(), String> {
     let mac = mac_of(interface)?;
-    let (ethertype, frame) = match address {
-        IpAddr::V4(v4) => (ETH_ARP, arp_announcement(mac, v4)),
-        IpAddr::V6(v6) => (ETH_IPV6, neighbor_advertisement(mac, v6)),
-    };
-    send(interface, ethertype, &frame, count)
-}
-
-/// Sends `frame` (a whole Ethernet frame, destination first) `count` times on `interface`.
-fn send(interface: &str, ethertype: u16, frame: &[u8], count: usize) -> Result<(), String> {
     let name = std::ffi::CString::new(interface).map_err(|_| format!("{interface:?} is not an interface name"))?;
     // SAFETY: if_nametoindex reads a NUL-terminated string we own.
     let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
     if index == 0 {
         return Err(format!("no interface {interface}"));
     }
+    announce_on(index, mac, address, count)
+}
+
+/// Announces `address` at `mac` from the link with `index` in the calling thread's network
+/// namespace, `count` times (an address on another host, announced on its behalf).
+pub fn announce_on(index: u32, mac: [u8; 6], address: IpAddr, count: usize) -> Result<(), String> {
+    let (ethertype, frame) = match address {
+        IpAddr::V4(v4) => (ETH_ARP, arp_announcement(mac, v4)),
+        IpAddr::V6(v6) => (ETH_IPV6, neighbor_advertisement(mac, v6)),
+    };
+    send(index, ethertype, &frame, count)
+}
+
+/// Sends `frame` (a whole Ethernet frame, destination first) `count` times on link `index`.
+fn send(index: u32, ethertype: u16, frame: &[u8], count: usize) -> Result<(), String> {
     // SAFETY: a socket(2) call; the descriptor is closed below.
     let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(ethertype.to_be())) };
     if fd < 0 {
