@@ -164,6 +164,12 @@ async fn bad_input_is_refused_naming_the_field_and_leaves_nothing_behind() {
     ] {
         stack.refused("POST", "/vpcs/blue/securitygroups/web/rules", body, field);
     }
+    // A port on a deleted subnet: refused, naming the subnet.
+    stack.expect(201, "POST", "/vpcs/blue/subnets", Some(r#"{"name":"gone","spec":{"cidr":"10.0.9.0/24"}}"#));
+    stack.expect(204, "DELETE", "/vpcs/blue/subnets/gone", None);
+    let (status, json) = stack.api("POST", "/vpcs/blue/subnets/gone/ports", Some(r#"{"name":"x","spec":{}}"#), &stack.tenant);
+    assert_eq!(status, 404, "{json}");
+    assert!(json["error"]["message"].as_str().unwrap_or("").contains("gone"), "{json}");
     // Under a missing parent nothing is made.
     let (status, json) = stack.api("POST", "/vpcs/nope/subnets", Some(r#"{"name":"x","spec":{"cidr":"10.0.2.0/24"}}"#), &stack.tenant);
     assert_eq!(status, 404, "{json}");

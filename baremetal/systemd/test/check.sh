@@ -17,7 +17,7 @@ check() {
   if "$@"; then say "ok $what"; PASS=$((PASS + 1)); else say "FAIL $what"; FAIL=$((FAIL + 1)); return 1; fi
 }
 healthy() { curl -sf -m 10 --cacert "$CA" "https://127.0.0.1:$1/health" >/dev/null; }
-all_healthy() { healthy 2379 && healthy 2479 && healthy 8080 && healthy 9093 && healthy 853 && healthy 9092; }
+all_healthy() { healthy 2379 && healthy 2479 && healthy 8080 && healthy 9093 && healthy 853 && healthy 9092 && healthy 9091; }
 # FlashDNS on port 53: `health.local. A` (a query written byte by byte; the VM has no dig)
 # must come back with 127.0.0.1 in it.
 dns_answers() {
@@ -36,7 +36,7 @@ wait_until() {
 }
 # What every service's /health says (for a failed check).
 health_report() {
-  for port in 2379 2479 8080 9093 853 9092; do
+  for port in 2379 2479 8080 9093 853 9092 9091; do
     say "health $port: $(curl -s -m 5 --cacert "$CA" "https://127.0.0.1:$port/health" 2>&1 | head -c 300)"
   done
   systemctl --failed --no-legend --plain | sed 's/^/PHOTONTEST failed unit: /'
@@ -45,6 +45,25 @@ prop() { systemctl show -p "$2" --value "$1"; }
 restarted() { [ "$(prop "$1" NRestarts)" -gt "$2" ]; }
 etcdctl_() { ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 --cacert "$CA" --command-timeout=10s "$@"; }
 inactive() { ! systemctl is-active --quiet "$1"; }
+# PrismNET's REST API in the default project as the administrator: net METHOD PATH [BODY].
+net() {
+  local token
+  token=$(curl -sf --cacert "$CA" -H 'content-type: application/json' \
+    --data-binary "{\"user\":\"admin\",\"password\":\"$(cat /var/lib/photoncloud/initial-admin-password)\"}" \
+    https://127.0.0.1:8080/api/v1/auth/token | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
+  curl -sf --cacert "$CA" -X "$1" -H "authorization: Bearer $token" -H 'content-type: application/json' \
+    ${3:+--data-binary "$3"} "https://127.0.0.1:9091/api/v1/orgs/default/projects/default$2" >/dev/null
+}
+create_network() {
+  net POST /vpcs '{"name":"vmtest","spec":{"cidr":"10.50.0.0/16"}}' &&
+    net POST /vpcs/vmtest/subnets '{"name":"s","spec":{"cidr":"10.50.1.0/24"}}' &&
+    net POST /vpcs/vmtest/subnets/s/ports \
+      '{"name":"m","spec":{"port_security":false,"binding":{"node":"node01","netns":"photontest-m","configure":true}}}'
+}
+vpc_namespace() { ip netns list | grep -q '^prismnet-'; }
+vpc_still_there() { vpc_namespace && machine_addressed; }
+# The machine's end of a port, addressed by prismnet (the VM has no ping).
+machine_addressed() { ip -n photontest-m -o addr show dev eth0 2>/dev/null | grep -q ' 10\.50\.1\.'; }
 finish() {
   say "DONE phase $PHASE: $PASS passed, $FAIL failed"
   journalctl -b --no-pager -o short-monotonic -u 'chainfire*' -u 'flaredb*' -u 'iam*' -u lightningstor -u flashdns -u fiberlb -u prismnet -u cluster-health-check \
@@ -76,6 +95,14 @@ if [ "$PHASE" = 1 ]; then
   order=$(journalctl -b -o cat _PID=1 | grep -oE '^Started (iam|prismnet)\.service' | awk '{print $2}' | tr '\n' ' ')
   check "prismnet started after iam (saw: $order)" test "$order" = "iam.service prismnet.service "
   check "prismnet healthy, following chainfire, its dataplane on" wait_until 60 bash -c "curl -sf --cacert $CA https://127.0.0.1:9091/health | grep -q '\"dataplane\":\"converged\"'"
+  # A VPC on this node: its namespace pinned on the host (the unit's mounts are shared), the
+  # machine's end addressed; a restart of prismnet leaves both.
+  ip netns add photontest-m
+  check "prismnet: a VPC, a subnet and a port created" create_network
+  check "prismnet: the port plugged in and addressed" wait_until 30 machine_addressed
+  check "prismnet: the VPC's namespace is seen on the host" vpc_namespace
+  systemctl restart prismnet.service
+  check "prismnet restarted: the namespace and the machine's end are still there" vpc_still_there
   check "services log JSON to the journal" bash -c "journalctl -b -u chainfire -o cat | grep -q '^{.*\"level\"'"
   check "data written before the reboot" etcdctl_ put photontest/kept yes
   # Requires: stopping chainfire takes down flaredb and IAM (which require it), not LightningStor.

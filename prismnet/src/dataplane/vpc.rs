@@ -75,8 +75,6 @@ impl Realiser {
                 // The gateway routes between subnets on the same bridge: no redirects.
                 ("net/ipv4/conf/all/send_redirects", "0"),
                 ("net/ipv4/conf/default/send_redirects", "0"),
-                // Bridged traffic through the inet hooks, where security groups filter it.
-                ("net/bridge/bridge-nf-call-iptables", "1"),
             ];
             for (key, value) in settings {
                 netns::sysctl(&ns, key, value).map_err(|e| PrismnetError::io("setting up the VPC's namespace", e))?;
@@ -126,6 +124,13 @@ impl Realiser {
     /// them (the first time, when the tables' shape changed, or when an operator removed one).
     fn filter(&self, ns: &std::fs::File, vpc: &VpcPlan) -> Result<Vec<String>> {
         let rules = filter::Ruleset::build(vpc);
+        if vpc.local.iter().any(|p| p.port_security) {
+            // Bridged traffic through the inet hooks, where security groups filter it: without
+            // br_netfilter a filtered port would go unfiltered, so it is an error, not a warning.
+            netns::sysctl(ns, "net/bridge/bridge-nf-call-iptables", "1").map_err(|e| {
+                PrismnetError::io("br_netfilter is needed to filter ports (modprobe br_netfilter)", e)
+            })?;
+        }
         let mut applied = lock(&self.applied);
         let incremental = match applied.get(&vpc.vni) {
             Some(old) if *old == rules => {
