@@ -60,7 +60,12 @@ create_network() {
     net POST /vpcs/vmtest/subnets/s/ports \
       '{"name":"m","spec":{"port_security":false,"binding":{"node":"node01","netns":"photontest-m","configure":true}}}'
 }
-vpc_namespace() { ip netns list | grep -q '^prismnet-'; }
+# A VPC's namespace, entered from the host: pinned by a mount the host sees, with its bridge.
+vpc_namespace() {
+  local ns
+  ns=$(ip netns list | grep -o '^prismnet-[0-9]*' | head -n 1)
+  [ -n "$ns" ] && ip netns exec "$ns" ip link show br0 >/dev/null 2>&1
+}
 vpc_still_there() { vpc_namespace && machine_addressed; }
 # The machine's end of a port, addressed by prismnet (the VM has no ping).
 machine_addressed() { ip -n photontest-m -o addr show dev eth0 2>/dev/null | grep -q ' 10\.50\.1\.'; }

@@ -157,10 +157,15 @@ impl Realiser {
                 filter::apply(ns, &serde_json::json!({"nftables": commands}))?;
                 format!("{count} filter changes applied ({} rules)", rules.rule_count())
             }
-            None => {
-                filter::apply(ns, &rules.full())?;
-                format!("{} filter rules applied", rules.rule_count())
-            }
+            None => match filter::apply(ns, &rules.full()) {
+                // Without nft there are no tables to remove, and this VPC needs none here.
+                Err(PrismnetError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound && rules.tables().is_empty() => {
+                    applied.insert(vpc.vni, rules);
+                    return Ok(Vec::new());
+                }
+                Err(e) => return Err(e),
+                Ok(()) => format!("{} filter rules applied", rules.rule_count()),
+            },
         };
         applied.insert(vpc.vni, rules);
         Ok(vec![change])
