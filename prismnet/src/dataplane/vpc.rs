@@ -133,6 +133,8 @@ impl Realiser {
         }
         let mut applied = lock(&self.applied);
         let incremental = match applied.get(&vpc.vni) {
+            // Nothing to filter here, nothing was: nothing to check (nor nft to ask).
+            Some(old) if *old == rules && rules.tables().is_empty() => return Ok(Vec::new()),
             Some(old) if *old == rules => {
                 let mut ours: Vec<String> = filter::listed_tables(ns)?
                     .into_iter()
