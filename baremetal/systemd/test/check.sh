@@ -106,6 +106,7 @@ if [ "$PHASE" = 1 ]; then
   check "prismnet: a VPC, a subnet and a port created" create_network
   check "prismnet: the port plugged in and addressed" wait_until 30 machine_addressed
   check "prismnet: the VPC's namespace is seen on the host" vpc_namespace
+  check "prismnet: the VPC converged (DHCP server and all)" wait_until 30 bash -c "curl -sf --cacert $CA https://127.0.0.1:9091/health | grep -q '\"dataplane\":\"converged\"'"
   systemctl restart prismnet.service
   check "prismnet restarted: the namespace and the machine's end are still there" vpc_still_there
   check "services log JSON to the journal" bash -c "journalctl -b -u chainfire -o cat | grep -q '^{.*\"level\"'"
