@@ -67,6 +67,7 @@ vpc_namespace() {
   [ -n "$ns" ] && ip netns exec "$ns" ip link show br0 >/dev/null 2>&1
 }
 vpc_still_there() { vpc_namespace && machine_addressed; }
+no_vpc_namespace() { ! ip netns list | grep -q '^prismnet-'; }
 # The machine's end of a port, addressed by prismnet (the VM has no ping).
 machine_addressed() { ip -n photontest-m -o addr show dev eth0 2>/dev/null | grep -q ' 10\.50\.1\.'; }
 finish() {
@@ -109,6 +110,9 @@ if [ "$PHASE" = 1 ]; then
   check "prismnet: the VPC converged (DHCP server and all)" wait_until 30 bash -c "curl -sf --cacert $CA https://127.0.0.1:9091/health | grep -q '\"dataplane\":\"converged\"'"
   systemctl restart prismnet.service
   check "prismnet restarted: the namespace and the machine's end are still there" vpc_still_there
+  # Gone with the VPC (the machine's namespace would not outlive the reboot below either).
+  check "prismnet: the VPC deleted" net DELETE /vpcs/vmtest
+  check "prismnet: its namespace removed from the host" wait_until 30 no_vpc_namespace
   check "services log JSON to the journal" bash -c "journalctl -b -u chainfire -o cat | grep -q '^{.*\"level\"'"
   check "data written before the reboot" etcdctl_ put photontest/kept yes
   # Requires: stopping chainfire takes down flaredb and IAM (which require it), not LightningStor.
