@@ -30,9 +30,6 @@ pub struct Placing<'a> {
     pub resources: &'a Resources,
     pub owner: &'a Owner,
     pub parents: &'a [String],
-    pub name: &'a str,
-    /// 0 on the first try; more after values picked before were taken meanwhile.
-    pub attempt: u32,
 }
 
 impl Placing<'_> {
@@ -55,7 +52,7 @@ pub trait Assign<K: Kind>: Send + Sync + 'static {
     fn assign<'a>(&'a self, at: Placing<'a>, spec: &'a mut K::Spec) -> Assigning<'a>;
 
     /// Checks an update's spec (after `Kind::update`) against what is stored: what it names
-    /// exists, say. `at.name` is the resource's own name.
+    /// exists, say.
     fn updating<'a>(&'a self, _at: Placing<'a>, _spec: &'a mut K::Spec) -> Assigning<'a> {
         Box::pin(async { Ok(()) })
     }

@@ -198,7 +198,7 @@ impl Resources {
             let mut assigned = false;
             if let Some(assigner) = &assigner {
                 let before = serde_json::to_value(&spec).ok();
-                assigner.assign(Placing { resources: self, owner, parents, name, attempt }, &mut spec).await?;
+                assigner.assign(Placing { resources: self, owner, parents }, &mut spec).await?;
                 assigned = before != serde_json::to_value(&spec).ok();
             }
             match self.try_create::<K>(owner, parents, name, spec).await {
@@ -347,7 +347,7 @@ impl Resources {
         K::update(&mut spec, &current.spec)?;
         K::validate(&spec)?;
         if let Some(assigner) = self.assigners.get::<K>() {
-            assigner.updating(Placing { resources: self, owner, parents, name, attempt: 0 }, &mut spec).await?;
+            assigner.updating(Placing { resources: self, owner, parents }, &mut spec).await?;
         }
         K::seal(&mut spec, Some(&current.spec), self.sealer.as_ref())?;
         let mut names = parents.to_vec();

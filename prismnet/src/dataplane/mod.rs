@@ -164,7 +164,7 @@ impl Dataplane {
                     vpc: vpc.name.clone(),
                     vni,
                 };
-                let rules = filter::Ruleset::build(vpc).rule_count();
+                let rules = self.realiser.rule_count(vni);
                 self.metrics.converged(&labels, vpc.local.len(), rules, started.elapsed().as_secs_f64());
                 lock(&self.series).insert(vni, labels);
                 if !changes.is_empty() {

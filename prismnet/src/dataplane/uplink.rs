@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use crate::dataplane::filter::{self, UPLINK};
 use crate::dataplane::links::Net;
 use crate::dataplane::plan::{Plan, VpcPlan};
-use crate::dataplane::vpc::Realiser;
+use crate::dataplane::vpc::{gone, Realiser};
 use crate::error::{PrismnetError, Result};
 
 /// The node's end of every uplink: the same link-local address on each (each VPC reaches it
@@ -99,8 +99,4 @@ impl Realiser {
         }
         Ok(changes)
     }
-}
-
-fn gone(name: &str) -> PrismnetError {
-    PrismnetError::io(format!("{name} vanished while being set up"), std::io::Error::from(std::io::ErrorKind::NotFound))
 }

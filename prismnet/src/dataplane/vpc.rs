@@ -45,6 +45,11 @@ impl Realiser {
         format!("{}{vni}", self.netns_prefix)
     }
 
+    /// How many filter rules the VPC's tables hold, as last applied.
+    pub fn rule_count(&self, vni: u32) -> usize {
+        lock(&self.applied).get(&vni).map(filter::Ruleset::rule_count).unwrap_or(0)
+    }
+
     /// The VNIs of the VPC namespaces this node has now.
     pub fn present(&self) -> Vec<u32> {
         netns::list(&self.netns_prefix).iter().filter_map(|n| n.strip_prefix(&self.netns_prefix)?.parse().ok()).collect()

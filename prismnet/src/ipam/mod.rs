@@ -14,7 +14,7 @@ use photon_resource::assign::Assigning;
 use photon_resource::{Assign, Placing, ResourceError, Resources};
 
 use crate::model::floating_ip::FloatingIpSpec;
-use crate::model::port::{derived_mac, format_mac, PortSpec, MAC_PREFIX};
+use crate::model::port::{derived_mac, format_mac, parse_mac, PortSpec, MAC_PREFIX};
 use crate::model::router::RouterSpec;
 use crate::model::security_group::RuleSpec;
 use crate::model::service_ip::ServiceIpSpec;
@@ -133,7 +133,7 @@ impl Assign<Port> for Ports {
                 }
             }
             match &spec.mac {
-                Some(mac) if mac.starts_with(&format_mac([MAC_PREFIX[0], MAC_PREFIX[1], 0, 0, 0, 0])[..5]) => {
+                Some(mac) if parse_mac(mac).is_ok_and(|bytes| bytes[..2] == MAC_PREFIX) => {
                     return Err(invalid("spec.mac", format!("{mac} is in PrismNET's own range 02:7e:...; leave the MAC out to have one derived")));
                 }
                 Some(_) => {}
