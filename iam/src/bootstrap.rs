@@ -90,9 +90,20 @@ const PLATFORM_PROJECT: &str = "services";
 /// What a platform service may do: resolve S3 access keys and ask about other principals.
 const SERVICE_ROLE: &str = "platform-service";
 
+/// What a platform service does in the platform project beyond the common role, as a role of
+/// its own bound there: PrismNET keeps its VPCs' names in FlashDNS zones the platform owns
+/// (docs/ARCHITECTURE.md, "Names of ports"). Nothing here reaches into tenants' projects.
+fn own_project_permissions(service: &str) -> &'static [&'static str] {
+    match service {
+        "prismnet" => &["flashdns:zones:*", "flashdns:records:*"],
+        _ => &[],
+    }
+}
+
 /// Provisions platform service `name` (see `[bootstrap] services`): its account, the system
-/// role and binding it needs, and, when `<data_dir>/services/<name>.json` does not exist yet, a
-/// new access key written there. Running it again changes nothing.
+/// role and binding it needs (and its own role in the platform project, if it has one), and,
+/// when `<data_dir>/services/<name>.json` does not exist yet, a new access key written there.
+/// Running it again changes nothing.
 pub async fn service_account(iam: &Iam, name: &str, data_dir: &Path) -> Result<(), IamError> {
     use crate::model::{AccessKey, Org, Project, Role, ServiceAccount};
     let file = data_dir.join("services").join(format!("{name}.json"));
@@ -128,18 +139,37 @@ pub async fn service_account(iam: &Iam, name: &str, data_dir: &Path) -> Result<(
         condition: None,
         created_at: now(),
     };
+    let json = |value: serde_json::Result<serde_json::Value>| value.unwrap_or_default();
     // Each step tolerates an earlier run (or another replica) having done it.
-    let steps: [(String, serde_json::Value, String); 5] = [
-        (Addr::org(PLATFORM_ORG)?.key, serde_json::to_value(&org).unwrap_or_default(), "org".into()),
-        (
-            Addr::project(PLATFORM_ORG, PLATFORM_PROJECT)?.key,
-            serde_json::to_value(&project).unwrap_or_default(),
-            "project".into(),
-        ),
-        (Addr::role_at(SYSTEM, SERVICE_ROLE)?.key, serde_json::to_value(&role).unwrap_or_default(), "role".into()),
-        (account.key.clone(), serde_json::to_value(&sa).unwrap_or_default(), "service account".into()),
-        (Addr::binding(SYSTEM, &binding.id)?.key, serde_json::to_value(&binding).unwrap_or_default(), "binding".into()),
+    let mut steps: Vec<(String, serde_json::Value, String)> = vec![
+        (Addr::org(PLATFORM_ORG)?.key, json(serde_json::to_value(&org)), "org".into()),
+        (Addr::project(PLATFORM_ORG, PLATFORM_PROJECT)?.key, json(serde_json::to_value(&project)), "project".into()),
+        (Addr::role_at(SYSTEM, SERVICE_ROLE)?.key, json(serde_json::to_value(&role)), "role".into()),
+        (account.key.clone(), json(serde_json::to_value(&sa)), "service account".into()),
+        (Addr::binding(SYSTEM, &binding.id)?.key, json(serde_json::to_value(&binding)), "binding".into()),
     ];
+    let own = own_project_permissions(name);
+    if !own.is_empty() {
+        let scope = Addr::project(PLATFORM_ORG, PLATFORM_PROJECT)?.path;
+        let role = Role {
+            scope: SYSTEM.into(),
+            name: format!("platform-{name}"),
+            description: format!("What platform service {name} does in the platform's own project"),
+            permissions: own.iter().map(|p| p.to_string()).collect(),
+            created_at: now(),
+        };
+        let binding = Binding {
+            id: format!("bootstrap-{name}-own"),
+            scope: scope.clone(),
+            principal: principal.clone(),
+            role: role.id(),
+            effect: Effect::Allow,
+            condition: None,
+            created_at: now(),
+        };
+        steps.push((Addr::role_at(SYSTEM, &role.name)?.key, json(serde_json::to_value(&role)), "service role".into()));
+        steps.push((Addr::binding(&scope, &binding.id)?.key, json(serde_json::to_value(&binding)), "service binding".into()));
+    }
     for (key, value, what) in steps {
         match iam.db.create(&key, &value, || what.clone()).await {
             Ok(()) | Err(RecordError::AlreadyExists(_)) => {}

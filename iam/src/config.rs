@@ -32,7 +32,8 @@ pub struct BootstrapSection {
     /// Platform services that act on IAM's behalf (e.g. `lightningstor`, which resolves S3
     /// access keys): each gets a service account `sa:platform/services/<name>` allowed to resolve
     /// access keys and authorize other principals, and its credentials written once to
-    /// `<data_dir>/services/<name>.json` (mode 0600) for that service to read.
+    /// `<data_dir>/services/<name>.json` (mode 0600) for that service to read. `prismnet` is
+    /// also allowed to keep zones in the platform's project (its VPCs' names in FlashDNS).
     pub services: Vec<String>,
 }
 

@@ -23,10 +23,15 @@ pub async fn build(config: LightningstorConfig, context: Context) -> anyhow::Res
     let records = config.flaredb.connect(trust.clone()).await.map_err(anyhow::Error::msg)?;
 
     let iam_ca = config.iam.ca.clone().or(trust);
-    let (key_id, secret) = credentials(config.iam.credentials_file.as_deref())?;
+    let key = config.iam.account().map_err(anyhow::Error::msg)?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "iam.credentials_file is not set: LightningStor needs its service account's credentials (IAM writes them \
+             with bootstrap.services = [\"lightningstor\"])"
+        )
+    })?;
     let options = photon_client::ChannelOptions { ca: iam_ca.clone(), ..Default::default() };
     let channel = photon_client::lazy_channel(&config.iam.url, &options)?;
-    let identity = Arc::new(ServiceToken::login(channel.clone(), key_id, secret));
+    let identity = Arc::new(ServiceToken::login(channel.clone(), key.key_id, key.secret));
     let ttl = Duration::from_millis(config.iam.cache_ttl_ms);
     let keys = AccessKeys::new(channel, identity.clone(), ttl);
     let mut auth = AuthConfig::new(config.iam.url.clone());
@@ -155,24 +160,6 @@ fn replicas(
         "chunk placement"
     );
     Ok(replicas)
-}
-
-/// LightningStor's own access key, from the credentials file IAM's bootstrap wrote.
-fn credentials(file: Option<&std::path::Path>) -> anyhow::Result<(String, String)> {
-    let file = file.ok_or_else(|| {
-        anyhow::anyhow!(
-            "iam.credentials_file is not set: LightningStor needs its service account's credentials (IAM writes them \
-             with bootstrap.services = [\"lightningstor\"])"
-        )
-    })?;
-    let text =
-        std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("iam.credentials_file {}: {e}", file.display()))?;
-    let doc: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("iam.credentials_file {} is not JSON: {e}", file.display()))?;
-    match (doc["key_id"].as_str(), doc["secret"].as_str()) {
-        (Some(key_id), Some(secret)) => Ok((key_id.to_string(), secret.to_string())),
-        _ => anyhow::bail!("iam.credentials_file {} lacks key_id or secret", file.display()),
-    }
 }
 
 /// `/health`: `{"status","volumes","total_gb"}`: healthy while the data directory answers.

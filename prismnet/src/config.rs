@@ -1,7 +1,7 @@
 //! PrismNET's configuration: the runtime's `[server]` (the API port, 9091), `[log]`, `[tls]`,
 //! plus `[chainfire]` (where networks live), `[iam]` (who decides), `[dataplane]` (this node's
-//! part: its name, its tunnel address, its namespaces), `[external]` (the way out) and `[ipam]`
-//! (the platform's pools). Every key is documented in `prismnet-server --help`.
+//! part: its name, its tunnel address, its namespaces), `[external]` (the way out), `[ipam]`
+//! (the platform's pools) and `[dns]` (ports' names in FlashDNS). Every key is documented in `prismnet-server --help`.
 
 use std::net::Ipv4Addr;
 
@@ -25,6 +25,7 @@ pub struct PrismnetConfig {
     pub dataplane: DataplaneSection,
     pub external: ExternalSection,
     pub ipam: IpamSection,
+    pub dns: DnsSection,
 }
 
 /// `[dataplane]`: this node's part. Every prismnet node serves the API; with the dataplane on,
@@ -69,6 +70,26 @@ pub struct IpamSection {
     pub service_cidr: Option<Ipv4Net>,
 }
 
+/// `[dns]`: ports' names. With FlashDNS present, each VPC gets a zone
+/// `<vpc>.<project>.<org>.<domain>` holding `<port>.<subnet>` A records, kept by whichever
+/// prismnet node holds the registrar's claim; DHCP gives machines `<subnet>.<vpc zone>` as their
+/// domain. The zones belong to the platform (IAM's `bootstrap.services` must list `prismnet`,
+/// and `iam.credentials_file` name its key).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsSection {
+    /// FlashDNS's API URL (`https://<host>:853`); unset: ports get no names.
+    pub flashdns: Option<String>,
+    /// The domain every VPC's zone sits under (claimed as a zone of the platform, so no tenant
+    /// can take it).
+    pub domain: String,
+    /// TTL of ports' records, in seconds.
+    pub ttl: u32,
+    /// How often every zone is compared with FlashDNS even without a change (repairs records
+    /// changed or lost there), in milliseconds.
+    pub resync_ms: u64,
+}
+
 impl ServiceConfig for PrismnetConfig {
     fn defaults(spec: &ServiceSpec) -> Self {
         Self {
@@ -87,6 +108,7 @@ impl ServiceConfig for PrismnetConfig {
             },
             external: ExternalSection { interface: None, floating_cidr: None },
             ipam: IpamSection { service_cidr: Some(Ipv4Net::new(Ipv4Addr::new(10, 96, 0, 0), 16).unwrap_or_default()) },
+            dns: DnsSection { flashdns: None, domain: "photon.internal".into(), ttl: 60, resync_ms: 30_000 },
         }
     }
 

@@ -1,6 +1,6 @@
 //! PrismNET's own failures (the API's are photon-resource's `ResourceError`): what the node's
-//! dataplane could not do to the kernel, named by what it was doing. A reconcile that fails is
-//! retried with a backoff and logged with this message.
+//! dataplane could not do to the kernel, or the registrar to FlashDNS, named by what it was
+//! doing. A reconcile that fails is retried with a backoff and logged with this message.
 
 use std::io;
 
@@ -17,6 +17,9 @@ pub enum PrismnetError {
     /// nft refused a rule set (its message names the line at fault).
     #[error("{what}: {message}")]
     Nft { what: String, message: String },
+    /// FlashDNS (or IAM, for the token to call it) refused or did not answer.
+    #[error("FlashDNS, {what}: {message}")]
+    Dns { what: String, message: String },
 }
 
 impl PrismnetError {
@@ -36,7 +39,7 @@ impl PrismnetError {
         match self {
             Self::Netlink { errno, .. } => *errno,
             Self::Io { source, .. } => source.raw_os_error(),
-            Self::Nft { .. } | Self::Ports(_) => None,
+            Self::Nft { .. } | Self::Ports(_) | Self::Dns { .. } => None,
         }
     }
 }

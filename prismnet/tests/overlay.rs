@@ -163,8 +163,8 @@ fn a_killed_prismnet_disturbs_no_stream_and_a_device_deleted_by_hand_comes_back(
 }
 
 #[test]
-fn a_machine_gets_its_ports_address_gateway_dns_and_routes_by_dhcp() {
-    let hosts = Hosts::start(1);
+fn a_machine_gets_its_ports_address_gateway_dns_routes_and_name_by_dhcp() {
+    let hosts = Hosts::start_with(1, true);
     let m = hosts.machine("d");
     hosts.network("acme", "blue", "10.0.0.0/16", "front", "10.0.1.0/24");
     let subnet = r#"{"spec":{"cidr":"10.0.1.0/24","dns_servers":["10.0.0.2","10.0.0.3"],"routes":[{"destination":"192.168.0.0/16","nexthop":"10.0.1.254"}]}}"#;
@@ -180,7 +180,7 @@ fn a_machine_gets_its_ports_address_gateway_dns_and_routes_by_dhcp() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let script = dir.path().join("script");
     let lease = dir.path().join("lease");
-    std::fs::write(&script, format!("#!/bin/sh\n[ \"$1\" = bound ] && echo \"ip=$ip subnet=$subnet router=$router dns=$dns mtu=$mtu routes=$staticroutes\" > {}\nexit 0\n", lease.display()))
+    std::fs::write(&script, format!("#!/bin/sh\n[ \"$1\" = bound ] && echo \"ip=$ip subnet=$subnet router=$router dns=$dns mtu=$mtu routes=$staticroutes host=$hostname domain=$domain\" > {}\nexit 0\n", lease.display()))
         .expect("write the script");
     run("chmod", &["+x", &script.display().to_string()]);
     let out = std::process::Command::new("ip")
@@ -197,6 +197,15 @@ fn a_machine_gets_its_ports_address_gateway_dns_and_routes_by_dhcp() {
     );
     assert!(got.contains("dns=10.0.0.2 10.0.0.3") && got.contains("mtu=1450"), "{got}");
     assert!(got.contains("192.168.0.0/16 10.0.1.254") && got.contains("0.0.0.0/0 10.0.1.1"), "{got}");
+    // Its name: the port's, in its subnet's domain, which FlashDNS answers.
+    let domain = "front.blue.web.acme.photon.internal";
+    assert!(got.contains(&format!("host=d domain={domain}")), "{got}");
+    let name = format!("d.{domain}");
+    let answered = within(Duration::from_secs(10), || {
+        let out = hosts.cluster.lab.exec(0, "dig", &["@127.0.0.1", "+time=1", "+tries=1", "+short", &name, "A"]);
+        String::from_utf8_lossy(&out.stdout).trim() == ip
+    });
+    assert!(answered.is_some(), "FlashDNS never answered {name} with {ip}\n{}", hosts.logs());
 }
 
 /// Runs a command; whether it succeeded.

@@ -31,7 +31,26 @@ impl Default for IamSection {
     }
 }
 
+/// A service account's access key, as IAM's `bootstrap.services` writes it.
+#[derive(Clone)]
+pub struct AccountKey {
+    pub key_id: String,
+    pub secret: String,
+}
+
 impl IamSection {
+    /// The service account's key from `credentials_file`; `None` when the file is not set.
+    pub fn account(&self) -> Result<Option<AccountKey>, String> {
+        let Some(file) = &self.credentials_file else { return Ok(None) };
+        let text = std::fs::read_to_string(file).map_err(|e| format!("iam.credentials_file {}: {e}", file.display()))?;
+        let doc: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| format!("iam.credentials_file {} is not JSON: {e}", file.display()))?;
+        match (doc["key_id"].as_str(), doc["secret"].as_str()) {
+            (Some(key_id), Some(secret)) => Ok(Some(AccountKey { key_id: key_id.into(), secret: secret.into() })),
+            _ => Err(format!("iam.credentials_file {} lacks key_id or secret", file.display())),
+        }
+    }
+
     /// The auth client's configuration; `fallbacks` are the CAs tried, in order, when `ca` is
     /// unset.
     pub fn auth_config<'a>(&self, fallbacks: impl IntoIterator<Item = Option<&'a Path>>) -> AuthConfig {

@@ -194,12 +194,22 @@ impl Cluster {
                 if !node.control_plane {
                     p.env("PRISMNET_IAM_URL", format!("https://{}:8080", self.lab.addr(0)));
                 }
+                // Ports are named when the cluster runs FlashDNS (on node 0, added first), as
+                // PrismNET's service account, whose key node 0's IAM wrote.
+                if self.nodes.first().is_some_and(|n| n.services.iter().any(|(s, _)| s == "flashdns")) {
+                    p.env("PRISMNET_DNS_FLASHDNS", format!("https://{}:853", self.lab.addr(0)));
+                    p.env("PRISMNET_DNS_RESYNC_MS", "2000");
+                    let key = self.nodes[0].data.path().join("iam/services/prismnet.json");
+                    p.env("PRISMNET_IAM_CREDENTIALS_FILE", key);
+                }
             }
             "iam" => {
                 p.arg("--tls-cert").arg(secrets.join(format!("{}.crt", node.name)));
                 p.arg("--tls-key").arg(secrets.join(format!("{}.key", node.name)));
                 p.arg("--cluster-config").arg(&node.config);
                 p.env("IAM_KEYS_MASTER_KEY_FILE", secrets.join("iam-master.key"));
+                // PrismNET names ports in FlashDNS as its own account.
+                p.env("IAM_BOOTSTRAP_SERVICES", r#"["prismnet"]"#);
             }
             _ => {}
         }

@@ -162,6 +162,13 @@ pub fn answer(vpc: &VpcPlan, request: &Message) -> Option<Message> {
     if !subnet.dns_servers.is_empty() {
         opts.insert(DhcpOption::DomainNameServer(subnet.dns_servers.clone()));
     }
+    // The machine's name is its port's; with names in FlashDNS, `<name>.<domain>` resolves.
+    if let Some(name) = port.key.rsplit('/').next().filter(|n| !n.is_empty()) {
+        opts.insert(DhcpOption::Hostname(name.to_string()));
+    }
+    if let Some(domain) = &subnet.domain {
+        opts.insert(DhcpOption::DomainName(domain.clone()));
+    }
     if !subnet.routes.is_empty() {
         // A client given classless routes ignores the router option (RFC 3442): the default
         // route goes in too.

@@ -35,6 +35,8 @@ pub struct Settings {
     pub netns_prefix: String,
     /// The external interface (routers and floating IPs realised here), if any.
     pub external: Option<String>,
+    /// Ports' names, when they are registered in FlashDNS (DHCP gives the domain).
+    pub naming: Option<crate::dns::Naming>,
 }
 
 pub struct Dataplane {
@@ -71,7 +73,12 @@ impl Dataplane {
     /// Needs a Tokio runtime (netlink's socket joins its reactor).
     pub fn new(layout: Layout, settings: Settings) -> Result<Arc<Self>> {
         let host = Net::new(netns::netlink(None).map_err(|e| PrismnetError::io("netlink in this node's namespace", e))?);
-        let this = ThisNode { name: settings.node, underlay_mtu: settings.underlay_mtu, external: settings.external.is_some() };
+        let this = ThisNode {
+            name: settings.node,
+            underlay_mtu: settings.underlay_mtu,
+            external: settings.external.is_some(),
+            naming: settings.naming,
+        };
         let realiser = Realiser {
             host,
             vtep: settings.vtep,

@@ -83,6 +83,8 @@ pub struct ThisNode {
     pub underlay_mtu: u32,
     /// Whether the node has an external interface (routers and floating IPs are realised).
     pub external: bool,
+    /// Ports' names, when FlashDNS has them (subnets' domains are given by DHCP).
+    pub naming: Option<crate::dns::Naming>,
 }
 
 /// The transit address of VPC `vni`: a hash into `TRANSIT`, probed past `taken`.
@@ -109,6 +111,8 @@ pub struct SubnetPlan {
     pub dhcp: bool,
     pub dns_servers: Vec<Ipv4Addr>,
     pub routes: Vec<(Ipv4Net, Ipv4Addr)>,
+    /// The domain its machines' names are in (`<subnet>.<VPC's zone>`), with names on.
+    pub domain: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -275,6 +279,7 @@ pub fn build(layout: &Layout, items: &BTreeMap<String, Vec<u8>>, nodes: &BTreeMa
                     dhcp: spec.dhcp,
                     dns_servers: spec.dns_servers.clone(),
                     routes: spec.routes.iter().map(|r| (r.destination, r.nexthop)).collect(),
+                    domain: this.naming.as_ref().and_then(|n| n.subnet_domain(owner, vpc_name, name)),
                 });
             }
         }

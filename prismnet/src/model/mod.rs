@@ -3,6 +3,8 @@
 //! and its routers; floating IPs and service IPs stand alone, claimed across every project.
 //! Deleting a resource deletes what it holds. IPv4 only for now (docs/ARCHITECTURE.md).
 
+#[cfg(test)]
+pub(crate) mod fixture;
 pub mod floating_ip;
 pub mod port;
 pub mod router;

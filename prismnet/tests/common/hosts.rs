@@ -18,6 +18,11 @@ impl Hosts {
     /// One control-plane node and `workers` workers, prismnet on every one; projects acme/web
     /// and beta/web.
     pub fn start(workers: usize) -> Self {
+        Self::start_with(workers, false)
+    }
+
+    /// `start`, and with `names`, FlashDNS on node 0 (so ports are named there).
+    pub fn start_with(workers: usize, names: bool) -> Self {
         let mut cluster = Cluster::new(1);
         let workers: Vec<usize> = (0..workers).map(|_| cluster.add_node(false, false, None)).collect();
         cluster.start(0);
@@ -29,6 +34,10 @@ impl Hosts {
         let token = cluster.admin_token();
         cluster.org_with_project(&token, "acme", "web");
         cluster.org_with_project(&token, "beta", "web");
+        if names {
+            cluster.add_service(0, "flashdns");
+            cluster.start_service(0, "flashdns");
+        }
         for i in 0..cluster.nodes.len() {
             cluster.add_service(i, "prismnet");
             cluster.start_service(i, "prismnet");

@@ -28,17 +28,18 @@ pub struct Stack {
 
 impl Stack {
     pub async fn start() -> Self {
-        let env = Env::start(&[]).await;
+        Self::start_with(&[], &[]).await
+    }
+
+    /// With `iam_env` (IAM's `IAM_*`) and `net_env` (prismnet's `PRISMNET_*`) besides the defaults.
+    pub async fn start_with(iam_env: &[(&str, &str)], net_env: &[(&str, String)]) -> Self {
+        let env = Env::start(iam_env).await;
         let root = env.admin_token().await;
         env.org(&root, "acme", &["web"]).await;
         env.org(&root, "beta", &["web"]).await;
         let tenant = env.member_token(&root, "acme", "net", "member").await;
         let stranger = env.member_token(&root, "beta", "net", "member").await;
-        let (chainfire, iam) = (env.chainfire.url(), env.iam.url());
-        let mut net = TestServer::with_shared_ca("prismnet-server", env.ca.path(), &["--chainfire", &chainfire, "--iam", &iam]);
-        net.process.env("PRISMNET_DATAPLANE_ENABLED", "false");
-        net.process.env("PRISMNET_EXTERNAL_FLOATING_CIDR", FLOATING_CIDR);
-        net.process.env("PRISMNET_IPAM_SERVICE_CIDR", "10.96.0.0/28");
+        let mut net = api_server(&env, net_env);
         net.process.start();
         net.wait_healthy(Duration::from_secs(30)).await;
         Self { env, root, net, tenant, stranger }
@@ -65,4 +66,18 @@ impl Stack {
         assert!(message.contains(field), "{body}: the error names {field}: {json}");
         message
     }
+}
+
+/// A prismnet-server with its dataplane off on `env`'s chainfire and IAM (not started), with
+/// `net_env` besides the test pools.
+pub fn api_server(env: &Env, net_env: &[(&str, String)]) -> TestServer {
+    let (chainfire, iam) = (env.chainfire.url(), env.iam.url());
+    let mut net = TestServer::with_shared_ca("prismnet-server", env.ca.path(), &["--chainfire", &chainfire, "--iam", &iam]);
+    net.process.env("PRISMNET_DATAPLANE_ENABLED", "false");
+    net.process.env("PRISMNET_EXTERNAL_FLOATING_CIDR", FLOATING_CIDR);
+    net.process.env("PRISMNET_IPAM_SERVICE_CIDR", "10.96.0.0/28");
+    for (k, v) in net_env {
+        net.process.env(k, v);
+    }
+    net
 }

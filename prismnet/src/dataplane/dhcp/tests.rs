@@ -23,9 +23,10 @@ fn vpc(dhcp: bool) -> VpcPlan {
             dhcp,
             dns_servers: vec!["10.0.0.2".parse().unwrap()],
             routes: vec![("192.168.0.0/16".parse().unwrap(), "10.0.1.254".parse().unwrap())],
+            domain: Some("front.blue.web.acme.photon.internal".into()),
         }],
         local: vec![LocalPort {
-            key: "k".into(),
+            key: "/photoncloud/prismnet/r/acme/web/vpcs.subnets.ports/blue/front/db1".into(),
             device: "p0000000001".into(),
             mac: MAC,
             ip: "10.0.1.10".parse().unwrap(),
@@ -70,6 +71,8 @@ fn a_port_is_offered_and_acked_its_own_address_with_the_subnets_settings() {
     assert_eq!(get(OptionCode::ServerIdentifier), Some(DhcpOption::ServerIdentifier("10.0.1.1".parse().unwrap())));
     let Some(DhcpOption::ClasslessStaticRoute(routes)) = get(OptionCode::ClasslessStaticRoute) else { panic!("routes") };
     assert_eq!(routes.len(), 2, "the subnet's route and the default one: {routes:?}");
+    assert_eq!(get(OptionCode::Hostname), Some(DhcpOption::Hostname("db1".into())), "the port's name");
+    assert_eq!(get(OptionCode::DomainName), Some(DhcpOption::DomainName("front.blue.web.acme.photon.internal".into())));
 
     let ack = answer(&vpc(true), &request(MessageType::Request, MAC, Some("10.0.1.10"))).expect("an ack");
     assert_eq!(ack.opts().msg_type(), Some(MessageType::Ack));

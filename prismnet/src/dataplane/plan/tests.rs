@@ -3,15 +3,7 @@
 use super::*;
 use serde_json::json;
 
-fn put(items: &mut BTreeMap<String, Vec<u8>>, key: &str, spec: serde_json::Value) {
-    let name = key.rsplit('/').next().unwrap_or_default();
-    let resource = json!({"metadata": {"name": name, "org": "acme", "project": "web", "uid": "u", "created_ms": 0, "updated_ms": 0, "generation": 1}, "spec": spec});
-    items.insert(format!("/photoncloud/prismnet/r/acme/web/{key}"), serde_json::to_vec(&resource).unwrap());
-}
-
-fn port(node: &str, ip: &str, mac: &str) -> serde_json::Value {
-    json!({"ip": ip, "mac": mac, "binding": {"node": node, "netns": "m"}})
-}
+use crate::model::fixture::{port, put};
 
 #[test]
 fn a_node_realises_only_vpcs_with_a_port_bound_to_it_and_reaches_the_others_through_their_nodes() {
@@ -29,7 +21,7 @@ fn a_node_realises_only_vpcs_with_a_port_bound_to_it_and_reaches_the_others_thro
     let nodes: BTreeMap<String, Ipv4Addr> =
         [("h1".to_string(), "192.0.2.1".parse().unwrap()), ("h2".to_string(), "192.0.2.2".parse().unwrap())].into();
 
-    let this = |name: &str| ThisNode { name: name.into(), underlay_mtu: 1500, external: false };
+    let this = |name: &str| ThisNode { name: name.into(), underlay_mtu: 1500, external: false, naming: None };
     let plan = build(&layout, &items, &nodes, &this("h1"));
     assert_eq!(plan.vpcs.keys().copied().collect::<Vec<_>>(), vec![5000], "green has no port on h1");
     let blue = &plan.vpcs[&5000];
@@ -71,7 +63,7 @@ fn a_way_out_is_planned_where_a_routed_subnet_or_a_floating_ips_port_is_and_only
     put(&mut items, "vpcs.routers/blue/out", json!({"subnets": ["a"], "snat": true}));
     put(&mut items, "floatingips/f1", json!({"address": "203.0.113.5", "port": {"vpc": "green", "subnet": "a", "port": "m2"}}));
     let nodes: BTreeMap<String, Ipv4Addr> = [("h1".to_string(), "192.0.2.1".parse().unwrap())].into();
-    let with = |external| build(&layout, &items, &nodes, &ThisNode { name: "h1".into(), underlay_mtu: 1500, external });
+    let with = |external| build(&layout, &items, &nodes, &ThisNode { name: "h1".into(), underlay_mtu: 1500, external, naming: None });
 
     let plan = with(true);
     let blue = plan.vpcs[&5000].external.clone().expect("blue routes subnet a out");
