@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use photon_auth::service::ServiceToken;
+use photon_auth::section::AccountKey;
 use photon_auth::AuthClient;
 use photon_resource::{Mirror, Resources, Store};
 use photon_runtime::{Api, Context, HealthReport, HealthStatus};
@@ -32,9 +33,19 @@ pub async fn build(config: PrismnetConfig, context: Context) -> anyhow::Result<A
         Some(_) => Some(Naming::new(&config.dns.domain).map_err(anyhow::Error::msg)?),
         None => None,
     };
-    let registrar = match &naming {
-        Some(naming) => Some(registrar(&config, &context, &store, naming.clone(), &layout, auth.ca.clone(), node.clone())?),
-        None => {
+    let registrar = match (&naming, config.iam.account().map_err(anyhow::Error::msg)?) {
+        (Some(naming), Some(key)) => {
+            Some(registrar(&config, &context, &store, naming.clone(), key, &layout, auth.ca.clone(), node.clone())?)
+        }
+        (Some(_), None) => {
+            // Another node with the key names the ports; this one gives their domains by DHCP.
+            tracing::warn!(
+                "dns.flashdns is set but this node has no service account key (iam.credentials_file; IAM writes it \
+                 with bootstrap.services = [\"prismnet\"]): this node does not register ports' names"
+            );
+            None
+        }
+        (None, _) => {
             tracing::info!("dns.flashdns unset: ports get no names");
             None
         }
@@ -96,22 +107,18 @@ pub async fn build(config: PrismnetConfig, context: Context) -> anyhow::Result<A
 
 /// The registrar of ports' names: FlashDNS called as PrismNET's service account, run while
 /// this node holds the registrar's claim.
+#[allow(clippy::too_many_arguments)]
 fn registrar(
     config: &PrismnetConfig,
     context: &Context,
     store: &Store,
     naming: Naming,
+    key: AccountKey,
     layout: &photon_resource::Layout,
     ca: Option<std::path::PathBuf>,
     node: String,
 ) -> anyhow::Result<Arc<Registrar>> {
     let url = config.dns.flashdns.clone().unwrap_or_default();
-    let key = config.iam.account().map_err(anyhow::Error::msg)?.ok_or_else(|| {
-        anyhow::anyhow!(
-            "dns.flashdns is set but iam.credentials_file is not: PrismNET names ports in FlashDNS as its service \
-             account (IAM writes its key with bootstrap.services = [\"prismnet\"])"
-        )
-    })?;
     let options = photon_client::ChannelOptions { ca, ..Default::default() };
     let iam = photon_client::lazy_channel(&config.iam.url, &options)?;
     let token = Arc::new(ServiceToken::login(iam, key.key_id, key.secret));
@@ -156,7 +163,7 @@ fn health(store: &Store, copy: &Mutex<Mirror>, dataplane: Option<&Dataplane>, re
 }
 
 fn dns_state(registrar: Option<&Registrar>) -> String {
-    let Some(registrar) = registrar else { return "off".into() };
+    let Some(registrar) = registrar else { return "off (this node registers no names)".into() };
     let census = registrar.census();
     match census {
         _ if !census.held => "standby (another node names ports)".into(),

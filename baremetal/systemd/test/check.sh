@@ -70,6 +70,21 @@ vpc_still_there() { vpc_namespace && machine_addressed; }
 no_vpc_namespace() { ! ip netns list | grep -q '^prismnet-'; }
 # The machine's end of a port, addressed by prismnet (the VM has no ping).
 machine_addressed() { ip -n photontest-m -o addr show dev eth0 2>/dev/null | grep -q ' 10\.50\.1\.'; }
+# FlashDNS on port 53 answers NAME with IPv4 address IP (the VM has no dig).
+name_answers() {
+  local q="" label hex
+  for label in ${1//./ }; do q+="$(printf '\\x%02x' ${#label})$label"; done
+  hex=$(printf '%02x' ${2//./ })
+  timeout 3 bash -c "exec 3<>/dev/udp/127.0.0.1/53
+    printf '\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00${q}\x00\x00\x01\x00\x01' >&3
+    dd bs=512 count=1 <&3 2>/dev/null | od -An -tx1" | tr -d ' \n' | grep -q "$hex\$"
+}
+# The machine's port is named in FlashDNS: m.s.vmtest.default.default.photon.internal.
+machine_named() {
+  local ip
+  ip=$(ip -n photontest-m -o -4 addr show dev eth0 | awk '{print $4}' | cut -d/ -f1)
+  [ -n "$ip" ] && name_answers m.s.vmtest.default.default.photon.internal "$ip"
+}
 finish() {
   say "DONE phase $PHASE: $PASS passed, $FAIL failed"
   journalctl -b --no-pager -o short-monotonic -u 'chainfire*' -u 'flaredb*' -u 'iam*' -u lightningstor -u flashdns -u fiberlb -u prismnet -u cluster-health-check \
@@ -107,6 +122,7 @@ if [ "$PHASE" = 1 ]; then
   check "prismnet: a VPC, a subnet and a port created" create_network
   check "prismnet: the port plugged in and addressed" wait_until 30 machine_addressed
   check "prismnet: the VPC's namespace is seen on the host" vpc_namespace
+  check "prismnet: the port is named in FlashDNS (as prismnet's service account)" wait_until 30 machine_named
   check "prismnet: the VPC converged (DHCP server and all)" wait_until 30 bash -c "curl -sf --cacert $CA https://127.0.0.1:9091/health | grep -q '\"dataplane\":\"converged\"'"
   systemctl restart prismnet.service
   check "prismnet restarted: the namespace and the machine's end are still there" vpc_still_there

@@ -39,10 +39,15 @@ pub struct AccountKey {
 }
 
 impl IamSection {
-    /// The service account's key from `credentials_file`; `None` when the file is not set.
+    /// The service account's key from `credentials_file`; `None` when the file is not set, or
+    /// holds nothing or `{}` (a unit's `SetCredential=` default on a node where no key was
+    /// installed).
     pub fn account(&self) -> Result<Option<AccountKey>, String> {
         let Some(file) = &self.credentials_file else { return Ok(None) };
         let text = std::fs::read_to_string(file).map_err(|e| format!("iam.credentials_file {}: {e}", file.display()))?;
+        if matches!(text.trim(), "" | "{}") {
+            return Ok(None);
+        }
         let doc: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| format!("iam.credentials_file {} is not JSON: {e}", file.display()))?;
         match (doc["key_id"].as_str(), doc["secret"].as_str()) {

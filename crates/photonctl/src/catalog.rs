@@ -63,7 +63,7 @@ pub const CATALOG: &[ServiceEntry] = &[
         name: "iam",
         api_port: 8080,
         deps: &[(Requires, "flaredb")],
-        env: &[("IAM_FLAREDB_ENDPOINTS", "[\"{url:flaredb}\"]"), ("IAM_BOOTSTRAP_SERVICES", "[\"lightningstor\"]")],
+        env: &[("IAM_FLAREDB_ENDPOINTS", "[\"{url:flaredb}\"]"), ("IAM_BOOTSTRAP_SERVICES", "[\"lightningstor\", \"prismnet\"]")],
     },
     ServiceEntry { name: "plasmavmc", api_port: 9090, deps: &[(Wants, "chainfire"), (Wants, "iam")], env: &[] },
     ServiceEntry {
@@ -71,7 +71,13 @@ pub const CATALOG: &[ServiceEntry] = &[
         // The API; the node's dataplane (VPC namespaces named prismnet-<vni>) in the same process.
         api_port: 9091,
         deps: &[(Wants, "chainfire"), (After, "iam")],
-        env: &[("PRISMNET_CHAINFIRE_ENDPOINTS", "[\"{url:chainfire}\"]"), ("PRISMNET_IAM_URL", "{url:iam}")],
+        env: &[
+            ("PRISMNET_CHAINFIRE_ENDPOINTS", "[\"{url:chainfire}\"]"),
+            ("PRISMNET_IAM_URL", "{url:iam}"),
+            // Ports named in FlashDNS, as PrismNET's own account.
+            ("PRISMNET_DNS_FLASHDNS", "{url:flashdns}"),
+            ("PRISMNET_IAM_CREDENTIALS_FILE", "{data}/../iam/services/prismnet.json"),
+        ],
     },
     ServiceEntry {
         name: "flashdns",

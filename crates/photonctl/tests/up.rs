@@ -548,10 +548,24 @@ fn the_real_services_start_in_order_and_photonctl_db_reaches_flaredb() {
     let (ok, text) = net(&["--output", "json", "port", "ls", "blue", "front"]);
     let ports: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"));
     assert!(ok && ports["items"].as_array().map(Vec::len) == Some(1), "{text}");
+    // The port is named in FlashDNS: <port>.<subnet>.<vpc>.<project>.<org>.photon.internal.
+    let ip = ports["items"][0]["spec"]["ip"].as_str().unwrap_or_default().to_string();
+    let name = "a.front.blue.default.default.photon.internal";
+    let dig = |name: &str| sh(&format!("dig @127.0.0.1 -p {dns_port} +short {name} A")).1.trim().to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while dig(name) != ip {
+        assert!(Instant::now() < deadline, "{name} never answered {ip}: {}", dig(name));
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let (ok, text) = net(&["subnet", "create", "blue", "clash", "--cidr", "10.20.1.128/25"]);
     assert!(!ok && text.contains("overlaps subnet front"), "{text}");
     let (ok, text) = net(&["vpc", "rm", "blue"]);
     assert!(ok && text.contains("deleted VPC blue"), "{text}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !dig(name).is_empty() {
+        assert!(Instant::now() < deadline, "{name} outlived its VPC: {}", dig(name));
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let (ok, text) = dns(&["record", "set", "up.test", "www", "A", "192.0.2.53"]);
     assert!(ok, "{text}");
     let deadline = Instant::now() + Duration::from_secs(10);
