@@ -85,6 +85,9 @@ pub struct DnsSection {
     pub domain: String,
     /// TTL of ports' records, in seconds.
     pub ttl: u32,
+    /// The DNS servers DHCP gives machines of subnets that name none of their own (FlashDNS's
+    /// addresses, say, reached through a router).
+    pub servers: Vec<Ipv4Addr>,
     /// How often every zone is compared with FlashDNS even without a change (repairs records
     /// changed or lost there), in milliseconds.
     pub resync_ms: u64,
@@ -108,7 +111,13 @@ impl ServiceConfig for PrismnetConfig {
             },
             external: ExternalSection { interface: None, floating_cidr: None },
             ipam: IpamSection { service_cidr: Some(Ipv4Net::new(Ipv4Addr::new(10, 96, 0, 0), 16).unwrap_or_default()) },
-            dns: DnsSection { flashdns: None, domain: "photon.internal".into(), ttl: 60, resync_ms: 30_000 },
+            dns: DnsSection {
+                flashdns: None,
+                domain: "photon.internal".into(),
+                ttl: 60,
+                servers: Vec::new(),
+                resync_ms: 30_000,
+            },
         }
     }
 

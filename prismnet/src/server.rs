@@ -62,6 +62,7 @@ pub async fn build(config: PrismnetConfig, context: Context) -> anyhow::Result<A
             netns_prefix: section.netns_prefix.clone(),
             external: config.external.interface.clone(),
             naming,
+            dns_servers: config.dns.servers.clone(),
         };
         let dataplane = Dataplane::new(layout.clone(), settings)
             .map_err(|e| anyhow::anyhow!("the dataplane needs CAP_NET_ADMIN and CAP_SYS_ADMIN (or dataplane.enabled = false): {e}"))?;

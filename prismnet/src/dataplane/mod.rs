@@ -37,6 +37,8 @@ pub struct Settings {
     pub external: Option<String>,
     /// Ports' names, when they are registered in FlashDNS (DHCP gives the domain).
     pub naming: Option<crate::dns::Naming>,
+    /// DNS servers for subnets that name none.
+    pub dns_servers: Vec<Ipv4Addr>,
 }
 
 pub struct Dataplane {
@@ -78,6 +80,7 @@ impl Dataplane {
             underlay_mtu: settings.underlay_mtu,
             external: settings.external.is_some(),
             naming: settings.naming,
+            dns_servers: settings.dns_servers,
         };
         let realiser = Realiser {
             host,

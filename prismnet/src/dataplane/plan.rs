@@ -85,6 +85,8 @@ pub struct ThisNode {
     pub external: bool,
     /// Ports' names, when FlashDNS has them (subnets' domains are given by DHCP).
     pub naming: Option<crate::dns::Naming>,
+    /// DNS servers for subnets that name none (`dns.servers`).
+    pub dns_servers: Vec<Ipv4Addr>,
 }
 
 /// The transit address of VPC `vni`: a hash into `TRANSIT`, probed past `taken`.
@@ -277,7 +279,7 @@ pub fn build(layout: &Layout, items: &BTreeMap<String, Vec<u8>>, nodes: &BTreeMa
                     cidr: spec.cidr,
                     gateway: spec.gateway(),
                     dhcp: spec.dhcp,
-                    dns_servers: spec.dns_servers.clone(),
+                    dns_servers: if spec.dns_servers.is_empty() { this.dns_servers.clone() } else { spec.dns_servers.clone() },
                     routes: spec.routes.iter().map(|r| (r.destination, r.nexthop)).collect(),
                     domain: this.naming.as_ref().and_then(|n| n.subnet_domain(owner, vpc_name, name)),
                 });
