@@ -1,11 +1,13 @@
 //! LightningStor's configuration: the runtime's `[server]`, `[log]`, `[tls]` (the management
-//! API port, 9093) plus `[s3]`, `[flaredb]`, `[iam]`, `[storage]` and `[replication]`. Every key is documented in
-//! `lightningstor-server --help`.
+//! API port, 9093) plus `[s3]`, `[flaredb]`, `[iam]`, `[storage]`, `[replication]`,
+//! `[chainfire]` (where volumes are kept as resources) and `[volumes]` (how they are served).
+//! Every key is documented in `lightningstor-server --help`.
 
 use std::net::SocketAddr;
 
 use flaredb_client::records::FlaredbSection;
 use photon_auth::IamSection;
+use photon_resource::ChainfireSection;
 use photon_runtime::{LogSection, Sections, ServerSection, ServiceConfig, ServiceSpec, TlsSection};
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +30,18 @@ pub struct LightningstorConfig {
     pub iam: IamSection,
     pub storage: StorageSection,
     pub replication: ReplicationSection,
+    /// Where volumes and snapshots are kept (as tenant resources).
+    pub chainfire: ChainfireSection,
+    pub volumes: VolumesSection,
+}
+
+/// `[volumes]`: block volumes served from this node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolumesSection {
+    /// The NBD server (QEMU's most direct path to a volume), TLS with the API port's
+    /// certificate.
+    pub nbd_listen: SocketAddr,
 }
 
 /// `[s3]`: the S3 endpoint.
@@ -143,6 +157,8 @@ impl ServiceConfig for LightningstorConfig {
                 timeout_ms: 10_000,
                 repair_interval_ms: 2_000,
             },
+            chainfire: ChainfireSection::default(),
+            volumes: VolumesSection { nbd_listen: SocketAddr::from(([0, 0, 0, 0], 10809)) },
         }
     }
 

@@ -17,6 +17,7 @@ use crate::replication::server::PeerTls;
 use crate::replication::trash::Trash;
 use crate::replication::{Peer, Replicas};
 use crate::s3::service::{handle, S3};
+use photon_api::resource::v1::resources_server::ResourcesServer;
 
 pub async fn build(config: LightningstorConfig, context: Context) -> anyhow::Result<Api> {
     let trust = context.tls.trust.clone();
@@ -77,7 +78,11 @@ pub async fn build(config: LightningstorConfig, context: Context) -> anyhow::Res
     }
     let metrics = chunks.metrics.clone();
     let admin = crate::admin::Admin::new(records.clone());
-    let guard = photon_auth::Guard::new(auth.clone(), crate::admin::rules());
+    let (volumes, volume_routes, volume_rules, volume_grpc, volume_count) =
+        volumes(&config, &context, records.clone(), auth.clone()).await?;
+    let mut rules = crate::admin::rules();
+    rules.extend(volume_rules);
+    let guard = photon_auth::Guard::new(auth.clone(), rules);
     let s3 = Arc::new(S3 {
         records,
         chunks,
@@ -101,9 +106,11 @@ pub async fn build(config: LightningstorConfig, context: Context) -> anyhow::Res
     context.tasks.spawn(photon_runtime::serve_port(listener, tls, router, context.shutdown.clone(), drain));
 
     let pending = metrics.pending.clone();
-    let mut api = Api::new(move || health(&data).with("repairs_pending", pending.get()))
+    let store = volumes.store.clone();
+    let mut api = Api::new(move || health(&data, &store, &volume_count).with("repairs_pending", pending.get()))
         .grpc(admin.clone().grpc())
-        .http(admin.router())
+        .grpc(volume_grpc)
+        .http(admin.router().merge(volume_routes))
         .guard(move |router| guard.apply(router));
     let registry = api.registry();
     registry.register(
@@ -162,12 +169,77 @@ fn replicas(
     Ok(replicas)
 }
 
-/// `/health`: `{"status","volumes","total_gb"}`: healthy while the data directory answers.
-fn health(data: &std::path::Path) -> HealthReport {
-    match disk_gb(data) {
-        Some(total) => HealthReport::new(HealthStatus::Healthy).with("volumes", 1).with("total_gb", total),
-        None => HealthReport::new(HealthStatus::Unhealthy).with("volumes", 0).with("total_gb", 0),
-    }
+/// The block volumes' part: their resources in chainfire (a copy followed for `/health`), the
+/// engines of this node, and their API routes.
+async fn volumes(
+    config: &LightningstorConfig,
+    context: &Context,
+    records: flaredb_client::records::Records,
+    auth: Arc<AuthClient>,
+) -> anyhow::Result<(Served, axum::Router, Vec<photon_auth::Rule>, ResourcesServer<photon_resource::grpc::Grpc>, VolumeCount)>
+{
+    use crate::volumes::exports::{Catalog, VolumeExports};
+    use crate::volumes::model::{layout, Attachment, Snapshot, Volume};
+    use photon_resource::Kind;
+    let store = photon_resource::Store::connect(&config.chainfire, context.tls.trust.clone()).await?;
+    let extents = Arc::new(crate::volumes::extents::ExtentStore::open(&config.server.data_dir.join("extents"))?);
+    let engines = crate::volumes::service::Volumes::new(Arc::new(records), extents);
+    let resources = photon_resource::Resources::new(store.clone(), layout())
+        .with_assigner::<Volume>(engines.clone())
+        .with_assigner::<Snapshot>(engines.clone())
+        .with_assigner::<Attachment>(engines.clone());
+    let (router, rules, grpc) = crate::volumes::api::router(resources, auth);
+    let count = VolumeCount::default();
+    let catalog = Arc::new(Catalog::default());
+    let (counted, indexed, layout) = (count.clone(), catalog.clone(), layout());
+    let copy = Arc::new(std::sync::Mutex::new(photon_resource::Mirror::default()));
+    context.tasks.spawn(photon_resource::follow(store.clone(), layout.prefix(), context.shutdown.clone(), move |changes| {
+        let mut copy = copy.lock().unwrap_or_else(|p| p.into_inner());
+        copy.apply(changes);
+        let volumes = copy.items().keys().filter(|k| layout.parse(k).is_some_and(|(_, path, _)| path == Volume::PATH)).count();
+        counted.store(if copy.revision > 0 { volumes as i64 } else { -1 }, std::sync::atomic::Ordering::SeqCst);
+        indexed.rebuild(&layout, copy.items());
+    }));
+
+    let listener = tokio::net::TcpListener::bind(config.volumes.nbd_listen).await.map_err(|e| {
+        anyhow::anyhow!("cannot listen on the NBD port {} (volumes.nbd_listen): {e}", config.volumes.nbd_listen)
+    })?;
+    // NBD's own STARTTLS, with the API port's certificate; no ALPN (QEMU offers none).
+    let tls = context.tls.config.as_ref().map(|c| {
+        let mut c = (**c).clone();
+        c.alpn_protocols.clear();
+        Arc::new(c)
+    });
+    tracing::info!(listen = %config.volumes.nbd_listen, tls = tls.is_some(), "serving volumes over NBD");
+    let node = if config.replication.node_id.is_empty() { photon_runtime::host_name() } else { config.replication.node_id.clone() };
+    let exports = Arc::new(VolumeExports::new(catalog, engines.clone(), store.clone(), node));
+    context.tasks.spawn(photon_block::nbd::serve(listener, exports, tls, context.shutdown.clone()));
+    Ok((Served { store, engines }, router, rules, grpc, count))
+}
+
+/// Volumes this node knows of (-1 before the first copy from chainfire).
+type VolumeCount = Arc<std::sync::atomic::AtomicI64>;
+
+pub struct Served {
+    pub store: photon_resource::Store,
+    pub engines: Arc<crate::volumes::service::Volumes>,
+}
+
+/// `/health`: `{"status","volumes","total_gb","chainfire"}`: healthy while the data directory
+/// answers and chainfire (where volumes are kept) is reachable; degraded without chainfire
+/// (S3 serves all the same).
+fn health(data: &std::path::Path, store: &photon_resource::Store, volumes: &VolumeCount) -> HealthReport {
+    let connected = store.connected();
+    let count = volumes.load(std::sync::atomic::Ordering::SeqCst);
+    let report = match disk_gb(data) {
+        Some(_) if !connected || count < 0 => HealthReport::new(HealthStatus::Degraded),
+        Some(_) => HealthReport::new(HealthStatus::Healthy),
+        None => HealthReport::new(HealthStatus::Unhealthy),
+    };
+    report
+        .with("volumes", count.max(0) as u64)
+        .with("total_gb", disk_gb(data).unwrap_or(0.0))
+        .with("chainfire", if connected { "connected" } else { "unreachable" })
 }
 
 /// The size of the filesystem holding `path`, in GB.

@@ -105,7 +105,10 @@ impl MemDevice {
     fn check(&self, offset: u64, len: u64) -> Result<(), BlockError> {
         match offset.checked_add(len) {
             Some(end) if end <= self.size => Ok(()),
-            _ => Err(BlockError::OutOfRange(format!("{len} bytes at {offset} pass the end of the device ({})", self.size))),
+            _ => Err(BlockError::OutOfRange(format!(
+                "{len} bytes at {offset} pass the end of the device ({})",
+                self.size
+            ))),
         }
     }
 
@@ -216,7 +219,8 @@ impl BlockDevice for MemDevice {
     fn extents(&self, offset: u64, len: u64) -> BlockFuture<'_, Vec<Extent>> {
         Box::pin(async move {
             self.check(offset, len.min(self.size.saturating_sub(offset)))?;
-            let end = (offset + len).min(self.size);
+            // `len` is only a hint and may reach past the end (or past u64::MAX).
+            let end = offset.saturating_add(len).min(self.size);
             let pages = self.pages();
             let mut out: Vec<Extent> = Vec::new();
             let mut at = offset;
@@ -232,5 +236,36 @@ impl BlockDevice for MemDevice {
             }
             Ok(out)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn extents_tolerate_a_length_past_the_end() {
+        let dev = MemDevice::new(8192);
+        dev.write(4096, Bytes::from_static(&[1; 10]), false).await.unwrap();
+        let extents = dev.extents(0, u64::MAX).await.unwrap();
+        assert_eq!(
+            extents,
+            vec![Extent { len: 4096, hole: true, zero: true }, Extent { len: 4096, hole: false, zero: false }]
+        );
+        assert_eq!(dev.extents(4096, u64::MAX).await.unwrap(), vec![Extent { len: 4096, hole: false, zero: false }]);
+        assert!(dev.extents(8193, 1).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn zeroing_drops_whole_pages_and_clears_partial_ones() {
+        let dev = MemDevice::new(16384);
+        dev.write(0, Bytes::from(vec![7u8; 16384]), false).await.unwrap();
+        dev.write_zeroes(100, 8192, true, false).await.unwrap();
+        let data = dev.read(0, 16384).await.unwrap();
+        assert!(data[..100].iter().all(|&b| b == 7));
+        assert!(data[100..8292].iter().all(|&b| b == 0));
+        assert!(data[8292..].iter().all(|&b| b == 7));
+        let extents = dev.extents(0, 16384).await.unwrap();
+        assert_eq!(extents[1], Extent { len: 4096, hole: true, zero: true }, "page 1 was dropped");
     }
 }

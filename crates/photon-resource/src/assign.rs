@@ -56,6 +56,12 @@ pub trait Assign<K: Kind>: Send + Sync + 'static {
     fn updating<'a>(&'a self, _at: Placing<'a>, _spec: &'a mut K::Spec) -> Assigning<'a> {
         Box::pin(async { Ok(()) })
     }
+
+    /// Checks a delete of the resource `name` (with its stored spec) against what is stored:
+    /// refuses, naming why, while something else still needs it (a snapshot a clone reads).
+    fn deleting<'a>(&'a self, _at: Placing<'a>, _name: &'a str, _spec: &'a K::Spec) -> Assigning<'a> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// Each kind's assigner, by the kind's path.

@@ -44,18 +44,10 @@ async fn try_hold(
     changed: &mut impl FnMut(bool),
 ) -> Result<(), String> {
     let mut client = store.client();
-    let lease = client.lease_grant(ttl_secs, None).await.map_err(|e| e.to_string())?.id();
-    let put = TxnOp::put(key, value, Some(PutOptions::new().with_lease(lease)));
-    let txn = Txn::new()
-        .when([Compare::create_revision(key, CompareOp::Equal, 0)])
-        .and_then([put])
-        .or_else([TxnOp::get(key, None)]);
-    let response = client.txn(txn).await.map_err(|e| e.to_string())?;
-    if !response.succeeded() {
-        let _ = client.lease_revoke(lease).await;
-        let revision = response.header().map(|h| h.revision()).unwrap_or(0);
-        return wait_free(store, key, revision, shutdown).await;
-    }
+    let lease = match put_if_absent(store, key, value, ttl_secs).await? {
+        Ok(lease) => lease,
+        Err((revision, _)) => return wait_free(store, key, revision, shutdown).await,
+    };
     tracing::info!(%key, holder = %value, "claim taken");
     changed(true);
     let held = keep(store, lease, ttl_secs, shutdown).await;
@@ -158,4 +150,68 @@ async fn wait_free(store: &Store, key: &str, revision: i64, shutdown: &Cancellat
             },
         }
     }
+}
+
+/// A key held by `take`: its lease kept alive until the holding is dropped (then released at
+/// once) or lost (`lost` fires: chainfire could not renew it for a whole TTL).
+pub struct Holding {
+    pub lost: CancellationToken,
+    release: CancellationToken,
+}
+
+impl Drop for Holding {
+    fn drop(&mut self) {
+        self.release.cancel();
+    }
+}
+
+/// Takes `key` now if it is free, without waiting: the holding, or who holds it (its value).
+/// What one session may do alone (write a volume) is fenced this way: a second is refused
+/// while the first holds the key, and takes it once the first's lease expires.
+pub async fn take(store: &Store, key: &str, value: &str, ttl: Duration) -> Result<Result<Holding, String>, String> {
+    let ttl_secs = ttl.as_secs().max(1) as i64;
+    let lease = match put_if_absent(store, key, value, ttl_secs).await? {
+        Ok(lease) => lease,
+        Err((_, holder)) => return Ok(Err(holder)),
+    };
+    let (lost, release) = (CancellationToken::new(), CancellationToken::new());
+    let (keeper, signal, store) = (release.clone(), lost.clone(), store.clone());
+    let key = key.to_string();
+    tokio::spawn(async move {
+        let held = keep(&store, lease, ttl_secs, &keeper).await;
+        if keeper.is_cancelled() {
+            let _ = store.client().lease_revoke(lease).await;
+        } else {
+            tracing::warn!(%key, reason = %held.err().unwrap_or_default(), "held key lost");
+        }
+        signal.cancel();
+    });
+    Ok(Ok(Holding { lost, release }))
+}
+
+/// Puts `key` = `value` under a new lease of `ttl_secs` if the key is absent: the lease, or
+/// (the store's revision, the present holder's value) when it is taken.
+async fn put_if_absent(store: &Store, key: &str, value: &str, ttl_secs: i64) -> Result<Result<i64, (i64, String)>, String> {
+    let mut client = store.client();
+    let lease = client.lease_grant(ttl_secs, None).await.map_err(|e| e.to_string())?.id();
+    let put = TxnOp::put(key, value, Some(PutOptions::new().with_lease(lease)));
+    let txn = Txn::new()
+        .when([Compare::create_revision(key, CompareOp::Equal, 0)])
+        .and_then([put])
+        .or_else([TxnOp::get(key, None)]);
+    let response = client.txn(txn).await.map_err(|e| e.to_string())?;
+    if response.succeeded() {
+        return Ok(Ok(lease));
+    }
+    let _ = client.lease_revoke(lease).await;
+    let revision = response.header().map(|h| h.revision()).unwrap_or(0);
+    let holder = response
+        .op_responses()
+        .into_iter()
+        .find_map(|op| match op {
+            etcd_client::TxnOpResponse::Get(get) => get.kvs().first().map(|kv| String::from_utf8_lossy(kv.value()).into_owned()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    Ok(Err((revision, holder)))
 }

@@ -26,6 +26,10 @@ pub trait Kind: Send + Sync + 'static {
     /// (`["loadbalancers", "listeners"]`): path segments of its REST routes and its keys.
     const PATH: &'static [&'static str];
 
+    /// Whether deleting a resource deletes what lies under it (true), or is refused while
+    /// anything does (false: a volume with snapshots, whose loss could not be undone).
+    const CASCADE: bool = true;
+
     /// Checks a spec on receipt; field paths start at `spec`.
     fn validate(spec: &Self::Spec) -> Result<(), FieldError>;
 
@@ -387,6 +391,17 @@ impl Resources {
         let key = self.layout.key(owner, K::PATH, parents, name);
         let mut names = parents.to_vec();
         names.push(name.to_string());
+        if let Some(assigner) = self.assigners.get::<K>() {
+            assigner.deleting(Placing { resources: self, owner, parents }, name, &current.spec).await?;
+        }
+        if !K::CASCADE {
+            if let Some(held) = self.held_under(owner, K::PATH, &names).await? {
+                return Err(ResourceError::Precondition(format!(
+                    "{} {name} still holds {held}; delete those first",
+                    K::NAME
+                )));
+            }
+        }
         let mut tx = self.layout.cascade(Tx::new().delete(&key, current.metadata.resource_version), owner, K::PATH, &names);
         for claim in self.layout.claims_of(owner, K::PATH, &names, &K::unique(&current.spec), &K::unique_in_parent(&current.spec)) {
             tx = tx.remove(&claim);
@@ -401,6 +416,19 @@ impl Resources {
         }
     }
 
+}
+
+impl Resources {
+    /// The kind (its plural) of some resource under the one of `path` named `names`, if any.
+    async fn held_under(&self, owner: &Owner, path: &[&str], names: &[String]) -> Result<Option<&'static str>, ResourceError> {
+        for kind in self.layout.descendants(path) {
+            let prefix = self.layout.collection(owner, kind, names);
+            if !self.store.list::<serde_json::Value>(&prefix, None, 1).await?.items.is_empty() {
+                return Ok(kind.last().copied());
+            }
+        }
+        Ok(None)
+    }
 }
 
 fn with_version<S>(found: Versioned<Resource<S>>) -> Resource<S> {

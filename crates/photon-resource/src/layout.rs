@@ -95,14 +95,17 @@ impl Layout {
         keys
     }
 
+    /// The kinds that live under kind `path` (at any depth).
+    pub(crate) fn descendants<'a>(&'a self, path: &'a [&str]) -> impl Iterator<Item = &'static [&'static str]> + 'a {
+        self.kinds.iter().copied().filter(move |kind| kind.len() > path.len() && kind.starts_with(path))
+    }
+
     /// The deletes that take everything under one resource with it: its descendants and every
     /// claim made under it.
     pub(crate) fn cascade(&self, mut tx: Tx, owner: &Owner, path: &[&str], names: &[String]) -> Tx {
         tx = tx.delete_prefix(&self.scope(owner, path, names));
-        for kind in &self.kinds {
-            if kind.len() > path.len() && kind.starts_with(path) {
-                tx = tx.delete_prefix(&self.collection(owner, kind, names));
-            }
+        for kind in self.descendants(path) {
+            tx = tx.delete_prefix(&self.collection(owner, kind, names));
         }
         tx
     }

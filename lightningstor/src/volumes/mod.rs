@@ -2,8 +2,14 @@
 //! bytes are fixed-size extents (`extents`: in-place files with per-block checksums) found
 //! through its extent map in flaredb (`map`: versions by epoch, for snapshots and clones); the
 //! engine (`engine`) is the volume as a block device that the frontends of `photon-block`
-//! (NBD, iSCSI) serve.
+//! (NBD, iSCSI) serve. Volumes, snapshots and attachments are tenant resources in chainfire
+//! (`model`, `api`); what creating them does to the data is `service`; what an NBD client may
+//! open is `exports`.
 
 pub mod engine;
+pub mod exports;
 pub mod extents;
+pub mod api;
 pub mod map;
+pub mod model;
+pub mod service;

@@ -26,6 +26,8 @@ pub struct Stack {
     /// The S3 port's `host:port`.
     pub listen: String,
     pub ca: PathBuf,
+    /// The NBD port's `host:port` (volumes).
+    pub nbd: String,
     /// `sa:acme/web/app`, a member of project acme/web.
     pub tenant: Key,
     /// `sa:beta/web/app`, a member of another project.
@@ -44,21 +46,23 @@ impl Stack {
         let tenant = account(&iam, &root, "acme", "app", "member").await;
         let stranger = account(&iam, &root, "beta", "app", "member").await;
         let listen = format!("127.0.0.1:{}", free_port());
-        let (flaredb, iam_url) = (iam.flaredb.url(), iam.iam.url());
+        let (flaredb, iam_url, chainfire) = (iam.flaredb.url(), iam.iam.url(), iam.chainfire.url());
         let mut storage = TestServer::with_shared_ca(
             "lightningstor-server",
             iam.ca.path(),
-            &["--flaredb", &flaredb, "--iam", &iam_url, "--s3-listen", &listen],
+            &["--flaredb", &flaredb, "--chainfire", &chainfire, "--iam", &iam_url, "--s3-listen", &listen],
         );
         storage.process.env("LIGHTNINGSTOR_IAM_CREDENTIALS_FILE", &credentials);
+        let nbd = format!("127.0.0.1:{}", free_port());
+        storage.process.env("LIGHTNINGSTOR_VOLUMES_NBD_LISTEN", &nbd);
         for (k, v) in env {
             storage.process.env(k, v);
         }
         storage.process.start();
         let health = storage.wait_healthy(Duration::from_secs(30)).await;
-        assert_eq!(health["volumes"], 1, "{health}");
+        assert_eq!((health["volumes"].as_u64(), health["chainfire"].as_str()), (Some(0), Some("connected")), "{health}");
         let ca = storage.ca();
-        Self { env: iam, root, storage, endpoint: format!("https://{listen}"), listen, ca, tenant, stranger }
+        Self { env: iam, root, storage, endpoint: format!("https://{listen}"), listen, ca, nbd, tenant, stranger }
     }
 
     /// A new service account `name` in acme/web with `role` there; its access key.
@@ -96,14 +100,15 @@ impl Stack {
     /// and its S3 `host:port`.
     pub fn server(&self, env: &[(&str, &str)]) -> (TestServer, String) {
         let credentials = self.env.iam.dir().join("data/services/lightningstor.json");
-        let (flaredb, iam) = (self.env.flaredb.url(), self.env.iam.url());
+        let (flaredb, iam, chainfire) = (self.env.flaredb.url(), self.env.iam.url(), self.env.chainfire.url());
         let listen = format!("127.0.0.1:{}", free_port());
         let mut server = TestServer::with_shared_ca(
             "lightningstor-server",
             self.env.ca.path(),
-            &["--flaredb", &flaredb, "--iam", &iam, "--s3-listen", &listen],
+            &["--flaredb", &flaredb, "--chainfire", &chainfire, "--iam", &iam, "--s3-listen", &listen],
         );
         server.process.env("LIGHTNINGSTOR_IAM_CREDENTIALS_FILE", &credentials);
+        server.process.env("LIGHTNINGSTOR_VOLUMES_NBD_LISTEN", format!("127.0.0.1:{}", free_port()));
         for (k, v) in env {
             server.process.env(k, v);
         }

@@ -1,0 +1,132 @@
+//! This node's volumes at work: the engines open here (one per volume head, shared by every
+//! session that serves it), and what creating a snapshot or a clone, or deleting one, does to
+//! the data (photon-resource assigners run inside the API's create and delete).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use photon_block::BlockError;
+use photon_resource::{Assign, Assigning, FieldError, Placing, ResourceError};
+
+use super::engine::VolumeEngine;
+use super::extents::ExtentStore;
+use super::map::{MapStore, Parent};
+use super::model::{Attachment, AttachmentSpec, Snapshot, SnapshotSpec, Source, Volume, VolumeSpec};
+
+pub struct Volumes {
+    map: Arc<dyn MapStore>,
+    extents: Arc<ExtentStore>,
+    /// Open heads by volume uid.
+    heads: Mutex<HashMap<String, Arc<VolumeEngine>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn unavailable(e: BlockError) -> ResourceError {
+    ResourceError::Unavailable(format!("the volume's data: {e}"))
+}
+
+impl Volumes {
+    pub fn new(map: Arc<dyn MapStore>, extents: Arc<ExtentStore>) -> Arc<Self> {
+        Arc::new(Self { map, extents, heads: Mutex::default() })
+    }
+
+    /// The writable head of volume `uid` at `size` bytes (grown if the volume grew since).
+    pub async fn head(&self, uid: &str, spec: &VolumeSpec) -> Result<Arc<VolumeEngine>, BlockError> {
+        if let Some(engine) = lock(&self.heads).get(uid).cloned() {
+            engine.set_size(spec.size_bytes);
+            return Ok(engine);
+        }
+        let engine =
+            VolumeEngine::open(uid, spec.size_bytes, None, spec.origin.clone(), self.map.clone(), self.extents.clone()).await?;
+        // Two sessions opening at once: the first one in is the one kept.
+        Ok(lock(&self.heads).entry(uid.to_string()).or_insert(engine).clone())
+    }
+
+    /// Snapshot `epoch` of volume `uid`, read only, `size` bytes.
+    pub async fn snapshot(&self, uid: &str, epoch: u32, size: u64) -> Result<Arc<VolumeEngine>, BlockError> {
+        VolumeEngine::open(uid, size, Some(epoch), None, self.map.clone(), self.extents.clone()).await
+    }
+}
+
+/// A clone names a snapshot of its project: its data is read through that snapshot's epoch.
+impl Assign<Volume> for Arc<Volumes> {
+    fn assign<'a>(&'a self, at: Placing<'a>, spec: &'a mut VolumeSpec) -> Assigning<'a> {
+        Box::pin(async move {
+            spec.origin = None;
+            let Some(Source::Snapshot { volume, snapshot }) = spec.source.clone() else { return Ok(()) };
+            let not_found = |e: ResourceError| match e {
+                ResourceError::NotFound { .. } => {
+                    ResourceError::from(FieldError::new("spec.source.snapshot", format!("{volume}/{snapshot} does not exist")))
+                }
+                other => other,
+            };
+            let source = at.resources.get::<Volume>(at.owner, &[], &volume).await.map_err(not_found)?;
+            let taken = at.resources.get::<Snapshot>(at.owner, &[volume.clone()], &snapshot).await.map_err(not_found)?;
+            let (Some(epoch), Some(size)) = (taken.spec.epoch, taken.spec.size_bytes) else {
+                return Err(ResourceError::Precondition(format!("snapshot {volume}/{snapshot} was never taken")));
+            };
+            if spec.size_bytes < size {
+                return Err(FieldError::new(
+                    "spec.size_bytes",
+                    format!("{} is smaller than snapshot {volume}/{snapshot} ({size} bytes)", spec.size_bytes),
+                )
+                .into());
+            }
+            spec.origin = Some(Parent { uid: source.metadata.uid, epoch });
+            Ok(())
+        })
+    }
+}
+
+/// Taking a snapshot: the volume's head moves to its next epoch, between two writes.
+impl Assign<Snapshot> for Arc<Volumes> {
+    fn assign<'a>(&'a self, at: Placing<'a>, spec: &'a mut SnapshotSpec) -> Assigning<'a> {
+        Box::pin(async move {
+            let name = at.parents.first().cloned().unwrap_or_default();
+            let volume = at.resources.get::<Volume>(at.owner, &[], &name).await?;
+            let engine = self.head(&volume.metadata.uid, &volume.spec).await.map_err(unavailable)?;
+            spec.epoch = Some(engine.snapshot().await.map_err(unavailable)?);
+            spec.size_bytes = Some(volume.spec.size_bytes);
+            Ok(())
+        })
+    }
+
+    /// A snapshot a clone reads through stays until the clone is gone.
+    fn deleting<'a>(&'a self, at: Placing<'a>, name: &'a str, spec: &'a SnapshotSpec) -> Assigning<'a> {
+        Box::pin(async move {
+            let volume_name = at.parents.first().cloned().unwrap_or_default();
+            let volume = at.resources.get::<Volume>(at.owner, &[], &volume_name).await?;
+            let clones = at.resources.list_all::<Volume>(at.owner, &[]).await?;
+            let origin = Parent { uid: volume.metadata.uid, epoch: spec.epoch.unwrap_or(0) };
+            if let Some(clone) = clones.iter().find(|c| c.spec.origin.as_ref() == Some(&origin)) {
+                return Err(ResourceError::Precondition(format!(
+                    "snapshot {volume_name}/{name} is the source of volume {}; delete that first",
+                    clone.metadata.name
+                )));
+            }
+            Ok(())
+        })
+    }
+}
+
+/// An attachment gets its token (the NBD export name), and a snapshot it names must exist.
+impl Assign<Attachment> for Arc<Volumes> {
+    fn assign<'a>(&'a self, at: Placing<'a>, spec: &'a mut AttachmentSpec) -> Assigning<'a> {
+        Box::pin(async move {
+            spec.token = Some(format!("{}{}", super::extents::new_id(), super::extents::new_id()));
+            if let Some(snapshot) = &spec.snapshot {
+                match at.resources.get::<Snapshot>(at.owner, at.parents, snapshot).await {
+                    Ok(_) => {}
+                    Err(ResourceError::NotFound { .. }) => {
+                        return Err(FieldError::new("spec.snapshot", format!("the volume has no snapshot {snapshot}")).into())
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(())
+        })
+    }
+}
