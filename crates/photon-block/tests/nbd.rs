@@ -522,7 +522,7 @@ async fn malformed_sessions_change_nothing_and_break_nothing() {
 async fn random_byte_streams_change_nothing_and_break_nothing() {
     let (server, vol, ro) = robustness_server().await;
     let before = (content(&vol).await, content(&ro).await);
-    let sessions = photon_testkit::seeded::env_u64("NBD_RANDOM_SESSIONS", 400);
+    let sessions = photon_testkit::seeded::env_u64("NBD_RANDOM_SESSIONS", 1000);
     let seed = photon_testkit::seeded::env_u64("NBD_RANDOM_SEED", 7);
     for i in 0..sessions {
         let bytes = support::corpus::random_session(seed + i, MIB as u64);

@@ -19,6 +19,7 @@ mod rest;
 mod status;
 mod table;
 mod up;
+mod volume;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -207,6 +208,16 @@ enum Command {
         #[command(subcommand)]
         command: net::NetCommand,
     },
+    /// Block volumes in LightningStor (snapshots, clones, attachments for QEMU over NBD), as the
+    /// saved login.
+    ///
+    /// --org and --project name the project; they default to the login's.
+    Volume {
+        #[command(flatten)]
+        project: dns::ProjectArgs,
+        #[command(subcommand)]
+        command: volume::VolumeCommand,
+    },
     /// Show every service's health on this node, then every node's services as the cluster's
     /// membership reports them. Exits 0 when at least one service answers and every service that
     /// answers is healthy, 1 otherwise.
@@ -289,6 +300,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let target =
                 rest::Target { endpoints: global.endpoints()?, endpoint: global.endpoint.clone(), ca: global.ca };
             done(net::run(target, project, command, output).await)
+        }
+        Command::Volume { project, command } => {
+            let target =
+                rest::Target { endpoints: global.endpoints()?, endpoint: global.endpoint.clone(), ca: global.ca };
+            done(volume::run(target, project, command, output).await)
         }
         Command::Status => {
             let (chainfire, ca) = global.resolve("chainfire")?;

@@ -77,6 +77,11 @@ impl Rest {
         Ok(Self { base, authority, server_name, tls, token })
     }
 
+    /// The server's host, as the base URL names it (without brackets).
+    pub fn host(&self) -> String {
+        self.base.parse::<Uri>().ok().and_then(|u| u.host().map(|h| h.trim_matches(['[', ']']).to_string())).unwrap_or_default()
+    }
+
     /// Sends `method path` with `body` (of `content_type`); answers whatever status comes back.
     pub async fn send(
         &self,

@@ -577,5 +577,27 @@ fn the_real_services_start_in_order_and_photonctl_db_reaches_flaredb() {
         assert!(Instant::now() < deadline, "www.up.test never answered: {text}");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // LightningStor's volumes: made, snapshotted, and reached over NBD as attach-info says.
+    let volume = |args: &[&str]| {
+        let mut line = vec!["volume", "--org", "default", "--project", "default"];
+        line.extend_from_slice(args);
+        photonctl(&line[..])
+    };
+    let (ok, text) = volume(&["create", "disk", "--size", "64M", "--replicas", "1"]);
+    assert!(ok && text.contains("67108864"), "{text}");
+    let (ok, text) = volume(&["snapshot", "create", "disk", "s1"]);
+    assert!(ok && text.contains("s1"), "{text}");
+    let (ok, text) = volume(&["--output", "json", "attach-info", "disk", "--for", "here"]);
+    assert!(ok, "{text}");
+    let info: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let tls = platform.dir.path().join("qemu-tls");
+    std::fs::create_dir_all(&tls).unwrap();
+    let ca = info["tls"].as_str().and_then(|t| t.split("(cp ").nth(1)).and_then(|t| t.split(' ').next()).unwrap();
+    std::fs::copy(ca, tls.join("ca-cert.pem")).unwrap();
+    let url = format!("{}?tls-certificates={}", info["nbd_url"].as_str().unwrap(), tls.display());
+    let (ok, text) = sh(&format!("nbdinfo --size '{url}'"));
+    assert!(ok && text.trim() == "67108864", "nbdinfo {url}: {text}");
+    let (ok, text) = volume(&["rm", "disk"]);
+    assert!(!ok && text.contains("still holds"), "a volume with snapshots stays: {text}");
     platform.stop_cleanly();
 }

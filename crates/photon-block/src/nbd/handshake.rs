@@ -100,7 +100,7 @@ fn reply(out: &mut BytesMut, option: u32, kind: u32, data: &[u8]) {
     out.extend_from_slice(&option_reply(option, kind, data));
 }
 
-fn error(out: &mut BytesMut, option: u32, kind: u32, message: &str) -> Step {
+fn refuse(out: &mut BytesMut, option: u32, kind: u32, message: &str) -> Step {
     reply(out, option, kind, truncate(message, MAX_STRING).as_bytes());
     Step::Continue
 }
@@ -112,7 +112,7 @@ impl Haggle<'_> {
                 // EXPORT_NAME cannot be refused with a reply; the spec says to hang up.
                 return Err(SessionError::protocol("NBD_OPT_EXPORT_NAME before STARTTLS on a TLS-only server"));
             }
-            return Ok(error(out, option, REP_ERR_TLS_REQD, "this server requires TLS (NBD_OPT_STARTTLS)"));
+            return Ok(refuse(out, option, REP_ERR_TLS_REQD, "this server requires TLS (NBD_OPT_STARTTLS)"));
         }
         Ok(match option {
             OPT_EXPORT_NAME => return self.export_name(data, out).await,
@@ -122,9 +122,9 @@ impl Haggle<'_> {
             }
             OPT_LIST => self.list(data, out).await,
             OPT_STARTTLS => match self.tls {
-                _ if !data.is_empty() => error(out, option, REP_ERR_INVALID, "STARTTLS carries no data"),
-                TlsMode::Off => error(out, option, REP_ERR_POLICY, "TLS is not configured on this server"),
-                TlsMode::Active => error(out, option, REP_ERR_INVALID, "TLS is already active"),
+                _ if !data.is_empty() => refuse(out, option, REP_ERR_INVALID, "STARTTLS carries no data"),
+                TlsMode::Off => refuse(out, option, REP_ERR_POLICY, "TLS is not configured on this server"),
+                TlsMode::Active => refuse(out, option, REP_ERR_INVALID, "TLS is already active"),
                 TlsMode::Required => {
                     reply(out, option, REP_ACK, &[]);
                     Step::Done(Outcome::StartTls)
@@ -132,7 +132,7 @@ impl Haggle<'_> {
             },
             OPT_INFO | OPT_GO => self.info_or_go(option, data, out).await,
             OPT_STRUCTURED_REPLY if !data.is_empty() => {
-                error(out, option, REP_ERR_INVALID, "STRUCTURED_REPLY carries no data")
+                refuse(out, option, REP_ERR_INVALID, "STRUCTURED_REPLY carries no data")
             }
             OPT_STRUCTURED_REPLY => {
                 self.structured = true;
@@ -140,13 +140,13 @@ impl Haggle<'_> {
                 Step::Continue
             }
             OPT_LIST_META_CONTEXT | OPT_SET_META_CONTEXT => self.meta_context(option, data, out),
-            _ => error(out, option, REP_ERR_UNSUP, "unsupported option"),
+            _ => refuse(out, option, REP_ERR_UNSUP, "unsupported option"),
         })
     }
 
     async fn list(&self, data: &[u8], out: &mut BytesMut) -> Step {
         if !data.is_empty() {
-            return error(out, OPT_LIST, REP_ERR_INVALID, "LIST carries no data");
+            return refuse(out, OPT_LIST, REP_ERR_INVALID, "LIST carries no data");
         }
         match self.exports.list().await {
             Ok(names) => {
@@ -159,7 +159,7 @@ impl Haggle<'_> {
                 reply(out, OPT_LIST, REP_ACK, &[]);
                 Step::Continue
             }
-            Err(e) => error(out, OPT_LIST, REP_ERR_PLATFORM, &format!("listing exports failed: {e}")),
+            Err(e) => refuse(out, OPT_LIST, REP_ERR_PLATFORM, &format!("listing exports failed: {e}")),
         }
     }
 
@@ -198,11 +198,11 @@ impl Haggle<'_> {
     async fn info_or_go(&self, option: u32, data: &[u8], out: &mut BytesMut) -> Step {
         let request = match options::parse_info(data) {
             Ok(r) => r,
-            Err(BadOption(why)) => return error(out, option, REP_ERR_INVALID, why),
+            Err(BadOption(why)) => return refuse(out, option, REP_ERR_INVALID, why),
         };
         let device = match self.open(&request.name).await {
             Ok(d) => d,
-            Err(message) => return error(out, option, REP_ERR_UNKNOWN, &message),
+            Err(message) => return refuse(out, option, REP_ERR_UNKNOWN, &message),
         };
         let n = self.negotiated(request.name, device);
         let mut export = BytesMut::with_capacity(12);
@@ -238,11 +238,11 @@ impl Haggle<'_> {
             self.meta_export = None;
         }
         if !self.structured {
-            return error(out, option, REP_ERR_INVALID, "negotiate structured replies first");
+            return refuse(out, option, REP_ERR_INVALID, "negotiate structured replies first");
         }
         let request = match options::parse_meta(data) {
             Ok(r) => r,
-            Err(BadOption(why)) => return error(out, option, REP_ERR_INVALID, why),
+            Err(BadOption(why)) => return refuse(out, option, REP_ERR_INVALID, why),
         };
         // The export is not opened here (opening may take a lease); a context selected for a
         // name that GO then fails on is simply never used.

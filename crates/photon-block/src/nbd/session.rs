@@ -19,7 +19,7 @@ use super::proto::*;
 use super::transmission::{self, Ending};
 
 /// How long a client has from connecting to entering transmission (TLS included), so idle or
-/// trickling connections do not hold a task forever. qemu-nbd's default is the same.
+/// trickling connections do not hold a task forever. Real clients need milliseconds.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The connection once negotiation is over.
