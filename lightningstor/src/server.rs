@@ -17,6 +17,7 @@ use crate::replication::server::PeerTls;
 use crate::replication::trash::Trash;
 use crate::replication::{Peer, Replicas};
 use crate::s3::service::{handle, S3};
+use crate::volumes::replicas::ExtentReplicas;
 use photon_api::resource::v1::resources_server::ResourcesServer;
 
 pub async fn build(config: LightningstorConfig, context: Context) -> anyhow::Result<Api> {
@@ -54,6 +55,12 @@ pub async fn build(config: LightningstorConfig, context: Context) -> anyhow::Res
     let (scrubber, shutdown, scrub_records) = (chunks.clone(), context.shutdown.clone(), records.clone());
     let (every, rate) = (Duration::from_millis(config.storage.scrub_interval_ms), config.storage.scrub_bytes_per_sec);
     context.tasks.spawn(async move { scrubber.run_scrubs(scrub_records, every, rate, shutdown).await });
+    // Volume extents: this node's, and its peers' over the same replication port.
+    let extent_store = Arc::new(crate::volumes::extents::ExtentStore::open(&config.server.data_dir.join("extents"))?);
+    let fences = Arc::new(crate::volumes::fences::Fences::open(config.server.data_dir.join("fences.json")));
+    let extent_peers = chunks.peers.iter().map(|p| (p.id.clone(), p.client.clone())).collect();
+    let timeout = Duration::from_millis(config.replication.timeout_ms);
+    let extents = Arc::new(ExtentReplicas::new(extent_store, fences, chunks.node.clone(), extent_peers, timeout));
     if !chunks.peers.is_empty() {
         let tls = match (&context.tls.identity, &context.tls.trust) {
             (Some((cert, key)), Some(ca)) => Some(PeerTls { cert: cert.clone(), key: key.clone(), ca: ca.clone() }),
@@ -63,6 +70,7 @@ pub async fn build(config: LightningstorConfig, context: Context) -> anyhow::Res
         let serving = crate::replication::server::serve(
             config.replication.listen,
             chunks.clone(),
+            extents.clone(),
             tls,
             max_message,
             context.shutdown.clone(),
@@ -79,7 +87,7 @@ pub async fn build(config: LightningstorConfig, context: Context) -> anyhow::Res
     let metrics = chunks.metrics.clone();
     let admin = crate::admin::Admin::new(records.clone());
     let (volumes, volume_routes, volume_rules, volume_grpc, volume_count) =
-        volumes(&config, &context, records.clone(), auth.clone()).await?;
+        volumes(&config, &context, records.clone(), extents, auth.clone()).await?;
     let mut rules = crate::admin::rules();
     rules.extend(volume_rules);
     let guard = photon_auth::Guard::new(auth.clone(), rules);
@@ -175,6 +183,7 @@ async fn volumes(
     config: &LightningstorConfig,
     context: &Context,
     records: flaredb_client::records::Records,
+    extents: Arc<ExtentReplicas>,
     auth: Arc<AuthClient>,
 ) -> anyhow::Result<(Served, axum::Router, Vec<photon_auth::Rule>, ResourcesServer<photon_resource::grpc::Grpc>, VolumeCount)>
 {
@@ -182,8 +191,8 @@ async fn volumes(
     use crate::volumes::model::{layout, Attachment, Snapshot, Volume};
     use photon_resource::Kind;
     let store = photon_resource::Store::connect(&config.chainfire, context.tls.trust.clone()).await?;
-    let extents = Arc::new(crate::volumes::extents::ExtentStore::open(&config.server.data_dir.join("extents"))?);
     let engines = crate::volumes::service::Volumes::new(Arc::new(records), extents);
+    context.tasks.spawn(engines.clone().run_repairs(Duration::from_millis(config.replication.repair_interval_ms), context.shutdown.clone()));
     let resources = photon_resource::Resources::new(store.clone(), layout())
         .with_assigner::<Volume>(engines.clone())
         .with_assigner::<Snapshot>(engines.clone())

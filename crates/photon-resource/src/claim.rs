@@ -45,7 +45,7 @@ async fn try_hold(
 ) -> Result<(), String> {
     let mut client = store.client();
     let lease = match put_if_absent(store, key, value, ttl_secs).await? {
-        Ok(lease) => lease,
+        Ok((lease, _)) => lease,
         Err((revision, _)) => return wait_free(store, key, revision, shutdown).await,
     };
     tracing::info!(%key, holder = %value, "claim taken");
@@ -156,6 +156,8 @@ async fn wait_free(store: &Store, key: &str, revision: i64, shutdown: &Cancellat
 /// once) or lost (`lost` fires: chainfire could not renew it for a whole TTL).
 pub struct Holding {
     pub lost: CancellationToken,
+    /// The key's revision when taken: higher for every later holder (a fencing token).
+    pub revision: i64,
     release: CancellationToken,
 }
 
@@ -170,8 +172,8 @@ impl Drop for Holding {
 /// while the first holds the key, and takes it once the first's lease expires.
 pub async fn take(store: &Store, key: &str, value: &str, ttl: Duration) -> Result<Result<Holding, String>, String> {
     let ttl_secs = ttl.as_secs().max(1) as i64;
-    let lease = match put_if_absent(store, key, value, ttl_secs).await? {
-        Ok(lease) => lease,
+    let (lease, revision) = match put_if_absent(store, key, value, ttl_secs).await? {
+        Ok(taken) => taken,
         Err((_, holder)) => return Ok(Err(holder)),
     };
     let (lost, release) = (CancellationToken::new(), CancellationToken::new());
@@ -186,12 +188,12 @@ pub async fn take(store: &Store, key: &str, value: &str, ttl: Duration) -> Resul
         }
         signal.cancel();
     });
-    Ok(Ok(Holding { lost, release }))
+    Ok(Ok(Holding { lost, revision, release }))
 }
 
-/// Puts `key` = `value` under a new lease of `ttl_secs` if the key is absent: the lease, or
-/// (the store's revision, the present holder's value) when it is taken.
-async fn put_if_absent(store: &Store, key: &str, value: &str, ttl_secs: i64) -> Result<Result<i64, (i64, String)>, String> {
+/// Puts `key` = `value` under a new lease of `ttl_secs` if the key is absent: the lease and the
+/// revision of the put, or (the store's revision, the present holder's value) when it is taken.
+async fn put_if_absent(store: &Store, key: &str, value: &str, ttl_secs: i64) -> Result<Result<(i64, i64), (i64, String)>, String> {
     let mut client = store.client();
     let lease = client.lease_grant(ttl_secs, None).await.map_err(|e| e.to_string())?.id();
     let put = TxnOp::put(key, value, Some(PutOptions::new().with_lease(lease)));
@@ -200,11 +202,11 @@ async fn put_if_absent(store: &Store, key: &str, value: &str, ttl_secs: i64) -> 
         .and_then([put])
         .or_else([TxnOp::get(key, None)]);
     let response = client.txn(txn).await.map_err(|e| e.to_string())?;
+    let revision = response.header().map(|h| h.revision()).unwrap_or(0);
     if response.succeeded() {
-        return Ok(Ok(lease));
+        return Ok(Ok((lease, revision)));
     }
     let _ = client.lease_revoke(lease).await;
-    let revision = response.header().map(|h| h.revision()).unwrap_or(0);
     let holder = response
         .op_responses()
         .into_iter()

@@ -1,5 +1,6 @@
-//! The replication port (9094): other nodes put, get and delete chunk replicas here. Only
-//! holders of a certificate from the platform CA get in (mutual TLS), as on the Raft ports.
+//! The replication port (9094): other nodes put, get and delete chunk replicas here, and write,
+//! read and flush volume extents (fenced: see `volumes::fences`). Only holders of a certificate
+//! from the platform CA get in (mutual TLS), as on the Raft ports.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,8 +15,41 @@ use tonic::{Request, Response, Status};
 use super::repair::Hint;
 use super::Replicas;
 use crate::chunks::{ChunkError, ChunkRef, ChunkStore};
+use crate::volumes::extents::{valid_id, ExtentError};
+use crate::volumes::replicas::ExtentReplicas;
 
-struct Service(Arc<Replicas>);
+fn extent_id(id: &str) -> Result<String, Status> {
+    if !valid_id(id) {
+        return Err(Status::invalid_argument(format!("extent id {id:?} is not 32 lowercase hex digits")));
+    }
+    Ok(id.to_string())
+}
+
+fn extent_status(e: ExtentError) -> Status {
+    match e {
+        ExtentError::Corrupt { .. } => Status::data_loss(e.to_string()),
+        ExtentError::OutOfRange { .. } | ExtentError::InvalidId(_) => Status::invalid_argument(e.to_string()),
+        ExtentError::Io { .. } => Status::unavailable(e.to_string()),
+    }
+}
+
+/// Extent work (blocking file I/O) off the async threads.
+async fn on_disk<T: Send + 'static>(work: impl FnOnce() -> Result<T, ExtentError> + Send + 'static) -> Result<T, Status> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result.map_err(extent_status),
+        Err(e) => Err(Status::internal(format!("an extent operation did not finish: {e}"))),
+    }
+}
+
+impl Service {
+    /// Admits a write fenced by `fence` (refused: FAILED_PRECONDITION).
+    fn admit(&self, fence: Option<pb::Fence>) -> Result<(), Status> {
+        let fence = fence.ok_or_else(|| Status::invalid_argument("an extent write names its fence"))?;
+        self.1.fences.admit(&fence.volume, fence.revision).map_err(Status::failed_precondition)
+    }
+}
+
+struct Service(Arc<Replicas>, Arc<ExtentReplicas>);
 
 fn chunk_of(chunk: Option<pb::Chunk>) -> Result<ChunkRef, Status> {
     let chunk = chunk.ok_or_else(|| Status::invalid_argument("the request names no chunk"))?;
@@ -27,6 +61,58 @@ fn chunk_of(chunk: Option<pb::Chunk>) -> Result<ChunkRef, Status> {
 
 #[tonic::async_trait]
 impl Replication for Service {
+    async fn write_extent(&self, request: Request<pb::WriteExtentRequest>) -> Result<Response<pb::ExtentResponse>, Status> {
+        let r = request.into_inner();
+        let id = extent_id(&r.id)?;
+        self.admit(r.fence)?;
+        let store = self.1.local.clone();
+        on_disk(move || store.write(&id, r.offset, &r.data)).await?;
+        Ok(Response::new(pb::ExtentResponse {}))
+    }
+
+    async fn zero_extent(&self, request: Request<pb::ZeroExtentRequest>) -> Result<Response<pb::ExtentResponse>, Status> {
+        let r = request.into_inner();
+        let id = extent_id(&r.id)?;
+        self.admit(r.fence)?;
+        let store = self.1.local.clone();
+        on_disk(move || store.zero(&id, r.offset, r.len)).await?;
+        Ok(Response::new(pb::ExtentResponse {}))
+    }
+
+    async fn read_extent(&self, request: Request<pb::ReadExtentRequest>) -> Result<Response<pb::ReadExtentResponse>, Status> {
+        let r = request.into_inner();
+        let id = extent_id(&r.id)?;
+        let store = self.1.local.clone();
+        let data = on_disk(move || store.read(&id, r.offset, r.len)).await?;
+        Ok(Response::new(pb::ReadExtentResponse { data }))
+    }
+
+    async fn extent_allocation(
+        &self,
+        request: Request<pb::ReadExtentRequest>,
+    ) -> Result<Response<pb::ExtentAllocationResponse>, Status> {
+        let r = request.into_inner();
+        let id = extent_id(&r.id)?;
+        let store = self.1.local.clone();
+        let runs = on_disk(move || store.allocation(&id, r.offset, r.len)).await?;
+        let runs = runs.into_iter().map(|(blocks, written)| pb::AllocationRun { blocks, written }).collect();
+        Ok(Response::new(pb::ExtentAllocationResponse { runs }))
+    }
+
+    async fn flush_extents(&self, _request: Request<pb::FlushExtentsRequest>) -> Result<Response<pb::ExtentResponse>, Status> {
+        let store = self.1.local.clone();
+        on_disk(move || store.flush()).await?;
+        Ok(Response::new(pb::ExtentResponse {}))
+    }
+
+    async fn delete_extents(&self, request: Request<pb::DeleteChunksRequest>) -> Result<Response<pb::ExtentResponse>, Status> {
+        let ids = request.into_inner().ids;
+        let ids: Vec<String> = ids.iter().map(|id| extent_id(id)).collect::<Result<_, _>>()?;
+        let store = self.1.local.clone();
+        on_disk(move || ids.iter().try_for_each(|id| store.delete(id))).await?;
+        Ok(Response::new(pb::ExtentResponse {}))
+    }
+
     async fn put_chunk(&self, request: Request<pb::PutChunkRequest>) -> Result<Response<pb::PutChunkResponse>, Status> {
         let request = request.into_inner();
         let chunk = chunk_of(request.chunk)?;
@@ -81,6 +167,7 @@ pub struct PeerTls {
 pub async fn serve(
     listen: SocketAddr,
     replicas: Arc<Replicas>,
+    extents: Arc<ExtentReplicas>,
     tls: Option<PeerTls>,
     max_message: usize,
     shutdown: CancellationToken,
@@ -96,7 +183,7 @@ pub async fn serve(
             .client_ca_root(Certificate::from_pem(read(&tls.ca)?));
         builder = builder.tls_config(config)?;
     }
-    let service = ReplicationServer::new(Service(replicas))
+    let service = ReplicationServer::new(Service(replicas, extents))
         .max_decoding_message_size(max_message)
         .max_encoding_message_size(max_message);
     tracing::info!(%listen, "serving chunk replication");

@@ -1,27 +1,36 @@
-//! A volume as a block device: byte ranges cut into extents, each read and written in place in
-//! the extent store through the extent map (`map`). What this node serves to an initiator (over
-//! NBD, later iSCSI) is one of these, opened on the head (writable) or on a snapshot (read
-//! only).
+//! A volume as a block device: byte ranges cut into extents, each read and written in place on
+//! its replicas (`replicas`) through the extent map (`map`). What this node serves to an
+//! initiator (over NBD, later iSCSI) is one of these, opened on the head (writable) or on a
+//! snapshot (read only).
 //!
 //! Copy-on-write: a write to an extent whose newest version belongs to an older epoch (a
 //! snapshot holds it) or to the parent (a clone) first copies the written blocks of that version
 //! into a new extent, made durable before the map points at it, so a crash never shows a
 //! half-copied extent; an extent nobody wrote is allocated on its first write (thin). Writes
-//! hold a shared gate that a snapshot takes exclusively, so a snapshot falls between writes,
-//! never inside one.
+//! hold a shared gate that a snapshot (and a repair) takes exclusively, so a snapshot falls
+//! between writes, never inside one.
+//!
+//! Replicas: a write goes to every replica of its extent and is acknowledged once a majority
+//! took it; the others are marked stale in the map first, so no read trusts them until the
+//! writer's repair (`repair`) has copied the extent to them again. A flush syncs every node
+//! written since the last one; a node that cannot is marked stale for what it took.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 use photon_block::{BlockDevice, BlockError, BlockFuture, Extent};
 
-use super::extents::{new_id, ExtentError, ExtentStore, BLOCK, EXTENT_BYTES};
+use super::extents::{new_id, BLOCK, EXTENT_BYTES};
 use super::map::{ExtentRef, Head, MapStore, Versions};
+use super::replicas::{ExtentReplicas, Fence, ReplicaError};
 
 pub struct VolumeEngine {
     uid: String,
     size: AtomicU64,
+    /// Copies of each new extent.
+    copies: usize,
     /// The epoch this view reads at (and, for the head, writes).
     epoch: AtomicU32,
     writable: bool,
@@ -29,31 +38,18 @@ pub struct VolumeEngine {
     versions: Mutex<Versions>,
     parent: Option<Arc<VolumeEngine>>,
     map: Arc<dyn MapStore>,
-    extents: Arc<ExtentStore>,
+    replicas: Arc<ExtentReplicas>,
+    fence: Mutex<Fence>,
+    /// Extents of the head written since the last flush, by index.
+    dirty: Mutex<BTreeMap<u64, ExtentRef>>,
     /// One allocation (or copy) at a time, so two writes to a new extent make one version.
     allocating: tokio::sync::Mutex<()>,
-    /// Writes hold it shared; a snapshot takes it alone.
+    /// Writes hold it shared; a snapshot or a repair takes it alone.
     gate: tokio::sync::RwLock<()>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn failed(e: ExtentError) -> BlockError {
-    match e {
-        ExtentError::Corrupt { .. } => BlockError::Corrupt(e.to_string()),
-        ExtentError::OutOfRange { .. } => BlockError::OutOfRange(e.to_string()),
-        ExtentError::InvalidId(_) | ExtentError::Io { .. } => BlockError::Io(e.to_string()),
-    }
-}
-
-/// Runs extent-store work (blocking file I/O) off the async threads.
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, ExtentError> + Send + 'static) -> Result<T, BlockError> {
-    match tokio::task::spawn_blocking(work).await {
-        Ok(result) => result.map_err(failed),
-        Err(e) => Err(BlockError::Io(format!("an extent operation did not finish: {e}"))),
-    }
 }
 
 /// One extent's share of a byte range: (extent index, offset in the extent, length).
@@ -72,17 +68,40 @@ fn pieces(offset: u64, len: u64) -> impl Iterator<Item = (u64, u64, u64)> {
     })
 }
 
+fn majority(n: usize) -> usize {
+    n / 2 + 1
+}
+
+/// What a write's replies mean: acknowledged (with the replicas that missed it), or refused.
+fn judge(extent: &ExtentRef, results: Vec<(String, Result<(), ReplicaError>)>) -> Result<Vec<String>, BlockError> {
+    let total = results.len();
+    let done = results.iter().filter(|(_, r)| r.is_ok()).count();
+    if let Some((_, Err(ReplicaError::Fenced(why)))) = results.iter().find(|(_, r)| matches!(r, Err(ReplicaError::Fenced(_)))) {
+        return Err(BlockError::ReadOnly(why.clone()));
+    }
+    if done < majority(total) {
+        let why: Vec<String> = results.iter().filter_map(|(n, r)| r.as_ref().err().map(|e| format!("{n}: {e:?}"))).collect();
+        return Err(BlockError::Io(format!(
+            "extent {}: only {done} of {total} replicas took the write (a majority is needed): {}",
+            extent.id,
+            why.join("; ")
+        )));
+    }
+    Ok(results.into_iter().filter(|(_, r)| r.is_err()).map(|(n, _)| n).collect())
+}
+
 impl VolumeEngine {
-    /// Opens volume `uid` of `size` bytes: its head (writable) when `at` is `None`, else its
-    /// snapshot of epoch `at` (read only). A volume without a head yet gets one with `parent`
-    /// (a clone's source).
+    /// Opens volume `uid` of `size` bytes with `copies` per extent: its head (writable) when
+    /// `at` is `None`, else its snapshot of epoch `at` (read only). A volume without a head yet
+    /// gets one with `parent` (a clone's source).
     pub async fn open(
         uid: &str,
         size: u64,
+        copies: usize,
         at: Option<u32>,
         parent: Option<super::map::Parent>,
         map: Arc<dyn MapStore>,
-        extents: Arc<ExtentStore>,
+        replicas: Arc<ExtentReplicas>,
     ) -> Result<Arc<Self>, BlockError> {
         let (head, versions) = map.load(uid).await?;
         let head = match head {
@@ -95,19 +114,22 @@ impl VolumeEngine {
         };
         let parent = match &head.parent {
             // The parent's size no longer matters: what lies past it reads as zeroes.
-            Some(p) => Some(Box::pin(Self::open(&p.uid, u64::MAX, Some(p.epoch), None, map.clone(), extents.clone())).await?),
+            Some(p) => Some(Box::pin(Self::open(&p.uid, u64::MAX, copies, Some(p.epoch), None, map.clone(), replicas.clone())).await?),
             None => None,
         };
         Ok(Arc::new(Self {
             uid: uid.to_string(),
             size: AtomicU64::new(size),
+            copies,
             epoch: AtomicU32::new(at.unwrap_or(head.epoch)),
             writable: at.is_none(),
             head: Mutex::new(head),
             versions: Mutex::new(versions),
             parent,
             map,
-            extents,
+            fence: Mutex::new(Fence { volume: uid.to_string(), revision: 0 }),
+            replicas,
+            dirty: Mutex::default(),
             allocating: tokio::sync::Mutex::new(()),
             gate: tokio::sync::RwLock::new(()),
         }))
@@ -120,6 +142,15 @@ impl VolumeEngine {
     /// Grows (or, for a view, sets) the size; what lies past the old end reads as zeroes.
     pub fn set_size(&self, size: u64) {
         self.size.store(size, Ordering::SeqCst);
+    }
+
+    /// The writer lease's revision this node now writes under.
+    pub fn set_fence(&self, revision: i64) {
+        lock(&self.fence).revision = revision;
+    }
+
+    fn fence(&self) -> Fence {
+        lock(&self.fence).clone()
     }
 
     /// Takes a snapshot between two writes: everything written so far is flushed and belongs
@@ -161,10 +192,33 @@ impl VolumeEngine {
         }
     }
 
+    /// Records `nodes` as stale replicas of extent `index` in `epoch` (before a write that
+    /// missed them is acknowledged, or once a read found them corrupt).
+    async fn mark_stale(&self, index: u64, epoch: u32, extent: &ExtentRef, nodes: &[String]) -> Result<ExtentRef, BlockError> {
+        let mut marked = extent.clone();
+        for node in nodes {
+            if !marked.stale.contains(node) {
+                marked.stale.push(node.clone());
+            }
+        }
+        if marked.stale != extent.stale {
+            tracing::warn!(volume = %self.uid, index, extent = %extent.id, stale = ?marked.stale, "replicas marked stale until repaired");
+            self.map.put_extent(&self.uid, index, epoch, &marked).await?;
+            lock(&self.versions).entry(index).or_default().insert(epoch, marked.clone());
+        }
+        Ok(marked)
+    }
+
     async fn read_piece(&self, index: u64, within: u64, len: u64) -> Result<Bytes, BlockError> {
-        if let Some((_, extent)) = self.lookup(index) {
-            let store = self.extents.clone();
-            return blocking(move || store.read(&extent.id, within, len)).await;
+        if let Some((epoch, extent)) = self.lookup(index) {
+            let (data, failed) = self.replicas.read(&extent, within, len).await?;
+            let corrupt: Vec<String> =
+                failed.into_iter().filter(|(_, e)| matches!(e, ReplicaError::Corrupt(_))).map(|(n, _)| n).collect();
+            // The writer marks its own extents; any view may mark those no one writes again.
+            if !corrupt.is_empty() && (self.writable || epoch < self.epoch.load(Ordering::SeqCst)) {
+                self.mark_stale(index, epoch, &extent, &corrupt).await?;
+            }
+            return Ok(data);
         }
         match &self.parent {
             Some(parent) => Box::pin(parent.read_at(index * EXTENT_BYTES + within, len)).await,
@@ -197,59 +251,56 @@ impl VolumeEngine {
                 return Ok(extent.clone());
             }
         }
-        let fresh = ExtentRef { id: new_id(), replicas: Vec::new() };
-        let copied = match seen {
-            Some((_, older)) => self.copy_local(&older.id, &fresh.id).await?,
+        let id = new_id();
+        let fresh = ExtentRef { replicas: self.replicas.place(&id, self.copies), id, stale: Vec::new() };
+        let start = index * EXTENT_BYTES;
+        let runs = match &seen {
+            Some((_, older)) => {
+                let runs = self.replicas.allocation(older, 0, EXTENT_BYTES).await?;
+                runs.into_iter().map(|(blocks, written)| (blocks * BLOCK, written)).collect()
+            }
             None => match &self.parent {
-                Some(parent) => self.copy_from_parent(parent, index, &fresh.id).await?,
-                None => false,
+                Some(parent) => parent.extents_at(start, EXTENT_BYTES).await?.into_iter().map(|e| (e.len, !e.hole)).collect(),
+                None => Vec::new(),
             },
         };
+        let fence = self.fence();
+        let mut at = 0;
+        let mut copied = false;
+        for (len, written) in runs {
+            if written {
+                let data = match &seen {
+                    Some((_, older)) => self.replicas.read(older, at, len).await?.0,
+                    None => match &self.parent {
+                        Some(parent) => parent.read_at(start + at, len).await?,
+                        None => Bytes::new(),
+                    },
+                };
+                self.put(&fresh, at, data, &fence).await?;
+                copied = true;
+            }
+            at += len;
+        }
         if copied {
             // The copy is durable before the map points at it.
-            let store = self.extents.clone();
-            blocking(move || store.flush()).await?;
+            for node in &fresh.replicas {
+                self.replicas.flush_on(node).await.map_err(|e| BlockError::Io(format!("flushing a copied extent on {node}: {e:?}")))?;
+            }
         }
         self.map.put_extent(&self.uid, index, epoch, &fresh).await?;
         lock(&self.versions).entry(index).or_default().insert(epoch, fresh.clone());
         Ok(fresh)
     }
 
-    /// Copies the written blocks of extent `from` into `to`; whether anything was copied.
-    async fn copy_local(&self, from: &str, to: &str) -> Result<bool, BlockError> {
-        let (store, from, to) = (self.extents.clone(), from.to_string(), to.to_string());
-        blocking(move || {
-            let mut at = 0;
-            let mut copied = false;
-            for (blocks, written) in store.allocation(&from, 0, EXTENT_BYTES)? {
-                let len = blocks * BLOCK;
-                if written {
-                    let data = store.read(&from, at, len)?;
-                    store.write(&to, at, &data)?;
-                    copied = true;
-                }
-                at += len;
-            }
-            Ok(copied)
-        })
-        .await
-    }
-
-    /// Copies what the parent holds of extent `index` into `to`; whether anything was copied.
-    async fn copy_from_parent(&self, parent: &VolumeEngine, index: u64, to: &str) -> Result<bool, BlockError> {
-        let start = index * EXTENT_BYTES;
-        let mut at = start;
-        let mut copied = false;
-        for run in parent.extents_at(start, EXTENT_BYTES).await? {
-            if !run.hole {
-                let data = parent.read_at(at, run.len).await?;
-                let (store, to, within) = (self.extents.clone(), to.to_string(), at - start);
-                blocking(move || store.write(&to, within, &data)).await?;
-                copied = true;
-            }
-            at += run.len;
+    /// Writes to every replica of a fresh extent, all of which must take it (nothing reads it yet).
+    async fn put(&self, extent: &ExtentRef, within: u64, data: Bytes, fence: &Fence) -> Result<(), BlockError> {
+        for node in &extent.replicas {
+            self.replicas
+                .write_on(node, &extent.id, within, data.clone(), fence)
+                .await
+                .map_err(|e| BlockError::Io(format!("copying into a new extent on {node}: {e:?}")))?;
         }
-        Ok(copied)
+        Ok(())
     }
 
     /// Whether this view sees anything of extent `index` (its own version or the parent's).
@@ -272,8 +323,7 @@ impl VolumeEngine {
         };
         for (index, within, n) in pieces(offset, len) {
             if let Some((_, extent)) = self.lookup(index) {
-                let store = self.extents.clone();
-                let runs = blocking(move || store.allocation(&extent.id, within, n)).await?;
+                let runs = self.replicas.allocation(&extent, within, n).await?;
                 // Runs are whole blocks; the first may start before `within`.
                 let mut skip = within % BLOCK;
                 let mut left = n;
@@ -294,9 +344,61 @@ impl VolumeEngine {
         Ok(out)
     }
 
+    /// One write (or zeroing) of a piece on every replica of its extent; acknowledged once a
+    /// majority took it, the rest marked stale first.
+    async fn apply(&self, index: u64, within: u64, data: Option<Bytes>, len: u64) -> Result<(), BlockError> {
+        let extent = self.writable_extent(index).await?;
+        let epoch = self.epoch.load(Ordering::SeqCst);
+        let fence = self.fence();
+        let nodes = self.replicas.nodes(&extent);
+        let writes = nodes.iter().map(|node| {
+            let (data, fence, id) = (data.clone(), &fence, &extent.id);
+            async move {
+                let result = match data {
+                    Some(data) => self.replicas.write_on(node, id, within, data, fence).await,
+                    None => self.replicas.zero_on(node, id, within, len, fence).await,
+                };
+                (node.clone(), result)
+            }
+        });
+        let results = futures_util::future::join_all(writes).await;
+        let missed = judge(&extent, results)?;
+        let extent = if missed.is_empty() { extent } else { self.mark_stale(index, epoch, &extent, &missed).await? };
+        lock(&self.dirty).insert(index, extent);
+        Ok(())
+    }
+
     async fn flush_now(&self) -> Result<(), BlockError> {
-        let store = self.extents.clone();
-        blocking(move || store.flush()).await
+        let dirty = std::mem::take(&mut *lock(&self.dirty));
+        let mut nodes: Vec<String> = dirty.values().flat_map(|e| self.replicas.nodes(e)).collect();
+        nodes.push(self.replicas.node.clone());
+        nodes.sort();
+        nodes.dedup();
+        let flushes = nodes.iter().map(|node| async move { (node.clone(), self.replicas.flush_on(node).await) });
+        let failed: Vec<(String, ReplicaError)> = futures_util::future::join_all(flushes)
+            .await
+            .into_iter()
+            .filter_map(|(n, r)| r.err().map(|e| (n, e)))
+            .collect();
+        if failed.is_empty() {
+            return Ok(());
+        }
+        // What a node that could not sync took since the last flush is not trusted from it.
+        let epoch = self.epoch.load(Ordering::SeqCst);
+        let down: Vec<String> = failed.iter().map(|(n, _)| n.clone()).collect();
+        for (index, extent) in &dirty {
+            let nodes = self.replicas.nodes(extent);
+            let missed: Vec<String> = nodes.iter().filter(|n| down.contains(n)).cloned().collect();
+            if missed.is_empty() {
+                continue;
+            }
+            let marked = self.mark_stale(*index, epoch, extent, &missed).await?;
+            if nodes.len() - marked.stale.len() < majority(nodes.len()) {
+                lock(&self.dirty).extend(dirty.clone());
+                return Err(BlockError::Io(format!("a flush reached too few replicas of extent {}: {failed:?}", extent.id)));
+            }
+        }
+        Ok(())
     }
 
     /// Zeroes a range, piece by piece: an extent this epoch owns is zeroed in place, one shared
@@ -307,11 +409,61 @@ impl VolumeEngine {
             if !self.sees_data(index).await? {
                 continue;
             }
-            let extent = self.writable_extent(index).await?;
-            let store = self.extents.clone();
-            blocking(move || store.zero(&extent.id, within, n)).await?;
+            self.apply(index, within, None, n).await?;
         }
         Ok(())
+    }
+
+    /// Copies each extent with stale replicas back onto them from a good one, between writes;
+    /// how many were repaired. Only the writer (who holds the volume's fence) repairs.
+    pub async fn repair(&self) -> Result<usize, BlockError> {
+        if !self.writable {
+            return Ok(0);
+        }
+        let stale: Vec<(u64, u32, ExtentRef)> = lock(&self.versions)
+            .iter()
+            .flat_map(|(i, versions)| versions.iter().map(move |(e, r)| (*i, *e, r.clone())))
+            .filter(|(_, _, r)| !r.stale.is_empty())
+            .collect();
+        let mut repaired = 0;
+        for (index, epoch, extent) in stale {
+            let _alone = self.gate.write().await;
+            let fence = self.fence();
+            let runs = self.replicas.allocation(&extent, 0, EXTENT_BYTES).await?;
+            let mut fixed = Vec::new();
+            for node in &extent.stale {
+                let mut at = 0;
+                let mut ok = true;
+                for (blocks, written) in &runs {
+                    let len = blocks * BLOCK;
+                    let step = if *written {
+                        let (data, _) = self.replicas.read(&extent, at, len).await?;
+                        self.replicas.write_on(node, &extent.id, at, data, &fence).await
+                    } else {
+                        self.replicas.zero_on(node, &extent.id, at, len, &fence).await
+                    };
+                    if let Err(e) = step {
+                        tracing::debug!(volume = %self.uid, extent = %extent.id, %node, error = ?e, "repair not possible yet");
+                        ok = false;
+                        break;
+                    }
+                    at += len;
+                }
+                if ok && self.replicas.flush_on(node).await.is_ok() {
+                    fixed.push(node.clone());
+                }
+            }
+            if fixed.is_empty() {
+                continue;
+            }
+            let mut mended = extent.clone();
+            mended.stale.retain(|n| !fixed.contains(n));
+            self.map.put_extent(&self.uid, index, epoch, &mended).await?;
+            lock(&self.versions).entry(index).or_default().insert(epoch, mended);
+            tracing::info!(volume = %self.uid, index, extent = %extent.id, nodes = ?fixed, "stale replicas repaired");
+            repaired += 1;
+        }
+        Ok(repaired)
     }
 }
 
@@ -339,10 +491,8 @@ impl BlockDevice for VolumeEngine {
                 let _shared = self.gate.read().await;
                 let mut done = 0usize;
                 for (index, within, n) in pieces(offset, data.len() as u64) {
-                    let extent = self.writable_extent(index).await?;
                     let part = data.slice(done..done + n as usize);
-                    let store = self.extents.clone();
-                    blocking(move || store.write(&extent.id, within, &part)).await?;
+                    self.apply(index, within, Some(part), n).await?;
                     done += n as usize;
                 }
             }

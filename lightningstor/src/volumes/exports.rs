@@ -166,6 +166,7 @@ impl Exports for VolumeExports {
                 return Ok(Some(Arc::new(ReadOnly(head)) as Arc<dyn BlockDevice>));
             }
             let holding = self.lease(&name, &target).await?;
+            head.set_fence(holding.revision);
             Ok(Some(Arc::new(Fenced { inner: head, holding, volume: target.volume }) as Arc<dyn BlockDevice>))
         })
     }

@@ -40,6 +40,9 @@ pub struct ExtentRef {
     /// Empty: this node alone (a volume with one copy on a single node).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replicas: Vec<String>,
+    /// Replicas that missed a write or hold a corrupt block: not read until repaired.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stale: Vec<String>,
 }
 
 flaredb_client::json_record!(Head, ExtentRef);

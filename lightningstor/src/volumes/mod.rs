@@ -9,7 +9,9 @@
 pub mod engine;
 pub mod exports;
 pub mod extents;
+pub mod fences;
 pub mod api;
 pub mod map;
 pub mod model;
+pub mod replicas;
 pub mod service;

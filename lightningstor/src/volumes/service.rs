@@ -9,13 +9,13 @@ use photon_block::BlockError;
 use photon_resource::{Assign, Assigning, FieldError, Placing, ResourceError};
 
 use super::engine::VolumeEngine;
-use super::extents::ExtentStore;
+use super::replicas::ExtentReplicas;
 use super::map::{MapStore, Parent};
 use super::model::{Attachment, AttachmentSpec, Snapshot, SnapshotSpec, Source, Volume, VolumeSpec};
 
 pub struct Volumes {
     map: Arc<dyn MapStore>,
-    extents: Arc<ExtentStore>,
+    replicas: Arc<ExtentReplicas>,
     /// Open heads by volume uid.
     heads: Mutex<HashMap<String, Arc<VolumeEngine>>>,
 }
@@ -29,8 +29,25 @@ fn unavailable(e: BlockError) -> ResourceError {
 }
 
 impl Volumes {
-    pub fn new(map: Arc<dyn MapStore>, extents: Arc<ExtentStore>) -> Arc<Self> {
-        Arc::new(Self { map, extents, heads: Mutex::default() })
+    pub fn new(map: Arc<dyn MapStore>, replicas: Arc<ExtentReplicas>) -> Arc<Self> {
+        Arc::new(Self { map, replicas, heads: Mutex::default() })
+    }
+
+    /// Repairs the stale replicas of every volume this node writes, every `period`, until
+    /// `shutdown` (a node that was down is copied back once it answers).
+    pub async fn run_repairs(self: Arc<Self>, period: std::time::Duration, shutdown: tokio_util::sync::CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(period) => {}
+            }
+            let heads: Vec<Arc<VolumeEngine>> = lock(&self.heads).values().cloned().collect();
+            for head in heads {
+                if let Err(e) = head.repair().await {
+                    tracing::debug!(volume = %head.uid(), error = %e, "repair pass failed; trying again later");
+                }
+            }
+        }
     }
 
     /// The writable head of volume `uid` at `size` bytes (grown if the volume grew since).
@@ -39,15 +56,17 @@ impl Volumes {
             engine.set_size(spec.size_bytes);
             return Ok(engine);
         }
+        let copies = usize::from(spec.replicas);
         let engine =
-            VolumeEngine::open(uid, spec.size_bytes, None, spec.origin.clone(), self.map.clone(), self.extents.clone()).await?;
+            VolumeEngine::open(uid, spec.size_bytes, copies, None, spec.origin.clone(), self.map.clone(), self.replicas.clone())
+                .await?;
         // Two sessions opening at once: the first one in is the one kept.
         Ok(lock(&self.heads).entry(uid.to_string()).or_insert(engine).clone())
     }
 
     /// Snapshot `epoch` of volume `uid`, read only, `size` bytes.
     pub async fn snapshot(&self, uid: &str, epoch: u32, size: u64) -> Result<Arc<VolumeEngine>, BlockError> {
-        VolumeEngine::open(uid, size, Some(epoch), None, self.map.clone(), self.extents.clone()).await
+        VolumeEngine::open(uid, size, 1, Some(epoch), None, self.map.clone(), self.replicas.clone()).await
     }
 }
 

@@ -10,18 +10,20 @@ const SIZE: u64 = 3 * EXTENT_BYTES + 12 * 4096;
 struct Rig {
     _dir: tempfile::TempDir,
     map: Arc<MemMap>,
-    extents: Arc<ExtentStore>,
+    replicas: Arc<ExtentReplicas>,
 }
 
 impl Rig {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let extents = Arc::new(ExtentStore::open(dir.path()).unwrap());
-        Self { _dir: dir, map: Arc::new(MemMap::default()), extents }
+        let extents = Arc::new(crate::volumes::extents::ExtentStore::open(&dir.path().join("x")).unwrap());
+        let fences = Arc::new(crate::volumes::fences::Fences::open(dir.path().join("fences.json")));
+        let replicas = Arc::new(ExtentReplicas::new(extents, fences, "n1".into(), Vec::new(), std::time::Duration::from_secs(5)));
+        Self { _dir: dir, map: Arc::new(MemMap::default()), replicas }
     }
 
     async fn open(&self, uid: &str, at: Option<u32>, parent: Option<Parent>) -> Arc<VolumeEngine> {
-        VolumeEngine::open(uid, SIZE, at, parent, self.map.clone(), self.extents.clone()).await.unwrap()
+        VolumeEngine::open(uid, SIZE, 1, at, parent, self.map.clone(), self.replicas.clone()).await.unwrap()
     }
 }
 
