@@ -67,6 +67,30 @@ async fn try_hold(
 /// keep-alive stream (chainfire between leaders, say) is opened again: only a whole TTL without
 /// a renewal loses the claim.
 async fn keep(store: &Store, lease: i64, ttl_secs: i64, shutdown: &CancellationToken) -> Result<(), String> {
+    keep_noting(store, lease, ttl_secs, shutdown, &Renewals::default()).await
+}
+
+/// When a lease was last renewed, for a holder that must know between keep-alives.
+#[derive(Clone)]
+pub struct Renewals(std::sync::Arc<std::sync::Mutex<Instant>>);
+
+impl Default for Renewals {
+    fn default() -> Self {
+        Self(std::sync::Arc::new(std::sync::Mutex::new(Instant::now())))
+    }
+}
+
+impl Renewals {
+    fn note(&self) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    pub fn since(&self) -> Duration {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).elapsed()
+    }
+}
+
+async fn keep_noting(store: &Store, lease: i64, ttl_secs: i64, shutdown: &CancellationToken, renewals: &Renewals) -> Result<(), String> {
     let ttl = Duration::from_secs(ttl_secs as u64);
     let mut renewed = Instant::now();
     let mut last_error = String::new();
@@ -110,6 +134,7 @@ async fn keep(store: &Store, lease: i64, ttl_secs: i64, shutdown: &CancellationT
                 message = stream.message() => match message {
                     Ok(Some(answer)) if answer.ttl() > 0 => {
                         renewed = Instant::now();
+                        renewals.note();
                         unanswered = None;
                     }
                     Ok(Some(_)) => return Err("the lease expired".into()),
@@ -158,7 +183,19 @@ pub struct Holding {
     pub lost: CancellationToken,
     /// The key's revision when taken: higher for every later holder (a fencing token).
     pub revision: i64,
+    ttl: Duration,
+    renewals: Renewals,
     release: CancellationToken,
+}
+
+impl Holding {
+    /// Whether the key is surely still held: renewed within the last three quarters of its TTL
+    /// (chainfire counts the TTL from its own renewal, a little before this side hears of it).
+    /// A holder frozen past that (a stopped process, a long pause) knows at once on waking,
+    /// before its keep-alive task runs again.
+    pub fn valid(&self) -> bool {
+        !self.lost.is_cancelled() && self.renewals.since() < self.ttl * 3 / 4
+    }
 }
 
 impl Drop for Holding {
@@ -176,11 +213,12 @@ pub async fn take(store: &Store, key: &str, value: &str, ttl: Duration) -> Resul
         Ok(taken) => taken,
         Err((_, holder)) => return Ok(Err(holder)),
     };
-    let (lost, release) = (CancellationToken::new(), CancellationToken::new());
-    let (keeper, signal, store) = (release.clone(), lost.clone(), store.clone());
+    let (lost, release, renewals) = (CancellationToken::new(), CancellationToken::new(), Renewals::default());
+    let (keeper, signal, store, noted) = (release.clone(), lost.clone(), store.clone(), renewals.clone());
     let key = key.to_string();
+    // The keeper lives exactly as long as the holding (dropping it releases the key).
     tokio::spawn(async move {
-        let held = keep(&store, lease, ttl_secs, &keeper).await;
+        let held = keep_noting(&store, lease, ttl_secs, &keeper, &noted).await;
         if keeper.is_cancelled() {
             let _ = store.client().lease_revoke(lease).await;
         } else {
@@ -188,7 +226,7 @@ pub async fn take(store: &Store, key: &str, value: &str, ttl: Duration) -> Resul
         }
         signal.cancel();
     });
-    Ok(Ok(Holding { lost, revision, release }))
+    Ok(Ok(Holding { lost, revision, ttl: Duration::from_secs(ttl_secs as u64), renewals, release }))
 }
 
 /// Puts `key` = `value` under a new lease of `ttl_secs` if the key is absent: the lease and the

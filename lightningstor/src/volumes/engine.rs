@@ -72,9 +72,9 @@ fn majority(n: usize) -> usize {
     n / 2 + 1
 }
 
-/// What a write's replies mean: acknowledged (with the replicas that missed it), or refused.
-fn judge(extent: &ExtentRef, results: Vec<(String, Result<(), ReplicaError>)>) -> Result<Vec<String>, BlockError> {
-    let total = results.len();
+/// What a write's replies (from the extent's replicas that are not stale) mean: acknowledged
+/// (with the replicas that missed it), or refused.
+fn judge(extent: &ExtentRef, results: Vec<(String, Result<(), ReplicaError>)>, total: usize) -> Result<Vec<String>, BlockError> {
     let done = results.iter().filter(|(_, r)| r.is_ok()).count();
     if let Some((_, Err(ReplicaError::Fenced(why)))) = results.iter().find(|(_, r)| matches!(r, Err(ReplicaError::Fenced(_)))) {
         return Err(BlockError::ReadOnly(why.clone()));
@@ -350,7 +350,9 @@ impl VolumeEngine {
         let extent = self.writable_extent(index).await?;
         let epoch = self.epoch.load(Ordering::SeqCst);
         let fence = self.fence();
-        let nodes = self.replicas.nodes(&extent);
+        let all = self.replicas.nodes(&extent);
+        // A stale replica is copied whole when repaired; writing it meanwhile gains nothing.
+        let nodes: Vec<String> = all.iter().filter(|n| !extent.stale.contains(n)).cloned().collect();
         let writes = nodes.iter().map(|node| {
             let (data, fence, id) = (data.clone(), &fence, &extent.id);
             async move {
@@ -362,7 +364,7 @@ impl VolumeEngine {
             }
         });
         let results = futures_util::future::join_all(writes).await;
-        let missed = judge(&extent, results)?;
+        let missed = judge(&extent, results, all.len())?;
         let extent = if missed.is_empty() { extent } else { self.mark_stale(index, epoch, &extent, &missed).await? };
         lock(&self.dirty).insert(index, extent);
         Ok(())
@@ -370,7 +372,8 @@ impl VolumeEngine {
 
     async fn flush_now(&self) -> Result<(), BlockError> {
         let dirty = std::mem::take(&mut *lock(&self.dirty));
-        let mut nodes: Vec<String> = dirty.values().flat_map(|e| self.replicas.nodes(e)).collect();
+        let mut nodes: Vec<String> =
+            dirty.values().flat_map(|e| self.replicas.nodes(e).into_iter().filter(|n| !e.stale.contains(n))).collect();
         nodes.push(self.replicas.node.clone());
         nodes.sort();
         nodes.dedup();

@@ -128,7 +128,7 @@ impl VolumeExports {
     /// it already, or a new one; who holds it when another attachment does.
     async fn lease(&self, token: &str, target: &Target) -> Result<Arc<Holding>, BlockError> {
         if let Some((held_for, holding)) = lock(&self.held).get(&target.uid) {
-            if let Some(holding) = holding.upgrade().filter(|h| held_for == token && !h.lost.is_cancelled()) {
+            if let Some(holding) = holding.upgrade().filter(|h| held_for == token && h.valid()) {
                 return Ok(holding);
             }
         }
@@ -189,7 +189,7 @@ struct Fenced {
 
 impl Fenced {
     fn fenced(&self) -> Result<(), BlockError> {
-        if self.holding.lost.is_cancelled() {
+        if !self.holding.valid() {
             return Err(BlockError::ReadOnly(format!(
                 "this session lost volume {}'s writer lease; another host may be writing it",
                 self.volume

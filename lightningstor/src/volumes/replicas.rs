@@ -120,6 +120,20 @@ impl ExtentReplicas {
         request
     }
 
+    /// A call to a peer, given up after the timeout: tonic sends the deadline along but does
+    /// not enforce it, and a peer that stopped (frozen, not dead) would hold the caller forever.
+    async fn call<T>(
+        &self,
+        node: &str,
+        call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Result<T, ReplicaError> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(answer)) => Ok(answer.into_inner()),
+            Ok(Err(status)) => Err(ReplicaError::from_status(node, status)),
+            Err(_) => Err(ReplicaError::Down(format!("node {node} did not answer within {:?}", self.timeout))),
+        }
+    }
+
     fn wire(fence: &Fence) -> Option<pb::Fence> {
         Some(pb::Fence { volume: fence.volume.clone(), revision: fence.revision })
     }
@@ -132,8 +146,8 @@ impl ExtentReplicas {
             return blocking(move || store.write(&id, offset, &data)).await;
         }
         let message = pb::WriteExtentRequest { id: id.into(), offset, data, fence: Self::wire(fence) };
-        let request = self.request(message);
-        self.peer(node)?.write_extent(request).await.map(|_| ()).map_err(|s| ReplicaError::from_status(node, s))
+        let mut peer = self.peer(node)?;
+        self.call(node, peer.write_extent(self.request(message))).await.map(|_| ())
     }
 
     pub async fn zero_on(&self, node: &str, id: &str, offset: u64, len: u64, fence: &Fence) -> Result<(), ReplicaError> {
@@ -143,7 +157,8 @@ impl ExtentReplicas {
             return blocking(move || store.zero(&id, offset, len)).await;
         }
         let request = self.request(pb::ZeroExtentRequest { id: id.into(), offset, len, fence: Self::wire(fence) });
-        self.peer(node)?.zero_extent(request).await.map(|_| ()).map_err(|s| ReplicaError::from_status(node, s))
+        let mut peer = self.peer(node)?;
+        self.call(node, peer.zero_extent(request)).await.map(|_| ())
     }
 
     pub async fn read_on(&self, node: &str, id: &str, offset: u64, len: u64) -> Result<Bytes, ReplicaError> {
@@ -152,16 +167,12 @@ impl ExtentReplicas {
             return blocking(move || store.read(&id, offset, len)).await;
         }
         let request = self.request(pb::ReadExtentRequest { id: id.into(), offset, len });
-        match self.peer(node)?.read_extent(request).await {
-            Ok(answer) => {
-                let data = answer.into_inner().data;
-                if data.len() as u64 != len {
-                    return Err(ReplicaError::Down(format!("node {node} answered {} bytes, not {len}", data.len())));
-                }
-                Ok(data)
-            }
-            Err(s) => Err(ReplicaError::from_status(node, s)),
+        let mut peer = self.peer(node)?;
+        let data = self.call(node, peer.read_extent(request)).await?.data;
+        if data.len() as u64 != len {
+            return Err(ReplicaError::Down(format!("node {node} answered {} bytes, not {len}", data.len())));
         }
+        Ok(data)
     }
 
     pub async fn allocation_on(&self, node: &str, id: &str, offset: u64, len: u64) -> Result<Vec<(u64, bool)>, ReplicaError> {
@@ -170,10 +181,9 @@ impl ExtentReplicas {
             return blocking(move || store.allocation(&id, offset, len)).await;
         }
         let request = self.request(pb::ReadExtentRequest { id: id.into(), offset, len });
-        match self.peer(node)?.extent_allocation(request).await {
-            Ok(answer) => Ok(answer.into_inner().runs.into_iter().map(|r| (r.blocks, r.written)).collect()),
-            Err(s) => Err(ReplicaError::from_status(node, s)),
-        }
+        let mut peer = self.peer(node)?;
+        let runs = self.call(node, peer.extent_allocation(request)).await?.runs;
+        Ok(runs.into_iter().map(|r| (r.blocks, r.written)).collect())
     }
 
     pub async fn flush_on(&self, node: &str) -> Result<(), ReplicaError> {
@@ -182,7 +192,8 @@ impl ExtentReplicas {
             return blocking(move || store.flush()).await;
         }
         let request = self.request(pb::FlushExtentsRequest {});
-        self.peer(node)?.flush_extents(request).await.map(|_| ()).map_err(|s| ReplicaError::from_status(node, s))
+        let mut peer = self.peer(node)?;
+        self.call(node, peer.flush_extents(request)).await.map(|_| ())
     }
 
     /// Reads from the first replica (not `avoid`) that answers with verified data; the nodes

@@ -93,6 +93,8 @@ pub struct Node {
     pub server: TestServer,
     /// `https://127.0.0.1:<s3 port>`.
     pub endpoint: String,
+    /// The NBD port's `host:port`.
+    pub nbd: String,
 }
 
 impl Stack {
@@ -147,15 +149,17 @@ impl Stack {
             let peers: Vec<String> =
                 (0..n).filter(|j| *j != i).map(|j| format!("\"n{}=https://{}\"", j + 1, replication[j])).collect();
             let peers = format!("[{}]", peers.join(","));
+            let nbd = format!("127.0.0.1:{}", free_port());
             let mut own = vec![
                 ("LIGHTNINGSTOR_REPLICATION_NODE_ID", id.as_str()),
                 ("LIGHTNINGSTOR_REPLICATION_LISTEN", replication[i].as_str()),
                 ("LIGHTNINGSTOR_REPLICATION_PEERS", peers.as_str()),
+                ("LIGHTNINGSTOR_VOLUMES_NBD_LISTEN", nbd.as_str()),
             ];
             own.extend_from_slice(env);
             let (mut server, listen) = self.server(&own);
             server.process.start();
-            nodes.push(Node { id, server, endpoint: format!("https://{listen}") });
+            nodes.push(Node { id, server, endpoint: format!("https://{listen}"), nbd });
         }
         for node in &mut nodes {
             node.server.wait_healthy(Duration::from_secs(30)).await;
