@@ -202,11 +202,25 @@ async fn volumes(
     let catalog = Arc::new(Catalog::default());
     let (counted, indexed, layout) = (count.clone(), catalog.clone(), layout());
     let copy = Arc::new(std::sync::Mutex::new(photon_resource::Mirror::default()));
+    let (deleted, forgetting) = tokio::sync::mpsc::unbounded_channel();
+    context.tasks.spawn(engines.clone().run_forgetting(store.clone(), forgetting, context.shutdown.clone()));
+    let mut known: std::collections::BTreeSet<String> = Default::default();
     context.tasks.spawn(photon_resource::follow(store.clone(), layout.prefix(), context.shutdown.clone(), move |changes| {
         let mut copy = copy.lock().unwrap_or_else(|p| p.into_inner());
         copy.apply(changes);
-        let volumes = copy.items().keys().filter(|k| layout.parse(k).is_some_and(|(_, path, _)| path == Volume::PATH)).count();
-        counted.store(if copy.revision > 0 { volumes as i64 } else { -1 }, std::sync::atomic::Ordering::SeqCst);
+        let uids: std::collections::BTreeSet<String> = copy
+            .items()
+            .iter()
+            .filter(|(k, _)| layout.parse(k).is_some_and(|(_, path, _)| path == Volume::PATH))
+            .filter_map(|(_, v)| serde_json::from_slice::<serde_json::Value>(v).ok())
+            .filter_map(|v| v["metadata"]["uid"].as_str().map(str::to_string))
+            .collect();
+        // A volume gone since the last copy was deleted: its data goes too.
+        for uid in known.difference(&uids) {
+            let _ = deleted.send(uid.clone());
+        }
+        counted.store(if copy.revision > 0 { uids.len() as i64 } else { -1 }, std::sync::atomic::Ordering::SeqCst);
+        known = uids;
         indexed.rebuild(&layout, copy.items());
     }));
 

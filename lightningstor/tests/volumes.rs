@@ -217,6 +217,24 @@ async fn a_volume_takes_writes_over_nbd_and_keeps_them_with_snapshots_clones_and
     assert_eq!(status, 400, "{body}");
     assert!(body.to_string().contains("spec.size_bytes"), "{body}");
 
+    // A deleted volume's data is freed (its attachment goes first).
+    let count = |dir: &Path| -> usize {
+        std::fs::read_dir(dir).into_iter().flatten().flatten().map(|d| std::fs::read_dir(d.path()).map(|f| f.count()).unwrap_or(0)).sum()
+    };
+    let extents_dir = v.stack.storage.dir().join("data/extents");
+    v.volume("tmp", 8 * MIB, json!({}));
+    let tmp = v.attach("tmp", "hv5", json!({"host": "hv5"}));
+    let (ok, out) = v.qemu_io(&tmp, &["write -P 5 0 6M", "flush"]);
+    assert!(ok, "{out}");
+    let before = count(&extents_dir);
+    v.expect(204, "DELETE", "/volumes/tmp/attachments/hv5", None);
+    v.expect(204, "DELETE", "/volumes/tmp", None);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count(&extents_dir) > before - 4 {
+        assert!(Instant::now() < deadline, "the deleted volume's extents stay: {} of {before} files", count(&extents_dir));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // A restart keeps everything flushed.
     let mut v = v;
     v.stack.storage.process.kill9();

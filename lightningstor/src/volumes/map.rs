@@ -56,6 +56,9 @@ pub trait MapStore: Send + Sync + 'static {
     fn load<'a>(&'a self, uid: &'a str) -> BlockFuture<'a, (Option<Head>, Versions)>;
     fn put_head<'a>(&'a self, uid: &'a str, head: &'a Head) -> BlockFuture<'a, ()>;
     fn put_extent<'a>(&'a self, uid: &'a str, index: u64, epoch: u32, extent: &'a ExtentRef) -> BlockFuture<'a, ()>;
+    /// Forgets a volume's data: its head and every extent version (the extents themselves are
+    /// the caller's to remove first).
+    fn forget<'a>(&'a self, uid: &'a str) -> BlockFuture<'a, ()>;
 }
 
 fn failed(e: RecordError) -> photon_block::BlockError {
@@ -120,6 +123,17 @@ impl MapStore for Records {
     fn put_extent<'a>(&'a self, uid: &'a str, index: u64, epoch: u32, extent: &'a ExtentRef) -> BlockFuture<'a, ()> {
         Box::pin(async move { put(self, &extent_key(uid, index, epoch), extent).await.map_err(failed) })
     }
+
+    fn forget<'a>(&'a self, uid: &'a str) -> BlockFuture<'a, ()> {
+        Box::pin(async move {
+            // Versions first, the head last: a crash midway leaves a head to find again.
+            for (key, _) in self.list::<serde_json::Value>(&extents_prefix(uid)).await.map_err(failed)? {
+                self.delete(&key).await.map_err(failed)?;
+            }
+            self.delete(&head_key(uid)).await.map_err(failed)?;
+            Ok(())
+        })
+    }
 }
 
 /// The map in memory, for the engine's tests.
@@ -148,6 +162,14 @@ impl MapStore for MemMap {
     fn put_extent<'a>(&'a self, uid: &'a str, index: u64, epoch: u32, extent: &'a ExtentRef) -> BlockFuture<'a, ()> {
         Box::pin(async move {
             lock(&self.versions).entry(uid.to_string()).or_default().entry(index).or_default().insert(epoch, extent.clone());
+            Ok(())
+        })
+    }
+
+    fn forget<'a>(&'a self, uid: &'a str) -> BlockFuture<'a, ()> {
+        Box::pin(async move {
+            lock(&self.versions).remove(uid);
+            lock(&self.heads).remove(uid);
             Ok(())
         })
     }

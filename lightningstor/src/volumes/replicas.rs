@@ -196,6 +196,17 @@ impl ExtentReplicas {
         self.call(node, peer.flush_extents(request)).await.map(|_| ())
     }
 
+    /// Removes extents `ids` from `node`; gone already is fine.
+    pub async fn delete_on(&self, node: &str, ids: Vec<String>) -> Result<(), ReplicaError> {
+        if node == self.node {
+            let store = self.local.clone();
+            return blocking(move || ids.iter().try_for_each(|id| store.delete(id))).await;
+        }
+        let request = self.request(pb::DeleteChunksRequest { ids });
+        let mut peer = self.peer(node)?;
+        self.call(node, peer.delete_extents(request)).await.map(|_| ())
+    }
+
     /// Reads from the first replica (not `avoid`) that answers with verified data; the nodes
     /// that were corrupt or down on the way, with why.
     pub async fn read(&self, extent: &ExtentRef, offset: u64, len: u64) -> Result<(Bytes, Vec<(String, ReplicaError)>), BlockError> {

@@ -50,6 +50,67 @@ impl Volumes {
         }
     }
 
+    /// Frees a deleted volume's data: its extents on every replica, then its map; the engine
+    /// of its head, if open here, is dropped. Safe to run on several nodes at once.
+    pub async fn forget(&self, uid: &str) -> Result<(), BlockError> {
+        lock(&self.heads).remove(uid);
+        let (_, versions) = self.map.load(uid).await?;
+        let mut by_node: HashMap<String, Vec<String>> = HashMap::new();
+        for extent in versions.values().flat_map(|v| v.values()) {
+            for node in self.replicas.nodes(extent) {
+                by_node.entry(node).or_default().push(extent.id.clone());
+            }
+        }
+        let count: usize = versions.values().map(|v| v.len()).sum();
+        for (node, ids) in by_node {
+            self.replicas
+                .delete_on(&node, ids)
+                .await
+                .map_err(|e| BlockError::Io(format!("removing a deleted volume's extents from {node}: {e:?}")))?;
+        }
+        self.map.forget(uid).await?;
+        tracing::info!(volume = uid, extents = count, "a deleted volume's data freed");
+        Ok(())
+    }
+
+    /// Whether any volume resource (in any project) still has `uid`: read afresh from chainfire
+    /// before a volume's data is freed, whatever a copy said.
+    async fn still_exists(store: &photon_resource::Store, uid: &str) -> Result<bool, ResourceError> {
+        let all = store.list_all::<serde_json::Value>(&format!("{}/r/", super::model::ROOT)).await?;
+        Ok(all.iter().any(|v| v.value["metadata"]["uid"].as_str() == Some(uid) && v.key.contains("/volumes/")))
+    }
+
+    /// Frees the data of each volume uid `deleted` sends (once chainfire confirms it is gone),
+    /// retrying one that fails (a replica down) a minute later, until `shutdown`.
+    pub async fn run_forgetting(
+        self: Arc<Self>,
+        store: photon_resource::Store,
+        mut deleted: tokio::sync::mpsc::UnboundedReceiver<String>,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) {
+        let mut retry: Vec<String> = Vec::new();
+        loop {
+            let uid = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                uid = deleted.recv() => match uid { Some(uid) => uid, None => return },
+                _ = tokio::time::sleep(std::time::Duration::from_secs(60)), if !retry.is_empty() => retry.remove(0),
+            };
+            match Self::still_exists(&store, &uid).await {
+                Ok(false) => {}
+                Ok(true) => continue,
+                Err(e) => {
+                    tracing::warn!(volume = %uid, error = %e, "cannot confirm a volume was deleted; trying again in a minute");
+                    retry.push(uid);
+                    continue;
+                }
+            }
+            if let Err(e) = self.forget(&uid).await {
+                tracing::warn!(volume = %uid, error = %e, "a deleted volume's data could not be freed yet; trying again in a minute");
+                retry.push(uid);
+            }
+        }
+    }
+
     /// The writable head of volume `uid` at `size` bytes (grown if the volume grew since).
     pub async fn head(&self, uid: &str, spec: &VolumeSpec) -> Result<Arc<VolumeEngine>, BlockError> {
         if let Some(engine) = lock(&self.heads).get(uid).cloned() {
