@@ -121,6 +121,7 @@ pub async fn build(config: LightningstorConfig, context: Context) -> anyhow::Res
         .http(admin.router().merge(volume_routes))
         .guard(move |router| guard.apply(router));
     let registry = api.registry();
+    volumes.metrics.register(registry);
     registry.register(
         "lightningstor_replica_write_failures",
         "Replica writes that failed and became repair hints",
@@ -236,8 +237,9 @@ async fn volumes(
     tracing::info!(listen = %config.volumes.nbd_listen, tls = tls.is_some(), "serving volumes over NBD");
     let node = if config.replication.node_id.is_empty() { photon_runtime::host_name() } else { config.replication.node_id.clone() };
     let exports = Arc::new(VolumeExports::new(catalog, engines.clone(), store.clone(), node));
+    let metrics = exports.metrics.clone();
     context.tasks.spawn(photon_block::nbd::serve(listener, exports, tls, context.shutdown.clone()));
-    Ok((Served { store, engines }, router, rules, grpc, count))
+    Ok((Served { store, engines, metrics }, router, rules, grpc, count))
 }
 
 /// Volumes this node knows of (-1 before the first copy from chainfire).
@@ -246,6 +248,7 @@ type VolumeCount = Arc<std::sync::atomic::AtomicI64>;
 pub struct Served {
     pub store: photon_resource::Store,
     pub engines: Arc<crate::volumes::service::Volumes>,
+    pub metrics: crate::volumes::metrics::VolumeMetrics,
 }
 
 /// `/health`: `{"status","volumes","total_gb","chainfire"}`: healthy while the data directory

@@ -217,6 +217,18 @@ async fn a_volume_takes_writes_over_nbd_and_keeps_them_with_snapshots_clones_and
     assert_eq!(status, 400, "{body}");
     assert!(body.to_string().contains("spec.size_bytes"), "{body}");
 
+    // /metrics counts each volume's operations, bytes and latency on this node.
+    let (_, metrics) = v.stack.storage.curl("GET", "/metrics", None, &[]);
+    let metrics = metrics.as_str().unwrap_or_default().to_string();
+    let writes = metrics
+        .lines()
+        .find(|l| l.starts_with("lightningstor_volume_bytes_total") && l.contains("volume=\"acme/web/disk\"") && l.contains("op=\"write\""))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(writes >= (14 * MIB) as f64, "bytes written to disk counted: {writes}\n{metrics}");
+    assert!(metrics.contains("lightningstor_volume_op_duration_seconds_bucket"), "{metrics}");
+
     // A deleted volume's data is freed (its attachment goes first).
     let count = |dir: &Path| -> usize {
         std::fs::read_dir(dir).into_iter().flatten().flatten().map(|d| std::fs::read_dir(d.path()).map(|f| f.count()).unwrap_or(0)).sum()

@@ -17,6 +17,7 @@ use photon_resource::claim::Holding;
 use photon_resource::{Layout, Owner, Resource, Store};
 
 use super::model::{AttachmentSpec, SnapshotSpec, VolumeSpec};
+use super::metrics::VolumeMetrics;
 use super::service::Volumes;
 
 /// How long a dead writer holds a volume: its lease's TTL.
@@ -117,11 +118,27 @@ pub struct VolumeExports {
     /// Writer leases held here, by volume uid: the attachment's token and the lease, shared by
     /// every session of that attachment (an initiator may open several connections).
     pub held: Mutex<HashMap<String, (String, std::sync::Weak<Holding>)>>,
+    pub metrics: VolumeMetrics,
 }
 
 impl VolumeExports {
     pub fn new(catalog: Arc<Catalog>, volumes: Arc<Volumes>, store: Store, node: String) -> Self {
-        Self { catalog, volumes, store, node, held: Mutex::default() }
+        Self { catalog, volumes, store, node, held: Mutex::default(), metrics: VolumeMetrics::default() }
+    }
+
+    /// What attachment `token` opens: a snapshot's view, the head read only, or the head
+    /// fenced by its writer lease.
+    async fn device(&self, token: &str, target: &Target) -> Result<Arc<dyn BlockDevice>, BlockError> {
+        if let Some((epoch, size)) = target.snapshot {
+            return Ok(self.volumes.snapshot(&target.uid, epoch, size).await?);
+        }
+        let head = self.volumes.head(&target.uid, &target.spec).await?;
+        if target.read_only {
+            return Ok(Arc::new(ReadOnly(head)));
+        }
+        let holding = self.lease(token, target).await?;
+        head.set_fence(holding.revision);
+        Ok(Arc::new(Fenced { inner: head, holding, volume: target.volume.clone() }))
     }
 
     /// The writer lease of `target` for its attachment `token`: the one this node holds for
@@ -157,17 +174,9 @@ impl Exports for VolumeExports {
         let name = name.to_string();
         Box::pin(async move {
             let Some(target) = target else { return Ok(None) };
-            if let Some((epoch, size)) = target.snapshot {
-                let view = self.volumes.snapshot(&target.uid, epoch, size).await?;
-                return Ok(Some(view as Arc<dyn BlockDevice>));
-            }
-            let head = self.volumes.head(&target.uid, &target.spec).await?;
-            if target.read_only {
-                return Ok(Some(Arc::new(ReadOnly(head)) as Arc<dyn BlockDevice>));
-            }
-            let holding = self.lease(&name, &target).await?;
-            head.set_fence(holding.revision);
-            Ok(Some(Arc::new(Fenced { inner: head, holding, volume: target.volume }) as Arc<dyn BlockDevice>))
+            let device = self.device(&name, &target).await?;
+            let label = format!("{}/{}/{}", target.owner.org, target.owner.project, target.volume);
+            Ok(Some(self.metrics.meter(&label, device)))
         })
     }
 

@@ -12,6 +12,7 @@ pub mod extents;
 pub mod fences;
 pub mod api;
 pub mod map;
+pub mod metrics;
 pub mod model;
 pub mod replicas;
 pub mod service;
