@@ -87,7 +87,7 @@ pub async fn build(config: LightningstorConfig, context: Context) -> anyhow::Res
     let metrics = chunks.metrics.clone();
     let admin = crate::admin::Admin::new(records.clone());
     let (volumes, volume_routes, volume_rules, volume_grpc, volume_count) =
-        volumes(&config, &context, records.clone(), extents, auth.clone()).await?;
+        volumes(&config, &context, records.clone(), extents, chunks.clone(), auth.clone()).await?;
     let mut rules = crate::admin::rules();
     rules.extend(volume_rules);
     let guard = photon_auth::Guard::new(auth.clone(), rules);
@@ -185,6 +185,7 @@ async fn volumes(
     context: &Context,
     records: flaredb_client::records::Records,
     extents: Arc<ExtentReplicas>,
+    chunks: Arc<Replicas>,
     auth: Arc<AuthClient>,
 ) -> anyhow::Result<(Served, axum::Router, Vec<photon_auth::Rule>, ResourcesServer<photon_resource::grpc::Grpc>, VolumeCount)>
 {
@@ -192,7 +193,8 @@ async fn volumes(
     use crate::volumes::model::{layout, Attachment, Snapshot, Volume};
     use photon_resource::Kind;
     let store = photon_resource::Store::connect(&config.chainfire, context.tls.trust.clone()).await?;
-    let engines = crate::volumes::service::Volumes::new(Arc::new(records), extents);
+    let images = Arc::new(crate::volumes::images::Images { records: records.clone(), chunks });
+    let engines = crate::volumes::service::Volumes::new(Arc::new(records), extents, Some(images.clone()));
     context.tasks.spawn(engines.clone().run_repairs(Duration::from_millis(config.replication.repair_interval_ms), context.shutdown.clone()));
     let resources = photon_resource::Resources::new(store.clone(), layout())
         .with_assigner::<Volume>(engines.clone())
@@ -205,6 +207,9 @@ async fn volumes(
     let copy = Arc::new(std::sync::Mutex::new(photon_resource::Mirror::default()));
     let (deleted, forgetting) = tokio::sync::mpsc::unbounded_channel();
     context.tasks.spawn(engines.clone().run_forgetting(store.clone(), forgetting, context.shutdown.clone()));
+    let (importing, imports) = tokio::sync::mpsc::unbounded_channel();
+    context.tasks.spawn(engines.clone().run_imports(store.clone(), images, imports, context.shutdown.clone()));
+    let mut sent: std::collections::BTreeSet<String> = Default::default();
     let mut known: std::collections::BTreeSet<String> = Default::default();
     context.tasks.spawn(photon_resource::follow(store.clone(), layout.prefix(), context.shutdown.clone(), move |changes| {
         let mut copy = copy.lock().unwrap_or_else(|p| p.into_inner());
@@ -216,6 +221,17 @@ async fn volumes(
             .filter_map(|(_, v)| serde_json::from_slice::<serde_json::Value>(v).ok())
             .filter_map(|v| v["metadata"]["uid"].as_str().map(str::to_string))
             .collect();
+        // A volume from an image is imported by one node (each node offers it once).
+        for (key, value) in copy.items() {
+            let Some((owner, path, _)) = layout.parse(key) else { continue };
+            if path != Volume::PATH {
+                continue;
+            }
+            let Ok(volume) = serde_json::from_slice::<photon_resource::Resource<crate::volumes::model::VolumeSpec>>(value) else { continue };
+            if matches!(volume.spec.source, Some(crate::volumes::model::Source::Image { .. })) && sent.insert(volume.metadata.uid.clone()) {
+                let _ = importing.send((owner, volume.metadata.uid, volume.spec));
+            }
+        }
         // A volume gone since the last copy was deleted: its data goes too.
         for uid in known.difference(&uids) {
             let _ = deleted.send(uid.clone());

@@ -247,6 +247,46 @@ async fn a_volume_takes_writes_over_nbd_and_keeps_them_with_snapshots_clones_and
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // A volume made from an image in one of the project's buckets: byte for byte the image
+    // (zeroes after it), attachable once the import is done.
+    let image = random_file(dir.path(), "disk.raw", 6 * MIB as usize, 7);
+    let mut bytes = std::fs::read(&image).unwrap();
+    bytes[2 * MIB as usize..3 * MIB as usize].fill(0);
+    std::fs::write(&image, &bytes).unwrap();
+    let (id, secret) = v.stack.tenant.clone();
+    // boto3, as a tenant uploads an image.
+    let upload = "import boto3,sys\nfrom botocore.config import Config\n\
+        s3 = boto3.client('s3', endpoint_url=sys.argv[1], aws_access_key_id=sys.argv[2], aws_secret_access_key=sys.argv[3], \
+        region_name='us-east-1', verify=sys.argv[4], config=Config(s3={'addressing_style': 'path'}))\n\
+        s3.create_bucket(Bucket='images')\ns3.upload_file(sys.argv[5], 'images', 'disk.raw')\n";
+    let out = Command::new("python3")
+        .args(["-c", upload, &v.stack.endpoint, &id, &secret])
+        .arg(&v.stack.ca)
+        .arg(&image)
+        .env_remove("AWS_CA_BUNDLE")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "upload: {}", String::from_utf8_lossy(&out.stderr));
+    let (status, body) = v.api("POST", "/volumes", Some(json!({"name": "tiny", "spec": {"size_bytes": 4 * MIB, "replicas": 1, "source": {"image": {"bucket": "images", "key": "disk.raw"}}}})), None);
+    assert_eq!(status, 400, "a volume smaller than its image: {body}");
+    let (status, body) = v.api("POST", "/volumes", Some(json!({"name": "elsewhere", "spec": {"size_bytes": 16 * MIB, "source": {"image": {"bucket": "nobody", "key": "x"}}}})), None);
+    assert_eq!(status, 400, "{body}");
+    v.volume("booted", 16 * MIB, json!({"source": {"image": {"bucket": "images", "key": "disk.raw"}}}));
+    let booted = v.attach("booted", "hv6", json!({"host": "hv6"}));
+    let copy = dir.path().join("booted.raw");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (ok, out) = output(Command::new("nbdcopy").arg(v.nbd_url(&booted)).arg(&copy));
+        if ok {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the image volume never became attachable: {out}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let copied = std::fs::read(&copy).unwrap();
+    assert!(copied[..bytes.len()] == bytes[..], "the volume is not its image");
+    assert!(copied[bytes.len()..].iter().all(|b| *b == 0));
+
     // A restart keeps everything flushed.
     let mut v = v;
     v.stack.storage.process.kill9();

@@ -18,13 +18,16 @@ pub const NBD_PORT: u16 = 10809;
 #[derive(Debug, Subcommand)]
 pub enum VolumeCommand {
     /// Create a volume of --size (bytes, or with K, M, G or T: powers of 1024), with --replicas
-    /// copies (default 3).
+    /// copies (default 3); --image BUCKET/KEY: a copy of that raw disk image (one of the
+    /// project's objects).
     Create {
         name: String,
         #[arg(long)]
         size: String,
         #[arg(long)]
         replicas: Option<u8>,
+        #[arg(long, value_name = "BUCKET/KEY")]
+        image: Option<String>,
     },
     Ls,
     Show { name: String },
@@ -123,8 +126,19 @@ pub fn plan(command: &VolumeCommand, owner: &Owner) -> anyhow::Result<Call> {
     let volume = |name: &str| format!("{volumes}/{}", segment(name));
     let call = Call::new;
     Ok(match command {
-        VolumeCommand::Create { name, size, replicas } => {
-            let spec = spec_of(&[("size_bytes", Some(json!(parse_size(size)?))), ("replicas", replicas.map(Value::from))]);
+        VolumeCommand::Create { name, size, replicas, image } => {
+            let source = match image.as_deref().map(|i| i.split_once('/')) {
+                None => None,
+                Some(Some((bucket, key))) if !bucket.is_empty() && !key.is_empty() => {
+                    Some(json!({"image": {"bucket": bucket, "key": key}}))
+                }
+                Some(_) => anyhow::bail!("--image takes BUCKET/KEY"),
+            };
+            let spec = spec_of(&[
+                ("size_bytes", Some(json!(parse_size(size)?))),
+                ("replicas", replicas.map(Value::from)),
+                ("source", source),
+            ]);
             call(Method::POST, volumes, create(name, spec), Show::Rows(VOLUME_COLUMNS))
         }
         VolumeCommand::Ls => call(Method::GET, volumes, None, Show::Rows(VOLUME_COLUMNS)),
@@ -252,6 +266,9 @@ mod tests {
         assert_eq!(grown.body, Some(json!({"size_bytes": 20u64 << 30})));
         let snap = planned(&["snapshot", "create", "disk", "s1"]).unwrap();
         assert_eq!(snap.path, format!("{VOLUMES}/disk/snapshots"));
+        let image = planned(&["create", "vm", "--size", "10G", "--image", "images/debian/12.raw"]).unwrap();
+        assert_eq!(image.body.unwrap()["spec"]["source"], json!({"image": {"bucket": "images", "key": "debian/12.raw"}}));
+        assert!(planned(&["create", "vm", "--size", "10G", "--image", "nokey"]).is_err());
         let clone = planned(&["clone", "disk/s1", "copy", "--size", "10G"]).unwrap();
         assert_eq!(clone.body.unwrap()["spec"]["source"], json!({"snapshot": {"volume": "disk", "snapshot": "s1"}}));
         let attach = planned(&["attach-info", "disk", "--for", "HV1.example"]).unwrap();

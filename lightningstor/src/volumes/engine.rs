@@ -107,7 +107,7 @@ impl VolumeEngine {
         let head = match head {
             Some(head) => head,
             None => {
-                let head = Head { epoch: 1, parent };
+                let head = Head { epoch: 1, parent, importing: false };
                 map.put_head(uid, &head).await?;
                 head
             }
@@ -151,6 +151,19 @@ impl VolumeEngine {
 
     fn fence(&self) -> Fence {
         lock(&self.fence).clone()
+    }
+
+    /// Marks the head's import done (the volume may be attached from now on).
+    pub async fn finish_import(&self) -> Result<(), BlockError> {
+        let mut head = lock(&self.head).clone();
+        head.importing = false;
+        self.map.put_head(&self.uid, &head).await?;
+        *lock(&self.head) = head;
+        Ok(())
+    }
+
+    pub fn importing(&self) -> bool {
+        lock(&self.head).importing
     }
 
     /// Takes a snapshot between two writes: everything written so far is flushed and belongs

@@ -25,6 +25,9 @@ pub struct Head {
     /// A clone's source: that volume as of that epoch.
     #[serde(default)]
     pub parent: Option<Parent>,
+    /// An image is still being copied in: not to be attached yet.
+    #[serde(default)]
+    pub importing: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

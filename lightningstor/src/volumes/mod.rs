@@ -10,6 +10,7 @@ pub mod engine;
 pub mod exports;
 pub mod extents;
 pub mod fences;
+pub mod images;
 pub mod api;
 pub mod map;
 pub mod metrics;

@@ -26,7 +26,8 @@ pub struct VolumeSpec {
     /// How many nodes hold each extent (1 to 3), fixed for the volume's life.
     #[serde(default = "three")]
     pub replicas: u8,
-    /// What it starts as (empty when left out): a snapshot of another volume of the project.
+    /// What it starts as (empty when left out): a snapshot of another volume of the project, or
+    /// an image in one of its buckets.
     #[serde(default)]
     pub source: Option<Source>,
     /// Where a clone reads what it has not written: its source's data (assigned from `source`).
@@ -45,6 +46,9 @@ fn three() -> u8 {
 pub enum Source {
     /// `{"snapshot": {"volume": "db", "snapshot": "before-upgrade"}}`
     Snapshot { volume: String, snapshot: String },
+    /// `{"image": {"bucket": "images", "key": "debian-12.raw"}}`: a raw disk image in one of the
+    /// project's buckets, copied in before the volume can be attached.
+    Image { bucket: String, key: String },
 }
 
 impl Kind for Volume {
@@ -57,9 +61,17 @@ impl Kind for Volume {
     fn validate(spec: &VolumeSpec) -> Result<(), FieldError> {
         check_size(spec.size_bytes)?;
         check_range("spec.replicas", spec.replicas, 1..=3)?;
-        if let Some(Source::Snapshot { volume, snapshot }) = &spec.source {
-            check_name("spec.source.snapshot.volume", volume)?;
-            check_name("spec.source.snapshot.snapshot", snapshot)?;
+        match &spec.source {
+            Some(Source::Snapshot { volume, snapshot }) => {
+                check_name("spec.source.snapshot.volume", volume)?;
+                check_name("spec.source.snapshot.snapshot", snapshot)?;
+            }
+            Some(Source::Image { bucket, key }) => {
+                if bucket.is_empty() || key.is_empty() || key.len() > 1024 {
+                    return Err(FieldError::new("spec.source.image", "names a bucket and a key (at most 1024 bytes)"));
+                }
+            }
+            None => {}
         }
         check_description(&spec.description)
     }

@@ -18,6 +18,8 @@ pub struct Volumes {
     replicas: Arc<ExtentReplicas>,
     /// Open heads by volume uid.
     heads: Mutex<HashMap<String, Arc<VolumeEngine>>>,
+    /// Where images come from (none: volumes from images are refused).
+    images: Option<Arc<super::images::Images>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -29,8 +31,22 @@ fn unavailable(e: BlockError) -> ResourceError {
 }
 
 impl Volumes {
-    pub fn new(map: Arc<dyn MapStore>, replicas: Arc<ExtentReplicas>) -> Arc<Self> {
-        Arc::new(Self { map, replicas, heads: Mutex::default() })
+    pub fn new(map: Arc<dyn MapStore>, replicas: Arc<ExtentReplicas>, images: Option<Arc<super::images::Images>>) -> Arc<Self> {
+        Arc::new(Self { map, replicas, heads: Mutex::default(), images })
+    }
+
+    /// Whether volume `uid`'s image (if any) is in.
+    pub async fn imported(&self, uid: &str) -> Result<bool, BlockError> {
+        Ok(self.map.load(uid).await?.0.is_some_and(|head| !head.importing))
+    }
+
+    /// The head an import writes through: made (marked importing) if there is none yet.
+    pub async fn importer(&self, uid: &str, spec: &VolumeSpec) -> Result<Arc<VolumeEngine>, BlockError> {
+        if self.map.load(uid).await?.0.is_none() {
+            self.map.put_head(uid, &super::map::Head { epoch: 1, parent: None, importing: true }).await?;
+        }
+        let copies = usize::from(spec.replicas);
+        VolumeEngine::open(uid, spec.size_bytes, copies, None, None, self.map.clone(), self.replicas.clone()).await
     }
 
     /// Repairs the stale replicas of every volume this node writes, every `period`, until
@@ -117,6 +133,11 @@ impl Volumes {
             engine.set_size(spec.size_bytes);
             return Ok(engine);
         }
+        if let Some(Source::Image { bucket, key }) = &spec.source {
+            if !self.imported(uid).await? {
+                return Err(BlockError::Io(format!("the volume is still being made from s3://{bucket}/{key}; try again shortly")));
+            }
+        }
         let copies = usize::from(spec.replicas);
         let engine =
             VolumeEngine::open(uid, spec.size_bytes, copies, None, spec.origin.clone(), self.map.clone(), self.replicas.clone())
@@ -136,6 +157,20 @@ impl Assign<Volume> for Arc<Volumes> {
     fn assign<'a>(&'a self, at: Placing<'a>, spec: &'a mut VolumeSpec) -> Assigning<'a> {
         Box::pin(async move {
             spec.origin = None;
+            if let Some(Source::Image { bucket, key }) = &spec.source {
+                let Some(images) = &self.images else {
+                    return Err(ResourceError::Precondition("this node cannot read images".into()));
+                };
+                let object = images.find(at.owner, bucket, key).await?;
+                if object.size > spec.size_bytes {
+                    return Err(FieldError::new(
+                        "spec.size_bytes",
+                        format!("{} is smaller than s3://{bucket}/{key} ({} bytes)", spec.size_bytes, object.size),
+                    )
+                    .into());
+                }
+                return Ok(());
+            }
             let Some(Source::Snapshot { volume, snapshot }) = spec.source.clone() else { return Ok(()) };
             let not_found = |e: ResourceError| match e {
                 ResourceError::NotFound { .. } => {

@@ -115,18 +115,26 @@ pub struct LogicalUnit {
     identity: Identity,
     geometry: Geometry,
     reservations: Arc<Reservations>,
+    /// Serialises COMPARE AND WRITE on this unit.
+    atomic: tokio::sync::Mutex<()>,
 }
 
 impl LogicalUnit {
     pub fn new(target: &str, device: Arc<dyn BlockDevice>, reservations: Arc<Reservations>) -> Self {
         let geometry = Geometry { blocks: device.size() / u64::from(LOGICAL_BLOCK), read_only: device.read_only() };
-        Self { device, identity: Identity::of(target), geometry, reservations }
+        Self { device, identity: Identity::of(target), geometry, reservations, atomic: tokio::sync::Mutex::new(()) }
     }
 
     /// Parses and checks `cdb` for `nexus`: the command to run, or the outcome that answers
-    /// it without running anything (no data-out is needed for those).
-    pub fn plan(&self, cdb: &[u8], nexus: &Nexus) -> Result<Command, Outcome> {
+    /// it without running anything (no data-out is needed for those). `data_out` is the
+    /// data-out length the initiator announced: commands whose data is one fixed-size unit
+    /// (WRITE SAME's block, COMPARE AND WRITE's pair) are refused when it differs.
+    pub fn plan(&self, cdb: &[u8], nexus: &Nexus, data_out: u32) -> Result<Command, Outcome> {
         let cmd = cdb::parse(cdb, &self.geometry).map_err(Outcome::check)?;
+        let exact = matches!(cmd, Command::WriteSame { .. } | Command::CompareAndWrite { .. });
+        if exact && data_out != cmd.data_out_len() {
+            return Err(Outcome::check(Sense::INVALID_FIELD_IN_CDB));
+        }
         if self.conflicts(&cmd, nexus) {
             return Err(Outcome::conflict());
         }
@@ -166,7 +174,7 @@ impl LogicalUnit {
             }
             Command::Reserve6 => self.reservations.reserve6(nexus),
             Command::Release6 => self.reservations.release6(nexus),
-            _ => medium::execute(&*self.device, &self.geometry, cmd, data_out).await,
+            _ => medium::execute(&*self.device, &self.geometry, cmd, data_out, &self.atomic).await,
         }
     }
 
