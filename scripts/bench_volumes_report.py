@@ -24,8 +24,8 @@ def figures(r):
 out = [
     "## Block volumes (`scripts/bench-volumes`)",
     "",
-    f"fio's nbd engine (libnbd, TLS) for {seconds} s per line over a {size} volume, after filling it, against",
-    "qemu-nbd exporting a file on the same disk (TLS too) in the same run. r1: a volume with one replica;",
+    f"fio's nbd engine (libnbd, plain TCP) for {seconds} s per line over a {size} volume, after filling it,",
+    "against qemu-nbd exporting a file on the same disk in the same run. r1: a volume with one replica;",
     "r3: three replicas on three lightningstor nodes of this machine (every copy on the same disk).",
     "",
     "| line | qemu-nbd IOPS | r1 IOPS | r1/qemu-nbd | r3 IOPS | r3/qemu-nbd | MiB/s qemu-nbd / r1 / r3 | p50 ms qemu-nbd / r1 / r3 | p99 ms qemu-nbd / r1 / r3 |",

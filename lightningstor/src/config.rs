@@ -42,6 +42,9 @@ pub struct VolumesSection {
     /// The NBD server (QEMU's most direct path to a volume), TLS with the API port's
     /// certificate.
     pub nbd_listen: SocketAddr,
+    /// NBD without TLS (a storage network of its own, or a benchmark): export tokens then
+    /// cross the wire in the clear.
+    pub nbd_plaintext: bool,
 }
 
 /// `[s3]`: the S3 endpoint.
@@ -158,7 +161,7 @@ impl ServiceConfig for LightningstorConfig {
                 repair_interval_ms: 2_000,
             },
             chainfire: ChainfireSection::default(),
-            volumes: VolumesSection { nbd_listen: SocketAddr::from(([0, 0, 0, 0], 10809)) },
+            volumes: VolumesSection { nbd_listen: SocketAddr::from(([0, 0, 0, 0], 10809)), nbd_plaintext: false },
         }
     }
 

@@ -245,7 +245,7 @@ async fn volumes(
         anyhow::anyhow!("cannot listen on the NBD port {} (volumes.nbd_listen): {e}", config.volumes.nbd_listen)
     })?;
     // NBD's own STARTTLS, with the API port's certificate; no ALPN (QEMU offers none).
-    let tls = context.tls.config.as_ref().map(|c| {
+    let tls = context.tls.config.as_ref().filter(|_| !config.volumes.nbd_plaintext).map(|c| {
         let mut c = (**c).clone();
         c.alpn_protocols.clear();
         Arc::new(c)
