@@ -210,6 +210,7 @@ async fn volumes(
     let (importing, imports) = tokio::sync::mpsc::unbounded_channel();
     context.tasks.spawn(engines.clone().run_imports(store.clone(), images, imports, context.shutdown.clone()));
     let mut sent: std::collections::BTreeSet<String> = Default::default();
+    let growing = engines.clone();
     let mut known: std::collections::BTreeSet<String> = Default::default();
     context.tasks.spawn(photon_resource::follow(store.clone(), layout.prefix(), context.shutdown.clone(), move |changes| {
         let mut copy = copy.lock().unwrap_or_else(|p| p.into_inner());
@@ -228,6 +229,7 @@ async fn volumes(
                 continue;
             }
             let Ok(volume) = serde_json::from_slice::<photon_resource::Resource<crate::volumes::model::VolumeSpec>>(value) else { continue };
+            growing.resized(&volume.metadata.uid, volume.spec.size_bytes);
             if matches!(volume.spec.source, Some(crate::volumes::model::Source::Image { .. })) && sent.insert(volume.metadata.uid.clone()) {
                 let _ = importing.send((owner, volume.metadata.uid, volume.spec));
             }

@@ -208,9 +208,30 @@ async fn a_volume_takes_writes_over_nbd_and_keeps_them_with_snapshots_clones_and
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    // Another project sees none of it, and an unknown export is refused.
+    // Another project sees none of it, can neither attach nor snapshot it, and an unknown
+    // export is refused.
     let (status, _) = v.api("GET", "/volumes/disk", None, Some(&v.stranger));
     assert_eq!(status, 403);
+    let (status, _) = v.api("POST", "/volumes/disk/attachments", Some(json!({"name": "x", "spec": {"host": "x"}})), Some(&v.stranger));
+    assert_eq!(status, 403);
+    let (status, _) = v.api("POST", "/volumes/disk/snapshots", Some(json!({"name": "x", "spec": {}})), Some(&v.stranger));
+    assert_eq!(status, 403);
+    let (status, _) = v.stack.storage.project_call(("beta", "web"), "GET", "/volumes", None, &v.stranger);
+    assert_eq!(status, 200, "its own project is fine");
+
+    // Grown online: the next session sees the new size.
+    let grown = v.expect(200, "GET", "/volumes/disk", None);
+    let body = json!({"spec": {"size_bytes": 96 * MIB, "replicas": 1}, "resource_version": grown["metadata"]["resource_version"]});
+    v.expect(200, "PUT", "/volumes/disk", Some(body));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (ok, out) = output(Command::new("nbdinfo").args(["--size", &v.nbd_url(&second)]));
+        if ok && out.trim() == (96 * MIB).to_string() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the volume never grew: {out}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let (ok, out) = v.qemu_io(&"0".repeat(64), &["read 0 512"]);
     assert!(!ok, "an unknown export: {out}");
     let (status, body) = v.api("POST", "/volumes", Some(json!({"name": "bad", "spec": {"size_bytes": 1000}})), None);

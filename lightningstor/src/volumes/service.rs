@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use photon_block::BlockError;
+use photon_block::{BlockDevice, BlockError};
 use photon_resource::{Assign, Assigning, FieldError, Placing, ResourceError};
 
 use super::engine::VolumeEngine;
@@ -33,6 +33,16 @@ fn unavailable(e: BlockError) -> ResourceError {
 impl Volumes {
     pub fn new(map: Arc<dyn MapStore>, replicas: Arc<ExtentReplicas>, images: Option<Arc<super::images::Images>>) -> Arc<Self> {
         Arc::new(Self { map, replicas, heads: Mutex::default(), images })
+    }
+
+    /// A volume grew: its open head (if this node has one) serves the new size at once.
+    pub fn resized(&self, uid: &str, size: u64) {
+        if let Some(engine) = lock(&self.heads).get(uid) {
+            if engine.size() < size {
+                tracing::info!(volume = uid, size, "volume grown");
+                engine.set_size(size);
+            }
+        }
     }
 
     /// Whether volume `uid`'s image (if any) is in.
