@@ -6,12 +6,11 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Node, Stack};
+use common::{Node, QemuIo, Stack};
 use serde_json::json;
 
 /// Repairs checked often, and a stopped node given up on quickly.
@@ -174,21 +173,12 @@ async fn a_frozen_writer_whose_lease_expired_cannot_write_after_the_next_host_to
     let a = rig.attach("disk", "hv-a");
     let b = rig.attach("disk", "hv-b");
     // Host A keeps a session open through node 1.
-    let mut first = Command::new("qemu-io")
-        .args(rig.qemu_io_args(0, &a))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = first.stdin.take().unwrap();
-    writeln!(stdin, "write -P 10 0 64k").unwrap();
-    writeln!(stdin, "flush").unwrap();
-    eventually("host A holds the volume", Duration::from_secs(10), || {
-        let (ok, out) = rig.qemu_io(1, &b, &["read 0 4096".into()]);
-        !ok && out.contains("hv-a")
-    })
-    .await;
+    let mut first = QemuIo::open(&rig.qemu_io_args(0, &a));
+    first.send("write -P 10 0 64k");
+    first.send("flush");
+    first.until("wrote 65536/65536", Duration::from_secs(10));
+    let (ok, out) = rig.qemu_io(1, &b, &["read 0 4096".into()]);
+    assert!(!ok && out.contains("hv-a"), "host B is refused while host A holds the volume: {out}");
 
     // Node 1 freezes; its lease expires; host B takes the volume through node 2 and writes.
     let frozen = Frozen(rig.nodes[0].server.process.pid().unwrap() as i32);
@@ -201,11 +191,8 @@ async fn a_frozen_writer_whose_lease_expired_cannot_write_after_the_next_host_to
     drop(frozen);
 
     // Host A's late write is refused, and B's data stands.
-    writeln!(stdin, "write -P 12 0 64k").unwrap();
-    writeln!(stdin, "quit").unwrap();
-    drop(stdin);
-    let out = first.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    first.send("write -P 12 0 64k");
+    let text = first.finish(false);
     assert!(text.contains("write failed"), "host A's late write must be refused: {text}");
     let (ok, out) = rig.qemu_io(1, &b, &["read -P 11 0 64k".into()]);
     assert!(ok, "host B's write stands: {out}");

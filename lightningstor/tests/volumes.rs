@@ -8,7 +8,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::Stack;
@@ -68,6 +68,11 @@ impl Volumes {
 
     fn tls_object(&self) -> String {
         format!("tls-creds-x509,id=tls0,endpoint=client,dir={}", self.tls.path().display())
+    }
+
+    /// qemu-io's options for an export.
+    fn qemu_args(&self, export: &str) -> Vec<String> {
+        vec!["--object".into(), self.tls_object(), "--image-opts".into(), self.image(export)]
     }
 
     /// `qemu-io` with `commands` on an export: (success, output).
@@ -179,25 +184,13 @@ async fn a_volume_takes_writes_over_nbd_and_keeps_them_with_snapshots_clones_and
 
     // One writer: a second host is refused while the first holds the volume, and gets it once
     // the first session ends.
-    let mut first = Command::new("qemu-io")
-        .args(["--object", &v.tls_object(), "--image-opts", &v.image(&export)])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut first = common::QemuIo::open(&v.qemu_args(&export));
+    first.send("read 0 512");
+    first.until("read 512/512", Duration::from_secs(10));
     let second = v.attach("disk", "hv9", json!({"host": "hv9"}));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (ok, out) = v.qemu_io(&second, &["read 0 4096"]);
-        if !ok && out.contains("hv1") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the second writer was never refused while hv1 held the volume: {out}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    first.kill().unwrap();
-    let _ = first.wait();
+    let (ok, out) = v.qemu_io(&second, &["read 0 4096"]);
+    assert!(!ok && out.contains("hv1"), "the second writer is refused while hv1 holds the volume: {out}");
+    first.finish(true);
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let (ok, out) = v.qemu_io(&second, &["read -P 0x77 0 4096", "write -P 0x78 6M 4096"]);

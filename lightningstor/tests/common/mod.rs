@@ -225,3 +225,76 @@ pub fn metric(server: &TestServer, name: &str) -> f64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("{name} is not in /metrics:\n{text}"))
 }
+
+/// A `qemu-io` session kept open (its NBD connection with it), fed commands one at a time and
+/// read as it answers.
+pub struct QemuIo {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    said: std::sync::mpsc::Receiver<String>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl QemuIo {
+    /// `qemu-io` with `args` (the image and its options), not yet given a command.
+    pub fn open(args: &[String]) -> Self {
+        use std::process::Stdio;
+        let mut child = Command::new("qemu-io")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("qemu-io runs");
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("a piped stdout");
+        let (lines, said) = std::sync::mpsc::channel::<String>();
+        let reader = std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { child, stdin, said, reader: Some(reader) }
+    }
+
+    pub fn send(&mut self, command: &str) {
+        use std::io::Write;
+        if let Some(stdin) = &mut self.stdin {
+            let _ = writeln!(stdin, "{command}");
+        }
+    }
+
+    /// Waits (up to `within`) for a line containing `what`; what was said until then.
+    pub fn until(&mut self, what: &str, within: Duration) -> String {
+        let deadline = std::time::Instant::now() + within;
+        let mut seen = String::new();
+        while std::time::Instant::now() < deadline {
+            if let Ok(line) = self.said.recv_timeout(Duration::from_millis(100)) {
+                seen.push_str(&line);
+                seen.push('\n');
+                if line.contains(what) {
+                    return seen;
+                }
+            }
+        }
+        panic!("qemu-io never said {what:?}: {seen}");
+    }
+
+    /// Quits (or kills, with `kill`) and returns everything still unread, stderr included.
+    pub fn finish(mut self, kill: bool) -> String {
+        if kill {
+            let _ = self.child.kill();
+        } else {
+            self.send("quit");
+        }
+        self.stdin = None;
+        let out = self.child.wait_with_output().map(|o| String::from_utf8_lossy(&o.stderr).into_owned()).unwrap_or_default();
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        self.said.try_iter().collect::<Vec<_>>().join("\n") + &out
+    }
+}
