@@ -1,9 +1,10 @@
 //! Block-device frontends: what a volume looks like to an initiator, over one trait
 //! (`BlockDevice`) that the storage engine implements. The NBD server (`nbd`) speaks to QEMU,
-//! libnbd and the kernel's client; the iSCSI target will join it here. Nothing in this crate
-//! knows how or where a volume's bytes are stored.
+//! libnbd and the kernel's client; the iSCSI target (`iscsi`) to libiscsi, QEMU and the Linux
+//! initiator. Nothing in this crate knows how or where a volume's bytes are stored.
 
 pub mod device;
+pub mod iscsi;
 pub mod nbd;
 
 pub use device::{BlockDevice, BlockError, BlockFuture, Extent, MemDevice};

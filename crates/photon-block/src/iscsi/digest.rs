@@ -47,6 +47,7 @@ impl Crc32c {
     }
 }
 
+#[cfg(test)]
 pub fn crc32c(data: &[u8]) -> u32 {
     Crc32c::new().update(data).finish()
 }

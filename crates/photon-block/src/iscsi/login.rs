@@ -263,6 +263,9 @@ impl Progress<'_> {
         }
         let transit = r.transit && self.authenticated;
         let nsg = if transit { r.nsg } else { 0 };
+        if transit {
+            self.stage = Some(nsg);
+        }
         if !(transit && nsg == STAGE_FULL_FEATURE) {
             return Ok(Step::Continue(self.response(r, transit, nsg, &answer, 0)));
         }

@@ -15,6 +15,7 @@ use super::transfer::{Next, Transfer};
 use super::writer::Numbering;
 use super::{ConnectionError, Ending, Session, MEMORY_BUDGET};
 use crate::iscsi::pdu::{self, Bhs, FrameError, Outgoing, Pdu, StatSn, FLAG_FINAL, RESERVED_TAG};
+use crate::iscsi::scsi::sense::Sense;
 use crate::iscsi::scsi::Outcome;
 
 /// A SCSI task the connection knows about, from its command PDU until its response is sent.
@@ -42,9 +43,17 @@ pub(super) struct Task {
 
 /// What command tasks tell the core.
 pub(super) enum Event {
-    WantData { itt: u32, reply: oneshot::Sender<Bytes> },
-    /// The task ended: with an outcome, or none when it was aborted before running.
-    Done { itt: u32, outcome: Option<Outcome>, hold: Option<OwnedSemaphorePermit> },
+    WantData {
+        itt: u32,
+        reply: oneshot::Sender<Bytes>,
+    },
+    /// The task ended: with an outcome, or none when it ended without running (aborted, its
+    /// data-out failed, or the connection is closing).
+    Done {
+        itt: u32,
+        outcome: Option<Outcome>,
+        hold: Option<OwnedSemaphorePermit>,
+    },
 }
 
 /// A task management request answered once the tasks it ends have ended.
@@ -80,6 +89,8 @@ pub(super) struct Core {
     pub commands: u64,
     /// The writer is gone; nothing more can be sent.
     pub write_failed: bool,
+    /// The connection is ending: no task starts a data transfer any more.
+    draining: bool,
 }
 
 impl Core {
@@ -101,6 +112,7 @@ impl Core {
             closing,
             commands: 0,
             write_failed: false,
+            draining: false,
         }
     }
 
@@ -127,6 +139,9 @@ impl Core {
             };
             if let Some(ending) = step? {
                 return Ok(ending);
+            }
+            if !self.tmfs.is_empty() {
+                self.tmf_progress().await?;
             }
         }
     }
@@ -185,7 +200,10 @@ impl Core {
     async fn on_event(&mut self, event: Event) {
         match event {
             Event::WantData { itt, reply } => {
-                if let Some(task) = self.tasks.get_mut(&itt).filter(|t| !t.aborted) {
+                let failed = |t: &Task| t.transfer.as_ref().is_some_and(Transfer::failed);
+                // Dropping the reply ends a task that must not run.
+                let draining = self.draining;
+                if let Some(task) = self.tasks.get_mut(&itt).filter(|t| !t.aborted && !failed(t) && !draining) {
                     task.waiter = Some(reply);
                     self.pump(itt).await;
                 }
@@ -193,9 +211,12 @@ impl Core {
             Event::Done { itt, outcome, hold } => {
                 let Some(task) = self.tasks.get_mut(&itt) else { return };
                 task.running = false;
+                let failed = task.transfer.as_ref().is_some_and(Transfer::failed);
                 match outcome {
-                    Some(outcome) if !task.aborted => self.respond(itt, outcome, hold).await,
-                    _ => self.forget(itt),
+                    _ if task.aborted => self.forget(itt),
+                    Some(outcome) => self.respond(itt, outcome, hold).await,
+                    None if failed => self.respond(itt, Outcome::check(Sense::DATA_PHASE_ERROR), None).await,
+                    None => self.forget(itt),
                 }
             }
         }
@@ -244,20 +265,27 @@ impl Core {
             return Ok(None);
         };
         let Some(transfer) = task.transfer.as_mut() else {
-            return Err(ConnectionError::Protocol(format!("Data-Out for task {itt:#x}, which takes no data")));
+            return self.reject(pdu::REJECT_PROTOCOL_ERROR, &b).await;
         };
-        transfer
-            .data_out(b.u32(20), b.u32(36), b.u32(40), &pdu.data, b.is_final())
-            .map_err(|e| ConnectionError::Protocol(format!("task {itt:#x}: {e}")))?;
-        if !transfer.unsolicited_open() && !task.parked.is_empty() {
+        let accepted = transfer.data_out(b.u32(20), b.u32(36), b.u32(40), &pdu.data, b.is_final());
+        let closed = !transfer.sequence_open();
+        if let Err(e) = &accepted {
+            // Error recovery level 0 recovers nothing: the command ends without running, with
+            // CHECK CONDITION after the Reject (initiators match the Reject to the command).
+            tracing::debug!(itt, error = %e, "iscsi: Data-Out out of step; the command fails");
+            task.waiter = None;
+            self.reject(pdu::REJECT_PROTOCOL_ERROR, &b).await?;
+        }
+        let Some(task) = self.tasks.get_mut(&itt) else { return Ok(None) };
+        if closed && !task.parked.is_empty() {
             let parked = std::mem::take(&mut task.parked);
             for out in parked {
                 self.send(out).await;
             }
             self.forget_answered(itt);
-            return Ok(None);
+        } else if accepted.is_ok() {
+            self.pump(itt).await;
         }
-        self.pump(itt).await;
         Ok(None)
     }
 
@@ -269,25 +297,18 @@ impl Core {
                 self.numbering.release();
             }
         }
-        self.tmfs_progress();
     }
 
     /// Removes a task whose response went to the writer (which frees its slot).
     pub fn forget_answered(&mut self, itt: u32) {
         self.tasks.remove(&itt);
-        self.tmfs_progress();
-    }
-
-    fn tmfs_progress(&mut self) {
-        for tmf in &mut self.tmfs {
-            tmf.waiting.retain(|itt| self.tasks.contains_key(itt));
-        }
     }
 
     /// After the loop: ends every task (answering those that finish), then returns so the
     /// writer can drain. Tasks waiting for data or memory are cancelled; device calls under
     /// way finish first.
     pub async fn drain(&mut self) {
+        self.draining = true;
         for task in self.tasks.values_mut() {
             task.waiter = None;
             task.cancel.cancel();
@@ -301,5 +322,6 @@ impl Core {
         while let Ok(event) = self.events_rx.try_recv() {
             self.on_event(event).await;
         }
+        let _ = self.tmf_progress().await;
     }
 }

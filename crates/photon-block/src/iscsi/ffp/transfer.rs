@@ -1,8 +1,9 @@
 //! One write command's data-out (RFC 7143 §4.2.5): immediate data, unsolicited Data-Out up to
 //! FirstBurstLength, then solicited bursts, one R2T at a time (MaxOutstandingR2T=1), all in
 //! order (DataPDUInOrder and DataSequenceInOrder are Yes). Checks every Data-Out's tag, DataSN
-//! and offset; anything out of step is a protocol error that ends the connection (error
-//! recovery level 0 has no other recovery). Pure: the connection sends what it decides.
+//! and offset; one out of step fails the transfer: the connection rejects it, the rest of the
+//! sequence is dropped, and the command ends with CHECK CONDITION and nothing written (error
+//! recovery level 0 retries nothing). Pure: the connection sends what it decides.
 
 use bytes::{Bytes, BytesMut};
 
@@ -63,6 +64,8 @@ pub struct Transfer {
     burst: Option<Burst>,
     r2t_sn: u32,
     delivered: bool,
+    /// A Data-Out was out of step: everything after it is dropped.
+    failed: bool,
 }
 
 impl Transfer {
@@ -84,14 +87,21 @@ impl Transfer {
             burst: None,
             r2t_sn: 0,
             delivered: false,
+            failed: false,
         };
         t.keep(immediate);
         Ok(t)
     }
 
-    /// Unsolicited Data-Out may still arrive: the response must wait for its last PDU.
-    pub fn unsolicited_open(&self) -> bool {
-        self.unsolicited_open
+    /// Data-Out may still arrive (unsolicited, or a burst under way): a response waits for
+    /// the sequence's last PDU.
+    pub fn sequence_open(&self) -> bool {
+        self.unsolicited_open || (self.failed && self.burst.is_some())
+    }
+
+    /// A Data-Out was out of step; the command must not run.
+    pub fn failed(&self) -> bool {
+        self.failed
     }
 
     /// R2Ts sent so far (they count towards the response's ExpDataSN).
@@ -105,8 +115,35 @@ impl Transfer {
         self.received += data.len() as u32;
     }
 
-    /// Takes one Data-Out PDU.
-    pub fn data_out(&mut self, ttt: u32, data_sn: u32, offset: u32, data: &[u8], last: bool) -> Result<(), DataOutError> {
+    /// Takes one Data-Out PDU. After an error, the transfer has failed: later Data-Out of the
+    /// same sequence is dropped until its last PDU.
+    pub fn data_out(
+        &mut self,
+        ttt: u32,
+        data_sn: u32,
+        offset: u32,
+        data: &[u8],
+        last: bool,
+    ) -> Result<(), DataOutError> {
+        if self.failed {
+            if last {
+                self.unsolicited_open = false;
+                self.burst = None;
+            }
+            return Ok(());
+        }
+        let result = self.accept(ttt, data_sn, offset, data, last);
+        if result.is_err() {
+            self.failed = true;
+            if last {
+                self.unsolicited_open = false;
+                self.burst = None;
+            }
+        }
+        result
+    }
+
+    fn accept(&mut self, ttt: u32, data_sn: u32, offset: u32, data: &[u8], last: bool) -> Result<(), DataOutError> {
         let len = data.len() as u32;
         if ttt == RESERVED_TAG {
             if !self.unsolicited_open {
@@ -156,7 +193,7 @@ impl Transfer {
     /// For a command waiting for its data (which the connection calls once memory for all of
     /// it is reserved): deliver it, solicit the next burst, or wait.
     pub fn next(&mut self, max_burst: u32, new_tag: impl FnOnce() -> u32) -> Next {
-        if self.delivered {
+        if self.delivered || self.failed {
             return Next::Wait;
         }
         if self.received >= self.need {
@@ -191,7 +228,7 @@ mod tests {
         assert_eq!(t.next(4096, tag), Next::Wait, "unsolicited data still coming");
         t.data_out(RESERVED_TAG, 0, 1000, &[2; 1000], false).unwrap();
         t.data_out(RESERVED_TAG, 1, 2000, &[3; 2096], true).unwrap();
-        assert!(!t.unsolicited_open());
+        assert!(!t.sequence_open());
         assert_eq!(t.next(4096, tag), Next::Solicit { ttt: 77, r2t_sn: 0, offset: 4096, len: 4096 });
         t.data_out(77, 0, 4096, &[4; 2048], false).unwrap();
         t.data_out(77, 1, 6144, &[5; 2048], true).unwrap();
@@ -212,18 +249,38 @@ mod tests {
         assert_eq!(t.next(4096, tag), Next::Deliver(Bytes::new()));
     }
 
+    fn fresh(first_burst: u32, last: bool) -> Transfer {
+        Transfer::new(4096, 4096, first_burst, &[], last).unwrap()
+    }
+
     #[test]
     fn out_of_step_data_out_is_refused() {
         assert!(matches!(Transfer::new(100, 100, 65536, &[0; 101], true), Err(DataOutError::ImmediateTooLong { .. })));
-        let mut t = Transfer::new(4096, 4096, 1024, &[], false).unwrap();
-        assert_eq!(t.data_out(RESERVED_TAG, 1, 0, &[0; 512], false), Err(DataOutError::DataSn { got: 1, expected: 0 }));
-        assert_eq!(t.data_out(RESERVED_TAG, 0, 512, &[0; 512], false), Err(DataOutError::Offset { got: 512, expected: 0 }));
-        assert_eq!(t.data_out(RESERVED_TAG, 0, 0, &[0; 2048], false), Err(DataOutError::Overrun));
-        t.data_out(RESERVED_TAG, 0, 0, &[0; 1024], true).unwrap();
-        assert_eq!(t.data_out(RESERVED_TAG, 1, 1024, &[0; 1], true), Err(DataOutError::UnexpectedUnsolicited));
-        assert_eq!(t.data_out(5, 0, 1024, &[0; 1], true), Err(DataOutError::UnknownTag(5)));
+        let cases: [(Transfer, u32, u32, u32, usize, DataOutError); 5] = [
+            (fresh(1024, false), RESERVED_TAG, 1, 0, 512, DataOutError::DataSn { got: 1, expected: 0 }),
+            (fresh(1024, false), RESERVED_TAG, 0, 512, 512, DataOutError::Offset { got: 512, expected: 0 }),
+            (fresh(1024, false), RESERVED_TAG, 0, 0, 2048, DataOutError::Overrun),
+            (fresh(1024, true), RESERVED_TAG, 0, 0, 1, DataOutError::UnexpectedUnsolicited),
+            (fresh(1024, true), 5, 0, 0, 1, DataOutError::UnknownTag(5)),
+        ];
+        for (mut t, ttt, sn, offset, len, error) in cases {
+            assert_eq!(t.data_out(ttt, sn, offset, &vec![0; len], false), Err(error));
+            assert!(t.failed());
+            assert_eq!(t.next(1024, tag), Next::Wait, "a failed transfer delivers nothing");
+        }
+        let mut t = fresh(1024, true);
         let Next::Solicit { ttt, .. } = t.next(1024, tag) else { panic!("expected an R2T") };
-        assert_eq!(t.data_out(ttt, 0, 1024, &[0; 512], true), Err(DataOutError::ShortBurst(512)));
-        assert_eq!(t.data_out(ttt, 1, 1024, &[0; 512], false), Err(DataOutError::DataSn { got: 1, expected: 0 }));
+        assert_eq!(t.data_out(ttt, 0, 0, &[0; 512], true), Err(DataOutError::ShortBurst(512)));
+        assert!(!t.sequence_open());
+    }
+
+    #[test]
+    fn after_a_failure_the_sequence_is_dropped_until_its_end() {
+        let mut t = fresh(4096, false);
+        assert!(t.data_out(RESERVED_TAG, 1, 0, &[0; 512], false).is_err());
+        assert!(t.sequence_open());
+        assert_eq!(t.data_out(RESERVED_TAG, 0, 512, &[0; 512], false), Ok(()));
+        assert_eq!(t.data_out(RESERVED_TAG, 9, 9, &[0; 512], true), Ok(()));
+        assert!(!t.sequence_open());
     }
 }

@@ -132,7 +132,11 @@ fn stamp(out: &mut Outgoing, stat_sn: &mut u32, numbering: &Numbering) {
     pdu::put_u32(&mut out.bhs, 32, max);
 }
 
-async fn write_one<W: AsyncWrite + Unpin>(wr: &mut BufWriter<W>, out: &Outgoing, digests: Digests) -> std::io::Result<()> {
+async fn write_one<W: AsyncWrite + Unpin>(
+    wr: &mut BufWriter<W>,
+    out: &Outgoing,
+    digests: Digests,
+) -> std::io::Result<()> {
     wr.write_all(&out.bhs).await?;
     if digests.header {
         wr.write_all(&Crc32c::new().update(&out.bhs).bytes()).await?;

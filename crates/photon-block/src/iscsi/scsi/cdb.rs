@@ -64,28 +64,91 @@ pub struct Geometry {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
     TestUnitReady,
-    RequestSense { descriptor: bool, alloc: u32 },
-    Inquiry { evpd: bool, page: u8, alloc: u32 },
-    ModeSense { ten: bool, dbd: bool, llbaa: bool, control: u8, page: u8, subpage: u8, alloc: u32 },
-    ModeSelect { ten: bool, len: u32 },
+    RequestSense {
+        descriptor: bool,
+        alloc: u32,
+    },
+    Inquiry {
+        evpd: bool,
+        page: u8,
+        alloc: u32,
+    },
+    ModeSense {
+        ten: bool,
+        dbd: bool,
+        llbaa: bool,
+        control: u8,
+        page: u8,
+        subpage: u8,
+        alloc: u32,
+    },
+    ModeSelect {
+        ten: bool,
+        len: u32,
+    },
     StartStopUnit,
-    PreventAllow { prevent: bool },
+    PreventAllow {
+        prevent: bool,
+    },
     ReadCapacity10,
-    ReadCapacity16 { alloc: u32 },
-    Read { lba: u64, blocks: u32 },
-    Write { lba: u64, blocks: u32, fua: bool },
+    ReadCapacity16 {
+        alloc: u32,
+    },
+    Read {
+        lba: u64,
+        blocks: u32,
+    },
+    Write {
+        lba: u64,
+        blocks: u32,
+        fua: bool,
+    },
     /// `bytchk` 0: check the medium; 1: compare with data-out; 3: compare every block with one.
-    Verify { lba: u64, blocks: u32, bytchk: u8 },
-    WriteSame { lba: u64, blocks: u64, unmap: bool, ndob: bool },
-    Unmap { len: u32 },
+    Verify {
+        lba: u64,
+        blocks: u32,
+        bytchk: u8,
+    },
+    WriteSame {
+        lba: u64,
+        blocks: u64,
+        unmap: bool,
+        ndob: bool,
+    },
+    Unmap {
+        len: u32,
+    },
     SynchronizeCache,
     PreFetch,
-    GetLbaStatus { lba: u64, alloc: u32 },
-    CompareAndWrite { lba: u64, blocks: u32, fua: bool },
-    ReportLuns { alloc: u32 },
-    ReportOpcodes { options: u8, opcode: u8, action: u16, alloc: u32, timeouts: bool },
-    PersistentReserveIn { action: u8, alloc: u32 },
-    PersistentReserveOut { action: u8, scope: u8, kind: u8, len: u32 },
+    GetLbaStatus {
+        lba: u64,
+        alloc: u32,
+    },
+    CompareAndWrite {
+        lba: u64,
+        blocks: u32,
+        fua: bool,
+    },
+    ReportLuns {
+        alloc: u32,
+    },
+    ReportOpcodes {
+        options: u8,
+        opcode: u8,
+        action: u16,
+        alloc: u32,
+        timeouts: bool,
+    },
+    PersistentReserveIn {
+        action: u8,
+        alloc: u32,
+    },
+    PersistentReserveOut {
+        action: u8,
+        scope: u8,
+        kind: u8,
+        len: u32,
+    },
     Reserve6,
     Release6,
 }
@@ -320,9 +383,7 @@ pub fn parse(cdb: &[u8], g: &Geometry) -> Result<Command, Sense> {
             },
             _ => return Err(Sense::cdb_field(1, Some(4))),
         },
-        op::PERSISTENT_RESERVE_IN => {
-            Command::PersistentReserveIn { action: cdb[1] & 0x1f, alloc: be16(&cdb[7..]) }
-        }
+        op::PERSISTENT_RESERVE_IN => Command::PersistentReserveIn { action: cdb[1] & 0x1f, alloc: be16(&cdb[7..]) },
         op::PERSISTENT_RESERVE_OUT => Command::PersistentReserveOut {
             action: cdb[1] & 0x1f,
             scope: cdb[2] >> 4,

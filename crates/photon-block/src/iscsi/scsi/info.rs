@@ -23,7 +23,12 @@ const DEVICE_IDENTIFICATION: u8 = 0x83;
 const BLOCK_LIMITS: u8 = 0xb0;
 const BLOCK_CHARACTERISTICS: u8 = 0xb1;
 const PROVISIONING: u8 = 0xb2;
-const PAGES: [u8; 6] = [SUPPORTED_PAGES, UNIT_SERIAL, DEVICE_IDENTIFICATION, BLOCK_LIMITS, BLOCK_CHARACTERISTICS, PROVISIONING];
+const PAGES: [u8; 6] =
+    [SUPPORTED_PAGES, UNIT_SERIAL, DEVICE_IDENTIFICATION, BLOCK_LIMITS, BLOCK_CHARACTERISTICS, PROVISIONING];
+
+/// The transfer length initiators are told is best (1 MiB): large enough to stream, small
+/// enough to keep many commands in flight.
+const OPTIMAL_TRANSFER_BLOCKS: u32 = 2048;
 
 // Version descriptors: SAM-5, iSCSI, SPC-4, SBC-3.
 const VERSIONS: [u16; 4] = [0x00a0, 0x0960, 0x0460, 0x04c0];
@@ -125,7 +130,7 @@ fn block_limits(unit: &Unit<'_>) -> Vec<u8> {
     b[1] = MAX_COMPARE_AND_WRITE_BLOCKS as u8;
     b[2..4].copy_from_slice(&(granularity as u16).to_be_bytes());
     b[4..8].copy_from_slice(&MAX_TRANSFER_BLOCKS.to_be_bytes());
-    b[8..12].copy_from_slice(&MAX_TRANSFER_BLOCKS.to_be_bytes());
+    b[8..12].copy_from_slice(&OPTIMAL_TRANSFER_BLOCKS.to_be_bytes());
     b[16..20].copy_from_slice(&MAX_UNMAP_BLOCKS.to_be_bytes());
     b[20..24].copy_from_slice(&MAX_UNMAP_DESCRIPTORS.to_be_bytes());
     b[24..28].copy_from_slice(&granularity.to_be_bytes());

@@ -78,7 +78,7 @@ async fn read(device: &dyn BlockDevice, lba: u64, len: u64) -> Result<Bytes, Out
 /// Writes the whole blocks of `data` (fewer than the CDB asked for when the initiator's
 /// expected transfer length was shorter); a partial block is refused.
 async fn write(device: &dyn BlockDevice, lba: u64, data: Bytes, fua: bool) -> Outcome {
-    if data.len() % LOGICAL_BLOCK as usize != 0 {
+    if !data.len().is_multiple_of(LOGICAL_BLOCK as usize) {
         return Outcome::check(Sense::INVALID_FIELD_IN_INFORMATION_UNIT);
     }
     if data.is_empty() {
@@ -117,13 +117,23 @@ async fn verify(device: &dyn BlockDevice, lba: u64, blocks: u32, bytchk: u8, dat
     Outcome::good(Bytes::new())
 }
 
-async fn write_same(device: &dyn BlockDevice, lba: u64, blocks: u64, unmap: bool, block: &[u8]) -> Result<(), BlockError> {
+async fn write_same(
+    device: &dyn BlockDevice,
+    lba: u64,
+    blocks: u64,
+    unmap: bool,
+    block: &[u8],
+) -> Result<(), BlockError> {
     if blocks == 0 {
         return Ok(());
     }
+    if unmap {
+        // With UNMAP the range is deallocated whatever the block holds, as Linux's target
+        // and initiators' tests expect; it then reads as zeroes (LBPRZ).
+        return device.trim(bytes(lba), bytes(blocks)).await;
+    }
     if block.iter().all(|&b| b == 0) {
-        // Unmapped blocks read as zeroes (LBPRZ), so UNMAP may deallocate them.
-        return device.write_zeroes(bytes(lba), bytes(blocks), unmap, false).await;
+        return device.write_zeroes(bytes(lba), bytes(blocks), false, false).await;
     }
     let per_step = (STEP / u64::from(LOGICAL_BLOCK)).min(blocks);
     let pattern = Bytes::from(block.repeat(per_step as usize));
@@ -212,9 +222,10 @@ async fn lba_status(device: &dyn BlockDevice, g: &Geometry, lba: u64, alloc: u32
         }
         // Provisioning status 1: deallocated; 0: mapped.
         let status = u8::from(e.hole);
+        let full = descriptors.len() == limit;
         match descriptors.last_mut() {
             Some(last) if last.2 == status && last.1 + blocks <= u64::from(u32::MAX) => last.1 += blocks,
-            _ if descriptors.len() == limit => break,
+            _ if full => break,
             _ => descriptors.push((at, blocks.min(u64::from(u32::MAX)), status)),
         }
         at += blocks;

@@ -11,6 +11,7 @@
 //! SUPPORTED OPERATION CODES; `medium` runs commands on the device; `reservations` keeps
 //! persistent reservations per target and `pr` encodes their commands; `sense` is sense data.
 
+mod attention;
 mod cdb;
 mod info;
 mod medium;
@@ -27,14 +28,15 @@ use bytes::Bytes;
 use crate::device::BlockDevice;
 pub use cdb::Command;
 use cdb::{Access, Geometry};
-use reservations::Reservations;
+use reservations::Shared;
 use sense::Sense;
 
 /// The logical block size initiators see.
 pub const LOGICAL_BLOCK: u32 = 512;
-/// The longest transfer one READ or WRITE may ask for (8 MiB), advertised in the Block Limits
-/// page; it bounds what one command makes the target hold.
-pub const MAX_TRANSFER_BLOCKS: u32 = 16 * 1024;
+/// The longest transfer one READ or WRITE may ask for (32 MiB, as the NBD server's maximum
+/// payload), advertised in the Block Limits page; it bounds what one command makes the
+/// target hold.
+pub const MAX_TRANSFER_BLOCKS: u32 = 64 * 1024;
 /// The longest COMPARE AND WRITE (it carries twice its length in data).
 pub const MAX_COMPARE_AND_WRITE_BLOCKS: u32 = 255;
 /// The longest WRITE SAME (2 GiB); larger ranges take several commands.
@@ -102,7 +104,8 @@ pub struct Identity {
 impl Identity {
     pub fn of(target: &str) -> Self {
         // FNV-1a: stable across builds and platforms, unlike std's hasher.
-        let hash = target.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        let hash =
+            target.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
         // NAA 3 (locally assigned) in the top nibble, 60 bits of the hash below it.
         let naa = ((3u64 << 60) | (hash >> 4)).to_be_bytes();
         Self { target: target.to_string(), serial: format!("{hash:016x}"), naa }
@@ -114,15 +117,17 @@ pub struct LogicalUnit {
     device: Arc<dyn BlockDevice>,
     identity: Identity,
     geometry: Geometry,
-    reservations: Arc<Reservations>,
+    shared: Arc<Shared>,
     /// Serialises COMPARE AND WRITE on this unit.
     atomic: tokio::sync::Mutex<()>,
 }
 
 impl LogicalUnit {
-    pub fn new(target: &str, device: Arc<dyn BlockDevice>, reservations: Arc<Reservations>) -> Self {
+    /// LUN 0 of `target` over `device`, sharing reservations and unit attentions with the
+    /// target's other sessions through `shared`.
+    pub fn new(target: &str, device: Arc<dyn BlockDevice>, shared: Arc<Shared>) -> Self {
         let geometry = Geometry { blocks: device.size() / u64::from(LOGICAL_BLOCK), read_only: device.read_only() };
-        Self { device, identity: Identity::of(target), geometry, reservations, atomic: tokio::sync::Mutex::new(()) }
+        Self { device, identity: Identity::of(target), geometry, shared, atomic: tokio::sync::Mutex::new(()) }
     }
 
     /// Parses and checks `cdb` for `nexus`: the command to run, or the outcome that answers
@@ -130,6 +135,13 @@ impl LogicalUnit {
     /// data-out length the initiator announced: commands whose data is one fixed-size unit
     /// (WRITE SAME's block, COMPARE AND WRITE's pair) are refused when it differs.
     pub fn plan(&self, cdb: &[u8], nexus: &Nexus, data_out: u32) -> Result<Command, Outcome> {
+        let reports_attention =
+            !matches!(cdb.first(), Some(&(cdb::op::INQUIRY | cdb::op::REPORT_LUNS | cdb::op::REQUEST_SENSE)));
+        if reports_attention {
+            if let Some(attention) = self.shared.attentions.take(&nexus.port) {
+                return Err(Outcome::check(attention));
+            }
+        }
         let cmd = cdb::parse(cdb, &self.geometry).map_err(Outcome::check)?;
         let exact = matches!(cmd, Command::WriteSame { .. } | Command::CompareAndWrite { .. });
         if exact && data_out != cmd.data_out_len() {
@@ -142,7 +154,7 @@ impl LogicalUnit {
     }
 
     fn conflicts(&self, cmd: &Command, nexus: &Nexus) -> bool {
-        self.reservations.conflicts(nexus, cmd)
+        self.shared.reservations.conflicts(nexus, cmd)
     }
 
     /// Runs a planned command with its data-out (possibly shorter than the CDB asked for when
@@ -158,7 +170,9 @@ impl LogicalUnit {
             // Nothing is removable; preventing removal is trivially honoured.
             Command::PreventAllow { .. } => Outcome::good(Bytes::new()),
             Command::RequestSense { descriptor, alloc } => {
-                let data = if descriptor { Sense::NO_SENSE.descriptor().to_vec() } else { Sense::NO_SENSE.fixed().to_vec() };
+                // A pending unit attention is reported (and so cleared) here.
+                let sense = self.shared.attentions.take(&nexus.port).unwrap_or(Sense::NO_SENSE);
+                let data = if descriptor { sense.descriptor().to_vec() } else { sense.fixed().to_vec() };
                 Outcome::good(truncated(data, alloc))
             }
             Command::Inquiry { evpd, page, alloc } => info::inquiry(&unit, evpd, page, alloc),
@@ -168,12 +182,12 @@ impl LogicalUnit {
             Command::ModeSense { .. } => mode::sense(&cmd, &self.geometry),
             Command::ModeSelect { .. } => mode::select(&cmd, &data_out),
             Command::ReportOpcodes { .. } => opcodes::report(&cmd),
-            Command::PersistentReserveIn { action, alloc } => pr::read(&self.reservations, action, alloc),
+            Command::PersistentReserveIn { action, alloc } => pr::read(&self.shared.reservations, action, alloc),
             Command::PersistentReserveOut { action, scope, kind, len } => {
-                pr::write(&self.reservations, nexus, action, scope, kind, len, &data_out)
+                pr::write(&self.shared.reservations, nexus, action, scope, kind, len, &data_out)
             }
-            Command::Reserve6 => self.reservations.reserve6(nexus),
-            Command::Release6 => self.reservations.release6(nexus),
+            Command::Reserve6 => self.shared.reservations.reserve6(nexus),
+            Command::Release6 => self.shared.reservations.release6(nexus),
             _ => medium::execute(&*self.device, &self.geometry, cmd, data_out, &self.atomic).await,
         }
     }
@@ -199,13 +213,22 @@ impl LogicalUnit {
         }
     }
 
-    /// Ends everything `nexus` holds that does not outlive it (an SPC-2 reservation).
-    pub fn nexus_lost(&self, nexus: &Nexus) {
-        self.reservations.nexus_lost(nexus);
+    /// A session for `nexus` opened: it is told of unit attentions from now on.
+    pub fn nexus_joined(&self, nexus: &Nexus) {
+        self.shared.attentions.joined(&nexus.port);
     }
 
-    /// A LUN RESET: releases SPC-2 reservations (persistent ones survive, SPC-4 §5.13.1).
+    /// Ends everything `nexus` holds that does not outlive it (an SPC-2 reservation, pending
+    /// unit attentions).
+    pub fn nexus_lost(&self, nexus: &Nexus) {
+        self.shared.reservations.nexus_lost(nexus);
+        self.shared.attentions.left(&nexus.port);
+    }
+
+    /// A LUN RESET: releases SPC-2 reservations (persistent ones survive, SPC-4 §5.13.1) and
+    /// tells every nexus.
     pub fn reset(&self) {
-        self.reservations.reset();
+        self.shared.reservations.reset();
+        self.shared.attentions.raise_all(attention::RESET_OCCURRED);
     }
 }

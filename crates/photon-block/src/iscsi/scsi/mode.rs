@@ -13,8 +13,7 @@ const CACHING: u8 = 0x08;
 const CONTROL: u8 = 0x0a;
 const ALL_PAGES: u8 = 0x3f;
 
-// Page control values.
-const CURRENT: u8 = 0;
+// Page control values (0 is current, 2 default: both report the current values).
 const CHANGEABLE: u8 = 1;
 const SAVED: u8 = 3;
 
@@ -54,7 +53,8 @@ fn reported(code: u8, pc: u8) -> Option<Vec<u8>> {
 
 /// The device-specific parameter: WP when read-only, DPOFUA (DPO and FUA are honoured).
 fn device_specific(g: &Geometry) -> u8 {
-    if g.read_only { 0x80 } else { 0 } | 0x10
+    let wp = if g.read_only { 0x80 } else { 0 };
+    wp | 0x10
 }
 
 pub fn sense(cmd: &Command, g: &Geometry) -> Outcome {
@@ -129,8 +129,7 @@ fn check_select(ten: bool, len: usize, data: &[u8]) -> Result<(), Sense> {
         return Err(Sense::PARAMETER_LIST_LENGTH);
     }
     let data = &data[..len];
-    let descriptors =
-        if ten { usize::from(u16::from_be_bytes([data[6], data[7]])) } else { usize::from(data[3]) };
+    let descriptors = if ten { usize::from(u16::from_be_bytes([data[6], data[7]])) } else { usize::from(data[3]) };
     let mut at = header + descriptors;
     if at > len {
         return Err(Sense::PARAMETER_LIST_LENGTH);
@@ -175,7 +174,7 @@ mod tests {
 
     #[test]
     fn all_pages_with_a_block_descriptor() {
-        let d = mode_sense(false, false, CURRENT, ALL_PAGES, 255).data;
+        let d = mode_sense(false, false, 0, ALL_PAGES, 255).data;
         assert_eq!(d.len(), 4 + 8 + 20 + 12);
         assert_eq!((d[0] as usize, d[2], d[3]), (d.len() - 1, 0x10, 8));
         assert_eq!(&d[4..12], &[0, 0, 8, 0, 0, 0, 2, 0]);
@@ -185,9 +184,10 @@ mod tests {
         assert_eq!(d.len(), 8 + 12);
         assert!(d[10..].iter().all(|&b| b == 0), "nothing is changeable");
         assert_eq!(mode_sense(false, true, SAVED, CACHING, 255).sense, Some(Sense::SAVING_NOT_SUPPORTED));
-        assert_eq!(mode_sense(false, true, CURRENT, 0x1c, 255).status, super::super::sense::CHECK_CONDITION);
+        assert_eq!(mode_sense(false, true, 0, 0x1c, 255).status, super::super::sense::CHECK_CONDITION);
         let ro = Geometry { read_only: true, ..G };
-        let cmd = Command::ModeSense { ten: false, dbd: true, llbaa: false, control: 0, page: 0x3f, subpage: 0, alloc: 4 };
+        let cmd =
+            Command::ModeSense { ten: false, dbd: true, llbaa: false, control: 0, page: 0x3f, subpage: 0, alloc: 4 };
         assert_eq!(sense(&cmd, &ro).data[2] & 0x80, 0x80);
     }
 

@@ -1,7 +1,8 @@
 //! Reservations of one logical unit, shared by every session to its target: SPC-4 persistent
 //! reservations (registrations, the reservation and its type, the generation) and the older
 //! SPC-2 RESERVE(6)/RELEASE(6). Kept in memory for the server's lifetime, keyed by target name
-//! in `Registry`; they do not survive a restart (APTPL is not offered). The rules are pure
+//! in `Registry` with the unit attentions; they do not survive a restart (APTPL is not
+//! offered). The rules are pure
 //! functions of the state, so each is tested on its own.
 
 use std::collections::HashMap;
@@ -20,7 +21,10 @@ pub const WRITE_EXCLUSIVE_ALL_REGISTRANTS: u8 = 7;
 pub const EXCLUSIVE_ACCESS_ALL_REGISTRANTS: u8 = 8;
 
 pub fn valid_type(kind: u8) -> bool {
-    matches!(kind, 1 | 3 | 5..=8)
+    matches!(
+        kind,
+        WRITE_EXCLUSIVE | EXCLUSIVE_ACCESS | WRITE_EXCLUSIVE_REGISTRANTS_ONLY..=EXCLUSIVE_ACCESS_ALL_REGISTRANTS
+    )
 }
 
 fn all_registrants(kind: u8) -> bool {
@@ -296,14 +300,21 @@ pub fn verdict(v: Verdict) -> Outcome {
     }
 }
 
-/// Every target's reservations, by target name, for as long as the server runs.
+/// What a target's sessions share: its reservations and unit attentions.
+#[derive(Debug, Default)]
+pub struct Shared {
+    pub reservations: Reservations,
+    pub attentions: super::attention::Attentions,
+}
+
+/// Every target's shared state, by target name, for as long as the server runs.
 #[derive(Debug, Default)]
 pub struct Registry {
-    targets: Mutex<HashMap<String, Arc<Reservations>>>,
+    targets: Mutex<HashMap<String, Arc<Shared>>>,
 }
 
 impl Registry {
-    pub fn for_target(&self, target: &str) -> Arc<Reservations> {
+    pub fn for_target(&self, target: &str) -> Arc<Shared> {
         let mut targets = self.targets.lock().unwrap_or_else(|p| p.into_inner());
         targets.entry(target.to_string()).or_default().clone()
     }

@@ -14,6 +14,7 @@ pub const NOT_READY: u8 = 0x2;
 pub const MEDIUM_ERROR: u8 = 0x3;
 pub const HARDWARE_ERROR: u8 = 0x4;
 pub const ILLEGAL_REQUEST: u8 = 0x5;
+pub const UNIT_ATTENTION: u8 = 0x6;
 pub const DATA_PROTECT: u8 = 0x7;
 pub const ABORTED_COMMAND: u8 = 0xb;
 pub const MISCOMPARE: u8 = 0xe;
@@ -51,7 +52,7 @@ impl Sense {
     pub const NOT_READY_CAUSE_UNKNOWN: Sense = Sense::new(NOT_READY, 0x04, 0x00);
     pub const INTERNAL_TARGET_FAILURE: Sense = Sense::new(HARDWARE_ERROR, 0x44, 0x00);
     pub const MISCOMPARE_DURING_VERIFY: Sense = Sense::new(MISCOMPARE, 0x1d, 0x00);
-    pub const COMMAND_ABORTED: Sense = Sense::new(ABORTED_COMMAND, 0x00, 0x00);
+    pub const DATA_PHASE_ERROR: Sense = Sense::new(ABORTED_COMMAND, 0x4b, 0x00);
 
     /// An invalid CDB field at `byte` (and `bit`), which the sense-key specific bytes name.
     pub fn cdb_field(byte: u16, bit: Option<u8>) -> Self {
