@@ -45,6 +45,8 @@ pub struct VolumesSection {
     /// NBD without TLS (a storage network of its own, or a benchmark): export tokens then
     /// cross the wire in the clear.
     pub nbd_plaintext: bool,
+    /// The iSCSI target (one target per volume, CHAP per attachment).
+    pub iscsi_listen: SocketAddr,
 }
 
 /// `[s3]`: the S3 endpoint.
@@ -161,7 +163,11 @@ impl ServiceConfig for LightningstorConfig {
                 repair_interval_ms: 2_000,
             },
             chainfire: ChainfireSection::default(),
-            volumes: VolumesSection { nbd_listen: SocketAddr::from(([0, 0, 0, 0], 10809)), nbd_plaintext: false },
+            volumes: VolumesSection {
+                nbd_listen: SocketAddr::from(([0, 0, 0, 0], 10809)),
+                nbd_plaintext: false,
+                iscsi_listen: SocketAddr::from(([0, 0, 0, 0], 3260)),
+            },
         }
     }
 

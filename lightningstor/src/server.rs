@@ -256,7 +256,13 @@ async fn volumes(
     let node = if config.replication.node_id.is_empty() { photon_runtime::host_name() } else { config.replication.node_id.clone() };
     let exports = Arc::new(VolumeExports::new(catalog, engines.clone(), store.clone(), node));
     let metrics = exports.metrics.clone();
-    context.tasks.spawn(photon_block::nbd::serve(listener, exports, tls, context.shutdown.clone()));
+    context.tasks.spawn(photon_block::nbd::serve(listener, exports.clone(), tls, context.shutdown.clone()));
+    let iscsi = tokio::net::TcpListener::bind(config.volumes.iscsi_listen).await.map_err(|e| {
+        anyhow::anyhow!("cannot listen on the iSCSI port {} (volumes.iscsi_listen): {e}", config.volumes.iscsi_listen)
+    })?;
+    tracing::info!(listen = %config.volumes.iscsi_listen, "serving volumes over iSCSI");
+    let targets = Arc::new(crate::volumes::iscsi::VolumeTargets(exports));
+    context.tasks.spawn(photon_block::iscsi::serve(iscsi, targets, context.shutdown.clone()));
     Ok((Served { store, engines, metrics }, router, rules, grpc, count))
 }
 

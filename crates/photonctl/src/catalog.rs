@@ -108,9 +108,10 @@ pub const CATALOG: &[ServiceEntry] = &[
             ("LIGHTNINGSTOR_IAM_URL", "{url:iam}"),
             ("LIGHTNINGSTOR_IAM_CREDENTIALS_FILE", "{data}/../iam/services/lightningstor.json"),
             ("LIGHTNINGSTOR_S3_LISTEN", "127.0.0.1:{port:9000}"),
-            // Volumes are kept in chainfire and served over NBD.
+            // Volumes are kept in chainfire and served over NBD and iSCSI.
             ("LIGHTNINGSTOR_CHAINFIRE_ENDPOINTS", "[\"{url:chainfire}\"]"),
             ("LIGHTNINGSTOR_VOLUMES_NBD_LISTEN", "127.0.0.1:{port:10809}"),
+            ("LIGHTNINGSTOR_VOLUMES_ISCSI_LISTEN", "127.0.0.1:{port:3260}"),
         ],
     },
     ServiceEntry {

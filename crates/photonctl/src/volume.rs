@@ -14,6 +14,8 @@ use crate::OutputFormat;
 
 /// LightningStor's NBD port (`volumes.nbd_listen`); `up` serves it there too (plus the offset).
 pub const NBD_PORT: u16 = 10809;
+/// LightningStor's iSCSI port (`volumes.iscsi_listen`); `up` serves it there too (plus the offset).
+pub const ISCSI_PORT: u16 = 3260;
 
 #[derive(Debug, Subcommand)]
 pub enum VolumeCommand {
@@ -60,20 +62,27 @@ pub enum VolumeCommand {
         /// The host that attaches (a hypervisor's name). Not `host`: the global --host is another
         /// argument of that id.
         #[arg(long = "for", value_name = "HOST")]
-        initiator: String,
+        for_host: String,
         #[arg(long)]
         read_only: bool,
         #[arg(long)]
         snapshot: Option<String>,
+        /// The host's iSCSI initiator name (iqn.…): with it, the volume's iSCSI target admits
+        /// that initiator with this attachment's CHAP credentials.
+        #[arg(long = "initiator", value_name = "IQN")]
+        iqn: Option<String>,
         /// The NBD port, if not LightningStor's usual one.
         #[arg(long)]
         nbd_port: Option<u16>,
+        /// The iSCSI port, if not LightningStor's usual one.
+        #[arg(long)]
+        iscsi_port: Option<u16>,
     },
     /// Remove the attachment of a volume for the host named by --for.
     Detach {
         name: String,
         #[arg(long = "for", value_name = "HOST")]
-        initiator: String,
+        for_host: String,
     },
 }
 
@@ -174,16 +183,17 @@ pub fn plan(command: &VolumeCommand, owner: &Owner) -> anyhow::Result<Call> {
             call(Method::POST, volumes, create(name, spec), Show::Rows(VOLUME_COLUMNS))
         }
         VolumeCommand::Rm { name } => call(Method::DELETE, volume(name), None, Show::Done(format!("deleted volume {name}"))),
-        VolumeCommand::AttachInfo { name, initiator: host, read_only, snapshot, .. } => {
+        VolumeCommand::AttachInfo { name, for_host: host, read_only, snapshot, iqn, .. } => {
             let spec = spec_of(&[
                 ("host", Some(json!(host))),
                 ("read_only", read_only.then_some(json!(true))),
                 ("snapshot", snapshot.clone().map(Value::from)),
+                ("initiator", iqn.clone().map(Value::from)),
             ]);
             let body = create(&attachment_name(host, snapshot.as_deref()), spec);
             call(Method::POST, format!("{}/attachments", volume(name)), body, Show::Custom)
         }
-        VolumeCommand::Detach { name, initiator: host } => call(
+        VolumeCommand::Detach { name, for_host: host } => call(
             Method::DELETE,
             format!("{}/attachments/{}", volume(name), segment(&attachment_name(host, None))),
             None,
@@ -192,10 +202,23 @@ pub fn plan(command: &VolumeCommand, owner: &Owner) -> anyhow::Result<Call> {
     })
 }
 
+/// Where an attachment's volume is reached.
+pub struct Reach<'a> {
+    pub host: &'a str,
+    pub nbd_port: u16,
+    pub iscsi_port: u16,
+    /// `org.project.volume`, the tail of the volume's iSCSI target name.
+    pub target: String,
+    /// The attachment's name (its CHAP user) and the initiator it admits.
+    pub attachment: &'a str,
+    pub initiator: Option<&'a str>,
+}
+
 /// What `attach-info` prints for an attachment's `token`.
-pub fn attach_info(volume: &str, host: &str, port: u16, token: &str, ca: &std::path::Path, read_only: bool) -> Value {
+pub fn attach_info(volume: &str, reach: &Reach, token: &str, ca: &std::path::Path, read_only: bool) -> Value {
+    let (host, port) = (reach.host, reach.nbd_port);
     let host_in_url = if host.contains(':') { format!("[{host}]") } else { host.to_string() };
-    json!({
+    let mut info = json!({
         "volume": volume,
         "read_only": read_only,
         "export": token,
@@ -205,7 +228,16 @@ pub fn attach_info(volume: &str, host: &str, port: u16, token: &str, ca: &std::p
             if read_only { ",read-only=on" } else { "" }
         ),
         "tls": format!("DIR holds the platform CA as ca-cert.pem (cp {} DIR/ca-cert.pem)", ca.display()),
-    })
+    });
+    if let Some(initiator) = reach.initiator {
+        let iqn = format!("iqn.2026-12.io.photoncloud:{}", reach.target);
+        let (user, iport) = (reach.attachment, reach.iscsi_port);
+        info["iscsi_url"] = json!(format!("iscsi://{user}%{token}@{host_in_url}:{iport}/{iqn}/0"));
+        info["iscsi_qemu"] = json!(format!(
+            "-blockdev driver=iscsi,node-name={volume},transport=tcp,portal={host_in_url}:{iport},target={iqn},lun=0,user={user},password={token},initiator-name={initiator}"
+        ));
+    }
+    info
 }
 
 pub async fn run(target: Target, args: ProjectArgs, command: VolumeCommand, output: OutputFormat) -> anyhow::Result<()> {
@@ -215,7 +247,7 @@ pub async fn run(target: Target, args: ProjectArgs, command: VolumeCommand, outp
     let offset = target.endpoints.port_offset;
     let (rest, owner) = crate::rest::session(target, &args, "lightningstor").await?;
     let call = plan(&command, &owner)?;
-    let VolumeCommand::AttachInfo { name, read_only, snapshot, nbd_port, .. } = &command else {
+    let VolumeCommand::AttachInfo { name, read_only, snapshot, nbd_port, iscsi_port, iqn, .. } = &command else {
         return execute(&rest, "lightningstor", call, output).await;
     };
     let made = send(&rest, "lightningstor", call.method, &call.path, call.body.as_ref()).await?.json()?;
@@ -225,12 +257,23 @@ pub async fn run(target: Target, args: ProjectArgs, command: VolumeCommand, outp
         Some(ca) => ca,
         None => crate::iam::session().await?.2.ca,
     };
-    let info = attach_info(name, &rest.host(), port, token, &ca, *read_only || snapshot.is_some());
+    let host = rest.host();
+    let reach = Reach {
+        host: &host,
+        nbd_port: port,
+        iscsi_port: iscsi_port.unwrap_or(crate::endpoints::up_port(ISCSI_PORT, offset).unwrap_or(ISCSI_PORT)),
+        target: format!("{}.{}.{name}", owner.org, owner.project),
+        attachment: made["metadata"]["name"].as_str().unwrap_or_default(),
+        initiator: iqn.as_deref(),
+    };
+    let info = attach_info(name, &reach, token, &ca, *read_only || snapshot.is_some());
     match output {
         OutputFormat::Json => println!("{info}"),
         OutputFormat::Table => {
-            for key in ["volume", "read_only", "nbd_url", "qemu", "tls"] {
-                println!("{key}: {}", info[key].as_str().map(str::to_string).unwrap_or_else(|| info[key].to_string()));
+            for key in ["volume", "read_only", "nbd_url", "qemu", "tls", "iscsi_url", "iscsi_qemu"] {
+                if !info[key].is_null() {
+                    println!("{key}: {}", info[key].as_str().map(str::to_string).unwrap_or_else(|| info[key].to_string()));
+                }
             }
         }
     }
@@ -291,13 +334,18 @@ mod tests {
 
     #[test]
     fn attach_info_gives_the_nbd_url_and_qemus_options() {
-        let info = attach_info("disk", "10.0.0.5", 10809, "ab12", std::path::Path::new("/ca.crt"), false);
+        let reach = |host| Reach { host, nbd_port: 10809, iscsi_port: 3260, target: "acme.web.disk".into(), attachment: "hv1", initiator: None };
+        let info = attach_info("disk", &reach("10.0.0.5"), "ab12", std::path::Path::new("/ca.crt"), false);
         assert_eq!(info["nbd_url"], "nbds://10.0.0.5:10809/ab12");
         let qemu = info["qemu"].as_str().unwrap();
         assert!(qemu.contains("server.host=10.0.0.5,server.port=10809,export=ab12,tls-creds=tls0"), "{qemu}");
         assert!(!qemu.contains("read-only"));
-        let ro = attach_info("disk", "::1", 10809, "ab12", std::path::Path::new("/ca.crt"), true);
+        assert!(info["iscsi_url"].is_null(), "no initiator, no iSCSI");
+        let ro = attach_info("disk", &reach("::1"), "ab12", std::path::Path::new("/ca.crt"), true);
         assert_eq!(ro["nbd_url"], "nbds://[::1]:10809/ab12");
         assert!(ro["qemu"].as_str().unwrap().ends_with(",read-only=on"));
+        let iscsi = attach_info("disk", &Reach { initiator: Some("iqn.2026-12.x:hv1"), ..reach("10.0.0.5") }, "ab12", std::path::Path::new("/ca.crt"), false);
+        assert_eq!(iscsi["iscsi_url"], "iscsi://hv1%ab12@10.0.0.5:3260/iqn.2026-12.io.photoncloud:acme.web.disk/0");
+        assert!(iscsi["iscsi_qemu"].as_str().unwrap().ends_with("user=hv1,password=ab12,initiator-name=iqn.2026-12.x:hv1"));
     }
 }

@@ -28,6 +28,10 @@ pub const WRITER_TTL: Duration = Duration::from_secs(10);
 pub struct Target {
     pub owner: Owner,
     pub volume: String,
+    /// The attachment's name (its iSCSI CHAP user).
+    pub attachment: String,
+    /// The iSCSI initiator it admits, if any.
+    pub initiator: Option<String>,
     pub uid: String,
     pub spec: VolumeSpec,
     pub host: String,
@@ -39,7 +43,16 @@ pub struct Target {
 #[derive(Default)]
 pub struct Catalog {
     by_token: Mutex<HashMap<String, Target>>,
+    /// (iSCSI target name, initiator) → token.
+    by_initiator: Mutex<HashMap<(String, String), String>>,
 }
+
+/// A volume's iSCSI target name: one per volume.
+pub fn iqn(owner: &Owner, volume: &str) -> String {
+    format!("{IQN_PREFIX}{}.{}.{volume}", owner.org, owner.project)
+}
+
+pub const IQN_PREFIX: &str = "iqn.2026-12.io.photoncloud:";
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -68,16 +81,17 @@ impl Catalog {
                         snapshots.insert((owner, volume.to_string(), snapshot.to_string()), r.spec);
                     }
                 }
-                (["volumes", "attachments"], [volume, _]) => {
+                (["volumes", "attachments"], [volume, name]) => {
                     if let Some(r) = decode::<AttachmentSpec>(value) {
-                        attachments.push((owner, volume.to_string(), r.spec));
+                        attachments.push((owner, volume.to_string(), name.to_string(), r.spec));
                     }
                 }
                 _ => {}
             }
         }
         let mut index = HashMap::new();
-        for (owner, volume, attachment) in attachments {
+        let mut by_initiator = HashMap::new();
+        for (owner, volume, name, attachment) in attachments {
             let (Some(token), Some(found)) = (attachment.token.clone(), volumes.get(&(owner.clone(), volume.clone()))) else {
                 continue;
             };
@@ -88,11 +102,16 @@ impl Catalog {
                 },
                 None => None,
             };
+            if let Some(initiator) = &attachment.initiator {
+                by_initiator.insert((iqn(&owner, &volume), initiator.clone()), token.clone());
+            }
             index.insert(
                 token,
                 Target {
                     owner: owner.clone(),
                     volume,
+                    attachment: name,
+                    initiator: attachment.initiator.clone(),
                     uid: found.metadata.uid.clone(),
                     spec: found.spec.clone(),
                     host: attachment.host,
@@ -102,10 +121,24 @@ impl Catalog {
             );
         }
         *lock(&self.by_token) = index;
+        *lock(&self.by_initiator) = by_initiator;
     }
 
     pub fn get(&self, token: &str) -> Option<Target> {
         lock(&self.by_token).get(token).cloned()
+    }
+
+    /// The token of the attachment that admits `initiator` to iSCSI target `iqn`.
+    pub fn token_for(&self, iqn: &str, initiator: &str) -> Option<String> {
+        lock(&self.by_initiator).get(&(iqn.to_string(), initiator.to_string())).cloned()
+    }
+
+    /// The targets `initiator` has an attachment to.
+    pub fn targets_for(&self, initiator: &str) -> Vec<String> {
+        let mut out: Vec<String> = lock(&self.by_initiator).keys().filter(|(_, i)| i == initiator).map(|(t, _)| t.clone()).collect();
+        out.sort();
+        out.dedup();
+        out
     }
 }
 
@@ -122,6 +155,14 @@ pub struct VolumeExports {
 }
 
 impl VolumeExports {
+    /// What attachment `token` opens, counted for `/metrics`; `None`: no such attachment.
+    pub async fn open_token(&self, token: &str) -> Result<Option<Arc<dyn BlockDevice>>, BlockError> {
+        let Some(target) = self.catalog.get(token) else { return Ok(None) };
+        let device = self.device(token, &target).await?;
+        let label = format!("{}/{}/{}", target.owner.org, target.owner.project, target.volume);
+        Ok(Some(self.metrics.meter(&label, device)))
+    }
+
     pub fn new(catalog: Arc<Catalog>, volumes: Arc<Volumes>, store: Store, node: String) -> Self {
         Self { catalog, volumes, store, node, held: Mutex::default(), metrics: VolumeMetrics::default() }
     }
@@ -170,14 +211,8 @@ impl VolumeExports {
 
 impl Exports for VolumeExports {
     fn open(&self, name: &str) -> BlockFuture<'_, Option<Arc<dyn BlockDevice>>> {
-        let target = self.catalog.get(name);
         let name = name.to_string();
-        Box::pin(async move {
-            let Some(target) = target else { return Ok(None) };
-            let device = self.device(&name, &target).await?;
-            let label = format!("{}/{}/{}", target.owner.org, target.owner.project, target.volume);
-            Ok(Some(self.metrics.meter(&label, device)))
-        })
+        Box::pin(async move { self.open_token(&name).await })
     }
 
     /// Tokens are secrets: nothing is listed.

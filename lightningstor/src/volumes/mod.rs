@@ -4,13 +4,14 @@
 //! engine (`engine`) is the volume as a block device that the frontends of `photon-block`
 //! (NBD, iSCSI) serve. Volumes, snapshots and attachments are tenant resources in chainfire
 //! (`model`, `api`); what creating them does to the data is `service`; what an NBD client may
-//! open is `exports`.
+//! open is `exports`, and an iSCSI initiator `iscsi`.
 
 pub mod engine;
 pub mod exports;
 pub mod extents;
 pub mod fences;
 pub mod images;
+pub mod iscsi;
 pub mod api;
 pub mod map;
 pub mod metrics;

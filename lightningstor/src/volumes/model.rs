@@ -167,6 +167,10 @@ pub struct AttachmentSpec {
     /// A snapshot of the volume instead of the volume itself (always read only).
     #[serde(default)]
     pub snapshot: Option<String>,
+    /// The iSCSI initiator name (`iqn.…`) that may log in to the volume's target with this
+    /// attachment's CHAP credentials (user: the attachment's name, secret: its token).
+    #[serde(default)]
+    pub initiator: Option<String>,
     /// The NBD export name: assigned, 64 hex digits.
     #[serde(default)]
     pub token: Option<String>,
@@ -183,6 +187,12 @@ impl Kind for Attachment {
         }
         if let Some(snapshot) = &spec.snapshot {
             check_name("spec.snapshot", snapshot)?;
+        }
+        if let Some(initiator) = &spec.initiator {
+            let named = initiator.starts_with("iqn.") || initiator.starts_with("eui.") || initiator.starts_with("naa.");
+            if !named || initiator.len() > 223 || initiator.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(FieldError::new("spec.initiator", format!("{initiator:?} is not an iSCSI name (iqn.…, eui.… or naa.…, at most 223 characters)")));
+            }
         }
         Ok(())
     }

@@ -28,6 +28,8 @@ pub struct Stack {
     pub ca: PathBuf,
     /// The NBD port's `host:port` (volumes).
     pub nbd: String,
+    /// The iSCSI port's `host:port`.
+    pub iscsi: String,
     /// `sa:acme/web/app`, a member of project acme/web.
     pub tenant: Key,
     /// `sa:beta/web/app`, a member of another project.
@@ -55,6 +57,8 @@ impl Stack {
         storage.process.env("LIGHTNINGSTOR_IAM_CREDENTIALS_FILE", &credentials);
         let nbd = format!("127.0.0.1:{}", free_port());
         storage.process.env("LIGHTNINGSTOR_VOLUMES_NBD_LISTEN", &nbd);
+        let iscsi = format!("127.0.0.1:{}", free_port());
+        storage.process.env("LIGHTNINGSTOR_VOLUMES_ISCSI_LISTEN", &iscsi);
         for (k, v) in env {
             storage.process.env(k, v);
         }
@@ -62,7 +66,7 @@ impl Stack {
         let health = storage.wait_healthy(Duration::from_secs(30)).await;
         assert_eq!((health["volumes"].as_u64(), health["chainfire"].as_str()), (Some(0), Some("connected")), "{health}");
         let ca = storage.ca();
-        Self { env: iam, root, storage, endpoint: format!("https://{listen}"), listen, ca, nbd, tenant, stranger }
+        Self { env: iam, root, storage, endpoint: format!("https://{listen}"), listen, ca, nbd, iscsi, tenant, stranger }
     }
 
     /// A new service account `name` in acme/web with `role` there; its access key.
@@ -111,6 +115,7 @@ impl Stack {
         );
         server.process.env("LIGHTNINGSTOR_IAM_CREDENTIALS_FILE", &credentials);
         server.process.env("LIGHTNINGSTOR_VOLUMES_NBD_LISTEN", format!("127.0.0.1:{}", free_port()));
+        server.process.env("LIGHTNINGSTOR_VOLUMES_ISCSI_LISTEN", format!("127.0.0.1:{}", free_port()));
         for (k, v) in env {
             server.process.env(k, v);
         }
