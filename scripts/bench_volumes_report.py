@@ -5,7 +5,9 @@ import json
 import sys
 
 path, seconds, size = sys.argv[1], sys.argv[2], sys.argv[3]
-rows = [json.loads(line) for line in open(path) if line.strip()]
+every = [json.loads(line) for line in open(path) if line.strip()]
+rows = [r for r in every if "read" in r]
+iscsi = [r for r in every if "iops" in r]
 by = {(r["target"], r["line"]): r for r in rows}
 lines = []
 for r in rows:
@@ -47,3 +49,32 @@ for line in lines:
         f"{col(1, '{:.1f}')} | {col(2, '{:.2f}')} | {col(3, '{:.2f}')} |"
     )
 print("\n".join(out))
+
+by_i = {(r["target"], r["line"]): r for r in iscsi}
+lines_i = []
+for r in iscsi:
+    if r["line"] not in lines_i:
+        lines_i.append(r["line"])
+if lines_i:
+    out = [
+        "",
+        "Over iSCSI, against Linux's tgt exporting a file on the same disk: reads with libiscsi's iscsi-perf",
+        "(random 4 KiB, sequential 1 MiB), writes with `qemu-img bench -w` (sequential; no iSCSI initiator here",
+        "issues random writes but the kernel's). Neither tool reports latency percentiles.",
+        "",
+        "| line | tgt IOPS | r1 IOPS | r1/tgt | r3 IOPS | r3/tgt | MiB/s tgt / r1 / r3 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for line in lines_i:
+        f = {t: by_i[(t, line)] for t in ("tgt", "r1", "r3") if (t, line) in by_i}
+        base = f.get("tgt", {}).get("iops", 0)
+
+        def cell(t):
+            return f"{f[t]['iops']:.0f}" if t in f else "-"
+
+        def ratio(t):
+            return f"{f[t]['iops'] / base:.2f}x" if t in f and base else "-"
+
+        mibs = " / ".join(f"{f[t]['mibs']:.1f}" if t in f else "-" for t in ("tgt", "r1", "r3"))
+        out.append(f"| {line} | {cell('tgt')} | {cell('r1')} | {ratio('r1')} | {cell('r3')} | {ratio('r3')} | {mibs} |")
+    print("\n".join(out))

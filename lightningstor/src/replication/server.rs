@@ -187,7 +187,14 @@ pub async fn serve(
         .max_decoding_message_size(max_message)
         .max_encoding_message_size(max_message);
     tracing::info!(%listen, "serving chunk replication");
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // No Nagle on answers: a small reply held back for the peer's delayed ACK costs a volume
+    // write 40 ms.
+    let incoming = tokio_stream::StreamExt::map(tokio_stream::wrappers::TcpListenerStream::new(listener), |stream| {
+        if let Ok(stream) = &stream {
+            let _ = stream.set_nodelay(true);
+        }
+        stream
+    });
     builder.add_service(service).serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned()).await?;
     Ok(())
 }
