@@ -3,6 +3,7 @@
 //! libnbd and the kernel's client; the iSCSI target (`iscsi`) to libiscsi, QEMU and the Linux
 //! initiator. Nothing in this crate knows how or where a volume's bytes are stored.
 
+mod accept;
 pub mod device;
 pub mod iscsi;
 pub mod nbd;

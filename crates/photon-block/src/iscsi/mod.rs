@@ -22,10 +22,8 @@ mod text;
 
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub use ffp::{MEMORY_BUDGET, WINDOW};
@@ -33,8 +31,7 @@ pub use params::{FIRST_BURST, MAX_BURST, MAX_RECV_SEGMENT};
 pub use session::LOGIN_TIMEOUT;
 pub use targets::{Access, ChapCredentials, StaticTargets, Targets};
 
-/// How long sessions get at shutdown to finish commands under way before they are aborted.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+pub use crate::accept::SHUTDOWN_GRACE;
 
 /// Serves iSCSI on `listener` until `shutdown` fires, each connection in its own task.
 /// Persistent reservations live as long as this call, shared by all sessions to a target. At
@@ -43,45 +40,14 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub async fn serve(listener: TcpListener, targets: Arc<dyn Targets>, shutdown: CancellationToken) {
     let registry = Arc::new(scsi::reservations::Registry::default());
     let tsih = AtomicU16::new(0);
-    let mut sessions = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            Some(ended) = sessions.join_next(), if !sessions.is_empty() => reap(ended),
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, peer)) => {
-                    // TSIH 0 means "new session" on the wire, so it is never handed out.
-                    let handle = match tsih.fetch_add(1, Ordering::Relaxed).wrapping_add(1) {
-                        0 => tsih.fetch_add(1, Ordering::Relaxed).wrapping_add(1),
-                        h => h,
-                    };
-                    sessions.spawn(session::run(tcp, peer, targets.clone(), registry.clone(), handle, shutdown.clone()));
-                }
-                Err(e) => {
-                    // Usually out of file descriptors: pause instead of spinning.
-                    tracing::warn!(error = %e, "iscsi: accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-        }
-    }
-    drop(listener);
-    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
-        while let Some(ended) = sessions.join_next().await {
-            reap(ended);
-        }
+    let stop = shutdown.clone();
+    crate::accept::serve("iscsi", listener, shutdown, move |tcp, peer| {
+        // TSIH 0 means "new session" on the wire, so it is never handed out.
+        let handle = match tsih.fetch_add(1, Ordering::Relaxed).wrapping_add(1) {
+            0 => tsih.fetch_add(1, Ordering::Relaxed).wrapping_add(1),
+            h => h,
+        };
+        session::run(tcp, peer, targets.clone(), registry.clone(), handle, stop.clone())
     })
     .await;
-    if drained.is_err() {
-        tracing::warn!(sessions = sessions.len(), "iscsi: sessions still running after the shutdown grace; aborting");
-        sessions.shutdown().await;
-    }
-}
-
-fn reap(ended: Result<(), tokio::task::JoinError>) {
-    if let Err(e) = ended {
-        if e.is_panic() {
-            tracing::error!(error = %e, "iscsi: a session task panicked");
-        }
-    }
 }

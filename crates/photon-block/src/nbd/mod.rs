@@ -17,10 +17,8 @@ mod session;
 mod transmission;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
@@ -29,8 +27,7 @@ pub use proto::MAX_PAYLOAD;
 pub use session::HANDSHAKE_TIMEOUT;
 pub use transmission::MAX_IN_FLIGHT;
 
-/// How long sessions get at shutdown to finish in-flight requests before they are aborted.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+pub use crate::accept::SHUTDOWN_GRACE;
 
 /// Serves NBD on `listener` until `shutdown` fires, each connection in its own task. With
 /// `tls`, clients must upgrade with NBD_OPT_STARTTLS before anything else. At shutdown,
@@ -43,40 +40,9 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) {
     let acceptor = tls.map(TlsAcceptor::from);
-    let mut sessions = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            Some(ended) = sessions.join_next(), if !sessions.is_empty() => reap(ended),
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, peer)) => {
-                    sessions.spawn(session::run(tcp, peer, exports.clone(), acceptor.clone(), shutdown.clone()));
-                }
-                Err(e) => {
-                    // Usually out of file descriptors: pause instead of spinning.
-                    tracing::warn!(error = %e, "nbd: accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-        }
-    }
-    drop(listener);
-    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
-        while let Some(ended) = sessions.join_next().await {
-            reap(ended);
-        }
+    let stop = shutdown.clone();
+    crate::accept::serve("nbd", listener, shutdown, move |tcp, peer| {
+        session::run(tcp, peer, exports.clone(), acceptor.clone(), stop.clone())
     })
     .await;
-    if drained.is_err() {
-        tracing::warn!(sessions = sessions.len(), "nbd: sessions still running after the shutdown grace; aborting");
-        sessions.shutdown().await;
-    }
-}
-
-fn reap(ended: Result<(), tokio::task::JoinError>) {
-    if let Err(e) = ended {
-        if e.is_panic() {
-            tracing::error!(error = %e, "nbd: a session task panicked");
-        }
-    }
 }
