@@ -157,11 +157,11 @@ impl ExtentStore {
         let start = first * BLOCK;
         let mut buf = BytesMut::zeroed(((last - first + 1) * BLOCK) as usize);
         // Partial first or last block: the rest of it comes from disk (verified).
-        if offset % BLOCK != 0 {
+        if !offset.is_multiple_of(BLOCK) {
             let old = read_blocks(id, &file, first, 1)?;
             buf[..BLOCK as usize].copy_from_slice(&old);
         }
-        if end % BLOCK != 0 && (last != first || offset % BLOCK == 0) {
+        if !end.is_multiple_of(BLOCK) && (last != first || offset.is_multiple_of(BLOCK)) {
             let old = read_blocks(id, &file, last, 1)?;
             let at = ((last - first) * BLOCK) as usize;
             buf[at..at + BLOCK as usize].copy_from_slice(&old);
@@ -203,7 +203,7 @@ impl ExtentStore {
         let end = offset + len;
         let whole_first = offset.div_ceil(BLOCK);
         let whole_end = end / BLOCK;
-        if offset % BLOCK != 0 {
+        if !offset.is_multiple_of(BLOCK) {
             let upto = end.min(whole_first * BLOCK);
             self.write(id, offset, &vec![0u8; (upto - offset) as usize])?;
         }
@@ -214,7 +214,7 @@ impl ExtentStore {
             let zeros = vec![0u8; ((whole_end - whole_first) * SUM) as usize];
             file.sums.write_all_at(&zeros, whole_first * SUM).map_err(io(format!("clearing extent {id}'s sums")))?;
         }
-        if end % BLOCK != 0 && whole_end >= whole_first {
+        if !end.is_multiple_of(BLOCK) && whole_end >= whole_first {
             let from = (whole_end * BLOCK).max(offset);
             if from < end {
                 self.write(id, from, &vec![0u8; (end - from) as usize])?;

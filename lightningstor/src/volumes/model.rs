@@ -66,12 +66,10 @@ impl Kind for Volume {
                 check_name("spec.source.snapshot.volume", volume)?;
                 check_name("spec.source.snapshot.snapshot", snapshot)?;
             }
-            Some(Source::Image { bucket, key }) => {
-                if bucket.is_empty() || key.is_empty() || key.len() > 1024 {
-                    return Err(FieldError::new("spec.source.image", "names a bucket and a key (at most 1024 bytes)"));
-                }
+            Some(Source::Image { bucket, key }) if bucket.is_empty() || key.is_empty() || key.len() > 1024 => {
+                return Err(FieldError::new("spec.source.image", "names a bucket and a key (at most 1024 bytes)"));
             }
-            None => {}
+            Some(Source::Image { .. }) | None => {}
         }
         check_description(&spec.description)
     }
@@ -101,7 +99,7 @@ impl Kind for Volume {
 
 pub fn check_size(size: u64) -> Result<(), FieldError> {
     check_range("spec.size_bytes", size, MIN_BYTES..=MAX_BYTES)?;
-    if size % 4096 != 0 {
+    if !size.is_multiple_of(4096) {
         return Err(FieldError::new("spec.size_bytes", format!("{size} is not a whole number of 4096-byte blocks")));
     }
     Ok(())

@@ -189,7 +189,7 @@ impl Assign<Volume> for Arc<Volumes> {
                 other => other,
             };
             let source = at.resources.get::<Volume>(at.owner, &[], &volume).await.map_err(not_found)?;
-            let taken = at.resources.get::<Snapshot>(at.owner, &[volume.clone()], &snapshot).await.map_err(not_found)?;
+            let taken = at.resources.get::<Snapshot>(at.owner, std::slice::from_ref(&volume), &snapshot).await.map_err(not_found)?;
             let (Some(epoch), Some(size)) = (taken.spec.epoch, taken.spec.size_bytes) else {
                 return Err(ResourceError::Precondition(format!("snapshot {volume}/{snapshot} was never taken")));
             };
