@@ -191,20 +191,31 @@ impl VolumeExports {
             }
         }
         let key = format!("{}/writers/{}", super::model::ROOT, target.uid);
-        let holder = format!("host {} through node {}", target.host, self.node);
-        match photon_resource::claim::take(&self.store, &key, &holder, WRITER_TTL).await {
-            Ok(Ok(holding)) => {
-                tracing::info!(volume = %target.volume, org = %target.owner.org, project = %target.owner.project, host = %target.host, "volume attached for writing");
-                let holding = Arc::new(holding);
-                lock(&self.held).insert(target.uid.clone(), (token.to_string(), Arc::downgrade(&holding)));
-                Ok(holding)
+        let holder = format!("host {} (attachment {}) through node {}", target.host, target.attachment, self.node);
+        // A session of this same attachment here that just ended may still be giving its lease
+        // back (the revoke is under way): that one is waited for, briefly.
+        let mut tries = 0;
+        loop {
+            match photon_resource::claim::take(&self.store, &key, &holder, WRITER_TTL).await {
+                Ok(Ok(holding)) => {
+                    tracing::info!(volume = %target.volume, org = %target.owner.org, project = %target.owner.project, host = %target.host, "volume attached for writing");
+                    let holding = Arc::new(holding);
+                    lock(&self.held).insert(target.uid.clone(), (token.to_string(), Arc::downgrade(&holding)));
+                    return Ok(holding);
+                }
+                Ok(Err(other)) if other == holder && tries < 30 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Ok(Err(other)) => {
+                    return Err(BlockError::ReadOnly(format!(
+                        "volume {} is attached for writing by {other}; it is free once that session ends or its lease expires ({}s)",
+                        target.volume,
+                        WRITER_TTL.as_secs()
+                    )))
+                }
+                Err(e) => return Err(BlockError::Io(format!("chainfire, taking the volume's writer lease: {e}"))),
             }
-            Ok(Err(holder)) => Err(BlockError::ReadOnly(format!(
-                "volume {} is attached for writing by {holder}; it is free once that session ends or its lease expires ({}s)",
-                target.volume,
-                WRITER_TTL.as_secs()
-            ))),
-            Err(e) => Err(BlockError::Io(format!("chainfire, taking the volume's writer lease: {e}"))),
         }
     }
 }
