@@ -7,5 +7,6 @@ mod accept;
 pub mod device;
 pub mod iscsi;
 pub mod nbd;
+mod next_reply;
 
 pub use device::{BlockDevice, BlockError, BlockFuture, Extent, MemDevice};

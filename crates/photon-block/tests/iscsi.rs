@@ -21,7 +21,7 @@ use std::time::Duration;
 use iscsi_raw::*;
 use photon_block::iscsi::{Access, StaticTargets, Targets};
 use photon_block::{BlockDevice, BlockError, BlockFuture, MemDevice};
-use support::{content, fill, random_bytes, run, run_ok};
+use support::{content, fill, random_bytes, run, run_ok, send_session};
 use target::{chap, login_failed, Target, INITIATOR, INITIATOR_2, TARGET};
 
 const MIB: usize = 1 << 20;
@@ -513,32 +513,6 @@ async fn shutdown_ends_sessions_and_serve_returns() {
     assert!(started.elapsed() < Duration::from_secs(3), "sessions ended promptly");
     assert!(idle.closed_within(Duration::from_secs(1)).await);
     assert!(busy.closed_within(Duration::from_secs(1)).await);
-}
-
-/// Sends `bytes` as a whole connection and reads until the target closes.
-async fn send_session(addr: std::net::SocketAddr, bytes: &[u8]) -> bool {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut rd, mut wr) = stream.into_split();
-    let bytes = bytes.to_vec();
-    // Written while reading: the target may answer before reading everything, or hang up.
-    let writer = tokio::spawn(async move {
-        let _ = wr.write_all(&bytes).await;
-        let _ = wr.shutdown().await;
-        wr
-    });
-    let mut sink = vec![0u8; 64 * 1024];
-    let closed = tokio::time::timeout(Duration::from_secs(15), async {
-        while let Ok(n) = rd.read(&mut sink).await {
-            if n == 0 {
-                break;
-            }
-        }
-    })
-    .await
-    .is_ok();
-    let _ = writer.await;
-    closed
 }
 
 async fn robustness_target() -> (Target, Arc<MemDevice>, Arc<MemDevice>, Arc<MemDevice>) {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use photon_block::MemDevice;
 use support::raw::*;
-use support::{content, exports, fill, random_bytes, run, run_ok, Server, TestPki};
+use support::{content, exports, fill, random_bytes, run, run_ok, send_session, Server, TestPki};
 
 const MIB: usize = 1 << 20;
 
@@ -453,33 +453,6 @@ async fn shutdown_ends_sessions_and_serve_returns() {
     assert!(started.elapsed() < Duration::from_secs(3), "sessions ended promptly");
     assert!(idle.closed_within(Duration::from_secs(1)).await);
     assert!(busy.closed_within(Duration::from_secs(1)).await);
-}
-
-/// Sends `bytes` as a whole client session and reads until the server closes.
-async fn send_session(addr: std::net::SocketAddr, bytes: &[u8]) -> bool {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut rd, mut wr) = stream.into_split();
-    let bytes = bytes.to_vec();
-    // Written concurrently with reading: the server may answer before it has read everything,
-    // or hang up early (then the write fails, which is fine).
-    let writer = tokio::spawn(async move {
-        let _ = wr.write_all(&bytes).await;
-        let _ = wr.shutdown().await;
-        wr
-    });
-    let mut sink = vec![0u8; 64 * 1024];
-    let closed = tokio::time::timeout(Duration::from_secs(15), async {
-        while let Ok(n) = rd.read(&mut sink).await {
-            if n == 0 {
-                break;
-            }
-        }
-    })
-    .await
-    .is_ok();
-    let _ = writer.await;
-    closed
 }
 
 /// A well-behaved client still gets served: GO, write, read back, and nbdinfo.

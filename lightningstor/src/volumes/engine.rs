@@ -25,6 +25,7 @@ use photon_block::{BlockDevice, BlockError, BlockFuture, Extent};
 use super::extents::{new_id, BLOCK, EXTENT_BYTES};
 use super::map::{ExtentRef, Head, MapStore, Versions};
 use super::replicas::{ExtentReplicas, Fence, ReplicaError};
+use super::lock;
 
 pub struct VolumeEngine {
     uid: String,
@@ -46,10 +47,6 @@ pub struct VolumeEngine {
     allocating: tokio::sync::Mutex<()>,
     /// Writes hold it shared; a snapshot or a repair takes it alone.
     gate: tokio::sync::RwLock<()>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// One extent's share of a byte range: (extent index, offset in the extent, length).

@@ -19,6 +19,7 @@ use photon_resource::{Layout, Owner, Resource, Store};
 use super::model::{AttachmentSpec, SnapshotSpec, VolumeSpec};
 use super::metrics::VolumeMetrics;
 use super::service::Volumes;
+use super::lock;
 
 /// How long a dead writer holds a volume: its lease's TTL.
 pub const WRITER_TTL: Duration = Duration::from_secs(10);
@@ -53,10 +54,6 @@ pub fn iqn(owner: &Owner, volume: &str) -> String {
 }
 
 pub const IQN_PREFIX: &str = "iqn.2026-12.io.photoncloud:";
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 fn decode<S: serde::de::DeserializeOwned>(value: &[u8]) -> Option<Resource<S>> {
     serde_json::from_slice(value).ok()

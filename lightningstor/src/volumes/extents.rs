@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
+use super::lock;
 
 /// The size of every extent: the unit of allocation, placement and copy-on-write.
 pub const EXTENT_BYTES: u64 = 4 << 20;
@@ -67,10 +68,6 @@ pub struct ExtentStore {
     files: Mutex<HashMap<String, Arc<ExtentFile>>>,
     /// Extents written since their last flush.
     dirty: Mutex<BTreeSet<String>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 pub fn valid_id(id: &str) -> bool {

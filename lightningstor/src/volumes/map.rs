@@ -16,6 +16,7 @@ use flaredb_client::records::{RecordError, Records};
 use serde::{Deserialize, Serialize};
 
 use photon_block::BlockFuture;
+use super::lock;
 
 /// The head of a volume: what it writes, and what it reads through.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,10 +145,6 @@ impl MapStore for Records {
 pub struct MemMap {
     heads: Mutex<BTreeMap<String, Head>>,
     versions: Mutex<BTreeMap<String, Versions>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl MapStore for MemMap {

@@ -18,3 +18,9 @@ pub mod metrics;
 pub mod model;
 pub mod replicas;
 pub mod service;
+
+/// A lock that outlives a panic elsewhere (what it guards is replaced whole, never left
+/// half-made).
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -12,6 +12,7 @@ use super::engine::VolumeEngine;
 use super::replicas::ExtentReplicas;
 use super::map::{MapStore, Parent};
 use super::model::{Attachment, AttachmentSpec, Snapshot, SnapshotSpec, Source, Volume, VolumeSpec};
+use super::lock;
 
 pub struct Volumes {
     map: Arc<dyn MapStore>,
@@ -20,10 +21,6 @@ pub struct Volumes {
     heads: Mutex<HashMap<String, Arc<VolumeEngine>>>,
     /// Where images come from (none: volumes from images are refused).
     images: Option<Arc<super::images::Images>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn unavailable(e: BlockError) -> ResourceError {

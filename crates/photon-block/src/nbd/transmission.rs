@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
-use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -201,16 +200,9 @@ where
 {
     let result = async {
         loop {
-            let out = match rx.try_recv() {
-                Ok(out) => out,
-                Err(TryRecvError::Empty) => {
-                    wr.flush().await?;
-                    match rx.recv().await {
-                        Some(out) => out,
-                        None => break,
-                    }
-                }
-                Err(TryRecvError::Disconnected) => break,
+            let out = match crate::next_reply::next_reply(&mut rx, &mut wr).await? {
+                Some(out) => out,
+                None => break,
             };
             wr.write_all(&out.reply.head).await?;
             if let Some(data) = &out.reply.data {

@@ -1,10 +1,9 @@
 //! The iSCSI tests' harness: the target started in-process on a free port over `MemDevice`
-//! targets, URLs in libiscsi's form, and a panic counter (a hook installed once per test
-//! binary). Real initiators run through `support::run`.
+//! targets, URLs in libiscsi's form, and the shared panic counter (`support`). Real
+//! initiators run through `support::run`.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::Duration;
 
 use photon_block::iscsi::{serve, Access, ChapCredentials, StaticTargets, Targets};
@@ -18,30 +17,9 @@ pub const TARGET: &str = "iqn.2026-12.io.photoncloud:test";
 pub const INITIATOR: &str = "iqn.2026-12.io.photoncloud:initiator";
 pub const INITIATOR_2: &str = "iqn.2026-12.io.photoncloud:initiator-2";
 
-static PANICS: AtomicUsize = AtomicUsize::new(0);
-
-/// Panics anywhere in the process (server tasks included) since the harness started.
-pub fn panics() -> usize {
-    PANICS.load(Ordering::SeqCst)
-}
-
-fn init() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_default_env()
-                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("photon_block=debug")),
-            )
-            .with_test_writer()
-            .try_init();
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            PANICS.fetch_add(1, Ordering::SeqCst);
-            previous(info);
-        }));
-    });
-}
+/// The NBD harness's panic counter and logging: one hook per test binary.
+pub use crate::support::panics;
+use crate::support::init;
 
 /// A running target.
 pub struct Target {

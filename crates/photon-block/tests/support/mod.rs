@@ -24,7 +24,8 @@ pub fn panics() -> usize {
     PANICS.load(Ordering::SeqCst)
 }
 
-fn init() {
+/// Installs logging and the panic-counting hook, once per test binary.
+pub fn init() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let _ = tracing_subscriber::fmt()
@@ -158,4 +159,32 @@ impl TestPki {
     pub fn client_dir(&self) -> &Path {
         &self.client_dir
     }
+}
+
+/// Sends `bytes` as a whole client session (malformed or random: the robustness tests of both
+/// protocols) and reads until the server closes; whether it did within 15 s.
+pub async fn send_session(addr: std::net::SocketAddr, bytes: &[u8]) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut rd, mut wr) = stream.into_split();
+    let bytes = bytes.to_vec();
+    // Written concurrently with reading: the server may answer before it has read everything,
+    // or hang up early (then the write fails, which is fine).
+    let writer = tokio::spawn(async move {
+        let _ = wr.write_all(&bytes).await;
+        let _ = wr.shutdown().await;
+        wr
+    });
+    let mut sink = vec![0u8; 64 * 1024];
+    let closed = tokio::time::timeout(Duration::from_secs(15), async {
+        while let Ok(n) = rd.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await
+    .is_ok();
+    let _ = writer.await;
+    closed
 }

@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::mpsc;
-use tokio::sync::mpsc::error::TryRecvError;
 use tokio_util::sync::CancellationToken;
 
 use crate::iscsi::digest::Crc32c;
@@ -89,16 +88,9 @@ where
 {
     let result = async {
         loop {
-            let mut out = match rx.try_recv() {
-                Ok(out) => out,
-                Err(TryRecvError::Empty) => {
-                    wr.flush().await?;
-                    match rx.recv().await {
-                        Some(out) => out,
-                        None => break,
-                    }
-                }
-                Err(TryRecvError::Disconnected) => break,
+            let mut out = match crate::next_reply::next_reply(&mut rx, &mut wr).await? {
+                Some(out) => out,
+                None => break,
             };
             if out.releases_slot {
                 numbering.release();
