@@ -17,7 +17,7 @@ check() {
   if "$@"; then say "ok $what"; PASS=$((PASS + 1)); else say "FAIL $what"; FAIL=$((FAIL + 1)); return 1; fi
 }
 healthy() { curl -sf -m 10 --cacert "$CA" "https://127.0.0.1:$1/health" >/dev/null; }
-all_healthy() { healthy 2379 && healthy 2479 && healthy 8080 && healthy 9093 && healthy 853 && healthy 9092 && healthy 9091; }
+all_healthy() { healthy 2379 && healthy 2479 && healthy 8080 && healthy 9093 && healthy 853 && healthy 9092 && healthy 9091 && healthy 9090; }
 # FlashDNS on port 53: `health.local. A` (a query written byte by byte; the VM has no dig)
 # must come back with 127.0.0.1 in it.
 dns_answers() {
@@ -129,6 +129,9 @@ if [ "$PHASE" = 1 ]; then
   # Gone with the VPC (the machine's namespace would not outlive the reboot below either).
   check "prismnet: the VPC deleted" net DELETE /vpcs/vmtest
   check "prismnet: its namespace removed from the host" wait_until 30 no_vpc_namespace
+  order=$(journalctl -b -o cat _PID=1 | grep -oE '^Started (iam|plasmavmc)\.service' | awk '{print $2}' | tr '\n' ' ')
+  check "plasmavmc started after iam (saw: $order)" test "$order" = "iam.service plasmavmc.service "
+  check "plasmavmc healthy, this node registered as a hypervisor" wait_until 60 bash -c "curl -sf --cacert $CA https://127.0.0.1:9090/health | grep -q '\"schedulable\":1'"
   check "services log JSON to the journal" bash -c "journalctl -b -u chainfire -o cat | grep -q '^{.*\"level\"'"
   check "data written before the reboot" etcdctl_ put photontest/kept yes
   # Requires: stopping chainfire takes down flaredb and IAM (which require it), not LightningStor.

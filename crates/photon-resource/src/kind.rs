@@ -82,13 +82,18 @@ impl Sealer for NoSecrets {
     }
 }
 
-/// A stored resource: metadata, the names of its parents (outermost first), and the spec.
+/// A stored resource: metadata, the names of its parents (outermost first), the spec (what
+/// its owner asks for) and, for kinds a controller realises (a VM), the status it observed.
+/// The API never takes a status from a caller: an update of the spec keeps it, and only the
+/// service's own controllers write it (Kubernetes' status subresource).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Resource<S> {
     pub metadata: Metadata,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parents: Vec<String>,
     pub spec: S,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<serde_json::Value>,
 }
 
 /// The kind an `AlreadyExists` names when a claimed value is taken.
@@ -223,7 +228,7 @@ impl Resources {
         let mut spec = spec;
         K::seal(&mut spec, None, self.sealer.as_ref())?;
         let key = self.layout.key(owner, K::PATH, parents, name);
-        let mut resource = Resource { metadata: Metadata::new(name, owner), parents: parents.to_vec(), spec };
+        let mut resource = Resource { metadata: Metadata::new(name, owner), parents: parents.to_vec(), spec, status: None };
         let mut tx = Tx::new().create(&key, &resource)?;
         let parent = self.parent_key::<K>(owner, parents);
         if let Some((parent_key, _)) = &parent {

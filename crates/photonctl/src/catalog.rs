@@ -49,7 +49,8 @@ pub const CATALOG: &[ServiceEntry] = &[
             (
                 "CHAINFIRE_GOSSIP_SERVICES",
                 "[\"flaredb={url:flaredb}\", \"iam={url:iam}\", \"flashdns={url:flashdns}\", \
-                 \"fiberlb={url:fiberlb}\", \"prismnet={url:prismnet}\", \"lightningstor={url:lightningstor}\"]",
+                 \"fiberlb={url:fiberlb}\", \"prismnet={url:prismnet}\", \"lightningstor={url:lightningstor}\", \
+                 \"plasmavmc={url:plasmavmc}\"]",
             ),
         ],
     },
@@ -63,9 +64,19 @@ pub const CATALOG: &[ServiceEntry] = &[
         name: "iam",
         api_port: 8080,
         deps: &[(Requires, "flaredb")],
-        env: &[("IAM_FLAREDB_ENDPOINTS", "[\"{url:flaredb}\"]"), ("IAM_BOOTSTRAP_SERVICES", "[\"lightningstor\", \"prismnet\"]")],
+        env: &[
+            ("IAM_FLAREDB_ENDPOINTS", "[\"{url:flaredb}\"]"),
+            ("IAM_BOOTSTRAP_SERVICES", "[\"lightningstor\", \"prismnet\"]"),
+        ],
     },
-    ServiceEntry { name: "plasmavmc", api_port: 9090, deps: &[(Wants, "chainfire"), (Wants, "iam")], env: &[] },
+    ServiceEntry {
+        name: "plasmavmc",
+        // The API, the scheduler (whichever node holds its claim) and this node's VM agent
+        // (QEMU; software emulation where KVM does not run guests) in one process.
+        api_port: 9090,
+        deps: &[(Wants, "chainfire"), (Wants, "iam")],
+        env: &[("PLASMAVMC_CHAINFIRE_ENDPOINTS", "[\"{url:chainfire}\"]"), ("PLASMAVMC_IAM_URL", "{url:iam}")],
+    },
     ServiceEntry {
         name: "prismnet",
         // The API; the node's dataplane (VPC namespaces named prismnet-<vni>) in the same process.

@@ -19,6 +19,7 @@ mod rest;
 mod status;
 mod table;
 mod up;
+mod vm;
 mod volume;
 
 use std::path::PathBuf;
@@ -208,6 +209,30 @@ enum Command {
         #[command(subcommand)]
         command: net::NetCommand,
     },
+    /// Virtual machines in PlasmaVMC: create (waits until it runs), ls, show, start, stop,
+    /// reboot, rm, as the saved login.
+    ///
+    /// --org and --project name the project; they default to the login's.
+    Vm {
+        #[command(flatten)]
+        project: dns::ProjectArgs,
+        #[command(subcommand)]
+        command: vm::VmCommand,
+    },
+    /// VM images in PlasmaVMC (a disk, or a kernel and initramfs to boot directly, by URL).
+    Image {
+        #[command(flatten)]
+        project: dns::ProjectArgs,
+        #[command(subcommand)]
+        command: vm::ImageCommand,
+    },
+    /// VM flavours in PlasmaVMC (vCPUs, memory, root disk size).
+    Flavor {
+        #[command(flatten)]
+        project: dns::ProjectArgs,
+        #[command(subcommand)]
+        command: vm::FlavorCommand,
+    },
     /// Block volumes in LightningStor (snapshots, clones, attachments for QEMU over NBD), as the
     /// saved login.
     ///
@@ -300,6 +325,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let target =
                 rest::Target { endpoints: global.endpoints()?, endpoint: global.endpoint.clone(), ca: global.ca };
             done(net::run(target, project, command, output).await)
+        }
+        Command::Vm { project, command } => {
+            let target =
+                rest::Target { endpoints: global.endpoints()?, endpoint: global.endpoint.clone(), ca: global.ca };
+            done(vm::run_vm(target, project, command, output).await)
+        }
+        Command::Image { project, command } => {
+            let target =
+                rest::Target { endpoints: global.endpoints()?, endpoint: global.endpoint.clone(), ca: global.ca };
+            done(vm::run_image(target, project, command, output).await)
+        }
+        Command::Flavor { project, command } => {
+            let target =
+                rest::Target { endpoints: global.endpoints()?, endpoint: global.endpoint.clone(), ca: global.ca };
+            done(vm::run_flavor(target, project, command, output).await)
         }
         Command::Volume { project, command } => {
             let target =

@@ -54,11 +54,17 @@ pub fn spec_of(pairs: &[(&str, Option<Value>)]) -> Value {
     spec
 }
 
-/// A resource as a table row: its name, its spec's fields, and when it was made.
+/// A resource as a table row: its name, its spec's fields, what its status says (`state`,
+/// `node`, `reason`, for kinds a controller realises), and when it was made.
 pub fn row(resource: &Value) -> Value {
     let mut row = resource["spec"].clone();
     if !row.is_object() {
         row = json!({});
+    }
+    for field in ["state", "node", "reason"] {
+        if let Some(value) = resource["status"].get(field) {
+            row[field] = value.clone();
+        }
     }
     row["name"] = resource["metadata"]["name"].clone();
     row["created_at"] = json!(resource["metadata"]["created_ms"].as_i64().map(|ms| ms / 1000));
@@ -66,7 +72,13 @@ pub fn row(resource: &Value) -> Value {
 }
 
 /// Sends one request to `service`; a refusal becomes an error naming what the service said.
-pub async fn send(rest: &Rest, service: &str, method: Method, path: &str, body: Option<&Value>) -> anyhow::Result<Answer> {
+pub async fn send(
+    rest: &Rest,
+    service: &str,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+) -> anyhow::Result<Answer> {
     let (content_type, bytes) = match body {
         Some(value) => (Some("application/json"), Bytes::from(value.to_string())),
         None => (None, Bytes::new()),

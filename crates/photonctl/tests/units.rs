@@ -100,12 +100,17 @@ fn dependencies_follow_the_start_order() {
     assert!(directive("prismnet.service", "Requires").is_empty());
     assert!(directive("prismnet.service", "Wants").contains(&"chainfire.service".to_string()));
     assert!(directive("prismnet.service", "After").contains(&"iam.service".to_string()));
+    assert!(directive("plasmavmc.service", "Requires").is_empty());
+    assert!(directive("plasmavmc.service", "Wants").contains(&"chainfire.service".to_string()));
+    assert!(directive("plasmavmc.service", "Wants").contains(&"iam.service".to_string()));
+    // Guests outlive a restart of their agent.
+    assert_eq!(directive("plasmavmc.service", "KillMode"), ["process"]);
     // photoncloud.target starts every service that has a unit.
     let wanted = directive("photoncloud.target", "Wants");
-    for service in ["chainfire", "flaredb", "iam", "lightningstor", "flashdns", "fiberlb", "prismnet"] {
+    for service in ["chainfire", "flaredb", "iam", "lightningstor", "flashdns", "fiberlb", "prismnet", "plasmavmc"] {
         assert!(wanted.contains(&format!("{service}.service")), "photoncloud.target must want {service}.service");
     }
-    for service in ["chainfire", "flaredb", "iam", "lightningstor", "flashdns", "fiberlb", "prismnet"] {
+    for service in ["chainfire", "flaredb", "iam", "lightningstor", "flashdns", "fiberlb", "prismnet", "plasmavmc"] {
         let unit = format!("{service}.service");
         assert_eq!(directive(&unit, "Type"), ["notify"], "{unit}");
         assert_eq!(directive(&unit, "Restart"), ["on-failure"], "{unit}");

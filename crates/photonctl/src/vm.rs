@@ -1,0 +1,348 @@
+//! `photonctl vm`, `image` and `flavor`: a project's VMs, images and flavours in PlasmaVMC
+//! through its REST API as the saved login. `plan` maps a command to its one API call, without
+//! I/O; `run` sends it and prints the answer. `vm create` and `start` then follow the VM's
+//! state transitions until it runs (or fails, saying why).
+
+use std::time::{Duration, Instant};
+
+use clap::Subcommand;
+use hyper::Method;
+use serde_json::{json, Value};
+
+use crate::dns::{Owner, ProjectArgs};
+use crate::resource::{create, execute, send, spec_of, Call, Show};
+use crate::rest::{Rest, Target};
+use crate::OutputFormat;
+
+#[derive(Debug, Subcommand)]
+pub enum VmCommand {
+    /// Create a VM of --flavor and --image and wait until it runs (--no-wait: return at once).
+    Create {
+        name: String,
+        #[arg(long)]
+        flavor: String,
+        #[arg(long)]
+        image: String,
+        /// An OpenSSH public key for the guest (repeatable).
+        #[arg(long = "ssh-key", value_name = "KEY")]
+        ssh_keys: Vec<String>,
+        /// A file of cloud-init user data.
+        #[arg(long, value_name = "FILE")]
+        user_data: Option<std::path::PathBuf>,
+        /// Placed again on a live node if its node dies (default: marked error).
+        #[arg(long)]
+        restart_elsewhere: bool,
+        /// No two VMs of the project's GROUP share a node.
+        #[arg(long, value_name = "GROUP")]
+        anti_affinity: Option<String>,
+        /// Create it stopped.
+        #[arg(long)]
+        stopped: bool,
+        #[arg(long)]
+        no_wait: bool,
+    },
+    Ls,
+    Show {
+        name: String,
+    },
+    /// Start a stopped VM and wait until it runs.
+    Start {
+        name: String,
+    },
+    /// Stop a VM: the ACPI power button, then ended after the node's stop timeout.
+    Stop {
+        name: String,
+    },
+    /// Reset a running VM.
+    Reboot {
+        name: String,
+    },
+    /// Delete a VM: its QEMU ended and its disk and files removed on its node.
+    Rm {
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Register an image: a disk (--disk URL, --format raw|qcow2) and/or a kernel to boot
+    /// directly (--kernel URL, --initrd URL, --cmdline); each URL may carry its SHA-256 as
+    /// URL#sha256=HEX (a presigned LightningStor URL, say).
+    Create {
+        name: String,
+        #[arg(long, value_name = "URL")]
+        disk: Option<String>,
+        #[arg(long)]
+        format: Option<String>,
+        #[arg(long, value_name = "URL")]
+        kernel: Option<String>,
+        #[arg(long, value_name = "URL")]
+        initrd: Option<String>,
+        #[arg(long)]
+        cmdline: Option<String>,
+    },
+    Ls,
+    Show {
+        name: String,
+    },
+    Rm {
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FlavorCommand {
+    /// Create a flavour: --vcpus, --memory (MiB) and --disk (GiB).
+    Create {
+        name: String,
+        #[arg(long)]
+        vcpus: u32,
+        #[arg(long, value_name = "MIB")]
+        memory: u64,
+        #[arg(long, value_name = "GIB")]
+        disk: u64,
+    },
+    Ls,
+    Show {
+        name: String,
+    },
+    Rm {
+        name: String,
+    },
+}
+
+const VM_COLUMNS: &[&str] = &["name", "flavor", "image", "power", "state", "node", "reason", "created_at"];
+const IMAGE_COLUMNS: &[&str] = &["name", "format", "disk", "kernel", "created_at"];
+const FLAVOR_COLUMNS: &[&str] = &["name", "vcpus", "memory_mib", "disk_gib", "created_at"];
+
+/// `URL#sha256=HEX` as an image part.
+fn source(text: &str) -> Value {
+    match text.split_once("#sha256=") {
+        Some((url, sum)) => json!({"url": url, "sha256": sum}),
+        None => json!({"url": text}),
+    }
+}
+
+fn project(owner: &Owner) -> String {
+    let segment = photon_auth::sigv4::encode;
+    format!("/api/v1/orgs/{}/projects/{}", segment(&owner.org), segment(&owner.project))
+}
+
+fn one(collection: &str, name: &str) -> String {
+    format!("{collection}/{}", photon_auth::sigv4::encode(name))
+}
+
+pub fn plan_vm(command: &VmCommand, owner: &Owner) -> anyhow::Result<Call> {
+    let vms = format!("{}/vms", project(owner));
+    let rows = |method, path, body| Call::new(method, path, body, Show::Rows(VM_COLUMNS));
+    Ok(match command {
+        VmCommand::Create {
+            name,
+            flavor,
+            image,
+            ssh_keys,
+            user_data,
+            restart_elsewhere,
+            anti_affinity,
+            stopped,
+            ..
+        } => {
+            let user_data = match user_data {
+                Some(path) => Some(Value::from(
+                    std::fs::read_to_string(path)
+                        .map_err(|e| anyhow::anyhow!("--user-data {}: {e}", path.display()))?,
+                )),
+                None => None,
+            };
+            let spec = spec_of(&[
+                ("flavor", Some(json!(flavor))),
+                ("image", Some(json!(image))),
+                ("ssh_keys", (!ssh_keys.is_empty()).then(|| json!(ssh_keys))),
+                ("user_data", user_data),
+                ("restart_policy", restart_elsewhere.then(|| json!("elsewhere"))),
+                ("anti_affinity", anti_affinity.clone().map(Value::from)),
+                ("power", stopped.then(|| json!("stopped"))),
+            ]);
+            rows(Method::POST, vms, create(name, spec))
+        }
+        VmCommand::Ls => rows(Method::GET, vms, None),
+        VmCommand::Show { name } => rows(Method::GET, one(&vms, name), None),
+        VmCommand::Start { name } => rows(Method::POST, format!("{}/start", one(&vms, name)), None),
+        VmCommand::Stop { name } => rows(Method::POST, format!("{}/stop", one(&vms, name)), None),
+        VmCommand::Reboot { name } => rows(Method::POST, format!("{}/reboot", one(&vms, name)), None),
+        VmCommand::Rm { name } => {
+            Call::new(Method::DELETE, one(&vms, name), None, Show::Done(format!("deleted VM {name}")))
+        }
+    })
+}
+
+pub fn plan_image(command: &ImageCommand, owner: &Owner) -> anyhow::Result<Call> {
+    let images = format!("{}/images", project(owner));
+    Ok(match command {
+        ImageCommand::Create { name, disk, format, kernel, initrd, cmdline } => {
+            if disk.is_none() && kernel.is_none() {
+                anyhow::bail!("an image needs --disk, --kernel, or both");
+            }
+            let spec = spec_of(&[
+                ("disk", disk.as_deref().map(source)),
+                ("format", format.clone().map(Value::from)),
+                ("kernel", kernel.as_deref().map(source)),
+                ("initrd", initrd.as_deref().map(source)),
+                ("cmdline", cmdline.clone().map(Value::from)),
+            ]);
+            Call::new(Method::POST, images, create(name, spec), Show::Rows(IMAGE_COLUMNS))
+        }
+        ImageCommand::Ls => Call::new(Method::GET, images, None, Show::Rows(IMAGE_COLUMNS)),
+        ImageCommand::Show { name } => Call::new(Method::GET, one(&images, name), None, Show::Rows(IMAGE_COLUMNS)),
+        ImageCommand::Rm { name } => {
+            Call::new(Method::DELETE, one(&images, name), None, Show::Done(format!("deleted image {name}")))
+        }
+    })
+}
+
+pub fn plan_flavor(command: &FlavorCommand, owner: &Owner) -> anyhow::Result<Call> {
+    let flavors = format!("{}/flavors", project(owner));
+    Ok(match command {
+        FlavorCommand::Create { name, vcpus, memory, disk } => {
+            let spec = json!({"vcpus": vcpus, "memory_mib": memory, "disk_gib": disk});
+            Call::new(Method::POST, flavors, create(name, spec), Show::Rows(FLAVOR_COLUMNS))
+        }
+        FlavorCommand::Ls => Call::new(Method::GET, flavors, None, Show::Rows(FLAVOR_COLUMNS)),
+        FlavorCommand::Show { name } => Call::new(Method::GET, one(&flavors, name), None, Show::Rows(FLAVOR_COLUMNS)),
+        FlavorCommand::Rm { name } => {
+            Call::new(Method::DELETE, one(&flavors, name), None, Show::Done(format!("deleted flavor {name}")))
+        }
+    })
+}
+
+/// Follows VM `path`'s transitions (printed to stderr as they happen) until it is `running`,
+/// or fails with the reason of an `error`, or after `timeout`.
+async fn wait_running(rest: &Rest, path: &str, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    let mut seen = 0;
+    loop {
+        let vm = send(rest, "plasmavmc", Method::GET, path, None).await?.json()?;
+        let transitions = vm["status"]["transitions"].as_array().cloned().unwrap_or_default();
+        for transition in transitions.iter().skip(seen) {
+            let reason = transition["reason"].as_str().map(|r| format!(": {r}")).unwrap_or_default();
+            eprintln!("  {}{reason}", transition["state"].as_str().unwrap_or("?"));
+        }
+        seen = seen.max(transitions.len());
+        match vm["status"]["state"].as_str() {
+            Some("running") => {
+                let node = vm["status"]["node"].as_str().unwrap_or("?");
+                let accel = vm["status"]["accel"].as_str().unwrap_or("?");
+                eprintln!("running on {node} ({accel})");
+                return Ok(());
+            }
+            Some("error") => {
+                anyhow::bail!("the VM failed: {}", vm["status"]["reason"].as_str().unwrap_or("no reason given"))
+            }
+            _ => {}
+        }
+        if Instant::now() >= deadline {
+            anyhow::bail!("the VM is not running after {} s (see photonctl vm show)", timeout.as_secs());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+pub async fn run_vm(target: Target, args: ProjectArgs, command: VmCommand, output: OutputFormat) -> anyhow::Result<()> {
+    plan_vm(&command, &Owner { org: String::new(), project: String::new() })?;
+    let (rest, owner) = crate::rest::session(target, &args, "plasmavmc").await?;
+    let call = plan_vm(&command, &owner)?;
+    let follow = match &command {
+        VmCommand::Create { name, stopped: false, no_wait: false, .. } | VmCommand::Start { name } => {
+            Some(one(&format!("{}/vms", project(&owner)), name))
+        }
+        _ => None,
+    };
+    execute(&rest, "plasmavmc", call, output).await?;
+    if let Some(path) = follow {
+        wait_running(&rest, &path, Duration::from_secs(300)).await?;
+    }
+    Ok(())
+}
+
+pub async fn run_image(
+    target: Target,
+    args: ProjectArgs,
+    command: ImageCommand,
+    output: OutputFormat,
+) -> anyhow::Result<()> {
+    plan_image(&command, &Owner { org: String::new(), project: String::new() })?;
+    let (rest, owner) = crate::rest::session(target, &args, "plasmavmc").await?;
+    execute(&rest, "plasmavmc", plan_image(&command, &owner)?, output).await
+}
+
+pub async fn run_flavor(
+    target: Target,
+    args: ProjectArgs,
+    command: FlavorCommand,
+    output: OutputFormat,
+) -> anyhow::Result<()> {
+    plan_flavor(&command, &Owner { org: String::new(), project: String::new() })?;
+    let (rest, owner) = crate::rest::session(target, &args, "plasmavmc").await?;
+    execute(&rest, "plasmavmc", plan_flavor(&command, &owner)?, output).await
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Line {
+        #[command(subcommand)]
+        command: VmCommand,
+    }
+
+    const VMS: &str = "/api/v1/orgs/acme/projects/web/vms";
+
+    #[test]
+    fn commands_map_to_the_routes() {
+        let owner = Owner { org: "acme".into(), project: "web".into() };
+        let line = Line::try_parse_from([
+            "vm",
+            "create",
+            "web1",
+            "--flavor",
+            "small",
+            "--image",
+            "debian",
+            "--restart-elsewhere",
+        ])
+        .unwrap();
+        let call = plan_vm(&line.command, &owner).unwrap();
+        assert_eq!((call.method, call.path.as_str()), (Method::POST, VMS));
+        assert_eq!(
+            call.body,
+            Some(
+                json!({"name": "web1", "spec": {"flavor": "small", "image": "debian", "restart_policy": "elsewhere"}})
+            )
+        );
+        let line = Line::try_parse_from(["vm", "stop", "web1"]).unwrap();
+        let call = plan_vm(&line.command, &owner).unwrap();
+        assert_eq!((call.method, call.path.as_str()), (Method::POST, &*format!("{VMS}/web1/stop")));
+        let image = ImageCommand::Create {
+            name: "g".into(),
+            disk: None,
+            format: None,
+            kernel: Some(format!("http://h/k#sha256={}", "a".repeat(64))),
+            initrd: None,
+            cmdline: None,
+        };
+        let call = plan_image(&image, &owner).unwrap();
+        assert_eq!(call.body.unwrap()["spec"], json!({"kernel": {"url": "http://h/k", "sha256": "a".repeat(64)}}));
+        let empty = ImageCommand::Create {
+            name: "g".into(),
+            disk: None,
+            format: None,
+            kernel: None,
+            initrd: None,
+            cmdline: None,
+        };
+        assert!(plan_image(&empty, &owner).is_err(), "an image names a disk or a kernel");
+    }
+}

@@ -1,0 +1,289 @@
+//! The node agent: a photon-reconcile reconciler over the VMs placed on this node (and the run
+//! directories it finds, which may belong to VMs gone since). For each it converges what runs
+//! here on what the VM's spec asks — QEMU started (image parts fetched, disk made) or ended,
+//! the ACPI power button then a forced end for a stop, a reset per reboot — and writes what it
+//! sees into the VM's status. QEMU runs in a session of its own, so the agent can restart (or
+//! be killed) under running guests: it finds each again by its pid file and QMP socket.
+
+pub mod accel;
+pub mod disks;
+pub mod images;
+pub mod qemu;
+pub mod qmp;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use photon_reconcile::{Queue, Reconciler, Requeue};
+use photon_resource::{Kind, Layout, Mirror, Resource, ResourceError, Store};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{PlasmavmcError, Result};
+use crate::model::flavor::FlavorSpec;
+use crate::model::image::ImageSpec;
+use crate::model::status::{self, State, VmStatus};
+use crate::model::vm::{Power, VmSpec};
+use crate::model::{Flavor, Image, Vm};
+use images::ImageCache;
+use qemu::{Accel, Machine};
+use qmp::Qmp;
+
+/// What the run directory records of its VM (`vm.json`), to know it again after a restart.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Local {
+    key: String,
+    uid: String,
+}
+
+pub struct Settings {
+    pub node: String,
+    pub run_dir: PathBuf,
+    pub qemu: String,
+    pub qemu_img: String,
+    pub accel: (Accel, String),
+    pub stop_timeout: Duration,
+}
+
+pub struct Agent {
+    settings: Settings,
+    store: Store,
+    layout: Layout,
+    images: Arc<ImageCache>,
+    copy: Mutex<Mirror>,
+    /// VMs asked to power down, and when.
+    stopping: Mutex<BTreeMap<String, Instant>>,
+    queue: Arc<Queue<String>>,
+}
+
+/// Counts for `/health`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Census {
+    pub placed: usize,
+    pub running: usize,
+}
+
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Agent {
+    pub fn new(settings: Settings, store: Store, layout: Layout, images: Arc<ImageCache>) -> Arc<Self> {
+        Arc::new(Self {
+            settings,
+            store,
+            layout,
+            images,
+            copy: Mutex::new(Mirror::default()),
+            stopping: Mutex::new(BTreeMap::new()),
+            queue: Arc::new(Queue::default()),
+        })
+    }
+
+    pub fn queue(&self) -> Arc<Queue<String>> {
+        self.queue.clone()
+    }
+
+    pub fn accel(&self) -> &str {
+        &self.settings.accel.1
+    }
+
+    /// The resources changed: every VM of this node is looked at again.
+    pub fn apply(&self, changes: Vec<photon_resource::Change>) {
+        locked(&self.copy).apply(changes);
+        self.queue.push_all(self.keys());
+    }
+
+    /// VMs placed on this node, by uid: (key, resource).
+    fn placed(&self) -> BTreeMap<String, (String, Resource<VmSpec>)> {
+        let copy = locked(&self.copy);
+        let vm_path = format!("/{}/", Vm::PATH[0]);
+        copy.items()
+            .iter()
+            .filter(|(key, _)| key.contains(&vm_path))
+            .filter_map(|(key, value)| Some((key.clone(), serde_json::from_slice::<Resource<VmSpec>>(value).ok()?)))
+            .filter(|(_, vm)| VmStatus::of(vm).node.as_deref() == Some(self.settings.node.as_str()))
+            .map(|(key, vm)| (vm.metadata.uid.clone(), (key, vm)))
+            .collect()
+    }
+
+    pub fn census(&self) -> Census {
+        let placed = self.placed();
+        let running = placed.keys().filter(|uid| qemu::running(&self.settings.run_dir.join(uid)).is_some()).count();
+        Census { placed: placed.len(), running }
+    }
+
+    /// Run directories present, by uid.
+    fn local(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(&self.settings.run_dir) else { return Vec::new() };
+        entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect()
+    }
+
+    async fn spec_of<K: Kind>(&self, vm: &Resource<VmSpec>, name: &str) -> Result<K::Spec> {
+        let key = self.layout.key(&vm.metadata.owner(), K::PATH, &[], name);
+        match self.store.get::<Resource<K::Spec>>(&key).await? {
+            Some(found) => Ok(found.value.spec),
+            None => Err(ResourceError::NotFound { kind: K::NAME, name: name.to_string() }.into()),
+        }
+    }
+
+    /// Writes the VM's status as this node sees it, unless it moved or was replaced meanwhile.
+    async fn report(&self, key: &str, uid: &str, update: impl Fn(&mut VmStatus) + Send + Sync) -> Result<()> {
+        let node = self.settings.node.clone();
+        let mut change = |current: &Resource<VmSpec>, s: &VmStatus| {
+            if current.metadata.uid != uid || s.node.as_deref() != Some(node.as_str()) {
+                return None;
+            }
+            let mut next = s.clone();
+            update(&mut next);
+            (next != *s).then_some(next)
+        };
+        match status::write(&self.store, key, &mut change, &status::unguarded).await {
+            Ok(_) | Err(ResourceError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn enter(&self, key: &str, uid: &str, state: State, reason: Option<String>) -> Result<()> {
+        let accel = self.settings.accel.1.clone();
+        self.report(key, uid, move |s| {
+            s.enter(state, reason.clone());
+            s.accel = Some(accel.clone());
+        })
+        .await
+    }
+
+    /// Starts the VM: its image's parts fetched, its disk made (kept across stops), QEMU run.
+    async fn start(&self, dir: &std::path::Path, key: &str, vm: &Resource<VmSpec>) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| PlasmavmcError::io(format!("creating {}", dir.display()), e))?;
+        let local = Local { key: key.to_string(), uid: vm.metadata.uid.clone() };
+        let record = serde_json::to_vec(&local).unwrap_or_default();
+        std::fs::write(dir.join("vm.json"), record).map_err(|e| PlasmavmcError::io("writing vm.json", e))?;
+        let flavor: FlavorSpec = self.spec_of::<Flavor>(vm, &vm.spec.flavor).await?;
+        let image: ImageSpec = self.spec_of::<Image>(vm, &vm.spec.image).await?;
+        let base = match &image.disk {
+            Some(source) => Some((self.images.get(source).await?, image.format)),
+            None => None,
+        };
+        let kernel = match &image.kernel {
+            Some(source) => Some(self.images.get(source).await?),
+            None => None,
+        };
+        let initrd = match &image.initrd {
+            Some(source) => Some(self.images.get(source).await?),
+            None => None,
+        };
+        let disk = dir.join(disks::ROOT);
+        disks::ensure(&self.settings.qemu_img, &disk, base.as_ref().map(|(p, f)| (p.as_path(), *f)), flavor.disk_gib)
+            .await?;
+        let owner = vm.metadata.owner();
+        let machine = Machine {
+            dir: dir.to_path_buf(),
+            name: format!("{}.{}.{}", owner.org, owner.project, vm.metadata.name),
+            vcpus: flavor.vcpus,
+            memory_mib: flavor.memory_mib,
+            accel: self.settings.accel.0,
+            disk,
+            kernel,
+            initrd,
+            cmdline: image.cmdline.clone(),
+        };
+        let pid = machine.launch(&self.settings.qemu).await?;
+        tracing::info!(vm = %key, uid = %vm.metadata.uid, pid, vcpus = flavor.vcpus, memory_mib = flavor.memory_mib, accel = %self.settings.accel.1, "started the VM's QEMU");
+        Ok(())
+    }
+
+    /// Ends what runs for a VM no longer placed here and removes its run directory.
+    async fn remove(&self, uid: &str) -> Result<()> {
+        let dir = self.settings.run_dir.join(uid);
+        if !dir.exists() {
+            return Ok(());
+        }
+        qemu::kill(&dir).await;
+        std::fs::remove_dir_all(&dir).map_err(|e| PlasmavmcError::io(format!("removing {}", dir.display()), e))?;
+        locked(&self.stopping).remove(uid);
+        tracing::info!(%uid, "removed a VM that is no longer placed on this node (its QEMU ended, its files deleted)");
+        Ok(())
+    }
+
+    async fn converge(&self, uid: &str) -> Result<Requeue> {
+        let Some((key, vm)) = self.placed().remove(uid) else {
+            self.remove(uid).await?;
+            return Ok(Requeue::Done);
+        };
+        let dir = self.settings.run_dir.join(uid);
+        let running = qemu::running(&dir).is_some();
+        let status = VmStatus::of(&vm);
+        match vm.spec.power {
+            Power::Running => {
+                locked(&self.stopping).remove(uid);
+                if !running {
+                    if status.state == State::Running {
+                        tracing::warn!(vm = %key, "the VM's QEMU is gone (the guest powered off, or QEMU died); starting it again");
+                    }
+                    self.enter(&key, uid, State::Starting, None).await?;
+                    if let Err(e) = self.start(&dir, &key, &vm).await {
+                        self.enter(&key, uid, State::Error, Some(e.to_string())).await?;
+                        return Err(e);
+                    }
+                }
+                let mut qmp = Qmp::connect(&dir.join(qemu::QMP)).await?;
+                if vm.spec.reboots > status.reboots {
+                    qmp.execute("system_reset", None).await?;
+                    tracing::info!(vm = %key, "reset the VM (reboot)");
+                    let reboots = vm.spec.reboots;
+                    self.report(&key, uid, move |s| s.reboots = reboots).await?;
+                }
+                let run = qmp.status().await?;
+                if run.running {
+                    self.enter(&key, uid, State::Running, None).await?;
+                } else {
+                    // Paused by hand, say: resumed, since the spec asks for it running.
+                    qmp.execute("cont", None).await?;
+                    return Ok(Requeue::After(Duration::from_millis(200)));
+                }
+                Ok(Requeue::Done)
+            }
+            Power::Stopped => {
+                if !running {
+                    locked(&self.stopping).remove(uid);
+                    self.enter(&key, uid, State::Stopped, None).await?;
+                    return Ok(Requeue::Done);
+                }
+                let asked = *locked(&self.stopping).entry(uid.to_string()).or_insert_with(Instant::now);
+                if asked.elapsed() >= self.settings.stop_timeout {
+                    tracing::warn!(vm = %key, timeout_ms = self.settings.stop_timeout.as_millis() as u64, "the guest did not shut down after the power button; ending it");
+                    qemu::kill(&dir).await;
+                    return Ok(Requeue::After(Duration::ZERO));
+                }
+                if status.state != State::Stopping {
+                    self.enter(&key, uid, State::Stopping, None).await?;
+                    Qmp::connect(&dir.join(qemu::QMP)).await?.execute("system_powerdown", None).await?;
+                    tracing::info!(vm = %key, "pressed the VM's power button");
+                }
+                Ok(Requeue::After(Duration::from_millis(250)))
+            }
+        }
+    }
+}
+
+impl Reconciler for Agent {
+    type Key = String;
+
+    fn keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.placed().into_keys().collect();
+        keys.extend(self.local());
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    async fn reconcile(&self, uid: &String) -> std::result::Result<Requeue, String> {
+        self.converge(uid).await.map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,128 @@
+//! The management API on 9090: flavours, images and VMs as REST under
+//! `/api/v1/orgs/{org}/projects/{project}/{flavors,images,vms}` (photon-resource's routes, each
+//! authorized by IAM through photon-auth's guard) and as gRPC (`photon.resource.v1.Resources`),
+//! plus the VM actions `POST .../vms/{name}/{start,stop,reboot}` (`plasmavmc:vms:update`), each
+//! a change of the VM's spec the agent carries out; the reply is the VM, 202.
+//!
+//! A VM is checked against what is stored when created: its flavour and image must exist in its
+//! project, and the flavour must fit on some node, so nothing is created that could never run.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use photon_api::resource::v1::resources_server::ResourcesServer;
+use photon_auth::{AuthClient, Rule};
+use photon_resource::grpc::Grpc;
+use photon_resource::rest::{collection_path, Routes};
+use photon_resource::{Assign, Assigning, FieldError, Kind, Owner, Placing, Resource, ResourceError, Resources};
+
+use crate::model::flavor::FlavorSpec;
+use crate::model::vm::{Power, VmSpec};
+use crate::model::{Flavor, Image, Vm};
+use crate::nodes::{self, NodeRecord};
+
+/// The router, the gRPC service of the same resources, and the IAM rule of each route.
+pub fn router(resources: Resources, auth: Arc<AuthClient>) -> (Router, Vec<Rule>, ResourcesServer<Grpc>) {
+    let routes = Routes::new("plasmavmc").kind::<Flavor>().kind::<Image>().kind::<Vm>();
+    let grpc = routes.grpc(resources.clone(), auth);
+    let (router, mut rules) = routes.finish(resources.clone());
+    let action = format!("{}/{{name}}/{{action}}", collection_path(Vm::PATH));
+    rules.push(Rule::new(
+        Some(Method::POST),
+        &action,
+        "plasmavmc:vms:update",
+        "orgs/{org}/projects/{project}/vms/{name}",
+    ));
+    let actions = Router::new().route(&action, post(act)).with_state(resources);
+    (router.merge(actions), rules, grpc)
+}
+
+/// `start`, `stop` or `reboot`: the spec's power or reboot count changed, the VM answered.
+async fn act(
+    State(resources): State<Resources>,
+    Path((org, project, name, action)): Path<(String, String, String, String)>,
+) -> Response {
+    let owner = Owner::new(org, project);
+    let outcome = async {
+        let current: Resource<VmSpec> = resources.get::<Vm>(&owner, &[], &name).await?;
+        let mut spec = current.spec.clone();
+        match action.as_str() {
+            "start" => spec.power = Power::Running,
+            "stop" => spec.power = Power::Stopped,
+            "reboot" if spec.power == Power::Running => spec.reboots += 1,
+            "reboot" => return Err(ResourceError::Precondition(format!("VM {name} is stopped; start it instead"))),
+            other => {
+                return Err(ResourceError::from(FieldError::new(
+                    "action",
+                    format!("{other:?}: one of start, stop, reboot"),
+                )));
+            }
+        }
+        let version = Some(current.metadata.resource_version);
+        resources.update::<Vm>(&owner, &[], &name, spec, version).await
+    }
+    .await;
+    match outcome {
+        Ok(vm) => (StatusCode::ACCEPTED, Json(vm)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Checks a VM against its project's flavours and images and the nodes' sizes.
+pub struct VmChecks {
+    pub cpu_overcommit: f64,
+    pub memory_overcommit: f64,
+}
+
+impl VmChecks {
+    async fn check(&self, at: Placing<'_>, spec: &VmSpec) -> Result<(), ResourceError> {
+        let missing = |field: &str, what: &str, name: &str| {
+            let owner = at.owner.path();
+            ResourceError::from(FieldError::new(field, format!("{what} {name} does not exist in {owner}")))
+        };
+        let flavor: FlavorSpec = match at.resources.get::<Flavor>(at.owner, &[], &spec.flavor).await {
+            Ok(found) => found.spec,
+            Err(ResourceError::NotFound { .. }) => return Err(missing("spec.flavor", "flavor", &spec.flavor)),
+            Err(e) => return Err(e),
+        };
+        match at.resources.get::<Image>(at.owner, &[], &spec.image).await {
+            Ok(_) => {}
+            Err(ResourceError::NotFound { .. }) => return Err(missing("spec.image", "image", &spec.image)),
+            Err(e) => return Err(e),
+        }
+        let registered = at.resources.store().list_all::<NodeRecord>(&nodes::records_prefix()).await?;
+        let largest = registered.iter().map(|n| {
+            let vcpus = (f64::from(n.value.vcpus) * self.cpu_overcommit).floor() as u64;
+            let memory = (n.value.memory_mib as f64 * self.memory_overcommit).floor() as u64;
+            (vcpus, memory)
+        });
+        let fits = |(vcpus, memory): (u64, u64)| vcpus >= u64::from(flavor.vcpus) && memory >= flavor.memory_mib;
+        // With no node registered yet, the VM waits for one.
+        if !registered.is_empty() && !largest.clone().any(fits) {
+            let (vcpus, memory) = largest.fold((0, 0), |(c, m), (v, mm)| (c.max(v), m.max(mm)));
+            return Err(FieldError::new(
+                "spec.flavor",
+                format!(
+                    "flavor {} needs {} vCPUs and {} MiB; no node is that large (at most {vcpus} vCPUs and {memory} MiB)",
+                    spec.flavor, flavor.vcpus, flavor.memory_mib
+                ),
+            )
+            .into());
+        }
+        Ok(())
+    }
+}
+
+impl Assign<Vm> for Arc<VmChecks> {
+    fn assign<'a>(&'a self, at: Placing<'a>, spec: &'a mut VmSpec) -> Assigning<'a> {
+        Box::pin(async move { self.check(at, spec).await })
+    }
+
+    fn updating<'a>(&'a self, at: Placing<'a>, spec: &'a mut VmSpec) -> Assigning<'a> {
+        Box::pin(async move { self.check(at, spec).await })
+    }
+}

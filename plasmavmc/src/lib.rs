@@ -1,0 +1,14 @@
+//! PlasmaVMC: tenants' virtual machines. The control plane (`api`) keeps flavours, images and
+//! VMs (`model`) in chainfire; one node at a time places new VMs on nodes (`scheduler`), and
+//! every hypervisor node runs the agent (`agent`), which fetches images, builds disks and runs
+//! QEMU for the VMs placed on it, reporting each VM's state back as its status. The nodes
+//! (`nodes`) say what they can hold.
+
+pub mod agent;
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod model;
+pub mod nodes;
+pub mod scheduler;
+pub mod server;

@@ -1,0 +1,43 @@
+//! PlasmaVMC's resources, each a spec and its `Kind` (photon-resource's tenant resource shape):
+//! flavours (a VM's size), images (what it boots, read from LightningStor objects) and VMs,
+//! whose status (`status`) the scheduler and the node agents write.
+
+pub mod flavor;
+pub mod image;
+pub mod status;
+pub mod vm;
+
+use photon_resource::{FieldError, Layout};
+
+pub use flavor::Flavor;
+pub use image::Image;
+pub use status::{State, VmStatus};
+pub use vm::Vm;
+
+/// Where PlasmaVMC's resources live in chainfire.
+pub const ROOT: &str = "/photoncloud/plasmavmc";
+
+pub fn layout() -> Layout {
+    Layout::new(ROOT, &[Flavor::PATH, Image::PATH, Vm::PATH])
+}
+
+use photon_resource::Kind;
+
+/// A description: free text up to 255 bytes.
+pub(crate) fn check_description(description: &str) -> Result<(), FieldError> {
+    if description.len() > 255 {
+        return Err(FieldError::new("spec.description", "at most 255 bytes"));
+    }
+    Ok(())
+}
+
+/// A field that cannot change after create.
+pub(crate) fn fixed<T: PartialEq + std::fmt::Debug>(field: &str, new: &T, current: &T) -> Result<(), FieldError> {
+    if new != current {
+        return Err(FieldError::new(
+            field,
+            format!("cannot change ({current:?} to {new:?}); create a new one instead"),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,144 @@
+//! A VM's status: the state machine (pending → scheduled → starting → running → stopping →
+//! stopped, and error with a reason), where it runs and with what it was granted, and every
+//! transition with its time. The scheduler writes the placement, the node agent the rest; each
+//! write is a compare-and-swap on the VM's revision, so a concurrent change of the spec is
+//! never overwritten (`write`).
+
+use photon_resource::{Resource, ResourceError, Store, Tx};
+use serde::{Deserialize, Serialize};
+
+use super::vm::VmSpec;
+
+/// Transitions kept per VM (the oldest are dropped).
+const HISTORY: usize = 32;
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    #[default]
+    Pending,
+    Scheduled,
+    Starting,
+    Running,
+    Stopping,
+    Stopped,
+    Error,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Scheduled => "scheduled",
+            Self::Starting => "starting",
+            Self::Running => "running",
+            Self::Stopping => "stopping",
+            Self::Stopped => "stopped",
+            Self::Error => "error",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct Transition {
+    pub state: State,
+    pub at_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// What the VM holds on its node: counted against the node's capacity until it is deleted or
+/// placed elsewhere.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct Grant {
+    pub vcpus: u32,
+    pub memory_mib: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct VmStatus {
+    pub state: State,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The node the scheduler placed the VM on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<Grant>,
+    /// How the VM's CPU runs: `kvm`, or `tcg` (software emulation) with why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accel: Option<String>,
+    /// Reboots of the spec done so far.
+    #[serde(default)]
+    pub reboots: u32,
+    /// Placements so far (a restart elsewhere adds one).
+    #[serde(default)]
+    pub placements: u32,
+    #[serde(default)]
+    pub transitions: Vec<Transition>,
+}
+
+impl VmStatus {
+    /// The status of a stored VM (pending before anyone wrote one).
+    pub fn of(resource: &Resource<VmSpec>) -> Self {
+        resource.status.as_ref().and_then(|s| serde_json::from_value(s.clone()).ok()).unwrap_or_default()
+    }
+
+    /// Moves to `state` (recorded as a transition only if it is a change of state or reason).
+    pub fn enter(&mut self, state: State, reason: Option<String>) {
+        if self.state == state && self.reason == reason && !self.transitions.is_empty() {
+            return;
+        }
+        self.state = state;
+        self.reason = reason.clone();
+        self.transitions.push(Transition { state, at_ms: photon_resource::meta::now_ms(), reason });
+        if self.transitions.len() > HISTORY {
+            let excess = self.transitions.len() - HISTORY;
+            self.transitions.drain(..excess);
+        }
+    }
+}
+
+/// A `write` guard that adds nothing.
+pub fn unguarded(tx: Tx) -> Result<Tx, ResourceError> {
+    Ok(tx)
+}
+
+/// What `write` makes of the stored VM: its new status, or `None` to leave it as it is.
+pub type Change<'a> = dyn FnMut(&Resource<VmSpec>, &VmStatus) -> Option<VmStatus> + Send + 'a;
+
+/// Rewrites the status of the VM at `key` with `change`, retrying while the VM changes under
+/// it; `guard` adds conditions (and writes) to the same transaction, and a failed guard
+/// (rather than a changed VM) is reported as `Ok(false)`. `Ok(true)` once written or when
+/// `change` leaves it; `Err` when the VM is gone.
+pub async fn write(
+    store: &Store,
+    key: &str,
+    change: &mut Change<'_>,
+    guard: &(dyn Fn(Tx) -> Result<Tx, ResourceError> + Send + Sync),
+) -> Result<bool, ResourceError> {
+    for _ in 0..16 {
+        let Some(found) = store.get::<Resource<VmSpec>>(key).await? else {
+            return Err(ResourceError::NotFound {
+                kind: "VM",
+                name: key.rsplit('/').next().unwrap_or(key).to_string(),
+            });
+        };
+        let current = VmStatus::of(&found.value);
+        let Some(next) = change(&found.value, &current) else { return Ok(true) };
+        let mut resource = found.value;
+        resource.status = Some(serde_json::to_value(&next).map_err(|e| ResourceError::Backend(e.to_string()))?);
+        resource.metadata.resource_version = 0;
+        let tx = guard(Tx::new().update(key, &resource, found.version)?)?;
+        if store.commit(tx).await?.is_some() {
+            return Ok(true);
+        }
+        // Either the VM changed (read it again) or the guard failed (say so).
+        match store.get::<serde_json::Value>(key).await? {
+            Some(again) if again.version != found.version => continue,
+            Some(_) => return Ok(false),
+            None => continue,
+        }
+    }
+    Err(ResourceError::Backend(format!("the status of {key} kept changing under 16 writes")))
+}

@@ -1,0 +1,138 @@
+//! A VM: a flavour and an image, the power state its owner asks for, what cloud-init gives the
+//! guest (ssh keys, user data, metadata), and where it may run (node labels, an anti-affinity
+//! group, what happens when its node dies). What it is doing is its status (`super::status`).
+
+use std::collections::BTreeMap;
+
+use photon_resource::{check_name, FieldError, Kind};
+use serde::{Deserialize, Serialize};
+
+use super::{check_description, fixed};
+
+pub struct Vm;
+
+/// User data cloud-init reads: at most this many bytes.
+pub const MAX_USER_DATA: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Power {
+    #[default]
+    Running,
+    Stopped,
+}
+
+/// What happens to a VM whose node died.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RestartPolicy {
+    /// Marked `error` with the reason; its owner decides.
+    #[default]
+    Never,
+    /// Placed again on a live node and started there.
+    Elsewhere,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VmSpec {
+    /// A flavour of the project; changed only while the VM is stopped (a resize).
+    pub flavor: String,
+    /// An image of the project; fixed for the VM's life.
+    pub image: String,
+    #[serde(default)]
+    pub power: Power,
+    /// Public keys for the guest's default user (`ssh-ed25519 AAAA... comment`).
+    #[serde(default)]
+    pub ssh_keys: Vec<String>,
+    /// cloud-init user data (`#cloud-config ...` or a script), at most 64 KiB.
+    #[serde(default)]
+    pub user_data: Option<String>,
+    /// Free key/value pairs the guest reads from its metadata.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Labels a node must carry to run the VM.
+    #[serde(default)]
+    pub node_selector: BTreeMap<String, String>,
+    /// VMs of a project naming the same group never share a node.
+    #[serde(default)]
+    pub anti_affinity: Option<String>,
+    #[serde(default)]
+    pub restart_policy: RestartPolicy,
+    /// Bumped by the reboot action; the agent resets the VM once per bump.
+    #[serde(default)]
+    pub reboots: u32,
+    #[serde(default)]
+    pub description: String,
+}
+
+fn check_pairs(field: &str, pairs: &BTreeMap<String, String>) -> Result<(), FieldError> {
+    if pairs.len() > 64 {
+        return Err(FieldError::new(field, "at most 64 entries"));
+    }
+    for (key, value) in pairs {
+        if key.is_empty() || key.len() > 63 || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b)) {
+            return Err(FieldError::new(
+                format!("{field}.{key}"),
+                "keys are 1 to 63 letters, digits, '-', '_', '.' or '/'",
+            ));
+        }
+        if value.len() > 255 {
+            return Err(FieldError::new(format!("{field}.{key}"), "values are at most 255 bytes"));
+        }
+    }
+    Ok(())
+}
+
+impl Kind for Vm {
+    type Spec = VmSpec;
+    const NAME: &'static str = "VM";
+    const PATH: &'static [&'static str] = &["vms"];
+
+    fn validate(spec: &VmSpec) -> Result<(), FieldError> {
+        check_name("spec.flavor", &spec.flavor)?;
+        check_name("spec.image", &spec.image)?;
+        if spec.ssh_keys.len() > 32 {
+            return Err(FieldError::new("spec.ssh_keys", "at most 32 keys"));
+        }
+        for (i, key) in spec.ssh_keys.iter().enumerate() {
+            let mut words = key.split_whitespace();
+            let (kind, body) = (words.next().unwrap_or_default(), words.next().unwrap_or_default());
+            let known = kind.starts_with("ssh-") || kind.starts_with("ecdsa-") || kind.starts_with("sk-");
+            if !known || body.len() < 16 || key.len() > 16 * 1024 || key.contains('\n') {
+                return Err(FieldError::new(
+                    format!("spec.ssh_keys[{i}]"),
+                    "not an OpenSSH public key (`ssh-ed25519 AAAA... comment`)",
+                ));
+            }
+        }
+        if let Some(data) = &spec.user_data {
+            if data.len() > MAX_USER_DATA {
+                return Err(FieldError::new(
+                    "spec.user_data",
+                    format!("{} bytes; at most {MAX_USER_DATA}", data.len()),
+                ));
+            }
+        }
+        check_pairs("spec.metadata", &spec.metadata)?;
+        check_pairs("spec.labels", &spec.labels)?;
+        check_pairs("spec.node_selector", &spec.node_selector)?;
+        if let Some(group) = &spec.anti_affinity {
+            check_name("spec.anti_affinity", group)?;
+        }
+        check_description(&spec.description)
+    }
+
+    fn update(new: &mut VmSpec, current: &VmSpec) -> Result<(), FieldError> {
+        fixed("spec.image", &new.image, &current.image)?;
+        if new.flavor != current.flavor && (current.power != Power::Stopped || new.power != Power::Stopped) {
+            return Err(FieldError::new("spec.flavor", "a VM is resized only while stopped: stop it first"));
+        }
+        if new.reboots < current.reboots {
+            return Err(FieldError::new("spec.reboots", "only ever grows (the reboot action bumps it)"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,285 @@
+//! The scheduler: run by whichever node holds the claim `/photoncloud/plasmavmc/scheduler`, it
+//! places every pending VM on a node (`place`), committing the placement and the node's
+//! allocation in one compare-and-swap (`allocations`), and handles VMs whose node died by
+//! their restart policy: marked `error`, or placed again elsewhere. A sweep gives back what
+//! deleted VMs held. It is a photon-reconcile reconciler over VM keys and the sweep.
+
+pub mod allocations;
+pub mod place;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use photon_reconcile::{Queue, Reconciler, Requeue};
+use photon_resource::{Change, Kind, Mirror, Owner, Resource, ResourceError, Store, Tx};
+
+use crate::model::status::{self, Grant, State, VmStatus};
+use crate::model::vm::{RestartPolicy, VmSpec};
+use crate::model::{Flavor, Image, Vm};
+use crate::nodes::{self, NodeView};
+use allocations::{Allocation, Held};
+use place::{Policy, Request};
+
+pub const CLAIM: &str = "/photoncloud/plasmavmc/scheduler";
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Key {
+    Vm(String),
+    /// Allocations of VMs that no longer exist, given back.
+    Sweep,
+}
+
+#[derive(Default)]
+struct Copies {
+    plasmavmc: Mirror,
+    members: Mirror,
+}
+
+pub struct Scheduler {
+    store: Store,
+    layout: photon_resource::Layout,
+    policy: Policy,
+    held: AtomicBool,
+    copies: Mutex<Copies>,
+    queue: Arc<Queue<Key>>,
+}
+
+impl Scheduler {
+    pub fn new(store: Store, layout: photon_resource::Layout, policy: Policy) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            layout,
+            policy,
+            held: AtomicBool::new(false),
+            copies: Mutex::new(Copies::default()),
+            queue: Arc::new(Queue::default()),
+        })
+    }
+
+    pub fn queue(&self) -> Arc<Queue<Key>> {
+        self.queue.clone()
+    }
+
+    fn copies(&self) -> MutexGuard<'_, Copies> {
+        self.copies.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Changes under `/photoncloud/plasmavmc/`: VMs, nodes, presences, allocations.
+    pub fn apply(&self, changes: Vec<Change>) {
+        self.copies().plasmavmc.apply(changes);
+        self.wake();
+    }
+
+    /// Changes of the membership table.
+    pub fn apply_members(&self, changes: Vec<Change>) {
+        self.copies().members.apply(changes);
+        self.wake();
+    }
+
+    /// Every VM is looked at again (cheap: a placed VM on a live node is done at once).
+    fn wake(&self) {
+        if self.held.load(Ordering::SeqCst) {
+            self.queue.push_all(self.keys());
+        }
+    }
+
+    pub fn set_held(&self, held: bool) {
+        self.held.store(held, Ordering::SeqCst);
+        if held {
+            tracing::info!("this node schedules VMs now");
+            self.wake();
+        }
+    }
+
+    pub fn held(&self) -> bool {
+        self.held.load(Ordering::SeqCst)
+    }
+
+    /// The nodes as the followed copies show them.
+    pub fn nodes(&self) -> BTreeMap<String, NodeView> {
+        let copies = self.copies();
+        nodes::view(&copies.plasmavmc, &copies.members)
+    }
+
+    fn vm(&self, key: &str) -> Option<Resource<VmSpec>> {
+        let copies = self.copies();
+        copies.plasmavmc.items().get(key).and_then(|v| serde_json::from_slice(v).ok())
+    }
+
+    async fn get<K: Kind>(&self, owner: &Owner, name: &str) -> Result<Option<K::Spec>, ResourceError> {
+        let key = self.layout.key(owner, K::PATH, &[], name);
+        Ok(self.store.get::<Resource<K::Spec>>(&key).await?.map(|r| r.value.spec))
+    }
+
+    /// Marks the VM at `key` `error` with `reason`, giving back its placement.
+    async fn fail(&self, key: &str, reason: String) -> Result<Requeue, String> {
+        tracing::warn!(vm = %key, %reason, "VM cannot be placed");
+        let mut change = |_: &Resource<VmSpec>, s: &VmStatus| {
+            let mut next = s.clone();
+            next.node = None;
+            next.grant = None;
+            next.enter(State::Error, Some(reason.clone()));
+            Some(next)
+        };
+        status::write(&self.store, key, &mut change, &status::unguarded).await.map_err(|e| e.to_string())?;
+        self.queue.push(Key::Sweep);
+        Ok(Requeue::Done)
+    }
+
+    async fn place(&self, key: &str, vm: &Resource<VmSpec>, from: Option<&str>) -> Result<Requeue, String> {
+        let owner = vm.metadata.owner();
+        let fail = |what: &str, name: &str| format!("{what} {name} does not exist in project {}", owner.path());
+        let Some(flavor) = self.get::<Flavor>(&owner, &vm.spec.flavor).await.map_err(|e| e.to_string())? else {
+            return self.fail(key, fail("flavor", &vm.spec.flavor)).await;
+        };
+        let Some(image) = self.get::<Image>(&owner, &vm.spec.image).await.map_err(|e| e.to_string())? else {
+            return self.fail(key, fail("image", &vm.spec.image)).await;
+        };
+        let group = vm.spec.anti_affinity.as_ref().map(|g| format!("{}/{}/{g}", owner.org, owner.project));
+        let request = Request {
+            vcpus: flavor.vcpus,
+            memory_mib: flavor.memory_mib,
+            architecture: &image.architecture,
+            selector: &vm.spec.node_selector,
+            group: group.clone(),
+        };
+        let mut held = BTreeMap::new();
+        let mut versions = BTreeMap::new();
+        for found in self.store.list_all::<Allocation>(&allocations::prefix()).await.map_err(|e| e.to_string())? {
+            let node = found.key.strip_prefix(&allocations::prefix()).unwrap_or_default().to_string();
+            versions.insert(node.clone(), found.version);
+            held.insert(node, found.value);
+        }
+        let mut nodes = self.nodes();
+        if let Some(from) = from {
+            nodes.remove(from);
+        }
+        let node = match place::choose(&nodes, &held, &request, &self.policy) {
+            Ok(node) => node,
+            Err(why) => return self.fail(key, why).await,
+        };
+        let grant = Grant { vcpus: flavor.vcpus, memory_mib: flavor.memory_mib };
+        let uid = vm.metadata.uid.clone();
+        let mut target = held.get(&node).cloned().unwrap_or_default();
+        target.vms.insert(uid.clone(), Held { key: key.to_string(), grant, group });
+        let target_key = format!("{}{node}", allocations::prefix());
+        let target_version = versions.get(&node).copied();
+        // A move gives back the old node's share in the same transaction.
+        let source = from.and_then(|from| {
+            let mut left = held.get(from)?.clone();
+            left.vms.remove(&uid)?;
+            Some((format!("{}{from}", allocations::prefix()), left, versions.get(from).copied()?))
+        });
+        let guard = |tx: Tx| -> Result<Tx, ResourceError> {
+            let mut tx = match target_version {
+                Some(version) => tx.update(&target_key, &target, version)?,
+                None => tx.create(&target_key, &target)?,
+            };
+            if let Some((source_key, left, version)) = &source {
+                tx = tx.update(source_key, left, *version)?;
+            }
+            Ok(tx)
+        };
+        let expected_uid = uid.clone();
+        let reason = from.map(|from| format!("node {from} died; restarted elsewhere"));
+        let mut change = |current: &Resource<VmSpec>, s: &VmStatus| {
+            // Deleted and created again under the same name meanwhile: not this VM any more.
+            if current.metadata.uid != expected_uid {
+                return None;
+            }
+            let mut next = s.clone();
+            next.node = Some(node.clone());
+            next.grant = Some(grant);
+            next.placements += 1;
+            next.enter(State::Scheduled, reason.clone());
+            Some(next)
+        };
+        match status::write(&self.store, key, &mut change, &guard).await {
+            Ok(true) => {
+                tracing::info!(vm = %key, %node, vcpus = grant.vcpus, memory_mib = grant.memory_mib, "VM placed");
+                Ok(Requeue::Done)
+            }
+            // Another placement took the node's record first: choose again from a fresh look.
+            Ok(false) => Ok(Requeue::After(Duration::from_millis(1))),
+            Err(ResourceError::NotFound { .. }) => Ok(Requeue::Done),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Gives back allocations of VMs that are gone or live elsewhere now.
+    async fn sweep(&self) -> Result<Requeue, String> {
+        let vms: BTreeMap<String, Option<String>> = {
+            let copies = self.copies();
+            let prefix = self.layout.prefix();
+            copies
+                .plasmavmc
+                .items()
+                .iter()
+                .filter(|(k, _)| k.starts_with(&prefix))
+                .filter_map(|(_, v)| serde_json::from_slice::<Resource<VmSpec>>(v).ok())
+                .map(|r| (r.metadata.uid.clone(), VmStatus::of(&r).node))
+                .collect()
+        };
+        for found in self.store.list_all::<Allocation>(&allocations::prefix()).await.map_err(|e| e.to_string())? {
+            let node = found.key.strip_prefix(&allocations::prefix()).unwrap_or_default().to_string();
+            let mut kept = found.value.clone();
+            kept.vms.retain(|uid, _| vms.get(uid).is_some_and(|on| on.as_deref() == Some(node.as_str())));
+            if kept != found.value {
+                let tx = Tx::new().update(&found.key, &kept, found.version).map_err(|e| e.to_string())?;
+                if self.store.commit(tx).await.map_err(|e| e.to_string())?.is_none() {
+                    return Ok(Requeue::After(Duration::from_millis(50)));
+                }
+                tracing::info!(%node, freed = found.value.vms.len() - kept.vms.len(), "gave back what deleted VMs held");
+            }
+        }
+        Ok(Requeue::Done)
+    }
+}
+
+impl Reconciler for Scheduler {
+    type Key = Key;
+
+    fn keys(&self) -> Vec<Key> {
+        let copies = self.copies();
+        let prefix = self.layout.prefix();
+        let vm_path = format!("/{}/", Vm::PATH[0]);
+        let mut keys: Vec<Key> = copies
+            .plasmavmc
+            .items()
+            .keys()
+            .filter(|k| k.starts_with(&prefix) && k.contains(&vm_path))
+            .map(|k| Key::Vm(k.clone()))
+            .collect();
+        keys.push(Key::Sweep);
+        keys
+    }
+
+    async fn reconcile(&self, key: &Key) -> Result<Requeue, String> {
+        if !self.held() {
+            return Ok(Requeue::Done);
+        }
+        let key = match key {
+            Key::Sweep => return self.sweep().await,
+            Key::Vm(key) => key,
+        };
+        let Some(vm) = self.vm(key) else { return Ok(Requeue::Done) };
+        let status = VmStatus::of(&vm);
+        match (&status.node, status.state) {
+            (None, State::Pending) => self.place(key, &vm, None).await,
+            (None, _) => Ok(Requeue::Done),
+            (Some(node), _) => {
+                let dead = self.nodes().get(node).is_none_or(|n| n.dead());
+                if !dead {
+                    return Ok(Requeue::Done);
+                }
+                match vm.spec.restart_policy {
+                    RestartPolicy::Elsewhere => self.place(key, &vm, Some(node)).await,
+                    RestartPolicy::Never if status.state == State::Error => Ok(Requeue::Done),
+                    RestartPolicy::Never => self.fail(key, format!("node {node} died (restart_policy: never)")).await,
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! Assembly: the API over the resources in chainfire; the scheduler, run while this node holds
+//! its claim; with the agent on, this node's capacity registered and its VMs run; all fed by
+//! one watch of PlasmaVMC's keys (and one of the membership table); `/health` beside them.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use photon_auth::AuthClient;
+use photon_resource::{Mirror, Resource, Resources, Store};
+use photon_runtime::{Api, Context, HealthReport, HealthStatus};
+
+use crate::agent::{self, images::ImageCache, Agent, Settings};
+use crate::api::VmChecks;
+use crate::config::PlasmavmcConfig;
+use crate::model::vm::VmSpec;
+use crate::model::{self, Vm};
+use crate::nodes::{self, NodeRecord};
+use crate::scheduler::place::Policy;
+use crate::scheduler::{self, Scheduler};
+
+pub async fn build(config: PlasmavmcConfig, context: Context) -> anyhow::Result<Api> {
+    let trust = context.tls.trust.clone();
+    let store = Store::connect(&config.chainfire, trust.clone()).await?;
+    let layout = model::layout();
+    let node = config.agent.node.clone().unwrap_or_else(photon_runtime::host_name);
+    let data_dir = config.server.data_dir.clone();
+
+    let policy = Policy {
+        strategy: config.scheduler.strategy,
+        cpu_overcommit: config.scheduler.cpu_overcommit.max(0.1),
+        memory_overcommit: config.scheduler.memory_overcommit.max(0.1),
+    };
+    let scheduler = Scheduler::new(store.clone(), layout.clone(), policy);
+    if config.scheduler.enabled {
+        let held = scheduler.clone();
+        let claim = photon_resource::claim::hold(
+            store.clone(),
+            scheduler::CLAIM.to_string(),
+            node.clone(),
+            Duration::from_secs(10),
+            context.shutdown.clone(),
+            move |taken| held.set_held(taken),
+        );
+        context.tasks.spawn(claim);
+        context.tasks.spawn(photon_reconcile::run(
+            scheduler.clone(),
+            scheduler.queue(),
+            Duration::from_secs(5),
+            context.shutdown.clone(),
+        ));
+    } else {
+        tracing::info!("scheduler.enabled = false: this node never places VMs");
+    }
+
+    let agent = if config.agent.enabled {
+        let section = &config.agent;
+        let run_dir = section.run_dir.clone().unwrap_or_else(|| data_dir.join("vms"));
+        let cache = section.image_cache.clone().unwrap_or_else(|| data_dir.join("images"));
+        std::fs::create_dir_all(&run_dir).map_err(|e| anyhow::anyhow!("agent.run_dir {}: {e}", run_dir.display()))?;
+        let accel = agent::accel::detect(&section.accel, &section.qemu, &run_dir).await;
+        let record = NodeRecord {
+            vcpus: section
+                .vcpus
+                .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1)),
+            memory_mib: section
+                .memory_mib
+                .unwrap_or_else(|| host_memory_mib().saturating_sub(section.reserved_memory_mib)),
+            architecture: std::env::consts::ARCH.to_string(),
+            labels: section.labels.clone(),
+            accel: accel.1.clone(),
+        };
+        tracing::info!(%node, vcpus = record.vcpus, memory_mib = record.memory_mib, accel = %accel.1, run_dir = %run_dir.display(), "agent on: this node runs VMs");
+        context.tasks.spawn(nodes::register(store.clone(), node.clone(), record, context.shutdown.clone()));
+        let images = ImageCache::new(cache, trust.as_deref())?;
+        let settings = Settings {
+            node: node.clone(),
+            run_dir,
+            qemu: section.qemu.clone(),
+            qemu_img: section.qemu_img.clone(),
+            accel,
+            stop_timeout: Duration::from_millis(section.stop_timeout_ms),
+        };
+        let agent = Agent::new(settings, store.clone(), layout.clone(), images);
+        let resync = Duration::from_millis(section.resync_ms.max(100));
+        context.tasks.spawn(photon_reconcile::run(agent.clone(), agent.queue(), resync, context.shutdown.clone()));
+        Some(agent)
+    } else {
+        tracing::info!("agent.enabled = false: this node serves the API only");
+        None
+    };
+
+    let copy = Arc::new(Mutex::new(Mirror::default()));
+    let (fed, feed_scheduler, feed_agent) = (copy.clone(), scheduler.clone(), agent.clone());
+    context.tasks.spawn(photon_resource::follow(
+        store.clone(),
+        format!("{}/", model::ROOT),
+        context.shutdown.clone(),
+        move |changes| {
+            fed.lock().unwrap_or_else(|p| p.into_inner()).apply(changes.clone());
+            if let Some(agent) = &feed_agent {
+                agent.apply(changes.clone());
+            }
+            feed_scheduler.apply(changes);
+        },
+    ));
+    let members = scheduler.clone();
+    context.tasks.spawn(photon_resource::follow(
+        store.clone(),
+        nodes::MEMBERS.to_string(),
+        context.shutdown.clone(),
+        move |changes| members.apply_members(changes),
+    ));
+
+    let auth = config.iam.auth_config([config.chainfire.ca.as_deref(), trust.as_deref()]);
+    let auth = Arc::new(AuthClient::new(auth).map_err(anyhow::Error::msg)?);
+    let checks =
+        Arc::new(VmChecks { cpu_overcommit: policy.cpu_overcommit, memory_overcommit: policy.memory_overcommit });
+    let resources = Resources::new(store.clone(), layout.clone()).with_assigner::<Vm>(checks);
+    let (router, rules, grpc) = crate::api::router(resources, auth.clone());
+    let guard = photon_auth::Guard::new(auth, rules);
+    let report = move || health(&store, &copy, &scheduler, agent.as_deref());
+    Ok(Api::new(report).grpc(grpc).http(router).guard(move |router| guard.apply(router)))
+}
+
+/// The node's memory (`MemTotal`), in MiB.
+fn host_memory_mib() -> u64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    meminfo
+        .lines()
+        .find_map(|line| line.strip_prefix("MemTotal:"))
+        .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+        .map(|kib| kib / 1024)
+        .unwrap_or(0)
+}
+
+/// Healthy while chainfire answers and the copy of PlasmaVMC's keys is current; `nodes` are the
+/// registered hypervisors (and how many can take VMs), `vms` every VM by state.
+fn health(store: &Store, copy: &Mutex<Mirror>, scheduler: &Scheduler, agent: Option<&Agent>) -> HealthReport {
+    let (loaded, by_state) = {
+        let copy = copy.lock().unwrap_or_else(|p| p.into_inner());
+        let vm_path = format!("/{}/", <Vm as photon_resource::Kind>::PATH[0]);
+        let mut by_state: BTreeMap<String, u64> = BTreeMap::new();
+        for (key, value) in copy.items() {
+            if key.contains(&vm_path) {
+                if let Ok(vm) = serde_json::from_slice::<Resource<VmSpec>>(value) {
+                    *by_state.entry(model::VmStatus::of(&vm).state.as_str().to_string()).or_default() += 1;
+                }
+            }
+        }
+        (copy.revision > 0, by_state)
+    };
+    let nodes = scheduler.nodes();
+    let schedulable = nodes.values().filter(|n| n.schedulable()).count();
+    let connected = store.connected();
+    let status = if connected && loaded { HealthStatus::Healthy } else { HealthStatus::Degraded };
+    let mut report = HealthReport::new(status)
+        .with("nodes", serde_json::json!({ "registered": nodes.len(), "schedulable": schedulable }))
+        .with("vms", serde_json::to_value(&by_state).unwrap_or_default())
+        .with("chainfire", if connected { "connected" } else { "unreachable" })
+        .with("scheduler", if scheduler.held() { "this node" } else { "standby" });
+    report = match agent {
+        Some(agent) => {
+            let census = agent.census();
+            report.with(
+                "agent",
+                serde_json::json!({ "placed": census.placed, "running": census.running, "accel": agent.accel() }),
+            )
+        }
+        None => report.with("agent", "off"),
+    };
+    report
+}

@@ -1,0 +1,63 @@
+//! The test guest (tests/guest/build.sh: Debian's cloud kernel and a busybox initramfs), built
+//! once into a cache shared by every test, and served by a real HTTP server (Python's
+//! http.server) for images to name by URL with their SHA-256.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Guest {
+    pub dir: PathBuf,
+    pub port: u16,
+    server: Child,
+}
+
+fn sha256(path: &std::path::Path) -> String {
+    let output = Command::new("sha256sum").arg(path).output().unwrap_or_else(|e| panic!("sha256sum: {e}"));
+    String::from_utf8_lossy(&output.stdout).split_whitespace().next().unwrap_or_default().to_string()
+}
+
+impl Guest {
+    /// Builds the guest unless the cache has it, and serves it on a free port.
+    pub fn serve() -> Self {
+        let here = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("guest");
+        let dir = PathBuf::from("/var/tmp/photoncloud-guest");
+        let status = Command::new("bash").arg(here.join("build.sh")).arg(&dir).status();
+        assert!(status.is_ok_and(|s| s.success()), "building the test guest (tests/guest/build.sh) failed");
+        let port = photon_testkit::free_port();
+        let server = Command::new("python3")
+            .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string(), "--directory"])
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("python3 -m http.server: {e}"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "the guest's HTTP server did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { dir, port, server }
+    }
+
+    pub fn url(&self, file: &str) -> String {
+        format!("http://127.0.0.1:{}/{file}", self.port)
+    }
+
+    /// The create body of image `name`: the kernel and initramfs by URL and SHA-256.
+    pub fn image_body(&self, name: &str) -> String {
+        let (kernel, initrd) = (sha256(&self.dir.join("vmlinuz")), sha256(&self.dir.join("initrd.img")));
+        format!(
+            r#"{{"name":"{name}","spec":{{"kernel":{{"url":"{}","sha256":"{kernel}"}},"initrd":{{"url":"{}","sha256":"{initrd}"}},"cmdline":"console=ttyS0 quiet panic=-1"}}}}"#,
+            self.url("vmlinuz"),
+            self.url("initrd.img")
+        )
+    }
+}
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}

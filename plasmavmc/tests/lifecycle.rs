@@ -1,0 +1,80 @@
+//! A VM's life on one node with real QEMU: create → the guest's ready line on its serial
+//! console → stop (ACPI) → start, the disk keeping what the guest wrote → reboot → the agent
+//! killed -9 and restarted under the running guest, which never notices → delete, leaving
+//! nothing behind on the node.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{qemu_processes, Stack};
+
+const BOOT: Duration = Duration::from_secs(90);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_vm_boots_stops_starts_survives_its_agent_and_is_deleted_without_a_trace() {
+    let stack = Stack::start(1).await;
+    stack.flavor_and_image("small", 1, 256);
+    let created =
+        stack.expect(201, "POST", "/vms", Some(r#"{"name":"web1","spec":{"flavor":"small","image":"guest"}}"#));
+    let uid = created["metadata"]["uid"].as_str().unwrap_or_default().to_string();
+
+    let vm = stack.wait_state("web1", "running", BOOT);
+    assert_eq!(vm["status"]["node"], "node-0", "{vm}");
+    assert!(
+        vm["status"]["accel"].as_str().unwrap_or_default().starts_with("tcg"),
+        "the status says how the CPU runs: {vm}"
+    );
+    stack.wait_console(0, &uid, "PLASMAVMC-GUEST-READY", 1, BOOT);
+    assert!(stack.console(0, &uid).contains("guest: disk says []"), "a new VM's disk is blank");
+    let states: Vec<String> = vm["status"]["transitions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["state"].as_str().map(String::from))
+        .collect();
+    assert_eq!(states, ["scheduled", "starting", "running"], "every transition is recorded: {vm}");
+
+    // Stop: the power button; the guest (busybox init) ignores it, so the agent ends QEMU after
+    // its stop timeout (3 s in these tests).
+    stack.expect(202, "POST", "/vms/web1/stop", None);
+    stack.wait_state("web1", "stopped", Duration::from_secs(30));
+    assert!(qemu_processes(&uid).is_empty(), "no QEMU runs for a stopped VM");
+
+    stack.expect(202, "POST", "/vms/web1/start", None);
+    stack.wait_state("web1", "running", BOOT);
+    stack.wait_console(0, &uid, "PLASMAVMC-GUEST-READY", 2, BOOT);
+    assert!(
+        stack.console(0, &uid).contains("guest: disk says [boots=1]"),
+        "the disk keeps what the guest wrote:\n{}",
+        stack.console(0, &uid)
+    );
+
+    // Reboot: one reset, the guest boots again on the same QEMU.
+    let pid = qemu_processes(&uid);
+    stack.expect(202, "POST", "/vms/web1/reboot", None);
+    stack.wait_console(0, &uid, "PLASMAVMC-GUEST-READY", 3, BOOT);
+    assert_eq!(qemu_processes(&uid), pid, "a reboot is a reset, not a new QEMU");
+    stack.wait_for("the reboot recorded", Duration::from_secs(10), |s| s.vm("web1")["status"]["reboots"] == 1);
+
+    // The agent killed -9 and started again: the guest keeps counting on the same QEMU.
+    let before = stack.console(0, &uid).matches("guest: count").count();
+    let mut stack = stack;
+    stack.nodes[0].process.kill9();
+    stack.nodes[0].process.start();
+    stack.nodes[0].wait_healthy(Duration::from_secs(30)).await;
+    stack.wait_console(0, &uid, "guest: count", before + 5, Duration::from_secs(60));
+    assert_eq!(qemu_processes(&uid), pid, "the agent adopted the running QEMU");
+    assert_eq!(stack.console(0, &uid).matches("PLASMAVMC-GUEST-READY").count(), 3, "the guest did not restart");
+    let health = stack.health(0);
+    assert_eq!(health["agent"]["running"], 1, "{health}");
+    assert_eq!(stack.vm("web1")["status"]["state"], "running");
+
+    // Delete: QEMU ended, the run directory (disk, sockets, logs) removed.
+    stack.expect(204, "DELETE", "/vms/web1", None);
+    let dir = stack.run_dir(0, &uid);
+    stack.wait_for("the VM's files removed", Duration::from_secs(20), |_| !dir.exists());
+    assert!(qemu_processes(&uid).is_empty(), "no QEMU left");
+    let health = stack.health(0);
+    assert_eq!(health["agent"]["placed"], 0, "{health}");
+}
