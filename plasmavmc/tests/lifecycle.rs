@@ -1,5 +1,5 @@
 //! A VM's life on one node with real QEMU: create → the guest's ready line on its serial
-//! console → stop (ACPI) → start, the disk keeping what the guest wrote → reboot → the agent
+//! console, its cloud-init seed (name, ssh key, user data) read by the guest → stop (ACPI) → start, the disk keeping what the guest wrote → reboot → the agent
 //! killed -9 and restarted under the running guest, which never notices → delete, leaving
 //! nothing behind on the node.
 
@@ -15,8 +15,10 @@ const BOOT: Duration = Duration::from_secs(90);
 async fn a_vm_boots_stops_starts_survives_its_agent_and_is_deleted_without_a_trace() {
     let stack = Stack::start(1).await;
     stack.flavor_and_image("small", 1, 256);
-    let created =
-        stack.expect(201, "POST", "/vms", Some(r#"{"name":"web1","spec":{"flavor":"small","image":"guest"}}"#));
+    let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHhXeUq8y7Yxg0nTwbJo2aS1H7H1nXvGm2Yk0v0aKk2w tester@example";
+    let body = serde_json::json!({"name": "web1", "spec": {"flavor": "small", "image": "guest", "ssh_keys": [key],
+        "user_data": "#!/bin/sh\necho hello from user data\n"}});
+    let created = stack.expect(201, "POST", "/vms", Some(&body.to_string()));
     let uid = created["metadata"]["uid"].as_str().unwrap_or_default().to_string();
 
     let vm = stack.wait_state("web1", "running", BOOT);
@@ -26,7 +28,14 @@ async fn a_vm_boots_stops_starts_survives_its_agent_and_is_deleted_without_a_tra
         "the status says how the CPU runs: {vm}"
     );
     stack.wait_console(0, &uid, "PLASMAVMC-GUEST-READY", 1, BOOT);
-    assert!(stack.console(0, &uid).contains("guest: disk says []"), "a new VM's disk is blank");
+    let console = stack.console(0, &uid);
+    assert!(console.contains("guest: disk says []"), "a new VM's disk is blank:\n{console}");
+    // The cloud-init seed: a FAT drive labelled cidata with the VM's name, key and user data.
+    assert!(console.contains("label cidata files meta-data network-config user-data"), "{console}");
+    let compact_key: String = key.split_whitespace().collect();
+    assert!(console.contains(&format!("\"instance-id\":\"{uid}\"")) && console.contains("\"local-hostname\":\"web1\""), "{console}");
+    assert!(console.contains(&compact_key), "the ssh key is in the seed's meta-data:\n{console}");
+    assert!(console.contains("guest: user-data first line: #!/bin/sh"), "{console}");
     let states: Vec<String> = vm["status"]["transitions"]
         .as_array()
         .into_iter()

@@ -10,6 +10,7 @@ pub mod disks;
 pub mod images;
 pub mod qemu;
 pub mod qmp;
+pub mod seed;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -178,6 +179,7 @@ impl Agent {
             Some(source) => Some(self.images.get(source).await?),
             None => None,
         };
+        let seed = seed::write(dir, vm)?;
         let disk = dir.join(disks::ROOT);
         disks::ensure(&self.settings.qemu_img, &disk, base.as_ref().map(|(p, f)| (p.as_path(), *f)), flavor.disk_gib)
             .await?;
@@ -189,6 +191,7 @@ impl Agent {
             memory_mib: flavor.memory_mib,
             accel: self.settings.accel.0,
             disk,
+            seed,
             kernel,
             initrd,
             cmdline: image.cmdline.clone(),

@@ -33,6 +33,8 @@ pub struct Machine {
     pub memory_mib: u64,
     pub accel: Accel,
     pub disk: PathBuf,
+    /// The cloud-init seed's directory, shown as a read-only FAT drive labelled `cidata`.
+    pub seed: PathBuf,
     pub kernel: Option<PathBuf>,
     pub initrd: Option<PathBuf>,
     pub cmdline: Option<String>,
@@ -73,8 +75,15 @@ impl Machine {
             ),
             "-serial".into(),
             "chardev:console".into(),
-            "-drive".into(),
-            format!("file={},format=qcow2,if=virtio,discard=unmap", self.disk.display()),
+            // The root disk first: the guest's vda.
+            "-blockdev".into(),
+            format!("driver=qcow2,node-name=root,file.driver=file,file.filename={},discard=unmap", self.disk.display()),
+            "-device".into(),
+            "virtio-blk-pci,drive=root".into(),
+            "-blockdev".into(),
+            format!("driver=vvfat,node-name=cidata,dir={},label=cidata,read-only=on", self.seed.display()),
+            "-device".into(),
+            "virtio-blk-pci,drive=cidata".into(),
             "-pidfile".into(),
             format!("{dir}/{PID}"),
         ];
@@ -113,7 +122,8 @@ impl Machine {
             command.spawn().map_err(|e| PlasmavmcError::qemu(format!("starting {binary}"), e.to_string()))?;
         let pid = child.id().unwrap_or_default();
         let qmp = self.dir.join(QMP);
-        for _ in 0..300 {
+        // Polled finely: this wait is most of what a start adds to QEMU's own time.
+        for _ in 0..1200 {
             if let Ok(Some(status)) = child.try_wait() {
                 let said = std::fs::read_to_string(self.dir.join(QEMU_LOG)).unwrap_or_default();
                 return Err(PlasmavmcError::qemu("QEMU exited at start", format!("{status}: {}", said.trim())));
@@ -121,7 +131,7 @@ impl Machine {
             if qmp.exists() && super::qmp::Qmp::connect(&qmp).await.is_ok() {
                 return Ok(pid);
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let _ = child.start_kill();
         Err(PlasmavmcError::qemu("QEMU", "its QMP socket did not answer within 6 s"))

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the test guest from Debian's packages: the cloud kernel (linux-image-cloud-amd64) and
-# an initramfs of busybox-static whose init loads virtio's modules, reports its disk and
-# network, prints the ready line on the serial console, and then counts once a second (the
-# live-migration test watches the count). Output: <out>/vmlinuz and <out>/initrd.img, built
+# an initramfs of busybox-static whose init loads virtio's (and FAT's) modules, reports its
+# disks, its cloud-init seed and its network, prints the ready line on the serial console, and
+# then counts once a second (the live-migration test watches the count). Output: <out>/vmlinuz and <out>/initrd.img, built
 # once per <out> (the tests pass a cache directory).
 #
 # The guest's init (guest-init.sh) does the work a real image's init would: the tests read what
@@ -37,7 +37,7 @@ add() {
   cp "$file" initrd/lib/modules/
   echo "$name.ko" >> initrd/lib/modules/order
 }
-for name in virtio_pci virtio_blk virtio_net; do add "$name"; done
+for name in virtio_pci virtio_blk virtio_net vfat nls_cp437 nls_ascii; do add "$name"; done
 cp "$here/guest-init.sh" initrd/init
 chmod +x initrd/init
 (cd initrd && find . | cpio -o -H newc --quiet | gzip -1) > initrd.img

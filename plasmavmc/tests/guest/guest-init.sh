@@ -13,6 +13,18 @@ if [ -b /dev/vda ]; then
   boots=$(( $(echo "$previous" | sed -n 's/^boots=\([0-9]*\).*/\1/p' | head -n 1) + 0 + 1 ))
   printf 'boots=%s\n' "$boots" | dd of=/dev/vda bs=512 count=1 conv=notrunc,fsync 2>/dev/null
 fi
+# The cloud-init seed (NoCloud): the FAT drive labelled cidata (the label read from the FAT16
+# boot sector, offset 43; busybox-static has no blkid), its files reported.
+for dev in /dev/vd?*; do
+  label=$(dd if="$dev" bs=1 skip=43 count=11 2>/dev/null | tr -d ' \000')
+  if [ "$label" = "cidata" ] || [ "$label" = "CIDATA" ]; then
+    mkdir -p /seed && mount -t vfat -o ro "$dev" /seed
+    echo "guest: seed $dev label $label files $(ls /seed | tr '\n' ' ')"
+    echo "guest: meta-data $(tr -d '\n ' < /seed/meta-data)"
+    echo "guest: user-data first line: $(head -n 1 /seed/user-data)"
+    umount /seed
+  fi
+done
 for disk in /sys/block/vd*; do [ -e "$disk" ] && echo "guest: disk $(basename "$disk") $(cat "$disk/size") sectors"; done
 for nic in /sys/class/net/eth*; do [ -e "$nic" ] && echo "guest: nic $(basename "$nic") $(cat "$nic/address")"; done
 echo "PLASMAVMC-GUEST-READY"
