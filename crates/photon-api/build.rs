@@ -16,6 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/photon/lightningstor/v1/buckets.proto",
         "proto/photon/flashdns/v1/zones.proto",
         "proto/photon/resource/v1/resources.proto",
+        "proto/photon/plasmavmc/v1/console.proto",
         "proto/vendor/etcd/api/etcdserverpb/rpc.proto",
     ]
     .map(std::path::PathBuf::from);

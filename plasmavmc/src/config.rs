@@ -43,6 +43,9 @@ pub struct AgentSection {
     pub memory_mib: Option<u64>,
     /// Memory kept for the host when `memory_mib` is unset, in MiB.
     pub reserved_memory_mib: u64,
+    /// The URL other plasmavmc nodes reach this node's API at, to relay its VMs' consoles
+    /// (default: `https://<listen address>:<port>`, the host name for an unspecified address).
+    pub advertise_url: Option<String>,
     /// Labels VMs' `node_selector` can ask for.
     pub labels: BTreeMap<String, String>,
     /// The QEMU binary.
@@ -91,6 +94,7 @@ impl ServiceConfig for PlasmavmcConfig {
                 vcpus: None,
                 memory_mib: None,
                 reserved_memory_mib: 512,
+                advertise_url: None,
                 labels: BTreeMap::new(),
                 qemu: "qemu-system-x86_64".into(),
                 qemu_img: "qemu-img".into(),

@@ -2,11 +2,12 @@
 //! VMs (`model`) in chainfire; one node at a time places new VMs on nodes (`scheduler`), and
 //! every hypervisor node runs the agent (`agent`), which fetches images, builds disks and runs
 //! QEMU for the VMs placed on it, reporting each VM's state back as its status. The nodes
-//! (`nodes`) say what they can hold.
+//! (`nodes`) say what they can hold; serial consoles are attached through any node (`console`).
 
 pub mod agent;
 pub mod api;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod model;
 pub mod nodes;

@@ -38,6 +38,9 @@ pub struct NodeRecord {
     pub labels: BTreeMap<String, String>,
     /// `kvm`, or `tcg` with why KVM is not used.
     pub accel: String,
+    /// The node's API URL, where other nodes relay consoles of its VMs.
+    #[serde(default)]
+    pub api: Option<String>,
 }
 
 /// A node as the scheduler weighs it.

@@ -13,6 +13,7 @@ use photon_runtime::{Api, Context, HealthReport, HealthStatus};
 use crate::agent::{self, images::ImageCache, Agent, Settings};
 use crate::api::VmChecks;
 use crate::config::PlasmavmcConfig;
+use crate::console::ConsoleService;
 use crate::model::vm::VmSpec;
 use crate::model::{self, Vm};
 use crate::nodes::{self, NodeRecord};
@@ -53,6 +54,7 @@ pub async fn build(config: PlasmavmcConfig, context: Context) -> anyhow::Result<
         tracing::info!("scheduler.enabled = false: this node never places VMs");
     }
 
+    let mut local = None;
     let agent = if config.agent.enabled {
         let section = &config.agent;
         let run_dir = section.run_dir.clone().unwrap_or_else(|| data_dir.join("vms"));
@@ -69,6 +71,7 @@ pub async fn build(config: PlasmavmcConfig, context: Context) -> anyhow::Result<
             architecture: std::env::consts::ARCH.to_string(),
             labels: section.labels.clone(),
             accel: accel.1.clone(),
+            api: Some(section.advertise_url.clone().unwrap_or_else(|| advertised(&config))),
         };
         tracing::info!(%node, vcpus = record.vcpus, memory_mib = record.memory_mib, accel = %accel.1, run_dir = %run_dir.display(), "agent on: this node runs VMs");
         context.tasks.spawn(nodes::register(store.clone(), node.clone(), record, context.shutdown.clone()));
@@ -81,6 +84,7 @@ pub async fn build(config: PlasmavmcConfig, context: Context) -> anyhow::Result<
             accel,
             stop_timeout: Duration::from_millis(section.stop_timeout_ms),
         };
+        local = Some((node.clone(), settings.run_dir.clone()));
         let agent = Agent::new(settings, store.clone(), layout.clone(), images);
         let resync = Duration::from_millis(section.resync_ms.max(100));
         context.tasks.spawn(photon_reconcile::run(agent.clone(), agent.queue(), resync, context.shutdown.clone()));
@@ -117,10 +121,22 @@ pub async fn build(config: PlasmavmcConfig, context: Context) -> anyhow::Result<
     let checks =
         Arc::new(VmChecks { cpu_overcommit: policy.cpu_overcommit, memory_overcommit: policy.memory_overcommit });
     let resources = Resources::new(store.clone(), layout.clone()).with_assigner::<Vm>(checks);
-    let (router, rules, grpc) = crate::api::router(resources, auth.clone());
+    let (router, mut rules, grpc) = crate::api::router(resources, auth.clone());
+    let console =
+        ConsoleService { store: store.clone(), layout: layout.clone(), auth: auth.clone(), local, trust: trust.clone() };
+    rules.push(photon_auth::Rule::by_handler(Some(axum::http::Method::POST), crate::console::METHODS));
     let guard = photon_auth::Guard::new(auth, rules);
     let report = move || health(&store, &copy, &scheduler, agent.as_deref());
-    Ok(Api::new(report).grpc(grpc).http(router).guard(move |router| guard.apply(router)))
+    Ok(Api::new(report).grpc(grpc).grpc(console.server()).http(router).guard(move |router| guard.apply(router)))
+}
+
+/// This node's API URL as other nodes reach it: the listen address, or the host name when that
+/// is unspecified (0.0.0.0).
+fn advertised(config: &PlasmavmcConfig) -> String {
+    let scheme = if config.tls.insecure { "http" } else { "https" };
+    let listen = &config.server.listen;
+    let host = if listen.ip().is_unspecified() { photon_runtime::host_name() } else { listen.ip().to_string() };
+    format!("{scheme}://{host}:{}", listen.port())
 }
 
 /// The node's memory (`MemTotal`), in MiB.

@@ -51,6 +51,13 @@ pub mod resource {
     }
 }
 
+/// `photon.plasmavmc.v1`: PlasmaVMC's serial consoles (a bidirectional stream per attach).
+pub mod plasmavmc {
+    pub mod v1 {
+        tonic::include_proto!("photon.plasmavmc.v1");
+    }
+}
+
 /// `photon.flaredb.v1`: FlareDB's key-value and region API.
 pub mod flaredb {
     pub mod v1 {

@@ -3,6 +3,7 @@
 //! nodes; `firstboot` is what the first-boot units run.
 
 mod catalog;
+mod console;
 mod db;
 mod dns;
 mod endpoints;

@@ -186,6 +186,23 @@ pub async fn session(
     args: &crate::dns::ProjectArgs,
     service: &str,
 ) -> anyhow::Result<(Rest, crate::dns::Owner)> {
+    let (session, owner) = located(target, args, service).await?;
+    Ok((Rest::new(&session.base, &session.ca, session.token)?, owner))
+}
+
+/// Where a service answers and as whom: for a client other than `Rest` (a gRPC stream).
+pub struct Located {
+    pub base: String,
+    pub ca: std::path::PathBuf,
+    pub token: String,
+}
+
+/// The saved login's token, `service`'s URL and CA, and the org and project a command acts on.
+pub async fn located(
+    target: Target,
+    args: &crate::dns::ProjectArgs,
+    service: &str,
+) -> anyhow::Result<(Located, crate::dns::Owner)> {
     let (_, token, login) = crate::iam::session().await?;
     let claims = crate::iam::claims(&token)?;
     let owner = crate::dns::owner(args, &login.principal, &claims.org)?;
@@ -194,7 +211,7 @@ pub async fn session(
         Some(endpoint) => endpoint,
         None => locate(&target.endpoints, &ca, service).await?,
     };
-    Ok((Rest::new(&base, &ca, token)?, owner))
+    Ok((Located { base, ca, token }, owner))
 }
 
 /// Where `service` answers: its API at `up`'s port, else at the real one.

@@ -249,6 +249,10 @@ async fn wait_running(rest: &Rest, path: &str, timeout: Duration) -> anyhow::Res
 
 pub async fn run_vm(target: Target, args: ProjectArgs, command: VmCommand, output: OutputFormat) -> anyhow::Result<()> {
     plan_vm(&command, &Owner { org: String::new(), project: String::new() })?;
+    if let VmCommand::Console { name, backlog } = &command {
+        let (located, owner) = crate::rest::located(target, &args, "plasmavmc").await?;
+        return crate::console::attach(&located, &owner, name, *backlog).await;
+    }
     let (rest, owner) = crate::rest::session(target, &args, "plasmavmc").await?;
     let call = plan_vm(&command, &owner)?;
     let follow = match &command {

@@ -379,7 +379,8 @@ fn a_second_up_on_the_same_data_dir_is_refused() {
 
 #[test]
 fn the_real_services_start_in_order_and_photonctl_db_reaches_flaredb() {
-    let mut platform = Platform::real(&["chainfire", "flaredb", "iam", "flashdns", "fiberlb", "prismnet", "lightningstor"]);
+    let mut platform =
+        Platform::real(&["chainfire", "flaredb", "iam", "flashdns", "fiberlb", "prismnet", "lightningstor", "plasmavmc"]);
     platform.wait_for_output("started flaredb", Duration::from_secs(60));
     let log = platform.photonctl.logs();
     let (chainfire, flaredb) = (log.find("started chainfire").unwrap(), log.find("started flaredb").unwrap());
@@ -599,5 +600,39 @@ fn the_real_services_start_in_order_and_photonctl_db_reaches_flaredb() {
     assert!(ok && text.trim() == "67108864", "nbdinfo {url}: {text}");
     let (ok, text) = volume(&["rm", "disk"]);
     assert!(!ok && text.contains("still holds"), "a volume with snapshots stays: {text}");
+    // PlasmaVMC: this node registered as a hypervisor; a VM created stopped is placed on it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while status_of(&platform.status_json().1, "plasmavmc") != "healthy" {
+        assert!(Instant::now() < deadline, "plasmavmc never became healthy: {:?}", platform.status_json());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let vmc = |command: &str, args: &[&str]| {
+        let mut line = vec![command, "--org", "default", "--project", "default"];
+        line.extend_from_slice(args);
+        photonctl(&line[..])
+    };
+    let (ok, text) = vmc("flavor", &["create", "tiny", "--vcpus", "1", "--memory", "128", "--disk", "1"]);
+    assert!(ok && text.contains("tiny"), "{text}");
+    let sum = "0".repeat(64);
+    let kernel = format!("http://127.0.0.1:9/vmlinuz#sha256={sum}");
+    let (ok, text) = vmc("image", &["create", "k", "--kernel", &kernel]);
+    assert!(ok && text.contains("k"), "{text}");
+    let (ok, text) = vmc("vm", &["create", "idle", "--flavor", "tiny", "--image", "k", "--stopped"]);
+    assert!(ok && text.contains("idle"), "{text}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (ok, text) = vmc("vm", &["--output", "json", "show", "idle"]);
+        let vm: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_default();
+        if ok && vm["status"]["state"] == "stopped" {
+            assert!(vm["status"]["node"].is_string(), "{vm}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the VM was never placed: {text}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (ok, text) = vmc("vm", &["create", "x", "--flavor", "nope", "--image", "k"]);
+    assert!(!ok && text.contains("spec.flavor"), "{text}");
+    let (ok, text) = vmc("vm", &["rm", "idle"]);
+    assert!(ok && text.contains("deleted VM idle"), "{text}");
     platform.stop_cleanly();
 }

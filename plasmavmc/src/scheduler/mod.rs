@@ -26,9 +26,10 @@ pub const CLAIM: &str = "/photoncloud/plasmavmc/scheduler";
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Key {
-    Vm(String),
-    /// Allocations of VMs that no longer exist, given back.
+    /// Allocations of VMs that no longer exist, given back (first: what it frees, the VMs
+    /// after it may use).
     Sweep,
+    Vm(String),
 }
 
 #[derive(Default)]
@@ -145,20 +146,22 @@ impl Scheduler {
             selector: &vm.spec.node_selector,
             group: group.clone(),
         };
-        let mut held = BTreeMap::new();
-        let mut versions = BTreeMap::new();
-        for found in self.store.list_all::<Allocation>(&allocations::prefix()).await.map_err(|e| e.to_string())? {
-            let node = found.key.strip_prefix(&allocations::prefix()).unwrap_or_default().to_string();
-            versions.insert(node.clone(), found.version);
-            held.insert(node, found.value);
-        }
         let mut nodes = self.nodes();
         if let Some(from) = from {
             nodes.remove(from);
         }
+        let (mut held, mut versions) = self.allocations().await?;
         let node = match place::choose(&nodes, &held, &request, &self.policy) {
             Ok(node) => node,
-            Err(why) => return self.fail(key, why).await,
+            Err(_) => {
+                // What deleted VMs held may not be given back yet: sweep, then look again.
+                self.sweep().await?;
+                (held, versions) = self.allocations().await?;
+                match place::choose(&nodes, &held, &request, &self.policy) {
+                    Ok(node) => node,
+                    Err(why) => return self.fail(key, why).await,
+                }
+            }
         };
         let grant = Grant { vcpus: flavor.vcpus, memory_mib: flavor.memory_mib };
         let uid = vm.metadata.uid.clone();
@@ -208,6 +211,18 @@ impl Scheduler {
         }
     }
 
+    /// Every node's grants as stored, and each record's revision.
+    async fn allocations(&self) -> Result<(BTreeMap<String, Allocation>, BTreeMap<String, i64>), String> {
+        let mut held = BTreeMap::new();
+        let mut versions = BTreeMap::new();
+        for found in self.store.list_all::<Allocation>(&allocations::prefix()).await.map_err(|e| e.to_string())? {
+            let node = found.key.strip_prefix(&allocations::prefix()).unwrap_or_default().to_string();
+            versions.insert(node.clone(), found.version);
+            held.insert(node, found.value);
+        }
+        Ok((held, versions))
+    }
+
     /// Gives back allocations of VMs that are gone or live elsewhere now.
     async fn sweep(&self) -> Result<Requeue, String> {
         let vms: BTreeMap<String, Option<String>> = {
@@ -225,7 +240,20 @@ impl Scheduler {
         for found in self.store.list_all::<Allocation>(&allocations::prefix()).await.map_err(|e| e.to_string())? {
             let node = found.key.strip_prefix(&allocations::prefix()).unwrap_or_default().to_string();
             let mut kept = found.value.clone();
-            kept.vms.retain(|uid, _| vms.get(uid).is_some_and(|on| on.as_deref() == Some(node.as_str())));
+            for (uid, held) in &found.value.vms {
+                if vms.get(uid).is_some_and(|on| on.as_deref() == Some(node.as_str())) {
+                    continue;
+                }
+                // The copy may lag the store (a placement committed but not yet seen): only the
+                // VM as stored now says it is gone or elsewhere.
+                let stored = self.store.get::<Resource<VmSpec>>(&held.key).await.map_err(|e| e.to_string())?;
+                let here = stored.is_some_and(|vm| {
+                    vm.value.metadata.uid == *uid && VmStatus::of(&vm.value).node.as_deref() == Some(node.as_str())
+                });
+                if !here {
+                    kept.vms.remove(uid);
+                }
+            }
             if kept != found.value {
                 let tx = Tx::new().update(&found.key, &kept, found.version).map_err(|e| e.to_string())?;
                 if self.store.commit(tx).await.map_err(|e| e.to_string())?.is_none() {

@@ -27,6 +27,8 @@ for dev in /dev/vd?*; do
 done
 for disk in /sys/block/vd*; do [ -e "$disk" ] && echo "guest: disk $(basename "$disk") $(cat "$disk/size") sectors"; done
 for nic in /sys/class/net/eth*; do [ -e "$nic" ] && echo "guest: nic $(basename "$nic") $(cat "$nic/address")"; done
+# A shell on the serial console: what is typed there (the console API's input) runs.
+setsid sh -c 'exec sh </dev/ttyS0 >/dev/ttyS0 2>&1' &
 echo "PLASMAVMC-GUEST-READY"
 n=0
 while true; do

@@ -9,7 +9,7 @@ use crate::scheduler::allocations::Held;
 
 fn node(name: &str, vcpus: u32, memory_mib: u64) -> (String, NodeView) {
     let record =
-        NodeRecord { vcpus, memory_mib, architecture: "x86_64".into(), labels: BTreeMap::new(), accel: "tcg".into() };
+        NodeRecord { vcpus, memory_mib, architecture: "x86_64".into(), labels: BTreeMap::new(), accel: "tcg".into(), api: None };
     (name.to_string(), NodeView { name: name.into(), record, present: true, member: None })
 }
 
