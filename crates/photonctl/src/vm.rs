@@ -61,6 +61,14 @@ pub enum VmCommand {
     Rm {
         name: String,
     },
+    /// Attach to a running VM's serial console: what it printed lately, then live; what you
+    /// type goes to the guest. Ctrl-] detaches.
+    Console {
+        name: String,
+        /// Bytes of what the console printed before to show first.
+        #[arg(long, default_value_t = 16384)]
+        backlog: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -173,6 +181,8 @@ pub fn plan_vm(command: &VmCommand, owner: &Owner) -> anyhow::Result<Call> {
         VmCommand::Rm { name } => {
             Call::new(Method::DELETE, one(&vms, name), None, Show::Done(format!("deleted VM {name}")))
         }
+        // The console is a gRPC stream (`crate::console`); its plan only reads the VM.
+        VmCommand::Console { name, .. } => rows(Method::GET, one(&vms, name), None),
     })
 }
 

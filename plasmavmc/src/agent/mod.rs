@@ -31,6 +31,10 @@ use images::ImageCache;
 use qemu::{Accel, Machine};
 use qmp::Qmp;
 
+/// How often a starting QEMU is looked at until it answers on QMP, and for how long.
+const LAUNCH_POLL: Duration = Duration::from_millis(5);
+const LAUNCH_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// What the run directory records of its VM (`vm.json`), to know it again after a restart.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Local {
@@ -55,6 +59,8 @@ pub struct Agent {
     copy: Mutex<Mirror>,
     /// VMs asked to power down, and when.
     stopping: Mutex<BTreeMap<String, Instant>>,
+    /// QEMUs started and not yet answering on QMP, and since when.
+    launching: Mutex<BTreeMap<String, (tokio::process::Child, Instant)>>,
     queue: Arc<Queue<String>>,
 }
 
@@ -78,6 +84,7 @@ impl Agent {
             images,
             copy: Mutex::new(Mirror::default()),
             stopping: Mutex::new(BTreeMap::new()),
+            launching: Mutex::new(BTreeMap::new()),
             queue: Arc::new(Queue::default()),
         })
     }
@@ -127,6 +134,11 @@ impl Agent {
 
     async fn spec_of<K: Kind>(&self, vm: &Resource<VmSpec>, name: &str) -> Result<K::Spec> {
         let key = self.layout.key(&vm.metadata.owner(), K::PATH, &[], name);
+        // The followed copy first: a start should not wait on chainfire for what it has.
+        let copied = locked(&self.copy).items().get(&key).and_then(|v| serde_json::from_slice::<Resource<K::Spec>>(v).ok());
+        if let Some(found) = copied {
+            return Ok(found.spec);
+        }
         match self.store.get::<Resource<K::Spec>>(&key).await? {
             Some(found) => Ok(found.value.spec),
             None => Err(ResourceError::NotFound { kind: K::NAME, name: name.to_string() }.into()),
@@ -160,7 +172,7 @@ impl Agent {
     }
 
     /// Starts the VM: its image's parts fetched, its disk made (kept across stops), QEMU run.
-    async fn start(&self, dir: &std::path::Path, key: &str, vm: &Resource<VmSpec>) -> Result<()> {
+    async fn start(&self, dir: &std::path::Path, key: &str, vm: &Resource<VmSpec>) -> Result<tokio::process::Child> {
         std::fs::create_dir_all(dir).map_err(|e| PlasmavmcError::io(format!("creating {}", dir.display()), e))?;
         let local = Local { key: key.to_string(), uid: vm.metadata.uid.clone() };
         let record = serde_json::to_vec(&local).unwrap_or_default();
@@ -196,14 +208,23 @@ impl Agent {
             initrd,
             cmdline: image.cmdline.clone(),
         };
-        let pid = machine.launch(&self.settings.qemu).await?;
+        let child = machine.spawn(&self.settings.qemu)?;
+        let pid = child.id().unwrap_or_default();
         tracing::info!(vm = %key, uid = %vm.metadata.uid, pid, vcpus = flavor.vcpus, memory_mib = flavor.memory_mib, accel = %self.settings.accel.1, "started the VM's QEMU");
-        Ok(())
+        Ok(child)
+    }
+
+    /// Ends a QEMU this agent started that has not answered yet.
+    fn abandon(&self, uid: &str) {
+        if let Some((mut child, _)) = locked(&self.launching).remove(uid) {
+            let _ = child.start_kill();
+        }
     }
 
     /// Ends what runs for a VM no longer placed here and removes its run directory.
     async fn remove(&self, uid: &str) -> Result<()> {
         let dir = self.settings.run_dir.join(uid);
+        self.abandon(uid);
         if !dir.exists() {
             return Ok(());
         }
@@ -225,14 +246,38 @@ impl Agent {
         match vm.spec.power {
             Power::Running => {
                 locked(&self.stopping).remove(uid);
-                if !running {
+                let pending = locked(&self.launching).remove(uid);
+                if let Some((mut child, since)) = pending {
+                    if let Ok(Some(exit)) = child.try_wait() {
+                        let e = PlasmavmcError::qemu("QEMU exited at start", format!("{exit}: {}", qemu::said(&dir)));
+                        self.enter(&key, uid, State::Error, Some(e.to_string())).await?;
+                        return Err(e);
+                    }
+                    if !qemu::answers(&dir).await {
+                        if since.elapsed() > LAUNCH_TIMEOUT {
+                            let _ = child.start_kill();
+                            let e = PlasmavmcError::qemu("QEMU", format!("its QMP socket did not answer within {} s", LAUNCH_TIMEOUT.as_secs()));
+                            self.enter(&key, uid, State::Error, Some(e.to_string())).await?;
+                            return Err(e);
+                        }
+                        locked(&self.launching).insert(uid.to_string(), (child, since));
+                        return Ok(Requeue::After(LAUNCH_POLL));
+                    }
+                    // Answering: its handle goes (tokio reaps it whenever it exits).
+                } else if !running {
                     if status.state == State::Running {
                         tracing::warn!(vm = %key, "the VM's QEMU is gone (the guest powered off, or QEMU died); starting it again");
                     }
                     self.enter(&key, uid, State::Starting, None).await?;
-                    if let Err(e) = self.start(&dir, &key, &vm).await {
-                        self.enter(&key, uid, State::Error, Some(e.to_string())).await?;
-                        return Err(e);
+                    match self.start(&dir, &key, &vm).await {
+                        Ok(child) => {
+                            locked(&self.launching).insert(uid.to_string(), (child, Instant::now()));
+                            return Ok(Requeue::After(LAUNCH_POLL));
+                        }
+                        Err(e) => {
+                            self.enter(&key, uid, State::Error, Some(e.to_string())).await?;
+                            return Err(e);
+                        }
                     }
                 }
                 let mut qmp = Qmp::connect(&dir.join(qemu::QMP)).await?;
@@ -253,6 +298,7 @@ impl Agent {
                 Ok(Requeue::Done)
             }
             Power::Stopped => {
+                self.abandon(uid);
                 if !running {
                     locked(&self.stopping).remove(uid);
                     self.enter(&key, uid, State::Stopped, None).await?;

@@ -98,8 +98,10 @@ impl Machine {
         args
     }
 
-    /// Starts QEMU and waits until its QMP socket answers (or it exits, with what it said).
-    pub async fn launch(&self, binary: &str) -> Result<u32> {
+    /// Starts QEMU; the caller watches for its QMP socket to answer (`answers`) or for it to
+    /// exit (what it said is in `qemu.log`, `said`), without waiting here: a node starting many
+    /// VMs at once starts them side by side.
+    pub fn spawn(&self, binary: &str) -> Result<tokio::process::Child> {
         for stale in [QMP, CONSOLE, PID] {
             let _ = std::fs::remove_file(self.dir.join(stale));
         }
@@ -118,24 +120,19 @@ impl Machine {
                 Ok(())
             });
         }
-        let mut child =
-            command.spawn().map_err(|e| PlasmavmcError::qemu(format!("starting {binary}"), e.to_string()))?;
-        let pid = child.id().unwrap_or_default();
-        let qmp = self.dir.join(QMP);
-        // Polled finely: this wait is most of what a start adds to QEMU's own time.
-        for _ in 0..1200 {
-            if let Ok(Some(status)) = child.try_wait() {
-                let said = std::fs::read_to_string(self.dir.join(QEMU_LOG)).unwrap_or_default();
-                return Err(PlasmavmcError::qemu("QEMU exited at start", format!("{status}: {}", said.trim())));
-            }
-            if qmp.exists() && super::qmp::Qmp::connect(&qmp).await.is_ok() {
-                return Ok(pid);
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        let _ = child.start_kill();
-        Err(PlasmavmcError::qemu("QEMU", "its QMP socket did not answer within 6 s"))
+        command.spawn().map_err(|e| PlasmavmcError::qemu(format!("starting {binary}"), e.to_string()))
     }
+}
+
+/// Whether the VM's QEMU in `dir` answers on its QMP socket.
+pub async fn answers(dir: &Path) -> bool {
+    let qmp = dir.join(QMP);
+    qmp.exists() && super::qmp::Qmp::connect(&qmp).await.is_ok()
+}
+
+/// What QEMU printed at start (its error, when it exited).
+pub fn said(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join(QEMU_LOG)).unwrap_or_default().trim().to_string()
 }
 
 /// The pid of the VM's QEMU in `dir` if it still runs.

@@ -109,8 +109,16 @@ impl Scheduler {
         copies.plasmavmc.items().get(key).and_then(|v| serde_json::from_slice(v).ok())
     }
 
+    /// A flavour or image: from the followed copy when it has it, else from the store.
     async fn get<K: Kind>(&self, owner: &Owner, name: &str) -> Result<Option<K::Spec>, ResourceError> {
         let key = self.layout.key(owner, K::PATH, &[], name);
+        let copied = {
+            let copies = self.copies();
+            copies.plasmavmc.items().get(&key).and_then(|v| serde_json::from_slice::<Resource<K::Spec>>(v).ok())
+        };
+        if let Some(found) = copied {
+            return Ok(Some(found.spec));
+        }
         Ok(self.store.get::<Resource<K::Spec>>(&key).await?.map(|r| r.value.spec))
     }
 
