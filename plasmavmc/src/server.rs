@@ -7,14 +7,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use photon_auth::AuthClient;
-use photon_resource::{Mirror, Resource, Resources, Store};
+use photon_resource::{Mirror, Resources, Store};
 use photon_runtime::{Api, Context, HealthReport, HealthStatus};
 
 use crate::agent::{self, images::ImageCache, Agent, Settings};
 use crate::api::VmChecks;
 use crate::config::PlasmavmcConfig;
 use crate::console::ConsoleService;
-use crate::model::vm::VmSpec;
 use crate::model::{self, Vm};
 use crate::nodes::{self, NodeRecord};
 use crate::scheduler::place::Policy;
@@ -155,14 +154,9 @@ fn host_memory_mib() -> u64 {
 fn health(store: &Store, copy: &Mutex<Mirror>, scheduler: &Scheduler, agent: Option<&Agent>) -> HealthReport {
     let (loaded, by_state) = {
         let copy = copy.lock().unwrap_or_else(|p| p.into_inner());
-        let vm_path = format!("/{}/", <Vm as photon_resource::Kind>::PATH[0]);
         let mut by_state: BTreeMap<String, u64> = BTreeMap::new();
-        for (key, value) in copy.items() {
-            if key.contains(&vm_path) {
-                if let Ok(vm) = serde_json::from_slice::<Resource<VmSpec>>(value) {
-                    *by_state.entry(model::VmStatus::of(&vm).state.as_str().to_string()).or_default() += 1;
-                }
-            }
+        for (_, vm) in model::followed_vms(&copy) {
+            *by_state.entry(model::VmStatus::of(&vm).state.as_str().to_string()).or_default() += 1;
         }
         (copy.revision > 0, by_state)
     };

@@ -26,7 +26,7 @@ use crate::model::flavor::FlavorSpec;
 use crate::model::image::ImageSpec;
 use crate::model::status::{self, State, VmStatus};
 use crate::model::vm::{Power, VmSpec};
-use crate::model::{Flavor, Image, Vm};
+use crate::model::{Flavor, Image};
 use images::ImageCache;
 use qemu::{Accel, Machine};
 use qmp::Qmp;
@@ -35,7 +35,8 @@ use qmp::Qmp;
 const LAUNCH_POLL: Duration = Duration::from_millis(5);
 const LAUNCH_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// What the run directory records of its VM (`vm.json`), to know it again after a restart.
+/// What the run directory records of its VM (`vm.json`), for an operator looking at the node:
+/// the agent itself goes by the directory's name, the VM's uid.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Local {
     key: String,
@@ -106,13 +107,9 @@ impl Agent {
     /// VMs placed on this node, by uid: (key, resource).
     fn placed(&self) -> BTreeMap<String, (String, Resource<VmSpec>)> {
         let copy = locked(&self.copy);
-        let vm_path = format!("/{}/", Vm::PATH[0]);
-        copy.items()
-            .iter()
-            .filter(|(key, _)| key.contains(&vm_path))
-            .filter_map(|(key, value)| Some((key.clone(), serde_json::from_slice::<Resource<VmSpec>>(value).ok()?)))
+        crate::model::followed_vms(&copy)
             .filter(|(_, vm)| VmStatus::of(vm).node.as_deref() == Some(self.settings.node.as_str()))
-            .map(|(key, vm)| (vm.metadata.uid.clone(), (key, vm)))
+            .map(|(key, vm)| (vm.metadata.uid.clone(), (key.clone(), vm)))
             .collect()
     }
 
@@ -135,7 +132,7 @@ impl Agent {
     async fn spec_of<K: Kind>(&self, vm: &Resource<VmSpec>, name: &str) -> Result<K::Spec> {
         let key = self.layout.key(&vm.metadata.owner(), K::PATH, &[], name);
         // The followed copy first: a start should not wait on chainfire for what it has.
-        let copied = locked(&self.copy).items().get(&key).and_then(|v| serde_json::from_slice::<Resource<K::Spec>>(v).ok());
+        let copied = crate::model::followed::<Resource<K::Spec>>(&locked(&self.copy), &key);
         if let Some(found) = copied {
             return Ok(found.spec);
         }

@@ -7,7 +7,8 @@ pub mod image;
 pub mod status;
 pub mod vm;
 
-use photon_resource::{FieldError, Layout};
+use photon_resource::{FieldError, Layout, Mirror, Resource};
+use serde::de::DeserializeOwned;
 
 pub use flavor::Flavor;
 pub use image::Image;
@@ -22,6 +23,21 @@ pub fn layout() -> Layout {
 }
 
 use photon_resource::Kind;
+
+/// The value at `key` in a followed copy, decoded (`None` if absent or not a `T`).
+pub fn followed<T: DeserializeOwned>(copy: &Mirror, key: &str) -> Option<T> {
+    copy.items().get(key).and_then(|value| serde_json::from_slice(value).ok())
+}
+
+/// Every VM in a followed copy of PlasmaVMC's keys, with its key.
+pub fn followed_vms(copy: &Mirror) -> impl Iterator<Item = (&String, Resource<vm::VmSpec>)> + '_ {
+    let vms = format!("/{}/", Vm::PATH[0]);
+    let resources = format!("{ROOT}/r/");
+    copy.items()
+        .iter()
+        .filter(move |(key, _)| key.starts_with(&resources) && key.contains(&vms))
+        .filter_map(|(key, value)| Some((key, serde_json::from_slice(value).ok()?)))
+}
 
 /// A description: free text up to 255 bytes.
 pub(crate) fn check_description(description: &str) -> Result<(), FieldError> {

@@ -17,7 +17,7 @@ use photon_resource::{Change, Kind, Mirror, Owner, Resource, ResourceError, Stor
 
 use crate::model::status::{self, Grant, State, VmStatus};
 use crate::model::vm::{RestartPolicy, VmSpec};
-use crate::model::{Flavor, Image, Vm};
+use crate::model::{Flavor, Image};
 use crate::nodes::{self, NodeView};
 use allocations::{Allocation, Held};
 use place::{Policy, Request};
@@ -106,16 +106,13 @@ impl Scheduler {
 
     fn vm(&self, key: &str) -> Option<Resource<VmSpec>> {
         let copies = self.copies();
-        copies.plasmavmc.items().get(key).and_then(|v| serde_json::from_slice(v).ok())
+        crate::model::followed(&copies.plasmavmc, key)
     }
 
     /// A flavour or image: from the followed copy when it has it, else from the store.
     async fn get<K: Kind>(&self, owner: &Owner, name: &str) -> Result<Option<K::Spec>, ResourceError> {
         let key = self.layout.key(owner, K::PATH, &[], name);
-        let copied = {
-            let copies = self.copies();
-            copies.plasmavmc.items().get(&key).and_then(|v| serde_json::from_slice::<Resource<K::Spec>>(v).ok())
-        };
+        let copied = crate::model::followed::<Resource<K::Spec>>(&self.copies().plasmavmc, &key);
         if let Some(found) = copied {
             return Ok(Some(found.spec));
         }
@@ -233,18 +230,9 @@ impl Scheduler {
 
     /// Gives back allocations of VMs that are gone or live elsewhere now.
     async fn sweep(&self) -> Result<Requeue, String> {
-        let vms: BTreeMap<String, Option<String>> = {
-            let copies = self.copies();
-            let prefix = self.layout.prefix();
-            copies
-                .plasmavmc
-                .items()
-                .iter()
-                .filter(|(k, _)| k.starts_with(&prefix))
-                .filter_map(|(_, v)| serde_json::from_slice::<Resource<VmSpec>>(v).ok())
-                .map(|r| (r.metadata.uid.clone(), VmStatus::of(&r).node))
-                .collect()
-        };
+        let vms: BTreeMap<String, Option<String>> = crate::model::followed_vms(&self.copies().plasmavmc)
+            .map(|(_, vm)| (vm.metadata.uid.clone(), VmStatus::of(&vm).node))
+            .collect();
         for found in self.store.list_all::<Allocation>(&allocations::prefix()).await.map_err(|e| e.to_string())? {
             let node = found.key.strip_prefix(&allocations::prefix()).unwrap_or_default().to_string();
             let mut kept = found.value.clone();
@@ -279,15 +267,7 @@ impl Reconciler for Scheduler {
 
     fn keys(&self) -> Vec<Key> {
         let copies = self.copies();
-        let prefix = self.layout.prefix();
-        let vm_path = format!("/{}/", Vm::PATH[0]);
-        let mut keys: Vec<Key> = copies
-            .plasmavmc
-            .items()
-            .keys()
-            .filter(|k| k.starts_with(&prefix) && k.contains(&vm_path))
-            .map(|k| Key::Vm(k.clone()))
-            .collect();
+        let mut keys: Vec<Key> = crate::model::followed_vms(&copies.plasmavmc).map(|(key, _)| Key::Vm(key.clone())).collect();
         keys.push(Key::Sweep);
         keys
     }

@@ -179,6 +179,20 @@ impl Stack {
     }
 }
 
+/// Guests outlive their agent by design (QEMU in a session of its own), so a test's guests are
+/// ended with its stack, passed or failed: every QEMU whose command line names a node's
+/// directory.
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for node in &self.nodes {
+            for pid in qemu_processes(&node.dir().display().to_string()) {
+                // SAFETY: a plain signal to a QEMU this test's node started.
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
 /// The QEMU processes whose command line names `needle`.
 pub fn qemu_processes(needle: &str) -> Vec<u32> {
     let mut found = Vec::new();
