@@ -100,6 +100,23 @@ fn own_project_permissions(service: &str) -> &'static [&'static str] {
     }
 }
 
+/// What a platform service does in tenants' projects, on their behalf, bound at the system
+/// scope: PlasmaVMC plugs VMs' NICs in as PrismNET ports in the VM's own project (it makes,
+/// binds and deletes them, and reads the subnet they join) and attaches the project's
+/// LightningStor volumes to them. Nothing else reaches that far.
+fn tenant_permissions(service: &str) -> &'static [&'static str] {
+    match service {
+        "plasmavmc" => &[
+            "prismnet:ports:*",
+            "prismnet:subnets:get",
+            "prismnet:vpcs:get",
+            "lightningstor:attachments:*",
+            "lightningstor:volumes:get",
+        ],
+        _ => &[],
+    }
+}
+
 /// Provisions platform service `name` (see `[bootstrap] services`): its account, the system
 /// role and binding it needs (and its own role in the platform project, if it has one), and,
 /// when `<data_dir>/services/<name>.json` does not exist yet, a new access key written there.
@@ -169,6 +186,27 @@ pub async fn service_account(iam: &Iam, name: &str, data_dir: &Path) -> Result<(
         };
         steps.push((Addr::role_at(SYSTEM, &role.name)?.key, json(serde_json::to_value(&role)), "service role".into()));
         steps.push((Addr::binding(&scope, &binding.id)?.key, json(serde_json::to_value(&binding)), "service binding".into()));
+    }
+    let tenant = tenant_permissions(name);
+    if !tenant.is_empty() {
+        let role = Role {
+            scope: SYSTEM.into(),
+            name: format!("platform-{name}-tenants"),
+            description: format!("What platform service {name} does in tenants' projects on their behalf"),
+            permissions: tenant.iter().map(|p| p.to_string()).collect(),
+            created_at: now(),
+        };
+        let binding = Binding {
+            id: format!("bootstrap-{name}-tenants"),
+            scope: SYSTEM.into(),
+            principal: principal.clone(),
+            role: role.id(),
+            effect: Effect::Allow,
+            condition: None,
+            created_at: now(),
+        };
+        steps.push((Addr::role_at(SYSTEM, &role.name)?.key, json(serde_json::to_value(&role)), "tenant role".into()));
+        steps.push((Addr::binding(SYSTEM, &binding.id)?.key, json(serde_json::to_value(&binding)), "tenant binding".into()));
     }
     for (key, value, what) in steps {
         match iam.db.create(&key, &value, || what.clone()).await {

@@ -5,7 +5,8 @@
 //! a change of the VM's spec the agent carries out; the reply is the VM, 202.
 //!
 //! A VM is checked against what is stored when created: its flavour and image must exist in its
-//! project, and the flavour must fit on some node, so nothing is created that could never run.
+//! project, the flavour must fit on some node, and each NIC's subnet must exist in PrismNET, so
+//! nothing is created that could never run.
 
 use std::sync::Arc;
 
@@ -23,6 +24,8 @@ use photon_resource::{Assign, Assigning, FieldError, Kind, Owner, Placing, Resou
 use crate::model::flavor::FlavorSpec;
 use crate::model::vm::{Power, VmSpec};
 use crate::model::{Flavor, Image, Vm};
+use crate::network::Network;
+use crate::storage::Storage;
 use crate::nodes::{self, NodeRecord};
 
 /// The router, the gRPC service of the same resources, and the IAM rule of each route.
@@ -76,6 +79,10 @@ async fn act(
 pub struct VmChecks {
     pub cpu_overcommit: f64,
     pub memory_overcommit: f64,
+    /// PrismNET, where NICs' subnets are looked up (None: no account; NICs are refused).
+    pub network: Option<Network>,
+    /// LightningStor, where volumes are looked up (None: no account; volumes are refused).
+    pub storage: Option<Storage>,
 }
 
 impl VmChecks {
@@ -93,6 +100,31 @@ impl VmChecks {
             Ok(_) => {}
             Err(ResourceError::NotFound { .. }) => return Err(missing("spec.image", "image", &spec.image)),
             Err(e) => return Err(e),
+        }
+        if !spec.nics.is_empty() {
+            let Some(net) = &self.network else {
+                return Err(FieldError::new(
+                    "spec.nics",
+                    "this PlasmaVMC has no service account for PrismNET (iam.credentials_file): VMs cannot have NICs here",
+                )
+                .into());
+            };
+            for (i, nic) in spec.nics.iter().enumerate() {
+                net.check(at.owner, i, nic).await?;
+            }
+        }
+        let volumes = spec.root_volume.iter().map(|v| ("spec.root_volume".to_string(), v)).chain(
+            spec.volumes.iter().enumerate().map(|(i, v)| (format!("spec.volumes[{i}]"), v)),
+        );
+        for (field, volume) in volumes {
+            let Some(storage) = &self.storage else {
+                return Err(FieldError::new(
+                    field,
+                    "this PlasmaVMC has no service account for LightningStor (iam.credentials_file): VMs cannot have volumes here",
+                )
+                .into());
+            };
+            storage.check(at.owner, &field, volume).await?;
         }
         let registered = at.resources.store().list_all::<NodeRecord>(&nodes::records_prefix()).await?;
         let largest = registered.iter().map(|n| {

@@ -1,5 +1,7 @@
 //! PlasmaVMC's configuration: the runtime's `[server]` (the API port, 9090), `[log]`, `[tls]`,
-//! plus `[chainfire]` (where VMs live), `[iam]` (who decides), `[agent]` (this node's part:
+//! plus `[chainfire]` (where VMs live), `[iam]` (who decides; its `credentials_file` is
+//! PlasmaVMC's own account), `[prismnet]` (where NICs' ports are made), `[lightningstor]` (where
+//! volumes are attached), `[agent]` (this node's part:
 //! what it offers, how it runs QEMU) and `[scheduler]` (how VMs are placed). Every key is
 //! documented in `plasmavmc-server --help`.
 
@@ -24,8 +26,32 @@ pub struct PlasmavmcConfig {
     pub tls: TlsSection,
     pub chainfire: ChainfireSection,
     pub iam: IamSection,
+    pub prismnet: PrismnetSection,
+    pub lightningstor: LightningstorSection,
     pub agent: AgentSection,
     pub scheduler: SchedulerSection,
+}
+
+/// `[prismnet]`: VMs' NICs are PrismNET ports, made, bound and deleted through its API as
+/// PlasmaVMC's service account (`iam.credentials_file`; IAM's `bootstrap.services` lists
+/// `plasmavmc`). Without the account, VMs with NICs are refused.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrismnetSection {
+    /// PrismNET's API (gRPC).
+    pub url: String,
+}
+
+/// `[lightningstor]`: VMs' volumes are LightningStor volumes, attached through its API as
+/// PlasmaVMC's service account and opened by QEMU over NBD with TLS (checked against the
+/// platform CA). Without the account, VMs with volumes are refused.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LightningstorSection {
+    /// LightningStor's API (gRPC).
+    pub url: String,
+    /// Its NBD server, `host:port`, as QEMU on this node reaches it.
+    pub nbd: String,
 }
 
 /// `[agent]`: this node as a hypervisor. Every plasmavmc node serves the API; with the agent
@@ -88,6 +114,8 @@ impl ServiceConfig for PlasmavmcConfig {
             tls: TlsSection::default(),
             chainfire: ChainfireSection::default(),
             iam: IamSection::default(),
+            prismnet: PrismnetSection { url: "https://127.0.0.1:9091".into() },
+            lightningstor: LightningstorSection { url: "https://127.0.0.1:9093".into(), nbd: "127.0.0.1:10809".into() },
             agent: AgentSection {
                 enabled: true,
                 node: None,

@@ -16,6 +16,12 @@ pub enum PlasmavmcError {
     /// An image could not be fetched or does not match its checksum.
     #[error("image {what}: {message}")]
     Image { what: String, message: String },
+    /// A NIC's port could not be made or plugged in (PrismNET's answer, or no account).
+    #[error("network: {0}")]
+    Network(String),
+    /// A volume could not be attached (LightningStor's answer, or no account).
+    #[error("storage: {0}")]
+    Storage(String),
     #[error("{what}: {source}")]
     Io { what: String, source: io::Error },
     #[error(transparent)]

@@ -10,6 +10,8 @@ pub mod config;
 pub mod console;
 pub mod error;
 pub mod model;
+pub mod network;
 pub mod nodes;
 pub mod scheduler;
 pub mod server;
+pub mod storage;

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use photon_auth::service::ServiceToken;
 use photon_auth::AuthClient;
+use photon_resource::remote::Remote;
 use photon_resource::{Mirror, Resources, Store};
 use photon_runtime::{Api, Context, HealthReport, HealthStatus};
 
@@ -15,6 +17,8 @@ use crate::api::VmChecks;
 use crate::config::PlasmavmcConfig;
 use crate::console::ConsoleService;
 use crate::model::{self, Vm};
+use crate::network::Network;
+use crate::storage::Storage;
 use crate::nodes::{self, NodeRecord};
 use crate::scheduler::place::Policy;
 use crate::scheduler::{self, Scheduler};
@@ -31,7 +35,10 @@ pub async fn build(config: PlasmavmcConfig, context: Context) -> anyhow::Result<
         cpu_overcommit: config.scheduler.cpu_overcommit.max(0.1),
         memory_overcommit: config.scheduler.memory_overcommit.max(0.1),
     };
-    let scheduler = Scheduler::new(store.clone(), layout.clone(), policy);
+    // The platform CA, as IAM's client finds it (iam.ca, chainfire.ca, or what the node trusts).
+    let ca = config.iam.auth_config([config.chainfire.ca.as_deref(), trust.as_deref()]).ca;
+    let (network, storage) = accounts(&config, ca.clone())?;
+    let scheduler = Scheduler::new(store.clone(), layout.clone(), policy, network.clone(), storage.clone());
     if config.scheduler.enabled {
         let held = scheduler.clone();
         let claim = photon_resource::claim::hold(
@@ -82,9 +89,10 @@ pub async fn build(config: PlasmavmcConfig, context: Context) -> anyhow::Result<
             qemu_img: section.qemu_img.clone(),
             accel,
             stop_timeout: Duration::from_millis(section.stop_timeout_ms),
+            ca: ca.clone(),
         };
         local = Some((node.clone(), settings.run_dir.clone()));
-        let agent = Agent::new(settings, store.clone(), layout.clone(), images);
+        let agent = Agent::new(settings, store.clone(), layout.clone(), images, network.clone(), storage.clone());
         let resync = Duration::from_millis(section.resync_ms.max(100));
         context.tasks.spawn(photon_reconcile::run(agent.clone(), agent.queue(), resync, context.shutdown.clone()));
         Some(agent)
@@ -117,8 +125,12 @@ pub async fn build(config: PlasmavmcConfig, context: Context) -> anyhow::Result<
 
     let auth = config.iam.auth_config([config.chainfire.ca.as_deref(), trust.as_deref()]);
     let auth = Arc::new(AuthClient::new(auth).map_err(anyhow::Error::msg)?);
-    let checks =
-        Arc::new(VmChecks { cpu_overcommit: policy.cpu_overcommit, memory_overcommit: policy.memory_overcommit });
+    let checks = Arc::new(VmChecks {
+        cpu_overcommit: policy.cpu_overcommit,
+        memory_overcommit: policy.memory_overcommit,
+        network,
+        storage,
+    });
     let resources = Resources::new(store.clone(), layout.clone()).with_assigner::<Vm>(checks);
     let (router, mut rules, grpc) = crate::api::router(resources, auth.clone());
     let console =
@@ -127,6 +139,23 @@ pub async fn build(config: PlasmavmcConfig, context: Context) -> anyhow::Result<
     let guard = photon_auth::Guard::new(auth, rules);
     let report = move || health(&store, &copy, &scheduler, agent.as_deref());
     Ok(Api::new(report).grpc(grpc).grpc(console.server()).http(router).guard(move |router| guard.apply(router)))
+}
+
+/// PrismNET and LightningStor as PlasmaVMC's account, when this node has the account's key.
+fn accounts(config: &PlasmavmcConfig, ca: Option<std::path::PathBuf>) -> anyhow::Result<(Option<Network>, Option<Storage>)> {
+    let Some(key) = config.iam.account().map_err(anyhow::Error::msg)? else {
+        tracing::warn!("no service account (iam.credentials_file; IAM writes it with bootstrap.services = [\"plasmavmc\"]): VMs with NICs or volumes are refused");
+        return Ok((None, None));
+    };
+    let options = photon_client::ChannelOptions { ca, ..Default::default() };
+    let iam = photon_client::lazy_channel(&config.iam.url, &options)?;
+    let token = Arc::new(ServiceToken::login(iam, key.key_id, key.secret));
+    let prismnet = photon_client::lazy_channel(&config.prismnet.url, &options)?;
+    let lightningstor = photon_client::lazy_channel(&config.lightningstor.url, &options)?;
+    let storage = Storage::new(Remote::new("lightningstor", lightningstor, token.clone()), &config.lightningstor.nbd)
+        .map_err(anyhow::Error::msg)?;
+    tracing::info!(prismnet = %config.prismnet.url, lightningstor = %config.lightningstor.url, nbd = %config.lightningstor.nbd, "NICs are PrismNET ports and disks LightningStor volumes, both as PlasmaVMC's account");
+    Ok((Some(Network::new(Remote::new("prismnet", prismnet, token))), Some(storage)))
 }
 
 /// This node's API URL as other nodes reach it: the listen address, or the host name when that

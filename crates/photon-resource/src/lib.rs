@@ -7,7 +7,8 @@
 //! operations (`kind::Resources`, keys in `layout`), values the server picks on create
 //! (`assign`: addresses, ids, claimed without a lock), REST routes with IAM rules (`rest::Routes`) and the same
 //! API as gRPC (`grpc`) follow.
-//! `claim` holds a key for one node at a time (leases), for what only one node may do.
+//! `claim` holds a key for one node at a time (leases), for what only one node may do; `remote`
+//! calls another service's resources as this service's account.
 
 pub mod assign;
 pub mod claim;
@@ -19,6 +20,7 @@ pub mod kind;
 pub mod layout;
 pub mod meta;
 pub mod mirror;
+pub mod remote;
 pub mod rest;
 pub mod store;
 

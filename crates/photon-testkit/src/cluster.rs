@@ -24,6 +24,7 @@ fn api_port(service: &str) -> u16 {
         "flashdns" => 853,
         "fiberlb" => 9092,
         "prismnet" => 9091,
+        "plasmavmc" => 9090,
         other => panic!("the cluster harness does not run {other}"),
     }
 }
@@ -203,20 +204,40 @@ impl Cluster {
                     p.env("PRISMNET_IAM_CREDENTIALS_FILE", key);
                 }
             }
+            "plasmavmc" => {
+                p.arg("--cluster-config").arg(&node.config);
+                // Workers run VMs (software emulation, small); control-plane nodes the API and
+                // the scheduler only.
+                p.env("PLASMAVMC_AGENT_ENABLED", if node.control_plane { "false" } else { "true" });
+                p.env("PLASMAVMC_AGENT_NODE", &node.name);
+                p.env("PLASMAVMC_AGENT_ACCEL", "tcg");
+                p.env("PLASMAVMC_AGENT_VCPUS", "2");
+                p.env("PLASMAVMC_AGENT_MEMORY_MIB", "1024");
+                p.env("PLASMAVMC_AGENT_STOP_TIMEOUT_MS", "3000");
+                p.env("PLASMAVMC_AGENT_RESYNC_MS", "1000");
+                if !node.control_plane {
+                    p.env("PLASMAVMC_IAM_URL", format!("https://{}:8080", self.lab.addr(0)));
+                }
+                // NICs are PrismNET ports (prismnet runs on every node), made as PlasmaVMC's
+                // account, whose key node 0's IAM wrote.
+                let key = self.nodes.first().map(|n| n.data.path()).unwrap_or(node.data.path()).join("iam/services/plasmavmc.json");
+                p.env("PLASMAVMC_IAM_CREDENTIALS_FILE", key);
+            }
             "iam" => {
                 p.arg("--tls-cert").arg(secrets.join(format!("{}.crt", node.name)));
                 p.arg("--tls-key").arg(secrets.join(format!("{}.key", node.name)));
                 p.arg("--cluster-config").arg(&node.config);
                 p.env("IAM_KEYS_MASTER_KEY_FILE", secrets.join("iam-master.key"));
-                // PrismNET names ports in FlashDNS as its own account.
-                p.env("IAM_BOOTSTRAP_SERVICES", r#"["prismnet"]"#);
+                // PrismNET names ports in FlashDNS as its own account; PlasmaVMC makes VMs' ports
+                // in PrismNET as its own.
+                p.env("IAM_BOOTSTRAP_SERVICES", r#"["prismnet", "plasmavmc"]"#);
             }
             _ => {}
         }
         p
     }
 
-    /// Adds an application-tier `service` (flashdns, fiberlb, prismnet) to node `i`, started by the next
+    /// Adds an application-tier `service` (flashdns, fiberlb, prismnet, plasmavmc) to node `i`, started by the next
     /// `start`/`start_service`, as its unit would run on that node.
     pub fn add_service(&mut self, i: usize, service: &str) {
         let process = self.prepare(i, &self.nodes[i], service);

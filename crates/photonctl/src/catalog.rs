@@ -66,7 +66,7 @@ pub const CATALOG: &[ServiceEntry] = &[
         deps: &[(Requires, "flaredb")],
         env: &[
             ("IAM_FLAREDB_ENDPOINTS", "[\"{url:flaredb}\"]"),
-            ("IAM_BOOTSTRAP_SERVICES", "[\"lightningstor\", \"prismnet\"]"),
+            ("IAM_BOOTSTRAP_SERVICES", "[\"lightningstor\", \"prismnet\", \"plasmavmc\"]"),
         ],
     },
     ServiceEntry {
@@ -75,7 +75,13 @@ pub const CATALOG: &[ServiceEntry] = &[
         // (QEMU; software emulation where KVM does not run guests) in one process.
         api_port: 9090,
         deps: &[(Wants, "chainfire"), (Wants, "iam")],
-        env: &[("PLASMAVMC_CHAINFIRE_ENDPOINTS", "[\"{url:chainfire}\"]"), ("PLASMAVMC_IAM_URL", "{url:iam}")],
+        env: &[
+            ("PLASMAVMC_CHAINFIRE_ENDPOINTS", "[\"{url:chainfire}\"]"),
+            ("PLASMAVMC_IAM_URL", "{url:iam}"),
+            // VMs' NICs as PrismNET ports, made as PlasmaVMC's own account.
+            ("PLASMAVMC_PRISMNET_URL", "{url:prismnet}"),
+            ("PLASMAVMC_IAM_CREDENTIALS_FILE", "{data}/../iam/services/plasmavmc.json"),
+        ],
     },
     ServiceEntry {
         name: "prismnet",

@@ -35,6 +35,10 @@ pub enum VmCommand {
         /// No two VMs of the project's GROUP share a node.
         #[arg(long, value_name = "GROUP")]
         anti_affinity: Option<String>,
+        /// A NIC on a VPC: `VPC/SUBNET` or `VPC/SUBNET:GROUP,GROUP` with security groups
+        /// (repeatable; the first is the guest's eth0).
+        #[arg(long = "nic", value_name = "VPC/SUBNET[:GROUPS]")]
+        nics: Vec<String>,
         /// Create it stopped.
         #[arg(long)]
         stopped: bool,
@@ -152,9 +156,11 @@ pub fn plan_vm(command: &VmCommand, owner: &Owner) -> anyhow::Result<Call> {
             user_data,
             restart_elsewhere,
             anti_affinity,
+            nics,
             stopped,
             ..
         } => {
+            let nics = nics.iter().map(|nic| parse_nic(nic)).collect::<anyhow::Result<Vec<Value>>>()?;
             let user_data = match user_data {
                 Some(path) => Some(Value::from(
                     std::fs::read_to_string(path)
@@ -169,6 +175,7 @@ pub fn plan_vm(command: &VmCommand, owner: &Owner) -> anyhow::Result<Call> {
                 ("user_data", user_data),
                 ("restart_policy", restart_elsewhere.then(|| json!("elsewhere"))),
                 ("anti_affinity", anti_affinity.clone().map(Value::from)),
+                ("nics", (!nics.is_empty()).then(|| json!(nics))),
                 ("power", stopped.then(|| json!("stopped"))),
             ]);
             rows(Method::POST, vms, create(name, spec))
@@ -225,6 +232,16 @@ pub fn plan_flavor(command: &FlavorCommand, owner: &Owner) -> anyhow::Result<Cal
     })
 }
 
+/// `VPC/SUBNET[:GROUP,GROUP]` as a NIC of a VM's spec.
+fn parse_nic(text: &str) -> anyhow::Result<Value> {
+    let (place, groups) = text.split_once(':').unwrap_or((text, ""));
+    let Some((vpc, subnet)) = place.split_once('/') else {
+        anyhow::bail!("--nic {text:?}: VPC/SUBNET, optionally followed by :GROUP,GROUP");
+    };
+    let groups: Vec<&str> = groups.split(',').filter(|g| !g.is_empty()).collect();
+    Ok(json!({"vpc": vpc, "subnet": subnet, "security_groups": groups}))
+}
+
 /// Follows VM `path`'s transitions (printed to stderr as they happen) until it is `running`,
 /// or fails with the reason of an `error`, or after `timeout`.
 async fn wait_running(rest: &Rest, path: &str, timeout: Duration) -> anyhow::Result<()> {
@@ -243,6 +260,10 @@ async fn wait_running(rest: &Rest, path: &str, timeout: Duration) -> anyhow::Res
                 let node = vm["status"]["node"].as_str().unwrap_or("?");
                 let accel = vm["status"]["accel"].as_str().unwrap_or("?");
                 eprintln!("running on {node} ({accel})");
+                for nic in vm["status"]["nics"].as_array().into_iter().flatten() {
+                    let (port, ip) = (nic["port"].as_str().unwrap_or("?"), nic["ip"].as_str().unwrap_or("?"));
+                    eprintln!("address {ip} (port {port})");
+                }
                 return Ok(());
             }
             Some("error") => {
@@ -336,6 +357,17 @@ mod tests {
                 json!({"name": "web1", "spec": {"flavor": "small", "image": "debian", "restart_policy": "elsewhere"}})
             )
         );
+        let line = Line::try_parse_from([
+            "vm", "create", "web2", "--flavor", "small", "--image", "debian", "--nic", "blue/front:web,ssh", "--nic", "blue/back",
+        ])
+        .unwrap();
+        let nics = plan_vm(&line.command, &owner).unwrap().body.unwrap()["spec"]["nics"].clone();
+        assert_eq!(
+            nics,
+            json!([{"vpc": "blue", "subnet": "front", "security_groups": ["web", "ssh"]}, {"vpc": "blue", "subnet": "back", "security_groups": []}])
+        );
+        let line = Line::try_parse_from(["vm", "create", "w", "--flavor", "s", "--image", "d", "--nic", "front"]).unwrap();
+        assert!(plan_vm(&line.command, &owner).is_err(), "a NIC names its VPC and subnet");
         let line = Line::try_parse_from(["vm", "stop", "web1"]).unwrap();
         let call = plan_vm(&line.command, &owner).unwrap();
         assert_eq!((call.method, call.path.as_str()), (Method::POST, &*format!("{VMS}/web1/stop")));

@@ -11,8 +11,10 @@ pub mod images;
 pub mod qemu;
 pub mod qmp;
 pub mod seed;
+pub mod taps;
 
 use std::collections::BTreeMap;
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -24,11 +26,14 @@ use serde::{Deserialize, Serialize};
 use crate::error::{PlasmavmcError, Result};
 use crate::model::flavor::FlavorSpec;
 use crate::model::image::ImageSpec;
-use crate::model::status::{self, State, VmStatus};
+use crate::model::status::{self, NicStatus, State, VmStatus, VolumeStatus};
 use crate::model::vm::{Power, VmSpec};
 use crate::model::{Flavor, Image};
+use crate::network::{self, Network};
+use crate::scheduler::allocations;
+use crate::storage::{AttachRef, Export, Storage};
 use images::ImageCache;
-use qemu::{Accel, Machine};
+use qemu::{Accel, Machine, Root};
 use qmp::Qmp;
 
 /// How often a starting QEMU is looked at until it answers on QMP, and for how long.
@@ -50,6 +55,8 @@ pub struct Settings {
     pub qemu_img: String,
     pub accel: (Accel, String),
     pub stop_timeout: Duration,
+    /// The platform CA, which QEMU checks LightningStor's NBD server against.
+    pub ca: Option<PathBuf>,
 }
 
 pub struct Agent {
@@ -57,6 +64,10 @@ pub struct Agent {
     store: Store,
     layout: Layout,
     images: Arc<ImageCache>,
+    /// PrismNET as PlasmaVMC's account (None: no account on this node; VMs with NICs fail).
+    network: Option<Network>,
+    /// LightningStor as PlasmaVMC's account (None: VMs with volumes fail).
+    storage: Option<Storage>,
     copy: Mutex<Mirror>,
     /// VMs asked to power down, and when.
     stopping: Mutex<BTreeMap<String, Instant>>,
@@ -77,12 +88,21 @@ fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Agent {
-    pub fn new(settings: Settings, store: Store, layout: Layout, images: Arc<ImageCache>) -> Arc<Self> {
+    pub fn new(
+        settings: Settings,
+        store: Store,
+        layout: Layout,
+        images: Arc<ImageCache>,
+        network: Option<Network>,
+        storage: Option<Storage>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             settings,
             store,
             layout,
             images,
+            network,
+            storage,
             copy: Mutex::new(Mirror::default()),
             stopping: Mutex::new(BTreeMap::new()),
             launching: Mutex::new(BTreeMap::new()),
@@ -176,10 +196,6 @@ impl Agent {
         std::fs::write(dir.join("vm.json"), record).map_err(|e| PlasmavmcError::io("writing vm.json", e))?;
         let flavor: FlavorSpec = self.spec_of::<Flavor>(vm, &vm.spec.flavor).await?;
         let image: ImageSpec = self.spec_of::<Image>(vm, &vm.spec.image).await?;
-        let base = match &image.disk {
-            Some(source) => Some((self.images.get(source).await?, image.format)),
-            None => None,
-        };
         let kernel = match &image.kernel {
             Some(source) => Some(self.images.get(source).await?),
             None => None,
@@ -189,9 +205,25 @@ impl Agent {
             None => None,
         };
         let seed = seed::write(dir, vm)?;
-        let disk = dir.join(disks::ROOT);
-        disks::ensure(&self.settings.qemu_img, &disk, base.as_ref().map(|(p, f)| (p.as_path(), *f)), flavor.disk_gib)
-            .await?;
+        let tls = self.tls(dir)?;
+        let root = match &vm.spec.root_volume {
+            Some(volume) => Root::Volume(self.attach(vm, volume).await?),
+            None => {
+                let base = match &image.disk {
+                    Some(source) => Some((self.images.get(source).await?, image.format)),
+                    None => None,
+                };
+                let disk = dir.join(disks::ROOT);
+                let base = base.as_ref().map(|(p, f)| (p.as_path(), *f));
+                disks::ensure(&self.settings.qemu_img, &disk, base, flavor.disk_gib).await?;
+                Root::File(disk)
+            }
+        };
+        let mut volumes = Vec::new();
+        for volume in &vm.spec.volumes {
+            volumes.push((volume.clone(), self.attach(vm, volume).await?));
+        }
+        let taps = self.plug(key, vm).await?;
         let owner = vm.metadata.owner();
         let machine = Machine {
             dir: dir.to_path_buf(),
@@ -199,16 +231,137 @@ impl Agent {
             vcpus: flavor.vcpus,
             memory_mib: flavor.memory_mib,
             accel: self.settings.accel.0,
-            disk,
+            root,
+            volumes: volumes.clone(),
+            tls,
             seed,
             kernel,
             initrd,
             cmdline: image.cmdline.clone(),
+            nics: taps.iter().map(|(fd, nic)| (fd.as_raw_fd(), nic.mac.clone())).collect(),
         };
-        let child = machine.spawn(&self.settings.qemu)?;
+        let child = match machine.spawn(&self.settings.qemu) {
+            Ok(child) => child,
+            Err(e) => {
+                drop(taps);
+                self.unplug(key, vm).await;
+                return Err(e);
+            }
+        };
+        // QEMU holds the taps now: each goes with it.
+        drop(taps);
+        let attached: Vec<VolumeStatus> = volumes
+            .iter()
+            .map(|(volume, _)| VolumeStatus { volume: volume.clone(), attachment: AttachRef::of(vm, volume).name })
+            .collect();
+        self.report(key, &vm.metadata.uid, move |s| s.volumes = attached.clone()).await?;
         let pid = child.id().unwrap_or_default();
         tracing::info!(vm = %key, uid = %vm.metadata.uid, pid, vcpus = flavor.vcpus, memory_mib = flavor.memory_mib, accel = %self.settings.accel.1, "started the VM's QEMU");
         Ok(child)
+    }
+
+    /// Opens a tap per NIC and makes (or rebinds) its port to it; the taps, and what each
+    /// NIC was given (also written into the VM's status).
+    async fn plug(&self, key: &str, vm: &Resource<VmSpec>) -> Result<Vec<(std::os::fd::OwnedFd, NicStatus)>> {
+        if vm.spec.nics.is_empty() {
+            return Ok(Vec::new());
+        }
+        let Some(net) = &self.network else {
+            return Err(PlasmavmcError::Network(
+                "the VM has NICs but this node has no PlasmaVMC service account (iam.credentials_file) to make its ports in PrismNET".into(),
+            ));
+        };
+        let mut plugged = Vec::new();
+        for (i, (port, nic)) in network::planned(vm).iter().zip(&vm.spec.nics).enumerate() {
+            let tap = network::tap_name(&vm.metadata.uid, i);
+            let fd = taps::open(&tap).map_err(|e| PlasmavmcError::io(format!("NIC {i}'s tap"), e))?;
+            let given = net
+                .plug(port, nic, &self.settings.node, &tap)
+                .await
+                .map_err(|e| PlasmavmcError::Network(format!("NIC {i} (port {}): {e}", port.path())))?;
+            tracing::info!(vm = %key, port = %given.port, ip = %given.ip, %tap, "NIC plugged in");
+            plugged.push((fd, given));
+        }
+        let nics: Vec<NicStatus> = plugged.iter().map(|(_, nic)| nic.clone()).collect();
+        self.report(key, &vm.metadata.uid, move |s| s.nics = nics.clone()).await?;
+        Ok(plugged)
+    }
+
+    /// Unbinds the VM's ports from this node's taps (gone with QEMU), so PrismNET stops
+    /// looking for them. Failures are logged: the next stop or start tries again.
+    async fn unplug(&self, key: &str, vm: &Resource<VmSpec>) {
+        let Some(net) = &self.network else { return };
+        for (i, port) in network::planned(vm).iter().enumerate() {
+            let tap = network::tap_name(&vm.metadata.uid, i);
+            if let Err(e) = net.unplug(port, &self.settings.node, &tap).await {
+                tracing::warn!(vm = %key, port = %port.path(), error = %e, "cannot unbind a stopped VM's port");
+            }
+        }
+    }
+
+    /// Puts the platform CA where QEMU's NBD TLS credentials read it; whether volumes can be
+    /// opened (a node without LightningStor's account or a CA runs VMs without volumes).
+    fn tls(&self, dir: &std::path::Path) -> Result<bool> {
+        let (Some(_), Some(ca)) = (&self.storage, &self.settings.ca) else { return Ok(false) };
+        let tls = dir.join(qemu::TLS_DIR);
+        std::fs::create_dir_all(&tls).map_err(|e| PlasmavmcError::io(format!("creating {}", tls.display()), e))?;
+        std::fs::copy(ca, tls.join("ca-cert.pem")).map_err(|e| PlasmavmcError::io(format!("copying the CA {}", ca.display()), e))?;
+        Ok(true)
+    }
+
+    /// The VM's attachment of `volume` (recorded as the VM's in this node's allocation first,
+    /// so the sweep deletes it with the VM) and where QEMU opens it.
+    async fn attach(&self, vm: &Resource<VmSpec>, volume: &str) -> Result<Export> {
+        let (Some(storage), Some(_)) = (&self.storage, &self.settings.ca) else {
+            return Err(PlasmavmcError::Storage(format!(
+                "volume {volume}: this node has no PlasmaVMC service account (iam.credentials_file) or no CA to reach LightningStor"
+            )));
+        };
+        let attachment = AttachRef::of(vm, volume);
+        allocations::own(&self.store, &self.settings.node, &vm.metadata.uid, &attachment).await?;
+        storage.attach(&attachment, &self.settings.node).await.map_err(|e| PlasmavmcError::Storage(format!("volume {volume}: {e}")))
+    }
+
+    /// Hot attach and detach: the running guest's data volumes made to match the spec, one
+    /// step per call; `Some` while a detach waits for the guest to let go of its disk.
+    async fn volumes(&self, key: &str, vm: &Resource<VmSpec>, status: &VmStatus, qmp: &mut Qmp) -> Result<Option<Requeue>> {
+        let uid = &vm.metadata.uid;
+        for volume in vm.spec.volumes.iter().filter(|v| !status.volumes.iter().any(|s| &s.volume == *v)) {
+            let export = self.attach(vm, volume).await?;
+            let (node, device) = qemu::volume_ids(volume);
+            tolerate(qmp.execute("blockdev-add", Some(qemu::nbd_blockdev(&node, &export))).await, "Duplicate")?;
+            let device_args = serde_json::json!({"driver": "virtio-blk-pci", "id": device, "drive": node, "serial": qemu::serial(volume)});
+            tolerate(qmp.execute("device_add", Some(device_args)).await, "Duplicate")?;
+            tracing::info!(vm = %key, %volume, "attached a volume to the running guest");
+            let added = VolumeStatus { volume: volume.clone(), attachment: AttachRef::of(vm, volume).name };
+            self.report(key, uid, move |s| {
+                if !s.volumes.contains(&added) {
+                    s.volumes.push(added.clone());
+                }
+            })
+            .await?;
+        }
+        for gone in status.volumes.iter().filter(|s| !vm.spec.volumes.contains(&s.volume)) {
+            let (node, device) = qemu::volume_ids(&gone.volume);
+            let devices = qmp.execute("qom-list", Some(serde_json::json!({"path": "/machine/peripheral"}))).await?;
+            let present = devices.as_array().into_iter().flatten().any(|d| d["name"] == device.as_str());
+            if present {
+                // The guest is asked (ACPI) and lets go when it can: looked at again shortly.
+                tolerate(qmp.execute("device_del", Some(serde_json::json!({"id": device}))).await, "in progress")?;
+                return Ok(Some(Requeue::After(Duration::from_millis(200))));
+            }
+            tolerate(qmp.execute("blockdev-del", Some(serde_json::json!({"node-name": node}))).await, "not found")?;
+            if let Some(storage) = &self.storage {
+                storage
+                    .detach(&AttachRef::of(vm, &gone.volume))
+                    .await
+                    .map_err(|e| PlasmavmcError::Storage(format!("volume {}: {e}", gone.volume)))?;
+            }
+            tracing::info!(vm = %key, volume = %gone.volume, "detached a volume from the running guest");
+            let name = gone.volume.clone();
+            self.report(key, uid, move |s| s.volumes.retain(|v| v.volume != name)).await?;
+        }
+        Ok(None)
     }
 
     /// Ends a QEMU this agent started that has not answered yet.
@@ -284,6 +437,9 @@ impl Agent {
                     let reboots = vm.spec.reboots;
                     self.report(&key, uid, move |s| s.reboots = reboots).await?;
                 }
+                if let Some(requeue) = self.volumes(&key, &vm, &status, &mut qmp).await? {
+                    return Ok(requeue);
+                }
                 let run = qmp.status().await?;
                 if run.running {
                     self.enter(&key, uid, State::Running, None).await?;
@@ -298,6 +454,9 @@ impl Agent {
                 self.abandon(uid);
                 if !running {
                     locked(&self.stopping).remove(uid);
+                    if status.state != State::Stopped {
+                        self.unplug(&key, &vm).await;
+                    }
                     self.enter(&key, uid, State::Stopped, None).await?;
                     return Ok(Requeue::Done);
                 }
@@ -331,5 +490,15 @@ impl Reconciler for Agent {
 
     async fn reconcile(&self, uid: &String) -> std::result::Result<Requeue, String> {
         self.converge(uid).await.map_err(|e| e.to_string())
+    }
+}
+
+/// A QMP error whose text contains `benign` (an add already done, a delete already asked for)
+/// is success: the step was taken before (by an earlier call or agent).
+fn tolerate(outcome: Result<serde_json::Value>, benign: &str) -> Result<()> {
+    match outcome {
+        Ok(_) => Ok(()),
+        Err(PlasmavmcError::Qmp { message, .. }) if message.contains(benign) => Ok(()),
+        Err(e) => Err(e),
     }
 }

@@ -8,6 +8,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use crate::error::{PlasmavmcError, Result};
+use crate::storage::Export;
 
 pub const QMP: &str = "qmp.sock";
 pub const CONSOLE: &str = "console.sock";
@@ -23,6 +24,39 @@ pub enum Accel {
     Tcg,
 }
 
+/// The guest's first disk.
+#[derive(Debug, Clone)]
+pub enum Root {
+    /// A local qcow2 file (an overlay of the image's disk, or blank).
+    File(PathBuf),
+    /// A LightningStor volume over NBD.
+    Volume(Export),
+}
+
+/// QEMU's block node and device ids of a data volume: short (node names are at most 31
+/// bytes) and the same for the volume at every start and in every agent.
+pub fn volume_ids(volume: &str) -> (String, String) {
+    let digest = ring::digest::digest(&ring::digest::SHA256, volume.as_bytes());
+    let short: String = digest.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect();
+    (format!("vol-{short}"), format!("disk-{short}"))
+}
+
+/// The `-blockdev` (and `blockdev-add`) arguments of an NBD export over TLS.
+pub fn nbd_blockdev(node: &str, export: &Export) -> serde_json::Value {
+    serde_json::json!({
+        "driver": "nbd",
+        "node-name": node,
+        "server": {"type": "inet", "host": export.host, "port": export.port.to_string()},
+        "export": export.name,
+        "tls-creds": TLS_CREDS,
+        "discard": "unmap",
+    })
+}
+
+/// The TLS credentials object NBD exports are opened with (the platform CA in `tls/`).
+pub const TLS_CREDS: &str = "nbd-tls";
+pub const TLS_DIR: &str = "tls";
+
 /// Everything QEMU is started with.
 #[derive(Debug, Clone)]
 pub struct Machine {
@@ -32,12 +66,19 @@ pub struct Machine {
     pub vcpus: u32,
     pub memory_mib: u64,
     pub accel: Accel,
-    pub disk: PathBuf,
+    pub root: Root,
+    /// Data volumes in order: (name, export).
+    pub volumes: Vec<(String, Export)>,
+    /// The TLS credentials for NBD (the platform CA in `<dir>/tls/`) are loaded, so volumes
+    /// can be attached, also later.
+    pub tls: bool,
     /// The cloud-init seed's directory, shown as a read-only FAT drive labelled `cidata`.
     pub seed: PathBuf,
     pub kernel: Option<PathBuf>,
     pub initrd: Option<PathBuf>,
     pub cmdline: Option<String>,
+    /// NICs in order: an open tap descriptor (inherited by QEMU) and the port's MAC.
+    pub nics: Vec<(i32, String)>,
 }
 
 impl Machine {
@@ -75,18 +116,47 @@ impl Machine {
             ),
             "-serial".into(),
             "chardev:console".into(),
-            // The root disk first: the guest's vda.
-            "-blockdev".into(),
-            format!("driver=qcow2,node-name=root,file.driver=file,file.filename={},discard=unmap", self.disk.display()),
-            "-device".into(),
-            "virtio-blk-pci,drive=root".into(),
+        ];
+        if self.tls {
+            args.extend([
+                "-object".into(),
+                format!("tls-creds-x509,id={TLS_CREDS},endpoint=client,dir={dir}/{TLS_DIR},verify-peer=on"),
+            ]);
+        }
+        // The root disk first: the guest's vda.
+        let root = match &self.root {
+            Root::File(disk) => {
+                format!("driver=qcow2,node-name=root,file.driver=file,file.filename={},discard=unmap", disk.display())
+            }
+            Root::Volume(export) => nbd_blockdev("root", export).to_string(),
+        };
+        args.extend(["-blockdev".into(), root, "-device".into(), "virtio-blk-pci,drive=root".into()]);
+        args.extend([
+            // The cloud-init seed next (vdb), then data volumes.
             "-blockdev".into(),
             format!("driver=vvfat,node-name=cidata,dir={},label=cidata,read-only=on", self.seed.display()),
             "-device".into(),
             "virtio-blk-pci,drive=cidata".into(),
             "-pidfile".into(),
             format!("{dir}/{PID}"),
-        ];
+        ]);
+        for (volume, export) in &self.volumes {
+            let (node, device) = volume_ids(volume);
+            args.extend([
+                "-blockdev".into(),
+                nbd_blockdev(&node, export).to_string(),
+                "-device".into(),
+                format!("virtio-blk-pci,drive={node},id={device},serial={}", serial(volume)),
+            ]);
+        }
+        for (i, (fd, mac)) in self.nics.iter().enumerate() {
+            args.extend([
+                "-netdev".into(),
+                format!("tap,id=nic{i},fd={fd}"),
+                "-device".into(),
+                format!("virtio-net-pci,netdev=nic{i},mac={mac}"),
+            ]);
+        }
         if let Some(kernel) = &self.kernel {
             args.extend(["-kernel".into(), kernel.display().to_string()]);
             if let Some(initrd) = &self.initrd {
@@ -111,17 +181,31 @@ impl Machine {
         command.args(self.args()).stdin(Stdio::null()).stdout(log).stderr(err);
         // A session of its own: no signal meant for the agent (a terminal's, a kill of its
         // group) reaches the VM. Its exit is reaped by tokio once the handle is dropped.
-        // SAFETY: setsid is async-signal-safe and touches nothing of the parent.
+        // The taps' descriptors stay open across exec in QEMU alone (the agent's own copies
+        // keep close-on-exec, so no other child inherits them).
+        let taps: Vec<i32> = self.nics.iter().map(|(fd, _)| *fd).collect();
+        // SAFETY: setsid and fcntl are async-signal-safe and touch nothing of the parent.
         unsafe {
-            command.pre_exec(|| {
+            command.pre_exec(move || {
                 if libc::setsid() < 0 {
                     return Err(std::io::Error::last_os_error());
+                }
+                for &fd in &taps {
+                    if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
                 }
                 Ok(())
             });
         }
         command.spawn().map_err(|e| PlasmavmcError::qemu(format!("starting {binary}"), e.to_string()))
     }
+}
+
+/// A volume's name as the guest's disk serial (`/dev/disk/by-id/virtio-<serial>`): virtio-blk
+/// keeps 20 bytes.
+pub fn serial(volume: &str) -> String {
+    volume.chars().take(20).collect()
 }
 
 /// Whether the VM's QEMU in `dir` answers on its QMP socket.

@@ -55,6 +55,25 @@ pub struct Grant {
     pub memory_mib: u64,
 }
 
+/// One NIC as plugged in: its port in PrismNET, the address and MAC the port was given, and
+/// the tap device on the node (which PrismNET moves onto the VPC's bridge).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NicStatus {
+    /// `<vpc>/<subnet>/<port>`.
+    pub port: String,
+    pub ip: std::net::Ipv4Addr,
+    pub mac: String,
+    pub tap: String,
+}
+
+/// A volume as attached to the running VM: its name and the block node QEMU reads it through.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VolumeStatus {
+    pub volume: String,
+    /// The LightningStor attachment that grants this node the volume.
+    pub attachment: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
 pub struct VmStatus {
     pub state: State,
@@ -71,6 +90,12 @@ pub struct VmStatus {
     /// Reboots of the spec done so far.
     #[serde(default)]
     pub reboots: u32,
+    /// The NICs as last plugged in, in the spec's order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nics: Vec<NicStatus>,
+    /// The data volumes attached to the running guest now (the root volume is not listed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<VolumeStatus>,
     /// Placements so far (a restart elsewhere adds one).
     #[serde(default)]
     pub placements: u32,

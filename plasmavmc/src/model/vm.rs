@@ -1,8 +1,10 @@
 //! A VM: a flavour and an image, the power state its owner asks for, what cloud-init gives the
 //! guest (ssh keys, user data, metadata), and where it may run (node labels, an anti-affinity
-//! group, what happens when its node dies). What it is doing is its status (`super::status`).
+//! group, what happens when its node dies), and its NICs: each a PrismNET port the VM owns in
+//! one of its project's subnets. What it is doing is its status (`super::status`).
 
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 
 use photon_resource::{check_name, FieldError, Kind};
 use serde::{Deserialize, Serialize};
@@ -13,6 +15,36 @@ pub struct Vm;
 
 /// User data cloud-init reads: at most this many bytes.
 pub const MAX_USER_DATA: usize = 64 * 1024;
+
+/// NICs per VM.
+pub const MAX_NICS: usize = 8;
+
+/// Data volumes per VM.
+pub const MAX_VOLUMES: usize = 16;
+
+/// One network interface: a port of the VM's own, made in `vpc`/`subnet` of the VM's project
+/// when it is placed and deleted with it, named `<vm>-<index>`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Nic {
+    pub vpc: String,
+    pub subnet: String,
+    /// Security groups of the VPC (none: nothing comes in but replies).
+    #[serde(default)]
+    pub security_groups: Vec<String>,
+    /// A fixed address in the subnet (default: PrismNET picks a free one).
+    #[serde(default)]
+    pub ip: Option<Ipv4Addr>,
+}
+
+/// The name of the port behind NIC `index` of VM `vm`: `<vm>-<index>`, the VM's name shortened
+/// so the whole is a valid name.
+pub fn port_name(vm: &str, index: usize) -> String {
+    let suffix = format!("-{index}");
+    let room = 63 - suffix.len();
+    let stem = if vm.len() > room { vm[..room].trim_end_matches('-') } else { vm };
+    format!("{stem}{suffix}")
+}
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
@@ -61,6 +93,19 @@ pub struct VmSpec {
     pub anti_affinity: Option<String>,
     #[serde(default)]
     pub restart_policy: RestartPolicy,
+    /// The root disk on a LightningStor volume of the project (the guest's vda) instead of a
+    /// local overlay of the image's disk: it outlives the node, so the VM can run elsewhere.
+    /// Fixed for the VM's life.
+    #[serde(default)]
+    pub root_volume: Option<String>,
+    /// Data volumes of the project, after the root disk in order; attached to and detached
+    /// from a running VM as this list changes.
+    #[serde(default)]
+    pub volumes: Vec<String>,
+    /// Network interfaces, in the order the guest sees them (eth0 first); fixed for the VM's
+    /// life.
+    #[serde(default)]
+    pub nics: Vec<Nic>,
     /// Bumped by the reboot action; the agent resets the VM once per bump.
     #[serde(default)]
     pub reboots: u32,
@@ -122,11 +167,40 @@ impl Kind for Vm {
         if let Some(group) = &spec.anti_affinity {
             check_name("spec.anti_affinity", group)?;
         }
+        if let Some(root) = &spec.root_volume {
+            check_name("spec.root_volume", root)?;
+        }
+        if spec.volumes.len() > MAX_VOLUMES {
+            return Err(FieldError::new("spec.volumes", format!("{} volumes; at most {MAX_VOLUMES}", spec.volumes.len())));
+        }
+        for (i, volume) in spec.volumes.iter().enumerate() {
+            check_name(&format!("spec.volumes[{i}]"), volume)?;
+            if spec.volumes[..i].contains(volume) || spec.root_volume.as_ref() == Some(volume) {
+                return Err(FieldError::new(format!("spec.volumes[{i}]"), format!("volume {volume} is attached twice")));
+            }
+        }
+        if spec.nics.len() > MAX_NICS {
+            return Err(FieldError::new("spec.nics", format!("{} NICs; at most {MAX_NICS}", spec.nics.len())));
+        }
+        for (i, nic) in spec.nics.iter().enumerate() {
+            check_name(&format!("spec.nics[{i}].vpc"), &nic.vpc)?;
+            check_name(&format!("spec.nics[{i}].subnet"), &nic.subnet)?;
+            if nic.security_groups.len() > 16 {
+                return Err(FieldError::new(format!("spec.nics[{i}].security_groups"), "at most 16 groups"));
+            }
+            for group in &nic.security_groups {
+                check_name(&format!("spec.nics[{i}].security_groups"), group)?;
+            }
+        }
         check_description(&spec.description)
     }
 
     fn update(new: &mut VmSpec, current: &VmSpec) -> Result<(), FieldError> {
         fixed("spec.image", &new.image, &current.image)?;
+        fixed("spec.root_volume", &new.root_volume, &current.root_volume)?;
+        if new.nics != current.nics {
+            return Err(FieldError::new("spec.nics", "NICs are fixed for a VM's life"));
+        }
         if new.flavor != current.flavor && (current.power != Power::Stopped || new.power != Power::Stopped) {
             return Err(FieldError::new("spec.flavor", "a VM is resized only while stopped: stop it first"));
         }

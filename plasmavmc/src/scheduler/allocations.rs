@@ -2,6 +2,8 @@
 //! there with their vCPUs and memory. A placement rewrites the record on the key's revision in
 //! the same transaction as the VM's status, so two placements on one node at once cannot both
 //! succeed: the second sees the new total and chooses again (no node is ever overcommitted).
+//! The record also lists the ports each VM owns, so they are deleted even when the VM's node
+//! is gone.
 
 use std::collections::BTreeMap;
 
@@ -9,6 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::status::Grant;
 use crate::model::ROOT;
+use crate::network::PortRef;
+use crate::storage::AttachRef;
+use photon_resource::{ResourceError, Store, Tx};
 
 pub fn prefix() -> String {
     format!("{ROOT}/allocations/")
@@ -23,6 +28,12 @@ pub struct Held {
     /// `<org>/<project>/<group>` of its anti-affinity group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// The PrismNET ports the VM owns (its NICs'): deleted when the VM is, by the sweep.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortRef>,
+    /// The LightningStor attachments the VM made (its volumes'): deleted with it too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<AttachRef>,
 }
 
 /// A node's record: its VMs by uid.
@@ -36,4 +47,23 @@ impl Allocation {
     pub fn totals(&self) -> (u64, u64) {
         self.vms.values().fold((0, 0), |(c, m), h| (c + u64::from(h.grant.vcpus), m + h.grant.memory_mib))
     }
+}
+
+/// Records in `node`'s allocation that VM `uid` owns `attachment` (before it is made, so the
+/// sweep finds it whatever happens next). A VM with no share there (moved meanwhile) is left.
+pub async fn own(store: &Store, node: &str, uid: &str, attachment: &AttachRef) -> Result<(), ResourceError> {
+    let key = format!("{}{node}", prefix());
+    for _ in 0..16 {
+        let Some(found) = store.get::<Allocation>(&key).await? else { return Ok(()) };
+        let mut record = found.value;
+        let Some(held) = record.vms.get_mut(uid) else { return Ok(()) };
+        if held.attachments.contains(attachment) {
+            return Ok(());
+        }
+        held.attachments.push(attachment.clone());
+        if store.commit(Tx::new().update(&key, &record, found.version)?).await?.is_some() {
+            return Ok(());
+        }
+    }
+    Err(ResourceError::Backend(format!("the allocation record of {node} kept changing under 16 writes")))
 }

@@ -18,6 +18,8 @@ use photon_resource::{Change, Kind, Mirror, Owner, Resource, ResourceError, Stor
 use crate::model::status::{self, Grant, State, VmStatus};
 use crate::model::vm::{RestartPolicy, VmSpec};
 use crate::model::{Flavor, Image};
+use crate::network::{self, Network, PortRef};
+use crate::storage::Storage;
 use crate::nodes::{self, NodeView};
 use allocations::{Allocation, Held};
 use place::{Policy, Request};
@@ -42,17 +44,28 @@ pub struct Scheduler {
     store: Store,
     layout: photon_resource::Layout,
     policy: Policy,
+    /// PrismNET and LightningStor as PlasmaVMC's account, to delete what deleted VMs owned.
+    network: Option<Network>,
+    storage: Option<Storage>,
     held: AtomicBool,
     copies: Mutex<Copies>,
     queue: Arc<Queue<Key>>,
 }
 
 impl Scheduler {
-    pub fn new(store: Store, layout: photon_resource::Layout, policy: Policy) -> Arc<Self> {
+    pub fn new(
+        store: Store,
+        layout: photon_resource::Layout,
+        policy: Policy,
+        network: Option<Network>,
+        storage: Option<Storage>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             store,
             layout,
             policy,
+            network,
+            storage,
             held: AtomicBool::new(false),
             copies: Mutex::new(Copies::default()),
             queue: Arc::new(Queue::default()),
@@ -156,6 +169,17 @@ impl Scheduler {
             nodes.remove(from);
         }
         let (mut held, mut versions) = self.allocations().await?;
+        let uid = vm.metadata.uid.clone();
+        let ports = network::planned(vm);
+        if claimed_by_another(&held, &uid, &ports) {
+            // A deleted VM of the same name still owns them: its ports go first.
+            self.sweep().await?;
+            (held, versions) = self.allocations().await?;
+            if claimed_by_another(&held, &uid, &ports) {
+                tracing::info!(vm = %key, "waiting for a deleted VM of the same name to give back its ports");
+                return Ok(Requeue::After(Duration::from_millis(500)));
+            }
+        }
         let node = match place::choose(&nodes, &held, &request, &self.policy) {
             Ok(node) => node,
             Err(_) => {
@@ -169,9 +193,9 @@ impl Scheduler {
             }
         };
         let grant = Grant { vcpus: flavor.vcpus, memory_mib: flavor.memory_mib };
-        let uid = vm.metadata.uid.clone();
         let mut target = held.get(&node).cloned().unwrap_or_default();
-        target.vms.insert(uid.clone(), Held { key: key.to_string(), grant, group });
+        let attachments = crate::storage::planned(vm);
+        target.vms.insert(uid.clone(), Held { key: key.to_string(), grant, group, ports, attachments });
         let target_key = format!("{}{node}", allocations::prefix());
         let target_version = versions.get(&node).copied();
         // A move gives back the old node's share in the same transaction.
@@ -228,11 +252,51 @@ impl Scheduler {
         Ok((held, versions))
     }
 
+    /// Deletes what a deleted VM owned elsewhere (its ports, its volumes' attachments);
+    /// whether all of it is gone.
+    async fn release(&self, held: &Held) -> bool {
+        let mut all = true;
+        if !held.ports.is_empty() {
+            match &self.network {
+                Some(net) => {
+                    for port in &held.ports {
+                        match net.delete(port).await {
+                            Ok(()) => tracing::info!(port = %port.path(), project = %format!("{}/{}", port.org, port.project), "deleted a deleted VM's port"),
+                            Err(e) => {
+                                tracing::warn!(port = %port.path(), error = %e, "cannot delete a deleted VM's port yet");
+                                all = false;
+                            }
+                        }
+                    }
+                }
+                None => tracing::warn!(vm = %held.key, "a deleted VM's ports stay: this node has no PlasmaVMC service account (iam.credentials_file)"),
+            }
+        }
+        if !held.attachments.is_empty() {
+            match &self.storage {
+                Some(storage) => {
+                    for attachment in &held.attachments {
+                        match storage.detach(attachment).await {
+                            Ok(()) => tracing::info!(volume = %attachment.volume, attachment = %attachment.name, "deleted a deleted VM's attachment"),
+                            Err(e) => {
+                                tracing::warn!(volume = %attachment.volume, error = %e, "cannot delete a deleted VM's attachment yet");
+                                all = false;
+                            }
+                        }
+                    }
+                }
+                None => tracing::warn!(vm = %held.key, "a deleted VM's attachments stay: this node has no PlasmaVMC service account (iam.credentials_file)"),
+            }
+        }
+        all
+    }
+
     /// Gives back allocations of VMs that are gone or live elsewhere now.
     async fn sweep(&self) -> Result<Requeue, String> {
         let vms: BTreeMap<String, Option<String>> = crate::model::followed_vms(&self.copies().plasmavmc)
             .map(|(_, vm)| (vm.metadata.uid.clone(), VmStatus::of(&vm).node))
             .collect();
+        let mut retry = false;
         for found in self.store.list_all::<Allocation>(&allocations::prefix()).await.map_err(|e| e.to_string())? {
             let node = found.key.strip_prefix(&allocations::prefix()).unwrap_or_default().to_string();
             let mut kept = found.value.clone();
@@ -243,12 +307,21 @@ impl Scheduler {
                 // The copy may lag the store (a placement committed but not yet seen): only the
                 // VM as stored now says it is gone or elsewhere.
                 let stored = self.store.get::<Resource<VmSpec>>(&held.key).await.map_err(|e| e.to_string())?;
-                let here = stored.is_some_and(|vm| {
-                    vm.value.metadata.uid == *uid && VmStatus::of(&vm.value).node.as_deref() == Some(node.as_str())
-                });
-                if !here {
-                    kept.vms.remove(uid);
+                let stored = stored.filter(|vm| vm.value.metadata.uid == *uid);
+                let on = stored.as_ref().map(|vm| VmStatus::of(&vm.value).node);
+                // Here still; or placed nowhere (in error since its node died) but owning ports or
+                // attachments, which this record keeps track of until the VM is deleted.
+                let owns = !held.ports.is_empty() || !held.attachments.is_empty();
+                if on.as_ref().is_some_and(|on| on.as_deref() == Some(node.as_str()) || (on.is_none() && owns)) {
+                    continue;
                 }
+                // Gone (not moved elsewhere, where its ports follow it): its ports go first, and
+                // its share is kept until they have.
+                if stored.is_none() && !self.release(held).await {
+                    retry = true;
+                    continue;
+                }
+                kept.vms.remove(uid);
             }
             if kept != found.value {
                 let tx = Tx::new().update(&found.key, &kept, found.version).map_err(|e| e.to_string())?;
@@ -258,8 +331,14 @@ impl Scheduler {
                 tracing::info!(%node, freed = found.value.vms.len() - kept.vms.len(), "gave back what deleted VMs held");
             }
         }
-        Ok(Requeue::Done)
+        Ok(if retry { Requeue::After(Duration::from_secs(1)) } else { Requeue::Done })
     }
+}
+
+/// Whether a VM other than `uid` still owns one of `ports`.
+fn claimed_by_another(held: &BTreeMap<String, Allocation>, uid: &str, ports: &[PortRef]) -> bool {
+    !ports.is_empty()
+        && held.values().flat_map(|a| &a.vms).any(|(other, h)| other != uid && h.ports.iter().any(|p| ports.contains(p)))
 }
 
 impl Reconciler for Scheduler {

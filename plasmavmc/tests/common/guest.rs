@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 pub struct Guest {
     pub dir: PathBuf,
+    /// Where the server listens.
+    pub host: String,
     pub port: u16,
     server: Child,
 }
@@ -18,30 +20,60 @@ fn sha256(path: &std::path::Path) -> String {
 }
 
 impl Guest {
-    /// Builds the guest unless the cache has it, and serves it on a free port.
+    /// Builds the guest unless the cache has it, and serves it on a free port of loopback.
     pub fn serve() -> Self {
+        Self::serve_at(None, "127.0.0.1")
+    }
+
+    /// `serve`, inside network namespace `ns` (a test host) on its address `host`, for nodes
+    /// in other namespaces to fetch from.
+    pub fn serve_at(ns: Option<&str>, host: &str) -> Self {
         let here = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("guest");
         let dir = PathBuf::from("/var/tmp/photoncloud-guest");
         let status = Command::new("bash").arg(here.join("build.sh")).arg(&dir).status();
         assert!(status.is_ok_and(|s| s.success()), "building the test guest (tests/guest/build.sh) failed");
         let port = photon_testkit::free_port();
-        let server = Command::new("python3")
-            .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string(), "--directory"])
+        let mut command = match ns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "python3"]);
+                c
+            }
+            None => Command::new("python3"),
+        };
+        let server = command
+            .args(["-m", "http.server", "--bind", host, &port.to_string(), "--directory"])
             .arg(&dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("python3 -m http.server: {e}"));
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        let listening = || {
+            let probe = format!("exec 3<>/dev/tcp/{host}/{port}");
+            let mut c = match ns {
+                Some(ns) => {
+                    let mut c = Command::new("ip");
+                    c.args(["netns", "exec", ns, "bash", "-c", &probe]);
+                    c
+                }
+                None => {
+                    let mut c = Command::new("bash");
+                    c.args(["-c", &probe]);
+                    c
+                }
+            };
+            c.stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+        };
+        while !listening() {
             assert!(Instant::now() < deadline, "the guest's HTTP server did not listen");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Self { dir, port, server }
+        Self { dir, host: host.to_string(), port, server }
     }
 
     pub fn url(&self, file: &str) -> String {
-        format!("http://127.0.0.1:{}/{file}", self.port)
+        format!("http://{}:{}/{file}", self.host, self.port)
     }
 
     /// The create body of image `name`: the kernel and initramfs by URL and SHA-256.

@@ -27,6 +27,8 @@ pub struct Stack {
     /// A member of project beta/web.
     pub stranger: String,
     pub guest: Guest,
+    /// lightningstor-server, when the stack has volumes (`start_with_storage`).
+    pub storage: Option<TestServer>,
 }
 
 /// Each node offers 2 CPUs (no overcommit) and 1 GiB.
@@ -57,36 +59,80 @@ impl Stack {
     }
 
     pub async fn start_with(count: usize, extra: &[(&str, String)]) -> Self {
+        Self::assemble(count, extra, false).await
+    }
+
+    /// `start`, plus a lightningstor-server whose volumes the VMs use (as PlasmaVMC's service
+    /// account, which IAM's bootstrap provisions).
+    pub async fn start_with_storage(count: usize) -> Self {
+        Self::assemble(count, &[], true).await
+    }
+
+    async fn assemble(count: usize, extra: &[(&str, String)], volumes: bool) -> Self {
         let guest = Guest::serve();
-        let env = Env::start(&[]).await;
+        let services: &[(&str, &str)] = if volumes { &[("IAM_BOOTSTRAP_SERVICES", r#"["lightningstor", "plasmavmc"]"#)] } else { &[] };
+        let env = Env::start(services).await;
         let root = env.admin_token().await;
         env.org(&root, "acme", &["web"]).await;
         env.org(&root, "beta", &["web"]).await;
         let tenant = env.member_token(&root, "acme", "vm", "member").await;
         let stranger = env.member_token(&root, "beta", "vm", "member").await;
+        let mut extra = extra.to_vec();
+        let storage = if volumes {
+            let services = env.iam.dir().join("data/services");
+            let (flaredb, iam, chainfire) = (env.flaredb.url(), env.iam.url(), env.chainfire.url());
+            let s3 = format!("127.0.0.1:{}", photon_testkit::free_port());
+            let mut storage = TestServer::with_shared_ca(
+                "lightningstor-server",
+                env.ca.path(),
+                &["--flaredb", &flaredb, "--chainfire", &chainfire, "--iam", &iam, "--s3-listen", &s3],
+            );
+            storage.process.env("LIGHTNINGSTOR_IAM_CREDENTIALS_FILE", services.join("lightningstor.json"));
+            let nbd = format!("127.0.0.1:{}", photon_testkit::free_port());
+            storage.process.env("LIGHTNINGSTOR_VOLUMES_NBD_LISTEN", &nbd);
+            storage.process.env("LIGHTNINGSTOR_VOLUMES_ISCSI_LISTEN", format!("127.0.0.1:{}", photon_testkit::free_port()));
+            storage.process.start();
+            storage.wait_healthy(Duration::from_secs(30)).await;
+            extra.push(("PLASMAVMC_IAM_CREDENTIALS_FILE", services.join("plasmavmc.json").display().to_string()));
+            extra.push(("PLASMAVMC_LIGHTNINGSTOR_URL", storage.url()));
+            extra.push(("PLASMAVMC_LIGHTNINGSTOR_NBD", nbd));
+            Some(storage)
+        } else {
+            None
+        };
         let mut nodes = Vec::new();
         for index in 0..count {
-            let mut node = node_server(&env, index, extra);
+            let mut node = node_server(&env, index, &extra);
             node.process.start();
             nodes.push(node);
         }
         for node in &mut nodes {
             node.wait_healthy(Duration::from_secs(30)).await;
         }
-        let stack = Self { env, root, nodes, tenant, stranger, guest };
+        let stack = Self { env, root, nodes, tenant, stranger, guest, storage };
         stack.wait_for("every node registered", Duration::from_secs(20), |s| {
             s.health(0)["nodes"]["schedulable"].as_u64() == Some(count as u64)
         });
         stack
     }
 
+    /// LightningStor's API under the tenant's project, asserting `status`.
+    pub fn volumes(&self, status: u16, method: &str, path: &str, body: Option<&str>) -> serde_json::Value {
+        let storage = self.storage.as_ref().expect("a stack with storage");
+        let (got, json) = storage.project_call(("acme", "web"), method, path, body, &self.tenant);
+        assert_eq!(got, status, "{method} {path}: {json}");
+        json
+    }
+
     pub fn health(&self, node: usize) -> serde_json::Value {
         self.nodes[node].curl("GET", "/health", None, &[]).1
     }
 
-    /// The API under `/api/v1/orgs/acme/projects/web` (or the full path) as `token`.
+    /// The API under `/api/v1/orgs/acme/projects/web` (or the full path) as `token`, through
+    /// the first node still running (a test may kill nodes).
     pub fn api(&self, method: &str, path: &str, body: Option<&str>, token: &str) -> (u16, serde_json::Value) {
-        self.nodes[0].project_call(("acme", "web"), method, path, body, token)
+        let node = self.nodes.iter().find(|n| n.process.pid().is_some()).unwrap_or(&self.nodes[0]);
+        node.project_call(("acme", "web"), method, path, body, token)
     }
 
     /// `api` as the tenant, asserting `status`.

@@ -21,6 +21,8 @@ fn used(entries: &[(&str, u32, u64, Option<&str>)]) -> Allocation {
                 key: format!("k/{uid}"),
                 grant: Grant { vcpus: *vcpus, memory_mib: *memory_mib },
                 group: group.map(str::to_string),
+                ports: Vec::new(),
+                attachments: Vec::new(),
             };
             (uid.to_string(), held)
         })
