@@ -1,7 +1,8 @@
 //! The management API on 9090: flavours, images and VMs as REST under
 //! `/api/v1/orgs/{org}/projects/{project}/{flavors,images,vms}` (photon-resource's routes, each
 //! authorized by IAM through photon-auth's guard) and as gRPC (`photon.resource.v1.Resources`),
-//! plus the VM actions `POST .../vms/{name}/{start,stop,reboot}` (`plasmavmc:vms:update`), each
+//! plus the VM actions `POST .../vms/{name}/{start,stop,reboot,migrate[?node=N]}`
+//! (`plasmavmc:vms:update`), each
 //! a change of the VM's spec the agent carries out; the reply is the VM, 202.
 //!
 //! A VM is checked against what is stored when created: its flavour and image must exist in its
@@ -10,7 +11,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -44,10 +45,12 @@ pub fn router(resources: Resources, auth: Arc<AuthClient>) -> (Router, Vec<Rule>
     (router.merge(actions), rules, grpc)
 }
 
-/// `start`, `stop` or `reboot`: the spec's power or reboot count changed, the VM answered.
+/// `start`, `stop`, `reboot` or `migrate`: the spec's power, reboot or migration count changed,
+/// the VM answered.
 async fn act(
     State(resources): State<Resources>,
     Path((org, project, name, action)): Path<(String, String, String, String)>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
 ) -> Response {
     let owner = Owner::new(org, project);
     let outcome = async {
@@ -58,10 +61,15 @@ async fn act(
             "stop" => spec.power = Power::Stopped,
             "reboot" if spec.power == Power::Running => spec.reboots += 1,
             "reboot" => return Err(ResourceError::Precondition(format!("VM {name} is stopped; start it instead"))),
+            "migrate" if spec.power == Power::Running => {
+                spec.migrations += 1;
+                spec.migrate_to = query.get("node").cloned();
+            }
+            "migrate" => return Err(ResourceError::Precondition(format!("VM {name} is stopped; only a running VM migrates"))),
             other => {
                 return Err(ResourceError::from(FieldError::new(
                     "action",
-                    format!("{other:?}: one of start, stop, reboot"),
+                    format!("{other:?}: one of start, stop, reboot, migrate"),
                 )));
             }
         }

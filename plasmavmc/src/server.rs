@@ -67,6 +67,7 @@ pub async fn build(config: PlasmavmcConfig, context: Context) -> anyhow::Result<
         let cache = section.image_cache.clone().unwrap_or_else(|| data_dir.join("images"));
         std::fs::create_dir_all(&run_dir).map_err(|e| anyhow::anyhow!("agent.run_dir {}: {e}", run_dir.display()))?;
         let accel = agent::accel::detect(&section.accel, &section.qemu, &run_dir).await;
+        let api_url = section.advertise_url.clone().unwrap_or_else(|| advertised(&config));
         let record = NodeRecord {
             vcpus: section
                 .vcpus
@@ -77,7 +78,7 @@ pub async fn build(config: PlasmavmcConfig, context: Context) -> anyhow::Result<
             architecture: std::env::consts::ARCH.to_string(),
             labels: section.labels.clone(),
             accel: accel.1.clone(),
-            api: Some(section.advertise_url.clone().unwrap_or_else(|| advertised(&config))),
+            api: Some(api_url.clone()),
         };
         tracing::info!(%node, vcpus = record.vcpus, memory_mib = record.memory_mib, accel = %accel.1, run_dir = %run_dir.display(), "agent on: this node runs VMs");
         context.tasks.spawn(nodes::register(store.clone(), node.clone(), record, context.shutdown.clone()));
@@ -90,6 +91,8 @@ pub async fn build(config: PlasmavmcConfig, context: Context) -> anyhow::Result<
             accel,
             stop_timeout: Duration::from_millis(section.stop_timeout_ms),
             ca: ca.clone(),
+            identity: context.tls.identity.clone(),
+            migration_host: migration_host(&api_url),
         };
         local = Some((node.clone(), settings.run_dir.clone()));
         let agent = Agent::new(settings, store.clone(), layout.clone(), images, network.clone(), storage.clone());
@@ -165,6 +168,16 @@ fn advertised(config: &PlasmavmcConfig) -> String {
     let listen = &config.server.listen;
     let host = if listen.ip().is_unspecified() { photon_runtime::host_name() } else { listen.ip().to_string() };
     format!("{scheme}://{host}:{}", listen.port())
+}
+
+/// The host of this node's API URL, where other nodes send live migrations.
+fn migration_host(api_url: &str) -> String {
+    let rest = api_url.split_once("://").map_or(api_url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    match authority.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host.trim_matches(['[', ']']).to_string(),
+        _ => authority.to_string(),
+    }
 }
 
 /// The node's memory (`MemTotal`), in MiB.

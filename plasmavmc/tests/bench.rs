@@ -3,7 +3,9 @@
 //! (create → ready line on the console), VMC_BENCH_RUNS times each, alternating; for each
 //! run also the time until QEMU answers QMP (raw: from the spawn; PlasmaVMC: from the create),
 //! whose difference is the control plane's share. Then VMC_BENCH_CONCURRENT creates at
-//! once, to all running. One JSON line per measure to the file VMC_BENCH_OUT names.
+//! once, to all running, beside as many raw QEMUs spawned at once; and VMC_BENCH_MIGRATIONS
+//! live migrations back and forth between two nodes (QEMU's downtime, and the request until
+//! the VM runs on the target). One JSON line per measure to the file VMC_BENCH_OUT names.
 
 mod common;
 
@@ -33,8 +35,9 @@ fn wait_file_contains(path: &Path, text: &str, timeout: Duration) {
     }
 }
 
-/// One raw QEMU run: (spawn → QMP socket answering, spawn → ready line), in ms.
-fn raw(guest: &Path, dir: &Path) -> (f64, f64) {
+/// A raw QEMU of the test guest in `dir` (seed and disk made there), not started: the command
+/// line the agent builds.
+fn raw_command(guest: &Path, dir: &Path) -> Command {
     let _ = std::fs::remove_dir_all(dir);
     let seed = dir.join("seed");
     std::fs::create_dir_all(&seed).expect("a run dir");
@@ -45,8 +48,8 @@ fn raw(guest: &Path, dir: &Path) -> (f64, f64) {
     let made = Command::new("qemu-img").args(["create", "-q", "-f", "qcow2"]).arg(&disk).arg("1G").status();
     assert!(made.is_ok_and(|s| s.success()));
     let d = dir.display();
-    let started = Instant::now();
-    let mut child = Command::new("qemu-system-x86_64")
+    let mut command = Command::new("qemu-system-x86_64");
+    command
         .args(["-name", "guest=raw,debug-threads=on", "-machine", "pc,accel=tcg", "-cpu", "max", "-smp", "1", "-m", "256"])
         .args(["-nodefaults", "-no-user-config", "-display", "none", "-vga", "none"])
         .args(["-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"])
@@ -61,19 +64,46 @@ fn raw(guest: &Path, dir: &Path) -> (f64, f64) {
         .args(["-append", "console=ttyS0 quiet panic=-1"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("qemu-system-x86_64");
+        .stderr(Stdio::null());
+    command
+}
+
+fn wait_qmp(dir: &Path) {
     let qmp = dir.join("qmp.sock");
     while std::os::unix::net::UnixStream::connect(&qmp).is_err() {
         std::thread::sleep(Duration::from_millis(1));
     }
+}
+
+/// One raw QEMU run: (spawn → QMP socket answering, spawn → ready line), in ms.
+fn raw(guest: &Path, dir: &Path) -> (f64, f64) {
+    let mut command = raw_command(guest, dir);
+    let started = Instant::now();
+    let mut child = command.spawn().expect("qemu-system-x86_64");
+    wait_qmp(dir);
     let qmp_ms = ms(started);
     wait_file_contains(&dir.join("console.log"), "PLASMAVMC-GUEST-READY", Duration::from_secs(120));
     let ready_ms = ms(started);
     let _ = child.kill();
     let _ = child.wait();
     (qmp_ms, ready_ms)
+}
+
+/// `count` raw QEMUs spawned at once, until every one answers QMP (what PlasmaVMC's
+/// `running` state means), in ms.
+fn raw_concurrent(guest: &Path, dir: &Path, count: usize) -> f64 {
+    let mut commands: Vec<Command> = (0..count).map(|i| raw_command(guest, &dir.join(format!("c{i}")))).collect();
+    let started = Instant::now();
+    let mut children: Vec<_> = commands.iter_mut().map(|c| c.spawn().expect("qemu-system-x86_64")).collect();
+    for i in 0..count {
+        wait_qmp(&dir.join(format!("c{i}")));
+    }
+    let took = ms(started);
+    for child in &mut children {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    took
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -119,7 +149,10 @@ async fn bench_plasmavmc() {
     record(serde_json::json!({"measure": "vm_qmp_ms", "values": vm_qmp}));
     record(serde_json::json!({"measure": "vm_ready_ms", "values": vm_ready}));
 
-    // Concurrent creates to every VM running (QMP answering, status running).
+    // Concurrent starts to every QEMU answering: raw first, then through PlasmaVMC (status
+    // running means QMP answered).
+    let raw_ms = raw_concurrent(&stack.guest.dir, &scratch.path().join("concurrent"), concurrent);
+    record(serde_json::json!({"measure": "raw_concurrent_ms", "value": raw_ms, "count": concurrent}));
     let started = Instant::now();
     let threads: Vec<_> = (0..concurrent)
         .map(|i| {
@@ -145,4 +178,34 @@ async fn bench_plasmavmc() {
         items.len() == concurrent && items.iter().all(|vm| vm["status"]["state"] == "running")
     });
     record(serde_json::json!({"measure": "concurrent_running_ms", "value": ms(started), "count": concurrent}));
+    drop(stack);
+
+    // Live migrations back and forth between two nodes, the root disk on a LightningStor
+    // volume: QEMU's downtime, and the request until the VM runs on the target.
+    let migrations: usize = std::env::var("VMC_BENCH_MIGRATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+    let stack = Stack::start_with_storage(2).await;
+    stack.flavor_and_image("bench", 1, 256);
+    stack.volumes(201, "POST", "/volumes", Some(r#"{"name":"root","spec":{"size_bytes":67108864,"replicas":1}}"#));
+    let vm = stack.expect(201, "POST", "/vms", Some(r#"{"name":"m","spec":{"flavor":"bench","image":"guest","root_volume":"root"}}"#));
+    let uid = vm["metadata"]["uid"].as_str().unwrap_or_default().to_string();
+    let running = stack.wait_state("m", "running", Duration::from_secs(90));
+    let mut node = running["status"]["node"].as_str().unwrap_or_default().to_string();
+    let index = |node: &str| node.trim_start_matches("node-").parse::<usize>().unwrap_or(0);
+    stack.wait_console(index(&node), &uid, "guest: count 2", 1, Duration::from_secs(90));
+    let (mut downtime, mut total) = (Vec::new(), Vec::new());
+    for _ in 0..migrations {
+        let target = format!("node-{}", 1 - index(&node));
+        let started = Instant::now();
+        stack.expect(202, "POST", &format!("/vms/m/migrate?node={target}"), None);
+        let moved = stack.wait_state_on("m", &target, "running", Duration::from_secs(120));
+        total.push(ms(started));
+        let record = &moved["status"]["last_migration"];
+        assert_eq!(record["succeeded"], true, "{moved}");
+        downtime.push(record["downtime_ms"].as_f64().unwrap_or(f64::NAN));
+        // The source's QEMU gone before the next move.
+        stack.wait_for("one QEMU", Duration::from_secs(30), |_| common::qemu_processes(&uid).len() == 1);
+        node = target;
+    }
+    record(serde_json::json!({"measure": "migration_downtime_ms", "values": downtime}));
+    record(serde_json::json!({"measure": "migration_total_ms", "values": total}));
 }

@@ -57,6 +57,14 @@ pub enum VmCommand {
     Stop {
         name: String,
     },
+    /// Move a running VM to another node while it runs (its root disk must be a volume); waits
+    /// until it runs there and prints the guest's downtime.
+    Migrate {
+        name: String,
+        /// The node to move to (default: the scheduler's choice).
+        #[arg(long, value_name = "NODE")]
+        to: Option<String>,
+    },
     /// Reset a running VM.
     Reboot {
         name: String,
@@ -185,6 +193,10 @@ pub fn plan_vm(command: &VmCommand, owner: &Owner) -> anyhow::Result<Call> {
         VmCommand::Start { name } => rows(Method::POST, format!("{}/start", one(&vms, name)), None),
         VmCommand::Stop { name } => rows(Method::POST, format!("{}/stop", one(&vms, name)), None),
         VmCommand::Reboot { name } => rows(Method::POST, format!("{}/reboot", one(&vms, name)), None),
+        VmCommand::Migrate { name, to } => {
+            let query = to.as_ref().map(|node| format!("?node={node}")).unwrap_or_default();
+            rows(Method::POST, format!("{}/migrate{query}", one(&vms, name)), None)
+        }
         VmCommand::Rm { name } => {
             Call::new(Method::DELETE, one(&vms, name), None, Show::Done(format!("deleted VM {name}")))
         }
@@ -242,6 +254,35 @@ fn parse_nic(text: &str) -> anyhow::Result<Value> {
     Ok(json!({"vpc": vpc, "subnet": subnet, "security_groups": groups}))
 }
 
+/// Follows VM `path`'s live migration (its phases printed to stderr) until the status has
+/// handled every migration asked for; how it went.
+async fn wait_migrated(rest: &Rest, path: &str, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    let mut last_phase = String::new();
+    loop {
+        let vm = send(rest, "plasmavmc", Method::GET, path, None).await?.json()?;
+        let phase = vm["status"]["migration"]["phase"].as_str().unwrap_or_default().to_string();
+        if !phase.is_empty() && phase != last_phase {
+            eprintln!("  {phase} (to {})", vm["status"]["migration"]["target"].as_str().unwrap_or("?"));
+            last_phase = phase;
+        }
+        let (asked, handled) = (vm["spec"]["migrations"].as_u64().unwrap_or(0), vm["status"]["migrations"].as_u64().unwrap_or(0));
+        if handled >= asked && vm["status"]["migration"].is_null() {
+            let record = &vm["status"]["last_migration"];
+            if record["succeeded"] != true {
+                anyhow::bail!("the VM did not migrate: {}", record["reason"].as_str().unwrap_or("no reason given"));
+            }
+            let downtime = record["downtime_ms"].as_u64().map(|d| format!("{d} ms")).unwrap_or_else(|| "unknown".into());
+            eprintln!("running on {} (downtime {downtime})", record["to"].as_str().unwrap_or("?"));
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            anyhow::bail!("the migration has not ended after {} s (see photonctl vm show)", timeout.as_secs());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Follows VM `path`'s transitions (printed to stderr as they happen) until it is `running`,
 /// or fails with the reason of an `error`, or after `timeout`.
 async fn wait_running(rest: &Rest, path: &str, timeout: Duration) -> anyhow::Result<()> {
@@ -292,9 +333,16 @@ pub async fn run_vm(target: Target, args: ProjectArgs, command: VmCommand, outpu
         }
         _ => None,
     };
+    let migrating = match &command {
+        VmCommand::Migrate { name, .. } => Some(one(&format!("{}/vms", project(&owner)), name)),
+        _ => None,
+    };
     execute(&rest, "plasmavmc", call, output).await?;
     if let Some(path) = follow {
         wait_running(&rest, &path, Duration::from_secs(300)).await?;
+    }
+    if let Some(path) = migrating {
+        wait_migrated(&rest, &path, Duration::from_secs(600)).await?;
     }
     Ok(())
 }
@@ -368,6 +416,9 @@ mod tests {
         );
         let line = Line::try_parse_from(["vm", "create", "w", "--flavor", "s", "--image", "d", "--nic", "front"]).unwrap();
         assert!(plan_vm(&line.command, &owner).is_err(), "a NIC names its VPC and subnet");
+        let line = Line::try_parse_from(["vm", "migrate", "web1", "--to", "hv2"]).unwrap();
+        let call = plan_vm(&line.command, &owner).unwrap();
+        assert_eq!((call.method, call.path.as_str()), (Method::POST, &*format!("{VMS}/web1/migrate?node=hv2")));
         let line = Line::try_parse_from(["vm", "stop", "web1"]).unwrap();
         let call = plan_vm(&line.command, &owner).unwrap();
         assert_eq!((call.method, call.path.as_str()), (Method::POST, &*format!("{VMS}/web1/stop")));

@@ -8,6 +8,7 @@
 pub mod accel;
 pub mod disks;
 pub mod images;
+mod migration;
 pub mod qemu;
 pub mod qmp;
 pub mod seed;
@@ -57,6 +58,10 @@ pub struct Settings {
     pub stop_timeout: Duration,
     /// The platform CA, which QEMU checks LightningStor's NBD server against.
     pub ca: Option<PathBuf>,
+    /// This node's certificate and key, which a live migration's target serves its stream with.
+    pub identity: Option<(PathBuf, PathBuf)>,
+    /// The address other nodes' QEMUs send a live migration to (the API's advertised host).
+    pub migration_host: String,
 }
 
 pub struct Agent {
@@ -128,7 +133,12 @@ impl Agent {
     fn placed(&self) -> BTreeMap<String, (String, Resource<VmSpec>)> {
         let copy = locked(&self.copy);
         crate::model::followed_vms(&copy)
-            .filter(|(_, vm)| VmStatus::of(vm).node.as_deref() == Some(self.settings.node.as_str()))
+            .filter(|(_, vm)| {
+                let status = VmStatus::of(vm);
+                let node = Some(self.settings.node.as_str());
+                // Also a VM migrating here: its QEMU waits for the stream on this node.
+                status.node.as_deref() == node || status.migration.as_ref().map(|m| m.target.as_str()) == node
+            })
             .map(|(key, vm)| (vm.metadata.uid.clone(), (key.clone(), vm)))
             .collect()
     }
@@ -189,7 +199,7 @@ impl Agent {
     }
 
     /// Starts the VM: its image's parts fetched, its disk made (kept across stops), QEMU run.
-    async fn start(&self, dir: &std::path::Path, key: &str, vm: &Resource<VmSpec>) -> Result<tokio::process::Child> {
+    async fn start(&self, dir: &std::path::Path, key: &str, vm: &Resource<VmSpec>, incoming: bool) -> Result<tokio::process::Child> {
         std::fs::create_dir_all(dir).map_err(|e| PlasmavmcError::io(format!("creating {}", dir.display()), e))?;
         let local = Local { key: key.to_string(), uid: vm.metadata.uid.clone() };
         let record = serde_json::to_vec(&local).unwrap_or_default();
@@ -223,7 +233,10 @@ impl Agent {
         for volume in &vm.spec.volumes {
             volumes.push((volume.clone(), self.attach(vm, volume).await?));
         }
-        let taps = self.plug(key, vm).await?;
+        let taps = self.plug(key, vm, !incoming).await?;
+        if incoming {
+            self.migration_tls(dir, true)?;
+        }
         let owner = vm.metadata.owner();
         let machine = Machine {
             dir: dir.to_path_buf(),
@@ -239,6 +252,7 @@ impl Agent {
             initrd,
             cmdline: image.cmdline.clone(),
             nics: taps.iter().map(|(fd, nic)| (fd.as_raw_fd(), nic.mac.clone())).collect(),
+            incoming,
         };
         let child = match machine.spawn(&self.settings.qemu) {
             Ok(child) => child,
@@ -262,9 +276,20 @@ impl Agent {
 
     /// Opens a tap per NIC and makes (or rebinds) its port to it; the taps, and what each
     /// NIC was given (also written into the VM's status).
-    async fn plug(&self, key: &str, vm: &Resource<VmSpec>) -> Result<Vec<(std::os::fd::OwnedFd, NicStatus)>> {
+    /// With `bind` false (a VM migrating in) the taps are opened but the ports stay bound to
+    /// the source's until the VM is switched here, and each NIC is as the status has it.
+    async fn plug(&self, key: &str, vm: &Resource<VmSpec>, bind: bool) -> Result<Vec<(std::os::fd::OwnedFd, NicStatus)>> {
         if vm.spec.nics.is_empty() {
             return Ok(Vec::new());
+        }
+        if !bind {
+            let nics = VmStatus::of(vm).nics;
+            let mut opened = Vec::new();
+            for (i, nic) in nics.into_iter().enumerate() {
+                let fd = taps::open(&nic.tap).map_err(|e| PlasmavmcError::io(format!("NIC {i}'s tap"), e))?;
+                opened.push((fd, nic));
+            }
+            return Ok(opened);
         }
         let Some(net) = &self.network else {
             return Err(PlasmavmcError::Network(
@@ -393,6 +418,18 @@ impl Agent {
         let dir = self.settings.run_dir.join(uid);
         let running = qemu::running(&dir).is_some();
         let status = VmStatus::of(&vm);
+        let here = Some(self.settings.node.as_str());
+        if let Some(m) = &status.migration {
+            if Some(m.target.as_str()) == here && status.node.as_deref() != here {
+                return self.incoming(&dir, &key, &vm, m).await;
+            }
+            if status.node.as_deref() == here && running {
+                return self.outgoing(&dir, &key, &vm, m).await;
+            }
+        }
+        if status.node.as_deref() == here && dir.join(migration::ARRIVED).exists() {
+            self.arrived(&dir, &key, &vm).await?;
+        }
         match vm.spec.power {
             Power::Running => {
                 locked(&self.stopping).remove(uid);
@@ -419,7 +456,7 @@ impl Agent {
                         tracing::warn!(vm = %key, "the VM's QEMU is gone (the guest powered off, or QEMU died); starting it again");
                     }
                     self.enter(&key, uid, State::Starting, None).await?;
-                    match self.start(&dir, &key, &vm).await {
+                    match self.start(&dir, &key, &vm, false).await {
                         Ok(child) => {
                             locked(&self.launching).insert(uid.to_string(), (child, Instant::now()));
                             return Ok(Requeue::After(LAUNCH_POLL));

@@ -56,6 +56,12 @@ pub fn nbd_blockdev(node: &str, export: &Export) -> serde_json::Value {
 /// The TLS credentials object NBD exports are opened with (the platform CA in `tls/`).
 pub const TLS_CREDS: &str = "nbd-tls";
 pub const TLS_DIR: &str = "tls";
+/// The directory of live migrations' TLS files.
+pub const MIGRATION_TLS: &str = "mig-tls";
+/// The credentials objects a live migration's target serves and its source checks with (one
+/// QEMU may be both, one after the other).
+pub const MIGRATION_TLS_IN: &str = "mig-tls-in";
+pub const MIGRATION_TLS_OUT: &str = "mig-tls-out";
 
 /// Everything QEMU is started with.
 #[derive(Debug, Clone)]
@@ -79,6 +85,9 @@ pub struct Machine {
     pub cmdline: Option<String>,
     /// NICs in order: an open tap descriptor (inherited by QEMU) and the port's MAC.
     pub nics: Vec<(i32, String)>,
+    /// Waits for a live migration's stream (`migrate-incoming`) instead of booting, with the
+    /// node's certificate in `<dir>/mig-tls/` to serve it over TLS.
+    pub incoming: bool,
 }
 
 impl Machine {
@@ -121,6 +130,14 @@ impl Machine {
             args.extend([
                 "-object".into(),
                 format!("tls-creds-x509,id={TLS_CREDS},endpoint=client,dir={dir}/{TLS_DIR},verify-peer=on"),
+            ]);
+        }
+        if self.incoming {
+            args.extend([
+                "-object".into(),
+                format!("tls-creds-x509,id={MIGRATION_TLS_IN},endpoint=server,dir={dir}/{MIGRATION_TLS},verify-peer=off"),
+                "-incoming".into(),
+                "defer".into(),
             ]);
         }
         // The root disk first: the guest's vda.

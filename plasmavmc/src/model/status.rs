@@ -74,6 +74,53 @@ pub struct VolumeStatus {
     pub attachment: String,
 }
 
+/// Where a live migration stands: the scheduler reserves the target (`prepare`), the target's
+/// agent starts QEMU waiting for the stream (`listening`, at `uri`), the source's agent sends
+/// it (`migrating`) until QEMU says `completed` or `failed`; the scheduler then switches the
+/// VM to the target (or gives the reservation back).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Prepare,
+    Listening,
+    Migrating,
+    Completed,
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Migration {
+    pub target: String,
+    pub phase: Phase,
+    /// Where the target's QEMU listens (`tcp:<host>:<port>`, TLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    pub started_ms: u64,
+    /// The guest's pause while its last memory crossed, as QEMU measured it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub downtime_ms: Option<u64>,
+    /// The whole migration, as QEMU measured it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A migration that ended: from where to where, and how it went.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MigrationRecord {
+    pub from: String,
+    pub to: String,
+    pub succeeded: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub downtime_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub at_ms: u64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
 pub struct VmStatus {
     pub state: State,
@@ -96,6 +143,14 @@ pub struct VmStatus {
     /// The data volumes attached to the running guest now (the root volume is not listed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<VolumeStatus>,
+    /// The live migration under way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration: Option<Migration>,
+    /// Migrations of the spec handled so far (done or failed).
+    #[serde(default)]
+    pub migrations: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_migration: Option<MigrationRecord>,
     /// Placements so far (a restart elsewhere adds one).
     #[serde(default)]
     pub placements: u32,

@@ -106,6 +106,13 @@ pub struct VmSpec {
     /// life.
     #[serde(default)]
     pub nics: Vec<Nic>,
+    /// Bumped by the migrate action; the scheduler moves the running VM to another node once
+    /// per bump (live: the guest keeps running).
+    #[serde(default)]
+    pub migrations: u32,
+    /// The node the next migration goes to (default: the scheduler's choice).
+    #[serde(default)]
+    pub migrate_to: Option<String>,
     /// Bumped by the reboot action; the agent resets the VM once per bump.
     #[serde(default)]
     pub reboots: u32,
@@ -203,6 +210,9 @@ impl Kind for Vm {
         }
         if new.flavor != current.flavor && (current.power != Power::Stopped || new.power != Power::Stopped) {
             return Err(FieldError::new("spec.flavor", "a VM is resized only while stopped: stop it first"));
+        }
+        if new.migrations < current.migrations {
+            return Err(FieldError::new("spec.migrations", "only ever grows (the migrate action bumps it)"));
         }
         if new.reboots < current.reboots {
             return Err(FieldError::new("spec.reboots", "only ever grows (the reboot action bumps it)"));

@@ -5,6 +5,7 @@
 //! deleted VMs held. It is a photon-reconcile reconciler over VM keys and the sweep.
 
 pub mod allocations;
+mod migrate;
 pub mod place;
 
 use std::collections::BTreeMap;
@@ -225,6 +226,8 @@ impl Scheduler {
             next.node = Some(node.clone());
             next.grant = Some(grant);
             next.placements += 1;
+            // A migration under way when the node died ends with it.
+            next.migration = None;
             next.enter(State::Scheduled, reason.clone());
             Some(next)
         };
@@ -293,21 +296,34 @@ impl Scheduler {
 
     /// Gives back allocations of VMs that are gone or live elsewhere now.
     async fn sweep(&self) -> Result<Requeue, String> {
-        let vms: BTreeMap<String, Option<String>> = crate::model::followed_vms(&self.copies().plasmavmc)
-            .map(|(_, vm)| (vm.metadata.uid.clone(), VmStatus::of(&vm).node))
+        // Each VM's node, and the node a live migration is taking it to (held there too).
+        let vms: BTreeMap<String, (Option<String>, Option<String>)> = crate::model::followed_vms(&self.copies().plasmavmc)
+            .map(|(_, vm)| {
+                let status = VmStatus::of(&vm);
+                (vm.metadata.uid.clone(), (status.node, status.migration.map(|m| m.target)))
+            })
             .collect();
         let mut retry = false;
         for found in self.store.list_all::<Allocation>(&allocations::prefix()).await.map_err(|e| e.to_string())? {
             let node = found.key.strip_prefix(&allocations::prefix()).unwrap_or_default().to_string();
             let mut kept = found.value.clone();
             for (uid, held) in &found.value.vms {
-                if vms.get(uid).is_some_and(|on| on.as_deref() == Some(node.as_str())) {
+                let holds = |(on, target): &(Option<String>, Option<String>)| {
+                    on.as_deref() == Some(node.as_str()) || target.as_deref() == Some(node.as_str())
+                };
+                if vms.get(uid).is_some_and(holds) {
                     continue;
                 }
                 // The copy may lag the store (a placement committed but not yet seen): only the
                 // VM as stored now says it is gone or elsewhere.
                 let stored = self.store.get::<Resource<VmSpec>>(&held.key).await.map_err(|e| e.to_string())?;
                 let stored = stored.filter(|vm| vm.value.metadata.uid == *uid);
+                let migrating_here = stored.as_ref().is_some_and(|vm| {
+                    VmStatus::of(&vm.value).migration.is_some_and(|m| m.target == node)
+                });
+                if migrating_here {
+                    continue;
+                }
                 let on = stored.as_ref().map(|vm| VmStatus::of(&vm.value).node);
                 // Here still; or placed nowhere (in error since its node died) but owning ports or
                 // attachments, which this record keeps track of until the VM is deleted.
@@ -367,7 +383,7 @@ impl Reconciler for Scheduler {
             (Some(node), _) => {
                 let dead = self.nodes().get(node).is_none_or(|n| n.dead());
                 if !dead {
-                    return Ok(Requeue::Done);
+                    return self.migrate(key, &vm, node, &status).await;
                 }
                 match vm.spec.restart_policy {
                     RestartPolicy::Elsewhere => self.place(key, &vm, Some(node)).await,
