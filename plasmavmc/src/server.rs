@@ -136,9 +136,26 @@ pub async fn build(config: PlasmavmcConfig, context: Context) -> anyhow::Result<
     });
     let resources = Resources::new(store.clone(), layout.clone()).with_assigner::<Vm>(checks);
     let (router, mut rules, grpc) = crate::api::router(resources, auth.clone());
-    let console =
-        ConsoleService { store: store.clone(), layout: layout.clone(), auth: auth.clone(), local, trust: trust.clone() };
+    let console = Arc::new(ConsoleService {
+        store: store.clone(),
+        layout: layout.clone(),
+        auth: auth.clone(),
+        local,
+        trust: trust.clone(),
+    });
     rules.push(photon_auth::Rule::by_handler(Some(axum::http::Method::POST), crate::console::METHODS));
+    let websocket = format!("{}/{{name}}/console", photon_resource::rest::collection_path(<Vm as photon_resource::Kind>::PATH));
+    rules.push(photon_auth::Rule::new(
+        Some(axum::http::Method::GET),
+        &websocket,
+        "plasmavmc:vms:console",
+        "orgs/{org}/projects/{project}/vms/{name}",
+    ));
+    let router = router.merge(
+        axum::Router::new()
+            .route(&websocket, axum::routing::get(crate::console::websocket::console))
+            .with_state(console.clone()),
+    );
     let guard = photon_auth::Guard::new(auth, rules);
     let report = move || health(&store, &copy, &scheduler, agent.as_deref());
     Ok(Api::new(report).grpc(grpc).grpc(console.server()).http(router).guard(move |router| guard.apply(router)))

@@ -1,6 +1,7 @@
-//! Serial consoles over gRPC with a real guest: attached through the node running the VM and
-//! through the other node (relayed), output replayed then followed, input typed into the
-//! guest's shell; refused to another project's member, for an unknown VM and a stopped one.
+//! Serial consoles over gRPC and WebSocket (Python's websocket-client) with a real guest:
+//! attached through the node running the VM and through the other node (relayed), output
+//! replayed then followed, input typed into the guest's shell; refused to another project's
+//! member, for an unknown VM and a stopped one.
 
 mod common;
 
@@ -49,6 +50,37 @@ impl Attached {
     }
 }
 
+/// The console of `vm` over WebSocket through `node` as `token`, typing `line`: "SAW" and what
+/// came back when `want` came, "MISSED ..." when not, or "STATUS <code>" when the upgrade was
+/// refused.
+fn websocket(stack: &Stack, node: usize, token: &str, vm: &str, line: &str, want: &str) -> String {
+    const CLIENT: &str = r#"
+import sys, time, websocket
+url, token, ca, line, want = sys.argv[1:6]
+try:
+    ws = websocket.create_connection(url, header=["Authorization: Bearer " + token], sslopt={"ca_certs": ca}, timeout=20)
+except websocket.WebSocketBadStatusException as e:
+    print("STATUS %d" % e.status_code)
+    sys.exit(0)
+ws.send_binary((line + "\n").encode())
+seen, deadline = b"", time.time() + 20
+while want.encode() not in seen and time.time() < deadline:
+    opcode, data = ws.recv_data()
+    seen += data
+print(("SAW " if want.encode() in seen else "MISSED ") + seen.decode(errors="replace")[-400:])
+ws.close()
+"#;
+    let url = format!("{}/api/v1/orgs/acme/projects/web/vms/{vm}/console?backlog=4096", stack.nodes[node].url().replacen("https", "wss", 1));
+    let out = std::process::Command::new("python3")
+        .args(["-c", CLIENT, &url, token])
+        .arg(stack.nodes[node].ca())
+        .args([line, want])
+        .output()
+        .expect("python3 runs");
+    assert!(out.status.success(), "the WebSocket client failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_console_is_reached_through_any_node_and_only_by_the_owner() {
     let stack = Stack::start(2).await;
@@ -67,6 +99,15 @@ async fn the_console_is_reached_through_any_node_and_only_by_the_owner() {
         console.type_line(&format!("echo {how}-$((6*7))")).await;
         console.expect(&format!("{how}-42"), Duration::from_secs(20)).await;
     }
+
+    // The same console over WebSocket, on its node and relayed.
+    for (node, how) in [(here, "ws-local"), (1 - here, "ws-relayed")] {
+        let said = websocket(&stack, node, &stack.tenant, "c1", &format!("echo {how}-$((6*7))"), &format!("{how}-42"));
+        assert!(said.starts_with("SAW"), "{how}: {said}");
+    }
+    assert_eq!(websocket(&stack, 0, &stack.stranger, "c1", "", "x"), "STATUS 403", "another project's member");
+    assert_eq!(websocket(&stack, 0, &stack.tenant, "nope", "", "x"), "STATUS 404", "an unknown VM");
+    assert_eq!(websocket(&stack, 0, "not-a-token", "c1", "", "x"), "STATUS 401", "no valid token");
 
     let refused = attach(&stack, 0, &stack.stranger, "c1", 0).await.err().map(|e| e.code());
     assert_eq!(refused, Some(Code::PermissionDenied), "another project's member");

@@ -41,6 +41,9 @@ use qmp::Qmp;
 const LAUNCH_POLL: Duration = Duration::from_millis(5);
 const LAUNCH_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// A running guest's QEMU is asked how it runs (paused by hand: resumed) at most this often.
+const QMP_RECHECK: Duration = Duration::from_secs(5);
+
 /// What the run directory records of its VM (`vm.json`), for an operator looking at the node:
 /// the agent itself goes by the directory's name, the VM's uid.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -76,6 +79,13 @@ pub struct Agent {
     copy: Mutex<Mirror>,
     /// VMs asked to power down, and when.
     stopping: Mutex<BTreeMap<String, Instant>>,
+    /// Starts under way (image parts fetched, disks made, QEMU spawned) off the queue, so many
+    /// VMs start side by side and a slow one holds up no other.
+    preparing: Mutex<BTreeMap<String, tokio::task::JoinHandle<Result<tokio::process::Child>>>>,
+    /// This agent, for the tasks it spawns.
+    me: std::sync::Weak<Agent>,
+    /// When each running guest's QEMU was last asked how it runs.
+    checked: Mutex<BTreeMap<String, Instant>>,
     /// QEMUs started and not yet answering on QMP, and since when.
     launching: Mutex<BTreeMap<String, (tokio::process::Child, Instant)>>,
     queue: Arc<Queue<String>>,
@@ -101,7 +111,9 @@ impl Agent {
         network: Option<Network>,
         storage: Option<Storage>,
     ) -> Arc<Self> {
-        Arc::new(Self {
+        Arc::new_cyclic(|me| Self {
+            me: me.clone(),
+            preparing: Mutex::new(BTreeMap::new()),
             settings,
             store,
             layout,
@@ -111,6 +123,7 @@ impl Agent {
             copy: Mutex::new(Mirror::default()),
             stopping: Mutex::new(BTreeMap::new()),
             launching: Mutex::new(BTreeMap::new()),
+            checked: Mutex::new(BTreeMap::new()),
             queue: Arc::new(Queue::default()),
         })
     }
@@ -389,8 +402,11 @@ impl Agent {
         Ok(None)
     }
 
-    /// Ends a QEMU this agent started that has not answered yet.
+    /// Ends a QEMU this agent started that has not answered yet (or its start under way).
     fn abandon(&self, uid: &str) {
+        if let Some(start) = locked(&self.preparing).remove(uid) {
+            start.abort();
+        }
         if let Some((mut child, _)) = locked(&self.launching).remove(uid) {
             let _ = child.start_kill();
         }
@@ -406,6 +422,7 @@ impl Agent {
         qemu::kill(&dir).await;
         std::fs::remove_dir_all(&dir).map_err(|e| PlasmavmcError::io(format!("removing {}", dir.display()), e))?;
         locked(&self.stopping).remove(uid);
+        locked(&self.checked).remove(uid);
         tracing::info!(%uid, "removed a VM that is no longer placed on this node (its QEMU ended, its files deleted)");
         Ok(())
     }
@@ -433,6 +450,24 @@ impl Agent {
         match vm.spec.power {
             Power::Running => {
                 locked(&self.stopping).remove(uid);
+                let prepared = locked(&self.preparing).remove(uid);
+                if let Some(start) = prepared {
+                    if !start.is_finished() {
+                        locked(&self.preparing).insert(uid.to_string(), start);
+                        return Ok(Requeue::After(LAUNCH_POLL * 4));
+                    }
+                    let outcome = start.await.unwrap_or_else(|e| Err(PlasmavmcError::qemu("starting QEMU", e.to_string())));
+                    match outcome {
+                        Ok(child) => {
+                            locked(&self.launching).insert(uid.to_string(), (child, Instant::now()));
+                            return Ok(Requeue::After(LAUNCH_POLL));
+                        }
+                        Err(e) => {
+                            self.enter(&key, uid, State::Error, Some(e.to_string())).await?;
+                            return Err(e);
+                        }
+                    }
+                }
                 let pending = locked(&self.launching).remove(uid);
                 if let Some((mut child, since)) = pending {
                     if let Ok(Some(exit)) = child.try_wait() {
@@ -456,16 +491,26 @@ impl Agent {
                         tracing::warn!(vm = %key, "the VM's QEMU is gone (the guest powered off, or QEMU died); starting it again");
                     }
                     self.enter(&key, uid, State::Starting, None).await?;
-                    match self.start(&dir, &key, &vm, false).await {
-                        Ok(child) => {
-                            locked(&self.launching).insert(uid.to_string(), (child, Instant::now()));
-                            return Ok(Requeue::After(LAUNCH_POLL));
-                        }
-                        Err(e) => {
-                            self.enter(&key, uid, State::Error, Some(e.to_string())).await?;
-                            return Err(e);
-                        }
-                    }
+                    let Some(me) = self.me.upgrade() else { return Ok(Requeue::Done) };
+                    let (dir, key, vm, id) = (dir.clone(), key.clone(), vm.clone(), uid.to_string());
+                    let start = tokio::spawn(async move {
+                        let started = me.start(&dir, &key, &vm, false).await;
+                        me.queue.push(id);
+                        started
+                    });
+                    locked(&self.preparing).insert(uid.to_string(), start);
+                    return Ok(Requeue::After(LAUNCH_POLL * 4));
+                }
+                // Nothing asked of a running guest looked at lately: QMP is not asked again. Every
+                // change of any VM queues all of them, and a QMP handshake with a QEMU busy
+                // booting (many at once) would hold up the whole queue.
+                let attached: Vec<&String> = status.volumes.iter().map(|v| &v.volume).collect();
+                let settled = status.state == State::Running
+                    && vm.spec.reboots <= status.reboots
+                    && vm.spec.volumes.iter().collect::<Vec<_>>() == attached;
+                let fresh = locked(&self.checked).get(uid).is_some_and(|at| at.elapsed() < QMP_RECHECK);
+                if settled && fresh {
+                    return Ok(Requeue::Done);
                 }
                 let mut qmp = Qmp::connect(&dir.join(qemu::QMP)).await?;
                 if vm.spec.reboots > status.reboots {
@@ -478,6 +523,7 @@ impl Agent {
                     return Ok(requeue);
                 }
                 let run = qmp.status().await?;
+                locked(&self.checked).insert(uid.to_string(), Instant::now());
                 if run.running {
                     self.enter(&key, uid, State::Running, None).await?;
                 } else {

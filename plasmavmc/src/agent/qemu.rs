@@ -225,10 +225,11 @@ pub fn serial(volume: &str) -> String {
     volume.chars().take(20).collect()
 }
 
-/// Whether the VM's QEMU in `dir` answers on its QMP socket.
+/// Whether the VM's QEMU in `dir` listens on its QMP socket yet. Only a connect, not QMP's
+/// handshake: a starting QEMU is looked at often, and the agent's queue must not wait on a
+/// QEMU that is slow to answer (many guests booting at once); the handshake comes once, after.
 pub async fn answers(dir: &Path) -> bool {
-    let qmp = dir.join(QMP);
-    qmp.exists() && super::qmp::Qmp::connect(&qmp).await.is_ok()
+    tokio::net::UnixStream::connect(dir.join(QMP)).await.is_ok()
 }
 
 /// What QEMU printed at start (its error, when it exited).

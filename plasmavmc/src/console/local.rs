@@ -8,18 +8,18 @@ use std::io::SeekFrom;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use photon_api::plasmavmc::v1::{ConsoleInput, ConsoleOutput};
+use photon_api::plasmavmc::v1::ConsoleOutput;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::net::UnixStream;
-use tonic::{Status, Streaming};
+use tonic::Status;
 
-use super::Output;
+use super::{Input, Output};
 use crate::agent::qemu;
 
 /// How often a quiet console log is looked at again.
 const POLL: Duration = Duration::from_millis(50);
 
-pub async fn attach(dir: PathBuf, backlog: u32, typed: Vec<u8>, mut inbound: Streaming<ConsoleInput>) -> Result<Output, Status> {
+pub async fn attach(dir: PathBuf, backlog: u32, typed: Vec<u8>, mut input: Input) -> Result<Output, Status> {
     if qemu::running(&dir).is_none() {
         return Err(Status::failed_precondition("the VM is not running (start it first)"));
     }
@@ -65,13 +65,13 @@ pub async fn attach(dir: PathBuf, backlog: u32, typed: Vec<u8>, mut inbound: Str
         if !typed.is_empty() && to_qemu.write_all(&typed).await.is_err() {
             return;
         }
-        while let Ok(Some(input)) = inbound.message().await {
-            if to_qemu.write_all(&input.data).await.is_err() {
+        while let Some(data) = input.recv().await {
+            if to_qemu.write_all(&data).await.is_err() {
                 return;
             }
         }
         // The caller hung up: the output side stops at its next look.
         drop(tx);
     });
-    Ok(Box::pin(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) })))
+    Ok(Box::pin(super::stream(rx)))
 }

@@ -6,9 +6,9 @@ use std::path::Path;
 use photon_api::plasmavmc::v1::console_client::ConsoleClient;
 use photon_api::plasmavmc::v1::ConsoleInput;
 use photon_resource::Store;
-use tonic::{Status, Streaming};
+use tonic::Status;
 
-use super::Output;
+use super::{Input, Output};
 use crate::nodes::{self, NodeRecord};
 
 pub async fn attach(
@@ -17,7 +17,7 @@ pub async fn attach(
     node: &str,
     token: &str,
     first: ConsoleInput,
-    mut inbound: Streaming<ConsoleInput>,
+    mut input: Input,
 ) -> Result<Output, Status> {
     let key = format!("{}{node}", nodes::records_prefix());
     let record = store.get::<NodeRecord>(&key).await.map_err(|e| Status::unavailable(e.to_string()))?;
@@ -29,13 +29,13 @@ pub async fn attach(
     let (tx, rx) = tokio::sync::mpsc::channel::<ConsoleInput>(16);
     let _ = tx.send(first).await;
     tokio::spawn(async move {
-        while let Ok(Some(input)) = inbound.message().await {
-            if tx.send(input).await.is_err() {
+        while let Some(data) = input.recv().await {
+            if tx.send(ConsoleInput { data, ..Default::default() }).await.is_err() {
                 return;
             }
         }
     });
-    let outbound = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    let outbound = super::stream(rx);
     let mut request = tonic::Request::new(outbound);
     let bearer = format!("Bearer {token}").parse().map_err(|_| Status::unauthenticated("the token is not a header value"))?;
     request.metadata_mut().insert("authorization", bearer);

@@ -28,10 +28,20 @@ impl Guest {
     /// `serve`, inside network namespace `ns` (a test host) on its address `host`, for nodes
     /// in other namespaces to fetch from.
     pub fn serve_at(ns: Option<&str>, host: &str) -> Self {
+        Self::build_and_serve("build.sh", "/var/tmp/photoncloud-guest", ns, host)
+    }
+
+    /// The cloud-init test's Debian guest (tests/guest/build-debian.sh), built unless the cache
+    /// has it, served on loopback.
+    pub fn serve_debian() -> Self {
+        Self::build_and_serve("build-debian.sh", "/var/tmp/photoncloud-debian", None, "127.0.0.1")
+    }
+
+    fn build_and_serve(script: &str, cache: &str, ns: Option<&str>, host: &str) -> Self {
         let here = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("guest");
-        let dir = PathBuf::from("/var/tmp/photoncloud-guest");
-        let status = Command::new("bash").arg(here.join("build.sh")).arg(&dir).status();
-        assert!(status.is_ok_and(|s| s.success()), "building the test guest (tests/guest/build.sh) failed");
+        let dir = PathBuf::from(cache);
+        let status = Command::new("bash").arg(here.join(script)).arg(&dir).status();
+        assert!(status.is_ok_and(|s| s.success()), "building a test guest (tests/guest/{script}) failed");
         let port = photon_testkit::free_port();
         let mut command = match ns {
             Some(ns) => {
@@ -70,6 +80,11 @@ impl Guest {
             std::thread::sleep(Duration::from_millis(50));
         }
         Self { dir, host: host.to_string(), port, server }
+    }
+
+    /// `file`'s SHA-256 in hex.
+    pub fn sha256(&self, file: &str) -> String {
+        sha256(&self.dir.join(file))
     }
 
     pub fn url(&self, file: &str) -> String {
