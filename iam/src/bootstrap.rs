@@ -165,18 +165,26 @@ pub async fn service_account(iam: &Iam, name: &str, data_dir: &Path) -> Result<(
         (account.key.clone(), json(serde_json::to_value(&sa)), "service account".into()),
         (Addr::binding(SYSTEM, &binding.id)?.key, json(serde_json::to_value(&binding)), "binding".into()),
     ];
-    let own = own_project_permissions(name);
-    if !own.is_empty() {
-        let scope = Addr::project(PLATFORM_ORG, PLATFORM_PROJECT)?.path;
+    // Its own project's role, bound there; its role in tenants' projects, bound at the system
+    // scope (each only if the service has one).
+    let extra = [
+        (own_project_permissions(name), Addr::project(PLATFORM_ORG, PLATFORM_PROJECT)?.path, "", "the platform's own project"),
+        (tenant_permissions(name), SYSTEM.to_string(), "-tenants", "tenants' projects on their behalf"),
+    ];
+    for (permissions, scope, suffix, where_) in extra {
+        if permissions.is_empty() {
+            continue;
+        }
         let role = Role {
             scope: SYSTEM.into(),
-            name: format!("platform-{name}"),
-            description: format!("What platform service {name} does in the platform's own project"),
-            permissions: own.iter().map(|p| p.to_string()).collect(),
+            name: format!("platform-{name}{suffix}"),
+            description: format!("What platform service {name} does in {where_}"),
+            permissions: permissions.iter().map(|p| p.to_string()).collect(),
             created_at: now(),
         };
+        let own = if suffix.is_empty() { "-own" } else { suffix };
         let binding = Binding {
-            id: format!("bootstrap-{name}-own"),
+            id: format!("bootstrap-{name}{own}"),
             scope: scope.clone(),
             principal: principal.clone(),
             role: role.id(),
@@ -184,29 +192,8 @@ pub async fn service_account(iam: &Iam, name: &str, data_dir: &Path) -> Result<(
             condition: None,
             created_at: now(),
         };
-        steps.push((Addr::role_at(SYSTEM, &role.name)?.key, json(serde_json::to_value(&role)), "service role".into()));
-        steps.push((Addr::binding(&scope, &binding.id)?.key, json(serde_json::to_value(&binding)), "service binding".into()));
-    }
-    let tenant = tenant_permissions(name);
-    if !tenant.is_empty() {
-        let role = Role {
-            scope: SYSTEM.into(),
-            name: format!("platform-{name}-tenants"),
-            description: format!("What platform service {name} does in tenants' projects on their behalf"),
-            permissions: tenant.iter().map(|p| p.to_string()).collect(),
-            created_at: now(),
-        };
-        let binding = Binding {
-            id: format!("bootstrap-{name}-tenants"),
-            scope: SYSTEM.into(),
-            principal: principal.clone(),
-            role: role.id(),
-            effect: Effect::Allow,
-            condition: None,
-            created_at: now(),
-        };
-        steps.push((Addr::role_at(SYSTEM, &role.name)?.key, json(serde_json::to_value(&role)), "tenant role".into()));
-        steps.push((Addr::binding(SYSTEM, &binding.id)?.key, json(serde_json::to_value(&binding)), "tenant binding".into()));
+        steps.push((Addr::role_at(SYSTEM, &role.name)?.key, json(serde_json::to_value(&role)), format!("role {}", role.name)));
+        steps.push((Addr::binding(&scope, &binding.id)?.key, json(serde_json::to_value(&binding)), format!("binding {}", binding.id)));
     }
     for (key, value, what) in steps {
         match iam.db.create(&key, &value, || what.clone()).await {

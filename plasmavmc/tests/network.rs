@@ -7,42 +7,27 @@
 #[allow(dead_code, clippy::too_many_arguments)]
 #[path = "../../prismnet/tests/common/hosts.rs"]
 mod hosts;
-#[allow(dead_code)]
-#[path = "common/guest.rs"]
-mod guest;
+mod common;
 
 use std::time::{Duration, Instant};
 
+use common::{qemu_processes, Guest};
 use hosts::Hosts;
 use serde_json::Value;
-
-/// The QEMUs whose command line names `needle`.
-fn qemus(needle: &str) -> Vec<i32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
-        let cmdline = String::from_utf8_lossy(&cmdline);
-        if cmdline.starts_with("qemu-system") && cmdline.contains(needle) {
-            found.push(pid);
-        }
-    }
-    found
-}
 
 /// The cluster, and its guests ended with it, passed or failed (they outlive their agent by
 /// design).
 struct Lab {
     hosts: Hosts,
-    guest: guest::Guest,
+    guest: Guest,
 }
 
 impl Drop for Lab {
     fn drop(&mut self) {
         for node in &self.hosts.cluster.nodes {
-            for pid in qemus(&node.data.path().display().to_string()) {
+            for pid in qemu_processes(&node.data.path().display().to_string()) {
                 // SAFETY: a plain signal to a QEMU this test's node started.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
             }
         }
     }
@@ -134,7 +119,7 @@ fn vms_on_two_nodes_share_a_vpc_get_dhcp_addresses_and_obey_security_groups() {
         hosts.cluster.start_service(i, "plasmavmc");
     }
     let (ns0, addr0) = (hosts.cluster.lab.ns(0), hosts.cluster.lab.addr(0));
-    let guest = guest::Guest::serve_at(Some(&ns0), &addr0);
+    let guest = Guest::serve_at(Some(&ns0), &addr0);
     let lab = Lab { hosts, guest };
     lab.hosts.cluster.wait_for("both workers registered", Duration::from_secs(30), |c| {
         c.health(0, "plasmavmc").1["nodes"]["schedulable"] == 2
@@ -197,6 +182,6 @@ fn vms_on_two_nodes_share_a_vpc_get_dhcp_addresses_and_obey_security_groups() {
             && lab.hosts.api("acme", "GET", "/vpcs/blue/subnets/front/ports/b-0", None).0 == 404
     });
     lab.hosts.cluster.wait_for("no QEMU is left", Duration::from_secs(30), |c| {
-        c.nodes.iter().all(|n| qemus(&n.data.path().display().to_string()).is_empty())
+        c.nodes.iter().all(|n| qemu_processes(&n.data.path().display().to_string()).is_empty())
     });
 }

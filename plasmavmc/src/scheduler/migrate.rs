@@ -81,14 +81,7 @@ impl Scheduler {
             // Its disk is a file on this node: only a disk every node reaches moves live.
             return self.refuse(key, node, None, "its root disk is local to the node (live migration needs root_volume)".into()).await;
         }
-        let group = vm.spec.anti_affinity.as_ref().map(|g| format!("{}/{}/{g}", owner.org, owner.project));
-        let request = Request {
-            vcpus: flavor.vcpus,
-            memory_mib: flavor.memory_mib,
-            architecture: &image.architecture,
-            selector: &vm.spec.node_selector,
-            group: group.clone(),
-        };
+        let request = Request::of(vm, &flavor, &image);
         let mut nodes = self.nodes();
         nodes.remove(node);
         if let Some(wanted) = &vm.spec.migrate_to {

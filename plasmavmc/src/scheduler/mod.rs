@@ -157,14 +157,8 @@ impl Scheduler {
         let Some(image) = self.get::<Image>(&owner, &vm.spec.image).await.map_err(|e| e.to_string())? else {
             return self.fail(key, fail("image", &vm.spec.image)).await;
         };
-        let group = vm.spec.anti_affinity.as_ref().map(|g| format!("{}/{}/{g}", owner.org, owner.project));
-        let request = Request {
-            vcpus: flavor.vcpus,
-            memory_mib: flavor.memory_mib,
-            architecture: &image.architecture,
-            selector: &vm.spec.node_selector,
-            group: group.clone(),
-        };
+        let request = Request::of(vm, &flavor, &image);
+        let group = request.group.clone();
         let mut nodes = self.nodes();
         if let Some(from) = from {
             nodes.remove(from);

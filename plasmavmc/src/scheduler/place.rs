@@ -7,7 +7,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use photon_resource::Resource;
+
 use super::allocations::Allocation;
+use crate::model::flavor::FlavorSpec;
+use crate::model::image::ImageSpec;
+use crate::model::vm::VmSpec;
 use crate::nodes::NodeView;
 
 /// How the scheduler chooses among nodes that fit (`[scheduler] policy`).
@@ -39,6 +44,20 @@ pub struct Request<'a> {
     pub selector: &'a BTreeMap<String, String>,
     /// `<org>/<project>/<group>`: no two VMs of it on one node.
     pub group: Option<String>,
+}
+
+impl<'a> Request<'a> {
+    /// What VM `vm` of `flavor` and `image` needs of a node.
+    pub fn of(vm: &'a Resource<VmSpec>, flavor: &FlavorSpec, image: &'a ImageSpec) -> Self {
+        let owner = &vm.metadata;
+        Self {
+            vcpus: flavor.vcpus,
+            memory_mib: flavor.memory_mib,
+            architecture: &image.architecture,
+            selector: &vm.spec.node_selector,
+            group: vm.spec.anti_affinity.as_ref().map(|g| format!("{}/{}/{g}", owner.org, owner.project)),
+        }
+    }
 }
 
 impl Policy {
