@@ -86,4 +86,14 @@ async fn a_vm_boots_stops_starts_survives_its_agent_and_is_deleted_without_a_tra
     assert!(qemu_processes(&uid).is_empty(), "no QEMU left");
     let health = stack.health(0);
     assert_eq!(health["agent"]["placed"], 0, "{health}");
+
+    // Deleted the moment it is created (its start may be under way): nothing of it stays.
+    let brief = stack.expect(201, "POST", "/vms", Some(r#"{"name":"brief","spec":{"flavor":"small","image":"guest"}}"#));
+    let brief_uid = brief["metadata"]["uid"].as_str().unwrap_or_default().to_string();
+    std::thread::sleep(Duration::from_millis(30));
+    stack.expect(204, "DELETE", "/vms/brief", None);
+    let brief_dir = stack.run_dir(0, &brief_uid);
+    stack.wait_for("nothing of a VM deleted while starting stays", Duration::from_secs(30), |_| {
+        qemu_processes(&brief_uid).is_empty() && !brief_dir.exists()
+    });
 }

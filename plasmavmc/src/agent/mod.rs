@@ -20,6 +20,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use photon_reconcile::{Queue, Reconciler, Requeue};
 use photon_resource::{Kind, Layout, Mirror, Resource, ResourceError, Store};
 use serde::{Deserialize, Serialize};
@@ -402,10 +403,20 @@ impl Agent {
         Ok(None)
     }
 
-    /// Ends a QEMU this agent started that has not answered yet (or its start under way).
+    /// Whether a start of the VM is under way (it is let finish, never cut short: a QEMU it
+    /// spawned would be lost; what it started is ended after).
+    fn preparing(&self, uid: &str) -> bool {
+        locked(&self.preparing).get(uid).is_some_and(|start| !start.is_finished())
+    }
+
+    /// Ends a QEMU this agent started that has not answered yet.
     fn abandon(&self, uid: &str) {
         if let Some(start) = locked(&self.preparing).remove(uid) {
-            start.abort();
+            // Finished (`preparing` said so): its QEMU, if it spawned one, is ended below or
+            // found by its pid file.
+            if let Some(Ok(Ok(mut child))) = start.now_or_never() {
+                let _ = child.start_kill();
+            }
         }
         if let Some((mut child, _)) = locked(&self.launching).remove(uid) {
             let _ = child.start_kill();
@@ -428,6 +439,9 @@ impl Agent {
     }
 
     async fn converge(&self, uid: &str) -> Result<Requeue> {
+        if self.preparing(uid) {
+            return Ok(Requeue::After(LAUNCH_POLL * 4));
+        }
         let Some((key, vm)) = self.placed().remove(uid) else {
             self.remove(uid).await?;
             return Ok(Requeue::Done);
@@ -452,10 +466,6 @@ impl Agent {
                 locked(&self.stopping).remove(uid);
                 let prepared = locked(&self.preparing).remove(uid);
                 if let Some(start) = prepared {
-                    if !start.is_finished() {
-                        locked(&self.preparing).insert(uid.to_string(), start);
-                        return Ok(Requeue::After(LAUNCH_POLL * 4));
-                    }
                     let outcome = start.await.unwrap_or_else(|e| Err(PlasmavmcError::qemu("starting QEMU", e.to_string())));
                     match outcome {
                         Ok(child) => {
