@@ -84,6 +84,9 @@ pub struct AgentSection {
     pub run_dir: Option<PathBuf>,
     /// Fetched image parts (default `<data_dir>/images`).
     pub image_cache: Option<PathBuf>,
+    /// Memory each VM's QEMU may use beyond its guest's, in MiB: its cgroup's memory limit is
+    /// the flavour's memory plus this (its CPU quota is the flavour's vCPUs).
+    pub memory_overhead_mib: u64,
     /// How long a stopping VM has to shut down after the ACPI power button before it is
     /// ended, in milliseconds.
     pub stop_timeout_ms: u64,
@@ -129,6 +132,7 @@ impl ServiceConfig for PlasmavmcConfig {
                 accel: "auto".into(),
                 run_dir: None,
                 image_cache: None,
+                memory_overhead_mib: 512,
                 stop_timeout_ms: 30_000,
                 resync_ms: 5_000,
             },

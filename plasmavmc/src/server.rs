@@ -93,7 +93,11 @@ pub async fn build(config: PlasmavmcConfig, context: Context) -> anyhow::Result<
             ca: ca.clone(),
             identity: context.tls.identity.clone(),
             migration_host: migration_host(&api_url),
+            cgroups: agent::cgroups::Cgroups::detect(),
+            memory_overhead_mib: section.memory_overhead_mib,
         };
+        settings.cgroups.tidy();
+        tracing::info!(limits = %settings.cgroups.describe(), "VMs' CPU and memory limits");
         local = Some((node.clone(), settings.run_dir.clone()));
         let agent = Agent::new(settings, store.clone(), layout.clone(), images, network.clone(), storage.clone());
         let resync = Duration::from_millis(section.resync_ms.max(100));
@@ -233,7 +237,12 @@ fn health(store: &Store, copy: &Mutex<Mirror>, scheduler: &Scheduler, agent: Opt
             let census = agent.census();
             report.with(
                 "agent",
-                serde_json::json!({ "placed": census.placed, "running": census.running, "accel": agent.accel() }),
+                serde_json::json!({
+                    "placed": census.placed,
+                    "running": census.running,
+                    "accel": agent.accel(),
+                    "limits": agent.limits(),
+                }),
             )
         }
         None => report.with("agent", "off"),

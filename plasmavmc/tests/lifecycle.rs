@@ -59,8 +59,30 @@ async fn a_vm_boots_stops_starts_survives_its_agent_and_is_deleted_without_a_tra
         stack.console(0, &uid)
     );
 
-    // Reboot: one reset, the guest boots again on the same QEMU.
+    // QEMU runs in its VM's cgroup, limited to the flavour: 1 vCPU, 256 MiB + 512 MiB overhead.
     let pid = qemu_processes(&uid);
+    let limits = stack.health(0)["agent"]["limits"].as_str().unwrap_or_default().to_string();
+    if limits.starts_with("none") {
+        eprintln!("this machine gives the agent no cgroups ({limits}): limits not checked");
+    } else {
+        let groups = std::fs::read_to_string(format!("/proc/{}/cgroup", pid[0])).unwrap_or_default();
+        let group = format!("vm-{uid}");
+        let memory = groups.lines().find_map(|line| {
+            let mut parts = line.splitn(3, ':');
+            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+            let file = match controllers {
+                "" => format!("/sys/fs/cgroup{path}/memory.max"),
+                c if c.split(',').any(|c| c == "memory") => format!("/sys/fs/cgroup/memory{path}/memory.limit_in_bytes"),
+                _ => return None,
+            };
+            path.ends_with(&group).then_some(file)
+        });
+        let memory = memory.unwrap_or_else(|| panic!("QEMU is not in its VM's memory cgroup ({limits}):\n{groups}"));
+        let limit = std::fs::read_to_string(&memory).unwrap_or_default();
+        assert_eq!(limit.trim(), (768u64 * 1024 * 1024).to_string(), "{memory}");
+    }
+
+    // Reboot: one reset, the guest boots again on the same QEMU.
     stack.expect(202, "POST", "/vms/web1/reboot", None);
     stack.wait_console(0, &uid, "PLASMAVMC-GUEST-READY", 3, BOOT);
     assert_eq!(qemu_processes(&uid), pid, "a reboot is a reset, not a new QEMU");

@@ -6,6 +6,7 @@
 //! be killed) under running guests: it finds each again by its pid file and QMP socket.
 
 pub mod accel;
+pub mod cgroups;
 pub mod disks;
 pub mod images;
 mod migration;
@@ -66,6 +67,10 @@ pub struct Settings {
     pub identity: Option<(PathBuf, PathBuf)>,
     /// The address other nodes' QEMUs send a live migration to (the API's advertised host).
     pub migration_host: String,
+    /// Where VMs' cgroups (their CPU and memory limits) are made.
+    pub cgroups: cgroups::Cgroups,
+    /// Memory a VM's QEMU may use beyond its guest's (device emulation, caches), in MiB.
+    pub memory_overhead_mib: u64,
 }
 
 pub struct Agent {
@@ -135,6 +140,11 @@ impl Agent {
 
     pub fn accel(&self) -> &str {
         &self.settings.accel.1
+    }
+
+    /// How VMs' QEMUs are limited on this node.
+    pub fn limits(&self) -> String {
+        self.settings.cgroups.describe()
     }
 
     /// The resources changed: every VM of this node is looked at again.
@@ -230,6 +240,14 @@ impl Agent {
         };
         let seed = seed::write(dir, vm)?;
         let tls = self.tls(dir)?;
+        let limits = cgroups::Limits {
+            vcpus: flavor.vcpus,
+            memory_bytes: (flavor.memory_mib + self.settings.memory_overhead_mib) * 1024 * 1024,
+        };
+        let groups = self.settings.cgroups.prepare(&vm.metadata.uid, limits).unwrap_or_else(|e| {
+            tracing::warn!(vm = %key, error = %e, "cannot limit the VM's QEMU (its cgroup); it runs unlimited");
+            Vec::new()
+        });
         let root = match &vm.spec.root_volume {
             Some(volume) => Root::Volume(self.attach(vm, volume).await?),
             None => {
@@ -267,6 +285,7 @@ impl Agent {
             cmdline: image.cmdline.clone(),
             nics: taps.iter().map(|(fd, nic)| (fd.as_raw_fd(), nic.mac.clone())).collect(),
             incoming,
+            cgroups: groups,
         };
         let child = match machine.spawn(&self.settings.qemu) {
             Ok(child) => child,
@@ -431,6 +450,7 @@ impl Agent {
             return Ok(());
         }
         qemu::kill(&dir).await;
+        self.settings.cgroups.remove(uid);
         std::fs::remove_dir_all(&dir).map_err(|e| PlasmavmcError::io(format!("removing {}", dir.display()), e))?;
         locked(&self.stopping).remove(uid);
         locked(&self.checked).remove(uid);
@@ -549,6 +569,7 @@ impl Agent {
                     locked(&self.stopping).remove(uid);
                     if status.state != State::Stopped {
                         self.unplug(&key, &vm).await;
+                        self.settings.cgroups.remove(uid);
                     }
                     self.enter(&key, uid, State::Stopped, None).await?;
                     return Ok(Requeue::Done);

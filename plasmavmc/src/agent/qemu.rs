@@ -88,6 +88,8 @@ pub struct Machine {
     /// Waits for a live migration's stream (`migrate-incoming`) instead of booting, with the
     /// node's certificate in `<dir>/mig-tls/` to serve it over TLS.
     pub incoming: bool,
+    /// The `cgroup.procs` files QEMU enters before it starts (its VM's limits).
+    pub cgroups: Vec<PathBuf>,
 }
 
 impl Machine {
@@ -201,7 +203,9 @@ impl Machine {
         // The taps' descriptors stay open across exec in QEMU alone (the agent's own copies
         // keep close-on-exec, so no other child inherits them).
         let taps: Vec<i32> = self.nics.iter().map(|(fd, _)| *fd).collect();
-        // SAFETY: setsid and fcntl are async-signal-safe and touch nothing of the parent.
+        let groups = super::cgroups::entries(&self.cgroups);
+        // SAFETY: setsid, fcntl, open and write are async-signal-safe and touch nothing of the
+        // parent.
         unsafe {
             command.pre_exec(move || {
                 if libc::setsid() < 0 {
@@ -212,7 +216,7 @@ impl Machine {
                         return Err(std::io::Error::last_os_error());
                     }
                 }
-                Ok(())
+                super::cgroups::enter(&groups)
             });
         }
         command.spawn().map_err(|e| PlasmavmcError::qemu(format!("starting {binary}"), e.to_string()))
