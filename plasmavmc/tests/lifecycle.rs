@@ -50,16 +50,28 @@ async fn a_vm_boots_stops_starts_survives_its_agent_and_is_deleted_without_a_tra
     stack.wait_state("web1", "stopped", Duration::from_secs(30));
     assert!(qemu_processes(&uid).is_empty(), "no QEMU runs for a stopped VM");
 
+    // Resized while stopped: a larger flavour changes the VM's share of its node, and grows
+    // the disk at the next start.
+    stack.expect(201, "POST", "/flavors", Some(r#"{"name":"roomier","spec":{"vcpus":1,"memory_mib":384,"disk_gib":2}}"#));
+    let current = stack.vm("web1");
+    let mut spec = current["spec"].clone();
+    spec["flavor"] = serde_json::json!("roomier");
+    let update = serde_json::json!({"spec": spec, "resource_version": current["metadata"]["resource_version"]});
+    stack.expect(200, "PUT", "/vms/web1", Some(&update.to_string()));
+    stack.wait_for("the resized VM's grant", Duration::from_secs(10), |s| s.vm("web1")["status"]["grant"]["memory_mib"] == 384);
+
     stack.expect(202, "POST", "/vms/web1/start", None);
     stack.wait_state("web1", "running", BOOT);
     stack.wait_console(0, &uid, "PLASMAVMC-GUEST-READY", 2, BOOT);
+    // 2 GiB in 512-byte sectors, where the first boot saw 1 GiB.
+    assert!(stack.console(0, &uid).contains("guest: disk vda 4194304 sectors"), "{}", stack.console(0, &uid));
     assert!(
         stack.console(0, &uid).contains("guest: disk says [boots=1]"),
         "the disk keeps what the guest wrote:\n{}",
         stack.console(0, &uid)
     );
 
-    // QEMU runs in its VM's cgroup, limited to the flavour: 1 vCPU, 256 MiB + 512 MiB overhead.
+    // QEMU runs in its VM's cgroup, limited to the flavour: 1 vCPU, 384 MiB + 512 MiB overhead.
     let pid = qemu_processes(&uid);
     let limits = stack.health(0)["agent"]["limits"].as_str().unwrap_or_default().to_string();
     if limits.starts_with("none") {
@@ -79,7 +91,7 @@ async fn a_vm_boots_stops_starts_survives_its_agent_and_is_deleted_without_a_tra
         });
         let memory = memory.unwrap_or_else(|| panic!("QEMU is not in its VM's memory cgroup ({limits}):\n{groups}"));
         let limit = std::fs::read_to_string(&memory).unwrap_or_default();
-        assert_eq!(limit.trim(), (768u64 * 1024 * 1024).to_string(), "{memory}");
+        assert_eq!(limit.trim(), (896u64 * 1024 * 1024).to_string(), "{memory}");
     }
 
     // Reboot: one reset, the guest boots again on the same QEMU.

@@ -7,6 +7,7 @@
 pub mod allocations;
 mod migrate;
 pub mod place;
+mod resize;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -377,6 +378,9 @@ impl Reconciler for Scheduler {
             (Some(node), _) => {
                 let dead = self.nodes().get(node).is_none_or(|n| n.dead());
                 if !dead {
+                    if let Some(requeue) = self.regrant(key, &vm, node, &status).await? {
+                        return Ok(requeue);
+                    }
                     return self.migrate(key, &vm, node, &status).await;
                 }
                 match vm.spec.restart_policy {
