@@ -1,8 +1,8 @@
 //! Live migration, the agents' part. The target's agent starts QEMU with the VM's devices (its
 //! volumes opened through the VM's own attachments, which share the volume's writer lease; its
-//! taps opened but its ports still bound to the source) waiting for the stream over TLS with
-//! this node's certificate, and reports where it listens. The source's agent then sends the
-//! running guest there (`migrate` over TLS, the platform CA checking the target) and reports
+//! taps opened but its ports still bound to the source) waiting for the stream over mutual TLS
+//! (each side's node certificate checked against the platform CA), and reports where it
+//! listens. The source's agent then sends the running guest there (`migrate`) and reports
 //! how it ended, with QEMU's own measure of the downtime. After the scheduler switches the VM,
 //! the target's agent binds its ports to its taps (PrismNET moves the VM's address here) and
 //! the source's ends its QEMU, paused since the switch-over.
@@ -27,8 +27,9 @@ pub const ARRIVED: &str = "arrived";
 const POLL: Duration = Duration::from_millis(20);
 
 impl Agent {
-    /// The migration's TLS files in `<dir>/mig-tls/`: the platform CA, and for a target this
-    /// node's certificate and key, which it serves the stream with.
+    /// The migration's TLS files in `<dir>/mig-tls/`: the platform CA, and this node's
+    /// certificate and key — a target serves the stream with them, a source proves itself with
+    /// them (mutual TLS: only a platform node can send a guest in).
     pub(super) fn migration_tls(&self, dir: &Path, server: bool) -> Result<()> {
         let tls = dir.join(qemu::MIGRATION_TLS);
         std::fs::create_dir_all(&tls).map_err(|e| PlasmavmcError::io(format!("creating {}", tls.display()), e))?;
@@ -37,14 +38,12 @@ impl Agent {
             message: format!("this node has no {what} to secure the stream with"),
         };
         let ca = self.settings.ca.as_ref().ok_or_else(|| missing("CA"))?;
-        let mut files = vec![(ca.clone(), "ca-cert.pem")];
-        if server {
-            let (cert, key) = self.settings.identity.clone().ok_or_else(|| missing("certificate"))?;
-            files.push((cert, "server-cert.pem"));
-            files.push((key, "server-key.pem"));
-        }
+        let (cert, key) = self.settings.identity.clone().ok_or_else(|| missing("certificate"))?;
+        let role = if server { "server" } else { "client" };
+        let files =
+            vec![(ca.clone(), "ca-cert.pem".to_string()), (cert, format!("{role}-cert.pem")), (key, format!("{role}-key.pem"))];
         for (from, name) in files {
-            std::fs::copy(&from, tls.join(name)).map_err(|e| PlasmavmcError::io(format!("copying {}", from.display()), e))?;
+            std::fs::copy(&from, tls.join(&name)).map_err(|e| PlasmavmcError::io(format!("copying {}", from.display()), e))?;
         }
         Ok(())
     }

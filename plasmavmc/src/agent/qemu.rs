@@ -137,7 +137,7 @@ impl Machine {
         if self.incoming {
             args.extend([
                 "-object".into(),
-                format!("tls-creds-x509,id={MIGRATION_TLS_IN},endpoint=server,dir={dir}/{MIGRATION_TLS},verify-peer=off"),
+                format!("tls-creds-x509,id={MIGRATION_TLS_IN},endpoint=server,dir={dir}/{MIGRATION_TLS},verify-peer=on"),
                 "-incoming".into(),
                 "defer".into(),
             ]);
