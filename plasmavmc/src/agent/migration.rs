@@ -22,6 +22,9 @@ use crate::model::vm::VmSpec;
 
 /// A file in the run directory of a VM that migrated in, until its ports are bound here.
 pub const ARRIVED: &str = "arrived";
+/// Where the target's QEMU listens, once it does (the status may not say so yet when the agent
+/// looks again: its copy can lag its own write).
+const LISTENING: &str = "listening";
 
 /// How often a migration is looked at while it runs.
 const POLL: Duration = Duration::from_millis(20);
@@ -92,6 +95,15 @@ impl Agent {
                 let pending = super::locked(&self.launching).remove(uid);
                 let Some((mut child, since)) = pending else {
                     if qemu::running(dir).is_some() {
+                        if let Ok(uri) = std::fs::read_to_string(dir.join(LISTENING)) {
+                            // Listening already (this agent's copy of the status lags): said again.
+                            self.progress(key, m, move |next| {
+                                next.phase = Phase::Listening;
+                                next.uri = Some(uri.clone());
+                            })
+                            .await?;
+                            return Ok(Requeue::Done);
+                        }
                         // Started by an earlier agent that did not get to listen: start afresh.
                         qemu::kill(dir).await;
                     }
@@ -119,6 +131,7 @@ impl Agent {
                 qmp.execute("migrate-set-parameters", Some(json!({"tls-creds": qemu::MIGRATION_TLS_IN}))).await?;
                 qmp.execute("migrate-incoming", Some(json!({"uri": format!("tcp:0.0.0.0:{port}")}))).await?;
                 let uri = format!("tcp:{}:{port}", self.settings.migration_host);
+                std::fs::write(dir.join(LISTENING), &uri).map_err(|e| PlasmavmcError::io("recording where QEMU listens", e))?;
                 tracing::info!(vm = %key, %uri, "live migration: waiting for the stream");
                 self.progress(key, m, move |next| {
                     next.phase = Phase::Listening;
@@ -138,6 +151,12 @@ impl Agent {
                 let Some(uri) = m.uri.clone() else { return self.fail(key, m, "the target gave no address".into()).await };
                 self.migration_tls(dir, false)?;
                 let mut qmp = Qmp::connect(&dir.join(qemu::QMP)).await?;
+                // Sent already (this agent's copy of the status lags its own write): not again.
+                let info = qmp.execute("query-migrate", None).await?;
+                if matches!(info["status"].as_str(), Some("setup" | "active" | "pre-switchover" | "device")) {
+                    self.progress(key, m, |next| next.phase = Phase::Migrating).await?;
+                    return Ok(Requeue::After(POLL));
+                }
                 let creds = json!({
                     "qom-type": "tls-creds-x509",
                     "id": qemu::MIGRATION_TLS_OUT,
@@ -194,6 +213,7 @@ impl Agent {
                     .map_err(|e| PlasmavmcError::Network(format!("port {}: {e}", port.path())))?;
             }
         }
+        let _ = std::fs::remove_file(dir.join(LISTENING));
         std::fs::remove_file(dir.join(ARRIVED)).map_err(|e| PlasmavmcError::io("unmarking the run directory", e))?;
         tracing::info!(vm = %key, "a migrated VM is this node's now; its ports are bound here");
         Ok(())
