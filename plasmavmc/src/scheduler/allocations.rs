@@ -49,10 +49,24 @@ impl Allocation {
     }
 }
 
+/// The key of `node`'s record.
+pub fn key(node: &str) -> String {
+    format!("{}{node}", prefix())
+}
+
+/// `tx` with `record` written as `node`'s, on condition the stored record is still at
+/// `version` (`None`: there is none yet, and none may appear meanwhile).
+pub fn put(tx: Tx, node: &str, record: &Allocation, version: Option<i64>) -> Result<Tx, ResourceError> {
+    match version {
+        Some(version) => tx.update(&key(node), record, version),
+        None => tx.create(&key(node), record),
+    }
+}
+
 /// Records in `node`'s allocation that VM `uid` owns `attachment` (before it is made, so the
 /// sweep finds it whatever happens next). A VM with no share there (moved meanwhile) is left.
 pub async fn own(store: &Store, node: &str, uid: &str, attachment: &AttachRef) -> Result<(), ResourceError> {
-    let key = format!("{}{node}", prefix());
+    let key = key(node);
     for _ in 0..16 {
         let Some(found) = store.get::<Allocation>(&key).await? else { return Ok(()) };
         let mut record = found.value;

@@ -10,22 +10,12 @@ use std::time::Duration;
 use photon_reconcile::Requeue;
 use photon_resource::{Resource, ResourceError, Tx};
 
-use super::allocations::{self, Allocation};
+use super::allocations;
 use super::place::{self, Request};
 use super::Scheduler;
 use crate::model::status::{self, Migration, MigrationRecord, Phase, State, VmStatus};
 use crate::model::vm::VmSpec;
 use crate::model::{Flavor, Image};
-
-/// A record's key, the record to write and the revision it was read at (None: create).
-type Write = (String, Allocation, Option<i64>);
-
-fn add(tx: Tx, write: &Write) -> Result<Tx, ResourceError> {
-    match write.2 {
-        Some(version) => tx.update(&write.0, &write.1, version),
-        None => tx.create(&write.0, &write.1),
-    }
-}
 
 impl Scheduler {
     /// Starts, finishes or gives up the VM's live migration, as its status asks.
@@ -105,8 +95,8 @@ impl Scheduler {
         };
         let mut record = held.get(&target).cloned().unwrap_or_default();
         record.vms.insert(uid.clone(), share);
-        let write: Write = (format!("{}{target}", allocations::prefix()), record, versions.get(&target).copied());
-        let guard = |tx: Tx| add(tx, &write);
+        let version = versions.get(&target).copied();
+        let guard = |tx: Tx| allocations::put(tx, &target, &record, version);
         let migration = Migration {
             target: target.clone(),
             phase: Phase::Prepare,
@@ -144,10 +134,10 @@ impl Scheduler {
         let write = held.get(freed).and_then(|record| {
             let mut record = record.clone();
             record.vms.remove(&uid)?;
-            Some((format!("{}{freed}", allocations::prefix()), record, Some(*versions.get(freed)?)))
+            Some((record, *versions.get(freed)?))
         });
         let guard = |tx: Tx| match &write {
-            Some(write) => add(tx, write),
+            Some((record, version)) => allocations::put(tx, freed, record, Some(*version)),
             None => Ok(tx),
         };
         let expected = m.clone();

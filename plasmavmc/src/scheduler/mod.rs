@@ -192,23 +192,19 @@ impl Scheduler {
         let mut target = held.get(&node).cloned().unwrap_or_default();
         let attachments = crate::storage::planned(vm);
         target.vms.insert(uid.clone(), Held { key: key.to_string(), grant, group, ports, attachments });
-        let target_key = format!("{}{node}", allocations::prefix());
         let target_version = versions.get(&node).copied();
         // A move gives back the old node's share in the same transaction.
         let source = from.and_then(|from| {
             let mut left = held.get(from)?.clone();
             left.vms.remove(&uid)?;
-            Some((format!("{}{from}", allocations::prefix()), left, versions.get(from).copied()?))
+            Some((from, left, versions.get(from).copied()?))
         });
         let guard = |tx: Tx| -> Result<Tx, ResourceError> {
-            let mut tx = match target_version {
-                Some(version) => tx.update(&target_key, &target, version)?,
-                None => tx.create(&target_key, &target)?,
-            };
-            if let Some((source_key, left, version)) = &source {
-                tx = tx.update(source_key, left, *version)?;
+            let tx = allocations::put(tx, &node, &target, target_version)?;
+            match &source {
+                Some((from, left, version)) => allocations::put(tx, from, left, Some(*version)),
+                None => Ok(tx),
             }
-            Ok(tx)
         };
         let expected_uid = uid.clone();
         let reason = from.map(|from| format!("node {from} died; restarted elsewhere"));

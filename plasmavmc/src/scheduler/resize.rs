@@ -48,14 +48,8 @@ impl Scheduler {
         share.grant = grant;
         let mut record = held.remove(node).unwrap_or_default();
         record.vms.insert(uid.clone(), share);
-        let record_key = format!("{}{node}", allocations::prefix());
         let version = versions.get(node).copied();
-        let guard = |tx: Tx| -> Result<Tx, ResourceError> {
-            match version {
-                Some(version) => tx.update(&record_key, &record, version),
-                None => Ok(tx),
-            }
-        };
+        let guard = |tx: Tx| allocations::put(tx, node, &record, version);
         let mut change = |current: &Resource<VmSpec>, s: &VmStatus| {
             if current.metadata.uid != uid || s.node.as_deref() != Some(node) {
                 return None;
