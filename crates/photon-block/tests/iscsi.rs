@@ -476,6 +476,35 @@ async fn task_management_aborts_and_resets() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logged_out_nexus_holds_no_reservation_once_answered() {
+    // The second nexus is logged in already, so its RESERVE(6) follows the first one's logout
+    // response within microseconds: any release left until after the answer loses the race.
+    let vol = device(MIB);
+    let server = Target::single(&vol).await;
+    let mut second = Raw::connect(server.addr).await;
+    second.isid[5] = 2;
+    assert_eq!(second.login(Some(TARGET), &[]).await.0, 0);
+    for round in 0..20u32 {
+        let mut first = Raw::connect(server.addr).await;
+        first.isid[5] = 100 + round as u8;
+        assert_eq!(first.login(Some(TARGET), &[]).await.0, 0);
+        assert_eq!(first.command(&[0x16, 0, 0, 0, 0, 0], 0, false, &[]).await.status, 0, "RESERVE(6)");
+        let mut h = [0u8; 48];
+        h[0] = LOGOUT_REQ | IMMEDIATE;
+        h[1] = FINAL;
+        put32(&mut h, 16, 0x1000 + round);
+        put32(&mut h, 24, first.cmd_sn);
+        first.send(&pdu(h, &[])).await;
+        let bye = first.read().await.expect("a logout response");
+        assert_eq!((bye.opcode(), bye.bhs[2]), (LOGOUT_RESP, 0));
+        let reserve = second.command(&[0x16, 0, 0, 0, 0, 0], 0, false, &[]).await;
+        assert_eq!(reserve.status, 0, "round {round}: the logged-out nexus still held the reservation");
+        assert_eq!(second.command(&[0x17, 0, 0, 0, 0, 0], 0, false, &[]).await.status, 0, "RELEASE(6)");
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn header_and_data_digests_protect_every_pdu() {
     let vol = device(4 * MIB);
     let server = Target::single(&vol).await;

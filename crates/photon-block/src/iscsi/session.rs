@@ -82,7 +82,9 @@ pub async fn run(
         stat_sn: logged_in.stat_sn,
     };
     let (result, commands) = ffp::run(tcp, session, shutdown).await;
-    if let Some(unit) = &unit {
+    // A logout released the nexus before it was answered; doing it again could reach a
+    // session the initiator has since opened with the same ISID.
+    if let (Some(unit), false) = (&unit, matches!(result, Ok(ffp::Ending::Logout))) {
         unit.nexus_lost(&nexus);
     }
     match result {

@@ -142,6 +142,11 @@ impl Core {
         let response = if reason == LOGOUT_REMOVE_FOR_RECOVERY { LOGOUT_NO_RECOVERY } else { LOGOUT_OK };
         // Commands under way finish and are answered before the logout response (§11.14).
         self.drain().await;
+        // The nexus is gone once the initiator hears so: a session it opens next must not find
+        // this one's reservation still held (a logout answered first raced the next login).
+        if let Some(unit) = &self.s.unit {
+            unit.nexus_lost(&self.s.nexus);
+        }
         let mut h = pdu::header(pdu::OP_LOGOUT_RESP, FLAG_FINAL);
         h[2] = response;
         pdu::put_u32(&mut h, 16, b.itt());
