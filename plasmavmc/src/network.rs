@@ -14,7 +14,7 @@ use prismnet::model::{Port, Subnet};
 use serde::{Deserialize, Serialize};
 
 use crate::model::status::NicStatus;
-use crate::model::vm::{port_name, Nic, VmSpec};
+use crate::model::vm::{port_name, slots, Nic, VmSpec};
 
 /// A port a VM owns.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
@@ -41,27 +41,42 @@ impl PortRef {
     }
 }
 
+impl PortRef {
+    /// VM `vm`'s port `<vpc>/<subnet>/<port>` (as its status names it).
+    pub fn at(vm: &Resource<VmSpec>, path: &str) -> Option<Self> {
+        let mut parts = path.splitn(3, '/');
+        let (vpc, subnet, name) = (parts.next()?, parts.next()?, parts.next()?);
+        Some(Self {
+            org: vm.metadata.org.clone(),
+            project: vm.metadata.project.clone(),
+            vpc: vpc.to_string(),
+            subnet: subnet.to_string(),
+            name: name.to_string(),
+        })
+    }
+}
+
 /// The ports VM `vm` owns, one per NIC, in order.
 pub fn planned(vm: &Resource<VmSpec>) -> Vec<PortRef> {
     vm.spec
         .nics
         .iter()
-        .enumerate()
-        .map(|(i, nic)| PortRef {
+        .zip(slots(&vm.spec.nics))
+        .map(|(nic, slot)| PortRef {
             org: vm.metadata.org.clone(),
             project: vm.metadata.project.clone(),
             vpc: nic.vpc.clone(),
             subnet: nic.subnet.clone(),
-            name: port_name(&vm.metadata.name, i),
+            name: port_name(&vm.metadata.name, slot),
         })
         .collect()
 }
 
-/// The tap device of NIC `index` of the VM with `uid`: unique per VM (a re-created VM of the
+/// The tap device of NIC `slot` of the VM with `uid`: unique per VM (a re-created VM of the
 /// same name gets other taps), and short enough for the kernel (15 bytes).
-pub fn tap_name(uid: &str, index: usize) -> String {
+pub fn tap_name(uid: &str, slot: u8) -> String {
     let id: String = uid.chars().filter(|c| c.is_ascii_alphanumeric()).take(10).collect();
-    format!("vm{id}n{index}")
+    format!("vm{id}n{slot}")
 }
 
 /// PrismNET's API as PlasmaVMC's account.
@@ -90,7 +105,7 @@ impl Network {
 
     /// Makes the port (or takes up the one made before, at an earlier start) bound to `tap` on
     /// `node`; what it was given.
-    pub async fn plug(&self, port: &PortRef, nic: &Nic, node: &str, tap: &str) -> Result<NicStatus, ResourceError> {
+    pub async fn plug(&self, port: &PortRef, nic: &Nic, slot: u8, node: &str, tap: &str) -> Result<NicStatus, ResourceError> {
         let (owner, parents) = (port.owner(), port.parents());
         let at = At { owner: &owner, parents: &parents, name: &port.name };
         let binding = Binding {
@@ -121,7 +136,7 @@ impl Network {
         };
         let ip: Ipv4Addr = made.spec.ip.ok_or_else(|| ResourceError::Backend(format!("port {} has no address", port.path())))?;
         let mac = made.spec.mac.clone().unwrap_or_else(|| format_mac(derived_mac(ip)));
-        Ok(NicStatus { port: port.path(), ip, mac, tap: tap.to_string() })
+        Ok(NicStatus { slot, port: port.path(), ip, mac, tap: tap.to_string() })
     }
 
     /// Unbinds the port if it is still bound to `tap` on `node` (its tap went with QEMU).

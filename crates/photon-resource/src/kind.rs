@@ -33,8 +33,9 @@ pub trait Kind: Send + Sync + 'static {
     /// Checks a spec on receipt; field paths start at `spec`.
     fn validate(spec: &Self::Spec) -> Result<(), FieldError>;
 
-    /// Makes a validated spec ready to store: secrets in it sealed by `sealer`. `current` is
-    /// the stored spec an update replaces (a secret sent back redacted keeps its sealed value).
+    /// Makes a validated spec ready to store: values the server assigns filled in, secrets in
+    /// it sealed by `sealer`. `current` is the stored spec an update replaces (a secret sent
+    /// back redacted keeps its sealed value).
     fn seal(_spec: &mut Self::Spec, _current: Option<&Self::Spec>, _sealer: &dyn Sealer) -> Result<(), FieldError> {
         Ok(())
     }

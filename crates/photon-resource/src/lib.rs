@@ -27,7 +27,7 @@ pub mod store;
 pub use error::{FieldError, ResourceError};
 pub use follow::{follow, Change};
 pub use assign::{Assign, Assigning, Placing};
-pub use kind::{check_name, check_range, Kind, Listing, Resource, Resources, Sealer, REDACTED};
+pub use kind::{check_name, check_range, Kind, Listing, NoSecrets, Resource, Resources, Sealer, REDACTED};
 pub use layout::Layout;
 pub use meta::{Metadata, Owner};
 pub use mirror::Mirror;

@@ -206,9 +206,12 @@ impl Agent {
     /// A VM that migrated in is this node's now: its ports are bound to its taps here.
     pub(super) async fn arrived(&self, dir: &Path, key: &str, vm: &Resource<VmSpec>) -> Result<()> {
         if let Some(net) = &self.network {
-            let nics = VmStatus::of(vm).nics;
-            for ((port, nic), plugged) in crate::network::planned(vm).iter().zip(&vm.spec.nics).zip(&nics) {
-                net.plug(port, nic, &self.settings.node, &plugged.tap)
+            // The NICs the guest came with (one detached meanwhile: the running VM's
+            // reconcile takes it out next).
+            let planned = crate::network::planned(vm);
+            for plugged in VmStatus::of(vm).nics {
+                let Some((port, nic)) = planned.iter().zip(&vm.spec.nics).find(|(p, _)| p.path() == plugged.port) else { continue };
+                net.plug(port, nic, plugged.slot, &self.settings.node, &plugged.tap)
                     .await
                     .map_err(|e| PlasmavmcError::Network(format!("port {}: {e}", port.path())))?;
             }

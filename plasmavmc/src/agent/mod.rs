@@ -16,7 +16,7 @@ pub mod seed;
 pub mod taps;
 
 use std::collections::BTreeMap;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -33,10 +33,12 @@ use crate::model::status::{self, NicStatus, State, VmStatus, VolumeStatus};
 use crate::model::vm::{Power, VmSpec};
 use crate::model::{Flavor, Image};
 use crate::network::{self, Network};
-use crate::scheduler::allocations;
+use crate::model::vm::slots;
+use crate::network::PortRef;
+use crate::scheduler::allocations::{self, Owned};
 use crate::storage::{AttachRef, Export, Storage};
 use images::ImageCache;
-use qemu::{Accel, Machine, Root};
+use qemu::{Accel, Machine, NicDevice, Root};
 use qmp::Qmp;
 
 /// How often a starting QEMU is looked at until it answers on QMP, and for how long.
@@ -283,7 +285,7 @@ impl Agent {
             kernel,
             initrd,
             cmdline: image.cmdline.clone(),
-            nics: taps.iter().map(|(fd, nic)| (fd.as_raw_fd(), nic.mac.clone())).collect(),
+            nics: taps.iter().map(|(fd, nic)| NicDevice { fd: fd.as_raw_fd(), mac: nic.mac.clone(), slot: nic.slot }).collect(),
             incoming,
             cgroups: groups,
         };
@@ -329,14 +331,22 @@ impl Agent {
                 "the VM has NICs but this node has no PlasmaVMC service account (iam.credentials_file) to make its ports in PrismNET".into(),
             ));
         };
+        let planned = network::planned(vm);
+        // NICs detached while the VM was stopped: their ports go now.
+        for gone in VmStatus::of(vm).nics.iter().filter(|n| !planned.iter().any(|p| p.path() == n.port)) {
+            if let Some(port) = PortRef::at(vm, &gone.port) {
+                net.delete(&port).await.map_err(|e| PlasmavmcError::Network(format!("deleting port {}: {e}", gone.port)))?;
+                tracing::info!(vm = %key, port = %gone.port, "deleted the port of a NIC detached while the VM was stopped");
+            }
+        }
         let mut plugged = Vec::new();
-        for (i, (port, nic)) in network::planned(vm).iter().zip(&vm.spec.nics).enumerate() {
-            let tap = network::tap_name(&vm.metadata.uid, i);
-            let fd = taps::open(&tap).map_err(|e| PlasmavmcError::io(format!("NIC {i}'s tap"), e))?;
+        for ((port, nic), slot) in planned.iter().zip(&vm.spec.nics).zip(slots(&vm.spec.nics)) {
+            let tap = network::tap_name(&vm.metadata.uid, slot);
+            let fd = taps::open(&tap).map_err(|e| PlasmavmcError::io(format!("NIC {slot}'s tap"), e))?;
             let given = net
-                .plug(port, nic, &self.settings.node, &tap)
+                .plug(port, nic, slot, &self.settings.node, &tap)
                 .await
-                .map_err(|e| PlasmavmcError::Network(format!("NIC {i} (port {}): {e}", port.path())))?;
+                .map_err(|e| PlasmavmcError::Network(format!("NIC {slot} (port {}): {e}", port.path())))?;
             tracing::info!(vm = %key, port = %given.port, ip = %given.ip, %tap, "NIC plugged in");
             plugged.push((fd, given));
         }
@@ -349,8 +359,8 @@ impl Agent {
     /// looking for them. Failures are logged: the next stop or start tries again.
     async fn unplug(&self, key: &str, vm: &Resource<VmSpec>) {
         let Some(net) = &self.network else { return };
-        for (i, port) in network::planned(vm).iter().enumerate() {
-            let tap = network::tap_name(&vm.metadata.uid, i);
+        for (port, slot) in network::planned(vm).iter().zip(slots(&vm.spec.nics)) {
+            let tap = network::tap_name(&vm.metadata.uid, slot);
             if let Err(e) = net.unplug(port, &self.settings.node, &tap).await {
                 tracing::warn!(vm = %key, port = %port.path(), error = %e, "cannot unbind a stopped VM's port");
             }
@@ -376,7 +386,7 @@ impl Agent {
             )));
         };
         let attachment = AttachRef::of(vm, volume);
-        allocations::own(&self.store, &self.settings.node, &vm.metadata.uid, &attachment).await?;
+        allocations::own(&self.store, &self.settings.node, &vm.metadata.uid, Owned::Attachment(&attachment)).await?;
         storage.attach(&attachment, &self.settings.node).await.map_err(|e| PlasmavmcError::Storage(format!("volume {volume}: {e}")))
     }
 
@@ -401,9 +411,7 @@ impl Agent {
         }
         for gone in status.volumes.iter().filter(|s| !vm.spec.volumes.contains(&s.volume)) {
             let (node, device) = qemu::volume_ids(&gone.volume);
-            let devices = qmp.execute("qom-list", Some(serde_json::json!({"path": "/machine/peripheral"}))).await?;
-            let present = devices.as_array().into_iter().flatten().any(|d| d["name"] == device.as_str());
-            if present {
+            if qmp.has_device(&device).await? {
                 // The guest is asked (ACPI) and lets go when it can: looked at again shortly.
                 tolerate(qmp.execute("device_del", Some(serde_json::json!({"id": device}))).await, "in progress")?;
                 return Ok(Some(Requeue::After(Duration::from_millis(200))));
@@ -418,6 +426,65 @@ impl Agent {
             tracing::info!(vm = %key, volume = %gone.volume, "detached a volume from the running guest");
             let name = gone.volume.clone();
             self.report(key, uid, move |s| s.volumes.retain(|v| v.volume != name)).await?;
+        }
+        Ok(None)
+    }
+
+    /// Hot attach and detach of NICs: the running guest's NICs made to match the spec, one
+    /// step per call (detaches first: a slot may be handed to a new NIC once its old one is
+    /// gone); `Some` while a detach waits for the guest to let go of its NIC.
+    async fn nics(&self, key: &str, vm: &Resource<VmSpec>, status: &VmStatus, qmp: &mut Qmp) -> Result<Option<Requeue>> {
+        let uid = &vm.metadata.uid;
+        let planned: Vec<(PortRef, u8)> = network::planned(vm).into_iter().zip(slots(&vm.spec.nics)).collect();
+        let wanted = |n: &NicStatus| planned.iter().any(|(p, s)| *s == n.slot && p.path() == n.port);
+        for gone in status.nics.iter().filter(|n| !wanted(n)) {
+            let (netdev, device) = qemu::nic_ids(gone.slot);
+            if qmp.has_device(&device).await? {
+                tolerate(qmp.execute("device_del", Some(serde_json::json!({"id": device}))).await, "in progress")?;
+                return Ok(Some(Requeue::After(Duration::from_millis(200))));
+            }
+            // The netdev holds the tap's descriptor: deleting it ends the tap.
+            tolerate(qmp.execute("netdev_del", Some(serde_json::json!({"id": netdev}))).await, "not found")?;
+            if let (Some(net), Some(port)) = (&self.network, PortRef::at(vm, &gone.port)) {
+                net.delete(&port).await.map_err(|e| PlasmavmcError::Network(format!("deleting port {}: {e}", gone.port)))?;
+            }
+            tracing::info!(vm = %key, port = %gone.port, slot = gone.slot, "detached a NIC from the running guest");
+            let gone = gone.clone();
+            self.report(key, uid, move |s| s.nics.retain(|n| *n != gone)).await?;
+        }
+        for ((port, slot), nic) in planned.iter().zip(&vm.spec.nics) {
+            if status.nics.iter().any(|n| n.slot == *slot && n.port == port.path()) {
+                continue;
+            }
+            let Some(net) = &self.network else {
+                return Err(PlasmavmcError::Network(
+                    "a NIC was attached but this node has no PlasmaVMC service account (iam.credentials_file) to make its port in PrismNET".into(),
+                ));
+            };
+            allocations::own(&self.store, &self.settings.node, uid, Owned::Port(port)).await?;
+            let tap = network::tap_name(uid, *slot);
+            let (netdev, device) = qemu::nic_ids(*slot);
+            let failed = |e: ResourceError| PlasmavmcError::Network(format!("NIC {slot} (port {}): {e}", port.path()));
+            let given = if qmp.has_device(&device).await? {
+                // Attached by an agent that stopped before it said so.
+                net.plug(port, nic, *slot, &self.settings.node, &tap).await.map_err(failed)?
+            } else {
+                // A netdev left by an attach cut short goes first, and its tap with it.
+                tolerate(qmp.execute("netdev_del", Some(serde_json::json!({"id": netdev}))).await, "not found")?;
+                let fd = taps::open(&tap).map_err(|e| PlasmavmcError::io(format!("NIC {slot}'s tap"), e))?;
+                let given = net.plug(port, nic, *slot, &self.settings.node, &tap).await.map_err(failed)?;
+                qmp.execute_with_fd("getfd", Some(serde_json::json!({"fdname": netdev})), fd.as_fd()).await?;
+                qmp.execute("netdev_add", Some(serde_json::json!({"type": "tap", "id": netdev, "fd": netdev}))).await?;
+                qmp.execute("device_add", Some(qemu::nic_device(*slot, &given.mac))).await?;
+                given
+            };
+            tracing::info!(vm = %key, port = %given.port, ip = %given.ip, %tap, "attached a NIC to the running guest");
+            self.report(key, uid, move |s| {
+                if !s.nics.contains(&given) {
+                    s.nics.push(given.clone());
+                }
+            })
+            .await?;
         }
         Ok(None)
     }
@@ -535,9 +602,13 @@ impl Agent {
                 // change of any VM queues all of them, and a QMP handshake with a QEMU busy
                 // booting (many at once) would hold up the whole queue.
                 let attached: Vec<&String> = status.volumes.iter().map(|v| &v.volume).collect();
+                let plugged: Vec<(u8, String)> = status.nics.iter().map(|n| (n.slot, n.port.clone())).collect();
+                let planned: Vec<(u8, String)> =
+                    slots(&vm.spec.nics).into_iter().zip(network::planned(&vm).iter().map(PortRef::path)).collect();
                 let settled = status.state == State::Running
                     && vm.spec.reboots <= status.reboots
-                    && vm.spec.volumes.iter().collect::<Vec<_>>() == attached;
+                    && vm.spec.volumes.iter().collect::<Vec<_>>() == attached
+                    && planned == plugged;
                 let fresh = locked(&self.checked).get(uid).is_some_and(|at| at.elapsed() < QMP_RECHECK);
                 if settled && fresh {
                     return Ok(Requeue::Done);
@@ -550,6 +621,9 @@ impl Agent {
                     self.report(&key, uid, move |s| s.reboots = reboots).await?;
                 }
                 if let Some(requeue) = self.volumes(&key, &vm, &status, &mut qmp).await? {
+                    return Ok(requeue);
+                }
+                if let Some(requeue) = self.nics(&key, &vm, &status, &mut qmp).await? {
                     return Ok(requeue);
                 }
                 let run = qmp.status().await?;

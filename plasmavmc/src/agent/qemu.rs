@@ -53,6 +53,36 @@ pub fn nbd_blockdev(node: &str, export: &Export) -> serde_json::Value {
     })
 }
 
+/// NIC `slot`'s PCI slot: fixed (0x18 up, above what the disks take in order), so the
+/// guest's bus is the same at every start, after any hot attach and on a migration's target.
+const NIC_PCI_BASE: u8 = 0x18;
+
+/// QEMU's netdev and device ids of NIC `slot`.
+pub fn nic_ids(slot: u8) -> (String, String) {
+    (format!("net{slot}"), format!("nic{slot}"))
+}
+
+/// The `-device` (and `device_add`) arguments of NIC `slot`.
+pub fn nic_device(slot: u8, mac: &str) -> serde_json::Value {
+    let (netdev, device) = nic_ids(slot);
+    serde_json::json!({
+        "driver": "virtio-net-pci",
+        "id": device,
+        "netdev": netdev,
+        "mac": mac,
+        "addr": format!("{:#04x}", NIC_PCI_BASE + slot),
+    })
+}
+
+/// A NIC as QEMU starts with it: an open tap descriptor (inherited by QEMU), the port's MAC
+/// and the NIC's slot.
+#[derive(Debug, Clone)]
+pub struct NicDevice {
+    pub fd: i32,
+    pub mac: String,
+    pub slot: u8,
+}
+
 /// The TLS credentials object NBD exports are opened with (the platform CA in `tls/`).
 pub const TLS_CREDS: &str = "nbd-tls";
 pub const TLS_DIR: &str = "tls";
@@ -83,8 +113,8 @@ pub struct Machine {
     pub kernel: Option<PathBuf>,
     pub initrd: Option<PathBuf>,
     pub cmdline: Option<String>,
-    /// NICs in order: an open tap descriptor (inherited by QEMU) and the port's MAC.
-    pub nics: Vec<(i32, String)>,
+    /// NICs in order.
+    pub nics: Vec<NicDevice>,
     /// Waits for a live migration's stream (`migrate-incoming`) instead of booting, with the
     /// node's certificate in `<dir>/mig-tls/` to serve it over TLS.
     pub incoming: bool,
@@ -168,12 +198,13 @@ impl Machine {
                 format!("virtio-blk-pci,drive={node},id={device},serial={}", serial(volume)),
             ]);
         }
-        for (i, (fd, mac)) in self.nics.iter().enumerate() {
+        for nic in &self.nics {
+            let (netdev, _) = nic_ids(nic.slot);
             args.extend([
                 "-netdev".into(),
-                format!("tap,id=nic{i},fd={fd}"),
+                format!("tap,id={netdev},fd={}", nic.fd),
                 "-device".into(),
-                format!("virtio-net-pci,netdev=nic{i},mac={mac}"),
+                nic_device(nic.slot, &nic.mac).to_string(),
             ]);
         }
         if let Some(kernel) = &self.kernel {
@@ -202,7 +233,7 @@ impl Machine {
         // group) reaches the VM. Its exit is reaped by tokio once the handle is dropped.
         // The taps' descriptors stay open across exec in QEMU alone (the agent's own copies
         // keep close-on-exec, so no other child inherits them).
-        let taps: Vec<i32> = self.nics.iter().map(|(fd, _)| *fd).collect();
+        let taps: Vec<i32> = self.nics.iter().map(|nic| nic.fd).collect();
         let groups = super::cgroups::entries(&self.cgroups);
         // SAFETY: setsid, fcntl, open and write are async-signal-safe and touch nothing of the
         // parent.

@@ -59,6 +59,9 @@ pub struct Grant {
 /// the tap device on the node (which PrismNET moves onto the VPC's bridge).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct NicStatus {
+    /// The NIC's slot (`spec.nics[].slot`).
+    #[serde(default)]
+    pub slot: u8,
     /// `<vpc>/<subnet>/<port>`.
     pub port: String,
     pub ip: std::net::Ipv4Addr,

@@ -23,7 +23,8 @@ pub const MAX_NICS: usize = 8;
 pub const MAX_VOLUMES: usize = 16;
 
 /// One network interface: a port of the VM's own, made in `vpc`/`subnet` of the VM's project
-/// when it is placed and deleted with it, named `<vm>-<index>`.
+/// when it is placed (or attached) and deleted with it (or when detached), named
+/// `<vm>-<slot>`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Nic {
@@ -35,12 +36,55 @@ pub struct Nic {
     /// A fixed address in the subnet (default: PrismNET picks a free one).
     #[serde(default)]
     pub ip: Option<Ipv4Addr>,
+    /// What names the NIC for its life (its port, its tap, its place on the guest's PCI bus),
+    /// so the others keep theirs when one is detached. Assigned by the server when left out:
+    /// an unchanged NIC keeps its slot, a new one takes one no NIC had.
+    #[serde(default)]
+    pub slot: Option<u8>,
 }
 
-/// The name of the port behind NIC `index` of VM `vm`: `<vm>-<index>`, the VM's name shortened
+impl Nic {
+    /// Whether `self` is `other` but for the slot.
+    fn same_network(&self, other: &Nic) -> bool {
+        (&self.vpc, &self.subnet, &self.security_groups, self.ip) == (&other.vpc, &other.subnet, &other.security_groups, other.ip)
+    }
+}
+
+/// Each NIC's slot (one stored before slots were assigned: its place in the list).
+pub fn slots(nics: &[Nic]) -> Vec<u8> {
+    nics.iter().enumerate().map(|(i, nic)| nic.slot.unwrap_or(i as u8)).collect()
+}
+
+/// Gives each NIC of `new` left without a slot one: the slot of the NIC of `current` at the
+/// same place if that is the same network and its slot is not taken in `new`, else the lowest
+/// no NIC of either list has (so a NIC being detached is never confused with one attached
+/// in its place).
+fn assign_slots(new: &mut [Nic], current: &[Nic]) -> Result<(), FieldError> {
+    let old = slots(current);
+    let mut taken: Vec<u8> = new.iter().filter_map(|nic| nic.slot).collect();
+    for i in 0..new.len() {
+        if new[i].slot.is_some() {
+            continue;
+        }
+        let kept = current.get(i).filter(|c| c.same_network(&new[i])).map(|_| old[i]).filter(|s| !taken.contains(s));
+        let slot = kept
+            .or_else(|| (0..MAX_NICS as u8).find(|s| !taken.contains(s) && !old.contains(s)))
+            .ok_or_else(|| {
+                FieldError::new(
+                    format!("spec.nics[{i}]"),
+                    format!("no free slot: at most {MAX_NICS}, counting those being detached"),
+                )
+            })?;
+        new[i].slot = Some(slot);
+        taken.push(slot);
+    }
+    Ok(())
+}
+
+/// The name of the port behind NIC `slot` of VM `vm`: `<vm>-<slot>`, the VM's name shortened
 /// so the whole is a valid name.
-pub fn port_name(vm: &str, index: usize) -> String {
-    let suffix = format!("-{index}");
+pub fn port_name(vm: &str, slot: u8) -> String {
+    let suffix = format!("-{slot}");
     let room = 63 - suffix.len();
     let stem = if vm.len() > room { vm[..room].trim_end_matches('-') } else { vm };
     format!("{stem}{suffix}")
@@ -102,8 +146,9 @@ pub struct VmSpec {
     /// from a running VM as this list changes.
     #[serde(default)]
     pub volumes: Vec<String>,
-    /// Network interfaces, in the order the guest sees them (eth0 first); fixed for the VM's
-    /// life.
+    /// Network interfaces, in the order a guest booting sees them (eth0 first); attached to
+    /// and detached from a running VM as this list changes (a NIC's network is fixed: another
+    /// network is another NIC).
     #[serde(default)]
     pub nics: Vec<Nic>,
     /// Bumped by the migrate action; the scheduler moves the running VM to another node once
@@ -190,6 +235,14 @@ impl Kind for Vm {
             return Err(FieldError::new("spec.nics", format!("{} NICs; at most {MAX_NICS}", spec.nics.len())));
         }
         for (i, nic) in spec.nics.iter().enumerate() {
+            if let Some(slot) = nic.slot {
+                if slot >= MAX_NICS as u8 {
+                    return Err(FieldError::new(format!("spec.nics[{i}].slot"), format!("0 to {}", MAX_NICS - 1)));
+                }
+                if spec.nics[..i].iter().any(|other| other.slot == Some(slot)) {
+                    return Err(FieldError::new(format!("spec.nics[{i}].slot"), format!("slot {slot} is used twice")));
+                }
+            }
             check_name(&format!("spec.nics[{i}].vpc"), &nic.vpc)?;
             check_name(&format!("spec.nics[{i}].subnet"), &nic.subnet)?;
             if nic.security_groups.len() > 16 {
@@ -202,11 +255,25 @@ impl Kind for Vm {
         check_description(&spec.description)
     }
 
+    /// Slots assigned at create too, so a client that reads the VM and writes it back keeps
+    /// each NIC's.
+    fn seal(spec: &mut VmSpec, current: Option<&VmSpec>, _sealer: &dyn photon_resource::Sealer) -> Result<(), FieldError> {
+        assign_slots(&mut spec.nics, current.map_or(&[], |c| &c.nics))
+    }
+
     fn update(new: &mut VmSpec, current: &VmSpec) -> Result<(), FieldError> {
         fixed("spec.image", &new.image, &current.image)?;
         fixed("spec.root_volume", &new.root_volume, &current.root_volume)?;
-        if new.nics != current.nics {
-            return Err(FieldError::new("spec.nics", "NICs are fixed for a VM's life"));
+        assign_slots(&mut new.nics, &current.nics)?;
+        let (old, now) = (slots(&current.nics), slots(&new.nics));
+        for (i, nic) in new.nics.iter().enumerate() {
+            let same_slot = old.iter().position(|s| *s == now[i]).map(|at| &current.nics[at]);
+            if same_slot.is_some_and(|was| !was.same_network(nic)) {
+                return Err(FieldError::new(
+                    format!("spec.nics[{i}]"),
+                    format!("slot {} is a NIC of another network: a NIC's network is fixed (detach it, attach another)", now[i]),
+                ));
+            }
         }
         if new.flavor != current.flavor && (current.power != Power::Stopped || new.power != Power::Stopped) {
             return Err(FieldError::new("spec.flavor", "a VM is resized only while stopped: stop it first"));
@@ -218,5 +285,55 @@ impl Kind for Vm {
             return Err(FieldError::new("spec.reboots", "only ever grows (the reboot action bumps it)"));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nic(subnet: &str, slot: Option<u8>) -> Nic {
+        Nic { vpc: "blue".into(), subnet: subnet.into(), security_groups: Vec::new(), ip: None, slot }
+    }
+
+    fn spec(nics: Vec<Nic>) -> VmSpec {
+        serde_json::from_value(serde_json::json!({"flavor": "f", "image": "i", "nics": serde_json::to_value(nics).unwrap()})).unwrap()
+    }
+
+    fn updated(current: &VmSpec, nics: Vec<Nic>) -> Result<Vec<u8>, FieldError> {
+        let mut new = spec(nics);
+        Vm::update(&mut new, current)?;
+        Ok(slots(&new.nics))
+    }
+
+    #[test]
+    fn nics_keep_their_slots_and_new_ones_never_take_one_being_let_go() {
+        let mut created = spec(vec![nic("a", None), nic("b", None), nic("c", None)]);
+        Vm::seal(&mut created, None, &photon_resource::NoSecrets).unwrap();
+        assert_eq!(slots(&created.nics), [0, 1, 2]);
+        // Written back as read, or unchanged but without slots: the same slots.
+        assert_eq!(updated(&created, created.nics.clone()).unwrap(), [0, 1, 2]);
+        assert_eq!(updated(&created, vec![nic("a", None), nic("b", None), nic("c", None), nic("d", None)]).unwrap(), [0, 1, 2, 3]);
+        // The middle one detached: `c` keeps slot 2 when it says so...
+        assert_eq!(updated(&created, vec![nic("a", Some(0)), nic("c", Some(2))]).unwrap(), [0, 2]);
+        // ...and a NIC added in the same write gets a slot none of the three had.
+        assert_eq!(updated(&created, vec![nic("a", Some(0)), nic("c", Some(2)), nic("d", None)]).unwrap(), [0, 2, 3]);
+        // A slot's network is fixed.
+        let moved = updated(&created, vec![nic("z", Some(0))]).unwrap_err();
+        assert_eq!(moved.field, "spec.nics[0]");
+        // Eight in all, counting those being let go.
+        let full: Vec<Nic> = (0..MAX_NICS as u8).map(|s| nic("a", Some(s))).collect();
+        let full = spec(full);
+        let mut next = full.nics[1..].to_vec();
+        next.push(nic("new", None));
+        assert_eq!(updated(&full, next).unwrap_err().field, format!("spec.nics[{}]", MAX_NICS - 1));
+    }
+
+    #[test]
+    fn slots_out_of_range_or_used_twice_are_refused() {
+        let twice = spec(vec![nic("a", Some(1)), nic("b", Some(1))]);
+        assert_eq!(Vm::validate(&twice).unwrap_err().field, "spec.nics[1].slot");
+        let far = spec(vec![nic("a", Some(MAX_NICS as u8))]);
+        assert_eq!(Vm::validate(&far).unwrap_err().field, "spec.nics[0].slot");
     }
 }

@@ -63,21 +63,39 @@ pub fn put(tx: Tx, node: &str, record: &Allocation, version: Option<i64>) -> Res
     }
 }
 
-/// Records in `node`'s allocation that VM `uid` owns `attachment` (before it is made, so the
-/// sweep finds it whatever happens next). A VM with no share there (moved meanwhile) is left.
-pub async fn own(store: &Store, node: &str, uid: &str, attachment: &AttachRef) -> Result<(), ResourceError> {
+/// Something a VM owns elsewhere, recorded with its share.
+pub enum Owned<'a> {
+    Port(&'a PortRef),
+    Attachment(&'a AttachRef),
+}
+
+/// Records in `node`'s allocation that VM `uid` owns `what` (before it is made, so the sweep
+/// finds it whatever happens next). A VM with no share there (moved meanwhile) is left.
+pub async fn own(store: &Store, node: &str, uid: &str, what: Owned<'_>) -> Result<(), ResourceError> {
     let key = key(node);
     for _ in 0..16 {
         let Some(found) = store.get::<Allocation>(&key).await? else { return Ok(()) };
         let mut record = found.value;
         let Some(held) = record.vms.get_mut(uid) else { return Ok(()) };
-        if held.attachments.contains(attachment) {
+        let added = match what {
+            Owned::Port(port) => push_new(&mut held.ports, port),
+            Owned::Attachment(attachment) => push_new(&mut held.attachments, attachment),
+        };
+        if !added {
             return Ok(());
         }
-        held.attachments.push(attachment.clone());
         if store.commit(Tx::new().update(&key, &record, found.version)?).await?.is_some() {
             return Ok(());
         }
     }
     Err(ResourceError::Backend(format!("the allocation record of {node} kept changing under 16 writes")))
+}
+
+/// Adds `item` unless `list` has it; whether it did.
+fn push_new<T: Clone + PartialEq>(list: &mut Vec<T>, item: &T) -> bool {
+    let new = !list.contains(item);
+    if new {
+        list.push(item.clone());
+    }
+    new
 }

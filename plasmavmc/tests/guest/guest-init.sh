@@ -57,11 +57,26 @@ setsid sh -c 'exec sh </dev/ttyS0 >/dev/ttyS0 2>&1' &
 echo "PLASMAVMC-GUEST-READY"
 n=0
 disks=""
+nics=$(ls /sys/class/net | grep '^eth' | tr '\n' ' ')
 while true; do
   n=$((n + 1))
   # Disks attached or detached while running are reported as they come and go.
   now=$(ls /sys/block | grep '^vd' | tr '\n' ' ')
   if [ "$now" != "$disks" ]; then disks=$now; echo "guest: disks now ${disks% }"; fi
+  # So are NICs; one that came asks DHCP for its address.
+  now=$(ls /sys/class/net | grep '^eth' | tr '\n' ' ')
+  if [ "$now" != "$nics" ]; then
+    for nic in $now; do
+      case " $nics " in *" $nic "*) ;; *)
+        echo "guest: nic $nic $(cat /sys/class/net/$nic/address) came"
+        ip link set "$nic" up
+        (udhcpc -i "$nic" -s /bin/dhcp-lease -q -n -t 30 -T 1 >/dev/null 2>&1 || echo "guest: dhcp $nic failed") &
+        ;;
+      esac
+    done
+    nics=$now
+    echo "guest: nics now ${nics% }"
+  fi
   echo "guest: count $n"
   sleep 1
 done
