@@ -87,6 +87,12 @@ pub struct AgentSection {
     /// Memory each VM's QEMU may use beyond its guest's, in MiB: its cgroup's memory limit is
     /// the flavour's memory plus this (its CPU quota is the flavour's vCPUs).
     pub memory_overhead_mib: u64,
+    /// Each VM's QEMU runs as a uid of its own above this one (no account needed), in this
+    /// group; 0: QEMU runs as the agent. Needs the agent to run as root (with CAP_SETUID,
+    /// CAP_SETGID, CAP_CHOWN and CAP_DAC_OVERRIDE) and other users to be able to enter the
+    /// directories above `run_dir` and `image_cache`; else QEMU runs as the agent, and the
+    /// log and `/health` say why.
+    pub qemu_uid_base: u32,
     /// How long a stopping VM has to shut down after the ACPI power button before it is
     /// ended, in milliseconds.
     pub stop_timeout_ms: u64,
@@ -133,6 +139,7 @@ impl ServiceConfig for PlasmavmcConfig {
                 run_dir: None,
                 image_cache: None,
                 memory_overhead_mib: 512,
+                qemu_uid_base: 1_500_000,
                 stop_timeout_ms: 30_000,
                 resync_ms: 5_000,
             },

@@ -82,7 +82,10 @@ pub async fn build(config: PlasmavmcConfig, context: Context) -> anyhow::Result<
         };
         tracing::info!(%node, vcpus = record.vcpus, memory_mib = record.memory_mib, accel = %accel.1, run_dir = %run_dir.display(), "agent on: this node runs VMs");
         context.tasks.spawn(nodes::register(store.clone(), node.clone(), record, context.shutdown.clone()));
-        let images = ImageCache::new(cache, trust.as_deref())?;
+        std::fs::create_dir_all(&cache).map_err(|e| anyhow::anyhow!("agent.image_cache {}: {e}", cache.display()))?;
+        let users = agent::users::Users::new(section.qemu_uid_base, &run_dir, &cache);
+        tracing::info!(qemu = %users.describe(), "whom VMs' QEMUs run as");
+        let images = ImageCache::new(cache, trust.as_deref(), users.group())?;
         let settings = Settings {
             node: node.clone(),
             run_dir,
@@ -95,6 +98,7 @@ pub async fn build(config: PlasmavmcConfig, context: Context) -> anyhow::Result<
             migration_host: migration_host(&api_url),
             cgroups: agent::cgroups::Cgroups::detect(),
             memory_overhead_mib: section.memory_overhead_mib,
+            users,
         };
         settings.cgroups.tidy();
         tracing::info!(limits = %settings.cgroups.describe(), "VMs' CPU and memory limits");
@@ -242,6 +246,7 @@ fn health(store: &Store, copy: &Mutex<Mirror>, scheduler: &Scheduler, agent: Opt
                     "running": census.running,
                     "accel": agent.accel(),
                     "limits": agent.limits(),
+                    "qemu_user": agent.qemu_user(),
                 }),
             )
         }

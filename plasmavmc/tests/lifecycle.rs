@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
 use common::{qemu_processes, Stack};
@@ -93,6 +94,24 @@ async fn a_vm_boots_stops_starts_survives_its_agent_and_is_deleted_without_a_tra
         let limit = std::fs::read_to_string(&memory).unwrap_or_default();
         assert_eq!(limit.trim(), (896u64 * 1024 * 1024).to_string(), "{memory}");
     }
+
+    // QEMU is not root: a uid of the VM's own, which owns its run directory (and no one else
+    // may enter it).
+    let qemu_user = stack.health(0)["agent"]["qemu_user"].as_str().unwrap_or_default().to_string();
+    assert!(qemu_user.starts_with("a uid of its own per VM"), "{qemu_user}");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid[0])).unwrap_or_default();
+    let ids = |field: &str| -> Vec<u32> {
+        let line = status.lines().find(|l| l.starts_with(field)).unwrap_or_default();
+        line.split_whitespace().skip(1).filter_map(|n| n.parse().ok()).collect()
+    };
+    let (uids, gids) = (ids("Uid:"), ids("Gid:"));
+    assert!(uids.len() == 4 && uids.iter().all(|u| *u == uids[0] && *u > 1_500_000), "QEMU's uids: {status}");
+    assert!(gids.len() == 4 && gids.iter().all(|g| *g == 1_500_000), "QEMU's gids: {status}");
+    let dir = stack.run_dir(0, &uid);
+    let meta = std::fs::metadata(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (uids[0], 0o700), "{}", dir.display());
+    let seed = std::fs::metadata(dir.join("seed").join("user-data")).map(|m| m.uid()).ok();
+    assert_eq!(seed, Some(uids[0]), "what the agent wrote is QEMU's to read");
 
     // Reboot: one reset, the guest boots again on the same QEMU.
     stack.expect(202, "POST", "/vms/web1/reboot", None);

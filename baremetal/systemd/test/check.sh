@@ -45,15 +45,40 @@ prop() { systemctl show -p "$2" --value "$1"; }
 restarted() { [ "$(prop "$1" NRestarts)" -gt "$2" ]; }
 etcdctl_() { ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 --cacert "$CA" --command-timeout=10s "$@"; }
 inactive() { ! systemctl is-active --quiet "$1"; }
-# PrismNET's REST API in the default project as the administrator: net METHOD PATH [BODY].
-net() {
+# A service's REST API in the default project as the administrator: api PORT METHOD PATH [BODY]
+# prints the answer; net (PrismNET) and vmc (PlasmaVMC) only succeed or fail.
+api() {
   local token
   token=$(curl -sf --cacert "$CA" -H 'content-type: application/json' \
     --data-binary "{\"user\":\"admin\",\"password\":\"$(cat /var/lib/photoncloud/initial-admin-password)\"}" \
     https://127.0.0.1:8080/api/v1/auth/token | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
-  curl -sf --cacert "$CA" -X "$1" -H "authorization: Bearer $token" -H 'content-type: application/json' \
-    ${3:+--data-binary "$3"} "https://127.0.0.1:9091/api/v1/orgs/default/projects/default$2" >/dev/null
+  curl -sf --cacert "$CA" -X "$2" -H "authorization: Bearer $token" -H 'content-type: application/json' \
+    ${4:+--data-binary "$4"} "https://127.0.0.1:$1/api/v1/orgs/default/projects/default$3"
 }
+net() { api 9091 "$@" >/dev/null; }
+vmc() { api 9090 "$@" >/dev/null; }
+# A VM whose image is this machine's own kernel (served by busybox's httpd): QEMU started by
+# the unit's agent, as a uid of its own. The guest need not finish booting.
+create_vm() {
+  local kernel
+  kernel=$(basename "$(ls /boot/vmlinuz-* | head -n 1)")
+  (cd /boot && busybox httpd -p 127.0.0.1:8099 -h /boot) &&
+    vmc POST /flavors '{"name":"tiny","spec":{"vcpus":1,"memory_mib":128,"disk_gib":1}}' &&
+    vmc POST /images "{\"name\":\"boot\",\"spec\":{\"kernel\":{\"url\":\"http://127.0.0.1:8099/$kernel\"}}}" &&
+    vmc POST /vms '{"name":"v1","spec":{"flavor":"tiny","image":"boot"}}'
+}
+vm_running() { api 9090 GET /vms/v1 | grep -q '"state":"running"'; }
+qemu_pid() { pgrep -f 'guest=default.default.v1' | head -n 1; }
+# QEMU's real, effective, saved and file uids are one, above agent.qemu_uid_base, and that uid
+# owns a VM's run directory.
+qemu_not_root() {
+  local pid uid
+  pid=$(qemu_pid)
+  [ -n "$pid" ] || return 1
+  uid=$(awk '/^Uid:/{print ($2 == $3 && $3 == $4 && $4 == $5) ? $2 : -1}' "/proc/$pid/status")
+  [ "$uid" -gt 1500000 ] && stat -c %u /var/lib/plasmavmc/vms/*/ | grep -qx "$uid"
+}
+no_qemu() { [ -z "$(qemu_pid)" ]; }
 create_network() {
   net POST /vpcs '{"name":"vmtest","spec":{"cidr":"10.50.0.0/16"}}' &&
     net POST /vpcs/vmtest/subnets '{"name":"s","spec":{"cidr":"10.50.1.0/24"}}' &&
@@ -87,7 +112,7 @@ machine_named() {
 }
 finish() {
   say "DONE phase $PHASE: $PASS passed, $FAIL failed"
-  journalctl -b --no-pager -o short-monotonic -u 'chainfire*' -u 'flaredb*' -u 'iam*' -u lightningstor -u flashdns -u fiberlb -u prismnet -u cluster-health-check \
+  journalctl -b --no-pager -o short-monotonic -u 'chainfire*' -u 'flaredb*' -u 'iam*' -u lightningstor -u flashdns -u fiberlb -u prismnet -u plasmavmc -u cluster-health-check \
     | tail -n 80 | sed 's/^/PHOTONLOG /'
   sync
   systemctl poweroff --no-block
@@ -132,6 +157,11 @@ if [ "$PHASE" = 1 ]; then
   order=$(journalctl -b -o cat _PID=1 | grep -oE '^Started (iam|plasmavmc)\.service' | awk '{print $2}' | tr '\n' ' ')
   check "plasmavmc started after iam (saw: $order)" test "$order" = "iam.service plasmavmc.service "
   check "plasmavmc healthy, this node registered as a hypervisor" wait_until 60 bash -c "curl -sf --cacert $CA https://127.0.0.1:9090/health | grep -q '\"schedulable\":1'"
+  check "plasmavmc: a flavour, an image and a VM created" create_vm
+  check "plasmavmc: the VM's QEMU runs" wait_until 120 vm_running || say "vm: $(api 9090 GET /vms/v1 | head -c 600)"
+  check "plasmavmc: QEMU runs as a uid of its own, which owns its run directory" qemu_not_root
+  check "plasmavmc: the VM deleted" vmc DELETE /vms/v1
+  check "plasmavmc: its QEMU ended" wait_until 60 no_qemu
   check "services log JSON to the journal" bash -c "journalctl -b -u chainfire -o cat | grep -q '^{.*\"level\"'"
   check "data written before the reboot" etcdctl_ put photontest/kept yes
   # Requires: stopping chainfire takes down flaredb and IAM (which require it), not LightningStor.

@@ -125,6 +125,7 @@ impl Cluster {
         let config = self.secrets.path().join(format!("{name}.json"));
         std::fs::write(&config, doc.to_string()).unwrap_or_else(|e| panic!("{e}"));
         let data = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        crate::server::enterable(data.path());
         let mut node = Node { name, addr, control_plane, config, data, services: Vec::new() };
         let services = if control_plane { CONTROL_PLANE } else { WORKER };
         for service in services {

@@ -30,6 +30,7 @@ impl TestServer {
 
     fn prepare(binary_name: &str, shared_ca: Option<PathBuf>, extra_args: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("cannot create a temp dir: {e}"));
+        enterable(dir.path());
         let ca_dir = shared_ca.clone().unwrap_or_else(|| dir.path().join("ca"));
         let port = free_port();
         let mut process = Process::new(binary_name, &binary(binary_name), &dir.path().join("server.log"));
@@ -144,4 +145,11 @@ impl TestServer {
         }
         panic!("{} not healthy after {timeout:?}; last answer: {last}", self.url());
     }
+}
+
+/// Lets other users enter `dir` (not list it), as a system's /var/lib does: a service may run
+/// helpers as users of their own (PlasmaVMC's QEMUs) that open files below it.
+pub(crate) fn enterable(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711)).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
 }

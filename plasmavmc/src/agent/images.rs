@@ -23,6 +23,15 @@ pub struct ImageCache {
     tls: Option<TlsConnector>,
     /// One fetch of a part at a time.
     fetching: tokio::sync::Mutex<()>,
+    /// The group that reads parts (QEMUs running as users of their own), if any.
+    group: Option<u32>,
+}
+
+/// Makes a part readable by `group` (the QEMUs') and nobody else.
+fn share(part: &Path, group: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(part, std::fs::Permissions::from_mode(0o640))?;
+    std::os::unix::fs::chown(part, None, Some(group))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -30,8 +39,14 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 impl ImageCache {
-    pub fn new(dir: PathBuf, ca: Option<&Path>) -> anyhow::Result<Arc<Self>> {
+    pub fn new(dir: PathBuf, ca: Option<&Path>, group: Option<u32>) -> anyhow::Result<Arc<Self>> {
         std::fs::create_dir_all(&dir)?;
+        if let Some(group) = group {
+            // Parts fetched while QEMU ran as the agent become the QEMUs' group's too.
+            for entry in std::fs::read_dir(&dir)?.filter_map(|e| e.ok()) {
+                share(&entry.path(), group)?;
+            }
+        }
         let tls = match ca {
             Some(ca) => {
                 let roots = photon_tls::load_roots(ca).map_err(|e| anyhow::anyhow!("the CA {}: {e}", ca.display()))?;
@@ -40,7 +55,7 @@ impl ImageCache {
             }
             None => None,
         };
-        Ok(Arc::new(Self { dir, tls, fetching: tokio::sync::Mutex::new(()) }))
+        Ok(Arc::new(Self { dir, tls, fetching: tokio::sync::Mutex::new(()), group }))
     }
 
     fn path_of(&self, source: &Source) -> PathBuf {
@@ -79,6 +94,9 @@ impl ImageCache {
                     format!("its SHA-256 is {sum}, the image says {expected}"),
                 ));
             }
+        }
+        if let Some(group) = self.group {
+            share(&partial, group).map_err(|e| PlasmavmcError::io(format!("sharing {} with QEMU", partial.display()), e))?;
         }
         tokio::fs::rename(&partial, &path)
             .await

@@ -46,9 +46,11 @@ impl Agent {
         let files =
             vec![(ca.clone(), "ca-cert.pem".to_string()), (cert, format!("{role}-cert.pem")), (key, format!("{role}-key.pem"))];
         for (from, name) in files {
-            std::fs::copy(&from, tls.join(&name)).map_err(|e| PlasmavmcError::io(format!("copying {}", from.display()), e))?;
+            super::users::copy_in(&from, &tls.join(&name))
+                .map_err(|e| PlasmavmcError::io(format!("copying {}", from.display()), e))?;
         }
-        Ok(())
+        // QEMU reads them as its own user.
+        self.hand_over(dir).map(|_| ())
     }
 
     /// Writes the migration's progress as `change` makes it, unless the migration changed.

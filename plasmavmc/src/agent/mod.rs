@@ -14,6 +14,7 @@ pub mod qemu;
 pub mod qmp;
 pub mod seed;
 pub mod taps;
+pub mod users;
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd};
@@ -73,6 +74,8 @@ pub struct Settings {
     pub cgroups: cgroups::Cgroups,
     /// Memory a VM's QEMU may use beyond its guest's (device emulation, caches), in MiB.
     pub memory_overhead_mib: u64,
+    /// Whom VMs' QEMUs run as.
+    pub users: users::Users,
 }
 
 pub struct Agent {
@@ -147,6 +150,22 @@ impl Agent {
     /// How VMs' QEMUs are limited on this node.
     pub fn limits(&self) -> String {
         self.settings.cgroups.describe()
+    }
+
+    /// Whom VMs' QEMUs run as on this node.
+    pub fn qemu_user(&self) -> String {
+        self.settings.users.describe()
+    }
+
+    /// Gives the VM's run directory to its QEMU's user (what the agent wrote there is read by
+    /// QEMU); whom QEMU runs as.
+    fn hand_over(&self, dir: &std::path::Path) -> Result<Option<users::Identity>> {
+        let failed = |e| PlasmavmcError::io(format!("giving {} to its QEMU's user", dir.display()), e);
+        let identity = self.settings.users.identity(dir).map_err(failed)?;
+        if let Some(id) = &identity {
+            users::hand_over(dir, id).map_err(failed)?;
+        }
+        Ok(identity)
     }
 
     /// The resources changed: every VM of this node is looked at again.
@@ -271,6 +290,7 @@ impl Agent {
         if incoming {
             self.migration_tls(dir, true)?;
         }
+        let identity = self.hand_over(dir)?;
         let owner = vm.metadata.owner();
         let machine = Machine {
             dir: dir.to_path_buf(),
@@ -288,6 +308,7 @@ impl Agent {
             nics: taps.iter().map(|(fd, nic)| NicDevice { fd: fd.as_raw_fd(), mac: nic.mac.clone(), slot: nic.slot }).collect(),
             incoming,
             cgroups: groups,
+            identity,
         };
         let child = match machine.spawn(&self.settings.qemu) {
             Ok(child) => child,
@@ -373,7 +394,7 @@ impl Agent {
         let (Some(_), Some(ca)) = (&self.storage, &self.settings.ca) else { return Ok(false) };
         let tls = dir.join(qemu::TLS_DIR);
         std::fs::create_dir_all(&tls).map_err(|e| PlasmavmcError::io(format!("creating {}", tls.display()), e))?;
-        std::fs::copy(ca, tls.join("ca-cert.pem")).map_err(|e| PlasmavmcError::io(format!("copying the CA {}", ca.display()), e))?;
+        users::copy_in(ca, &tls.join("ca-cert.pem")).map_err(|e| PlasmavmcError::io(format!("copying the CA {}", ca.display()), e))?;
         Ok(true)
     }
 

@@ -120,6 +120,8 @@ pub struct Machine {
     pub incoming: bool,
     /// The `cgroup.procs` files QEMU enters before it starts (its VM's limits).
     pub cgroups: Vec<PathBuf>,
+    /// Whom QEMU runs as (`None`: as the agent).
+    pub identity: Option<super::users::Identity>,
 }
 
 impl Machine {
@@ -235,8 +237,11 @@ impl Machine {
         // keep close-on-exec, so no other child inherits them).
         let taps: Vec<i32> = self.nics.iter().map(|nic| nic.fd).collect();
         let groups = super::cgroups::entries(&self.cgroups);
-        // SAFETY: setsid, fcntl, open and write are async-signal-safe and touch nothing of the
-        // parent.
+        let identity = self.identity;
+        // Made before the fork: nothing may allocate between fork and exec.
+        let supplementary: Vec<libc::gid_t> = identity.and_then(|id| id.kvm_gid).into_iter().collect();
+        // SAFETY: setsid, fcntl, open, write, setgroups, setgid and setuid are
+        // async-signal-safe and touch nothing of the parent.
         unsafe {
             command.pre_exec(move || {
                 if libc::setsid() < 0 {
@@ -247,7 +252,18 @@ impl Machine {
                         return Err(std::io::Error::last_os_error());
                     }
                 }
-                super::cgroups::enter(&groups)
+                super::cgroups::enter(&groups)?;
+                // Root no more, for good: the supplementary groups first (/dev/kvm's alone),
+                // then the group, then the user (after which none of this could be done).
+                if let Some(id) = identity {
+                    if libc::setgroups(supplementary.len(), supplementary.as_ptr()) < 0
+                        || libc::setgid(id.gid) < 0
+                        || libc::setuid(id.uid) < 0
+                    {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
             });
         }
         command.spawn().map_err(|e| PlasmavmcError::qemu(format!("starting {binary}"), e.to_string()))
