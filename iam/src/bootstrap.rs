@@ -92,10 +92,12 @@ const SERVICE_ROLE: &str = "platform-service";
 
 /// What a platform service does in the platform project beyond the common role, as a role of
 /// its own bound there: PrismNET keeps its VPCs' names in FlashDNS zones the platform owns
-/// (docs/ARCHITECTURE.md, "Names of ports"). Nothing here reaches into tenants' projects.
+/// (docs/ARCHITECTURE.md, "Names of ports"); PlasmaVMC keeps imported images in a LightningStor
+/// bucket of the platform's. Nothing here reaches into tenants' projects.
 fn own_project_permissions(service: &str) -> &'static [&'static str] {
     match service {
         "prismnet" => &["flashdns:zones:*", "flashdns:records:*"],
+        "plasmavmc" => &["lightningstor:buckets:create", "lightningstor:buckets:get", "lightningstor:objects:*"],
         _ => &[],
     }
 }

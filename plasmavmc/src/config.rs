@@ -1,7 +1,7 @@
 //! PlasmaVMC's configuration: the runtime's `[server]` (the API port, 9090), `[log]`, `[tls]`,
 //! plus `[chainfire]` (where VMs live), `[iam]` (who decides; its `credentials_file` is
 //! PlasmaVMC's own account), `[prismnet]` (where NICs' ports are made), `[lightningstor]` (where
-//! volumes are attached), `[agent]` (this node's part:
+//! volumes are attached and imported images kept), `[images]` (imported or fetched), `[agent]` (this node's part:
 //! what it offers, how it runs QEMU) and `[scheduler]` (how VMs are placed). Every key is
 //! documented in `plasmavmc-server --help`.
 
@@ -28,6 +28,7 @@ pub struct PlasmavmcConfig {
     pub iam: IamSection,
     pub prismnet: PrismnetSection,
     pub lightningstor: LightningstorSection,
+    pub images: ImagesSection,
     pub agent: AgentSection,
     pub scheduler: SchedulerSection,
 }
@@ -52,6 +53,20 @@ pub struct LightningstorSection {
     pub url: String,
     /// Its NBD server, `host:port`, as QEMU on this node reaches it.
     pub nbd: String,
+    /// Its S3 endpoint, which keeps imported images (`[images]`).
+    pub s3: String,
+}
+
+/// `[images]`: where images' parts are kept. Imported, each part is copied once into a bucket
+/// of PlasmaVMC's own in LightningStor when the image is registered (a presigned URL may expire
+/// after), and nodes read it there; needs PlasmaVMC's service account. Not imported, every node
+/// fetches from the URL the image names (for development without LightningStor).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImagesSection {
+    pub import: bool,
+    /// The platform bucket (in PlasmaVMC's own project; made at the first import).
+    pub bucket: String,
 }
 
 /// `[agent]`: this node as a hypervisor. Every plasmavmc node serves the API; with the agent
@@ -124,7 +139,12 @@ impl ServiceConfig for PlasmavmcConfig {
             chainfire: ChainfireSection::default(),
             iam: IamSection::default(),
             prismnet: PrismnetSection { url: "https://127.0.0.1:9091".into() },
-            lightningstor: LightningstorSection { url: "https://127.0.0.1:9093".into(), nbd: "127.0.0.1:10809".into() },
+            lightningstor: LightningstorSection {
+                url: "https://127.0.0.1:9093".into(),
+                nbd: "127.0.0.1:10809".into(),
+                s3: "https://127.0.0.1:9000".into(),
+            },
+            images: ImagesSection { import: true, bucket: "plasmavmc-images".into() },
             agent: AgentSection {
                 enabled: true,
                 node: None,

@@ -13,6 +13,9 @@ use photon_resource::{Mirror, Resources, Store};
 use photon_runtime::{Api, Context, HealthReport, HealthStatus};
 
 use crate::agent::{self, images::ImageCache, Agent, Settings};
+use crate::bucket::Bucket;
+use crate::import::Importer;
+use crate::parts::Fetcher;
 use crate::api::VmChecks;
 use crate::config::PlasmavmcConfig;
 use crate::console::ConsoleService;
@@ -37,8 +40,10 @@ pub async fn build(config: PlasmavmcConfig, context: Context) -> anyhow::Result<
     };
     // The platform CA, as IAM's client finds it (iam.ca, chainfire.ca, or what the node trusts).
     let ca = config.iam.auth_config([config.chainfire.ca.as_deref(), trust.as_deref()]).ca;
-    let (network, storage) = accounts(&config, ca.clone())?;
-    let scheduler = Scheduler::new(store.clone(), layout.clone(), policy, network.clone(), storage.clone());
+    let Accounts { network, storage, bucket } = accounts(&config, ca.clone())?;
+    let fetcher = Fetcher::new(ca.as_deref())?;
+    let importer = Importer::new(store.clone(), bucket.clone(), fetcher.clone(), data_dir.join("import"));
+    let scheduler = Scheduler::new(store.clone(), layout.clone(), policy, network.clone(), storage.clone(), importer);
     if config.scheduler.enabled {
         let held = scheduler.clone();
         let claim = photon_resource::claim::hold(
@@ -85,7 +90,7 @@ pub async fn build(config: PlasmavmcConfig, context: Context) -> anyhow::Result<
         std::fs::create_dir_all(&cache).map_err(|e| anyhow::anyhow!("agent.image_cache {}: {e}", cache.display()))?;
         let users = agent::users::Users::new(section.qemu_uid_base, &run_dir, &cache);
         tracing::info!(qemu = %users.describe(), "whom VMs' QEMUs run as");
-        let images = ImageCache::new(cache, trust.as_deref(), users.group())?;
+        let images = ImageCache::new(cache, fetcher, bucket, users.group())?;
         let settings = Settings {
             node: node.clone(),
             run_dir,
@@ -169,11 +174,29 @@ pub async fn build(config: PlasmavmcConfig, context: Context) -> anyhow::Result<
     Ok(Api::new(report).grpc(grpc).grpc(console.server()).http(router).guard(move |router| guard.apply(router)))
 }
 
-/// PrismNET and LightningStor as PlasmaVMC's account, when this node has the account's key.
-fn accounts(config: &PlasmavmcConfig, ca: Option<std::path::PathBuf>) -> anyhow::Result<(Option<Network>, Option<Storage>)> {
+/// What PlasmaVMC reaches as its own account (none without the account's key).
+struct Accounts {
+    network: Option<Network>,
+    storage: Option<Storage>,
+    /// The platform bucket, when images are imported.
+    bucket: Option<Arc<Bucket>>,
+}
+
+/// PrismNET, LightningStor and the platform bucket as PlasmaVMC's account, when this node has
+/// the account's key.
+fn accounts(config: &PlasmavmcConfig, ca: Option<std::path::PathBuf>) -> anyhow::Result<Accounts> {
     let Some(key) = config.iam.account().map_err(anyhow::Error::msg)? else {
-        tracing::warn!("no service account (iam.credentials_file; IAM writes it with bootstrap.services = [\"plasmavmc\"]): VMs with NICs or volumes are refused");
-        return Ok((None, None));
+        tracing::warn!("no service account (iam.credentials_file; IAM writes it with bootstrap.services = [\"plasmavmc\"]): VMs with NICs or volumes are refused, and images are fetched from their URLs by every node");
+        return Ok(Accounts { network: None, storage: None, bucket: None });
+    };
+    let bucket = if config.images.import {
+        let account = (key.key_id.clone(), key.secret.clone());
+        let bucket = Bucket::new(&config.lightningstor.s3, ca.as_deref(), account, &config.images.bucket)?;
+        tracing::info!(s3 = %config.lightningstor.s3, bucket = %config.images.bucket, "images are imported into the platform bucket");
+        Some(Arc::new(bucket))
+    } else {
+        tracing::info!("images.import = false: every node fetches images from their URLs");
+        None
     };
     let options = photon_client::ChannelOptions { ca, ..Default::default() };
     let iam = photon_client::lazy_channel(&config.iam.url, &options)?;
@@ -183,7 +206,7 @@ fn accounts(config: &PlasmavmcConfig, ca: Option<std::path::PathBuf>) -> anyhow:
     let storage = Storage::new(Remote::new("lightningstor", lightningstor, token.clone()), &config.lightningstor.nbd)
         .map_err(anyhow::Error::msg)?;
     tracing::info!(prismnet = %config.prismnet.url, lightningstor = %config.lightningstor.url, nbd = %config.lightningstor.nbd, "NICs are PrismNET ports and disks LightningStor volumes, both as PlasmaVMC's account");
-    Ok((Some(Network::new(Remote::new("prismnet", prismnet, token))), Some(storage)))
+    Ok(Accounts { network: Some(Network::new(Remote::new("prismnet", prismnet, token))), storage: Some(storage), bucket })
 }
 
 /// This node's API URL as other nodes reach it: the listen address, or the host name when that

@@ -22,6 +22,17 @@ pub fn empty() -> Body {
     Empty::new().map_err(|never| match never {}).boxed()
 }
 
+/// The text of every `<name>` element under each `<parent>` element of `doc` (an S3 answer).
+pub fn texts(doc: &str, parent: &str, name: &str) -> anyhow::Result<Vec<String>> {
+    let doc = roxmltree::Document::parse(doc).context("S3 answered XML that does not parse")?;
+    Ok(doc
+        .descendants()
+        .filter(|n| n.tag_name().name() == parent)
+        .filter_map(|n| n.children().find(|c| c.tag_name().name() == name))
+        .map(|n| n.text().unwrap_or_default().to_string())
+        .collect())
+}
+
 /// Percent-encodes a key for a request path (S3's rules: `/` kept).
 pub fn encode_key(key: &str) -> String {
     photon_auth::sigv4::encode(key).replace("%2F", "/")

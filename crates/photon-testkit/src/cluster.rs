@@ -216,6 +216,8 @@ impl Cluster {
                 p.env("PLASMAVMC_AGENT_MEMORY_MIB", "1024");
                 p.env("PLASMAVMC_AGENT_STOP_TIMEOUT_MS", "3000");
                 p.env("PLASMAVMC_AGENT_RESYNC_MS", "1000");
+                // No LightningStor in this cluster: nodes fetch images from their URLs.
+                p.env("PLASMAVMC_IMAGES_IMPORT", "false");
                 if !node.control_plane {
                     p.env("PLASMAVMC_IAM_URL", format!("https://{}:8080", self.lab.addr(0)));
                 }

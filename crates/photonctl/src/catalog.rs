@@ -81,6 +81,10 @@ pub const CATALOG: &[ServiceEntry] = &[
             // VMs' NICs as PrismNET ports, made as PlasmaVMC's own account.
             ("PLASMAVMC_PRISMNET_URL", "{url:prismnet}"),
             ("PLASMAVMC_IAM_CREDENTIALS_FILE", "{data}/../iam/services/plasmavmc.json"),
+            // Volumes over NBD and imported images in LightningStor, as the same account.
+            ("PLASMAVMC_LIGHTNINGSTOR_URL", "{url:lightningstor}"),
+            ("PLASMAVMC_LIGHTNINGSTOR_NBD", "127.0.0.1:{port:10809}"),
+            ("PLASMAVMC_LIGHTNINGSTOR_S3", "https://127.0.0.1:{port:9000}"),
         ],
     },
     ServiceEntry {

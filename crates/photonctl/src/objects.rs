@@ -45,17 +45,6 @@ fn location(text: &str) -> anyhow::Result<(String, String)> {
     Ok((bucket.to_string(), key.to_string()))
 }
 
-/// The text of every `<name>` element under each `<parent>` element of `doc`.
-fn texts(doc: &str, parent: &str, name: &str) -> anyhow::Result<Vec<String>> {
-    let doc = roxmltree::Document::parse(doc).context("S3 answered XML that does not parse")?;
-    Ok(doc
-        .descendants()
-        .filter(|n| n.tag_name().name() == parent)
-        .filter_map(|n| n.children().find(|c| c.tag_name().name() == name))
-        .map(|n| n.text().unwrap_or_default().to_string())
-        .collect())
-}
-
 fn human(bytes: u64) -> String {
     let mib = bytes as f64 / (1 << 20) as f64;
     if mib >= 1.0 {
@@ -142,8 +131,8 @@ pub async fn bucket(client: &S3Client, command: BucketCommand) -> anyhow::Result
     match command {
         BucketCommand::Ls => {
             let doc = client.xml(Method::GET, "/", "").await?;
-            let names = texts(&doc, "Bucket", "Name")?;
-            let dates = texts(&doc, "Bucket", "CreationDate")?;
+            let names = photon_s3::texts(&doc, "Bucket", "Name")?;
+            let dates = photon_s3::texts(&doc, "Bucket", "CreationDate")?;
             for (name, date) in names.iter().zip(dates) {
                 println!("{date}  {name}");
             }
@@ -171,16 +160,16 @@ pub async fn object(client: &S3Client, command: ObjectCommand) -> anyhow::Result
                     query = format!("continuation-token={}&{query}", photon_auth::sigv4::encode(&token));
                 }
                 let doc = client.xml(Method::GET, &format!("/{bucket}"), &query).await?;
-                for prefix in texts(&doc, "CommonPrefixes", "Prefix")? {
+                for prefix in photon_s3::texts(&doc, "CommonPrefixes", "Prefix")? {
                     println!("{:>28}  {prefix}", "PRE");
                 }
-                let keys = texts(&doc, "Contents", "Key")?;
-                let sizes = texts(&doc, "Contents", "Size")?;
-                let dates = texts(&doc, "Contents", "LastModified")?;
+                let keys = photon_s3::texts(&doc, "Contents", "Key")?;
+                let sizes = photon_s3::texts(&doc, "Contents", "Size")?;
+                let dates = photon_s3::texts(&doc, "Contents", "LastModified")?;
                 for ((key, size), date) in keys.iter().zip(sizes).zip(dates) {
                     println!("{date} {size:>12}  {key}");
                 }
-                match texts(&doc, "ListBucketResult", "NextContinuationToken")?.pop() {
+                match photon_s3::texts(&doc, "ListBucketResult", "NextContinuationToken")?.pop() {
                     Some(next) if !next.is_empty() => token = next,
                     _ => break,
                 }

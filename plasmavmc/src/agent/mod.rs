@@ -29,7 +29,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{PlasmavmcError, Result};
 use crate::model::flavor::FlavorSpec;
-use crate::model::image::ImageSpec;
+use crate::model::image::{ImageSpec, ImageStatus};
+use crate::model::status::Observed;
 use crate::model::status::{self, NicStatus, State, VmStatus, VolumeStatus};
 use crate::model::vm::{Power, VmSpec};
 use crate::model::{Flavor, Image};
@@ -204,15 +205,15 @@ impl Agent {
             .collect()
     }
 
-    async fn spec_of<K: Kind>(&self, vm: &Resource<VmSpec>, name: &str) -> Result<K::Spec> {
+    async fn resource_of<K: Kind>(&self, vm: &Resource<VmSpec>, name: &str) -> Result<Resource<K::Spec>> {
         let key = self.layout.key(&vm.metadata.owner(), K::PATH, &[], name);
         // The followed copy first: a start should not wait on chainfire for what it has.
         let copied = crate::model::followed::<Resource<K::Spec>>(&locked(&self.copy), &key);
         if let Some(found) = copied {
-            return Ok(found.spec);
+            return Ok(found);
         }
         match self.store.get::<Resource<K::Spec>>(&key).await? {
-            Some(found) => Ok(found.value.spec),
+            Some(found) => Ok(found.value),
             None => Err(ResourceError::NotFound { kind: K::NAME, name: name.to_string() }.into()),
         }
     }
@@ -249,14 +250,17 @@ impl Agent {
         let local = Local { key: key.to_string(), uid: vm.metadata.uid.clone() };
         let record = serde_json::to_vec(&local).unwrap_or_default();
         std::fs::write(dir.join("vm.json"), record).map_err(|e| PlasmavmcError::io("writing vm.json", e))?;
-        let flavor: FlavorSpec = self.spec_of::<Flavor>(vm, &vm.spec.flavor).await?;
-        let image: ImageSpec = self.spec_of::<Image>(vm, &vm.spec.image).await?;
+        let flavor: FlavorSpec = self.resource_of::<Flavor>(vm, &vm.spec.flavor).await?.spec;
+        let image = self.resource_of::<Image>(vm, &vm.spec.image).await?;
+        // Where the image was imported, its parts are read from the platform bucket.
+        let stored = ImageStatus::of(&image).parts;
+        let image: ImageSpec = image.spec;
         let kernel = match &image.kernel {
-            Some(source) => Some(self.images.get(source).await?),
+            Some(source) => Some(self.images.get(source, stored.get("kernel")).await?),
             None => None,
         };
         let initrd = match &image.initrd {
-            Some(source) => Some(self.images.get(source).await?),
+            Some(source) => Some(self.images.get(source, stored.get("initrd")).await?),
             None => None,
         };
         let seed = seed::write(dir, vm)?;
@@ -273,7 +277,7 @@ impl Agent {
             Some(volume) => Root::Volume(self.attach(vm, volume).await?),
             None => {
                 let base = match &image.disk {
-                    Some(source) => Some((self.images.get(source).await?, image.format)),
+                    Some(source) => Some((self.images.get(source, stored.get("disk")).await?, image.format)),
                     None => None,
                 };
                 let disk = dir.join(disks::ROOT);

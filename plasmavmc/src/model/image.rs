@@ -1,9 +1,9 @@
 //! An image: what a VM boots — a disk (raw or qcow2), and for direct kernel boot a kernel, an
-//! initramfs and a command line (as OpenStack's kernel and ramdisk images). Each part is read
-//! from a URL: a LightningStor object's presigned URL (the tenant's own signature is what
-//! grants the read, so no image can name another tenant's object) or any web address. The node
-//! agent fetches each part once into its cache and never boots bytes that differ from the
-//! part's `sha256`.
+//! initramfs and a command line (as OpenStack's kernel and ramdisk images). Each part is
+//! registered from a URL: a LightningStor object's presigned URL (the tenant's own signature is
+//! what grants the read, so no image can name another tenant's object) or any web address, and
+//! imported once into the platform bucket (`status.parts`), where nodes read it whatever became
+//! of the URL. No node boots bytes that differ from the part's `sha256`.
 
 use photon_resource::{FieldError, Kind};
 use serde::{Deserialize, Serialize};
@@ -61,6 +61,55 @@ pub struct ImageSpec {
     pub architecture: String,
     #[serde(default)]
     pub description: String,
+}
+
+impl ImageSpec {
+    /// The parts the image has, by name (`disk`, `kernel`, `initrd`).
+    pub fn parts(&self) -> Vec<(&'static str, &Source)> {
+        [("disk", &self.disk), ("kernel", &self.kernel), ("initrd", &self.initrd)]
+            .into_iter()
+            .filter_map(|(name, source)| source.as_ref().map(|s| (name, s)))
+            .collect()
+    }
+}
+
+/// Where an image stands: its parts being copied into the platform bucket, all there
+/// (VMs may boot it), or not (the reason says why; register the image again).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageState {
+    #[default]
+    Importing,
+    Ready,
+    Error,
+}
+
+/// A part as the platform bucket keeps it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StoredPart {
+    pub object: String,
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct ImageStatus {
+    pub state: ImageState,
+    /// Why it is in error, or why the last attempt to import failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Imports tried and failed (a failing source is tried a few times, then the image is in
+    /// error).
+    #[serde(default)]
+    pub attempts: u32,
+    /// Parts imported so far, by name.
+    #[serde(default)]
+    pub parts: std::collections::BTreeMap<String, StoredPart>,
+}
+
+impl crate::model::status::Observed for ImageStatus {
+    type Spec = ImageSpec;
+    const KIND: &'static str = "image";
 }
 
 fn x86_64() -> String {

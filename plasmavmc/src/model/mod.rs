@@ -31,11 +31,20 @@ pub fn followed<T: DeserializeOwned>(copy: &Mirror, key: &str) -> Option<T> {
 
 /// Every VM in a followed copy of PlasmaVMC's keys, with its key.
 pub fn followed_vms(copy: &Mirror) -> impl Iterator<Item = (&String, Resource<vm::VmSpec>)> + '_ {
-    let vms = format!("/{}/", Vm::PATH[0]);
+    followed_kind::<Vm>(copy)
+}
+
+/// Every image in a followed copy, with its key.
+pub fn followed_images(copy: &Mirror) -> impl Iterator<Item = (&String, Resource<image::ImageSpec>)> + '_ {
+    followed_kind::<Image>(copy)
+}
+
+fn followed_kind<K: Kind>(copy: &Mirror) -> impl Iterator<Item = (&String, Resource<K::Spec>)> + '_ {
+    let plural = format!("/{}/", K::PATH[0]);
     let resources = format!("{ROOT}/r/");
     copy.items()
         .iter()
-        .filter(move |(key, _)| key.starts_with(&resources) && key.contains(&vms))
+        .filter(move |(key, _)| key.starts_with(&resources) && key.contains(&plural))
         .filter_map(|(key, value)| Some((key, serde_json::from_slice(value).ok()?)))
 }
 

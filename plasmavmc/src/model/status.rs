@@ -164,7 +164,7 @@ pub struct VmStatus {
 impl VmStatus {
     /// The status of a stored VM (pending before anyone wrote one).
     pub fn of(resource: &Resource<VmSpec>) -> Self {
-        resource.status.as_ref().and_then(|s| serde_json::from_value(s.clone()).ok()).unwrap_or_default()
+        <Self as Observed>::of(resource)
     }
 
     /// Moves to `state` (recorded as a transition only if it is a change of state or reason).
@@ -187,27 +187,41 @@ pub fn unguarded(tx: Tx) -> Result<Tx, ResourceError> {
     Ok(tx)
 }
 
-/// What `write` makes of the stored VM: its new status, or `None` to leave it as it is.
-pub type Change<'a> = dyn FnMut(&Resource<VmSpec>, &VmStatus) -> Option<VmStatus> + Send + 'a;
+/// A status a controller observes of a resource of spec `Spec` (a VM's, an image's).
+pub trait Observed: Serialize + serde::de::DeserializeOwned + Default + Send {
+    type Spec: Serialize + serde::de::DeserializeOwned + Send + Sync;
+    /// The kind's name, for "not found".
+    const KIND: &'static str;
 
-/// Rewrites the status of the VM at `key` with `change`, retrying while the VM changes under
-/// it; `guard` adds conditions (and writes) to the same transaction, and a failed guard
-/// (rather than a changed VM) is reported as `Ok(false)`. `Ok(true)` once written or when
-/// `change` leaves it; `Err` when the VM is gone.
-pub async fn write(
+    /// The status stored with `resource` (none yet: the default).
+    fn of(resource: &Resource<Self::Spec>) -> Self {
+        resource.status.as_ref().and_then(|s| serde_json::from_value(s.clone()).ok()).unwrap_or_default()
+    }
+}
+
+impl Observed for VmStatus {
+    type Spec = VmSpec;
+    const KIND: &'static str = "VM";
+}
+
+/// What `write` makes of the stored resource: its new status, or `None` to leave it as it is.
+pub type Change<'a, T = VmStatus> = dyn FnMut(&Resource<<T as Observed>::Spec>, &T) -> Option<T> + Send + 'a;
+
+/// Rewrites the status of the resource at `key` with `change`, retrying while the resource
+/// changes under it; `guard` adds conditions (and writes) to the same transaction, and a failed
+/// guard (rather than a changed resource) is reported as `Ok(false)`. `Ok(true)` once written
+/// or when `change` leaves it; `Err` when the resource is gone.
+pub async fn write<T: Observed>(
     store: &Store,
     key: &str,
-    change: &mut Change<'_>,
+    change: &mut Change<'_, T>,
     guard: &(dyn Fn(Tx) -> Result<Tx, ResourceError> + Send + Sync),
 ) -> Result<bool, ResourceError> {
     for _ in 0..16 {
-        let Some(found) = store.get::<Resource<VmSpec>>(key).await? else {
-            return Err(ResourceError::NotFound {
-                kind: "VM",
-                name: key.rsplit('/').next().unwrap_or(key).to_string(),
-            });
+        let Some(found) = store.get::<Resource<T::Spec>>(key).await? else {
+            return Err(ResourceError::NotFound { kind: T::KIND, name: key.rsplit('/').next().unwrap_or(key).to_string() });
         };
-        let current = VmStatus::of(&found.value);
+        let current = T::of(&found.value);
         let Some(next) = change(&found.value, &current) else { return Ok(true) };
         let mut resource = found.value;
         resource.status = Some(serde_json::to_value(&next).map_err(|e| ResourceError::Backend(e.to_string()))?);
@@ -216,7 +230,7 @@ pub async fn write(
         if store.commit(tx).await?.is_some() {
             return Ok(true);
         }
-        // Either the VM changed (read it again) or the guard failed (say so).
+        // Either the resource changed (read it again) or the guard failed (say so).
         match store.get::<serde_json::Value>(key).await? {
             Some(again) if again.version != found.version => continue,
             Some(_) => return Ok(false),

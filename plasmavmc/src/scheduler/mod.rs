@@ -2,14 +2,16 @@
 //! places every pending VM on a node (`place`), committing the placement and the node's
 //! allocation in one compare-and-swap (`allocations`), and handles VMs whose node died by
 //! their restart policy: marked `error`, or placed again elsewhere. A sweep gives back what
-//! deleted VMs held. It is a photon-reconcile reconciler over VM keys and the sweep.
+//! deleted VMs held. It also imports newly registered images (`crate::import`): a VM is placed
+//! once its image is ready. It is a photon-reconcile reconciler over VM and image keys and the
+//! sweep.
 
 pub mod allocations;
 mod migrate;
 pub mod place;
 mod resize;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -19,6 +21,9 @@ use photon_resource::{Change, Kind, Mirror, Owner, Resource, ResourceError, Stor
 
 use crate::model::status::{self, Grant, State, VmStatus};
 use crate::model::vm::{RestartPolicy, VmSpec};
+use crate::import::Importer;
+use crate::model::image::{ImageState, ImageStatus};
+use crate::model::status::Observed;
 use crate::model::{Flavor, Image};
 use crate::network::{self, Network, PortRef};
 use crate::storage::Storage;
@@ -33,6 +38,8 @@ pub enum Key {
     /// Allocations of VMs that no longer exist, given back (first: what it frees, the VMs
     /// after it may use).
     Sweep,
+    /// An image being imported.
+    Image(String),
     Vm(String),
 }
 
@@ -49,6 +56,7 @@ pub struct Scheduler {
     /// PrismNET and LightningStor as PlasmaVMC's account, to delete what deleted VMs owned.
     network: Option<Network>,
     storage: Option<Storage>,
+    importer: Arc<Importer>,
     held: AtomicBool,
     copies: Mutex<Copies>,
     queue: Arc<Queue<Key>>,
@@ -61,6 +69,7 @@ impl Scheduler {
         policy: Policy,
         network: Option<Network>,
         storage: Option<Storage>,
+        importer: Arc<Importer>,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
@@ -68,6 +77,7 @@ impl Scheduler {
             policy,
             network,
             storage,
+            importer,
             held: AtomicBool::new(false),
             copies: Mutex::new(Copies::default()),
             queue: Arc::new(Queue::default()),
@@ -124,14 +134,23 @@ impl Scheduler {
         crate::model::followed(&copies.plasmavmc, key)
     }
 
-    /// A flavour or image: from the followed copy when it has it, else from the store.
+    /// A flavour's or image's spec.
     async fn get<K: Kind>(&self, owner: &Owner, name: &str) -> Result<Option<K::Spec>, ResourceError> {
+        Ok(self.resource::<K>(owner, name).await?.map(|r| r.spec))
+    }
+
+    /// A flavour or image: from the followed copy when it has it, else from the store.
+    async fn resource<K: Kind>(&self, owner: &Owner, name: &str) -> Result<Option<Resource<K::Spec>>, ResourceError> {
         let key = self.layout.key(owner, K::PATH, &[], name);
-        let copied = crate::model::followed::<Resource<K::Spec>>(&self.copies().plasmavmc, &key);
+        self.at::<K>(&key).await
+    }
+
+    async fn at<K: Kind>(&self, key: &str) -> Result<Option<Resource<K::Spec>>, ResourceError> {
+        let copied = crate::model::followed::<Resource<K::Spec>>(&self.copies().plasmavmc, key);
         if let Some(found) = copied {
-            return Ok(Some(found.spec));
+            return Ok(Some(found));
         }
-        Ok(self.store.get::<Resource<K::Spec>>(&key).await?.map(|r| r.value.spec))
+        Ok(self.store.get::<Resource<K::Spec>>(key).await?.map(|r| r.value))
     }
 
     /// Marks the VM at `key` `error` with `reason`, giving back its placement.
@@ -149,15 +168,37 @@ impl Scheduler {
         Ok(Requeue::Done)
     }
 
+    /// Leaves the VM at `key` pending, saying why.
+    async fn wait(&self, key: &str, reason: String) -> Result<Requeue, String> {
+        let mut change = |_: &Resource<VmSpec>, s: &VmStatus| {
+            let mut next = s.clone();
+            next.enter(State::Pending, Some(reason.clone()));
+            (next != *s).then_some(next)
+        };
+        status::write(&self.store, key, &mut change, &status::unguarded).await.map_err(|e| e.to_string())?;
+        Ok(Requeue::After(Duration::from_secs(2)))
+    }
+
     async fn place(&self, key: &str, vm: &Resource<VmSpec>, from: Option<&str>) -> Result<Requeue, String> {
         let owner = vm.metadata.owner();
         let fail = |what: &str, name: &str| format!("{what} {name} does not exist in project {}", owner.path());
         let Some(flavor) = self.get::<Flavor>(&owner, &vm.spec.flavor).await.map_err(|e| e.to_string())? else {
             return self.fail(key, fail("flavor", &vm.spec.flavor)).await;
         };
-        let Some(image) = self.get::<Image>(&owner, &vm.spec.image).await.map_err(|e| e.to_string())? else {
+        let Some(image) = self.resource::<Image>(&owner, &vm.spec.image).await.map_err(|e| e.to_string())? else {
             return self.fail(key, fail("image", &vm.spec.image)).await;
         };
+        let imported = ImageStatus::of(&image);
+        match imported.state {
+            ImageState::Ready => {}
+            // Placed once it is ready (the image's change wakes every VM).
+            ImageState::Importing => return self.wait(key, format!("image {} is being imported", vm.spec.image)).await,
+            ImageState::Error => {
+                let why = imported.reason.unwrap_or_default();
+                return self.fail(key, format!("image {} could not be imported: {why}", vm.spec.image)).await;
+            }
+        }
+        let image = image.spec;
         let request = Request::of(vm, &flavor, &image);
         let group = request.group.clone();
         let mut nodes = self.nodes();
@@ -338,6 +379,12 @@ impl Scheduler {
                 tracing::info!(%node, freed = found.value.vms.len() - kept.vms.len(), "gave back what deleted VMs held");
             }
         }
+        let images = || -> BTreeSet<String> {
+            crate::model::followed_images(&self.copies().plasmavmc).map(|(_, image)| image.metadata.uid).collect()
+        };
+        if let Err(e) = self.importer.sweep(images).await {
+            tracing::warn!(error = %e, "cannot sweep deleted images' parts from the platform bucket yet");
+        }
         Ok(if retry { Requeue::After(Duration::from_secs(1)) } else { Requeue::Done })
     }
 }
@@ -354,6 +401,11 @@ impl Reconciler for Scheduler {
     fn keys(&self) -> Vec<Key> {
         let copies = self.copies();
         let mut keys: Vec<Key> = crate::model::followed_vms(&copies.plasmavmc).map(|(key, _)| Key::Vm(key.clone())).collect();
+        keys.extend(
+            crate::model::followed_images(&copies.plasmavmc)
+                .filter(|(_, image)| ImageStatus::of(image).state == ImageState::Importing)
+                .map(|(key, _)| Key::Image(key.clone())),
+        );
         keys.push(Key::Sweep);
         keys
     }
@@ -364,6 +416,10 @@ impl Reconciler for Scheduler {
         }
         let key = match key {
             Key::Sweep => return self.sweep().await,
+            Key::Image(key) => {
+                let Some(image) = self.at::<Image>(key).await.map_err(|e| e.to_string())? else { return Ok(Requeue::Done) };
+                return self.importer.reconcile(key, &image).await.map_err(|e| e.to_string());
+            }
             Key::Vm(key) => key,
         };
         let Some(vm) = self.vm(key) else { return Ok(Requeue::Done) };

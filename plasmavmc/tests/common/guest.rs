@@ -82,6 +82,12 @@ impl Guest {
         Self { dir, host: host.to_string(), port, server }
     }
 
+    /// Stops serving (a source that went away: a presigned URL past its expiry).
+    pub fn stop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+
     /// `file`'s SHA-256 in hex.
     pub fn sha256(&self, file: &str) -> String {
         sha256(&self.dir.join(file))

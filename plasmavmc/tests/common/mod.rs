@@ -29,6 +29,8 @@ pub struct Stack {
     pub guest: Guest,
     /// lightningstor-server, when the stack has volumes (`start_with_storage`).
     pub storage: Option<TestServer>,
+    /// Its S3 endpoint (`https://...`), where images are imported.
+    pub s3: Option<String>,
 }
 
 /// Each node offers 2 CPUs (no overcommit) and 1 GiB.
@@ -78,6 +80,7 @@ impl Stack {
         let tenant = env.member_token(&root, "acme", "vm", "member").await;
         let stranger = env.member_token(&root, "beta", "vm", "member").await;
         let mut extra = extra.to_vec();
+        let mut s3_url = None;
         let storage = if volumes {
             let services = env.iam.dir().join("data/services");
             let (flaredb, iam, chainfire) = (env.flaredb.url(), env.iam.url(), env.chainfire.url());
@@ -96,6 +99,8 @@ impl Stack {
             extra.push(("PLASMAVMC_IAM_CREDENTIALS_FILE", services.join("plasmavmc.json").display().to_string()));
             extra.push(("PLASMAVMC_LIGHTNINGSTOR_URL", storage.url()));
             extra.push(("PLASMAVMC_LIGHTNINGSTOR_NBD", nbd));
+            extra.push(("PLASMAVMC_LIGHTNINGSTOR_S3", format!("https://{s3}")));
+            s3_url = Some(format!("https://{s3}"));
             Some(storage)
         } else {
             None
@@ -109,7 +114,7 @@ impl Stack {
         for node in &mut nodes {
             node.wait_healthy(Duration::from_secs(30)).await;
         }
-        let stack = Self { env, root, nodes, tenant, stranger, guest, storage };
+        let stack = Self { env, root, nodes, tenant, stranger, guest, storage, s3: s3_url };
         stack.wait_for("every node registered", Duration::from_secs(20), |s| {
             s.health(0)["nodes"]["schedulable"].as_u64() == Some(count as u64)
         });

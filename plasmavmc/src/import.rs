@@ -1,0 +1,211 @@
+//! Images imported into the platform bucket: run by the scheduler (on whichever node holds its
+//! claim), it copies each part of a newly registered image from the URL the image names into
+//! the bucket, hashed on the way (a part whose bytes differ from its `sha256` fails the image),
+//! and records each part in the image's status; the image is `ready` once all are there, and
+//! VMs of it are placed only then. A source that fails is tried again a few times, then the
+//! image is in `error`, saying why. Objects of images deleted since are swept from the bucket.
+//! Without a bucket (`[images] import = false`), images are ready at once and nodes fetch
+//! from the URLs.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use photon_reconcile::Requeue;
+use photon_resource::{Resource, Store};
+
+use crate::bucket::Bucket;
+use crate::error::{PlasmavmcError, Result};
+use crate::model::image::{ImageSpec, ImageState, ImageStatus, StoredPart};
+use crate::model::status::{self, Observed};
+use crate::parts::{redact, Fetcher};
+
+/// Imports tried before an image is in error.
+const ATTEMPTS: u32 = 5;
+/// The bucket is swept of deleted images' objects at most this often.
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
+pub struct Importer {
+    store: Store,
+    /// `None`: images are not imported.
+    bucket: Option<Arc<Bucket>>,
+    fetcher: Fetcher,
+    /// Where parts wait between their source and the bucket.
+    work_dir: PathBuf,
+    /// Imports under way, by image key.
+    running: Mutex<BTreeMap<String, tokio::task::JoinHandle<()>>>,
+    /// When the bucket was last swept.
+    swept: Mutex<Option<Instant>>,
+    me: Weak<Importer>,
+}
+
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// How an import failed: worth another try, or not.
+enum Failure {
+    Again(PlasmavmcError),
+    Final(String),
+}
+
+impl From<PlasmavmcError> for Failure {
+    fn from(e: PlasmavmcError) -> Self {
+        Self::Again(e)
+    }
+}
+
+impl Importer {
+    pub fn new(store: Store, bucket: Option<Arc<Bucket>>, fetcher: Fetcher, work_dir: PathBuf) -> Arc<Self> {
+        Arc::new_cyclic(|me| Self {
+            store,
+            bucket,
+            fetcher,
+            work_dir,
+            running: Mutex::new(BTreeMap::new()),
+            swept: Mutex::new(None),
+            me: me.clone(),
+        })
+    }
+
+    /// Whether images are imported (else nodes fetch from the URLs).
+    pub fn imports(&self) -> bool {
+        self.bucket.is_some()
+    }
+
+    /// One look at the image at `key`: an import started (or still running) until it is ready
+    /// or in error.
+    pub async fn reconcile(&self, key: &str, image: &Resource<ImageSpec>) -> Result<Requeue> {
+        let status = ImageStatus::of(image);
+        if status.state != ImageState::Importing {
+            return Ok(Requeue::Done);
+        }
+        let Some(bucket) = &self.bucket else {
+            self.write(key, &image.metadata.uid, |s| s.state = ImageState::Ready).await?;
+            return Ok(Requeue::Done);
+        };
+        let mut running = locked(&self.running);
+        if running.get(key).is_some_and(|task| !task.is_finished()) {
+            return Ok(Requeue::After(Duration::from_millis(500)));
+        }
+        let Some(me) = self.me.upgrade() else { return Ok(Requeue::Done) };
+        let (key, image, bucket) = (key.to_string(), image.clone(), bucket.clone());
+        let task_key = key.clone();
+        running.insert(
+            task_key,
+            tokio::spawn(async move {
+                let outcome = me.import(&key, &image, &bucket).await;
+                if let Err(e) = me.settle(&key, &image, outcome).await {
+                    tracing::warn!(image = %key, error = %e, "cannot record how an import went (tried again)");
+                }
+            }),
+        );
+        // Backed off by how often it failed, so a source that is down is not hammered.
+        Ok(Requeue::After(Duration::from_millis(500 * u64::from(status.attempts + 1))))
+    }
+
+    /// Copies each part not yet in the bucket there, recording it.
+    async fn import(&self, key: &str, image: &Resource<ImageSpec>, bucket: &Bucket) -> std::result::Result<(), Failure> {
+        let uid = &image.metadata.uid;
+        std::fs::create_dir_all(&self.work_dir)
+            .map_err(|e| PlasmavmcError::io(format!("creating {}", self.work_dir.display()), e))?;
+        for (name, source) in image.spec.parts() {
+            if ImageStatus::of(image).parts.contains_key(name) {
+                continue;
+            }
+            let started = Instant::now();
+            let file = self.work_dir.join(format!("{uid}-{name}"));
+            let fetched = self.fetcher.fetch(&source.url, &file).await;
+            let stored = async {
+                let (bytes, sha256) = fetched?;
+                if let Some(expected) = source.sha256.as_ref().filter(|e| !e.eq_ignore_ascii_case(&sha256)) {
+                    return Err(Failure::Final(format!("its {name}'s SHA-256 is {sha256}, the image says {expected}")));
+                }
+                let object = Bucket::object(uid, name);
+                bucket.put(&object, &file, bytes).await?;
+                Ok(StoredPart { object, sha256, bytes })
+            }
+            .await;
+            let _ = std::fs::remove_file(&file);
+            let stored = stored?;
+            tracing::info!(image = %key, part = name, url = %redact(&source.url), bytes = stored.bytes, sha256 = %stored.sha256, ms = started.elapsed().as_millis() as u64, "imported an image part");
+            let part = name.to_string();
+            self.write(key, uid, move |s| {
+                s.parts.insert(part.clone(), stored.clone());
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Records how an import ended: ready, tried again later, or in error.
+    async fn settle(&self, key: &str, image: &Resource<ImageSpec>, outcome: std::result::Result<(), Failure>) -> Result<()> {
+        let uid = &image.metadata.uid;
+        match outcome {
+            Ok(()) => {
+                tracing::info!(image = %key, "image imported: ready");
+                self.write(key, uid, |s| {
+                    s.state = ImageState::Ready;
+                    s.reason = None;
+                })
+                .await
+            }
+            Err(failure) => {
+                let (reason, last) = match failure {
+                    Failure::Final(reason) => (reason, true),
+                    Failure::Again(e) => (e.to_string(), false),
+                };
+                tracing::warn!(image = %key, %reason, "an image import failed");
+                self.write(key, uid, move |s| {
+                    s.attempts += 1;
+                    s.reason = Some(reason.clone());
+                    if last || s.attempts >= ATTEMPTS {
+                        s.state = ImageState::Error;
+                    }
+                })
+                .await
+            }
+        }
+    }
+
+    /// Changes the status of the image at `key` (unless it was replaced meanwhile).
+    async fn write(&self, key: &str, uid: &str, update: impl Fn(&mut ImageStatus) + Send + Sync) -> Result<()> {
+        let mut change = |current: &Resource<ImageSpec>, s: &ImageStatus| {
+            if current.metadata.uid != uid {
+                return None;
+            }
+            let mut next = s.clone();
+            update(&mut next);
+            (next != *s).then_some(next)
+        };
+        match status::write(&self.store, key, &mut change, &status::unguarded).await {
+            Ok(_) | Err(photon_resource::ResourceError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes objects of images that no longer exist (`images`: the uids of those that do,
+    /// asked after the listing, so an image imported meanwhile is among them), at most every
+    /// `SWEEP_EVERY`.
+    pub async fn sweep(&self, images: impl Fn() -> BTreeSet<String>) -> Result<()> {
+        let Some(bucket) = &self.bucket else { return Ok(()) };
+        {
+            let mut swept = locked(&self.swept);
+            if swept.is_some_and(|at| at.elapsed() < SWEEP_EVERY) {
+                return Ok(());
+            }
+            *swept = Some(Instant::now());
+        }
+        let objects = bucket.list().await?;
+        let images = images();
+        for object in objects {
+            let uid = object.split('/').next().unwrap_or_default();
+            if !images.contains(uid) {
+                bucket.delete(&object).await?;
+                tracing::info!(bucket = %bucket.name(), %object, "deleted a deleted image's part");
+            }
+        }
+        Ok(())
+    }
+}
