@@ -3,7 +3,8 @@
 //! authorized by IAM through photon-auth's guard) and as gRPC (`photon.resource.v1.Resources`),
 //! plus the VM actions `POST .../vms/{name}/{start,stop,reboot,migrate[?node=N]}`
 //! (`plasmavmc:vms:update`), each
-//! a change of the VM's spec the agent carries out; the reply is the VM, 202.
+//! a change of the VM's spec the agent carries out; the reply is the VM, 202; and the upload of
+//! an image's part, `PUT .../images/{name}/parts/{part}` (`plasmavmc:images:update`).
 //!
 //! A VM is checked against what is stored when created: its flavour and image must exist in its
 //! project, the flavour must fit on some node, and each NIC's subnet must exist in PrismNET, so
@@ -14,7 +15,8 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::http::HeaderMap;
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use photon_api::resource::v1::resources_server::ResourcesServer;
 use photon_auth::{AuthClient, Rule};
@@ -22,7 +24,9 @@ use photon_resource::grpc::Grpc;
 use photon_resource::rest::{collection_path, Routes};
 use photon_resource::{Assign, Assigning, FieldError, Kind, Owner, Placing, Resource, ResourceError, Resources};
 
+use crate::import::Importer;
 use crate::model::flavor::FlavorSpec;
+use crate::model::image::{ImageSpec, PUBLIC_ORG, PUBLIC_PROJECT};
 use crate::model::vm::{Power, VmSpec};
 use crate::model::{Flavor, Image, Vm};
 use crate::network::Network;
@@ -30,8 +34,9 @@ use crate::storage::Storage;
 use crate::nodes::{self, NodeRecord};
 
 /// The router, the gRPC service of the same resources, and the IAM rule of each route.
-pub fn router(resources: Resources, auth: Arc<AuthClient>) -> (Router, Vec<Rule>, ResourcesServer<Grpc>) {
+pub fn router(resources: Resources, auth: Arc<AuthClient>, importer: Arc<Importer>) -> (Router, Vec<Rule>, ResourcesServer<Grpc>) {
     let routes = Routes::new("plasmavmc").kind::<Flavor>().kind::<Image>().kind::<Vm>();
+    let auth_client = auth.clone();
     let grpc = routes.grpc(resources.clone(), auth);
     let (router, mut rules) = routes.finish(resources.clone());
     let action = format!("{}/{{name}}/{{action}}", collection_path(Vm::PATH));
@@ -41,9 +46,97 @@ pub fn router(resources: Resources, auth: Arc<AuthClient>) -> (Router, Vec<Rule>
         "plasmavmc:vms:update",
         "orgs/{org}/projects/{project}/vms/{name}",
     ));
-    let actions = Router::new().route(&action, post(act)).with_state(resources);
-    (router.merge(actions), rules, grpc)
+    let actions = Router::new().route(&action, post(act)).with_state(resources.clone());
+    let part = format!("{}/{{name}}/parts/{{part}}", collection_path(Image::PATH));
+    rules.push(Rule::new(
+        Some(Method::PUT),
+        &part,
+        "plasmavmc:images:update",
+        "orgs/{org}/projects/{project}/images/{name}",
+    ));
+    let uploads = Router::new().route(&part, put(upload)).with_state((resources.clone(), importer));
+    // The platform's public images, readable by anyone signed in (each handler checks the token).
+    rules.push(Rule::by_handler(Some(Method::GET), PUBLIC_IMAGES));
+    rules.push(Rule::by_handler(Some(Method::GET), &format!("{PUBLIC_IMAGES}/{{name}}")));
+    let public = Router::new()
+        .route(PUBLIC_IMAGES, get(public_images))
+        .route(&format!("{PUBLIC_IMAGES}/{{name}}"), get(public_image))
+        .with_state((resources, auth_client));
+    (router.merge(actions).merge(uploads).merge(public), rules, grpc)
 }
+
+/// Where the platform's public images (project `platform/public`) are listed for every tenant.
+const PUBLIC_IMAGES: &str = "/api/v1/public/images";
+
+/// The caller is signed in (any valid token); public images ask nothing more.
+async fn signed_in(auth: &AuthClient, headers: &HeaderMap) -> Result<(), Response> {
+    let token = photon_auth::guard::bearer(headers).map_err(|e| e.respond(false))?;
+    auth.authenticate(&token).await.map(|_| ()).map_err(|e| e.respond(false))
+}
+
+async fn public_images(State((resources, auth)): State<(Resources, Arc<AuthClient>)>, headers: HeaderMap) -> Response {
+    if let Err(refused) = signed_in(&auth, &headers).await {
+        return refused;
+    }
+    let public = Owner::new(PUBLIC_ORG, PUBLIC_PROJECT);
+    match resources.list_all::<Image>(&public, &[]).await {
+        Ok(items) => Json(serde_json::json!({ "items": items })).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn public_image(
+    State((resources, auth)): State<(Resources, Arc<AuthClient>)>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(refused) = signed_in(&auth, &headers).await {
+        return refused;
+    }
+    match resources.get::<Image>(&Owner::new(PUBLIC_ORG, PUBLIC_PROJECT), &[], &name).await {
+        Ok(image) => Json(image).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `PUT .../images/{name}/parts/{part}`: the body is the part (one declared without a URL),
+/// stored in the platform bucket; the image answered, ready once every part is there.
+async fn upload(
+    State((resources, importer)): State<(Resources, Arc<Importer>)>,
+    Path((org, project, name, part)): Path<(String, String, String, String)>,
+    body: axum::body::Body,
+) -> Response {
+    let owner = Owner::new(org, project);
+    let mut body = Some(body.into_data_stream());
+    let outcome = async {
+        let image: Resource<ImageSpec> = resources.get::<Image>(&owner, &[], &name).await?;
+        importer.may_upload(&image, &part)?;
+        let key = resources.layout().key(&owner, Image::PATH, &[], &name);
+        let body = body.take().ok_or_else(|| ResourceError::Backend("the body was read twice".into()))?;
+        importer.upload(&key, &image, &part, body).await?;
+        resources.get::<Image>(&owner, &[], &name).await
+    }
+    .await;
+    if let Some(unread) = body {
+        // Refused before the body was read: read (and drop) a modest one anyway, so the client
+        // hears the answer rather than a reset connection.
+        let mut left = REFUSED_BODY_READ;
+        let mut unread = unread;
+        while let Some(Ok(chunk)) = futures_util::StreamExt::next(&mut unread).await {
+            left = left.saturating_sub(chunk.len() as u64);
+            if left == 0 {
+                break;
+            }
+        }
+    }
+    match outcome {
+        Ok(image) => (StatusCode::OK, Json(image)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// How much of a refused upload's body is read before the answer.
+const REFUSED_BODY_READ: u64 = 64 << 20;
 
 /// `start`, `stop`, `reboot` or `migrate`: the spec's power, reboot or migration count changed,
 /// the VM answered.
@@ -104,9 +197,13 @@ impl VmChecks {
             Err(ResourceError::NotFound { .. }) => return Err(missing("spec.flavor", "flavor", &spec.flavor)),
             Err(e) => return Err(e),
         };
-        match at.resources.get::<Image>(at.owner, &[], &spec.image).await {
+        let (image_owner, image_name) = crate::model::image::locate(at.owner, &spec.image);
+        match at.resources.get::<Image>(&image_owner, &[], image_name).await {
             Ok(_) => {}
-            Err(ResourceError::NotFound { .. }) => return Err(missing("spec.image", "image", &spec.image)),
+            Err(ResourceError::NotFound { .. }) => {
+                let message = format!("image {image_name} does not exist in {}", image_owner.path());
+                return Err(FieldError::new("spec.image", message).into());
+            }
             Err(e) => return Err(e),
         }
         if !spec.nics.is_empty() {

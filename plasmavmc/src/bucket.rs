@@ -78,7 +78,7 @@ impl Bucket {
     pub async fn get(&self, object: &str, to: &Path) -> Result<(u64, String)> {
         let what = format!("reading {object} from {}", self.name);
         let response = self.s3.send(Method::GET, &self.path(object), "", &[], empty()).await.map_err(failed(what.clone()))?;
-        parts::save(response.into_body().into_data_stream(), to).await.map_err(|e| match e {
+        parts::save(response.into_body().into_data_stream(), to, u64::MAX).await.map_err(|e| match e {
             Saved::Read(message) => PlasmavmcError::Storage(format!("{what}: {message}")),
             Saved::Write(e) => e,
         })

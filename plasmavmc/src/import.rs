@@ -13,13 +13,16 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use photon_reconcile::Requeue;
-use photon_resource::{Resource, Store};
+use photon_resource::{FieldError, Resource, ResourceError, Store};
 
 use crate::bucket::Bucket;
 use crate::error::{PlasmavmcError, Result};
 use crate::model::image::{ImageSpec, ImageState, ImageStatus, StoredPart};
 use crate::model::status::{self, Observed};
-use crate::parts::{redact, Fetcher};
+use crate::parts::{redact, Fetcher, Saved};
+
+/// The largest part an upload may bring.
+pub const MAX_UPLOAD: u64 = 64 << 30;
 
 /// Imports tried before an image is in error.
 const ATTEMPTS: u32 = 5;
@@ -82,9 +85,26 @@ impl Importer {
             return Ok(Requeue::Done);
         }
         let Some(bucket) = &self.bucket else {
-            self.write(key, &image.metadata.uid, |s| s.state = ImageState::Ready).await?;
+            let uploaded = image.spec.parts().into_iter().find(|(_, source)| source.url.is_none()).map(|(name, _)| name);
+            self.write(key, &image.metadata.uid, |s| match uploaded {
+                Some(part) => {
+                    s.state = ImageState::Error;
+                    s.reason = Some(format!("its {part} is to be uploaded, but images are not imported here ([images] import = false)"));
+                }
+                None => s.state = ImageState::Ready,
+            })
+            .await?;
             return Ok(Requeue::Done);
         };
+        let missing: Vec<&str> = image.spec.parts().into_iter().filter(|(name, _)| !status.parts.contains_key(*name)).map(|(n, _)| n).collect();
+        let awaited: Vec<&str> =
+            image.spec.parts().into_iter().filter(|(name, s)| s.url.is_none() && missing.contains(name)).map(|(n, _)| n).collect();
+        if !missing.is_empty() && missing == awaited {
+            // Nothing to fetch: the rest comes by upload, which finishes the image.
+            let reason = format!("waiting for the upload of its {}", awaited.join(", "));
+            self.write(key, &image.metadata.uid, |s| s.reason = Some(reason.clone())).await?;
+            return Ok(Requeue::Done);
+        }
         let mut running = locked(&self.running);
         if running.get(key).is_some_and(|task| !task.is_finished()) {
             return Ok(Requeue::After(Duration::from_millis(500)));
@@ -111,12 +131,13 @@ impl Importer {
         std::fs::create_dir_all(&self.work_dir)
             .map_err(|e| PlasmavmcError::io(format!("creating {}", self.work_dir.display()), e))?;
         for (name, source) in image.spec.parts() {
+            let Some(url) = &source.url else { continue };
             if ImageStatus::of(image).parts.contains_key(name) {
                 continue;
             }
             let started = Instant::now();
             let file = self.work_dir.join(format!("{uid}-{name}"));
-            let fetched = self.fetcher.fetch(&source.url, &file).await;
+            let fetched = self.fetcher.fetch(url, &file).await;
             let stored = async {
                 let (bytes, sha256) = fetched?;
                 if let Some(expected) = source.sha256.as_ref().filter(|e| !e.eq_ignore_ascii_case(&sha256)) {
@@ -129,7 +150,7 @@ impl Importer {
             .await;
             let _ = std::fs::remove_file(&file);
             let stored = stored?;
-            tracing::info!(image = %key, part = name, url = %redact(&source.url), bytes = stored.bytes, sha256 = %stored.sha256, ms = started.elapsed().as_millis() as u64, "imported an image part");
+            tracing::info!(image = %key, part = name, url = %redact(url), bytes = stored.bytes, sha256 = %stored.sha256, ms = started.elapsed().as_millis() as u64, "imported an image part");
             let part = name.to_string();
             self.write(key, uid, move |s| {
                 s.parts.insert(part.clone(), stored.clone());
@@ -144,12 +165,16 @@ impl Importer {
         let uid = &image.metadata.uid;
         match outcome {
             Ok(()) => {
-                tracing::info!(image = %key, "image imported: ready");
+                let declared: Vec<&str> = image.spec.parts().into_iter().map(|(name, _)| name).collect();
                 self.write(key, uid, |s| {
-                    s.state = ImageState::Ready;
-                    s.reason = None;
+                    if declared.iter().all(|part| s.parts.contains_key(*part)) {
+                        s.state = ImageState::Ready;
+                        s.reason = None;
+                    }
                 })
-                .await
+                .await?;
+                tracing::info!(image = %key, "image imported");
+                Ok(())
             }
             Err(failure) => {
                 let (reason, last) = match failure {
@@ -167,6 +192,72 @@ impl Importer {
                 .await
             }
         }
+    }
+
+    /// Whether part `part` of `image` may be uploaded now (where to, and as what), or why not.
+    pub fn may_upload<'a>(&'a self, image: &'a Resource<ImageSpec>, part: &str) -> std::result::Result<(&'a Bucket, &'a crate::model::image::Source), ResourceError> {
+        let name = &image.metadata.name;
+        let Some(bucket) = &self.bucket else {
+            return Err(ResourceError::Precondition("images are not imported here ([images] import = false): nothing can be uploaded".into()));
+        };
+        let parts = image.spec.parts();
+        let Some((part, source)) = parts.into_iter().find(|(p, _)| *p == part) else {
+            let declared: Vec<&str> = image.spec.parts().iter().map(|(p, _)| *p).collect();
+            return Err(FieldError::new("part", format!("image {name} has no part {part:?} (it has {})", declared.join(", "))).into());
+        };
+        if source.url.is_some() {
+            return Err(ResourceError::Precondition(format!("image {name}'s {part} is imported from its URL, not uploaded")));
+        }
+        if ImageStatus::of(image).parts.contains_key(part) {
+            return Err(ResourceError::Precondition(format!("image {name}'s {part} was uploaded already (an image never changes)")));
+        }
+        Ok((bucket, source))
+    }
+
+    /// Stores `body` as part `part` of the image at `key`, which is to be uploaded; the image
+    /// is ready once every part is there.
+    pub async fn upload<E: std::fmt::Display>(
+        &self,
+        key: &str,
+        image: &Resource<ImageSpec>,
+        part: &str,
+        body: impl futures_util::Stream<Item = std::result::Result<hyper::body::Bytes, E>> + Unpin,
+    ) -> std::result::Result<StoredPart, ResourceError> {
+        let (bucket, source) = self.may_upload(image, part)?;
+        let parts = image.spec.parts();
+        let backend = |e: PlasmavmcError| ResourceError::Backend(e.to_string());
+        std::fs::create_dir_all(&self.work_dir)
+            .map_err(|e| backend(PlasmavmcError::io(format!("creating {}", self.work_dir.display()), e)))?;
+        let uid = &image.metadata.uid;
+        let file = self.work_dir.join(format!("{uid}-{part}.upload"));
+        let stored = async {
+            let (bytes, sha256) = crate::parts::save(body, &file, MAX_UPLOAD).await.map_err(|e| match e {
+                Saved::Read(message) => FieldError::new("body", format!("the upload broke off: {message}")).into(),
+                Saved::Write(e) => backend(e),
+            })?;
+            if let Some(expected) = source.sha256.as_ref().filter(|e| !e.eq_ignore_ascii_case(&sha256)) {
+                return Err(FieldError::new("body", format!("its SHA-256 is {sha256}, the image says {expected}")).into());
+            }
+            let object = Bucket::object(uid, part);
+            bucket.put(&object, &file, bytes).await.map_err(backend)?;
+            Ok::<_, ResourceError>(StoredPart { object, sha256, bytes })
+        }
+        .await;
+        let _ = std::fs::remove_file(&file);
+        let stored = stored?;
+        let declared: Vec<&str> = parts.iter().map(|(p, _)| *p).collect();
+        let (part_name, recorded) = (part.to_string(), stored.clone());
+        self.write(key, uid, move |s| {
+            s.parts.insert(part_name.clone(), recorded.clone());
+            if declared.iter().all(|p| s.parts.contains_key(*p)) {
+                s.state = ImageState::Ready;
+                s.reason = None;
+            }
+        })
+        .await
+        .map_err(backend)?;
+        tracing::info!(image = %key, %part, bytes = stored.bytes, sha256 = %stored.sha256, "an image part was uploaded");
+        Ok(stored)
     }
 
     /// Changes the status of the image at `key` (unless it was replaced meanwhile).

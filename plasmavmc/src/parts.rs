@@ -78,7 +78,7 @@ impl Fetcher {
         if !response.status().is_success() {
             return Err(fail(format!("the server answered {}", response.status())));
         }
-        save(response.into_body().into_data_stream(), to).await.map_err(|e| match e {
+        save(response.into_body().into_data_stream(), to, u64::MAX).await.map_err(|e| match e {
             Saved::Read(message) => fail(format!("reading: {message}")),
             Saved::Write(e) => e,
         })
@@ -93,10 +93,12 @@ pub enum Saved {
     Write(PlasmavmcError),
 }
 
-/// Writes `body` into a new file `to`, synced: (bytes, SHA-256).
+/// Writes `body` into a new file `to`, synced: (bytes, SHA-256). A body longer than `limit`
+/// bytes is cut off (`Saved::Read`).
 pub async fn save<E: std::fmt::Display>(
     mut body: impl Stream<Item = std::result::Result<Bytes, E>> + Unpin,
     to: &Path,
+    limit: u64,
 ) -> std::result::Result<(u64, String), Saved> {
     let io = |what: &str, e| Saved::Write(PlasmavmcError::io(format!("{what} {}", to.display()), e));
     let mut file = tokio::fs::File::create(to).await.map_err(|e| io("creating", e))?;
@@ -106,6 +108,9 @@ pub async fn save<E: std::fmt::Display>(
         let chunk = chunk.map_err(|e| Saved::Read(e.to_string()))?;
         context.update(&chunk);
         size += chunk.len() as u64;
+        if size > limit {
+            return Err(Saved::Read(format!("longer than {limit} bytes")));
+        }
         file.write_all(&chunk).await.map_err(|e| io("writing", e))?;
     }
     file.sync_all().await.map_err(|e| io("syncing", e))?;

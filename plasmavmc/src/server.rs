@@ -43,7 +43,7 @@ pub async fn build(config: PlasmavmcConfig, context: Context) -> anyhow::Result<
     let Accounts { network, storage, bucket } = accounts(&config, ca.clone())?;
     let fetcher = Fetcher::new(ca.as_deref())?;
     let importer = Importer::new(store.clone(), bucket.clone(), fetcher.clone(), data_dir.join("import"));
-    let scheduler = Scheduler::new(store.clone(), layout.clone(), policy, network.clone(), storage.clone(), importer);
+    let scheduler = Scheduler::new(store.clone(), layout.clone(), policy, network.clone(), storage.clone(), importer.clone());
     if config.scheduler.enabled {
         let held = scheduler.clone();
         let claim = photon_resource::claim::hold(
@@ -148,7 +148,7 @@ pub async fn build(config: PlasmavmcConfig, context: Context) -> anyhow::Result<
         storage,
     });
     let resources = Resources::new(store.clone(), layout.clone()).with_assigner::<Vm>(checks);
-    let (router, mut rules, grpc) = crate::api::router(resources, auth.clone());
+    let (router, mut rules, grpc) = crate::api::router(resources, auth.clone(), importer.clone());
     let console = Arc::new(ConsoleService {
         store: store.clone(),
         layout: layout.clone(),

@@ -158,7 +158,12 @@ if [ "$PHASE" = 1 ]; then
   check "plasmavmc started after iam (saw: $order)" test "$order" = "iam.service plasmavmc.service "
   check "plasmavmc healthy, this node registered as a hypervisor" wait_until 60 bash -c "curl -sf --cacert $CA https://127.0.0.1:9090/health | grep -q '\"schedulable\":1'"
   check "plasmavmc: a flavour, an image and a VM created" create_vm
-  check "plasmavmc: the VM's QEMU runs" wait_until 120 vm_running || say "vm: $(api 9090 GET /vms/v1 | head -c 600)"
+  if ! check "plasmavmc: the VM's QEMU runs" wait_until 180 vm_running; then
+    say "vm: $(api 9090 GET /vms/v1 | sed 's/.*"status"://' | head -c 1500)"
+    say "image: $(api 9090 GET /images/boot | sed 's/.*"status"://' | head -c 600)"
+    say "qemu.log: $(cat /var/lib/plasmavmc/vms/*/qemu.log 2>&1 | tr '\n' ' ' | head -c 600)"
+    journalctl -b -u plasmavmc -o cat --no-pager | grep -v '"level":"DEBUG"' | tail -n 15 | cut -c1-400 | sed 's/^/PHOTONTEST plasmavmc log: /' | tee -a "$RESULTS"
+  fi
   check "plasmavmc: QEMU runs as a uid of its own, which owns its run directory" qemu_not_root
   check "plasmavmc: the VM deleted" vmc DELETE /vms/v1
   check "plasmavmc: its QEMU ended" wait_until 60 no_qemu

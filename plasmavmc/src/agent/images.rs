@@ -48,9 +48,10 @@ impl ImageCache {
     /// read first if this node has none.
     pub async fn get(&self, source: &Source, stored: Option<&StoredPart>) -> Result<PathBuf> {
         let sum = stored.map(|s| s.sha256.as_str()).or(source.sha256.as_deref());
-        let name = match sum {
-            Some(sum) => sum.to_ascii_lowercase(),
-            None => format!("url-{}", hex(digest::digest(&digest::SHA256, source.url.as_bytes()).as_ref())),
+        let name = match (sum, &source.url) {
+            (Some(sum), _) => sum.to_ascii_lowercase(),
+            (None, Some(url)) => format!("url-{}", hex(digest::digest(&digest::SHA256, url.as_bytes()).as_ref())),
+            (None, None) => return Err(PlasmavmcError::image("part", "it was never uploaded")),
         };
         let path = self.dir.join(name);
         if path.exists() {
@@ -62,9 +63,10 @@ impl ImageCache {
         }
         let started = std::time::Instant::now();
         let partial = path.with_extension("partial");
-        let (whence, outcome) = match (stored, &self.bucket) {
-            (Some(stored), Some(bucket)) => (stored.object.clone(), bucket.get(&stored.object, &partial).await),
-            _ => (redact(&source.url), self.fetcher.fetch(&source.url, &partial).await),
+        let (whence, outcome) = match (stored, &self.bucket, &source.url) {
+            (Some(stored), Some(bucket), _) => (stored.object.clone(), bucket.get(&stored.object, &partial).await),
+            (_, _, Some(url)) => (redact(url), self.fetcher.fetch(url, &partial).await),
+            (_, _, None) => return Err(PlasmavmcError::image("part", "it was uploaded, but this node cannot read the platform bucket")),
         };
         let (size, got) = match outcome {
             Ok(done) => done,

@@ -205,8 +205,8 @@ impl Agent {
             .collect()
     }
 
-    async fn resource_of<K: Kind>(&self, vm: &Resource<VmSpec>, name: &str) -> Result<Resource<K::Spec>> {
-        let key = self.layout.key(&vm.metadata.owner(), K::PATH, &[], name);
+    async fn resource_of<K: Kind>(&self, owner: &photon_resource::Owner, name: &str) -> Result<Resource<K::Spec>> {
+        let key = self.layout.key(owner, K::PATH, &[], name);
         // The followed copy first: a start should not wait on chainfire for what it has.
         let copied = crate::model::followed::<Resource<K::Spec>>(&locked(&self.copy), &key);
         if let Some(found) = copied {
@@ -250,8 +250,9 @@ impl Agent {
         let local = Local { key: key.to_string(), uid: vm.metadata.uid.clone() };
         let record = serde_json::to_vec(&local).unwrap_or_default();
         std::fs::write(dir.join("vm.json"), record).map_err(|e| PlasmavmcError::io("writing vm.json", e))?;
-        let flavor: FlavorSpec = self.resource_of::<Flavor>(vm, &vm.spec.flavor).await?.spec;
-        let image = self.resource_of::<Image>(vm, &vm.spec.image).await?;
+        let flavor: FlavorSpec = self.resource_of::<Flavor>(&vm.metadata.owner(), &vm.spec.flavor).await?.spec;
+        let (image_owner, image_name) = crate::model::image::locate(&vm.metadata.owner(), &vm.spec.image);
+        let image = self.resource_of::<Image>(&image_owner, image_name).await?;
         // Where the image was imported, its parts are read from the platform bucket.
         let stored = ImageStatus::of(&image).parts;
         let image: ImageSpec = image.spec;

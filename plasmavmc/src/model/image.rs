@@ -5,19 +5,21 @@
 //! imported once into the platform bucket (`status.parts`), where nodes read it whatever became
 //! of the URL. No node boots bytes that differ from the part's `sha256`.
 
-use photon_resource::{FieldError, Kind};
+use photon_resource::{check_name, FieldError, Kind, Owner};
 use serde::{Deserialize, Serialize};
 
 use super::{check_description, fixed};
 
 pub struct Image;
 
-/// Where one part of an image is read from.
+/// Where one part of an image comes from.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
 #[serde(deny_unknown_fields)]
 pub struct Source {
-    /// `https://...` (trusted by the platform's CA) or `http://...`.
-    pub url: String,
+    /// `https://...` (trusted by the platform's CA) or `http://...`; none: the part is
+    /// uploaded (`PUT .../images/{name}/parts/{part}`).
+    #[serde(default)]
+    pub url: Option<String>,
     /// The part's SHA-256 (hex); bytes that differ are refused.
     #[serde(default)]
     pub sha256: Option<String>,
@@ -61,6 +63,26 @@ pub struct ImageSpec {
     pub architecture: String,
     #[serde(default)]
     pub description: String,
+}
+
+/// The project whose images every project's VMs may boot, as `public/<name>`: the platform's
+/// own, where only its administrators make images.
+pub const PUBLIC_ORG: &str = "platform";
+pub const PUBLIC_PROJECT: &str = "public";
+const PUBLIC_PREFIX: &str = "public/";
+
+/// The project and name a VM of `owner`'s names by `reference`: `<name>` (its project's own)
+/// or `public/<name>`.
+pub fn locate<'a>(owner: &Owner, reference: &'a str) -> (Owner, &'a str) {
+    match reference.strip_prefix(PUBLIC_PREFIX) {
+        Some(name) => (Owner::new(PUBLIC_ORG, PUBLIC_PROJECT), name),
+        None => (owner.clone(), reference),
+    }
+}
+
+/// Checks an image reference (`<name>` or `public/<name>`) as `field`.
+pub fn check_reference(field: &str, reference: &str) -> Result<(), FieldError> {
+    check_name(field, reference.strip_prefix(PUBLIC_PREFIX).unwrap_or(reference))
 }
 
 impl ImageSpec {
@@ -117,15 +139,8 @@ fn x86_64() -> String {
 }
 
 fn check_source(field: &str, source: &Source) -> Result<(), FieldError> {
-    let url = &source.url;
-    let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
-    let host = url.split("://").nth(1).and_then(|rest| rest.split('/').next()).unwrap_or_default();
-    if !scheme_ok
-        || host.is_empty()
-        || url.len() > 4096
-        || url.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
-    {
-        return Err(FieldError::new(format!("{field}.url"), format!("{url:?} is not an http:// or https:// URL")));
+    if let Some(url) = &source.url {
+        check_url(field, url)?;
     }
     if let Some(sum) = &source.sha256 {
         if sum.len() != 64 || !sum.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -134,6 +149,19 @@ fn check_source(field: &str, source: &Source) -> Result<(), FieldError> {
                 format!("{sum:?} is not a SHA-256 in hex (64 digits)"),
             ));
         }
+    }
+    Ok(())
+}
+
+fn check_url(field: &str, url: &str) -> Result<(), FieldError> {
+    let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
+    let host = url.split("://").nth(1).and_then(|rest| rest.split('/').next()).unwrap_or_default();
+    if !scheme_ok
+        || host.is_empty()
+        || url.len() > 4096
+        || url.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    {
+        return Err(FieldError::new(format!("{field}.url"), format!("{url:?} is not an http:// or https:// URL")));
     }
     Ok(())
 }

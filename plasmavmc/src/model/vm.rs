@@ -114,7 +114,8 @@ pub enum RestartPolicy {
 pub struct VmSpec {
     /// A flavour of the project; changed only while the VM is stopped (a resize).
     pub flavor: String,
-    /// An image of the project; fixed for the VM's life.
+    /// An image of the project, or `public/<name>` for one of the platform's public images;
+    /// fixed for the VM's life.
     pub image: String,
     #[serde(default)]
     pub power: Power,
@@ -190,7 +191,7 @@ impl Kind for Vm {
 
     fn validate(spec: &VmSpec) -> Result<(), FieldError> {
         check_name("spec.flavor", &spec.flavor)?;
-        check_name("spec.image", &spec.image)?;
+        super::image::check_reference("spec.image", &spec.image)?;
         if spec.ssh_keys.len() > 32 {
             return Err(FieldError::new("spec.ssh_keys", "at most 32 keys"));
         }

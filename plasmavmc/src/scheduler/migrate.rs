@@ -15,7 +15,7 @@ use super::place::{self, Request};
 use super::Scheduler;
 use crate::model::status::{self, Migration, MigrationRecord, Phase, State, VmStatus};
 use crate::model::vm::VmSpec;
-use crate::model::{Flavor, Image};
+use crate::model::Flavor;
 
 impl Scheduler {
     /// Starts, finishes or gives up the VM's live migration, as its status asks.
@@ -63,7 +63,7 @@ impl Scheduler {
         let owner = vm.metadata.owner();
         let (Some(flavor), Some(image)) = (
             self.get::<Flavor>(&owner, &vm.spec.flavor).await.map_err(|e| e.to_string())?,
-            self.get::<Image>(&owner, &vm.spec.image).await.map_err(|e| e.to_string())?,
+            self.image(&owner, &vm.spec.image).await.map_err(|e| e.to_string())?,
         ) else {
             return self.refuse(key, node, None, "its flavour or image no longer exists".into()).await;
         };

@@ -22,7 +22,7 @@ use photon_resource::{Change, Kind, Mirror, Owner, Resource, ResourceError, Stor
 use crate::model::status::{self, Grant, State, VmStatus};
 use crate::model::vm::{RestartPolicy, VmSpec};
 use crate::import::Importer;
-use crate::model::image::{ImageState, ImageStatus};
+use crate::model::image::{self, ImageSpec, ImageState, ImageStatus};
 use crate::model::status::Observed;
 use crate::model::{Flavor, Image};
 use crate::network::{self, Network, PortRef};
@@ -139,6 +139,12 @@ impl Scheduler {
         Ok(self.resource::<K>(owner, name).await?.map(|r| r.spec))
     }
 
+    /// The spec of the image a VM of `owner`'s names (its project's, or a public one).
+    async fn image(&self, owner: &Owner, reference: &str) -> Result<Option<ImageSpec>, ResourceError> {
+        let (owner, name) = image::locate(owner, reference);
+        self.get::<Image>(&owner, name).await
+    }
+
     /// A flavour or image: from the followed copy when it has it, else from the store.
     async fn resource<K: Kind>(&self, owner: &Owner, name: &str) -> Result<Option<Resource<K::Spec>>, ResourceError> {
         let key = self.layout.key(owner, K::PATH, &[], name);
@@ -185,7 +191,8 @@ impl Scheduler {
         let Some(flavor) = self.get::<Flavor>(&owner, &vm.spec.flavor).await.map_err(|e| e.to_string())? else {
             return self.fail(key, fail("flavor", &vm.spec.flavor)).await;
         };
-        let Some(image) = self.resource::<Image>(&owner, &vm.spec.image).await.map_err(|e| e.to_string())? else {
+        let (image_owner, image_name) = image::locate(&owner, &vm.spec.image);
+        let Some(image) = self.resource::<Image>(&image_owner, image_name).await.map_err(|e| e.to_string())? else {
             return self.fail(key, fail("image", &vm.spec.image)).await;
         };
         let imported = ImageStatus::of(&image);

@@ -13,7 +13,7 @@ use super::place::{self, Request};
 use super::Scheduler;
 use crate::model::status::{self, Grant, State, VmStatus};
 use crate::model::vm::VmSpec;
-use crate::model::{Flavor, Image};
+use crate::model::Flavor;
 
 impl Scheduler {
     /// `Some` when the VM's grant on `node` is not its flavour's size any more (and it was
@@ -22,7 +22,7 @@ impl Scheduler {
         let owner = vm.metadata.owner();
         let (Some(flavor), Some(image)) = (
             self.get::<Flavor>(&owner, &vm.spec.flavor).await.map_err(|e| e.to_string())?,
-            self.get::<Image>(&owner, &vm.spec.image).await.map_err(|e| e.to_string())?,
+            self.image(&owner, &vm.spec.image).await.map_err(|e| e.to_string())?,
         ) else {
             return Ok(None);
         };
