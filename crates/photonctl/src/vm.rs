@@ -85,18 +85,19 @@ pub enum VmCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
-    /// Register an image: a disk (--disk URL, --format raw|qcow2) and/or a kernel to boot
-    /// directly (--kernel URL, --initrd URL, --cmdline); each URL may carry its SHA-256 as
-    /// URL#sha256=HEX (a presigned LightningStor URL, say).
+    /// Register an image: a disk (--disk, --format raw|qcow2) and/or a kernel to boot directly
+    /// (--kernel, --initrd, --cmdline). Each part is a URL PlasmaVMC imports (it may carry its
+    /// SHA-256 as URL#sha256=HEX; a presigned LightningStor URL, say), or a local FILE this
+    /// command uploads. Either way the image is ready once every part is in PlasmaVMC's bucket.
     Create {
         name: String,
-        #[arg(long, value_name = "URL")]
+        #[arg(long, value_name = "URL|FILE")]
         disk: Option<String>,
         #[arg(long)]
         format: Option<String>,
-        #[arg(long, value_name = "URL")]
+        #[arg(long, value_name = "URL|FILE")]
         kernel: Option<String>,
-        #[arg(long, value_name = "URL")]
+        #[arg(long, value_name = "URL|FILE")]
         initrd: Option<String>,
         #[arg(long)]
         cmdline: Option<String>,
@@ -135,12 +136,41 @@ const VM_COLUMNS: &[&str] = &["name", "flavor", "image", "power", "state", "node
 const IMAGE_COLUMNS: &[&str] = &["name", "format", "disk", "kernel", "created_at"];
 const FLAVOR_COLUMNS: &[&str] = &["name", "vcpus", "memory_mib", "disk_gib", "created_at"];
 
-/// `URL#sha256=HEX` as an image part.
+/// `URL#sha256=HEX` as an image part; a local file (no `scheme://`) as a part to upload, its
+/// SHA-256 filled in before the image is created (`local_parts`).
 fn source(text: &str) -> Value {
+    if !text.contains("://") {
+        return json!({});
+    }
     match text.split_once("#sha256=") {
         Some((url, sum)) => json!({"url": url, "sha256": sum}),
         None => json!({"url": text}),
     }
+}
+
+/// The parts of `image create` given as local files: (part, file).
+fn local_parts(command: &ImageCommand) -> Vec<(&'static str, std::path::PathBuf)> {
+    let ImageCommand::Create { disk, kernel, initrd, .. } = command else { return Vec::new() };
+    [("disk", disk), ("kernel", kernel), ("initrd", initrd)]
+        .into_iter()
+        .filter_map(|(part, value)| value.as_ref().filter(|v| !v.contains("://")).map(|v| (part, v.into())))
+        .collect()
+}
+
+/// A file's SHA-256 in hex, read in 1 MiB pieces.
+fn sha256_file(path: &std::path::Path) -> anyhow::Result<String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        context.update(&buf[..n]);
+    }
+    Ok(context.finish().as_ref().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn project(owner: &Owner) -> String {
@@ -354,8 +384,32 @@ pub async fn run_image(
     output: OutputFormat,
 ) -> anyhow::Result<()> {
     plan_image(&command, &Owner { org: String::new(), project: String::new() })?;
+    let uploads = local_parts(&command);
+    let mut sums = Vec::new();
+    for (part, file) in &uploads {
+        sums.push((*part, sha256_file(file)?));
+    }
     let (rest, owner) = crate::rest::session(target, &args, "plasmavmc").await?;
-    execute(&rest, "plasmavmc", plan_image(&command, &owner)?, output).await
+    let mut call = plan_image(&command, &owner)?;
+    if uploads.is_empty() {
+        return execute(&rest, "plasmavmc", call, output).await;
+    }
+    if let Some(body) = call.body.as_mut() {
+        for (part, sum) in &sums {
+            body["spec"][*part]["sha256"] = Value::from(sum.as_str());
+        }
+    }
+    let made = send(&rest, "plasmavmc", Method::POST, &call.path, call.body.as_ref()).await?.json()?;
+    let image = one(&call.path, made["metadata"]["name"].as_str().unwrap_or_default());
+    for (part, file) in uploads {
+        let bytes = tokio::fs::read(&file).await.map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        eprintln!("uploading {part}: {} ({} bytes)", file.display(), bytes.len());
+        let answer = rest.send(Method::PUT, &format!("{image}/parts/{part}"), Some("application/octet-stream"), bytes.into()).await?;
+        if !answer.success() {
+            anyhow::bail!("plasmavmc refused the {part}: {}", crate::rest::refusal(&answer));
+        }
+    }
+    execute(&rest, "plasmavmc", Call::new(Method::GET, image, None, Show::Rows(IMAGE_COLUMNS)), output).await
 }
 
 pub async fn run_flavor(
@@ -441,5 +495,17 @@ mod tests {
             cmdline: None,
         };
         assert!(plan_image(&empty, &owner).is_err(), "an image names a disk or a kernel");
+        // A local file is a part to upload: declared without a URL.
+        let local = ImageCommand::Create {
+            name: "g".into(),
+            disk: None,
+            format: None,
+            kernel: Some("http://h/k".into()),
+            initrd: Some("./initrd.img".into()),
+            cmdline: None,
+        };
+        let call = plan_image(&local, &owner).unwrap();
+        assert_eq!(call.body.unwrap()["spec"], json!({"kernel": {"url": "http://h/k"}, "initrd": {}}));
+        assert_eq!(local_parts(&local), vec![("initrd", std::path::PathBuf::from("./initrd.img"))]);
     }
 }
