@@ -9,6 +9,7 @@ pub mod accel;
 pub mod cgroups;
 pub mod disks;
 pub mod images;
+mod hotplug;
 mod migration;
 pub mod qemu;
 pub mod qmp;
@@ -17,7 +18,7 @@ pub mod taps;
 pub mod users;
 
 use std::collections::BTreeMap;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -416,105 +417,6 @@ impl Agent {
         storage.attach(&attachment, &self.settings.node).await.map_err(|e| PlasmavmcError::Storage(format!("volume {volume}: {e}")))
     }
 
-    /// Hot attach and detach: the running guest's data volumes made to match the spec, one
-    /// step per call; `Some` while a detach waits for the guest to let go of its disk.
-    async fn volumes(&self, key: &str, vm: &Resource<VmSpec>, status: &VmStatus, qmp: &mut Qmp) -> Result<Option<Requeue>> {
-        let uid = &vm.metadata.uid;
-        for volume in vm.spec.volumes.iter().filter(|v| !status.volumes.iter().any(|s| &s.volume == *v)) {
-            let export = self.attach(vm, volume).await?;
-            let (node, device) = qemu::volume_ids(volume);
-            tolerate(qmp.execute("blockdev-add", Some(qemu::nbd_blockdev(&node, &export))).await, "Duplicate")?;
-            let device_args = serde_json::json!({"driver": "virtio-blk-pci", "id": device, "drive": node, "serial": qemu::serial(volume)});
-            tolerate(qmp.execute("device_add", Some(device_args)).await, "Duplicate")?;
-            tracing::info!(vm = %key, %volume, "attached a volume to the running guest");
-            let added = VolumeStatus { volume: volume.clone(), attachment: AttachRef::of(vm, volume).name };
-            self.report(key, uid, move |s| {
-                if !s.volumes.contains(&added) {
-                    s.volumes.push(added.clone());
-                }
-            })
-            .await?;
-        }
-        for gone in status.volumes.iter().filter(|s| !vm.spec.volumes.contains(&s.volume)) {
-            let (node, device) = qemu::volume_ids(&gone.volume);
-            if qmp.has_device(&device).await? {
-                // The guest is asked (ACPI) and lets go when it can: looked at again shortly.
-                tolerate(qmp.execute("device_del", Some(serde_json::json!({"id": device}))).await, "in progress")?;
-                return Ok(Some(Requeue::After(Duration::from_millis(200))));
-            }
-            tolerate(qmp.execute("blockdev-del", Some(serde_json::json!({"node-name": node}))).await, "not found")?;
-            if let Some(storage) = &self.storage {
-                storage
-                    .detach(&AttachRef::of(vm, &gone.volume))
-                    .await
-                    .map_err(|e| PlasmavmcError::Storage(format!("volume {}: {e}", gone.volume)))?;
-            }
-            tracing::info!(vm = %key, volume = %gone.volume, "detached a volume from the running guest");
-            let name = gone.volume.clone();
-            self.report(key, uid, move |s| s.volumes.retain(|v| v.volume != name)).await?;
-        }
-        Ok(None)
-    }
-
-    /// Hot attach and detach of NICs: the running guest's NICs made to match the spec, one
-    /// step per call (detaches first: a slot may be handed to a new NIC once its old one is
-    /// gone); `Some` while a detach waits for the guest to let go of its NIC.
-    async fn nics(&self, key: &str, vm: &Resource<VmSpec>, status: &VmStatus, qmp: &mut Qmp) -> Result<Option<Requeue>> {
-        let uid = &vm.metadata.uid;
-        let planned: Vec<(PortRef, u8)> = network::planned(vm).into_iter().zip(slots(&vm.spec.nics)).collect();
-        let wanted = |n: &NicStatus| planned.iter().any(|(p, s)| *s == n.slot && p.path() == n.port);
-        for gone in status.nics.iter().filter(|n| !wanted(n)) {
-            let (netdev, device) = qemu::nic_ids(gone.slot);
-            if qmp.has_device(&device).await? {
-                tolerate(qmp.execute("device_del", Some(serde_json::json!({"id": device}))).await, "in progress")?;
-                return Ok(Some(Requeue::After(Duration::from_millis(200))));
-            }
-            // The netdev holds the tap's descriptor: deleting it ends the tap.
-            tolerate(qmp.execute("netdev_del", Some(serde_json::json!({"id": netdev}))).await, "not found")?;
-            if let (Some(net), Some(port)) = (&self.network, PortRef::at(vm, &gone.port)) {
-                net.delete(&port).await.map_err(|e| PlasmavmcError::Network(format!("deleting port {}: {e}", gone.port)))?;
-            }
-            tracing::info!(vm = %key, port = %gone.port, slot = gone.slot, "detached a NIC from the running guest");
-            let gone = gone.clone();
-            self.report(key, uid, move |s| s.nics.retain(|n| *n != gone)).await?;
-        }
-        for ((port, slot), nic) in planned.iter().zip(&vm.spec.nics) {
-            if status.nics.iter().any(|n| n.slot == *slot && n.port == port.path()) {
-                continue;
-            }
-            let Some(net) = &self.network else {
-                return Err(PlasmavmcError::Network(
-                    "a NIC was attached but this node has no PlasmaVMC service account (iam.credentials_file) to make its port in PrismNET".into(),
-                ));
-            };
-            allocations::own(&self.store, &self.settings.node, uid, Owned::Port(port)).await?;
-            let tap = network::tap_name(uid, *slot);
-            let (netdev, device) = qemu::nic_ids(*slot);
-            let failed = |e: ResourceError| PlasmavmcError::Network(format!("NIC {slot} (port {}): {e}", port.path()));
-            let given = if qmp.has_device(&device).await? {
-                // Attached by an agent that stopped before it said so.
-                net.plug(port, nic, *slot, &self.settings.node, &tap).await.map_err(failed)?
-            } else {
-                // A netdev left by an attach cut short goes first, and its tap with it.
-                tolerate(qmp.execute("netdev_del", Some(serde_json::json!({"id": netdev}))).await, "not found")?;
-                let fd = taps::open(&tap).map_err(|e| PlasmavmcError::io(format!("NIC {slot}'s tap"), e))?;
-                let given = net.plug(port, nic, *slot, &self.settings.node, &tap).await.map_err(failed)?;
-                qmp.execute_with_fd("getfd", Some(serde_json::json!({"fdname": netdev})), fd.as_fd()).await?;
-                qmp.execute("netdev_add", Some(serde_json::json!({"type": "tap", "id": netdev, "fd": netdev}))).await?;
-                qmp.execute("device_add", Some(qemu::nic_device(*slot, &given.mac))).await?;
-                given
-            };
-            tracing::info!(vm = %key, port = %given.port, ip = %given.ip, %tap, "attached a NIC to the running guest");
-            self.report(key, uid, move |s| {
-                if !s.nics.contains(&given) {
-                    s.nics.push(given.clone());
-                }
-            })
-            .await?;
-        }
-        Ok(None)
-    }
-
     /// Whether a start of the VM is under way (it is let finish, never cut short: a QEMU it
     /// spawned would be lost; what it started is ended after).
     fn preparing(&self, uid: &str) -> bool {
@@ -613,6 +515,9 @@ impl Agent {
                     if status.state == State::Running {
                         tracing::warn!(vm = %key, "the VM's QEMU is gone (the guest powered off, or QEMU died); starting it again");
                     }
+                    if let Some(wait) = start_backoff(&status) {
+                        return Ok(Requeue::After(wait));
+                    }
                     self.enter(&key, uid, State::Starting, None).await?;
                     let Some(me) = self.me.upgrade() else { return Ok(Requeue::Done) };
                     let (dir, key, vm, id) = (dir.clone(), key.clone(), vm.clone(), uid.to_string());
@@ -707,6 +612,24 @@ impl Reconciler for Agent {
     }
 }
 
+/// After starts that failed in a row, how long the next must still wait: 1 s, 2 s, 4 s, ... up to
+/// `START_BACKOFF_MAX` after the last failure, so a node missing something (qemu-img, a volume's
+/// writer lease not yet free) is not asked ten times a second.
+fn start_backoff(status: &VmStatus) -> Option<Duration> {
+    if status.state != State::Error {
+        return None;
+    }
+    let recent = status.transitions.iter().rev().take_while(|t| matches!(t.state, State::Error | State::Starting));
+    let failures = recent.filter(|t| t.state == State::Error).count().max(1) as u32;
+    let wait = Duration::from_secs(1 << (failures - 1).min(5)).min(START_BACKOFF_MAX);
+    let failed_at = status.transitions.last().map_or(0, |t| t.at_ms);
+    let since = Duration::from_millis(photon_resource::meta::now_ms().saturating_sub(failed_at));
+    (since < wait).then(|| wait - since)
+}
+
+/// The longest wait between failed starts.
+const START_BACKOFF_MAX: Duration = Duration::from_secs(30);
+
 /// A QMP error whose text contains `benign` (an add already done, a delete already asked for)
 /// is success: the step was taken before (by an earlier call or agent).
 fn tolerate(outcome: Result<serde_json::Value>, benign: &str) -> Result<()> {
@@ -714,5 +637,31 @@ fn tolerate(outcome: Result<serde_json::Value>, benign: &str) -> Result<()> {
         Ok(_) => Ok(()),
         Err(PlasmavmcError::Qmp { message, .. }) if message.contains(benign) => Ok(()),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::status::Transition;
+
+    fn after(states: &[State], last_at_ms: u64) -> VmStatus {
+        let mut status = VmStatus::default();
+        status.transitions = states.iter().map(|&state| Transition { state, at_ms: last_at_ms, reason: None }).collect();
+        status.state = *states.last().unwrap_or(&State::Pending);
+        status
+    }
+
+    #[test]
+    fn failed_starts_back_off_doubling_up_to_the_cap() {
+        use State::*;
+        let now = photon_resource::meta::now_ms();
+        let wait = |states: &[State], at| start_backoff(&after(states, at)).map(|d| d.as_secs_f64().round() as u64);
+        assert_eq!(wait(&[Pending, Scheduled, Starting, Error], now), Some(1));
+        assert_eq!(wait(&[Starting, Error, Starting, Error, Starting, Error], now), Some(4));
+        let many: Vec<State> = (0..14).flat_map(|_| [Starting, Error]).collect();
+        assert_eq!(wait(&many, now), Some(START_BACKOFF_MAX.as_secs()));
+        assert_eq!(wait(&[Starting, Error], now - 60_000), None, "waited long enough");
+        assert_eq!(wait(&[Starting, Running], now), None, "not failing");
     }
 }
