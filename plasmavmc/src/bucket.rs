@@ -1,6 +1,6 @@
 //! The platform bucket images are imported into: LightningStor's S3 as PlasmaVMC's service
 //! account (the bucket lives in that account's own project, so no tenant reads or changes
-//! it), one object per part, `<image uid>/<part>`. The importer copies parts in once; every
+//! it), one object per part, `<image uid>/<part>-<sha256 prefix>`. The importer copies parts in once; every
 //! agent reads them out into its cache, whatever became of the URL they were registered from.
 
 use std::path::Path;
@@ -37,9 +37,10 @@ impl Bucket {
         &self.name
     }
 
-    /// The object of image `uid`'s `part`.
-    pub fn object(uid: &str, part: &str) -> String {
-        format!("{uid}/{part}")
+    /// The object of image `uid`'s `part` with these bytes (named by them too, so two uploads
+    /// of one part racing on two nodes never write one object: the first recorded wins).
+    pub fn object(uid: &str, part: &str, sha256: &str) -> String {
+        format!("{uid}/{part}-{}", &sha256[..sha256.len().min(16)])
     }
 
     fn path(&self, object: &str) -> String {

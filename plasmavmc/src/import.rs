@@ -13,12 +13,13 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use photon_reconcile::Requeue;
-use photon_resource::{FieldError, Resource, ResourceError, Store};
+use photon_resource::{FieldError, Kind, Resource, ResourceError, Store};
 
 use crate::bucket::Bucket;
 use crate::error::{PlasmavmcError, Result};
 use crate::model::image::{ImageSpec, ImageState, ImageStatus, StoredPart};
 use crate::model::status::{self, Observed};
+use crate::model::{Image, ROOT};
 use crate::parts::{redact, Fetcher, Saved};
 
 /// The largest part an upload may bring.
@@ -26,6 +27,8 @@ pub const MAX_UPLOAD: u64 = 64 << 30;
 
 /// Imports tried before an image is in error.
 const ATTEMPTS: u32 = 5;
+/// The wait after the first failed import (doubled after each next one).
+const RETRY_FIRST: Duration = Duration::from_secs(2);
 /// The bucket is swept of deleted images' objects at most this often.
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
@@ -40,6 +43,8 @@ pub struct Importer {
     running: Mutex<BTreeMap<String, tokio::task::JoinHandle<()>>>,
     /// When the bucket was last swept.
     swept: Mutex<Option<Instant>>,
+    /// Uploads under way on this node, by `<image key>/<part>`.
+    uploading: Arc<Mutex<BTreeSet<String>>>,
     me: Weak<Importer>,
 }
 
@@ -68,6 +73,7 @@ impl Importer {
             work_dir,
             running: Mutex::new(BTreeMap::new()),
             swept: Mutex::new(None),
+            uploading: Arc::default(),
             me: me.clone(),
         })
     }
@@ -105,6 +111,15 @@ impl Importer {
             self.write(key, &image.metadata.uid, |s| s.reason = Some(reason.clone())).await?;
             return Ok(Requeue::Done);
         }
+        if let Some(failed) = status.failed_ms {
+            // Backed off by how often it failed, so a source (or LightningStor) that is down
+            // for a while is not tried 5 times in a second.
+            let wait = RETRY_FIRST.saturating_mul(1 << status.attempts.saturating_sub(1).min(8));
+            let since = Duration::from_millis(photon_resource::meta::now_ms().saturating_sub(failed));
+            if since < wait {
+                return Ok(Requeue::After(wait - since));
+            }
+        }
         let mut running = locked(&self.running);
         if running.get(key).is_some_and(|task| !task.is_finished()) {
             return Ok(Requeue::After(Duration::from_millis(500)));
@@ -121,8 +136,7 @@ impl Importer {
                 }
             }),
         );
-        // Backed off by how often it failed, so a source that is down is not hammered.
-        Ok(Requeue::After(Duration::from_millis(500 * u64::from(status.attempts + 1))))
+        Ok(Requeue::After(Duration::from_millis(500)))
     }
 
     /// Copies each part not yet in the bucket there, recording it.
@@ -143,7 +157,7 @@ impl Importer {
                 if let Some(expected) = source.sha256.as_ref().filter(|e| !e.eq_ignore_ascii_case(&sha256)) {
                     return Err(Failure::Final(format!("its {name}'s SHA-256 is {sha256}, the image says {expected}")));
                 }
-                let object = Bucket::object(uid, name);
+                let object = Bucket::object(uid, name, &sha256);
                 bucket.put(&object, &file, bytes).await?;
                 Ok(StoredPart { object, sha256, bytes })
             }
@@ -153,7 +167,7 @@ impl Importer {
             tracing::info!(image = %key, part = name, url = %redact(url), bytes = stored.bytes, sha256 = %stored.sha256, ms = started.elapsed().as_millis() as u64, "imported an image part");
             let part = name.to_string();
             self.write(key, uid, move |s| {
-                s.parts.insert(part.clone(), stored.clone());
+                s.parts.entry(part.clone()).or_insert_with(|| stored.clone());
             })
             .await?;
         }
@@ -182,8 +196,10 @@ impl Importer {
                     Failure::Again(e) => (e.to_string(), false),
                 };
                 tracing::warn!(image = %key, %reason, "an image import failed");
+                let now = photon_resource::meta::now_ms();
                 self.write(key, uid, move |s| {
                     s.attempts += 1;
+                    s.failed_ms = Some(now);
                     s.reason = Some(reason.clone());
                     if last || s.attempts >= ATTEMPTS {
                         s.state = ImageState::Error;
@@ -224,6 +240,8 @@ impl Importer {
         body: impl futures_util::Stream<Item = std::result::Result<hyper::body::Bytes, E>> + Unpin,
     ) -> std::result::Result<StoredPart, ResourceError> {
         let (bucket, source) = self.may_upload(image, part)?;
+        let _only = Uploading::start(&self.uploading, format!("{key}/{part}"))
+            .ok_or_else(|| ResourceError::Precondition(format!("an upload of image {}'s {part} is under way", image.metadata.name)))?;
         let parts = image.spec.parts();
         let backend = |e: PlasmavmcError| ResourceError::Backend(e.to_string());
         std::fs::create_dir_all(&self.work_dir)
@@ -238,7 +256,7 @@ impl Importer {
             if let Some(expected) = source.sha256.as_ref().filter(|e| !e.eq_ignore_ascii_case(&sha256)) {
                 return Err(FieldError::new("body", format!("its SHA-256 is {sha256}, the image says {expected}")).into());
             }
-            let object = Bucket::object(uid, part);
+            let object = Bucket::object(uid, part, &sha256);
             bucket.put(&object, &file, bytes).await.map_err(backend)?;
             Ok::<_, ResourceError>(StoredPart { object, sha256, bytes })
         }
@@ -248,7 +266,7 @@ impl Importer {
         let declared: Vec<&str> = parts.iter().map(|(p, _)| *p).collect();
         let (part_name, recorded) = (part.to_string(), stored.clone());
         self.write(key, uid, move |s| {
-            s.parts.insert(part_name.clone(), recorded.clone());
+            s.parts.entry(part_name.clone()).or_insert_with(|| recorded.clone());
             if declared.iter().all(|p| s.parts.contains_key(*p)) {
                 s.state = ImageState::Ready;
                 s.reason = None;
@@ -276,10 +294,10 @@ impl Importer {
         }
     }
 
-    /// Deletes objects of images that no longer exist (`images`: the uids of those that do,
-    /// asked after the listing, so an image imported meanwhile is among them), at most every
-    /// `SWEEP_EVERY`.
-    pub async fn sweep(&self, images: impl Fn() -> BTreeSet<String>) -> Result<()> {
+    /// Deletes objects of images that no longer exist, at most every `SWEEP_EVERY`. Which do is
+    /// read from the store itself (not a followed copy, which may not be loaded yet), after the
+    /// listing, so an image imported meanwhile is among them.
+    pub async fn sweep(&self) -> Result<()> {
         let Some(bucket) = &self.bucket else { return Ok(()) };
         {
             let mut swept = locked(&self.swept);
@@ -289,7 +307,14 @@ impl Importer {
             *swept = Some(Instant::now());
         }
         let objects = bucket.list().await?;
-        let images = images();
+        let images: BTreeSet<String> = self
+            .store
+            .list_all::<serde_json::Value>(&format!("{ROOT}/r/"))
+            .await?
+            .into_iter()
+            .filter(|found| found.key.contains(&format!("/{}/", Image::PATH[0])))
+            .filter_map(|found| found.value["metadata"]["uid"].as_str().map(String::from))
+            .collect();
         for object in objects {
             let uid = object.split('/').next().unwrap_or_default();
             if !images.contains(uid) {
@@ -298,5 +323,23 @@ impl Importer {
             }
         }
         Ok(())
+    }
+}
+
+/// One upload of a part under way: the next waits its end (refused meanwhile).
+struct Uploading {
+    set: Arc<Mutex<BTreeSet<String>>>,
+    what: String,
+}
+
+impl Uploading {
+    fn start(set: &Arc<Mutex<BTreeSet<String>>>, what: String) -> Option<Self> {
+        locked(set).insert(what.clone()).then(|| Self { set: set.clone(), what })
+    }
+}
+
+impl Drop for Uploading {
+    fn drop(&mut self) {
+        locked(&self.set).remove(&self.what);
     }
 }

@@ -61,13 +61,14 @@ async fn an_imported_image_boots_after_its_url_is_gone_and_a_bad_one_says_why() 
     stack.wait_for("the image imported", Duration::from_secs(60), |s| s.expect(200, "GET", "/images/guest", None)["status"]["state"] == "ready");
     let image = stack.expect(200, "GET", "/images/guest", None);
     let parts = &image["status"]["parts"];
-    assert_eq!(parts["kernel"]["object"], format!("{uid}/kernel"), "{image}");
+    assert_eq!(parts["kernel"]["object"], format!("{uid}/kernel-{}", &kernel[..16]), "{image}");
     assert_eq!(parts["kernel"]["sha256"], kernel.as_str(), "{image}");
     assert_eq!(parts["initrd"]["sha256"], initrd.as_str(), "{image}");
     let size = std::fs::metadata(stack.guest.dir.join("initrd.img")).map(|m| m.len()).unwrap_or_default();
     assert_eq!(parts["initrd"]["bytes"], size, "{image}");
     let objects = platform_objects(&stack).await;
-    assert!(objects.contains(&format!("{uid}/kernel")) && objects.contains(&format!("{uid}/initrd")), "{objects:?}");
+    let stored: Vec<&str> = ["kernel", "initrd"].iter().filter_map(|p| parts[*p]["object"].as_str()).collect();
+    assert!(stored.len() == 2 && stored.iter().all(|o| objects.iter().any(|x| x == o)), "{objects:?}");
 
     stack.wait_for("the bad image in error", Duration::from_secs(60), |s| s.expect(200, "GET", "/images/bad", None)["status"]["state"] == "error");
     let reason = stack.expect(200, "GET", "/images/bad", None)["status"]["reason"].as_str().unwrap_or_default().to_string();

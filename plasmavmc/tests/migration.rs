@@ -1,6 +1,7 @@
 //! Live migration between two nodes (real QEMU, the root disk on a LightningStor volume): a
 //! guest counting on its console keeps counting on the other node — no reboot, no gap in the
-//! count — with QEMU's downtime recorded in the VM's status; one QEMU runs afterwards. A VM
+//! count — with QEMU's downtime recorded in the VM's status; one QEMU runs afterwards; and back
+//! after data volumes were hot attached and one detached (the bus keeps its layout). A VM
 //! whose disk is local to its node is refused, saying why, and keeps running.
 
 mod common;
@@ -66,6 +67,25 @@ async fn a_counting_guest_keeps_counting_on_the_other_node() {
     stack.wait_for("the source's QEMU is gone", Duration::from_secs(20), |_| qemu_processes(&uid).len() == 1);
     let dir = stack.run_dir(source, &uid);
     stack.wait_for("the source's run directory is removed", Duration::from_secs(20), |_| !dir.exists());
+
+    // Two data volumes attached on the target and the first detached again: the second keeps
+    // its PCI slot, so the QEMU the way back starts (from the VM's status) has the same bus.
+    for name in ["d1", "d2"] {
+        let body = format!(r#"{{"name":"{name}","spec":{{"size_bytes":16777216,"replicas":1}}}}"#);
+        stack.volumes(201, "POST", "/volumes", Some(&body));
+    }
+    for (volumes, disks) in [(serde_json::json!(["d1", "d2"]), "vda vdb vdc vdd"), (serde_json::json!(["d2"]), "vda vdb vdd")] {
+        let current = stack.vm("mover");
+        let mut spec = current["spec"].clone();
+        spec["volumes"] = volumes;
+        let update = serde_json::json!({"spec": spec, "resource_version": current["metadata"]["resource_version"]});
+        stack.expect(200, "PUT", "/vms/mover", Some(&update.to_string()));
+        stack.wait_console(target, &uid, &format!("guest: disks now {disks}"), 1, Duration::from_secs(60));
+    }
+    stack.wait_for("the status lists d2 alone, in its slot", Duration::from_secs(30), |s| {
+        let volumes = s.vm("mover")["status"]["volumes"].clone();
+        volumes.as_array().map(Vec::len) == Some(1) && volumes[0]["volume"] == "d2" && volumes[0]["slot"] == 1
+    });
 
     // And back, the scheduler choosing (the only other node): a QEMU that arrived by a
     // migration leaves by one.

@@ -25,12 +25,13 @@ impl Agent {
         let uid = &vm.metadata.uid;
         for volume in vm.spec.volumes.iter().filter(|v| !status.volumes.iter().any(|s| &s.volume == *v)) {
             let export = self.attach(vm, volume).await?;
-            let (node, device) = qemu::volume_ids(volume);
+            let (node, _) = qemu::volume_ids(volume);
+            // A slot none of the attached volumes has (one being detached keeps its own).
+            let slot = VolumeStatus::slot_for(volume, &status.volumes, &[]);
             tolerate(qmp.execute("blockdev-add", Some(qemu::nbd_blockdev(&node, &export))).await, "Duplicate")?;
-            let device_args = serde_json::json!({"driver": "virtio-blk-pci", "id": device, "drive": node, "serial": qemu::serial(volume)});
-            tolerate(qmp.execute("device_add", Some(device_args)).await, "Duplicate")?;
-            tracing::info!(vm = %key, %volume, "attached a volume to the running guest");
-            let added = VolumeStatus { volume: volume.clone(), attachment: AttachRef::of(vm, volume).name };
+            tolerate(qmp.execute("device_add", Some(qemu::volume_device(volume, slot))).await, "Duplicate")?;
+            tracing::info!(vm = %key, %volume, slot, "attached a volume to the running guest");
+            let added = VolumeStatus { volume: volume.clone(), attachment: AttachRef::of(vm, volume).name, slot: Some(slot) };
             self.report(key, uid, move |s| {
                 if !s.volumes.contains(&added) {
                     s.volumes.push(added.clone());

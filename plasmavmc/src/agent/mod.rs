@@ -288,9 +288,13 @@ impl Agent {
                 Root::File(disk)
             }
         };
-        let mut volumes = Vec::new();
+        // Each volume keeps its slot across starts and on a migration's target.
+        let before = VmStatus::of(vm).volumes;
+        let mut volumes: Vec<(String, Export, u8)> = Vec::new();
         for volume in &vm.spec.volumes {
-            volumes.push((volume.clone(), self.attach(vm, volume).await?));
+            let taken: Vec<u8> = volumes.iter().map(|(_, _, slot)| *slot).collect();
+            let slot = VolumeStatus::slot_for(volume, &before, &taken);
+            volumes.push((volume.clone(), self.attach(vm, volume).await?, slot));
         }
         let taps = self.plug(key, vm, !incoming).await?;
         if incoming {
@@ -328,7 +332,11 @@ impl Agent {
         drop(taps);
         let attached: Vec<VolumeStatus> = volumes
             .iter()
-            .map(|(volume, _)| VolumeStatus { volume: volume.clone(), attachment: AttachRef::of(vm, volume).name })
+            .map(|(volume, _, slot)| VolumeStatus {
+                volume: volume.clone(),
+                attachment: AttachRef::of(vm, volume).name,
+                slot: Some(*slot),
+            })
             .collect();
         self.report(key, &vm.metadata.uid, move |s| s.volumes = attached.clone()).await?;
         let pid = child.id().unwrap_or_default();

@@ -53,6 +53,24 @@ pub fn nbd_blockdev(node: &str, export: &Export) -> serde_json::Value {
     })
 }
 
+/// The root disk's, the seed's, and data volume slot 0's PCI slots (then 0x05, ...; 16
+/// volumes end below the NICs').
+const ROOT_PCI: u8 = 0x02;
+const SEED_PCI: u8 = 0x03;
+const VOLUME_PCI_BASE: u8 = 0x04;
+
+/// The `-device` (and `device_add`) arguments of data volume `volume` in `slot`.
+pub fn volume_device(volume: &str, slot: u8) -> serde_json::Value {
+    let (node, device) = volume_ids(volume);
+    serde_json::json!({
+        "driver": "virtio-blk-pci",
+        "id": device,
+        "drive": node,
+        "serial": serial(volume),
+        "addr": format!("{:#04x}", VOLUME_PCI_BASE + slot),
+    })
+}
+
 /// NIC `slot`'s PCI slot: fixed (0x18 up, above what the disks take in order), so the
 /// guest's bus is the same at every start, after any hot attach and on a migration's target.
 const NIC_PCI_BASE: u8 = 0x18;
@@ -103,8 +121,8 @@ pub struct Machine {
     pub memory_mib: u64,
     pub accel: Accel,
     pub root: Root,
-    /// Data volumes in order: (name, export).
-    pub volumes: Vec<(String, Export)>,
+    /// Data volumes in order: (name, export, slot).
+    pub volumes: Vec<(String, Export, u8)>,
     /// The TLS credentials for NBD (the platform CA in `<dir>/tls/`) are loaded, so volumes
     /// can be attached, also later.
     pub tls: bool,
@@ -181,23 +199,23 @@ impl Machine {
             }
             Root::Volume(export) => nbd_blockdev("root", export).to_string(),
         };
-        args.extend(["-blockdev".into(), root, "-device".into(), "virtio-blk-pci,drive=root".into()]);
+        args.extend(["-blockdev".into(), root, "-device".into(), format!("virtio-blk-pci,drive=root,addr={ROOT_PCI:#04x}")]);
         args.extend([
             // The cloud-init seed next (vdb), then data volumes.
             "-blockdev".into(),
             format!("driver=vvfat,node-name=cidata,dir={},label=cidata,read-only=on", self.seed.display()),
             "-device".into(),
-            "virtio-blk-pci,drive=cidata".into(),
+            format!("virtio-blk-pci,drive=cidata,addr={SEED_PCI:#04x}"),
             "-pidfile".into(),
             format!("{dir}/{PID}"),
         ]);
-        for (volume, export) in &self.volumes {
-            let (node, device) = volume_ids(volume);
+        for (volume, export, slot) in &self.volumes {
+            let (node, _) = volume_ids(volume);
             args.extend([
                 "-blockdev".into(),
                 nbd_blockdev(&node, export).to_string(),
                 "-device".into(),
-                format!("virtio-blk-pci,drive={node},id={device},serial={}", serial(volume)),
+                volume_device(volume, *slot).to_string(),
             ]);
         }
         for nic in &self.nics {

@@ -124,6 +124,9 @@ pub struct ImageStatus {
     /// error).
     #[serde(default)]
     pub attempts: u32,
+    /// When the last attempt failed (the next waits 2 s, 4 s, 8 s, ... after it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_ms: Option<u64>,
     /// Parts imported so far, by name.
     #[serde(default)]
     pub parts: std::collections::BTreeMap<String, StoredPart>,

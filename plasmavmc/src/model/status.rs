@@ -75,6 +75,25 @@ pub struct VolumeStatus {
     pub volume: String,
     /// The LightningStor attachment that grants this node the volume.
     pub attachment: String,
+    /// Its place among the guest's data disks (and so on its PCI bus), kept for the volume's
+    /// time in the VM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<u8>,
+}
+
+impl VolumeStatus {
+    /// The slot for `volume`: the one it had in `attached` (the VM's status), else the lowest
+    /// free of `taken` and of every volume still listed.
+    pub fn slot_for(volume: &str, attached: &[VolumeStatus], taken: &[u8]) -> u8 {
+        let held = |s: u8| taken.contains(&s) || attached.iter().any(|v| v.slot == Some(s) && v.volume != volume);
+        attached
+            .iter()
+            .find(|v| v.volume == volume)
+            .and_then(|v| v.slot)
+            .filter(|s| !taken.contains(s))
+            .or_else(|| (0..super::vm::MAX_VOLUMES as u8).find(|s| !held(*s)))
+            .unwrap_or_default()
+    }
 }
 
 /// Where a live migration stands: the scheduler reserves the target (`prepare`), the target's
@@ -238,4 +257,22 @@ pub async fn write<T: Observed>(
         }
     }
     Err(ResourceError::Backend(format!("the status of {key} kept changing under 16 writes")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attached(volume: &str, slot: Option<u8>) -> VolumeStatus {
+        VolumeStatus { volume: volume.into(), attachment: format!("vm-{volume}"), slot }
+    }
+
+    #[test]
+    fn a_volume_keeps_its_slot_and_a_new_one_takes_one_no_listed_volume_has() {
+        let listed = [attached("a", Some(0)), attached("gone", Some(1)), attached("c", Some(2))];
+        assert_eq!(VolumeStatus::slot_for("c", &listed, &[]), 2, "kept");
+        assert_eq!(VolumeStatus::slot_for("new", &listed, &[]), 3, "not the slot of one being detached");
+        assert_eq!(VolumeStatus::slot_for("new", &listed[..1], &[1]), 2, "nor one taken in this start");
+        assert_eq!(VolumeStatus::slot_for("old", &[attached("old", None)], &[]), 0, "a slot for one that had none");
+    }
 }

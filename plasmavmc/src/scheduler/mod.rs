@@ -11,7 +11,7 @@ mod migrate;
 pub mod place;
 mod resize;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -386,10 +386,7 @@ impl Scheduler {
                 tracing::info!(%node, freed = found.value.vms.len() - kept.vms.len(), "gave back what deleted VMs held");
             }
         }
-        let images = || -> BTreeSet<String> {
-            crate::model::followed_images(&self.copies().plasmavmc).map(|(_, image)| image.metadata.uid).collect()
-        };
-        if let Err(e) = self.importer.sweep(images).await {
+        if let Err(e) = self.importer.sweep().await {
             tracing::warn!(error = %e, "cannot sweep deleted images' parts from the platform bucket yet");
         }
         Ok(if retry { Requeue::After(Duration::from_secs(1)) } else { Requeue::Done })
