@@ -104,6 +104,10 @@ pub async fn build(config: PlasmavmcConfig, context: Context) -> anyhow::Result<
             cgroups: agent::cgroups::Cgroups::detect(),
             memory_overhead_mib: section.memory_overhead_mib,
             users,
+            unsandboxed: agent::qemu::sandbox_support(&section.qemu).err().map(|why| {
+                tracing::warn!(qemu = %section.qemu, %why, "this QEMU has no seccomp sandbox (built without libseccomp): VMs run without -sandbox");
+                format!("{} has no seccomp sandbox ({why})", section.qemu)
+            }),
         };
         settings.cgroups.tidy();
         tracing::info!(limits = %settings.cgroups.describe(), "VMs' CPU and memory limits");
@@ -270,6 +274,7 @@ fn health(store: &Store, copy: &Mutex<Mirror>, scheduler: &Scheduler, agent: Opt
                     "accel": agent.accel(),
                     "limits": agent.limits(),
                     "qemu_user": agent.qemu_user(),
+                    "sandbox": agent.sandbox(),
                 }),
             )
         }

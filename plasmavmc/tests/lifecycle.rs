@@ -99,6 +99,10 @@ async fn a_vm_boots_stops_starts_survives_its_agent_and_is_deleted_without_a_tra
     // may enter it).
     let qemu_user = stack.health(0)["agent"]["qemu_user"].as_str().unwrap_or_default().to_string();
     assert!(qemu_user.starts_with("a uid of its own per VM"), "{qemu_user}");
+    let sandbox = stack.health(0)["agent"]["sandbox"].as_str().unwrap_or_default().to_string();
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", pid[0])).unwrap_or_default();
+    let sandboxed = String::from_utf8_lossy(&cmdline).contains("elevateprivileges=deny");
+    assert!(sandbox.starts_with("on") && sandboxed, "QEMU's seccomp sandbox: {sandbox}");
     let status = std::fs::read_to_string(format!("/proc/{}/status", pid[0])).unwrap_or_default();
     let ids = |field: &str| -> Vec<u32> {
         let line = status.lines().find(|l| l.starts_with(field)).unwrap_or_default();

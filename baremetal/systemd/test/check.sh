@@ -165,6 +165,7 @@ if [ "$PHASE" = 1 ]; then
     journalctl -b -u plasmavmc -o cat --no-pager | grep -v '"level":"DEBUG"' | tail -n 15 | cut -c1-400 | sed 's/^/PHOTONTEST plasmavmc log: /' | tee -a "$RESULTS"
   fi
   check "plasmavmc: QEMU runs as a uid of its own, which owns its run directory" qemu_not_root
+  check "plasmavmc: QEMU's seccomp sandbox is on" bash -c "curl -sf --cacert $CA https://127.0.0.1:9090/health | grep -q '\"sandbox\":\"on'"
   check "plasmavmc: the VM deleted" vmc DELETE /vms/v1
   check "plasmavmc: its QEMU ended" wait_until 60 no_qemu
   check "services log JSON to the journal" bash -c "journalctl -b -u chainfire -o cat | grep -q '^{.*\"level\"'"

@@ -78,6 +78,8 @@ pub struct Settings {
     pub memory_overhead_mib: u64,
     /// Whom VMs' QEMUs run as.
     pub users: users::Users,
+    /// Why QEMU runs without its seccomp sandbox, if it does (a QEMU built without it).
+    pub unsandboxed: Option<String>,
 }
 
 pub struct Agent {
@@ -157,6 +159,14 @@ impl Agent {
     /// Whom VMs' QEMUs run as on this node.
     pub fn qemu_user(&self) -> String {
         self.settings.users.describe()
+    }
+
+    /// QEMU's seccomp sandbox on this node: on, or off and why.
+    pub fn sandbox(&self) -> String {
+        match &self.settings.unsandboxed {
+            None => format!("on ({})", qemu::SANDBOX),
+            Some(why) => format!("off: {why}"),
+        }
     }
 
     /// Gives the VM's run directory to its QEMU's user (what the agent wrote there is read by
@@ -319,6 +329,7 @@ impl Agent {
             incoming,
             cgroups: groups,
             identity,
+            sandbox: self.settings.unsandboxed.is_none(),
         };
         let child = match machine.spawn(&self.settings.qemu) {
             Ok(child) => child,

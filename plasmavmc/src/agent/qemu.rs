@@ -111,6 +111,24 @@ pub const MIGRATION_TLS: &str = "mig-tls";
 pub const MIGRATION_TLS_IN: &str = "mig-tls-in";
 pub const MIGRATION_TLS_OUT: &str = "mig-tls-out";
 
+/// QEMU's seccomp filter as VMs run under it (`-sandbox`).
+pub const SANDBOX: &str = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
+
+/// Whether `binary` has the seccomp sandbox (a QEMU built without libseccomp has no `-sandbox`
+/// option at all, and refuses to start with one); why not, if not.
+pub fn sandbox_support(binary: &str) -> std::result::Result<(), String> {
+    // `-version` exits once the options before it are parsed.
+    let out = std::process::Command::new(binary)
+        .args(["-sandbox", SANDBOX, "-version"])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {binary}: {e}"))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+}
+
 /// Everything QEMU is started with.
 #[derive(Debug, Clone)]
 pub struct Machine {
@@ -140,6 +158,8 @@ pub struct Machine {
     pub cgroups: Vec<PathBuf>,
     /// Whom QEMU runs as (`None`: as the agent).
     pub identity: Option<super::users::Identity>,
+    /// QEMU's seccomp sandbox (off only where this QEMU has none: `sandbox_support`).
+    pub sandbox: bool,
 }
 
 impl Machine {
@@ -166,9 +186,6 @@ impl Machine {
             "none".into(),
             "-vga".into(),
             "none".into(),
-            // Seccomp: no new processes, no privilege changes, no obsolete system calls.
-            "-sandbox".into(),
-            "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny".into(),
             "-qmp".into(),
             format!("unix:{dir}/{QMP},server=on,wait=off"),
             "-chardev".into(),
@@ -178,6 +195,10 @@ impl Machine {
             "-serial".into(),
             "chardev:console".into(),
         ];
+        if self.sandbox {
+            // Seccomp: no new processes, no privilege changes, no obsolete system calls.
+            args.extend(["-sandbox".into(), SANDBOX.into()]);
+        }
         if self.tls {
             args.extend([
                 "-object".into(),
@@ -329,5 +350,24 @@ pub async fn kill(dir: &Path) {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_qemu_without_seccomp_is_told_apart_and_says_why() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("qemu-without-seccomp");
+        let script = "#!/bin/sh\necho \"qemu: -sandbox on: There is no option group 'sandbox'\" >&2\nexit 1\n";
+        std::fs::write(&fake, script).unwrap();
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let why = sandbox_support(&fake.display().to_string()).unwrap_err();
+        assert!(why.contains("no option group 'sandbox'"), "{why}");
+        let missing = sandbox_support("/nonexistent/qemu-system-x86_64").unwrap_err();
+        assert!(missing.contains("cannot run"), "{missing}");
     }
 }
