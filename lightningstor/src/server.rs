@@ -196,6 +196,10 @@ async fn volumes(
     let images = Arc::new(crate::volumes::images::Images { records: records.clone(), chunks });
     let engines = crate::volumes::service::Volumes::new(Arc::new(records), extents, Some(images.clone()));
     context.tasks.spawn(engines.clone().run_repairs(Duration::from_millis(config.replication.repair_interval_ms), context.shutdown.clone()));
+    // Volumes no node writes are looked at less often: each pass lists every volume.
+    let idle = Duration::from_millis(config.replication.repair_interval_ms.saturating_mul(5));
+    let node = if config.replication.node_id.is_empty() { photon_runtime::host_name() } else { config.replication.node_id.clone() };
+    context.tasks.spawn(crate::volumes::idle_repair::run(engines.clone(), store.clone(), node.clone(), idle, context.shutdown.clone()));
     let resources = photon_resource::Resources::new(store.clone(), layout())
         .with_assigner::<Volume>(engines.clone())
         .with_assigner::<Snapshot>(engines.clone())
@@ -253,7 +257,6 @@ async fn volumes(
         Arc::new(c)
     });
     tracing::info!(listen = %config.volumes.nbd_listen, tls = tls.is_some(), "serving volumes over NBD");
-    let node = if config.replication.node_id.is_empty() { photon_runtime::host_name() } else { config.replication.node_id.clone() };
     let exports = Arc::new(VolumeExports::new(catalog, engines.clone(), store.clone(), node));
     let metrics = exports.metrics.clone();
     context.tasks.spawn(photon_block::nbd::serve(listener, exports.clone(), tls, context.shutdown.clone()));

@@ -1,6 +1,7 @@
 //! Volumes on three storage nodes: real chainfire, flaredb, IAM and three lightningstor-server
 //! processes replicating to each other, QEMU's NBD client writing. A node killed during writes
-//! loses nothing that was flushed and is repaired when it returns; a corrupt block is read from
+//! loses nothing that was flushed and is repaired when it returns (even with no node writing
+//! the volume any more); a corrupt block is read from
 //! another replica and mended; a frozen writer whose lease expired cannot write after the next
 //! host took the volume over.
 
@@ -149,6 +150,11 @@ async fn a_node_killed_during_writes_loses_nothing_flushed_and_is_repaired_and_a
     assert!(ok, "every flushed write reads back: {out}");
 
     assert!(!same_extents(&rig.nodes[0], &rig.nodes[2]), "node 3 was killed before the writes ended, and missed some");
+    // The writer's node restarts meanwhile, so no node holds the volume open: the repair is the
+    // idle volumes' one (a node takes the volume's writer lease for it).
+    rig.nodes[0].server.process.kill9();
+    rig.nodes[0].server.process.start();
+    rig.nodes[0].server.wait_healthy(Duration::from_secs(30)).await;
     // It returns and is repaired: its extents become the others' again.
     rig.nodes[2].server.process.start();
     rig.nodes[2].server.wait_healthy(Duration::from_secs(30)).await;

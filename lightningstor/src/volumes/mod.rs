@@ -10,6 +10,7 @@ pub mod engine;
 pub mod exports;
 pub mod extents;
 pub mod fences;
+pub mod idle_repair;
 pub mod images;
 pub mod iscsi;
 pub mod api;

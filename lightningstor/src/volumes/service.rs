@@ -134,6 +134,25 @@ impl Volumes {
         }
     }
 
+    /// Whether this node holds volume `uid`'s head open (its writer's node repairs it).
+    pub fn is_open(&self, uid: &str) -> bool {
+        lock(&self.heads).contains_key(uid)
+    }
+
+    /// Whether volume `uid`'s map names a stale replica of any extent.
+    pub async fn has_stale(&self, uid: &str) -> Result<bool, BlockError> {
+        let (_, versions) = self.map.load(uid).await?;
+        Ok(versions.values().flat_map(|v| v.values()).any(|extent| !extent.stale.is_empty()))
+    }
+
+    pub fn map(&self) -> Arc<dyn MapStore> {
+        self.map.clone()
+    }
+
+    pub fn replicas(&self) -> Arc<ExtentReplicas> {
+        self.replicas.clone()
+    }
+
     /// The writable head of volume `uid` at `size` bytes (grown if the volume grew since).
     pub async fn head(&self, uid: &str, spec: &VolumeSpec) -> Result<Arc<VolumeEngine>, BlockError> {
         if let Some(engine) = lock(&self.heads).get(uid).cloned() {
