@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use iscsi_raw::*;
-use photon_block::iscsi::{Access, StaticTargets, Targets};
+use photon_block::iscsi::{Access, Liveness, StaticTargets, Targets};
 use photon_block::{BlockDevice, BlockError, BlockFuture, MemDevice};
 use support::{content, fill, random_bytes, run, run_ok, send_session};
 use target::{chap, login_failed, Target, INITIATOR, INITIATOR_2, TARGET};
@@ -501,6 +501,43 @@ async fn a_logged_out_nexus_holds_no_reservation_once_answered() {
         assert_eq!(reserve.status, 0, "round {round}: the logged-out nexus still held the reservation");
         assert_eq!(second.command(&[0x17, 0, 0, 0, 0, 0], 0, false, &[]).await.status, 0, "RELEASE(6)");
     }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_initiator_is_pinged_and_one_that_never_answers_is_let_go() {
+    let vol = device(MIB);
+    let liveness = Liveness { idle: Duration::from_millis(300), answer: Duration::from_millis(400) };
+    let server = Target::start_with(StaticTargets::new().with(TARGET, vol.clone() as Arc<dyn BlockDevice>), liveness).await;
+    // One that never answers is let go after its ping's time, its reservation with it.
+    let mut gone = Raw::connect(server.addr).await;
+    gone.isid[5] = 2;
+    assert_eq!(gone.login(Some(TARGET), &[]).await.0, 0);
+    assert_eq!(gone.command(&[0x16, 0, 0, 0, 0, 0], 0, false, &[]).await.status, 0, "RESERVE(6)");
+    let ping = gone.read_timeout(Duration::from_secs(2)).await.expect("a ping");
+    assert_eq!((ping.opcode(), get32(&ping.bhs, 16)), (NOP_IN, RESERVED), "an unsolicited NOP-In");
+    assert_ne!(get32(&ping.bhs, 20), RESERVED, "one that asks for an answer");
+    assert!(gone.read_timeout(Duration::from_secs(2)).await.is_none(), "closed after no answer");
+    // One that answers every ping stays, well past idle + answer, and may reserve now.
+    let mut alive = Raw::connect(server.addr).await;
+    alive.isid[5] = 1;
+    assert_eq!(alive.login(Some(TARGET), &[]).await.0, 0);
+    let mut pings = 0;
+    let until = std::time::Instant::now() + Duration::from_millis(1500);
+    while std::time::Instant::now() < until {
+        let Some(ping) = alive.read_timeout(Duration::from_millis(200)).await else { continue };
+        assert_eq!(ping.opcode(), NOP_IN);
+        let mut h = [0u8; 48];
+        h[0] = NOP_OUT | IMMEDIATE;
+        h[1] = FINAL;
+        put32(&mut h, 16, RESERVED);
+        put32(&mut h, 20, get32(&ping.bhs, 20));
+        put32(&mut h, 24, alive.cmd_sn);
+        alive.send(&pdu(h, &[])).await;
+        pings += 1;
+    }
+    assert!(pings >= 2, "pinged while quiet: {pings}");
+    assert_eq!(alive.command(&[0x16, 0, 0, 0, 0, 0], 0, false, &[]).await.status, 0, "the gone one's reservation went with it");
     server.stop().await;
 }
 

@@ -33,11 +33,32 @@ pub use targets::{Access, ChapCredentials, StaticTargets, Targets};
 
 pub use crate::accept::SHUTDOWN_GRACE;
 
+/// How the target tells a live initiator from a gone one (a host that died leaves its TCP
+/// connection open, and with it its SPC-2 reservation): after `idle` with nothing heard, a
+/// NOP-In ping (RFC 7143 §11.19) the initiator must answer within `answer`, or the connection
+/// is closed.
+#[derive(Debug, Clone, Copy)]
+pub struct Liveness {
+    pub idle: std::time::Duration,
+    pub answer: std::time::Duration,
+}
+
+impl Default for Liveness {
+    fn default() -> Self {
+        Self { idle: std::time::Duration::from_secs(10), answer: std::time::Duration::from_secs(10) }
+    }
+}
+
 /// Serves iSCSI on `listener` until `shutdown` fires, each connection in its own task.
 /// Persistent reservations live as long as this call, shared by all sessions to a target. At
 /// shutdown, sessions stop reading, finish commands under way and close; any still running
 /// after `SHUTDOWN_GRACE` are aborted. Returns once every session task has ended.
 pub async fn serve(listener: TcpListener, targets: Arc<dyn Targets>, shutdown: CancellationToken) {
+    serve_with(listener, targets, Liveness::default(), shutdown).await
+}
+
+/// `serve`, pinging quiet initiators as `liveness` says.
+pub async fn serve_with(listener: TcpListener, targets: Arc<dyn Targets>, liveness: Liveness, shutdown: CancellationToken) {
     let registry = Arc::new(scsi::reservations::Registry::default());
     let tsih = AtomicU16::new(0);
     let stop = shutdown.clone();
@@ -47,7 +68,7 @@ pub async fn serve(listener: TcpListener, targets: Arc<dyn Targets>, shutdown: C
             0 => tsih.fetch_add(1, Ordering::Relaxed).wrapping_add(1),
             h => h,
         };
-        session::run(tcp, peer, targets.clone(), registry.clone(), handle, stop.clone())
+        session::run(tcp, peer, targets.clone(), registry.clone(), handle, liveness, stop.clone())
     })
     .await;
 }

@@ -25,6 +25,7 @@ pub async fn run(
     targets: Arc<dyn Targets>,
     registry: Arc<Registry>,
     tsih: u16,
+    liveness: super::Liveness,
     shutdown: CancellationToken,
 ) {
     // PDUs are written whole; Nagle would only delay the last segment of each.
@@ -80,6 +81,7 @@ pub async fn run(
         portal,
         exp_cmd_sn: logged_in.exp_cmd_sn,
         stat_sn: logged_in.stat_sn,
+        liveness,
     };
     let (result, commands) = ffp::run(tcp, session, shutdown).await;
     // A logout released the nexus before it was answered; doing it again could reach a

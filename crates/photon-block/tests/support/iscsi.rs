@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use photon_block::iscsi::{serve, Access, ChapCredentials, StaticTargets, Targets};
+use photon_block::iscsi::{serve_with, Access, ChapCredentials, Liveness, StaticTargets, Targets};
 use photon_block::{BlockDevice, MemDevice};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -30,11 +30,16 @@ pub struct Target {
 
 impl Target {
     pub async fn start(targets: impl Targets) -> Target {
+        Target::start_with(targets, Liveness::default()).await
+    }
+
+    /// `start`, pinging quiet initiators as `liveness` says.
+    pub async fn start_with(targets: impl Targets, liveness: Liveness) -> Target {
         init();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(serve(listener, Arc::new(targets), shutdown.clone()));
+        let task = tokio::spawn(serve_with(listener, Arc::new(targets), liveness, shutdown.clone()));
         Target { addr, shutdown, task }
     }
 

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
@@ -91,6 +92,10 @@ pub(super) struct Core {
     pub write_failed: bool,
     /// The connection is ending: no task starts a data transfer any more.
     draining: bool,
+    /// When the initiator last sent anything.
+    heard: Instant,
+    /// The NOP-In ping awaiting an answer: its target transfer tag and when it went.
+    ping: Option<(u32, Instant)>,
 }
 
 impl Core {
@@ -113,7 +118,33 @@ impl Core {
             commands: 0,
             write_failed: false,
             draining: false,
+            heard: Instant::now(),
+            ping: None,
         }
+    }
+
+    /// When the initiator has been quiet too long: time to ping it, or to give up on it.
+    fn quiet_until(&self) -> Instant {
+        match self.ping {
+            Some((_, sent)) => sent + self.s.liveness.answer,
+            None => self.heard + self.s.liveness.idle,
+        }
+    }
+
+    /// The initiator has been quiet: pinged (a NOP-In it must answer, RFC 7143 §11.19), or,
+    /// if it did not answer the last ping in time, let go.
+    async fn on_quiet(&mut self) -> Step {
+        if let Some((ttt, _)) = self.ping {
+            tracing::info!(initiator = %self.s.nexus.port, ttt, "iscsi: the initiator answered no NOP-In in time; closing its connection");
+            return Ok(Some(Ending::Unresponsive));
+        }
+        let ttt = self.new_ttt();
+        let mut h = pdu::header(pdu::OP_NOP_IN, FLAG_FINAL);
+        pdu::put_u32(&mut h, 16, RESERVED_TAG);
+        pdu::put_u32(&mut h, 20, ttt);
+        self.send(Outgoing::new(h, Bytes::new(), StatSn::Current)).await;
+        self.ping = Some((ttt, Instant::now()));
+        Ok(None)
     }
 
     pub async fn run(&mut self, mut pdus: mpsc::Receiver<Result<Pdu, FrameError>>) -> Result<Ending, ConnectionError> {
@@ -122,6 +153,7 @@ impl Core {
             if self.write_failed {
                 return Ok(Ending::WriteFailed);
             }
+            let quiet = tokio::time::sleep_until(self.quiet_until().into());
             let step = tokio::select! {
                 biased;
                 _ = self.closing.cancelled() => {
@@ -134,8 +166,14 @@ impl Core {
                 pdu = pdus.recv() => match pdu {
                     None => return Ok(Ending::Closed),
                     Some(Err(e)) => return Err(e.into()),
-                    Some(Ok(pdu)) => self.on_pdu(pdu).await,
+                    Some(Ok(pdu)) => {
+                        // Anything it sends shows the initiator is there (the ping's answer too).
+                        self.heard = Instant::now();
+                        self.ping = None;
+                        self.on_pdu(pdu).await
+                    }
                 },
+                _ = quiet => self.on_quiet().await,
             };
             if let Some(ending) = step? {
                 return Ok(ending);

@@ -44,6 +44,8 @@ pub struct Session {
     pub portal: SocketAddr,
     pub exp_cmd_sn: u32,
     pub stat_sn: u32,
+    /// When a quiet initiator is pinged, and how long it has to answer.
+    pub liveness: super::Liveness,
 }
 
 /// How a connection ended without an error.
@@ -55,6 +57,8 @@ pub enum Ending {
     Shutdown,
     /// The connection could no longer be written to.
     WriteFailed,
+    /// The initiator answered no NOP-In ping in time (its host is gone, say).
+    Unresponsive,
 }
 
 /// Why a connection ended early.
