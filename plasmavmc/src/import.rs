@@ -78,11 +78,6 @@ impl Importer {
         })
     }
 
-    /// Whether images are imported (else nodes fetch from the URLs).
-    pub fn imports(&self) -> bool {
-        self.bucket.is_some()
-    }
-
     /// One look at the image at `key`: an import started (or still running) until it is ready
     /// or in error.
     pub async fn reconcile(&self, key: &str, image: &Resource<ImageSpec>) -> Result<Requeue> {
@@ -152,26 +147,31 @@ impl Importer {
             let started = Instant::now();
             let file = self.work_dir.join(format!("{uid}-{name}"));
             let fetched = self.fetcher.fetch(url, &file).await;
-            let stored = async {
-                let (bytes, sha256) = fetched?;
-                if let Some(expected) = source.sha256.as_ref().filter(|e| !e.eq_ignore_ascii_case(&sha256)) {
-                    return Err(Failure::Final(format!("its {name}'s SHA-256 is {sha256}, the image says {expected}")));
-                }
-                let object = Bucket::object(uid, name, &sha256);
-                bucket.put(&object, &file, bytes).await?;
-                Ok(StoredPart { object, sha256, bytes })
-            }
-            .await;
+            let stored = match fetched {
+                Ok(got) => keep(bucket, uid, name, &file, got, source.sha256.as_deref()).await,
+                Err(e) => Err(Kept::Failed(e)),
+            };
             let _ = std::fs::remove_file(&file);
-            let stored = stored?;
+            let stored = stored.map_err(|e| match e {
+                Kept::Differs(why) => Failure::Final(format!("its {name}'s {why}")),
+                Kept::Failed(e) => Failure::Again(e),
+            })?;
             tracing::info!(image = %key, part = name, url = %redact(url), bytes = stored.bytes, sha256 = %stored.sha256, ms = started.elapsed().as_millis() as u64, "imported an image part");
-            let part = name.to_string();
-            self.write(key, uid, move |s| {
-                s.parts.entry(part.clone()).or_insert_with(|| stored.clone());
-            })
-            .await?;
+            self.record(key, image, name, stored).await?;
         }
         Ok(())
+    }
+
+    /// Records `stored` as `part` of `image` (a part is never replaced); the image is ready once
+    /// every part it declares is there.
+    async fn record(&self, key: &str, image: &Resource<ImageSpec>, part: &str, stored: StoredPart) -> Result<()> {
+        let declared: Vec<&str> = image.spec.parts().into_iter().map(|(name, _)| name).collect();
+        let part = part.to_string();
+        self.write(key, &image.metadata.uid, move |s| {
+            s.parts.entry(part.clone()).or_insert_with(|| stored.clone());
+            ready_if_complete(s, &declared);
+        })
+        .await
     }
 
     /// Records how an import ended: ready, tried again later, or in error.
@@ -180,13 +180,7 @@ impl Importer {
         match outcome {
             Ok(()) => {
                 let declared: Vec<&str> = image.spec.parts().into_iter().map(|(name, _)| name).collect();
-                self.write(key, uid, |s| {
-                    if declared.iter().all(|part| s.parts.contains_key(*part)) {
-                        s.state = ImageState::Ready;
-                        s.reason = None;
-                    }
-                })
-                .await?;
+                self.write(key, uid, |s| ready_if_complete(s, &declared)).await?;
                 tracing::info!(image = %key, "image imported");
                 Ok(())
             }
@@ -242,38 +236,22 @@ impl Importer {
         let (bucket, source) = self.may_upload(image, part)?;
         let _only = Uploading::start(&self.uploading, format!("{key}/{part}"))
             .ok_or_else(|| ResourceError::Precondition(format!("an upload of image {}'s {part} is under way", image.metadata.name)))?;
-        let parts = image.spec.parts();
         let backend = |e: PlasmavmcError| ResourceError::Backend(e.to_string());
         std::fs::create_dir_all(&self.work_dir)
             .map_err(|e| backend(PlasmavmcError::io(format!("creating {}", self.work_dir.display()), e)))?;
         let uid = &image.metadata.uid;
         let file = self.work_dir.join(format!("{uid}-{part}.upload"));
-        let stored = async {
-            let (bytes, sha256) = crate::parts::save(body, &file, MAX_UPLOAD).await.map_err(|e| match e {
-                Saved::Read(message) => FieldError::new("body", format!("the upload broke off: {message}")).into(),
-                Saved::Write(e) => backend(e),
-            })?;
-            if let Some(expected) = source.sha256.as_ref().filter(|e| !e.eq_ignore_ascii_case(&sha256)) {
-                return Err(FieldError::new("body", format!("its SHA-256 is {sha256}, the image says {expected}")).into());
-            }
-            let object = Bucket::object(uid, part, &sha256);
-            bucket.put(&object, &file, bytes).await.map_err(backend)?;
-            Ok::<_, ResourceError>(StoredPart { object, sha256, bytes })
-        }
-        .await;
+        let stored = match crate::parts::save(body, &file, MAX_UPLOAD).await {
+            Ok(got) => keep(bucket, uid, part, &file, got, source.sha256.as_deref()).await.map_err(|e| match e {
+                Kept::Differs(why) => FieldError::new("body", why).into(),
+                Kept::Failed(e) => backend(e),
+            }),
+            Err(Saved::Read(message)) => Err(FieldError::new("body", format!("the upload broke off: {message}")).into()),
+            Err(Saved::Write(e)) => Err(backend(e)),
+        };
         let _ = std::fs::remove_file(&file);
         let stored = stored?;
-        let declared: Vec<&str> = parts.iter().map(|(p, _)| *p).collect();
-        let (part_name, recorded) = (part.to_string(), stored.clone());
-        self.write(key, uid, move |s| {
-            s.parts.entry(part_name.clone()).or_insert_with(|| recorded.clone());
-            if declared.iter().all(|p| s.parts.contains_key(*p)) {
-                s.state = ImageState::Ready;
-                s.reason = None;
-            }
-        })
-        .await
-        .map_err(backend)?;
+        self.record(key, image, part, stored.clone()).await.map_err(backend)?;
         tracing::info!(image = %key, %part, bytes = stored.bytes, sha256 = %stored.sha256, "an image part was uploaded");
         Ok(stored)
     }
@@ -323,6 +301,33 @@ impl Importer {
             }
         }
         Ok(())
+    }
+}
+
+/// Why a part read into `file` was not kept.
+enum Kept {
+    /// Its bytes are not what the image declares (the reason says how).
+    Differs(String),
+    Failed(PlasmavmcError),
+}
+
+/// Stores the part read into `file` (`got`: its bytes and SHA-256) as image `uid`'s `part`,
+/// unless it differs from the `expected` SHA-256.
+async fn keep(bucket: &Bucket, uid: &str, part: &str, file: &std::path::Path, got: (u64, String), expected: Option<&str>) -> std::result::Result<StoredPart, Kept> {
+    let (bytes, sha256) = got;
+    if let Some(expected) = expected.filter(|e| !e.eq_ignore_ascii_case(&sha256)) {
+        return Err(Kept::Differs(format!("SHA-256 is {sha256}, the image says {expected}")));
+    }
+    let object = Bucket::object(uid, part, &sha256);
+    bucket.put(&object, file, bytes).await.map_err(Kept::Failed)?;
+    Ok(StoredPart { object, sha256, bytes })
+}
+
+/// An image whose every declared part is stored is ready.
+fn ready_if_complete(s: &mut ImageStatus, declared: &[&str]) {
+    if declared.iter().all(|part| s.parts.contains_key(*part)) {
+        s.state = ImageState::Ready;
+        s.reason = None;
     }
 }
 
